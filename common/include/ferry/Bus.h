@@ -1,0 +1,122 @@
+#pragma once
+// D-Bus helpers shared by every daemon: the connection, an event loop that
+// owns it (one thread touches the bus), idle exit, sd_notify, and the one
+// wrapper through which every adaptor method and property runs.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <sdbus-c++/sdbus-c++.h>
+#include <spdlog/spdlog.h>
+
+#include "ferry/Error.h"
+
+namespace ferry {
+
+// The system bus (sd-bus honours DBUS_SYSTEM_BUS_ADDRESS, which tests use to
+// point at a private dbus-daemon). No name is requested here: objects first.
+std::unique_ptr<sdbus::IConnection> openBus();
+
+void notifyReady(const std::string& status);
+void notifyStatus(const std::string& status);
+void notifyStopping();
+
+// Runs the bus on the calling thread until SIGTERM/SIGINT or, when
+// idleTimeout is non-zero, until no call came for that long and nothing holds
+// the loop. Construct it before starting any thread: it blocks SIGTERM and
+// SIGINT so that only the loop receives them.
+class EventLoop {
+public:
+    EventLoop(sdbus::IConnection& bus, std::chrono::milliseconds idleTimeout);
+    ~EventLoop();
+    EventLoop(const EventLoop&) = delete;
+    EventLoop& operator=(const EventLoop&) = delete;
+
+    // Thread-safe: runs fn on the loop thread. Workers use it to hand results
+    // back (for example Result<>::returnResults of an async method).
+    void post(std::function<void()> fn);
+    // Thread-safe: restart the idle countdown.
+    void touch();
+    // While held (counted), the loop does not exit for idleness.
+    void hold();
+    void release();
+    // Thread-safe: leave run() soon.
+    void stop();
+
+    // Requests busName (after the caller created its objects), then loops.
+    // On idle exit the name is released first, so that the next caller
+    // activates a fresh instance instead of talking to one that is leaving.
+    void run(const std::string& busName);
+
+    // Runs fn on the loop thread every period (first time after one period).
+    void every(std::chrono::milliseconds period, std::function<void()> fn);
+
+    bool exitedIdle() const { return m_exitedIdle; }
+
+private:
+    void drainPosted();
+
+    sdbus::IConnection& m_bus;
+    std::chrono::milliseconds m_idleTimeout;
+    int m_eventFd = -1;
+    int m_signalFd = -1;
+    std::mutex m_mutex;
+    std::vector<std::function<void()>> m_posted;
+    std::atomic<std::int64_t> m_lastActivityMs{0};
+    std::atomic<int> m_holds{0};
+    std::atomic<bool> m_stop{false};
+    bool m_exitedIdle = false;
+    struct Periodic {
+        std::chrono::milliseconds period;
+        std::chrono::steady_clock::time_point next;
+        std::function<void()> fn;
+    };
+    std::vector<Periodic> m_periodic;
+};
+
+// Every adaptor method and property getter runs through this: it counts as
+// activity, passes BusError through under its documented name, and turns any
+// other exception into "<interface>.Error.Internal" with a log line, because
+// sdbus-c++ 1.2 aborts the process on anything but sdbus::Error.
+template <typename F>
+auto busCall(EventLoop& loop, const std::string& interface, const char* member, F&& f) -> decltype(f())
+{
+    loop.touch();
+    try {
+        return f();
+    } catch (const sdbus::Error&) {
+        throw;
+    } catch (const BusError& e) {
+        spdlog::info("{} failed: {}", member, e.what());
+        throw sdbus::Error(e.name(), e.what());
+    } catch (const std::exception& e) {
+        spdlog::error("{} failed: {}", member, e.what());
+        throw sdbus::Error(interface + ".Error.Internal", e.what());
+    } catch (...) {
+        spdlog::error("{} failed with an unknown exception", member);
+        throw sdbus::Error(interface + ".Error.Internal", "unknown failure");
+    }
+}
+
+// org.freedesktop.LogControl1 on /org/freedesktop/LogControl1, so that
+// `systemctl service-log-level` works on every daemon.
+class LogControl {
+public:
+    LogControl(sdbus::IConnection& bus, EventLoop& loop, std::string identifier);
+    ~LogControl();
+
+private:
+    std::unique_ptr<sdbus::IObject> m_object;
+};
+
+// Milliseconds since the Unix epoch, the unit of every timestamp Ferry stores.
+std::int64_t nowMs();
+// "2026-11-22 21:03:11" in local time, or "never" for 0.
+std::string formatTime(std::int64_t epochMs);
+
+} // namespace ferry

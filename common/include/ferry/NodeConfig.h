@@ -1,0 +1,80 @@
+#pragma once
+// The node's configuration: /etc/ferry/ferry.yml and /etc/ferry/plugins.yml,
+// parsed once into plain validated structs. A missing file means defaults;
+// anything unknown or of the wrong type is refused, naming file, line and key.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ferry {
+
+struct Paths {
+    std::string configDir = "/etc/ferry";
+    std::string stateDir = "/var/lib/ferry";
+    std::string runtimeDir = "/run/ferry";
+
+    std::string configFile() const { return configDir + "/ferry.yml"; }
+    std::string pluginsFile() const { return configDir + "/plugins.yml"; }
+    std::string pluginsDir() const { return configDir + "/plugins.d"; }
+    std::string secretFile() const { return stateDir + "/secret"; }
+    std::string spoolFile() const { return stateDir + "/spool.db"; }
+    std::string privateKeyFile() const { return stateDir + "/id_ed25519"; }
+    std::string knownHostsFile() const { return stateDir + "/known_hosts"; }
+    std::string pushStateFile() const { return stateDir + "/push-state"; }
+};
+
+// Reads FERRY_CONFIG_DIR, FERRY_STATE_DIR and FERRY_RUNTIME_DIR (tests and
+// the demo use them), then systemd's CONFIGURATION_DIRECTORY,
+// STATE_DIRECTORY and RUNTIME_DIRECTORY, then falls back to the defaults.
+Paths pathsFromEnvironment();
+
+enum class TransportMode { Auto, Push, Pull };
+const char* toString(TransportMode mode);
+
+struct MasterAddress {
+    std::string host;            // address or name of the master
+    std::uint16_t sshPort = 22;  // push: the master's sshd
+    std::uint16_t registryPort = 50010;
+};
+
+struct NodeConfig {
+    std::string nodeName;        // default: the host name
+    TransportMode mode = TransportMode::Auto;
+    std::vector<MasterAddress> masters;  // tried in turn
+    std::string tunnelUser = "ferry";    // the restricted user on the master
+    std::string collectorHost = "127.0.0.1";
+    std::uint16_t collectorPort = 50009;
+    std::chrono::seconds connectTimeout{10};
+    std::chrono::seconds ioTimeout{30};
+    std::uint32_t batchRecords = 500;
+    std::uint32_t batchBytes = 512 * 1024;
+    // Where the node's own sshd listens, for pulls and for fwcheckd.
+    std::string sshAddress = "0.0.0.0";
+    std::uint16_t sshPort = 22;
+    // Auto mode turns push on when no pull came for this long.
+    std::chrono::seconds pullAbsence{15 * 60};
+    std::uint64_t spoolMaxBytes = 64ull * 1024 * 1024;
+    std::chrono::seconds spoolMaxAge{7 * 24 * 3600};
+};
+
+struct PluginsConfig {
+    // `sender: period:` — seconds between push cycles.
+    std::chrono::seconds period{240};
+    std::chrono::seconds pluginTimeout{10};
+};
+
+// The smallest push period the node accepts (the master's policy floor for
+// free users in the seed is 4 minutes; a node operator may go down to this).
+constexpr std::chrono::seconds kMinPushPeriod{10};
+
+NodeConfig loadNodeConfig(const Paths& paths);
+NodeConfig parseNodeConfig(const std::string& name, const std::string& text);
+PluginsConfig loadPluginsConfig(const Paths& paths);
+PluginsConfig parsePluginsConfig(const std::string& name, const std::string& text);
+
+// "host", "host:port" or "[v6]:port" -> host and port (default used when absent).
+MasterAddress parseMasterAddress(const std::string& text, std::uint16_t defaultSshPort);
+
+} // namespace ferry

@@ -1,0 +1,258 @@
+#include "ferry/Bus.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+
+#include <systemd/sd-daemon.h>
+
+#include "ferry/Log.h"
+
+namespace ferry {
+
+std::int64_t nowMs()
+{
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string formatTime(std::int64_t epochMs)
+{
+    if (epochMs <= 0)
+        return "never";
+    const std::time_t t = static_cast<std::time_t>(epochMs / 1000);
+    std::tm tm{};
+    ::localtime_r(&t, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+    return buf;
+}
+
+namespace {
+std::int64_t monotonicMs()
+{
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+} // namespace
+
+std::unique_ptr<sdbus::IConnection> openBus()
+{
+    try {
+        return sdbus::createSystemBusConnection();
+    } catch (const sdbus::Error& e) {
+        throw Error(std::string("Failed to connect to the system bus: ") + e.what());
+    }
+}
+
+void notifyReady(const std::string& status)
+{
+    sd_notifyf(0, "READY=1\nSTATUS=%s", status.c_str());
+}
+
+void notifyStatus(const std::string& status)
+{
+    sd_notifyf(0, "STATUS=%s", status.c_str());
+}
+
+void notifyStopping()
+{
+    sd_notify(0, "STOPPING=1");
+}
+
+EventLoop::EventLoop(sdbus::IConnection& bus, std::chrono::milliseconds idleTimeout)
+    : m_bus(bus), m_idleTimeout(idleTimeout)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    if (pthread_sigmask(SIG_BLOCK, &mask, nullptr) != 0)
+        throw Error("Failed to block SIGTERM and SIGINT");
+    m_signalFd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (m_signalFd < 0)
+        throwErrno("create a signalfd");
+    m_eventFd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (m_eventFd < 0)
+        throwErrno("create an eventfd");
+    m_lastActivityMs = monotonicMs();
+}
+
+EventLoop::~EventLoop()
+{
+    if (m_eventFd >= 0)
+        ::close(m_eventFd);
+    if (m_signalFd >= 0)
+        ::close(m_signalFd);
+}
+
+void EventLoop::post(std::function<void()> fn)
+{
+    {
+        std::lock_guard lock(m_mutex);
+        m_posted.push_back(std::move(fn));
+    }
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(m_eventFd, &one, sizeof one);
+}
+
+void EventLoop::touch()
+{
+    m_lastActivityMs = monotonicMs();
+}
+
+void EventLoop::hold()
+{
+    ++m_holds;
+    touch();
+}
+
+void EventLoop::release()
+{
+    --m_holds;
+    touch();
+}
+
+void EventLoop::stop()
+{
+    m_stop = true;
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(m_eventFd, &one, sizeof one);
+}
+
+void EventLoop::every(std::chrono::milliseconds period, std::function<void()> fn)
+{
+    m_periodic.push_back({period, std::chrono::steady_clock::now() + period, std::move(fn)});
+}
+
+void EventLoop::drainPosted()
+{
+    std::uint64_t counter = 0;
+    [[maybe_unused]] auto n = ::read(m_eventFd, &counter, sizeof counter);
+    std::vector<std::function<void()>> work;
+    {
+        std::lock_guard lock(m_mutex);
+        work.swap(m_posted);
+    }
+    for (auto& fn : work) {
+        try {
+            fn();
+        } catch (const std::exception& e) {
+            spdlog::error("Ignoring a failure in deferred work: {}", e.what());
+        }
+    }
+}
+
+void EventLoop::run(const std::string& busName)
+{
+    try {
+        m_bus.requestName(busName);
+    } catch (const sdbus::Error& e) {
+        throw Error("Failed to acquire bus name " + busName + ": " + e.getMessage());
+    }
+    touch();
+    for (;;) {
+        while (m_bus.processPendingRequest()) {
+        }
+        drainPosted();
+        const auto now = std::chrono::steady_clock::now();
+        for (auto& p : m_periodic) {
+            if (now >= p.next) {
+                p.next = now + p.period;
+                try {
+                    p.fn();
+                } catch (const std::exception& e) {
+                    spdlog::error("Ignoring a failure in periodic work: {}", e.what());
+                }
+            }
+        }
+        if (m_stop)
+            break;
+
+        const auto pollData = m_bus.getEventLoopPollData();
+        std::int64_t timeoutMs = -1;
+        if (auto rel = pollData.getRelativeTimeout())
+            timeoutMs = std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(*rel).count());
+        const std::int64_t nowMono = monotonicMs();
+        if (m_idleTimeout.count() > 0) {
+            const std::int64_t idleLeft = m_lastActivityMs + m_idleTimeout.count() - nowMono;
+            if (idleLeft <= 0 && m_holds == 0) {
+                spdlog::debug("Idle for {} ms, exiting", m_idleTimeout.count());
+                m_exitedIdle = true;
+                break;
+            }
+            const std::int64_t wait = std::max<std::int64_t>(idleLeft, 50);
+            timeoutMs = timeoutMs < 0 ? wait : std::min(timeoutMs, wait);
+        }
+        for (auto& p : m_periodic) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(p.next - now).count();
+            timeoutMs = timeoutMs < 0 ? std::max<std::int64_t>(left, 0) : std::min<std::int64_t>(timeoutMs, std::max<std::int64_t>(left, 0));
+        }
+
+        pollfd fds[3] = {{pollData.fd, pollData.events, 0}, {m_eventFd, POLLIN, 0}, {m_signalFd, POLLIN, 0}};
+        const int r = ::poll(fds, 3, static_cast<int>(std::min<std::int64_t>(timeoutMs, 1 << 30)));
+        if (r < 0 && errno != EINTR)
+            throwErrno("poll the bus");
+        if (r > 0 && (fds[2].revents & POLLIN)) {
+            signalfd_siginfo info{};
+            [[maybe_unused]] auto n = ::read(m_signalFd, &info, sizeof info);
+            spdlog::debug("Received signal {}, stopping", info.ssi_signo);
+            break;
+        }
+    }
+    notifyStopping();
+    try {
+        m_bus.releaseName(busName);
+        // Answer whatever arrived before the release took effect.
+        while (m_bus.processPendingRequest()) {
+        }
+    } catch (const sdbus::Error& e) {
+        spdlog::debug("Ignoring failure to release {}: {}", busName, e.getMessage());
+    }
+}
+
+LogControl::LogControl(sdbus::IConnection& bus, EventLoop& loop, std::string identifier)
+{
+    static const std::string kInterface = "org.freedesktop.LogControl1";
+    m_object = sdbus::createObject(bus, "/org/freedesktop/LogControl1");
+    m_object->registerProperty("LogLevel")
+        .onInterface(kInterface)
+        .withGetter([&loop]() {
+            return busCall(loop, kInterface, "LogLevel", [] { return std::string(logLevelName()); });
+        })
+        .withSetter([&loop](const std::string& level) {
+            busCall(loop, kInterface, "LogLevel", [&] {
+                if (!setLogLevel(level))
+                    throw BusError("org.freedesktop.DBus.Error.InvalidArgs", "Unknown log level '" + level + "'");
+                spdlog::info("Log level set to {}", level);
+            });
+        });
+    m_object->registerProperty("LogTarget")
+        .onInterface(kInterface)
+        .withGetter([&loop]() {
+            return busCall(loop, kInterface, "LogTarget",
+                           [] { return std::string(std::getenv("JOURNAL_STREAM") ? "journal" : "console"); });
+        })
+        .withSetter([&loop](const std::string& target) {
+            busCall(loop, kInterface, "LogTarget", [&] {
+                if (target != "journal" && target != "console")
+                    throw BusError("org.freedesktop.DBus.Error.NotSupported",
+                                   "Log target '" + target + "' is not supported");
+            });
+        });
+    m_object->registerProperty("SyslogIdentifier")
+        .onInterface(kInterface)
+        .withGetter([&loop, identifier]() {
+            return busCall(loop, kInterface, "SyslogIdentifier", [&] { return identifier; });
+        });
+    m_object->finishRegistration();
+}
+
+LogControl::~LogControl() = default;
+
+} // namespace ferry

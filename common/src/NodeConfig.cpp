@@ -1,0 +1,241 @@
+#include "ferry/NodeConfig.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <limits>
+
+#include "ferry/Error.h"
+#include "ferry/Files.h"
+#include "ferry/YamlReader.h"
+
+namespace ferry {
+
+namespace {
+
+std::string envOr(const char* name, const char* systemdName, const std::string& fallback)
+{
+    if (const char* v = std::getenv(name); v != nullptr && *v != '\0')
+        return v;
+    // systemd may pass several colon-separated directories; ours is the first.
+    if (const char* v = std::getenv(systemdName); v != nullptr && *v != '\0') {
+        std::string s = v;
+        return s.substr(0, s.find(':'));
+    }
+    return fallback;
+}
+
+std::string hostName()
+{
+    char buf[256] = {};
+    if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0')
+        return "localhost";
+    return buf;
+}
+
+bool validNodeName(const std::string& s)
+{
+    if (s.empty() || s.size() > 64)
+        return false;
+    for (char c : s) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                        c == '_' || c == '.';
+        if (!ok)
+            return false;
+    }
+    return s.front() != '-' && s.front() != '.';
+}
+
+bool validHost(const std::string& s)
+{
+    if (s.empty() || s.size() > 253)
+        return false;
+    for (char c : s) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                        c == '.' || c == ':' || c == '_';
+        if (!ok)
+            return false;
+    }
+    return s.front() != '-';
+}
+
+} // namespace
+
+Paths pathsFromEnvironment()
+{
+    Paths p;
+    p.configDir = envOr("FERRY_CONFIG_DIR", "CONFIGURATION_DIRECTORY", p.configDir);
+    p.stateDir = envOr("FERRY_STATE_DIR", "STATE_DIRECTORY", p.stateDir);
+    p.runtimeDir = envOr("FERRY_RUNTIME_DIR", "RUNTIME_DIRECTORY", p.runtimeDir);
+    return p;
+}
+
+const char* toString(TransportMode mode)
+{
+    switch (mode) {
+    case TransportMode::Auto: return "auto";
+    case TransportMode::Push: return "push";
+    case TransportMode::Pull: return "pull";
+    }
+    return "?";
+}
+
+MasterAddress parseMasterAddress(const std::string& text, std::uint16_t defaultSshPort)
+{
+    MasterAddress m;
+    m.sshPort = defaultSshPort;
+    std::string host = text;
+    std::string port;
+    if (!text.empty() && text.front() == '[') {
+        const auto close = text.find(']');
+        if (close == std::string::npos)
+            throw ConfigError("missing ']' in address '" + text + "'");
+        host = text.substr(1, close - 1);
+        if (close + 1 < text.size()) {
+            if (text[close + 1] != ':')
+                throw ConfigError("expected ':port' after ']' in '" + text + "'");
+            port = text.substr(close + 2);
+        }
+    } else if (std::count(text.begin(), text.end(), ':') == 1) {
+        host = text.substr(0, text.find(':'));
+        port = text.substr(text.find(':') + 1);
+    }
+    if (!validHost(host))
+        throw ConfigError("'" + host + "' is not a valid host name or address");
+    m.host = host;
+    if (!port.empty()) {
+        char* end = nullptr;
+        const long v = std::strtol(port.c_str(), &end, 10);
+        if (*end != '\0' || v < 1 || v > 65535)
+            throw ConfigError("'" + port + "' is not a port from 1 to 65535");
+        m.sshPort = static_cast<std::uint16_t>(v);
+    }
+    return m;
+}
+
+NodeConfig parseNodeConfig(const std::string& name, const std::string& text)
+{
+    NodeConfig c;
+    c.nodeName = hostName();
+    YamlMap top = YamlMap::loadString(name, text);
+
+    if (auto node = top.map("node")) {
+        if (auto v = node->string("name")) {
+            if (!validNodeName(*v))
+                node->fail("name", "'" + *v + "' is not a valid node name (letters, digits, '-', '_', '.'; up to 64)");
+            c.nodeName = *v;
+        }
+        if (auto v = node->string("mode")) {
+            if (*v == "auto")
+                c.mode = TransportMode::Auto;
+            else if (*v == "push")
+                c.mode = TransportMode::Push;
+            else if (*v == "pull")
+                c.mode = TransportMode::Pull;
+            else
+                node->fail("mode", "expected auto, push or pull, got '" + *v + "'");
+        }
+        if (auto v = node->string("ssh_address")) {
+            if (!validHost(*v))
+                node->fail("ssh_address", "'" + *v + "' is not a valid address");
+            c.sshAddress = *v;
+        }
+        if (auto v = node->integer("ssh_port", 1, 65535))
+            c.sshPort = static_cast<std::uint16_t>(*v);
+        if (auto v = node->seconds("pull_absence", 60, 7 * 86400))
+            c.pullAbsence = std::chrono::seconds(*v);
+        node->finish();
+    }
+
+    if (auto masters = top.rawList("masters")) {
+        for (std::size_t i = 0; i < masters->size(); ++i) {
+            const YAML::Node& item = (*masters)[i];
+            const std::string path = "masters[" + std::to_string(i) + "]";
+            MasterAddress m;
+            if (item.IsScalar()) {
+                try {
+                    m = parseMasterAddress(item.Scalar(), 22);
+                } catch (const ConfigError& e) {
+                    top.failAt(item, path, e.what());
+                }
+            } else if (item.IsMap()) {
+                YamlMap mm(name, item, path);
+                auto host = mm.string("host");
+                if (!host)
+                    top.failAt(item, path + ".host", "missing: every master needs a host");
+                if (!validHost(*host))
+                    mm.fail("host", "'" + *host + "' is not a valid host name or address");
+                m.host = *host;
+                if (auto v = mm.integer("ssh_port", 1, 65535))
+                    m.sshPort = static_cast<std::uint16_t>(*v);
+                if (auto v = mm.integer("registry_port", 1, 65535))
+                    m.registryPort = static_cast<std::uint16_t>(*v);
+                mm.finish();
+            } else {
+                top.failAt(item, path, "expected an address or a mapping with host, ssh_port, registry_port");
+            }
+            c.masters.push_back(m);
+        }
+    }
+
+    if (auto push = top.map("push")) {
+        if (auto v = push->string("user"))
+            c.tunnelUser = *v;
+        if (auto v = push->integer("collector_port", 1, 65535))
+            c.collectorPort = static_cast<std::uint16_t>(*v);
+        if (auto v = push->seconds("connect_timeout", 1, 300))
+            c.connectTimeout = std::chrono::seconds(*v);
+        if (auto v = push->seconds("io_timeout", 1, 600))
+            c.ioTimeout = std::chrono::seconds(*v);
+        if (auto v = push->integer("batch_records", 1, 10000))
+            c.batchRecords = static_cast<std::uint32_t>(*v);
+        if (auto v = push->bytes("batch_bytes", 1024, 8 * 1024 * 1024))
+            c.batchBytes = static_cast<std::uint32_t>(*v);
+        push->finish();
+    }
+
+    if (auto spool = top.map("spool")) {
+        if (auto v = spool->bytes("max_bytes", 64 * 1024, std::numeric_limits<std::int64_t>::max() / 2))
+            c.spoolMaxBytes = static_cast<std::uint64_t>(*v);
+        if (auto v = spool->seconds("max_age", 60, 365 * 86400))
+            c.spoolMaxAge = std::chrono::seconds(*v);
+        spool->finish();
+    }
+    top.finish();
+    return c;
+}
+
+NodeConfig loadNodeConfig(const Paths& paths)
+{
+    const auto text = readFileIfExists(paths.configFile(), 1024 * 1024);
+    return parseNodeConfig(paths.configFile(), text.value_or(""));
+}
+
+PluginsConfig parsePluginsConfig(const std::string& name, const std::string& text)
+{
+    PluginsConfig c;
+    YamlMap top = YamlMap::loadString(name, text);
+    if (auto sender = top.map("sender")) {
+        if (auto v = sender->seconds("period", kMinPushPeriod.count(), 86400))
+            c.period = std::chrono::seconds(*v);
+        sender->finish();
+    }
+    if (auto plugins = top.map("plugins")) {
+        if (auto v = plugins->seconds("timeout", 1, 600))
+            c.pluginTimeout = std::chrono::seconds(*v);
+        plugins->finish();
+    }
+    top.finish();
+    return c;
+}
+
+PluginsConfig loadPluginsConfig(const Paths& paths)
+{
+    const auto text = readFileIfExists(paths.pluginsFile(), 1024 * 1024);
+    return parsePluginsConfig(paths.pluginsFile(), text.value_or(""));
+}
+
+} // namespace ferry

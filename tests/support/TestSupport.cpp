@@ -1,0 +1,307 @@
+#include "support/TestSupport.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace ferry::test {
+
+namespace fs = std::filesystem;
+
+TempDir::TempDir()
+{
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/ferry-test-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr)
+        throw std::runtime_error("mkdtemp failed: " + std::string(std::strerror(errno)));
+    ::chmod(tmpl.c_str(), 0755);
+    m_path = tmpl;
+}
+
+TempDir::~TempDir()
+{
+    std::error_code ec;
+    fs::remove_all(m_path, ec);
+}
+
+void writeFile(const std::string& path, const std::string& content, mode_t mode)
+{
+    fs::create_directories(fs::path(path).parent_path());
+    {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        if (!out)
+            throw std::runtime_error("cannot write " + path);
+        out << content;
+    }
+    ::chmod(path.c_str(), mode);
+}
+
+std::string readFile(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+namespace {
+std::vector<std::string> mergedEnv(const std::map<std::string, std::string>& extra)
+{
+    std::map<std::string, std::string> all;
+    for (char** e = environ; *e != nullptr; ++e) {
+        std::string s = *e;
+        const auto eq = s.find('=');
+        if (eq != std::string::npos)
+            all[s.substr(0, eq)] = s.substr(eq + 1);
+    }
+    for (const auto& [k, v] : extra)
+        all[k] = v;
+    std::vector<std::string> out;
+    for (const auto& [k, v] : all)
+        out.push_back(k + "=" + v);
+    return out;
+}
+
+std::vector<char*> cstrs(std::vector<std::string>& v)
+{
+    std::vector<char*> out;
+    for (auto& s : v)
+        out.push_back(s.data());
+    out.push_back(nullptr);
+    return out;
+}
+} // namespace
+
+Process::Process(std::vector<std::string> argv, std::map<std::string, std::string> env, std::string logFile)
+{
+    auto envStrings = mergedEnv(env);
+    auto envp = cstrs(envStrings);
+    auto args = cstrs(argv);
+    m_pid = ::fork();
+    if (m_pid < 0)
+        throw std::runtime_error("fork failed");
+    if (m_pid == 0) {
+        // Our test binaries may block signals (EventLoop does); children must not inherit that.
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);
+        ::setpgid(0, 0);
+        if (!logFile.empty()) {
+            const int fd = ::open(logFile.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+            if (fd >= 0) {
+                ::dup2(fd, 1);
+                ::dup2(fd, 2);
+            }
+        }
+        const int devnull = ::open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            ::dup2(devnull, 0);
+        ::execve(args[0], args.data(), envp.data());
+        ::_exit(127);
+    }
+}
+
+Process::Process(Process&& other) noexcept : m_pid(other.m_pid), m_status(other.m_status)
+{
+    other.m_pid = -1;
+}
+
+Process::~Process()
+{
+    if (m_pid <= 0 || m_status)
+        return;
+    ::kill(m_pid, SIGTERM);
+    if (!wait(std::chrono::seconds(5)))
+        kill();
+}
+
+bool Process::running()
+{
+    if (m_status)
+        return false;
+    int st = 0;
+    const pid_t r = ::waitpid(m_pid, &st, WNOHANG);
+    if (r == m_pid) {
+        m_status = st;
+        return false;
+    }
+    return true;
+}
+
+std::optional<int> Process::wait(std::chrono::milliseconds timeout)
+{
+    waitUntil([this] { return !running(); }, timeout, std::chrono::milliseconds(10));
+    return m_status;
+}
+
+void Process::signal(int sig)
+{
+    if (m_pid > 0 && !m_status)
+        ::kill(m_pid, sig);
+}
+
+void Process::kill()
+{
+    if (m_pid <= 0 || m_status)
+        return;
+    ::kill(m_pid, SIGKILL);
+    int st = 0;
+    ::waitpid(m_pid, &st, 0);
+    m_status = st;
+}
+
+RunResult run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+              const std::string& input, std::chrono::milliseconds timeout)
+{
+    int inPipe[2], outPipe[2], errPipe[2];
+    if (::pipe2(inPipe, O_CLOEXEC) != 0 || ::pipe2(outPipe, O_CLOEXEC) != 0 || ::pipe2(errPipe, O_CLOEXEC) != 0)
+        throw std::runtime_error("pipe failed");
+    auto envStrings = mergedEnv(env);
+    auto envp = cstrs(envStrings);
+    auto args = std::vector<std::string>(argv);
+    auto argp = cstrs(args);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);
+        ::dup2(inPipe[0], 0);
+        ::dup2(outPipe[1], 1);
+        ::dup2(errPipe[1], 2);
+        ::execvpe(argp[0], argp.data(), envp.data());
+        ::_exit(127);
+    }
+    ::close(inPipe[0]);
+    ::close(outPipe[1]);
+    ::close(errPipe[1]);
+    ::signal(SIGPIPE, SIG_IGN);
+    if (!input.empty()) {
+        [[maybe_unused]] auto n = ::write(inPipe[1], input.data(), input.size());
+    }
+    ::close(inPipe[1]);
+    RunResult result;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    bool outOpen = true, errOpen = true;
+    while (outOpen || errOpen) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+        if (left <= 0) {
+            ::kill(pid, SIGKILL);
+            break;
+        }
+        pollfd fds[2] = {{outOpen ? outPipe[0] : -1, POLLIN, 0}, {errOpen ? errPipe[0] : -1, POLLIN, 0}};
+        if (::poll(fds, 2, static_cast<int>(left)) < 0 && errno != EINTR)
+            break;
+        char buf[65536];
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+                const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+                if (n <= 0)
+                    (i == 0 ? outOpen : errOpen) = false;
+                else
+                    (i == 0 ? result.out : result.err).append(buf, static_cast<std::size_t>(n));
+            }
+        }
+    }
+    ::close(outPipe[0]);
+    ::close(errPipe[0]);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    result.exitCode = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return result;
+}
+
+bool waitUntil(const std::function<bool()>& pred, std::chrono::milliseconds timeout, std::chrono::milliseconds interval)
+{
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (pred())
+            return true;
+        if (std::chrono::steady_clock::now() >= deadline)
+            return false;
+        std::this_thread::sleep_for(interval);
+    }
+}
+
+int freePort()
+{
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+        throw std::runtime_error("bind failed");
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    ::close(fd);
+    return ntohs(addr.sin_port);
+}
+
+bool isRoot()
+{
+    return ::geteuid() == 0;
+}
+
+TestBus::TestBus(std::vector<std::string> serviceDirs)
+{
+    const std::string socket = m_dir / "bus";
+    std::string dirs;
+    for (const auto& d : serviceDirs)
+        dirs += "  <servicedir>" + d + "</servicedir>\n";
+    // A permissive private bus: the policy files are tested separately
+    // (tests/unit/PolicyFiles) against dbus-daemon's own parser.
+    writeFile(m_dir / "bus.conf",
+              "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+              " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+              "<busconfig>\n  <type>system</type>\n  <listen>unix:path=" + socket + "</listen>\n"
+              "  <auth>EXTERNAL</auth>\n" + dirs +
+              "  <policy context=\"default\">\n    <allow user=\"*\"/>\n    <allow own=\"*\"/>\n"
+              "    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n    <allow receive_sender=\"*\"/>\n"
+              "  </policy>\n  <limit name=\"service_start_timeout\">10000</limit>\n</busconfig>\n");
+    m_address = "unix:path=" + socket;
+    m_daemon.emplace(std::vector<std::string>{"/usr/bin/dbus-daemon", "--nofork", "--nopidfile",
+                                              "--config-file=" + (m_dir / "bus.conf")},
+                     std::map<std::string, std::string>{}, m_dir / "dbus.log");
+    if (!waitUntil([&] { return ::access(socket.c_str(), F_OK) == 0; }, std::chrono::seconds(10)))
+        throw std::runtime_error("private dbus-daemon did not start: " + readFile(m_dir / "dbus.log"));
+    if (const char* prev = std::getenv("DBUS_SYSTEM_BUS_ADDRESS"))
+        m_previous = prev;
+    ::setenv("DBUS_SYSTEM_BUS_ADDRESS", m_address.c_str(), 1);
+}
+
+TestBus::~TestBus()
+{
+    if (m_previous)
+        ::setenv("DBUS_SYSTEM_BUS_ADDRESS", m_previous->c_str(), 1);
+    else
+        ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+}
+
+std::string buildPath(const std::string& relative)
+{
+    return std::string(FERRY_BUILD_DIR) + "/" + relative;
+}
+
+std::string sourcePath(const std::string& relative)
+{
+    return std::string(FERRY_SOURCE_DIR) + "/" + relative;
+}
+
+} // namespace ferry::test
