@@ -1,0 +1,25 @@
+#pragma once
+// ferryctl: one CLI over all of Ferry's D-Bus APIs. Each command group lives
+// in its own file (StatusCommand.cpp, DoctorCommand.cpp, VpnCommand.cpp, …);
+// main.cpp only dispatches.
+
+#include <string>
+#include <vector>
+
+namespace ferryctl {
+
+struct Options {
+    bool json = false;
+    std::vector<std::string> args;  // after the command word
+};
+
+// Each returns the process exit code: 0 success, 1 failure, 2 usage error.
+int statusCommand(const Options& options);    // ferryctl status
+int pushCommand(const Options& options);      // ferryctl push
+int masterCommand(const Options& options);    // ferryctl master nodes|add-node|accept|decline|revoke
+int registerCommand(const Options& options);  // ferryctl register
+int secretCommand(const Options& options);    // ferryctl secret
+int doctorCommand(const Options& options);    // ferryctl doctor
+int vpnCommand(const Options& options);       // ferryctl vpn status|lan on|off|host-control on|off
+
+} // namespace ferryctl
