@@ -1,0 +1,62 @@
+#pragma once
+// A byte stream with deadlines: what the wire codec reads frames from. The
+// two implementations are a file descriptor (socket, pipe, stdio) and an SSH
+// channel (SshSession.h).
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+namespace ferry {
+
+using Clock = std::chrono::steady_clock;
+using Deadline = Clock::time_point;
+
+inline Deadline deadlineIn(std::chrono::milliseconds d)
+{
+    return Clock::now() + d;
+}
+
+class ByteStream {
+public:
+    virtual ~ByteStream() = default;
+    // Reads 1..size bytes; returns 0 at end of stream; throws TimeoutError
+    // when nothing arrived before the deadline.
+    virtual std::size_t readSome(void* buf, std::size_t size, Deadline deadline) = 0;
+    // Writes everything or throws (TimeoutError, ClosedError, Error).
+    virtual void writeAll(const void* buf, std::size_t size, Deadline deadline) = 0;
+    // Tells the peer no more data will come (half-close where supported).
+    virtual void closeWrite() {}
+    // Who is at the other end, for error messages ("127.0.0.1:40112", "ssh master1").
+    virtual std::string peer() const = 0;
+};
+
+// Reads exactly size bytes; throws ClosedError naming how much arrived.
+void readExact(ByteStream& stream, void* buf, std::size_t size, Deadline deadline, const char* what);
+
+// A non-blocking fd (it is switched to O_NONBLOCK). Owns the fd if told so.
+class FdStream : public ByteStream {
+public:
+    FdStream(int readFd, int writeFd, std::string peer, bool owns);
+    ~FdStream() override;
+    FdStream(const FdStream&) = delete;
+    FdStream& operator=(const FdStream&) = delete;
+
+    std::size_t readSome(void* buf, std::size_t size, Deadline deadline) override;
+    void writeAll(const void* buf, std::size_t size, Deadline deadline) override;
+    void closeWrite() override;
+    std::string peer() const override { return m_peer; }
+
+private:
+    int m_readFd;
+    int m_writeFd;
+    std::string m_peer;
+    bool m_owns;
+};
+
+// Connects a TCP socket with a deadline; returns the connected fd.
+int connectTcp(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout);
+// "addr:port" of a connected socket's peer.
+std::string socketPeer(int fd);
+
+} // namespace ferry

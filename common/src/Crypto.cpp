@@ -1,0 +1,131 @@
+#include "ferry/Crypto.h"
+
+#include <sys/stat.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "ferry/Error.h"
+#include "ferry/Files.h"
+
+namespace ferry {
+
+std::string randomBytes(std::size_t n)
+{
+    std::string out(n, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1)
+        throw Error("Failed to generate random bytes: OpenSSL RAND_bytes failed");
+    return out;
+}
+
+std::string hmacSha256(std::string_view key, std::string_view data)
+{
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+             data.size(), out, &len) == nullptr)
+        throw Error("Failed to compute HMAC-SHA256");
+    return std::string(reinterpret_cast<char*>(out), len);
+}
+
+bool constantTimeEqual(std::string_view a, std::string_view b)
+{
+    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string toHex(std::string_view bytes)
+{
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(bytes.size() * 2);
+    for (unsigned char c : bytes) {
+        out.push_back(kDigits[c >> 4]);
+        out.push_back(kDigits[c & 15]);
+    }
+    return out;
+}
+
+namespace {
+int hexValue(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+} // namespace
+
+std::string fromHex(std::string_view hex)
+{
+    if (hex.size() % 2 != 0)
+        throw Error("Invalid hex string: odd number of digits");
+    std::string out;
+    out.reserve(hex.size() / 2);
+    for (std::size_t i = 0; i < hex.size(); i += 2) {
+        const int hi = hexValue(hex[i]);
+        const int lo = hexValue(hex[i + 1]);
+        if (hi < 0 || lo < 0)
+            throw Error("Invalid hex string: bad digit at position " + std::to_string(i));
+        out.push_back(static_cast<char>(hi * 16 + lo));
+    }
+    return out;
+}
+
+std::string generateSecret()
+{
+    return toHex(randomBytes(32));
+}
+
+std::string loadSecret(const std::string& path)
+{
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0)
+        throwErrno("read the node secret " + path);
+    if ((st.st_mode & 077) != 0)
+        throw Error("Failed to use the node secret " + path + ": it is readable by others (mode " +
+                    std::to_string(st.st_mode & 0777) + " octal " + [&] {
+                        char b[8];
+                        std::snprintf(b, sizeof b, "%03o", st.st_mode & 0777);
+                        return std::string(b);
+                    }() + "); run chmod 600 " + path);
+    std::string s = readFile(path, 4096);
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
+        s.pop_back();
+    if (s.size() < 32 || s.size() > 128)
+        throw Error("Failed to use the node secret " + path + ": expected 32 to 128 hex characters, found " +
+                    std::to_string(s.size()) + " characters");
+    for (char c : s)
+        if (hexValue(c) < 0)
+            throw Error("Failed to use the node secret " + path + ": it contains a character that is not hex");
+    return s;
+}
+
+bool ensureSecret(const std::string& path)
+{
+    struct stat st{};
+    if (::stat(path.c_str(), &st) == 0)
+        return false;
+    writeFileAtomic(path, generateSecret() + "\n", 0600);
+    return true;
+}
+
+std::string sessionProof(std::string_view secret, std::string_view label, std::string_view protocol,
+                         std::string_view challenge, std::string_view nonce, std::string_view name)
+{
+    std::string transcript;
+    transcript.append("ferry-proof-v1\0", 15);
+    for (std::string_view part : {protocol, label, challenge, nonce, name}) {
+        const auto len = static_cast<std::uint32_t>(part.size());
+        for (int s = 24; s >= 0; s -= 8)
+            transcript.push_back(static_cast<char>(len >> s));
+        transcript.append(part);
+    }
+    return hmacSha256(secret, transcript);
+}
+
+} // namespace ferry

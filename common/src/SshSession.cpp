@@ -1,0 +1,298 @@
+#include "ferry/SshSession.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include <libssh/libssh.h>
+
+#include "ferry/Error.h"
+#include "ferry/Files.h"
+
+namespace ferry {
+
+namespace {
+
+int msLeft(Deadline deadline)
+{
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left, 1 << 30));
+}
+
+struct KeyFree {
+    void operator()(ssh_key k) const { ssh_key_free(k); }
+};
+using KeyPtr = std::unique_ptr<ssh_key_struct, KeyFree>;
+
+std::string keyToLine(ssh_key key)
+{
+    char* b64 = nullptr;
+    if (ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK)
+        throw Error("Failed to export a public key");
+    std::string line = std::string(ssh_key_type_to_char(ssh_key_type(key))) + " " + b64;
+    ssh_string_free_char(b64);
+    return line;
+}
+
+std::string keyFingerprint(ssh_key key)
+{
+    unsigned char* hash = nullptr;
+    size_t len = 0;
+    if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &len) != SSH_OK)
+        return "unknown";
+    char* fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, len);
+    std::string out = fp ? fp : "unknown";
+    ssh_string_free_char(fp);
+    ssh_clean_pubkey_hash(&hash);
+    return out;
+}
+
+} // namespace
+
+SshSession::SshSession(const SshTarget& target, const SshOptions& options) : m_options(options)
+{
+    m_name = target.user + "@" + target.host + ":" + std::to_string(target.port);
+    m_session = ssh_new();
+    if (m_session == nullptr)
+        throw Error("Failed to create an SSH session for " + m_name);
+    const unsigned int port = target.port;
+    const long timeoutSec = std::max<long>(1, static_cast<long>((options.connectTimeout.count() + 999) / 1000));
+    const bool no = false;
+    const int logLevel = SSH_LOG_NOLOG;
+    ssh_options_set(m_session, SSH_OPTIONS_LOG_VERBOSITY, &logLevel);
+    ssh_options_set(m_session, SSH_OPTIONS_HOST, target.host.c_str());
+    ssh_options_set(m_session, SSH_OPTIONS_PORT, &port);
+    ssh_options_set(m_session, SSH_OPTIONS_USER, target.user.c_str());
+    ssh_options_set(m_session, SSH_OPTIONS_TIMEOUT, &timeoutSec);
+    // Never read ~/.ssh/config or the system's known_hosts: only the pinned file counts.
+    ssh_options_set(m_session, SSH_OPTIONS_PROCESS_CONFIG, &no);
+    ssh_options_set(m_session, SSH_OPTIONS_KNOWNHOSTS, options.knownHostsFile.c_str());
+    ssh_options_set(m_session, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
+    ssh_options_set(m_session, SSH_OPTIONS_IDENTITY, options.privateKeyFile.c_str());
+    ssh_options_set(m_session, SSH_OPTIONS_HOSTKEYS, "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256");
+
+    if (ssh_connect(m_session) != SSH_OK) {
+        const std::string err = ssh_get_error(m_session);
+        ssh_free(m_session);
+        m_session = nullptr;
+        if (err.find("imeout") != std::string::npos)
+            throw TimeoutError("Failed to connect to " + m_name + ": " + err);
+        throw Error("Failed to connect to " + m_name + ": " + err);
+    }
+    const int one = 1;
+    ::setsockopt(ssh_get_fd(m_session), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+    // Verify the host key before sending anything that identifies us.
+    const auto known = ssh_session_is_known_server(m_session);
+    if (known != SSH_KNOWN_HOSTS_OK) {
+        std::string fp = "unknown";
+        ssh_key srvKey = nullptr;
+        if (ssh_get_server_publickey(m_session, &srvKey) == SSH_OK) {
+            fp = keyFingerprint(srvKey);
+            ssh_key_free(srvKey);
+        }
+        std::string why;
+        switch (known) {
+        case SSH_KNOWN_HOSTS_CHANGED: why = "its host key differs from the pinned one"; break;
+        case SSH_KNOWN_HOSTS_OTHER: why = "it offered a host key of a type other than the pinned one"; break;
+        case SSH_KNOWN_HOSTS_NOT_FOUND: why = "no pinned host keys (" + options.knownHostsFile + " is missing)"; break;
+        case SSH_KNOWN_HOSTS_UNKNOWN: why = "its host key is not pinned in " + options.knownHostsFile; break;
+        default: why = std::string("host key check failed: ") + ssh_get_error(m_session); break;
+        }
+        ssh_disconnect(m_session);
+        ssh_free(m_session);
+        m_session = nullptr;
+        throw AuthError("Refusing master " + m_name + ": " + why + " (offered " + fp + ")");
+    }
+
+    ssh_key priv = nullptr;
+    if (ssh_pki_import_privkey_file(options.privateKeyFile.c_str(), nullptr, nullptr, nullptr, &priv) != SSH_OK) {
+        ssh_disconnect(m_session);
+        ssh_free(m_session);
+        m_session = nullptr;
+        throw Error("Failed to load the node key " + options.privateKeyFile);
+    }
+    KeyPtr key(priv);
+    const int rc = ssh_userauth_publickey(m_session, nullptr, key.get());
+    if (rc != SSH_AUTH_SUCCESS) {
+        const std::string err = rc == SSH_AUTH_DENIED ? "the master refused this node's key" : ssh_get_error(m_session);
+        ssh_disconnect(m_session);
+        ssh_free(m_session);
+        m_session = nullptr;
+        throw AuthError("Failed to authenticate to " + m_name + ": " + err);
+    }
+}
+
+SshSession::~SshSession()
+{
+    if (m_session != nullptr) {
+        ssh_disconnect(m_session);
+        ssh_free(m_session);
+    }
+}
+
+int SshSession::fd() const
+{
+    return ssh_get_fd(m_session);
+}
+
+void SshSession::rearmQuickAck() const
+{
+    const int one = 1;
+    ::setsockopt(fd(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+}
+
+std::unique_ptr<SshChannel> SshSession::openForward(const std::string& host, std::uint16_t port, std::uint16_t originPort)
+{
+    ssh_set_blocking(m_session, 1);
+    ssh_channel ch = ssh_channel_new(m_session);
+    if (ch == nullptr)
+        throw Error("Failed to create a channel on " + m_name);
+    if (ssh_channel_open_forward(ch, host.c_str(), port, "127.0.0.1", originPort) != SSH_OK) {
+        const std::string err = ssh_get_error(m_session);
+        ssh_channel_free(ch);
+        throw Error("Failed to forward to " + host + ":" + std::to_string(port) + " through " + m_name + ": " + err);
+    }
+    ssh_set_blocking(m_session, 0);
+    return std::unique_ptr<SshChannel>(
+        new SshChannel(*this, ch, host + ":" + std::to_string(port) + " via " + m_name));
+}
+
+std::unique_ptr<SshChannel> SshSession::exec(const std::string& command)
+{
+    ssh_set_blocking(m_session, 1);
+    ssh_channel ch = ssh_channel_new(m_session);
+    if (ch == nullptr)
+        throw Error("Failed to create a channel on " + m_name);
+    if (ssh_channel_open_session(ch) != SSH_OK || ssh_channel_request_exec(ch, command.c_str()) != SSH_OK) {
+        const std::string err = ssh_get_error(m_session);
+        ssh_channel_free(ch);
+        throw Error("Failed to run '" + command + "' on " + m_name + ": " + err);
+    }
+    ssh_set_blocking(m_session, 0);
+    return std::unique_ptr<SshChannel>(new SshChannel(*this, ch, "'" + command + "' on " + m_name));
+}
+
+SshChannel::SshChannel(SshSession& session, ssh_channel ch, std::string peer)
+    : m_session(session), m_channel(ch), m_peer(std::move(peer))
+{
+}
+
+SshChannel::~SshChannel()
+{
+    if (m_channel != nullptr) {
+        ssh_channel_close(m_channel);
+        ssh_channel_free(m_channel);
+    }
+}
+
+void SshChannel::waitForSocket(short events, Deadline deadline, const char* what)
+{
+    pollfd pfd{m_session.fd(), events, 0};
+    const int r = ::poll(&pfd, 1, msLeft(deadline));
+    if (r == 0)
+        throw TimeoutError(std::string("Timed out ") + what + " " + m_peer);
+    if (r < 0 && errno != EINTR)
+        throwErrno(std::string("poll while ") + what + " " + m_peer);
+    m_session.rearmQuickAck();
+}
+
+std::size_t SshChannel::readSome(void* buf, std::size_t size, Deadline deadline)
+{
+    const auto n32 = static_cast<uint32_t>(std::min<std::size_t>(size, 1 << 20));
+    for (;;) {
+        const int n = ssh_channel_read_nonblocking(m_channel, buf, n32, 0);
+        if (n > 0)
+            return static_cast<std::size_t>(n);
+        if (n == SSH_ERROR)
+            throw ClosedError("Lost " + m_peer + ": " + ssh_get_error(m_session.handle()));
+        if (ssh_channel_is_eof(m_channel) || ssh_channel_is_closed(m_channel))
+            return 0;
+        waitForSocket(POLLIN, deadline, "reading from");
+    }
+}
+
+void SshChannel::writeAll(const void* buf, std::size_t size, Deadline deadline)
+{
+    const auto* p = static_cast<const char*>(buf);
+    std::size_t done = 0;
+    while (done < size) {
+        const auto chunk = static_cast<uint32_t>(std::min<std::size_t>(size - done, 1 << 20));
+        const int n = ssh_channel_write(m_channel, p + done, chunk);
+        if (n == SSH_ERROR)
+            throw ClosedError("Lost " + m_peer + " while writing: " + ssh_get_error(m_session.handle()));
+        done += static_cast<std::size_t>(n);
+        if (done < size) {
+            // The remote window is full: wait for a window adjust, which
+            // ssh_channel_poll processes.
+            waitForSocket(POLLIN, deadline, "writing to");
+            if (ssh_channel_poll(m_channel, 0) == SSH_ERROR)
+                throw ClosedError("Lost " + m_peer + " while writing: " + ssh_get_error(m_session.handle()));
+        }
+    }
+    const int left = msLeft(deadline);
+    if (ssh_blocking_flush(m_session.handle(), std::max(left, 1)) != SSH_OK)
+        throw TimeoutError("Timed out flushing data to " + m_peer);
+}
+
+void SshChannel::closeWrite()
+{
+    ssh_channel_send_eof(m_channel);
+    ssh_blocking_flush(m_session.handle(), 1000);
+}
+
+int SshChannel::exitStatus()
+{
+    return ssh_channel_get_exit_status(m_channel);
+}
+
+bool ensureKeyPair(const std::string& privateKeyFile)
+{
+    struct stat st{};
+    if (::stat(privateKeyFile.c_str(), &st) == 0)
+        return false;
+    ssh_key key = nullptr;
+    if (ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &key) != SSH_OK)
+        throw Error("Failed to generate an ed25519 key pair");
+    KeyPtr owned(key);
+    // libssh writes the file with the process umask: make it private.
+    const mode_t old = ::umask(077);
+    const int rc = ssh_pki_export_privkey_file(key, nullptr, nullptr, nullptr, privateKeyFile.c_str());
+    ::umask(old);
+    if (rc != SSH_OK)
+        throw Error("Failed to write the private key " + privateKeyFile);
+    ::chmod(privateKeyFile.c_str(), 0600);
+    writeFileAtomic(privateKeyFile + ".pub", keyToLine(key) + "\n", 0644);
+    return true;
+}
+
+std::string publicKeyLine(const std::string& keyFile)
+{
+    ssh_key key = nullptr;
+    if (ssh_pki_import_privkey_file(keyFile.c_str(), nullptr, nullptr, nullptr, &key) == SSH_OK ||
+        ssh_pki_import_pubkey_file(keyFile.c_str(), &key) == SSH_OK) {
+        KeyPtr owned(key);
+        return keyToLine(key);
+    }
+    throw Error("Failed to read the key " + keyFile);
+}
+
+std::string fingerprintOf(const std::string& line)
+{
+    const auto sp = line.find(' ');
+    if (sp == std::string::npos)
+        throw Error("Failed to parse the public key '" + line.substr(0, 40) + "': expected '<type> <base64>'");
+    std::string b64 = line.substr(sp + 1);
+    b64 = b64.substr(0, b64.find(' '));
+    ssh_key key = nullptr;
+    if (ssh_pki_import_pubkey_base64(b64.c_str(), ssh_key_type_from_name(line.substr(0, sp).c_str()), &key) != SSH_OK)
+        throw Error("Failed to parse the public key '" + line.substr(0, 40) + "'");
+    KeyPtr owned(key);
+    return keyFingerprint(key);
+}
+
+} // namespace ferry

@@ -1,0 +1,193 @@
+#include "ferry/Stream.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+
+#include "ferry/Error.h"
+
+namespace ferry {
+
+namespace {
+
+int msLeft(Deadline deadline)
+{
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left, 1 << 30));
+}
+
+void setNonBlocking(int fd)
+{
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags >= 0)
+        ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+} // namespace
+
+void readExact(ByteStream& stream, void* buf, std::size_t size, Deadline deadline, const char* what)
+{
+    auto* p = static_cast<unsigned char*>(buf);
+    std::size_t got = 0;
+    while (got < size) {
+        const std::size_t n = stream.readSome(p + got, size - got, deadline);
+        if (n == 0)
+            throw ClosedError(stream.peer() + " closed the connection after " + std::to_string(got) + " of " +
+                              std::to_string(size) + " bytes of " + what);
+        got += n;
+    }
+}
+
+FdStream::FdStream(int readFd, int writeFd, std::string peer, bool owns)
+    : m_readFd(readFd), m_writeFd(writeFd), m_peer(std::move(peer)), m_owns(owns)
+{
+    setNonBlocking(m_readFd);
+    if (m_writeFd != m_readFd)
+        setNonBlocking(m_writeFd);
+}
+
+FdStream::~FdStream()
+{
+    if (!m_owns)
+        return;
+    if (m_readFd >= 0)
+        ::close(m_readFd);
+    if (m_writeFd >= 0 && m_writeFd != m_readFd)
+        ::close(m_writeFd);
+}
+
+std::size_t FdStream::readSome(void* buf, std::size_t size, Deadline deadline)
+{
+    for (;;) {
+        const ssize_t n = ::read(m_readFd, buf, size);
+        if (n >= 0)
+            return static_cast<std::size_t>(n);
+        if (errno == EINTR)
+            continue;
+        if (errno == ECONNRESET)
+            return 0;
+        if (errno != EAGAIN)
+            throwErrno("read from " + m_peer);
+        pollfd pfd{m_readFd, POLLIN, 0};
+        const int r = ::poll(&pfd, 1, msLeft(deadline));
+        if (r == 0)
+            throw TimeoutError("Timed out reading from " + m_peer);
+        if (r < 0 && errno != EINTR)
+            throwErrno("poll " + m_peer);
+    }
+}
+
+void FdStream::writeAll(const void* buf, std::size_t size, Deadline deadline)
+{
+    const auto* p = static_cast<const unsigned char*>(buf);
+    std::size_t done = 0;
+    while (done < size) {
+        const ssize_t n = ::send(m_writeFd, p + done, size - done, MSG_NOSIGNAL);
+        if (n < 0 && errno == ENOTSOCK) {
+            const ssize_t w = ::write(m_writeFd, p + done, size - done);
+            if (w >= 0) {
+                done += static_cast<std::size_t>(w);
+                continue;
+            }
+        }
+        if (n >= 0) {
+            done += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EPIPE || errno == ECONNRESET)
+            throw ClosedError(m_peer + " closed the connection while we were writing");
+        if (errno != EAGAIN)
+            throwErrno("write to " + m_peer);
+        pollfd pfd{m_writeFd, POLLOUT, 0};
+        const int r = ::poll(&pfd, 1, msLeft(deadline));
+        if (r == 0)
+            throw TimeoutError("Timed out writing to " + m_peer);
+    }
+}
+
+void FdStream::closeWrite()
+{
+    if (::shutdown(m_writeFd, SHUT_WR) != 0 && errno == ENOTSOCK && m_writeFd != m_readFd && m_owns) {
+        ::close(m_writeFd);
+        m_writeFd = -1;
+    }
+}
+
+std::string socketPeer(int fd)
+{
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+        return "unknown peer";
+    char host[INET6_ADDRSTRLEN] = {};
+    std::uint16_t port = 0;
+    if (ss.ss_family == AF_INET) {
+        auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+        ::inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+        return std::string(host) + ":" + std::to_string(port);
+    }
+    if (ss.ss_family == AF_INET6) {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+        ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+        return "[" + std::string(host) + "]:" + std::to_string(port);
+    }
+    return "local peer";
+}
+
+int connectTcp(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout)
+{
+    const Deadline deadline = deadlineIn(timeout);
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    const std::string portStr = std::to_string(port);
+    if (const int rc = ::getaddrinfo(host.c_str(), portStr.c_str(), &hints, &res); rc != 0)
+        throw Error("Failed to resolve " + host + ": " + ::gai_strerror(rc));
+    std::string lastError = "no address";
+    for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+        const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+        if (fd < 0)
+            continue;
+        int r = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
+        if (r != 0 && errno == EINPROGRESS) {
+            pollfd pfd{fd, POLLOUT, 0};
+            r = ::poll(&pfd, 1, msLeft(deadline));
+            if (r == 0) {
+                ::close(fd);
+                ::freeaddrinfo(res);
+                throw TimeoutError("Failed to connect to " + host + ":" + portStr + ": timed out after " +
+                                   std::to_string(timeout.count()) + " ms");
+            }
+            int err = 0;
+            socklen_t len = sizeof err;
+            ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+            r = err == 0 ? 0 : -1;
+            errno = err;
+        }
+        if (r == 0) {
+            const int one = 1;
+            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            ::freeaddrinfo(res);
+            return fd;
+        }
+        lastError = errnoMessage(errno);
+        ::close(fd);
+    }
+    ::freeaddrinfo(res);
+    throw Error("Failed to connect to " + host + ":" + portStr + ": " + lastError);
+}
+
+} // namespace ferry
