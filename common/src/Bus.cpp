@@ -130,6 +130,11 @@ void EventLoop::every(std::chrono::milliseconds period, std::function<void()> fn
     m_periodic.push_back({period, std::chrono::steady_clock::now() + period, std::move(fn)});
 }
 
+void EventLoop::watch(int fd, std::function<void()> onReadable)
+{
+    m_watches.push_back({fd, std::move(onReadable)});
+}
+
 void EventLoop::drainPosted()
 {
     std::uint64_t counter = 0;
@@ -194,8 +199,10 @@ void EventLoop::run(const std::string& busName)
             timeoutMs = timeoutMs < 0 ? std::max<std::int64_t>(left, 0) : std::min<std::int64_t>(timeoutMs, std::max<std::int64_t>(left, 0));
         }
 
-        pollfd fds[3] = {{pollData.fd, pollData.events, 0}, {m_eventFd, POLLIN, 0}, {m_signalFd, POLLIN, 0}};
-        const int r = ::poll(fds, 3, static_cast<int>(std::min<std::int64_t>(timeoutMs, 1 << 30)));
+        std::vector<pollfd> fds = {{pollData.fd, pollData.events, 0}, {m_eventFd, POLLIN, 0}, {m_signalFd, POLLIN, 0}};
+        for (const auto& w : m_watches)
+            fds.push_back({w.fd, POLLIN, 0});
+        const int r = ::poll(fds.data(), fds.size(), static_cast<int>(std::min<std::int64_t>(timeoutMs, 1 << 30)));
         if (r < 0 && errno != EINTR)
             throwErrno("poll the bus");
         if (r > 0 && (fds[2].revents & POLLIN)) {
@@ -203,6 +210,15 @@ void EventLoop::run(const std::string& busName)
             [[maybe_unused]] auto n = ::read(m_signalFd, &info, sizeof info);
             spdlog::debug("Received signal {}, stopping", info.ssi_signo);
             break;
+        }
+        for (std::size_t i = 0; r > 0 && i < m_watches.size(); ++i) {
+            if (fds[3 + i].revents & POLLIN) {
+                try {
+                    m_watches[i].fn();
+                } catch (const std::exception& e) {
+                    spdlog::error("Ignoring a failure while handling fd {}: {}", m_watches[i].fd, e.what());
+                }
+            }
         }
     }
     notifyStopping();

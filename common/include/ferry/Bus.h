@@ -56,6 +56,10 @@ public:
     // Runs fn on the loop thread every period (first time after one period).
     void every(std::chrono::milliseconds period, std::function<void()> fn);
 
+    // Calls onReadable on the loop thread whenever fd is readable (a
+    // listening socket, for example). The fd stays the caller's.
+    void watch(int fd, std::function<void()> onReadable);
+
     bool exitedIdle() const { return m_exitedIdle; }
 
 private:
@@ -77,6 +81,11 @@ private:
         std::function<void()> fn;
     };
     std::vector<Periodic> m_periodic;
+    struct Watch {
+        int fd;
+        std::function<void()> fn;
+    };
+    std::vector<Watch> m_watches;
 };
 
 // Every adaptor method and property getter runs through this: it counts as

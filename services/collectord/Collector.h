@@ -1,0 +1,45 @@
+#pragma once
+// collectord's core: accepts connections on the listening socket and serves
+// each on a worker thread, at most kMaxSessions at once. Knows nothing of D-Bus.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "CollectorSession.h"
+
+namespace collectord {
+
+class Collector {
+public:
+    static constexpr int kMaxSessions = 64;
+
+    // onBusy(+1/-1) brackets each session (the event loop holds idle exit).
+    Collector(std::string storePath, SessionOptions options, std::function<void(int)> onBusy);
+    ~Collector();
+
+    // Accepts every pending connection on a non-blocking listening fd.
+    void acceptFrom(int listenFd);
+    std::uint64_t sessions() const { return m_sessions; }
+    const std::string& storePath() const { return m_storePath; }
+
+private:
+    void serve(int fd);
+
+    std::string m_storePath;
+    SessionOptions m_options;
+    std::function<void(int)> m_onBusy;
+    std::atomic<std::uint64_t> m_sessions{0};
+    std::atomic<int> m_active{0};
+    std::mutex m_mutex;
+    std::list<std::thread> m_threads;
+};
+
+// A listening socket on host:port (non-blocking, close-on-exec).
+int listenTcp(const std::string& host, std::uint16_t port);
+
+} // namespace collectord

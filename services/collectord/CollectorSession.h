@@ -1,0 +1,36 @@
+#pragma once
+// One node's data session on the master, over whatever stream carried it
+// (the SSH forward ends at 127.0.0.1:50009):
+//   → Hello(challenge)  ← Auth(node, nonce, proof)  → AuthOk(proof)
+//   ← Batch → Ack (after commit) … ← Bye
+// Unknown nodes and wrong proofs get an Error frame and a log line; nothing
+// is stored for them.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "ferry/MasterStore.h"
+#include "ferry/Stream.h"
+
+namespace collectord {
+
+struct SessionResult {
+    std::string node;        // empty when authentication failed
+    std::uint64_t batches = 0;
+    std::uint64_t stored = 0;
+    std::uint64_t duplicates = 0;
+};
+
+struct SessionOptions {
+    std::string serverName = "ferry-collectord";
+    std::chrono::milliseconds ioTimeout{30000};
+    std::uint32_t maxFrame = 8 * 1024 * 1024;
+    std::string via = "push";
+};
+
+// Serves one connection to its end; throws on protocol violations after
+// telling the peer (best effort).
+SessionResult serveSession(ferry::ByteStream& stream, ferry::MasterStore& store, const SessionOptions& options);
+
+} // namespace collectord

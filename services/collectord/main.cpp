@@ -1,0 +1,83 @@
+// ferry-collectord: the master's collector (org.ferry.Collector1). Takes its
+// listening socket from systemd (ferry-collectord.socket, 127.0.0.1:50009)
+// or binds --listen itself; exits after an idle period.
+
+#include <cstdlib>
+#include <string>
+
+#include <systemd/sd-daemon.h>
+
+#include "Collector.h"
+#include "CollectorAdaptor.h"
+#include "ferry/Bus.h"
+#include "ferry/Log.h"
+#include "ferry/NodeConfig.h"
+
+namespace {
+
+struct Args {
+    int verbosity = 0;
+    std::string listenHost = "127.0.0.1";
+    std::uint16_t listenPort = 50009;
+    std::chrono::milliseconds idle{60000};
+};
+
+Args parseArgs(int argc, char* argv[])
+{
+    Args a;
+    for (int i = 1; i < argc; ++i) {
+        const std::string s = argv[i];
+        if (s == "-v" || s == "--verbose") {
+            ++a.verbosity;
+        } else if (s.rfind("--listen=", 0) == 0) {
+            const auto m = ferry::parseMasterAddress(s.substr(9), 50009);
+            a.listenHost = m.host;
+            a.listenPort = m.sshPort;
+        } else if (s.rfind("--idle-timeout=", 0) == 0) {
+            a.idle = std::chrono::milliseconds(std::atoll(s.c_str() + 15) * 1000);
+        } else {
+            throw ferry::Error("Unknown argument '" + s +
+                               "' (usage: ferry-collectord [-v] [--listen=ADDR:PORT] [--idle-timeout=SECONDS])");
+        }
+    }
+    return a;
+}
+
+} // namespace
+
+int main(int argc, char* argv[]) try {
+    const Args args = parseArgs(argc, argv);
+    ferry::initLogging("ferry-collectord", args.verbosity);
+    const ferry::Paths paths = ferry::pathsFromEnvironment();
+    const std::string storePath = ferry::masterStorePath(paths.stateDir);
+    { ferry::MasterStore schema(storePath); }  // create tables before any session
+
+    int listenFd = -1;
+    const int n = sd_listen_fds(1);
+    if (n > 1)
+        throw ferry::Error("Expected one socket from systemd, got " + std::to_string(n));
+    if (n == 1) {
+        listenFd = SD_LISTEN_FDS_START;
+        spdlog::debug("Using the listening socket passed by systemd");
+    } else {
+        listenFd = collectord::listenTcp(args.listenHost, args.listenPort);
+    }
+
+    auto bus = ferry::openBus();
+    ferry::EventLoop loop(*bus, args.idle);
+    collectord::Collector collector(storePath, {}, [&loop](int delta) {
+        if (delta > 0)
+            loop.hold();
+        else
+            loop.post([&loop] { loop.release(); });
+    });
+    loop.watch(listenFd, [&] { collector.acceptFrom(listenFd); });
+    collectord::CollectorAdaptor api(*bus, loop, collector);
+    ferry::LogControl logControl(*bus, loop, "ferry-collectord");
+    ferry::notifyReady("Accepting node sessions");
+    loop.run("org.ferry.Collector1");
+    return EXIT_SUCCESS;
+} catch (const std::exception& e) {
+    ferry::logFatal(e);
+    return EXIT_FAILURE;
+}

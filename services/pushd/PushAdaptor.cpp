@@ -1,0 +1,166 @@
+#include "PushAdaptor.h"
+
+#include <spdlog/spdlog.h>
+
+namespace pushd {
+
+namespace {
+constexpr const char* kPath = "/org/ferry/Push1";
+std::uint64_t toUsec(std::int64_t ms)
+{
+    return ms > 0 ? static_cast<std::uint64_t>(ms) * 1000 : 0;
+}
+} // namespace
+
+PushAdaptor::PushAdaptor(sdbus::IConnection& bus, ferry::EventLoop& loop, Manager& manager)
+    : AdaptorInterfaces(bus, kPath), m_loop(loop), m_manager(manager)
+{
+    registerAdaptor();
+}
+
+PushAdaptor::~PushAdaptor()
+{
+    unregisterAdaptor();
+    for (auto& t : m_workers)
+        if (t.joinable())
+            t.join();
+}
+
+void PushAdaptor::runCycle(sdbus::Result<std::string>&& result, bool scheduled)
+{
+    m_loop.hold();
+    auto shared = std::make_shared<sdbus::Result<std::string>>(std::move(result));
+    m_workers.emplace_back([this, shared, scheduled]() mutable {
+        std::string summary;
+        std::optional<sdbus::Error> error;
+        bool success = false;
+        try {
+            const Outcome o = scheduled ? m_manager.runScheduled() : m_manager.pushNow();
+            success = o.success;
+            summary = o.summary;
+            if (!o.success)
+                error = sdbus::Error(std::string(INTERFACE_NAME) + ".Error.PushFailed", o.summary);
+        } catch (const ferry::BusError& e) {
+            summary = e.what();
+            error = sdbus::Error(e.name(), e.what());
+        } catch (const std::exception& e) {
+            spdlog::error("Push cycle failed: {}", e.what());
+            summary = e.what();
+            error = sdbus::Error(std::string(INTERFACE_NAME) + ".Error.Internal", e.what());
+        }
+        m_loop.post([this, shared, summary, error, success]() mutable {
+            if (error)
+                shared->returnError(*error);
+            else
+                shared->returnResults(summary);
+            try {
+                emitPushFinished(success, summary);
+            } catch (const sdbus::Error& e) {
+                spdlog::debug("Ignoring failure to emit PushFinished: {}", e.getMessage());
+            }
+            m_loop.release();
+        });
+    });
+}
+
+void PushAdaptor::PushNow(sdbus::Result<std::string>&& result)
+{
+    m_loop.touch();
+    runCycle(std::move(result), false);
+}
+
+void PushAdaptor::RunScheduled(sdbus::Result<std::string>&& result)
+{
+    m_loop.touch();
+    runCycle(std::move(result), true);
+}
+
+std::tuple<bool, std::string> PushAdaptor::Evaluate()
+{
+    return call("Evaluate", [&] {
+        const auto d = m_manager.evaluate();
+        return std::make_tuple(d.active, d.reason);
+    });
+}
+
+void PushAdaptor::NotePull()
+{
+    call("NotePull", [&] { m_manager.notePull(); });
+}
+
+uint64_t PushAdaptor::LastPush()
+{
+    return call("LastPush", [&] { return toUsec(m_manager.state().lastPushMs); });
+}
+
+std::string PushAdaptor::LastResult()
+{
+    return call("LastResult", [&] { return m_manager.state().lastResult; });
+}
+
+uint64_t PushAdaptor::LastSuccess()
+{
+    return call("LastSuccess", [&] { return toUsec(m_manager.state().lastSuccessMs); });
+}
+
+uint64_t PushAdaptor::QueuedRecords()
+{
+    return call("QueuedRecords", [&] { return m_manager.spoolStats().records; });
+}
+
+uint64_t PushAdaptor::QueuedBytes()
+{
+    return call("QueuedBytes", [&] { return m_manager.spoolStats().bytes; });
+}
+
+uint64_t PushAdaptor::DroppedRecords()
+{
+    return call("DroppedRecords", [&] { return m_manager.spoolStats().droppedRecords; });
+}
+
+uint64_t PushAdaptor::Period()
+{
+    return call("Period", [&] { return static_cast<uint64_t>(m_manager.plugins().period.count()); });
+}
+
+std::string PushAdaptor::Master()
+{
+    return call("Master", [&] { return m_manager.state().master; });
+}
+
+std::vector<std::string> PushAdaptor::Masters()
+{
+    return call("Masters", [&] {
+        std::vector<std::string> out;
+        for (const auto& m : m_manager.config().masters)
+            out.push_back(m.host + ":" + std::to_string(m.sshPort));
+        return out;
+    });
+}
+
+std::string PushAdaptor::Mode()
+{
+    return call("Mode", [&] { return std::string(ferry::toString(m_manager.config().mode)); });
+}
+
+bool PushAdaptor::Active()
+{
+    return call("Active", [&] { return m_manager.state().active; });
+}
+
+std::string PushAdaptor::Reason()
+{
+    return call("Reason", [&] { return m_manager.state().reason; });
+}
+
+uint64_t PushAdaptor::LastPull()
+{
+    return call("LastPull", [&] { return toUsec(m_manager.state().lastPullMs); });
+}
+
+bool PushAdaptor::Registered()
+{
+    return call("Registered", [&] { return m_manager.registered(); });
+}
+
+} // namespace pushd
