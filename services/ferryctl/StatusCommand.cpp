@@ -1,14 +1,83 @@
-// Placeholder: being written in the foundation work.
+// ferryctl status: the node's transport state from org.ferry.Push1.
+
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
 #include "Commands.h"
+#include "PushProxy.h"
+#include "ferry/Bus.h"
 
 namespace ferryctl {
 
-int statusCommand(const Options&)
+std::unique_ptr<sdbus::IConnection> connectBus()
 {
-    std::cerr << "ferryctl status: not available yet\n";
-    return 1;
+    auto bus = sdbus::createSystemBusConnection();
+    bus->setMethodCallTimeout(std::chrono::seconds(180));
+    return bus;
+}
+
+std::string formatUsec(uint64_t usec)
+{
+    return ferry::formatTime(static_cast<std::int64_t>(usec / 1000));
+}
+
+int statusCommand(const Options& options)
+{
+    if (!options.args.empty()) {
+        std::cerr << "ferryctl status: takes no arguments\n";
+        return 2;
+    }
+    auto bus = connectBus();
+    PushProxy push(*bus);
+    nlohmann::json j;
+    try {
+        j["mode"] = push.Mode();
+        j["active"] = push.Active();
+        j["reason"] = push.Reason();
+        j["registered"] = push.Registered();
+        j["masters"] = push.Masters();
+        j["period_sec"] = push.Period();
+        j["last_push_usec"] = push.LastPush();
+        j["last_success_usec"] = push.LastSuccess();
+        j["last_result"] = push.LastResult();
+        j["master"] = push.Master();
+        j["queued_records"] = push.QueuedRecords();
+        j["queued_bytes"] = push.QueuedBytes();
+        j["dropped_records"] = push.DroppedRecords();
+        j["last_pull_usec"] = push.LastPull();
+    } catch (const sdbus::Error& e) {
+        std::cerr << "ferryctl status: cannot reach org.ferry.Push1: " << e.getMessage() << " (" << e.getName() << ")\n";
+        return 1;
+    }
+    if (options.json) {
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    const bool ok = j["last_result"].get<std::string>().rfind("success", 0) == 0;
+    std::cout << (ok ? "● " : "× ") << "Ferry node transport\n";
+    std::cout << "        Mode: " << j["mode"].get<std::string>() << "\n";
+    std::cout << "        Push: " << (j["active"].get<bool>() ? "on" : "off") << " (" << j["reason"].get<std::string>()
+              << ")\n";
+    std::cout << "  Registered: "
+              << (j["registered"].get<bool>() ? "yes (master host key pinned)" : "no (no pinned master host key: run ferryctl register)")
+              << "\n";
+    std::string masters;
+    for (const auto& m : j["masters"])
+        masters += (masters.empty() ? "" : ", ") + m.get<std::string>();
+    std::cout << "     Masters: " << (masters.empty() ? "none configured" : masters) << "\n";
+    std::cout << "      Period: " << j["period_sec"].get<uint64_t>() << " s\n";
+    std::cout << "   Last push: " << formatUsec(j["last_push_usec"]) << "\n";
+    if (!j["last_result"].get<std::string>().empty())
+        std::cout << "      Result: " << j["last_result"].get<std::string>() << "\n";
+    std::cout << "Last success: " << formatUsec(j["last_success_usec"]) << "\n";
+    std::cout << "   Last pull: " << formatUsec(j["last_pull_usec"]) << "\n";
+    std::cout << "      Queued: " << j["queued_records"].get<uint64_t>() << " records, "
+              << j["queued_bytes"].get<uint64_t>() << " bytes";
+    if (j["dropped_records"].get<uint64_t>() > 0)
+        std::cout << " (" << j["dropped_records"].get<uint64_t>() << " dropped at the spool bound)";
+    std::cout << "\n";
+    return 0;
 }
 
 } // namespace ferryctl

@@ -1,0 +1,114 @@
+#include "support/TestSshd.h"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <sstream>
+#include <stdexcept>
+
+namespace ferry::test {
+
+TestSshd::TestSshd(SshdOptions options) : m_options(std::move(options))
+{
+    if (!isRoot())
+        throw std::runtime_error("TestSshd needs root");
+    m_port = freePort();
+    const auto r = run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", m_dir / "host_ed25519"});
+    if (r.exitCode != 0)
+        throw std::runtime_error("ssh-keygen failed: " + r.err);
+    writeConfig();
+    start();
+}
+
+TestSshd::~TestSshd()
+{
+    stop();
+}
+
+void TestSshd::writeConfig()
+{
+    std::ostringstream c;
+    c << "Port " << m_port << "\n"
+      << "ListenAddress 127.0.0.1\n"
+      << "HostKey " << (m_dir / "host_ed25519") << "\n"
+      << "PidFile none\n"
+      << "AuthorizedKeysFile " << (m_dir / "authorized_keys.%u") << "\n"
+      << "StrictModes no\n"
+      << "UsePAM no\n"
+      << "PasswordAuthentication no\n"
+      << "KbdInteractiveAuthentication no\n"
+      << "LogLevel VERBOSE\n"
+      << "MaxStartups 100:30:200\n";
+    for (const auto& l : m_options.globalLines)
+        c << l << "\n";
+    c << m_options.tail << "\n";
+    writeFile(m_dir / "sshd_config", c.str(), 0644);
+}
+
+void TestSshd::start()
+{
+    const std::string script = "mount -t tmpfs tmpfs /run && mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e -f " +
+                               (m_dir / "sshd_config");
+    m_process.emplace(std::vector<std::string>{"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh",
+                                               "-c", script},
+                      std::map<std::string, std::string>{}, m_dir / "sshd.log");
+    const bool up = waitUntil(
+        [&] {
+            return !m_process->running() || log().find("Server listening") != std::string::npos;
+        },
+        std::chrono::seconds(15));
+    if (!up || !m_process->running())
+        throw std::runtime_error("sshd did not start: " + log());
+}
+
+void TestSshd::stop()
+{
+    if (m_process) {
+        m_process->signal(SIGTERM);
+        if (!m_process->wait(std::chrono::seconds(5)))
+            m_process->kill();
+        m_process.reset();
+    }
+}
+
+std::string TestSshd::hostKeyLine() const
+{
+    std::string line = readFile(m_dir / "host_ed25519.pub");
+    const auto sp = line.find(' ', line.find(' ') + 1);
+    return line.substr(0, sp);
+}
+
+std::string TestSshd::knownHostsLine() const
+{
+    return "[127.0.0.1]:" + std::to_string(m_port) + " " + hostKeyLine();
+}
+
+void ensureUser(const std::string& name, const std::string& shell)
+{
+    if (::getpwnam(name.c_str()) == nullptr) {
+        const auto r = run({"useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", shell, name});
+        if (r.exitCode != 0 && ::getpwnam(name.c_str()) == nullptr)
+            throw std::runtime_error("useradd " + name + " failed: " + r.err);
+    }
+    run({"usermod", "-p", "*", name});
+}
+
+std::string shippedMasterDropIn(const TestSshd* forKeysFile)
+{
+    std::istringstream in(readFile(sourcePath("units/sshd/ferry-master.conf")));
+    std::ostringstream out;
+    std::string line;
+    while (std::getline(in, line)) {
+        if (forKeysFile != nullptr && line.find("AuthorizedKeysCommand") != std::string::npos)
+            continue;
+        if (forKeysFile != nullptr && line.find("AuthorizedKeysFile") != std::string::npos) {
+            out << "\tAuthorizedKeysFile " << forKeysFile->dir() << "/authorized_keys.%u\n";
+            continue;
+        }
+        out << line << "\n";
+    }
+    return out.str();
+}
+
+} // namespace ferry::test

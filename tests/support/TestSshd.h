@@ -1,0 +1,59 @@
+#pragma once
+// A real OpenSSH sshd for tests: /usr/sbin/sshd on 127.0.0.1:<free port>,
+// its own host key and config in a temporary directory, started inside
+// `unshare --mount` with a private tmpfs on /run (sshd 9.2 insists on
+// /run/sshd) so the host is not touched. Needs root.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "support/TestSupport.h"
+
+namespace ferry::test {
+
+struct SshdOptions {
+    // Extra lines for the global section (before any Match block).
+    std::vector<std::string> globalLines;
+    // Appended last (Match blocks), e.g. the shipped drop-in's text.
+    std::string tail;
+};
+
+class TestSshd {
+public:
+    explicit TestSshd(SshdOptions options = {});
+    ~TestSshd();
+
+    int port() const { return m_port; }
+    const std::string& dir() const { return m_dir.path(); }
+    // "[127.0.0.1]:port ssh-ed25519 AAAA…" for a pinned known_hosts file.
+    std::string knownHostsLine() const;
+    // The host key's public line ("ssh-ed25519 AAAA…").
+    std::string hostKeyLine() const;
+    // The per-user authorized_keys file (AuthorizedKeysFile %h is not used).
+    std::string authorizedKeysFile(const std::string& user) const { return m_dir / ("authorized_keys." + user); }
+    std::string log() const { return readFile(m_dir / "sshd.log"); }
+
+    // Stops and starts again on the same port (e.g. for "master returns").
+    void stop();
+    void start();
+
+private:
+    void writeConfig();
+
+    TempDir m_dir;
+    SshdOptions m_options;
+    int m_port = 0;
+    std::optional<Process> m_process;
+};
+
+// Makes sure a system user exists for tests (created if absent, with a
+// shadow entry of '*' so that key login works with UsePAM no).
+void ensureUser(const std::string& name, const std::string& shell);
+
+// The shipped master drop-in with AuthorizedKeysCommand lines replaced by an
+// AuthorizedKeysFile in the test sshd's directory (tests that exercise the
+// command helper substitute its path instead).
+std::string shippedMasterDropIn(const TestSshd* forKeysFile);
+
+} // namespace ferry::test
