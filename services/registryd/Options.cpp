@@ -1,0 +1,110 @@
+#include "Options.h"
+
+#include <sys/stat.h>
+
+#include "ferry/Error.h"
+#include "ferry/Files.h"
+#include "ferry/RegistryProtocol.h"
+
+namespace registryd {
+
+namespace {
+
+long long number(const std::string& flag, const std::string& value, long long min, long long max)
+{
+    std::size_t used = 0;
+    long long v = 0;
+    try {
+        v = std::stoll(value, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used != value.size() || value.empty() || v < min || v > max)
+        throw ferry::ConfigError("Failed to parse " + flag + " '" + value + "': expected a number from " +
+                                 std::to_string(min) + " to " + std::to_string(max));
+    return v;
+}
+
+} // namespace
+
+std::string usage()
+{
+    return "Usage: ferry-registryd [OPTIONS]\n"
+           "  --listen ADDR:PORT        bind here when systemd passed no socket (default 0.0.0.0:50010)\n"
+           "  --state-dir DIR           where master.db lives (default $FERRY_STATE_DIR or /var/lib/ferry)\n"
+           "  --host-key FILE           an sshd public host key to hand to nodes (repeatable;\n"
+           "                            default /etc/ssh/ssh_host_{ed25519,ecdsa,rsa}_key.pub)\n"
+           "  --unknown-nodes pending|refuse  what to do with nodes the master has no secret for\n"
+           "  --idle-timeout SECONDS    exit after this long without work (0: never; default 30)\n"
+           "  --deadline MS             per-connection deadline (default 10000)\n"
+           "  --max-per-source N        concurrent connections per source address (default 8)\n"
+           "  --max-connections N       concurrent connections in total (default 128)\n"
+           "  -v, --verbose             debug logging (twice: trace)\n";
+}
+
+Options parseArgs(int argc, char* argv[])
+{
+    Options o;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc)
+                throw ferry::ConfigError("Failed to parse the command line: " + a + " needs a value");
+            return argv[++i];
+        };
+        if (a == "--listen")
+            o.listen = value();
+        else if (a == "--state-dir")
+            o.stateDir = value();
+        else if (a == "--host-key")
+            o.hostKeyFiles.push_back(value());
+        else if (a == "--unknown-nodes") {
+            const auto v = value();
+            if (v != "pending" && v != "refuse")
+                throw ferry::ConfigError("Failed to parse --unknown-nodes '" + v + "': expected pending or refuse");
+            o.manager.acceptUnknown = v == "pending";
+        } else if (a == "--idle-timeout")
+            o.idleTimeout = std::chrono::seconds(number(a, value(), 0, 86400));
+        else if (a == "--deadline")
+            o.server.connectionDeadline = std::chrono::milliseconds(number(a, value(), 100, 600000));
+        else if (a == "--max-per-source")
+            o.server.maxPerSource = static_cast<std::size_t>(number(a, value(), 1, 100000));
+        else if (a == "--max-connections")
+            o.server.maxConnections = static_cast<std::size_t>(number(a, value(), 1, 100000));
+        else if (a == "-v" || a == "--verbose")
+            ++o.verbosity;
+        else if (a == "-h" || a == "--help")
+            o.help = true;
+        else
+            throw ferry::ConfigError("Failed to parse the command line: unknown option '" + a + "'\n" + usage());
+    }
+    if (o.hostKeyFiles.empty()) {
+        for (const char* f : {"/etc/ssh/ssh_host_ed25519_key.pub", "/etc/ssh/ssh_host_ecdsa_key.pub",
+                              "/etc/ssh/ssh_host_rsa_key.pub"}) {
+            struct stat st{};
+            if (::stat(f, &st) == 0)
+                o.hostKeyFiles.emplace_back(f);
+        }
+    }
+    return o;
+}
+
+std::vector<std::string> loadHostKeys(const std::vector<std::string>& files)
+{
+    if (files.empty())
+        throw ferry::ConfigError("Failed to find the master's SSH host keys: none of /etc/ssh/ssh_host_*_key.pub "
+                                 "exists and no --host-key was given; nodes could not pin this master");
+    if (files.size() > ferry::kMaxHostKeys)
+        throw ferry::ConfigError("Failed to use the host keys: at most " + std::to_string(ferry::kMaxHostKeys));
+    std::vector<std::string> keys;
+    for (const auto& f : files) {
+        try {
+            keys.push_back(ferry::normalizeKeyLine(ferry::readFile(f, ferry::kMaxKeyLine)));
+        } catch (const std::exception& e) {
+            throw ferry::ConfigError("Failed to read the SSH host key " + f + ": " + e.what());
+        }
+    }
+    return keys;
+}
+
+} // namespace registryd

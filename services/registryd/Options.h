@@ -1,0 +1,31 @@
+#pragma once
+// registryd's command line. Everything has a production default; tests and
+// the benchmark use the flags to run unprivileged on a loopback port.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "Manager.h"
+#include "RegistryServer.h"
+
+namespace registryd {
+
+struct Options {
+    std::string listen = "0.0.0.0:50010";  // used only without systemd's sockets
+    std::string stateDir;                  // default: FERRY_STATE_DIR, STATE_DIRECTORY, /var/lib/ferry
+    std::vector<std::string> hostKeyFiles; // default: /etc/ssh/ssh_host_{ed25519,ecdsa,rsa}_key.pub that exist
+    std::chrono::milliseconds idleTimeout{30000};
+    ServerOptions server;
+    ManagerOptions manager;  // hostKeys filled from hostKeyFiles by loadHostKeys
+    int verbosity = 0;
+    bool help = false;
+};
+
+Options parseArgs(int argc, char* argv[]);
+std::string usage();
+// Reads the host key files; throws naming the file when one is unusable or
+// when there is none at all.
+std::vector<std::string> loadHostKeys(const std::vector<std::string>& files);
+
+} // namespace registryd

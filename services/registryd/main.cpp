@@ -1,0 +1,50 @@
+// ferry-registryd: the master's node registry. Nodes register on TCP 50010
+// (sockets from systemd, or bound here); the operator decides over
+// org.ferry.Registry1. Exits when idle; socket or bus activation brings it back.
+
+#include <cstdlib>
+#include <iostream>
+
+#include "Manager.h"
+#include "Options.h"
+#include "ferry/RegistryStore.h"
+#include "RegistryAdaptor.h"
+#include "RegistryServer.h"
+#include "ferry/Bus.h"
+#include "ferry/Log.h"
+#include "ferry/MasterStore.h"
+#include "ferry/NodeConfig.h"
+
+int main(int argc, char* argv[]) try {
+    auto options = registryd::parseArgs(argc, argv);
+    if (options.help) {
+        std::cout << registryd::usage();
+        return EXIT_SUCCESS;
+    }
+    ferry::initLogging("ferry-registryd", options.verbosity);
+    const std::string stateDir = options.stateDir.empty() ? ferry::pathsFromEnvironment().stateDir : options.stateDir;
+    options.manager.hostKeys = registryd::loadHostKeys(options.hostKeyFiles);
+
+    ferry::RegistryStore registry{ferry::masterStorePath(stateDir)};
+    registryd::Manager manager{registry, options.manager, ferry::nowMs};
+    auto bus = ferry::openBus();
+    ferry::EventLoop loop{*bus, options.idleTimeout};
+    registryd::RegistryAdaptor adaptor{*bus, loop, manager};
+    ferry::LogControl logControl{*bus, loop, "ferry-registryd"};
+
+    // A connection in progress keeps the daemon from exiting idle.
+    registryd::RegistryServer server{
+        registryd::listeningSockets(options.listen), options.server,
+        [&manager](const ferry::Frame& request, const std::string& peer) { return manager.handle(request, peer); },
+        [&loop] { loop.hold(); }, [&loop] { loop.release(); }};
+    server.start();
+
+    ferry::notifyReady("Serving registrations");
+    loop.run("org.ferry.Registry1");
+    ferry::notifyStopping();
+    server.stop();
+    return EXIT_SUCCESS;
+} catch (const std::exception& e) {
+    ferry::logFatal(e);
+    return EXIT_FAILURE;
+}
