@@ -137,6 +137,8 @@ bool Manager::refresh(bool force)
     next.forwarding = (applied ? input.vpnAddress.has_value() : m_status.forwarding);
     next.lastError = error;
 
+    const ForwarderStatus previous = m_status;
+    publish(next);
     if (error != m_lastLoggedError) {
         if (!error.empty())
             spdlog::error("{}", error);
@@ -144,15 +146,14 @@ bool Manager::refresh(bool force)
             spdlog::info("Working again: {}", statusLine());
         m_lastLoggedError = error;
     }
-    if (next.forwarding != m_status.forwarding || next.vpnAddress != m_status.vpnAddress) {
+    if (next.forwarding != previous.forwarding || next.vpnAddress != previous.vpnAddress) {
         if (next.forwarding)
             spdlog::info("Forwarding TCP {} on {} ({}) to {}", formatPortRanges(m_config.forwardedPorts),
                          next.vpnAddress->addressText(), m_config.vpnInterface, formatIpv4(m_config.containerAddress));
-        else if (m_status.forwarding)
+        else if (previous.forwarding)
             spdlog::info("Removed the VPN forwards ({} is {})", m_config.vpnInterface,
                          !next.linkUp ? "down" : next.vpnAddress ? "refused" : "without an IPv4 address");
     }
-    publish(next);
     return applied;
 }
 
@@ -168,13 +169,17 @@ void Manager::setToggles(const Toggles& toggles)
     m_toggles = toggles;
     if (!refresh()) {
         const std::string why = m_status.lastError;
+        // The failed transaction changed nothing: the table in force is the
+        // one for the previous toggles. Say so, and keep the reason visible.
         m_toggles = previous;
         try {
             m_store.save(previous);
         } catch (const std::exception& e) {
             spdlog::error("Ignoring a failure to restore the saved toggles: {}", e.what());
         }
-        refresh();
+        ForwarderStatus restored = m_status;
+        restored.toggles = previous;
+        publish(restored);
         throw ferry::Error(why);
     }
 }

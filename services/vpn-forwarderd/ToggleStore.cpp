@@ -1,5 +1,6 @@
 #include "ToggleStore.h"
 
+#include <filesystem>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -49,6 +50,10 @@ void ToggleStore::save(const Toggles& toggles) const
                              "lan-access=" + (toggles.lanAccess ? "on" : "off") + "\n" +
                              "host-control=" + (toggles.hostControl ? "on" : "off") + "\n";
     try {
+        // systemd creates StateDirectory=; a manual start may not have it yet.
+        const auto dir = std::filesystem::path(m_path).parent_path();
+        if (!dir.empty())
+            std::filesystem::create_directories(dir);
         ferry::writeFileAtomic(m_path, text, 0644);
     } catch (const std::exception& e) {
         throw ferry::Error("Failed to save the toggles to " + m_path + ": " + e.what());

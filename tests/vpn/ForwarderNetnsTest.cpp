@@ -1,0 +1,463 @@
+// End-to-end: the real ferry-vpn-forwarderd inside an "appliance" network
+// namespace, a "VPN peer" namespace on the far side of a veth named tap0, a
+// "container" namespace with real listeners on 22 and 2000-2009 behind
+// ve-container, and a "LAN" namespace behind eth0. Every claim is checked
+// with real TCP connections; all traffic stays inside these namespaces.
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <optional>
+#include <regex>
+
+#include <nlohmann/json.hpp>
+#include <sdbus-c++/sdbus-c++.h>
+
+#include "NetnsKit.h"
+#include "org.ferry.VpnForwarder1-proxy.h"
+#include "support/TestSupport.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using ferry::test::buildPath;
+using ferry::test::Process;
+using ferry::test::TempDir;
+using ferry::test::waitUntil;
+using vpntest::BannerServer;
+using vpntest::connectFrom;
+using vpntest::Netns;
+
+class ForwarderProxy final : public sdbus::ProxyInterfaces<org::ferry::VpnForwarder1_proxy> {
+public:
+    explicit ForwarderProxy(sdbus::IConnection& bus)
+        : ProxyInterfaces(bus, "org.ferry.VpnForwarder1", "/org/ferry/VpnForwarder1")
+    {
+        registerProxy();
+    }
+    ~ForwarderProxy() { unregisterProxy(); }
+};
+
+// Seed addresses, used only inside the namespaces this test creates.
+constexpr const char* kVpnAddress = "10.1.0.2";
+constexpr const char* kContainer = "10.0.3.2";
+constexpr const char* kLanAddress = "192.168.77.1";  // the appliance on the LAN
+
+std::vector<int> containerPorts()
+{
+    std::vector<int> ports{22};
+    for (int p = 2000; p <= 2010; ++p)  // 2010 listens too, but is not forwarded
+        ports.push_back(p);
+    return ports;
+}
+
+int countOf(const std::string& text, const std::string& needle)
+{
+    int n = 0;
+    for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1))
+        ++n;
+    return n;
+}
+
+class AVpnForwarder : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        if (!ferry::test::isRoot())
+            GTEST_SKIP() << "needs root to create network namespaces";
+        if (::access("/usr/sbin/nft", X_OK) != 0 || ::access("/usr/sbin/ip", X_OK) != 0)
+            GTEST_SKIP() << "needs ip and nft";
+        vpntest::removeStaleNamespaces("fvpn");
+        const std::string prefix = "fvpn" + std::to_string(::getpid()) + "-";
+        try {
+            m_appliance.emplace(prefix + "appl");
+        } catch (const std::exception& e) {
+            GTEST_SKIP() << "cannot create network namespaces here: " << e.what();
+        }
+        m_peer.emplace(prefix + "peer");
+        m_container.emplace(prefix + "ctr");
+        m_lan.emplace(prefix + "lan");
+
+        // VPN link: tap0 in the appliance (left down, no address, until a
+        // test brings it up), vpn0 in the peer.
+        m_appliance->ip({"link", "add", "tap0", "type", "veth", "peer", "name", "vpn0", "netns", m_peer->name()});
+        m_peer->ip({"addr", "add", "10.1.0.1/16", "dev", "vpn0"});
+        m_peer->ip({"link", "set", "vpn0", "up"});
+        // Container link.
+        m_appliance->ip({"link", "add", "ve-container", "type", "veth", "peer", "name", "eth0", "netns",
+                         m_container->name()});
+        m_appliance->ip({"addr", "add", "10.0.3.1/24", "dev", "ve-container"});
+        m_appliance->ip({"link", "set", "ve-container", "up"});
+        m_container->ip({"addr", "add", "10.0.3.2/24", "dev", "eth0"});
+        m_container->ip({"link", "set", "eth0", "up"});
+        m_container->ip({"route", "add", "default", "via", "10.0.3.1"});
+        // LAN link.
+        m_appliance->ip({"link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", m_lan->name()});
+        m_appliance->ip({"addr", "add", "192.168.77.1/24", "dev", "eth0"});
+        m_appliance->ip({"link", "set", "eth0", "up"});
+        m_lan->ip({"addr", "add", "192.168.77.2/24", "dev", "eth0"});
+        m_lan->ip({"link", "set", "eth0", "up"});
+        m_lan->ip({"route", "add", "default", "via", "192.168.77.1"});
+
+        // Tables that are not Ferry's: they must stay exactly as they are.
+        ferry::test::writeFile(m_dir / "bystander.nft",
+                               "table ip bystander {\n"
+                               "  set blocked { type ipv4_addr; elements = { 192.0.2.7 } }\n"
+                               "  chain input { type filter hook input priority 10; policy accept; ip saddr @blocked drop; }\n"
+                               "  chain prerouting { type nat hook prerouting priority -90; policy accept;\n"
+                               "    tcp dport 9 dnat to 192.0.2.9\n  }\n"
+                               "}\n"
+                               "table inet ferry_vpn {\n  chain c { tcp dport 7 drop; }\n}\n");
+        const auto r = m_appliance->exec({"nft", "-f", m_dir / "bystander.nft"});
+        ASSERT_EQ(r.exitCode, 0) << r.err;
+        m_othersBefore = otherTables();
+
+        m_containerServer.emplace(m_container->name(), containerPorts(), "container");
+        m_bus.emplace();
+        m_connection = sdbus::createSystemBusConnection();
+        m_proxy.emplace(*m_connection);
+    }
+
+    void TearDown() override
+    {
+        if (!HasFailure())
+            return;
+        if (m_daemon)
+            std::cerr << "daemon log:\n" << ferry::test::readFile(m_dir / "daemon.log") << "\n";
+        if (m_appliance)
+            std::cerr << "ruleset:\n" << ruleset() << "\n";
+    }
+
+    std::string configFile() const { return m_dir / "etc/vpn-forwarder.yml"; }
+
+    void startDaemon()
+    {
+        m_daemon.emplace(std::vector<std::string>{"/usr/sbin/ip", "netns", "exec", m_appliance->name(),
+                                                  buildPath("services/vpn-forwarderd/ferry-vpn-forwarderd"), "-v"},
+                         std::map<std::string, std::string>{{"FERRY_CONFIG_DIR", m_dir / "etc"},
+                                                            {"FERRY_STATE_DIR", m_dir / "state"}},
+                         m_dir / "daemon.log");
+        ASSERT_TRUE(waitUntil(
+            [&] {
+                try {
+                    m_proxy->LinkUp();
+                    return true;
+                } catch (const sdbus::Error&) {
+                    return false;
+                }
+            },
+            10s))
+            << ferry::test::readFile(m_dir / "daemon.log");
+    }
+
+    void stopDaemon(int signal)
+    {
+        m_daemon->signal(signal);
+        ASSERT_TRUE(m_daemon->wait(10s).has_value());
+        m_daemon.reset();
+    }
+
+    void bringVpnUp(const std::string& cidr = "10.1.0.2/24")
+    {
+        m_appliance->ip({"addr", "add", cidr, "dev", "tap0"});
+        m_appliance->ip({"link", "set", "tap0", "up"});
+    }
+
+    std::string ruleset() const { return m_appliance->exec({"nft", "list", "ruleset"}).out; }
+    std::string ferryTable() const { return m_appliance->exec({"nft", "list", "table", "ip", "ferry_vpn"}).out; }
+    std::string otherTables() const
+    {
+        return m_appliance->exec({"nft", "list", "table", "ip", "bystander"}).out +
+               m_appliance->exec({"nft", "list", "table", "inet", "ferry_vpn"}).out;
+    }
+    void expectOtherTablesUntouched() const { EXPECT_EQ(otherTables(), m_othersBefore); }
+
+    // Positive checks wait (a neighbour entry may need a moment after a link
+    // comes up); negative ones are a single attempt.
+    bool reaches(const Netns& from, const std::string& address, int port, const std::string& banner)
+    {
+        std::string last;
+        const bool ok = waitUntil(
+            [&] {
+                last = connectFrom(from.name(), address, port);
+                return last == banner;
+            },
+            5s, 50ms);
+        if (!ok)
+            ADD_FAILURE() << from.name() << " -> " << address << ":" << port << " gave '" << last << "', not '"
+                          << banner << "'";
+        return ok;
+    }
+
+    TempDir m_dir;
+    std::optional<Netns> m_appliance, m_peer, m_container, m_lan;
+    std::string m_othersBefore;
+    std::optional<BannerServer> m_containerServer, m_hostServer;
+    std::optional<ferry::test::TestBus> m_bus;
+    std::unique_ptr<sdbus::IConnection> m_connection;
+    std::optional<ForwarderProxy> m_proxy;
+    std::optional<Process> m_daemon;
+};
+
+TEST_F(AVpnForwarder, ForwardsVpnPortsToTheContainerOnlyWhileTheLinkIsUp)
+{
+    startDaemon();
+    // Before the link is up: no forwards, nothing reachable.
+    EXPECT_FALSE(m_proxy->LinkUp());
+    EXPECT_FALSE(m_proxy->Forwarding());
+    EXPECT_EQ(m_proxy->VpnAddress(), "");
+    EXPECT_EQ(countOf(ruleset(), "dnat to"), 1);  // the bystander's only
+    EXPECT_NE(connectFrom(m_peer->name(), kVpnAddress, 22, 800ms), "container:22");
+
+    bringVpnUp();
+    ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));
+    EXPECT_TRUE(m_proxy->LinkUp());
+    EXPECT_EQ(m_proxy->VpnAddress(), "10.1.0.2/24");
+    EXPECT_EQ(m_proxy->ContainerAddress(), "10.0.3.2");
+    EXPECT_EQ(m_proxy->LastError(), "");
+    EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 22, "container:22"));
+    EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 2005, "container:2005"));
+    EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 2000, "container:2000"));
+    EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 2009, "container:2009"));
+    // 2010 listens in the container but is not forwarded; the VPN peer reaches
+    // nothing else, not even the container directly.
+    EXPECT_EQ(connectFrom(m_peer->name(), kVpnAddress, 2010), "refused");
+    m_peer->ip({"route", "add", "10.0.3.0/24", "via", kVpnAddress});
+    EXPECT_EQ(connectFrom(m_peer->name(), kContainer, 2010), "refused");
+    expectOtherTablesUntouched();
+
+    // The address changes (as a VPN client does it: the old one goes, the new
+    // one comes): the forwards move with it.
+    m_appliance->ip({"addr", "del", "10.1.0.2/24", "dev", "tap0"});
+    m_appliance->ip({"addr", "add", "10.1.0.3/24", "dev", "tap0"});
+    ASSERT_TRUE(waitUntil([&] { return m_proxy->VpnAddress() == "10.1.0.3/24"; }, 5s));
+    EXPECT_TRUE(reaches(*m_peer, "10.1.0.3", 22, "container:22"));
+    EXPECT_EQ(ferryTable().find("10.1.0.2"), std::string::npos) << ferryTable();
+
+    // The address goes away: so do the forwards.
+    m_appliance->ip({"addr", "flush", "dev", "tap0"});
+    ASSERT_TRUE(waitUntil([&] { return !m_proxy->Forwarding(); }, 5s));
+    EXPECT_TRUE(m_proxy->LinkUp());
+    EXPECT_EQ(countOf(ferryTable(), "dnat to"), 0) << ferryTable();
+
+    // Up again, then the link goes down: forwards removed.
+    m_appliance->ip({"addr", "add", "10.1.0.2/24", "dev", "tap0"});
+    ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));
+    EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 2005, "container:2005"));
+    m_appliance->ip({"link", "set", "tap0", "down"});
+    ASSERT_TRUE(waitUntil([&] { return !m_proxy->LinkUp() && !m_proxy->Forwarding(); }, 5s));
+    EXPECT_EQ(countOf(ferryTable(), "dnat to"), 0) << ferryTable();
+    EXPECT_NE(connectFrom(m_peer->name(), kVpnAddress, 22, 800ms), "container:22");
+    expectOtherTablesUntouched();
+}
+
+TEST_F(AVpnForwarder, KeepsTheLanOutUntilLanAccessIsTurnedOn)
+{
+    bringVpnUp();
+    startDaemon();
+    ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));
+    EXPECT_FALSE(m_proxy->LanAccess());
+    const std::string tableBefore = ferryTable();
+
+    // By default the LAN reaches none of the forwarded ports, on any address,
+    // nor the container directly.
+    EXPECT_EQ(connectFrom(m_lan->name(), kLanAddress, 22), "refused");
+    EXPECT_EQ(connectFrom(m_lan->name(), kLanAddress, 2005), "refused");
+    EXPECT_EQ(connectFrom(m_lan->name(), kVpnAddress, 22), "refused");
+    EXPECT_NE(connectFrom(m_lan->name(), kContainer, 22, 800ms), "container:22");
+
+    m_proxy->SetLanAccess(true);
+    EXPECT_TRUE(m_proxy->LanAccess());
+    EXPECT_TRUE(reaches(*m_lan, kLanAddress, 22, "container:22"));
+    EXPECT_TRUE(reaches(*m_lan, kLanAddress, 2005, "container:2005"));
+    EXPECT_EQ(connectFrom(m_lan->name(), kLanAddress, 2010), "refused");
+    EXPECT_NE(ferry::test::readFile(m_dir / "state/vpn-forwarder.state").find("lan-access=on"), std::string::npos);
+    // The VPN side is unaffected.
+    EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 22, "container:22"));
+
+    m_proxy->SetLanAccess(false);
+    EXPECT_FALSE(m_proxy->LanAccess());
+    EXPECT_EQ(connectFrom(m_lan->name(), kLanAddress, 22), "refused");
+    EXPECT_EQ(connectFrom(m_lan->name(), kLanAddress, 2005), "refused");
+    // Off removed exactly what on added.
+    EXPECT_EQ(ferryTable(), tableBefore);
+    expectOtherTablesUntouched();
+}
+
+TEST_F(AVpnForwarder, ReachesTheHostOnlyWhileHostControlIsOn)
+{
+    m_hostServer.emplace(m_appliance->name(), std::vector<int>{22}, "host");
+    bringVpnUp();
+    startDaemon();
+    ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));
+    EXPECT_EQ(m_proxy->HostControlPort(), 2222);
+    const std::string tableBefore = ferryTable();
+
+    EXPECT_EQ(connectFrom(m_peer->name(), kVpnAddress, 2222), "refused");
+    EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 22, "container:22"));
+
+    m_proxy->SetHostControl(true);
+    EXPECT_TRUE(m_proxy->HostControl());
+    EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 2222, "host:22"));
+    EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 22, "container:22"));
+    // Host control is for the VPN peer only.
+    EXPECT_EQ(connectFrom(m_lan->name(), kLanAddress, 2222), "refused");
+
+    m_proxy->SetHostControl(false);
+    EXPECT_EQ(connectFrom(m_peer->name(), kVpnAddress, 2222), "refused");
+    EXPECT_EQ(ferryTable(), tableBefore);
+    expectOtherTablesUntouched();
+}
+
+TEST_F(AVpnForwarder, ReappliesTheSameRulesAfterARestartWithoutDuplicates)
+{
+    m_hostServer.emplace(m_appliance->name(), std::vector<int>{22}, "host");
+    bringVpnUp();
+    startDaemon();
+    ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));
+    m_proxy->SetLanAccess(true);
+    m_proxy->SetHostControl(true);
+    const std::string before = ruleset();
+    EXPECT_EQ(countOf(before, "dnat to"), 3);  // VPN, LAN, bystander
+    EXPECT_EQ(countOf(before, "redirect to"), 1);
+
+    // A clean stop removes Ferry's table, and only it.
+    ASSERT_NO_FATAL_FAILURE(stopDaemon(SIGTERM));
+    EXPECT_EQ(m_appliance->exec({"nft", "list", "table", "ip", "ferry_vpn"}).exitCode, 1);
+    EXPECT_EQ(connectFrom(m_lan->name(), kLanAddress, 22, 800ms).rfind("container", 0), std::string::npos);
+    expectOtherTablesUntouched();
+
+    // A fresh start re-applies the saved toggles: the same ruleset, byte for byte.
+    startDaemon();
+    ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));
+    EXPECT_TRUE(m_proxy->LanAccess());
+    EXPECT_TRUE(m_proxy->HostControl());
+    EXPECT_EQ(ruleset(), before);
+    EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 2005, "container:2005"));
+    EXPECT_TRUE(reaches(*m_lan, kLanAddress, 22, "container:22"));
+    EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 2222, "host:22"));
+
+    // A crash leaves the table behind; the next start replaces it whole.
+    ASSERT_NO_FATAL_FAILURE(stopDaemon(SIGKILL));
+    EXPECT_EQ(ruleset(), before);
+    startDaemon();
+    ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));
+    EXPECT_EQ(ruleset(), before);
+    m_proxy->Reapply();
+    EXPECT_EQ(ruleset(), before);
+    EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 22, "container:22"));
+    expectOtherTablesUntouched();
+}
+
+TEST_F(AVpnForwarder, RefusesToForwardWhenTheVpnSubnetOverlapsALocalSubnet)
+{
+    // The VPN server hands out a /16 that swallows the LAN's 192.168.77.0/24.
+    m_peer->ip({"addr", "add", "192.168.200.1/16", "dev", "vpn0"});
+    bringVpnUp("192.168.200.2/16");
+    startDaemon();
+    ASSERT_TRUE(waitUntil([&] { return !m_proxy->LastError().empty(); }, 5s));
+    EXPECT_TRUE(m_proxy->LinkUp());
+    EXPECT_FALSE(m_proxy->Forwarding());
+    const std::string error = m_proxy->LastError();
+    EXPECT_NE(error.find("Refusing to forward"), std::string::npos) << error;
+    EXPECT_NE(error.find("192.168.0.0/16 on tap0 overlaps the local subnet 192.168.77.0/24 on eth0"),
+              std::string::npos)
+        << error;
+    EXPECT_EQ(countOf(ferryTable(), "dnat to"), 0);
+    EXPECT_EQ(connectFrom(m_peer->name(), "192.168.200.2", 22), "refused");
+    try {
+        m_proxy->Reapply();
+        ADD_FAILURE() << "Reapply succeeded while forwarding is refused";
+    } catch (const sdbus::Error& e) {
+        EXPECT_EQ(e.getName(), "org.ferry.VpnForwarder1.Error.Refused");
+        EXPECT_EQ(e.getMessage(), error);
+    }
+    const auto status = ferry::test::run({buildPath("services/ferryctl/ferryctl"), "vpn", "status"}, m_bus->env());
+    EXPECT_EQ(status.exitCode, 1) << status.err;
+    EXPECT_NE(status.out.find(error), std::string::npos) << status.out;
+
+    // Once the VPN uses its own subnet again, forwarding resumes by itself.
+    m_appliance->ip({"addr", "flush", "dev", "tap0"});
+    m_appliance->ip({"addr", "add", "10.1.0.2/24", "dev", "tap0"});
+    ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));
+    EXPECT_EQ(m_proxy->LastError(), "");
+    EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 22, "container:22"));
+    expectOtherTablesUntouched();
+}
+
+TEST_F(AVpnForwarder, IsDrivenByFerryctl)
+{
+    bringVpnUp();
+    startDaemon();
+    ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));
+    const std::string ferryctl = buildPath("services/ferryctl/ferryctl");
+    const auto env = m_bus->env();
+
+    auto human = ferry::test::run({ferryctl, "vpn", "status"}, env);
+    EXPECT_EQ(human.exitCode, 0) << human.err;
+    EXPECT_NE(human.out.find("tap0 up, 10.1.0.2/24"), std::string::npos) << human.out;
+    EXPECT_NE(human.out.find("TCP 22, 2000-2009 -> 10.0.3.2"), std::string::npos) << human.out;
+    EXPECT_NE(human.out.find("LAN access:    off"), std::string::npos) << human.out;
+
+    auto on = ferry::test::run({ferryctl, "vpn", "lan", "on"}, env);
+    EXPECT_EQ(on.exitCode, 0) << on.err;
+    EXPECT_TRUE(m_proxy->LanAccess());
+    EXPECT_TRUE(reaches(*m_lan, kLanAddress, 2001, "container:2001"));
+    auto hc = ferry::test::run({ferryctl, "vpn", "host-control", "on"}, env);
+    EXPECT_EQ(hc.exitCode, 0) << hc.err;
+    EXPECT_TRUE(m_proxy->HostControl());
+
+    auto json = ferry::test::run({ferryctl, "--json", "vpn", "status"}, env);
+    ASSERT_EQ(json.exitCode, 0) << json.err;
+    const auto j = nlohmann::json::parse(json.out);
+    EXPECT_EQ(j.at("vpnInterface"), "tap0");
+    EXPECT_EQ(j.at("linkUp"), true);
+    EXPECT_EQ(j.at("forwarding"), true);
+    EXPECT_EQ(j.at("vpnAddress"), "10.1.0.2/24");
+    EXPECT_EQ(j.at("containerAddress"), "10.0.3.2");
+    EXPECT_EQ(j.at("lanAccess"), true);
+    EXPECT_EQ(j.at("hostControl"), true);
+    EXPECT_EQ(j.at("hostControlPort"), 2222);
+    EXPECT_EQ(j.at("lastError"), "");
+    ASSERT_EQ(j.at("forwardedPorts").size(), 2u);
+    EXPECT_EQ(j.at("forwardedPorts")[1].at("first"), 2000);
+    EXPECT_EQ(j.at("forwardedPorts")[1].at("last"), 2009);
+
+    EXPECT_EQ(ferry::test::run({ferryctl, "vpn", "lan", "off"}, env).exitCode, 0);
+    EXPECT_FALSE(m_proxy->LanAccess());
+    EXPECT_EQ(connectFrom(m_lan->name(), kLanAddress, 2001), "refused");
+
+    auto bad = ferry::test::run({ferryctl, "vpn", "lan", "maybe"}, env);
+    EXPECT_EQ(bad.exitCode, 2);
+    EXPECT_NE(bad.err.find("on|off"), std::string::npos) << bad.err;
+}
+
+TEST_F(AVpnForwarder, UsesTheConfiguredInterfacePortsAndContainer)
+{
+    // A differently named VPN interface and a narrower port list.
+    m_appliance->ip({"link", "set", "tap0", "name", "tun7"});
+    ferry::test::writeFile(configFile(), "vpn-interface: tun7\n"
+                                         "container-address: 10.0.3.2\n"
+                                         "forwarded-ports: [2005, 2001-2002]\n"
+                                         "lan-interfaces: [eth0]\n"
+                                         "host-control-port: 2200\n");
+    m_appliance->ip({"addr", "add", "10.1.0.2/24", "dev", "tun7"});
+    m_appliance->ip({"link", "set", "tun7", "up"});
+    startDaemon();
+    ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));
+    EXPECT_EQ(m_proxy->VpnInterface(), "tun7");
+    EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 2005, "container:2005"));
+    EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 2002, "container:2002"));
+    EXPECT_EQ(connectFrom(m_peer->name(), kVpnAddress, 22), "refused");
+    EXPECT_EQ(connectFrom(m_peer->name(), kVpnAddress, 2003), "refused");
+    const auto ports = m_proxy->ForwardedPorts();
+    ASSERT_EQ(ports.size(), 2u);
+    EXPECT_EQ(ports[0].get<0>(), 2001);
+    EXPECT_EQ(ports[0].get<1>(), 2002);
+    EXPECT_EQ(ports[1].get<0>(), 2005);
+    expectOtherTablesUntouched();
+}
+
+} // namespace
