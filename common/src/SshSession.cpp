@@ -210,6 +210,14 @@ std::size_t SshChannel::readSome(void* buf, std::size_t size, Deadline deadline)
             return static_cast<std::size_t>(n);
         if (n == SSH_ERROR)
             throw ClosedError("Lost " + m_peer + ": " + ssh_get_error(m_session.handle()));
+        // Keep stderr moving (bounded) so that it never blocks stdout or EOF.
+        char err[4096];
+        const int e = ssh_channel_read_nonblocking(m_channel, err, sizeof err, 1);
+        if (e > 0) {
+            if (m_stderr.size() < 64 * 1024)
+                m_stderr.append(err, static_cast<std::size_t>(e));
+            continue;
+        }
         if (ssh_channel_is_eof(m_channel) || ssh_channel_is_closed(m_channel))
             return 0;
         waitForSocket(POLLIN, deadline, "reading from");

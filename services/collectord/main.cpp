@@ -74,7 +74,10 @@ int main(int argc, char* argv[]) try {
     loop.watch(listenFd, [&] { collector.acceptFrom(listenFd); });
     collectord::CollectorAdaptor api(*bus, loop, collector);
     ferry::LogControl logControl(*bus, loop, "ferry-collectord");
-    ferry::notifyReady("Accepting node sessions");
+    const std::string where = n == 1 ? std::string("the socket from systemd")
+                                     : args.listenHost + ":" + std::to_string(args.listenPort);
+    spdlog::info("Accepting node sessions on {}", where);
+    ferry::notifyReady("Accepting node sessions on " + where);
     loop.run("org.ferry.Collector1");
     return EXIT_SUCCESS;
 } catch (const std::exception& e) {

@@ -42,12 +42,16 @@ void TestSshd::writeConfig()
       << "MaxStartups 100:30:200\n";
     for (const auto& l : m_options.globalLines)
         c << l << "\n";
-    c << m_options.tail << "\n";
+    std::string tail = m_options.tail;
+    for (auto pos = tail.find("@DIR@"); pos != std::string::npos; pos = tail.find("@DIR@"))
+        tail.replace(pos, 5, m_dir.path());
+    c << tail << "\n";
     writeFile(m_dir / "sshd_config", c.str(), 0644);
 }
 
 void TestSshd::start()
 {
+    const std::size_t logBefore = log().size();
     const std::string script = "mount -t tmpfs tmpfs /run && mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e -f " +
                                (m_dir / "sshd_config");
     m_process.emplace(std::vector<std::string>{"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh",
@@ -55,7 +59,7 @@ void TestSshd::start()
                       std::map<std::string, std::string>{}, m_dir / "sshd.log");
     const bool up = waitUntil(
         [&] {
-            return !m_process->running() || log().find("Server listening") != std::string::npos;
+            return !m_process->running() || log().find("Server listening", logBefore) != std::string::npos;
         },
         std::chrono::seconds(15));
     if (!up || !m_process->running())
@@ -94,18 +98,21 @@ void ensureUser(const std::string& name, const std::string& shell)
     run({"usermod", "-p", "*", name});
 }
 
-std::string shippedMasterDropIn(const TestSshd* forKeysFile)
+std::string shippedMasterDropIn(bool keysFile, const std::string& helperPath)
 {
     std::istringstream in(readFile(sourcePath("units/sshd/ferry-master.conf")));
     std::ostringstream out;
     std::string line;
     while (std::getline(in, line)) {
-        if (forKeysFile != nullptr && line.find("AuthorizedKeysCommand") != std::string::npos)
+        if (keysFile && line.find("AuthorizedKeysCommand") != std::string::npos)
             continue;
-        if (forKeysFile != nullptr && line.find("AuthorizedKeysFile") != std::string::npos) {
-            out << "\tAuthorizedKeysFile " << forKeysFile->dir() << "/authorized_keys.%u\n";
+        if (keysFile && line.find("AuthorizedKeysFile") != std::string::npos) {
+            out << "\tAuthorizedKeysFile @DIR@/authorized_keys.%u\n";
             continue;
         }
+        const auto helper = line.find("/usr/libexec/ferry/ferry-authorized-keys");
+        if (!helperPath.empty() && helper != std::string::npos)
+            line.replace(helper, 40, helperPath);
         out << line << "\n";
     }
     return out.str();

@@ -16,6 +16,7 @@ struct SshdOptions {
     // Extra lines for the global section (before any Match block).
     std::vector<std::string> globalLines;
     // Appended last (Match blocks), e.g. the shipped drop-in's text.
+    // "@DIR@" is replaced by the sshd's own directory.
     std::string tail;
 };
 
@@ -51,9 +52,9 @@ private:
 // shadow entry of '*' so that key login works with UsePAM no).
 void ensureUser(const std::string& name, const std::string& shell);
 
-// The shipped master drop-in with AuthorizedKeysCommand lines replaced by an
-// AuthorizedKeysFile in the test sshd's directory (tests that exercise the
-// command helper substitute its path instead).
-std::string shippedMasterDropIn(const TestSshd* forKeysFile);
+// The shipped master drop-in. With keysFile, its AuthorizedKeysCommand lines
+// become an AuthorizedKeysFile in the test sshd's directory; otherwise the
+// helper path is replaced by helperPath.
+std::string shippedMasterDropIn(bool keysFile, const std::string& helperPath = {});
 
 } // namespace ferry::test

@@ -278,7 +278,9 @@ TestBus::TestBus(std::vector<std::string> serviceDirs)
     m_address = "unix:path=" + socket;
     m_daemon.emplace(std::vector<std::string>{"/usr/bin/dbus-daemon", "--nofork", "--nopidfile",
                                               "--config-file=" + (m_dir / "bus.conf")},
-                     std::map<std::string, std::string>{}, m_dir / "dbus.log");
+                     // Activated services inherit the daemon's environment:
+                     // they must find this bus as their system bus.
+                     std::map<std::string, std::string>{{"DBUS_SYSTEM_BUS_ADDRESS", m_address}}, m_dir / "dbus.log");
     if (!waitUntil([&] { return ::access(socket.c_str(), F_OK) == 0; }, std::chrono::seconds(10)))
         throw std::runtime_error("private dbus-daemon did not start: " + readFile(m_dir / "dbus.log"));
     if (const char* prev = std::getenv("DBUS_SYSTEM_BUS_ADDRESS"))

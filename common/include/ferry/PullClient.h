@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ferry/Error.h"
 #include "ferry/PullProtocol.h"
 #include "ferry/Stream.h"
 #include "ferry/Wire.h"

@@ -45,6 +45,8 @@ public:
     std::string peer() const override { return m_peer; }
     // For exec channels: the remote command's exit status once it closed (-1 unknown).
     int exitStatus();
+    // What the remote side wrote to stderr so far (first 64 KiB).
+    const std::string& stderrText() const { return m_stderr; }
 
 private:
     friend class SshSession;
@@ -54,6 +56,7 @@ private:
     SshSession& m_session;
     ssh_channel_struct* m_channel;
     std::string m_peer;
+    std::string m_stderr;
 };
 
 class SshSession {

@@ -1,0 +1,162 @@
+// The push transport end to end on one machine: real sshd with the shipped
+// settings, real collectord, pushd activated on a private bus, ferryctl.
+
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include "PushFixture.h"
+#include "ferry/Crypto.h"
+#include "ferry/Error.h"
+#include "ferry/Spool.h"
+#include "ferry/SshSession.h"
+
+namespace ferry::test {
+namespace {
+
+class APushCycle : public PushFixture {};
+
+TEST_F(APushCycle, DeliversSampledRecordsToTheMasterOnce)
+{
+    for (int i = 0; i < 3; ++i)
+        ASSERT_EQ(sample().exitCode, 0);
+    const auto queued = ferry::Spool(m_nodeState + "/spool.db", {}).stats();
+    ASSERT_GT(queued.records, 10u);
+
+    const auto r = ferryctl({"push"});
+    ASSERT_EQ(r.exitCode, 0) << r.err << collectorLog();
+    EXPECT_NE(r.out.find("pushed " + std::to_string(queued.records) + " records"), std::string::npos) << r.out;
+    EXPECT_EQ(storedAtMaster(), queued.records);
+    EXPECT_EQ(busProperty("QueuedRecords"), "t 0\n");
+
+    // A second cycle has nothing to send and stores nothing twice.
+    ASSERT_EQ(ferryctl({"push"}).exitCode, 0);
+    EXPECT_EQ(storedAtMaster(), queued.records);
+
+    const auto status = ferryctl({"status"});
+    EXPECT_EQ(status.exitCode, 0) << status.err;
+    EXPECT_NE(status.out.find("success: pushed 0 records"), std::string::npos) << status.out;
+}
+
+TEST_F(APushCycle, StoresEveryRecordExactlyOnceWhenPushdIsKilledMidBatch)
+{
+    writeNodeConfig({m_sshd->port()}, "  batch_records: 20\n");
+    spoolRecords(4000, 200);
+    Process push({buildPath("services/ferryctl/ferryctl"), "push"}, {}, *m_root / "push.log");
+    // Kill pushd once the master holds part of the backlog.
+    ASSERT_TRUE(waitUntil([&] { return storedAtMaster() >= 200; }, std::chrono::seconds(30))) << collectorLog();
+    const auto pid = run({"pgrep", "-f", buildPath("services/pushd/ferry-pushd")}).out;
+    ASSERT_FALSE(pid.empty());
+    ::kill(std::stoi(pid), SIGKILL);
+    push.wait(std::chrono::seconds(10));
+    const auto partial = storedAtMaster();
+    EXPECT_LT(partial, 4000u) << "the kill came too late to interrupt the cycle";
+
+    // The next cycle (a fresh pushd, activated again) finishes the job.
+    const auto r = ferryctl({"push"}, std::chrono::seconds(120));
+    ASSERT_EQ(r.exitCode, 0) << r.err << collectorLog();
+    ferry::MasterStore store(m_masterState + "/master.db");
+    EXPECT_EQ(store.countRecords("test-node"), 4000u);
+    const auto last = store.records("test-node", 3999, 10);
+    ASSERT_EQ(last.size(), 1u);
+    EXPECT_EQ(last[0].seq, 4000u);
+    EXPECT_EQ(ferry::Spool(m_nodeState + "/spool.db", {}).stats().records, 0u);
+}
+
+TEST_F(APushCycle, KeepsRecordsQueuedWhileTheMasterIsUnreachableAndDrainsWhenItReturns)
+{
+    m_sshd->stop();
+    ASSERT_EQ(sample().exitCode, 0);
+    auto r = ferryctl({"push"});
+    EXPECT_NE(r.exitCode, 0);
+    EXPECT_NE(r.err.find("no master reachable"), std::string::npos) << r.err;
+    const auto first = std::stoull(busProperty("QueuedRecords").substr(2));
+    ASSERT_EQ(sample().exitCode, 0);
+    EXPECT_NE(ferryctl({"push"}).exitCode, 0);
+    const auto second = std::stoull(busProperty("QueuedRecords").substr(2));
+    EXPECT_GT(second, first);
+    EXPECT_EQ(storedAtMaster(), 0u);
+
+    m_sshd->start();
+    r = ferryctl({"push"});
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_EQ(storedAtMaster(), second);
+    EXPECT_EQ(busProperty("QueuedRecords"), "t 0\n");
+}
+
+TEST_F(APushCycle, FailsOverToTheSecondMasterWhenTheFirstIsDown)
+{
+    const int deadPort = freePort();
+    writeNodeConfig({deadPort, m_sshd->port()});
+    ASSERT_EQ(sample().exitCode, 0);
+    const auto r = ferryctl({"push"});
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_GT(storedAtMaster(), 0u);
+    EXPECT_EQ(busProperty("Master"), "s \"127.0.0.1:" + std::to_string(m_sshd->port()) + "\"\n");
+}
+
+TEST_F(APushCycle, RefusesAMasterWhoseHostKeyIsNotThePinnedOne)
+{
+    TempDir other;
+    ASSERT_EQ(run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other / "k"}).exitCode, 0);
+    std::string otherKey = readFile(other / "k.pub");
+    otherKey = otherKey.substr(0, otherKey.find(' ', otherKey.find(' ') + 1));
+    pinHostKey("[127.0.0.1]:" + std::to_string(m_sshd->port()) + " " + otherKey);
+    ASSERT_EQ(sample().exitCode, 0);
+    const auto r = ferryctl({"push"});
+    EXPECT_NE(r.exitCode, 0);
+    EXPECT_NE(r.err.find("host key differs from the pinned one"), std::string::npos) << r.err;
+    EXPECT_EQ(storedAtMaster(), 0u);
+    // Nothing identifying was sent: sshd never saw a key offered.
+    EXPECT_EQ(m_sshd->log().find("Accepted publickey"), std::string::npos);
+}
+
+TEST_F(APushCycle, IsRefusedByTheCollectorWhenTheNodeSecretIsWrong)
+{
+    enrol(ferry::generateSecret());  // the master holds a different secret
+    ASSERT_EQ(sample().exitCode, 0);
+    const auto r = ferryctl({"push"});
+    EXPECT_NE(r.exitCode, 0);
+    EXPECT_NE(r.err.find("wrong proof of the node secret"), std::string::npos) << r.err;
+    EXPECT_EQ(storedAtMaster(), 0u);
+    EXPECT_TRUE(waitUntil([&] { return collectorLog().find("wrong proof of its secret") != std::string::npos; }))
+        << collectorLog();
+    EXPECT_GT(ferry::Spool(m_nodeState + "/spool.db", {}).stats().records, 0u);
+}
+
+TEST_F(APushCycle, ShippedSshSettingsRefuseForwardsToOtherPortsAndRemoteListeners)
+{
+    ferry::SshOptions o;
+    o.privateKeyFile = m_nodeState + "/id_ed25519";
+    o.knownHostsFile = m_nodeState + "/known_hosts";
+    ferry::SshSession session({"127.0.0.1", static_cast<std::uint16_t>(m_sshd->port()), "ferry"}, o);
+    EXPECT_NO_THROW(session.openForward("127.0.0.1", 50009, 50011));
+    EXPECT_THROW(session.openForward("127.0.0.1", 50008, 50011), ferry::Error);
+    EXPECT_THROW(session.openForward("127.0.0.1", 22, 50011), ferry::Error);
+    {
+        // A command runs the forced /usr/sbin/nologin, never what was asked.
+        auto channel = session.exec("id");
+        std::string out;
+        char buf[512];
+        for (std::size_t n; (n = channel->readSome(buf, sizeof buf, ferry::deadlineIn(std::chrono::seconds(10)))) > 0;)
+            out.append(buf, n);
+        EXPECT_EQ(out.find("uid="), std::string::npos) << out;
+    }
+
+    // -R with OpenSSH's own client: refused by PermitListen none.
+    const auto r = run({"ssh", "-F", "/dev/null", "-i", m_nodeState + "/id_ed25519", "-p", std::to_string(m_sshd->port()),
+                        "-o", "UserKnownHostsFile=" + m_nodeState + "/known_hosts", "-o", "BatchMode=yes", "-o",
+                        "ExitOnForwardFailure=yes", "-N", "-R", "0:127.0.0.1:22", "ferry@127.0.0.1"},
+                       {}, {}, std::chrono::seconds(20));
+    EXPECT_NE(r.exitCode, 0);
+    EXPECT_NE(r.err.find("remote port forwarding failed"), std::string::npos) << r.err;
+    // And a pty or shell is refused too.
+    const auto shell = run({"ssh", "-F", "/dev/null", "-i", m_nodeState + "/id_ed25519", "-p", std::to_string(m_sshd->port()),
+                            "-o", "UserKnownHostsFile=" + m_nodeState + "/known_hosts", "-o", "BatchMode=yes", "-tt",
+                            "ferry@127.0.0.1", "id"},
+                           {}, {}, std::chrono::seconds(20));
+    EXPECT_EQ(shell.out.find("uid="), std::string::npos) << shell.out;
+}
+
+} // namespace
+} // namespace ferry::test

@@ -1,0 +1,131 @@
+#include "PushFixture.h"
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "ferry/Bus.h"
+
+#include "ferry/Crypto.h"
+#include "ferry/Spool.h"
+#include "ferry/SshSession.h"
+
+namespace ferry::test {
+
+void PushFixture::SetUp()
+{
+    if (!isRoot())
+        GTEST_SKIP() << "needs root: runs a real sshd in a mount namespace and a system user 'ferry'";
+    m_root = std::make_unique<TempDir>();
+    m_nodeConfig = *m_root / "node-etc";
+    m_nodeState = *m_root / "node-state";
+    m_masterState = *m_root / "master-state";
+    m_serviceDir = *m_root / "services";
+    for (const auto& d : {m_nodeConfig, m_nodeState, m_masterState, m_serviceDir})
+        std::filesystem::create_directories(d);
+
+    ensureUser("ferry", "/usr/sbin/nologin");
+    SshdOptions so;
+    so.tail = shippedMasterDropIn(true);
+    m_sshd = std::make_unique<TestSshd>(so);
+
+    // Node identity: key pair and secret, as keyregd and postinst make them.
+    ferry::ensureKeyPair(m_nodeState + "/id_ed25519");
+    m_secret = ferry::generateSecret();
+    writeFile(m_nodeState + "/secret", m_secret + "\n", 0600);
+    writeFile(m_sshd->authorizedKeysFile("ferry"),
+              "restrict,port-forwarding,permitopen=\"127.0.0.1:50009\" " + ferry::publicKeyLine(m_nodeState + "/id_ed25519") + "\n");
+    pinHostKey(m_sshd->knownHostsLine());
+    writeNodeConfig({m_sshd->port()});
+    enrol(m_secret);
+
+    ::setenv("FERRY_CONFIG_DIR", m_nodeConfig.c_str(), 1);
+    ::setenv("FERRY_STATE_DIR", m_nodeState.c_str(), 1);
+    // pushd is D-Bus-activated by the private bus, as on a real system.
+    writeFile(m_serviceDir + "/org.ferry.Push1.service",
+              "[D-BUS Service]\nName=org.ferry.Push1\nExec=" + buildPath("services/pushd/ferry-pushd") +
+                  " -v --idle-timeout=5\nUser=root\n");
+    m_bus = std::make_unique<TestBus>(std::vector<std::string>{m_serviceDir});
+    startCollector();
+}
+
+void PushFixture::startCollector()
+{
+    m_collector.emplace(std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
+                                                 "--listen=127.0.0.1:50009"},
+                        std::map<std::string, std::string>{{"FERRY_STATE_DIR", m_masterState}},
+                        *m_root / "collectord.log");
+    ASSERT_TRUE(waitUntil([&] { return collectorLog().find("Accepting") != std::string::npos || !m_collector->running(); }))
+        << collectorLog();
+    ASSERT_TRUE(m_collector->running()) << collectorLog();
+}
+
+void PushFixture::TearDown()
+{
+    m_collector.reset();
+    m_bus.reset();
+    m_sshd.reset();
+    ::unsetenv("FERRY_CONFIG_DIR");
+    ::unsetenv("FERRY_STATE_DIR");
+}
+
+void PushFixture::writeNodeConfig(const std::vector<int>& sshPorts, const std::string& extra)
+{
+    std::string yml = "node:\n  name: test-node\n  mode: push\nmasters:\n";
+    for (int p : sshPorts)
+        yml += "  - host: 127.0.0.1\n    ssh_port: " + std::to_string(p) + "\n";
+    yml += "push:\n  connect_timeout: 5\n  io_timeout: 10\n" + extra;
+    writeFile(m_nodeConfig + "/ferry.yml", yml);
+}
+
+void PushFixture::pinHostKey(const std::string& line)
+{
+    writeFile(m_nodeState + "/known_hosts", line + "\n");
+}
+
+void PushFixture::enrol(const std::string& secret)
+{
+    const auto r = run({buildPath("services/ferryctl/ferryctl"), "master", "add-node", "test-node"},
+                       {{"FERRY_STATE_DIR", m_masterState}}, secret + "\n");
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+}
+
+RunResult PushFixture::ferryctl(const std::vector<std::string>& args, std::chrono::seconds timeout)
+{
+    std::vector<std::string> argv{buildPath("services/ferryctl/ferryctl")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, {}, {}, timeout);
+}
+
+RunResult PushFixture::sample()
+{
+    return run({buildPath("services/sampler/ferry-sampler")});
+}
+
+void PushFixture::spoolRecords(int count, std::size_t payloadBytes)
+{
+    ferry::Spool spool(m_nodeState + "/spool.db", {});
+    std::vector<ferry::Record> batch;
+    for (int i = 0; i < count; ++i)
+        batch.push_back({0, ferry::nowMs(), "test", std::string(payloadBytes, static_cast<char>('a' + i % 26))});
+    spool.appendAll(batch);
+}
+
+std::uint64_t PushFixture::storedAtMaster()
+{
+    ferry::MasterStore store(m_masterState + "/master.db");
+    return store.countRecords("test-node");
+}
+
+std::string PushFixture::collectorLog() const
+{
+    return readFile(*m_root / "collectord.log");
+}
+
+std::string PushFixture::busProperty(const std::string& name)
+{
+    const auto r = run({"busctl", "--system", "get-property", "org.ferry.Push1", "/org/ferry/Push1", "org.ferry.Push1", name},
+                       {{"DBUS_SYSTEM_BUS_ADDRESS", m_bus->address()}});
+    return r.out;
+}
+
+} // namespace ferry::test

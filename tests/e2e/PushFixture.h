@@ -1,0 +1,43 @@
+#pragma once
+// One node and one master on this machine: a real sshd with the shipped
+// master drop-in, a real collectord on 127.0.0.1:50009, a private bus on
+// which pushd is started by D-Bus activation, and ferryctl as the client.
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "ferry/MasterStore.h"
+#include "support/TestSshd.h"
+#include "support/TestSupport.h"
+
+namespace ferry::test {
+
+class PushFixture : public ::testing::Test {
+protected:
+    void SetUp() override;
+    void TearDown() override;
+
+    // ferry.yml for the node with the given masters (ssh ports on 127.0.0.1).
+    void writeNodeConfig(const std::vector<int>& sshPorts, const std::string& extra = {});
+    void pinHostKey(const std::string& knownHostsLine);
+    void enrol(const std::string& secret);
+    RunResult ferryctl(const std::vector<std::string>& args, std::chrono::seconds timeout = std::chrono::seconds(60));
+    RunResult sample();
+    void spoolRecords(int count, std::size_t payloadBytes = 100);
+    std::uint64_t storedAtMaster();
+    std::string collectorLog() const;
+    std::string busProperty(const std::string& name);
+    void startCollector();
+
+    std::unique_ptr<TempDir> m_root;
+    std::string m_nodeConfig, m_nodeState, m_masterState, m_serviceDir;
+    std::unique_ptr<TestSshd> m_sshd;
+    std::unique_ptr<TestBus> m_bus;
+    std::optional<Process> m_collector;
+    std::string m_secret;
+};
+
+} // namespace ferry::test
