@@ -145,7 +145,7 @@ NodeConfig parseNodeConfig(const std::string& name, const std::string& text)
         }
         if (auto v = node->integer("ssh_port", 1, 65535))
             c.sshPort = static_cast<std::uint16_t>(*v);
-        if (auto v = node->seconds("pull_absence", 60, 7 * 86400))
+        if (auto v = node->seconds("pull_absence", 1, 7 * 86400))
             c.pullAbsence = std::chrono::seconds(*v);
         node->finish();
     }

@@ -1,0 +1,120 @@
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "ferry/Error.h"
+#include "ferry/Wire.h"
+
+namespace ferry {
+namespace {
+
+class AFramedStream : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        int sv[2];
+        ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        a = std::make_unique<FdStream>(sv[0], sv[0], "peer-a", true);
+        b = std::make_unique<FdStream>(sv[1], sv[1], "peer-b", true);
+    }
+    void sendRaw(const std::string& bytes) { a->writeAll(bytes.data(), bytes.size(), deadlineIn(std::chrono::seconds(1))); }
+    std::unique_ptr<FdStream> a, b;
+};
+
+TEST_F(AFramedStream, CarriesARecordBatchIntact)
+{
+    std::vector<Record> batch{{1, 1000, "load", "load1 0.5\n"}, {2, 2000, "plugin:x", std::string(70000, 'z')}};
+    writeFrame(*a, MessageType::Batch, encode(batch), deadlineIn(std::chrono::seconds(1)));
+    const Frame f = readFrame(*b, deadlineIn(std::chrono::seconds(1)));
+    ASSERT_EQ(f.type, MessageType::Batch);
+    const auto decoded = decodeBatch(f.payload, "peer-a");
+    ASSERT_EQ(decoded.size(), 2u);
+    EXPECT_EQ(decoded[1].payload, batch[1].payload);
+    EXPECT_EQ(decoded[1].kind, "plugin:x");
+}
+
+TEST_F(AFramedStream, RejectsAWrongVersionNamingBothVersions)
+{
+    std::string f = encodeFrame(MessageType::Bye, "");
+    f[2] = 2;
+    sendRaw(f);
+    try {
+        readFrame(*b, deadlineIn(std::chrono::seconds(1)));
+        FAIL();
+    } catch (const ProtocolError& e) {
+        EXPECT_STREQ(e.what(), "Bad frame from peer-b: unsupported protocol version 2 (this side speaks 1)");
+    }
+}
+
+TEST_F(AFramedStream, RejectsAnOversizedFrameBeforeReadingIt)
+{
+    std::string f = encodeFrame(MessageType::Batch, "");
+    f[4] = 0x7f;  // ~2 GiB announced
+    sendRaw(f);
+    EXPECT_THROW(readFrame(*b, deadlineIn(std::chrono::seconds(1)), 1024), ProtocolError);
+}
+
+TEST_F(AFramedStream, ReportsATruncatedFrameAsClosedWithHowMuchArrived)
+{
+    std::string f = encodeFrame(MessageType::Batch, std::string(100, 'x'));
+    sendRaw(f.substr(0, 50));
+    a.reset();
+    try {
+        readFrame(*b, deadlineIn(std::chrono::seconds(1)));
+        FAIL();
+    } catch (const ClosedError& e) {
+        EXPECT_NE(std::string(e.what()).find("after 42 of 100 bytes of a frame payload"), std::string::npos) << e.what();
+    }
+}
+
+TEST_F(AFramedStream, TimesOutOnASilentPeer)
+{
+    sendRaw("FY");
+    const auto start = Clock::now();
+    EXPECT_THROW(readFrame(*b, deadlineIn(std::chrono::milliseconds(200))), TimeoutError);
+    EXPECT_LT(Clock::now() - start, std::chrono::seconds(2));
+}
+
+TEST_F(AFramedStream, RejectsGarbage)
+{
+    sendRaw("GET / HTTP/1.1\r\n\r\n");
+    EXPECT_THROW(readFrame(*b, deadlineIn(std::chrono::seconds(1))), ProtocolError);
+}
+
+TEST(ABatchDecoder, RejectsSequencesThatDoNotIncrease)
+{
+    const std::string p = encode(std::vector<Record>{{5, 0, "a", "x"}, {5, 0, "a", "y"}});
+    EXPECT_THROW(decodeBatch(p, "n"), ProtocolError);
+}
+
+TEST(ABatchDecoder, RejectsTrailingBytesAndTruncation)
+{
+    std::string p = encode(std::vector<Record>{{1, 0, "a", "x"}});
+    EXPECT_THROW(decodeBatch(p + "!", "n"), ProtocolError);
+    EXPECT_THROW(decodeBatch(p.substr(0, p.size() - 1), "n"), ProtocolError);
+}
+
+TEST(ABatchDecoder, RejectsAnAbsurdRecordCountWithoutAllocatingForIt)
+{
+    EXPECT_THROW(decodeBatch(Encoder().u32(0xffffffff).take(), "n"), ProtocolError);
+    EXPECT_THROW(decodeBatch(Encoder().u32(9000).take(), "n"), ProtocolError);
+}
+
+TEST(AFrameParser, SurvivesEveryPrefixOfAValidFrame)
+{
+    const std::string f = encodeFrame(MessageType::Ack, encode(AckMessage{7, 1, 0}));
+    for (std::size_t n = 0; n < f.size(); ++n) {
+        Frame out;
+        std::size_t used = 1;
+        EXPECT_FALSE(parseFrame(f.substr(0, n), kDefaultMaxFrame, out, used));
+        EXPECT_EQ(used, 0u);
+    }
+    Frame out;
+    std::size_t used = 0;
+    ASSERT_TRUE(parseFrame(f, kDefaultMaxFrame, out, used));
+    EXPECT_EQ(decodeAck(out.payload, "x").storedUpTo, 7u);
+}
+
+} // namespace
+} // namespace ferry
