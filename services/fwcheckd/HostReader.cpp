@@ -1,0 +1,243 @@
+#include "HostReader.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <sstream>
+
+#include "Address.h"
+#include "ferry/Error.h"
+#include "ferry/Files.h"
+
+extern char** environ;
+
+namespace fwcheck {
+
+std::string CommandOutput::describe() const
+{
+    if (!ran)
+        return err.empty() ? "could not be started" : err;
+    std::string first = err.substr(0, err.find('\n'));
+    if (first.empty())
+        first = out.substr(0, out.find('\n'));
+    return (exitCode < 0 ? std::string("killed or timed out") : "exit " + std::to_string(exitCode)) +
+           (first.empty() ? "" : ": " + first);
+}
+
+CommandOutput runCommand(const std::vector<std::string>& argv, int timeoutMs)
+{
+    CommandOutput result;
+    int outPipe[2], errPipe[2];
+    if (::pipe2(outPipe, O_CLOEXEC) != 0)
+        return result;
+    if (::pipe2(errPipe, O_CLOEXEC) != 0) {
+        ::close(outPipe[0]);
+        ::close(outPipe[1]);
+        return result;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, outPipe[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, errPipe[1], 2);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    // The daemon blocks SIGTERM/SIGINT for its event loop; children must not inherit that.
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+    std::vector<char*> args;
+    for (const auto& a : argv)
+        args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_t pid = -1;
+    const int rc = ::posix_spawnp(&pid, args[0], &fa, &attr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    ::close(outPipe[1]);
+    ::close(errPipe[1]);
+    if (rc != 0) {
+        ::close(outPipe[0]);
+        ::close(errPipe[0]);
+        result.err = argv[0] + ": " + ferry::errnoMessage(rc);
+        return result;
+    }
+    result.ran = true;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+    pollfd fds[2] = {{outPipe[0], POLLIN, 0}, {errPipe[0], POLLIN, 0}};
+    int open = 2;
+    bool timedOut = false;
+    constexpr std::size_t kMaxOutput = 64 * 1024 * 1024;
+    while (open > 0) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+        if (left <= 0) {
+            timedOut = true;
+            break;
+        }
+        const int n = ::poll(fds, 2, static_cast<int>(left));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            continue;
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            char buf[65536];
+            const ssize_t r = ::read(fds[i].fd, buf, sizeof buf);
+            if (r > 0) {
+                auto& into = i == 0 ? result.out : result.err;
+                if (into.size() < kMaxOutput)
+                    into.append(buf, static_cast<std::size_t>(r));
+            } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+                ::close(fds[i].fd);
+                fds[i].fd = -1;
+                --open;
+            }
+        }
+    }
+    for (auto& f : fds)
+        if (f.fd >= 0)
+            ::close(f.fd);
+    if (timedOut)
+        ::kill(pid, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (timedOut) {
+        result.exitCode = -1;
+        result.err += "\n(timed out after " + std::to_string(timeoutMs) + " ms)";
+    } else if (WIFEXITED(status)) {
+        result.exitCode = WEXITSTATUS(status);
+        // posix_spawnp reports a missing program as exit 127 from the child.
+        if (result.exitCode == 127 && result.out.empty())
+            result.ran = false;
+    }
+    return result;
+}
+
+CommandOutput HostReader::run(std::vector<std::string> argv)
+{
+    std::vector<std::string> full = m_options.commandPrefix;
+    full.insert(full.end(), argv.begin(), argv.end());
+    return runCommand(full, m_options.timeoutMs);
+}
+
+CommandOutput HostReader::iptablesSave(const std::string& tool)
+{
+    return run({tool});
+}
+
+CommandOutput HostReader::nftRuleset()
+{
+    return run({"nft", "-j", "list", "ruleset"});
+}
+
+CommandOutput HostReader::sshdEffective(const std::string& user, const std::string& host, const std::string& addr)
+{
+    std::vector<std::string> argv = m_options.sshdPrefix;
+    argv.push_back(m_options.sshdBinary);
+    argv.push_back("-T");
+    if (!m_options.sshdConfig.empty()) {
+        argv.push_back("-f");
+        argv.push_back(m_options.sshdConfig);
+    }
+    argv.push_back("-C");
+    argv.push_back("user=" + user + ",host=" + host + ",addr=" + addr);
+    return run(argv);
+}
+
+std::optional<std::string> HostReader::readFile(const std::string& path)
+{
+    return ferry::readFileIfExists(path, 4 * 1024 * 1024);
+}
+
+std::optional<Account> HostReader::account(const std::string& user)
+{
+    std::vector<char> buf(16384);
+    passwd pw{};
+    passwd* found = nullptr;
+    if (::getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr)
+        return std::nullopt;
+    Account a;
+    a.name = user;
+    a.shell = pw.pw_shell ? pw.pw_shell : "";
+    int n = 64;
+    std::vector<gid_t> gids(static_cast<std::size_t>(n));
+    if (::getgrouplist(user.c_str(), pw.pw_gid, gids.data(), &n) < 0) {
+        gids.resize(static_cast<std::size_t>(n));
+        ::getgrouplist(user.c_str(), pw.pw_gid, gids.data(), &n);
+    }
+    gids.resize(static_cast<std::size_t>(n));
+    for (gid_t g : gids) {
+        group gr{};
+        group* gf = nullptr;
+        std::vector<char> gbuf(16384);
+        if (::getgrgid_r(g, &gr, gbuf.data(), gbuf.size(), &gf) == 0 && gf != nullptr)
+            a.groups.emplace_back(gr.gr_name);
+    }
+    return a;
+}
+
+Route HostReader::route(const std::string& address)
+{
+    Route r;
+    const auto out = run({"ip", "-o", "route", "get", address});
+    if (!out.ran || out.exitCode != 0)
+        return r;
+    std::istringstream in(out.out);
+    std::string word, prev;
+    while (in >> word) {
+        if (prev == "dev")
+            r.interface = word;
+        else if (prev == "src")
+            r.source = word;
+        prev = word;
+    }
+    // A local address is reached over loopback.
+    if (out.out.rfind("local ", 0) == 0) {
+        r.interface = "lo";
+        if (r.source.empty())
+            r.source = address;
+    }
+    return r;
+}
+
+std::vector<std::string> HostReader::resolve(const std::string& host)
+{
+    if (Address::parse(host))
+        return {host};
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    std::vector<std::string> out;
+    if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0)
+        return out;
+    for (auto* p = res; p; p = p->ai_next) {
+        char buf[NI_MAXHOST];
+        if (::getnameinfo(p->ai_addr, p->ai_addrlen, buf, sizeof buf, nullptr, 0, NI_NUMERICHOST) == 0) {
+            std::string s = buf;
+            if (std::find(out.begin(), out.end(), s) == out.end())
+                out.push_back(s);
+        }
+    }
+    ::freeaddrinfo(res);
+    return out;
+}
+
+CommandOutput HostReader::listeningSockets()
+{
+    return run({"ss", "-H", "-l", "-t", "-n"});
+}
+
+} // namespace fwcheck

@@ -1,0 +1,53 @@
+#pragma once
+// The edges fwcheckd reads the system through. The real one runs the
+// tools; tests substitute one edge (say, the account database) while the
+// rest stays real, or feed captured text to the tracers directly.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fwcheck {
+
+struct CommandOutput {
+    bool ran = false;      // false: the program is missing or could not start
+    int exitCode = -1;     // -1 when killed or timed out
+    std::string out;
+    std::string err;
+    std::string describe() const;  // "exit 2: <first line of stderr>"
+};
+
+struct Account {
+    std::string name;
+    std::string shell;
+    std::vector<std::string> groups;  // primary first
+};
+
+struct Route {
+    std::string interface;  // empty when there is no route
+    std::string source;     // the node's address on that route
+};
+
+class SystemReader {
+public:
+    virtual ~SystemReader() = default;
+    // tool: "iptables-legacy-save", "ip6tables-legacy-save", "iptables-nft-save", "ip6tables-nft-save".
+    virtual CommandOutput iptablesSave(const std::string& tool) = 0;
+    virtual CommandOutput nftRuleset() = 0;
+    // `sshd -T -C user=…,host=…,addr=…` (plus -f when a config path is set).
+    virtual CommandOutput sshdEffective(const std::string& user, const std::string& host, const std::string& addr) = 0;
+    // Whole file; nullopt when missing. Throws ferry::Error when unreadable.
+    virtual std::optional<std::string> readFile(const std::string& path) = 0;
+    virtual std::optional<Account> account(const std::string& user) = 0;
+    virtual Route route(const std::string& address) = 0;
+    // Addresses of the master's host name (the address itself if it is one).
+    virtual std::vector<std::string> resolve(const std::string& host) = 0;
+    // Local TCP ports with a listening socket, and the addresses they bind.
+    virtual CommandOutput listeningSockets() = 0;
+};
+
+// Runs argv with stdin from /dev/null, capturing output, killing it after
+// timeoutMs. Never throws for the program's own failure.
+CommandOutput runCommand(const std::vector<std::string>& argv, int timeoutMs);
+
+} // namespace fwcheck

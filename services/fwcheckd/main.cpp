@@ -1,0 +1,122 @@
+// ferry-fwcheckd: answers "can the master reach my sshd?" on the bus as
+// org.ferry.FwCheck1. Started by its timer, its path units (sshd_config,
+// hosts.allow/deny) or D-Bus activation; checks once at start and exits
+// when idle. `--check` runs one check and prints it as JSON, without a bus.
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include "Checker.h"
+#include "FwCheckAdaptor.h"
+#include "HostReader.h"
+#include "Manager.h"
+#include "ferry/Bus.h"
+#include "ferry/Error.h"
+#include "ferry/Log.h"
+#include "ferry/NodeConfig.h"
+
+namespace {
+
+struct Args {
+    int verbosity = 0;
+    bool checkOnly = false;
+    bool initialCheck = true;
+    int idleSeconds = 30;
+    std::string pullUser = "ferry";
+    std::string pullShell = "/usr/lib/ferry/ferry-pulld-shell";
+    std::string sshdConfig;
+    std::string hostsAllow = "/etc/hosts.allow";
+    std::string hostsDeny = "/etc/hosts.deny";
+};
+
+[[noreturn]] void usage(const std::string& problem)
+{
+    std::cerr << "ferry-fwcheckd: " << problem << "\n"
+              << "usage: ferry-fwcheckd [-v] [--check] [--no-initial-check] [--idle-timeout SECONDS]\n"
+                 "                      [--pull-user NAME] [--pull-shell PATH] [--sshd-config PATH]\n"
+                 "                      [--hosts-allow PATH] [--hosts-deny PATH]\n";
+    std::exit(2);
+}
+
+Args parseArgs(int argc, char* argv[])
+{
+    Args a;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc)
+                usage(arg + " needs a value");
+            return argv[++i];
+        };
+        if (arg == "-v")
+            ++a.verbosity;
+        else if (arg == "--check")
+            a.checkOnly = true;
+        else if (arg == "--no-initial-check")
+            a.initialCheck = false;
+        else if (arg == "--idle-timeout") {
+            const std::string v = value();
+            if (v.empty() || v.size() > 6 || v.find_first_not_of("0123456789") != std::string::npos)
+                usage("--idle-timeout expects seconds, got '" + v + "'");
+            a.idleSeconds = std::stoi(v);
+        } else if (arg == "--pull-user")
+            a.pullUser = value();
+        else if (arg == "--pull-shell")
+            a.pullShell = value();
+        else if (arg == "--sshd-config")
+            a.sshdConfig = value();
+        else if (arg == "--hosts-allow")
+            a.hostsAllow = value();
+        else if (arg == "--hosts-deny")
+            a.hostsDeny = value();
+        else
+            usage("unknown argument '" + arg + "'");
+    }
+    return a;
+}
+
+} // namespace
+
+int main(int argc, char* argv[]) try {
+    const Args args = parseArgs(argc, argv);
+    ferry::initLogging("ferry-fwcheckd", args.verbosity);
+    const ferry::Paths paths = ferry::pathsFromEnvironment();
+    const ferry::NodeConfig config = ferry::loadNodeConfig(paths);
+
+    fwcheck::CheckSettings settings = fwcheck::CheckSettings::fromNodeConfig(config);
+    settings.pullUser = args.pullUser;
+    settings.pullShell = args.pullShell;
+    settings.hostsAllow = args.hostsAllow;
+    settings.hostsDeny = args.hostsDeny;
+    fwcheck::HostReaderOptions readerOptions;
+    if (!args.sshdConfig.empty()) {
+        readerOptions.sshdConfig = args.sshdConfig;
+        settings.sshdConfigPath = args.sshdConfig;
+    }
+    fwcheck::HostReader reader(readerOptions);
+    fwcheck::Checker checker(reader, settings);
+    fwcheck::Manager manager(checker, paths.stateDir + "/fwcheck.json");
+
+    if (args.checkOnly) {
+        const auto report = manager.check();
+        std::cout << fwcheck::toJson(report).dump(2) << "\n";
+        return report.verdict == "reachable" ? EXIT_SUCCESS : EXIT_FAILURE;
+    }
+
+    manager.loadSaved();
+    auto bus = ferry::openBus();
+    ferry::EventLoop loop(*bus, std::chrono::seconds(args.idleSeconds));
+    fwcheck::FwCheckAdaptor api(*bus, loop, manager);
+    ferry::LogControl logControl(*bus, loop, "ferry-fwcheckd");
+    if (args.initialCheck)
+        api.checkInBackground();
+    ferry::notifyReady("Last verdict: " + manager.current().verdict);
+    loop.run("org.ferry.FwCheck1");
+    ferry::notifyStopping();
+    return EXIT_SUCCESS;
+} catch (const std::exception& e) {
+    ferry::logFatal(e);
+    return EXIT_FAILURE;
+}

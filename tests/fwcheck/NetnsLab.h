@@ -1,0 +1,59 @@
+#pragma once
+// The network namespaces the differential tests use: a "node" with a real
+// sshd, and two "master" namespaces joined to it by veth pairs. Addresses
+// are private and never leave these namespaces. Everything is removed on
+// destruction, also when a test fails.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "support/TestSupport.h"
+
+namespace fwtest {
+
+struct MasterNs {
+    std::string netns;
+    std::string address;      // as the master connects from
+    std::string nodeAddress;  // where the master connects to
+};
+
+class NetnsLab {
+public:
+    NetnsLab();  // throws std::runtime_error when the lab cannot be built
+    ~NetnsLab();
+    NetnsLab(const NetnsLab&) = delete;
+    NetnsLab& operator=(const NetnsLab&) = delete;
+
+    const std::string& node() const { return m_node; }
+    const std::vector<MasterNs>& masters() const { return m_masters; }
+    std::vector<std::string> nodePrefix() const { return {"ip", "netns", "exec", m_node}; }
+    const std::string& sshdConfig() const { return m_sshdConfig; }
+
+    // Runs a command inside the node namespace; throws with its stderr on failure.
+    std::string inNode(const std::vector<std::string>& argv, const std::string& input = {}) const;
+    // Removes every rule of every backend and sets policies back to ACCEPT.
+    void resetFirewall() const;
+
+    // What the kernel does with a real connection from a master namespace:
+    // "accept" (sshd answered with its banner), "drop" (no answer before
+    // the deadline) or "reject" (refused or unreachable).
+    static std::string connect(const MasterNs& m, int port);
+
+private:
+    void sh(const std::vector<std::string>& argv) const;
+
+    std::string m_node;
+    std::vector<MasterNs> m_masters;
+    std::vector<std::string> m_created;
+    ferry::test::TempDir m_dir;
+    std::string m_sshdConfig;
+    std::optional<ferry::test::Process> m_sshd;
+};
+
+// Wraps a command so that it gets a private /run with /run/sshd (sshd -T and
+// sshd -D need it) without touching the host's /run.
+std::vector<std::string> privateRunPrefix();
+
+} // namespace fwtest
