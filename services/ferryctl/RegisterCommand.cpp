@@ -1,14 +1,70 @@
-// Placeholder until keyregd lands; replaced by the real command group.
+// ferryctl register: ask keyregd (org.ferry.KeyReg1) to register with every
+// configured master now, and show the outcome.
+
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+#include <sdbus-c++/sdbus-c++.h>
+
 #include "Commands.h"
+#include "PushProxy.h"
+#include "ferry/Bus.h"
+#include "org.ferry.KeyReg1-proxy.h"
 
 namespace ferryctl {
 
-int registerCommand(const Options&)
+namespace {
+
+class KeyRegProxy final : public sdbus::ProxyInterfaces<org::ferry::KeyReg1_proxy> {
+public:
+    explicit KeyRegProxy(sdbus::IConnection& bus) : ProxyInterfaces(bus, "org.ferry.KeyReg1", "/org/ferry/KeyReg1")
+    {
+        registerProxy();
+    }
+    ~KeyRegProxy() { unregisterProxy(); }
+
+private:
+    void onStateChanged(const std::string&, const std::string&) override {}
+};
+
+} // namespace
+
+int registerCommand(const Options& options)
 {
-    std::cerr << "ferryctl register: not available in this build (keyregd is not built yet)\n";
-    return 1;
+    if (!options.args.empty()) {
+        std::cerr << "usage: ferryctl register\n";
+        return 2;
+    }
+    auto bus = connectBus();
+    KeyRegProxy keyreg(*bus);
+    nlohmann::json j;
+    try {
+        const auto [state, reason] = keyreg.Register();
+        j["state"] = state;
+        j["reason"] = reason;
+        j["fingerprint"] = keyreg.Fingerprint();
+        j["master_host_key_fingerprint"] = keyreg.MasterHostKeyFingerprint();
+        j["last_attempt_ms"] = keyreg.LastAttempt();
+        j["last_error"] = keyreg.LastError();
+    } catch (const sdbus::Error& e) {
+        std::cerr << "ferryctl register: cannot reach org.ferry.KeyReg1: " << e.getMessage() << " (" << e.getName()
+                  << ")\n";
+        return 1;
+    }
+    const std::string state = j["state"];
+    if (options.json) {
+        std::cout << j.dump(2) << "\n";
+    } else {
+        std::cout << "Registration: " << state;
+        if (!j["reason"].get<std::string>().empty())
+            std::cout << " (" << j["reason"].get<std::string>() << ")";
+        std::cout << "\n      Node key: " << j["fingerprint"].get<std::string>() << "\n";
+        if (!j["master_host_key_fingerprint"].get<std::string>().empty())
+            std::cout << "   Master keys: " << j["master_host_key_fingerprint"].get<std::string>() << " (pinned)\n";
+        if (!j["last_error"].get<std::string>().empty())
+            std::cout << "    Last error: " << j["last_error"].get<std::string>() << "\n";
+    }
+    return state == "accepted" ? 0 : 1;
 }
 
 } // namespace ferryctl

@@ -1,0 +1,124 @@
+// ferry-authorized-keys: sshd's AuthorizedKeysCommand for the master's tunnel
+// user. sshd runs it for every public key a client offers:
+//
+//   AuthorizedKeysCommand /usr/libexec/ferry/ferry-authorized-keys %u %t %k
+//
+// It looks the offered key up in the registry (master.db) and prints one
+// restricted authorized_keys line when the key belongs to an accepted node,
+// nothing otherwise. Revoking a node therefore takes effect on its next
+// connection with no file rewritten.
+//
+// It runs once per authentication attempt, so it is deliberately small: no
+// logging framework, no D-Bus, one read-only SQLite lookup by an indexed
+// column (the index is created by registryd). Exit status 0 with no output
+// means "no key"; anything unexpected goes to stderr and exits 1, which sshd
+// also treats as "no key".
+
+#include <sqlite3.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace {
+
+constexpr const char* kDefaultStateDir = "/var/lib/ferry";
+constexpr const char* kDefaultUser = "ferry";
+constexpr const char* kDefaultPermitOpen = "127.0.0.1:50009";
+
+int usage()
+{
+    std::fputs("Usage: ferry-authorized-keys [--state-dir DIR] [--tunnel-user USER] [--permit-open HOST:PORT] "
+               "USER KEYTYPE BASE64KEY\n"
+               "  (sshd: AuthorizedKeysCommand ferry-authorized-keys %u %t %k)\n",
+               stderr);
+    return 2;
+}
+
+bool plainToken(std::string_view s, bool base64)
+{
+    if (s.empty() || s.size() > 16384)
+        return false;
+    for (char c : s) {
+        const bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        const bool ok = alnum || (base64 ? (c == '+' || c == '/' || c == '=') : (c == '-' || c == '@' || c == '.'));
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+} // namespace
+
+int main(int argc, char* argv[])
+{
+    std::string stateDir;
+    if (const char* env = std::getenv("FERRY_STATE_DIR"); env != nullptr && *env != '\0')
+        stateDir = env;
+    else
+        stateDir = kDefaultStateDir;
+    std::string tunnelUser = kDefaultUser;
+    std::string permitOpen = kDefaultPermitOpen;
+    int i = 1;
+    for (; i < argc; ++i) {
+        const std::string_view a = argv[i];
+        if (a.substr(0, 2) != "--")
+            break;
+        if (i + 1 >= argc)
+            return usage();
+        if (a == "--state-dir")
+            stateDir = argv[++i];
+        else if (a == "--tunnel-user")
+            tunnelUser = argv[++i];
+        else if (a == "--permit-open")
+            permitOpen = argv[++i];
+        else
+            return usage();
+    }
+    if (argc - i != 3)
+        return usage();
+    const std::string_view user = argv[i], type = argv[i + 1], key = argv[i + 2];
+
+    // Other users' keys are none of the registry's business.
+    if (user != tunnelUser)
+        return 0;
+    if (!plainToken(type, false) || !plainToken(key, true)) {
+        std::fprintf(stderr, "ferry-authorized-keys: refusing a malformed key of type '%.40s'\n",
+                     std::string(type).c_str());
+        return 1;
+    }
+
+    const std::string db = stateDir + "/master.db";
+    sqlite3* handle = nullptr;
+    if (sqlite3_open_v2(db.c_str(), &handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+        std::fprintf(stderr, "ferry-authorized-keys: Failed to open the registry %s: %s\n", db.c_str(),
+                     handle ? sqlite3_errmsg(handle) : "out of memory");
+        sqlite3_close(handle);
+        return 1;
+    }
+    sqlite3_busy_timeout(handle, 2000);
+    const std::string line = std::string(type) + " " + std::string(key);
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(handle,
+                                "SELECT public_key FROM nodes WHERE public_key = ?1 AND state = 'accepted' LIMIT 1",
+                                -1, &stmt, nullptr);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 1, line.data(), static_cast<int>(line.size()), SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    int status = 0;
+    if (rc == SQLITE_ROW) {
+        // The printed key is the one stored, which equals the offered one.
+        std::printf("restrict,port-forwarding,permitopen=\"%s\" %s\n", permitOpen.c_str(),
+                    reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+    } else if (rc != SQLITE_DONE) {
+        std::fprintf(stderr, "ferry-authorized-keys: Failed to look the key up in %s: %s\n", db.c_str(),
+                     sqlite3_errmsg(handle));
+        status = 1;
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(handle);
+    return status;
+}

@@ -1,0 +1,322 @@
+#include "Manager.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "ferry/Bus.h"
+#include "ferry/Crypto.h"
+#include "ferry/Files.h"
+#include "ferry/SshSession.h"
+
+namespace keyregd {
+
+namespace {
+
+bool sameMaster(const MasterRecord& r, const ferry::MasterAddress& m)
+{
+    return r.host == m.host && r.sshPort == m.sshPort && r.registryPort == m.registryPort;
+}
+
+std::string joinFingerprints(const std::vector<MasterRecord>& masters)
+{
+    std::string out;
+    for (const auto& m : masters) {
+        if (m.state != "accepted")
+            continue;
+        for (const auto& k : m.hostKeys) {
+            std::string fp;
+            try {
+                fp = ferry::fingerprintOf(k);
+            } catch (const std::exception&) {
+                fp = "(unparsable key)";
+            }
+            if (out.find(fp) == std::string::npos)
+                out += (out.empty() ? "" : ", ") + fp;
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+Manager::Manager(ferry::Paths paths, ferry::NodeConfig config, ManagerOptions options)
+    : m_paths(std::move(paths)), m_config(std::move(config)), m_options(options),
+      m_random(std::random_device{}())
+{
+}
+
+void Manager::prepare()
+{
+    if (ferry::ensureSecret(m_paths.secretFile()))
+        spdlog::warn("Created the node secret {} (it is normally made at package install); give it to the master "
+                     "operator: `ferryctl secret`",
+                     m_paths.secretFile());
+    if (ferry::ensureKeyPair(m_paths.privateKeyFile()))
+        spdlog::info("Created the node key pair {}", m_paths.privateKeyFile());
+    load();
+    const std::string fingerprint = ferry::fingerprintOf(ferry::publicKeyLine(m_paths.privateKeyFile()));
+    update([&](Status& s) { s.fingerprint = fingerprint; });
+}
+
+Status Manager::status() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_status;
+}
+
+void Manager::setOnChange(std::function<void(const Status&, const Status&)> fn)
+{
+    std::lock_guard lock(m_mutex);
+    m_onChange = std::move(fn);
+}
+
+void Manager::update(const std::function<void(Status&)>& change)
+{
+    Status before, after;
+    std::function<void(const Status&, const Status&)> notify;
+    {
+        std::lock_guard lock(m_mutex);
+        before = m_status;
+        change(m_status);
+        after = m_status;
+        notify = m_onChange;
+    }
+    if (notify && !(before == after))
+        notify(before, after);
+}
+
+void Manager::load()
+{
+    const auto text = ferry::readFileIfExists(stateFile(), 1024 * 1024);
+    if (!text)
+        return;
+    try {
+        const auto j = nlohmann::json::parse(*text);
+        std::lock_guard lock(m_mutex);
+        m_status.state = j.at("state").get<std::string>();
+        m_status.reason = j.at("reason").get<std::string>();
+        m_status.lastAttemptMs = j.at("last_attempt_ms").get<std::int64_t>();
+        m_status.lastError = j.at("last_error").get<std::string>();
+        m_masters.clear();
+        for (const auto& m : j.at("masters")) {
+            MasterRecord r;
+            r.host = m.at("host").get<std::string>();
+            r.sshPort = m.at("ssh_port").get<std::uint16_t>();
+            r.registryPort = m.at("registry_port").get<std::uint16_t>();
+            r.state = m.at("state").get<std::string>();
+            r.reason = m.at("reason").get<std::string>();
+            r.hostKeys = m.at("host_keys").get<std::vector<std::string>>();
+            m_masters.push_back(std::move(r));
+        }
+        m_status.masterHostKeyFingerprint = joinFingerprints(m_masters);
+    } catch (const std::exception& e) {
+        // The file is ours and only a cache of the masters' answers: the next
+        // round rebuilds it.
+        spdlog::warn("Ignoring the unreadable registration state {}: {}", stateFile(), e.what());
+    }
+}
+
+void Manager::save()
+{
+    nlohmann::json j;
+    std::vector<MasterRecord> masters;
+    {
+        std::lock_guard lock(m_mutex);
+        j["state"] = m_status.state;
+        j["reason"] = m_status.reason;
+        j["last_attempt_ms"] = m_status.lastAttemptMs;
+        j["last_error"] = m_status.lastError;
+        masters = m_masters;
+    }
+    j["masters"] = nlohmann::json::array();
+    for (const auto& m : masters)
+        j["masters"].push_back({{"host", m.host}, {"ssh_port", m.sshPort}, {"registry_port", m.registryPort},
+                                {"state", m.state}, {"reason", m.reason}, {"host_keys", m.hostKeys}});
+    ferry::writeFileAtomic(stateFile(), j.dump(2) + "\n", 0644);
+}
+
+std::string Manager::knownHostsText(const std::vector<MasterRecord>& masters)
+{
+    std::string text;
+    for (const auto& m : masters) {
+        if (m.state != "accepted")
+            continue;
+        const bool v6 = m.host.find(':') != std::string::npos;
+        const std::string host =
+            m.sshPort == 22 && !v6 ? m.host : "[" + m.host + "]:" + std::to_string(m.sshPort);
+        for (const auto& k : m.hostKeys)
+            text += host + " " + k + "\n";
+    }
+    return text;
+}
+
+void Manager::writeKnownHosts()
+{
+    std::vector<MasterRecord> masters;
+    {
+        std::lock_guard lock(m_mutex);
+        masters = m_masters;
+    }
+    const std::string text = knownHostsText(masters);
+    const std::string path = m_paths.knownHostsFile();
+    if (text.empty()) {
+        // No pinned master: pushd must see "not registered", not a stale pin.
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+            ferry::throwErrno("remove " + path);
+        return;
+    }
+    if (ferry::readFileIfExists(path).value_or("") != text)
+        ferry::writeFileAtomic(path, text, 0644);
+}
+
+bool Manager::registerOnce()
+{
+    std::lock_guard round(m_roundMutex);
+    const Status before = status();
+    const std::int64_t now = ferry::nowMs();
+    if (m_config.masters.empty()) {
+        update([&](Status& s) {
+            s.state = "unregistered";
+            s.reason = "no masters configured in " + m_paths.configFile();
+            s.lastAttemptMs = now;
+        });
+        save();
+        return false;
+    }
+
+    std::string secret, publicKey;
+    std::string localError;
+    try {
+        ferry::ensureKeyPair(m_paths.privateKeyFile());
+        publicKey = ferry::publicKeyLine(m_paths.privateKeyFile());
+        secret = ferry::loadSecret(m_paths.secretFile());
+    } catch (const std::exception& e) {
+        localError = e.what();
+    }
+    const std::string fingerprint = publicKey.empty() ? before.fingerprint : ferry::fingerprintOf(publicKey);
+
+    // Carry over what we knew of each configured master; forget the others.
+    std::vector<MasterRecord> records;
+    {
+        std::lock_guard lock(m_mutex);
+        for (const auto& m : m_config.masters) {
+            MasterRecord r{m.host, m.sshPort, m.registryPort, "unregistered", "", {}};
+            for (const auto& old : m_masters)
+                if (sameMaster(old, m))
+                    r = old;
+            records.push_back(std::move(r));
+        }
+    }
+
+    std::vector<std::string> errors;
+    ClientTimeouts timeouts{m_config.connectTimeout, m_config.ioTimeout};
+    for (std::size_t i = 0; i < records.size(); ++i) {
+        auto& r = records[i];
+        const auto& address = m_config.masters[i];
+        const std::string label = masterLabel(address);
+        const std::string previous = r.state;
+        std::string error;
+        if (!localError.empty()) {
+            error = localError;
+        } else {
+            try {
+                const auto answer = registerWithMaster(address, m_config.nodeName, publicKey, secret, timeouts);
+                if (!answer.signedByMaster && r.state == "accepted") {
+                    // An unsigned answer cannot undo a signed one: anyone on
+                    // the path could have sent it.
+                    error = "master " + label + " answered 'pending' without a signature; keeping its pinned host keys";
+                } else {
+                    r.state = ferry::toString(answer.state);
+                    r.reason = answer.reason;
+                    if (answer.state == ferry::RegistrationState::Accepted)
+                        r.hostKeys = answer.hostKeys;
+                    else
+                        r.hostKeys.clear();
+                }
+            } catch (const std::exception& e) {
+                error = e.what();
+            }
+        }
+        if (!error.empty()) {
+            errors.push_back(error);
+            // An unreachable master keeps its last answer (and pins); one we
+            // never heard from is failing.
+            if (r.state == "unregistered" || r.state == "failing") {
+                r.state = "failing";
+                r.reason = error;
+            }
+            spdlog::debug("Registration with master {} failed: {}", label, error);
+        }
+        if (r.state != previous) {
+            if (r.state == "accepted")
+                spdlog::info("Registered with master {} (host key {})", label, joinFingerprints({r}));
+            else if (r.state == "declined")
+                spdlog::warn("Master {} declined this node: {}", label, r.reason);
+            else if (r.state == "pending")
+                spdlog::info("Master {} has this node pending: {}", label, r.reason);
+        }
+    }
+
+    bool retry = false;
+    std::string state = "failing", reason;
+    auto pick = [&](const char* wanted) {
+        for (const auto& r : records)
+            if (r.state == wanted) {
+                state = wanted;
+                reason = r.reason;
+                return true;
+            }
+        return false;
+    };
+    if (!pick("accepted") && !pick("pending") && !pick("declined"))
+        reason = errors.empty() ? "no answer from any master" : errors.front();
+    if (state == "accepted")
+        reason.clear();
+    for (const auto& r : records)
+        retry = retry || r.state == "pending" || r.state == "failing" || r.state == "unregistered";
+    retry = retry || !errors.empty();
+
+    {
+        std::lock_guard lock(m_mutex);
+        m_masters = records;
+        if (retry)
+            ++m_failures;
+        else
+            m_failures = 0;
+    }
+    writeKnownHosts();
+    const std::string lastError = errors.empty() ? "" : errors.front();
+    if (!lastError.empty() && before.lastError.empty())
+        spdlog::warn("Registration started to fail: {}", lastError);
+    else if (lastError.empty() && !before.lastError.empty())
+        spdlog::info("Registration working again: every master answered");
+    update([&](Status& s) {
+        s.state = state;
+        s.reason = reason;
+        s.fingerprint = fingerprint;
+        s.masterHostKeyFingerprint = joinFingerprints(records);
+        s.lastAttemptMs = now;
+        s.lastError = lastError;
+    });
+    save();
+    return retry;
+}
+
+std::chrono::milliseconds Manager::nextDelay()
+{
+    std::lock_guard lock(m_mutex);
+    const int steps = std::max(0, std::min(m_failures - 1, 30));
+    const double base = std::min<double>(static_cast<double>(m_options.retryMax.count()),
+                                         static_cast<double>(m_options.retryInitial.count()) * std::pow(2.0, steps));
+    // Jitter in [base/2, base]: nodes that lost the master together do not
+    // all come back in the same second.
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    return std::chrono::milliseconds(static_cast<std::int64_t>(base * jitter(m_random)));
+}
+
+} // namespace keyregd

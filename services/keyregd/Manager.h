@@ -1,0 +1,89 @@
+#pragma once
+// keyregd's core: the node's key pair, one registration round with every
+// configured master, the pinned master host keys (known_hosts for pushd),
+// the persisted status, and the backoff between rounds. No D-Bus here.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "RegistrationClient.h"
+#include "ferry/NodeConfig.h"
+
+namespace keyregd {
+
+struct Status {
+    std::string state = "unregistered";  // unregistered | accepted | pending | declined | failing
+    std::string reason;
+    std::string fingerprint;
+    std::string masterHostKeyFingerprint;
+    std::int64_t lastAttemptMs = 0;
+    std::string lastError;
+
+    bool operator==(const Status&) const = default;
+};
+
+// What one master last said, persisted so that a fresh keyregd answers at
+// once and keeps the pins of a master it cannot reach right now.
+struct MasterRecord {
+    std::string host;
+    std::uint16_t sshPort = 22;
+    std::uint16_t registryPort = 50010;
+    std::string state = "unregistered";  // accepted | pending | declined | failing | unregistered
+    std::string reason;
+    std::vector<std::string> hostKeys;  // pinned; only ever from a signed "accepted"
+};
+
+struct ManagerOptions {
+    std::chrono::milliseconds retryInitial{2000};
+    std::chrono::milliseconds retryMax{std::chrono::minutes(10)};
+};
+
+class Manager {
+public:
+    Manager(ferry::Paths paths, ferry::NodeConfig config, ManagerOptions options);
+
+    // Creates the secret and the key pair if missing, loads the persisted
+    // status. Separate from the constructor: it does I/O.
+    void prepare();
+
+    Status status() const;
+    // One round with every master. Returns true when another round is
+    // needed (a master unreachable, or still pending). Serialised.
+    bool registerOnce();
+    // The wait before the next round: exponential with jitter; reset by a
+    // round that needs no retry.
+    std::chrono::milliseconds nextDelay();
+
+    // Runs (on the registering thread) whenever the status changed.
+    void setOnChange(std::function<void(const Status& before, const Status& after)> fn);
+
+    // known_hosts text for the accepted masters ("" when none).
+    static std::string knownHostsText(const std::vector<MasterRecord>& masters);
+
+private:
+    void load();
+    void save();
+    void writeKnownHosts();
+    void update(const std::function<void(Status&)>& change);
+    std::string stateFile() const { return m_paths.stateDir + "/registration.json"; }
+
+    ferry::Paths m_paths;
+    ferry::NodeConfig m_config;
+    ManagerOptions m_options;
+
+    std::mutex m_roundMutex;       // one round at a time
+    mutable std::mutex m_mutex;    // guards the members below
+    Status m_status;
+    std::vector<MasterRecord> m_masters;
+    int m_failures = 0;
+    std::mt19937_64 m_random;
+    std::function<void(const Status&, const Status&)> m_onChange;
+};
+
+} // namespace keyregd

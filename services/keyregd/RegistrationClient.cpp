@@ -1,0 +1,64 @@
+#include "RegistrationClient.h"
+
+#include "ferry/Bus.h"
+#include "ferry/Crypto.h"
+#include "ferry/Stream.h"
+#include "ferry/Wire.h"
+
+namespace keyregd {
+
+std::string masterLabel(const ferry::MasterAddress& master)
+{
+    const bool v6 = master.host.find(':') != std::string::npos;
+    return (v6 ? "[" + master.host + "]" : master.host) + ":" + std::to_string(master.registryPort);
+}
+
+MasterAnswer registerWithMaster(const ferry::MasterAddress& master, const std::string& node,
+                                const std::string& publicKey, const std::string& secret, ClientTimeouts timeouts)
+{
+    const std::string label = masterLabel(master);
+    ferry::RegistrationRequest request;
+    request.node = node;
+    request.publicKey = ferry::normalizeKeyLine(publicKey);
+    request.timeMs = ferry::nowMs();
+    request.nonce = ferry::randomBytes(ferry::kNonceSize);
+
+    const int fd = ferry::connectTcp(master.host, master.registryPort, timeouts.connect);
+    ferry::FdStream stream(fd, fd, "master " + label, true);
+    const auto deadline = ferry::deadlineIn(timeouts.io);
+    ferry::writeFrame(stream, ferry::MessageType::Request, ferry::encodeRegistrationRequest(request, secret), deadline);
+    const auto frame = ferry::readFrame(stream, deadline, ferry::kMaxRegistryFrame);
+    if (frame.type == ferry::MessageType::Error) {
+        const auto e = ferry::decodeError(frame.payload, stream.peer());
+        throw RegistrationRefused(e.code, "master " + label + " refused the registration (" + e.code + "): " + e.message);
+    }
+    if (frame.type != ferry::MessageType::Response)
+        throw ferry::ProtocolError("Unexpected " + std::string(ferry::toString(frame.type)) + " from master " + label);
+
+    const auto signedResponse = ferry::decodeRegistrationResponse(frame.payload, stream.peer());
+    const auto& r = signedResponse.response;
+    if (!ferry::constantTimeEqual(r.requestNonce, request.nonce))
+        throw ferry::AuthError("Failed to register with master " + label +
+                               ": its answer does not belong to our request (nonce mismatch)");
+    MasterAnswer answer;
+    answer.state = r.state;
+    answer.reason = r.reason;
+    if (!signedResponse.mac.empty()) {
+        if (!ferry::verifyRegistrationResponse(signedResponse, secret))
+            throw ferry::AuthError("Failed to register with master " + label +
+                                   ": its answer is not signed with this node's secret (not our master, or it "
+                                   "holds another secret for this node)");
+        answer.signedByMaster = true;
+        answer.hostKeys = r.hostKeys;
+    } else if (r.state != ferry::RegistrationState::Pending) {
+        // Only "pending" may come unsigned (the master has no secret for us yet).
+        throw ferry::AuthError("Failed to register with master " + label + ": it answered '" +
+                               ferry::toString(r.state) + "' without a signature");
+    }
+    if (answer.state == ferry::RegistrationState::Accepted && answer.hostKeys.empty())
+        throw ferry::ProtocolError("Failed to register with master " + label +
+                                   ": it accepted us but sent no SSH host key to pin");
+    return answer;
+}
+
+} // namespace keyregd

@@ -1,0 +1,45 @@
+#pragma once
+// One registration exchange with one master over TCP (RegistryProtocol.h):
+// connect, send the signed request, read and authenticate the answer.
+
+#include <chrono>
+#include <string>
+
+#include "ferry/Error.h"
+#include "ferry/NodeConfig.h"
+#include "ferry/RegistryProtocol.h"
+
+namespace keyregd {
+
+struct MasterAnswer {
+    ferry::RegistrationState state = ferry::RegistrationState::Pending;
+    std::string reason;
+    std::vector<std::string> hostKeys;  // only from a signed answer
+    bool signedByMaster = false;        // the answer carried a valid MAC with our secret
+};
+
+// The master answered with an Error frame ("unknown-node", "auth-failed", …).
+class RegistrationRefused : public ferry::Error {
+public:
+    RegistrationRefused(std::string code, const std::string& message) : Error(message), m_code(std::move(code)) {}
+    const std::string& code() const { return m_code; }
+
+private:
+    std::string m_code;
+};
+
+struct ClientTimeouts {
+    std::chrono::milliseconds connect{10000};
+    std::chrono::milliseconds io{30000};
+};
+
+// Throws RegistrationRefused for an error answer, ferry::AuthError for an
+// answer that fails authentication, other ferry::Error for network and
+// protocol failures; every message names the master.
+MasterAnswer registerWithMaster(const ferry::MasterAddress& master, const std::string& node,
+                                const std::string& publicKey, const std::string& secret, ClientTimeouts timeouts);
+
+// "host:port" as used in messages and the state file.
+std::string masterLabel(const ferry::MasterAddress& master);
+
+} // namespace keyregd

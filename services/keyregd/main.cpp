@@ -1,0 +1,48 @@
+// ferry-keyregd: the node's key pair and its registration with the masters
+// (org.ferry.KeyReg1). Registers at every start, retries with backoff while
+// a master is unreachable or pending, and exits when there is nothing left
+// to do; bus activation brings it back for `ferryctl register` or a status query.
+
+#include <cstdlib>
+#include <iostream>
+
+#include "KeyRegAdaptor.h"
+#include "Manager.h"
+#include "Options.h"
+#include "Registrar.h"
+#include "ferry/Bus.h"
+#include "ferry/Log.h"
+#include "ferry/NodeConfig.h"
+
+int main(int argc, char* argv[]) try {
+    const auto options = keyregd::parseArgs(argc, argv);
+    if (options.help) {
+        std::cout << keyregd::usage();
+        return EXIT_SUCCESS;
+    }
+    ferry::initLogging("ferry-keyregd", options.verbosity);
+    const auto paths = ferry::pathsFromEnvironment();
+    const auto config = ferry::loadNodeConfig(paths);
+
+    keyregd::Manager manager{paths, config, options.manager};
+    manager.prepare();
+    auto bus = ferry::openBus();
+    ferry::EventLoop loop{*bus, options.idleTimeout};
+    keyregd::Registrar registrar{manager, [&loop](bool busy) { busy ? loop.hold() : loop.release(); }};
+    keyregd::KeyRegAdaptor adaptor{*bus, loop, manager, registrar};
+    manager.setOnChange([&adaptor](const keyregd::Status& before, const keyregd::Status& after) {
+        adaptor.statusChanged(before, after);
+    });
+    ferry::LogControl logControl{*bus, loop, "ferry-keyregd"};
+
+    registrar.start();
+    ferry::notifyReady("Registering with " + std::to_string(config.masters.size()) + " master(s)");
+    loop.run("org.ferry.KeyReg1");
+    ferry::notifyStopping();
+    registrar.stop();
+    manager.setOnChange({});
+    return EXIT_SUCCESS;
+} catch (const std::exception& e) {
+    ferry::logFatal(e);
+    return EXIT_FAILURE;
+}
