@@ -116,7 +116,18 @@ protected:
 
         m_containerServer.emplace(m_container->name(), containerPorts(), "container");
         m_bus.emplace();
-        m_connection = sdbus::createSystemBusConnection();
+        // TestBus returns once the socket file exists, which can be a moment
+        // before dbus-daemon listens on it (seen as ECONNREFUSED under load).
+        ASSERT_TRUE(waitUntil(
+            [&] {
+                try {
+                    m_connection = sdbus::createSystemBusConnection();
+                    return true;
+                } catch (const sdbus::Error&) {
+                    return false;
+                }
+            },
+            10s));
         m_proxy.emplace(*m_connection);
     }
 
