@@ -120,14 +120,20 @@ int vpnCommand(const Options& options)
             return status(proxy, options.json);
         if (sub == "reapply") {
             proxy.Reapply();
-            std::cout << "Forwarding table replaced\n";
+            if (options.json)
+                std::cout << nlohmann::json{{"reapplied", true}}.dump() << "\n";
+            else
+                std::cout << "Forwarding table replaced\n";
             return 0;
         }
         if (sub == "lan")
             proxy.SetLanAccess(*value);
         else
             proxy.SetHostControl(*value);
-        std::cout << (sub == "lan" ? "LAN access " : "Host control ") << (*value ? "on" : "off") << "\n";
+        if (options.json)
+            std::cout << nlohmann::json{{sub == "lan" ? "lanAccess" : "hostControl", *value}}.dump() << "\n";
+        else
+            std::cout << (sub == "lan" ? "LAN access " : "Host control ") << (*value ? "on" : "off") << "\n";
         return 0;
     } catch (const sdbus::Error& e) {
         std::cerr << "ferryctl vpn " << sub << ": " << e.getMessage() << " (" << e.getName() << ")\n";

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <optional>
 #include <regex>
 
@@ -143,10 +144,14 @@ protected:
 
     std::string configFile() const { return m_dir / "etc/vpn-forwarder.yml"; }
 
-    void startDaemon()
+    // wrapper: a command that runs the rest of argv (e.g. setpriv …).
+    void startDaemon(const std::vector<std::string>& wrapper = {})
     {
-        m_daemon.emplace(std::vector<std::string>{"/usr/sbin/ip", "netns", "exec", m_appliance->name(),
-                                                  buildPath("services/vpn-forwarderd/ferry-vpn-forwarderd"), "-v"},
+        std::vector<std::string> argv{"/usr/sbin/ip", "netns", "exec", m_appliance->name()};
+        argv.insert(argv.end(), wrapper.begin(), wrapper.end());
+        argv.push_back(buildPath("services/vpn-forwarderd/ferry-vpn-forwarderd"));
+        argv.push_back("-v");
+        m_daemon.emplace(argv,
                          std::map<std::string, std::string>{{"FERRY_CONFIG_DIR", m_dir / "etc"},
                                                             {"FERRY_STATE_DIR", m_dir / "state"}},
                          m_dir / "daemon.log");
@@ -440,6 +445,11 @@ TEST_F(AVpnForwarder, IsDrivenByFerryctl)
     EXPECT_FALSE(m_proxy->LanAccess());
     EXPECT_EQ(connectFrom(m_lan->name(), kLanAddress, 2001), "refused");
 
+    auto hcOff = ferry::test::run({ferryctl, "--json", "vpn", "host-control", "off"}, env);
+    EXPECT_EQ(hcOff.exitCode, 0) << hcOff.err;
+    EXPECT_EQ(nlohmann::json::parse(hcOff.out), nlohmann::json({{"hostControl", false}}));
+    EXPECT_FALSE(m_proxy->HostControl());
+
     auto bad = ferry::test::run({ferryctl, "vpn", "lan", "maybe"}, env);
     EXPECT_EQ(bad.exitCode, 2);
     EXPECT_NE(bad.err.find("on|off"), std::string::npos) << bad.err;
@@ -468,6 +478,31 @@ TEST_F(AVpnForwarder, UsesTheConfiguredInterfacePortsAndContainer)
     EXPECT_EQ(ports[0].get<0>(), 2001);
     EXPECT_EQ(ports[0].get<1>(), 2002);
     EXPECT_EQ(ports[1].get<0>(), 2005);
+    expectOtherTablesUntouched();
+}
+
+// The unit grants CAP_NET_ADMIN and nothing else to user ferry: that must
+// be enough for rtnetlink, per-link forwarding, nftables and the state file.
+TEST_F(AVpnForwarder, WorksAsAnUnprivilegedUserWithOnlyCapNetAdmin)
+{
+    if (::access("/usr/bin/setpriv", X_OK) != 0)
+        GTEST_SKIP() << "needs setpriv (util-linux) to drop privileges";
+    const std::string nobody = "65534";
+    std::filesystem::create_directories(m_dir / "state");
+    ASSERT_EQ(::chown((m_dir / "state").c_str(), 65534, 65534), 0);
+    bringVpnUp();
+    startDaemon({"/usr/bin/setpriv", "--reuid=" + nobody, "--regid=" + nobody, "--clear-groups",
+                 "--inh-caps=-all,+net_admin", "--ambient-caps=-all,+net_admin", "--bounding-set=-all,+net_admin"});
+    ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));
+    const std::string status = ferry::test::readFile("/proc/" + std::to_string(m_daemon->pid()) + "/status");
+    EXPECT_NE(status.find("Uid:\t65534"), std::string::npos) << status;
+    EXPECT_NE(status.find("CapEff:\t0000000000001000"), std::string::npos) << status;  // CAP_NET_ADMIN only
+    EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 22, "container:22"));
+    m_proxy->SetLanAccess(true);
+    EXPECT_TRUE(reaches(*m_lan, kLanAddress, 2005, "container:2005"));
+    EXPECT_NE(ferry::test::readFile(m_dir / "state/vpn-forwarder.state").find("lan-access=on"), std::string::npos);
+    ASSERT_NO_FATAL_FAILURE(stopDaemon(SIGTERM));
+    EXPECT_EQ(m_appliance->exec({"nft", "list", "table", "ip", "ferry_vpn"}).exitCode, 1);
     expectOtherTablesUntouched();
 }
 
