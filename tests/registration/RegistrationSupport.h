@@ -1,0 +1,66 @@
+#pragma once
+// Shared by the registration tests: a registryd on a free loopback port with
+// its own master state, a private bus, raw protocol exchanges, and a
+// snapshot of the registry to prove that refused input changed nothing.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ferry/RegistryProtocol.h"
+#include "ferry/Wire.h"
+#include "support/TestSupport.h"
+
+namespace ferry::test {
+
+// What a raw exchange brought back: a frame, or the connection closing
+// without one.
+struct Reply {
+    std::optional<Frame> frame;
+    std::string closedWhy;  // set when no frame came
+    bool isError(const std::string& code) const;
+    std::string errorMessage() const;
+};
+
+// Sends bytes as they are, half-closes if asked, and reads one frame.
+Reply rawExchange(int port, const std::string& bytes, bool closeWrite = false,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+// A signed registration request frame, ready to send.
+std::string requestFrame(const std::string& node, const std::string& publicKey, const std::string& secret,
+                         std::int64_t timeMs = 0, std::string nonce = {});
+
+class Registryd {
+public:
+    // Starts ferry-registryd on 127.0.0.1:port with the given master state
+    // directory and host key file; extra flags are appended.
+    Registryd(const std::string& stateDir, const std::string& hostKeyFile, int port, const std::string& logFile,
+              std::vector<std::string> extra = {}, std::vector<std::string> prefix = {});
+    int port() const { return m_port; }
+    Process& process() { return *m_process; }
+    std::string log() const;
+    bool waitForLog(const std::string& text, std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+
+private:
+    int m_port;
+    std::string m_logFile;
+    std::optional<Process> m_process;
+};
+
+// True once name has an owner on the (test) system bus.
+bool busNameOwned(const std::string& name);
+// `busctl get-property` of a string/number property, value only (quotes removed).
+std::string busProperty(const std::string& service, const std::string& path, const std::string& interface,
+                        const std::string& property);
+
+// Every row of the nodes table and the nonce count, as text.
+std::string registrySnapshot(const std::string& stateDir);
+// One column of one node ("" when absent).
+std::string nodeColumn(const std::string& stateDir, const std::string& node, const std::string& column);
+
+// ferryctl with the given extra environment and stdin.
+RunResult ferryctl(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {},
+                   const std::string& input = {});
+
+} // namespace ferry::test

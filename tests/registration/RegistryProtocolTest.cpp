@@ -1,0 +1,94 @@
+// The registration messages on their own: what the MACs cover and what the
+// decoders refuse.
+
+#include <gtest/gtest.h>
+
+#include "ferry/Crypto.h"
+#include "ferry/Error.h"
+#include "ferry/RegistryProtocol.h"
+#include "ferry/Wire.h"
+
+namespace ferry {
+namespace {
+
+const std::string kKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHcvOvN3ZMbPqg0zKXz6gYvXz5xC0mJ0W3pZrN2y8c4L";
+
+RegistrationRequest sampleRequest()
+{
+    return {"node-1", kKey, 1700000000000, std::string(kNonceSize, 'n')};
+}
+
+TEST(ARegistrationRequest, VerifiesOnlyWithTheSecretItWasSignedWith)
+{
+    const auto secret = generateSecret();
+    const auto decoded = decodeRegistrationRequest(encodeRegistrationRequest(sampleRequest(), secret), "test");
+    EXPECT_EQ(decoded.request.node, "node-1");
+    EXPECT_EQ(decoded.request.publicKey, kKey);
+    EXPECT_EQ(decoded.request.timeMs, 1700000000000);
+    EXPECT_TRUE(verifyRegistrationRequest(decoded, secret));
+    EXPECT_FALSE(verifyRegistrationRequest(decoded, generateSecret()));
+    EXPECT_FALSE(verifyRegistrationRequest(decoded, ""));
+}
+
+TEST(ARegistrationRequest, FailsVerificationWhenAnySignedByteChanges)
+{
+    const auto secret = generateSecret();
+    const auto payload = encodeRegistrationRequest(sampleRequest(), secret);
+    auto decoded = decodeRegistrationRequest(payload, "test");
+    // Flip the last byte of the timestamp inside the signed part.
+    decoded.signedBytes[decoded.signedBytes.size() - kNonceSize - 4 - 1] ^= 1;
+    EXPECT_FALSE(verifyRegistrationRequest(decoded, secret));
+}
+
+TEST(ARegistrationResponse, CannotBeForgedFromARequestMac)
+{
+    const auto secret = generateSecret();
+    RegistrationResponse r{RegistrationState::Accepted, "", std::string(kNonceSize, 'n'), 1, {kKey}};
+    auto decoded = decodeRegistrationResponse(encodeRegistrationResponse(r, secret), "test");
+    EXPECT_TRUE(verifyRegistrationResponse(decoded, secret));
+    // The same bytes under the request label do not pass as a response.
+    decoded.mac = registrationRequestMac(secret, decoded.signedBytes);
+    EXPECT_FALSE(verifyRegistrationResponse(decoded, secret));
+}
+
+TEST(ARegistrationResponse, WithoutASecretCarriesNoMac)
+{
+    RegistrationResponse r{RegistrationState::Pending, "wait", std::string(kNonceSize, 'n'), 1, {}};
+    const auto decoded = decodeRegistrationResponse(encodeRegistrationResponse(r, ""), "test");
+    EXPECT_TRUE(decoded.mac.empty());
+    EXPECT_FALSE(verifyRegistrationResponse(decoded, generateSecret()));
+    EXPECT_EQ(decoded.response.reason, "wait");
+}
+
+TEST(ARegistrationRequestDecoder, RefusesBadNamesKeysAndNoncesNamingTheField)
+{
+    const auto secret = generateSecret();
+    auto bad = sampleRequest();
+    bad.node = "../etc";
+    EXPECT_THROW(decodeRegistrationRequest(encodeRegistrationRequest(bad, secret), "peer"), ProtocolError);
+    bad = sampleRequest();
+    bad.publicKey = "ssh-dss AAAAB3NzaC1kc3MAAACBAP";
+    try {
+        decodeRegistrationRequest(encodeRegistrationRequest(bad, secret), "192.0.2.7:4000");
+        FAIL() << "accepted an unsupported key type";
+    } catch (const ProtocolError& e) {
+        EXPECT_NE(std::string(e.what()).find("unsupported key type 'ssh-dss'"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("192.0.2.7:4000"), std::string::npos) << e.what();
+    }
+    bad = sampleRequest();
+    bad.nonce = "short";
+    EXPECT_THROW(decodeRegistrationRequest(encodeRegistrationRequest(bad, secret), "peer"), ProtocolError);
+    EXPECT_THROW(decodeRegistrationRequest(std::string(7, '\0'), "peer"), ProtocolError);
+    EXPECT_THROW(decodeRegistrationRequest(encodeRegistrationRequest(sampleRequest(), secret) + "x", "peer"),
+                 ProtocolError);
+}
+
+TEST(AKeyLine, IsNormalisedToTypeAndBase64)
+{
+    EXPECT_EQ(normalizeKeyLine(kKey + " root@node\n"), kKey);
+    EXPECT_THROW(normalizeKeyLine("ssh-ed25519"), ProtocolError);
+    EXPECT_THROW(normalizeKeyLine("ssh-ed25519 AAAA$(reboot)AAAAAAAAAAAAAAA"), ProtocolError);
+}
+
+} // namespace
+} // namespace ferry

@@ -1,0 +1,319 @@
+// registryd against real TCP clients: good registrations, and every kind of
+// bad input, each answered with a clear error or a clean close, a log line,
+// and the registry unchanged.
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "RegistrationSupport.h"
+#include "ferry/Bus.h"
+#include "ferry/Crypto.h"
+#include "ferry/SshSession.h"
+#include "ferry/Stream.h"
+
+namespace ferry::test {
+namespace {
+
+class ARegistry : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        m_state = m_root / "master";
+        std::filesystem::create_directories(m_state);
+        ensureKeyPair(m_root / "host_key");
+        ensureKeyPair(m_root / "node_key");
+        m_hostKey = publicKeyLine(m_root / "host_key.pub");
+        m_nodeKey = publicKeyLine(m_root / "node_key");
+        m_secret = generateSecret();
+        m_port = freePort();
+    }
+
+    void start(std::vector<std::string> extra = {"--unknown-nodes", "refuse"})
+    {
+        extra.push_back("--deadline");
+        extra.push_back("1500");
+        extra.push_back("--idle-timeout");
+        extra.push_back("0");
+        m_registryd.emplace(m_state, m_root / "host_key.pub", m_port, m_root / "registryd.log", extra);
+    }
+
+    void enrol(const std::string& node, const std::string& secret)
+    {
+        const auto r = ferryctl({"master", "add-node", node}, {{"FERRY_STATE_DIR", m_state}}, secret + "\n");
+        ASSERT_EQ(r.exitCode, 0) << r.err;
+        // Through registryd on the bus, not the fallback to the file.
+        ASSERT_EQ(r.err.find("not reachable"), std::string::npos) << r.err;
+    }
+
+    Reply registerNode(const std::string& node, const std::string& secret)
+    {
+        return rawExchange(m_port, requestFrame(node, m_nodeKey, secret));
+    }
+
+    TempDir m_root;
+    TestBus m_bus;
+    std::string m_state, m_hostKey, m_nodeKey, m_secret;
+    int m_port = 0;
+    std::optional<Registryd> m_registryd;
+};
+
+TEST_F(ARegistry, AcceptsAnEnrolledNodeAndAnswersWithHostKeysSignedWithItsSecret)
+{
+    start();
+    enrol("n1", m_secret);
+    const auto reply = registerNode("n1", m_secret);
+    ASSERT_TRUE(reply.frame) << reply.closedWhy;
+    ASSERT_EQ(reply.frame->type, MessageType::Response) << reply.errorMessage();
+    const auto response = decodeRegistrationResponse(reply.frame->payload, "test");
+    EXPECT_TRUE(verifyRegistrationResponse(response, m_secret));
+    EXPECT_FALSE(verifyRegistrationResponse(response, generateSecret()));
+    EXPECT_EQ(response.response.state, RegistrationState::Accepted);
+    EXPECT_EQ(response.response.hostKeys, std::vector<std::string>{m_hostKey});
+    EXPECT_EQ(nodeColumn(m_state, "n1", "public_key"), m_nodeKey);
+    EXPECT_EQ(nodeColumn(m_state, "n1", "state"), "accepted");
+}
+
+TEST_F(ARegistry, RefusesAWrongHmacAndLeavesTheRegistryUnchanged)
+{
+    start();
+    enrol("n1", m_secret);
+    const auto before = registrySnapshot(m_state);
+    const auto reply = registerNode("n1", generateSecret());
+    EXPECT_TRUE(reply.isError("auth-failed")) << reply.errorMessage();
+    EXPECT_NE(reply.errorMessage().find("valid proof of the node's secret"), std::string::npos);
+    EXPECT_EQ(registrySnapshot(m_state), before);
+    EXPECT_TRUE(m_registryd->waitForLog("Refused registration from 127.0.0.1")) << m_registryd->log();
+}
+
+TEST_F(ARegistry, RefusesAReplayedRequest)
+{
+    start();
+    enrol("n1", m_secret);
+    const auto frame = requestFrame("n1", m_nodeKey, m_secret);
+    const auto first = rawExchange(m_port, frame);
+    ASSERT_TRUE(first.frame && first.frame->type == MessageType::Response) << first.errorMessage();
+    const auto after = registrySnapshot(m_state);
+    const auto replay = rawExchange(m_port, frame);
+    EXPECT_TRUE(replay.isError("replay")) << replay.errorMessage();
+    EXPECT_EQ(registrySnapshot(m_state), after);
+    EXPECT_TRUE(m_registryd->waitForLog("replay refused")) << m_registryd->log();
+}
+
+TEST_F(ARegistry, RefusesARequestFromOutsideTheClockWindow)
+{
+    start();
+    enrol("n1", m_secret);
+    const auto before = registrySnapshot(m_state);
+    const auto reply = rawExchange(m_port, requestFrame("n1", m_nodeKey, m_secret, nowMs() - 3600 * 1000));
+    EXPECT_TRUE(reply.isError("stale")) << reply.errorMessage();
+    EXPECT_EQ(registrySnapshot(m_state), before);
+}
+
+TEST_F(ARegistry, RefusesAnUnknownNodeWhenEnrolmentIsClosed)
+{
+    start();
+    enrol("n1", m_secret);
+    const auto before = registrySnapshot(m_state);
+    const auto reply = registerNode("stranger", m_secret);
+    EXPECT_TRUE(reply.isError("unknown-node")) << reply.errorMessage();
+    EXPECT_NE(reply.errorMessage().find("ferryctl master add-node stranger"), std::string::npos);
+    EXPECT_EQ(registrySnapshot(m_state), before);
+    EXPECT_TRUE(m_registryd->waitForLog("node stranger is not known")) << m_registryd->log();
+}
+
+TEST_F(ARegistry, RefusesAnOversizedFrameBeforeReadingIt)
+{
+    start();
+    enrol("n1", m_secret);
+    const auto before = registrySnapshot(m_state);
+    std::string header = encodeFrame(MessageType::Request, "").substr(0, 4);
+    header += std::string("\x00\x10\x00\x00", 4);  // 1 MiB announced, far above the registry's limit
+    const auto reply = rawExchange(m_port, header + std::string(1000, 'x'));
+    EXPECT_TRUE(reply.isError("bad-request")) << reply.errorMessage();
+    EXPECT_NE(reply.errorMessage().find("exceeds the limit"), std::string::npos) << reply.errorMessage();
+    EXPECT_EQ(registrySnapshot(m_state), before);
+    EXPECT_TRUE(m_registryd->waitForLog("exceeds the limit")) << m_registryd->log();
+}
+
+TEST_F(ARegistry, ClosesATruncatedFrameWithALogLine)
+{
+    start();
+    enrol("n1", m_secret);
+    const auto before = registrySnapshot(m_state);
+    const auto frame = requestFrame("n1", m_nodeKey, m_secret);
+    const auto reply = rawExchange(m_port, frame.substr(0, frame.size() / 2), true);
+    EXPECT_FALSE(reply.frame) << "expected a clean close, got " << reply.errorMessage();
+    EXPECT_TRUE(m_registryd->waitForLog("closed before a complete request")) << m_registryd->log();
+    EXPECT_EQ(registrySnapshot(m_state), before);
+}
+
+TEST_F(ARegistry, RefusesGarbageBytes)
+{
+    start();
+    enrol("n1", m_secret);
+    const auto before = registrySnapshot(m_state);
+    const auto reply = rawExchange(m_port, "GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+    EXPECT_TRUE(reply.isError("bad-request")) << reply.errorMessage();
+    EXPECT_NE(reply.errorMessage().find("bad magic"), std::string::npos) << reply.errorMessage();
+    // A well-framed request whose body is garbage is refused too, naming the field.
+    const auto body = rawExchange(m_port, encodeFrame(MessageType::Request, std::string(40, '\x07')));
+    EXPECT_TRUE(body.isError("bad-request")) << body.errorMessage();
+    EXPECT_EQ(registrySnapshot(m_state), before);
+}
+
+TEST_F(ARegistry, ServesOtherClientsWhileASlowlorisClientTricklesBytes)
+{
+    start();
+    enrol("n1", m_secret);
+    const auto frame = requestFrame("n1", m_nodeKey, m_secret);
+    const int slow = connectTcp("127.0.0.1", static_cast<std::uint16_t>(m_port), std::chrono::seconds(2));
+    FdStream slowStream(slow, slow, "slow", true);
+    std::atomic<bool> cut{false};
+    std::thread trickle([&] {
+        // One byte every 200 ms: the whole frame would take far longer than the 1.5 s deadline.
+        try {
+            for (std::size_t i = 0; i < frame.size() && !cut; ++i) {
+                slowStream.writeAll(&frame[i], 1, deadlineIn(std::chrono::seconds(1)));
+                std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            }
+        } catch (const std::exception&) {
+            cut = true;  // the registry closed us
+        }
+    });
+    // Meanwhile another node registers at once.
+    const auto started = Clock::now();
+    const auto reply = rawExchange(m_port, frame, false, std::chrono::seconds(2));
+    EXPECT_TRUE(reply.frame && reply.frame->type == MessageType::Response) << reply.errorMessage();
+    EXPECT_LT(Clock::now() - started, std::chrono::milliseconds(1000));
+    EXPECT_TRUE(m_registryd->waitForLog("no complete request within 1500 ms", std::chrono::seconds(5)))
+        << m_registryd->log();
+    cut = true;
+    trickle.join();
+}
+
+TEST_F(ARegistry, LimitsConcurrentConnectionsPerSourceAddress)
+{
+    start({"--unknown-nodes", "refuse", "--max-per-source", "2"});
+    enrol("n1", m_secret);
+    std::vector<int> idle;
+    for (int i = 0; i < 2; ++i)
+        idle.push_back(connectTcp("127.0.0.1", static_cast<std::uint16_t>(m_port), std::chrono::seconds(2)));
+    // The two idle connections are admitted before the third arrives.
+    ASSERT_TRUE(waitUntil([&] { return rawExchange(m_port, "").isError("busy"); }, std::chrono::seconds(5)));
+    EXPECT_TRUE(m_registryd->waitForLog("too many connections from 127.0.0.1 (limit 2)")) << m_registryd->log();
+    for (int fd : idle)
+        ::close(fd);
+    // Once they are gone, the node is served again.
+    EXPECT_TRUE(waitUntil([&] {
+        const auto r = registerNode("n1", m_secret);
+        return r.frame && r.frame->type == MessageType::Response;
+    }));
+}
+
+TEST_F(ARegistry, KeepsAnUnknownNodePendingUntilTheOperatorAcceptsItWithItsSecret)
+{
+    start({"--unknown-nodes", "pending"});
+    auto reply = registerNode("newcomer", m_secret);
+    ASSERT_TRUE(reply.frame && reply.frame->type == MessageType::Response) << reply.errorMessage();
+    auto response = decodeRegistrationResponse(reply.frame->payload, "test");
+    EXPECT_EQ(response.response.state, RegistrationState::Pending);
+    EXPECT_TRUE(response.mac.empty()) << "the master has no secret to sign with";
+    EXPECT_TRUE(response.response.hostKeys.empty());
+
+    const auto list = ferryctl({"--json", "master", "nodes"}, {{"FERRY_STATE_DIR", m_state}});
+    EXPECT_NE(list.out.find("\"pending\""), std::string::npos) << list.out;
+
+    // Accepting without the secret is refused; with it, the key is kept.
+    auto r = ferryctl({"master", "accept", "newcomer"}, {{"FERRY_STATE_DIR", m_state}});
+    EXPECT_NE(r.exitCode, 0);
+    EXPECT_NE(r.err.find("SecretRequired"), std::string::npos) << r.err;
+    r = ferryctl({"master", "accept", "newcomer", "--with-secret"}, {{"FERRY_STATE_DIR", m_state}}, m_secret);
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_EQ(nodeColumn(m_state, "newcomer", "public_key"), m_nodeKey);
+
+    reply = registerNode("newcomer", m_secret);
+    ASSERT_TRUE(reply.frame && reply.frame->type == MessageType::Response) << reply.errorMessage();
+    response = decodeRegistrationResponse(reply.frame->payload, "test");
+    EXPECT_EQ(response.response.state, RegistrationState::Accepted);
+    EXPECT_TRUE(verifyRegistrationResponse(response, m_secret));
+}
+
+TEST_F(ARegistry, DropsAPendingKeyThatTheNodesSecretDoesNotVouchFor)
+{
+    start({"--unknown-nodes", "pending"});
+    // Someone registers a key under the name before the operator enrols the real node.
+    const auto reply = registerNode("victim", generateSecret());
+    ASSERT_TRUE(reply.frame && reply.frame->type == MessageType::Response) << reply.errorMessage();
+    EXPECT_EQ(nodeColumn(m_state, "victim", "public_key"), m_nodeKey);
+    enrol("victim", m_secret);
+    EXPECT_EQ(nodeColumn(m_state, "victim", "public_key"), "");
+    EXPECT_TRUE(m_registryd->waitForLog("Dropping the pending key")) << m_registryd->log();
+}
+
+TEST_F(ARegistry, AnswersADeclinedOrRevokedNodeWithTheOperatorsReason)
+{
+    start();
+    enrol("n1", m_secret);
+    ASSERT_EQ(ferryctl({"master", "decline", "n1", "over", "quota"}, {{"FERRY_STATE_DIR", m_state}}).exitCode, 0);
+    auto reply = registerNode("n1", m_secret);
+    ASSERT_TRUE(reply.frame && reply.frame->type == MessageType::Response) << reply.errorMessage();
+    auto response = decodeRegistrationResponse(reply.frame->payload, "test");
+    EXPECT_EQ(response.response.state, RegistrationState::Declined);
+    EXPECT_EQ(response.response.reason, "over quota");
+    EXPECT_TRUE(response.response.hostKeys.empty());
+    EXPECT_TRUE(verifyRegistrationResponse(response, m_secret));
+
+    ASSERT_EQ(ferryctl({"master", "revoke", "n1", "stolen"}, {{"FERRY_STATE_DIR", m_state}}).exitCode, 0);
+    reply = registerNode("n1", m_secret);
+    response = decodeRegistrationResponse(reply.frame->payload, "test");
+    EXPECT_EQ(response.response.state, RegistrationState::Declined);
+    EXPECT_EQ(response.response.reason, "revoked: stolen");
+    EXPECT_EQ(nodeColumn(m_state, "n1", "state"), "revoked");
+}
+
+TEST_F(ARegistry, NamesTheErrorForAnOperatorActionOnAnUnknownNode)
+{
+    start();
+    const auto r = run({"busctl", "--system", "call", "org.ferry.Registry1", "/org/ferry/Registry1",
+                        "org.ferry.Registry1", "Revoke", "ss", "ghost", "why"});
+    EXPECT_NE(r.exitCode, 0);
+    EXPECT_NE(r.err.find("no such node"), std::string::npos) << r.err;
+    const auto ctl = ferryctl({"master", "revoke", "ghost"}, {{"FERRY_STATE_DIR", m_state}});
+    EXPECT_NE(ctl.exitCode, 0);
+    EXPECT_NE(ctl.err.find("org.ferry.Registry1.Error.NoSuchNode"), std::string::npos) << ctl.err;
+}
+
+TEST_F(ARegistry, ServesASocketPassedBySystemdAndExitsWhenIdle)
+{
+    // No registryd on the bus yet: ferryctl writes master.db itself, and says so.
+    const auto added = ferryctl({"master", "add-node", "n1"}, {{"FERRY_STATE_DIR", m_state}}, m_secret);
+    ASSERT_EQ(added.exitCode, 0) << added.err;
+    EXPECT_NE(added.err.find("directly"), std::string::npos) << added.err;
+    Process activated({"/usr/bin/systemd-socket-activate", "-E", "DBUS_SYSTEM_BUS_ADDRESS", "-l",
+                       "127.0.0.1:" + std::to_string(m_port),
+                       buildPath("services/registryd/ferry-registryd"), "-v", "--state-dir", m_state, "--host-key",
+                       m_root / "host_key.pub", "--idle-timeout", "2", "--listen", "127.0.0.1:1"},
+                      {}, m_root / "activated.log");
+    // systemd-socket-activate listens at once and starts registryd on the first connection.
+    ASSERT_TRUE(waitUntil([&] {
+        try {
+            const auto r = registerNode("n1", m_secret);
+            return r.frame && r.frame->type == MessageType::Response;
+        } catch (const std::exception&) {
+            return false;  // not listening yet
+        }
+    })) << readFile(m_root / "activated.log");
+    EXPECT_NE(readFile(m_root / "activated.log").find("socket(s) from systemd"), std::string::npos)
+        << readFile(m_root / "activated.log");
+    // Idle for 2 s, it leaves (systemd would start it again on the next connection).
+    EXPECT_TRUE(activated.wait(std::chrono::seconds(10)).has_value()) << readFile(m_root / "activated.log");
+}
+
+} // namespace
+} // namespace ferry::test
