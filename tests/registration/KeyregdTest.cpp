@@ -1,0 +1,255 @@
+// keyregd against a real registryd on a private bus: registration at start,
+// pending until accepted, backoff while the master is away, declines, and
+// refusal to pin keys from a master that cannot prove it knows our secret.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "RegistrationSupport.h"
+#include "ferry/Bus.h"
+#include "ferry/Crypto.h"
+#include "ferry/SshSession.h"
+#include "ferry/Stream.h"
+
+namespace ferry::test {
+namespace {
+
+class ARegisteringNode : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        m_master = m_root / "master";
+        m_nodeState = m_root / "node-state";
+        m_nodeConfig = m_root / "node-etc";
+        for (const auto& d : {m_master, m_nodeState, m_nodeConfig})
+            std::filesystem::create_directories(d);
+        ensureKeyPair(m_root / "host_key");
+        m_hostKey = publicKeyLine(m_root / "host_key.pub");
+        m_secret = generateSecret();
+        writeFile(m_nodeState + "/secret", m_secret + "\n", 0600);
+        m_port = freePort();
+        writeFile(m_nodeConfig + "/ferry.yml",
+                  "node:\n  name: n1\n  mode: push\nmasters:\n  - host: 127.0.0.1\n    ssh_port: 2222\n"
+                  "    registry_port: " + std::to_string(m_port) + "\npush:\n  connect_timeout: 2\n  io_timeout: 3\n");
+    }
+
+    void startMaster(const std::string& policy = "pending")
+    {
+        m_registryd.emplace(m_master, m_root / "host_key.pub", m_port, m_root / "registryd.log",
+                            std::vector<std::string>{"--unknown-nodes", policy, "--idle-timeout", "0"});
+    }
+
+    void startNode(int retryMaxMs = 800)
+    {
+        m_keyregd.emplace(std::vector<std::string>{buildPath("services/keyregd/ferry-keyregd"), "-v",
+                                                   "--retry-initial", "100", "--retry-max", std::to_string(retryMaxMs),
+                                                   "--idle-timeout", "0"},
+                          std::map<std::string, std::string>{{"FERRY_CONFIG_DIR", m_nodeConfig},
+                                                             {"FERRY_STATE_DIR", m_nodeState}},
+                          m_root / "keyregd.log");
+        ASSERT_TRUE(waitUntil([&] { return busNameOwned("org.ferry.KeyReg1") || !m_keyregd->running(); }))
+            << keyregdLog();
+        ASSERT_TRUE(m_keyregd->running()) << keyregdLog();
+    }
+
+    std::string property(const std::string& name)
+    {
+        return busProperty("org.ferry.KeyReg1", "/org/ferry/KeyReg1", "org.ferry.KeyReg1", name);
+    }
+    bool waitForState(const std::string& state, std::chrono::milliseconds timeout = std::chrono::seconds(10))
+    {
+        return waitUntil([&] { return property("State") == state; }, timeout, std::chrono::milliseconds(50));
+    }
+    std::map<std::string, std::string> masterEnv() const { return {{"FERRY_STATE_DIR", m_master}}; }
+    std::string knownHosts() const { return readFileIfExists(m_nodeState + "/known_hosts"); }
+    std::string keyregdLog() const { return readFile(m_root / "keyregd.log"); }
+    static std::string readFileIfExists(const std::string& path)
+    {
+        return ::access(path.c_str(), F_OK) == 0 ? readFile(path) : std::string();
+    }
+    std::string expectedKnownHosts() const { return "[127.0.0.1]:2222 " + m_hostKey + "\n"; }
+
+    TempDir m_root;
+    TestBus m_bus;
+    std::string m_master, m_nodeState, m_nodeConfig, m_hostKey, m_secret;
+    int m_port = 0;
+    std::optional<Registryd> m_registryd;
+    std::optional<Process> m_keyregd;
+};
+
+TEST_F(ARegisteringNode, RegistersAtStartAndPinsTheMastersHostKey)
+{
+    startMaster();
+    ASSERT_EQ(ferryctl({"master", "add-node", "n1"}, masterEnv(), m_secret).exitCode, 0);
+    startNode();
+    ASSERT_TRUE(waitForState("accepted")) << keyregdLog();
+    EXPECT_EQ(knownHosts(), expectedKnownHosts());
+    const auto nodeKey = publicKeyLine(m_nodeState + "/id_ed25519");
+    EXPECT_EQ(property("Fingerprint"), fingerprintOf(nodeKey));
+    EXPECT_EQ(property("MasterHostKeyFingerprint"), fingerprintOf(m_hostKey));
+    EXPECT_EQ(property("LastError"), "");
+    EXPECT_GT(std::stoll(property("LastAttempt")), nowMs() - 60000);
+    EXPECT_EQ(nodeColumn(m_master, "n1", "public_key"), nodeKey);
+    // The private key is the service user's alone.
+    EXPECT_EQ(std::filesystem::status(m_nodeState + "/id_ed25519").permissions() & std::filesystem::perms::all,
+              std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    EXPECT_NE(keyregdLog().find("Registered with master 127.0.0.1:" + std::to_string(m_port)), std::string::npos);
+}
+
+TEST_F(ARegisteringNode, WaitsAsPendingUntilTheOperatorAcceptsIt)
+{
+    startMaster("pending");
+    startNode();
+    ASSERT_TRUE(waitForState("pending")) << keyregdLog();
+    EXPECT_NE(property("Reason").find("waiting for the master operator"), std::string::npos);
+    EXPECT_EQ(knownHosts(), "") << "nothing may be pinned from an unsigned answer";
+    const auto r = ferryctl({"master", "accept", "n1", "--with-secret"}, masterEnv(), m_secret);
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    // keyregd keeps asking while pending and picks the acceptance up by itself.
+    ASSERT_TRUE(waitForState("accepted")) << keyregdLog();
+    EXPECT_EQ(knownHosts(), expectedKnownHosts());
+}
+
+TEST_F(ARegisteringNode, RetriesWithBackoffWhileTheMasterIsAwayAndLogsOnlyTheEdges)
+{
+    startNode(400);
+    ASSERT_TRUE(waitForState("failing")) << keyregdLog();
+    EXPECT_NE(property("LastError").find("127.0.0.1:" + std::to_string(m_port)), std::string::npos)
+        << property("LastError");
+    // Several rounds fail; the operator is told once.
+    ASSERT_TRUE(waitUntil([&] {
+        const auto log = keyregdLog();
+        std::size_t rounds = 0;
+        for (auto p = log.find("Next registration round"); p != std::string::npos;
+             p = log.find("Next registration round", p + 1))
+            ++rounds;
+        return rounds >= 4;
+    })) << keyregdLog();
+    auto count = [&](const std::string& text) {
+        const auto log = keyregdLog();
+        std::size_t n = 0;
+        for (auto p = log.find(text); p != std::string::npos; p = log.find(text, p + 1))
+            ++n;
+        return n;
+    };
+    EXPECT_EQ(count("Registration started to fail"), 1u) << keyregdLog();
+
+    startMaster();
+    ASSERT_EQ(ferryctl({"master", "add-node", "n1"}, masterEnv(), m_secret).exitCode, 0);
+    ASSERT_TRUE(waitForState("accepted")) << keyregdLog();
+    EXPECT_EQ(property("LastError"), "");
+    EXPECT_EQ(count("Registration working again"), 1u) << keyregdLog();
+    EXPECT_EQ(knownHosts(), expectedKnownHosts());
+}
+
+TEST_F(ARegisteringNode, UnpinsTheMasterWhenItDeclinesOrRevokesTheNode)
+{
+    startMaster();
+    ASSERT_EQ(ferryctl({"master", "add-node", "n1"}, masterEnv(), m_secret).exitCode, 0);
+    startNode();
+    ASSERT_TRUE(waitForState("accepted")) << keyregdLog();
+    ASSERT_EQ(knownHosts(), expectedKnownHosts());
+
+    ASSERT_EQ(ferryctl({"master", "revoke", "n1", "key", "leaked"}, masterEnv()).exitCode, 0);
+    const auto r = ferryctl({"--json", "register"});
+    EXPECT_EQ(r.exitCode, 1) << r.err;
+    EXPECT_NE(r.out.find("\"state\": \"declined\""), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("revoked: key leaked"), std::string::npos) << r.out;
+    EXPECT_EQ(property("Reason"), "revoked: key leaked");
+    EXPECT_EQ(knownHosts(), "") << "pushd must stop once the master refuses the node";
+    EXPECT_NE(keyregdLog().find("declined this node: revoked: key leaked"), std::string::npos) << keyregdLog();
+}
+
+TEST_F(ARegisteringNode, RefusesToPinKeysFromAMasterThatCannotProveItKnowsTheSecret)
+{
+    // An impostor on the registry port: answers "accepted" with its own host
+    // key, signed with a secret that is not the node's.
+    const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(m_port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const int one = 1;
+    ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(::listen(listener, 4), 0);
+    std::thread impostor([&] {
+        const int fd = ::accept(listener, nullptr, nullptr);
+        if (fd < 0)
+            return;
+        FdStream s(fd, fd, "node", true);
+        try {
+            const auto f = readFrame(s, deadlineIn(std::chrono::seconds(5)));
+            const auto req = decodeRegistrationRequest(f.payload, "node");
+            RegistrationResponse resp{RegistrationState::Accepted, "", req.request.nonce, nowMs(), {m_hostKey}};
+            writeFrame(s, MessageType::Response, encodeRegistrationResponse(resp, generateSecret()),
+                       deadlineIn(std::chrono::seconds(5)));
+        } catch (const std::exception&) {
+            // The test below reports what keyregd made of it.
+        }
+    });
+    startNode(60000);
+    ASSERT_TRUE(waitForState("failing")) << keyregdLog();
+    impostor.join();
+    ::close(listener);
+    // The first failure is logged as the edge; later rounds find the port closed.
+    EXPECT_NE(keyregdLog().find("Registration started to fail: Failed to register with master 127.0.0.1:" +
+                                std::to_string(m_port) + ": its answer is not signed with this node's secret"),
+              std::string::npos)
+        << keyregdLog();
+    EXPECT_EQ(knownHosts(), "");
+    EXPECT_EQ(property("MasterHostKeyFingerprint"), "");
+}
+
+TEST_F(ARegisteringNode, AnswersFromItsPersistedStateAfterARestartWhileTheMasterIsAway)
+{
+    startMaster();
+    ASSERT_EQ(ferryctl({"master", "add-node", "n1"}, masterEnv(), m_secret).exitCode, 0);
+    startNode();
+    ASSERT_TRUE(waitForState("accepted")) << keyregdLog();
+    m_keyregd.reset();
+    m_registryd.reset();
+    startNode(60000);
+    // The first answer comes from disk; the failed round keeps the pins.
+    EXPECT_EQ(property("State"), "accepted");
+    ASSERT_TRUE(waitUntil([&] { return !property("LastError").empty(); })) << keyregdLog();
+    EXPECT_EQ(property("State"), "accepted");
+    EXPECT_EQ(knownHosts(), expectedKnownHosts());
+}
+
+TEST_F(ARegisteringNode, ReRegistersTheSameKeyIdempotentlyAndRotatesToANewOne)
+{
+    startMaster();
+    ASSERT_EQ(ferryctl({"master", "add-node", "n1"}, masterEnv(), m_secret).exitCode, 0);
+    startNode();
+    ASSERT_TRUE(waitForState("accepted")) << keyregdLog();
+    const auto firstKey = nodeColumn(m_master, "n1", "public_key");
+    const auto firstSeen = nodeColumn(m_master, "n1", "first_seen");
+
+    auto r = ferryctl({"register"});
+    ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+    EXPECT_EQ(nodeColumn(m_master, "n1", "public_key"), firstKey);
+    EXPECT_EQ(nodeColumn(m_master, "n1", "first_seen"), firstSeen);
+    EXPECT_EQ(knownHosts(), expectedKnownHosts());
+
+    // Rotation: a new key pair on the node replaces the old key on the master.
+    std::filesystem::remove(m_nodeState + "/id_ed25519");
+    std::filesystem::remove(m_nodeState + "/id_ed25519.pub");
+    r = ferryctl({"register"});
+    ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+    const auto newKey = publicKeyLine(m_nodeState + "/id_ed25519");
+    EXPECT_NE(newKey, firstKey);
+    EXPECT_EQ(nodeColumn(m_master, "n1", "public_key"), newKey);
+    EXPECT_EQ(property("Fingerprint"), fingerprintOf(newKey));
+    EXPECT_TRUE(m_registryd->waitForLog("rotated its key")) << m_registryd->log();
+}
+
+} // namespace
+} // namespace ferry::test
