@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <algorithm>
+#include <mutex>
 #include <optional>
 #include <regex>
 
@@ -39,6 +41,35 @@ public:
         registerProxy();
     }
     ~ForwarderProxy() { unregisterProxy(); }
+};
+
+// Collects the names in org.freedesktop.DBus.Properties.PropertiesChanged
+// signals from the forwarder, on a connection with its own event loop.
+class ChangeListener final : public sdbus::ProxyInterfaces<sdbus::Properties_proxy> {
+public:
+    explicit ChangeListener(sdbus::IConnection& bus)
+        : ProxyInterfaces(bus, "org.ferry.VpnForwarder1", "/org/ferry/VpnForwarder1")
+    {
+        registerProxy();
+    }
+    ~ChangeListener() { unregisterProxy(); }
+    bool saw(const std::string& name)
+    {
+        std::lock_guard lock(m_mutex);
+        return std::find(m_seen.begin(), m_seen.end(), name) != m_seen.end();
+    }
+
+private:
+    void onPropertiesChanged(const std::string& interface, const std::map<std::string, sdbus::Variant>& changed,
+                             const std::vector<std::string>&) override
+    {
+        std::lock_guard lock(m_mutex);
+        if (interface == "org.ferry.VpnForwarder1")
+            for (const auto& [name, value] : changed)
+                m_seen.push_back(name);
+    }
+    std::mutex m_mutex;
+    std::vector<std::string> m_seen;
 };
 
 // Seed addresses, used only inside the namespaces this test creates.
@@ -269,8 +300,27 @@ TEST_F(AVpnForwarder, ForwardsVpnPortsToTheContainerOnlyWhileTheLinkIsUp)
     expectOtherTablesUntouched();
 }
 
+TEST_F(AVpnForwarder, SignalsPropertyChangesAsTheLinkComesAndGoes)
+{
+    startDaemon();
+    auto signals = sdbus::createSystemBusConnection();
+    signals->enterEventLoopAsync();
+    {
+        ChangeListener listener(*signals);
+        bringVpnUp();
+        EXPECT_TRUE(waitUntil([&] { return listener.saw("LinkUp") && listener.saw("Forwarding") &&
+                                           listener.saw("VpnAddress"); },
+                              5s));
+        m_proxy->SetLanAccess(true);
+        EXPECT_TRUE(waitUntil([&] { return listener.saw("LanAccess"); }, 5s));
+    }
+    signals->leaveEventLoop();
+}
+
 TEST_F(AVpnForwarder, KeepsTheLanOutUntilLanAccessIsTurnedOn)
 {
+    // The host's own sshd listens on 22 too: the LAN must not reach it either.
+    m_hostServer.emplace(m_appliance->name(), std::vector<int>{22}, "host");
     bringVpnUp();
     startDaemon();
     ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));
@@ -292,6 +342,12 @@ TEST_F(AVpnForwarder, KeepsTheLanOutUntilLanAccessIsTurnedOn)
     EXPECT_NE(ferry::test::readFile(m_dir / "state/vpn-forwarder.state").find("lan-access=on"), std::string::npos);
     // The VPN side is unaffected.
     EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 22, "container:22"));
+    // LAN access does not depend on the VPN link.
+    m_appliance->ip({"link", "set", "tap0", "down"});
+    ASSERT_TRUE(waitUntil([&] { return !m_proxy->LinkUp(); }, 5s));
+    EXPECT_TRUE(reaches(*m_lan, kLanAddress, 2005, "container:2005"));
+    m_appliance->ip({"link", "set", "tap0", "up"});
+    ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));
 
     m_proxy->SetLanAccess(false);
     EXPECT_FALSE(m_proxy->LanAccess());
@@ -304,7 +360,8 @@ TEST_F(AVpnForwarder, KeepsTheLanOutUntilLanAccessIsTurnedOn)
 
 TEST_F(AVpnForwarder, ReachesTheHostOnlyWhileHostControlIsOn)
 {
-    m_hostServer.emplace(m_appliance->name(), std::vector<int>{22}, "host");
+    // The host's sshd on 22 and some other host service on 8022.
+    m_hostServer.emplace(m_appliance->name(), std::vector<int>{22, 8022}, "host");
     bringVpnUp();
     startDaemon();
     ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));
@@ -312,12 +369,15 @@ TEST_F(AVpnForwarder, ReachesTheHostOnlyWhileHostControlIsOn)
     const std::string tableBefore = ferryTable();
 
     EXPECT_EQ(connectFrom(m_peer->name(), kVpnAddress, 2222), "refused");
+    EXPECT_EQ(connectFrom(m_peer->name(), kVpnAddress, 8022), "refused");
     EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 22, "container:22"));
 
     m_proxy->SetHostControl(true);
     EXPECT_TRUE(m_proxy->HostControl());
     EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 2222, "host:22"));
     EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 22, "container:22"));
+    // Only the host's sshd, nothing else on the host.
+    EXPECT_EQ(connectFrom(m_peer->name(), kVpnAddress, 8022), "refused");
     // Host control is for the VPN peer only.
     EXPECT_EQ(connectFrom(m_lan->name(), kLanAddress, 2222), "refused");
 
