@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <pwd.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -564,6 +565,79 @@ TEST_F(AVpnForwarder, WorksAsAnUnprivilegedUserWithOnlyCapNetAdmin)
     ASSERT_NO_FATAL_FAILURE(stopDaemon(SIGTERM));
     EXPECT_EQ(m_appliance->exec({"nft", "list", "table", "ip", "ferry_vpn"}).exitCode, 1);
     expectOtherTablesUntouched();
+}
+
+// The shipped bus policy, on a bus configured like Debian's system bus
+// (default deny), with the daemon running as user ferry the way the unit
+// runs it: everyone may read, only root may change the toggles.
+TEST_F(AVpnForwarder, LetsOnlyRootChangeTheTogglesUnderItsBusPolicy)
+{
+    const passwd* ferryUser = ::getpwnam("ferry");
+    if (ferryUser == nullptr || ::access("/usr/bin/setpriv", X_OK) != 0 || ::access("/usr/bin/busctl", X_OK) != 0)
+        GTEST_SKIP() << "needs a 'ferry' user, setpriv and busctl";
+    const std::string socket = m_dir / "system_bus_socket";
+    ferry::test::writeFile(
+        m_dir / "system.conf",
+        "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+        " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+        "<busconfig>\n  <type>system</type>\n  <auth>EXTERNAL</auth>\n  <listen>unix:path=" + socket + "</listen>\n"
+        "  <policy context=\"default\">\n    <allow user=\"*\"/>\n    <deny own=\"*\"/>\n"
+        "    <deny send_type=\"method_call\"/>\n    <allow send_type=\"signal\"/>\n"
+        "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n"
+        "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n"
+        "    <allow receive_type=\"method_call\"/>\n    <allow receive_type=\"method_return\"/>\n"
+        "    <allow receive_type=\"error\"/>\n    <allow receive_type=\"signal\"/>\n"
+        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n"
+        "  </policy>\n"
+        "  <include>" + ferry::test::sourcePath("dbus/org.ferry.VpnForwarder1.conf") + "</include>\n"
+        "</busconfig>\n");
+    Process bus({"/usr/bin/dbus-daemon", "--nofork", "--nopidfile", "--config-file=" + (m_dir / "system.conf")}, {},
+                m_dir / "system-bus.log");
+    const std::string address = "unix:path=" + socket;
+    const std::string dest = "org.ferry.VpnForwarder1", path = "/org/ferry/VpnForwarder1", iface = dest;
+    auto busctl = [&](bool asRoot, std::vector<std::string> args) {
+        std::vector<std::string> argv;
+        if (!asRoot)
+            argv = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
+        argv.insert(argv.end(), {"/usr/bin/busctl", "--address=" + address});
+        argv.insert(argv.end(), args.begin(), args.end());
+        return ferry::test::run(argv, {}, {}, 10s);
+    };
+    ASSERT_TRUE(waitUntil([&] { return busctl(true, {"list"}).exitCode == 0; }, 10s))
+        << ferry::test::readFile(m_dir / "system-bus.log");
+
+    std::filesystem::create_directories(m_dir / "state");
+    ASSERT_EQ(::chown((m_dir / "state").c_str(), ferryUser->pw_uid, ferryUser->pw_gid), 0);
+    bringVpnUp();
+    Process daemon({"/usr/sbin/ip", "netns", "exec", m_appliance->name(), "/usr/bin/setpriv", "--reuid=ferry",
+                    "--regid=ferry", "--clear-groups", "--inh-caps=-all,+net_admin", "--ambient-caps=-all,+net_admin",
+                    "--bounding-set=-all,+net_admin", buildPath("services/vpn-forwarderd/ferry-vpn-forwarderd")},
+                   {{"DBUS_SYSTEM_BUS_ADDRESS", address}, {"FERRY_CONFIG_DIR", m_dir / "etc"},
+                    {"FERRY_STATE_DIR", m_dir / "state"}},
+                   m_dir / "daemon.log");
+    ASSERT_TRUE(waitUntil([&] { return busctl(true, {"get-property", dest, path, iface, "Forwarding"}).out == "b true\n"; },
+                          10s))
+        << ferry::test::readFile(m_dir / "daemon.log") << ferry::test::readFile(m_dir / "system-bus.log");
+
+    // Anyone may read.
+    const auto read = busctl(false, {"get-property", dest, path, iface, "LanAccess"});
+    EXPECT_EQ(read.out, "b false\n") << read.err;
+    EXPECT_EQ(busctl(false, {"introspect", dest, path}).exitCode, 0);
+    // Only root may change.
+    const auto denied = busctl(false, {"call", dest, path, iface, "SetLanAccess", "b", "true"});
+    EXPECT_NE(denied.exitCode, 0);
+    EXPECT_NE(denied.err.find("Access denied"), std::string::npos) << denied.err;
+    EXPECT_NE(busctl(false, {"call", dest, path, iface, "SetHostControl", "b", "true"}).exitCode, 0);
+    EXPECT_NE(busctl(false, {"call", dest, path, iface, "Reapply"}).exitCode, 0);
+    EXPECT_NE(busctl(false, {"set-property", dest, "/org/freedesktop/LogControl1", "org.freedesktop.LogControl1",
+                             "LogLevel", "s", "debug"})
+                  .exitCode,
+              0);
+    EXPECT_EQ(connectFrom(m_lan->name(), kLanAddress, 2005), "refused");
+    const auto allowed = busctl(true, {"call", dest, path, iface, "SetLanAccess", "b", "true"});
+    EXPECT_EQ(allowed.exitCode, 0) << allowed.err;
+    EXPECT_EQ(busctl(false, {"get-property", dest, path, iface, "LanAccess"}).out, "b true\n");
+    EXPECT_TRUE(reaches(*m_lan, kLanAddress, 2005, "container:2005"));
 }
 
 } // namespace
