@@ -1,0 +1,233 @@
+// The pull protocol over a socket pair: the node side (PullServer, on a real
+// spool) against the master side (PullClient, into a real MasterStore).
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <future>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "ferry/Bus.h"
+#include "ferry/Crypto.h"
+#include "ferry/Error.h"
+#include "ferry/MasterStore.h"
+#include "ferry/PullClient.h"
+#include "ferry/PullServer.h"
+#include "support/TestSupport.h"
+
+using namespace ferry;
+using ferry::test::TempDir;
+
+namespace {
+
+class APullSession : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        spool.emplace(dir / "spool.db", SpoolLimits{1ull << 30, std::chrono::hours(24 * 365)});
+        store.emplace(dir / "master.db");
+        store->addNode("node1", secret);
+    }
+
+    void fill(std::size_t count)
+    {
+        std::vector<Record> records;
+        const std::int64_t now = nowMs();
+        for (std::size_t i = 0; i < count; ++i)
+            records.push_back(Record{0, now + static_cast<std::int64_t>(i), "load",
+                                     "sample " + std::to_string(i) + " " + std::string(100, 'x')});
+        spool->appendAll(records);
+    }
+
+    // Runs the node side on one end of a socket pair in a thread; the
+    // returned stream is the master's end.
+    std::future<PullServerResult> startNode(PullCommand command, std::string nodeSecret = {})
+    {
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+            throw std::runtime_error("socketpair");
+        master = std::make_unique<FdStream>(sv[0], sv[0], "node1 (test)", true);
+        PullServerOptions options;
+        options.nodeName = "node1";
+        options.secret = nodeSecret.empty() ? secret : nodeSecret;
+        options.batchRecords = 100;
+        options.ioTimeout = std::chrono::seconds(5);
+        return std::async(std::launch::async, [this, fd = sv[1], command, options] {
+            FdStream stream{fd, fd, "master (test)", true};
+            PullServer server{stream, *spool, options};
+            return server.run(command);
+        });
+    }
+
+    PullClientOptions clientOptions(std::string clientSecret = {})
+    {
+        return PullClientOptions{"node1", clientSecret.empty() ? secret : clientSecret, std::chrono::seconds(5)};
+    }
+
+    PullClient::BatchSink storeSink()
+    {
+        return [this](const std::vector<Record>& batch) { return store->storeBatch("node1", batch, "pull"); };
+    }
+
+    TempDir dir;
+    std::string secret = generateSecret();
+    std::optional<Spool> spool;
+    std::optional<MasterStore> store;
+    std::unique_ptr<FdStream> master;
+};
+
+} // namespace
+
+TEST_F(APullSession, MovesEveryRecordAndEmptiesTheSpool)
+{
+    fill(1234);
+    auto node = startNode(PullCommand{PullVerb::Fetch, 0});
+    PullClient client{*master, clientOptions()};
+    std::uint64_t lastCursor = 0;
+    const auto result = client.fetch(0, storeSink(), [&](std::uint64_t c) { lastCursor = c; });
+    const auto served = node.get();
+    EXPECT_EQ(result.records, 1234u);
+    EXPECT_EQ(result.newlyStored, 1234u);
+    EXPECT_EQ(result.batches, 13u);
+    EXPECT_EQ(result.cursor, 1234u);
+    EXPECT_EQ(lastCursor, 1234u);
+    EXPECT_EQ(served.recordsSent, 1234u);
+    EXPECT_EQ(served.deleted, 1234u);
+    EXPECT_EQ(store->countRecords("node1"), 1234u);
+    EXPECT_EQ(spool->stats().records, 0u);
+    const auto stored = store->records("node1", 0, 2);
+    ASSERT_EQ(stored.size(), 2u);
+    EXPECT_EQ(stored[1].payload, "sample 1 " + std::string(100, 'x'));
+}
+
+TEST_F(APullSession, RefusesAMasterWithTheWrongSecretAndKeepsTheSpool)
+{
+    fill(10);
+    auto node = startNode(PullCommand{PullVerb::Fetch, 0});
+    PullClient client{*master, clientOptions(generateSecret())};
+    EXPECT_THROW(client.fetch(0, storeSink(), [](std::uint64_t) {}), AuthError);
+    EXPECT_THROW(node.get(), AuthError);
+    EXPECT_EQ(spool->stats().records, 10u);
+    EXPECT_EQ(store->countRecords("node1"), 0u);
+}
+
+TEST_F(APullSession, RefusesANodeThatCannotProveTheSecret)
+{
+    // A fake node: it cannot check the master's proof, and answers with a
+    // made-up one.
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    FdStream masterEnd{sv[0], sv[0], "fake node", true};
+    std::thread fake([fd = sv[1]] {
+        FdStream s{fd, fd, "master", true};
+        writeFrame(s, MessageType::Hello, encode(HelloMessage{randomBytes(kNonceSize), "node1"}), deadlineIn(std::chrono::seconds(5)));
+        readFrame(s, deadlineIn(std::chrono::seconds(5)));
+        writeFrame(s, MessageType::AuthOk, encode(AuthOkMessage{randomBytes(kMacSize)}), deadlineIn(std::chrono::seconds(5)));
+        writeFrame(s, MessageType::Batch, encode(std::vector<Record>{{1, 1, "load", "forged"}}),
+                   deadlineIn(std::chrono::seconds(5)));
+        try {
+            readFrame(s, deadlineIn(std::chrono::seconds(5)));
+        } catch (const std::exception&) {
+        }
+    });
+    PullClient client{masterEnd, clientOptions()};
+    EXPECT_THROW(client.fetch(0, storeSink(), [](std::uint64_t) {}), AuthError);
+    fake.join();
+    EXPECT_EQ(store->countRecords("node1"), 0u);
+}
+
+TEST_F(APullSession, LosesNothingAndStoresNothingTwiceWhenTheMasterDropsBeforeAnAck)
+{
+    fill(1000);
+    std::uint64_t cursor = 0;
+    {
+        auto node = startNode(PullCommand{PullVerb::Fetch, 0});
+        PullClient client{*master, clientOptions()};
+        int batches = 0;
+        // The third batch is stored, then the connection drops before its Ack.
+        auto sink = [&](const std::vector<Record>& batch) {
+            const auto ack = store->storeBatch("node1", batch, "pull");
+            if (++batches == 3)
+                throw ClosedError("test: connection dropped");
+            return ack;
+        };
+        EXPECT_THROW(client.fetch(0, sink, [&](std::uint64_t c) { cursor = c; }), ClosedError);
+        master.reset();
+        EXPECT_ANY_THROW(node.get());
+    }
+    EXPECT_EQ(cursor, 200u);
+    EXPECT_EQ(store->countRecords("node1"), 300u);
+    // Only acknowledged batches left the spool; the drop may even have cut
+    // off an Ack the master sent, but never more.
+    EXPECT_GE(spool->stats().records, 800u);
+    EXPECT_LE(spool->stats().records, 900u);
+
+    auto node = startNode(PullCommand{PullVerb::Fetch, cursor});
+    PullClient client{*master, clientOptions()};
+    const auto result = client.fetch(cursor, storeSink(), [&](std::uint64_t c) { cursor = c; });
+    node.get();
+    EXPECT_EQ(result.records, 800u);
+    EXPECT_EQ(result.duplicates, 100u);  // the batch whose Ack was lost
+    EXPECT_EQ(store->countRecords("node1"), 1000u);
+    EXPECT_EQ(spool->stats().records, 0u);
+    const auto all = store->records("node1", 0, 2000);
+    ASSERT_EQ(all.size(), 1000u);
+    for (std::size_t i = 0; i < all.size(); ++i)
+        ASSERT_EQ(all[i].seq, i + 1);
+}
+
+TEST_F(APullSession, DeletesUpToTheCursorAtTheStartOfAFetch)
+{
+    fill(50);
+    store->storeBatch("node1", spool->readAfter(0, 20, 1 << 20), "pull");
+    auto node = startNode(PullCommand{PullVerb::Fetch, 20});
+    PullClient client{*master, clientOptions()};
+    const auto result = client.fetch(20, storeSink(), [](std::uint64_t) {});
+    const auto served = node.get();
+    EXPECT_EQ(result.records, 30u);
+    EXPECT_EQ(served.deleted, 50u);
+    EXPECT_EQ(spool->stats().records, 0u);
+    EXPECT_EQ(store->countRecords("node1"), 50u);
+}
+
+TEST_F(APullSession, RefusesACursorBeyondTheSpool)
+{
+    fill(5);
+    auto node = startNode(PullCommand{PullVerb::Fetch, 6});
+    PullClient client{*master, clientOptions()};
+    EXPECT_THROW(client.fetch(6, storeSink(), [](std::uint64_t) {}), CursorAheadError);
+    EXPECT_THROW(node.get(), ProtocolError);
+    EXPECT_EQ(spool->stats().records, 5u);
+}
+
+TEST_F(APullSession, KeepsRecordsWhenAnAckClaimsMoreThanWasSent)
+{
+    fill(300);
+    auto node = startNode(PullCommand{PullVerb::Fetch, 0});
+    // A master that acknowledges everything at once after the first batch.
+    const std::string nonce = randomBytes(kNonceSize);
+    const auto hello = decodeHello(readFrame(*master, deadlineIn(std::chrono::seconds(5))).payload, "n");
+    writeFrame(*master, MessageType::Auth,
+               encode(AuthMessage{"node1", nonce,
+                                  sessionProof(secret, kPullMasterLabel, kPullProtocol, hello.challenge, nonce, "node1")}),
+               deadlineIn(std::chrono::seconds(5)));
+    readFrame(*master, deadlineIn(std::chrono::seconds(5)));  // AuthOk
+    readFrame(*master, deadlineIn(std::chrono::seconds(5)));  // first Batch
+    writeFrame(*master, MessageType::Ack, encode(AckMessage{300, 300, 0}), deadlineIn(std::chrono::seconds(5)));
+    EXPECT_THROW(node.get(), ProtocolError);
+    EXPECT_EQ(spool->stats().records, 300u);
+}
+
+TEST_F(APullSession, AnswersStatusWithTheSpoolFigures)
+{
+    fill(7);
+    auto node = startNode(PullCommand{PullVerb::Status, 0});
+    PullClient client{*master, clientOptions()};
+    const PullStatus s = client.status();
+    node.get();
+    EXPECT_EQ(s.node, "node1");
+    EXPECT_EQ(s.records, 7u);
+    EXPECT_EQ(s.lastSeq, 7u);
+    EXPECT_GT(s.bytes, 7u * 100);
+}
