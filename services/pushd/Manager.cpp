@@ -24,6 +24,14 @@ PushState Manager::state() const
     return m_state;
 }
 
+FallbackDecision Manager::currentDecision() const
+{
+    std::lock_guard lock(m_mutex);
+    const std::int64_t now = ferry::nowMs();
+    return decideFallback(m_config.mode, m_config.pullAbsence, m_state.lastPullMs,
+                          m_state.watchStartMs == 0 ? now : m_state.watchStartMs, now);
+}
+
 ferry::SpoolStats Manager::spoolStats()
 {
     // A connection of its own: the loop thread reads while a worker pushes.

@@ -31,6 +31,9 @@ public:
     void notePull();
 
     PushState state() const;
+    // The fallback decision as of now, computed without persisting (what
+    // the Active and Reason properties report between timer ticks).
+    FallbackDecision currentDecision() const;
     ferry::SpoolStats spoolStats();
     bool registered() const;
     const ferry::NodeConfig& config() const { return m_config; }

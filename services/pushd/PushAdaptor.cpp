@@ -145,12 +145,12 @@ std::string PushAdaptor::Mode()
 
 bool PushAdaptor::Active()
 {
-    return call("Active", [&] { return m_manager.state().active; });
+    return call("Active", [&] { return m_manager.currentDecision().active; });
 }
 
 std::string PushAdaptor::Reason()
 {
-    return call("Reason", [&] { return m_manager.state().reason; });
+    return call("Reason", [&] { return m_manager.currentDecision().reason; });
 }
 
 uint64_t PushAdaptor::LastPull()
