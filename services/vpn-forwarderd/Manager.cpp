@@ -22,19 +22,22 @@ void Manager::start()
     refresh(true);
 }
 
-std::optional<std::string> Manager::overlapProblem(const NetSnapshot& snap, const LinkState& vpn,
-                                                   const Ipv4Prefix& addr) const
+std::optional<std::string> Manager::overlapProblem(const NetSnapshot& snap, const LinkState& vpn) const
 {
-    if (addr.contains(m_config.containerAddress))
-        return "the VPN subnet " + addr.subnetText() + " on " + vpn.name + " contains the container address " +
-               formatIpv4(m_config.containerAddress);
-    for (const auto& link : snap.links) {
-        if (link.index == vpn.index)
-            continue;
-        for (const auto& other : link.addresses) {
-            if (addr.overlaps(other))
-                return "the VPN subnet " + addr.subnetText() + " on " + vpn.name + " overlaps the local subnet " +
-                       other.subnetText() + " on " + link.name;
+    // Every address on the VPN link counts, not only the one forwarded: a
+    // secondary address overlapping a local subnet misroutes just the same.
+    for (const auto& mine : vpn.addresses) {
+        if (mine.contains(m_config.containerAddress))
+            return "the VPN subnet " + mine.subnetText() + " on " + vpn.name + " contains the container address " +
+                   formatIpv4(m_config.containerAddress);
+        for (const auto& link : snap.links) {
+            if (link.index == vpn.index)
+                continue;
+            for (const auto& other : link.addresses) {
+                if (mine.overlaps(other))
+                    return "the VPN subnet " + mine.subnetText() + " on " + vpn.name + " overlaps the local subnet " +
+                           other.subnetText() + " on " + link.name;
+            }
         }
     }
     return std::nullopt;
@@ -77,7 +80,7 @@ bool Manager::refresh(bool force)
     RulesetInput input;
     input.lanAccess = next.toggles.lanAccess;
     if (next.vpnAddress) {
-        if (auto problem = overlapProblem(snap, *vpn, *next.vpnAddress)) {
+        if (auto problem = overlapProblem(snap, *vpn)) {
             error = "Refusing to forward: " + *problem +
                     "; replies would be routed to the wrong place. Change the VPN server's subnet or the local one.";
             next.refused = true;

@@ -55,7 +55,7 @@ public:
 private:
     void setToggles(const Toggles& toggles);
     void publish(const ForwarderStatus& next);
-    std::optional<std::string> overlapProblem(const NetSnapshot& snap, const LinkState& vpn, const Ipv4Prefix& addr) const;
+    std::optional<std::string> overlapProblem(const NetSnapshot& snap, const LinkState& vpn) const;
     void enableForwardingOn(const LinkState& link);
 
     ForwarderConfig m_config;

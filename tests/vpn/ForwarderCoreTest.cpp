@@ -245,6 +245,19 @@ TEST_F(AManager, RefusesAVpnSubnetOverlappingALocalOne)
     m_manager.refresh();
     EXPECT_NE(m_manager.status().lastError.find("overlaps the local subnet 192.168.77.0/24 on eth0"), std::string::npos)
         << m_manager.status().lastError;
+
+    // A secondary address counts too.
+    m_net.snap.links[3] = link(4, "tap0", true, {"10.1.0.2/24", "192.168.77.50/28"});
+    m_manager.refresh();
+    EXPECT_FALSE(m_manager.status().forwarding);
+    EXPECT_NE(m_manager.status().lastError.find("the VPN subnet 192.168.77.48/28 on tap0 overlaps the local subnet "
+                                                "192.168.77.0/24 on eth0"),
+              std::string::npos)
+        << m_manager.status().lastError;
+    m_net.snap.links[3] = link(4, "tap0", true, {"10.1.0.2/24"});
+    m_manager.refresh();
+    EXPECT_TRUE(m_manager.status().forwarding);
+    EXPECT_EQ(m_manager.status().lastError, "");
 }
 
 TEST_F(AManager, SavesTogglesAndTurningThemOffRestoresTheSameTable)
