@@ -1,0 +1,181 @@
+#include "Puller.h"
+
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "ferry/Bus.h"
+#include "ferry/MasterStore.h"
+#include "ferry/PullClient.h"
+
+namespace pulld {
+
+bool isPullable(const ferry::NodeInfo& node)
+{
+    return node.state == "accepted" && (node.mode == "pull" || node.mode == "auto") && !node.sshHost.empty();
+}
+
+Puller::Puller(std::string storePath, PulldConfig config, NodeConnector& connector)
+    : m_storePath(std::move(storePath)), m_config(std::move(config)), m_connector(connector)
+{
+    ferry::MasterStore store(m_storePath);
+    PullState schema(store.database());
+}
+
+std::shared_ptr<std::mutex> Puller::nodeLock(const std::string& name)
+{
+    std::lock_guard lock(m_mutex);
+    auto& slot = m_nodeLocks[name];
+    if (!slot)
+        slot = std::make_shared<std::mutex>();
+    return slot;
+}
+
+PullOutcome Puller::pullNode(const std::string& name)
+{
+    std::optional<ferry::NodeInfo> node;
+    {
+        ferry::MasterStore store(m_storePath);
+        node = store.node(name);
+    }
+    if (!node)
+        throw UnknownNodeError("No node named '" + name + "' in the registry");
+    if (node->state != "accepted")
+        throw UnknownNodeError("Node '" + name + "' is " + node->state + ", not accepted");
+    if (node->sshHost.empty())
+        throw UnknownNodeError("Node '" + name + "' has no SSH host to pull from");
+    return pullOne(*node);
+}
+
+PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
+{
+    const auto lock = nodeLock(node.name);
+    std::lock_guard held(*lock);
+
+    ferry::MasterStore store(m_storePath);
+    PullState state(store.database());
+    const NodePullState before = state.get(node.name);
+    const std::int64_t start = ferry::nowMs();
+    const std::string where = node.sshHost + ":" + std::to_string(node.sshPort);
+    PullOutcome outcome;
+    outcome.node = node.name;
+    std::uint64_t received = 0;
+    std::uint64_t duplicates = 0;
+    try {
+        const auto secret = store.nodeSecret(node.name);
+        if (!secret)
+            throw ferry::AuthError("node " + node.name + " has no secret in the registry");
+        std::uint64_t cursor = before.cursor;
+        for (int attempt = 0;; ++attempt) {
+            try {
+                auto channel = m_connector.open(node, ferry::formatPullCommand({ferry::PullVerb::Fetch, cursor}));
+                ferry::PullClient client(channel->stream(),
+                                         {node.name, *secret,
+                                          std::chrono::duration_cast<std::chrono::milliseconds>(m_config.ioTimeout)});
+                client.fetch(
+                    cursor,
+                    [&](const std::vector<ferry::Record>& batch) {
+                        const auto ack = store.storeBatch(node.name, batch, "pull");
+                        received += batch.size();
+                        outcome.records += ack.newlyStored;
+                        duplicates += ack.duplicates;
+                        return ack;
+                    },
+                    [&](std::uint64_t c) { state.setCursor(node.name, c); });
+                break;
+            } catch (const ferry::CursorAheadError& e) {
+                // The node's spool restarted (reinstall): start from its beginning.
+                if (attempt > 0)
+                    throw;
+                spdlog::warn("Node {} no longer has records up to our cursor {}; pulling from its start: {}",
+                             node.name, cursor, e.what());
+                cursor = 0;
+                state.setCursor(node.name, 0);
+            }
+        }
+        outcome.success = true;
+        outcome.durationMs = ferry::nowMs() - start;
+        outcome.summary = "pulled " + std::to_string(received) + " records (" + std::to_string(outcome.records) +
+                          " new, " + std::to_string(duplicates) + " already stored) from " + where + " in " +
+                          std::to_string(outcome.durationMs) + " ms";
+        if (!before.lastResult.empty() && before.lastResult.rfind("success", 0) != 0)
+            spdlog::info("Pulling node {} works again: {}", node.name, outcome.summary);
+        else
+            spdlog::info("Node {}: {}", node.name, outcome.summary);
+        state.recordAttempt(node.name, start, true, "success: " + outcome.summary, outcome.records);
+    } catch (const std::exception& e) {
+        outcome.success = false;
+        outcome.durationMs = ferry::nowMs() - start;
+        outcome.summary = std::string("Failed to pull node ") + node.name + " from " + where + ": " + e.what();
+        if (received > 0)
+            outcome.summary += " (" + std::to_string(outcome.records) + " new records stored before that)";
+        // Log the edge, not every failing round.
+        if (before.lastResult.rfind("failed", 0) == 0)
+            spdlog::debug("{}", outcome.summary);
+        else
+            spdlog::warn("{}", outcome.summary);
+        try {
+            state.recordAttempt(node.name, start, false, "failed: " + outcome.summary, outcome.records);
+        } catch (const std::exception& inner) {
+            spdlog::error("Failed to record the pull result of node {}, ignoring: {}", node.name, inner.what());
+        }
+    }
+    return outcome;
+}
+
+RoundResult Puller::pullRound(bool force)
+{
+    const std::int64_t start = ferry::nowMs();
+    m_lastRoundMs = start;
+    std::vector<ferry::NodeInfo> due;
+    RoundResult round;
+    {
+        ferry::MasterStore store(m_storePath);
+        PullState state(store.database());
+        const auto minMs = static_cast<std::int64_t>(m_config.minInterval.count()) * 1000;
+        for (const auto& node : store.nodes()) {
+            if (!isPullable(node))
+                continue;
+            if (!force && start - state.get(node.name).lastAttemptMs < minMs) {
+                ++round.skipped;
+                continue;
+            }
+            due.push_back(node);
+        }
+    }
+    round.outcomes.resize(due.size());
+    std::atomic<std::size_t> next{0};
+    auto worker = [&] {
+        for (std::size_t i = next++; i < due.size(); i = next++)
+            round.outcomes[i] = pullOne(due[i]);
+    };
+    const std::size_t threads = std::min<std::size_t>(std::max(1u, m_config.concurrency), due.size());
+    std::vector<std::thread> pool;
+    for (std::size_t t = 1; t < threads; ++t)
+        pool.emplace_back(worker);
+    if (threads > 0)
+        worker();
+    for (auto& t : pool)
+        t.join();
+    for (const auto& o : round.outcomes)
+        (o.success ? round.pulled : round.failed)++;
+    round.wallMs = ferry::nowMs() - start;
+    if (!due.empty() || round.skipped > 0)
+        spdlog::info("Pull round: {} nodes pulled, {} failed, {} pulled recently and skipped, in {} ms", round.pulled,
+                     round.failed, round.skipped, round.wallMs);
+    return round;
+}
+
+std::vector<NodePullState> Puller::states()
+{
+    ferry::MasterStore store(m_storePath);
+    PullState state(store.database());
+    std::vector<NodePullState> out;
+    for (const auto& node : store.nodes()) {
+        if (isPullable(node))
+            out.push_back(state.get(node.name));
+    }
+    return out;
+}
+
+} // namespace pulld

@@ -1,0 +1,76 @@
+#pragma once
+// pulld's core (no D-Bus): pulls pull-mode nodes from the registry in the
+// master store, each at its own host and SSH port, with bounded
+// concurrency, storing through the same MasterStore as collectord, so that a
+// record that arrives by push and by pull is stored once.
+//
+// Eligible: state accepted, mode pull or auto (an auto node turns push on
+// only when pulls stop, so the master must pull it), and an SSH host.
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "NodeConnector.h"
+#include "PullState.h"
+#include "PulldConfig.h"
+#include "ferry/Error.h"
+
+namespace pulld {
+
+struct PullOutcome {
+    std::string node;
+    bool success = false;
+    std::string summary;
+    std::uint64_t records = 0;  // newly stored
+    std::int64_t durationMs = 0;
+};
+
+struct RoundResult {
+    std::vector<PullOutcome> outcomes;
+    unsigned pulled = 0;
+    unsigned failed = 0;
+    unsigned skipped = 0;  // pulled recently enough
+    std::int64_t wallMs = 0;
+};
+
+// PullNow for a node the store does not know, or one that cannot be pulled.
+class UnknownNodeError : public ferry::Error {
+public:
+    using ferry::Error::Error;
+};
+
+class Puller {
+public:
+    Puller(std::string storePath, PulldConfig config, NodeConnector& connector);
+
+    // Pulls one node now, whatever its last pull; never throws for a failed
+    // pull (the outcome says), only UnknownNodeError.
+    PullOutcome pullNode(const std::string& name);
+    // Pulls every eligible node (only those not pulled for min-interval
+    // unless force), at most `concurrency` at a time.
+    RoundResult pullRound(bool force);
+
+    std::vector<NodePullState> states();
+    std::int64_t lastRoundMs() const { return m_lastRoundMs; }
+    const PulldConfig& config() const { return m_config; }
+
+private:
+    PullOutcome pullOne(const ferry::NodeInfo& node);
+    std::shared_ptr<std::mutex> nodeLock(const std::string& name);
+
+    std::string m_storePath;
+    PulldConfig m_config;
+    NodeConnector& m_connector;
+    std::mutex m_mutex;
+    std::map<std::string, std::shared_ptr<std::mutex>> m_nodeLocks;
+    std::atomic<std::int64_t> m_lastRoundMs{0};
+};
+
+bool isPullable(const ferry::NodeInfo& node);
+
+} // namespace pulld
