@@ -1,0 +1,224 @@
+// bench/key-lookup: how long sshd takes to authenticate a node's public key
+// when the keys come from the registry through ferry-authorized-keys, against
+// a plain authorized_keys file holding the same keys, for registries of 100,
+// 10,000 and 100,000 nodes. The node that logs in is the last one added (the
+// worst place for a file, which sshd reads top to bottom).
+//
+// Timed: the publickey userauth request alone (one signed request with
+// libssh, so sshd looks the key up once), on a fresh connection each time;
+// the key exchange before it is not timed. Also timed: the helper on its own
+// (fork + exec + lookup), as sshd runs it.
+//
+// Needs root: sshd runs in a mount namespace (tests/support TestSshd) and
+// the helper runs as user ferry, as the shipped drop-in says.
+
+#include <libssh/libssh.h>
+#include <openssl/evp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "ferry/Crypto.h"
+#include "ferry/RegistryStore.h"
+#include "ferry/Sqlite.h"
+#include "ferry/SshSession.h"
+#include "support/TestSshd.h"
+#include "support/TestSupport.h"
+
+namespace {
+
+using namespace ferry;
+using namespace ferry::test;
+using Ms = std::chrono::duration<double, std::milli>;
+
+constexpr int kAuthReps = 40;
+constexpr int kHelperReps = 200;
+
+std::string base64(const std::string& bytes)
+{
+    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+    out.resize(static_cast<std::size_t>(n));
+    return out;
+}
+
+// A well-formed ed25519 public key line with random key bytes.
+std::string fakeKey()
+{
+    std::string blob;
+    auto put = [&](const std::string& s) {
+        const auto len = static_cast<std::uint32_t>(s.size());
+        for (int shift = 24; shift >= 0; shift -= 8)
+            blob.push_back(static_cast<char>(len >> shift));
+        blob += s;
+    };
+    put("ssh-ed25519");
+    put(randomBytes(32));
+    return "ssh-ed25519 " + base64(blob);
+}
+
+// master.db and authorized_keys with count keys, the real one last.
+void populate(const std::string& dir, int count, const std::string& realKey)
+{
+    std::filesystem::remove(dir + "/master.db");
+    std::filesystem::remove(dir + "/authorized_keys");
+    {
+        RegistryStore store(dir + "/master.db");  // schema and the public_key index
+    }
+    Database db(dir + "/master.db");
+    std::string file;
+    file.reserve(static_cast<std::size_t>(count) * 140);
+    Transaction tx(db);
+    Statement ins(db, "INSERT INTO nodes (name, secret, state, public_key) VALUES (?1, ?2, 'accepted', ?3)");
+    const std::string secret = generateSecret();
+    for (int i = 0; i < count; ++i) {
+        const std::string key = i + 1 == count ? realKey : fakeKey();
+        ins.reset();
+        ins.bind(1, "node-" + std::to_string(i)).bind(2, secret).bind(3, key).run();
+        file += "restrict,port-forwarding,permitopen=\"127.0.0.1:50009\" " + key + "\n";
+    }
+    tx.commit();
+    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    writeFile(dir + "/authorized_keys", file, 0644);
+}
+
+// Median and 90th percentile of one userauth request, in ms.
+std::pair<double, double> timeAuth(int port, const std::string& keyFile, int reps)
+{
+    ssh_key key = nullptr;
+    if (ssh_pki_import_privkey_file(keyFile.c_str(), nullptr, nullptr, nullptr, &key) != SSH_OK)
+        throw std::runtime_error("cannot read " + keyFile);
+    std::vector<double> samples;
+    for (int i = 0; i < reps; ++i) {
+        ssh_session s = ssh_new();
+        const unsigned int p = static_cast<unsigned int>(port);
+        bool no = false;
+        ssh_options_set(s, SSH_OPTIONS_HOST, "127.0.0.1");
+        ssh_options_set(s, SSH_OPTIONS_PORT, &p);
+        ssh_options_set(s, SSH_OPTIONS_USER, "ferry");
+        ssh_options_set(s, SSH_OPTIONS_PROCESS_CONFIG, &no);
+        ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, "/dev/null");
+        ssh_options_set(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
+        // Without it every request/response turn waits ~40 ms for delayed ACKs (recipes/LIBS.md).
+        int yes = 1;
+        ssh_options_set(s, SSH_OPTIONS_NODELAY, &yes);
+        if (ssh_connect(s) != SSH_OK)
+            throw std::runtime_error(std::string("connect failed: ") + ssh_get_error(s));
+        const auto t0 = std::chrono::steady_clock::now();
+        const int rc = ssh_userauth_publickey(s, "ferry", key);
+        const auto t1 = std::chrono::steady_clock::now();
+        if (rc != SSH_AUTH_SUCCESS)
+            throw std::runtime_error("sshd refused the key (rc " + std::to_string(rc) + ")");
+        samples.push_back(Ms(t1 - t0).count());
+        ssh_disconnect(s);
+        ssh_free(s);
+    }
+    ssh_key_free(key);
+    std::sort(samples.begin(), samples.end());
+    return {samples[samples.size() / 2], samples[samples.size() * 9 / 10]};
+}
+
+// fork, drop to user ferry, exec the helper, read its line, reap: what sshd does.
+double timeHelper(const std::string& helper, const std::string& dir, const std::string& realKey, int reps)
+{
+    const auto sp = realKey.find(' ');
+    const std::string type = realKey.substr(0, sp), blob = realKey.substr(sp + 1);
+    const passwd* pw = ::getpwnam("ferry");
+    if (pw == nullptr)
+        throw std::runtime_error("no user ferry");
+    std::vector<double> samples;
+    for (int i = 0; i < reps; ++i) {
+        int fds[2];
+        if (::pipe(fds) != 0)
+            throw std::runtime_error("pipe failed");
+        const auto t0 = std::chrono::steady_clock::now();
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+            ::dup2(fds[1], STDOUT_FILENO);
+            ::close(fds[0]);
+            ::close(fds[1]);
+            if (::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0)
+                ::_exit(127);
+            ::execl(helper.c_str(), helper.c_str(), "--state-dir", dir.c_str(), "ferry", type.c_str(), blob.c_str(),
+                    static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        ::close(fds[1]);
+        std::string out;
+        char buf[4096];
+        for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;)
+            out.append(buf, static_cast<std::size_t>(n));
+        ::close(fds[0]);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        const auto t1 = std::chrono::steady_clock::now();
+        if (out.find(realKey) == std::string::npos)
+            throw std::runtime_error("the helper did not find the key (status " + std::to_string(status) + ")");
+        samples.push_back(Ms(t1 - t0).count());
+    }
+    std::sort(samples.begin(), samples.end());
+    return samples[samples.size() / 2];
+}
+
+} // namespace
+
+int main(int argc, char* argv[]) try {
+    if (!isRoot()) {
+        std::fprintf(stderr, "bench/key-lookup needs root (sshd in a mount namespace, user ferry)\n");
+        return 1;
+    }
+    std::vector<int> sizes{100, 10000, 100000};
+    if (argc > 1) {
+        sizes.clear();
+        for (int i = 1; i < argc; ++i)
+            sizes.push_back(std::stoi(argv[i]));
+    }
+    ensureUser("ferry", "/usr/sbin/nologin");
+    TempDir root;
+    ::chmod(root.path().c_str(), 0755);
+    const std::string dir = root / "master";
+    std::filesystem::create_directories(dir);
+    ensureKeyPair(root / "node_key");
+    const std::string realKey = publicKeyLine(root / "node_key");
+    const std::string helper = buildPath("services/authorized-keys/ferry-authorized-keys");
+
+    SshdOptions viaHelper;
+    viaHelper.tail = "Match User ferry\n\tAuthorizedKeysCommand " + helper + " --state-dir " + dir +
+                     " %u %t %k\n\tAuthorizedKeysCommandUser ferry\n\tAuthorizedKeysFile none\n";
+    SshdOptions viaFile;
+    viaFile.tail = "Match User ferry\n\tAuthorizedKeysFile " + dir + "/authorized_keys\n";
+    TestSshd helperSshd(viaHelper);
+    TestSshd fileSshd(viaFile);
+
+    std::printf("sshd public-key authentication, one userauth request, median (p90) of %d, ms\n", kAuthReps);
+    std::printf("%10s  %18s  %18s  %12s  %14s\n", "nodes", "helper (registry)", "authorized_keys", "file/helper",
+                "helper alone");
+    for (int n : sizes) {
+        populate(dir, n, realKey);
+        run({"chown", "-R", "ferry:ferry", dir});
+        // One warm-up each: the first connection pays for page-cache misses.
+        timeAuth(helperSshd.port(), root / "node_key", 1);
+        timeAuth(fileSshd.port(), root / "node_key", 1);
+        const auto [helperMed, helperP90] = timeAuth(helperSshd.port(), root / "node_key", kAuthReps);
+        const auto [fileMed, fileP90] = timeAuth(fileSshd.port(), root / "node_key", kAuthReps);
+        const double alone = timeHelper(helper, dir, realKey, kHelperReps);
+        std::printf("%10d  %8.2f (%7.2f)  %8.2f (%7.2f)  %11.2fx  %11.2f ms\n", n, helperMed, helperP90, fileMed,
+                    fileP90, fileMed / helperMed, alone);
+        std::fflush(stdout);
+    }
+    std::printf("helper alone: fork + setuid ferry + exec + lookup + reap, median of %d (what sshd does per key)\n",
+                kHelperReps);
+    return 0;
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "bench/key-lookup: %s\n", e.what());
+    return 1;
+}
