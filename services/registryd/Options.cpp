@@ -35,7 +35,8 @@ std::string usage()
            "  --host-key FILE           an sshd public host key to hand to nodes (repeatable;\n"
            "                            default /etc/ssh/ssh_host_{ed25519,ecdsa,rsa}_key.pub)\n"
            "  --unknown-nodes pending|refuse  what to do with nodes the master has no secret for\n"
-           "  --idle-timeout SECONDS    exit after this long without work (0: never; default 30)\n"
+           "  --idle-timeout SECONDS    exit after this long without work (0: never; default 30 when\n"
+           "                            socket-activated, never when listening by itself)\n"
            "  --deadline MS             per-connection deadline (default 10000)\n"
            "  --max-per-source N        concurrent connections per source address (default 8)\n"
            "  --max-connections N       concurrent connections in total (default 128)\n"
@@ -64,7 +65,10 @@ Options parseArgs(int argc, char* argv[])
                 throw ferry::ConfigError("Failed to parse --unknown-nodes '" + v + "': expected pending or refuse");
             o.manager.acceptUnknown = v == "pending";
         } else if (a == "--idle-timeout")
+        {
             o.idleTimeout = std::chrono::seconds(number(a, value(), 0, 86400));
+            o.idleTimeoutGiven = true;
+        }
         else if (a == "--deadline")
             o.server.connectionDeadline = std::chrono::milliseconds(number(a, value(), 100, 600000));
         else if (a == "--max-per-source")

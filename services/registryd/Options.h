@@ -15,7 +15,10 @@ struct Options {
     std::string listen = "0.0.0.0:50010";  // used only without systemd's sockets
     std::string stateDir;                  // default: FERRY_STATE_DIR, STATE_DIRECTORY, /var/lib/ferry
     std::vector<std::string> hostKeyFiles; // default: /etc/ssh/ssh_host_{ed25519,ecdsa,rsa}_key.pub that exist
+    // Idle exit makes sense only when systemd holds the socket and can start
+    // us again: without socket activation the default is to stay.
     std::chrono::milliseconds idleTimeout{30000};
+    bool idleTimeoutGiven = false;
     ServerOptions server;
     ManagerOptions manager;  // hostKeys filled from hostKeyFiles by loadHostKeys
     int verbosity = 0;

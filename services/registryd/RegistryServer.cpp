@@ -21,9 +21,10 @@
 
 namespace registryd {
 
-std::vector<int> listeningSockets(const std::string& address)
+std::vector<int> listeningSockets(const std::string& address, bool& fromSystemd)
 {
     std::vector<int> fds;
+    fromSystemd = false;
     const int n = sd_listen_fds(1);
     if (n < 0)
         throw ferry::Error("Failed to take the sockets passed by systemd: " + ferry::errnoMessage(-n));
@@ -36,6 +37,7 @@ std::vector<int> listeningSockets(const std::string& address)
     }
     if (!fds.empty()) {
         spdlog::debug("Using {} listening socket(s) from systemd", fds.size());
+        fromSystemd = true;
         return fds;
     }
 

@@ -67,6 +67,7 @@ private:
 
 // The sockets systemd passed (sd_listen_fds), or, when there are none, a
 // socket bound here to address ("0.0.0.0:50010", "[::1]:50010").
-std::vector<int> listeningSockets(const std::string& address);
+// fromSystemd tells which it was.
+std::vector<int> listeningSockets(const std::string& address, bool& fromSystemd);
 
 } // namespace registryd

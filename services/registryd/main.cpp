@@ -27,6 +27,10 @@ int main(int argc, char* argv[]) try {
 
     ferry::RegistryStore registry{ferry::masterStorePath(stateDir)};
     registryd::Manager manager{registry, options.manager, ferry::nowMs};
+    bool fromSystemd = false;
+    auto sockets = registryd::listeningSockets(options.listen, fromSystemd);
+    if (!fromSystemd && !options.idleTimeoutGiven)
+        options.idleTimeout = std::chrono::milliseconds(0);
     auto bus = ferry::openBus();
     ferry::EventLoop loop{*bus, options.idleTimeout};
     registryd::RegistryAdaptor adaptor{*bus, loop, manager};
@@ -34,7 +38,7 @@ int main(int argc, char* argv[]) try {
 
     // A connection in progress keeps the daemon from exiting idle.
     registryd::RegistryServer server{
-        registryd::listeningSockets(options.listen), options.server,
+        std::move(sockets), options.server,
         [&manager](const ferry::Frame& request, const std::string& peer) { return manager.handle(request, peer); },
         [&loop] { loop.hold(); }, [&loop] { loop.release(); }};
     server.start();

@@ -197,6 +197,36 @@ TEST_F(ARegistry, ServesOtherClientsWhileASlowlorisClientTricklesBytes)
     trickle.join();
 }
 
+TEST_F(ARegistry, ServesManyClientsAtOnce)
+{
+    start({"--unknown-nodes", "refuse", "--max-per-source", "64"});
+    enrol("n1", m_secret);
+    constexpr int kClients = 32;
+    std::atomic<int> accepted{0};
+    std::vector<std::thread> clients;
+    // Each client holds its connection open a moment before sending, so
+    // that they are all connected at the same time.
+    for (int i = 0; i < kClients; ++i)
+        clients.emplace_back([&] {
+            try {
+                const int fd = connectTcp("127.0.0.1", static_cast<std::uint16_t>(m_port), std::chrono::seconds(2));
+                FdStream s(fd, fd, "client", true);
+                std::this_thread::sleep_for(std::chrono::milliseconds(200));
+                const auto frame = requestFrame("n1", m_nodeKey, m_secret);
+                s.writeAll(frame.data(), frame.size(), deadlineIn(std::chrono::seconds(5)));
+                const auto reply = readFrame(s, deadlineIn(std::chrono::seconds(5)));
+                if (reply.type == MessageType::Response &&
+                    decodeRegistrationResponse(reply.payload, "test").response.state == RegistrationState::Accepted)
+                    ++accepted;
+            } catch (const std::exception&) {
+                // Counted as not accepted.
+            }
+        });
+    for (auto& c : clients)
+        c.join();
+    EXPECT_EQ(accepted, kClients) << m_registryd->log();
+}
+
 TEST_F(ARegistry, LimitsConcurrentConnectionsPerSourceAddress)
 {
     start({"--unknown-nodes", "refuse", "--max-per-source", "2"});
