@@ -20,9 +20,10 @@ void Firewall::addIptables(const std::string& backend, Family family, const std:
         m_stages.push_back(std::move(s));
 }
 
-void Firewall::addNft(const std::string& jsonText, const std::set<std::string>& skipTables)
+void Firewall::addNft(const std::string& jsonText, const std::set<std::string>& skipTables,
+                      const std::map<std::string, std::vector<std::string>>& devices)
 {
-    NftRuleset rs(jsonText, skipTables);
+    NftRuleset rs(jsonText, skipTables, devices);
     for (const auto& p : rs.problems())
         m_findings.push_back({"firewall.unreadable", severity::kWarning, "nft rules: " + p, ""});
     m_rules += rs.ruleCount();
@@ -85,8 +86,15 @@ Firewall Firewall::load(SystemReader& reader)
             fw.m_findings.push_back({"firewall.unreadable", severity::kUndecided,
                                      "Cannot read the nftables rules: " + nft.describe(),
                                      "Run the check as root or with CAP_NET_ADMIN (systemctl start ferry-fwcheckd)"});
-        else if (!nft.out.empty())
-            fw.addNft(nft.out, skip);
+        else if (!nft.out.empty()) {
+            std::map<std::string, std::vector<std::string>> devices;
+            if (nft.out.find("\"netdev\"") != std::string::npos) {
+                const auto text = reader.nftRulesetText();
+                if (text.ran && text.exitCode == 0)
+                    devices = parseIngressDevices(text.out);
+            }
+            fw.addNft(nft.out, skip, devices);
+        }
     }
     if (!anyTool)
         fw.m_findings.push_back({"firewall.no-tools", severity::kUndecided,
@@ -109,8 +117,14 @@ FirewallVerdict Firewall::verdict(const Packet& p) const
     bool undecided = false;
     for (const Stage* s : order) {
         const auto out = traceChain(*s->chains, s->chain, p);
-        if (out.decision == Decision::Accept)
+        if (out.decision == Decision::Accept) {
+            // Name the rule that let it through, unless a later stage has a
+            // more telling one than its default policy.
+            const bool policy = out.rule.rfind("policy ", 0) == 0;
+            if (!policy || v.rule == "no firewall rule applies")
+                v.rule = policy && s->chains->at(s->chain).rules.empty() ? v.rule : out.rule;
             continue;
+        }
         if (out.decision == Decision::Undecided) {
             undecided = true;
             for (const auto& r : out.reasons)

@@ -4,6 +4,7 @@
 // hook and priority order. A packet reaches sshd only if each stage lets it
 // through.
 
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -27,7 +28,8 @@ public:
     static Firewall load(SystemReader& reader);
     // For tests and the benchmark: captured text of each backend.
     void addIptables(const std::string& backend, Family family, const std::string& saveText);
-    void addNft(const std::string& jsonText, const std::set<std::string>& skipTables = {});
+    void addNft(const std::string& jsonText, const std::set<std::string>& skipTables = {},
+                const std::map<std::string, std::vector<std::string>>& devices = {});
 
     FirewallVerdict verdict(const Packet& p) const;
     const std::vector<Finding>& findings() const { return m_findings; }

@@ -36,6 +36,15 @@ void FwCheckAdaptor::checkInBackground()
     startCheck(nullptr);
 }
 
+void FwCheckAdaptor::recheckAfterChange()
+{
+    spdlog::info("A checked file changed; checking again");
+    if (m_checking)
+        m_checkAgain = true;
+    else
+        startCheck(nullptr);
+}
+
 void FwCheckAdaptor::Check(sdbus::Result<std::vector<FindingStruct>>&& result)
 {
     m_loop.touch();
@@ -45,6 +54,7 @@ void FwCheckAdaptor::Check(sdbus::Result<std::vector<FindingStruct>>&& result)
 void FwCheckAdaptor::startCheck(std::shared_ptr<sdbus::Result<std::vector<FindingStruct>>> result)
 {
     m_loop.hold();
+    m_checking = true;
     m_workers.emplace_back([this, result] {
         const Report before = m_manager.current();
         std::optional<Report> after;
@@ -62,6 +72,11 @@ void FwCheckAdaptor::startCheck(std::shared_ptr<sdbus::Result<std::vector<Findin
                     result->returnResults(toStructs(after->findings));
             } else if (result) {
                 result->returnError(sdbus::Error(kInterface + ".Error.Internal", "Failed to check reachability: " + error));
+            }
+            m_checking = false;
+            if (m_checkAgain) {
+                m_checkAgain = false;
+                startCheck(nullptr);
             }
             m_loop.release();
         });

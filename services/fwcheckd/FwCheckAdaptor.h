@@ -24,6 +24,9 @@ public:
     // Starts a check whose result only updates the properties (used at
     // start-up: the daemon was started by its timer or a path unit).
     void checkInBackground();
+    // Like checkInBackground, but folds changes during a running check into
+    // one more check afterwards.
+    void recheckAfterChange();
 
 private:
     void Check(sdbus::Result<std::vector<FindingStruct>>&& result) override;
@@ -38,6 +41,8 @@ private:
     ferry::EventLoop& m_loop;
     Manager& m_manager;
     std::list<std::thread> m_workers;
+    bool m_checking = false;     // loop thread only
+    bool m_checkAgain = false;   // a change came in while checking
 };
 
 } // namespace fwcheck

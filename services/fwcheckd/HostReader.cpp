@@ -27,7 +27,17 @@ std::string CommandOutput::describe() const
 {
     if (!ran)
         return err.empty() ? "could not be started" : err;
-    std::string first = err.substr(0, err.find('\n'));
+    // Every stderr line (sshd names each bad option on its own line), joined.
+    std::string first;
+    std::size_t start = 0;
+    while (start < err.size() && first.size() < 600) {
+        auto end = err.find('\n', start);
+        if (end == std::string::npos)
+            end = err.size();
+        if (end > start)
+            first += (first.empty() ? "" : "; ") + err.substr(start, end - start);
+        start = end + 1;
+    }
     if (first.empty())
         first = out.substr(0, out.find('\n'));
     return (exitCode < 0 ? std::string("killed or timed out") : "exit " + std::to_string(exitCode)) +
@@ -141,6 +151,11 @@ CommandOutput HostReader::iptablesSave(const std::string& tool)
 CommandOutput HostReader::nftRuleset()
 {
     return run({"nft", "-j", "list", "ruleset"});
+}
+
+CommandOutput HostReader::nftRulesetText()
+{
+    return run({"nft", "list", "ruleset"});
 }
 
 CommandOutput HostReader::sshdEffective(const std::string& user, const std::string& host, const std::string& addr)

@@ -23,6 +23,7 @@ public:
 
     CommandOutput iptablesSave(const std::string& tool) override;
     CommandOutput nftRuleset() override;
+    CommandOutput nftRulesetText() override;
     CommandOutput sshdEffective(const std::string& user, const std::string& host, const std::string& addr) override;
     std::optional<std::string> readFile(const std::string& path) override;
     std::optional<Account> account(const std::string& user) override;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <sstream>
 
 namespace fwcheck {
 
@@ -419,7 +420,49 @@ Action verdictAction(const json& stmt)
 
 } // namespace
 
-NftRuleset::NftRuleset(const std::string& jsonText, const std::set<std::string>& skipTables)
+std::map<std::string, std::vector<std::string>> parseIngressDevices(const std::string& text)
+{
+    std::map<std::string, std::vector<std::string>> out;
+    std::istringstream in(text);
+    std::string line, table, chain;
+    while (std::getline(in, line)) {
+        std::istringstream ws(line);
+        std::vector<std::string> w;
+        for (std::string x; ws >> x;)
+            w.push_back(x);
+        if (w.size() >= 3 && w[0] == "table") {
+            table = w[1] == "netdev" ? w[2] : "";
+            continue;
+        }
+        if (w.size() >= 2 && w[0] == "chain") {
+            chain = w[1];
+            continue;
+        }
+        if (table.empty())
+            continue;
+        auto strip = [](std::string d) {
+            while (!d.empty() && (d.back() == ',' || d.back() == ';'))
+                d.pop_back();
+            if (d.size() >= 2 && d.front() == '"' && d.back() == '"')
+                d = d.substr(1, d.size() - 2);
+            return d;
+        };
+        for (std::size_t i = 0; i + 1 < w.size(); ++i) {
+            if (w[i] == "device") {
+                out[table + " " + chain] = {strip(w[i + 1])};
+            } else if (w[i] == "devices" && i + 2 < w.size() && w[i + 1] == "=" && w[i + 2] == "{") {
+                std::vector<std::string> devs;
+                for (std::size_t j = i + 3; j < w.size() && w[j] != "}"; ++j)
+                    devs.push_back(strip(w[j]));
+                out[table + " " + chain] = devs;
+            }
+        }
+    }
+    return out;
+}
+
+NftRuleset::NftRuleset(const std::string& jsonText, const std::set<std::string>& skipTables,
+                       const std::map<std::string, std::vector<std::string>>& devices)
 {
     json doc;
     try {
@@ -477,7 +520,14 @@ NftRuleset::NftRuleset(const std::string& jsonText, const std::set<std::string>&
                     b.chain = chain.name;
                     b.hook = c.value("hook", "");
                     b.type = c.value("type", "filter");
-                    b.device = c.value("dev", "");
+                    if (t->family == "netdev") {
+                        if (c.contains("dev") && c["dev"].is_string())
+                            b.devices = std::vector<std::string>{c["dev"].get<std::string>()};
+                        else if (c.contains("dev") && c["dev"].is_array())
+                            b.devices = c["dev"].get<std::vector<std::string>>();
+                        else if (auto d = devices.find(t->name + " " + chain.name); d != devices.end())
+                            b.devices = d->second;
+                    }
                     if (c.contains("prio") && c["prio"].is_number_integer())
                         b.priority = c["prio"].get<int>();
                     t->bases.push_back(b);
@@ -637,21 +687,24 @@ std::vector<Stage> NftRuleset::stages(Family family) const
             s.hookOrder = order;
             s.priority = b.priority;
             s.tool = t.firewalld ? Tool::Firewalld : Tool::Nft;
-            if (!b.device.empty()) {
-                // A netdev chain sees only its device's packets: model that
+            if (t.family == "netdev") {
+                // A netdev chain sees only its devices' packets: model that
                 // as a first rule that returns for other interfaces.
                 auto chains = std::make_shared<ChainMap>(*t.chains);
                 TraceRule guard;
-                guard.text = "nft " + s.table + " chain " + b.chain + " is bound to device " + b.device;
-                const std::string dev = b.device;
-                guard.evaluate = [dev](const Packet& p) {
+                guard.text = "nft " + s.table + " chain " + b.chain + " (ingress device list)";
+                const auto devs = b.devices;
+                guard.evaluate = [devs](const Packet& p) {
                     RuleEval ev;
                     ev.action = {Action::Kind::Return, {}};
-                    if (p.inInterface.empty()) {
+                    if (!devs) {
+                        ev.match = Tri::Unknown;
+                        ev.unknownWhy = "the devices of this ingress chain are unknown";
+                    } else if (p.inInterface.empty()) {
                         ev.match = Tri::Unknown;
                         ev.unknownWhy = "the interface the master's packets arrive on is unknown";
                     } else {
-                        ev.match = tri(p.inInterface != dev);
+                        ev.match = tri(std::find(devs->begin(), devs->end(), p.inInterface) == devs->end());
                     }
                     return ev;
                 };

@@ -4,6 +4,8 @@
 // families. Expressions we cannot evaluate make a rule "unknown"; they never
 // make it silently match or not.
 
+#include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -18,7 +20,10 @@ class NftRuleset {
 public:
     // skipTables: "family name" of tables read through iptables-nft-save
     // instead (their xt matches are opaque in JSON).
-    NftRuleset(const std::string& jsonText, const std::set<std::string>& skipTables);
+    // devices: "table chain" of netdev ingress chains -> their devices, from
+    // parseIngressDevices(), because the JSON of nft 1.0.6 omits them.
+    NftRuleset(const std::string& jsonText, const std::set<std::string>& skipTables,
+               const std::map<std::string, std::vector<std::string>>& devices = {});
 
     std::vector<Stage> stages(Family family) const;
     const std::vector<std::string>& problems() const { return m_problems; }
@@ -29,7 +34,8 @@ private:
         std::string family, name;
         std::shared_ptr<ChainMap> chains = std::make_shared<ChainMap>();
         struct Base {
-            std::string chain, hook, type, device;
+            std::string chain, hook, type;
+            std::optional<std::vector<std::string>> devices;  // netdev only; nullopt: unknown
             int priority = 0;
         };
         std::vector<Base> bases;
@@ -43,5 +49,8 @@ private:
     std::vector<std::string> m_problems;
     std::size_t m_ruleCount = 0;
 };
+
+// Netdev ingress chains' devices from `nft list ruleset` text.
+std::map<std::string, std::vector<std::string>> parseIngressDevices(const std::string& text);
 
 } // namespace fwcheck

@@ -34,6 +34,8 @@ public:
     // tool: "iptables-legacy-save", "ip6tables-legacy-save", "iptables-nft-save", "ip6tables-nft-save".
     virtual CommandOutput iptablesSave(const std::string& tool) = 0;
     virtual CommandOutput nftRuleset() = 0;
+    // `nft list ruleset` as text: nft 1.0.6 leaves ingress devices out of its JSON.
+    virtual CommandOutput nftRulesetText() { return {}; }
     // `sshd -T -C user=…,host=…,addr=…` (plus -f when a config path is set).
     virtual CommandOutput sshdEffective(const std::string& user, const std::string& host, const std::string& addr) = 0;
     // Whole file; nullopt when missing. Throws ferry::Error when unreadable.

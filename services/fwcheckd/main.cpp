@@ -9,6 +9,7 @@
 #include <string>
 
 #include "Checker.h"
+#include "FileWatch.h"
 #include "FwCheckAdaptor.h"
 #include "HostReader.h"
 #include "Manager.h"
@@ -110,6 +111,9 @@ int main(int argc, char* argv[]) try {
     ferry::EventLoop loop(*bus, std::chrono::seconds(args.idleSeconds));
     fwcheck::FwCheckAdaptor api(*bus, loop, manager);
     ferry::LogControl logControl(*bus, loop, "ferry-fwcheckd");
+    const std::string sshdConfig = args.sshdConfig.empty() ? "/etc/ssh/sshd_config" : args.sshdConfig;
+    fwcheck::FileWatch watch(loop, {sshdConfig, sshdConfig + ".d/", args.hostsAllow, args.hostsDeny},
+                             [&api] { api.recheckAfterChange(); });
     if (args.initialCheck)
         api.checkInBackground();
     ferry::notifyReady("Last verdict: " + manager.current().verdict);

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <set>
@@ -100,7 +102,9 @@ std::vector<RuleSet> ruleSets()
     iifname "fwn1" goto filter_IN_public
     goto filter_IN_public
   }
-  chain filter_IN_trusted { accept }
+  chain filter_IN_trusted {
+    accept
+  }
   chain filter_IN_public {
     jump filter_IN_public_pre
     jump filter_IN_public_log
@@ -254,8 +258,14 @@ TEST_P(TheFirewallTracer, AgreesWithARealConnectionFromEachMaster)
         s_lab->inNode({"iptables-nft-restore"}, rs.nft4);
     if (!rs.nft6.empty())
         s_lab->inNode({"ip6tables-nft-restore"}, rs.nft6);
-    if (!rs.nft.empty())
-        s_lab->inNode({"nft", "-f", "-"}, rs.nft);
+    if (!rs.nft.empty()) {
+        // nft 1.0.6 wants a newline, not "; }", before a closing brace.
+        std::string script = rs.nft;
+        std::replace(script.begin(), script.end(), ';', '\n');
+        for (auto pos = script.find("} }"); pos != std::string::npos; pos = script.find("} }"))
+            script.replace(pos, 3, "}\n}");
+        s_lab->inNode({"nft", "-f", "-"}, script);
+    }
 
     fwcheck::HostReaderOptions opts;
     opts.commandPrefix = s_lab->nodePrefix();
@@ -273,6 +283,8 @@ TEST_P(TheFirewallTracer, AgreesWithARealConnectionFromEachMaster)
         const auto& r = report.masters[i];
         ASSERT_EQ(r.address, m.address);
         const std::string kernel = NetnsLab::connect(m, 22);
+        std::printf("    %-14s fwcheck %-9s kernel %-7s %s\n", m.address.c_str(), r.firewall.c_str(), kernel.c_str(),
+                    r.decidedBy.substr(0, 110).c_str());
         SCOPED_TRACE("master " + m.address + ": fwcheck says " + r.firewall + " (" + r.decidedBy + "), kernel says " + kernel);
         if (rs.undecided.count(m.address)) {
             EXPECT_EQ(r.firewall, "undecided");
@@ -285,8 +297,9 @@ TEST_P(TheFirewallTracer, AgreesWithARealConnectionFromEachMaster)
     bool anyBlocked = false;
     for (const auto& r : report.masters)
         anyBlocked = anyBlocked || r.firewall == "drop" || r.firewall == "reject";
-    if (anyBlocked)
+    if (anyBlocked) {
         EXPECT_EQ(report.verdict, "blocked");
+    }
 }
 
 std::string caseName(const ::testing::TestParamInfo<RuleSet>& info)

@@ -93,7 +93,8 @@ NetnsLab::NetnsLab()
         ferry::test::writeFile(m_sshdConfig, "Port 22\nListenAddress 0.0.0.0\nListenAddress ::\nHostKey " +
                                                  (m_dir / "host_key") +
                                                  "\nStrictModes no\nUsePAM no\nPidFile none\nLogLevel ERROR\n");
-        std::vector<std::string> argv = nodePrefix();
+        // Process uses execve: the program needs its full path.
+        std::vector<std::string> argv = {"/usr/sbin/ip", "netns", "exec", m_node};
         for (const auto& a : privateRunPrefix())
             argv.push_back(a);
         for (const std::string a : {"/usr/sbin/sshd", "-D", "-e", "-f"})
@@ -166,9 +167,11 @@ std::string NetnsLab::connect(const MasterNs& m, int port)
         int err = rc == 0 ? 0 : errno;
         if (err == EINPROGRESS) {
             // Inside veth pairs an answer takes microseconds; silence for
-            // this long means the SYN was dropped.
+            // this long means the SYN was dropped. Over IPv6, Linux acts on
+            // an ICMPv6 "unreachable" only for the retransmitted SYN (seen
+            // here: the error arrives after ~1 s), so wait past that.
             pollfd p{fd, POLLOUT, 0};
-            if (::poll(&p, 1, 400) == 0) {
+            if (::poll(&p, 1, v6 ? 1500 : 400) == 0) {
                 verdict = "drop";
                 ::close(fd);
                 return;
