@@ -1,3 +1,166 @@
-// The daemon on a private bus, reading the rules of the test's node
-// namespace: Check(), the properties, VerdictChanged, persistence across a
-// restart, and `ferryctl doctor` (human and --json).
+// The daemon on a private bus, reading the rules of a node namespace made
+// by the test: Check(), the properties, VerdictChanged, the result kept
+// across a restart, `ferryctl doctor` (human and --json), and a bad
+// ferry.yml refused with a message instead of a crash.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+
+#include <nlohmann/json.hpp>
+#include <sdbus-c++/sdbus-c++.h>
+
+#include "NetnsLab.h"
+#include "org.ferry.FwCheck1-proxy.h"
+#include "support/TestSupport.h"
+
+namespace {
+
+using namespace ferry::test;
+
+class FwCheckClient final : public sdbus::ProxyInterfaces<org::ferry::FwCheck1_proxy> {
+public:
+    explicit FwCheckClient(sdbus::IConnection& bus) : ProxyInterfaces(bus, "org.ferry.FwCheck1", "/org/ferry/FwCheck1")
+    {
+        registerProxy();
+    }
+    ~FwCheckClient() { unregisterProxy(); }
+
+    std::vector<std::pair<std::string, std::string>> changes()
+    {
+        std::lock_guard lock(m_mutex);
+        return m_changes;
+    }
+
+private:
+    void onVerdictChanged(const std::string& verdict, const std::string& previous) override
+    {
+        std::lock_guard lock(m_mutex);
+        m_changes.emplace_back(verdict, previous);
+    }
+    std::mutex m_mutex;
+    std::vector<std::pair<std::string, std::string>> m_changes;
+};
+
+class TheFwCheckDaemon : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        if (!isRoot())
+            GTEST_SKIP() << "needs root to create network namespaces";
+        m_lab = std::make_unique<fwtest::NetnsLab>();
+        writeFile(m_config / "ferry.yml", "masters:\n  - 10.203.1.2\n  - 10.203.2.2\nnode:\n  ssh_port: 22\n");
+        writeFile(m_config / "hosts.allow", "# nothing\n");
+        writeFile(m_config / "hosts.deny", "sshd: 10.203.9.\n");
+        m_bus = std::make_unique<TestBus>();
+    }
+
+    // The daemon inside the node namespace with a private /run (sshd -T
+    // needs /run/sshd); the pull user is root so that the account exists.
+    Process startDaemon(std::vector<std::string> extra = {})
+    {
+        std::vector<std::string> argv = {"/usr/sbin/ip", "netns", "exec", m_lab->node()};
+        for (const auto& a : fwtest::privateRunPrefix())
+            argv.push_back(a);
+        for (const std::string& a : {buildPath("services/fwcheckd/ferry-fwcheckd"), std::string("--idle-timeout"),
+                                    std::string("60"), std::string("--pull-user"), std::string("root"),
+                                    std::string("--pull-shell"), std::string("/bin/bash"), std::string("--sshd-config"),
+                                    m_lab->sshdConfig(), std::string("--hosts-allow"), m_config / "hosts.allow",
+                                    std::string("--hosts-deny"), m_config / "hosts.deny"})
+            argv.push_back(a);
+        for (const auto& e : extra)
+            argv.push_back(e);
+        return Process(argv,
+                       {{"FERRY_CONFIG_DIR", m_config.path()},
+                        {"FERRY_STATE_DIR", m_state.path()},
+                        {"DBUS_SYSTEM_BUS_ADDRESS", m_bus->address()}},
+                       m_config / "daemon.log");
+    }
+
+    void TearDown() override
+    {
+        m_bus.reset();
+        m_lab.reset();
+    }
+
+    std::unique_ptr<fwtest::NetnsLab> m_lab;
+    TempDir m_config, m_state;
+    std::unique_ptr<TestBus> m_bus;
+};
+
+TEST_F(TheFwCheckDaemon, ChecksAtStartReportsChangesAndKeepsItsResultAcrossARestart)
+{
+    auto daemon = startDaemon();
+    auto conn = sdbus::createSystemBusConnection();
+    conn->enterEventLoopAsync();
+    FwCheckClient client(*conn);
+    ASSERT_TRUE(waitUntil(
+        [&] {
+            try {
+                return client.LastCheck() != 0;
+            } catch (const sdbus::Error&) {
+                return false;
+            }
+        },
+        std::chrono::seconds(20)))
+        << readFile(m_config / "daemon.log");
+    EXPECT_EQ(client.Verdict(), "reachable") << readFile(m_config / "daemon.log");
+    ASSERT_EQ(client.Masters().size(), 2u);
+
+    // Block one master; a check says so, with the command that fixes it.
+    m_lab->inNode({"iptables-legacy", "-A", "INPUT", "-s", "10.203.2.2", "-p", "tcp", "--dport", "22", "-j", "DROP"});
+    const auto findings = client.Check();
+    ASSERT_FALSE(findings.empty());
+    EXPECT_EQ(findings[0].get<0>(), "firewall.blocked");
+    EXPECT_EQ(findings[0].get<1>(), "error");
+    EXPECT_NE(findings[0].get<2>().find("10.203.2.2"), std::string::npos) << findings[0].get<2>();
+    EXPECT_NE(findings[0].get<3>().find("iptables-legacy -I INPUT -p tcp -s 10.203.2.2 --dport 22 -j ACCEPT"),
+              std::string::npos)
+        << findings[0].get<3>();
+    EXPECT_EQ(client.Verdict(), "blocked");
+    EXPECT_TRUE(waitUntil([&] {
+        const auto c = client.changes();
+        return std::find(c.begin(), c.end(), std::make_pair(std::string("blocked"), std::string("reachable"))) != c.end();
+    }));
+
+    // ferryctl doctor, for a person and as JSON.
+    const auto human = run({buildPath("services/ferryctl/ferryctl"), "doctor"}, m_bus->env());
+    EXPECT_EQ(human.exitCode, 1);
+    EXPECT_NE(human.out.find("Blocking:"), std::string::npos) << human.out;
+    EXPECT_NE(human.out.find("      iptables-legacy -I INPUT -p tcp -s 10.203.2.2 --dport 22 -j ACCEPT"), std::string::npos)
+        << human.out;
+    const auto json = run({buildPath("services/ferryctl/ferryctl"), "--json", "doctor", "--cached"}, m_bus->env());
+    const auto j = nlohmann::json::parse(json.out);
+    EXPECT_EQ(j["verdict"], "blocked");
+    EXPECT_EQ(j["masters"][1]["firewall"], "drop");
+    EXPECT_EQ(j["masters"][0]["verdict"], "reachable");
+
+    // A fresh start answers from the saved result before checking again.
+    const auto lastCheck = client.LastCheck();
+    daemon.signal(SIGTERM);
+    ASSERT_TRUE(daemon.wait(std::chrono::seconds(10)));
+    auto again = startDaemon({"--no-initial-check"});
+    ASSERT_TRUE(waitUntil([&] {
+        try {
+            return client.Verdict() == "blocked";
+        } catch (const sdbus::Error&) {
+            return false;
+        }
+    }));
+    EXPECT_EQ(client.LastCheck(), lastCheck);
+}
+
+TEST_F(TheFwCheckDaemon, RefusesABadConfigurationWithAMessageNamingIt)
+{
+    writeFile(m_config / "ferry.yml", "masters:\n  - host: 10.203.1.2\n    colour: blue\n");
+    auto daemon = startDaemon();
+    const auto status = daemon.wait(std::chrono::seconds(10));
+    ASSERT_TRUE(status);
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1);
+    const auto log = readFile(m_config / "daemon.log");
+    EXPECT_NE(log.find("ferry.yml"), std::string::npos) << log;
+    EXPECT_NE(log.find("colour"), std::string::npos) << log;
+}
+
+} // namespace
