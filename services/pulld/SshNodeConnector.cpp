@@ -1,5 +1,7 @@
 #include "SshNodeConnector.h"
 
+#include <libssh/libssh.h>
+
 #include "ferry/Error.h"
 #include "ferry/SshSession.h"
 
@@ -7,21 +9,56 @@ namespace pulld {
 
 namespace {
 
+// A pull reads far more than it writes. libssh queues the window adjust
+// that lets sshd send more while we read, but sends it only when the
+// session is next flushed; SshChannel::readSome then waits for data that
+// sshd is waiting to be allowed to send. Flushing before each read (and
+// every 100 ms while waiting) keeps the window open.
+class FlushingStream : public ferry::ByteStream {
+public:
+    FlushingStream(ferry::SshSession& session, ferry::SshChannel& channel) : m_session(session), m_channel(channel) {}
+
+    std::size_t readSome(void* buf, std::size_t size, ferry::Deadline deadline) override
+    {
+        for (;;) {
+            ssh_blocking_flush(m_session.handle(), 0);
+            const auto slice = std::min(deadline, ferry::Clock::now() + std::chrono::milliseconds(100));
+            try {
+                return m_channel.readSome(buf, size, slice);
+            } catch (const ferry::TimeoutError&) {
+                if (ferry::Clock::now() >= deadline)
+                    throw;
+            }
+        }
+    }
+    void writeAll(const void* buf, std::size_t size, ferry::Deadline deadline) override
+    {
+        m_channel.writeAll(buf, size, deadline);
+    }
+    void closeWrite() override { m_channel.closeWrite(); }
+    std::string peer() const override { return m_channel.peer(); }
+
+private:
+    ferry::SshSession& m_session;
+    ferry::SshChannel& m_channel;
+};
+
 class SshNodeChannel : public NodeChannel {
 public:
     SshNodeChannel(std::unique_ptr<ferry::SshSession> session, std::unique_ptr<ferry::SshChannel> channel)
-        : m_session(std::move(session)), m_channel(std::move(channel))
+        : m_session(std::move(session)), m_channel(std::move(channel)), m_stream(*m_session, *m_channel)
     {
     }
     ~SshNodeChannel() override
     {
         m_channel.reset();  // before the session it belongs to
     }
-    ferry::ByteStream& stream() override { return *m_channel; }
+    ferry::ByteStream& stream() override { return m_stream; }
 
 private:
     std::unique_ptr<ferry::SshSession> m_session;
     std::unique_ptr<ferry::SshChannel> m_channel;
+    FlushingStream m_stream;
 };
 
 } // namespace

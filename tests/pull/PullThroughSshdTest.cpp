@@ -1,0 +1,259 @@
+// pulld's core against a real node: real sshd, the real ferry-login as the
+// login shell of a real restricted user (through the shipped authorized_keys
+// line), the real spool, and the real master store.
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <sdbus-c++/sdbus-c++.h>
+
+#include "NodeSshd.h"
+#include "Puller.h"
+#include "SshNodeConnector.h"
+#include "ferry/Bus.h"
+#include "ferry/Crypto.h"
+#include "ferry/MasterStore.h"
+#include "ferry/Spool.h"
+
+using namespace ferry::test;
+using pulltest::NodeSshd;
+
+namespace {
+
+class APullThroughSshd : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        if (!isRoot())
+            GTEST_SKIP() << "needs root to create a system user and run sshd";
+    }
+
+    void startNode(NodeSshd::Options options = {})
+    {
+        node.emplace(std::move(options));
+        storePath = master / "master.db";
+        ferry::MasterStore store(storePath);
+        store.addNode(node->nodeName(), node->secret());
+        ferry::Statement(store.database(), "UPDATE nodes SET mode = 'pull', ssh_host = '127.0.0.1', ssh_port = ?1 WHERE name = ?2")
+            .bind(1, static_cast<std::int64_t>(node->port()))
+            .bind(2, node->nodeName())
+            .run();
+        config.user = node->user();
+        config.keyFile = node->restrictedKey();
+        config.knownHostsFile = node->knownHosts();
+        config.ioTimeout = std::chrono::seconds(20);
+        connector.emplace(config);
+        puller.emplace(storePath, config, *connector);
+    }
+
+    // Appends count records of payloadSize bytes to the node's spool.
+    void fill(std::size_t count, std::size_t payloadSize)
+    {
+        ferry::Spool spool(node->spoolPath(), ferry::SpoolLimits{1ull << 40, std::chrono::hours(24 * 365)});
+        const std::int64_t now = ferry::nowMs();
+        std::vector<ferry::Record> chunk;
+        for (std::size_t i = 0; i < count; ++i) {
+            std::string payload = "sample " + std::to_string(i) + " ";
+            payload.resize(payloadSize, static_cast<char>('a' + i % 26));
+            chunk.push_back({0, now + static_cast<std::int64_t>(i), "load", std::move(payload)});
+            if (chunk.size() == 1000) {
+                spool.appendAll(chunk);
+                chunk.clear();
+            }
+        }
+        if (!chunk.empty())
+            spool.appendAll(chunk);
+        node->chownHome();
+    }
+
+    std::uint64_t spooled()
+    {
+        ferry::Spool spool(node->spoolPath(), ferry::SpoolLimits{1ull << 40, std::chrono::hours(24 * 365)});
+        return spool.stats().records;
+    }
+
+    std::uint64_t stored()
+    {
+        ferry::MasterStore store(storePath);
+        return store.countRecords(node->nodeName());
+    }
+
+    // Every sequence 1..count stored exactly once.
+    void expectAllStoredOnce(std::uint64_t count)
+    {
+        ferry::MasterStore store(storePath);
+        const auto all = store.records(node->nodeName(), 0, count + 10);
+        ASSERT_EQ(all.size(), count);
+        for (std::size_t i = 0; i < all.size(); ++i)
+            ASSERT_EQ(all[i].seq, i + 1);
+    }
+
+    TempDir master;
+    std::string storePath;
+    std::optional<NodeSshd> node;
+    pulld::PulldConfig config;
+    std::optional<pulld::SshNodeConnector> connector;
+    std::optional<pulld::Puller> puller;
+};
+
+} // namespace
+
+TEST_F(APullThroughSshd, PullsTheBacklogAndEmptiesTheNodeSpool)
+{
+    startNode();
+    fill(3000, 200);
+    const auto first = puller->pullNode(node->nodeName());
+    ASSERT_TRUE(first.success) << first.summary << "\n" << node->sshdLog();
+    EXPECT_EQ(first.records, 3000u);
+    EXPECT_EQ(stored(), 3000u);
+    EXPECT_EQ(spooled(), 0u);
+    expectAllStoredOnce(3000);
+
+    // The next pull finds nothing new, and still succeeds.
+    fill(10, 50);
+    const auto second = puller->pullNode(node->nodeName());
+    ASSERT_TRUE(second.success) << second.summary;
+    EXPECT_EQ(second.records, 10u);
+    const auto states = puller->states();
+    ASSERT_EQ(states.size(), 1u);
+    EXPECT_EQ(states[0].cursor, 3010u);
+    EXPECT_EQ(states[0].totalRecords, 3010u);
+    EXPECT_EQ(states[0].lastResult.rfind("success: pulled 10 records", 0), 0u) << states[0].lastResult;
+    // The shell logged each pull.
+    EXPECT_TRUE(waitUntil(
+        [&] {
+            std::size_t pulls = 0;
+            for (const auto& e : node->journal())
+                pulls += e.message().rfind("Pull by 127.0.0.1", 0) == 0;
+            return pulls == 2;
+        },
+        std::chrono::seconds(5)));
+}
+
+TEST_F(APullThroughSshd, PullsABacklogTwiceTheSizeOfTheShellsMemoryBound)
+{
+    // sshd and everything it starts, the shell included, get at most 40 MiB
+    // of data segment; the backlog is 100 MiB.
+    constexpr std::uint64_t kLimit = 40ull << 20;
+    startNode(NodeSshd::Options{kLimit, {}, {}});
+    const std::size_t count = 1600;
+    const std::size_t size = 64 * 1024;
+    fill(count, size);
+    ASSERT_GT(count * size, 2 * kLimit);
+    const auto outcome = puller->pullNode(node->nodeName());
+    ASSERT_TRUE(outcome.success) << outcome.summary << "\n" << node->sshdLog();
+    EXPECT_EQ(outcome.records, count);
+    EXPECT_EQ(spooled(), 0u);
+    expectAllStoredOnce(count);
+}
+
+TEST_F(APullThroughSshd, LosesNothingAndDuplicatesNothingWhenTheShellDiesMidFetch)
+{
+    startNode();
+    const std::size_t count = 40000;
+    fill(count, 500);
+    std::optional<pulld::PullOutcome> broken;
+    std::thread pulling([&] { broken = puller->pullNode(node->nodeName()); });
+    // Kill the node's side of the connection once some, not all, records arrived.
+    const bool midway = waitUntil([&] { const auto n = stored(); return n > 0 && n < count; },
+                                  std::chrono::seconds(30), std::chrono::milliseconds(5));
+    for (pid_t pid : pulltest::pidsOfUser(node->user()))
+        ::kill(pid, SIGKILL);
+    pulling.join();
+    ASSERT_TRUE(midway) << "the pull finished before it could be interrupted";
+    ASSERT_TRUE(broken);
+    EXPECT_FALSE(broken->success) << broken->summary;
+    const auto storedBefore = stored();
+    EXPECT_LT(storedBefore, count);
+    // Whatever the node deleted, the master had stored.
+    EXPECT_GE(storedBefore + spooled(), count);
+
+    const auto resumed = puller->pullNode(node->nodeName());
+    ASSERT_TRUE(resumed.success) << resumed.summary;
+    EXPECT_EQ(storedBefore + resumed.records, count);
+    EXPECT_EQ(spooled(), 0u);
+    expectAllStoredOnce(count);
+}
+
+TEST_F(APullThroughSshd, StoresRecordsOfferedByPushAndByPullOnce)
+{
+    startNode();
+    fill(1000, 100);
+    // Push delivered the first 300 (the node has not seen the Ack yet, so
+    // they are still spooled), and 50 more arrive by push after the pull.
+    ferry::MasterStore store(storePath);
+    ferry::Spool spool(node->spoolPath(), ferry::SpoolLimits{1ull << 40, std::chrono::hours(24 * 365)});
+    const auto pushedFirst = store.storeBatch(node->nodeName(), spool.readAfter(0, 300, 1 << 30), "push");
+    EXPECT_EQ(pushedFirst.newlyStored, 300u);
+    const auto pushedLater = spool.readAfter(900, 100, 1 << 30);
+
+    const auto outcome = puller->pullNode(node->nodeName());
+    ASSERT_TRUE(outcome.success) << outcome.summary;
+    EXPECT_EQ(outcome.records, 700u);
+    EXPECT_NE(outcome.summary.find("300 already stored"), std::string::npos) << outcome.summary;
+
+    const auto late = store.storeBatch(node->nodeName(), pushedLater, "push");
+    EXPECT_EQ(late.newlyStored, 0u);
+    EXPECT_EQ(late.duplicates, 100u);
+    EXPECT_EQ(store.countRecords(node->nodeName()), 1000u);
+    expectAllStoredOnce(1000);
+}
+
+TEST_F(APullThroughSshd, TellsPushdAboutEachSuccessfulPull)
+{
+    TestBus bus;
+    std::atomic<int> notes{0};
+    auto connection = sdbus::createSystemBusConnection("org.ferry.Push1");
+    auto push = sdbus::createObject(*connection, "/org/ferry/Push1");
+    push->registerMethod("NotePull").onInterface("org.ferry.Push1").implementedAs([&notes] { ++notes; });
+    push->finishRegistration();
+    connection->enterEventLoopAsync();
+
+    startNode(NodeSshd::Options{0, bus.address(), {}});
+    fill(20, 10);
+    ASSERT_TRUE(puller->pullNode(node->nodeName()).success);
+    EXPECT_TRUE(waitUntil([&] { return notes == 1; }, std::chrono::seconds(10)));
+
+    // A failed pull (wrong secret) is not a pull.
+    {
+        ferry::MasterStore store(storePath);
+        store.addNode(node->nodeName(), ferry::generateSecret());
+    }
+    const auto failed = puller->pullNode(node->nodeName());
+    EXPECT_FALSE(failed.success);
+    EXPECT_NE(failed.summary.find("authenticat"), std::string::npos) << failed.summary;
+    waitUntil([] { return false; }, std::chrono::milliseconds(300));
+    EXPECT_EQ(notes, 1);
+    connection->leaveEventLoop();
+}
+
+TEST_F(APullThroughSshd, RefusesANodeWhoseHostKeyIsNotPinned)
+{
+    startNode();
+    fill(5, 10);
+    writeFile(node->knownHosts(), "[127.0.0.1]:" + std::to_string(node->port()) +
+                                      " ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDSBvFkrtM7X8rONHhiJmUCgZ4o8Bi6FYzvdsKi8qfqW\n");
+    const auto outcome = puller->pullNode(node->nodeName());
+    EXPECT_FALSE(outcome.success);
+    EXPECT_NE(outcome.summary.find("host key"), std::string::npos) << outcome.summary;
+    EXPECT_EQ(spooled(), 5u);
+    EXPECT_EQ(stored(), 0u);
+    EXPECT_EQ(puller->states().at(0).lastResult.rfind("failed: ", 0), 0u);
+}
+
+TEST_F(APullThroughSshd, PullsManyNodesInOneRoundAndSkipsRecentOnesNextTime)
+{
+    startNode();
+    fill(100, 10);
+    const auto first = puller->pullRound(false);
+    EXPECT_EQ(first.pulled, 1u);
+    EXPECT_EQ(first.failed, 0u);
+    const auto second = puller->pullRound(false);
+    EXPECT_EQ(second.pulled, 0u);
+    EXPECT_EQ(second.skipped, 1u);
+    const auto forced = puller->pullRound(true);
+    EXPECT_EQ(forced.pulled, 1u);
+    EXPECT_EQ(stored(), 100u);
+}
