@@ -142,7 +142,41 @@ TEST_F(APullThroughSshd, PullsABacklogTwiceTheSizeOfTheShellsMemoryBound)
     const std::size_t size = 64 * 1024;
     fill(count, size);
     ASSERT_GT(count * size, 2 * kLimit);
+    // Watch the shell while it serves: the bound must be on it, and its
+    // resident peak is printed for the record.
+    std::atomic<bool> done{false};
+    std::string limitSeen;
+    std::uint64_t peakKb = 0;
+    std::thread watcher([&] {
+        while (!done) {
+            for (pid_t pid : pulltest::pidsOfUser(node->user())) {
+                const std::string proc = "/proc/" + std::to_string(pid);
+                std::string limits, status;
+                try {
+                    if (readFile(proc + "/comm").rfind("ferry-login", 0) != 0)
+                        continue;
+                    limits = readFile(proc + "/limits");
+                    status = readFile(proc + "/status");
+                } catch (const std::exception&) {
+                    continue;
+                }
+                const auto l = limits.find("Max data size");
+                if (l != std::string::npos)
+                    limitSeen = limits.substr(l, limits.find('\n', l) - l);
+                const auto h = status.find("VmHWM:");
+                if (h != std::string::npos)
+                    peakKb = std::max<std::uint64_t>(peakKb, std::stoull(status.substr(h + 6)));
+            }
+            waitUntil([] { return false; }, std::chrono::milliseconds(20));
+        }
+    });
     const auto outcome = puller->pullNode(node->nodeName());
+    done = true;
+    watcher.join();
+    std::printf("backlog %zu MiB, shell data limit %llu MiB, shell peak RSS %llu KiB\n", count * size >> 20,
+                static_cast<unsigned long long>(kLimit >> 20), static_cast<unsigned long long>(peakKb));
+    EXPECT_NE(limitSeen.find(std::to_string(kLimit)), std::string::npos) << "limit seen: '" << limitSeen << "'";
+    EXPECT_LT(peakKb * 1024, kLimit);
     ASSERT_TRUE(outcome.success) << outcome.summary << "\n" << node->sshdLog();
     EXPECT_EQ(outcome.records, count);
     EXPECT_EQ(spooled(), 0u);
