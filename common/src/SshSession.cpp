@@ -51,6 +51,34 @@ std::string keyFingerprint(ssh_key key)
     return out;
 }
 
+// Drives a non-blocking libssh step to completion under our own poll(),
+// re-arming TCP_QUICKACK after each wake-up (see the header for why).
+template <typename Step>
+int pump(ssh_session session, Deadline deadline, Step step)
+{
+    for (;;) {
+        const int rc = step();
+        if (rc != SSH_AGAIN && rc != SSH_AUTH_AGAIN)
+            return rc;
+        const socket_t fd = ssh_get_fd(session);
+        if (fd == SSH_INVALID_SOCKET)
+            continue;
+        const int left = msLeft(deadline);
+        if (left == 0)
+            return SSH_AGAIN;
+        short events = POLLIN;
+        if (ssh_get_poll_flags(session) & SSH_WRITE_PENDING)
+            events |= POLLOUT;
+        pollfd pfd{fd, events, 0};
+        // The short cap keeps libssh moving in states where it wants to be
+        // called again without the socket becoming ready (TCP connect).
+        ::poll(&pfd, 1, std::min(left, 5));
+        const int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    }
+}
+
 } // namespace
 
 SshSession::SshSession(const SshTarget& target, const SshOptions& options) : m_options(options)
@@ -75,8 +103,12 @@ SshSession::SshSession(const SshTarget& target, const SshOptions& options) : m_o
     ssh_options_set(m_session, SSH_OPTIONS_IDENTITY, options.privateKeyFile.c_str());
     ssh_options_set(m_session, SSH_OPTIONS_HOSTKEYS, "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256");
 
-    if (ssh_connect(m_session) != SSH_OK) {
-        const std::string err = ssh_get_error(m_session);
+    ssh_set_blocking(m_session, 0);
+    const Deadline connectDeadline = deadlineIn(options.connectTimeout);
+    const int connected = pump(m_session, connectDeadline, [&] { return ssh_connect(m_session); });
+    if (connected != SSH_OK) {
+        const std::string err = connected == SSH_AGAIN ? "timed out after " + std::to_string(options.connectTimeout.count()) + " ms"
+                                                       : ssh_get_error(m_session);
         ssh_free(m_session);
         m_session = nullptr;
         if (err.find("imeout") != std::string::npos)
@@ -117,7 +149,8 @@ SshSession::SshSession(const SshTarget& target, const SshOptions& options) : m_o
         throw Error("Failed to load the node key " + options.privateKeyFile);
     }
     KeyPtr key(priv);
-    const int rc = ssh_userauth_publickey(m_session, nullptr, key.get());
+    const int rc = pump(m_session, deadlineIn(options.ioTimeout),
+                        [&] { return ssh_userauth_publickey(m_session, nullptr, key.get()); });
     if (rc != SSH_AUTH_SUCCESS) {
         const std::string err = rc == SSH_AUTH_DENIED ? "the master refused this node's key" : ssh_get_error(m_session);
         ssh_disconnect(m_session);
@@ -148,32 +181,31 @@ void SshSession::rearmQuickAck() const
 
 std::unique_ptr<SshChannel> SshSession::openForward(const std::string& host, std::uint16_t port, std::uint16_t originPort)
 {
-    ssh_set_blocking(m_session, 1);
     ssh_channel ch = ssh_channel_new(m_session);
     if (ch == nullptr)
         throw Error("Failed to create a channel on " + m_name);
-    if (ssh_channel_open_forward(ch, host.c_str(), port, "127.0.0.1", originPort) != SSH_OK) {
+    if (pump(m_session, deadlineIn(m_options.ioTimeout),
+             [&] { return ssh_channel_open_forward(ch, host.c_str(), port, "127.0.0.1", originPort); }) != SSH_OK) {
         const std::string err = ssh_get_error(m_session);
         ssh_channel_free(ch);
         throw Error("Failed to forward to " + host + ":" + std::to_string(port) + " through " + m_name + ": " + err);
     }
-    ssh_set_blocking(m_session, 0);
     return std::unique_ptr<SshChannel>(
         new SshChannel(*this, ch, host + ":" + std::to_string(port) + " via " + m_name));
 }
 
 std::unique_ptr<SshChannel> SshSession::exec(const std::string& command)
 {
-    ssh_set_blocking(m_session, 1);
     ssh_channel ch = ssh_channel_new(m_session);
     if (ch == nullptr)
         throw Error("Failed to create a channel on " + m_name);
-    if (ssh_channel_open_session(ch) != SSH_OK || ssh_channel_request_exec(ch, command.c_str()) != SSH_OK) {
+    const Deadline deadline = deadlineIn(m_options.ioTimeout);
+    if (pump(m_session, deadline, [&] { return ssh_channel_open_session(ch); }) != SSH_OK ||
+        pump(m_session, deadline, [&] { return ssh_channel_request_exec(ch, command.c_str()); }) != SSH_OK) {
         const std::string err = ssh_get_error(m_session);
         ssh_channel_free(ch);
         throw Error("Failed to run '" + command + "' on " + m_name + ": " + err);
     }
-    ssh_set_blocking(m_session, 0);
     return std::unique_ptr<SshChannel>(new SshChannel(*this, ch, "'" + command + "' on " + m_name));
 }
 
@@ -218,7 +250,12 @@ std::size_t SshChannel::readSome(void* buf, std::size_t size, Deadline deadline)
                 m_stderr.append(err, static_cast<std::size_t>(e));
             continue;
         }
-        if (ssh_channel_is_eof(m_channel) || ssh_channel_is_closed(m_channel))
+        // Reading stderr may have moved stdout data from the socket into the
+        // channel's buffer: look there before sleeping on the socket.
+        const int buffered = ssh_channel_poll(m_channel, 0);
+        if (buffered > 0)
+            continue;
+        if (buffered == SSH_EOF || ssh_channel_is_eof(m_channel) || ssh_channel_is_closed(m_channel))
             return 0;
         waitForSocket(POLLIN, deadline, "reading from");
     }
@@ -235,11 +272,17 @@ void SshChannel::writeAll(const void* buf, std::size_t size, Deadline deadline)
             throw ClosedError("Lost " + m_peer + " while writing: " + ssh_get_error(m_session.handle()));
         done += static_cast<std::size_t>(n);
         if (done < size) {
-            // The remote window is full: wait for a window adjust, which
-            // ssh_channel_poll processes.
-            waitForSocket(POLLIN, deadline, "writing to");
-            if (ssh_channel_poll(m_channel, 0) == SSH_ERROR)
-                throw ClosedError("Lost " + m_peer + " while writing: " + ssh_get_error(m_session.handle()));
+            if (ssh_channel_window_size(m_channel) == 0) {
+                // The peer's window is exhausted: wait for its adjust, which
+                // ssh_channel_poll processes.
+                waitForSocket(POLLIN, deadline, "writing to");
+                if (ssh_channel_poll(m_channel, 0) == SSH_ERROR)
+                    throw ClosedError("Lost " + m_peer + " while writing: " + ssh_get_error(m_session.handle()));
+            } else if (ssh_blocking_flush(m_session.handle(), std::max(msLeft(deadline), 1)) != SSH_OK) {
+                // libssh's own output buffer was full: it must drain first.
+                throw TimeoutError("Timed out writing to " + m_peer);
+            }
+            m_session.rearmQuickAck();
         }
     }
     const int left = msLeft(deadline);

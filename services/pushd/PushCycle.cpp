@@ -32,7 +32,13 @@ PushCycleResult runPushCycle(ferry::ByteStream& stream, ferry::Spool& spool, con
         if (batch.empty())
             break;
         writeFrame(stream, MessageType::Batch, encode(batch), deadline());
-        const AckMessage ack = decodeAck(expectFrame(stream, MessageType::Ack, deadline()).payload, peer);
+        AckMessage ack;
+        try {
+            ack = decodeAck(expectFrame(stream, MessageType::Ack, deadline()).payload, peer);
+        } catch (const TimeoutError& e) {
+            throw TimeoutError(std::string(e.what()) + " (waiting for the ack of batch " + std::to_string(result.batches + 1) +
+                               ", records " + std::to_string(batch.front().seq) + "–" + std::to_string(batch.back().seq) + ")");
+        }
         if (ack.storedUpTo != batch.back().seq)
             throw ProtocolError("Collector " + peer + " acknowledged up to " + std::to_string(ack.storedUpTo) +
                                 " for a batch ending at " + std::to_string(batch.back().seq));

@@ -63,6 +63,18 @@ TEST_F(APushCycle, StoresEveryRecordExactlyOnceWhenPushdIsKilledMidBatch)
     EXPECT_EQ(ferry::Spool(m_nodeState + "/spool.db", {}).stats().records, 0u);
 }
 
+// Regression: reading stderr inside SshChannel::readSome could move an Ack
+// into libssh's buffer and then sleep on the socket, losing the wake-up;
+// large batches made it likely.
+TEST_F(APushCycle, DrainsABacklogInLargeBatchesWithoutStalling)
+{
+    writeNodeConfig({m_sshd->port()}, "  batch_records: 500\n");
+    spoolRecords(6000, 150);
+    const auto r = ferryctl({"push"}, std::chrono::seconds(120));
+    ASSERT_EQ(r.exitCode, 0) << r.err << collectorLog();
+    EXPECT_EQ(storedAtMaster(), 6000u);
+}
+
 TEST_F(APushCycle, KeepsRecordsQueuedWhileTheMasterIsUnreachableAndDrainsWhenItReturns)
 {
     m_sshd->stop();

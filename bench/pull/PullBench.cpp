@@ -1,0 +1,244 @@
+// bench/pull: the pull transport against real sshd and the real login shell.
+//
+//  1. One pull of a 24-hour backlog (what the sampler writes in 24 h: one
+//     sampleSystem() per minute, real /proc payloads) versus `ssh node cat`
+//     of the same bytes (the Batch frames the shell sends), each from a cold
+//     connection. Ratio = cat time / pull time (target >= 0.8).
+//  2. 50 nodes simulated on loopback (own sshd, user, spool, secret, host
+//     name each), 5 minutes of backlog each, pulled in one round with the
+//     default concurrency; wall time per round versus single-node time x 50.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "NodeSshd.h"
+#include "Puller.h"
+#include "Samplers.h"
+#include "SshNodeConnector.h"
+#include "ferry/Bus.h"
+#include "ferry/MasterStore.h"
+#include "ferry/Spool.h"
+#include "support/TestSupport.h"
+
+using namespace ferry::test;
+using pulltest::NodeSshd;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double msSince(Clock::time_point start)
+{
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+double median(std::vector<double> v)
+{
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+std::vector<ferry::Record> backlog(int minutes)
+{
+    std::vector<ferry::Record> out;
+    const std::int64_t start = ferry::nowMs() - static_cast<std::int64_t>(minutes) * 60000;
+    for (int m = 0; m < minutes; ++m) {
+        auto sample = sampler::sampleSystem("/proc", start + static_cast<std::int64_t>(m) * 60000);
+        out.insert(out.end(), sample.begin(), sample.end());
+    }
+    return out;
+}
+
+void fill(NodeSshd& node, const std::vector<ferry::Record>& records)
+{
+    {
+        ferry::Spool spool(node.spoolPath(), ferry::SpoolLimits{1ull << 40, std::chrono::hours(24 * 30)});
+        spool.appendAll(records);
+    }
+    node.chownHome();
+}
+
+void registerNode(ferry::MasterStore& store, const NodeSshd& node)
+{
+    store.addNode(node.nodeName(), node.secret());
+    ferry::Statement(store.database(), "UPDATE nodes SET mode = 'pull', ssh_host = '127.0.0.1', ssh_port = ?1 WHERE name = ?2")
+        .bind(1, static_cast<std::int64_t>(node.port()))
+        .bind(2, node.nodeName())
+        .run();
+}
+
+void singleNodeVersusCat()
+{
+    NodeSshd::Options options;
+    options.shellUser = true;
+    NodeSshd node(options);
+    const auto records = backlog(24 * 60);
+
+    // The bytes the shell sends for this backlog: its Batch frames, batched
+    // as the node's defaults batch them (500 records / 512 KiB).
+    std::string frames;
+    {
+        TempDir scratch;
+        ferry::Spool spool(scratch / "spool.db", ferry::SpoolLimits{1ull << 40, std::chrono::hours(24 * 30)});
+        spool.appendAll(records);
+        std::uint64_t cursor = 0;
+        for (;;) {
+            const auto batch = spool.readAfter(cursor, 500, 512 * 1024);
+            if (batch.empty())
+                break;
+            cursor = batch.back().seq;
+            frames += ferry::encodeFrame(ferry::MessageType::Batch, ferry::encode(batch));
+        }
+    }
+    const std::string file = node.shellHome() + "/backlog.bin";
+    writeFile(file, frames, 0644);
+
+    constexpr int kRuns = 5;
+    std::vector<double> pulls;
+    std::vector<double> cats;
+    for (int run = 0; run < kRuns; ++run) {
+        TempDir master;
+        ferry::MasterStore store(master / "master.db");
+        registerNode(store, node);
+        pulld::PulldConfig config;
+        config.user = node.user();
+        config.keyFile = node.restrictedKey();
+        config.knownHostsFile = node.knownHosts();
+        pulld::SshNodeConnector connector(config);
+        pulld::Puller puller(master / "master.db", config, connector);
+        fill(node, records);
+
+        const auto start = Clock::now();
+        const auto outcome = puller.pullNode(node.nodeName());
+        pulls.push_back(msSince(start));
+        if (!outcome.success || outcome.records != records.size())
+            throw std::runtime_error("pull failed: " + outcome.summary);
+
+        const auto catStart = Clock::now();
+        const RunResult cat =
+            ferry::test::run(node.sshArgvAs(node.shellUser(), node.plainKey(), {}, {"cat", file}), {}, "",
+                             std::chrono::seconds(60));
+        cats.push_back(msSince(catStart));
+        if (cat.exitCode != 0 || cat.out.size() != frames.size())
+            throw std::runtime_error("ssh cat failed: " + cat.err);
+    }
+    const double pullMs = median(pulls);
+    const double catMs = median(cats);
+    std::printf("24-hour backlog: %zu records, %.2f MiB on the wire (%d runs, medians)\n", records.size(),
+                static_cast<double>(frames.size()) / (1 << 20), kRuns);
+    std::printf("  pull (connect, prove, fetch, store, ack): %8.1f ms  %6.1f MiB/s\n", pullMs,
+                static_cast<double>(frames.size()) / (1 << 20) / (pullMs / 1000));
+    std::printf("  ssh node cat of the same bytes:           %8.1f ms  %6.1f MiB/s\n", catMs,
+                static_cast<double>(frames.size()) / (1 << 20) / (catMs / 1000));
+    std::printf("  ratio (cat time / pull time): %.2f (target >= 0.8)\n", catMs / pullMs);
+}
+
+void fiftyNodes()
+{
+    constexpr int kNodes = 50;
+    TempDir keys;
+    if (ferry::test::run({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", keys / "master"}).exitCode != 0)
+        throw std::runtime_error("ssh-keygen failed");
+    std::vector<std::unique_ptr<NodeSshd>> nodes;
+    const auto setupStart = Clock::now();
+    for (int i = 0; i < kNodes; ++i) {
+        NodeSshd::Options options;
+        options.userSuffix = "n" + std::to_string(i);
+        options.masterKey = keys / "master";
+        options.hostName = "benchnode" + std::to_string(i);
+        nodes.push_back(std::make_unique<NodeSshd>(options));
+    }
+    std::fprintf(stderr, "(50 nodes set up in %.1f s)\n", msSince(setupStart) / 1000);
+
+    TempDir master;
+    std::string knownHosts;
+    {
+        ferry::MasterStore store(master / "master.db");
+        for (const auto& node : nodes) {
+            registerNode(store, *node);
+            knownHosts += readFile(node->knownHosts());
+        }
+    }
+    writeFile(master / "known_hosts", knownHosts);
+    pulld::PulldConfig config;  // default concurrency
+    config.user = "unused";
+    config.keyFile = keys / "master";
+    config.knownHostsFile = master / "known_hosts";
+    // Each node has its own user; a connector per user would be the real
+    // thing's single "ferry". Here the user differs per node, so connect as
+    // each node's user.
+    class PerNodeUserConnector : public pulld::NodeConnector {
+    public:
+        PerNodeUserConnector(pulld::PulldConfig config, std::map<std::string, std::string> users)
+            : m_config(std::move(config)), m_users(std::move(users))
+        {
+        }
+        std::unique_ptr<pulld::NodeChannel> open(const ferry::NodeInfo& node, const std::string& command) override
+        {
+            auto config = m_config;
+            config.user = m_users.at(node.name);
+            return pulld::SshNodeConnector(config).open(node, command);
+        }
+
+    private:
+        pulld::PulldConfig m_config;
+        std::map<std::string, std::string> m_users;
+    };
+    std::map<std::string, std::string> users;
+    for (const auto& node : nodes)
+        users[node->nodeName()] = node->user();
+    PerNodeUserConnector connector(config, users);
+    pulld::Puller puller(master / "master.db", config, connector);
+
+    const auto fiveMinutes = backlog(5);
+    std::vector<double> singles;
+    for (int run = 0; run < 5; ++run) {
+        fill(*nodes[0], fiveMinutes);
+        const auto start = Clock::now();
+        const auto outcome = puller.pullNode(nodes[0]->nodeName());
+        singles.push_back(msSince(start));
+        if (!outcome.success)
+            throw std::runtime_error("single pull failed: " + outcome.summary);
+    }
+    std::vector<double> rounds;
+    for (int run = 0; run < 3; ++run) {
+        for (auto& node : nodes)
+            fill(*node, fiveMinutes);
+        const auto start = Clock::now();
+        const auto round = puller.pullRound(true);
+        rounds.push_back(msSince(start));
+        if (round.pulled != kNodes)
+            throw std::runtime_error("round pulled only " + std::to_string(round.pulled) + " nodes");
+    }
+    const double single = median(singles);
+    const double round = median(rounds);
+    std::printf("%d nodes on loopback, %zu records each (5 minutes), concurrency %u (default), %ld cores:\n", kNodes,
+                fiveMinutes.size(), config.concurrency, sysconf(_SC_NPROCESSORS_ONLN));
+    std::printf("  single node: %.1f ms (median of 5); x %d = %.1f ms\n", single, kNodes, single * kNodes);
+    std::printf("  one round of %d nodes: %.1f ms (median of 3)\n", kNodes, round);
+    std::printf("  parallel speed-up: %.2fx\n", single * kNodes / round);
+}
+
+} // namespace
+
+int main(int argc, char* argv[])
+{
+    if (!isRoot()) {
+        std::fprintf(stderr, "bench/pull needs root (system users, sshd in mount namespaces)\n");
+        return 1;
+    }
+    const std::string only = argc > 1 ? argv[1] : "";
+    try {
+        spdlog::set_level(spdlog::level::warn);
+        if (only.empty() || only == "backlog")
+            singleNodeVersusCat();
+        if (only.empty() || only == "nodes")
+            fiftyNodes();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench/pull failed: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
