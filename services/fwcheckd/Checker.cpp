@@ -174,10 +174,47 @@ Report Checker::run()
                                 "Set 'node: ssh_address:' in /etc/ferry/ferry.yml"});
             } else {
                 Packet p{*src, *dst, route.interface, s.sshPort};
-                const auto fv = firewall.verdict(p);
+                auto fv = firewall.verdict(p);
+                if (!src->isV4() && fv.decision == Decision::Accept) {
+                    // No IPv6 reply leaves without neighbour discovery: the
+                    // master's solicitations and advertisements must get in.
+                    for (const std::uint8_t type : {135, 136}) {
+                        Packet nd = p;
+                        nd.protocol = Packet::Protocol::Icmpv6;
+                        nd.icmpType = type;
+                        const auto nv = firewall.verdict(nd);
+                        if (nv.decision == Decision::Accept)
+                            continue;
+                        const std::string what = type == 135 ? "neighbour solicitations" : "neighbour advertisements";
+                        if (nv.decision == Decision::Undecided) {
+                            fv.decision = Decision::Undecided;
+                            fv.reasons = nv.reasons;
+                            fv.stage = nv.stage;
+                            continue;
+                        }
+                        // Without them the SYN or its answer never arrives: to the
+                        // master this looks like a dropped connection.
+                        fv.decision = Decision::Drop;
+                        fv.rule = "ICMPv6 " + what + " are blocked by " + nv.rule;
+                        fv.stage = nv.stage;
+                        mine.push_back({"firewall.ipv6-neighbour-discovery", severity::kError,
+                                        "The firewall " + std::string(nv.decision == Decision::Drop ? "drops" : "rejects") +
+                                            " ICMPv6 " + what + " from " + addrText +
+                                            ", so IPv6 connections between it and this node fail: " + nv.rule,
+                                        nv.stage->backend == "nft"
+                                            ? "nft insert rule " + nv.stage->table + " " + nv.stage->chain +
+                                                  " icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept"
+                                            : std::string(nv.stage->backend == "iptables-legacy" ? "ip6tables-legacy" : "ip6tables") +
+                                                  " -I " + nv.stage->chain + " -p ipv6-icmp --icmpv6-type " +
+                                                  (type == 135 ? "neighbour-solicitation" : "neighbour-advertisement") +
+                                                  " -j ACCEPT"});
+                        break;
+                    }
+                }
                 mr.firewall = toString(fv.decision);
                 mr.decidedBy = fv.rule;
-                if (fv.decision == Decision::Drop || fv.decision == Decision::Reject) {
+                const bool ndBlocked = !mine.empty() && mine.back().id == "firewall.ipv6-neighbour-discovery";
+                if ((fv.decision == Decision::Drop || fv.decision == Decision::Reject) && !ndBlocked) {
                     mine.push_back({"firewall.blocked", severity::kError,
                                     std::string("The firewall ") + (fv.decision == Decision::Drop ? "drops" : "rejects") +
                                         " new connections from " + addrText + " to port " + std::to_string(s.sshPort) +

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -155,6 +156,8 @@ Cond portCond(const std::string& list, const std::string& what)
         ranges.push_back(*r);
     }
     return [ranges](const Packet& p, std::string&) {
+        if (!p.isTcp())
+            return Tri::No;
         for (const auto& [lo, hi] : ranges)
             if (p.destinationPort >= lo && p.destinationPort <= hi)
                 return Tri::Yes;
@@ -178,17 +181,19 @@ Cond sourcePortCond(const std::string& list)
 Cond stateCond(const std::string& list)
 {
     bool known = true;
-    bool hasNew = false;
+    bool hasNew = false, hasUntracked = false;
     for (const auto& s : splitComma(list)) {
         if (s == "NEW")
             hasNew = true;
+        else if (s == "UNTRACKED")
+            hasUntracked = true;
         else if (s != "ESTABLISHED" && s != "RELATED" && s != "INVALID" && s != "UNTRACKED" && s != "SNAT" &&
                  s != "DNAT")
             known = false;
     }
     if (!known)
         throw ParseFailure{"unknown connection state in '" + list + "'"};
-    return always(tri(hasNew));
+    return [hasNew, hasUntracked](const Packet& p, std::string&) { return tri(p.isTcp() ? hasNew : hasUntracked); };
 }
 
 // --tcp-flags mask comp against a plain SYN.
@@ -216,7 +221,8 @@ Cond tcpFlagsCond(const std::string& mask, const std::string& comp)
     const unsigned syn = 2;
     if ((m & (64 | 128)) != 0 && ((m & c & (64 | 128)) != 0 || (m & ~c & (64 | 128)) != 0))
         return unknown("it tests the ECN flags of the SYN, which depend on the master");
-    return always(tri((syn & m) == c));
+    const bool match = (syn & m) == c;
+    return [match](const Packet& p, std::string&) { return tri(p.isTcp() && match); };
 }
 
 struct ModuleOption {
@@ -243,14 +249,34 @@ Cond moduleCond(const std::string& module, const std::vector<ModuleOption>& opts
                 need(o, 1);
                 conds.push_back(negate(o.negated, sourcePortCond(o.args[0])));
             } else if (o.name == "--syn") {
-                conds.push_back(always(tri(!o.negated)));
+                conds.push_back(negate(o.negated, [](const Packet& p, std::string&) { return tri(p.isTcp()); }));
             } else if (o.name == "--tcp-flags") {
                 need(o, 2);
                 conds.push_back(negate(o.negated, tcpFlagsCond(o.args[0], o.args[1])));
             } else {
                 conds.push_back(unknown("tcp option " + o.name + " cannot be evaluated"));
             }
-        } else if (module == "udp" || module == "icmp" || module == "icmp6" || module == "icmpv6" ||
+        } else if (module == "icmp6" || module == "icmpv6") {
+            need(o, 1);
+            std::string t = o.args[0];
+            static const std::map<std::string, int> kTypes = {
+                {"neighbour-solicitation", 135}, {"neighbor-solicitation", 135}, {"neighbour-advertisement", 136},
+                {"neighbor-advertisement", 136}, {"router-solicitation", 133}, {"router-advertisement", 134},
+                {"echo-request", 128}, {"echo-reply", 129}, {"destination-unreachable", 1},
+                {"packet-too-big", 2}, {"time-exceeded", 3}, {"parameter-problem", 4}, {"redirect", 137}};
+            int type = -1;
+            if (auto it = kTypes.find(t); it != kTypes.end())
+                type = it->second;
+            else if (!t.empty() && t.find_first_not_of("0123456789/") == std::string::npos)
+                type = std::stoi(t.substr(0, t.find('/')));
+            if (type < 0) {
+                conds.push_back(unknown("ICMPv6 type '" + t + "' cannot be evaluated"));
+            } else {
+                conds.push_back(negate(o.negated, [type](const Packet& p, std::string&) {
+                    return tri(!p.isTcp() && p.icmpType == type);
+                }));
+            }
+        } else if (module == "udp" || module == "icmp" ||
                    module == "sctp" || module == "udplite" || module == "dccp" || module == "ah" ||
                    module == "esp") {
             // These only load alongside -p of the same protocol, which is
@@ -559,9 +585,13 @@ void IptablesRuleset::parseRule(const std::string& table, const std::string& lin
                 i += 2;
             } else if (w == "-p" || w == "--protocol") {
                 const std::string& pr = arg();
-                const bool yes = pr == "tcp" || pr == "6" || pr == "all" || pr == "0";
-                isTcpKnown = yes;
-                conds.push_back(always(tri(yes != neg)));
+                const bool all = pr == "all" || pr == "0";
+                const bool tcp = pr == "tcp" || pr == "6";
+                const bool icmp6 = pr == "ipv6-icmp" || pr == "icmpv6" || pr == "icmp6" || pr == "58";
+                isTcpKnown = tcp || all;
+                conds.push_back([all, tcp, icmp6, neg](const Packet& p, std::string&) {
+                    return tri((all || (p.isTcp() ? tcp : icmp6)) != neg);
+                });
                 i += 2;
             } else if (w == "-f" || w == "--fragment") {
                 conds.push_back(always(tri(neg)));

@@ -121,11 +121,18 @@ Value leftValue(const json& left, const Packet& p)
             if (field == "daddr")
                 return {Value::Kind::Address, p.destination, 0, {}, {}};
             if (field == "protocol" || field == "nexthdr")
-                return {Value::Kind::Name, {}, 6, "tcp", {}};
+                return p.isTcp() ? Value{Value::Kind::Name, {}, 6, "tcp", {}} : Value{Value::Kind::Name, {}, 58, "icmpv6", {}};
             if (field == "version")
                 return {Value::Kind::Number, {}, v4 ? 4u : 6u, {}, {}};
             return unknownValue(proto + " " + field + " cannot be evaluated");
         }
+        if (proto == "icmpv6" && !p.isTcp()) {
+            if (field == "type")
+                return {Value::Kind::Name, {}, p.icmpType, p.icmpType == 135 ? "nd-neighbor-solicit" : "nd-neighbor-advert", {}};
+            return unknownValue("icmpv6 " + field + " cannot be evaluated");
+        }
+        if ((proto == "tcp" || proto == "th") && !p.isTcp())
+            return {Value::Kind::NotApplicable, {}, 0, {}, {}};
         if (proto == "tcp" || proto == "th") {
             if (field == "dport")
                 return {Value::Kind::Number, {}, p.destinationPort, {}, {}};
@@ -148,7 +155,7 @@ Value leftValue(const json& left, const Packet& p)
             return {Value::Kind::Name, {}, 0, p.inInterface, {}};
         }
         if (key == "l4proto")
-            return {Value::Kind::Name, {}, 6, "tcp", {}};
+            return p.isTcp() ? Value{Value::Kind::Name, {}, 6, "tcp", {}} : Value{Value::Kind::Name, {}, 58, "icmpv6", {}};
         if (key == "nfproto")
             return {Value::Kind::Name, {}, v4 ? 2u : 10u, v4 ? "ipv4" : "ipv6", {}};
         if (key == "protocol")
@@ -160,7 +167,7 @@ Value leftValue(const json& left, const Packet& p)
     if (k == "ct") {
         const std::string key = v.value("key", "");
         if (key == "state")
-            return {Value::Kind::CtState, {}, 0, "new", {}};
+            return {Value::Kind::CtState, {}, 0, p.isTcp() ? "new" : "untracked", {}};
         if (key == "status")
             return {Value::Kind::CtStatus, {}, 0, {}, {}};
         if (key == "direction")
@@ -316,7 +323,7 @@ Tri elementMatches(const Value& v, const json& r, const std::map<std::string, js
         if (r.is_string()) {
             if (!kCtStates.count(r.get<std::string>()))
                 throw Unreadable{"unknown ct state '" + r.get<std::string>() + "'"};
-            return tri(r.get<std::string>() == "new");
+            return tri(r.get<std::string>() == v.name);
         }
         break;
     }

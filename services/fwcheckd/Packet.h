@@ -14,6 +14,13 @@ struct Packet {
     Address destination;   // the node address the master connects to
     std::string inInterface;  // empty when the route lookup failed
     std::uint16_t destinationPort = 22;
+    // IPv6 needs neighbour discovery before any TCP gets through: the same
+    // tracers also follow the master's ICMPv6 neighbour solicitations (135)
+    // and advertisements (136), which conntrack leaves untracked.
+    enum class Protocol { Tcp, Icmpv6 } protocol = Protocol::Tcp;
+    std::uint8_t icmpType = 0;
+
+    bool isTcp() const { return protocol == Protocol::Tcp; }
 };
 
 // Three-valued logic for matches: an unknown match is never a guess.

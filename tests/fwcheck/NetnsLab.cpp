@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -131,6 +132,16 @@ void NetnsLab::resetFirewall() const
                                ":POSTROUTING ACCEPT [0:0]\nCOMMIT\n";
     inNode({"iptables-legacy-restore"}, empty4);
     inNode({"ip6tables-legacy-restore"}, empty4);
+    // Start every rule set with cold neighbour caches, as a master that has
+    // not talked to the node for a while would: otherwise a rule set that
+    // blocks IPv6 neighbour discovery passes on entries cached by the last one.
+    sh({"ip", "-n", m_node, "neigh", "flush", "all"});
+    std::vector<std::string> seen;
+    for (const auto& m : m_masters)
+        if (std::find(seen.begin(), seen.end(), m.netns) == seen.end()) {
+            seen.push_back(m.netns);
+            sh({"ip", "-n", m.netns, "neigh", "flush", "all"});
+        }
 }
 
 std::string NetnsLab::connect(const MasterNs& m, int port)
