@@ -150,7 +150,8 @@ void fiftyNodes()
         options.hostName = "benchnode" + std::to_string(i);
         nodes.push_back(std::make_unique<NodeSshd>(options));
     }
-    std::fprintf(stderr, "(50 nodes set up in %.1f s)\n", msSince(setupStart) / 1000);
+    std::printf("(50 nodes set up in %.1f s)\n", msSince(setupStart) / 1000);
+    std::fflush(stdout);
 
     TempDir master;
     std::string knownHosts;

@@ -87,7 +87,8 @@ void removeStaleTestUsers()
         const std::string name = p->pw_name;
         if (name.rfind(kUserPrefix, 0) != 0)
             continue;
-        const std::string pid = name.substr(std::strlen(kUserPrefix));
+        std::string pid = name.substr(std::strlen(kUserPrefix));
+        pid = pid.substr(0, pid.find_first_not_of("0123456789"));
         if (!pid.empty() && !fs::exists("/proc/" + pid))
             stale.push_back(name);
     }
@@ -100,10 +101,16 @@ NodeSshd::NodeSshd() : NodeSshd(Options{}) {}
 
 NodeSshd::NodeSshd(Options options) : m_options(std::move(options))
 {
-    m_user = kUserPrefix + std::to_string(::getpid());
+    m_user = kUserPrefix + std::to_string(::getpid()) + m_options.userSuffix;
     // The shell reads the node's name from the system's ferry.yml (or the
     // host name), exactly as this does.
     m_nodeName = ferry::loadNodeConfig(ferry::Paths{}).nodeName;
+    if (!m_options.hostName.empty()) {
+        const auto fromFile = ferry::loadNodeConfig(ferry::Paths{});
+        if (fromFile.nodeName != ferry::loadNodeConfig(ferry::Paths{"/nonexistent"}).nodeName)
+            throw std::runtime_error("/etc/ferry/ferry.yml sets a node name; a per-node host name would not apply");
+        m_nodeName = m_options.hostName;
+    }
     m_secret = ferry::generateSecret();
     for (const char* d : {"home", "home/.ssh", "client", "etc", "run", "run/systemd", "run/systemd/journal", "run/dbus",
                           "trap"})
@@ -151,8 +158,13 @@ void NodeSshd::createUser()
     ferry::test::writeFile(home() + "/secret", m_secret + "\n", 0600);
     must(run({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", m_dir / "etc/host_ed25519"}), "ssh-keygen host");
     must(run({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "master-plain", "-f", plainKey()}), "ssh-keygen plain");
-    must(run({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "master-restricted", "-f", restrictedKey()}),
-         "ssh-keygen restricted");
+    if (m_options.masterKey.empty()) {
+        must(run({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "master-restricted", "-f", restrictedKey()}),
+             "ssh-keygen restricted");
+    } else {
+        fs::copy_file(m_options.masterKey, restrictedKey());
+        fs::copy_file(m_options.masterKey + ".pub", restrictedKey() + ".pub");
+    }
 
     // The restricted key goes through the shipped template, with the forced
     // command pointing at the built shell and from= at loopback.
@@ -178,6 +190,20 @@ void NodeSshd::createUser()
         throw std::runtime_error("authorized_keys.in has no key line");
     ferry::test::writeFile(home() + "/.ssh/authorized_keys", trim(readFile(plainKey() + ".pub")) + "\n" + rendered, 0600);
     chownHome();
+
+    if (m_options.shellUser) {
+        fs::create_directories(shellHome() + "/.ssh");
+        RunResult u;
+        for (int attempt = 0; attempt < 20; ++attempt) {
+            u = run({"/usr/sbin/useradd", "--system", "-M", "-d", shellHome(), "-s", "/bin/sh", "-p", "*", shellUser()});
+            if (u.exitCode == 0)
+                break;
+            waitUntil([] { return false; }, std::chrono::milliseconds(100));
+        }
+        must(u, "useradd " + shellUser());
+        ferry::test::writeFile(shellHome() + "/.ssh/authorized_keys", trim(readFile(plainKey() + ".pub")) + "\n", 0600);
+        must(run({"/bin/chown", "-R", shellUser() + ":", shellHome()}), "chown shell home");
+    }
 }
 
 void NodeSshd::chownHome() const
@@ -188,6 +214,11 @@ void NodeSshd::chownHome() const
 void NodeSshd::removeUser()
 {
     run({"/usr/sbin/userdel", m_user});
+    if (m_options.shellUser) {
+        for (pid_t pid : pidsOfUser(shellUser()))
+            ::kill(pid, SIGKILL);
+        run({"/usr/sbin/userdel", shellUser()});
+    }
 }
 
 void NodeSshd::start()
@@ -224,7 +255,7 @@ void NodeSshd::start()
                          "PasswordAuthentication no\n"
                          "KbdInteractiveAuthentication no\n"
                          "PubkeyAuthentication yes\n"
-                         "AllowUsers " + m_user +
+                         "AllowUsers " + m_user + (m_options.shellUser ? " " + shellUser() : std::string()) +
                          "\n"
                          "Subsystem sftp /usr/lib/openssh/sftp-server\n"
                          "LogLevel VERBOSE\n"
@@ -237,10 +268,14 @@ void NodeSshd::start()
     std::string sshd = "/usr/sbin/sshd -D -e -f " + (m_dir / "etc/sshd_config");
     if (m_options.dataLimit > 0)
         sshd = "/usr/bin/prlimit --data=" + std::to_string(m_options.dataLimit) + " -- " + sshd;
-    const std::string script = "mount --bind " + (m_dir / "run") +
+    const std::string setHost = m_options.hostName.empty() ? std::string() : "hostname " + m_options.hostName + " && ";
+    const std::string script = setHost + "mount --bind " + (m_dir / "run") +
                                " /run && mkdir -p /run/sshd && chmod 0755 /run/sshd && exec " + sshd;
-    m_sshd.emplace(std::vector<std::string>{"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
-                                            script},
+    std::vector<std::string> argv{"/usr/bin/unshare", "--mount", "--propagation", "private"};
+    if (!m_options.hostName.empty())
+        argv.push_back("--uts");
+    argv.insert(argv.end(), {"/bin/sh", "-c", script});
+    m_sshd.emplace(argv,
                    std::map<std::string, std::string>{}, m_dir / "sshd.log");
     if (!waitUntil([this] { return portOpen(m_port) || !m_sshd->running(); }, std::chrono::seconds(10)) ||
         !m_sshd->running())
@@ -254,6 +289,13 @@ void NodeSshd::start()
 std::vector<std::string> NodeSshd::sshArgv(const std::string& key, const std::vector<std::string>& options,
                                            const std::vector<std::string>& command) const
 {
+    return sshArgvAs(m_user, key, options, command);
+}
+
+std::vector<std::string> NodeSshd::sshArgvAs(const std::string& user, const std::string& key,
+                                             const std::vector<std::string>& options,
+                                             const std::vector<std::string>& command) const
+{
     std::vector<std::string> argv{"/usr/bin/ssh",
                                   "-F", "/dev/null",
                                   "-i", key,
@@ -265,7 +307,7 @@ std::vector<std::string> NodeSshd::sshArgv(const std::string& key, const std::ve
                                   "-o", "ConnectTimeout=10",
                                   "-o", "LogLevel=ERROR"};
     argv.insert(argv.end(), options.begin(), options.end());
-    argv.push_back(m_user + "@127.0.0.1");
+    argv.push_back(user + "@127.0.0.1");
     argv.insert(argv.end(), command.begin(), command.end());
     return argv;
 }

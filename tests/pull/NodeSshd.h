@@ -41,6 +41,17 @@ public:
         // A private bus the shell should see as the system bus.
         std::string busAddress;
         std::vector<std::string> extraConfig;
+        // Appended to the user name, for several nodes in one process.
+        std::string userSuffix;
+        // An existing key pair to authorize through the shipped template
+        // instead of a fresh "restricted" key (one master key, many nodes).
+        std::string masterKey;
+        // Also create a user with /bin/sh as its shell (plain key), for
+        // baselines such as `ssh node cat FILE`.
+        bool shellUser = false;
+        // Runs sshd in its own UTS namespace with this host name, which the
+        // shell then takes as its node name (when ferry.yml sets none).
+        std::string hostName;
     };
 
     NodeSshd();
@@ -64,11 +75,17 @@ public:
     // A directory the test user may write to: escape attempts try to create
     // files here; none may appear.
     std::string trapDir() const { return m_dir / "trap"; }
+    // The /bin/sh user (Options::shellUser) and its home.
+    std::string shellUser() const { return m_user + "s"; }
+    std::string shellHome() const { return m_dir / "shellhome"; }
 
     // `ssh` with this node's pinned host key and the given key; extra
     // options go before the destination, command after it.
     std::vector<std::string> sshArgv(const std::string& key, const std::vector<std::string>& options,
                                      const std::vector<std::string>& command) const;
+    std::vector<std::string> sshArgvAs(const std::string& user, const std::string& key,
+                                       const std::vector<std::string>& options,
+                                       const std::vector<std::string>& command) const;
 
     // Gives every file in home to the test user (after the test wrote the spool).
     void chownHome() const;

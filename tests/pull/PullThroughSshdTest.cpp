@@ -137,7 +137,9 @@ TEST_F(APullThroughSshd, PullsABacklogTwiceTheSizeOfTheShellsMemoryBound)
     // sshd and everything it starts, the shell included, get at most 40 MiB
     // of data segment; the backlog is 100 MiB.
     constexpr std::uint64_t kLimit = 40ull << 20;
-    startNode(NodeSshd::Options{kLimit, {}, {}});
+    NodeSshd::Options options;
+    options.dataLimit = kLimit;
+    startNode(options);
     const std::size_t count = 1600;
     const std::size_t size = 64 * 1024;
     fill(count, size);
@@ -245,7 +247,9 @@ TEST_F(APullThroughSshd, TellsPushdAboutEachSuccessfulPull)
     push->finishRegistration();
     connection->enterEventLoopAsync();
 
-    startNode(NodeSshd::Options{0, bus.address(), {}});
+    NodeSshd::Options options;
+    options.busAddress = bus.address();
+    startNode(options);
     fill(20, 10);
     ASSERT_TRUE(puller->pullNode(node->nodeName()).success);
     EXPECT_TRUE(waitUntil([&] { return notes == 1; }, std::chrono::seconds(10)));
