@@ -251,5 +251,38 @@ TEST_F(ARegisteringNode, ReRegistersTheSameKeyIdempotentlyAndRotatesToANewOne)
     EXPECT_TRUE(m_registryd->waitForLog("rotated its key")) << m_registryd->log();
 }
 
+TEST_F(ARegisteringNode, IsActivatedByTheBusSignalsItsStateAndAnswersFromDiskAfterAnIdleExit)
+{
+    startMaster();
+    ASSERT_EQ(ferryctl({"master", "add-node", "n1"}, masterEnv(), m_secret).exitCode, 0);
+    // A bus whose activation file starts keyregd, as org.ferry.KeyReg1.service does through systemd.
+    const std::string services = m_root / "services";
+    std::filesystem::create_directories(services);
+    writeFile(services + "/org.ferry.KeyReg1.service",
+              "[D-BUS Service]\nName=org.ferry.KeyReg1\nExec=/usr/bin/env FERRY_CONFIG_DIR=" + m_nodeConfig +
+                  " FERRY_STATE_DIR=" + m_nodeState + " " + buildPath("services/keyregd/ferry-keyregd") +
+                  " -v --idle-timeout 1\nUser=root\n");
+    TestBus bus({services});
+    Process monitor({"/usr/bin/dbus-monitor", "--address", bus.address(),
+                     "type='signal',sender='org.ferry.KeyReg1',interface='org.ferry.KeyReg1'"},
+                    {}, m_root / "monitor.log");
+    ASSERT_TRUE(waitUntil([&] { return readFile(m_root / "monitor.log").find("NameAcquired") != std::string::npos; }))
+        << readFile(m_root / "monitor.log");
+
+    const auto r = ferryctl({"register"});
+    ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("Registration: accepted"), std::string::npos) << r.out;
+    EXPECT_TRUE(waitUntil([&] {
+        const auto log = readFile(m_root / "monitor.log");
+        return log.find("member=StateChanged") != std::string::npos && log.find("\"accepted\"") != std::string::npos;
+    })) << readFile(m_root / "monitor.log");
+
+    // Nothing left to do: it leaves, and a property read brings a fresh one
+    // that answers from its persisted state straight away.
+    ASSERT_TRUE(waitUntil([&] { return !busNameOwned("org.ferry.KeyReg1"); }, std::chrono::seconds(10)));
+    EXPECT_EQ(property("State"), "accepted");
+    EXPECT_EQ(property("MasterHostKeyFingerprint"), fingerprintOf(m_hostKey));
+}
+
 } // namespace
 } // namespace ferry::test
