@@ -4,6 +4,8 @@
 
 #include "ferry/Error.h"
 #include "ferry/Files.h"
+#include "ferry/NodeConfig.h"
+#include "ferry/YamlReader.h"
 #include "ferry/RegistryProtocol.h"
 
 namespace registryd {
@@ -29,7 +31,7 @@ long long number(const std::string& flag, const std::string& value, long long mi
 
 std::string usage()
 {
-    return "Usage: ferry-registryd [OPTIONS]\n"
+    return "Usage: ferry-registryd [OPTIONS]   (flags override /etc/ferry/registry.yml)\n"
            "  --listen ADDR:PORT        bind here when systemd passed no socket (default 0.0.0.0:50010)\n"
            "  --state-dir DIR           where master.db lives (default $FERRY_STATE_DIR or /var/lib/ferry)\n"
            "  --host-key FILE           an sshd public host key to hand to nodes (repeatable;\n"
@@ -43,9 +45,43 @@ std::string usage()
            "  -v, --verbose             debug logging (twice: trace)\n";
 }
 
+void applyConfig(const std::string& name, const std::string& text, Options& o)
+{
+    auto top = ferry::YamlMap::loadString(name, text);
+    if (auto r = top.map("registry")) {
+        if (auto v = r->string("unknown_nodes")) {
+            if (*v != "pending" && *v != "refuse")
+                r->fail("unknown_nodes", "expected pending or refuse, got '" + *v + "'");
+            o.manager.acceptUnknown = *v == "pending";
+        }
+        if (auto v = r->stringList("host_keys"))
+            o.hostKeyFiles = *v;
+        if (auto v = r->seconds("idle_timeout", 0, 86400)) {
+            o.idleTimeout = std::chrono::seconds(*v);
+            o.idleTimeoutGiven = true;
+        }
+        if (auto v = r->seconds("deadline", 1, 600))
+            o.server.connectionDeadline = std::chrono::seconds(*v);
+        if (auto v = r->integer("max_per_source", 1, 100000))
+            o.server.maxPerSource = static_cast<std::size_t>(*v);
+        if (auto v = r->integer("max_connections", 1, 100000))
+            o.server.maxConnections = static_cast<std::size_t>(*v);
+        if (auto v = r->seconds("max_clock_skew", 10, 86400))
+            o.manager.maxClockSkew = std::chrono::seconds(*v);
+        if (auto v = r->integer("max_pending", 0, 1000000))
+            o.manager.maxPending = static_cast<std::size_t>(*v);
+        r->finish();
+    }
+    top.finish();
+}
+
 Options parseArgs(int argc, char* argv[])
 {
     Options o;
+    const std::string configFile = ferry::pathsFromEnvironment().configDir + "/registry.yml";
+    if (const auto text = ferry::readFileIfExists(configFile, 1024 * 1024))
+        applyConfig(configFile, *text, o);
+    bool hostKeysFromFlags = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto value = [&]() -> std::string {
@@ -57,8 +93,13 @@ Options parseArgs(int argc, char* argv[])
             o.listen = value();
         else if (a == "--state-dir")
             o.stateDir = value();
-        else if (a == "--host-key")
+        else if (a == "--host-key") {
+            // Flags replace the configured list rather than add to it.
+            if (!hostKeysFromFlags)
+                o.hostKeyFiles.clear();
+            hostKeysFromFlags = true;
             o.hostKeyFiles.push_back(value());
+        }
         else if (a == "--unknown-nodes") {
             const auto v = value();
             if (v != "pending" && v != "refuse")

@@ -1,6 +1,6 @@
 #pragma once
-// registryd's command line. Everything has a production default; tests and
-// the benchmark use the flags to run unprivileged on a loopback port.
+// registryd's settings: production defaults, /etc/ferry/registry.yml for the
+// operator, and flags (tests run unprivileged on a loopback port with them).
 
 #include <chrono>
 #include <string>
@@ -25,7 +25,11 @@ struct Options {
     bool help = false;
 };
 
+// Defaults, then <config dir>/registry.yml (if it exists), then the flags.
 Options parseArgs(int argc, char* argv[]);
+// Applies a registry.yml text to o (unknown keys and bad values refused,
+// naming file, line and key).
+void applyConfig(const std::string& name, const std::string& text, Options& o);
 std::string usage();
 // Reads the host key files; throws naming the file when one is unusable or
 // when there is none at all.

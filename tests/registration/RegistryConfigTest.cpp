@@ -1,0 +1,47 @@
+// /etc/ferry/registry.yml: what the operator may set, and how mistakes are reported.
+
+#include <gtest/gtest.h>
+
+#include "Options.h"
+#include "ferry/Error.h"
+
+namespace registryd {
+namespace {
+
+TEST(ARegistryConfig, SetsEnrolmentPolicyLimitsAndHostKeys)
+{
+    Options o;
+    applyConfig("registry.yml",
+                "registry:\n  unknown_nodes: refuse\n  host_keys: [/etc/ssh/a.pub, /etc/ssh/b.pub]\n"
+                "  idle_timeout: 1m\n  deadline: 5s\n  max_per_source: 3\n  max_connections: 50\n"
+                "  max_clock_skew: 2m\n  max_pending: 10\n",
+                o);
+    EXPECT_FALSE(o.manager.acceptUnknown);
+    EXPECT_EQ(o.hostKeyFiles, (std::vector<std::string>{"/etc/ssh/a.pub", "/etc/ssh/b.pub"}));
+    EXPECT_EQ(o.idleTimeout, std::chrono::seconds(60));
+    EXPECT_TRUE(o.idleTimeoutGiven);
+    EXPECT_EQ(o.server.connectionDeadline, std::chrono::seconds(5));
+    EXPECT_EQ(o.server.maxPerSource, 3u);
+    EXPECT_EQ(o.server.maxConnections, 50u);
+    EXPECT_EQ(o.manager.maxClockSkew, std::chrono::minutes(2));
+    EXPECT_EQ(o.manager.maxPending, 10u);
+}
+
+TEST(ARegistryConfig, RefusesUnknownKeysAndBadValuesNamingFileLineAndKey)
+{
+    Options o;
+    try {
+        applyConfig("/etc/ferry/registry.yml", "registry:\n  unknown_nodes: maybe\n", o);
+        FAIL() << "accepted unknown_nodes: maybe";
+    } catch (const ferry::ConfigError& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find("/etc/ferry/registry.yml:2"), std::string::npos) << m;
+        EXPECT_NE(m.find("unknown_nodes"), std::string::npos) << m;
+    }
+    EXPECT_THROW(applyConfig("r.yml", "registry:\n  max_per_sauce: 3\n", o), ferry::ConfigError);
+    EXPECT_THROW(applyConfig("r.yml", "registry:\n  deadline: forever\n", o), ferry::ConfigError);
+    EXPECT_THROW(applyConfig("r.yml", "registri:\n  deadline: 5\n", o), ferry::ConfigError);
+}
+
+} // namespace
+} // namespace registryd
