@@ -232,7 +232,8 @@ int main(int argc, char* argv[])
     }
     const std::string only = argc > 1 ? argv[1] : "";
     try {
-        spdlog::set_level(spdlog::level::warn);
+        spdlog::set_level(std::getenv("FERRY_BENCH_DEBUG") ? spdlog::level::debug : spdlog::level::warn);
+        spdlog::set_pattern("%H:%M:%S.%e %v");
         if (only.empty() || only == "backlog")
             singleNodeVersusCat();
         if (only.empty() || only == "nodes")

@@ -1,6 +1,7 @@
 // ferry-login: the login shell of the node's restricted user `ferry`.
 // main() wires: sane fds → journal logging → what was asked → LoginShell.
 #include <fcntl.h>
+#include <signal.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -68,6 +69,8 @@ std::string clientAddress()
 int main(int argc, char* argv[]) try {
     ensureStandardFds();
     initJournalLogging();
+    // A master that hangs up must become a logged error, not a silent death.
+    ::signal(SIGPIPE, SIG_IGN);
 
     pullshell::ShellContext context;
     for (int i = 1; i < argc; ++i)

@@ -68,7 +68,10 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         std::uint64_t cursor = before.cursor;
         for (int attempt = 0;; ++attempt) {
             try {
+                const std::int64_t connectStart = ferry::nowMs();
                 auto channel = m_connector.open(node, ferry::formatPullCommand({ferry::PullVerb::Fetch, cursor}));
+                spdlog::debug("Node {}: connected and started 'fetch {}' in {} ms", node.name, cursor,
+                              ferry::nowMs() - connectStart);
                 ferry::PullClient client(channel->stream(),
                                          {node.name, *secret,
                                           std::chrono::duration_cast<std::chrono::milliseconds>(m_config.ioTimeout)});

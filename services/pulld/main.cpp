@@ -64,7 +64,13 @@ int main(int argc, char* argv[]) try {
     // earlier round or PullNow) are skipped, so an activation for a status
     // query between two timer ticks pulls nothing.
     std::thread round;
-    if (args.round) {
+    bool roundRunning = false;  // touched on the loop thread only
+    auto startRound = [&] {
+        if (roundRunning)
+            return;
+        if (round.joinable())
+            round.join();  // the last round has posted its end: it is finishing
+        roundRunning = true;
         loop.hold();
         round = std::thread([&] {
             try {
@@ -73,10 +79,17 @@ int main(int argc, char* argv[]) try {
                 spdlog::error("Failed to run a pull round: {}", e.what());
             }
             loop.post([&] {
+                roundRunning = false;
                 loop.release();
                 ferry::notifyStatus("Idle; last round " + ferry::formatTime(puller.lastRoundMs()));
             });
         });
+    };
+    if (args.round) {
+        startRound();
+        // The timer cannot start a unit that is already running: an instance
+        // kept alive by bus traffic checks for due nodes itself, once a minute.
+        loop.every(std::chrono::minutes(1), startRound);
     }
     ferry::notifyReady(args.round ? "Pulling the nodes that are due" : "Waiting for requests");
     loop.run("org.ferry.Pull1");

@@ -1,0 +1,60 @@
+// pulld.yml: defaults, every key, and refusals that name file, line and key.
+#include <gtest/gtest.h>
+
+#include "PulldConfig.h"
+#include "ferry/Error.h"
+
+using pulld::parsePulldConfig;
+
+namespace {
+ferry::Paths paths()
+{
+    ferry::Paths p;
+    p.stateDir = "/var/lib/ferry";
+    return p;
+}
+} // namespace
+
+TEST(APulldConfig, HasDocumentedDefaults)
+{
+    const auto c = parsePulldConfig(paths(), "pulld.yml", "");
+    EXPECT_EQ(c.concurrency, 8u);
+    EXPECT_EQ(c.minInterval, std::chrono::seconds(240));
+    EXPECT_EQ(c.user, "ferry");
+    EXPECT_EQ(c.keyFile, "/var/lib/ferry/pull_id_ed25519");
+    EXPECT_EQ(c.knownHostsFile, "/var/lib/ferry/pull_known_hosts");
+}
+
+TEST(APulldConfig, ReadsEveryKey)
+{
+    const auto c = parsePulldConfig(paths(), "pulld.yml",
+                                    "concurrency: 16\nmin-interval: 2m\nconnect-timeout: 5s\nio-timeout: 1m\n"
+                                    "user: puller\nkey: /etc/ferry/pull_key\nknown-hosts: /etc/ferry/nodes_known_hosts\n");
+    EXPECT_EQ(c.concurrency, 16u);
+    EXPECT_EQ(c.minInterval, std::chrono::seconds(120));
+    EXPECT_EQ(c.connectTimeout, std::chrono::seconds(5));
+    EXPECT_EQ(c.ioTimeout, std::chrono::seconds(60));
+    EXPECT_EQ(c.user, "puller");
+    EXPECT_EQ(c.keyFile, "/etc/ferry/pull_key");
+    EXPECT_EQ(c.knownHostsFile, "/etc/ferry/nodes_known_hosts");
+}
+
+TEST(APulldConfig, RefusesUnknownKeysAndBadValuesNamingTheKey)
+{
+    for (const auto& [text, key] : std::vector<std::pair<std::string, std::string>>{
+             {"concurency: 4\n", "concurency"},
+             {"concurrency: 0\n", "concurrency"},
+             {"concurrency: many\n", "concurrency"},
+             {"user: \"a b\"\n", "user"},
+             {"key: relative/path\n", "key"},
+             {"io-timeout: forever\n", "io-timeout"}}) {
+        try {
+            parsePulldConfig(paths(), "pulld.yml", text);
+            ADD_FAILURE() << "accepted: " << text;
+        } catch (const ferry::ConfigError& e) {
+            const std::string what = e.what();
+            EXPECT_NE(what.find("pulld.yml"), std::string::npos) << what;
+            EXPECT_NE(what.find(key), std::string::npos) << what;
+        }
+    }
+}
