@@ -100,3 +100,29 @@ TEST_F(TheShippedBusPolicy, LetsOnlyRootManageNodesAndOnlyFerryOwnTheRegistry)
 
 } // namespace
 } // namespace ferry::test
+
+namespace ferry::test {
+namespace {
+
+TEST(TheSecretCommand, ShowsTheNodeSecretToRootOnly)
+{
+    if (!isRoot())
+        GTEST_SKIP() << "needs root: compares root with user nobody";
+    TempDir dir;
+    ::chmod(dir.path().c_str(), 0755);
+    const std::string secret = generateSecret();
+    writeFile(dir / "secret", secret + "\n", 0600);
+    const std::map<std::string, std::string> env{{"FERRY_STATE_DIR", dir.path()}, {"FERRY_CONFIG_DIR", dir.path()}};
+    auto r = ferryctl({"secret"}, env);
+    EXPECT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_EQ(r.out, secret + "\n");
+    r = run({"/usr/bin/setpriv", "--reuid=nobody", "--regid=65534", "--clear-groups",
+             buildPath("services/ferryctl/ferryctl"), "secret"},
+            env);
+    EXPECT_EQ(r.exitCode, 1);
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find("only root may read the node secret"), std::string::npos) << r.err;
+}
+
+} // namespace
+} // namespace ferry::test
