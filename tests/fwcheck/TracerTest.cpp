@@ -141,6 +141,7 @@ public:
     CommandOutput sshd{true, 0, "listenaddress 0.0.0.0:22\nallowusers alice\n", ""};
     std::optional<Account> user = Account{"ferry", "/usr/lib/ferry/ferry-pulld-shell", {"ferry"}};
     std::map<std::string, std::string> files;
+    std::string unreadable;
 
     CommandOutput iptablesSave(const std::string& tool) override
     {
@@ -151,6 +152,8 @@ public:
     CommandOutput sshdEffective(const std::string&, const std::string&, const std::string&) override { return sshd; }
     std::optional<std::string> readFile(const std::string& path) override
     {
+        if (path == unreadable)
+            throw ferry::Error("Failed to read " + path + ": Permission denied");
         auto it = files.find(path);
         if (it == files.end())
             return std::nullopt;
@@ -212,6 +215,30 @@ TEST(ACheck, IsReachableWhenNothingStandsInTheWay)
     EXPECT_TRUE(report.findings.empty()) << report.findings[0].message;
     ASSERT_EQ(report.masters.size(), 2u);
     EXPECT_EQ(report.masters[1].firewall, "accept");
+}
+
+TEST(ACheck, ReportsAnUnreadableHostsFileAsUndecided)
+{
+    TextReader r;
+    r.sshd.out = "listenaddress 0.0.0.0:22\n";
+    r.unreadable = "/etc/hosts.deny";
+    r.nft = {true, 0, R"({"nftables": []})", ""};
+    CheckSettings s;
+    s.masters = {{"192.0.2.50", 22, 50010}};
+    const auto report = Checker(r, s).run();
+    EXPECT_EQ(report.verdict, "undecided");
+    ASSERT_EQ(report.findings.size(), 1u) << report.findings[0].id << ": " << report.findings[0].message;
+    EXPECT_EQ(report.findings[0].id, "hosts.unreadable");
+    EXPECT_NE(report.findings[0].message.find("Permission denied"), std::string::npos);
+}
+
+TEST(ACheck, SaysUndecidedWithoutMasters)
+{
+    TextReader r;
+    const auto report = Checker(r, CheckSettings{}).run();
+    EXPECT_EQ(report.verdict, "undecided");
+    ASSERT_FALSE(report.findings.empty());
+    EXPECT_EQ(report.findings[0].id, "config.no-masters");
 }
 
 TEST(AReport, SurvivesAJsonRoundTripAndRefusesDamage)
