@@ -99,7 +99,8 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
             response.state = ferry::RegistrationState::Pending;
             response.reason = "waiting for the master operator to accept node " + r.node;
             if (!existing)
-                spdlog::info("Node {} from {} asks to register key {}; it waits for `ferryctl master accept {}`",
+                spdlog::info("Node {} from {} asks to register key {}; it waits for the operator: "
+                             "`ferryctl master accept {} --with-secret` with the node's secret on stdin",
                              r.node, peer, fingerprintOrText(r.publicKey), r.node);
         }
         // Without the node's secret the answer cannot be signed; the node
