@@ -15,11 +15,11 @@ PulldConfig fromYaml(const ferry::Paths& paths, std::optional<ferry::YamlMap> ma
         return c;
     if (auto v = map->integer("concurrency", 1, 256))
         c.concurrency = static_cast<unsigned>(*v);
-    if (auto v = map->seconds("min-interval", 0, 24 * 3600))
+    if (auto v = map->seconds("min_interval", 0, 24 * 3600))
         c.minInterval = std::chrono::seconds(*v);
-    if (auto v = map->seconds("connect-timeout", 1, 600))
+    if (auto v = map->seconds("connect_timeout", 1, 600))
         c.connectTimeout = std::chrono::seconds(*v);
-    if (auto v = map->seconds("io-timeout", 1, 3600))
+    if (auto v = map->seconds("io_timeout", 1, 3600))
         c.ioTimeout = std::chrono::seconds(*v);
     if (auto v = map->string("user")) {
         if (v->empty() || v->find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
@@ -31,9 +31,9 @@ PulldConfig fromYaml(const ferry::Paths& paths, std::optional<ferry::YamlMap> ma
             map->fail("key", "must be an absolute path");
         c.keyFile = *v;
     }
-    if (auto v = map->string("known-hosts")) {
+    if (auto v = map->string("known_hosts")) {
         if (v->empty() || v->front() != '/')
-            map->fail("known-hosts", "must be an absolute path");
+            map->fail("known_hosts", "must be an absolute path");
         c.knownHostsFile = *v;
     }
     map->finish();

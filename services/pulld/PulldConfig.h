@@ -4,12 +4,12 @@
 // refused, naming file, line and key.
 //
 //   concurrency: 8          nodes pulled at once
-//   min-interval: 4m        a timer round skips nodes pulled more recently
-//   connect-timeout: 10s
-//   io-timeout: 30s
+//   min_interval: 4m        a timer round skips nodes pulled more recently
+//   connect_timeout: 10s
+//   io_timeout: 30s
 //   user: ferry             the restricted user on the nodes
 //   key: /var/lib/ferry/pull_id_ed25519        (created when missing)
-//   known-hosts: /var/lib/ferry/pull_known_hosts  pinned node host keys
+//   known_hosts: /var/lib/ferry/pull_known_hosts  pinned node host keys
 
 #include <chrono>
 #include <string>

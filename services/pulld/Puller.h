@@ -51,7 +51,7 @@ public:
     // Pulls one node now, whatever its last pull; never throws for a failed
     // pull (the outcome says), only UnknownNodeError.
     PullOutcome pullNode(const std::string& name);
-    // Pulls every eligible node (only those not pulled for min-interval
+    // Pulls every eligible node (only those not pulled for min_interval
     // unless force), at most `concurrency` at a time.
     RoundResult pullRound(bool force);
 

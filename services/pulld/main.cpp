@@ -60,7 +60,7 @@ int main(int argc, char* argv[]) try {
     pulld::PullAdaptor api(*bus, loop, puller);
     ferry::LogControl logControl(*bus, loop, "ferry-pulld");
 
-    // The timer's round: nodes pulled less than min-interval ago (by an
+    // The timer's round: nodes pulled less than min_interval ago (by an
     // earlier round or PullNow) are skipped, so an activation for a status
     // query between two timer ticks pulls nothing.
     std::thread round;

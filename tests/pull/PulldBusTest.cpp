@@ -51,7 +51,7 @@ TEST(ThePullDaemon, PullsANodeOnRequestAndReportsItInItsProperties)
         node.chownHome();
     }
     writeFile(config + "/pulld.yml", "user: " + node.user() + "\nkey: " + node.restrictedKey() +
-                                         "\nknown-hosts: " + node.knownHosts() + "\nconcurrency: 4\n");
+                                         "\nknown_hosts: " + node.knownHosts() + "\nconcurrency: 4\n");
     TestBus bus;
     Process pulld({buildPath("services/pulld/ferry-pulld"), "-v", "--no-round", "--idle-timeout=60"},
                   {{"FERRY_CONFIG_DIR", config}, {"FERRY_STATE_DIR", state}}, master / "pulld.log");

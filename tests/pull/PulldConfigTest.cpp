@@ -28,8 +28,8 @@ TEST(APulldConfig, HasDocumentedDefaults)
 TEST(APulldConfig, ReadsEveryKey)
 {
     const auto c = parsePulldConfig(paths(), "pulld.yml",
-                                    "concurrency: 16\nmin-interval: 2m\nconnect-timeout: 5s\nio-timeout: 1m\n"
-                                    "user: puller\nkey: /etc/ferry/pull_key\nknown-hosts: /etc/ferry/nodes_known_hosts\n");
+                                    "concurrency: 16\nmin_interval: 2m\nconnect_timeout: 5s\nio_timeout: 1m\n"
+                                    "user: puller\nkey: /etc/ferry/pull_key\nknown_hosts: /etc/ferry/nodes_known_hosts\n");
     EXPECT_EQ(c.concurrency, 16u);
     EXPECT_EQ(c.minInterval, std::chrono::seconds(120));
     EXPECT_EQ(c.connectTimeout, std::chrono::seconds(5));
@@ -47,7 +47,7 @@ TEST(APulldConfig, RefusesUnknownKeysAndBadValuesNamingTheKey)
              {"concurrency: many\n", "concurrency"},
              {"user: \"a b\"\n", "user"},
              {"key: relative/path\n", "key"},
-             {"io-timeout: forever\n", "io-timeout"}}) {
+             {"io_timeout: forever\n", "io_timeout"}}) {
         try {
             parsePulldConfig(paths(), "pulld.yml", text);
             ADD_FAILURE() << "accepted: " << text;
