@@ -7,6 +7,8 @@
 #include "IptablesRuleset.h"
 #include "NftRuleset.h"
 
+#include <nlohmann/json.hpp>
+
 namespace fwcheck {
 
 void Firewall::addIptables(const std::string& backend, Family family, const std::string& saveText)
@@ -32,26 +34,73 @@ void Firewall::addNft(const std::string& jsonText, const std::set<std::string>& 
             m_stages.push_back(std::move(s));
 }
 
+
 namespace {
-// Tables iptables-nft-save printed: those we read from its text instead of
-// from nft's JSON, where their xt matches are opaque.
-std::set<std::string> iptablesNftTables(const std::string& text, const std::string& family)
+
+// Tables ("ip filter") whose rules use xt compat expressions: iptables-nft
+// wrote them, and only iptables-nft-save can show what those expressions
+// test. Every other table is read from the JSON, which is exact (where
+// iptables-nft-save would silently drop what it cannot express, such as
+// an anonymous address set).
+std::set<std::string> tablesWithXt(const std::string& json)
 {
     std::set<std::string> out;
-    std::istringstream in(text);
-    std::string line;
-    while (std::getline(in, line))
-        if (!line.empty() && line[0] == '*')
-            out.insert(family + " " + line.substr(1));
+    try {
+        const auto doc = nlohmann::json::parse(json);
+        for (const auto& item : doc.at("nftables")) {
+            if (!item.is_object() || !item.contains("rule"))
+                continue;
+            const auto& rule = item["rule"];
+            for (const auto& e : rule.value("expr", nlohmann::json::array()))
+                if (e.is_object() && e.contains("xt")) {
+                    out.insert(rule.value("family", "") + " " + rule.value("table", ""));
+                    break;
+                }
+        }
+    } catch (const std::exception&) {
+        // NftRuleset reports unreadable JSON.
+    }
     return out;
 }
+
+// The sections of iptables-save text for the given tables only.
+std::string keepTables(const std::string& text, const std::string& family, const std::set<std::string>& keep)
+{
+    std::istringstream in(text);
+    std::string line, out;
+    bool on = false;
+    while (std::getline(in, line)) {
+        if (!line.empty() && line[0] == '*')
+            on = keep.count(family + " " + line.substr(1)) != 0;
+        if (on)
+            out += line + "\n";
+        if (line == "COMMIT")
+            on = false;
+    }
+    return out;
+}
+
 } // namespace
 
 Firewall Firewall::load(SystemReader& reader)
 {
     Firewall fw;
     bool anyTool = false;
-    std::set<std::string> skip;
+    auto unreadable = [&](const std::string& tool, const CommandOutput& out) {
+        fw.m_findings.push_back({"firewall.unreadable", severity::kUndecided,
+                                 "Cannot read the rules with " + tool + ": " + out.describe(),
+                                 "Run the check as root or with CAP_NET_ADMIN (systemctl start ferry-fwcheckd)"});
+    };
+
+    const auto nft = reader.nftRuleset();
+    const bool haveJson = nft.ran && nft.exitCode == 0 && !nft.out.empty();
+    if (nft.ran) {
+        anyTool = true;
+        if (nft.exitCode != 0)
+            unreadable("nft", nft);
+    }
+    const std::set<std::string> xtTables = haveJson ? tablesWithXt(nft.out) : std::set<std::string>{};
+
     struct Source {
         const char* tool;
         const char* backend;
@@ -63,38 +112,42 @@ Firewall Firewall::load(SystemReader& reader)
         {"iptables-nft-save", "iptables-nft", Family::V4},
         {"ip6tables-nft-save", "iptables-nft", Family::V6},
     };
+    std::set<std::string> readAsIptables;
     for (const auto& s : kSources) {
+        const bool nftBackend = std::string(s.backend) == "iptables-nft";
+        // Without the JSON, iptables-nft-save is the only view of those tables.
+        if (nftBackend && haveJson && xtTables.empty())
+            continue;
         const auto out = reader.iptablesSave(s.tool);
         if (!out.ran)
             continue;
         anyTool = true;
         if (out.exitCode != 0) {
-            fw.m_findings.push_back({"firewall.unreadable", severity::kUndecided,
-                                     std::string("Cannot read the rules with ") + s.tool + ": " + out.describe(),
-                                     "Run the check as root or with CAP_NET_ADMIN (systemctl start ferry-fwcheckd)"});
+            unreadable(s.tool, out);
             continue;
         }
-        if (std::string(s.backend) == "iptables-nft")
-            for (const auto& t : iptablesNftTables(out.out, s.family == Family::V4 ? "ip" : "ip6"))
-                skip.insert(t);
-        fw.addIptables(s.backend, s.family, out.out);
-    }
-    const auto nft = reader.nftRuleset();
-    if (nft.ran) {
-        anyTool = true;
-        if (nft.exitCode != 0)
-            fw.m_findings.push_back({"firewall.unreadable", severity::kUndecided,
-                                     "Cannot read the nftables rules: " + nft.describe(),
-                                     "Run the check as root or with CAP_NET_ADMIN (systemctl start ferry-fwcheckd)"});
-        else if (!nft.out.empty()) {
-            std::map<std::string, std::vector<std::string>> devices;
-            if (nft.out.find("\"netdev\"") != std::string::npos) {
-                const auto text = reader.nftRulesetText();
-                if (text.ran && text.exitCode == 0)
-                    devices = parseIngressDevices(text.out);
+        std::string text = out.out;
+        if (nftBackend && haveJson) {
+            const std::string family = s.family == Family::V4 ? "ip" : "ip6";
+            text = keepTables(text, family, xtTables);
+            for (const auto& t : xtTables) {
+                const std::string name = t.substr(t.find(' ') + 1);
+                // A table iptables-nft-save did not print stays with the
+                // JSON reader, where its xt expressions make it undecided.
+                if (t.rfind(family + " ", 0) == 0 && ("\n" + text).find("\n*" + name + "\n") != std::string::npos)
+                    readAsIptables.insert(t);
             }
-            fw.addNft(nft.out, skip, devices);
         }
+        fw.addIptables(s.backend, s.family, text);
+    }
+    if (haveJson) {
+        std::map<std::string, std::vector<std::string>> devices;
+        if (nft.out.find("\"netdev\"") != std::string::npos) {
+            const auto text = reader.nftRulesetText();
+            if (text.ran && text.exitCode == 0)
+                devices = parseIngressDevices(text.out);
+        }
+        fw.addNft(nft.out, readAsIptables, devices);
     }
     if (!anyTool)
         fw.m_findings.push_back({"firewall.no-tools", severity::kUndecided,

@@ -201,7 +201,9 @@ std::vector<RuleSet> ruleSets()
     add({"iptables-nft IPv6 reject", "", "", "", table("filter", ":INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n", "-A INPUT -s fd00:203:1::2/128 -p tcp -j REJECT --reject-with icmp6-adm-prohibited\n"), "", {}});
     add({"legacy accepts but iptables-nft drops one master", filter("ACCEPT", "-A INPUT -p tcp --dport 22 -j ACCEPT\n"), "", filter("ACCEPT", "-A INPUT -s 10.203.2.2 -j DROP\n"), "", "", {}});
     add({"iptables-nft ufw layout", "", "", filter("DROP", ufwRules + "-A ufw-user-input -p tcp -m tcp --dport 22 -j ACCEPT\n", ufwChains + ufwExtra), "", "", {}});
+    add({"iptables-nft next to a native nft table", "", "", filter("DROP", "-A INPUT -p tcp -m multiport --dports 22,80 -j ACCEPT\n"), "", "table inet extra { chain input { type filter hook input priority 5; policy accept; ip saddr 10.203.2.2 reject; } }", {}});
     // Native nftables.
+    add({"native nft table named like iptables' with an address set", "", "", "", "", "table ip filter { chain INPUT { type filter hook input priority 0; policy accept; tcp dport 22 ip saddr { 10.203.2.2, 10.203.2.9 } drop; } }", {}});
     add({"nft policy drop allowing one master", "", "", "", "", "table inet f { chain input { type filter hook input priority 0; policy drop; ip saddr 10.203.1.2 tcp dport 22 accept; } }", {}});
     add({"nft named interval set", "", "", "", "", "table inet f { set masters { type ipv4_addr; flags interval; elements = { 10.203.1.0/24, 192.0.2.7 } }\n chain input { type filter hook input priority 0; policy drop; ip saddr @masters tcp dport 22 accept; } }", {}});
     add({"nft ct state vmap and port set", "", "", "", "", "table inet f { chain input { type filter hook input priority 0; policy drop;\n ct state vmap { established : accept, related : accept, invalid : drop }\n ct state new tcp dport { 22, 2000-2009 } accept\n } }", {}});
