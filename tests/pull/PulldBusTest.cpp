@@ -1,5 +1,8 @@
 // The ferry-pulld binary on a private bus, called through the generated
 // proxy, pulling a real node through real sshd and the real login shell.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -94,4 +97,99 @@ TEST(ThePullDaemon, PullsANodeOnRequestAndReportsItInItsProperties)
     const auto [pulled, failed] = proxy->PullAll();
     EXPECT_EQ(pulled, 1u);
     EXPECT_EQ(failed, 0u);
+}
+
+namespace {
+
+// A bus with the system bus's own default policy (Debian's system.conf) and
+// only our policy file added, so the test sees what production would.
+class PolicyBus {
+public:
+    PolicyBus()
+    {
+        std::string conf = readFile("/usr/share/dbus-1/system.conf");
+        auto drop = [&conf](const std::string& from, const std::string& to) {
+            const auto a = conf.find(from);
+            if (a == std::string::npos)
+                return;
+            const auto b = conf.find(to, a);
+            conf.erase(a, b + to.size() - a);
+        };
+        drop("<user>", "</user>");
+        drop("<fork/>", "<fork/>");
+        drop("<pidfile>", "</pidfile>");
+        drop("<syslog/>", "<syslog/>");
+        drop("<standard_system_servicedirs/>", "<standard_system_servicedirs/>");
+        while (conf.find("<include") != std::string::npos)
+            drop("<include", ">\n");  // every include and includedir line
+        const auto listen = conf.find("<listen>");
+        conf.replace(listen, conf.find("</listen>") + 9 - listen, "<listen>unix:path=" + (m_dir / "bus") + "</listen>");
+        // Root stands in for user ferry as the owner (creating a real user
+        // `ferry` here could disturb the host); everything else is the file.
+        const std::string extra = "  <include>" + sourcePath("dbus/org.ferry.Pull1.conf") +
+                                  "</include>\n  <policy user=\"root\"><allow own=\"org.ferry.Pull1\"/></policy>\n";
+        conf.insert(conf.rfind("</busconfig>"), extra);
+        writeFile(m_dir / "bus.conf", conf);
+        m_daemon.emplace(std::vector<std::string>{"/usr/bin/dbus-daemon", "--nofork", "--nopidfile",
+                                                  "--config-file=" + (m_dir / "bus.conf")},
+                         std::map<std::string, std::string>{}, m_dir / "dbus.log");
+        if (!waitUntil([&] { return ::access((m_dir / "bus").c_str(), F_OK) == 0; }, std::chrono::seconds(10)))
+            throw std::runtime_error("dbus-daemon did not start: " + readFile(m_dir / "dbus.log"));
+        ::chmod(m_dir.path().c_str(), 0755);
+    }
+    std::string address() const { return "unix:path=" + (m_dir / "bus"); }
+
+private:
+    TempDir m_dir;
+    std::optional<Process> m_daemon;
+};
+
+RunResult busctl(const std::string& address, bool asNobody, std::vector<std::string> args)
+{
+    std::vector<std::string> argv;
+    if (asNobody)
+        argv = {"/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"};
+    argv.insert(argv.end(), {"/usr/bin/busctl", "--address=" + address, "--timeout=10"});
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, {}, "", std::chrono::seconds(20));
+}
+
+} // namespace
+
+TEST(ThePullBusPolicy, LetsAnyoneReadButOnlyRootStartPulls)
+{
+    if (!isRoot())
+        GTEST_SKIP() << "needs root to call as another user";
+    PolicyBus bus;
+    TempDir state;
+    Process pulld({buildPath("services/pulld/ferry-pulld"), "--no-round", "--idle-timeout=60"},
+                  {{"DBUS_SYSTEM_BUS_ADDRESS", bus.address()}, {"FERRY_STATE_DIR", state.path()},
+                   {"FERRY_CONFIG_DIR", state / "etc"}},
+                  state / "pulld.log");
+    ASSERT_TRUE(waitUntil(
+        [&] {
+            return busctl(bus.address(), false, {"get-property", "org.ferry.Pull1", "/org/ferry/Pull1", "org.ferry.Pull1",
+                                                 "Concurrency"})
+                       .exitCode == 0;
+        },
+        std::chrono::seconds(10)))
+        << readFile(state / "pulld.log");
+
+    const auto read = busctl(bus.address(), true,
+                             {"get-property", "org.ferry.Pull1", "/org/ferry/Pull1", "org.ferry.Pull1", "Nodes"});
+    EXPECT_EQ(read.exitCode, 0) << read.err;
+
+    const auto denied = busctl(bus.address(), true,
+                               {"call", "org.ferry.Pull1", "/org/ferry/Pull1", "org.ferry.Pull1", "PullNow", "s", "n1"});
+    EXPECT_NE(denied.exitCode, 0);
+    EXPECT_NE(denied.err.find("Access denied"), std::string::npos) << denied.err;
+    const auto deniedAll =
+        busctl(bus.address(), true, {"call", "org.ferry.Pull1", "/org/ferry/Pull1", "org.ferry.Pull1", "PullAll"});
+    EXPECT_NE(deniedAll.err.find("Access denied"), std::string::npos) << deniedAll.err;
+
+    // Root's call reaches the daemon (which knows no such node).
+    const auto allowed = busctl(bus.address(), false,
+                                {"call", "org.ferry.Pull1", "/org/ferry/Pull1", "org.ferry.Pull1", "PullNow", "s", "n1"});
+    EXPECT_NE(allowed.exitCode, 0);
+    EXPECT_NE(allowed.err.find("No node named"), std::string::npos) << allowed.err;
 }
