@@ -146,9 +146,8 @@ std::string Manager::knownHostsText(const std::vector<MasterRecord>& masters)
     for (const auto& m : masters) {
         if (m.state != "accepted")
             continue;
-        const bool v6 = m.host.find(':') != std::string::npos;
-        const std::string host =
-            m.sshPort == 22 && !v6 ? m.host : "[" + m.host + "]:" + std::to_string(m.sshPort);
+        // OpenSSH's form: the bare name for port 22 (IPv6 too), "[host]:port" otherwise.
+        const std::string host = m.sshPort == 22 ? m.host : "[" + m.host + "]:" + std::to_string(m.sshPort);
         for (const auto& k : m.hostKeys)
             text += host + " " + k + "\n";
     }
