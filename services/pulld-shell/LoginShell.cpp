@@ -37,9 +37,11 @@ LoginShell::LoginShell(ShellContext context, PullObserver& observer)
 
 int LoginShell::refuse(int errFd, const std::string& reason, const std::string& command)
 {
-    writeMessage(errFd, kRefusalMessage);
+    // The journal line first: a client that hangs up on reading the message
+    // must not take the record of its attempt with it.
     spdlog::warn("Refused a request from {}: {}; command '{}'", m_context.client, reason,
                  ferry::escapeForLog(command));
+    writeMessage(errFd, kRefusalMessage);
     return 1;
 }
 
