@@ -32,6 +32,8 @@ int main(int argc, char* argv[]) try {
     keyregd::KeyRegAdaptor adaptor{*bus, loop, manager, registrar};
     manager.setOnChange([&adaptor](const keyregd::Status& before, const keyregd::Status& after) {
         adaptor.statusChanged(before, after);
+        if (before.state != after.state || before.reason != after.reason)
+            ferry::notifyStatus("Registration " + after.state + (after.reason.empty() ? "" : ": " + after.reason));
     });
     ferry::LogControl logControl{*bus, loop, "ferry-keyregd"};
 
