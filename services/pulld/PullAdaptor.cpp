@@ -1,6 +1,5 @@
 #include "PullAdaptor.h"
 
-#include <thread>
 
 namespace pulld {
 
@@ -21,16 +20,29 @@ PullAdaptor::PullAdaptor(sdbus::IConnection& bus, ferry::EventLoop& loop, Puller
 PullAdaptor::~PullAdaptor()
 {
     unregisterAdaptor();
+    for (auto& w : m_workers)
+        w.thread.join();
 }
 
 template <typename Work>
 void PullAdaptor::inWorker(Work work)
 {
+    for (auto it = m_workers.begin(); it != m_workers.end();) {
+        if (*it->done) {
+            it->thread.join();
+            it = m_workers.erase(it);
+        } else {
+            ++it;
+        }
+    }
     m_loop.hold();
-    std::thread([this, work = std::move(work)]() mutable {
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    std::thread thread([this, done, work = std::move(work)]() mutable {
         work();
         m_loop.post([this] { m_loop.release(); });
-    }).detach();
+        *done = true;
+    });
+    m_workers.push_back(Worker{std::move(thread), done});
 }
 
 void PullAdaptor::PullNow(sdbus::Result<uint64_t, std::string>&& result, std::string node)

@@ -2,6 +2,11 @@
 // org.ferry.Pull1 on /org/ferry/Pull1, over the Puller. Pulls run on worker
 // threads; results go back through the event loop.
 
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
 #include <sdbus-c++/sdbus-c++.h>
 
 #include "Puller.h"
@@ -27,8 +32,16 @@ private:
     template <typename Work>
     void inWorker(Work work);
 
+    struct Worker {
+        std::thread thread;
+        std::shared_ptr<std::atomic<bool>> done;
+    };
+
     ferry::EventLoop& m_loop;
     Puller& m_puller;
+    // Joined when finished (on the next call) and at destruction, so that no
+    // pull outlives the objects it uses. Touched on the loop thread only.
+    std::vector<Worker> m_workers;
 };
 
 } // namespace pulld
