@@ -295,3 +295,17 @@ TEST_F(APullThroughSshd, PullsManyNodesInOneRoundAndSkipsRecentOnesNextTime)
     EXPECT_EQ(forced.pulled, 1u);
     EXPECT_EQ(stored(), 100u);
 }
+
+TEST_F(APullThroughSshd, PullsThroughTheLoginShellAloneWithoutTheForcedCommand)
+{
+    // The plain key has no options: sshd runs `ferry-login -c "fetch N"`.
+    startNode();
+    config.keyFile = node->plainKey();
+    connector.emplace(config);
+    puller.emplace(storePath, config, *connector);
+    fill(250, 100);
+    const auto outcome = puller->pullNode(node->nodeName());
+    ASSERT_TRUE(outcome.success) << outcome.summary;
+    EXPECT_EQ(outcome.records, 250u);
+    EXPECT_EQ(spooled(), 0u);
+}
