@@ -694,6 +694,21 @@ std::vector<Stage> NftRuleset::stages(Family family) const
             s.hookOrder = order;
             s.priority = b.priority;
             s.tool = t.firewalld ? Tool::Firewalld : Tool::Nft;
+            // A table iptables-nft made (iptables' names, no xt matches left
+            // it to this reader): the operator's tool is iptables.
+            static const std::set<std::string> kIptablesTables = {"filter", "raw", "mangle", "nat", "security"};
+            if ((t.family == "ip" || t.family == "ip6") && kIptablesTables.count(t.name) &&
+                (b.chain == "INPUT" || b.chain == "PREROUTING")) {
+                s.backend = "iptables-nft";
+                s.table = t.name;
+                s.tool = Tool::Iptables;
+                for (const auto& [name, c] : *t.chains) {
+                    if (name.rfind("ufw", 0) == 0)
+                        s.tool = Tool::Ufw;
+                    else if ((name == "INPUT_ZONES" || name.rfind("IN_", 0) == 0) && s.tool != Tool::Ufw)
+                        s.tool = Tool::Firewalld;
+                }
+            }
             if (t.family == "netdev") {
                 // A netdev chain sees only its devices' packets: model that
                 // as a first rule that returns for other interfaces.

@@ -298,6 +298,39 @@ TEST_P(TheFirewallTracer, AgreesWithARealConnectionFromEachMaster)
             EXPECT_EQ(r.firewall, kernel);
         }
     }
+    // The fix fwcheck prints must work: apply it (the command line, not
+    // the line that persists it) in the node and the kernel must then let
+    // the master in. ufw and firewall-cmd are not installed here; their
+    // layouts are checked through the verdicts above only.
+    for (std::size_t i = 0; i < s_lab->masters().size(); ++i) {
+        const auto& m = s_lab->masters()[i];
+        if (report.masters[i].firewall != "drop" && report.masters[i].firewall != "reject")
+            continue;
+        bool applied = false;
+        auto current = report;
+        for (int round = 0; round < 3 && current.masters[i].firewall != "accept"; ++round) {
+            for (const auto& f : current.findings) {
+                const bool forThisMaster = f.message.find(" " + m.address + " ") != std::string::npos ||
+                                           f.message.find(" " + m.address + ",") != std::string::npos;
+                if ((f.id != "firewall.blocked" && f.id != "firewall.ipv6-neighbour-discovery") || !forThisMaster)
+                    continue;
+                const std::string line = f.fix.substr(0, f.fix.find('\n'));
+                if (line.rfind("iptables", 0) != 0 && line.rfind("ip6tables", 0) != 0 && line.rfind("nft ", 0) != 0)
+                    continue;
+                s_lab->inNode({"sh", "-c", line});
+                applied = true;
+            }
+            if (!applied)
+                break;
+            current = fwcheck::Checker(reader, settings).run();
+        }
+        if (!applied)
+            continue;
+        EXPECT_EQ(current.masters[i].firewall, "accept") << "after applying the fixes for " << m.address;
+        EXPECT_EQ(NetnsLab::connect(m, 22), "accept") << "after applying the fixes for " << m.address;
+        std::printf("    %-14s fixed with fwcheck's own command\n", m.address.c_str());
+    }
+
     // The summary follows the masters.
     bool anyBlocked = false;
     for (const auto& r : report.masters)
