@@ -15,6 +15,8 @@
 #include "ferry/NodeConfig.h"
 
 int main(int argc, char* argv[]) try {
+    // Errors in the arguments or the config file are logged under our name too.
+    ferry::initLogging("ferry-keyregd");
     const auto options = keyregd::parseArgs(argc, argv);
     if (options.help) {
         std::cout << keyregd::usage();

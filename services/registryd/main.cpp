@@ -16,6 +16,8 @@
 #include "ferry/NodeConfig.h"
 
 int main(int argc, char* argv[]) try {
+    // Errors in the arguments or the config file are logged under our name too.
+    ferry::initLogging("ferry-registryd");
     auto options = registryd::parseArgs(argc, argv);
     if (options.help) {
         std::cout << registryd::usage();
