@@ -245,6 +245,10 @@ Report Checker::run()
                     if (!out.ran) {
                         mine.push_back({"sshd.unavailable", severity::kUndecided,
                                         "Cannot run " + s.sshdBinary + " -T: " + out.describe(), "apt install openssh-server"});
+                    } else if (out.exitCode != 0 && out.err.find("privilege separation directory") != std::string::npos) {
+                        // sshd creates /run/sshd when it starts: without it, it is not running.
+                        mine.push_back({"sshd.not-running", severity::kError,
+                                        "sshd is not running (" + out.describe() + ")", "systemctl enable --now ssh"});
                     } else if (out.exitCode != 0) {
                         mine.push_back({"sshd.config-invalid", severity::kUndecided,
                                         "sshd -T refuses the configuration: " + out.describe(),

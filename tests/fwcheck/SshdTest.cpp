@@ -149,6 +149,25 @@ TEST_F(TheSshdCheck, ReportsABrokenConfigurationAsUndecidedWithoutCrashing)
     EXPECT_EQ(report.verdict, "undecided");
 }
 
+TEST_F(TheSshdCheck, SaysSshdIsNotRunningWhenItsRunDirectoryIsMissing)
+{
+    ferry::test::writeFile(m_dir / "sshd_config", "HostKey " + (m_dir / "hk") + "\n");
+    HostReaderOptions o;
+    // A private, empty /run: as on a node where sshd was never started.
+    o.sshdPrefix = {"unshare", "--mount", "--propagation", "private", "sh", "-c", "mount -t tmpfs tmpfs /run && exec \"$@\"", "sh"};
+    o.sshdConfig = m_dir / "sshd_config";
+    ReaderWithAccount reader(o, Account{"ferry", "/usr/lib/ferry/ferry-pulld-shell", {"ferry"}});
+    CheckSettings s;
+    s.masters = {{"192.0.2.5", 22, 50010}};
+    s.checkHostsAccess = false;
+    s.checkListening = false;
+    const auto report = Checker(reader, s).run();
+    ASSERT_FALSE(report.findings.empty());
+    EXPECT_EQ(report.findings[0].id, "sshd.not-running");
+    EXPECT_EQ(report.findings[0].fix, "systemctl enable --now ssh");
+    EXPECT_EQ(report.verdict, "blocked");
+}
+
 TEST_F(TheSshdCheck, BlocksWhenTheUserIsMissingOrHasTheWrongShell)
 {
     ferry::test::writeFile(m_dir / "sshd_config", "HostKey " + (m_dir / "hk") + "\n");
