@@ -251,6 +251,42 @@ TEST_F(ARegisteringNode, ReRegistersTheSameKeyIdempotentlyAndRotatesToANewOne)
     EXPECT_TRUE(m_registryd->waitForLog("rotated its key")) << m_registryd->log();
 }
 
+TEST_F(ARegisteringNode, RegistersWithEveryMasterAndPinsEachOneThatAccepts)
+{
+    // Master A on the fixture's bus; master B, down at first, on a second bus
+    // (each registryd owns org.ferry.Registry1 on its own bus).
+    startMaster();
+    const auto busA = m_bus.env();
+    ASSERT_EQ(ferryctl({"master", "add-node", "n1"}, busA, m_secret).exitCode, 0);
+    ensureKeyPair(m_root / "host_key_b");
+    const std::string hostKeyB = publicKeyLine(m_root / "host_key_b.pub");
+    const std::string masterB = m_root / "master-b";
+    std::filesystem::create_directories(masterB);
+    const int portB = freePort();
+    writeFile(m_nodeConfig + "/ferry.yml",
+              "node:\n  name: n1\nmasters:\n  - host: 127.0.0.1\n    ssh_port: 2222\n    registry_port: " +
+                  std::to_string(m_port) + "\n  - host: 127.0.0.2\n    ssh_port: 2223\n    registry_port: " +
+                  std::to_string(portB) + "\npush:\n  connect_timeout: 2\n  io_timeout: 3\n");
+    TestBus busB;  // keyregd and master B live here; master A stays on the fixture's bus
+    startNode(300);
+    ASSERT_TRUE(waitUntil([&] { return !property("LastError").empty() && property("State") == "accepted"; }))
+        << keyregdLog();
+    EXPECT_NE(property("LastError").find("127.0.0.2:" + std::to_string(portB)), std::string::npos)
+        << property("LastError");
+    EXPECT_EQ(knownHosts(), expectedKnownHosts());
+
+    // Master B comes up and enrols the node: keyregd, still retrying, pins it too.
+    std::vector<std::string> argv{buildPath("services/registryd/ferry-registryd"), "--listen",
+                                  "127.0.0.2:" + std::to_string(portB), "--state-dir", masterB, "--host-key",
+                                  m_root / "host_key_b.pub", "--idle-timeout", "0"};
+    Process registrydB(argv, {}, m_root / "registryd-b.log");
+    ASSERT_TRUE(waitUntil([&] { return busNameOwned("org.ferry.Registry1"); })) << readFile(m_root / "registryd-b.log");
+    ASSERT_EQ(ferryctl({"master", "add-node", "n1"}, {{"FERRY_STATE_DIR", masterB}}, m_secret).exitCode, 0);
+    ASSERT_TRUE(waitUntil([&] { return property("LastError").empty(); })) << keyregdLog();
+    EXPECT_EQ(knownHosts(), expectedKnownHosts() + "[127.0.0.2]:2223 " + hostKeyB + "\n");
+    EXPECT_EQ(property("MasterHostKeyFingerprint"), fingerprintOf(m_hostKey) + ", " + fingerprintOf(hostKeyB));
+}
+
 TEST_F(ARegisteringNode, IsActivatedByTheBusSignalsItsStateAndAnswersFromDiskAfterAnIdleExit)
 {
     startMaster();
