@@ -27,6 +27,7 @@ struct RuleSet {
     std::string name;
     std::string legacy4, legacy6, nft4, nft6, nft;  // restore / nft -f texts
     std::set<std::string> undecided;  // masters fwcheck must call undecided
+    int port = 22;                    // ferry.yml node.ssh_port
 };
 
 void PrintTo(const RuleSet& r, std::ostream* os)
@@ -201,6 +202,8 @@ std::vector<RuleSet> ruleSets()
     add({"iptables-nft IPv6 reject", "", "", "", table("filter", ":INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n", "-A INPUT -s fd00:203:1::2/128 -p tcp -j REJECT --reject-with icmp6-adm-prohibited\n"), "", {}});
     add({"legacy accepts but iptables-nft drops one master", filter("ACCEPT", "-A INPUT -p tcp --dport 22 -j ACCEPT\n"), "", filter("ACCEPT", "-A INPUT -s 10.203.2.2 -j DROP\n"), "", "", {}});
     add({"iptables-nft ufw layout", "", "", filter("DROP", ufwRules + "-A ufw-user-input -p tcp -m tcp --dport 22 -j ACCEPT\n", ufwChains + ufwExtra), "", "", {}});
+    add({"another configured port allowed by a range", "", "", filter("DROP", "-A INPUT -p tcp -m tcp --dport 2200:2299 -s 10.203.1.0/24 -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n"), "", "", {}, 2222});
+    add({"another configured port blocked for one master", "", "", "", "", "table inet f { chain input { type filter hook input priority 0; policy accept; ip saddr 10.203.2.2 tcp dport 2222 drop; ip6 saddr fd00:203:1::/64 tcp dport != 22 reject with tcp reset; } }", {}, 2222});
     add({"iptables-nft next to a native nft table", "", "", filter("DROP", "-A INPUT -p tcp -m multiport --dports 22,80 -j ACCEPT\n"), "", "table inet extra { chain input { type filter hook input priority 5; policy accept; ip saddr 10.203.2.2 reject; } }", {}});
     // Native nftables.
     add({"native nft table named like iptables' with an address set", "", "", "", "", "table ip filter { chain INPUT { type filter hook input priority 0; policy accept; tcp dport 22 ip saddr { 10.203.2.2, 10.203.2.9 } drop; } }", {}});
@@ -278,6 +281,7 @@ TEST_P(TheFirewallTracer, AgreesWithARealConnectionFromEachMaster)
     fwcheck::CheckSettings settings;
     for (const auto& m : s_lab->masters())
         settings.masters.push_back({m.address, 22, 50010});
+    settings.sshPort = static_cast<std::uint16_t>(rs.port);
     settings.checkSshd = false;
     settings.checkHostsAccess = false;
     const auto report = fwcheck::Checker(reader, settings).run();
@@ -287,7 +291,7 @@ TEST_P(TheFirewallTracer, AgreesWithARealConnectionFromEachMaster)
         const auto& m = s_lab->masters()[i];
         const auto& r = report.masters[i];
         ASSERT_EQ(r.address, m.address);
-        const std::string kernel = NetnsLab::connect(m, 22);
+        const std::string kernel = NetnsLab::connect(m, rs.port);
         std::printf("    %-14s fwcheck %-9s kernel %-7s %s\n", m.address.c_str(), r.firewall.c_str(), kernel.c_str(),
                     r.decidedBy.substr(0, 110).c_str());
         SCOPED_TRACE("master " + m.address + ": fwcheck says " + r.firewall + " (" + r.decidedBy + "), kernel says " + kernel);
@@ -327,7 +331,7 @@ TEST_P(TheFirewallTracer, AgreesWithARealConnectionFromEachMaster)
         if (!applied)
             continue;
         EXPECT_EQ(current.masters[i].firewall, "accept") << "after applying the fixes for " << m.address;
-        EXPECT_EQ(NetnsLab::connect(m, 22), "accept") << "after applying the fixes for " << m.address;
+        EXPECT_EQ(NetnsLab::connect(m, rs.port), "accept") << "after applying the fixes for " << m.address;
         std::printf("    %-14s fixed with fwcheck's own command\n", m.address.c_str());
     }
 

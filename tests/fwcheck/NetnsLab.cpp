@@ -91,7 +91,7 @@ NetnsLab::NetnsLab()
         // A real sshd in the node namespace.
         sh({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", m_dir / "host_key"});
         m_sshdConfig = m_dir / "sshd_config";
-        ferry::test::writeFile(m_sshdConfig, "Port 22\nListenAddress 0.0.0.0\nListenAddress ::\nHostKey " +
+        ferry::test::writeFile(m_sshdConfig, "Port 22\nPort 2222\nListenAddress 0.0.0.0\nListenAddress ::\nHostKey " +
                                                  (m_dir / "host_key") +
                                                  "\nStrictModes no\nUsePAM no\nPidFile none\nLogLevel ERROR\n");
         // Process uses execve: the program needs its full path.

@@ -1,6 +1,6 @@
 #pragma once
 // The network namespaces the differential tests use: a "node" with a real
-// sshd, and two "master" namespaces joined to it by veth pairs. Addresses
+// sshd (on ports 22 and 2222), and two "master" namespaces joined to it by veth pairs. Addresses
 // are private and never leave these namespaces. Everything is removed on
 // destruction, also when a test fails.
 
