@@ -106,6 +106,12 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         else
             spdlog::info("Node {}: {}", node.name, outcome.summary);
         state.recordAttempt(node.name, start, true, "success: " + outcome.summary, outcome.records);
+        // storeBatch stamps last_pull only when records came; a pull that
+        // found nothing new is still a pull for everyone reading the registry.
+        ferry::Statement(store.database(), "UPDATE nodes SET last_pull = ?1, last_seen = ?1 WHERE name = ?2")
+            .bind(1, ferry::nowMs())
+            .bind(2, node.name)
+            .run();
     } catch (const std::exception& e) {
         outcome.success = false;
         outcome.durationMs = ferry::nowMs() - start;

@@ -291,9 +291,13 @@ TEST_F(APullThroughSshd, PullsManyNodesInOneRoundAndSkipsRecentOnesNextTime)
     const auto second = puller->pullRound(false);
     EXPECT_EQ(second.pulled, 0u);
     EXPECT_EQ(second.skipped, 1u);
+    const std::int64_t beforeForced = ferry::nowMs();
     const auto forced = puller->pullRound(true);
     EXPECT_EQ(forced.pulled, 1u);
     EXPECT_EQ(stored(), 100u);
+    // A pull that found nothing new still counts as a pull in the registry.
+    ferry::MasterStore store(storePath);
+    EXPECT_GE(store.node(node->nodeName())->lastPullMs, beforeForced);
 }
 
 TEST_F(APullThroughSshd, PullsThroughTheLoginShellAloneWithoutTheForcedCommand)
