@@ -1,5 +1,6 @@
-// ferryctl register: ask keyregd (org.ferry.KeyReg1) to register with every
-// configured master now, and show the outcome.
+// ferryctl register [--new-key]: ask keyregd (org.ferry.KeyReg1) to register
+// with every configured master now (with a freshly made key pair when asked),
+// and show the outcome.
 
 #include <iostream>
 
@@ -31,15 +32,16 @@ private:
 
 int registerCommand(const Options& options)
 {
-    if (!options.args.empty()) {
-        std::cerr << "usage: ferryctl register\n";
+    const bool rotate = options.args.size() == 1 && options.args[0] == "--new-key";
+    if (!options.args.empty() && !rotate) {
+        std::cerr << "usage: ferryctl register [--new-key]\n";
         return 2;
     }
     auto bus = connectBus();
     KeyRegProxy keyreg(*bus);
     nlohmann::json j;
     try {
-        const auto [state, reason] = keyreg.Register();
+        const auto [state, reason] = rotate ? keyreg.RotateKey() : keyreg.Register();
         j["state"] = state;
         j["reason"] = reason;
         j["fingerprint"] = keyreg.Fingerprint();

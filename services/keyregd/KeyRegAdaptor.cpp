@@ -57,6 +57,20 @@ void KeyRegAdaptor::Register(sdbus::Result<std::string, std::string>&& result)
     });
 }
 
+void KeyRegAdaptor::RotateKey(sdbus::Result<std::string, std::string>&& result)
+{
+    ferry::busCall(m_loop, kInterface, "RotateKey", [&] {
+        auto shared = std::make_shared<sdbus::Result<std::string, std::string>>(std::move(result));
+        m_loop.hold();
+        m_registrar.requestRotation([this, shared](const Status& status) {
+            m_loop.post([this, shared, status] {
+                shared->returnResults(status.state, status.reason);
+                m_loop.release();
+            });
+        });
+    });
+}
+
 std::string KeyRegAdaptor::Fingerprint()
 {
     return ferry::busCall(m_loop, kInterface, "Fingerprint", [&] { return m_manager.status().fingerprint; });

@@ -176,6 +176,56 @@ void Manager::writeKnownHosts()
 bool Manager::registerOnce()
 {
     std::lock_guard round(m_roundMutex);
+    return registerLocked();
+}
+
+bool Manager::rotateKey()
+{
+    std::lock_guard round(m_roundMutex);
+    const std::string key = m_paths.privateKeyFile();
+    const std::string previous = key + ".previous";
+    auto move = [](const std::string& from, const std::string& to) {
+        if (::rename(from.c_str(), to.c_str()) != 0 && errno != ENOENT)
+            ferry::throwErrno("rename " + from + " to " + to);
+    };
+    const std::string oldFingerprint = status().fingerprint;
+    move(key, previous);
+    move(key + ".pub", previous + ".pub");
+    bool retry = true;
+    std::size_t accepted = 0;
+    try {
+        ferry::ensureKeyPair(key);
+        spdlog::info("Rotating the node key: new key {} replaces {}", ferry::fingerprintOf(ferry::publicKeyLine(key)),
+                     oldFingerprint);
+        retry = registerLocked(&accepted);
+    } catch (const std::exception& e) {
+        spdlog::error("Key rotation failed: {}", e.what());
+    }
+    // A master that did not answer now still holds the old key: it learns
+    // the new one at the next round, and pushes through it fail until then.
+    if (accepted > 0) {
+        ::unlink(previous.c_str());
+        ::unlink((previous + ".pub").c_str());
+        return retry;
+    }
+    // No master took the new key: keep the one they know.
+    spdlog::warn("No master accepted the new key; keeping the previous key {}", oldFingerprint);
+    move(previous, key);
+    move(previous + ".pub", key + ".pub");
+    const std::string fingerprint = ferry::fingerprintOf(ferry::publicKeyLine(key));
+    update([&](Status& st) {
+        st.fingerprint = fingerprint;
+        st.lastError = "key rotation not done: no master accepted the new key" +
+                       (st.lastError.empty() ? std::string() : " (" + st.lastError + ")");
+    });
+    save();
+    return true;
+}
+
+bool Manager::registerLocked(std::size_t* acceptedNow)
+{
+    if (acceptedNow != nullptr)
+        *acceptedNow = 0;
     const Status before = status();
     const std::int64_t now = ferry::nowMs();
     if (m_config.masters.empty()) {
@@ -232,10 +282,13 @@ bool Manager::registerOnce()
                 } else {
                     r.state = ferry::toString(answer.state);
                     r.reason = answer.reason;
-                    if (answer.state == ferry::RegistrationState::Accepted)
+                    if (answer.state == ferry::RegistrationState::Accepted) {
                         r.hostKeys = answer.hostKeys;
-                    else
+                        if (acceptedNow != nullptr)
+                            ++*acceptedNow;
+                    } else {
                         r.hostKeys.clear();
+                    }
                 }
             } catch (const std::exception& e) {
                 error = e.what();

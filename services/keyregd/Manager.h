@@ -56,6 +56,11 @@ public:
     // One round with every master. Returns true when another round is
     // needed (a master unreachable, or still pending). Serialised.
     bool registerOnce();
+    // Key rotation: a new key pair replaces the current one and is registered
+    // with every master at once. When no master accepts the new key, the
+    // previous pair is put back (pushes keep working with it). Returns as
+    // registerOnce.
+    bool rotateKey();
     // The wait before the next round: exponential with jitter; reset by a
     // round that needs no retry.
     std::chrono::milliseconds nextDelay();
@@ -67,6 +72,8 @@ public:
     static std::string knownHostsText(const std::vector<MasterRecord>& masters);
 
 private:
+    // acceptedNow: how many masters accepted the key in this very round.
+    bool registerLocked(std::size_t* acceptedNow = nullptr);
     void load();
     void save();
     void writeKnownHosts();

@@ -42,6 +42,18 @@ void Registrar::requestNow(std::function<void(const Status&)> done)
     m_wake.notify_all();
 }
 
+void Registrar::requestRotation(std::function<void(const Status&)> done)
+{
+    {
+        std::lock_guard lock(m_mutex);
+        m_kicked = true;
+        m_rotate = true;
+        m_rotationWaiters.push_back(std::move(done));
+    }
+    setBusy(true);
+    m_wake.notify_all();
+}
+
 void Registrar::setBusy(bool busy)
 {
     std::lock_guard lock(m_mutex);
@@ -62,12 +74,17 @@ void Registrar::run()
             break;
         if (m_kicked || std::chrono::steady_clock::now() >= due) {
             m_kicked = false;
+            const bool rotate = m_rotate;
+            m_rotate = false;
             auto waiters = std::move(m_waiters);
             m_waiters.clear();
+            for (auto& w : m_rotationWaiters)
+                waiters.push_back(std::move(w));
+            m_rotationWaiters.clear();
             lock.unlock();
             bool again = false;
             try {
-                again = m_manager.registerOnce();
+                again = rotate ? m_manager.rotateKey() : m_manager.registerOnce();
             } catch (const std::exception& e) {
                 spdlog::error("Registration round failed: {}", e.what());
                 again = true;

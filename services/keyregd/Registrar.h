@@ -27,6 +27,8 @@ public:
     // Runs a round as soon as possible; done(status) runs on the worker
     // thread after it.
     void requestNow(std::function<void(const Status&)> done);
+    // Runs a key rotation (Manager::rotateKey) as soon as possible.
+    void requestRotation(std::function<void(const Status&)> done);
 
 private:
     void run();
@@ -38,8 +40,10 @@ private:
     std::condition_variable m_wake;
     bool m_stop = false;
     bool m_kicked = true;  // register at every start
+    bool m_rotate = false;
     bool m_busy = false;
     std::vector<std::function<void(const Status&)>> m_waiters;
+    std::vector<std::function<void(const Status&)>> m_rotationWaiters;
     std::thread m_thread;
 };
 

@@ -174,9 +174,7 @@ TEST_F(ARegisteredNode, LogsInWithARotatedKeyWhileTheOldKeyIsRefused)
     startMaster(m_sshd->hostKeyLine());
     startNode();
     std::filesystem::copy_file(m_nodeState + "/id_ed25519", *m_root / "old_key");
-    std::filesystem::remove(m_nodeState + "/id_ed25519");
-    std::filesystem::remove(m_nodeState + "/id_ed25519.pub");
-    const auto r = ferryctl({"register"});
+    const auto r = ferryctl({"register", "--new-key"});
     ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
     EXPECT_EQ(nodeColumn(m_master, "test-node", "public_key"), publicKeyLine(m_nodeState + "/id_ed25519"));
 

@@ -240,15 +240,39 @@ TEST_F(ARegisteringNode, ReRegistersTheSameKeyIdempotentlyAndRotatesToANewOne)
     EXPECT_EQ(knownHosts(), expectedKnownHosts());
 
     // Rotation: a new key pair on the node replaces the old key on the master.
-    std::filesystem::remove(m_nodeState + "/id_ed25519");
-    std::filesystem::remove(m_nodeState + "/id_ed25519.pub");
-    r = ferryctl({"register"});
+    r = ferryctl({"register", "--new-key"});
     ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
     const auto newKey = publicKeyLine(m_nodeState + "/id_ed25519");
     EXPECT_NE(newKey, firstKey);
     EXPECT_EQ(nodeColumn(m_master, "n1", "public_key"), newKey);
     EXPECT_EQ(property("Fingerprint"), fingerprintOf(newKey));
     EXPECT_TRUE(m_registryd->waitForLog("rotated its key")) << m_registryd->log();
+    EXPECT_FALSE(std::filesystem::exists(m_nodeState + "/id_ed25519.previous"));
+
+    // A key lost by other means (the files deleted) is replaced the same way.
+    std::filesystem::remove(m_nodeState + "/id_ed25519");
+    std::filesystem::remove(m_nodeState + "/id_ed25519.pub");
+    r = ferryctl({"register"});
+    ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+    EXPECT_EQ(nodeColumn(m_master, "n1", "public_key"), publicKeyLine(m_nodeState + "/id_ed25519"));
+    EXPECT_NE(publicKeyLine(m_nodeState + "/id_ed25519"), newKey);
+}
+
+TEST_F(ARegisteringNode, KeepsItsKeyWhenNoMasterAcceptsTheNewOne)
+{
+    startMaster();
+    ASSERT_EQ(ferryctl({"master", "add-node", "n1"}, masterEnv(), m_secret).exitCode, 0);
+    startNode(60000);
+    ASSERT_TRUE(waitForState("accepted")) << keyregdLog();
+    const auto key = publicKeyLine(m_nodeState + "/id_ed25519");
+    m_registryd.reset();  // the master is away
+
+    const auto r = ferryctl({"register", "--new-key"});
+    EXPECT_EQ(publicKeyLine(m_nodeState + "/id_ed25519"), key) << r.out << r.err;
+    EXPECT_EQ(property("Fingerprint"), fingerprintOf(key));
+    EXPECT_NE(property("LastError").find("key rotation not done"), std::string::npos) << property("LastError");
+    EXPECT_NE(keyregdLog().find("keeping the previous key"), std::string::npos) << keyregdLog();
+    EXPECT_EQ(knownHosts(), expectedKnownHosts());
 }
 
 TEST_F(ARegisteringNode, RegistersWithEveryMasterAndPinsEachOneThatAccepts)
