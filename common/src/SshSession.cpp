@@ -138,7 +138,7 @@ SshSession::SshSession(const SshTarget& target, const SshOptions& options) : m_o
         ssh_disconnect(m_session);
         ssh_free(m_session);
         m_session = nullptr;
-        throw AuthError("Refusing master " + m_name + ": " + why + " (offered " + fp + ")");
+        throw AuthError("Refusing " + m_name + ": " + why + " (offered " + fp + ")");
     }
 
     ssh_key priv = nullptr;
@@ -146,7 +146,7 @@ SshSession::SshSession(const SshTarget& target, const SshOptions& options) : m_o
         ssh_disconnect(m_session);
         ssh_free(m_session);
         m_session = nullptr;
-        throw Error("Failed to load the node key " + options.privateKeyFile);
+        throw Error("Failed to load the key " + options.privateKeyFile);
     }
     KeyPtr key(priv);
     const int rc = pump(m_session, deadlineIn(options.ioTimeout),
@@ -237,6 +237,10 @@ std::size_t SshChannel::readSome(void* buf, std::size_t size, Deadline deadline)
 {
     const auto n32 = static_cast<uint32_t>(std::min<std::size_t>(size, 1 << 20));
     for (;;) {
+        // libssh queues window adjusts while reading and sends them on the
+        // next flush: a stream that mostly reads would stall without this.
+        if (ssh_blocking_flush(m_session.handle(), 0) == SSH_ERROR)
+            throw ClosedError("Lost " + m_peer + ": " + ssh_get_error(m_session.handle()));
         const int n = ssh_channel_read_nonblocking(m_channel, buf, n32, 0);
         if (n > 0)
             return static_cast<std::size_t>(n);

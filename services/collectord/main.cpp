@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <string>
 
+#include <fcntl.h>
+
 #include <systemd/sd-daemon.h>
 
 #include "Collector.h"
@@ -58,6 +60,11 @@ int main(int argc, char* argv[]) try {
         throw ferry::Error("Expected one socket from systemd, got " + std::to_string(n));
     if (n == 1) {
         listenFd = SD_LISTEN_FDS_START;
+        // systemd hands the socket over blocking (unless NonBlocking=yes);
+        // the accept loop drains it until EAGAIN, so it must not block.
+        const int flags = ::fcntl(listenFd, F_GETFL);
+        if (flags < 0 || ::fcntl(listenFd, F_SETFL, flags | O_NONBLOCK) < 0)
+            ferry::throwErrno("make the listening socket non-blocking");
         spdlog::debug("Using the listening socket passed by systemd");
     } else {
         listenFd = collectord::listenTcp(args.listenHost, args.listenPort);

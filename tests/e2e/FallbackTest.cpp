@@ -1,0 +1,60 @@
+// The pull-absence fallback through the bus, with a shortened interval: what
+// ferry-push-fallback.timer and the pull login shell do, done by hand.
+
+#include <gtest/gtest.h>
+
+#include "PushFixture.h"
+
+namespace ferry::test {
+namespace {
+
+class TheFallback : public PushFixture {
+protected:
+    void SetUp() override
+    {
+        PushFixture::SetUp();
+        if (IsSkipped())
+            return;
+        std::string yml = readFile(m_nodeConfig + "/ferry.yml");
+        yml.replace(yml.find("mode: push"), 10, "mode: auto\n  pull_absence: 2");
+        writeFile(m_nodeConfig + "/ferry.yml", yml);
+    }
+    std::string call(const std::string& method)
+    {
+        return run({"busctl", "--system", "call", "org.ferry.Push1", "/org/ferry/Push1", "org.ferry.Push1", method},
+                   {{"DBUS_SYSTEM_BUS_ADDRESS", m_bus->address()}})
+            .out;
+    }
+};
+
+TEST_F(TheFallback, TurnsPushOnWhenNoPullCameAndOffWhenPullsResume)
+{
+    ASSERT_EQ(sample().exitCode, 0);
+    // Fresh node: waiting for a first pull, push off, scheduled pushes skip.
+    const auto first = call("Evaluate");
+    EXPECT_NE(first.find("bs false \"waiting for a first pull"), std::string::npos) << first;
+    auto r = ferryctl({"push", "--scheduled"});
+    EXPECT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_NE(r.out.find("skipped"), std::string::npos) << r.out;
+    EXPECT_EQ(storedAtMaster(), 0u);
+
+    // No pull within the interval: the next evaluation turns push on, and
+    // the scheduled push now delivers.
+    ASSERT_TRUE(waitUntil([&] { return call("Evaluate").find("bs true") != std::string::npos; }, std::chrono::seconds(10)));
+    EXPECT_NE(busProperty("Reason").find("no pull since"), std::string::npos) << busProperty("Reason");
+    r = ferryctl({"push", "--scheduled"});
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_GT(storedAtMaster(), 0u);
+
+    // A pull arrives (the login shell calls NotePull): push turns off again.
+    call("NotePull");
+    EXPECT_EQ(busProperty("Active"), "b false\n");
+    EXPECT_NE(busProperty("Reason").find("last pull at"), std::string::npos);
+    const auto status = ferryctl({"status"});
+    EXPECT_NE(status.out.find("Push: off (last pull at"), std::string::npos) << status.out;
+    // …and on again once pulls stop for the interval.
+    EXPECT_TRUE(waitUntil([&] { return call("Evaluate").find("bs true") != std::string::npos; }, std::chrono::seconds(10)));
+}
+
+} // namespace
+} // namespace ferry::test

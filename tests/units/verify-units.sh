@@ -1,0 +1,23 @@
+#!/bin/sh
+# Installs the build into a scratch root and runs `systemd-analyze verify`
+# on every Ferry unit there (verify wants the ExecStart binaries to exist,
+# which the install provides). Prints one line per unit and the summary.
+set -u
+build=$1
+root=$(mktemp -d /tmp/ferry-units-XXXXXX)
+trap 'rm -rf "$root"' EXIT
+DESTDIR=$root cmake --install "$build" --prefix /usr >/dev/null || { echo "install failed"; exit 1; }
+# Units refer to binaries under /usr; systemd-analyze resolves them in --root.
+pass=0; fail=0
+for u in "$root"/usr/lib/systemd/system/ferry-*; do
+  name=$(basename "$u")
+  out=$(systemd-analyze verify --root="$root" --man=no "/usr/lib/systemd/system/$name" 2>&1 \
+        | grep -v -e 'Failed to load' -e 'sockets.target' -e 'timers.target' -e 'network-online' -e 'is not executable' )
+  if [ -n "$out" ]; then
+    echo "FAIL $name"; echo "$out" | sed 's/^/    /'; fail=$((fail+1))
+  else
+    echo "ok   $name"; pass=$((pass+1))
+  fi
+done
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
