@@ -168,28 +168,44 @@ std::optional<bool> YamlMap::boolean(const std::string& key)
     fail(key, "expected true or false, got '" + s + "'");
 }
 
+namespace {
+
+struct Unit {
+    const char* suffix;
+    std::int64_t factor;
+};
+
+// A non-negative number with an optional unit suffix, scaled and checked
+// against [min, max]; std::nullopt when the text does not parse.
+std::optional<std::int64_t> scaled(const std::string& text, std::initializer_list<Unit> units, std::int64_t min,
+                                   std::int64_t max)
+{
+    auto parsed = numberWithUnit(text);
+    if (!parsed)
+        return std::nullopt;
+    for (const auto& u : units) {
+        if (parsed->second != u.suffix)
+            continue;
+        if (parsed->first > max / u.factor)
+            return std::nullopt;
+        const std::int64_t v = parsed->first * u.factor;
+        return v < min || v > max ? std::nullopt : std::optional<std::int64_t>(v);
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
 std::optional<std::int64_t> YamlMap::seconds(const std::string& key, std::int64_t min, std::int64_t max)
 {
     YAML::Node n = scalar(key, "a duration");
     if (!n)
         return std::nullopt;
-    auto parsed = numberWithUnit(n.Scalar());
-    std::int64_t mult = 0;
-    if (parsed) {
-        const auto& u = parsed->second;
-        if (u.empty() || u == "s")
-            mult = 1;
-        else if (u == "m" || u == "min")
-            mult = 60;
-        else if (u == "h")
-            mult = 3600;
-        else if (u == "d")
-            mult = 86400;
-    }
-    if (!parsed || mult == 0 || parsed->first > max / mult || parsed->first * mult < min || parsed->first * mult > max)
+    const auto v = scaled(n.Scalar(), {{"", 1}, {"s", 1}, {"m", 60}, {"min", 60}, {"h", 3600}, {"d", 86400}}, min, max);
+    if (!v)
         fail(key, "expected a duration from " + std::to_string(min) + "s to " + std::to_string(max) +
                       "s (a number of seconds, or with s, m, h or d), got '" + n.Scalar() + "'");
-    return parsed->first * mult;
+    return v;
 }
 
 std::optional<std::int64_t> YamlMap::bytes(const std::string& key, std::int64_t min, std::int64_t max)
@@ -197,23 +213,14 @@ std::optional<std::int64_t> YamlMap::bytes(const std::string& key, std::int64_t 
     YAML::Node n = scalar(key, "a size");
     if (!n)
         return std::nullopt;
-    auto parsed = numberWithUnit(n.Scalar());
-    std::int64_t mult = 0;
-    if (parsed) {
-        const auto& u = parsed->second;
-        if (u.empty() || u == "B")
-            mult = 1;
-        else if (u == "K" || u == "KiB")
-            mult = 1024;
-        else if (u == "M" || u == "MiB")
-            mult = 1024 * 1024;
-        else if (u == "G" || u == "GiB")
-            mult = 1024LL * 1024 * 1024;
-    }
-    if (!parsed || mult == 0 || parsed->first > max / mult || parsed->first * mult < min || parsed->first * mult > max)
+    const auto v = scaled(n.Scalar(),
+                          {{"", 1}, {"B", 1}, {"K", 1024}, {"KiB", 1024}, {"M", 1 << 20}, {"MiB", 1 << 20},
+                           {"G", 1 << 30}, {"GiB", 1 << 30}},
+                          min, max);
+    if (!v)
         fail(key, "expected a size from " + std::to_string(min) + " to " + std::to_string(max) +
                       " bytes (a number, or with K, M or G), got '" + n.Scalar() + "'");
-    return parsed->first * mult;
+    return v;
 }
 
 std::optional<YamlMap> YamlMap::map(const std::string& key)

@@ -91,3 +91,19 @@ TEST(APluginsConfig, RefusesAPeriodBelowTheFloor)
 
 } // namespace
 } // namespace ferry
+
+namespace ferry {
+namespace {
+
+TEST(ANodeConfig, ReadsSizesAndDurationsWithUnits)
+{
+    const auto c = parseNodeConfig("ferry.yml", "spool:\n  max_bytes: 64M\n  max_age: 2d\n");
+    EXPECT_EQ(c.spoolMaxBytes, 64u * 1024 * 1024);
+    EXPECT_EQ(c.spoolMaxAge, std::chrono::hours(48));
+    EXPECT_NE(errorOf("spool:\n  max_bytes: 64X\n").find("key 'spool.max_bytes': expected a size"), std::string::npos);
+    EXPECT_NE(errorOf("spool:\n  max_age: -5\n").find("key 'spool.max_age': expected a duration"), std::string::npos);
+    EXPECT_NE(errorOf("spool:\n  max_bytes: 99999999999G\n").find("expected a size"), std::string::npos);
+}
+
+} // namespace
+} // namespace ferry
