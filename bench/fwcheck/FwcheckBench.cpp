@@ -124,10 +124,7 @@ int main(int argc, char* argv[])
         must(inNs({"ip", "addr", "add", "10.203.1.1/24", "dev", "bench0"}));
         must(inNs({"ip", "link", "set", "bench0", "up"}));
         must(inNs({"ip", "link", "set", "bench1", "up"}));
-        const std::string rules = ruleSet(count);
-        must(inNs({"iptables-legacy-restore"}), rules);
-        std::printf("Rule set: %d iptables rules (legacy backend) in namespace %s; question: can 3 masters reach TCP 22?\n",
-                    count, ns.c_str());
+        auto benchOne = [&](const std::string& backend) {
 
         // fwcheck: read the rules the way the daemon does, then trace.
         HostReaderOptions o;
@@ -155,6 +152,22 @@ int main(int argc, char* argv[])
         }
         for (const auto& a : answers)
             std::printf("  fwcheck verdict: %s\n", a.c_str());
+        {
+            // Where fwcheck's time goes: the listing tools themselves.
+            std::string parts;
+            for (const char* tool : {"iptables-legacy-save", "iptables-nft-save", "ip6tables-nft-save"}) {
+                const auto t0 = Clock::now();
+                reader.iptablesSave(tool);
+                char buf[96];
+                std::snprintf(buf, sizeof buf, "%s%s %.1f ms", parts.empty() ? "" : ", ", tool, ms(Clock::now() - t0));
+                parts += buf;
+            }
+            const auto t0 = Clock::now();
+            reader.nftRuleset();
+            char buf[64];
+            std::snprintf(buf, sizeof buf, ", nft -j list ruleset %.1f ms", ms(Clock::now() - t0));
+            std::printf("  the listing tools alone: %s%s\n", parts.c_str(), buf);
+        }
 
         // The loop over iptables -C.
         std::vector<double> loop;
@@ -179,7 +192,7 @@ int main(int argc, char* argv[])
                     }
                     for (const char* target : {"ACCEPT", "DROP", "REJECT"}) {
                         ++invocations;
-                        auto out = runCommand(inNs({"iptables-legacy", "-C", "INPUT", "-s", net + "/" + std::to_string(len),
+                        auto out = runCommand(inNs({"iptables-" + backend, "-C", "INPUT", "-s", net + "/" + std::to_string(len),
                                                     "-p", "tcp", "-m", "tcp", "--dport", "22", "-j", target}),
                                               60000);
                         if (out.exitCode == 0 && hit.find("no exact") != std::string::npos)
@@ -198,10 +211,21 @@ int main(int argc, char* argv[])
             return v[v.size() / 2];
         };
         const double fwMs = median(total), loopMs = median(loop);
-        std::printf("fwcheck: %.1f ms to the verdicts (median of %d; of which tracing %.2f ms; the rest is running iptables-save, nft and ip route)\n",
+        std::printf("fwcheck: %.1f ms to the verdicts (median of %d; of which tracing %.2f ms; the rest is reading: running the listing tools and parsing their output)\n",
                     fwMs, rounds, median(traceOnly));
         std::printf("iptables -C loop: %.1f ms for %d invocations (median of %zu)\n", loopMs, invocations, loop.size());
-        std::printf("ratio: iptables -C loop / fwcheck = %.1fx\n", loopMs / fwMs);
+        std::printf("ratio (%s): iptables -C loop / fwcheck = %.1fx\n", backend.c_str(), loopMs / fwMs);
+        };
+        const std::string rules = ruleSet(count);
+        for (const std::string backend : {"legacy", "nft"}) {
+            // Each backend on its own: the other one's tables are emptied.
+            runCommand(inNs({"nft", "flush", "ruleset"}), 60000);
+            runCommand(inNs({"sh", "-c", "iptables-legacy -F; iptables-legacy -X; iptables-legacy -P INPUT ACCEPT"}), 60000);
+            must(inNs({"iptables-" + backend + "-restore"}), rules);
+            std::printf("\nRule set: %d iptables rules (%s backend) in namespace %s; question: can 3 masters reach TCP 22?\n",
+                        count, backend.c_str(), ns.c_str());
+            benchOne(backend);
+        }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "fwcheck bench failed: %s\n", e.what());
         rc = 1;

@@ -26,6 +26,11 @@ void Firewall::addNft(const std::string& jsonText, const std::set<std::string>& 
                       const std::map<std::string, std::vector<std::string>>& devices)
 {
     NftRuleset rs(jsonText, skipTables, devices);
+    addNftRuleset(rs);
+}
+
+void Firewall::addNftRuleset(const NftRuleset& rs)
+{
     for (const auto& p : rs.problems())
         m_findings.push_back({"firewall.unreadable", severity::kWarning, "nft rules: " + p, ""});
     m_rules += rs.ruleCount();
@@ -42,16 +47,17 @@ namespace {
 // test. Every other table is read from the JSON, which is exact (where
 // iptables-nft-save would silently drop what it cannot express, such as
 // an anonymous address set).
-std::set<std::string> tablesWithXt(const std::string& json)
+std::set<std::string> tablesWithXt(const nlohmann::json& doc)
 {
     std::set<std::string> out;
     try {
-        const auto doc = nlohmann::json::parse(json);
         for (const auto& item : doc.at("nftables")) {
             if (!item.is_object() || !item.contains("rule"))
                 continue;
             const auto& rule = item["rule"];
-            for (const auto& e : rule.value("expr", nlohmann::json::array()))
+            if (!rule.contains("expr") || !rule["expr"].is_array())
+                continue;
+            for (const auto& e : rule["expr"])
                 if (e.is_object() && e.contains("xt")) {
                     out.insert(rule.value("family", "") + " " + rule.value("table", ""));
                     break;
@@ -99,7 +105,18 @@ Firewall Firewall::load(SystemReader& reader)
         if (nft.exitCode != 0)
             unreadable("nft", nft);
     }
-    const std::set<std::string> xtTables = haveJson ? tablesWithXt(nft.out) : std::set<std::string>{};
+    nlohmann::json doc;
+    bool parsed = false;
+    if (haveJson) {
+        try {
+            doc = nlohmann::json::parse(nft.out);
+            parsed = true;
+        } catch (const std::exception& e) {
+            fw.m_findings.push_back({"firewall.unreadable", severity::kUndecided,
+                                     std::string("The nft JSON cannot be parsed: ") + e.what(), ""});
+        }
+    }
+    const std::set<std::string> xtTables = parsed ? tablesWithXt(doc) : std::set<std::string>{};
 
     struct Source {
         const char* tool;
@@ -116,7 +133,7 @@ Firewall Firewall::load(SystemReader& reader)
     for (const auto& s : kSources) {
         const bool nftBackend = std::string(s.backend) == "iptables-nft";
         // Without the JSON, iptables-nft-save is the only view of those tables.
-        if (nftBackend && haveJson && xtTables.empty())
+        if (nftBackend && parsed && xtTables.empty())
             continue;
         const auto out = reader.iptablesSave(s.tool);
         if (!out.ran)
@@ -127,7 +144,7 @@ Firewall Firewall::load(SystemReader& reader)
             continue;
         }
         std::string text = out.out;
-        if (nftBackend && haveJson) {
+        if (nftBackend && parsed) {
             const std::string family = s.family == Family::V4 ? "ip" : "ip6";
             text = keepTables(text, family, xtTables);
             for (const auto& t : xtTables) {
@@ -140,14 +157,15 @@ Firewall Firewall::load(SystemReader& reader)
         }
         fw.addIptables(s.backend, s.family, text);
     }
-    if (haveJson) {
+    if (parsed) {
         std::map<std::string, std::vector<std::string>> devices;
         if (nft.out.find("\"netdev\"") != std::string::npos) {
             const auto text = reader.nftRulesetText();
             if (text.ran && text.exitCode == 0)
                 devices = parseIngressDevices(text.out);
         }
-        fw.addNft(nft.out, readAsIptables, devices);
+        NftRuleset rs(doc, readAsIptables, devices);
+        fw.addNftRuleset(rs);
     }
     if (!anyTool)
         fw.m_findings.push_back({"firewall.no-tools", severity::kUndecided,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "Finding.h"
+#include "NftRuleset.h"
 #include "Stage.h"
 #include "SystemReader.h"
 
@@ -30,6 +31,8 @@ public:
     void addIptables(const std::string& backend, Family family, const std::string& saveText);
     void addNft(const std::string& jsonText, const std::set<std::string>& skipTables = {},
                 const std::map<std::string, std::vector<std::string>>& devices = {});
+
+    void addNftRuleset(const NftRuleset& rs);
 
     FirewallVerdict verdict(const Packet& p) const;
     const std::vector<Finding>& findings() const { return m_findings; }

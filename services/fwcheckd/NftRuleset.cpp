@@ -478,6 +478,18 @@ NftRuleset::NftRuleset(const std::string& jsonText, const std::set<std::string>&
         m_problems.push_back(std::string("the nft JSON cannot be parsed: ") + e.what());
         return;
     }
+    read(doc, skipTables, devices);
+}
+
+NftRuleset::NftRuleset(const json& doc, const std::set<std::string>& skipTables,
+                       const std::map<std::string, std::vector<std::string>>& devices)
+{
+    read(doc, skipTables, devices);
+}
+
+void NftRuleset::read(const json& doc, const std::set<std::string>& skipTables,
+                      const std::map<std::string, std::vector<std::string>>& devices)
+{
     if (!doc.is_object() || !doc.contains("nftables") || !doc["nftables"].is_array()) {
         m_problems.push_back("the nft JSON has no \"nftables\" array");
         return;
@@ -551,6 +563,8 @@ NftRuleset::NftRuleset(const std::string& jsonText, const std::set<std::string>&
             m_problems.push_back(std::string("a chain or set cannot be read: ") + e.what());
         }
     }
+    for (auto& t : m_tables)
+        t.sharedSets = std::make_shared<const std::map<std::string, json>>(t.sets);
     for (const auto& item : doc["nftables"]) {
         if (!item.is_object() || !item.contains("rule"))
             continue;
@@ -576,8 +590,8 @@ void NftRuleset::addRule(Table& table, const json& rule)
         text += " handle " + rule["handle"].dump();
     text += ": " + renderRule(expr);
     const std::shared_ptr<ChainMap> chains = table.chains;
-    // Copy the sets the rule may name: the closure outlives the parse.
-    auto sets = std::make_shared<std::map<std::string, json>>(table.sets);
+    // The closure outlives the parse: it shares the table's sets.
+    const auto sets = table.sharedSets;
 
     TraceRule tr;
     tr.text = text;

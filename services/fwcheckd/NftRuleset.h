@@ -24,6 +24,9 @@ public:
     // parseIngressDevices(), because the JSON of nft 1.0.6 omits them.
     NftRuleset(const std::string& jsonText, const std::set<std::string>& skipTables,
                const std::map<std::string, std::vector<std::string>>& devices = {});
+    // The same from an already parsed document.
+    NftRuleset(const nlohmann::json& doc, const std::set<std::string>& skipTables,
+               const std::map<std::string, std::vector<std::string>>& devices);
 
     std::vector<Stage> stages(Family family) const;
     const std::vector<std::string>& problems() const { return m_problems; }
@@ -40,9 +43,12 @@ private:
         };
         std::vector<Base> bases;
         std::map<std::string, nlohmann::json> sets;  // name -> elem array (maps too)
+        std::shared_ptr<const std::map<std::string, nlohmann::json>> sharedSets;  // for the rules' closures
         bool firewalld = false;
     };
 
+    void read(const nlohmann::json& doc, const std::set<std::string>& skipTables,
+              const std::map<std::string, std::vector<std::string>>& devices);
     void addRule(Table& t, const nlohmann::json& rule);
 
     std::vector<Table> m_tables;
