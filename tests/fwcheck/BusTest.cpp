@@ -8,6 +8,8 @@
 #include <atomic>
 #include <mutex>
 
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 #include <sdbus-c++/sdbus-c++.h>
 
@@ -149,6 +151,35 @@ TEST_F(TheFwCheckDaemon, ChecksAtStartReportsChangesAndKeepsItsResultAcrossARest
         }
     }));
     EXPECT_EQ(client.LastCheck(), lastCheck);
+}
+
+TEST_F(TheFwCheckDaemon, ChecksAgainOnItsOwnWhenHostsDenyChanges)
+{
+    auto daemon = startDaemon();
+    auto conn = sdbus::createSystemBusConnection();
+    conn->enterEventLoopAsync();
+    FwCheckClient client(*conn);
+    ASSERT_TRUE(waitUntil(
+        [&] {
+            try {
+                return client.LastCheck() != 0;
+            } catch (const sdbus::Error&) {
+                return false;
+            }
+        },
+        std::chrono::seconds(20)))
+        << readFile(m_config / "daemon.log");
+    ASSERT_EQ(client.Verdict(), "reachable") << readFile(m_config / "daemon.log");
+
+    // An editor's way of saving: write a new file and rename it over the old one.
+    writeFile(m_config / "hosts.deny.new", "sshd: 10.203.1.0/255.255.255.0\n");
+    ASSERT_EQ(::rename((m_config / "hosts.deny.new").c_str(), (m_config / "hosts.deny").c_str()), 0);
+    ASSERT_TRUE(waitUntil([&] { return client.Verdict() == "blocked"; }, std::chrono::seconds(10)))
+        << readFile(m_config / "daemon.log");
+    const auto findings = client.Findings();
+    ASSERT_FALSE(findings.empty());
+    EXPECT_EQ(findings[0].get<0>(), "hosts.denied");
+    EXPECT_NE(findings[0].get<3>().find("sshd: 10.203.1.2"), std::string::npos) << findings[0].get<3>();
 }
 
 TEST_F(TheFwCheckDaemon, RefusesABadConfigurationWithAMessageNamingIt)
