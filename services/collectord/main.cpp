@@ -12,43 +12,30 @@
 #include "Collector.h"
 #include "CollectorAdaptor.h"
 #include "ferry/Bus.h"
+#include "ferry/DaemonArgs.h"
 #include "ferry/Log.h"
 #include "ferry/NodeConfig.h"
 
 namespace {
 
-struct Args {
-    int verbosity = 0;
-    std::string listenHost = "127.0.0.1";
-    std::uint16_t listenPort = 50009;
-    std::chrono::milliseconds idle{60000};
+struct Listen {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 50009;
 };
-
-Args parseArgs(int argc, char* argv[])
-{
-    Args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string s = argv[i];
-        if (s == "-v" || s == "--verbose") {
-            ++a.verbosity;
-        } else if (s.rfind("--listen=", 0) == 0) {
-            const auto m = ferry::parseMasterAddress(s.substr(9), 50009);
-            a.listenHost = m.host;
-            a.listenPort = m.sshPort;
-        } else if (s.rfind("--idle-timeout=", 0) == 0) {
-            a.idle = std::chrono::milliseconds(std::atoll(s.c_str() + 15) * 1000);
-        } else {
-            throw ferry::Error("Unknown argument '" + s +
-                               "' (usage: ferry-collectord [-v] [--listen=ADDR:PORT] [--idle-timeout=SECONDS])");
-        }
-    }
-    return a;
-}
 
 } // namespace
 
 int main(int argc, char* argv[]) try {
-    const Args args = parseArgs(argc, argv);
+    Listen listen;
+    const auto args = ferry::parseDaemonArgs(
+        argc, argv, std::chrono::seconds(60), "ferry-collectord [-v] [--listen=ADDR:PORT] [--idle-timeout=SECONDS]",
+        [&](const std::string& s) {
+            if (s.rfind("--listen=", 0) != 0)
+                return false;
+            const auto m = ferry::parseMasterAddress(s.substr(9), 50009);
+            listen = {m.host, m.sshPort};
+            return true;
+        });
     ferry::initLogging("ferry-collectord", args.verbosity);
     const ferry::Paths paths = ferry::pathsFromEnvironment();
     const std::string storePath = ferry::masterStorePath(paths.stateDir);
@@ -67,11 +54,11 @@ int main(int argc, char* argv[]) try {
             ferry::throwErrno("make the listening socket non-blocking");
         spdlog::debug("Using the listening socket passed by systemd");
     } else {
-        listenFd = collectord::listenTcp(args.listenHost, args.listenPort);
+        listenFd = collectord::listenTcp(listen.host, listen.port);
     }
 
     auto bus = ferry::openBus();
-    ferry::EventLoop loop(*bus, args.idle);
+    ferry::EventLoop loop(*bus, args.idleTimeout);
     collectord::Collector collector(storePath, {}, [&loop](int delta) {
         if (delta > 0)
             loop.hold();
@@ -82,7 +69,7 @@ int main(int argc, char* argv[]) try {
     collectord::CollectorAdaptor api(*bus, loop, collector);
     ferry::LogControl logControl(*bus, loop, "ferry-collectord");
     const std::string where = n == 1 ? std::string("the socket from systemd")
-                                     : args.listenHost + ":" + std::to_string(args.listenPort);
+                                     : listen.host + ":" + std::to_string(listen.port);
     spdlog::info("Accepting node sessions on {}", where);
     ferry::notifyReady("Accepting node sessions on " + where);
     loop.run("org.ferry.Collector1");

@@ -11,41 +11,21 @@
 #include "PulldConfig.h"
 #include "SshNodeConnector.h"
 #include "ferry/Bus.h"
+#include "ferry/DaemonArgs.h"
 #include "ferry/Log.h"
 #include "ferry/MasterStore.h"
 #include "ferry/SshSession.h"
 
-namespace {
-
-struct Args {
-    int verbosity = 0;
-    bool round = true;
-    std::chrono::milliseconds idle{30000};
-};
-
-Args parseArgs(int argc, char* argv[])
-{
-    Args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string s = argv[i];
-        if (s == "-v" || s == "--verbose") {
-            ++a.verbosity;
-        } else if (s == "--no-round") {
-            a.round = false;
-        } else if (s.rfind("--idle-timeout=", 0) == 0) {
-            a.idle = std::chrono::milliseconds(std::atoll(s.c_str() + 15) * 1000);
-        } else {
-            throw ferry::Error("Unknown argument '" + s +
-                               "' (usage: ferry-pulld [-v] [--no-round] [--idle-timeout=SECONDS])");
-        }
-    }
-    return a;
-}
-
-} // namespace
-
 int main(int argc, char* argv[]) try {
-    const Args args = parseArgs(argc, argv);
+    bool roundAtStart = true;
+    const auto args = ferry::parseDaemonArgs(argc, argv, std::chrono::seconds(30),
+                                             "ferry-pulld [-v] [--no-round] [--idle-timeout=SECONDS]",
+                                             [&](const std::string& s) {
+                                                 if (s != "--no-round")
+                                                     return false;
+                                                 roundAtStart = false;
+                                                 return true;
+                                             });
     ferry::initLogging("ferry-pulld", args.verbosity);
     const ferry::Paths paths = ferry::pathsFromEnvironment();
     const pulld::PulldConfig config = pulld::loadPulldConfig(paths);
@@ -56,7 +36,7 @@ int main(int argc, char* argv[]) try {
     pulld::Puller puller(ferry::masterStorePath(paths.stateDir), config, connector);
 
     auto bus = ferry::openBus();
-    ferry::EventLoop loop(*bus, args.idle);
+    ferry::EventLoop loop(*bus, args.idleTimeout);
     pulld::PullAdaptor api(*bus, loop, puller);
     ferry::LogControl logControl(*bus, loop, "ferry-pulld");
 
@@ -85,13 +65,13 @@ int main(int argc, char* argv[]) try {
             });
         });
     };
-    if (args.round) {
+    if (roundAtStart) {
         startRound();
         // The timer cannot start a unit that is already running: an instance
         // kept alive by bus traffic checks for due nodes itself, once a minute.
         loop.every(std::chrono::minutes(1), startRound);
     }
-    ferry::notifyReady(args.round ? "Pulling the nodes that are due" : "Waiting for requests");
+    ferry::notifyReady(roundAtStart ? "Pulling the nodes that are due" : "Waiting for requests");
     loop.run("org.ferry.Pull1");
     if (round.joinable())
         round.join();

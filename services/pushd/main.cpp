@@ -3,41 +3,17 @@
 // after an idle period.
 
 #include <cstdlib>
-#include <cstring>
-#include <string>
 
 #include "CollectorConnector.h"
 #include "Manager.h"
 #include "PushAdaptor.h"
 #include "ferry/Bus.h"
+#include "ferry/DaemonArgs.h"
 #include "ferry/Log.h"
 
-namespace {
-
-struct Args {
-    int verbosity = 0;
-    std::chrono::milliseconds idle{30000};
-};
-
-Args parseArgs(int argc, char* argv[])
-{
-    Args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string s = argv[i];
-        if (s == "-v" || s == "--verbose")
-            ++a.verbosity;
-        else if (s.rfind("--idle-timeout=", 0) == 0)
-            a.idle = std::chrono::milliseconds(std::atoll(s.c_str() + 15) * 1000);
-        else
-            throw ferry::Error("Unknown argument '" + s + "' (usage: ferry-pushd [-v] [--idle-timeout=SECONDS])");
-    }
-    return a;
-}
-
-} // namespace
-
 int main(int argc, char* argv[]) try {
-    const Args args = parseArgs(argc, argv);
+    const auto args = ferry::parseDaemonArgs(argc, argv, std::chrono::seconds(30),
+                                             "ferry-pushd [-v] [--idle-timeout=SECONDS]");
     ferry::initLogging("ferry-pushd", args.verbosity);
     const ferry::Paths paths = ferry::pathsFromEnvironment();
     const auto config = ferry::loadNodeConfig(paths);
@@ -46,7 +22,7 @@ int main(int argc, char* argv[]) try {
     pushd::Manager manager(config, plugins, paths, connector);
 
     auto bus = ferry::openBus();
-    ferry::EventLoop loop(*bus, args.idle);
+    ferry::EventLoop loop(*bus, args.idleTimeout);
     pushd::PushAdaptor api(*bus, loop, manager);
     ferry::LogControl logControl(*bus, loop, "ferry-pushd");
     const auto st = manager.state();
