@@ -90,7 +90,13 @@ std::string registrationRequestMac(std::string_view secret, std::string_view sig
 std::string encodeRegistrationRequest(const RegistrationRequest& request, std::string_view secret)
 {
     Encoder inner;
-    inner.u8(kRegisterRequestKind).bytes(request.node).bytes(request.publicKey).i64(request.timeMs).bytes(request.nonce);
+    inner.u8(kRegisterRequestKind)
+        .bytes(request.node)
+        .bytes(request.publicKey)
+        .bytes(request.mode)
+        .u32(request.sshPort)
+        .i64(request.timeMs)
+        .bytes(request.nonce);
     const std::string signedBytes = inner.take();
     Encoder outer;
     outer.bytes(signedBytes).bytes(registrationRequestMac(secret, signedBytes));
@@ -116,11 +122,18 @@ SignedRequest decodeRegistrationRequest(std::string_view payload, const std::str
     auto& r = out.request;
     r.node = inner.bytes("node", kMaxName);
     r.publicKey = inner.bytes("public key", kMaxKeyLine);
+    r.mode = inner.bytes("mode", 8);
+    const auto sshPort = inner.u32("ssh port");
     r.timeMs = inner.i64("time");
     r.nonce = inner.bytes("nonce", kNonceSize);
     inner.finish();
     if (!isValidNodeName(r.node))
         throw ProtocolError("Bad " + what + ": invalid node name (1–64 of A-Z a-z 0-9 . _ -)");
+    if (r.mode != "auto" && r.mode != "push" && r.mode != "pull")
+        throw ProtocolError("Bad " + what + ": mode '" + r.mode + "' is not auto, push or pull");
+    if (sshPort < 1 || sshPort > 65535)
+        throw ProtocolError("Bad " + what + ": ssh port " + std::to_string(sshPort) + " is out of range");
+    r.sshPort = static_cast<std::uint16_t>(sshPort);
     if (r.nonce.size() != kNonceSize)
         throw ProtocolError("Bad " + what + ": the nonce is " + std::to_string(r.nonce.size()) + " bytes, expected " +
                             std::to_string(kNonceSize));

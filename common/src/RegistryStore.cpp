@@ -107,16 +107,19 @@ bool RegistryStore::rememberNonce(const std::string& name, const std::string& no
     return m_db.changes() > 0;
 }
 
-void RegistryStore::recordKey(const std::string& name, const std::string& publicKey, const std::string& peerHost,
-                         std::int64_t nowMs)
+void RegistryStore::recordKey(const std::string& name, const std::string& publicKey, const std::string& mode,
+                              const std::string& peerHost, std::uint16_t sshPort, std::int64_t nowMs)
 {
     const auto before = node(name);
+    // The address a node registers from is where the master pulls it: it is
+    // refreshed at every registration, as node addresses change.
     Statement s(m_db,
-                       "UPDATE nodes SET public_key = ?2, last_seen = ?3,"
-                       " first_seen = CASE WHEN first_seen = 0 THEN ?3 ELSE first_seen END,"
-                       " ssh_host = CASE WHEN ssh_host = '' THEN ?4 ELSE ssh_host END,"
-                       " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
-    s.bind(1, name).bind(2, publicKey).bind(3, nowMs).bind(4, peerHost).run();
+                "UPDATE nodes SET public_key = ?2, last_seen = ?3,"
+                " first_seen = CASE WHEN first_seen = 0 THEN ?3 ELSE first_seen END,"
+                " ssh_host = ?4, ssh_port = ?5, mode = ?6,"
+                " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
+    s.bind(1, name).bind(2, publicKey).bind(3, nowMs).bind(4, peerHost).bind(5, static_cast<std::int64_t>(sshPort));
+    s.bind(6, mode).run();
     if (before && before->publicKey != publicKey) {
         if (before->publicKey.empty())
             spdlog::info("Node {} registered key {}", name, fingerprintOrNone(publicKey));
@@ -132,17 +135,20 @@ void RegistryStore::touch(const std::string& name, std::int64_t nowMs)
     s.bind(1, name).bind(2, nowMs).run();
 }
 
-void RegistryStore::addPending(const std::string& name, const std::string& publicKey, const std::string& signedRequest,
-                          const std::string& mac, const std::string& peerHost, std::int64_t nowMs)
+void RegistryStore::addPending(const std::string& name, const std::string& publicKey, const std::string& mode,
+                               std::uint16_t sshPort, const std::string& signedRequest, const std::string& mac,
+                               const std::string& peerHost, std::int64_t nowMs)
 {
     Statement s(m_db,
-                       "INSERT INTO nodes (name, secret, state, public_key, ssh_host, first_seen, last_seen,"
-                       " pending_request, pending_mac, reason)"
-                       " VALUES (?1, '', 'pending', ?2, ?3, ?4, ?4, ?5, ?6, 'waiting for the master operator')"
-                       " ON CONFLICT(name) DO UPDATE SET public_key = excluded.public_key,"
-                       " last_seen = excluded.last_seen, pending_request = excluded.pending_request,"
-                       " pending_mac = excluded.pending_mac WHERE nodes.secret = ''");
+                "INSERT INTO nodes (name, secret, state, public_key, mode, ssh_host, ssh_port, first_seen, last_seen,"
+                " pending_request, pending_mac, reason)"
+                " VALUES (?1, '', 'pending', ?2, ?7, ?3, ?8, ?4, ?4, ?5, ?6, 'waiting for the master operator')"
+                " ON CONFLICT(name) DO UPDATE SET public_key = excluded.public_key, mode = excluded.mode,"
+                " ssh_host = excluded.ssh_host, ssh_port = excluded.ssh_port,"
+                " last_seen = excluded.last_seen, pending_request = excluded.pending_request,"
+                " pending_mac = excluded.pending_mac WHERE nodes.secret = ''");
     s.bind(1, name).bind(2, publicKey).bind(3, peerHost).bind(4, nowMs).bindBlob(5, signedRequest).bindBlob(6, mac);
+    s.bind(7, mode).bind(8, static_cast<std::int64_t>(sshPort));
     s.run();
 }
 

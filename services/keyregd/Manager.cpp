@@ -274,7 +274,9 @@ bool Manager::registerLocked(std::size_t* acceptedNow)
             error = localError;
         } else {
             try {
-                const auto answer = registerWithMaster(address, m_config.nodeName, publicKey, secret, timeouts);
+                const auto answer = registerWithMaster(address, m_config.nodeName, publicKey,
+                                                       ferry::toString(m_config.mode), m_config.sshPort, secret,
+                                                       timeouts);
                 if (!answer.signedByMaster && r.state == "accepted") {
                     // An unsigned answer cannot undo a signed one: anyone on
                     // the path could have sent it.

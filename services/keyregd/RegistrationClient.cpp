@@ -14,12 +14,15 @@ std::string masterLabel(const ferry::MasterAddress& master)
 }
 
 MasterAnswer registerWithMaster(const ferry::MasterAddress& master, const std::string& node,
-                                const std::string& publicKey, const std::string& secret, ClientTimeouts timeouts)
+                                const std::string& publicKey, const std::string& mode, std::uint16_t sshPort,
+                                const std::string& secret, ClientTimeouts timeouts)
 {
     const std::string label = masterLabel(master);
     ferry::RegistrationRequest request;
     request.node = node;
     request.publicKey = ferry::normalizeKeyLine(publicKey);
+    request.mode = mode;
+    request.sshPort = sshPort;
     request.timeMs = ferry::nowMs();
     request.nonce = ferry::randomBytes(ferry::kNonceSize);
 

@@ -36,8 +36,10 @@ struct ClientTimeouts {
 // Throws RegistrationRefused for an error answer, ferry::AuthError for an
 // answer that fails authentication, other ferry::Error for network and
 // protocol failures; every message names the master.
+// mode and sshPort tell the master how to pull this node.
 MasterAnswer registerWithMaster(const ferry::MasterAddress& master, const std::string& node,
-                                const std::string& publicKey, const std::string& secret, ClientTimeouts timeouts);
+                                const std::string& publicKey, const std::string& mode, std::uint16_t sshPort,
+                                const std::string& secret, ClientTimeouts timeouts);
 
 // "host:port" as used in messages and the state file.
 std::string masterLabel(const ferry::MasterAddress& master);

@@ -38,6 +38,9 @@ std::string hostOfPeer(const std::string& peer)
     std::string host = colon == std::string::npos ? peer : peer.substr(0, colon);
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
         host = host.substr(1, host.size() - 2);
+    // An IPv4 client on the dual-stack socket shows as ::ffff:a.b.c.d.
+    if (host.rfind("::ffff:", 0) == 0 && host.find('.') != std::string::npos)
+        host = host.substr(7);
     return host;
 }
 
@@ -94,8 +97,8 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
         } else {
             if (!existing && m_registry.countUnsignedPending() >= m_options.maxPending)
                 throw Refusal{"busy", "too many registrations are waiting for the master operator"};
-            m_registry.addPending(r.node, r.publicKey, signedRequest.signedBytes, signedRequest.mac, hostOfPeer(peer),
-                                  now);
+            m_registry.addPending(r.node, r.publicKey, r.mode, r.sshPort, signedRequest.signedBytes, signedRequest.mac,
+                                  hostOfPeer(peer), now);
             response.state = ferry::RegistrationState::Pending;
             response.reason = "waiting for the master operator to accept node " + r.node;
             if (!existing)
@@ -120,7 +123,7 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
     response.requestNonce = r.nonce;
     response.serverTimeMs = now;
     if (node->state == "accepted" || node->state == "pending") {
-        m_registry.recordKey(r.node, r.publicKey, hostOfPeer(peer), now);
+        m_registry.recordKey(r.node, r.publicKey, r.mode, hostOfPeer(peer), r.sshPort, now);
         if (node->state == "accepted") {
             response.state = ferry::RegistrationState::Accepted;
             response.hostKeys = m_options.hostKeys;

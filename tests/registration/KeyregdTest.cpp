@@ -36,7 +36,7 @@ protected:
         writeFile(m_nodeState + "/secret", m_secret + "\n", 0600);
         m_port = freePort();
         writeFile(m_nodeConfig + "/ferry.yml",
-                  "node:\n  name: n1\n  mode: push\nmasters:\n  - host: 127.0.0.1\n    ssh_port: 2222\n"
+                  "node:\n  name: n1\n  mode: auto\n  ssh_port: 2022\nmasters:\n  - host: 127.0.0.1\n    ssh_port: 2222\n"
                   "    registry_port: " + std::to_string(m_port) + "\npush:\n  connect_timeout: 2\n  io_timeout: 3\n");
     }
 
@@ -97,6 +97,10 @@ TEST_F(ARegisteringNode, RegistersAtStartAndPinsTheMastersHostKey)
     EXPECT_EQ(property("LastError"), "");
     EXPECT_GT(std::stoll(property("LastAttempt")), nowMs() - 60000);
     EXPECT_EQ(nodeColumn(m_master, "n1", "public_key"), nodeKey);
+    // The master learns how to pull the node: its mode, address and sshd port.
+    EXPECT_EQ(nodeColumn(m_master, "n1", "mode"), "auto");
+    EXPECT_EQ(nodeColumn(m_master, "n1", "ssh_host"), "127.0.0.1");
+    EXPECT_EQ(nodeColumn(m_master, "n1", "ssh_port"), "2022");
     // The private key is the service user's alone.
     EXPECT_EQ(std::filesystem::status(m_nodeState + "/id_ed25519").permissions() & std::filesystem::perms::all,
               std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);

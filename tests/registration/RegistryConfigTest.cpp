@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "Manager.h"
 #include "Options.h"
 #include "ferry/Error.h"
 
@@ -41,6 +42,14 @@ TEST(ARegistryConfig, RefusesUnknownKeysAndBadValuesNamingFileLineAndKey)
     EXPECT_THROW(applyConfig("r.yml", "registry:\n  max_per_sauce: 3\n", o), ferry::ConfigError);
     EXPECT_THROW(applyConfig("r.yml", "registry:\n  deadline: forever\n", o), ferry::ConfigError);
     EXPECT_THROW(applyConfig("r.yml", "registri:\n  deadline: 5\n", o), ferry::ConfigError);
+}
+
+TEST(APeerAddress, GivesTheHostAsThePullAddress)
+{
+    EXPECT_EQ(hostOfPeer("192.0.2.1:4000"), "192.0.2.1");
+    EXPECT_EQ(hostOfPeer("[2001:db8::1]:4000"), "2001:db8::1");
+    // IPv4 clients on the dual-stack socket of ferry-registryd.socket.
+    EXPECT_EQ(hostOfPeer("[::ffff:192.0.2.7]:4000"), "192.0.2.7");
 }
 
 } // namespace

@@ -15,7 +15,7 @@ const std::string kKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHcvOvN3ZMbPqg0zKX
 
 RegistrationRequest sampleRequest()
 {
-    return {"node-1", kKey, 1700000000000, std::string(kNonceSize, 'n')};
+    return {"node-1", kKey, "pull", 2222, 1700000000000, std::string(kNonceSize, 'n')};
 }
 
 TEST(ARegistrationRequest, VerifiesOnlyWithTheSecretItWasSignedWith)
@@ -24,6 +24,8 @@ TEST(ARegistrationRequest, VerifiesOnlyWithTheSecretItWasSignedWith)
     const auto decoded = decodeRegistrationRequest(encodeRegistrationRequest(sampleRequest(), secret), "test");
     EXPECT_EQ(decoded.request.node, "node-1");
     EXPECT_EQ(decoded.request.publicKey, kKey);
+    EXPECT_EQ(decoded.request.mode, "pull");
+    EXPECT_EQ(decoded.request.sshPort, 2222);
     EXPECT_EQ(decoded.request.timeMs, 1700000000000);
     EXPECT_TRUE(verifyRegistrationRequest(decoded, secret));
     EXPECT_FALSE(verifyRegistrationRequest(decoded, generateSecret()));
@@ -75,6 +77,12 @@ TEST(ARegistrationRequestDecoder, RefusesBadNamesKeysAndNoncesNamingTheField)
         EXPECT_NE(std::string(e.what()).find("unsupported key type 'ssh-dss'"), std::string::npos) << e.what();
         EXPECT_NE(std::string(e.what()).find("192.0.2.7:4000"), std::string::npos) << e.what();
     }
+    bad = sampleRequest();
+    bad.mode = "sometimes";
+    EXPECT_THROW(decodeRegistrationRequest(encodeRegistrationRequest(bad, secret), "peer"), ProtocolError);
+    bad = sampleRequest();
+    bad.sshPort = 0;
+    EXPECT_THROW(decodeRegistrationRequest(encodeRegistrationRequest(bad, secret), "peer"), ProtocolError);
     bad = sampleRequest();
     bad.nonce = "short";
     EXPECT_THROW(decodeRegistrationRequest(encodeRegistrationRequest(bad, secret), "peer"), ProtocolError);

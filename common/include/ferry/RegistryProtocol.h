@@ -6,8 +6,8 @@
 //   master → node   Response  bytes(signed response) bytes(mac)
 //              or   Error     code, message (then the master closes)
 //
-// The signed request carries the node name, its public key, the node's
-// clock and a fresh nonce; its MAC is HMAC-SHA256(node secret, label ‖
+// The signed request carries the node name, its public key, its transport
+// mode and sshd port (for pulls), the node's clock and a fresh nonce; its MAC is HMAC-SHA256(node secret, label ‖
 // signed bytes), so the master knows the key came from the holder of the
 // secret, and the nonce plus the time window stop replays. The response
 // repeats the request's nonce and carries the master's SSH host keys under a
@@ -37,6 +37,10 @@ const char* toString(RegistrationState state);
 struct RegistrationRequest {
     std::string node;
     std::string publicKey;  // "ssh-ed25519 AAAA…"
+    // How the master should reach this node: its transport mode ("auto",
+    // "push", "pull"; pulld pulls auto and pull nodes) and its sshd port.
+    std::string mode = "auto";
+    std::uint16_t sshPort = 22;
     std::int64_t timeMs = 0;
     std::string nonce;      // kNonceSize random bytes
 };

@@ -40,15 +40,18 @@ public:
     // Records a nonce; false when (node, nonce) was seen before. Forgets
     // nonces older than keepMs, which must exceed the accepted clock skew.
     bool rememberNonce(const std::string& name, const std::string& nonce, std::int64_t nowMs, std::int64_t keepMs);
-    // Stores the key a node proved with its secret and updates last_seen.
-    void recordKey(const std::string& name, const std::string& publicKey, const std::string& peerHost,
-                   std::int64_t nowMs);
+    // Stores what a node proved with its secret (key, mode, where its sshd
+    // is: the address it registered from and the port it gave) and updates
+    // last_seen.
+    void recordKey(const std::string& name, const std::string& publicKey, const std::string& mode,
+                   const std::string& peerHost, std::uint16_t sshPort, std::int64_t nowMs);
     void touch(const std::string& name, std::int64_t nowMs);
     // A registration from a node without a secret here: kept as pending with
     // the signed request, so that accepting it later with the node's secret
     // can check that the key really came from that node.
-    void addPending(const std::string& name, const std::string& publicKey, const std::string& signedRequest,
-                    const std::string& mac, const std::string& peerHost, std::int64_t nowMs);
+    void addPending(const std::string& name, const std::string& publicKey, const std::string& mode,
+                    std::uint16_t sshPort, const std::string& signedRequest, const std::string& mac,
+                    const std::string& peerHost, std::int64_t nowMs);
     std::size_t countUnsignedPending();
 
     // Operator actions. Each throws NoSuchNode (addNode excepted).
