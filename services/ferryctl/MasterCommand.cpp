@@ -148,23 +148,29 @@ int nodes(const Options& options, const ferry::Paths& paths)
             const auto t = trafficOf(n.name);
             j.push_back({{"name", n.name}, {"state", n.state}, {"reason", n.reason}, {"mode", n.mode},
                          {"fingerprint", fingerprint(n.publicKey)}, {"public_key", n.publicKey},
-                         {"has_secret", n.hasSecret}, {"ssh_host", n.sshHost}, {"first_seen_ms", n.firstSeenMs},
+                         {"has_secret", n.hasSecret}, {"ssh_host", n.sshHost}, {"ssh_port", t.sshPort},
+                         {"first_seen_ms", n.firstSeenMs},
                          {"last_seen_ms", n.lastSeenMs}, {"last_push_ms", t.lastPushMs}, {"last_pull_ms", t.lastPullMs},
                          {"records_stored", t.recordsStored}, {"last_seq", t.lastSeq}});
         }
         std::cout << j.dump(2) << "\n";
         return 0;
     }
-    std::printf("%-24s %-9s %-51s %-20s %-20s %10s  %s\n", "NODE", "STATE", "KEY", "LAST SEEN", "LAST PUSH",
-                "RECORDS", "REASON");
+    std::printf("%-24s %-9s %-5s %-22s %-51s %-20s %-20s %10s  %s\n", "NODE", "STATE", "MODE", "SSH", "KEY",
+                "LAST SEEN", "LAST PUSH", "RECORDS", "REASON");
     for (const auto& n : registry) {
         const auto t = trafficOf(n.name);
         std::string key = fingerprint(n.publicKey);
         if (key.empty())
             key = "(no key yet)";
-        std::printf("%-24s %-9s %-51s %-20s %-20s %10llu  %s\n", n.name.c_str(), n.state.c_str(), key.c_str(),
-                    ferry::formatTime(n.lastSeenMs).c_str(), ferry::formatTime(t.lastPushMs).c_str(),
-                    static_cast<unsigned long long>(t.recordsStored), n.reason.c_str());
+        std::string ssh = "-";
+        if (!n.sshHost.empty())
+            ssh = (n.sshHost.find(':') != std::string::npos ? "[" + n.sshHost + "]" : n.sshHost) + ":" +
+                  std::to_string(t.sshPort);
+        std::printf("%-24s %-9s %-5s %-22s %-51s %-20s %-20s %10llu  %s\n", n.name.c_str(), n.state.c_str(),
+                    n.mode.c_str(), ssh.c_str(), key.c_str(), ferry::formatTime(n.lastSeenMs).c_str(),
+                    ferry::formatTime(t.lastPushMs).c_str(), static_cast<unsigned long long>(t.recordsStored),
+                    n.reason.c_str());
     }
     return 0;
 }
