@@ -132,6 +132,11 @@ void NetnsLab::resetFirewall() const
                                ":POSTROUTING ACCEPT [0:0]\nCOMMIT\n";
     inNode({"iptables-legacy-restore"}, empty4);
     inNode({"ip6tables-legacy-restore"}, empty4);
+    flushNeighbours();
+}
+
+void NetnsLab::flushNeighbours() const
+{
     // Start every rule set with cold neighbour caches, as a master that has
     // not talked to the node for a while would: otherwise a rule set that
     // blocks IPv6 neighbour discovery passes on entries cached by the last one.
@@ -182,7 +187,7 @@ std::string NetnsLab::connect(const MasterNs& m, int port)
             // an ICMPv6 "unreachable" only for the retransmitted SYN (seen
             // here: the error arrives after ~1 s), so wait past that.
             pollfd p{fd, POLLOUT, 0};
-            if (::poll(&p, 1, v6 ? 1500 : 400) == 0) {
+            if (::poll(&p, 1, v6 ? 1500 : 600) == 0) {
                 verdict = "drop";
                 ::close(fd);
                 return;
@@ -197,7 +202,7 @@ std::string NetnsLab::connect(const MasterNs& m, int port)
         } else {
             pollfd p{fd, POLLIN, 0};
             char buf[8] = {};
-            if (::poll(&p, 1, 3000) == 1 && ::recv(fd, buf, 4, 0) == 4 && std::memcmp(buf, "SSH-", 4) == 0)
+            if (::poll(&p, 1, 10000) == 1 && ::recv(fd, buf, 4, 0) == 4 && std::memcmp(buf, "SSH-", 4) == 0)
                 verdict = "accept";
             else
                 verdict = "accept-without-ssh-banner";

@@ -35,6 +35,9 @@ public:
     std::string inNode(const std::vector<std::string>& argv, const std::string& input = {}) const;
     // Removes every rule of every backend and sets policies back to ACCEPT.
     void resetFirewall() const;
+    // Forgets neighbour entries on all sides, including failed ones that
+    // would make the next IPv6 connect fail at once.
+    void flushNeighbours() const;
 
     // What the kernel does with a real connection from a master namespace:
     // "accept" (sshd answered with its banner), "drop" (no answer before
