@@ -7,8 +7,40 @@
 #include "Commands.h"
 #include "PushProxy.h"
 #include "ferry/Bus.h"
+#include "org.ferry.KeyReg1-proxy.h"
 
 namespace ferryctl {
+
+namespace {
+
+class KeyRegProxy final : public sdbus::ProxyInterfaces<org::ferry::KeyReg1_proxy> {
+public:
+    explicit KeyRegProxy(sdbus::IConnection& bus) : ProxyInterfaces(bus, "org.ferry.KeyReg1", "/org/ferry/KeyReg1")
+    {
+        registerProxy();
+    }
+    ~KeyRegProxy() { unregisterProxy(); }
+
+private:
+    void onStateChanged(const std::string&, const std::string&) override {}
+};
+
+// Registration is keyregd's; a node without it (or with it stopped and not
+// activatable) still shows its push state.
+nlohmann::json registration(sdbus::IConnection& bus)
+{
+    try {
+        KeyRegProxy p(bus);
+        return {{"state", p.State()},
+                {"reason", p.Reason()},
+                {"master_host_key_fingerprint", p.MasterHostKeyFingerprint()},
+                {"last_error", p.LastError()}};
+    } catch (const sdbus::Error& e) {
+        return {{"state", "unknown"}, {"reason", e.getMessage()}};
+    }
+}
+
+} // namespace
 
 std::unique_ptr<sdbus::IConnection> connectBus()
 {
@@ -50,6 +82,7 @@ int statusCommand(const Options& options)
         std::cerr << "ferryctl status: cannot reach org.ferry.Push1: " << e.getMessage() << " (" << e.getName() << ")\n";
         return 1;
     }
+    j["registration"] = registration(*bus);
     if (options.json) {
         std::cout << j.dump(2) << "\n";
         return 0;
@@ -62,6 +95,12 @@ int statusCommand(const Options& options)
     std::cout << "  Registered: "
               << (j["registered"].get<bool>() ? "yes (master host key pinned)" : "no (no pinned master host key: run ferryctl register)")
               << "\n";
+    const auto& reg = j["registration"];
+    const std::string reason = reg["reason"].get<std::string>();
+    std::cout << "Registration: " << reg["state"].get<std::string>() << (reason.empty() ? "" : " (" + reason + ")")
+              << "\n";
+    if (reg.contains("master_host_key_fingerprint") && !reg["master_host_key_fingerprint"].get<std::string>().empty())
+        std::cout << " Master key: " << reg["master_host_key_fingerprint"].get<std::string>() << "\n";
     std::string masters;
     for (const auto& m : j["masters"])
         masters += (masters.empty() ? "" : ", ") + m.get<std::string>();
