@@ -152,8 +152,14 @@ Report Checker::run()
         const bool byName = !Address::parse(master.host);
         for (const auto& addrText : addresses) {
             const auto src = Address::parse(addrText);
-            if (!src)
+            if (!src) {
+                findings.push_back({"master.unsupported-address", severity::kUndecided,
+                                    "Cannot check master address " + addrText + " (of " + master.host +
+                                        "): only plain IPv4 and IPv6 addresses are understood",
+                                    "Configure the master by a global address in /etc/ferry/ferry.yml"});
+                report.masters.push_back({master.host, addrText, "undecided", "undecided", "unsupported address"});
                 continue;
+            }
             std::vector<Finding> mine;
             const Route route = m_reader.route(addrText);
             std::string dstText = s.sshAddress;

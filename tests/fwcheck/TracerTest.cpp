@@ -241,6 +241,21 @@ TEST(ACheck, SaysUndecidedWithoutMasters)
     EXPECT_EQ(report.findings[0].id, "config.no-masters");
 }
 
+TEST(ACheck, SaysWhichMasterAddressItCannotCheck)
+{
+    TextReader r;
+    r.nft = {true, 0, R"({"nftables": []})", ""};
+    r.sshd.out = "listenaddress 0.0.0.0:22\n";
+    CheckSettings s;
+    s.masters = {{"fe80::1%eth0", 22, 50010}};
+    const auto report = Checker(r, s).run();
+    EXPECT_EQ(report.verdict, "undecided");
+    ASSERT_EQ(report.findings.size(), 1u);
+    EXPECT_EQ(report.findings[0].id, "master.unsupported-address");
+    ASSERT_EQ(report.masters.size(), 1u);
+    EXPECT_EQ(report.masters[0].verdict, "undecided");
+}
+
 TEST(AReport, SurvivesAJsonRoundTripAndRefusesDamage)
 {
     Report r;
