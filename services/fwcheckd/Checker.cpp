@@ -207,13 +207,7 @@ Report Checker::run()
                                         "The firewall " + std::string(nv.decision == Decision::Drop ? "drops" : "rejects") +
                                             " ICMPv6 " + what + " from " + addrText +
                                             ", so IPv6 connections between it and this node fail: " + nv.rule,
-                                        nv.stage->backend == "nft"
-                                            ? "nft insert rule " + nv.stage->table + " " + nv.stage->chain +
-                                                  " icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept"
-                                            : std::string(nv.stage->backend == "iptables-legacy" ? "ip6tables-legacy" : "ip6tables") +
-                                                  " -I " + nv.stage->chain + " -p ipv6-icmp --icmpv6-type " +
-                                                  (type == 135 ? "neighbour-solicitation" : "neighbour-advertisement") +
-                                                  " -j ACCEPT"});
+                                        neighbourDiscoveryFix(*nv.stage, type)});
                         break;
                     }
                 }

@@ -260,4 +260,15 @@ std::string fixCommands(const Stage& stage, Tool tool, const std::string& master
            "   # keeps it across reboots (iptables-persistent), or add it to your firewall script";
 }
 
+std::string neighbourDiscoveryFix(const Stage& stage, int icmpType)
+{
+    if (stage.backend == "nft")
+        return "nft insert rule " + stage.table + " " + stage.chain +
+               " icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept";
+    const std::string cmd = stage.backend == "iptables-legacy" ? "ip6tables-legacy" : "ip6tables";
+    const std::string table = stage.table == "filter" ? "" : " -t " + stage.table;
+    return cmd + table + " -I " + stage.chain + " -p ipv6-icmp --icmpv6-type " +
+           (icmpType == 135 ? "neighbour-solicitation" : "neighbour-advertisement") + " -j ACCEPT";
+}
+
 } // namespace fwcheck

@@ -49,5 +49,7 @@ private:
 // The commands that would let master through on port, fitted to the stage
 // that blocked it and the tool that manages the rules.
 std::string fixCommands(const Stage& stage, Tool tool, const std::string& master, std::uint16_t port);
+// The command that lets ICMPv6 neighbour discovery (icmpType 135 or 136) through stage.
+std::string neighbourDiscoveryFix(const Stage& stage, int icmpType);
 
 } // namespace fwcheck
