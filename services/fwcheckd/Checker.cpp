@@ -74,6 +74,19 @@ std::optional<bool> listening(const CommandOutput& ss, const Address& dst, std::
     return false;
 }
 
+std::string undecidedFix(const Stage* stage, Tool tool, const std::string& master, std::uint16_t port)
+{
+    if (!stage)
+        return "";
+    // Docker's DOCKER chain publishing the SSH port sends masters to a
+    // container; an ACCEPT in nat PREROUTING ahead of it keeps them on sshd.
+    if (stage->tool == Tool::Docker && stage->table == "nat")
+        return "A container publishes port " + std::to_string(port) +
+               " (Docker's DOCKER chain): publish it on another port (docker run -p <other>:…), or exempt the master:\n" +
+               fixCommands(*stage, Tool::Iptables, master, port);
+    return "To be sure, accept it explicitly:\n" + fixCommands(*stage, tool, master, port);
+}
+
 } // namespace
 
 Report Checker::run()
@@ -228,10 +241,7 @@ Report Checker::run()
                     mine.push_back({"firewall.undecided", severity::kUndecided,
                                     "Cannot decide whether the firewall lets " + addrText + " reach port " +
                                         std::to_string(s.sshPort) + ", because:" + why,
-                                    fv.stage ? "To be sure, accept it explicitly:\n" +
-                                                   fixCommands(*fv.stage, firewall.toolFor(src->family()), addrText,
-                                                               s.sshPort)
-                                             : ""});
+                                    undecidedFix(fv.stage, firewall.toolFor(src->family()), addrText, s.sshPort)});
                 }
 
                 if (sockets) {

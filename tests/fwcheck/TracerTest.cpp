@@ -256,6 +256,31 @@ TEST(ACheck, SaysWhichMasterAddressItCannotCheck)
     EXPECT_EQ(report.masters[0].verdict, "undecided");
 }
 
+TEST(ACheck, BlamesDockerWhenAContainerPublishesTheSshPort)
+{
+    TextReader r;
+    r.saves["iptables-legacy-save"] = {true, 0,
+                                       "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                                       ":POSTROUTING ACCEPT [0:0]\n:DOCKER - [0:0]\n"
+                                       "-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER\n"
+                                       "-A DOCKER -i docker0 -j RETURN\n"
+                                       "-A DOCKER ! -i docker0 -p tcp -m tcp --dport 22 -j DNAT --to-destination 172.17.0.2:22\n"
+                                       "COMMIT\n",
+                                       ""};
+    r.sshd.out = "listenaddress 0.0.0.0:22\n";
+    CheckSettings s;
+    s.masters = {{"192.0.2.50", 22, 50010}};
+    const auto report = Checker(r, s).run();
+    EXPECT_EQ(report.verdict, "undecided");
+    ASSERT_FALSE(report.findings.empty());
+    EXPECT_EQ(report.findings[0].id, "firewall.undecided");
+    EXPECT_NE(report.findings[0].message.find("172.17.0.2:22 instead of sshd"), std::string::npos) << report.findings[0].message;
+    EXPECT_NE(report.findings[0].fix.find("Docker's DOCKER chain"), std::string::npos) << report.findings[0].fix;
+    EXPECT_NE(report.findings[0].fix.find("iptables-legacy -t nat -I PREROUTING -p tcp -s 192.0.2.50 --dport 22 -j ACCEPT"),
+              std::string::npos)
+        << report.findings[0].fix;
+}
+
 TEST(AReport, SurvivesAJsonRoundTripAndRefusesDamage)
 {
     Report r;
