@@ -277,7 +277,7 @@ Report Checker::run()
                 }
             }
             if (hosts) {
-                HostsClient c{*src, byName ? master.host : ""};
+                HostsClient c{*src, byName ? master.host : "", dst};
                 const auto d = hosts->decide(c);
                 const std::string allowLine = "sshd: " + (src->isV4() ? addrText : "[" + addrText + "]");
                 if (d.kind == HostsDecision::Kind::Denied)

@@ -143,12 +143,23 @@ Match matchClientPattern(const std::string& pat, const HostsClient& c)
     return {tri(lower(pat) == lower(c.name)), {}};
 }
 
-Match matchDaemonPattern(const std::string& pat, const std::string& daemon)
+Match matchDaemonPattern(const std::string& pat, const std::string& daemon, const HostsClient& c)
 {
     if (pat == "ALL")
         return {Tri::Yes, {}};
-    if (pat.find('@') != std::string::npos)
-        return {Tri::Unknown, "daemon pattern '" + pat + "' depends on which local address is used"};
+    if (const auto at = pat.find('@'); at != std::string::npos) {
+        // daemon@host: host is matched against the server end, the node
+        // address the master connects to, with the client pattern forms.
+        const Match d = matchDaemonPattern(pat.substr(0, at), daemon, c);
+        if (d.result == Tri::No)
+            return d;
+        if (!c.server)
+            return {Tri::Unknown, "daemon pattern '" + pat + "' depends on which local address is used"};
+        const Match h = matchClientPattern(pat.substr(at + 1), HostsClient{*c.server, {}, std::nullopt});
+        if (h.result == Tri::Unknown)
+            return {Tri::Unknown, "daemon pattern '" + pat + "': " + h.why};
+        return {triAnd(d.result, h.result), {}};
+    }
     if (pat.find_first_of("*?") != std::string::npos)
         return {tri(::fnmatch(pat.c_str(), daemon.c_str(), 0) == 0), {}};
     return {tri(pat == daemon), {}};
@@ -241,7 +252,7 @@ HostsDecision HostsAccess::decide(const HostsClient& client) const
     auto scan = [&](const std::vector<Rule>& rules, const std::string& path,
                     HostsDecision::Kind onMatch) -> std::optional<HostsDecision> {
         for (const auto& r : rules) {
-            const Match d = matchList(words(r.daemons), 0, [&](const std::string& p) { return matchDaemonPattern(p, m_daemon); });
+            const Match d = matchList(words(r.daemons), 0, [&](const std::string& p) { return matchDaemonPattern(p, m_daemon, client); });
             if (d.result == Tri::No)
                 continue;
             const Match c = matchList(words(r.clients), 0, [&](const std::string& p) { return matchClientPattern(p, client); });

@@ -15,6 +15,7 @@ namespace fwcheck {
 struct HostsClient {
     Address address;
     std::string name;  // empty when the master was configured by address
+    std::optional<Address> server;  // the node address it connects to, for daemon@host patterns
 };
 
 struct HostsDecision {

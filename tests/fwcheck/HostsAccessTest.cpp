@@ -17,13 +17,13 @@ HostsDecision decide(const std::string& allow, const std::string& deny, const st
                      const std::string& name = {})
 {
     HostsAccess h(HostsFile{"/etc/hosts.allow", allow}, HostsFile{"/etc/hosts.deny", deny});
-    return h.decide(HostsClient{*Address::parse(addr), name});
+    return h.decide(HostsClient{*Address::parse(addr), name, std::nullopt});
 }
 
 TEST(HostsAccess, AllowsWhenBothFilesAreMissingOrOnlyComments)
 {
     HostsAccess h(HostsFile{"/etc/hosts.allow", std::nullopt}, HostsFile{"/etc/hosts.deny", std::nullopt});
-    EXPECT_EQ(h.decide({*Address::parse("192.0.2.1"), ""}).kind, Kind::Allowed);
+    EXPECT_EQ(h.decide({*Address::parse("192.0.2.1"), "", std::nullopt}).kind, Kind::Allowed);
     EXPECT_EQ(decide("# nothing\n\n", "# ALL: ALL\n", "192.0.2.1").kind, Kind::Allowed);
 }
 
@@ -81,6 +81,17 @@ TEST(HostsAccess, CallsUnknownFormsUndecidedAndNamesThem)
     }
 }
 
+TEST(HostsAccess, MatchesDaemonAtHostAgainstTheAddressTheMasterConnectsTo)
+{
+    HostsAccess h(HostsFile{"/etc/hosts.allow", std::nullopt}, HostsFile{"/etc/hosts.deny", "sshd@192.0.2.1: ALL\n"});
+    const auto master = *Address::parse("198.51.100.7");
+    EXPECT_EQ(h.decide({master, "", Address::parse("192.0.2.1")}).kind, Kind::Denied);
+    EXPECT_EQ(h.decide({master, "", Address::parse("192.0.2.2")}).kind, Kind::Allowed);
+    EXPECT_EQ(h.decide({master, "", std::nullopt}).kind, Kind::Undecided);
+    HostsAccess other(HostsFile{"/etc/hosts.allow", std::nullopt}, HostsFile{"/etc/hosts.deny", "vsftpd@192.0.2.1: ALL\n"});
+    EXPECT_EQ(other.decide({master, "", std::nullopt}).kind, Kind::Allowed);
+}
+
 TEST(HostsAccess, FollowsOptionFieldsAndContinuationLines)
 {
     EXPECT_EQ(decide("sshd: 192.0.2.9 : deny\n", "", "192.0.2.9").kind, Kind::Denied);
@@ -92,7 +103,7 @@ TEST(HostsAccess, FollowsOptionFieldsAndContinuationLines)
 TEST(HostsAccess, ReportsLinesLibwrapIgnoresWithoutFailing)
 {
     HostsAccess h(HostsFile{"/etc/hosts.allow", "this line has no separator\nsshd ALL\n"}, HostsFile{"/etc/hosts.deny", ""});
-    EXPECT_EQ(h.decide({*Address::parse("192.0.2.9"), ""}).kind, Kind::Allowed);
+    EXPECT_EQ(h.decide({*Address::parse("192.0.2.9"), "", std::nullopt}).kind, Kind::Allowed);
     ASSERT_EQ(h.problems().size(), 2u);
     EXPECT_NE(h.problems()[0].find("/etc/hosts.allow:1"), std::string::npos);
 }
