@@ -16,7 +16,7 @@ struct CheckSettings {
     std::string sshAddress = "0.0.0.0";  // ferry.yml node.ssh_address
     std::uint16_t sshPort = 22;          // ferry.yml node.ssh_port
     std::string pullUser = "ferry";
-    std::string pullShell = "/usr/lib/ferry/ferry-pulld-shell";
+    std::string pullShell = "/usr/sbin/ferry-login";
     std::string sshdBinary = "/usr/sbin/sshd";
     std::string sshdConfigPath = "/etc/ssh/sshd_config";  // for fix texts
     std::string hostsAllow = "/etc/hosts.allow";

@@ -26,7 +26,7 @@ struct Args {
     bool initialCheck = true;
     int idleSeconds = 30;
     std::string pullUser = "ferry";
-    std::string pullShell = "/usr/lib/ferry/ferry-pulld-shell";
+    std::string pullShell = "/usr/sbin/ferry-login";
     std::string sshdConfig;
     std::string hostsAllow = "/etc/hosts.allow";
     std::string hostsDeny = "/etc/hosts.deny";

@@ -139,7 +139,7 @@ public:
     std::map<std::string, CommandOutput> saves;
     CommandOutput nft;
     CommandOutput sshd{true, 0, "listenaddress 0.0.0.0:22\nallowusers alice\n", ""};
-    std::optional<Account> user = Account{"ferry", "/usr/lib/ferry/ferry-pulld-shell", {"ferry"}};
+    std::optional<Account> user = Account{"ferry", "/usr/sbin/ferry-login", {"ferry"}};
     std::map<std::string, std::string> files;
     std::string unreadable;
 
