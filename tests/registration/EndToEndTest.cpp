@@ -42,9 +42,10 @@ protected:
         ASSERT_EQ(run({"chown", "ferry:ferry", m_master}).exitCode, 0);
         ::chmod(m_master.c_str(), 0700);
 
+        // sshd refuses a command below a writable directory such as /tmp.
+        m_helper = std::make_unique<RootOwnedCopy>(buildPath("services/authorized-keys/ferry-authorized-keys"));
         SshdOptions so;
-        so.tail = shippedMasterDropIn(false, buildPath("services/authorized-keys/ferry-authorized-keys") +
-                                                 " --state-dir " + m_master);
+        so.tail = shippedMasterDropIn(false, m_helper->path() + " --state-dir " + m_master);
         m_sshd = std::make_unique<TestSshd>(so);
 
         m_secret = generateSecret();
@@ -129,6 +130,7 @@ protected:
     std::unique_ptr<TempDir> m_root;
     std::string m_master, m_nodeState, m_nodeConfig, m_services, m_secret;
     int m_registryPort = 0;
+    std::unique_ptr<RootOwnedCopy> m_helper;
     std::unique_ptr<TestSshd> m_sshd;
     std::unique_ptr<TestBus> m_bus;
     std::optional<Registryd> m_registryd;

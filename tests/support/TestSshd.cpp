@@ -1,6 +1,7 @@
 #include "support/TestSshd.h"
 
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -86,6 +87,28 @@ std::string TestSshd::hostKeyLine() const
 std::string TestSshd::knownHostsLine() const
 {
     return "[127.0.0.1]:" + std::to_string(m_port) + " " + hostKeyLine();
+}
+
+RootOwnedCopy::RootOwnedCopy(const std::string& program)
+{
+    ::mkdir("/var/lib/ferry-tests", 0755);
+    ::chmod("/var/lib/ferry-tests", 0755);
+    std::string tmpl = "/var/lib/ferry-tests/bin-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr)
+        throw std::runtime_error("mkdtemp under /var/lib/ferry-tests failed");
+    m_dir = tmpl;
+    ::chmod(m_dir.c_str(), 0755);
+    m_path = m_dir + "/" + program.substr(program.rfind('/') + 1);
+    const auto r = run({"install", "-o", "root", "-g", "root", "-m", "0755", program, m_path});
+    if (r.exitCode != 0)
+        throw std::runtime_error("cannot copy " + program + ": " + r.err);
+}
+
+RootOwnedCopy::~RootOwnedCopy()
+{
+    ::unlink(m_path.c_str());
+    ::rmdir(m_dir.c_str());
+    ::rmdir("/var/lib/ferry-tests");  // only if no other test still uses it
 }
 
 void ensureUser(const std::string& name, const std::string& shell)

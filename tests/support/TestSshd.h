@@ -48,6 +48,22 @@ private:
     std::optional<Process> m_process;
 };
 
+// A copy of a program where sshd accepts it as an AuthorizedKeysCommand:
+// sshd refuses a command if any directory above it is group- or
+// world-writable (as /tmp is), wherever the build tree happens to live.
+// The copy lives under /var/lib/ferry-tests/ (root-owned, 0755), removed
+// with this object.
+class RootOwnedCopy {
+public:
+    explicit RootOwnedCopy(const std::string& program);
+    ~RootOwnedCopy();
+    const std::string& path() const { return m_path; }
+
+private:
+    std::string m_dir;
+    std::string m_path;
+};
+
 // Makes sure a system user exists for tests (created if absent, with a
 // shadow entry of '*' so that key login works with UsePAM no).
 void ensureUser(const std::string& name, const std::string& shell);
