@@ -7,23 +7,11 @@
 #include "Commands.h"
 #include "PushProxy.h"
 #include "ferry/Bus.h"
-#include "org.ferry.KeyReg1-proxy.h"
+#include "KeyRegProxy.h"
 
 namespace ferryctl {
 
 namespace {
-
-class KeyRegProxy final : public sdbus::ProxyInterfaces<org::ferry::KeyReg1_proxy> {
-public:
-    explicit KeyRegProxy(sdbus::IConnection& bus) : ProxyInterfaces(bus, "org.ferry.KeyReg1", "/org/ferry/KeyReg1")
-    {
-        registerProxy();
-    }
-    ~KeyRegProxy() { unregisterProxy(); }
-
-private:
-    void onStateChanged(const std::string&, const std::string&) override {}
-};
 
 // Registration is keyregd's; a node without it (or with it stopped and not
 // activatable) still shows its push state.
