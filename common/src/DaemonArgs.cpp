@@ -6,6 +6,16 @@
 
 namespace ferry {
 
+long long parseNumberArg(const std::string& flag, const std::string& value, long long min, long long max)
+{
+    long long v = 0;
+    const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    if (value.empty() || ec != std::errc{} || p != value.data() + value.size() || v < min || v > max)
+        throw ConfigError("Failed to parse " + flag + " '" + value + "': expected a number from " +
+                          std::to_string(min) + " to " + std::to_string(max));
+    return v;
+}
+
 DaemonArgs parseDaemonArgs(int argc, char* argv[], std::chrono::milliseconds defaultIdle, const std::string& usage,
                            const std::function<bool(const std::string&)>& extra)
 {
@@ -17,13 +27,7 @@ DaemonArgs parseDaemonArgs(int argc, char* argv[], std::chrono::milliseconds def
         if (s == "-v" || s == "--verbose") {
             ++a.verbosity;
         } else if (s.rfind(kIdle, 0) == 0) {
-            const std::string v = s.substr(kIdle.size());
-            unsigned seconds = 0;
-            const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
-            if (ec != std::errc{} || p != v.data() + v.size() || v.empty() || seconds > 86400)
-                throw Error("Invalid argument '" + s + "': expected a number of seconds from 0 to 86400 (usage: " +
-                            usage + ")");
-            a.idleTimeout = std::chrono::seconds(seconds);
+            a.idleTimeout = std::chrono::seconds(parseNumberArg("--idle-timeout", s.substr(kIdle.size()), 0, 86400));
         } else if (!extra || !extra(s)) {
             throw Error("Unknown argument '" + s + "' (usage: " + usage + ")");
         }

@@ -1,27 +1,9 @@
 #include "Options.h"
 
+#include "ferry/DaemonArgs.h"
 #include "ferry/Error.h"
 
 namespace keyregd {
-
-namespace {
-
-long long number(const std::string& flag, const std::string& value, long long min, long long max)
-{
-    std::size_t used = 0;
-    long long v = 0;
-    try {
-        v = std::stoll(value, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    if (value.empty() || used != value.size() || v < min || v > max)
-        throw ferry::ConfigError("Failed to parse " + flag + " '" + value + "': expected a number from " +
-                                 std::to_string(min) + " to " + std::to_string(max));
-    return v;
-}
-
-} // namespace
 
 std::string usage()
 {
@@ -44,11 +26,11 @@ Options parseArgs(int argc, char* argv[])
             return argv[++i];
         };
         if (a == "--retry-initial")
-            o.manager.retryInitial = std::chrono::milliseconds(number(a, value(), 10, 3600000));
+            o.manager.retryInitial = std::chrono::milliseconds(ferry::parseNumberArg(a, value(), 10, 3600000));
         else if (a == "--retry-max")
-            o.manager.retryMax = std::chrono::milliseconds(number(a, value(), 10, 86400000));
+            o.manager.retryMax = std::chrono::milliseconds(ferry::parseNumberArg(a, value(), 10, 86400000));
         else if (a == "--idle-timeout")
-            o.idleTimeout = std::chrono::seconds(number(a, value(), 0, 86400));
+            o.idleTimeout = std::chrono::seconds(ferry::parseNumberArg(a, value(), 0, 86400));
         else if (a == "-v" || a == "--verbose")
             ++o.verbosity;
         else if (a == "-h" || a == "--help")

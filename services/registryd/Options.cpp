@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include "ferry/DaemonArgs.h"
 #include "ferry/Error.h"
 #include "ferry/Files.h"
 #include "ferry/NodeConfig.h"
@@ -9,25 +10,6 @@
 #include "ferry/RegistryProtocol.h"
 
 namespace registryd {
-
-namespace {
-
-long long number(const std::string& flag, const std::string& value, long long min, long long max)
-{
-    std::size_t used = 0;
-    long long v = 0;
-    try {
-        v = std::stoll(value, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    if (used != value.size() || value.empty() || v < min || v > max)
-        throw ferry::ConfigError("Failed to parse " + flag + " '" + value + "': expected a number from " +
-                                 std::to_string(min) + " to " + std::to_string(max));
-    return v;
-}
-
-} // namespace
 
 std::string usage()
 {
@@ -107,15 +89,15 @@ Options parseArgs(int argc, char* argv[])
             o.manager.acceptUnknown = v == "pending";
         } else if (a == "--idle-timeout")
         {
-            o.idleTimeout = std::chrono::seconds(number(a, value(), 0, 86400));
+            o.idleTimeout = std::chrono::seconds(ferry::parseNumberArg(a, value(), 0, 86400));
             o.idleTimeoutGiven = true;
         }
         else if (a == "--deadline")
-            o.server.connectionDeadline = std::chrono::milliseconds(number(a, value(), 100, 600000));
+            o.server.connectionDeadline = std::chrono::milliseconds(ferry::parseNumberArg(a, value(), 100, 600000));
         else if (a == "--max-per-source")
-            o.server.maxPerSource = static_cast<std::size_t>(number(a, value(), 1, 100000));
+            o.server.maxPerSource = static_cast<std::size_t>(ferry::parseNumberArg(a, value(), 1, 100000));
         else if (a == "--max-connections")
-            o.server.maxConnections = static_cast<std::size_t>(number(a, value(), 1, 100000));
+            o.server.maxConnections = static_cast<std::size_t>(ferry::parseNumberArg(a, value(), 1, 100000));
         else if (a == "-v" || a == "--verbose")
             ++o.verbosity;
         else if (a == "-h" || a == "--help")

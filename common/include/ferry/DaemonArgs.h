@@ -15,6 +15,9 @@ struct DaemonArgs {
     std::chrono::milliseconds idleTimeout{30000};
 };
 
+// A whole-number flag value in [min, max]; ConfigError naming the flag otherwise.
+long long parseNumberArg(const std::string& flag, const std::string& value, long long min, long long max);
+
 DaemonArgs parseDaemonArgs(int argc, char* argv[], std::chrono::milliseconds defaultIdle, const std::string& usage,
                            const std::function<bool(const std::string&)>& extra = {});
 
