@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -22,9 +23,8 @@ Collector::Collector(std::string storePath, SessionOptions options, std::functio
 
 Collector::~Collector()
 {
-    for (auto& t : m_threads)
-        if (t.joinable())
-            t.join();
+    std::unique_lock lock(m_mutex);
+    m_idle.wait(lock, [this] { return m_active == 0; });
 }
 
 void Collector::acceptFrom(int listenFd)
@@ -38,19 +38,20 @@ void Collector::acceptFrom(int listenFd)
                 spdlog::warn("Failed to accept a connection: {}", ferry::errnoMessage(errno));
             return;
         }
+        std::unique_lock lock(m_mutex);
         if (m_active >= kMaxSessions) {
             spdlog::warn("Refusing a connection from {}: {} sessions already running", ferry::socketPeer(fd),
                          kMaxSessions);
             ::close(fd);
             continue;
         }
+        ++m_active;
+        lock.unlock();
         const int one = 1;
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        ++m_active;
         ++m_sessions;
         m_onBusy(+1);
-        std::lock_guard lock(m_mutex);
-        m_threads.emplace_back([this, fd] { serve(fd); });
+        std::thread([this, fd] { serve(fd); }).detach();
     }
 }
 
@@ -67,8 +68,10 @@ void Collector::serve(int fd)
     } catch (const std::exception& e) {
         spdlog::warn("Session with {} failed: {}", stream.peer(), e.what());
     }
-    --m_active;
     m_onBusy(-1);
+    std::lock_guard lock(m_mutex);
+    --m_active;
+    m_idle.notify_all();
 }
 
 int listenTcp(const std::string& host, std::uint16_t port)

@@ -3,12 +3,11 @@
 // each on a worker thread, at most kMaxSessions at once. Knows nothing of D-Bus.
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <list>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include "CollectorSession.h"
 
@@ -34,9 +33,12 @@ private:
     SessionOptions m_options;
     std::function<void(int)> m_onBusy;
     std::atomic<std::uint64_t> m_sessions{0};
-    std::atomic<int> m_active{0};
+    // Sessions run on detached threads (a joinable thread would keep its
+    // stack until joined, and a busy collector never goes idle); the
+    // destructor waits for the count to reach zero instead.
+    int m_active = 0;
     std::mutex m_mutex;
-    std::list<std::thread> m_threads;
+    std::condition_variable m_idle;
 };
 
 // A listening socket on host:port (non-blocking, close-on-exec).

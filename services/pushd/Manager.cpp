@@ -35,8 +35,10 @@ FallbackDecision Manager::currentDecision() const
 ferry::SpoolStats Manager::spoolStats()
 {
     // A connection of its own: the loop thread reads while a worker pushes.
-    ferry::Spool spool(m_paths.spoolFile(), {m_config.spoolMaxBytes, m_config.spoolMaxAge});
-    return spool.stats();
+    if (!m_statsSpool)
+        m_statsSpool = std::make_unique<ferry::Spool>(m_paths.spoolFile(),
+                                                      ferry::SpoolLimits{m_config.spoolMaxBytes, m_config.spoolMaxAge});
+    return m_statsSpool->stats();
 }
 
 bool Manager::registered() const

@@ -2,6 +2,7 @@
 // pushd's core: push cycles with master failover, the pull-absence fallback,
 // and the persisted state the bus properties report. Knows nothing of D-Bus.
 
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -34,6 +35,7 @@ public:
     // The fallback decision as of now, computed without persisting (what
     // the Active and Reason properties report between timer ticks).
     FallbackDecision currentDecision() const;
+    // Loop thread only: reuses one read connection for every property read.
     ferry::SpoolStats spoolStats();
     bool registered() const;
     const ferry::NodeConfig& config() const { return m_config; }
@@ -51,6 +53,7 @@ private:
     mutable std::mutex m_mutex;  // guards m_state and its file
     PushState m_state;
     std::mutex m_cycleMutex;     // one cycle at a time
+    std::unique_ptr<ferry::Spool> m_statsSpool;  // the loop thread's own connection
 };
 
 } // namespace pushd

@@ -1,5 +1,7 @@
 #include "PushAdaptor.h"
 
+#include <thread>
+
 #include <spdlog/spdlog.h>
 
 namespace pushd {
@@ -21,16 +23,19 @@ PushAdaptor::PushAdaptor(sdbus::IConnection& bus, ferry::EventLoop& loop, Manage
 PushAdaptor::~PushAdaptor()
 {
     unregisterAdaptor();
-    for (auto& t : m_workers)
-        if (t.joinable())
-            t.join();
+    std::unique_lock lock(m_mutex);
+    m_done.wait(lock, [this] { return m_workers == 0; });
 }
 
 void PushAdaptor::runCycle(sdbus::Result<std::string>&& result, bool scheduled)
 {
     m_loop.hold();
     auto shared = std::make_shared<sdbus::Result<std::string>>(std::move(result));
-    m_workers.emplace_back([this, shared, scheduled]() mutable {
+    {
+        std::lock_guard lock(m_mutex);
+        ++m_workers;
+    }
+    std::thread([this, shared, scheduled]() mutable {
         std::string summary;
         std::optional<sdbus::Error> error;
         bool success = false;
@@ -60,7 +65,10 @@ void PushAdaptor::runCycle(sdbus::Result<std::string>&& result, bool scheduled)
             }
             m_loop.release();
         });
-    });
+        std::lock_guard lock(m_mutex);
+        --m_workers;
+        m_done.notify_all();
+    }).detach();
 }
 
 void PushAdaptor::PushNow(sdbus::Result<std::string>&& result)

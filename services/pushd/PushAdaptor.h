@@ -3,8 +3,8 @@
 // cycles run on worker threads; results return through the event loop so
 // that only the loop thread touches the bus.
 
-#include <list>
-#include <thread>
+#include <condition_variable>
+#include <mutex>
 
 #include <sdbus-c++/sdbus-c++.h>
 
@@ -48,7 +48,10 @@ private:
 
     ferry::EventLoop& m_loop;
     Manager& m_manager;
-    std::list<std::thread> m_workers;
+    // Cycles run on detached workers; the destructor waits for them.
+    int m_workers = 0;
+    std::mutex m_mutex;
+    std::condition_variable m_done;
 };
 
 } // namespace pushd
