@@ -88,7 +88,9 @@ void MasterStore::addNode(const std::string& name, const std::string& secret)
 {
     Statement s(m_db,
                 "INSERT INTO nodes (name, secret, state, first_seen) VALUES (?1, ?2, 'accepted', ?3)"
-                " ON CONFLICT(name) DO UPDATE SET secret = excluded.secret, state = 'accepted', reason = ''");
+                " ON CONFLICT(name) DO UPDATE SET secret = excluded.secret, state = 'accepted', reason = '',"
+                // A key proven with another secret belongs to another install.
+                " public_key = CASE WHEN secret = excluded.secret THEN public_key ELSE '' END");
     s.bind(1, name).bind(2, secret).bind(3, nowMs()).run();
 }
 

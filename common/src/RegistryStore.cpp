@@ -141,7 +141,7 @@ void RegistryStore::applySecret(const std::string& name, const std::string& secr
     // A key that arrived while the master had no secret is trusted only if
     // the node's signed request verifies with the secret the operator gives
     // now; anyone could have sent it under this name.
-    Statement q(m_db, "SELECT public_key, pending_request, pending_mac FROM nodes WHERE name = ?1");
+    Statement q(m_db, "SELECT public_key, pending_request, pending_mac, secret FROM nodes WHERE name = ?1");
     q.bind(1, name);
     std::string key;
     bool keep = false;
@@ -157,7 +157,13 @@ void RegistryStore::applySecret(const std::string& name, const std::string& secr
                                 "node's secret; the node's next registration will bring its real key",
                                 fingerprintOrNone(key), name);
         } else {
-            keep = true;  // a key the node proved with the secret it had here before
+            // A key the node proved with the secret it had here before: it
+            // stays only while that secret does. A new secret means a new
+            // install (or a leaked old one): the old install's key must stop
+            // logging in, and the node's next registration brings its key.
+            keep = q.text(3) == secret;
+            if (!keep && !key.empty())
+                spdlog::info("Node {} has a new secret: dropped its old key {}", name, fingerprintOrNone(key));
         }
     }
     Statement u(m_db,

@@ -151,13 +151,14 @@ int nodes(const Options& options, const ferry::Paths& paths)
                          {"has_secret", n.hasSecret}, {"ssh_host", n.sshHost}, {"ssh_port", t.sshPort},
                          {"first_seen_ms", n.firstSeenMs},
                          {"last_seen_ms", n.lastSeenMs}, {"last_push_ms", t.lastPushMs}, {"last_pull_ms", t.lastPullMs},
-                         {"records_stored", t.recordsStored}, {"last_seq", t.lastSeq}});
+                         {"records_stored", t.recordsStored}, {"last_seq", t.lastSeq},
+                         {"epoch", t.activeEpoch}, {"epochs", t.epochs}, {"suspect", t.suspect}});
         }
         std::cout << j.dump(2) << "\n";
         return 0;
     }
-    std::printf("%-24s %-9s %-5s %-22s %-51s %-20s %-20s %10s  %s\n", "NODE", "STATE", "MODE", "SSH", "KEY",
-                "LAST SEEN", "LAST PUSH", "RECORDS", "REASON");
+    std::printf("%-24s %-9s %-5s %-22s %-51s %-20s %-20s %10s  %-8s %6s  %s\n", "NODE", "STATE", "MODE", "SSH", "KEY",
+                "LAST SEEN", "LAST PUSH", "RECORDS", "EPOCH", "EPOCHS", "REASON");
     for (const auto& n : registry) {
         const auto t = trafficOf(n.name);
         std::string key = fingerprint(n.publicKey);
@@ -167,11 +168,64 @@ int nodes(const Options& options, const ferry::Paths& paths)
         if (!n.sshHost.empty())
             ssh = (n.sshHost.find(':') != std::string::npos ? "[" + n.sshHost + "]" : n.sshHost) + ":" +
                   std::to_string(t.sshPort);
-        std::printf("%-24s %-9s %-5s %-22s %-51s %-20s %-20s %10llu  %s\n", n.name.c_str(), n.state.c_str(),
-                    n.mode.c_str(), ssh.c_str(), key.c_str(), ferry::formatTime(n.lastSeenMs).c_str(),
+        // A suspect node shows it in place of its epoch: `ferryctl master
+        // epochs NODE` lists them with their addresses.
+        const std::string epoch = t.suspect ? "SUSPECT" : t.activeEpoch.empty() ? "-" : t.activeEpoch.substr(0, 8);
+        std::printf("%-24s %-9s %-5s %-22s %-51s %-20s %-20s %10llu  %-8s %6llu  %s\n", n.name.c_str(),
+                    n.state.c_str(), n.mode.c_str(), ssh.c_str(), key.c_str(), ferry::formatTime(n.lastSeenMs).c_str(),
                     ferry::formatTime(t.lastPushMs).c_str(), static_cast<unsigned long long>(t.recordsStored),
-                    n.reason.c_str());
+                    epoch.c_str(), static_cast<unsigned long long>(t.epochs), n.reason.c_str());
     }
+    return 0;
+}
+
+// The spools a node has used: reinstalls, and for a suspect node the
+// spools that speak for it at once, with the address each came from.
+int epochs(const Options& options, const ferry::Paths& paths, const std::string& name)
+{
+    const std::string db = ferry::masterStorePath(paths.stateDir);
+    std::vector<ferry::EpochInfo> list;
+    {
+        ferry::MasterStore store(db);
+        list = store.epochs(name);
+    }
+    matchOwnership(paths.stateDir, db);
+    if (options.json) {
+        nlohmann::json j = nlohmann::json::array();
+        for (const auto& e : list)
+            j.push_back({{"epoch", e.epoch}, {"state", e.state}, {"from_address", e.fromAddress},
+                         {"first_seen_ms", e.firstSeenMs}, {"last_seen_ms", e.lastSeenMs},
+                         {"decided_ms", e.decidedMs}, {"records_stored", e.recordsStored}, {"last_seq", e.lastSeq}});
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    if (list.empty()) {
+        std::cerr << "ferryctl master epochs: node '" << name << "' has had no session yet\n";
+        return 1;
+    }
+    std::printf("%-32s %-8s %-24s %-20s %-20s %10s %10s\n", "EPOCH", "STATE", "FROM", "FIRST SEEN", "LAST SEEN",
+                "RECORDS", "LAST SEQ");
+    for (const auto& e : list)
+        std::printf("%-32s %-8s %-24s %-20s %-20s %10llu %10llu\n", e.epoch.c_str(), e.state.c_str(),
+                    e.fromAddress.c_str(), ferry::formatTime(e.firstSeenMs).c_str(),
+                    ferry::formatTime(e.lastSeenMs).c_str(), static_cast<unsigned long long>(e.recordsStored),
+                    static_cast<unsigned long long>(e.lastSeq));
+    return 0;
+}
+
+int resolve(const ferry::Paths& paths, const std::string& name, const std::string& keep)
+{
+    const std::string db = ferry::masterStorePath(paths.stateDir);
+    try {
+        ferry::MasterStore store(db);
+        store.resolveEpochs(name, keep);
+    } catch (const std::exception& e) {
+        std::cerr << "ferryctl master resolve: " << e.what() << "\n";
+        return 1;
+    }
+    matchOwnership(paths.stateDir, db);
+    std::cout << "Node '" << name << "': kept epoch " << keep
+              << "; the other epochs are retired and their data stays on their machines\n";
     return 0;
 }
 
@@ -181,7 +235,9 @@ int usage()
                  "       ferryctl master add-node NAME            (the node's secret on stdin)\n"
                  "       ferryctl master accept NAME [--with-secret]  (secret on stdin with --with-secret)\n"
                  "       ferryctl master decline NAME [REASON…]\n"
-                 "       ferryctl master revoke NAME [REASON…]\n";
+                 "       ferryctl master revoke NAME [REASON…]\n"
+                 "       ferryctl master epochs NAME              (the node's spools, and where they came from)\n"
+                 "       ferryctl master resolve NAME --keep EPOCH  (a suspect node: keep one spool)\n";
     return 2;
 }
 
@@ -198,6 +254,11 @@ int masterCommand(const Options& options)
     if (options.args.size() < 2)
         return usage();
     const std::string name = options.args[1];
+    if (sub == "epochs")
+        return options.args.size() == 2 ? epochs(options, paths, name) : usage();
+    if (sub == "resolve")
+        return options.args.size() == 4 && options.args[2] == "--keep" ? resolve(paths, name, options.args[3])
+                                                                          : usage();
 
     if (sub == "add-node") {
         if (options.args.size() != 2)

@@ -66,6 +66,8 @@ int statusCommand(const Options& options)
         j["queued_bytes"] = push.QueuedBytes();
         j["dropped_records"] = push.DroppedRecords();
         j["last_pull_usec"] = push.LastPull();
+        j["spool_epoch"] = push.SpoolEpoch();
+        j["spool_resets"] = push.SpoolResets();
     } catch (const sdbus::Error& e) {
         std::cerr << "ferryctl status: cannot reach org.ferry.Push1: " << e.getMessage() << " (" << e.getName() << ")\n";
         return 1;
@@ -103,6 +105,14 @@ int statusCommand(const Options& options)
               << j["queued_bytes"].get<uint64_t>() << " bytes";
     if (j["dropped_records"].get<uint64_t>() > 0)
         std::cout << " (" << j["dropped_records"].get<uint64_t>() << " dropped at the spool bound)";
+    std::cout << "\n";
+    // The first 8 hex digits name the spool for people; `ferryctl master
+    // nodes` on the master shows the same prefix.
+    const std::string epoch = j["spool_epoch"].get<std::string>();
+    std::cout << "       Spool: epoch " << epoch.substr(0, 8)
+              << (epoch.find_first_not_of('0') == std::string::npos ? " (legacy, from before epochs)" : "");
+    if (j["spool_resets"].get<uint64_t>() > 0)
+        std::cout << ", " << j["spool_resets"].get<uint64_t>() << " unusable spool(s) moved aside";
     std::cout << "\n";
     return 0;
 }

@@ -82,6 +82,13 @@ Outcome Manager::pushToFirstReachable(ferry::Spool& spool, const std::string& se
             const auto r = runPushCycle(link->stream(), spool, options);
             const auto ms =
                 std::chrono::duration_cast<std::chrono::milliseconds>(ferry::Clock::now() - started).count();
+            if (r.held) {
+                // Not a success: nothing moves until an operator decides on
+                // the master, and the records stay here meanwhile.
+                const std::string summary = "push to " + where + " held by the master: " + r.heldReason;
+                recordOutcome({false, summary}, where);
+                return {false, summary};
+            }
             std::string summary = "pushed " + std::to_string(r.recordsSent) + " records to " + where + " in " +
                                   std::to_string(ms) + " ms";
             if (r.duplicates > 0)

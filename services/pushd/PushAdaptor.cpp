@@ -126,6 +126,16 @@ uint64_t PushAdaptor::DroppedRecords()
     return call("DroppedRecords", [&] { return m_manager.spoolStats().droppedRecords; });
 }
 
+std::string PushAdaptor::SpoolEpoch()
+{
+    return call("SpoolEpoch", [&] { return m_manager.spoolStats().epoch.hex(); });
+}
+
+uint64_t PushAdaptor::SpoolResets()
+{
+    return call("SpoolResets", [&] { return m_manager.spoolStats().resets; });
+}
+
 uint64_t PushAdaptor::Period()
 {
     return call("Period", [&] { return static_cast<uint64_t>(m_manager.plugins().period.count()); });

@@ -30,6 +30,8 @@ private:
     uint64_t QueuedRecords() override;
     uint64_t QueuedBytes() override;
     uint64_t DroppedRecords() override;
+    std::string SpoolEpoch() override;
+    uint64_t SpoolResets() override;
     uint64_t Period() override;
     std::string Master() override;
     std::vector<std::string> Masters() override;

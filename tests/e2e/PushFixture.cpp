@@ -1,5 +1,7 @@
 #include "PushFixture.h"
 
+#include <signal.h>
+
 #include <cstdlib>
 #include <filesystem>
 
@@ -48,12 +50,13 @@ void PushFixture::SetUp()
     startCollector();
 }
 
-void PushFixture::startCollector()
+void PushFixture::startCollector(const std::map<std::string, std::string>& extraEnv)
 {
+    std::map<std::string, std::string> env{{"FERRY_STATE_DIR", m_masterState}};
+    env.insert(extraEnv.begin(), extraEnv.end());
     m_collector.emplace(std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
                                                  "--listen=127.0.0.1:50009"},
-                        std::map<std::string, std::string>{{"FERRY_STATE_DIR", m_masterState}},
-                        *m_root / "collectord.log");
+                        env, *m_root / "collectord.log");
     ASSERT_TRUE(waitUntil([&] { return collectorLog().find("Accepting") != std::string::npos || !m_collector->running(); }))
         << collectorLog();
     ASSERT_TRUE(m_collector->running()) << collectorLog();
@@ -114,6 +117,30 @@ std::uint64_t PushFixture::storedAtMaster()
 {
     ferry::MasterStore store(m_masterState + "/master.db");
     return store.countRecords("test-node");
+}
+
+void PushFixture::stopPushd()
+{
+    const auto pids = run({"pgrep", "-f", buildPath("services/pushd/ferry-pushd")}).out;
+    std::size_t pos = 0;
+    while (pos < pids.size()) {
+        const std::size_t end = pids.find('\n', pos);
+        const std::string pid = pids.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+        if (!pid.empty())
+            ::kill(std::stoi(pid), SIGTERM);
+        if (end == std::string::npos)
+            break;
+        pos = end + 1;
+    }
+    ASSERT_TRUE(waitUntil([&] { return run({"pgrep", "-f", buildPath("services/pushd/ferry-pushd")}).out.empty(); }))
+        << "pushd did not stop";
+}
+
+RunResult PushFixture::ferryctlMaster(const std::vector<std::string>& args)
+{
+    std::vector<std::string> argv{buildPath("services/ferryctl/ferryctl"), "master"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, {{"FERRY_STATE_DIR", m_masterState}});
 }
 
 std::string PushFixture::collectorLog() const

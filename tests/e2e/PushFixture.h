@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,7 +31,12 @@ protected:
     std::uint64_t storedAtMaster();
     std::string collectorLog() const;
     std::string busProperty(const std::string& name);
-    void startCollector();
+    // extraEnv: e.g. {"FERRY_FAILPOINT", "collector-after-commit"}.
+    void startCollector(const std::map<std::string, std::string>& extraEnv = {});
+    // Stops an activated pushd (SIGTERM, then waits), so that the test may
+    // replace the spool's files while nothing holds them open.
+    void stopPushd();
+    RunResult ferryctlMaster(const std::vector<std::string>& args);
 
     std::unique_ptr<TempDir> m_root;
     std::string m_nodeConfig, m_nodeState, m_masterState, m_serviceDir;

@@ -14,6 +14,7 @@
 #include "ferry/MasterStore.h"
 #include "ferry/PullClient.h"
 #include "ferry/PullServer.h"
+#include "ferry/Session.h"
 #include "support/TestSupport.h"
 
 using namespace ferry;
@@ -62,12 +63,21 @@ protected:
 
     PullClientOptions clientOptions(std::string clientSecret = {})
     {
-        return PullClientOptions{"node1", clientSecret.empty() ? secret : clientSecret, std::chrono::seconds(5)};
+        return PullClientOptions{"node1", clientSecret.empty() ? secret : clientSecret, std::chrono::seconds(5),
+                                 "192.0.2.10:22"};
     }
 
-    PullClient::BatchSink storeSink()
+    // What PullClient runs, with the test hook reachable.
+    MasterSessionOptions sessionOptions()
     {
-        return [this](const std::vector<Record>& batch) { return store->storeBatch("node1", batch, "pull"); };
+        MasterSessionOptions o;
+        o.protocol = kPullProtocol;
+        o.side = SessionSide::Initiator;
+        o.via = "pull";
+        o.expectedNode = "node1";
+        o.secret = secret;
+        o.ioTimeout = std::chrono::seconds(5);
+        return o;
     }
 
     TempDir dir;
@@ -84,21 +94,22 @@ TEST_F(APullSession, MovesEveryRecordAndEmptiesTheSpool)
     fill(1234);
     auto node = startNode(PullCommand{PullVerb::Fetch, 0});
     PullClient client{*master, clientOptions()};
-    std::uint64_t lastCursor = 0;
-    const auto result = client.fetch(0, storeSink(), [&](std::uint64_t c) { lastCursor = c; });
+    const auto result = client.fetch(*store);
     const auto served = node.get();
     EXPECT_EQ(result.records, 1234u);
     EXPECT_EQ(result.newlyStored, 1234u);
     EXPECT_EQ(result.batches, 13u);
     EXPECT_EQ(result.cursor, 1234u);
-    EXPECT_EQ(lastCursor, 1234u);
+    EXPECT_EQ(result.epoch, spool->epoch());
+    EXPECT_EQ(store->pullCursor("node1", spool->epoch()), 1234u);
     EXPECT_EQ(served.recordsSent, 1234u);
     EXPECT_EQ(served.deleted, 1234u);
-    EXPECT_EQ(store->countRecords("node1"), 1234u);
+    EXPECT_EQ(store->countRecords("node1", spool->epoch()), 1234u);
     EXPECT_EQ(spool->stats().records, 0u);
-    const auto stored = store->records("node1", 0, 2);
+    const auto stored = store->records("node1", spool->epoch(), 0, 2);
     ASSERT_EQ(stored.size(), 2u);
     EXPECT_EQ(stored[1].payload, "sample 1 " + std::string(100, 'x'));
+    EXPECT_EQ(store->report("node1")->transportMode, "") << "the shell's report arrived (mode filled by ferry-login)";
 }
 
 TEST_F(APullSession, RefusesAMasterWithTheWrongSecretAndKeepsTheSpool)
@@ -106,7 +117,7 @@ TEST_F(APullSession, RefusesAMasterWithTheWrongSecretAndKeepsTheSpool)
     fill(10);
     auto node = startNode(PullCommand{PullVerb::Fetch, 0});
     PullClient client{*master, clientOptions(generateSecret())};
-    EXPECT_THROW(client.fetch(0, storeSink(), [](std::uint64_t) {}), AuthError);
+    EXPECT_THROW(client.fetch(*store), AuthError);
     EXPECT_THROW(node.get(), AuthError);
     EXPECT_EQ(spool->stats().records, 10u);
     EXPECT_EQ(store->countRecords("node1"), 0u);
@@ -121,9 +132,14 @@ TEST_F(APullSession, RefusesANodeThatCannotProveTheSecret)
     FdStream masterEnd{sv[0], sv[0], "fake node", true};
     std::thread fake([fd = sv[1]] {
         FdStream s{fd, fd, "master", true};
-        writeFrame(s, MessageType::Hello, encode(HelloMessage{randomBytes(kNonceSize), "node1"}), deadlineIn(std::chrono::seconds(5)));
+        writeFrame(s, MessageType::Hello, encode(HelloMessage{randomBytes(kNonceSize), "node1"}),
+                   deadlineIn(std::chrono::seconds(5)));
         readFrame(s, deadlineIn(std::chrono::seconds(5)));
-        writeFrame(s, MessageType::AuthOk, encode(AuthOkMessage{randomBytes(kMacSize)}), deadlineIn(std::chrono::seconds(5)));
+        AuthOkMessage ok;
+        ok.mac = randomBytes(kMacSize);
+        ok.version = kSessionVersion;
+        ok.epoch = Epoch::random().bytes();
+        writeFrame(s, MessageType::AuthOk, encode(ok), deadlineIn(std::chrono::seconds(5)));
         writeFrame(s, MessageType::Batch, encode(std::vector<Record>{{1, 1, "load", "forged"}}),
                    deadlineIn(std::chrono::seconds(5)));
         try {
@@ -132,58 +148,57 @@ TEST_F(APullSession, RefusesANodeThatCannotProveTheSecret)
         }
     });
     PullClient client{masterEnd, clientOptions()};
-    EXPECT_THROW(client.fetch(0, storeSink(), [](std::uint64_t) {}), AuthError);
+    EXPECT_THROW(client.fetch(*store), AuthError);
     fake.join();
     EXPECT_EQ(store->countRecords("node1"), 0u);
 }
 
-TEST_F(APullSession, LosesNothingAndStoresNothingTwiceWhenTheMasterDropsBeforeAnAck)
+TEST_F(APullSession, LosesNothingAndStoresNothingTwiceWhenTheMasterDiesBetweenCommitAndAck)
 {
     fill(1000);
-    std::uint64_t cursor = 0;
     {
         auto node = startNode(PullCommand{PullVerb::Fetch, 0});
-        PullClient client{*master, clientOptions()};
+        auto o = sessionOptions();
         int batches = 0;
-        // The third batch is stored, then the connection drops before its Ack.
-        auto sink = [&](const std::vector<Record>& batch) {
-            const auto ack = store->storeBatch("node1", batch, "pull");
+        // The third batch is committed, then the master dies before its Ack.
+        o.afterCommit = [&] {
             if (++batches == 3)
-                throw ClosedError("test: connection dropped");
-            return ack;
+                throw ClosedError("test: master died after the commit");
         };
-        EXPECT_THROW(client.fetch(0, sink, [&](std::uint64_t c) { cursor = c; }), ClosedError);
+        EXPECT_THROW(runMasterSession(*master, *store, o), ClosedError);
         master.reset();
         EXPECT_ANY_THROW(node.get());
     }
-    EXPECT_EQ(cursor, 200u);
+    EXPECT_EQ(store->pullCursor("node1", spool->epoch()), 300u) << "the cursor commits with the batch";
     EXPECT_EQ(store->countRecords("node1"), 300u);
     // Only acknowledged batches left the spool; the drop may even have cut
     // off an Ack the master sent, but never more.
     EXPECT_GE(spool->stats().records, 800u);
     EXPECT_LE(spool->stats().records, 900u);
 
-    auto node = startNode(PullCommand{PullVerb::Fetch, cursor});
+    const auto remaining = spool->stats().records;
+    auto node = startNode(PullCommand{PullVerb::Fetch, 0});
     PullClient client{*master, clientOptions()};
-    const auto result = client.fetch(cursor, storeSink(), [&](std::uint64_t c) { cursor = c; });
-    node.get();
-    EXPECT_EQ(result.records, 800u);
-    EXPECT_EQ(result.duplicates, 100u);  // the batch whose Ack was lost
+    const auto result = client.fetch(*store);
+    EXPECT_EQ(node.get().deleted, remaining) << "700 by Acks, the rest by the cursor";
+    EXPECT_EQ(result.records, 700u) << "the master's cursor (its Policy) deleted the committed batch first";
+    EXPECT_EQ(result.duplicates, 0u);
     EXPECT_EQ(store->countRecords("node1"), 1000u);
     EXPECT_EQ(spool->stats().records, 0u);
-    const auto all = store->records("node1", 0, 2000);
+    const auto all = store->records("node1", spool->epoch(), 0, 2000);
     ASSERT_EQ(all.size(), 1000u);
     for (std::size_t i = 0; i < all.size(); ++i)
         ASSERT_EQ(all[i].seq, i + 1);
 }
 
-TEST_F(APullSession, DeletesUpToTheCursorAtTheStartOfAFetch)
+TEST_F(APullSession, DeletesUpToTheEpochsCursorAtTheStartOfAFetch)
 {
     fill(50);
-    store->storeBatch("node1", spool->readAfter(0, 20, 1 << 20), "pull");
-    auto node = startNode(PullCommand{PullVerb::Fetch, 20});
+    store->storeBatch("node1", spool->epoch(), spool->readAfter(0, 20, 1 << 20), "pull");
+    store->setPullCursor("node1", spool->epoch(), 20);
+    auto node = startNode(PullCommand{PullVerb::Fetch, 0});
     PullClient client{*master, clientOptions()};
-    const auto result = client.fetch(20, storeSink(), [](std::uint64_t) {});
+    const auto result = client.fetch(*store);
     const auto served = node.get();
     EXPECT_EQ(result.records, 30u);
     EXPECT_EQ(served.deleted, 50u);
@@ -191,12 +206,33 @@ TEST_F(APullSession, DeletesUpToTheCursorAtTheStartOfAFetch)
     EXPECT_EQ(store->countRecords("node1"), 50u);
 }
 
+// Regression: the release deleted records up to the master's cursor even
+// when that cursor belonged to the node's previous spool, so a reinstalled
+// node whose new spool had passed it lost records the master never had.
+TEST_F(APullSession, NeverDeletesARecordOfANewSpoolThatTheMasterDidNotStore)
+{
+    const Epoch old = Epoch::random();
+    store->setPullCursor("node1", old, 20);  // the previous spool's progress
+    fill(50);                                // the new spool is past it
+    // Even a command line naming the old cursor deletes nothing unstored.
+    auto node = startNode(PullCommand{PullVerb::Fetch, 20});
+    PullClient client{*master, clientOptions()};
+    const auto result = client.fetch(*store);
+    const auto served = node.get();
+    EXPECT_EQ(result.records, 50u);
+    EXPECT_EQ(result.newlyStored, 50u);
+    EXPECT_EQ(served.deleted, 50u) << "deleted only by Acks";
+    EXPECT_EQ(store->countRecords("node1", spool->epoch()), 50u);
+    EXPECT_EQ(store->records("node1", spool->epoch(), 0, 1).front().seq, 1u);
+}
+
 TEST_F(APullSession, RefusesACursorBeyondTheSpool)
 {
     fill(5);
-    auto node = startNode(PullCommand{PullVerb::Fetch, 6});
+    store->setPullCursor("node1", spool->epoch(), 6);
+    auto node = startNode(PullCommand{PullVerb::Fetch, 0});
     PullClient client{*master, clientOptions()};
-    EXPECT_THROW(client.fetch(6, storeSink(), [](std::uint64_t) {}), CursorAheadError);
+    EXPECT_THROW(client.fetch(*store), ProtocolError);
     EXPECT_THROW(node.get(), ProtocolError);
     EXPECT_EQ(spool->stats().records, 5u);
 }
@@ -206,17 +242,40 @@ TEST_F(APullSession, KeepsRecordsWhenAnAckClaimsMoreThanWasSent)
     fill(300);
     auto node = startNode(PullCommand{PullVerb::Fetch, 0});
     // A master that acknowledges everything at once after the first batch.
-    const std::string nonce = randomBytes(kNonceSize);
     const auto hello = decodeHello(readFrame(*master, deadlineIn(std::chrono::seconds(5))).payload, "n");
-    writeFrame(*master, MessageType::Auth,
-               encode(AuthMessage{"node1", nonce,
-                                  sessionProof(secret, kPullMasterLabel, kPullProtocol, hello.challenge, nonce, "node1")}),
-               deadlineIn(std::chrono::seconds(5)));
-    readFrame(*master, deadlineIn(std::chrono::seconds(5)));  // AuthOk
-    readFrame(*master, deadlineIn(std::chrono::seconds(5)));  // first Batch
+    AuthMessage auth;
+    auth.node = "node1";
+    auth.nonce = randomBytes(kNonceSize);
+    auth.version = kSessionVersion;
+    auth.mac = sessionProofV2(secret, "master", kPullProtocol, kSessionVersion, 0, hello.challenge, auth.nonce, "node1",
+                              "");
+    writeFrame(*master, MessageType::Auth, encode(auth), deadlineIn(std::chrono::seconds(5)));
+    EXPECT_EQ(readFrame(*master, deadlineIn(std::chrono::seconds(5))).type, MessageType::AuthOk);
+    EXPECT_EQ(readFrame(*master, deadlineIn(std::chrono::seconds(5))).type, MessageType::Report);
+    writeFrame(*master, MessageType::Policy, encode(PolicyMessage{}), deadlineIn(std::chrono::seconds(5)));
+    EXPECT_EQ(readFrame(*master, deadlineIn(std::chrono::seconds(5))).type, MessageType::Batch);
     writeFrame(*master, MessageType::Ack, encode(AckMessage{300, 300, 0}), deadlineIn(std::chrono::seconds(5)));
     EXPECT_THROW(node.get(), ProtocolError);
     EXPECT_EQ(spool->stats().records, 300u);
+}
+
+TEST_F(APullSession, RefusesAVersionOneMasterWithAClearMessage)
+{
+    fill(3);
+    auto node = startNode(PullCommand{PullVerb::Fetch, 0});
+    const auto hello = decodeHello(readFrame(*master, deadlineIn(std::chrono::seconds(5))).payload, "n");
+    AuthMessage v1;
+    v1.node = "node1";
+    v1.nonce = randomBytes(kNonceSize);
+    v1.mac = sessionProof(secret, kPullMasterLabel, kPullProtocol, hello.challenge, v1.nonce, "node1");
+    writeFrame(*master, MessageType::Auth, encode(v1), deadlineIn(std::chrono::seconds(5)));
+    const Frame reply = readFrame(*master, deadlineIn(std::chrono::seconds(5)));
+    ASSERT_EQ(reply.type, MessageType::Error);
+    const auto err = decodeError(reply.payload, "node");
+    EXPECT_EQ(err.code, "unsupported-version");
+    EXPECT_NE(err.message.find("upgrade ferry-master"), std::string::npos) << err.message;
+    EXPECT_THROW(node.get(), VersionError);
+    EXPECT_EQ(spool->stats().records, 3u);
 }
 
 TEST_F(APullSession, AnswersStatusWithTheSpoolFigures)
@@ -224,7 +283,7 @@ TEST_F(APullSession, AnswersStatusWithTheSpoolFigures)
     fill(7);
     auto node = startNode(PullCommand{PullVerb::Status, 0});
     PullClient client{*master, clientOptions()};
-    const PullStatus s = client.status();
+    const PullStatus s = client.status(*store);
     node.get();
     EXPECT_EQ(s.node, "node1");
     EXPECT_EQ(s.records, 7u);

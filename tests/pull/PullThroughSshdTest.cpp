@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <filesystem>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -74,6 +75,13 @@ protected:
         return spool.stats().records;
     }
 
+    ferry::Epoch epoch()
+    {
+        ferry::Spool spool(node->spoolPath(), ferry::SpoolLimits{1ull << 40, std::chrono::hours(24 * 365)});
+        node->chownHome();
+        return spool.epoch();
+    }
+
     std::uint64_t stored()
     {
         ferry::MasterStore store(storePath);
@@ -84,7 +92,7 @@ protected:
     void expectAllStoredOnce(std::uint64_t count)
     {
         ferry::MasterStore store(storePath);
-        const auto all = store.records(node->nodeName(), 0, count + 10);
+        const auto all = store.records(node->nodeName(), epoch(), 0, count + 10);
         ASSERT_EQ(all.size(), count);
         for (std::size_t i = 0; i < all.size(); ++i)
             ASSERT_EQ(all[i].seq, i + 1);
@@ -221,7 +229,7 @@ TEST_F(APullThroughSshd, StoresRecordsOfferedByPushAndByPullOnce)
     // they are still spooled), and 50 more arrive by push after the pull.
     ferry::MasterStore store(storePath);
     ferry::Spool spool(node->spoolPath(), ferry::SpoolLimits{1ull << 40, std::chrono::hours(24 * 365)});
-    const auto pushedFirst = store.storeBatch(node->nodeName(), spool.readAfter(0, 300, 1 << 30), "push");
+    const auto pushedFirst = store.storeBatch(node->nodeName(), spool.epoch(), spool.readAfter(0, 300, 1 << 30), "push");
     EXPECT_EQ(pushedFirst.newlyStored, 300u);
     const auto pushedLater = spool.readAfter(900, 100, 1 << 30);
 
@@ -230,7 +238,7 @@ TEST_F(APullThroughSshd, StoresRecordsOfferedByPushAndByPullOnce)
     EXPECT_EQ(outcome.records, 700u);
     EXPECT_NE(outcome.summary.find("300 already stored"), std::string::npos) << outcome.summary;
 
-    const auto late = store.storeBatch(node->nodeName(), pushedLater, "push");
+    const auto late = store.storeBatch(node->nodeName(), spool.epoch(), pushedLater, "push");
     EXPECT_EQ(late.newlyStored, 0u);
     EXPECT_EQ(late.duplicates, 100u);
     EXPECT_EQ(store.countRecords(node->nodeName()), 1000u);
@@ -312,4 +320,55 @@ TEST_F(APullThroughSshd, PullsThroughTheLoginShellAloneWithoutTheForcedCommand)
     ASSERT_TRUE(outcome.success) << outcome.summary;
     EXPECT_EQ(outcome.records, 250u);
     EXPECT_EQ(spooled(), 0u);
+}
+
+// A reinstalled node (a new spool, sequences from 1 again) whose new spool
+// has passed the master's cursor for the old one: everything arrives, and
+// nothing is deleted on the node before the master stored it (the release
+// deleted up to the old cursor: regression).
+TEST_F(APullThroughSshd, PullsEveryRecordOfAReinstalledNodeWhoseSpoolPassedTheOldCursor)
+{
+    startNode();
+    fill(20, 50);
+    ASSERT_TRUE(puller->pullNode(node->nodeName()).success);
+    const auto old = epoch();
+    ASSERT_EQ(stored(), 20u);
+
+    for (const char* suffix : {"", "-wal", "-shm"})
+        std::filesystem::remove(node->spoolPath() + suffix);
+    fill(50, 50);
+    const auto fresh = epoch();
+    ASSERT_NE(fresh, old);
+    const auto outcome = puller->pullNode(node->nodeName());
+    ASSERT_TRUE(outcome.success) << outcome.summary;
+    EXPECT_EQ(outcome.records, 50u);
+    EXPECT_EQ(spooled(), 0u);
+    ferry::MasterStore store(storePath);
+    EXPECT_EQ(store.countRecords(node->nodeName(), old), 20u);
+    EXPECT_EQ(store.countRecords(node->nodeName(), fresh), 50u);
+    EXPECT_EQ(store.pullCursor(node->nodeName(), fresh), 50u);
+    EXPECT_EQ(store.pullCursor(node->nodeName(), old), 20u);
+    expectAllStoredOnce(50);
+    EXPECT_EQ(puller->states().at(0).cursor, 50u) << "the shown cursor is the active epoch's";
+}
+
+// ferry-login finds the spool unusable: it moves it aside, starts a new
+// epoch and tells the master in the same session.
+TEST_F(APullThroughSshd, ReportsASpoolThatTheLoginShellMovedAside)
+{
+    startNode();
+    fill(5, 10);
+    writeFile(node->spoolPath(), std::string(16384, 'z'));
+    for (const char* suffix : {"-wal", "-shm"})
+        std::filesystem::remove(node->spoolPath() + suffix);
+    node->chownHome();
+    const auto outcome = puller->pullNode(node->nodeName());
+    ASSERT_TRUE(outcome.success) << outcome.summary;
+    ferry::MasterStore store(storePath);
+    const auto report = store.report(node->nodeName());
+    ASSERT_TRUE(report.has_value());
+    EXPECT_EQ(report->spoolResets, 1u);
+    EXPECT_NE(report->lastReset.find("moved aside"), std::string::npos) << report->lastReset;
+    EXPECT_EQ(report->transportMode, "pull");
+    EXPECT_EQ(store.epochs(node->nodeName()).size(), 1u);
 }

@@ -154,6 +154,25 @@ TEST_F(AMasterStore, RefusesAFileNewerThanItKnows)
     EXPECT_THROW(MasterStore{path}, Error);
 }
 
+// Issue 12, item 9: a key proven with one secret must not survive the
+// operator enrolling the node again with another.
+TEST_F(AMasterStore, DropsTheOldKeyWhenANodeIsEnrolledWithANewSecret)
+{
+    RegistryStore registry(path);
+    const std::string first = generateSecret();
+    registry.addNode("web1", first);
+    registry.recordKey("web1", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOld", "push", "192.0.2.1", 22, nowMs());
+    registry.addNode("web1", first);
+    EXPECT_EQ(registry.node("web1")->publicKey, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOld") << "same secret, same key";
+    registry.addNode("web1", generateSecret());
+    EXPECT_EQ(registry.node("web1")->publicKey, "") << "a new secret is a new install";
+
+    MasterStore store(path);
+    registry.recordKey("web1", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINew", "push", "192.0.2.1", 22, nowMs());
+    store.addNode("web1", generateSecret());
+    EXPECT_EQ(store.node("web1")->publicKey, "");
+}
+
 // ---- Epochs through real sessions ----
 
 class ANodesEpochs : public ::testing::Test {

@@ -1,0 +1,171 @@
+// Exactly once across a node's life, end to end on one machine: real sshd,
+// real collectord, pushd activated on a private bus, the sampler and
+// ferryctl. Each test counts records on both sides.
+
+#include <signal.h>
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "PushFixture.h"
+#include "ferry/Spool.h"
+
+namespace ferry::test {
+namespace {
+
+class ANodesLife : public PushFixture {
+protected:
+    std::string spoolPath() const { return m_nodeState + "/spool.db"; }
+
+    // Moves the spool's files (with -wal and -shm) to prefix*, pushd stopped.
+    void moveSpool(const std::string& to)
+    {
+        stopPushd();
+        for (const char* suffix : {"", "-wal", "-shm"}) {
+            std::error_code ec;
+            std::filesystem::rename(spoolPath() + suffix, to + suffix, ec);
+        }
+    }
+    void restoreSpool(const std::string& from)
+    {
+        stopPushd();
+        for (const char* suffix : {"", "-wal", "-shm"}) {
+            std::error_code ec;
+            std::filesystem::remove(spoolPath() + suffix, ec);
+            std::filesystem::rename(from + suffix, spoolPath() + suffix, ec);
+        }
+    }
+    std::uint64_t queued() { return ferry::Spool(spoolPath(), {}).stats().records; }
+    ferry::Epoch epoch() { return ferry::Spool(spoolPath(), {}).epoch(); }
+};
+
+TEST_F(ANodesLife, StoresEveryRecordOfAReinstalledNodeFromSequenceOne)
+{
+    spoolRecords(5);
+    ASSERT_EQ(ferryctl({"push"}).exitCode, 0) << collectorLog();
+    ASSERT_EQ(storedAtMaster(), 5u);
+    const auto first = epoch();
+
+    // Reinstall: the package purge takes the spool with it.
+    moveSpool(*m_root / "purged.db");
+    spoolRecords(5);
+    const auto second = epoch();
+    ASSERT_NE(first, second);
+    const auto r = ferryctl({"push"});
+    ASSERT_EQ(r.exitCode, 0) << r.err << collectorLog();
+    EXPECT_NE(r.out.find("pushed 5 records"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("already stored"), std::string::npos) << r.out;
+    ferry::MasterStore store(m_masterState + "/master.db");
+    EXPECT_EQ(store.countRecords("test-node"), 10u);
+    EXPECT_EQ(store.countRecords("test-node", first), 5u);
+    EXPECT_EQ(store.countRecords("test-node", second), 5u);
+    EXPECT_EQ(queued(), 0u);
+    EXPECT_TRUE(waitUntil([&] { return collectorLog().find("started a new spool") != std::string::npos; }))
+        << collectorLog();
+
+    const auto nodes = ferryctlMaster({"nodes"});
+    EXPECT_NE(nodes.out.find(second.shortHex()), std::string::npos) << nodes.out;
+    const auto status = ferryctl({"status"});
+    EXPECT_NE(status.out.find("Spool: epoch " + second.shortHex()), std::string::npos) << status.out;
+}
+
+TEST_F(ANodesLife, FlagsAClonedIdentityAsSuspectAndMixesOrDropsNothing)
+{
+    spoolRecords(3);
+    ASSERT_EQ(ferryctl({"push"}).exitCode, 0) << collectorLog();
+    const auto a = epoch();
+    // The clone's spool (A) is set aside; B speaks for the node.
+    moveSpool(*m_root / "clone-a.db");
+    spoolRecords(4);
+    const auto b = epoch();
+    ASSERT_EQ(ferryctl({"push"}).exitCode, 0) << collectorLog();
+    moveSpool(*m_root / "clone-b.db");
+    // A is alive again, with new records.
+    restoreSpool(*m_root / "clone-a.db");
+    spoolRecords(2);
+    const auto held = ferryctl({"push"});
+    EXPECT_NE(held.exitCode, 0);
+    EXPECT_NE(held.err.find("held by the master"), std::string::npos) << held.out << held.err;
+    EXPECT_EQ(queued(), 2u) << "held data stays on the node";
+    EXPECT_EQ(storedAtMaster(), 7u);
+
+    const auto nodes = ferryctlMaster({"nodes"});
+    EXPECT_NE(nodes.out.find("SUSPECT"), std::string::npos) << nodes.out;
+    const auto epochs = ferryctlMaster({"epochs", "test-node"});
+    EXPECT_NE(epochs.out.find(a.hex()), std::string::npos) << epochs.out;
+    EXPECT_NE(epochs.out.find(b.hex()), std::string::npos) << epochs.out;
+    EXPECT_NE(epochs.out.find("suspect"), std::string::npos) << epochs.out;
+    EXPECT_NE(epochs.out.find("127.0.0.1"), std::string::npos) << epochs.out;
+
+    // The operator keeps A; its two records flow, B's spool would be held.
+    const auto resolved = ferryctlMaster({"resolve", "test-node", "--keep", a.shortHex()});
+    ASSERT_EQ(resolved.exitCode, 0) << resolved.err;
+    ASSERT_EQ(ferryctl({"push"}).exitCode, 0) << collectorLog();
+    EXPECT_EQ(queued(), 0u);
+    ferry::MasterStore store(m_masterState + "/master.db");
+    EXPECT_EQ(store.countRecords("test-node", a), 5u);
+    EXPECT_EQ(store.countRecords("test-node", b), 4u);
+    EXPECT_FALSE(store.node("test-node")->suspect);
+}
+
+TEST_F(ANodesLife, MovesACorruptSpoolAsideReportsItAndStartsANewEpoch)
+{
+    spoolRecords(3);
+    ASSERT_EQ(ferryctl({"push"}).exitCode, 0) << collectorLog();
+    const auto before = epoch();
+    stopPushd();
+    for (const char* suffix : {"-wal", "-shm"})
+        std::filesystem::remove(spoolPath() + suffix);
+    writeFile(spoolPath(), std::string(16384, '\x5a'), 0600);
+
+    ASSERT_EQ(sample().exitCode, 0);  // the sampler is the first to open it
+    bool aside = false;
+    for (const auto& e : std::filesystem::directory_iterator(m_nodeState))
+        aside |= e.path().filename().string().rfind("spool.db.corrupt-", 0) == 0;
+    EXPECT_TRUE(aside);
+    const auto after = epoch();
+    EXPECT_NE(after, before);
+    const auto sampled = queued();
+    ASSERT_GT(sampled, 0u);
+
+    const auto r = ferryctl({"push"});
+    ASSERT_EQ(r.exitCode, 0) << r.err << collectorLog();
+    ferry::MasterStore store(m_masterState + "/master.db");
+    EXPECT_EQ(store.countRecords("test-node", after), sampled);
+    const auto report = store.report("test-node");
+    ASSERT_TRUE(report.has_value());
+    EXPECT_EQ(report->spoolResets, 1u);
+    EXPECT_NE(report->lastReset.find("moved aside"), std::string::npos) << report->lastReset;
+    const auto status = ferryctl({"status"});
+    EXPECT_NE(status.out.find("1 unusable spool(s) moved aside"), std::string::npos) << status.out;
+}
+
+TEST_F(ANodesLife, StoresEveryRecordOnceWhenTheCollectorIsKilledBetweenCommitAndAck)
+{
+    writeNodeConfig({m_sshd->port()}, "  batch_records: 20\n");
+    m_collector.reset();
+    startCollector({{"FERRY_FAILPOINT", "collector-after-commit"}});
+    spoolRecords(100);
+    const auto failed = ferryctl({"push"});
+    EXPECT_NE(failed.exitCode, 0) << failed.out;
+    ASSERT_TRUE(waitUntil([&] { return !m_collector->running(); })) << "the failpoint did not fire";
+    EXPECT_EQ(storedAtMaster(), 20u) << "the first batch was committed";
+    EXPECT_EQ(queued(), 100u) << "and never acknowledged";
+
+    m_collector.reset();
+    startCollector();
+    const auto r = ferryctl({"push"});
+    ASSERT_EQ(r.exitCode, 0) << r.err << collectorLog();
+    EXPECT_NE(r.out.find("(20 already stored)"), std::string::npos) << r.out;
+    EXPECT_EQ(storedAtMaster(), 100u);
+    EXPECT_EQ(queued(), 0u);
+    ferry::MasterStore store(m_masterState + "/master.db");
+    const auto all = store.records("test-node", epoch(), 0, 1000);
+    ASSERT_EQ(all.size(), 100u);
+    for (std::size_t i = 0; i < all.size(); ++i)
+        ASSERT_EQ(all[i].seq, i + 1);
+}
+
+} // namespace
+} // namespace ferry::test
