@@ -176,7 +176,8 @@ std::vector<EpochInfo> MasterStore::epochs(const std::string& node)
     return out;
 }
 
-EpochAdmission MasterStore::admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address)
+EpochAdmission MasterStore::admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
+                                       const HealthReport* report, const std::string& via)
 {
     EpochAdmission out;
     const std::string hex = epoch.hex();
@@ -271,6 +272,8 @@ EpochAdmission MasterStore::admitEpoch(const std::string& node, const Epoch& epo
         .bind(3, now)
         .bind(4, address)
         .run();
+    if (report != nullptr)
+        storeReport(node, epoch, via, address, *report);
     tx.commit();
     return out;
 }
@@ -333,6 +336,8 @@ AckMessage MasterStore::storeBatch(const std::string& node, const Epoch& epoch, 
                  " last_seq = MAX(last_seq, excluded.last_seq)");
     ep.bind(1, node).bind(2, hex).bind(3, now).bind(4, static_cast<std::int64_t>(ack.newlyStored));
     ep.bind(5, static_cast<std::int64_t>(ack.storedUpTo)).run();
+    if (via == "pull" && !records.empty())
+        setPullCursor(node, epoch, records.back().seq);
     // With synchronous=FULL the commit is on disk when it returns: only then
     // may the caller send the Ack that lets the node delete its copy.
     tx.commit();

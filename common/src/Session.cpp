@@ -336,8 +336,7 @@ MasterSessionResult runMasterSession(ByteStream& stream, MasterStore& store, con
     const std::string who = "node " + escapeForLog(hs.node) + " (" + peer + ", epoch " + hs.epoch.shortHex() + ")";
 
     result.report = decodeReport(expect(stream, MessageType::Report, o.ioTimeout, kMaxControlFrame, who).payload, peer);
-    result.admission = store.admitEpoch(hs.node, hs.epoch, o.address.empty() ? peer : o.address);
-    store.storeReport(hs.node, hs.epoch, o.via, o.address.empty() ? peer : o.address, result.report);
+    result.admission = store.admitEpoch(hs.node, hs.epoch, o.address.empty() ? peer : o.address, &result.report, o.via);
     if (!result.report.lastReset.empty() && result.report.lastResetMs > 0)
         spdlog::debug("{} reports its spool reset: {}", who, escapeForLog(result.report.lastReset));
 
@@ -392,10 +391,9 @@ MasterSessionResult runMasterSession(ByteStream& stream, MasterStore& store, con
             throw ProtocolError("Bad Batch from " + who + ": record " + std::to_string(batch.front().seq) +
                                 " is not after " + std::to_string(result.cursor));
         }
+        // On pull, the cursor moves in the same transaction as the batch.
         const AckMessage ack = store.storeBatch(hs.node, hs.epoch, batch, o.via);
         result.cursor = batch.back().seq;
-        if (o.via == "pull")
-            store.setPullCursor(hs.node, hs.epoch, result.cursor);
         if (o.afterCommit)
             o.afterCommit();
         AckMessage reply = ack;

@@ -85,15 +85,20 @@ public:
     std::vector<NodeInfo> nodes();
 
     // Notes a session of (node, epoch) from address and decides whether its
-    // data may be stored (see the state machine above).
-    EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address);
+    // data may be stored (see the state machine above). With a report, the
+    // node's health report is stored in the same transaction (one sync).
+    EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
+                              const HealthReport* report = nullptr, const std::string& via = "push");
     std::vector<EpochInfo> epochs(const std::string& node);
     // The operator's decision for a suspect node. Throws Error naming the
     // node and epoch when the node has no such epoch.
     void resolveEpochs(const std::string& node, const std::string& keepEpochHex);
 
     // Stores a batch in one transaction; duplicates are ignored and counted.
-    // via is "push" or "pull" (which timestamp to update).
+    // via is "push" or "pull" (which timestamp to update). On pull, the
+    // (node, epoch) cursor moves to the batch's last sequence in the same
+    // transaction: the batch follows the cursor, so everything up to it is
+    // stored (or was dropped by the node's bounds, never sent).
     AckMessage storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
                           const std::string& via);
     void storeReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,

@@ -38,8 +38,8 @@
 //                   (one per Batch, in order, sent only after the commit)
 //   node   → Bye
 // stored_up_to in Policy: the master has every record of this (node, epoch)
-// up to it (pull's per-epoch cursor; 0 on push); the node deletes those
-// before sending. held: the master will not store this epoch (a suspect
+// up to it (pull's per-epoch cursor, which moves in the transaction of each
+// batch; 0 on push); the node deletes those before sending. held: the master will not store this epoch (a suspect
 // node, or an epoch an operator retired): the node sends Bye and keeps its
 // records. An Ack deletes every record ≤ its stored_up_to on the node.
 //
