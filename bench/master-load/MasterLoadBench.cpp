@@ -477,6 +477,54 @@ Settings parseArgs(int argc, char* argv[])
     return s;
 }
 
+// B handshakes started at the same instant (a fleet arriving at once):
+// returns how many failed, by kind.
+std::map<std::string, int> burst(const std::vector<SimNode>& nodes, int sshPort, int sinkPort, int count)
+{
+    std::map<std::string, int> errors;
+    std::mutex mutex;
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < count; ++i) {
+        threads.emplace_back([&, i] {
+            const SimNode& node = nodes[static_cast<std::size_t>(i) % nodes.size()];
+            ++ready;
+            while (!go)
+                std::this_thread::yield();
+            try {
+                SshOptions o;
+                o.privateKeyFile = node.paths.privateKeyFile();
+                o.knownHostsFile = node.paths.knownHostsFile();
+                o.connectTimeout = std::chrono::seconds(30);
+                o.ioTimeout = std::chrono::seconds(30);
+                SshSession session(SshTarget{"127.0.0.1", static_cast<std::uint16_t>(sshPort), "ferry"}, o);
+                session.openForward("127.0.0.1", static_cast<std::uint16_t>(sinkPort), 50011).reset();
+            } catch (const std::exception& e) {
+                std::lock_guard lock(mutex);
+                ++errors[errorKind(e)];
+            }
+        });
+    }
+    while (ready < count)
+        std::this_thread::yield();
+    go = true;
+    for (auto& t : threads)
+        t.join();
+    return errors;
+}
+
+std::string kindsText(const std::map<std::string, int>& errors)
+{
+    int total = 0;
+    std::string t;
+    for (const auto& [k, n] : errors) {
+        total += n;
+        t += (t.empty() ? " (" : ", ") + k + " " + std::to_string(n);
+    }
+    return std::to_string(total) + (t.empty() ? "" : t + ")");
+}
+
 std::vector<SimNode> makeNodes(const Settings& s, const TempDir& dir, const std::string& dbPath, int sshPort)
 {
     std::vector<SimNode> nodes;
@@ -556,9 +604,20 @@ int benchMain(const Settings& s)
                     publicKeyLine(n.paths.privateKeyFile()) + "\n";
         writeFile(aloneSshd.authorizedKeysFile("ferry"), keys);
     }
+    // Debian's default MaxStartups (10:30:100), everything else as shipped.
+    SshdOptions stockOptions = aloneOptions;
+    stockOptions.globalLines = {"MaxStartups 10:30:100"};
+    TestSshd stockSshd(stockOptions);
+    writeFile(stockSshd.authorizedKeysFile("ferry"), readFile(aloneSshd.authorizedKeysFile("ferry")));
     for (auto& n : nodes) {
-        writeFile(n.paths.knownHostsFile(), ferrySshd.knownHostsLine() + "\n" + aloneSshd.knownHostsLine() + "\n", 0600);
+        writeFile(n.paths.knownHostsFile(),
+                  ferrySshd.knownHostsLine() + "\n" + aloneSshd.knownHostsLine() + "\n" + stockSshd.knownHostsLine() + "\n",
+                  0600);
     }
+    const int burstSize = std::min(50, s.nodes);
+    const auto stockBurst = burst(nodes, stockSshd.port(), sinkPort, burstSize);
+    const auto shippedBurst = burst(nodes, aloneSshd.port(), sinkPort, burstSize);
+    stockSshd.stop();
 
     Process collector({buildPath("services/collectord/ferry-collectord"), "--listen=127.0.0.1:50009"},
                       {{"FERRY_STATE_DIR", master}}, dir / "collectord.log");
@@ -595,6 +654,9 @@ int benchMain(const Settings& s)
                 alone.achieved, alone.p50, alone.p99, 100.0 * alone.masterCpuSeconds / s.stepSeconds);
     const double ratio = alone.achieved > 0 ? ferry.achieved / alone.achieved : 0;
     std::printf("  ratio ferry/sshd-alone %6.3f   (target >= 0.9)\n", ratio);
+    std::printf("  burst of %d simultaneous handshakes: %s failed with Debian's MaxStartups 10:30:100, %s with the "
+                "shipped 100:30:300\n",
+                burstSize, kindsText(stockBurst).c_str(), kindsText(shippedBurst).c_str());
     std::printf("  implied nodes per master: %.0f at a 60 s period, %.0f at a 240 s period\n", ferry.achieved * 60,
                 ferry.achieved * 240);
     // Nothing is resident per node on the master: sshd and collectord keep
