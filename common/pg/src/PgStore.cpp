@@ -1,0 +1,247 @@
+#include "ferry/PgStore.h"
+
+#include <spdlog/spdlog.h>
+
+#include "ferry/Bus.h"
+#include "ferry/Sqlite.h"
+
+namespace ferry {
+
+namespace {
+
+// Ordered migrations: entry i brings the schema from version i to i + 1.
+// Never edit one that has shipped; add a new one.
+const std::vector<std::string> kMigrations = {
+    // 1: nodes and records, as in master.db, keyed (node, epoch, seq).
+    "CREATE TABLE nodes ("
+    " name TEXT PRIMARY KEY, secret TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'accepted',"
+    " mode TEXT NOT NULL DEFAULT 'push', public_key TEXT NOT NULL DEFAULT '',"
+    " ssh_host TEXT NOT NULL DEFAULT '', ssh_port INTEGER NOT NULL DEFAULT 22,"
+    " first_seen BIGINT NOT NULL DEFAULT 0, last_seen BIGINT NOT NULL DEFAULT 0,"
+    " last_push BIGINT NOT NULL DEFAULT 0, last_pull BIGINT NOT NULL DEFAULT 0,"
+    " records_stored BIGINT NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX nodes_public_key ON nodes (public_key);"
+    "CREATE TABLE records ("
+    " node TEXT NOT NULL, epoch BYTEA NOT NULL, seq BIGINT NOT NULL, time_ms BIGINT NOT NULL,"
+    " kind TEXT NOT NULL, payload BYTEA NOT NULL, received_ms BIGINT NOT NULL, via TEXT NOT NULL,"
+    " PRIMARY KEY (node, epoch, seq));",
+};
+
+// Serialises schema changes between masters starting at once.
+constexpr std::int64_t kMigrationLock = 0x66657272790001;  // "ferry" 1
+
+std::uint32_t recordsStored(PgConnection& db, const std::string& node, std::uint32_t added, const std::string& via,
+                            std::int64_t now)
+{
+    const std::string column = via == "pull" ? "last_pull" : "last_push";
+    db.exec("UPDATE nodes SET records_stored = records_stored + $1, last_seen = $2, " + column +
+                " = $2 WHERE name = $3",
+            {PgParam::integer(added), PgParam::integer(now), PgParam::text(node)});
+    return added;
+}
+
+} // namespace
+
+int PgStore::latestSchemaVersion()
+{
+    return static_cast<int>(kMigrations.size());
+}
+
+PgStore::PgStore(const std::string& conninfo) : m_conninfo(conninfo), m_db(conninfo)
+{
+    migrate();
+}
+
+int PgStore::schemaVersion()
+{
+    const auto r = m_db.exec("SELECT version FROM ferry_schema");
+    return r.rows() == 0 ? 0 : static_cast<int>(r.int64(0, 0));
+}
+
+void PgStore::migrate()
+{
+    PgTransaction tx(m_db);
+    m_db.exec("SELECT pg_advisory_xact_lock($1)", {PgParam::integer(kMigrationLock)});
+    m_db.execScript("CREATE TABLE IF NOT EXISTS ferry_schema (version INTEGER NOT NULL)");
+    auto r = m_db.exec("SELECT version FROM ferry_schema");
+    int version = 0;
+    if (r.rows() == 0)
+        m_db.exec("INSERT INTO ferry_schema VALUES (0)");
+    else
+        version = static_cast<int>(r.int64(0, 0));
+    if (version > latestSchemaVersion())
+        throw Error("The PostgreSQL store at " + m_db.where() + " has schema version " + std::to_string(version) +
+                    ", newer than this master knows (" + std::to_string(latestSchemaVersion()) +
+                    "): upgrade this master before pointing it there");
+    for (int v = version; v < latestSchemaVersion(); ++v) {
+        m_db.execScript(kMigrations[static_cast<std::size_t>(v)]);
+        spdlog::info("Migrated the PostgreSQL store at {} to schema version {}", m_db.where(), v + 1);
+    }
+    m_db.exec("UPDATE ferry_schema SET version = $1", {PgParam::integer(latestSchemaVersion())});
+    tx.commit();
+}
+
+void PgStore::addNode(const std::string& name, const std::string& secret)
+{
+    m_db.exec("INSERT INTO nodes (name, secret, state, first_seen) VALUES ($1, $2, 'accepted', $3)"
+              " ON CONFLICT (name) DO UPDATE SET secret = excluded.secret, state = 'accepted', reason = '',"
+              " public_key = CASE WHEN nodes.secret = excluded.secret THEN nodes.public_key ELSE '' END",
+              {PgParam::text(name), PgParam::text(secret), PgParam::integer(nowMs())});
+}
+
+std::optional<std::string> PgStore::nodeSecret(const std::string& name)
+{
+    const auto r = m_db.exec("SELECT secret FROM nodes WHERE name = $1 AND state = 'accepted'", {PgParam::text(name)});
+    if (r.rows() == 0)
+        return std::nullopt;
+    return r.text(0, 0);
+}
+
+AckMessage PgStore::storeBatch(const std::string& node, const std::string& epoch, const std::vector<Record>& records,
+                               const std::string& via)
+{
+    AckMessage ack;
+    if (records.empty())
+        return ack;
+    const std::int64_t now = nowMs();
+    // One statement per batch: a multi-row VALUES list with every value a
+    // parameter (8 per record, far below PostgreSQL's 65,535).
+    std::string sql = "INSERT INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via) VALUES ";
+    std::vector<PgParam> params;
+    params.reserve(records.size() * 6 + 3);
+    params.push_back(PgParam::text(node));
+    params.push_back(PgParam::bytes(epoch));
+    params.push_back(PgParam::integer(now));
+    params.push_back(PgParam::text(via));
+    for (std::size_t i = 0; i < records.size(); ++i) {
+        const auto& r = records[i];
+        const std::size_t base = params.size();
+        sql += (i ? "," : "") + std::string("($1, $2, $") + std::to_string(base + 1) + "::bigint, $" +
+               std::to_string(base + 2) + "::bigint, $" + std::to_string(base + 3) + ", $" + std::to_string(base + 4) +
+               ", $3::bigint, $4)";
+        params.push_back(PgParam::integer(static_cast<std::int64_t>(r.seq)));
+        params.push_back(PgParam::integer(r.timeMs));
+        params.push_back(PgParam::text(r.kind));
+        params.push_back(PgParam::bytes(r.payload));
+        ack.storedUpTo = std::max(ack.storedUpTo, r.seq);
+    }
+    sql += " ON CONFLICT DO NOTHING";
+    PgTransaction tx(m_db);
+    const auto result = m_db.exec(sql, params);
+    ack.newlyStored = static_cast<std::uint32_t>(result.affected());
+    ack.duplicates = static_cast<std::uint32_t>(records.size()) - ack.newlyStored;
+    recordsStored(m_db, node, ack.newlyStored, via, now);
+    tx.commit();
+    return ack;
+}
+
+std::uint64_t PgStore::countRecords(const std::string& node)
+{
+    return static_cast<std::uint64_t>(
+        m_db.exec("SELECT COUNT(*) FROM records WHERE node = $1", {PgParam::text(node)}).int64(0, 0));
+}
+
+PgStoreCounts PgStore::counts()
+{
+    PgStoreCounts c;
+    c.nodes = static_cast<std::uint64_t>(m_db.exec("SELECT COUNT(*) FROM nodes").int64(0, 0));
+    c.records = static_cast<std::uint64_t>(m_db.exec("SELECT COUNT(*) FROM records").int64(0, 0));
+    return c;
+}
+
+PgStore::PullLease::PullLease(std::unique_ptr<PgConnection> connection, std::string node)
+    : m_connection(std::move(connection)), m_node(std::move(node))
+{
+}
+
+PgStore::PullLease::~PullLease()
+{
+    try {
+        m_connection->exec("SELECT pg_advisory_unlock(hashtextextended('ferry-pull:' || $1, 0))",
+                           {PgParam::text(m_node)});
+    } catch (const std::exception& e) {
+        // Closing the connection below releases it anyway.
+        spdlog::debug("Ignoring a failed unlock of the pull lease of {}: {}", m_node, e.what());
+    }
+}
+
+std::unique_ptr<PgStore::PullLease> PgStore::tryPullLease(const std::string& node)
+{
+    // A connection of its own: session-level advisory locks live and die
+    // with it, and the store's connection is used by the pull meanwhile.
+    auto connection = std::make_unique<PgConnection>(m_conninfo);
+    const auto r = connection->exec("SELECT pg_try_advisory_lock(hashtextextended('ferry-pull:' || $1, 0))",
+                                    {PgParam::text(node)});
+    if (r.text(0, 0) != "t")
+        return nullptr;
+    return std::unique_ptr<PullLease>(new PullLease(std::move(connection), node));
+}
+
+MigrationResult migrateSqliteToPostgres(const std::string& masterDbPath, PgStore& target)
+{
+    MigrationResult result;
+    Database source(masterDbPath, true);
+    bool hasEpoch = false;
+    {
+        Statement cols(source, "SELECT name FROM pragma_table_info('records')");
+        while (cols.step())
+            hasEpoch = hasEpoch || cols.text(0) == "epoch";
+    }
+    PgConnection& db = target.connection();
+    {
+        Statement nodes(source,
+                        "SELECT name, secret, state, mode, public_key, ssh_host, ssh_port, first_seen, last_seen,"
+                        " last_push, last_pull, records_stored, reason FROM nodes");
+        PgTransaction tx(db);
+        while (nodes.step()) {
+            ++result.source.nodes;
+            const auto r = db.exec(
+                "INSERT INTO nodes (name, secret, state, mode, public_key, ssh_host, ssh_port, first_seen,"
+                " last_seen, last_push, last_pull, records_stored, reason)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7::integer, $8::bigint, $9::bigint, $10::bigint, $11::bigint,"
+                " $12::bigint, $13) ON CONFLICT (name) DO NOTHING",
+                {PgParam::text(nodes.text(0)), PgParam::text(nodes.text(1)), PgParam::text(nodes.text(2)),
+                 PgParam::text(nodes.text(3)), PgParam::text(nodes.text(4)), PgParam::text(nodes.text(5)),
+                 PgParam::integer(nodes.int64(6)), PgParam::integer(nodes.int64(7)), PgParam::integer(nodes.int64(8)),
+                 PgParam::integer(nodes.int64(9)), PgParam::integer(nodes.int64(10)), PgParam::integer(nodes.int64(11)),
+                 PgParam::text(nodes.text(12))});
+            result.copied.nodes += r.affected();
+        }
+        tx.commit();
+    }
+    {
+        Statement records(source, std::string("SELECT node, ") + (hasEpoch ? "epoch" : "NULL") +
+                                      ", seq, time_ms, kind, payload, received_ms, via FROM records"
+                                      " ORDER BY node, " + (hasEpoch ? "epoch, " : "") + "seq");
+        // One transaction per thousand rows: bounded memory, and a copy
+        // interrupted half-way resumes where the ON CONFLICT says.
+        std::unique_ptr<PgTransaction> tx;
+        std::uint64_t inTx = 0;
+        while (records.step()) {
+            if (!tx)
+                tx = std::make_unique<PgTransaction>(db);
+            ++result.source.records;
+            std::string epoch = hasEpoch ? records.text(1) : kLegacyEpoch;
+            if (epoch.empty())
+                epoch = kLegacyEpoch;
+            const auto r = db.exec(
+                "INSERT INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via)"
+                " VALUES ($1, $2, $3::bigint, $4::bigint, $5, $6, $7::bigint, $8) ON CONFLICT DO NOTHING",
+                {PgParam::text(records.text(0)), PgParam::bytes(epoch), PgParam::integer(records.int64(2)),
+                 PgParam::integer(records.int64(3)), PgParam::text(records.text(4)), PgParam::bytes(records.text(5)),
+                 PgParam::integer(records.int64(6)), PgParam::text(records.text(7))});
+            result.copied.records += r.affected();
+            if (++inTx == 1000) {
+                tx->commit();
+                tx.reset();
+                inTx = 0;
+            }
+        }
+        if (tx)
+            tx->commit();
+    }
+    result.target = target.counts();
+    return result;
+}
+
+} // namespace ferry

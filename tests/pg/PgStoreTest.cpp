@@ -1,0 +1,164 @@
+// The master's store on a real PostgreSQL 15 cluster made by the test:
+// several masters storing one batch store it once, a pull lease is held by
+// one master at a time and dies with it, the schema is versioned, and a
+// SQLite master.db moves over with every node and record.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "ferry/Crypto.h"
+#include "ferry/MasterStore.h"
+#include "ferry/PgStore.h"
+#include "support/PgCluster.h"
+#include "support/TestSupport.h"
+
+using namespace ferry;
+using namespace ferry::test;
+
+namespace {
+
+std::vector<Record> batch(std::uint64_t first, std::uint64_t count)
+{
+    std::vector<Record> out;
+    for (std::uint64_t s = first; s < first + count; ++s)
+        out.push_back({s, 1700000000000 + static_cast<std::int64_t>(s), "load",
+                       std::string("load1 0.5\0binary\xff", 17) + std::to_string(s)});
+    return out;
+}
+
+class APostgresStore : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        if (!PgCluster::available())
+            GTEST_SKIP() << "needs root and postgresql-15 (scripts/install-deps installs it)";
+        m_cluster = std::make_unique<PgCluster>();
+        m_conninfo = m_cluster->conninfo();
+    }
+    std::unique_ptr<PgCluster> m_cluster;
+    std::string m_conninfo;
+    const std::string m_epoch = std::string("\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x00", 16);
+};
+
+TEST_F(APostgresStore, StoresABatchSentToTwoMastersOnce)
+{
+    PgStore masterA(m_conninfo);
+    PgStore masterB(m_conninfo);
+    masterA.addNode("web1", generateSecret());
+    const auto first = masterA.storeBatch("web1", m_epoch, batch(1, 50), "push");
+    const auto again = masterB.storeBatch("web1", m_epoch, batch(1, 50), "push");
+    EXPECT_EQ(first.newlyStored, 50u);
+    EXPECT_EQ(first.storedUpTo, 50u);
+    EXPECT_EQ(again.newlyStored, 0u);
+    EXPECT_EQ(again.duplicates, 50u);
+    EXPECT_EQ(masterB.countRecords("web1"), 50u);
+    // Another epoch of the same node is other records, not duplicates.
+    const auto reinstalled = masterB.storeBatch("web1", kLegacyEpoch, batch(1, 50), "pull");
+    EXPECT_EQ(reinstalled.newlyStored, 50u);
+    EXPECT_EQ(masterA.countRecords("web1"), 100u);
+}
+
+TEST_F(APostgresStore, StoresEachRecordOnceWhenTwoMastersStoreOverlappingBatchesAtOnce)
+{
+    PgStore(m_conninfo).addNode("web1", generateSecret());
+    std::atomic<std::uint64_t> newly{0}, duplicates{0};
+    auto master = [&](std::uint64_t offset) {
+        PgStore store(m_conninfo);
+        for (std::uint64_t b = 0; b < 60; ++b) {
+            // Batches of 50 overlapping by 25 with the other master's.
+            const auto ack = store.storeBatch("web1", m_epoch, batch(1 + b * 25 + offset, 50), "push");
+            newly += ack.newlyStored;
+            duplicates += ack.duplicates;
+        }
+    };
+    std::thread a(master, 0), b(master, 12);
+    a.join();
+    b.join();
+    PgStore check(m_conninfo);
+    const std::uint64_t expected = 12 + 59 * 25 + 50;  // seq 1 … 1487
+    EXPECT_EQ(check.countRecords("web1"), expected);
+    EXPECT_EQ(newly.load(), expected);
+    EXPECT_EQ(newly.load() + duplicates.load(), 2u * 60 * 50);
+}
+
+TEST_F(APostgresStore, GivesAPullLeaseToOneMasterAtATimeAndFreesItWhenTheHolderDies)
+{
+    PgStore masterA(m_conninfo);
+    PgStore masterB(m_conninfo);
+    {
+        auto lease = masterA.tryPullLease("web1");
+        ASSERT_NE(lease, nullptr);
+        EXPECT_EQ(masterB.tryPullLease("web1"), nullptr);
+        EXPECT_NE(masterB.tryPullLease("web2"), nullptr) << "a lease is per node";
+    }
+    auto leaseB = masterB.tryPullLease("web1");
+    ASSERT_NE(leaseB, nullptr) << "released when its holder finished";
+    // The holder's backend dies (a master killed with SIGKILL drops its
+    // connection the same way): the lease goes with it.
+    masterA.connection().exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()");
+    EXPECT_TRUE(waitUntil([&] { return masterA.tryPullLease("web1") != nullptr; }, std::chrono::seconds(10)));
+}
+
+TEST_F(APostgresStore, KeepsAnAckedBatchAcrossAServerCrash)
+{
+    {
+        PgStore store(m_conninfo);
+        store.addNode("web1", generateSecret());
+        EXPECT_EQ(store.storeBatch("web1", m_epoch, batch(1, 20), "push").newlyStored, 20u);
+    }
+    m_cluster->stop();  // -m immediate: no shutdown checkpoint
+    m_cluster->start();
+    PgStore after(m_conninfo);
+    EXPECT_EQ(after.countRecords("web1"), 20u);
+}
+
+TEST_F(APostgresStore, RecordsItsSchemaVersionAndRefusesANewerOne)
+{
+    PgStore store(m_conninfo);
+    EXPECT_EQ(store.schemaVersion(), PgStore::latestSchemaVersion());
+    PgStore again(m_conninfo);  // a second master starting: nothing to do
+    EXPECT_EQ(again.schemaVersion(), PgStore::latestSchemaVersion());
+    store.connection().exec("UPDATE ferry_schema SET version = version + 1");
+    try {
+        PgStore newer(m_conninfo);
+        FAIL() << "a schema newer than the code must be refused";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("newer than this master knows"), std::string::npos) << e.what();
+    }
+}
+
+TEST_F(APostgresStore, TakesOverASqliteMasterWithEveryNodeAndRecord)
+{
+    TempDir dir;
+    const std::string db = dir / "master.db";
+    {
+        MasterStore sqlite(db);
+        sqlite.addNode("web1", generateSecret());
+        sqlite.addNode("web2", generateSecret());
+        sqlite.storeBatch("web1", batch(1, 1500), "push");
+        sqlite.storeBatch("web2", batch(1, 30), "pull");
+    }
+    PgStore store(m_conninfo);
+    const auto result = migrateSqliteToPostgres(db, store);
+    EXPECT_EQ(result.source.nodes, 2u);
+    EXPECT_EQ(result.source.records, 1530u);
+    EXPECT_EQ(result.copied.records, 1530u);
+    EXPECT_EQ(result.target.nodes, 2u);
+    EXPECT_EQ(result.target.records, 1530u);
+    EXPECT_EQ(store.countRecords("web1"), 1500u);
+    EXPECT_TRUE(store.nodeSecret("web2").has_value());
+    // Byte-exact payloads, under the legacy epoch of a pre-epoch master.db.
+    const auto row = store.connection().exec(
+        "SELECT payload FROM records WHERE node = 'web1' AND seq = 7 AND epoch = $1", {PgParam::bytes(kLegacyEpoch)}, true);
+    ASSERT_EQ(row.rows(), 1);
+    EXPECT_EQ(row.bytes(0, 0), batch(7, 1).front().payload);
+    // Run again (an interrupted copy resumed): nothing doubles.
+    const auto rerun = migrateSqliteToPostgres(db, store);
+    EXPECT_EQ(rerun.copied.records, 0u);
+    EXPECT_EQ(rerun.target.records, 1530u);
+}
+
+} // namespace
