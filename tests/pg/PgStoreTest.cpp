@@ -39,7 +39,7 @@ protected:
     }
     std::unique_ptr<PgCluster> m_cluster;
     std::string m_conninfo;
-    const std::string m_epoch = std::string("\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x00", 16);
+    const std::string m_epoch = "0102030405060708090a0b0c0d0e0f00";
 };
 
 TEST_F(APostgresStore, StoresABatchSentToTwoMastersOnce)
@@ -152,7 +152,7 @@ TEST_F(APostgresStore, TakesOverASqliteMasterWithEveryNodeAndRecord)
     EXPECT_TRUE(store.nodeSecret("web2").has_value());
     // Byte-exact payloads, under the legacy epoch of a pre-epoch master.db.
     const auto row = store.connection().exec(
-        "SELECT payload FROM records WHERE node = 'web1' AND seq = 7 AND epoch = $1", {PgParam::bytes(kLegacyEpoch)}, true);
+        "SELECT payload FROM records WHERE node = 'web1' AND seq = 7 AND epoch = $1", {PgParam::text(kLegacyEpoch)}, true);
     ASSERT_EQ(row.rows(), 1);
     EXPECT_EQ(row.bytes(0, 0), batch(7, 1).front().payload);
     // Run again (an interrupted copy resumed): nothing doubles.

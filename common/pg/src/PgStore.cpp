@@ -12,19 +12,45 @@ namespace {
 // Ordered migrations: entry i brings the schema from version i to i + 1.
 // Never edit one that has shipped; add a new one.
 const std::vector<std::string> kMigrations = {
-    // 1: nodes and records, as in master.db, keyed (node, epoch, seq).
-    "CREATE TABLE nodes ("
-    " name TEXT PRIMARY KEY, secret TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'accepted',"
-    " mode TEXT NOT NULL DEFAULT 'push', public_key TEXT NOT NULL DEFAULT '',"
-    " ssh_host TEXT NOT NULL DEFAULT '', ssh_port INTEGER NOT NULL DEFAULT 22,"
-    " first_seen BIGINT NOT NULL DEFAULT 0, last_seen BIGINT NOT NULL DEFAULT 0,"
-    " last_push BIGINT NOT NULL DEFAULT 0, last_pull BIGINT NOT NULL DEFAULT 0,"
-    " records_stored BIGINT NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '');"
-    "CREATE INDEX nodes_public_key ON nodes (public_key);"
-    "CREATE TABLE records ("
-    " node TEXT NOT NULL, epoch BYTEA NOT NULL, seq BIGINT NOT NULL, time_ms BIGINT NOT NULL,"
-    " kind TEXT NOT NULL, payload BYTEA NOT NULL, received_ms BIGINT NOT NULL, via TEXT NOT NULL,"
-    " PRIMARY KEY (node, epoch, seq));",
+    // 1: master.db's schema version 2 (MasterSchema.h) in PostgreSQL's
+    // types: BIGINT for milliseconds and counters, BYTEA for blobs. Epochs
+    // are 32 hex digits as there.
+    R"SQL(
+CREATE TABLE nodes (
+  name TEXT PRIMARY KEY, secret TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'accepted',
+  mode TEXT NOT NULL DEFAULT 'push', public_key TEXT NOT NULL DEFAULT '',
+  ssh_host TEXT NOT NULL DEFAULT '', ssh_port INTEGER NOT NULL DEFAULT 22,
+  first_seen BIGINT NOT NULL DEFAULT 0, last_seen BIGINT NOT NULL DEFAULT 0,
+  last_push BIGINT NOT NULL DEFAULT 0, last_pull BIGINT NOT NULL DEFAULT 0,
+  records_stored BIGINT NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '',
+  pending_request BYTEA, pending_mac BYTEA);
+CREATE INDEX nodes_public_key ON nodes (public_key);
+CREATE TABLE records (
+  node TEXT NOT NULL, epoch TEXT NOT NULL, seq BIGINT NOT NULL, time_ms BIGINT NOT NULL,
+  kind TEXT NOT NULL, payload BYTEA NOT NULL, received_ms BIGINT NOT NULL, via TEXT NOT NULL,
+  PRIMARY KEY (node, epoch, seq));
+CREATE TABLE node_epochs (
+  node TEXT NOT NULL, epoch TEXT NOT NULL, first_seen BIGINT NOT NULL, last_seen BIGINT NOT NULL,
+  from_address TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'retired', 'suspect')),
+  decided_ms BIGINT NOT NULL DEFAULT 0, records_stored BIGINT NOT NULL DEFAULT 0,
+  last_seq BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (node, epoch));
+CREATE TABLE node_reports (
+  node TEXT PRIMARY KEY, epoch TEXT NOT NULL, received_ms BIGINT NOT NULL, via TEXT NOT NULL,
+  from_address TEXT NOT NULL, spool_records BIGINT NOT NULL, spool_bytes BIGINT NOT NULL,
+  oldest_unsent_ms BIGINT NOT NULL, last_seq BIGINT NOT NULL, dropped_age BIGINT NOT NULL,
+  dropped_size BIGINT NOT NULL, dropped_bytes BIGINT NOT NULL, transport_mode TEXT NOT NULL,
+  transport_reason TEXT NOT NULL, spool_resets BIGINT NOT NULL, last_reset TEXT NOT NULL,
+  last_reset_ms BIGINT NOT NULL, fwcheck_verdict TEXT NOT NULL);
+CREATE TABLE pull_state (
+  node TEXT PRIMARY KEY, last_attempt BIGINT NOT NULL DEFAULT 0, last_success BIGINT NOT NULL DEFAULT 0,
+  last_result TEXT NOT NULL DEFAULT '', last_records BIGINT NOT NULL DEFAULT 0,
+  total_records BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE pull_cursors (
+  node TEXT NOT NULL, epoch TEXT NOT NULL, cursor BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (node, epoch));
+CREATE TABLE registry_nonces (
+  node TEXT NOT NULL, nonce BYTEA NOT NULL, time_ms BIGINT NOT NULL, PRIMARY KEY (node, nonce));
+)SQL",
 };
 
 // Serialises schema changes between masters starting at once.
@@ -97,7 +123,8 @@ std::optional<std::string> PgStore::nodeSecret(const std::string& name)
     return r.text(0, 0);
 }
 
-AckMessage PgStore::storeBatch(const std::string& node, const std::string& epoch, const std::vector<Record>& records,
+AckMessage PgStore::storeBatch(const std::string& node, const std::string& epoch,
+                               const std::vector<Record>& records,
                                const std::string& via)
 {
     AckMessage ack;
@@ -110,7 +137,7 @@ AckMessage PgStore::storeBatch(const std::string& node, const std::string& epoch
     std::vector<PgParam> params;
     params.reserve(records.size() * 6 + 3);
     params.push_back(PgParam::text(node));
-    params.push_back(PgParam::bytes(epoch));
+    params.push_back(PgParam::text(epoch));
     params.push_back(PgParam::integer(now));
     params.push_back(PgParam::text(via));
     for (std::size_t i = 0; i < records.size(); ++i) {
@@ -227,7 +254,7 @@ MigrationResult migrateSqliteToPostgres(const std::string& masterDbPath, PgStore
             const auto r = db.exec(
                 "INSERT INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via)"
                 " VALUES ($1, $2, $3::bigint, $4::bigint, $5, $6, $7::bigint, $8) ON CONFLICT DO NOTHING",
-                {PgParam::text(records.text(0)), PgParam::bytes(epoch), PgParam::integer(records.int64(2)),
+                {PgParam::text(records.text(0)), PgParam::text(epoch), PgParam::integer(records.int64(2)),
                  PgParam::integer(records.int64(3)), PgParam::text(records.text(4)), PgParam::bytes(records.text(5)),
                  PgParam::integer(records.int64(6)), PgParam::text(records.text(7))});
             result.copied.records += r.affected();

@@ -25,8 +25,9 @@
 
 namespace ferry {
 
-// Epoch of records from spools made before epochs existed.
-inline const std::string kLegacyEpoch(16, '\0');
+// Epoch (32 hex digits, as in master.db) of records from spools made
+// before epochs existed.
+inline const std::string kLegacyEpoch = "00000000000000000000000000000000";
 
 struct PgStoreCounts {
     std::uint64_t nodes = 0;
@@ -47,7 +48,7 @@ public:
     // Stores a batch in one transaction, durable at commit (PostgreSQL's
     // default synchronous_commit=on). Duplicates — already stored by this or
     // another master — are counted, not stored again.
-    AckMessage storeBatch(const std::string& node, const std::string& epoch, const std::vector<Record>& records,
+    AckMessage storeBatch(const std::string& node, const std::string& epochHex, const std::vector<Record>& records,
                           const std::string& via);
     std::uint64_t countRecords(const std::string& node);
     PgStoreCounts counts();
