@@ -128,4 +128,23 @@ std::string sessionProof(std::string_view secret, std::string_view label, std::s
     return hmacSha256(secret, transcript);
 }
 
+std::string sessionProofV2(std::string_view secret, std::string_view label, std::string_view protocol,
+                           std::uint8_t version, std::uint32_t capabilities, std::string_view challenge,
+                           std::string_view nonce, std::string_view node, std::string_view epoch)
+{
+    std::string transcript;
+    transcript.append("ferry-proof-v2\0", 15);
+    std::string numbers;
+    numbers.push_back(static_cast<char>(version));
+    for (int s = 24; s >= 0; s -= 8)
+        numbers.push_back(static_cast<char>(capabilities >> s));
+    for (std::string_view part : {protocol, label, std::string_view(numbers), challenge, nonce, node, epoch}) {
+        const auto len = static_cast<std::uint32_t>(part.size());
+        for (int s = 24; s >= 0; s -= 8)
+            transcript.push_back(static_cast<char>(len >> s));
+        transcript.append(part);
+    }
+    return hmacSha256(secret, transcript);
+}
+
 } // namespace ferry

@@ -1,7 +1,13 @@
 #include "ferry/MasterStore.h"
 
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
 #include "ferry/Bus.h"
 #include "ferry/Error.h"
+#include "ferry/MasterSchema.h"
+#include "ferry/PullProtocol.h"
 
 namespace ferry {
 
@@ -10,20 +16,72 @@ std::string masterStorePath(const std::string& stateDir)
     return stateDir + "/master.db";
 }
 
+namespace {
+
+int userVersion(Database& db)
+{
+    Statement s(db, "PRAGMA user_version");
+    return s.step() ? static_cast<int>(s.int64(0)) : 0;
+}
+
+bool hasTable(Database& db, const char* name)
+{
+    Statement s(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
+    s.bind(1, name);
+    return s.step();
+}
+
+bool hasColumn(Database& db, const std::string& table, const std::string& column)
+{
+    Statement s(db, "PRAGMA table_info(" + table + ")");
+    while (s.step())
+        if (s.text(1) == column)
+            return true;
+    return false;
+}
+
+} // namespace
+
+void MasterStore::migrate(Database& db)
+{
+    // Cheap check first: every daemon opens the file often, and a read
+    // needs no write lock.
+    if (userVersion(db) == schema::kMasterSchemaVersion)
+        return;
+    // BEGIN IMMEDIATE: of several daemons upgrading at once, one migrates
+    // and the others see the new version when they get the lock.
+    Transaction tx(db);
+    int version = userVersion(db);
+    if (version > schema::kMasterSchemaVersion)
+        throw Error("Failed to open " + db.path() + ": its schema version " + std::to_string(version) +
+                    " is newer than this Ferry knows (" + std::to_string(schema::kMasterSchemaVersion) +
+                    "); refusing to touch it (was ferry-master downgraded?)");
+    if (version == 0 && !hasTable(db, "nodes")) {
+        db.exec(schema::kSchema);
+        db.exec("PRAGMA user_version = " + std::to_string(schema::kMasterSchemaVersion));
+        tx.commit();
+        return;
+    }
+    const int from = version;
+    for (const auto& m : schema::kMigrations) {
+        if (m.toVersion <= version)
+            continue;
+        for (int i = 0; i < m.columnCount; ++i) {
+            const auto& c = m.columns[i];
+            if (!hasColumn(db, c.table, c.column))
+                db.exec(std::string("ALTER TABLE ") + c.table + " ADD COLUMN " + c.column + " " + c.declaration);
+        }
+        db.exec(m.sql);
+        version = m.toVersion;
+        db.exec("PRAGMA user_version = " + std::to_string(version));
+    }
+    tx.commit();
+    spdlog::info("Migrated {} from schema version {} to {}", db.path(), from, version);
+}
+
 MasterStore::MasterStore(const std::string& path) : m_db(path)
 {
-    m_db.exec(
-        "CREATE TABLE IF NOT EXISTS nodes ("
-        " name TEXT PRIMARY KEY, secret TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'accepted',"
-        " mode TEXT NOT NULL DEFAULT 'push', public_key TEXT NOT NULL DEFAULT '',"
-        " ssh_host TEXT NOT NULL DEFAULT '', ssh_port INTEGER NOT NULL DEFAULT 22,"
-        " first_seen INTEGER NOT NULL DEFAULT 0, last_seen INTEGER NOT NULL DEFAULT 0,"
-        " last_push INTEGER NOT NULL DEFAULT 0, last_pull INTEGER NOT NULL DEFAULT 0,"
-        " records_stored INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '');"
-        "CREATE TABLE IF NOT EXISTS records ("
-        " node TEXT NOT NULL, seq INTEGER NOT NULL, time_ms INTEGER NOT NULL, kind TEXT NOT NULL,"
-        " payload BLOB NOT NULL, received_ms INTEGER NOT NULL, via TEXT NOT NULL,"
-        " PRIMARY KEY (node, seq)) WITHOUT ROWID;");
+    migrate(m_db);
 }
 
 void MasterStore::addNode(const std::string& name, const std::string& secret)
@@ -47,7 +105,13 @@ namespace {
 constexpr const char* kNodeColumns =
     "SELECT n.name, n.state, n.mode, n.public_key, n.ssh_host, n.ssh_port, n.first_seen, n.last_seen,"
     " n.last_push, n.last_pull, n.records_stored, n.reason,"
-    " (SELECT COALESCE(MAX(seq), 0) FROM records r WHERE r.node = n.name) FROM nodes n";
+    " COALESCE((SELECT e.last_seq FROM node_epochs e WHERE e.node = n.name AND e.state = 'active'"
+    "  ORDER BY e.last_seen DESC LIMIT 1), 0),"
+    " COALESCE((SELECT e.epoch FROM node_epochs e WHERE e.node = n.name AND e.state = 'active'"
+    "  ORDER BY e.last_seen DESC LIMIT 1), ''),"
+    " (SELECT COUNT(*) FROM node_epochs e WHERE e.node = n.name),"
+    " EXISTS (SELECT 1 FROM node_epochs e WHERE e.node = n.name AND e.state = 'suspect')"
+    " FROM nodes n";
 
 NodeInfo rowToNode(const Statement& s)
 {
@@ -65,7 +129,20 @@ NodeInfo rowToNode(const Statement& s)
     n.recordsStored = static_cast<std::uint64_t>(s.int64(10));
     n.reason = s.text(11);
     n.lastSeq = static_cast<std::uint64_t>(s.int64(12));
+    n.activeEpoch = s.text(13);
+    n.epochs = static_cast<std::uint64_t>(s.int64(14));
+    n.suspect = s.int64(15) != 0;
     return n;
+}
+
+constexpr const char* kEpochColumns =
+    "SELECT node, epoch, first_seen, last_seen, from_address, state, decided_ms, records_stored, last_seq"
+    " FROM node_epochs";
+
+EpochInfo rowToEpoch(const Statement& s)
+{
+    return EpochInfo{s.text(0), s.text(1), s.int64(2), s.int64(3), s.text(4), s.text(5), s.int64(6),
+                     static_cast<std::uint64_t>(s.int64(7)), static_cast<std::uint64_t>(s.int64(8))};
 }
 } // namespace
 
@@ -87,18 +164,155 @@ std::vector<NodeInfo> MasterStore::nodes()
     return out;
 }
 
-AckMessage MasterStore::storeBatch(const std::string& node, const std::vector<Record>& records, const std::string& via)
+std::vector<EpochInfo> MasterStore::epochs(const std::string& node)
+{
+    Statement s(m_db, std::string(kEpochColumns) + " WHERE node = ?1 ORDER BY first_seen, epoch");
+    s.bind(1, node);
+    std::vector<EpochInfo> out;
+    while (s.step())
+        out.push_back(rowToEpoch(s));
+    return out;
+}
+
+EpochAdmission MasterStore::admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address)
+{
+    EpochAdmission out;
+    const std::string hex = epoch.hex();
+    const std::string who = escapeForLog(node);
+    const std::int64_t now = nowMs();
+    Transaction tx(m_db);
+    std::optional<EpochInfo> mine;
+    std::vector<EpochInfo> others;
+    for (auto& e : epochs(node)) {
+        if (e.epoch == hex)
+            mine = e;
+        else
+            others.push_back(std::move(e));
+    }
+    auto setState = [&](const std::string& which, const char* state) {
+        Statement(m_db, "UPDATE node_epochs SET state = ?3 WHERE node = ?1 AND epoch = ?2")
+            .bind(1, node)
+            .bind(2, which)
+            .bind(3, state)
+            .run();
+    };
+    auto othersLine = [&] {
+        std::string line;
+        for (const auto& o : others)
+            line += (line.empty() ? "" : ", ") + o.epoch.substr(0, 8) + " from " + escapeForLog(o.fromAddress) +
+                    " (" + o.state + ")";
+        return line;
+    };
+    if (!mine) {
+        out.newEpoch = true;
+        const bool suspectNode = std::any_of(others.begin(), others.end(), [](const EpochInfo& o) {
+            return o.state == "suspect";
+        });
+        Statement(m_db,
+                  "INSERT INTO node_epochs (node, epoch, first_seen, last_seen, from_address, state)"
+                  " VALUES (?1, ?2, ?3, ?3, ?4, ?5)")
+            .bind(1, node)
+            .bind(2, hex)
+            .bind(3, now)
+            .bind(4, address)
+            .bind(5, suspectNode ? "suspect" : "active")
+            .run();
+        if (suspectNode) {
+            out.held = true;
+            out.reason = "node " + node + " is suspect (several spools use its identity); an operator must run "
+                         "`ferryctl master resolve " + node + " --keep EPOCH`";
+            spdlog::warn("Node {} (suspect) brought yet another epoch {} from {}; holding its data", who,
+                         epoch.shortHex(), escapeForLog(address));
+        } else {
+            for (const auto& o : others) {
+                if (o.state == "active") {
+                    setState(o.epoch, "retired");
+                    out.previous = o.epoch;
+                }
+            }
+            if (others.empty())
+                spdlog::info("Node {}: first session of epoch {} from {}", who, epoch.shortHex(), escapeForLog(address));
+            else
+                spdlog::info("Node {} started a new spool (epoch {} from {}, replacing {}): a reinstall or a new "
+                             "spool; its records are stored from sequence 1",
+                             who, epoch.shortHex(), escapeForLog(address),
+                             out.previous.empty() ? std::string("none") : out.previous.substr(0, 8));
+        }
+    } else if (mine->state == "retired" && mine->decidedMs == 0) {
+        // An epoch that a newer one replaced is alive again: two spools
+        // speak for one node (a clone, a restored image, one secret on two
+        // machines). Which one is right only the operator can say, so every
+        // live epoch is held; their data stays on the nodes meanwhile.
+        setState(hex, "suspect");
+        for (const auto& o : others)
+            if (o.state == "active")
+                setState(o.epoch, "suspect");
+        out.held = true;
+        out.reason = "node " + node + " is suspect: its retired epoch " + epoch.shortHex() +
+                     " came back while another is alive; an operator must run `ferryctl master resolve " + node +
+                     " --keep EPOCH`";
+        spdlog::warn("Node {} is suspect: retired epoch {} is alive again from {} while others are ({}); holding "
+                     "its data until `ferryctl master resolve {} --keep EPOCH`",
+                     who, epoch.shortHex(), escapeForLog(address), othersLine(), who);
+    } else if (mine->state == "suspect") {
+        out.held = true;
+        out.reason = "node " + node + " is suspect (several spools use its identity); an operator must run "
+                     "`ferryctl master resolve " + node + " --keep EPOCH`";
+    } else if (mine->state == "retired") {
+        out.held = true;
+        out.reason = "epoch " + epoch.shortHex() + " of node " + node +
+                     " was retired by an operator; its data stays on the node";
+    }
+    Statement(m_db, "UPDATE node_epochs SET last_seen = ?3, from_address = ?4 WHERE node = ?1 AND epoch = ?2")
+        .bind(1, node)
+        .bind(2, hex)
+        .bind(3, now)
+        .bind(4, address)
+        .run();
+    tx.commit();
+    return out;
+}
+
+void MasterStore::resolveEpochs(const std::string& node, const std::string& keepEpochHex)
+{
+    Transaction tx(m_db);
+    std::string keep;
+    for (const auto& e : epochs(node))
+        if (e.epoch == keepEpochHex || (keepEpochHex.size() >= 8 && e.epoch.rfind(keepEpochHex, 0) == 0)) {
+            if (!keep.empty())
+                throw Error("Failed to resolve node " + node + ": epoch prefix " + keepEpochHex + " is ambiguous");
+            keep = e.epoch;
+        }
+    if (keep.empty())
+        throw Error("Failed to resolve node " + node + ": it has no epoch " + keepEpochHex +
+                    " (see `ferryctl master epochs " + node + "`)");
+    const std::int64_t now = nowMs();
+    Statement(m_db,
+              "UPDATE node_epochs SET state = CASE WHEN epoch = ?2 THEN 'active' ELSE 'retired' END,"
+              " decided_ms = ?3 WHERE node = ?1")
+        .bind(1, node)
+        .bind(2, keep)
+        .bind(3, now)
+        .run();
+    tx.commit();
+    spdlog::info("Node {}: an operator kept epoch {}; the others are retired and held", escapeForLog(node),
+                 keep.substr(0, 8));
+}
+
+AckMessage MasterStore::storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
+                                   const std::string& via)
 {
     AckMessage ack;
     const std::int64_t now = nowMs();
+    const std::string hex = epoch.hex();
     Transaction tx(m_db);
     Statement ins(m_db,
-                  "INSERT OR IGNORE INTO records (node, seq, time_ms, kind, payload, received_ms, via)"
-                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+                  "INSERT OR IGNORE INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
     for (const auto& r : records) {
         ins.reset();
-        ins.bind(1, node).bind(2, static_cast<std::int64_t>(r.seq)).bind(3, r.timeMs).bind(4, r.kind);
-        ins.bindBlob(5, r.payload).bind(6, now).bind(7, via);
+        ins.bind(1, node).bind(2, hex).bind(3, static_cast<std::int64_t>(r.seq)).bind(4, r.timeMs).bind(5, r.kind);
+        ins.bindBlob(6, r.payload).bind(7, now).bind(8, via);
         ins.run();
         if (m_db.changes() > 0)
             ++ack.newlyStored;
@@ -110,8 +324,60 @@ AckMessage MasterStore::storeBatch(const std::string& node, const std::vector<Re
     Statement upd(m_db, "UPDATE nodes SET records_stored = records_stored + ?1, last_seen = ?2, " + column +
                             " = ?2 WHERE name = ?3");
     upd.bind(1, static_cast<std::int64_t>(ack.newlyStored)).bind(2, now).bind(3, node).run();
+    Statement ep(m_db,
+                 "INSERT INTO node_epochs (node, epoch, first_seen, last_seen, records_stored, last_seq)"
+                 " VALUES (?1, ?2, ?3, ?3, ?4, ?5) ON CONFLICT(node, epoch) DO UPDATE SET"
+                 " last_seen = excluded.last_seen, records_stored = records_stored + excluded.records_stored,"
+                 " last_seq = MAX(last_seq, excluded.last_seq)");
+    ep.bind(1, node).bind(2, hex).bind(3, now).bind(4, static_cast<std::int64_t>(ack.newlyStored));
+    ep.bind(5, static_cast<std::int64_t>(ack.storedUpTo)).run();
+    // With synchronous=FULL the commit is on disk when it returns: only then
+    // may the caller send the Ack that lets the node delete its copy.
     tx.commit();
     return ack;
+}
+
+void MasterStore::storeReport(const std::string& node, const Epoch& epoch, const std::string& via,
+                              const std::string& address, const HealthReport& r)
+{
+    Statement s(m_db,
+                "INSERT OR REPLACE INTO node_reports (node, epoch, received_ms, via, from_address, spool_records,"
+                " spool_bytes, oldest_unsent_ms, last_seq, dropped_age, dropped_size, dropped_bytes, transport_mode,"
+                " transport_reason, spool_resets, last_reset, last_reset_ms, fwcheck_verdict)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)");
+    s.bind(1, node).bind(2, epoch.hex()).bind(3, nowMs()).bind(4, via).bind(5, address);
+    s.bind(6, static_cast<std::int64_t>(r.spoolRecords)).bind(7, static_cast<std::int64_t>(r.spoolBytes));
+    s.bind(8, r.oldestUnsentMs).bind(9, static_cast<std::int64_t>(r.lastSeq));
+    s.bind(10, static_cast<std::int64_t>(r.droppedByAge)).bind(11, static_cast<std::int64_t>(r.droppedBySize));
+    s.bind(12, static_cast<std::int64_t>(r.droppedBytes)).bind(13, r.transportMode).bind(14, r.transportReason);
+    s.bind(15, static_cast<std::int64_t>(r.spoolResets)).bind(16, r.lastReset).bind(17, r.lastResetMs);
+    s.bind(18, r.fwcheckVerdict).run();
+}
+
+std::optional<HealthReport> MasterStore::report(const std::string& node)
+{
+    Statement s(m_db,
+                "SELECT spool_records, spool_bytes, oldest_unsent_ms, last_seq, dropped_age, dropped_size,"
+                " dropped_bytes, transport_mode, transport_reason, spool_resets, last_reset, last_reset_ms,"
+                " fwcheck_verdict FROM node_reports WHERE node = ?1");
+    s.bind(1, node);
+    if (!s.step())
+        return std::nullopt;
+    HealthReport r;
+    r.spoolRecords = static_cast<std::uint64_t>(s.int64(0));
+    r.spoolBytes = static_cast<std::uint64_t>(s.int64(1));
+    r.oldestUnsentMs = s.int64(2);
+    r.lastSeq = static_cast<std::uint64_t>(s.int64(3));
+    r.droppedByAge = static_cast<std::uint64_t>(s.int64(4));
+    r.droppedBySize = static_cast<std::uint64_t>(s.int64(5));
+    r.droppedBytes = static_cast<std::uint64_t>(s.int64(6));
+    r.transportMode = s.text(7);
+    r.transportReason = s.text(8);
+    r.spoolResets = static_cast<std::uint64_t>(s.int64(9));
+    r.lastReset = s.text(10);
+    r.lastResetMs = s.int64(11);
+    r.fwcheckVerdict = s.text(12);
+    return r;
 }
 
 std::uint64_t MasterStore::countRecords(const std::string& node)
@@ -121,14 +387,40 @@ std::uint64_t MasterStore::countRecords(const std::string& node)
     return s.step() ? static_cast<std::uint64_t>(s.int64(0)) : 0;
 }
 
-std::vector<Record> MasterStore::records(const std::string& node, std::uint64_t afterSeq, std::size_t limit)
+std::uint64_t MasterStore::countRecords(const std::string& node, const Epoch& epoch)
 {
-    Statement s(m_db, "SELECT seq, time_ms, kind, payload FROM records WHERE node = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
-    s.bind(1, node).bind(2, static_cast<std::int64_t>(afterSeq)).bind(3, static_cast<std::int64_t>(limit));
+    Statement s(m_db, "SELECT COUNT(*) FROM records WHERE node = ?1 AND epoch = ?2");
+    s.bind(1, node).bind(2, epoch.hex());
+    return s.step() ? static_cast<std::uint64_t>(s.int64(0)) : 0;
+}
+
+std::vector<Record> MasterStore::records(const std::string& node, const Epoch& epoch, std::uint64_t afterSeq,
+                                         std::size_t limit)
+{
+    Statement s(m_db,
+                "SELECT seq, time_ms, kind, payload FROM records WHERE node = ?1 AND epoch = ?2 AND seq > ?3"
+                " ORDER BY seq LIMIT ?4");
+    s.bind(1, node).bind(2, epoch.hex()).bind(3, static_cast<std::int64_t>(afterSeq));
+    s.bind(4, static_cast<std::int64_t>(limit));
     std::vector<Record> out;
     while (s.step())
         out.push_back({static_cast<std::uint64_t>(s.int64(0)), s.int64(1), s.text(2), s.text(3)});
     return out;
+}
+
+std::uint64_t MasterStore::pullCursor(const std::string& node, const Epoch& epoch)
+{
+    Statement s(m_db, "SELECT cursor FROM pull_cursors WHERE node = ?1 AND epoch = ?2");
+    s.bind(1, node).bind(2, epoch.hex());
+    return s.step() ? static_cast<std::uint64_t>(s.int64(0)) : 0;
+}
+
+void MasterStore::setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor)
+{
+    Statement s(m_db,
+                "INSERT INTO pull_cursors (node, epoch, cursor) VALUES (?1, ?2, ?3)"
+                " ON CONFLICT(node, epoch) DO UPDATE SET cursor = excluded.cursor");
+    s.bind(1, node).bind(2, epoch.hex()).bind(3, static_cast<std::int64_t>(cursor)).run();
 }
 
 } // namespace ferry

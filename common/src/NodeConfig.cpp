@@ -10,6 +10,7 @@
 
 #include "ferry/Error.h"
 #include "ferry/Files.h"
+#include "ferry/Wire.h"
 #include "ferry/YamlReader.h"
 
 namespace ferry {
@@ -192,7 +193,7 @@ NodeConfig parseNodeConfig(const std::string& name, const std::string& text)
             c.ioTimeout = std::chrono::seconds(*v);
         if (auto v = push->integer("batch_records", 1, 10000))
             c.batchRecords = static_cast<std::uint32_t>(*v);
-        if (auto v = push->bytes("batch_bytes", 1024, 8 * 1024 * 1024))
+        if (auto v = push->bytes("batch_bytes", 1024, ferry::kMaxBatchBytes))
             c.batchBytes = static_cast<std::uint32_t>(*v);
         push->finish();
     }

@@ -10,15 +10,6 @@ namespace ferry {
 
 namespace {
 
-bool hasColumn(Database& db, const std::string& table, const std::string& column)
-{
-    Statement s(db, "PRAGMA table_info(" + table + ")");
-    while (s.step())
-        if (s.text(1) == column)
-            return true;
-    return false;
-}
-
 constexpr const char* kColumns =
     "SELECT name, state, mode, public_key, ssh_host, first_seen, last_seen, reason, secret != '' FROM nodes";
 
@@ -52,22 +43,8 @@ std::string fingerprintOrNone(const std::string& key)
 
 RegistryStore::RegistryStore(const std::string& databasePath) : m_store(databasePath), m_db(m_store.database())
 {
-    // master.db belongs to the foundation's MasterStore; registration adds
-    // its columns and tables here, each guarded so that any order of daemons
-    // upgrading the file works.
-    Transaction tx(m_db);
-    if (!hasColumn(m_db, "nodes", "pending_request"))
-        m_db.exec("ALTER TABLE nodes ADD COLUMN pending_request BLOB");
-    if (!hasColumn(m_db, "nodes", "pending_mac"))
-        m_db.exec("ALTER TABLE nodes ADD COLUMN pending_mac BLOB");
-    m_db.exec(
-        "CREATE TABLE IF NOT EXISTS registry_nonces ("
-        " node TEXT NOT NULL, nonce BLOB NOT NULL, time_ms INTEGER NOT NULL,"
-        " PRIMARY KEY (node, nonce)) WITHOUT ROWID;"
-        // sshd asks the AuthorizedKeysCommand helper for every connection:
-        // the lookup by key must stay an index probe however many nodes exist.
-        "CREATE INDEX IF NOT EXISTS nodes_public_key ON nodes(public_key);");
-    tx.commit();
+    // Every table and column registration uses is created or migrated by
+    // MasterStore (MasterSchema.h), which m_store opened above.
 }
 
 std::optional<RegistryNode> RegistryStore::node(const std::string& name)

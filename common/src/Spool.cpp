@@ -1,5 +1,13 @@
 #include "ferry/Spool.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <filesystem>
+#include <set>
+
 #include <spdlog/spdlog.h>
 
 #include "ferry/Bus.h"
@@ -7,31 +15,236 @@
 
 namespace ferry {
 
-Spool::Spool(const std::string& path, SpoolLimits limits) : m_db(path), m_limits(limits)
-{
-    m_db.exec(
-        "CREATE TABLE IF NOT EXISTS records ("
-        " seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, kind TEXT NOT NULL,"
-        " payload BLOB NOT NULL, size INTEGER NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-        "INSERT OR IGNORE INTO meta VALUES ('next_seq', 1), ('bytes', 0),"
-        " ('dropped_records', 0), ('dropped_bytes', 0);");
-}
-
-void Spool::addMeta(const char* key, std::int64_t delta)
-{
-    Statement s(m_db, "UPDATE meta SET value = value + ?1 WHERE key = ?2");
-    s.bind(1, delta).bind(2, key).run();
-}
-
 namespace {
+
+// The file is a SQLite database but not a spool (or a damaged one): it is
+// treated like a damaged file and moved aside.
+class SpoolSchemaError : public Error {
+public:
+    using Error::Error;
+};
+
+std::set<std::string> columnsOf(Database& db, const std::string& table)
+{
+    std::set<std::string> out;
+    Statement s(db, "PRAGMA table_info(" + table + ")");
+    while (s.step())
+        out.insert(s.text(1));
+    return out;
+}
+
+void requireColumns(Database& db, const std::string& table, const std::set<std::string>& wanted)
+{
+    const auto have = columnsOf(db, table);
+    for (const auto& c : wanted)
+        if (!have.count(c))
+            throw SpoolSchemaError("Spool " + db.path() + " is not a Ferry spool: table '" + table + "' has no column '" +
+                                   c + "'");
+}
+
+int userVersion(Database& db)
+{
+    Statement s(db, "PRAGMA user_version");
+    return s.step() ? static_cast<int>(s.int64(0)) : 0;
+}
+
+constexpr const char* kRecordsTable =
+    "CREATE TABLE records ("
+    " seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, kind TEXT NOT NULL,"
+    " payload BLOB NOT NULL, size INTEGER NOT NULL);"
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);";
+// Version 2 adds spool_info (text values: the epoch, when the spool was
+// made, why it replaced another) and counters by drop reason.
+constexpr const char* kVersion2 =
+    "CREATE TABLE spool_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "INSERT OR IGNORE INTO meta VALUES ('next_seq', 1), ('bytes', 0),"
+    " ('dropped_records', 0), ('dropped_bytes', 0), ('dropped_age', 0), ('dropped_size', 0),"
+    " ('reset_reported', 1);";
+
+void setInfo(Database& db, const char* key, const std::string& value)
+{
+    Statement(db, "INSERT OR REPLACE INTO spool_info (key, value) VALUES (?1, ?2)").bind(1, key).bind(2, value).run();
+}
+
+// Brings the file to kSpoolSchemaVersion and returns its epoch. resetReason
+// is non-empty when this spool replaces one that was moved aside.
+Epoch prepareSchema(Database& db, const std::string& resetReason)
+{
+    Transaction tx(db);
+    const int version = userVersion(db);
+    if (version > kSpoolSchemaVersion)
+        throw Error("Failed to open spool " + db.path() + ": its schema version " + std::to_string(version) +
+                    " is newer than this Ferry knows (" + std::to_string(kSpoolSchemaVersion) +
+                    "); refusing to touch it (was ferry-node downgraded?)");
+    bool hasTables = false;
+    {
+        Statement t(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'");
+        hasTables = t.step() && t.int64(0) > 0;
+    }
+    if (version == 0 && !hasTables) {
+        db.exec(kRecordsTable);
+        db.exec(kVersion2);
+        setInfo(db, "epoch", Epoch::random().hex());
+        setInfo(db, "created_ms", std::to_string(nowMs()));
+        if (!resetReason.empty()) {
+            setInfo(db, "reset_reason", resetReason);
+            setInfo(db, "reset_ms", std::to_string(nowMs()));
+            db.exec("UPDATE meta SET value = 0 WHERE key = 'reset_reported'");
+        }
+        db.exec("PRAGMA user_version = 2");
+    } else if (version == 0) {
+        // A spool from the release before epochs. Its records may already
+        // be stored on a master under (node, seq): the legacy epoch keeps
+        // them colliding with themselves there instead of duplicating.
+        requireColumns(db, "records", {"seq", "time_ms", "kind", "payload", "size"});
+        requireColumns(db, "meta", {"key", "value"});
+        db.exec(kVersion2);
+        setInfo(db, "epoch", Epoch().hex());
+        db.exec("PRAGMA user_version = 2");
+        spdlog::info("Spool {}: migrated to schema version 2 with the legacy epoch (made before epochs existed)",
+                     db.path());
+    } else if (version != kSpoolSchemaVersion) {
+        throw SpoolSchemaError("Spool " + db.path() + " has unknown schema version " + std::to_string(version));
+    }
+    requireColumns(db, "records", {"seq", "time_ms", "kind", "payload", "size"});
+    requireColumns(db, "meta", {"key", "value"});
+    requireColumns(db, "spool_info", {"key", "value"});
+    Statement e(db, "SELECT value FROM spool_info WHERE key = 'epoch'");
+    if (!e.step())
+        throw SpoolSchemaError("Spool " + db.path() + " has no epoch");
+    Epoch epoch;
+    try {
+        epoch = Epoch::fromHex(e.text(0), "spool " + db.path());
+    } catch (const Error& bad) {
+        throw SpoolSchemaError(bad.what());
+    }
+    tx.commit();
+    return epoch;
+}
+
+std::unique_ptr<Database> tryOpen(const std::string& path, const std::string& resetReason, Epoch& epoch,
+                                  std::string& problem)
+{
+    try {
+        auto db = std::make_unique<Database>(path);
+        epoch = prepareSchema(*db, resetReason);
+        return db;
+    } catch (const SqliteError& e) {
+        if (!e.isDamage())
+            throw;
+        problem = e.what();
+    } catch (const SpoolSchemaError& e) {
+        problem = e.what();
+    }
+    return nullptr;
+}
+
+std::string utcStamp()
+{
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+    return buf;
+}
+
+std::uint64_t countResets(const std::string& path)
+{
+    namespace fs = std::filesystem;
+    const fs::path p(path);
+    const std::string prefix = p.filename().string() + ".corrupt-";
+    std::uint64_t n = 0;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(p.parent_path().empty() ? "." : p.parent_path(), ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.rfind(prefix, 0) == 0 && name.find("-wal") == std::string::npos &&
+            name.find("-shm") == std::string::npos)
+            ++n;
+    }
+    return n;
+}
+
+// Held while a damaged spool is replaced, so that two processes that find
+// it damaged at once do not both move files (the second would move the new
+// spool the first just made).
+class SpoolLock {
+public:
+    explicit SpoolLock(const std::string& path)
+    {
+        m_fd = ::open((path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (m_fd < 0)
+            throwErrno("create the lock file " + path + ".lock");
+        while (::flock(m_fd, LOCK_EX) != 0)
+            if (errno != EINTR)
+                throwErrno("lock " + path + ".lock");
+    }
+    ~SpoolLock() { ::close(m_fd); }
+    SpoolLock(const SpoolLock&) = delete;
+    SpoolLock& operator=(const SpoolLock&) = delete;
+
+private:
+    int m_fd = -1;
+};
+
+std::unique_ptr<Database> openOrReplace(const std::string& path, Epoch& epoch)
+{
+    std::string problem;
+    if (auto db = tryOpen(path, {}, epoch, problem))
+        return db;
+    SpoolLock lock(path);
+    // Another process may have replaced the file while we looked at it.
+    if (auto db = tryOpen(path, {}, epoch, problem))
+        return db;
+    std::string aside = path + ".corrupt-" + utcStamp();
+    for (int i = 1; std::filesystem::exists(aside); ++i)
+        aside = path + ".corrupt-" + utcStamp() + "-" + std::to_string(i);
+    // The -wal and -shm files belong to the damaged file: a new spool.db
+    // must not start with them.
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+        std::error_code ec;
+        std::filesystem::rename(path + suffix, aside + suffix, ec);
+        if (ec && ec != std::errc::no_such_file_or_directory)
+            throw Error("Failed to move the unusable spool " + path + suffix + " aside to " + aside + suffix + ": " +
+                        ec.message() + " (it failed with: " + problem + ")");
+    }
+    const std::string reason = "spool moved aside to " + aside + ": " + problem;
+    std::string again;
+    auto db = tryOpen(path, reason, epoch, again);
+    if (!db)
+        throw Error("Failed to create a new spool " + path + " after moving the unusable one aside: " + again);
+    spdlog::error("Spool {} could not be used ({}); moved it aside to {} and started a new spool with epoch {}; "
+                  "its records that no master acknowledged are in that file",
+                  path, problem, aside, epoch.shortHex());
+    return db;
+}
+
 std::int64_t meta(Database& db, const char* key)
 {
     Statement s(db, "SELECT value FROM meta WHERE key = ?1");
     s.bind(1, key);
     return s.step() ? s.int64(0) : 0;
 }
+
+std::string info(Database& db, const char* key)
+{
+    Statement s(db, "SELECT value FROM spool_info WHERE key = ?1");
+    s.bind(1, key);
+    return s.step() ? s.text(0) : std::string();
+}
+
 } // namespace
+
+Spool::Spool(const std::string& path, SpoolLimits limits) : m_limits(limits)
+{
+    m_db = openOrReplace(path, m_epoch);
+}
+
+void Spool::addMeta(const char* key, std::int64_t delta)
+{
+    Statement s(*m_db, "UPDATE meta SET value = value + ?1 WHERE key = ?2");
+    s.bind(1, delta).bind(2, key).run();
+}
 
 std::uint64_t Spool::append(const std::string& kind, const std::string& payload, std::int64_t timeMs)
 {
@@ -41,10 +254,10 @@ std::uint64_t Spool::append(const std::string& kind, const std::string& payload,
 std::vector<std::uint64_t> Spool::appendAll(const std::vector<Record>& records)
 {
     std::vector<std::uint64_t> seqs;
-    Transaction tx(m_db);
-    auto next = static_cast<std::uint64_t>(meta(m_db, "next_seq"));
+    Transaction tx(*m_db);
+    auto next = static_cast<std::uint64_t>(meta(*m_db, "next_seq"));
     std::int64_t added = 0;
-    Statement ins(m_db, "INSERT INTO records (seq, time_ms, kind, payload, size) VALUES (?1, ?2, ?3, ?4, ?5)");
+    Statement ins(*m_db, "INSERT INTO records (seq, time_ms, kind, payload, size) VALUES (?1, ?2, ?3, ?4, ?5)");
     for (const auto& r : records) {
         if (r.kind.empty() || r.kind.size() > kMaxKind)
             throw Error("Failed to spool a record: kind must be 1 to " + std::to_string(kMaxKind) + " bytes");
@@ -58,7 +271,7 @@ std::vector<std::uint64_t> Spool::appendAll(const std::vector<Record>& records)
         seqs.push_back(next++);
         added += size;
     }
-    Statement(m_db, "UPDATE meta SET value = ?1 WHERE key = 'next_seq'").bind(1, static_cast<std::int64_t>(next)).run();
+    Statement(*m_db, "UPDATE meta SET value = ?1 WHERE key = 'next_seq'").bind(1, static_cast<std::int64_t>(next)).run();
     addMeta("bytes", added);
     enforceLimits(nowMs());
     tx.commit();
@@ -69,22 +282,24 @@ void Spool::enforceLimits(std::int64_t now)
 {
     std::int64_t droppedRecords = 0;
     std::int64_t droppedBytes = 0;
+    std::int64_t byAge = 0;
     {
         // Age bound first: everything older than maxAge goes.
         const std::int64_t cutoff = now - static_cast<std::int64_t>(m_limits.maxAge.count()) * 1000;
-        Statement sum(m_db, "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records WHERE time_ms < ?1");
+        Statement sum(*m_db, "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records WHERE time_ms < ?1");
         sum.bind(1, cutoff);
         if (sum.step() && sum.int64(0) > 0) {
             droppedRecords += sum.int64(0);
+            byAge = sum.int64(0);
             droppedBytes += sum.int64(1);
-            Statement(m_db, "DELETE FROM records WHERE time_ms < ?1").bind(1, cutoff).run();
+            Statement(*m_db, "DELETE FROM records WHERE time_ms < ?1").bind(1, cutoff).run();
         }
     }
-    std::int64_t bytes = meta(m_db, "bytes") - droppedBytes;
+    std::int64_t bytes = meta(*m_db, "bytes") - droppedBytes;
     const auto maxBytes = static_cast<std::int64_t>(m_limits.maxBytes);
     if (bytes > maxBytes) {
         // Size bound: oldest first until under the bound.
-        Statement oldest(m_db, "SELECT seq, size FROM records ORDER BY seq");
+        Statement oldest(*m_db, "SELECT seq, size FROM records ORDER BY seq");
         std::int64_t upTo = 0;
         while (bytes > maxBytes && oldest.step()) {
             upTo = oldest.int64(0);
@@ -92,21 +307,23 @@ void Spool::enforceLimits(std::int64_t now)
             droppedBytes += oldest.int64(1);
             ++droppedRecords;
         }
-        Statement(m_db, "DELETE FROM records WHERE seq <= ?1").bind(1, upTo).run();
+        Statement(*m_db, "DELETE FROM records WHERE seq <= ?1").bind(1, upTo).run();
     }
     if (droppedRecords > 0) {
         addMeta("bytes", -droppedBytes);
         addMeta("dropped_records", droppedRecords);
         addMeta("dropped_bytes", droppedBytes);
+        addMeta("dropped_age", byAge);
+        addMeta("dropped_size", droppedRecords - byAge);
         spdlog::warn("Spool {} is over its bound ({} bytes, {} s): dropped the {} oldest records ({} bytes)",
-                     m_db.path(), m_limits.maxBytes, m_limits.maxAge.count(), droppedRecords, droppedBytes);
+                     m_db->path(), m_limits.maxBytes, m_limits.maxAge.count(), droppedRecords, droppedBytes);
     }
 }
 
 std::vector<Record> Spool::readAfter(std::uint64_t cursor, std::size_t maxRecords, std::size_t maxBytes)
 {
     std::vector<Record> out;
-    Statement s(m_db, "SELECT seq, time_ms, kind, payload FROM records WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+    Statement s(*m_db, "SELECT seq, time_ms, kind, payload FROM records WHERE seq > ?1 ORDER BY seq LIMIT ?2");
     s.bind(1, static_cast<std::int64_t>(cursor)).bind(2, static_cast<std::int64_t>(maxRecords));
     std::size_t bytes = 0;
     while (s.step()) {
@@ -122,13 +339,13 @@ std::vector<Record> Spool::readAfter(std::uint64_t cursor, std::size_t maxRecord
 
 std::uint64_t Spool::acknowledge(std::uint64_t upTo)
 {
-    Transaction tx(m_db);
-    Statement sum(m_db, "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records WHERE seq <= ?1");
+    Transaction tx(*m_db);
+    Statement sum(*m_db, "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records WHERE seq <= ?1");
     sum.bind(1, static_cast<std::int64_t>(upTo));
     std::int64_t count = 0;
     if (sum.step() && sum.int64(0) > 0) {
         count = sum.int64(0);
-        Statement(m_db, "DELETE FROM records WHERE seq <= ?1").bind(1, static_cast<std::int64_t>(upTo)).run();
+        Statement(*m_db, "DELETE FROM records WHERE seq <= ?1").bind(1, static_cast<std::int64_t>(upTo)).run();
         addMeta("bytes", -sum.int64(1));
     }
     tx.commit();
@@ -138,16 +355,29 @@ std::uint64_t Spool::acknowledge(std::uint64_t upTo)
 SpoolStats Spool::stats()
 {
     SpoolStats st;
-    Statement s(m_db, "SELECT COUNT(*), COALESCE(MIN(time_ms), 0) FROM records");
+    Statement s(*m_db, "SELECT COUNT(*), COALESCE(MIN(time_ms), 0) FROM records");
     if (s.step()) {
         st.records = static_cast<std::uint64_t>(s.int64(0));
         st.oldestMs = s.int64(1);
     }
-    st.bytes = static_cast<std::uint64_t>(meta(m_db, "bytes"));
-    st.lastSeq = static_cast<std::uint64_t>(meta(m_db, "next_seq") - 1);
-    st.droppedRecords = static_cast<std::uint64_t>(meta(m_db, "dropped_records"));
-    st.droppedBytes = static_cast<std::uint64_t>(meta(m_db, "dropped_bytes"));
+    st.bytes = static_cast<std::uint64_t>(meta(*m_db, "bytes"));
+    st.lastSeq = static_cast<std::uint64_t>(meta(*m_db, "next_seq") - 1);
+    st.droppedRecords = static_cast<std::uint64_t>(meta(*m_db, "dropped_records"));
+    st.droppedBytes = static_cast<std::uint64_t>(meta(*m_db, "dropped_bytes"));
+    st.droppedByAge = static_cast<std::uint64_t>(meta(*m_db, "dropped_age"));
+    st.droppedBySize = static_cast<std::uint64_t>(meta(*m_db, "dropped_size"));
+    st.epoch = m_epoch;
+    st.resets = countResets(m_db->path());
+    st.lastReset = info(*m_db, "reset_reason");
+    if (!st.lastReset.empty())
+        st.lastResetMs = std::stoll("0" + info(*m_db, "reset_ms"));
+    st.lastResetReported = meta(*m_db, "reset_reported") != 0;
     return st;
+}
+
+void Spool::markResetReported()
+{
+    Statement(*m_db, "UPDATE meta SET value = 1 WHERE key = 'reset_reported'").run();
 }
 
 } // namespace ferry

@@ -7,23 +7,31 @@
 
 namespace ferry {
 
+bool SqliteError::isDamage() const noexcept
+{
+    return m_code == SQLITE_NOTADB || m_code == SQLITE_CORRUPT || m_code == SQLITE_IOERR || m_code == SQLITE_FORMAT;
+}
+
 Database::Database(const std::string& path, bool readOnly) : m_path(path)
 {
     const int flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     if (sqlite3_open_v2(path.c_str(), &m_db, flags | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
         const std::string msg = m_db ? sqlite3_errmsg(m_db) : "out of memory";
+        const int code = m_db ? sqlite3_errcode(m_db) : SQLITE_NOMEM;
         sqlite3_close(m_db);
         m_db = nullptr;
-        throw Error("Failed to open database " + path + ": " + msg);
+        throw SqliteError("Failed to open database " + path + ": " + msg, code & 0xff);
     }
     sqlite3_busy_timeout(m_db, 10000);
     sqlite3_extended_result_codes(m_db, 1);
     if (!readOnly) {
         exec("PRAGMA journal_mode=WAL");
-        // NORMAL in WAL mode is durable against process crashes (what the
-        // spool must survive) and loses at most the last transactions on
-        // power loss, which the sender then resends: the master deduplicates.
-        exec("PRAGMA synchronous=NORMAL");
+        // NORMAL would survive a process crash but not a power loss: the
+        // last commits could vanish after the master acknowledged them (and
+        // the node deleted its copy), or after the spool handed out their
+        // sequence numbers (which would then be reused). FULL syncs the WAL
+        // at every commit, so a commit that returned is on disk.
+        exec("PRAGMA synchronous=FULL");
     }
     exec("PRAGMA foreign_keys=ON");
 }
@@ -41,7 +49,8 @@ void Database::exec(std::string_view sql)
     if (sqlite3_exec(m_db, s.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
         std::string msg = err ? err : sqlite3_errmsg(m_db);
         sqlite3_free(err);
-        throw Error("Failed to run SQL on " + m_path + ": " + msg + " (" + s.substr(0, 80) + ")");
+        throw SqliteError("Failed to run SQL on " + m_path + ": " + msg + " (" + s.substr(0, 80) + ")",
+                          sqlite3_errcode(m_db) & 0xff);
     }
 }
 
@@ -58,7 +67,8 @@ int Database::changes() const
 Statement::Statement(Database& db, std::string_view sql) : m_db(db)
 {
     if (sqlite3_prepare_v2(db.handle(), sql.data(), static_cast<int>(sql.size()), &m_stmt, nullptr) != SQLITE_OK)
-        throw Error("Failed to prepare SQL on " + db.path() + ": " + sqlite3_errmsg(db.handle()));
+        throw SqliteError("Failed to prepare SQL on " + db.path() + ": " + sqlite3_errmsg(db.handle()),
+                          sqlite3_errcode(db.handle()) & 0xff);
 }
 
 Statement::~Statement()
@@ -97,7 +107,8 @@ bool Statement::step()
         return true;
     if (rc == SQLITE_DONE)
         return false;
-    throw Error("Failed to execute SQL on " + m_db.path() + ": " + sqlite3_errmsg(m_db.handle()));
+    throw SqliteError("Failed to execute SQL on " + m_db.path() + ": " + sqlite3_errmsg(m_db.handle()),
+                      rc & 0xff);
 }
 
 void Statement::run()

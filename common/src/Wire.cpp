@@ -1,5 +1,7 @@
 #include "ferry/Wire.h"
 
+#include <algorithm>
+
 #include "ferry/Error.h"
 
 namespace ferry {
@@ -16,6 +18,8 @@ const char* toString(MessageType type)
     case MessageType::Bye: return "Bye";
     case MessageType::Request: return "Request";
     case MessageType::Response: return "Response";
+    case MessageType::Report: return "Report";
+    case MessageType::Policy: return "Policy";
     }
     return "unknown";
 }
@@ -24,7 +28,7 @@ namespace {
 
 bool knownType(std::uint8_t t)
 {
-    return t >= static_cast<std::uint8_t>(MessageType::Hello) && t <= static_cast<std::uint8_t>(MessageType::Response);
+    return t >= static_cast<std::uint8_t>(MessageType::Hello) && t <= static_cast<std::uint8_t>(MessageType::Policy);
 }
 
 std::uint32_t readU32(const unsigned char* p)
@@ -182,11 +186,38 @@ std::string encode(const HelloMessage& m)
 }
 std::string encode(const AuthMessage& m)
 {
-    return Encoder().bytes(m.node).bytes(m.nonce).bytes(m.mac).take();
+    Encoder e;
+    e.bytes(m.node).bytes(m.nonce).bytes(m.mac);
+    if (m.version >= 2)
+        e.u8(m.version).u32(m.capabilities).bytes(m.epoch);
+    return e.take();
 }
 std::string encode(const AuthOkMessage& m)
 {
-    return Encoder().bytes(m.mac).take();
+    Encoder e;
+    e.bytes(m.mac);
+    if (m.version >= 2)
+        e.u8(m.version).u32(m.capabilities).bytes(m.epoch);
+    return e.take();
+}
+std::string encode(const HealthReport& m)
+{
+    Encoder e;
+    e.u64(m.spoolRecords).u64(m.spoolBytes).i64(m.oldestUnsentMs).u64(m.lastSeq);
+    e.u64(m.droppedByAge).u64(m.droppedBySize).u64(m.droppedBytes);
+    e.bytes(m.transportMode.substr(0, kMaxReportText)).bytes(m.transportReason.substr(0, kMaxReportText));
+    e.u64(m.spoolResets).bytes(m.lastReset.substr(0, kMaxReportText)).i64(m.lastResetMs);
+    e.bytes(m.fwcheckVerdict.substr(0, kMaxReportText));
+    return e.take();
+}
+std::string encode(const PolicyMessage& m)
+{
+    Encoder e;
+    e.u8(m.held ? 1 : 0).bytes(m.reason.substr(0, kMaxReportText)).u64(m.storedUpTo);
+    e.u32(static_cast<std::uint32_t>(std::min(m.policy.size(), kMaxPolicyEntries)));
+    for (std::size_t i = 0; i < m.policy.size() && i < kMaxPolicyEntries; ++i)
+        e.bytes(m.policy[i].first.substr(0, kMaxPolicyText)).bytes(m.policy[i].second.substr(0, kMaxPolicyText));
+    return e.take();
 }
 std::string encode(const std::vector<Record>& batch)
 {
@@ -224,6 +255,12 @@ AuthMessage decodeAuth(std::string_view payload, const std::string& peer)
     m.node = d.bytes("node", kMaxName);
     m.nonce = d.bytes("nonce", kNonceSize);
     m.mac = d.bytes("mac", kMacSize);
+    // Version 1 ends here; anything after it is version 2 or later.
+    if (d.remaining() > 0) {
+        m.version = d.u8("version");
+        m.capabilities = d.u32("capabilities");
+        m.epoch = d.bytes("epoch", 16);
+    }
     d.finish();
     if (m.nonce.size() != kNonceSize || m.mac.size() != kMacSize || m.node.empty())
         throw ProtocolError("Bad Auth from " + peer + ": wrong nonce, MAC or name size");
@@ -235,6 +272,11 @@ AuthOkMessage decodeAuthOk(std::string_view payload, const std::string& peer)
     Decoder d(payload, "AuthOk from " + peer);
     AuthOkMessage m;
     m.mac = d.bytes("mac", kMacSize);
+    if (d.remaining() > 0) {
+        m.version = d.u8("version");
+        m.capabilities = d.u32("capabilities");
+        m.epoch = d.bytes("epoch", 16);
+    }
     d.finish();
     if (m.mac.size() != kMacSize)
         throw ProtocolError("Bad AuthOk from " + peer + ": wrong MAC size");
@@ -284,6 +326,50 @@ ErrorMessage decodeError(std::string_view payload, const std::string& peer)
     ErrorMessage m;
     m.code = d.bytes("code", 64);
     m.message = d.bytes("message", 4096);
+    d.finish();
+    return m;
+}
+
+HealthReport decodeReport(std::string_view payload, const std::string& peer)
+{
+    Decoder d(payload, "Report from " + peer);
+    HealthReport m;
+    m.spoolRecords = d.u64("spool_records");
+    m.spoolBytes = d.u64("spool_bytes");
+    m.oldestUnsentMs = d.i64("oldest_unsent");
+    m.lastSeq = d.u64("last_seq");
+    m.droppedByAge = d.u64("dropped_age");
+    m.droppedBySize = d.u64("dropped_size");
+    m.droppedBytes = d.u64("dropped_bytes");
+    m.transportMode = d.bytes("transport_mode", kMaxReportText);
+    m.transportReason = d.bytes("transport_reason", kMaxReportText);
+    m.spoolResets = d.u64("spool_resets");
+    m.lastReset = d.bytes("last_reset", kMaxReportText);
+    m.lastResetMs = d.i64("last_reset_time");
+    m.fwcheckVerdict = d.bytes("fwcheck_verdict", kMaxReportText);
+    d.finish();
+    return m;
+}
+
+PolicyMessage decodePolicy(std::string_view payload, const std::string& peer)
+{
+    Decoder d(payload, "Policy from " + peer);
+    PolicyMessage m;
+    const std::uint8_t held = d.u8("held");
+    if (held > 1)
+        throw ProtocolError("Bad Policy from " + peer + ": held is " + std::to_string(held));
+    m.held = held == 1;
+    m.reason = d.bytes("reason", kMaxReportText);
+    m.storedUpTo = d.u64("stored_up_to");
+    const std::uint32_t count = d.u32("policy_count");
+    if (count > kMaxPolicyEntries)
+        throw ProtocolError("Bad Policy from " + peer + ": " + std::to_string(count) + " entries, limit " +
+                            std::to_string(kMaxPolicyEntries));
+    for (std::uint32_t i = 0; i < count; ++i) {
+        std::string key = d.bytes("policy_key", kMaxPolicyText);
+        std::string value = d.bytes("policy_value", kMaxPolicyText);
+        m.policy.emplace_back(std::move(key), std::move(value));
+    }
     d.finish();
     return m;
 }

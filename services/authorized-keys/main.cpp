@@ -22,6 +22,8 @@
 #include <string>
 #include <string_view>
 
+#include "ferry/MasterSchema.h"
+
 namespace {
 
 constexpr const char* kDefaultStateDir = "/var/lib/ferry";
@@ -101,9 +103,9 @@ int main(int argc, char* argv[])
     sqlite3_busy_timeout(handle, 2000);
     const std::string line = std::string(type) + " " + std::string(key);
     sqlite3_stmt* stmt = nullptr;
-    int rc = sqlite3_prepare_v2(handle,
-                                "SELECT public_key FROM nodes WHERE public_key = ?1 AND state = 'accepted' LIMIT 1",
-                                -1, &stmt, nullptr);
+    // The query text lives with the schema's one owner (MasterSchema.h, a
+    // header without dependencies, so this helper stays small).
+    int rc = sqlite3_prepare_v2(handle, ferry::schema::kAuthorizedKeyQuery, -1, &stmt, nullptr);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_text(stmt, 1, line.data(), static_cast<int>(line.size()), SQLITE_STATIC);
     if (rc == SQLITE_OK)

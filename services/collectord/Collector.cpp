@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ferry/Error.h"
+#include "ferry/PullProtocol.h"
 
 namespace collectord {
 
@@ -62,9 +63,10 @@ void Collector::serve(int fd)
         ferry::MasterStore store(m_storePath);
         const auto r = serveSession(stream, store, m_options);
         if (r.batches > 0)
-            spdlog::info("Stored {} records from {} ({} already stored)", r.stored, r.node, r.duplicates);
+            spdlog::info("Stored {} records from {} epoch {} ({} already stored)", r.stored,
+                         ferry::escapeForLog(r.node), r.epoch, r.duplicates);
         else
-            spdlog::debug("Session with {} ended with nothing to store", r.node);
+            spdlog::debug("Session with {} ended with nothing to store", ferry::escapeForLog(r.node));
     } catch (const std::exception& e) {
         spdlog::warn("Session with {} failed: {}", stream.peer(), e.what());
     }

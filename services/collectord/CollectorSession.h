@@ -1,13 +1,12 @@
 #pragma once
 // One node's data session on the master, over whatever stream carried it
-// (the SSH forward ends at 127.0.0.1:50009):
-//   → Hello(challenge)  ← Auth(node, nonce, proof)  → AuthOk(proof)
-//   ← Batch → Ack (after commit) … ← Bye
-// Unknown nodes and wrong proofs get an Error frame and a log line; nothing
-// is stored for them.
+// (the SSH forward ends at 127.0.0.1:50009): the master's side of the
+// common session (ferry/Session.h) as its responder. Unknown nodes and wrong
+// proofs get the same Error frame and a log line; nothing is stored for them.
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "ferry/MasterStore.h"
@@ -17,6 +16,8 @@ namespace collectord {
 
 struct SessionResult {
     std::string node;        // empty when authentication failed
+    std::string epoch;       // short hex
+    bool held = false;
     std::uint64_t batches = 0;
     std::uint64_t stored = 0;
     std::uint64_t duplicates = 0;
@@ -25,8 +26,10 @@ struct SessionResult {
 struct SessionOptions {
     std::string serverName = "ferry-collectord";
     std::chrono::milliseconds ioTimeout{30000};
-    std::uint32_t maxFrame = 8 * 1024 * 1024;
     std::string via = "push";
+    // Test hook (FERRY_FAILPOINT=collector-after-commit): runs after a
+    // batch was committed, before its Ack.
+    std::function<void()> afterCommit;
 };
 
 // Serves one connection to its end; throws on protocol violations after

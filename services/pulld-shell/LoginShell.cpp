@@ -71,12 +71,19 @@ int LoginShell::run(int inFd, int outFd, int errFd)
         options.batchRecords = config.batchRecords;
         options.batchBytes = config.batchBytes;
         options.ioTimeout = std::chrono::duration_cast<std::chrono::milliseconds>(config.ioTimeout);
+        options.report.transportMode = "pull";
+        options.report.transportReason = "pulled by " + m_context.client;
         ferry::PullServer server{stream, spool, options};
         const ferry::PullServerResult result = server.run(command);
         if (command.verb == ferry::PullVerb::Fetch) {
-            spdlog::info("Pull by {}: sent {} records in {} batches, deleted {} acknowledged records (up to {})",
-                         m_context.client, result.recordsSent, result.batches, result.deleted,
-                         result.acknowledgedUpTo);
+            if (result.held)
+                spdlog::warn("Pull by {}: the master holds the data of this spool (epoch {}); the records stay here",
+                             m_context.client, spool.epoch().shortHex());
+            else
+                spdlog::info("Pull by {}: sent {} records of epoch {} in {} batches, deleted {} acknowledged records "
+                             "(up to {})",
+                             m_context.client, result.recordsSent, spool.epoch().shortHex(), result.batches,
+                             result.deleted, result.acknowledgedUpTo);
             m_observer.notePull();
         } else {
             spdlog::info("Served '{}' to {}", what, m_context.client);

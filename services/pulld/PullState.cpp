@@ -1,22 +1,26 @@
 #include "PullState.h"
 
+#include "ferry/MasterStore.h"
+
 namespace pulld {
 
 using ferry::Statement;
 
 PullState::PullState(ferry::Database& db) : m_db(db)
 {
-    m_db.exec(
-        "CREATE TABLE IF NOT EXISTS pull_state ("
-        " node TEXT PRIMARY KEY, cursor INTEGER NOT NULL DEFAULT 0,"
-        " last_attempt INTEGER NOT NULL DEFAULT 0, last_success INTEGER NOT NULL DEFAULT 0,"
-        " last_result TEXT NOT NULL DEFAULT '', last_records INTEGER NOT NULL DEFAULT 0,"
-        " total_records INTEGER NOT NULL DEFAULT 0)");
+    // The tables belong to MasterSchema.h; this only makes sure the file
+    // was brought to that schema, whoever opened it first.
+    ferry::MasterStore::migrate(m_db);
 }
 
 namespace {
+// The cursor shown is that of the node's active epoch (cursors live per
+// (node, epoch) in pull_cursors).
 constexpr const char* kColumns =
-    "SELECT node, cursor, last_attempt, last_success, last_result, last_records, total_records FROM pull_state";
+    "SELECT p.node, COALESCE((SELECT c.cursor FROM pull_cursors c JOIN node_epochs e"
+    "  ON e.node = c.node AND e.epoch = c.epoch WHERE c.node = p.node AND e.state = 'active'"
+    "  ORDER BY e.last_seen DESC LIMIT 1), 0),"
+    " p.last_attempt, p.last_success, p.last_result, p.last_records, p.total_records FROM pull_state p";
 
 NodePullState fromRow(const Statement& s)
 {
@@ -32,7 +36,7 @@ NodePullState fromRow(const Statement& s)
 
 NodePullState PullState::get(const std::string& node)
 {
-    Statement s(m_db, std::string(kColumns) + " WHERE node = ?1");
+    Statement s(m_db, std::string(kColumns) + " WHERE p.node = ?1");
     s.bind(1, node);
     if (s.step())
         return fromRow(s);
@@ -43,19 +47,11 @@ NodePullState PullState::get(const std::string& node)
 
 std::vector<NodePullState> PullState::all()
 {
-    Statement s(m_db, std::string(kColumns) + " ORDER BY node");
+    Statement s(m_db, std::string(kColumns) + " ORDER BY p.node");
     std::vector<NodePullState> out;
     while (s.step())
         out.push_back(fromRow(s));
     return out;
-}
-
-void PullState::setCursor(const std::string& node, std::uint64_t cursor)
-{
-    Statement s(m_db,
-                "INSERT INTO pull_state (node, cursor) VALUES (?1, ?2)"
-                " ON CONFLICT(node) DO UPDATE SET cursor = excluded.cursor");
-    s.bind(1, node).bind(2, static_cast<std::int64_t>(cursor)).run();
 }
 
 void PullState::recordAttempt(const std::string& node, std::int64_t whenMs, bool success, const std::string& result,

@@ -1,8 +1,8 @@
 #pragma once
 // What pulld remembers per node, in its own table of the master store
 // (master.db) so that it lives and dies with the records it describes:
-// the cursor (every record of the node up to it is stored, so the next fetch
-// may delete them on the node) and what the properties report.
+// what the properties report. The cursors themselves are kept per (node,
+// epoch) by MasterStore (pull_cursors); `cursor` here is the active epoch's.
 
 #include <cstdint>
 #include <optional>
@@ -29,7 +29,6 @@ public:
 
     NodePullState get(const std::string& node);
     std::vector<NodePullState> all();
-    void setCursor(const std::string& node, std::uint64_t cursor);
     void recordAttempt(const std::string& node, std::int64_t whenMs, bool success, const std::string& result,
                        std::uint64_t records);
 

@@ -65,41 +65,29 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         const auto secret = store.nodeSecret(node.name);
         if (!secret)
             throw ferry::AuthError("node " + node.name + " has no secret in the registry");
-        std::uint64_t cursor = before.cursor;
-        for (int attempt = 0;; ++attempt) {
-            try {
-                const std::int64_t connectStart = ferry::nowMs();
-                auto channel = m_connector.open(node, ferry::formatPullCommand({ferry::PullVerb::Fetch, cursor}));
-                spdlog::debug("Node {}: connected and started 'fetch {}' in {} ms", node.name, cursor,
-                              ferry::nowMs() - connectStart);
-                ferry::PullClient client(channel->stream(),
-                                         {node.name, *secret,
-                                          std::chrono::duration_cast<std::chrono::milliseconds>(m_config.ioTimeout)});
-                client.fetch(
-                    cursor,
-                    [&](const std::vector<ferry::Record>& batch) {
-                        const auto ack = store.storeBatch(node.name, batch, "pull");
-                        received += batch.size();
-                        outcome.records += ack.newlyStored;
-                        duplicates += ack.duplicates;
-                        return ack;
-                    },
-                    [&](std::uint64_t c) { state.setCursor(node.name, c); });
-                break;
-            } catch (const ferry::CursorAheadError& e) {
-                // The node's spool restarted (reinstall): start from its beginning.
-                if (attempt > 0)
-                    throw;
-                spdlog::warn("Node {} no longer has records up to our cursor {}; pulling from its start: {}",
-                             node.name, cursor, e.what());
-                cursor = 0;
-                state.setCursor(node.name, 0);
-            }
-        }
+        // The command line's cursor names no epoch, so it is always 0: the
+        // node deletes only what the session's Policy (cursor of its own
+        // epoch) and the Acks confirm.
+        const std::int64_t connectStart = ferry::nowMs();
+        auto channel = m_connector.open(node, ferry::formatPullCommand({ferry::PullVerb::Fetch, 0}));
+        spdlog::debug("Node {}: connected and started 'fetch' in {} ms", node.name, ferry::nowMs() - connectStart);
+        ferry::PullClient client(channel->stream(),
+                                 {node.name, *secret,
+                                  std::chrono::duration_cast<std::chrono::milliseconds>(m_config.ioTimeout),
+                                  node.sshHost + ":" + std::to_string(node.sshPort)});
+        const ferry::MasterSessionResult r = client.fetch(store);
+        received = r.records;
+        outcome.records = r.newlyStored;
+        duplicates = r.duplicates;
+        if (r.admission.held)
+            throw ferry::Error("holding its data: " + r.admission.reason);
+        if (r.closedWithoutBye)
+            throw ferry::ClosedError("the node closed the session without Bye");
         outcome.success = true;
         outcome.durationMs = ferry::nowMs() - start;
         outcome.summary = "pulled " + std::to_string(received) + " records (" + std::to_string(outcome.records) +
-                          " new, " + std::to_string(duplicates) + " already stored) from " + where + " in " +
+                          " new, " + std::to_string(duplicates) + " already stored) of epoch " +
+                          r.epoch.shortHex() + " from " + where + " in " +
                           std::to_string(outcome.durationMs) + " ms";
         if (!before.lastResult.empty() && before.lastResult.rfind("success", 0) != 0)
             spdlog::info("Pulling node {} works again: {}", node.name, outcome.summary);

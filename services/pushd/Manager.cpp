@@ -55,6 +55,10 @@ Outcome Manager::pushToFirstReachable(ferry::Spool& spool, const std::string& se
     options.batchRecords = m_config.batchRecords;
     options.batchBytes = m_config.batchBytes;
     options.ioTimeout = m_config.ioTimeout;
+    options.report.transportMode = ferry::toString(m_config.mode);
+    options.report.transportReason = m_config.mode == ferry::TransportMode::Push
+                                         ? "push configured"
+                                         : "push cycle (pull absent or asked for)";
 
     std::string errors;
     for (const auto& master : m_config.masters) {

@@ -14,6 +14,7 @@
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
 #include "ferry/MasterStore.h"
+#include "ferry/Session.h"
 #include "support/TestSupport.h"
 
 namespace ferry {
@@ -78,28 +79,100 @@ TEST_F(APushSession, IsRefusedWithAWrongSecretAndStoresNothing)
     Spool spool(dir / "spool.db", {});
     EXPECT_THROW(pushd::runPushCycle(*node, spool, options(generateSecret())), AuthError);
     server.join();
-    EXPECT_EQ(serverError, "Refused node 'web1' from node: wrong proof of its secret");
+    EXPECT_EQ(serverError, "Refused node 'web1' (node): wrong proof of its secret");
     EXPECT_EQ(spool.stats().records, 120u);
     EXPECT_EQ(MasterStore(dir / "master.db").countRecords("web1"), 0u);
 }
 
-TEST_F(APushSession, KeepsRecordsWhenTheMasterDropsBeforeTheAck)
+TEST_F(APushSession, AnswersAnUnknownNodeExactlyAsAWrongProof)
 {
-    // A collector that authenticates properly, reads one batch, and vanishes.
+    // What the peer sees must not tell enrolled names from others.
+    auto attempt = [&](const std::string& nodeName, const std::string& s) {
+        int sv[2];
+        EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        FdStream n(sv[0], sv[0], "collector", true);
+        FdStream m(sv[1], sv[1], "node", true);
+        std::thread server([&] {
+            MasterStore store(dir / "master.db");
+            try {
+                collectord::serveSession(m, store, {});
+            } catch (const AuthError&) {
+            }
+        });
+        Spool spool(dir / "spool.db", {});
+        auto o = options(s);
+        o.nodeName = nodeName;
+        std::string error;
+        try {
+            pushd::runPushCycle(n, spool, o);
+        } catch (const AuthError& e) {
+            error = e.what();
+        }
+        server.join();
+        return error;
+    };
+    const std::string unknown = attempt("nobody", secret);
+    const std::string wrong = attempt("web1", generateSecret());
+    EXPECT_FALSE(unknown.empty());
+    EXPECT_EQ(unknown, wrong);
+}
+
+TEST_F(APushSession, EscapesAnUntrustedNodeNameInItsErrors)
+{
+    std::string serverError;
     std::thread server([&] {
-        HelloMessage hello{randomBytes(kNonceSize), "flaky"};
-        writeFrame(*master, MessageType::Hello, encode(hello), deadlineIn(std::chrono::seconds(5)));
-        const auto auth = decodeAuth(readFrame(*master, deadlineIn(std::chrono::seconds(5))).payload, "node");
-        writeFrame(*master, MessageType::AuthOk,
-                   encode(AuthOkMessage{sessionProof(secret, "server", "push", hello.challenge, auth.nonce, "web1")}),
-                   deadlineIn(std::chrono::seconds(5)));
-        readFrame(*master, deadlineIn(std::chrono::seconds(5)));
+        MasterStore store(dir / "master.db");
+        try {
+            collectord::serveSession(*master, store, {});
+        } catch (const AuthError& e) {
+            serverError = e.what();
+        }
+    });
+    Spool spool(dir / "spool.db", {});
+    auto o = options(secret);
+    o.nodeName = "evil\nname\x1b[31m";
+    EXPECT_THROW(pushd::runPushCycle(*node, spool, o), AuthError);
+    server.join();
+    EXPECT_EQ(serverError.find('\n'), std::string::npos) << serverError;
+    EXPECT_EQ(serverError.find('\x1b'), std::string::npos) << serverError;
+    EXPECT_NE(serverError.find("evil\\x0aname"), std::string::npos) << serverError;
+}
+
+TEST_F(APushSession, StoresOnceWhenTheCollectorDiesBetweenCommitAndAck)
+{
+    // The failpoint's moment, in-process: the first batch is committed and
+    // the session ends before its Ack. The node keeps the batch, sends it
+    // again, and the master counts it as already stored.
+    std::thread server([&] {
+        MasterStore store(dir / "master.db");
+        collectord::SessionOptions o;
+        o.afterCommit = [] { throw std::runtime_error("killed after the commit"); };
+        try {
+            collectord::serveSession(*master, store, o);
+        } catch (const std::runtime_error&) {
+        }
         master.reset();
     });
     Spool spool(dir / "spool.db", {});
-    EXPECT_THROW(pushd::runPushCycle(*node, spool, options(secret)), ClosedError);
+    EXPECT_ANY_THROW(pushd::runPushCycle(*node, spool, options(secret)));
     server.join();
-    EXPECT_EQ(spool.stats().records, 120u);
+    EXPECT_EQ(spool.stats().records, 120u) << "nothing was acked, nothing may leave";
+    EXPECT_EQ(MasterStore(dir / "master.db").countRecords("web1"), 50u) << "the first batch was committed";
+
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    FdStream n(sv[0], sv[0], "collector", true);
+    FdStream m(sv[1], sv[1], "node", true);
+    std::thread again([&] {
+        MasterStore store(dir / "master.db");
+        collectord::serveSession(m, store, {});
+    });
+    const auto r = pushd::runPushCycle(n, spool, options(secret));
+    again.join();
+    EXPECT_EQ(r.duplicates, 50u);
+    EXPECT_EQ(r.recordsNew, 70u);
+    EXPECT_EQ(spool.stats().records, 0u);
+    EXPECT_EQ(MasterStore(dir / "master.db").countRecords("web1"), 120u);
 }
 
 TEST_F(APushSession, RefusesACollectorThatCannotProveTheSecret)
@@ -108,8 +181,10 @@ TEST_F(APushSession, RefusesACollectorThatCannotProveTheSecret)
         HelloMessage hello{randomBytes(kNonceSize), "impostor"};
         writeFrame(*master, MessageType::Hello, encode(hello), deadlineIn(std::chrono::seconds(5)));
         readFrame(*master, deadlineIn(std::chrono::seconds(5)));
-        writeFrame(*master, MessageType::AuthOk, encode(AuthOkMessage{randomBytes(kMacSize)}),
-                   deadlineIn(std::chrono::seconds(5)));
+        AuthOkMessage ok;
+        ok.mac = randomBytes(kMacSize);
+        ok.version = 2;
+        writeFrame(*master, MessageType::AuthOk, encode(ok), deadlineIn(std::chrono::seconds(5)));
     });
     Spool spool(dir / "spool.db", {});
     EXPECT_THROW(pushd::runPushCycle(*node, spool, options(secret)), AuthError);
@@ -117,17 +192,93 @@ TEST_F(APushSession, RefusesACollectorThatCannotProveTheSecret)
     EXPECT_EQ(spool.stats().records, 120u);
 }
 
+TEST_F(APushSession, RefusesAVersionOneNodeWithAClearMessage)
+{
+    std::string serverError;
+    std::thread server([&] {
+        MasterStore store(dir / "master.db");
+        try {
+            collectord::serveSession(*master, store, {});
+        } catch (const ProtocolError& e) {
+            serverError = e.what();
+        }
+    });
+    // What a pushd of the release before sends.
+    const auto hello = decodeHello(readFrame(*node, deadlineIn(std::chrono::seconds(5))).payload, "collector");
+    AuthMessage v1;
+    v1.node = "web1";
+    v1.nonce = randomBytes(kNonceSize);
+    v1.mac = sessionProof(secret, "node", "push", hello.challenge, v1.nonce, "web1");
+    writeFrame(*node, MessageType::Auth, encode(v1), deadlineIn(std::chrono::seconds(5)));
+    const Frame reply = readFrame(*node, deadlineIn(std::chrono::seconds(5)));
+    server.join();
+    ASSERT_EQ(reply.type, MessageType::Error);
+    const auto err = decodeError(reply.payload, "collector");
+    EXPECT_EQ(err.code, "unsupported-version");
+    EXPECT_NE(err.message.find("session version 1"), std::string::npos) << err.message;
+    EXPECT_NE(err.message.find("upgrade ferry-node"), std::string::npos) << err.message;
+    EXPECT_NE(serverError.find("session version 1"), std::string::npos) << serverError;
+}
+
+TEST_F(APushSession, RefusesAnEpochSwappedUnderAValidProof)
+{
+    std::thread server([&] {
+        MasterStore store(dir / "master.db");
+        try {
+            collectord::serveSession(*master, store, {});
+        } catch (const AuthError&) {
+        }
+    });
+    const auto hello = decodeHello(readFrame(*node, deadlineIn(std::chrono::seconds(5))).payload, "collector");
+    AuthMessage auth;
+    auth.node = "web1";
+    auth.nonce = randomBytes(kNonceSize);
+    auth.version = 2;
+    const std::string proven = Epoch::random().bytes();
+    auth.mac = sessionProofV2(secret, "node", "push", 2, 0, hello.challenge, auth.nonce, "web1", proven);
+    auth.epoch = Epoch::random().bytes();  // not the one the proof covers
+    writeFrame(*node, MessageType::Auth, encode(auth), deadlineIn(std::chrono::seconds(5)));
+    const Frame reply = readFrame(*node, deadlineIn(std::chrono::seconds(5)));
+    server.join();
+    ASSERT_EQ(reply.type, MessageType::Error);
+    EXPECT_EQ(decodeError(reply.payload, "collector").code, "auth-failed");
+}
+
+TEST_F(APushSession, StoresTheNodesHealthReport)
+{
+    std::thread server([&] {
+        MasterStore store(dir / "master.db");
+        collectord::serveSession(*master, store, {});
+    });
+    Spool spool(dir / "spool.db", {});
+    auto o = options(secret);
+    o.report.transportMode = "push";
+    o.report.transportReason = "configured";
+    o.report.fwcheckVerdict = "sshd unreachable: port 22 dropped by INPUT";
+    pushd::runPushCycle(*node, spool, o);
+    server.join();
+    const auto r = MasterStore(dir / "master.db").report("web1");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->spoolRecords, 120u) << "the figures from before the session";
+    EXPECT_EQ(r->lastSeq, 120u);
+    EXPECT_EQ(r->transportMode, "push");
+    EXPECT_EQ(r->fwcheckVerdict, "sshd unreachable: port 22 dropped by INPUT");
+}
+
 TEST_F(APushSession, StoresARetriedBatchOnlyOnce)
 {
     MasterStore store(dir / "master.db");
+    const Epoch epoch = Epoch::random();
     std::vector<Record> batch{{1, 0, "k", "a"}, {2, 0, "k", "b"}};
-    const auto first = store.storeBatch("web1", batch, "push");
-    const auto again = store.storeBatch("web1", batch, "pull");
+    const auto first = store.storeBatch("web1", epoch, batch, "push");
+    const auto again = store.storeBatch("web1", epoch, batch, "pull");
     EXPECT_EQ(first.newlyStored, 2u);
     EXPECT_EQ(again.newlyStored, 0u);
     EXPECT_EQ(again.duplicates, 2u);
     EXPECT_EQ(again.storedUpTo, 2u);
     EXPECT_EQ(store.countRecords("web1"), 2u);
+    EXPECT_EQ(store.storeBatch("web1", Epoch::random(), batch, "push").newlyStored, 2u)
+        << "the same sequences of another spool are other records";
 }
 
 TEST(TheFallback, TurnsPushOnOnlyAfterTheAbsenceInterval)

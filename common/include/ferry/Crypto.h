@@ -5,6 +5,7 @@
 // a label that differs per direction so one proof cannot be replayed as the
 // other.
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -31,5 +32,16 @@ bool ensureSecret(const std::string& path);
 // server's nonce, nonce the client's, name the node.
 std::string sessionProof(std::string_view secret, std::string_view label, std::string_view protocol,
                          std::string_view challenge, std::string_view nonce, std::string_view name);
+
+// Proof for a session of version 2 (Session.h): everything either side
+// decided in the handshake is inside the HMAC — the role label, the
+// transport, the version and capabilities, both nonces, the node name and
+// the node's spool epoch — so that nobody without the secret can change
+// one of them (swap the epoch, downgrade the version) unnoticed.
+// epoch is empty in the one proof made before the master learns it (the
+// master's proof on pull).
+std::string sessionProofV2(std::string_view secret, std::string_view label, std::string_view protocol,
+                           std::uint8_t version, std::uint32_t capabilities, std::string_view challenge,
+                           std::string_view nonce, std::string_view node, std::string_view epoch);
 
 } // namespace ferry

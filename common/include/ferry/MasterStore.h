@@ -1,14 +1,31 @@
 #pragma once
-// The master's store (SQLite, WAL): the nodes it knows and the records they
-// sent. Records are keyed by (node, sequence), so a batch that arrives twice
-// — retried after a lost ack, or once by push and once by pull — is stored
-// once. collectord, pulld and registryd share it.
+// The master's store (SQLite, WAL, synchronous=FULL), and the one owner of
+// master.db: opening it applies MasterSchema.h (creation and migrations), so
+// every daemon and ferryctl that reaches the file goes through here.
+//
+// Records are keyed by (node, epoch, seq), so a batch that arrives twice —
+// retried after a lost ack, or once by push and once by pull — is stored
+// once, while a reinstalled node's new spool (a new epoch) is stored from
+// its seq 1. A batch is committed with synchronous=FULL before the caller
+// acks it: an acked record survives a power loss of the master.
+//
+// Epochs of a node (node_epochs) move between states:
+//   new epoch, node known      → it becomes active, the others retired
+//                                 (a reinstall: logged once, counted)
+//   a retired epoch comes back → every live epoch of the node is suspect
+//                                 (a clone, or one secret on two machines)
+//   suspect, or retired by an operator
+//                              → held: the session is told so, nothing is
+//                                 stored or acked, the data stays on the node
+//   resolveEpochs(node, keep)  → keep is active, the others retired by the
+//                                 operator (held from then on)
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "ferry/Epoch.h"
 #include "ferry/Sqlite.h"
 #include "ferry/Wire.h"
 
@@ -26,13 +43,40 @@ struct NodeInfo {
     std::int64_t lastPushMs = 0;
     std::int64_t lastPullMs = 0;
     std::uint64_t recordsStored = 0;
-    std::uint64_t lastSeq = 0;
+    std::uint64_t lastSeq = 0;  // of the active epoch
     std::string reason;  // why declined/revoked
+    std::string activeEpoch;  // hex, "" before the first session
+    std::uint64_t epochs = 0;  // epochs seen (reinstalls + 1)
+    bool suspect = false;
+};
+
+struct EpochInfo {
+    std::string node;
+    std::string epoch;  // hex
+    std::int64_t firstSeenMs = 0;
+    std::int64_t lastSeenMs = 0;
+    std::string fromAddress;
+    std::string state;  // active | retired | suspect
+    std::int64_t decidedMs = 0;
+    std::uint64_t recordsStored = 0;
+    std::uint64_t lastSeq = 0;
+};
+
+// What the store decided about a session's epoch.
+struct EpochAdmission {
+    bool held = false;
+    std::string reason;       // why held, for the peer and the log
+    bool newEpoch = false;    // first session of this epoch
+    std::string previous;     // the epoch it replaced (hex), on a reinstall
 };
 
 class MasterStore {
 public:
     explicit MasterStore(const std::string& path);
+
+    // Opens master.db and brings it to the current schema; what every other
+    // user of the file calls (RegistryStore, pulld, ferryctl).
+    static void migrate(Database& db);
 
     // Enrols (or re-keys) a node with its secret, state accepted.
     void addNode(const std::string& name, const std::string& secret);
@@ -40,11 +84,29 @@ public:
     std::optional<NodeInfo> node(const std::string& name);
     std::vector<NodeInfo> nodes();
 
+    // Notes a session of (node, epoch) from address and decides whether its
+    // data may be stored (see the state machine above).
+    EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address);
+    std::vector<EpochInfo> epochs(const std::string& node);
+    // The operator's decision for a suspect node. Throws Error naming the
+    // node and epoch when the node has no such epoch.
+    void resolveEpochs(const std::string& node, const std::string& keepEpochHex);
+
     // Stores a batch in one transaction; duplicates are ignored and counted.
     // via is "push" or "pull" (which timestamp to update).
-    AckMessage storeBatch(const std::string& node, const std::vector<Record>& records, const std::string& via);
+    AckMessage storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
+                          const std::string& via);
+    void storeReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
+                     const HealthReport& report);
+    std::optional<HealthReport> report(const std::string& node);
+
     std::uint64_t countRecords(const std::string& node);
-    std::vector<Record> records(const std::string& node, std::uint64_t afterSeq, std::size_t limit);
+    std::uint64_t countRecords(const std::string& node, const Epoch& epoch);
+    std::vector<Record> records(const std::string& node, const Epoch& epoch, std::uint64_t afterSeq, std::size_t limit);
+
+    // Pull cursors: every record of (node, epoch) ≤ cursor is stored.
+    std::uint64_t pullCursor(const std::string& node, const Epoch& epoch);
+    void setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor);
 
     Database& database() { return m_db; }
 

@@ -1,19 +1,17 @@
 #pragma once
 // The master's side of the pull protocol (PullProtocol.h): after the shell
-// was started with a command, prove the node secret, check the node's proof,
-// then receive batches, hand each to a sink that stores it, and answer with
-// an Ack only once the sink returned.
+// was started with a command, run the common session (Session.h) as its
+// initiator into the master store: every batch is committed before its Ack,
+// and the cursor kept per (node, epoch) advances with it.
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <string>
-#include <vector>
 
-#include "ferry/Error.h"
+#include "ferry/MasterStore.h"
 #include "ferry/PullProtocol.h"
+#include "ferry/Session.h"
 #include "ferry/Stream.h"
-#include "ferry/Wire.h"
 
 namespace ferry {
 
@@ -21,39 +19,20 @@ struct PullClientOptions {
     std::string nodeName;
     std::string secret;
     std::chrono::milliseconds ioTimeout{30000};
-};
-
-struct PullFetchResult {
-    std::uint64_t batches = 0;
-    std::uint64_t records = 0;     // records received
-    std::uint64_t newlyStored = 0;
-    std::uint64_t duplicates = 0;
-    std::uint64_t cursor = 0;      // everything ≤ this is stored
-};
-
-// The node refused the cursor: it never had that many records.
-class CursorAheadError : public ProtocolError {
-public:
-    using ProtocolError::ProtocolError;
+    std::string address;  // the node's SSH host, for node_epochs
 };
 
 class PullClient {
 public:
     PullClient(ByteStream& stream, PullClientOptions options);
 
-    // Stores each batch; must not return before the records are durable.
-    using BatchSink = std::function<AckMessage(const std::vector<Record>&)>;
-    // Called after each stored batch with the new cursor (persist it).
-    using CursorSink = std::function<void(std::uint64_t)>;
-
     // For a stream running `fetch <cursor>`.
-    PullFetchResult fetch(std::uint64_t cursor, const BatchSink& store, const CursorSink& advanced);
+    MasterSessionResult fetch(MasterStore& store);
     // For a stream running `status`.
-    PullStatus status();
+    PullStatus status(MasterStore& store);
 
 private:
-    void authenticate();
-    [[noreturn]] void failOnError(const Frame& frame, const char* expected);
+    MasterSessionOptions sessionOptions() const;
 
     ByteStream& m_stream;
     PullClientOptions m_options;

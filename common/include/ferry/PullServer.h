@@ -1,13 +1,12 @@
 #pragma once
 // The node's side of the pull protocol (PullProtocol.h), as ferry-login runs
-// it over its stdin/stdout: prove the install secret both ways, then serve
-// one command from the spool.
+// it over its stdin/stdout: the common session (Session.h) as its responder.
 //
-// fetch never holds more than one batch of records in memory: the next batch
-// is read from the spool only when fewer than `window` batches await their
-// Ack, and a sent batch is kept only as its last sequence number. Records are
-// deleted only by an Ack (or by the cursor of a later fetch), so a connection
-// that drops at any point loses nothing.
+// fetch never holds more than one batch of records in memory, and records
+// are deleted only by an Ack or by the master's per-epoch cursor in its
+// Policy answer — never by the cursor on the command line, which names no
+// epoch: a master whose cursor belonged to an earlier spool would otherwise
+// delete records it never received.
 
 #include <chrono>
 #include <cstdint>
@@ -16,6 +15,7 @@
 #include "ferry/PullProtocol.h"
 #include "ferry/Spool.h"
 #include "ferry/Stream.h"
+#include "ferry/Wire.h"
 
 namespace ferry {
 
@@ -27,6 +27,8 @@ struct PullServerOptions {
     std::chrono::milliseconds ioTimeout{30000};
     // Batches sent ahead of their Ack; hides the round trip per batch.
     unsigned window = 4;
+    // Transport mode and reason, fwcheck verdict for the health report.
+    HealthReport report;
 };
 
 struct PullServerResult {
@@ -34,6 +36,7 @@ struct PullServerResult {
     std::uint64_t batches = 0;
     std::uint64_t acknowledgedUpTo = 0;  // highest sequence deleted by this session
     std::uint64_t deleted = 0;           // records deleted (cursor and Acks)
+    bool held = false;
 };
 
 class PullServer {
@@ -41,16 +44,12 @@ public:
     PullServer(ByteStream& stream, Spool& spool, PullServerOptions options);
 
     // Authenticates the master, then runs command. Throws AuthError when the
-    // master's proof is wrong (after telling it "auth-failed"), ProtocolError
-    // for a bad message, TimeoutError/ClosedError when the master goes away.
+    // master's proof is wrong (after telling it "auth-failed"), VersionError
+    // for an older master, ProtocolError for a bad message,
+    // TimeoutError/ClosedError when the master goes away.
     PullServerResult run(const PullCommand& command);
 
 private:
-    void authenticate();
-    PullServerResult fetch(std::uint64_t cursor);
-    void status();
-    void sendError(const std::string& code, const std::string& message);
-
     ByteStream& m_stream;
     Spool& m_spool;
     PullServerOptions m_options;

@@ -1,15 +1,31 @@
 #pragma once
-// The node's durable spool (SQLite, WAL). Records get strictly increasing
-// sequence numbers that are never reused, leave only when a master has
-// acknowledged them as stored, and are dropped oldest-first only when the
-// size or age bound is hit: every drop is counted and logged, never silent.
-// Safe for several processes at once (sampler appends while a transport reads).
+// The node's durable spool (SQLite, WAL, synchronous=FULL). Records get
+// strictly increasing sequence numbers that are never reused, leave only
+// when a master has acknowledged them as stored, and are dropped oldest-first
+// only when the size or age bound is hit: every drop is counted and logged,
+// never silent. Safe for several processes at once (sampler appends while a
+// transport reads).
+//
+// Every spool has an epoch (Epoch.h), made when the file is created and
+// kept in it; (node, epoch, seq) names a record everywhere. A spool.db from
+// before epochs (schema version 1) migrates in place to the legacy epoch.
+//
+// A spool that cannot be used — not a database, damaged, the wrong schema,
+// an I/O error while opening it — is moved aside as
+// spool.db.corrupt-<UTC time> (with its -wal and -shm), one error line is
+// logged, and a new spool with a new epoch takes its place. The new spool
+// remembers why it was made, so the next session reports the reset to the
+// master (SpoolStats::resets, lastReset). A schema *newer* than this code
+// knows is refused instead: it is not damage, and moving it aside would
+// hide data a newer Ferry can still read.
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "ferry/Epoch.h"
 #include "ferry/Sqlite.h"
 #include "ferry/Wire.h"
 
@@ -25,9 +41,24 @@ struct SpoolStats {
     std::uint64_t bytes = 0;  // payload + kind bytes of queued records
     std::uint64_t lastSeq = 0;
     std::int64_t oldestMs = 0;  // 0 when empty
-    std::uint64_t droppedRecords = 0;
+    std::uint64_t droppedRecords = 0;  // by either bound
     std::uint64_t droppedBytes = 0;
+    std::uint64_t droppedByAge = 0;    // records, of droppedRecords
+    std::uint64_t droppedBySize = 0;   // records, of droppedRecords
+    Epoch epoch;
+    // Spools of this node moved aside as unusable (counted from the
+    // spool.db.corrupt-* files next to it), and why this spool replaced one
+    // ("" when it did not). lastResetReported turns true once a master
+    // stored the health report that carried it.
+    std::uint64_t resets = 0;
+    std::string lastReset;
+    std::int64_t lastResetMs = 0;
+    bool lastResetReported = true;
 };
+
+// Schema versions of spool.db (PRAGMA user_version): 0 and no tables is a
+// new file; 0 with tables is the release before epochs (version 1).
+constexpr int kSpoolSchemaVersion = 2;
 
 class Spool {
 public:
@@ -43,13 +74,17 @@ public:
     // Deletes every record with seq ≤ upTo: the master has stored them.
     std::uint64_t acknowledge(std::uint64_t upTo);
     SpoolStats stats();
+    const Epoch& epoch() const { return m_epoch; }
+    // A master stored the health report that told it about the last reset.
+    void markResetReported();
 
 private:
     void enforceLimits(std::int64_t nowMs);
     void addMeta(const char* key, std::int64_t delta);
 
-    Database m_db;
+    std::unique_ptr<Database> m_db;
     SpoolLimits m_limits;
+    Epoch m_epoch;
 };
 
 } // namespace ferry

@@ -7,15 +7,34 @@
 #include <string>
 #include <string_view>
 
+#include "ferry/Error.h"
+
 struct sqlite3;
 struct sqlite3_stmt;
 
 namespace ferry {
 
+// A failure SQLite reported, with its primary result code (SQLITE_NOTADB,
+// SQLITE_CORRUPT, SQLITE_IOERR, …) so that a caller can tell a damaged file
+// from a busy or full one.
+class SqliteError : public Error {
+public:
+    SqliteError(const std::string& message, int code) : Error(message), m_code(code) {}
+    int code() const noexcept { return m_code; }
+    // The file is damaged or not a database at all (as opposed to busy,
+    // locked, full or read-only, which are conditions to wait out or fix).
+    bool isDamage() const noexcept;
+
+private:
+    int m_code;
+};
+
 class Database {
 public:
-    // Opens (creating if needed) in WAL mode with a busy timeout, so that a
-    // writer in another process waits instead of failing.
+    // Opens (creating if needed) in WAL mode with synchronous=FULL and a busy
+    // timeout, so that a writer in another process waits instead of failing.
+    // FULL makes every commit durable against power loss before it returns:
+    // docs/durability.md says why both the spool and master.db need that.
     explicit Database(const std::string& path, bool readOnly = false);
     ~Database();
     Database(const Database&) = delete;

@@ -22,6 +22,15 @@ namespace ferry {
 constexpr std::uint8_t kWireVersion = 1;
 constexpr std::size_t kFrameHeaderSize = 8;
 constexpr std::uint32_t kDefaultMaxFrame = 4 * 1024 * 1024;
+// The one limit on a Batch frame's payload, for every sender and receiver
+// of both transports. `batch_bytes` in the node's config is checked against
+// kMaxBatchBytes when loaded, and the sender trims a batch whose encoding
+// would still exceed kMaxBatchFrame (Session.h), so a receiver never sees
+// a batch it must refuse.
+constexpr std::uint32_t kMaxBatchFrame = kDefaultMaxFrame;
+constexpr std::uint32_t kMaxBatchBytes = kMaxBatchFrame - 64 * 1024;
+// Every other frame of a session (handshake, report, policy, ack, error).
+constexpr std::uint32_t kMaxControlFrame = 64 * 1024;
 
 enum class MessageType : std::uint8_t {
     Hello = 1,      // server → client: challenge
@@ -33,6 +42,8 @@ enum class MessageType : std::uint8_t {
     Bye = 7,        // orderly end
     Request = 8,    // generic request (registration, pull commands)
     Response = 9,   // generic response
+    Report = 10,    // node → master: health report (session version 2)
+    Policy = 11,    // master → node: verdict, cursor, policy map (session version 2)
 };
 const char* toString(MessageType type);
 
@@ -104,13 +115,54 @@ struct HelloMessage {
     std::string challenge;  // kNonceSize random bytes
     std::string server;     // server's name, for logs
 };
+// Auth and AuthOk of session version 2 append version, capabilities and
+// the node's epoch after the fields of version 1, so that a version-1 peer's
+// message decodes with version = 1 and gets a clear refusal (Session.h).
 struct AuthMessage {
     std::string node;
     std::string nonce;  // kNonceSize
     std::string mac;    // HMAC(secret, transcript)
+    std::uint8_t version = 1;
+    std::uint32_t capabilities = 0;
+    std::string epoch;  // Epoch::kSize bytes when the sender is the node, else empty
 };
 struct AuthOkMessage {
     std::string mac;
+    std::uint8_t version = 1;
+    std::uint32_t capabilities = 0;
+    std::string epoch;  // as in AuthMessage
+};
+
+// The node's health, sent at the start of every session and kept by the
+// master (node_reports). Text fields are bounded; counters are the spool's.
+constexpr std::size_t kMaxReportText = 1024;
+struct HealthReport {
+    std::uint64_t spoolRecords = 0;
+    std::uint64_t spoolBytes = 0;
+    std::int64_t oldestUnsentMs = 0;  // 0: nothing queued
+    std::uint64_t lastSeq = 0;
+    std::uint64_t droppedByAge = 0;
+    std::uint64_t droppedBySize = 0;
+    std::uint64_t droppedBytes = 0;
+    std::string transportMode;    // "push", "pull", "auto (push on)", …
+    std::string transportReason;  // why that mode
+    std::uint64_t spoolResets = 0;
+    std::string lastReset;        // why the current spool replaced another, "" if it did not
+    std::int64_t lastResetMs = 0;
+    std::string fwcheckVerdict;   // opaque, filled by the caller
+};
+
+// The master's answer to a report: whether the node may send, how far the
+// master has stored this epoch (pull deletes up to it), and a key/value
+// policy map (empty today; a later change adds the period floor) so that a
+// new policy needs no protocol change.
+constexpr std::size_t kMaxPolicyEntries = 32;
+constexpr std::size_t kMaxPolicyText = 256;
+struct PolicyMessage {
+    bool held = false;
+    std::string reason;  // why held
+    std::uint64_t storedUpTo = 0;
+    std::vector<std::pair<std::string, std::string>> policy;
 };
 struct AckMessage {
     std::uint64_t storedUpTo = 0;  // every record ≤ this of the batch is stored
@@ -128,6 +180,8 @@ std::string encode(const AuthOkMessage& m);
 std::string encode(const std::vector<Record>& batch);
 std::string encode(const AckMessage& m);
 std::string encode(const ErrorMessage& m);
+std::string encode(const HealthReport& m);
+std::string encode(const PolicyMessage& m);
 
 HelloMessage decodeHello(std::string_view payload, const std::string& peer);
 AuthMessage decodeAuth(std::string_view payload, const std::string& peer);
@@ -135,6 +189,8 @@ AuthOkMessage decodeAuthOk(std::string_view payload, const std::string& peer);
 std::vector<Record> decodeBatch(std::string_view payload, const std::string& peer);
 AckMessage decodeAck(std::string_view payload, const std::string& peer);
 ErrorMessage decodeError(std::string_view payload, const std::string& peer);
+HealthReport decodeReport(std::string_view payload, const std::string& peer);
+PolicyMessage decodePolicy(std::string_view payload, const std::string& peer);
 
 // Reads a frame and checks its type; an Error frame from the peer becomes a
 // ProtocolError (or AuthError for "auth-failed") carrying its message.

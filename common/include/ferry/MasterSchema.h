@@ -1,0 +1,204 @@
+#pragma once
+// The one definition of master.db: every table, index and migration. Only
+// MasterStore applies it (MasterStore::openDatabase); registryd, pulld,
+// collectord, ferryctl and the AuthorizedKeysCommand helper reach the file
+// through MasterStore or, for the helper that must stay small, through the
+// query text below. Dependency-free on purpose (no SQLite, no Ferry types),
+// so that any reader — the helper, a metrics exporter, a later PostgreSQL
+// port — can include it.
+//
+// Versions (PRAGMA user_version):
+//   0  a new file, or one made by the release before this owner existed
+//      (tables created ad hoc by each daemon; records keyed (node, seq))
+//   1  that release's schema, every table present (kMigrations[0] brings
+//      any file of that release there, whichever daemons had run)
+//   2  spool epochs: records keyed (node, epoch, seq); pull cursors per
+//      (node, epoch); node_epochs; node_reports
+//
+// A new file gets kSchema and kMasterSchemaVersion at once. An existing one
+// runs every migration above its version in order, each in the same
+// transaction as the user_version it reaches. A file newer than this code
+// is refused, not touched.
+//
+// Epochs are 32 lower-case hex digits (Epoch::hex()); the legacy epoch of
+// records from before epochs is 32 zeros.
+
+namespace ferry::schema {
+
+inline constexpr int kMasterSchemaVersion = 2;
+
+inline constexpr const char* kLegacyEpochHex = "00000000000000000000000000000000";
+
+// The current schema, for a new file.
+inline constexpr const char* kSchema = R"SQL(
+CREATE TABLE nodes (
+  name TEXT PRIMARY KEY,
+  secret TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT 'accepted',      -- accepted | pending | declined | revoked
+  mode TEXT NOT NULL DEFAULT 'push',           -- push | pull | auto
+  public_key TEXT NOT NULL DEFAULT '',
+  ssh_host TEXT NOT NULL DEFAULT '',
+  ssh_port INTEGER NOT NULL DEFAULT 22,
+  first_seen INTEGER NOT NULL DEFAULT 0,       -- ms since the epoch, here and below
+  last_seen INTEGER NOT NULL DEFAULT 0,
+  last_push INTEGER NOT NULL DEFAULT 0,
+  last_pull INTEGER NOT NULL DEFAULT 0,
+  records_stored INTEGER NOT NULL DEFAULT 0,
+  reason TEXT NOT NULL DEFAULT '',             -- why declined or revoked
+  pending_request BLOB,                        -- registration awaiting a decision
+  pending_mac BLOB
+);
+-- sshd asks the AuthorizedKeysCommand helper for every connection: the
+-- lookup by key must stay an index probe however many nodes exist.
+CREATE INDEX nodes_public_key ON nodes(public_key);
+CREATE TABLE records (
+  node TEXT NOT NULL,
+  epoch TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  time_ms INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  received_ms INTEGER NOT NULL,
+  via TEXT NOT NULL,                           -- push | pull
+  PRIMARY KEY (node, epoch, seq)
+) WITHOUT ROWID;
+CREATE TABLE node_epochs (
+  node TEXT NOT NULL,
+  epoch TEXT NOT NULL,
+  first_seen INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL,
+  from_address TEXT NOT NULL DEFAULT '',       -- peer of the last session of this epoch
+  state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'retired', 'suspect')),
+  decided_ms INTEGER NOT NULL DEFAULT 0,       -- when an operator set the state (0: automatic)
+  records_stored INTEGER NOT NULL DEFAULT 0,
+  last_seq INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (node, epoch)
+) WITHOUT ROWID;
+CREATE TABLE node_reports (
+  node TEXT PRIMARY KEY,                       -- the latest health report per node
+  epoch TEXT NOT NULL,
+  received_ms INTEGER NOT NULL,
+  via TEXT NOT NULL,
+  from_address TEXT NOT NULL,
+  spool_records INTEGER NOT NULL,
+  spool_bytes INTEGER NOT NULL,
+  oldest_unsent_ms INTEGER NOT NULL,           -- 0: nothing queued
+  last_seq INTEGER NOT NULL,
+  dropped_age INTEGER NOT NULL,
+  dropped_size INTEGER NOT NULL,
+  dropped_bytes INTEGER NOT NULL,
+  transport_mode TEXT NOT NULL,
+  transport_reason TEXT NOT NULL,
+  spool_resets INTEGER NOT NULL,
+  last_reset TEXT NOT NULL,
+  last_reset_ms INTEGER NOT NULL,
+  fwcheck_verdict TEXT NOT NULL
+);
+CREATE TABLE pull_state (
+  node TEXT PRIMARY KEY,
+  last_attempt INTEGER NOT NULL DEFAULT 0,
+  last_success INTEGER NOT NULL DEFAULT 0,
+  last_result TEXT NOT NULL DEFAULT '',
+  last_records INTEGER NOT NULL DEFAULT 0,
+  total_records INTEGER NOT NULL DEFAULT 0
+);
+-- Every record of (node, epoch) up to cursor is stored here.
+CREATE TABLE pull_cursors (
+  node TEXT NOT NULL,
+  epoch TEXT NOT NULL,
+  cursor INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (node, epoch)
+) WITHOUT ROWID;
+CREATE TABLE registry_nonces (
+  node TEXT NOT NULL,
+  nonce BLOB NOT NULL,
+  time_ms INTEGER NOT NULL,
+  PRIMARY KEY (node, nonce)
+) WITHOUT ROWID;
+)SQL";
+
+// A column some files of version 0 lack (registryd added these when it ran).
+struct AddedColumn {
+    const char* table;
+    const char* column;
+    const char* declaration;
+};
+
+struct Migration {
+    int toVersion;
+    // Columns to add first where missing (ALTER TABLE … ADD COLUMN).
+    const AddedColumn* columns;
+    int columnCount;
+    const char* sql;
+};
+
+inline constexpr AddedColumn kRegistryColumns[] = {
+    {"nodes", "pending_request", "BLOB"},
+    {"nodes", "pending_mac", "BLOB"},
+};
+
+inline constexpr Migration kMigrations[] = {
+    // 0 → 1: whatever daemons of the release before ran, every table of that
+    // release exists afterwards (the release's own statements, verbatim).
+    {1, nullptr, 0, R"SQL(
+CREATE TABLE IF NOT EXISTS nodes ( name TEXT PRIMARY KEY, secret TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'accepted', mode TEXT NOT NULL DEFAULT 'push', public_key TEXT NOT NULL DEFAULT '', ssh_host TEXT NOT NULL DEFAULT '', ssh_port INTEGER NOT NULL DEFAULT 22, first_seen INTEGER NOT NULL DEFAULT 0, last_seen INTEGER NOT NULL DEFAULT 0, last_push INTEGER NOT NULL DEFAULT 0, last_pull INTEGER NOT NULL DEFAULT 0, records_stored INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS records ( node TEXT NOT NULL, seq INTEGER NOT NULL, time_ms INTEGER NOT NULL, kind TEXT NOT NULL, payload BLOB NOT NULL, received_ms INTEGER NOT NULL, via TEXT NOT NULL, PRIMARY KEY (node, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS registry_nonces ( node TEXT NOT NULL, nonce BLOB NOT NULL, time_ms INTEGER NOT NULL, PRIMARY KEY (node, nonce)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nodes_public_key ON nodes(public_key);
+CREATE TABLE IF NOT EXISTS pull_state ( node TEXT PRIMARY KEY, cursor INTEGER NOT NULL DEFAULT 0, last_attempt INTEGER NOT NULL DEFAULT 0, last_success INTEGER NOT NULL DEFAULT 0, last_result TEXT NOT NULL DEFAULT '', last_records INTEGER NOT NULL DEFAULT 0, total_records INTEGER NOT NULL DEFAULT 0);
+)SQL"},
+    // 1 → 2: epochs. Records and pull cursors of the release belong to the
+    // legacy epoch; every node that stored records gets that epoch, active.
+    {2, kRegistryColumns, 2, R"SQL(
+CREATE TABLE records_v2 (
+  node TEXT NOT NULL, epoch TEXT NOT NULL, seq INTEGER NOT NULL, time_ms INTEGER NOT NULL,
+  kind TEXT NOT NULL, payload BLOB NOT NULL, received_ms INTEGER NOT NULL, via TEXT NOT NULL,
+  PRIMARY KEY (node, epoch, seq)
+) WITHOUT ROWID;
+INSERT INTO records_v2 (node, epoch, seq, time_ms, kind, payload, received_ms, via)
+  SELECT node, '00000000000000000000000000000000', seq, time_ms, kind, payload, received_ms, via FROM records;
+DROP TABLE records;
+ALTER TABLE records_v2 RENAME TO records;
+CREATE TABLE node_epochs (
+  node TEXT NOT NULL, epoch TEXT NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
+  from_address TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'retired', 'suspect')),
+  decided_ms INTEGER NOT NULL DEFAULT 0, records_stored INTEGER NOT NULL DEFAULT 0,
+  last_seq INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (node, epoch)
+) WITHOUT ROWID;
+INSERT INTO node_epochs (node, epoch, first_seen, last_seen, records_stored, last_seq)
+  SELECT node, '00000000000000000000000000000000', MIN(received_ms), MAX(received_ms), COUNT(*), MAX(seq)
+  FROM records GROUP BY node;
+CREATE TABLE node_reports (
+  node TEXT PRIMARY KEY, epoch TEXT NOT NULL, received_ms INTEGER NOT NULL, via TEXT NOT NULL,
+  from_address TEXT NOT NULL, spool_records INTEGER NOT NULL, spool_bytes INTEGER NOT NULL,
+  oldest_unsent_ms INTEGER NOT NULL, last_seq INTEGER NOT NULL, dropped_age INTEGER NOT NULL,
+  dropped_size INTEGER NOT NULL, dropped_bytes INTEGER NOT NULL, transport_mode TEXT NOT NULL,
+  transport_reason TEXT NOT NULL, spool_resets INTEGER NOT NULL, last_reset TEXT NOT NULL,
+  last_reset_ms INTEGER NOT NULL, fwcheck_verdict TEXT NOT NULL
+);
+CREATE TABLE pull_cursors (
+  node TEXT NOT NULL, epoch TEXT NOT NULL, cursor INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (node, epoch)
+) WITHOUT ROWID;
+INSERT INTO pull_cursors (node, epoch, cursor)
+  SELECT node, '00000000000000000000000000000000', cursor FROM pull_state WHERE cursor > 0;
+CREATE TABLE pull_state_v2 (
+  node TEXT PRIMARY KEY, last_attempt INTEGER NOT NULL DEFAULT 0, last_success INTEGER NOT NULL DEFAULT 0,
+  last_result TEXT NOT NULL DEFAULT '', last_records INTEGER NOT NULL DEFAULT 0,
+  total_records INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO pull_state_v2 SELECT node, last_attempt, last_success, last_result, last_records, total_records
+  FROM pull_state;
+DROP TABLE pull_state;
+ALTER TABLE pull_state_v2 RENAME TO pull_state;
+)SQL"},
+};
+
+// The AuthorizedKeysCommand helper's one query (read-only): is this key an
+// accepted node's?
+inline constexpr const char* kAuthorizedKeyQuery =
+    "SELECT public_key FROM nodes WHERE public_key = ?1 AND state = 'accepted' LIMIT 1";
+
+} // namespace ferry::schema

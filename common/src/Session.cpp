@@ -1,0 +1,412 @@
+#include "ferry/Session.h"
+
+#include <deque>
+
+#include <spdlog/spdlog.h>
+
+#include "ferry/Crypto.h"
+#include "ferry/PullProtocol.h"
+
+namespace ferry {
+
+namespace {
+
+constexpr const char* kNodeLabel = "node";
+constexpr const char* kMasterLabel = "master";
+
+void sendError(ByteStream& stream, const std::string& code, const std::string& message)
+{
+    // Best effort: the peer may already be gone, and the caller reports the
+    // original failure either way.
+    try {
+        writeFrame(stream, MessageType::Error, encode(ErrorMessage{code, message}),
+                   deadlineIn(std::chrono::milliseconds(2000)));
+    } catch (const std::exception& e) {
+        spdlog::debug("Ignoring failure to send an error to {}: {}", stream.peer(), e.what());
+    }
+}
+
+// Reads a frame of the expected type. An Error frame from the peer becomes
+// the matching exception, carrying the peer's (escaped) message.
+Frame expect(ByteStream& stream, MessageType type, std::chrono::milliseconds timeout, std::uint32_t maxPayload,
+             const std::string& who)
+{
+    Frame f;
+    try {
+        f = readFrame(stream, deadlineIn(timeout), maxPayload);
+    } catch (const ProtocolError& e) {
+        sendError(stream, kSessionErrorProtocol, "bad frame");
+        throw ProtocolError(std::string(e.what()) + " (from " + who + ")");
+    }
+    if (f.type == MessageType::Error) {
+        const ErrorMessage e = decodeError(f.payload, stream.peer());
+        const std::string text = who + " refused: " + escapeForLog(e.message) + " (" + escapeForLog(e.code) + ")";
+        if (e.code == kSessionErrorAuth)
+            throw AuthError("Failed to authenticate to " + text);
+        if (e.code == kSessionErrorVersion)
+            throw VersionError(text);
+        throw ProtocolError(text);
+    }
+    if (f.type != type) {
+        sendError(stream, kSessionErrorProtocol, std::string("expected ") + toString(type));
+        throw ProtocolError("Unexpected " + std::string(toString(f.type)) + " from " + who + " (expected " +
+                            toString(type) + ")");
+    }
+    return f;
+}
+
+// A peer that hangs up right after our version-2 Auth is most likely a
+// release from before session version 2 (it cannot parse the new fields).
+template <typename F>
+auto withOlderPeerHint(const std::string& who, F&& body)
+{
+    try {
+        return body();
+    } catch (const ClosedError& e) {
+        throw ClosedError(std::string(e.what()) + " (" + who +
+                          " closed during the handshake: an older Ferry that does not speak session version " +
+                          std::to_string(kSessionVersion) + "? upgrade it)");
+    }
+}
+
+void refuseOlder(ByteStream& stream, const std::string& who, std::uint8_t version, const char* package)
+{
+    const std::string text = who + " speaks session version " + std::to_string(version) + "; this side needs " +
+                             std::to_string(kSessionVersion) + ": upgrade " + package;
+    sendError(stream, kSessionErrorVersion, text);
+    throw VersionError("Refused " + text);
+}
+
+HealthReport spoolReport(Spool& spool, const HealthReport& base)
+{
+    HealthReport r = base;
+    const SpoolStats st = spool.stats();
+    r.spoolRecords = st.records;
+    r.spoolBytes = st.bytes;
+    r.oldestUnsentMs = st.oldestMs;
+    r.lastSeq = st.lastSeq;
+    r.droppedByAge = st.droppedByAge;
+    r.droppedBySize = st.droppedBySize;
+    r.droppedBytes = st.droppedBytes;
+    r.spoolResets = st.resets;
+    r.lastReset = st.lastReset;
+    r.lastResetMs = st.lastResetMs;
+    return r;
+}
+
+} // namespace
+
+void nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSessionOptions& o, std::string& peerName)
+{
+    const std::string peer = stream.peer();
+    const std::string epoch = spool.epoch().bytes();
+    const std::string who = "master " + peer;
+    if (o.side == SessionSide::Initiator) {
+        const HelloMessage hello =
+            decodeHello(expect(stream, MessageType::Hello, o.ioTimeout, kMaxControlFrame, who).payload, peer);
+        peerName = escapeForLog(hello.server, kMaxName);
+        AuthMessage auth;
+        auth.node = o.nodeName;
+        auth.nonce = randomBytes(kNonceSize);
+        auth.version = kSessionVersion;
+        auth.capabilities = kSessionCapabilities;
+        auth.epoch = epoch;
+        auth.mac = sessionProofV2(o.secret, kNodeLabel, o.protocol, auth.version, auth.capabilities, hello.challenge,
+                                  auth.nonce, o.nodeName, epoch);
+        writeFrame(stream, MessageType::Auth, encode(auth), deadlineIn(o.ioTimeout));
+        const AuthOkMessage ok = withOlderPeerHint(who, [&] {
+            return decodeAuthOk(expect(stream, MessageType::AuthOk, o.ioTimeout, kMaxControlFrame, who).payload,
+                                peer);
+        });
+        if (ok.version < kSessionVersion)
+            refuseOlder(stream, who, ok.version, "ferry-master");
+        const std::uint32_t caps = ok.capabilities & kSessionCapabilities;
+        if (!constantTimeEqual(ok.mac, sessionProofV2(o.secret, kMasterLabel, o.protocol, ok.version, caps,
+                                                       hello.challenge, auth.nonce, o.nodeName, epoch)))
+            throw AuthError("Master " + peer + " failed to prove it knows this node's secret; nothing was sent");
+        return;
+    }
+    // Responder (pull): the master proves first.
+    const std::string challenge = randomBytes(kNonceSize);
+    writeFrame(stream, MessageType::Hello, encode(HelloMessage{challenge, o.nodeName}), deadlineIn(o.ioTimeout));
+    AuthMessage auth;
+    try {
+        auth = decodeAuth(expect(stream, MessageType::Auth, o.ioTimeout, kMaxControlFrame, who).payload, peer);
+    } catch (const ProtocolError& e) {
+        sendError(stream, kSessionErrorProtocol, "bad Auth");
+        throw;
+    }
+    if (auth.version < kSessionVersion)
+        refuseOlder(stream, who + " (ferry-pulld)", auth.version, "ferry-master");
+    const std::uint32_t caps = auth.capabilities & kSessionCapabilities;
+    const std::string expected = sessionProofV2(o.secret, kMasterLabel, o.protocol, auth.version, caps, challenge,
+                                                auth.nonce, o.nodeName, "");
+    // The node name is part of the proof, so a proof made for another node
+    // fails too; both failures look the same to the peer.
+    if (auth.node != o.nodeName || !auth.epoch.empty() || !constantTimeEqual(auth.mac, expected)) {
+        sendError(stream, kSessionErrorAuth, "authentication failed");
+        throw AuthError("Failed to authenticate the master " + peer + ": " +
+                        (auth.node != o.nodeName ? "it asked for node '" + escapeForLog(auth.node) + "'"
+                                                 : std::string("its proof of the node secret is wrong")));
+    }
+    peerName = "master";
+    AuthOkMessage ok;
+    ok.version = kSessionVersion;
+    ok.capabilities = caps;
+    ok.epoch = epoch;
+    ok.mac = sessionProofV2(o.secret, kNodeLabel, o.protocol, ok.version, caps, challenge, auth.nonce, o.nodeName,
+                            epoch);
+    writeFrame(stream, MessageType::AuthOk, encode(ok), deadlineIn(o.ioTimeout));
+}
+
+NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSessionOptions& o)
+{
+    NodeSessionResult result;
+    const std::string peer = stream.peer();
+    const std::string who = "master " + peer;
+    nodeHandshake(stream, spool, o, result.peerName);
+
+    const HealthReport report = spoolReport(spool, o.report);
+    writeFrame(stream, MessageType::Report, encode(report), deadlineIn(o.ioTimeout));
+    result.policy = decodePolicy(expect(stream, MessageType::Policy, o.ioTimeout, kMaxControlFrame, who).payload, peer);
+    // The master has the report: a reset it carried has been told.
+    if (!report.lastReset.empty())
+        spool.markResetReported();
+    if (result.policy.held) {
+        result.held = true;
+        result.heldReason = escapeForLog(result.policy.reason, kMaxReportText);
+        writeFrame(stream, MessageType::Bye, {}, deadlineIn(o.ioTimeout));
+        return result;
+    }
+
+    // Records appended while we stream wait for the next session, so that a
+    // busy sampler cannot keep one session open for ever.
+    const std::uint64_t limit = spool.stats().lastSeq;
+    std::uint64_t cursor = result.policy.storedUpTo;
+    if (cursor > limit) {
+        // The master says it stored more of this epoch than it ever held:
+        // its state belongs to another spool. Deleting would lose data.
+        sendError(stream, kSessionErrorCursorAhead,
+                  "stored_up_to " + std::to_string(cursor) + " is beyond the last sequence " + std::to_string(limit));
+        throw ProtocolError("Refused the session with " + who + ": it claims records up to " + std::to_string(cursor) +
+                            " of epoch " + spool.epoch().shortHex() + ", but the spool's last sequence is " +
+                            std::to_string(limit));
+    }
+    // The cursor repairs an Ack that was lost when an earlier session dropped.
+    if (cursor > 0) {
+        result.deleted += spool.acknowledge(cursor);
+        result.acknowledgedUpTo = cursor;
+    }
+
+    const std::size_t batchBytes = std::min<std::size_t>(o.batchBytes, kMaxBatchBytes);
+    const unsigned window = std::max(1u, o.window);
+    std::deque<std::pair<std::uint64_t, std::uint64_t>> inFlight;  // first and last sequence of each batch
+    bool exhausted = cursor >= limit;
+    while (true) {
+        while (!exhausted && inFlight.size() < window) {
+            auto batch = spool.readAfter(cursor, o.batchRecords, batchBytes);
+            while (!batch.empty() && batch.back().seq > limit)
+                batch.pop_back();
+            if (batch.empty()) {
+                exhausted = true;
+                break;
+            }
+            std::string payload = encode(batch);
+            // The frame limit is the receiver's: never send what it must refuse.
+            while (payload.size() > kMaxBatchFrame && batch.size() > 1) {
+                batch.resize(batch.size() / 2);
+                payload = encode(batch);
+            }
+            cursor = batch.back().seq;
+            result.recordsSent += batch.size();
+            ++result.batches;
+            inFlight.emplace_back(batch.front().seq, cursor);
+            batch.clear();
+            batch.shrink_to_fit();
+            writeFrame(stream, MessageType::Batch, payload, deadlineIn(o.ioTimeout));
+            if (cursor >= limit)
+                exhausted = true;
+        }
+        if (inFlight.empty())
+            break;
+        AckMessage ack;
+        try {
+            ack = decodeAck(expect(stream, MessageType::Ack, o.ioTimeout, kMaxControlFrame, who).payload, peer);
+        } catch (const TimeoutError& e) {
+            throw TimeoutError(std::string(e.what()) + " (waiting for the ack of records " +
+                               std::to_string(inFlight.front().first) + "–" + std::to_string(inFlight.front().second) +
+                               ")");
+        }
+        // Acks come in order, one per batch, naming the batch's last record:
+        // anything else would delete records the master may not have.
+        if (ack.storedUpTo != inFlight.front().second) {
+            sendError(stream, kSessionErrorProtocol, "Ack does not match the oldest batch");
+            throw ProtocolError("Bad Ack from " + who + ": stored up to " + std::to_string(ack.storedUpTo) +
+                                ", expected " + std::to_string(inFlight.front().second));
+        }
+        inFlight.pop_front();
+        result.deleted += spool.acknowledge(ack.storedUpTo);
+        result.acknowledgedUpTo = ack.storedUpTo;
+        result.newlyStored += ack.newlyStored;
+        result.duplicates += ack.duplicates;
+    }
+    writeFrame(stream, MessageType::Bye, {}, deadlineIn(o.ioTimeout));
+    return result;
+}
+
+MasterHandshake masterHandshake(ByteStream& stream, MasterStore& store, const MasterSessionOptions& o)
+{
+    const std::string peer = stream.peer();
+    MasterHandshake out;
+    if (o.side == SessionSide::Responder) {
+        // Push: the node proves first and names itself.
+        const std::string challenge = randomBytes(kNonceSize);
+        writeFrame(stream, MessageType::Hello, encode(HelloMessage{challenge, o.selfName}), deadlineIn(o.ioTimeout));
+        AuthMessage auth;
+        try {
+            auth = decodeAuth(expect(stream, MessageType::Auth, o.ioTimeout, kMaxControlFrame, "node " + peer).payload,
+                              peer);
+        } catch (const ProtocolError&) {
+            sendError(stream, kSessionErrorProtocol, "bad Auth");
+            throw;
+        }
+        const std::string who = "node '" + escapeForLog(auth.node) + "' (" + peer + ")";
+        if (auth.version < kSessionVersion)
+            refuseOlder(stream, who + " (ferry-pushd)", auth.version, "ferry-node on it");
+        const auto secret = o.secret.empty() ? store.nodeSecret(auth.node) : std::optional<std::string>(o.secret);
+        const std::uint32_t caps = auth.capabilities & kSessionCapabilities;
+        const bool known = secret.has_value();
+        const bool proven =
+            known && auth.epoch.size() == Epoch::kSize &&
+            constantTimeEqual(auth.mac, sessionProofV2(*secret, kNodeLabel, o.protocol, auth.version, caps, challenge,
+                                                       auth.nonce, auth.node, auth.epoch));
+        if (!proven) {
+            // One answer for every cause, so that the peer cannot probe
+            // which node names are enrolled.
+            sendError(stream, kSessionErrorAuth, "authentication failed");
+            throw AuthError("Refused " + who + ": " +
+                            (known ? "wrong proof of its secret" : "not enrolled (or not accepted) on this master"));
+        }
+        out.node = auth.node;
+        out.secret = *secret;
+        out.epoch = Epoch::fromBytes(auth.epoch, "Auth from " + who);
+        AuthOkMessage ok;
+        ok.version = kSessionVersion;
+        ok.capabilities = caps;
+        ok.mac = sessionProofV2(*secret, kMasterLabel, o.protocol, ok.version, caps, challenge, auth.nonce, auth.node,
+                                auth.epoch);
+        writeFrame(stream, MessageType::AuthOk, encode(ok), deadlineIn(o.ioTimeout));
+        return out;
+    }
+    // Pull: the master proves first, for the node it connected to.
+    const std::string who = "node " + escapeForLog(o.expectedNode) + " (" + peer + ")";
+    const HelloMessage hello =
+        decodeHello(expect(stream, MessageType::Hello, o.ioTimeout, kMaxControlFrame, who).payload, peer);
+    AuthMessage auth;
+    auth.node = o.expectedNode;
+    auth.nonce = randomBytes(kNonceSize);
+    auth.version = kSessionVersion;
+    auth.capabilities = kSessionCapabilities;
+    auth.mac = sessionProofV2(o.secret, kMasterLabel, o.protocol, auth.version, auth.capabilities, hello.challenge,
+                              auth.nonce, o.expectedNode, "");
+    writeFrame(stream, MessageType::Auth, encode(auth), deadlineIn(o.ioTimeout));
+    const AuthOkMessage ok = withOlderPeerHint(who, [&] {
+        return decodeAuthOk(expect(stream, MessageType::AuthOk, o.ioTimeout, kMaxControlFrame, who).payload, peer);
+    });
+    if (ok.version < kSessionVersion)
+        refuseOlder(stream, who, ok.version, "ferry-node on it");
+    const std::uint32_t caps = ok.capabilities & kSessionCapabilities;
+    if (ok.epoch.size() != Epoch::kSize ||
+        !constantTimeEqual(ok.mac, sessionProofV2(o.secret, kNodeLabel, o.protocol, ok.version, caps, hello.challenge,
+                                                  auth.nonce, o.expectedNode, ok.epoch)))
+        throw AuthError("Failed to authenticate " + who + ": its proof of the node secret is wrong; refusing its data");
+    out.node = o.expectedNode;
+    out.secret = o.secret;
+    out.epoch = Epoch::fromBytes(ok.epoch, "AuthOk from " + who);
+    return out;
+}
+
+MasterSessionResult runMasterSession(ByteStream& stream, MasterStore& store, const MasterSessionOptions& o)
+{
+    MasterSessionResult result;
+    const std::string peer = stream.peer();
+    const MasterHandshake hs = masterHandshake(stream, store, o);
+    result.node = hs.node;
+    result.epoch = hs.epoch;
+    const std::string who = "node " + escapeForLog(hs.node) + " (" + peer + ", epoch " + hs.epoch.shortHex() + ")";
+
+    result.report = decodeReport(expect(stream, MessageType::Report, o.ioTimeout, kMaxControlFrame, who).payload, peer);
+    result.admission = store.admitEpoch(hs.node, hs.epoch, o.address.empty() ? peer : o.address);
+    store.storeReport(hs.node, hs.epoch, o.via, o.address.empty() ? peer : o.address, result.report);
+    if (!result.report.lastReset.empty() && result.report.lastResetMs > 0)
+        spdlog::debug("{} reports its spool reset: {}", who, escapeForLog(result.report.lastReset));
+
+    PolicyMessage policy;
+    policy.held = result.admission.held;
+    policy.reason = result.admission.reason;
+    policy.policy = o.policy;
+    if (o.via == "pull")
+        policy.storedUpTo = store.pullCursor(hs.node, hs.epoch);
+    result.cursor = policy.storedUpTo;
+    writeFrame(stream, MessageType::Policy, encode(policy), deadlineIn(o.ioTimeout));
+
+    for (;;) {
+        Frame f;
+        try {
+            f = readFrame(stream, deadlineIn(o.ioTimeout), kMaxBatchFrame);
+        } catch (const ClosedError&) {
+            // A node that vanishes between batches loses nothing: it
+            // resends whatever was not acked.
+            result.closedWithoutBye = true;
+            return result;
+        } catch (const ProtocolError& e) {
+            sendError(stream, kSessionErrorProtocol, "bad frame");
+            throw ProtocolError(std::string(e.what()) + " (from " + who + ")");
+        }
+        if (f.type == MessageType::Bye)
+            return result;
+        if (f.type == MessageType::Error) {
+            const ErrorMessage e = decodeError(f.payload, peer);
+            throw ProtocolError(who + " gave up the session: " + escapeForLog(e.code) + ": " + escapeForLog(e.message));
+        }
+        if (f.type != MessageType::Batch || policy.held) {
+            sendError(stream, kSessionErrorProtocol, std::string("unexpected ") + toString(f.type));
+            throw ProtocolError(who + " sent an unexpected " + toString(f.type) +
+                                (policy.held ? " after being told its data is held" : ""));
+        }
+        std::vector<Record> batch;
+        try {
+            batch = decodeBatch(f.payload, who);
+        } catch (const ProtocolError&) {
+            sendError(stream, kSessionErrorProtocol, "bad batch");
+            throw;
+        }
+        if (batch.empty()) {
+            sendError(stream, kSessionErrorProtocol, "empty batch");
+            throw ProtocolError(who + " sent an empty batch");
+        }
+        // Batches continue where the last one ended, so that the cursor
+        // keeps meaning "everything up to here is stored".
+        if (batch.front().seq <= result.cursor) {
+            sendError(stream, kSessionErrorProtocol, "batch does not follow the previous one");
+            throw ProtocolError("Bad Batch from " + who + ": record " + std::to_string(batch.front().seq) +
+                                " is not after " + std::to_string(result.cursor));
+        }
+        const AckMessage ack = store.storeBatch(hs.node, hs.epoch, batch, o.via);
+        result.cursor = batch.back().seq;
+        if (o.via == "pull")
+            store.setPullCursor(hs.node, hs.epoch, result.cursor);
+        if (o.afterCommit)
+            o.afterCommit();
+        AckMessage reply = ack;
+        reply.storedUpTo = batch.back().seq;
+        // Acknowledge only after the transaction committed (synchronous=FULL).
+        writeFrame(stream, MessageType::Ack, encode(reply), deadlineIn(o.ioTimeout));
+        ++result.batches;
+        result.records += batch.size();
+        result.newlyStored += ack.newlyStored;
+        result.duplicates += ack.duplicates;
+    }
+}
+
+} // namespace ferry

@@ -1,0 +1,266 @@
+// master.db's one owner: creation, the migration of files made by the
+// release before epochs (their exact statements are copied below as
+// fixtures), and the epochs of a node (reinstall, clone, the operator's
+// decision), driven through real push sessions over a socketpair.
+
+#include <sys/socket.h>
+
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "CollectorSession.h"
+#include "PushCycle.h"
+#include "ferry/Bus.h"
+#include "ferry/Crypto.h"
+#include "ferry/Error.h"
+#include "ferry/MasterSchema.h"
+#include "ferry/MasterStore.h"
+#include "ferry/RegistryStore.h"
+#include "support/TestSupport.h"
+
+namespace ferry {
+namespace {
+
+// ---- The release before epochs (1205f77), statement for statement ----
+
+// common/src/MasterStore.cpp (collectord, pulld, registryd, ferryctl)
+constexpr const char* kReleaseMasterStore =
+    "CREATE TABLE IF NOT EXISTS nodes ("
+    " name TEXT PRIMARY KEY, secret TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'accepted',"
+    " mode TEXT NOT NULL DEFAULT 'push', public_key TEXT NOT NULL DEFAULT '',"
+    " ssh_host TEXT NOT NULL DEFAULT '', ssh_port INTEGER NOT NULL DEFAULT 22,"
+    " first_seen INTEGER NOT NULL DEFAULT 0, last_seen INTEGER NOT NULL DEFAULT 0,"
+    " last_push INTEGER NOT NULL DEFAULT 0, last_pull INTEGER NOT NULL DEFAULT 0,"
+    " records_stored INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '');"
+    "CREATE TABLE IF NOT EXISTS records ("
+    " node TEXT NOT NULL, seq INTEGER NOT NULL, time_ms INTEGER NOT NULL, kind TEXT NOT NULL,"
+    " payload BLOB NOT NULL, received_ms INTEGER NOT NULL, via TEXT NOT NULL,"
+    " PRIMARY KEY (node, seq)) WITHOUT ROWID;";
+// common/src/RegistryStore.cpp (registryd, ferryctl)
+constexpr const char* kReleaseRegistry =
+    "ALTER TABLE nodes ADD COLUMN pending_request BLOB;"
+    "ALTER TABLE nodes ADD COLUMN pending_mac BLOB;"
+    "CREATE TABLE IF NOT EXISTS registry_nonces ("
+    " node TEXT NOT NULL, nonce BLOB NOT NULL, time_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (node, nonce)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS nodes_public_key ON nodes(public_key);";
+// services/pulld/PullState.cpp (pulld)
+constexpr const char* kReleasePullState =
+    "CREATE TABLE IF NOT EXISTS pull_state ("
+    " node TEXT PRIMARY KEY, cursor INTEGER NOT NULL DEFAULT 0,"
+    " last_attempt INTEGER NOT NULL DEFAULT 0, last_success INTEGER NOT NULL DEFAULT 0,"
+    " last_result TEXT NOT NULL DEFAULT '', last_records INTEGER NOT NULL DEFAULT 0,"
+    " total_records INTEGER NOT NULL DEFAULT 0)";
+
+int userVersion(const std::string& path)
+{
+    Database db(path);
+    Statement s(db, "PRAGMA user_version");
+    return s.step() ? static_cast<int>(s.int64(0)) : -1;
+}
+
+class AMasterStore : public ::testing::Test {
+protected:
+    test::TempDir dir;
+    std::string path = dir / "master.db";
+    Epoch legacy;  // all zero
+};
+
+TEST_F(AMasterStore, CreatesTheCurrentSchemaInANewFile)
+{
+    MasterStore store(path);
+    EXPECT_EQ(userVersion(path), schema::kMasterSchemaVersion);
+    Database db(path);
+    for (const char* table : {"nodes", "records", "node_epochs", "node_reports", "pull_state", "pull_cursors",
+                              "registry_nonces"}) {
+        Statement s(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
+        s.bind(1, table);
+        EXPECT_TRUE(s.step()) << table;
+    }
+}
+
+TEST_F(AMasterStore, MigratesACollectorOnlyReleaseFileToTheLegacyEpoch)
+{
+    {
+        Database db(path);
+        db.exec(kReleaseMasterStore);
+        db.exec("INSERT INTO nodes (name, secret, records_stored) VALUES ('web1', 'aa', 3);"
+                "INSERT INTO records VALUES ('web1', 1, 10, 'k', 'a', 100, 'push'),"
+                " ('web1', 2, 20, 'k', 'b', 200, 'push'), ('web1', 3, 30, 'k', 'c', 300, 'pull');");
+    }
+    MasterStore store(path);
+    EXPECT_EQ(userVersion(path), schema::kMasterSchemaVersion);
+    EXPECT_EQ(store.countRecords("web1", legacy), 3u);
+    EXPECT_EQ(store.records("web1", legacy, 0, 10).at(2).payload, "c");
+    // A node on a migrated (legacy) spool resends record 3 after a lost Ack:
+    // it collides with itself instead of being stored twice.
+    const auto ack = store.storeBatch("web1", legacy, {{3, 30, "k", "c"}, {4, 40, "k", "d"}}, "push");
+    EXPECT_EQ(ack.duplicates, 1u);
+    EXPECT_EQ(ack.newlyStored, 1u);
+    const auto epochs = store.epochs("web1");
+    ASSERT_EQ(epochs.size(), 1u);
+    EXPECT_EQ(epochs[0].epoch, schema::kLegacyEpochHex);
+    EXPECT_EQ(epochs[0].state, "active");
+    EXPECT_EQ(epochs[0].lastSeq, 4u);
+}
+
+TEST_F(AMasterStore, MigratesAFullReleaseFileWithRegistryAndPullState)
+{
+    {
+        Database db(path);
+        db.exec(kReleaseMasterStore);
+        db.exec(kReleaseRegistry);
+        db.exec(kReleasePullState);
+        db.exec("INSERT INTO nodes (name, secret, state, public_key, pending_request) VALUES"
+                " ('web1', 'aa', 'accepted', 'ssh-ed25519 AAAA', x'01');"
+                "INSERT INTO registry_nonces VALUES ('web1', x'0102', 5);"
+                "INSERT INTO records VALUES ('web1', 7, 10, 'k', 'a', 100, 'pull');"
+                "INSERT INTO pull_state VALUES ('web1', 7, 1000, 1000, 'success: pulled', 1, 7);");
+    }
+    MasterStore store(path);
+    EXPECT_EQ(store.pullCursor("web1", legacy), 7u) << "the release's cursor belongs to the legacy epoch";
+    EXPECT_EQ(store.pullCursor("web1", Epoch::random()), 0u) << "a new spool starts from its beginning";
+    Database db(path);
+    Statement ps(db, "SELECT last_result, total_records FROM pull_state WHERE node = 'web1'");
+    ASSERT_TRUE(ps.step());
+    EXPECT_EQ(ps.text(0), "success: pulled");
+    EXPECT_EQ(ps.int64(1), 7);
+    Statement n(db, "SELECT COUNT(*) FROM registry_nonces");
+    ASSERT_TRUE(n.step());
+    EXPECT_EQ(n.int64(0), 1);
+    EXPECT_TRUE(RegistryStore(path).node("web1").has_value()) << "registration still reads the migrated file";
+}
+
+TEST_F(AMasterStore, MigratesAReleaseFileThatRegistrationNeverTouched)
+{
+    {
+        Database db(path);
+        db.exec(kReleaseMasterStore);
+        db.exec("INSERT INTO nodes (name, secret) VALUES ('web1', 'aa')");
+    }
+    RegistryStore registry(path);
+    Database db(path);
+    Statement s(db, "SELECT pending_request, pending_mac FROM nodes WHERE name = 'web1'");
+    EXPECT_TRUE(s.step()) << "the registry's columns were added by the migration";
+}
+
+TEST_F(AMasterStore, RefusesAFileNewerThanItKnows)
+{
+    {
+        MasterStore store(path);
+        store.database().exec("PRAGMA user_version = 99");
+    }
+    EXPECT_THROW(MasterStore{path}, Error);
+}
+
+// ---- Epochs through real sessions ----
+
+class ANodesEpochs : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        secret = generateSecret();
+        MasterStore(dir / "master.db").addNode("web1", secret);
+    }
+
+    // One push session from the spool at spoolPath.
+    pushd::PushCycleResult push(const std::string& spoolPath)
+    {
+        int sv[2];
+        EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        FdStream n(sv[0], sv[0], "collector", true);
+        FdStream m(sv[1], sv[1], "node", true);
+        std::thread server([&] {
+            MasterStore store(dir / "master.db");
+            collectord::serveSession(m, store, {});
+        });
+        Spool spool(spoolPath, {});
+        pushd::PushCycleOptions o;
+        o.nodeName = "web1";
+        o.secret = secret;
+        o.ioTimeout = std::chrono::seconds(5);
+        auto r = pushd::runPushCycle(n, spool, o);
+        server.join();
+        return r;
+    }
+
+    void spoolRecords(const std::string& spoolPath, int count)
+    {
+        Spool spool(spoolPath, {});
+        for (int i = 0; i < count; ++i)
+            spool.append("k", "v" + std::to_string(i), nowMs());
+    }
+
+    test::TempDir dir;
+    std::string secret;
+};
+
+TEST_F(ANodesEpochs, StoresAReinstalledNodesNewRecordsFromSequenceOne)
+{
+    spoolRecords(dir / "a.db", 5);
+    EXPECT_EQ(push(dir / "a.db").recordsNew, 5u);
+    // Reinstall: a new spool, sequences 1–5 again.
+    spoolRecords(dir / "b.db", 5);
+    const auto r = push(dir / "b.db");
+    EXPECT_EQ(r.recordsNew, 5u);
+    EXPECT_EQ(r.duplicates, 0u);
+    MasterStore store(dir / "master.db");
+    EXPECT_EQ(store.countRecords("web1"), 10u);
+    const auto epochs = store.epochs("web1");
+    ASSERT_EQ(epochs.size(), 2u);
+    EXPECT_EQ(epochs[0].state, "retired");
+    EXPECT_EQ(epochs[1].state, "active");
+    EXPECT_EQ(epochs[1].epoch, Spool(dir / "b.db", {}).epoch().hex());
+    const auto node = store.node("web1");
+    EXPECT_EQ(node->epochs, 2u);
+    EXPECT_FALSE(node->suspect);
+}
+
+TEST_F(ANodesEpochs, FlagsAClonedNodeAsSuspectAndHoldsItsDataUntilResolved)
+{
+    spoolRecords(dir / "a.db", 3);
+    EXPECT_EQ(push(dir / "a.db").recordsNew, 3u);
+    spoolRecords(dir / "b.db", 4);
+    EXPECT_EQ(push(dir / "b.db").recordsNew, 4u);
+    // A speaks again while B is alive: two spools for one identity.
+    spoolRecords(dir / "a.db", 2);
+    const auto held = push(dir / "a.db");
+    EXPECT_TRUE(held.held);
+    EXPECT_EQ(held.recordsSent, 0u);
+    EXPECT_EQ(Spool(dir / "a.db", {}).stats().records, 2u) << "held data stays on the node";
+    spoolRecords(dir / "b.db", 1);
+    EXPECT_TRUE(push(dir / "b.db").held) << "both live epochs are held: only the operator knows which is right";
+    EXPECT_EQ(Spool(dir / "b.db", {}).stats().records, 1u);
+    {
+        MasterStore store(dir / "master.db");
+        EXPECT_TRUE(store.node("web1")->suspect);
+        for (const auto& e : store.epochs("web1"))
+            EXPECT_EQ(e.state, "suspect");
+        EXPECT_EQ(store.countRecords("web1"), 7u) << "nothing mixed in";
+        store.resolveEpochs("web1", Spool(dir / "b.db", {}).epoch().shortHex());
+    }
+    EXPECT_EQ(push(dir / "b.db").recordsNew, 1u) << "the kept epoch flows again";
+    EXPECT_TRUE(push(dir / "a.db").held) << "the other stays held, its records on its machine";
+    MasterStore store(dir / "master.db");
+    EXPECT_EQ(store.countRecords("web1"), 8u);
+    EXPECT_FALSE(store.node("web1")->suspect);
+    EXPECT_THROW(store.resolveEpochs("web1", "ffffffff"), Error);
+}
+
+TEST_F(ANodesEpochs, ReportsASpoolResetToTheMasterOnce)
+{
+    test::writeFile(dir / "c.db", "not a database at all, just text", 0600);
+    spoolRecords(dir / "c.db", 2);
+    push(dir / "c.db");
+    MasterStore store(dir / "master.db");
+    const auto r = store.report("web1");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->spoolResets, 1u);
+    EXPECT_NE(r->lastReset.find("moved aside"), std::string::npos) << r->lastReset;
+    EXPECT_TRUE(Spool(dir / "c.db", {}).stats().lastResetReported);
+    EXPECT_EQ(store.countRecords("web1"), 2u);
+}
+
+} // namespace
+} // namespace ferry
