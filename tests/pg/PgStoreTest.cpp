@@ -39,7 +39,7 @@ protected:
     }
     std::unique_ptr<PgCluster> m_cluster;
     std::string m_conninfo;
-    const std::string m_epoch = "0102030405060708090a0b0c0d0e0f00";
+    const Epoch m_epoch = Epoch::fromHex("0102030405060708090a0b0c0d0e0f00", "test epoch");
 };
 
 TEST_F(APostgresStore, StoresABatchSentToTwoMastersOnce)
@@ -55,7 +55,7 @@ TEST_F(APostgresStore, StoresABatchSentToTwoMastersOnce)
     EXPECT_EQ(again.duplicates, 50u);
     EXPECT_EQ(masterB.countRecords("web1"), 50u);
     // Another epoch of the same node is other records, not duplicates.
-    const auto reinstalled = masterB.storeBatch("web1", kLegacyEpoch, batch(1, 50), "pull");
+    const auto reinstalled = masterB.storeBatch("web1", Epoch(), batch(1, 50), "pull");
     EXPECT_EQ(reinstalled.newlyStored, 50u);
     EXPECT_EQ(masterA.countRecords("web1"), 100u);
 }
@@ -102,6 +102,27 @@ TEST_F(APostgresStore, GivesAPullLeaseToOneMasterAtATimeAndFreesItWhenTheHolderD
     EXPECT_TRUE(waitUntil([&] { return masterA.tryPullLease("web1") != nullptr; }, std::chrono::seconds(10)));
 }
 
+TEST_F(APostgresStore, AppliesTheEpochRulesAcrossMasters)
+{
+    PgStore masterA(m_conninfo);
+    PgStore masterB(m_conninfo);
+    masterA.addNode("web1", generateSecret());
+    const Epoch first = Epoch::random();
+    const Epoch reinstalled = Epoch::random();
+    EXPECT_FALSE(masterA.admitEpoch("web1", first, "192.0.2.10").held);
+    // A reinstall seen by the other master: stored, the old epoch retired.
+    const auto second = masterB.admitEpoch("web1", reinstalled, "192.0.2.10");
+    EXPECT_FALSE(second.held);
+    EXPECT_TRUE(second.newEpoch);
+    EXPECT_EQ(second.previous, first.hex());
+    // The retired epoch alive again (a clone), at the first master: both held.
+    const auto clone = masterA.admitEpoch("web1", first, "192.0.2.11");
+    EXPECT_TRUE(clone.held);
+    EXPECT_TRUE(masterB.admitEpoch("web1", reinstalled, "192.0.2.10").held);
+    for (const auto& e : masterB.epochs("web1"))
+        EXPECT_EQ(e.state, "suspect") << e.epoch;
+}
+
 TEST_F(APostgresStore, KeepsAnAckedBatchAcrossAServerCrash)
 {
     {
@@ -138,8 +159,10 @@ TEST_F(APostgresStore, TakesOverASqliteMasterWithEveryNodeAndRecord)
         MasterStore sqlite(db);
         sqlite.addNode("web1", generateSecret());
         sqlite.addNode("web2", generateSecret());
-        sqlite.storeBatch("web1", batch(1, 1500), "push");
-        sqlite.storeBatch("web2", batch(1, 30), "pull");
+        sqlite.storeBatch("web1", Epoch(), batch(1, 1500), "push");
+        sqlite.admitEpoch("web2", Epoch::fromHex("00112233445566778899aabbccddeeff", "test"), "192.0.2.7");
+        sqlite.storeBatch("web2", Epoch::fromHex("00112233445566778899aabbccddeeff", "test"), batch(1, 30), "pull");
+        sqlite.setPullCursor("web2", Epoch::fromHex("00112233445566778899aabbccddeeff", "test"), 30);
     }
     PgStore store(m_conninfo);
     const auto result = migrateSqliteToPostgres(db, store);
@@ -150,7 +173,14 @@ TEST_F(APostgresStore, TakesOverASqliteMasterWithEveryNodeAndRecord)
     EXPECT_EQ(result.target.records, 1530u);
     EXPECT_EQ(store.countRecords("web1"), 1500u);
     EXPECT_TRUE(store.nodeSecret("web2").has_value());
-    // Byte-exact payloads, under the legacy epoch of a pre-epoch master.db.
+    const Epoch web2 = Epoch::fromHex("00112233445566778899aabbccddeeff", "test");
+    EXPECT_EQ(store.countRecords("web2"), 30u);
+    EXPECT_EQ(store.pullCursor("web2", web2), 30u) << "pull cursors move with the records";
+    const auto epochs = store.epochs("web2");
+    ASSERT_EQ(epochs.size(), 1u);
+    EXPECT_EQ(epochs[0].state, "active");
+    EXPECT_EQ(epochs[0].fromAddress, "192.0.2.7");
+    // Byte-exact payloads, under the legacy epoch.
     const auto row = store.connection().exec(
         "SELECT payload FROM records WHERE node = 'web1' AND seq = 7 AND epoch = $1", {PgParam::text(kLegacyEpoch)}, true);
     ASSERT_EQ(row.rows(), 1);

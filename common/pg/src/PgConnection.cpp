@@ -81,6 +81,10 @@ PgConnection::PgConnection(const std::string& conninfo)
         m_conn = nullptr;
         throw Error("Failed to connect to PostgreSQL at " + m_where + ": " + msg);
     }
+    // Server notices ("relation … already exists, skipping") are for a
+    // developer, not for stderr of a daemon.
+    PQsetNoticeProcessor(
+        m_conn, [](void*, const char* message) { spdlog::debug("PostgreSQL: {}", oneLine(message)); }, nullptr);
     // Records and names are text in UTF-8 or bytea; nothing depends on the
     // server's locale.
     exec("SET client_encoding = 'UTF8'");

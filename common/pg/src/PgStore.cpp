@@ -123,10 +123,10 @@ std::optional<std::string> PgStore::nodeSecret(const std::string& name)
     return r.text(0, 0);
 }
 
-AckMessage PgStore::storeBatch(const std::string& node, const std::string& epoch,
-                               const std::vector<Record>& records,
+AckMessage PgStore::storeBatch(const std::string& node, const Epoch& epochId, const std::vector<Record>& records,
                                const std::string& via)
 {
+    const std::string epoch = epochId.hex();
     AckMessage ack;
     if (records.empty())
         return ack;
@@ -158,8 +158,100 @@ AckMessage PgStore::storeBatch(const std::string& node, const std::string& epoch
     ack.newlyStored = static_cast<std::uint32_t>(result.affected());
     ack.duplicates = static_cast<std::uint32_t>(records.size()) - ack.newlyStored;
     recordsStored(m_db, node, ack.newlyStored, via, now);
+    m_db.exec("INSERT INTO node_epochs (node, epoch, first_seen, last_seen, records_stored, last_seq)"
+              " VALUES ($1, $2, $3, $3, $4, $5) ON CONFLICT (node, epoch) DO UPDATE SET"
+              " last_seen = excluded.last_seen, records_stored = node_epochs.records_stored + excluded.records_stored,"
+              " last_seq = GREATEST(node_epochs.last_seq, excluded.last_seq)",
+              {PgParam::text(node), PgParam::text(epoch), PgParam::integer(now), PgParam::integer(ack.newlyStored),
+               PgParam::integer(static_cast<std::int64_t>(ack.storedUpTo))});
+    // synchronous_commit=on (PostgreSQL's default): the commit is flushed to
+    // the server's WAL when it returns, so the Ack that follows is safe.
     tx.commit();
     return ack;
+}
+
+std::vector<EpochInfo> PgStore::epochs(const std::string& node)
+{
+    const auto r = m_db.exec("SELECT epoch, first_seen, last_seen, from_address, state, decided_ms, records_stored,"
+                             " last_seq FROM node_epochs WHERE node = $1 ORDER BY first_seen, epoch",
+                             {PgParam::text(node)});
+    std::vector<EpochInfo> out;
+    for (int i = 0; i < r.rows(); ++i) {
+        EpochInfo e;
+        e.node = node;
+        e.epoch = r.text(i, 0);
+        e.firstSeenMs = r.int64(i, 1);
+        e.lastSeenMs = r.int64(i, 2);
+        e.fromAddress = r.text(i, 3);
+        e.state = r.text(i, 4);
+        e.decidedMs = r.int64(i, 5);
+        e.recordsStored = static_cast<std::uint64_t>(r.int64(i, 6));
+        e.lastSeq = static_cast<std::uint64_t>(r.int64(i, 7));
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+EpochAdmission PgStore::admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address)
+{
+    const std::string hex = epoch.hex();
+    const std::int64_t now = nowMs();
+    PgTransaction tx(m_db);
+    // Two masters seeing two epochs of one node at once must decide one
+    // after the other, or each would miss the other's epoch.
+    m_db.exec("SELECT pg_advisory_xact_lock(hashtextextended('ferry-epoch:' || $1, 0))", {PgParam::text(node)});
+    const EpochDecision d = decideEpoch(node, epoch, address, epochs(node));
+    if (d.insertState)
+        m_db.exec("INSERT INTO node_epochs (node, epoch, first_seen, last_seen, from_address, state)"
+                  " VALUES ($1, $2, $3, $3, $4, $5)",
+                  {PgParam::text(node), PgParam::text(hex), PgParam::integer(now), PgParam::text(address),
+                   PgParam::text(*d.insertState)});
+    for (const auto& [which, state] : d.setStates)
+        m_db.exec("UPDATE node_epochs SET state = $3 WHERE node = $1 AND epoch = $2",
+                  {PgParam::text(node), PgParam::text(which), PgParam::text(state)});
+    m_db.exec("UPDATE node_epochs SET last_seen = $3, from_address = $4 WHERE node = $1 AND epoch = $2",
+              {PgParam::text(node), PgParam::text(hex), PgParam::integer(now), PgParam::text(address)});
+    tx.commit();
+    return d.admission;
+}
+
+void PgStore::storeReport(const std::string& node, const Epoch& epoch, const std::string& via,
+                          const std::string& address, const HealthReport& r)
+{
+    auto n = [](std::uint64_t v) { return PgParam::integer(static_cast<std::int64_t>(v)); };
+    m_db.exec("INSERT INTO node_reports (node, epoch, received_ms, via, from_address, spool_records, spool_bytes,"
+              " oldest_unsent_ms, last_seq, dropped_age, dropped_size, dropped_bytes, transport_mode,"
+              " transport_reason, spool_resets, last_reset, last_reset_ms, fwcheck_verdict)"
+              " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+              " ON CONFLICT (node) DO UPDATE SET epoch = excluded.epoch, received_ms = excluded.received_ms,"
+              " via = excluded.via, from_address = excluded.from_address, spool_records = excluded.spool_records,"
+              " spool_bytes = excluded.spool_bytes, oldest_unsent_ms = excluded.oldest_unsent_ms,"
+              " last_seq = excluded.last_seq, dropped_age = excluded.dropped_age,"
+              " dropped_size = excluded.dropped_size, dropped_bytes = excluded.dropped_bytes,"
+              " transport_mode = excluded.transport_mode, transport_reason = excluded.transport_reason,"
+              " spool_resets = excluded.spool_resets, last_reset = excluded.last_reset,"
+              " last_reset_ms = excluded.last_reset_ms, fwcheck_verdict = excluded.fwcheck_verdict",
+              {PgParam::text(node), PgParam::text(epoch.hex()), PgParam::integer(nowMs()), PgParam::text(via),
+               PgParam::text(address), n(r.spoolRecords), n(r.spoolBytes), PgParam::integer(r.oldestUnsentMs),
+               n(r.lastSeq), n(r.droppedByAge), n(r.droppedBySize), n(r.droppedBytes), PgParam::text(r.transportMode),
+               PgParam::text(r.transportReason), n(r.spoolResets), PgParam::text(r.lastReset),
+               PgParam::integer(r.lastResetMs), PgParam::text(r.fwcheckVerdict)});
+}
+
+std::uint64_t PgStore::pullCursor(const std::string& node, const Epoch& epoch)
+{
+    const auto r = m_db.exec("SELECT cursor FROM pull_cursors WHERE node = $1 AND epoch = $2",
+                             {PgParam::text(node), PgParam::text(epoch.hex())});
+    return r.rows() == 0 ? 0 : static_cast<std::uint64_t>(r.int64(0, 0));
+}
+
+void PgStore::setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor)
+{
+    // Cursors only move forward: two masters finishing pulls out of order
+    // must not move one back.
+    m_db.exec("INSERT INTO pull_cursors (node, epoch, cursor) VALUES ($1, $2, $3) ON CONFLICT (node, epoch)"
+              " DO UPDATE SET cursor = GREATEST(pull_cursors.cursor, excluded.cursor)",
+              {PgParam::text(node), PgParam::text(epoch.hex()), PgParam::integer(static_cast<std::int64_t>(cursor))});
 }
 
 std::uint64_t PgStore::countRecords(const std::string& node)
@@ -266,6 +358,36 @@ MigrationResult migrateSqliteToPostgres(const std::string& masterDbPath, PgStore
         }
         if (tx)
             tx->commit();
+    }
+    // Epoch states and pull cursors, where the file has them (a master.db
+    // from before epochs has neither: its records are the legacy epoch's).
+    Statement tables(source, "SELECT name FROM sqlite_master WHERE type = 'table'");
+    bool hasEpochs = false, hasCursors = false;
+    while (tables.step()) {
+        hasEpochs = hasEpochs || tables.text(0) == "node_epochs";
+        hasCursors = hasCursors || tables.text(0) == "pull_cursors";
+    }
+    if (hasEpochs) {
+        Statement e(source, "SELECT node, epoch, first_seen, last_seen, from_address, state, decided_ms,"
+                            " records_stored, last_seq FROM node_epochs");
+        PgTransaction tx(db);
+        while (e.step())
+            db.exec("INSERT INTO node_epochs (node, epoch, first_seen, last_seen, from_address, state, decided_ms,"
+                    " records_stored, last_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                    " ON CONFLICT (node, epoch) DO NOTHING",
+                    {PgParam::text(e.text(0)), PgParam::text(e.text(1)), PgParam::integer(e.int64(2)),
+                     PgParam::integer(e.int64(3)), PgParam::text(e.text(4)), PgParam::text(e.text(5)),
+                     PgParam::integer(e.int64(6)), PgParam::integer(e.int64(7)), PgParam::integer(e.int64(8))});
+        tx.commit();
+    }
+    if (hasCursors) {
+        Statement c(source, "SELECT node, epoch, cursor FROM pull_cursors");
+        PgTransaction tx(db);
+        while (c.step())
+            db.exec("INSERT INTO pull_cursors (node, epoch, cursor) VALUES ($1, $2, $3) ON CONFLICT (node, epoch)"
+                    " DO UPDATE SET cursor = GREATEST(pull_cursors.cursor, excluded.cursor)",
+                    {PgParam::text(c.text(0)), PgParam::text(c.text(1)), PgParam::integer(c.int64(2))});
+        tx.commit();
     }
     result.target = target.counts();
     return result;

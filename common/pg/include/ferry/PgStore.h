@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "ferry/PgConnection.h"
+#include "ferry/SessionStore.h"
 #include "ferry/Wire.h"
 
 namespace ferry {
@@ -34,7 +35,7 @@ struct PgStoreCounts {
     std::uint64_t records = 0;
 };
 
-class PgStore {
+class PgStore : public SessionStore {
 public:
     explicit PgStore(const std::string& conninfo);
 
@@ -43,13 +44,22 @@ public:
     int schemaVersion();
 
     void addNode(const std::string& name, const std::string& secret);
-    std::optional<std::string> nodeSecret(const std::string& name);
+    std::optional<std::string> nodeSecret(const std::string& name) override;
+
+    // The same epoch rules as master.db (decideEpoch), serialised per node
+    // across masters by a transaction-scoped advisory lock.
+    EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address) override;
+    std::vector<EpochInfo> epochs(const std::string& node);
+    void storeReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
+                     const HealthReport& report) override;
+    std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) override;
+    void setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor) override;
 
     // Stores a batch in one transaction, durable at commit (PostgreSQL's
     // default synchronous_commit=on). Duplicates — already stored by this or
     // another master — are counted, not stored again.
-    AckMessage storeBatch(const std::string& node, const std::string& epochHex, const std::vector<Record>& records,
-                          const std::string& via);
+    AckMessage storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
+                          const std::string& via) override;
     std::uint64_t countRecords(const std::string& node);
     PgStoreCounts counts();
 
