@@ -181,7 +181,8 @@ int usage()
                  "       ferryctl master add-node NAME            (the node's secret on stdin)\n"
                  "       ferryctl master accept NAME [--with-secret]  (secret on stdin with --with-secret)\n"
                  "       ferryctl master decline NAME [REASON…]\n"
-                 "       ferryctl master revoke NAME [REASON…]\n";
+                 "       ferryctl master revoke NAME [REASON…]\n"
+                 "       ferryctl master migrate [--to CONNINFO]  (master.db → the PostgreSQL store)\n";
     return 2;
 }
 
@@ -195,6 +196,8 @@ int masterCommand(const Options& options)
     const std::string& sub = options.args[0];
     if (sub == "nodes")
         return options.args.size() == 1 ? nodes(options, paths) : usage();
+    if (sub == "migrate")
+        return migrateCommand(options);
     if (options.args.size() < 2)
         return usage();
     const std::string name = options.args[1];

@@ -192,3 +192,32 @@ TEST_F(APostgresStore, TakesOverASqliteMasterWithEveryNodeAndRecord)
 }
 
 } // namespace
+
+namespace {
+
+TEST_F(APostgresStore, MovesAMasterOverWithFerryctlMasterMigrate)
+{
+    TempDir dir;
+    {
+        MasterStore sqlite(dir / "master.db");
+        sqlite.addNode("web1", generateSecret());
+        sqlite.storeBatch("web1", Epoch(), batch(1, 700), "push");
+    }
+    writeFile(dir / "store.yml", "postgresql: \"" + m_conninfo + "\"\n");
+    const std::map<std::string, std::string> env{{"FERRY_STATE_DIR", dir.path()}, {"FERRY_CONFIG_DIR", dir.path()}};
+    const auto first = run({buildPath("services/ferryctl/ferryctl"), "master", "migrate"}, env);
+    EXPECT_EQ(first.exitCode, 0) << first.out << first.err;
+    EXPECT_NE(first.out.find("Copied 1 of 1 nodes and 700 of 700 records"), std::string::npos) << first.out;
+    const auto again = run({buildPath("services/ferryctl/ferryctl"), "master", "migrate"}, env);
+    EXPECT_EQ(again.exitCode, 0) << again.out << again.err;
+    EXPECT_NE(again.out.find("Copied 0 of 1 nodes and 0 of 700 records"), std::string::npos) << again.out;
+    EXPECT_EQ(PgStore(m_conninfo).countRecords("web1"), 700u);
+    // A password in store.yml is refused before anything is opened.
+    writeFile(dir / "store.yml", "postgresql: \"" + m_conninfo + " password=hunter2\"\n");
+    const auto refused = run({buildPath("services/ferryctl/ferryctl"), "master", "migrate"}, env);
+    EXPECT_NE(refused.exitCode, 0);
+    EXPECT_NE(refused.err.find("store.yml"), std::string::npos) << refused.err;
+    EXPECT_EQ(refused.err.find("hunter2"), std::string::npos) << "the password must not be echoed: " << refused.err;
+}
+
+} // namespace
