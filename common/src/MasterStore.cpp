@@ -179,38 +179,11 @@ std::vector<EpochInfo> MasterStore::epochs(const std::string& node)
 EpochAdmission MasterStore::admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
                                        const HealthReport* report, const std::string& via)
 {
-    EpochAdmission out;
     const std::string hex = epoch.hex();
-    const std::string who = escapeForLog(node);
     const std::int64_t now = nowMs();
     Transaction tx(m_db);
-    std::optional<EpochInfo> mine;
-    std::vector<EpochInfo> others;
-    for (auto& e : epochs(node)) {
-        if (e.epoch == hex)
-            mine = e;
-        else
-            others.push_back(std::move(e));
-    }
-    auto setState = [&](const std::string& which, const char* state) {
-        Statement(m_db, "UPDATE node_epochs SET state = ?3 WHERE node = ?1 AND epoch = ?2")
-            .bind(1, node)
-            .bind(2, which)
-            .bind(3, state)
-            .run();
-    };
-    auto othersLine = [&] {
-        std::string line;
-        for (const auto& o : others)
-            line += (line.empty() ? "" : ", ") + o.epoch.substr(0, 8) + " from " + escapeForLog(o.fromAddress) +
-                    " (" + o.state + ")";
-        return line;
-    };
-    if (!mine) {
-        out.newEpoch = true;
-        const bool suspectNode = std::any_of(others.begin(), others.end(), [](const EpochInfo& o) {
-            return o.state == "suspect";
-        });
+    const EpochDecision d = decideEpoch(node, epoch, address, epochs(node));
+    if (d.insertState) {
         Statement(m_db,
                   "INSERT INTO node_epochs (node, epoch, first_seen, last_seen, from_address, state)"
                   " VALUES (?1, ?2, ?3, ?3, ?4, ?5)")
@@ -218,54 +191,15 @@ EpochAdmission MasterStore::admitEpoch(const std::string& node, const Epoch& epo
             .bind(2, hex)
             .bind(3, now)
             .bind(4, address)
-            .bind(5, suspectNode ? "suspect" : "active")
+            .bind(5, *d.insertState)
             .run();
-        if (suspectNode) {
-            out.held = true;
-            out.reason = "node " + node + " is suspect (several spools use its identity); an operator must run "
-                         "`ferryctl master resolve " + node + " --keep EPOCH`";
-            spdlog::warn("Node {} (suspect) brought yet another epoch {} from {}; holding its data", who,
-                         epoch.shortHex(), escapeForLog(address));
-        } else {
-            for (const auto& o : others) {
-                if (o.state == "active") {
-                    setState(o.epoch, "retired");
-                    out.previous = o.epoch;
-                }
-            }
-            if (others.empty())
-                spdlog::info("Node {}: first session of epoch {} from {}", who, epoch.shortHex(), escapeForLog(address));
-            else
-                spdlog::info("Node {} started a new spool (epoch {} from {}, replacing {}): a reinstall or a new "
-                             "spool; its records are stored from sequence 1",
-                             who, epoch.shortHex(), escapeForLog(address),
-                             out.previous.empty() ? std::string("none") : out.previous.substr(0, 8));
-        }
-    } else if (mine->state == "retired" && mine->decidedMs == 0) {
-        // An epoch that a newer one replaced is alive again: two spools
-        // speak for one node (a clone, a restored image, one secret on two
-        // machines). Which one is right only the operator can say, so every
-        // live epoch is held; their data stays on the nodes meanwhile.
-        setState(hex, "suspect");
-        for (const auto& o : others)
-            if (o.state == "active")
-                setState(o.epoch, "suspect");
-        out.held = true;
-        out.reason = "node " + node + " is suspect: its retired epoch " + epoch.shortHex() +
-                     " came back while another is alive; an operator must run `ferryctl master resolve " + node +
-                     " --keep EPOCH`";
-        spdlog::warn("Node {} is suspect: retired epoch {} is alive again from {} while others are ({}); holding "
-                     "its data until `ferryctl master resolve {} --keep EPOCH`",
-                     who, epoch.shortHex(), escapeForLog(address), othersLine(), who);
-    } else if (mine->state == "suspect") {
-        out.held = true;
-        out.reason = "node " + node + " is suspect (several spools use its identity); an operator must run "
-                     "`ferryctl master resolve " + node + " --keep EPOCH`";
-    } else if (mine->state == "retired") {
-        out.held = true;
-        out.reason = "epoch " + epoch.shortHex() + " of node " + node +
-                     " was retired by an operator; its data stays on the node";
     }
+    for (const auto& [which, state] : d.setStates)
+        Statement(m_db, "UPDATE node_epochs SET state = ?3 WHERE node = ?1 AND epoch = ?2")
+            .bind(1, node)
+            .bind(2, which)
+            .bind(3, state)
+            .run();
     Statement(m_db, "UPDATE node_epochs SET last_seen = ?3, from_address = ?4 WHERE node = ?1 AND epoch = ?2")
         .bind(1, node)
         .bind(2, hex)
@@ -275,7 +209,7 @@ EpochAdmission MasterStore::admitEpoch(const std::string& node, const Epoch& epo
     if (report != nullptr)
         storeReport(node, epoch, via, address, *report);
     tx.commit();
-    return out;
+    return d.admission;
 }
 
 void MasterStore::resolveEpochs(const std::string& node, const std::string& keepEpochHex)

@@ -254,7 +254,7 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
     return result;
 }
 
-MasterHandshake masterHandshake(ByteStream& stream, MasterStore& store, const MasterSessionOptions& o)
+MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const MasterSessionOptions& o)
 {
     const std::string peer = stream.peer();
     MasterHandshake out;
@@ -326,7 +326,7 @@ MasterHandshake masterHandshake(ByteStream& stream, MasterStore& store, const Ma
     return out;
 }
 
-MasterSessionResult runMasterSession(ByteStream& stream, MasterStore& store, const MasterSessionOptions& o)
+MasterSessionResult runMasterSession(ByteStream& stream, SessionStore& store, const MasterSessionOptions& o)
 {
     MasterSessionResult result;
     const std::string peer = stream.peer();

@@ -60,8 +60,8 @@ void Collector::serve(int fd)
 {
     ferry::FdStream stream(fd, fd, ferry::socketPeer(fd), true);
     try {
-        ferry::MasterStore store(m_storePath);
-        const auto r = serveSession(stream, store, m_options);
+        const auto store = ferry::openSessionStore(m_storeConfig, m_storePath);
+        const auto r = serveSession(stream, *store, m_options);
         if (r.batches > 0)
             spdlog::info("Stored {} records from {} epoch {} ({} already stored)", r.stored,
                          ferry::escapeForLog(r.node), r.epoch, r.duplicates);

@@ -10,6 +10,8 @@
 #include <string>
 
 #include "CollectorSession.h"
+#include "ferry/MasterStore.h"
+#include "ferry/StoreConfig.h"
 
 namespace collectord {
 
@@ -25,11 +27,14 @@ public:
     void acceptFrom(int listenFd);
     std::uint64_t sessions() const { return m_sessions; }
     const std::string& storePath() const { return m_storePath; }
+    // PostgreSQL instead of master.db at storePath (store.yml).
+    void useStore(ferry::StoreConfig config) { m_storeConfig = std::move(config); }
 
 private:
     void serve(int fd);
 
     std::string m_storePath;
+    ferry::StoreConfig m_storeConfig;
     SessionOptions m_options;
     std::function<void(int)> m_onBusy;
     std::atomic<std::uint64_t> m_sessions{0};

@@ -11,7 +11,7 @@
 
 namespace collectord {
 
-SessionResult serveSession(ferry::ByteStream& stream, ferry::MasterStore& store, const SessionOptions& o)
+SessionResult serveSession(ferry::ByteStream& stream, ferry::SessionStore& store, const SessionOptions& o)
 {
     ferry::MasterSessionOptions so;
     so.protocol = "push";

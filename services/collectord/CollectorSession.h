@@ -9,7 +9,7 @@
 #include <functional>
 #include <string>
 
-#include "ferry/MasterStore.h"
+#include "ferry/SessionStore.h"
 #include "ferry/Stream.h"
 
 namespace collectord {
@@ -34,6 +34,6 @@ struct SessionOptions {
 
 // Serves one connection to its end; throws on protocol violations after
 // telling the peer (best effort).
-SessionResult serveSession(ferry::ByteStream& stream, ferry::MasterStore& store, const SessionOptions& options);
+SessionResult serveSession(ferry::ByteStream& stream, ferry::SessionStore& store, const SessionOptions& options);
 
 } // namespace collectord

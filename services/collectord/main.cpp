@@ -39,7 +39,9 @@ int main(int argc, char* argv[]) try {
     ferry::initLogging("ferry-collectord", args.verbosity);
     const ferry::Paths paths = ferry::pathsFromEnvironment();
     const std::string storePath = ferry::masterStorePath(paths.stateDir);
-    { ferry::MasterStore schema(storePath); }  // create tables before any session
+    const ferry::StoreConfig storeConfig = ferry::loadStoreConfig(paths);
+    // Create or migrate the tables before any session.
+    ferry::openSessionStore(storeConfig, storePath);
 
     int listenFd = -1;
     const int n = sd_listen_fds(1);
@@ -65,12 +67,14 @@ int main(int argc, char* argv[]) try {
         else
             loop.post([&loop] { loop.release(); });
     });
+    collector.useStore(storeConfig);
     loop.watch(listenFd, [&] { collector.acceptFrom(listenFd); });
     collectord::CollectorAdaptor api(*bus, loop, collector);
     ferry::LogControl logControl(*bus, loop, "ferry-collectord");
     const std::string where = n == 1 ? std::string("the socket from systemd")
                                      : listen.host + ":" + std::to_string(listen.port);
-    spdlog::info("Accepting node sessions on {}", where);
+    spdlog::info("Accepting node sessions on {}; storing in {}", where,
+                 storeConfig.postgresql.empty() ? storePath : std::string("PostgreSQL (store.yml)"));
     ferry::notifyReady("Accepting node sessions on " + where);
     loop.run("org.ferry.Collector1");
     return EXIT_SUCCESS;

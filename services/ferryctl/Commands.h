@@ -20,6 +20,7 @@ int masterCommand(const Options& options);    // ferryctl master nodes|add-node|
 int registerCommand(const Options& options);  // ferryctl register
 int secretCommand(const Options& options);    // ferryctl secret
 int doctorCommand(const Options& options);    // ferryctl doctor
-int vpnCommand(const Options& options);       // ferryctl vpn status|lan on|off|host-control on|off
+int vpnCommand(const Options& options);
+int migrateCommand(const Options& options);  // ferryctl master migrate [--to CONNINFO]       // ferryctl vpn status|lan on|off|host-control on|off
 
 } // namespace ferryctl

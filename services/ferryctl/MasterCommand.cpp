@@ -237,7 +237,8 @@ int usage()
                  "       ferryctl master decline NAME [REASON…]\n"
                  "       ferryctl master revoke NAME [REASON…]\n"
                  "       ferryctl master epochs NAME              (the node's spools, and where they came from)\n"
-                 "       ferryctl master resolve NAME --keep EPOCH  (a suspect node: keep one spool)\n";
+                 "       ferryctl master resolve NAME --keep EPOCH  (a suspect node: keep one spool)\n"
+                 "       ferryctl master migrate [--to CONNINFO]  (master.db → the PostgreSQL store)\n";
     return 2;
 }
 
@@ -251,6 +252,8 @@ int masterCommand(const Options& options)
     const std::string& sub = options.args[0];
     if (sub == "nodes")
         return options.args.size() == 1 ? nodes(options, paths) : usage();
+    if (sub == "migrate")
+        return migrateCommand(options);
     if (options.args.size() < 2)
         return usage();
     const std::string name = options.args[1];

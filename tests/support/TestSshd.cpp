@@ -39,8 +39,15 @@ void TestSshd::writeConfig()
       << "UsePAM no\n"
       << "PasswordAuthentication no\n"
       << "KbdInteractiveAuthentication no\n"
-      << "LogLevel VERBOSE\n"
-      << "MaxStartups 100:30:200\n";
+      << "LogLevel VERBOSE\n";
+    // Tests open many connections at once; a config under test that sets
+    // its own MaxStartups (the shipped drop-in does) keeps it, since sshd
+    // takes the first value it reads.
+    bool ownMaxStartups = m_options.tail.find("MaxStartups") != std::string::npos;
+    for (const auto& l : m_options.globalLines)
+        ownMaxStartups = ownMaxStartups || l.rfind("MaxStartups", 0) == 0;
+    if (!ownMaxStartups)
+        c << "MaxStartups 100:30:200\n";
     for (const auto& l : m_options.globalLines)
         c << l << "\n";
     std::string tail = m_options.tail;

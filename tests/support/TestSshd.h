@@ -26,6 +26,9 @@ public:
     ~TestSshd();
 
     int port() const { return m_port; }
+    // The listening sshd's pid (0 when stopped): it reaps every connection's
+    // processes, so its children's CPU time is sshd's whole work.
+    int pid() const { return m_process ? m_process->pid() : 0; }
     const std::string& dir() const { return m_dir.path(); }
     // "[127.0.0.1]:port ssh-ed25519 AAAA…" for a pinned known_hosts file.
     std::string knownHostsLine() const;

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "ferry/Epoch.h"
+#include "ferry/SessionStore.h"
 #include "ferry/Sqlite.h"
 #include "ferry/Wire.h"
 
@@ -50,27 +51,7 @@ struct NodeInfo {
     bool suspect = false;
 };
 
-struct EpochInfo {
-    std::string node;
-    std::string epoch;  // hex
-    std::int64_t firstSeenMs = 0;
-    std::int64_t lastSeenMs = 0;
-    std::string fromAddress;
-    std::string state;  // active | retired | suspect
-    std::int64_t decidedMs = 0;
-    std::uint64_t recordsStored = 0;
-    std::uint64_t lastSeq = 0;
-};
-
-// What the store decided about a session's epoch.
-struct EpochAdmission {
-    bool held = false;
-    std::string reason;       // why held, for the peer and the log
-    bool newEpoch = false;    // first session of this epoch
-    std::string previous;     // the epoch it replaced (hex), on a reinstall
-};
-
-class MasterStore {
+class MasterStore : public SessionStore {
 public:
     explicit MasterStore(const std::string& path);
 
@@ -80,7 +61,7 @@ public:
 
     // Enrols (or re-keys) a node with its secret, state accepted.
     void addNode(const std::string& name, const std::string& secret);
-    std::optional<std::string> nodeSecret(const std::string& name);
+    std::optional<std::string> nodeSecret(const std::string& name) override;
     std::optional<NodeInfo> node(const std::string& name);
     std::vector<NodeInfo> nodes();
 
@@ -88,7 +69,7 @@ public:
     // data may be stored (see the state machine above). With a report, the
     // node's health report is stored in the same transaction (one sync).
     EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
-                              const HealthReport* report = nullptr, const std::string& via = "push");
+                              const HealthReport* report = nullptr, const std::string& via = "push") override;
     std::vector<EpochInfo> epochs(const std::string& node);
     // The operator's decision for a suspect node. Throws Error naming the
     // node and epoch when the node has no such epoch.
@@ -100,9 +81,9 @@ public:
     // transaction: the batch follows the cursor, so everything up to it is
     // stored (or was dropped by the node's bounds, never sent).
     AckMessage storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
-                          const std::string& via);
+                          const std::string& via) override;
     void storeReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
-                     const HealthReport& report);
+                     const HealthReport& report) override;
     std::optional<HealthReport> report(const std::string& node);
 
     std::uint64_t countRecords(const std::string& node);
@@ -110,8 +91,8 @@ public:
     std::vector<Record> records(const std::string& node, const Epoch& epoch, std::uint64_t afterSeq, std::size_t limit);
 
     // Pull cursors: every record of (node, epoch) ≤ cursor is stored.
-    std::uint64_t pullCursor(const std::string& node, const Epoch& epoch);
-    void setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor);
+    std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) override;
+    void setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor) override;
 
     Database& database() { return m_db; }
 

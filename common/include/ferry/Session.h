@@ -55,7 +55,7 @@
 
 #include "ferry/Epoch.h"
 #include "ferry/Error.h"
-#include "ferry/MasterStore.h"
+#include "ferry/SessionStore.h"
 #include "ferry/Spool.h"
 #include "ferry/Stream.h"
 #include "ferry/Wire.h"
@@ -159,10 +159,10 @@ struct MasterHandshake {
     std::string secret;
     Epoch epoch;
 };
-MasterHandshake masterHandshake(ByteStream& stream, MasterStore& store, const MasterSessionOptions& options);
+MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const MasterSessionOptions& options);
 
 // A whole session into store. Throws as runNodeSession; an AuthError's
 // message names the (escaped) node and the cause for the master's log.
-MasterSessionResult runMasterSession(ByteStream& stream, MasterStore& store, const MasterSessionOptions& options);
+MasterSessionResult runMasterSession(ByteStream& stream, SessionStore& store, const MasterSessionOptions& options);
 
 } // namespace ferry

@@ -1,0 +1,103 @@
+#pragma once
+// The master's store on PostgreSQL, for several masters sharing one
+// database (docs/postgresql.md). The same tables as master.db — nodes and
+// records keyed (node, epoch, seq) — so that exactly-once holds across
+// masters by the primary key alone: a batch stored by two masters, or twice
+// by one, is inserted once (`ON CONFLICT DO NOTHING`), and the ack counts
+// only what this insert added.
+//
+// Schema versions are kept in ferry_schema and applied in order under an
+// advisory lock, so masters started together migrate once.
+//
+// Pulls are split among masters by a lease: an advisory lock per node held
+// on a dedicated connection for the length of the pull. A master that dies
+// drops its connection and with it the lease; no two masters pull one node
+// at the same moment.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ferry/PgConnection.h"
+#include "ferry/SessionStore.h"
+#include "ferry/Wire.h"
+
+namespace ferry {
+
+// Epoch (32 hex digits, as in master.db) of records from spools made
+// before epochs existed.
+inline const std::string kLegacyEpoch = "00000000000000000000000000000000";
+
+struct PgStoreCounts {
+    std::uint64_t nodes = 0;
+    std::uint64_t records = 0;
+};
+
+class PgStore : public SessionStore {
+public:
+    explicit PgStore(const std::string& conninfo);
+
+    // The newest schema version this code knows.
+    static int latestSchemaVersion();
+    int schemaVersion();
+
+    void addNode(const std::string& name, const std::string& secret);
+    std::optional<std::string> nodeSecret(const std::string& name) override;
+
+    // The same epoch rules as master.db (decideEpoch), serialised per node
+    // across masters by a transaction-scoped advisory lock.
+    EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
+                              const HealthReport* report = nullptr, const std::string& via = "push") override;
+    std::vector<EpochInfo> epochs(const std::string& node);
+    void storeReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
+                     const HealthReport& report) override;
+    std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) override;
+    void setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor) override;
+
+    // Stores a batch in one transaction, durable at commit (PostgreSQL's
+    // default synchronous_commit=on). Duplicates — already stored by this or
+    // another master — are counted, not stored again.
+    AckMessage storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
+                          const std::string& via) override;
+    std::uint64_t countRecords(const std::string& node);
+    PgStoreCounts counts();
+
+    // Held while a pull of `node` runs; released when destroyed or when the
+    // connection dies with its master.
+    class PullLease {
+    public:
+        ~PullLease();
+        PullLease(const PullLease&) = delete;
+        PullLease& operator=(const PullLease&) = delete;
+
+    private:
+        friend class PgStore;
+        PullLease(std::unique_ptr<PgConnection> connection, std::string node);
+        std::unique_ptr<PgConnection> m_connection;
+        std::string m_node;
+    };
+    // nullptr when another master holds the node's lease.
+    std::unique_ptr<PullLease> tryPullLease(const std::string& node);
+
+    PgConnection& connection() { return m_db; }
+
+private:
+    void migrate();
+
+    std::string m_conninfo;
+    PgConnection m_db;
+};
+
+// Copies every node and record of a SQLite master.db into PostgreSQL.
+// Idempotent (rows already there are kept), so an interrupted copy can be
+// run again; the result says how many rows each side holds afterwards.
+struct MigrationResult {
+    PgStoreCounts source;
+    PgStoreCounts copied;
+    PgStoreCounts target;
+};
+MigrationResult migrateSqliteToPostgres(const std::string& masterDbPath, PgStore& target);
+
+} // namespace ferry

@@ -1,0 +1,403 @@
+#include "ferry/PgStore.h"
+
+#include <spdlog/spdlog.h>
+
+#include "ferry/Bus.h"
+#include "ferry/Sqlite.h"
+
+namespace ferry {
+
+namespace {
+
+// Ordered migrations: entry i brings the schema from version i to i + 1.
+// Never edit one that has shipped; add a new one.
+const std::vector<std::string> kMigrations = {
+    // 1: master.db's schema version 2 (MasterSchema.h) in PostgreSQL's
+    // types: BIGINT for milliseconds and counters, BYTEA for blobs. Epochs
+    // are 32 hex digits as there.
+    R"SQL(
+CREATE TABLE nodes (
+  name TEXT PRIMARY KEY, secret TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'accepted',
+  mode TEXT NOT NULL DEFAULT 'push', public_key TEXT NOT NULL DEFAULT '',
+  ssh_host TEXT NOT NULL DEFAULT '', ssh_port INTEGER NOT NULL DEFAULT 22,
+  first_seen BIGINT NOT NULL DEFAULT 0, last_seen BIGINT NOT NULL DEFAULT 0,
+  last_push BIGINT NOT NULL DEFAULT 0, last_pull BIGINT NOT NULL DEFAULT 0,
+  records_stored BIGINT NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '',
+  pending_request BYTEA, pending_mac BYTEA);
+CREATE INDEX nodes_public_key ON nodes (public_key);
+CREATE TABLE records (
+  node TEXT NOT NULL, epoch TEXT NOT NULL, seq BIGINT NOT NULL, time_ms BIGINT NOT NULL,
+  kind TEXT NOT NULL, payload BYTEA NOT NULL, received_ms BIGINT NOT NULL, via TEXT NOT NULL,
+  PRIMARY KEY (node, epoch, seq));
+CREATE TABLE node_epochs (
+  node TEXT NOT NULL, epoch TEXT NOT NULL, first_seen BIGINT NOT NULL, last_seen BIGINT NOT NULL,
+  from_address TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'retired', 'suspect')),
+  decided_ms BIGINT NOT NULL DEFAULT 0, records_stored BIGINT NOT NULL DEFAULT 0,
+  last_seq BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (node, epoch));
+CREATE TABLE node_reports (
+  node TEXT PRIMARY KEY, epoch TEXT NOT NULL, received_ms BIGINT NOT NULL, via TEXT NOT NULL,
+  from_address TEXT NOT NULL, spool_records BIGINT NOT NULL, spool_bytes BIGINT NOT NULL,
+  oldest_unsent_ms BIGINT NOT NULL, last_seq BIGINT NOT NULL, dropped_age BIGINT NOT NULL,
+  dropped_size BIGINT NOT NULL, dropped_bytes BIGINT NOT NULL, transport_mode TEXT NOT NULL,
+  transport_reason TEXT NOT NULL, spool_resets BIGINT NOT NULL, last_reset TEXT NOT NULL,
+  last_reset_ms BIGINT NOT NULL, fwcheck_verdict TEXT NOT NULL);
+CREATE TABLE pull_state (
+  node TEXT PRIMARY KEY, last_attempt BIGINT NOT NULL DEFAULT 0, last_success BIGINT NOT NULL DEFAULT 0,
+  last_result TEXT NOT NULL DEFAULT '', last_records BIGINT NOT NULL DEFAULT 0,
+  total_records BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE pull_cursors (
+  node TEXT NOT NULL, epoch TEXT NOT NULL, cursor BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (node, epoch));
+CREATE TABLE registry_nonces (
+  node TEXT NOT NULL, nonce BYTEA NOT NULL, time_ms BIGINT NOT NULL, PRIMARY KEY (node, nonce));
+)SQL",
+};
+
+// Serialises schema changes between masters starting at once.
+constexpr std::int64_t kMigrationLock = 0x66657272790001;  // "ferry" 1
+
+std::uint32_t recordsStored(PgConnection& db, const std::string& node, std::uint32_t added, const std::string& via,
+                            std::int64_t now)
+{
+    const std::string column = via == "pull" ? "last_pull" : "last_push";
+    db.exec("UPDATE nodes SET records_stored = records_stored + $1, last_seen = $2, " + column +
+                " = $2 WHERE name = $3",
+            {PgParam::integer(added), PgParam::integer(now), PgParam::text(node)});
+    return added;
+}
+
+} // namespace
+
+int PgStore::latestSchemaVersion()
+{
+    return static_cast<int>(kMigrations.size());
+}
+
+PgStore::PgStore(const std::string& conninfo) : m_conninfo(conninfo), m_db(conninfo)
+{
+    migrate();
+}
+
+int PgStore::schemaVersion()
+{
+    const auto r = m_db.exec("SELECT version FROM ferry_schema");
+    return r.rows() == 0 ? 0 : static_cast<int>(r.int64(0, 0));
+}
+
+void PgStore::migrate()
+{
+    PgTransaction tx(m_db);
+    m_db.exec("SELECT pg_advisory_xact_lock($1)", {PgParam::integer(kMigrationLock)});
+    m_db.execScript("CREATE TABLE IF NOT EXISTS ferry_schema (version INTEGER NOT NULL)");
+    auto r = m_db.exec("SELECT version FROM ferry_schema");
+    int version = 0;
+    if (r.rows() == 0)
+        m_db.exec("INSERT INTO ferry_schema VALUES (0)");
+    else
+        version = static_cast<int>(r.int64(0, 0));
+    if (version > latestSchemaVersion())
+        throw Error("The PostgreSQL store at " + m_db.where() + " has schema version " + std::to_string(version) +
+                    ", newer than this master knows (" + std::to_string(latestSchemaVersion()) +
+                    "): upgrade this master before pointing it there");
+    for (int v = version; v < latestSchemaVersion(); ++v) {
+        m_db.execScript(kMigrations[static_cast<std::size_t>(v)]);
+        spdlog::info("Migrated the PostgreSQL store at {} to schema version {}", m_db.where(), v + 1);
+    }
+    m_db.exec("UPDATE ferry_schema SET version = $1", {PgParam::integer(latestSchemaVersion())});
+    tx.commit();
+}
+
+void PgStore::addNode(const std::string& name, const std::string& secret)
+{
+    m_db.exec("INSERT INTO nodes (name, secret, state, first_seen) VALUES ($1, $2, 'accepted', $3)"
+              " ON CONFLICT (name) DO UPDATE SET secret = excluded.secret, state = 'accepted', reason = '',"
+              " public_key = CASE WHEN nodes.secret = excluded.secret THEN nodes.public_key ELSE '' END",
+              {PgParam::text(name), PgParam::text(secret), PgParam::integer(nowMs())});
+}
+
+std::optional<std::string> PgStore::nodeSecret(const std::string& name)
+{
+    const auto r = m_db.exec("SELECT secret FROM nodes WHERE name = $1 AND state = 'accepted'", {PgParam::text(name)});
+    if (r.rows() == 0)
+        return std::nullopt;
+    return r.text(0, 0);
+}
+
+AckMessage PgStore::storeBatch(const std::string& node, const Epoch& epochId, const std::vector<Record>& records,
+                               const std::string& via)
+{
+    const std::string epoch = epochId.hex();
+    AckMessage ack;
+    if (records.empty())
+        return ack;
+    const std::int64_t now = nowMs();
+    // One statement per batch: a multi-row VALUES list with every value a
+    // parameter (8 per record, far below PostgreSQL's 65,535).
+    std::string sql = "INSERT INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via) VALUES ";
+    std::vector<PgParam> params;
+    params.reserve(records.size() * 6 + 3);
+    params.push_back(PgParam::text(node));
+    params.push_back(PgParam::text(epoch));
+    params.push_back(PgParam::integer(now));
+    params.push_back(PgParam::text(via));
+    for (std::size_t i = 0; i < records.size(); ++i) {
+        const auto& r = records[i];
+        const std::size_t base = params.size();
+        sql += (i ? "," : "") + std::string("($1, $2, $") + std::to_string(base + 1) + "::bigint, $" +
+               std::to_string(base + 2) + "::bigint, $" + std::to_string(base + 3) + ", $" + std::to_string(base + 4) +
+               ", $3::bigint, $4)";
+        params.push_back(PgParam::integer(static_cast<std::int64_t>(r.seq)));
+        params.push_back(PgParam::integer(r.timeMs));
+        params.push_back(PgParam::text(r.kind));
+        params.push_back(PgParam::bytes(r.payload));
+        ack.storedUpTo = std::max(ack.storedUpTo, r.seq);
+    }
+    sql += " ON CONFLICT DO NOTHING";
+    PgTransaction tx(m_db);
+    const auto result = m_db.exec(sql, params);
+    ack.newlyStored = static_cast<std::uint32_t>(result.affected());
+    ack.duplicates = static_cast<std::uint32_t>(records.size()) - ack.newlyStored;
+    recordsStored(m_db, node, ack.newlyStored, via, now);
+    // A pull's batch follows the cursor: everything up to its last record is
+    // stored (or was dropped by the node's bounds, never sent).
+    if (via == "pull")
+        setPullCursor(node, epochId, records.back().seq);
+    m_db.exec("INSERT INTO node_epochs (node, epoch, first_seen, last_seen, records_stored, last_seq)"
+              " VALUES ($1, $2, $3, $3, $4, $5) ON CONFLICT (node, epoch) DO UPDATE SET"
+              " last_seen = excluded.last_seen, records_stored = node_epochs.records_stored + excluded.records_stored,"
+              " last_seq = GREATEST(node_epochs.last_seq, excluded.last_seq)",
+              {PgParam::text(node), PgParam::text(epoch), PgParam::integer(now), PgParam::integer(ack.newlyStored),
+               PgParam::integer(static_cast<std::int64_t>(ack.storedUpTo))});
+    // synchronous_commit=on (PostgreSQL's default): the commit is flushed to
+    // the server's WAL when it returns, so the Ack that follows is safe.
+    tx.commit();
+    return ack;
+}
+
+std::vector<EpochInfo> PgStore::epochs(const std::string& node)
+{
+    const auto r = m_db.exec("SELECT epoch, first_seen, last_seen, from_address, state, decided_ms, records_stored,"
+                             " last_seq FROM node_epochs WHERE node = $1 ORDER BY first_seen, epoch",
+                             {PgParam::text(node)});
+    std::vector<EpochInfo> out;
+    for (int i = 0; i < r.rows(); ++i) {
+        EpochInfo e;
+        e.node = node;
+        e.epoch = r.text(i, 0);
+        e.firstSeenMs = r.int64(i, 1);
+        e.lastSeenMs = r.int64(i, 2);
+        e.fromAddress = r.text(i, 3);
+        e.state = r.text(i, 4);
+        e.decidedMs = r.int64(i, 5);
+        e.recordsStored = static_cast<std::uint64_t>(r.int64(i, 6));
+        e.lastSeq = static_cast<std::uint64_t>(r.int64(i, 7));
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+EpochAdmission PgStore::admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
+                                   const HealthReport* report, const std::string& via)
+{
+    const std::string hex = epoch.hex();
+    const std::int64_t now = nowMs();
+    PgTransaction tx(m_db);
+    // Two masters seeing two epochs of one node at once must decide one
+    // after the other, or each would miss the other's epoch.
+    m_db.exec("SELECT pg_advisory_xact_lock(hashtextextended('ferry-epoch:' || $1, 0))", {PgParam::text(node)});
+    const EpochDecision d = decideEpoch(node, epoch, address, epochs(node));
+    if (d.insertState)
+        m_db.exec("INSERT INTO node_epochs (node, epoch, first_seen, last_seen, from_address, state)"
+                  " VALUES ($1, $2, $3, $3, $4, $5)",
+                  {PgParam::text(node), PgParam::text(hex), PgParam::integer(now), PgParam::text(address),
+                   PgParam::text(*d.insertState)});
+    for (const auto& [which, state] : d.setStates)
+        m_db.exec("UPDATE node_epochs SET state = $3 WHERE node = $1 AND epoch = $2",
+                  {PgParam::text(node), PgParam::text(which), PgParam::text(state)});
+    m_db.exec("UPDATE node_epochs SET last_seen = $3, from_address = $4 WHERE node = $1 AND epoch = $2",
+              {PgParam::text(node), PgParam::text(hex), PgParam::integer(now), PgParam::text(address)});
+    if (report != nullptr)
+        storeReport(node, epoch, via, address, *report);
+    tx.commit();
+    return d.admission;
+}
+
+void PgStore::storeReport(const std::string& node, const Epoch& epoch, const std::string& via,
+                          const std::string& address, const HealthReport& r)
+{
+    auto n = [](std::uint64_t v) { return PgParam::integer(static_cast<std::int64_t>(v)); };
+    m_db.exec("INSERT INTO node_reports (node, epoch, received_ms, via, from_address, spool_records, spool_bytes,"
+              " oldest_unsent_ms, last_seq, dropped_age, dropped_size, dropped_bytes, transport_mode,"
+              " transport_reason, spool_resets, last_reset, last_reset_ms, fwcheck_verdict)"
+              " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+              " ON CONFLICT (node) DO UPDATE SET epoch = excluded.epoch, received_ms = excluded.received_ms,"
+              " via = excluded.via, from_address = excluded.from_address, spool_records = excluded.spool_records,"
+              " spool_bytes = excluded.spool_bytes, oldest_unsent_ms = excluded.oldest_unsent_ms,"
+              " last_seq = excluded.last_seq, dropped_age = excluded.dropped_age,"
+              " dropped_size = excluded.dropped_size, dropped_bytes = excluded.dropped_bytes,"
+              " transport_mode = excluded.transport_mode, transport_reason = excluded.transport_reason,"
+              " spool_resets = excluded.spool_resets, last_reset = excluded.last_reset,"
+              " last_reset_ms = excluded.last_reset_ms, fwcheck_verdict = excluded.fwcheck_verdict",
+              {PgParam::text(node), PgParam::text(epoch.hex()), PgParam::integer(nowMs()), PgParam::text(via),
+               PgParam::text(address), n(r.spoolRecords), n(r.spoolBytes), PgParam::integer(r.oldestUnsentMs),
+               n(r.lastSeq), n(r.droppedByAge), n(r.droppedBySize), n(r.droppedBytes), PgParam::text(r.transportMode),
+               PgParam::text(r.transportReason), n(r.spoolResets), PgParam::text(r.lastReset),
+               PgParam::integer(r.lastResetMs), PgParam::text(r.fwcheckVerdict)});
+}
+
+std::uint64_t PgStore::pullCursor(const std::string& node, const Epoch& epoch)
+{
+    const auto r = m_db.exec("SELECT cursor FROM pull_cursors WHERE node = $1 AND epoch = $2",
+                             {PgParam::text(node), PgParam::text(epoch.hex())});
+    return r.rows() == 0 ? 0 : static_cast<std::uint64_t>(r.int64(0, 0));
+}
+
+void PgStore::setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor)
+{
+    // Cursors only move forward: two masters finishing pulls out of order
+    // must not move one back.
+    m_db.exec("INSERT INTO pull_cursors (node, epoch, cursor) VALUES ($1, $2, $3) ON CONFLICT (node, epoch)"
+              " DO UPDATE SET cursor = GREATEST(pull_cursors.cursor, excluded.cursor)",
+              {PgParam::text(node), PgParam::text(epoch.hex()), PgParam::integer(static_cast<std::int64_t>(cursor))});
+}
+
+std::uint64_t PgStore::countRecords(const std::string& node)
+{
+    return static_cast<std::uint64_t>(
+        m_db.exec("SELECT COUNT(*) FROM records WHERE node = $1", {PgParam::text(node)}).int64(0, 0));
+}
+
+PgStoreCounts PgStore::counts()
+{
+    PgStoreCounts c;
+    c.nodes = static_cast<std::uint64_t>(m_db.exec("SELECT COUNT(*) FROM nodes").int64(0, 0));
+    c.records = static_cast<std::uint64_t>(m_db.exec("SELECT COUNT(*) FROM records").int64(0, 0));
+    return c;
+}
+
+PgStore::PullLease::PullLease(std::unique_ptr<PgConnection> connection, std::string node)
+    : m_connection(std::move(connection)), m_node(std::move(node))
+{
+}
+
+PgStore::PullLease::~PullLease()
+{
+    try {
+        m_connection->exec("SELECT pg_advisory_unlock(hashtextextended('ferry-pull:' || $1, 0))",
+                           {PgParam::text(m_node)});
+    } catch (const std::exception& e) {
+        // Closing the connection below releases it anyway.
+        spdlog::debug("Ignoring a failed unlock of the pull lease of {}: {}", m_node, e.what());
+    }
+}
+
+std::unique_ptr<PgStore::PullLease> PgStore::tryPullLease(const std::string& node)
+{
+    // A connection of its own: session-level advisory locks live and die
+    // with it, and the store's connection is used by the pull meanwhile.
+    auto connection = std::make_unique<PgConnection>(m_conninfo);
+    const auto r = connection->exec("SELECT pg_try_advisory_lock(hashtextextended('ferry-pull:' || $1, 0))",
+                                    {PgParam::text(node)});
+    if (r.text(0, 0) != "t")
+        return nullptr;
+    return std::unique_ptr<PullLease>(new PullLease(std::move(connection), node));
+}
+
+MigrationResult migrateSqliteToPostgres(const std::string& masterDbPath, PgStore& target)
+{
+    MigrationResult result;
+    Database source(masterDbPath, true);
+    bool hasEpoch = false;
+    {
+        Statement cols(source, "SELECT name FROM pragma_table_info('records')");
+        while (cols.step())
+            hasEpoch = hasEpoch || cols.text(0) == "epoch";
+    }
+    PgConnection& db = target.connection();
+    {
+        Statement nodes(source,
+                        "SELECT name, secret, state, mode, public_key, ssh_host, ssh_port, first_seen, last_seen,"
+                        " last_push, last_pull, records_stored, reason FROM nodes");
+        PgTransaction tx(db);
+        while (nodes.step()) {
+            ++result.source.nodes;
+            const auto r = db.exec(
+                "INSERT INTO nodes (name, secret, state, mode, public_key, ssh_host, ssh_port, first_seen,"
+                " last_seen, last_push, last_pull, records_stored, reason)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7::integer, $8::bigint, $9::bigint, $10::bigint, $11::bigint,"
+                " $12::bigint, $13) ON CONFLICT (name) DO NOTHING",
+                {PgParam::text(nodes.text(0)), PgParam::text(nodes.text(1)), PgParam::text(nodes.text(2)),
+                 PgParam::text(nodes.text(3)), PgParam::text(nodes.text(4)), PgParam::text(nodes.text(5)),
+                 PgParam::integer(nodes.int64(6)), PgParam::integer(nodes.int64(7)), PgParam::integer(nodes.int64(8)),
+                 PgParam::integer(nodes.int64(9)), PgParam::integer(nodes.int64(10)), PgParam::integer(nodes.int64(11)),
+                 PgParam::text(nodes.text(12))});
+            result.copied.nodes += r.affected();
+        }
+        tx.commit();
+    }
+    {
+        Statement records(source, std::string("SELECT node, ") + (hasEpoch ? "epoch" : "NULL") +
+                                      ", seq, time_ms, kind, payload, received_ms, via FROM records"
+                                      " ORDER BY node, " + (hasEpoch ? "epoch, " : "") + "seq");
+        // One transaction per thousand rows: bounded memory, and a copy
+        // interrupted half-way resumes where the ON CONFLICT says.
+        std::unique_ptr<PgTransaction> tx;
+        std::uint64_t inTx = 0;
+        while (records.step()) {
+            if (!tx)
+                tx = std::make_unique<PgTransaction>(db);
+            ++result.source.records;
+            std::string epoch = hasEpoch ? records.text(1) : kLegacyEpoch;
+            if (epoch.empty())
+                epoch = kLegacyEpoch;
+            const auto r = db.exec(
+                "INSERT INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via)"
+                " VALUES ($1, $2, $3::bigint, $4::bigint, $5, $6, $7::bigint, $8) ON CONFLICT DO NOTHING",
+                {PgParam::text(records.text(0)), PgParam::text(epoch), PgParam::integer(records.int64(2)),
+                 PgParam::integer(records.int64(3)), PgParam::text(records.text(4)), PgParam::bytes(records.text(5)),
+                 PgParam::integer(records.int64(6)), PgParam::text(records.text(7))});
+            result.copied.records += r.affected();
+            if (++inTx == 1000) {
+                tx->commit();
+                tx.reset();
+                inTx = 0;
+            }
+        }
+        if (tx)
+            tx->commit();
+    }
+    // Epoch states and pull cursors, where the file has them (a master.db
+    // from before epochs has neither: its records are the legacy epoch's).
+    Statement tables(source, "SELECT name FROM sqlite_master WHERE type = 'table'");
+    bool hasEpochs = false, hasCursors = false;
+    while (tables.step()) {
+        hasEpochs = hasEpochs || tables.text(0) == "node_epochs";
+        hasCursors = hasCursors || tables.text(0) == "pull_cursors";
+    }
+    if (hasEpochs) {
+        Statement e(source, "SELECT node, epoch, first_seen, last_seen, from_address, state, decided_ms,"
+                            " records_stored, last_seq FROM node_epochs");
+        PgTransaction tx(db);
+        while (e.step())
+            db.exec("INSERT INTO node_epochs (node, epoch, first_seen, last_seen, from_address, state, decided_ms,"
+                    " records_stored, last_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                    " ON CONFLICT (node, epoch) DO NOTHING",
+                    {PgParam::text(e.text(0)), PgParam::text(e.text(1)), PgParam::integer(e.int64(2)),
+                     PgParam::integer(e.int64(3)), PgParam::text(e.text(4)), PgParam::text(e.text(5)),
+                     PgParam::integer(e.int64(6)), PgParam::integer(e.int64(7)), PgParam::integer(e.int64(8))});
+        tx.commit();
+    }
+    if (hasCursors) {
+        Statement c(source, "SELECT node, epoch, cursor FROM pull_cursors");
+        PgTransaction tx(db);
+        while (c.step())
+            db.exec("INSERT INTO pull_cursors (node, epoch, cursor) VALUES ($1, $2, $3) ON CONFLICT (node, epoch)"
+                    " DO UPDATE SET cursor = GREATEST(pull_cursors.cursor, excluded.cursor)",
+                    {PgParam::text(c.text(0)), PgParam::text(c.text(1)), PgParam::integer(c.int64(2))});
+        tx.commit();
+    }
+    result.target = target.counts();
+    return result;
+}
+
+} // namespace ferry

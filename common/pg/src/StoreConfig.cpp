@@ -1,0 +1,51 @@
+#include "ferry/StoreConfig.h"
+
+#include "ferry/MasterStore.h"
+#include "ferry/PgStore.h"
+#include "ferry/YamlReader.h"
+
+namespace ferry {
+
+namespace {
+
+StoreConfig fromYaml(std::optional<YamlMap> map)
+{
+    StoreConfig c;
+    if (!map)
+        return c;
+    if (auto v = map->string("postgresql")) {
+        if (v->empty())
+            map->fail("postgresql", "must be a libpq connection string (or leave the key out for master.db)");
+        // A password in a world-readable config file would be a leak: libpq
+        // reads one from passfile= or ~/.pgpass instead.
+        if (v->find("password=") != std::string::npos || v->find(":@") != std::string::npos ||
+            (v->rfind("postgres", 0) == 0 && v->find('@') != std::string::npos &&
+             v->substr(0, v->find('@')).find(':', 13) != std::string::npos))
+            map->fail("postgresql", "must not contain a password: put it in a passfile (passfile=/etc/ferry/pgpass, "
+                                    "mode 0600) and name that file here");
+        c.postgresql = *v;
+    }
+    map->finish();
+    return c;
+}
+
+} // namespace
+
+StoreConfig loadStoreConfig(const Paths& paths)
+{
+    return fromYaml(YamlMap::loadFile(paths.configDir + "/store.yml"));
+}
+
+StoreConfig parseStoreConfig(const std::string& name, const std::string& text)
+{
+    return fromYaml(YamlMap::loadString(name, text));
+}
+
+std::unique_ptr<SessionStore> openSessionStore(const StoreConfig& config, const std::string& sqlitePath)
+{
+    if (!config.postgresql.empty())
+        return std::make_unique<PgStore>(config.postgresql);
+    return std::make_unique<MasterStore>(sqlitePath);
+}
+
+} // namespace ferry

@@ -1,0 +1,89 @@
+#include "ferry/SessionStore.h"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "ferry/PullProtocol.h"
+
+namespace ferry {
+
+EpochDecision decideEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
+                          const std::vector<EpochInfo>& known)
+{
+    EpochDecision d;
+    EpochAdmission& out = d.admission;
+    const std::string hex = epoch.hex();
+    const std::string who = escapeForLog(node);
+    std::optional<EpochInfo> mine;
+    std::vector<EpochInfo> others;
+    for (const auto& e : known) {
+        if (e.epoch == hex)
+            mine = e;
+        else
+            others.push_back(e);
+    }
+    auto setState = [&](const std::string& which, const char* state) { d.setStates.emplace_back(which, state); };
+    auto othersLine = [&] {
+        std::string line;
+        for (const auto& o : others)
+            line += (line.empty() ? "" : ", ") + o.epoch.substr(0, 8) + " from " + escapeForLog(o.fromAddress) +
+                    " (" + o.state + ")";
+        return line;
+    };
+    if (!mine) {
+        out.newEpoch = true;
+        const bool suspectNode = std::any_of(others.begin(), others.end(), [](const EpochInfo& o) {
+            return o.state == "suspect";
+        });
+        d.insertState = suspectNode ? "suspect" : "active";
+        if (suspectNode) {
+            out.held = true;
+            out.reason = "node " + node + " is suspect (several spools use its identity); an operator must run "
+                         "`ferryctl master resolve " + node + " --keep EPOCH`";
+            spdlog::warn("Node {} (suspect) brought yet another epoch {} from {}; holding its data", who,
+                         epoch.shortHex(), escapeForLog(address));
+        } else {
+            for (const auto& o : others) {
+                if (o.state == "active") {
+                    setState(o.epoch, "retired");
+                    out.previous = o.epoch;
+                }
+            }
+            if (others.empty())
+                spdlog::info("Node {}: first session of epoch {} from {}", who, epoch.shortHex(), escapeForLog(address));
+            else
+                spdlog::info("Node {} started a new spool (epoch {} from {}, replacing {}): a reinstall or a new "
+                             "spool; its records are stored from sequence 1",
+                             who, epoch.shortHex(), escapeForLog(address),
+                             out.previous.empty() ? std::string("none") : out.previous.substr(0, 8));
+        }
+    } else if (mine->state == "retired" && mine->decidedMs == 0) {
+        // An epoch that a newer one replaced is alive again: two spools
+        // speak for one node (a clone, a restored image, one secret on two
+        // machines). Which one is right only the operator can say, so every
+        // live epoch is held; their data stays on the nodes meanwhile.
+        setState(hex, "suspect");
+        for (const auto& o : others)
+            if (o.state == "active")
+                setState(o.epoch, "suspect");
+        out.held = true;
+        out.reason = "node " + node + " is suspect: its retired epoch " + epoch.shortHex() +
+                     " came back while another is alive; an operator must run `ferryctl master resolve " + node +
+                     " --keep EPOCH`";
+        spdlog::warn("Node {} is suspect: retired epoch {} is alive again from {} while others are ({}); holding "
+                     "its data until `ferryctl master resolve {} --keep EPOCH`",
+                     who, epoch.shortHex(), escapeForLog(address), othersLine(), who);
+    } else if (mine->state == "suspect") {
+        out.held = true;
+        out.reason = "node " + node + " is suspect (several spools use its identity); an operator must run "
+                     "`ferryctl master resolve " + node + " --keep EPOCH`";
+    } else if (mine->state == "retired") {
+        out.held = true;
+        out.reason = "epoch " + epoch.shortHex() + " of node " + node +
+                     " was retired by an operator; its data stays on the node";
+    }
+    return d;
+}
+
+} // namespace ferry

@@ -1,0 +1,223 @@
+// The master's store on a real PostgreSQL 15 cluster made by the test:
+// several masters storing one batch store it once, a pull lease is held by
+// one master at a time and dies with it, the schema is versioned, and a
+// SQLite master.db moves over with every node and record.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "ferry/Crypto.h"
+#include "ferry/MasterStore.h"
+#include "ferry/PgStore.h"
+#include "support/PgCluster.h"
+#include "support/TestSupport.h"
+
+using namespace ferry;
+using namespace ferry::test;
+
+namespace {
+
+std::vector<Record> batch(std::uint64_t first, std::uint64_t count)
+{
+    std::vector<Record> out;
+    for (std::uint64_t s = first; s < first + count; ++s)
+        out.push_back({s, 1700000000000 + static_cast<std::int64_t>(s), "load",
+                       std::string("load1 0.5\0binary\xff", 17) + std::to_string(s)});
+    return out;
+}
+
+class APostgresStore : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        if (!PgCluster::available())
+            GTEST_SKIP() << "needs root and postgresql-15 (scripts/install-deps installs it)";
+        m_cluster = std::make_unique<PgCluster>();
+        m_conninfo = m_cluster->conninfo();
+    }
+    std::unique_ptr<PgCluster> m_cluster;
+    std::string m_conninfo;
+    const Epoch m_epoch = Epoch::fromHex("0102030405060708090a0b0c0d0e0f00", "test epoch");
+};
+
+TEST_F(APostgresStore, StoresABatchSentToTwoMastersOnce)
+{
+    PgStore masterA(m_conninfo);
+    PgStore masterB(m_conninfo);
+    masterA.addNode("web1", generateSecret());
+    const auto first = masterA.storeBatch("web1", m_epoch, batch(1, 50), "push");
+    const auto again = masterB.storeBatch("web1", m_epoch, batch(1, 50), "push");
+    EXPECT_EQ(first.newlyStored, 50u);
+    EXPECT_EQ(first.storedUpTo, 50u);
+    EXPECT_EQ(again.newlyStored, 0u);
+    EXPECT_EQ(again.duplicates, 50u);
+    EXPECT_EQ(masterB.countRecords("web1"), 50u);
+    // Another epoch of the same node is other records, not duplicates.
+    const auto reinstalled = masterB.storeBatch("web1", Epoch(), batch(1, 50), "pull");
+    EXPECT_EQ(reinstalled.newlyStored, 50u);
+    EXPECT_EQ(masterA.countRecords("web1"), 100u);
+}
+
+TEST_F(APostgresStore, StoresEachRecordOnceWhenTwoMastersStoreOverlappingBatchesAtOnce)
+{
+    PgStore(m_conninfo).addNode("web1", generateSecret());
+    std::atomic<std::uint64_t> newly{0}, duplicates{0};
+    auto master = [&](std::uint64_t offset) {
+        PgStore store(m_conninfo);
+        for (std::uint64_t b = 0; b < 60; ++b) {
+            // Batches of 50 overlapping by 25 with the other master's.
+            const auto ack = store.storeBatch("web1", m_epoch, batch(1 + b * 25 + offset, 50), "push");
+            newly += ack.newlyStored;
+            duplicates += ack.duplicates;
+        }
+    };
+    std::thread a(master, 0), b(master, 12);
+    a.join();
+    b.join();
+    PgStore check(m_conninfo);
+    const std::uint64_t expected = 12 + 59 * 25 + 50;  // seq 1 … 1487
+    EXPECT_EQ(check.countRecords("web1"), expected);
+    EXPECT_EQ(newly.load(), expected);
+    EXPECT_EQ(newly.load() + duplicates.load(), 2u * 60 * 50);
+}
+
+TEST_F(APostgresStore, GivesAPullLeaseToOneMasterAtATimeAndFreesItWhenTheHolderDies)
+{
+    PgStore masterA(m_conninfo);
+    PgStore masterB(m_conninfo);
+    {
+        auto lease = masterA.tryPullLease("web1");
+        ASSERT_NE(lease, nullptr);
+        EXPECT_EQ(masterB.tryPullLease("web1"), nullptr);
+        EXPECT_NE(masterB.tryPullLease("web2"), nullptr) << "a lease is per node";
+    }
+    auto leaseB = masterB.tryPullLease("web1");
+    ASSERT_NE(leaseB, nullptr) << "released when its holder finished";
+    // The holder's backend dies (a master killed with SIGKILL drops its
+    // connection the same way): the lease goes with it.
+    masterA.connection().exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()");
+    EXPECT_TRUE(waitUntil([&] { return masterA.tryPullLease("web1") != nullptr; }, std::chrono::seconds(10)));
+}
+
+TEST_F(APostgresStore, AppliesTheEpochRulesAcrossMasters)
+{
+    PgStore masterA(m_conninfo);
+    PgStore masterB(m_conninfo);
+    masterA.addNode("web1", generateSecret());
+    const Epoch first = Epoch::random();
+    const Epoch reinstalled = Epoch::random();
+    EXPECT_FALSE(masterA.admitEpoch("web1", first, "192.0.2.10").held);
+    // A reinstall seen by the other master: stored, the old epoch retired.
+    const auto second = masterB.admitEpoch("web1", reinstalled, "192.0.2.10");
+    EXPECT_FALSE(second.held);
+    EXPECT_TRUE(second.newEpoch);
+    EXPECT_EQ(second.previous, first.hex());
+    // The retired epoch alive again (a clone), at the first master: both held.
+    const auto clone = masterA.admitEpoch("web1", first, "192.0.2.11");
+    EXPECT_TRUE(clone.held);
+    EXPECT_TRUE(masterB.admitEpoch("web1", reinstalled, "192.0.2.10").held);
+    for (const auto& e : masterB.epochs("web1"))
+        EXPECT_EQ(e.state, "suspect") << e.epoch;
+}
+
+TEST_F(APostgresStore, KeepsAnAckedBatchAcrossAServerCrash)
+{
+    {
+        PgStore store(m_conninfo);
+        store.addNode("web1", generateSecret());
+        EXPECT_EQ(store.storeBatch("web1", m_epoch, batch(1, 20), "push").newlyStored, 20u);
+    }
+    m_cluster->stop();  // -m immediate: no shutdown checkpoint
+    m_cluster->start();
+    PgStore after(m_conninfo);
+    EXPECT_EQ(after.countRecords("web1"), 20u);
+}
+
+TEST_F(APostgresStore, RecordsItsSchemaVersionAndRefusesANewerOne)
+{
+    PgStore store(m_conninfo);
+    EXPECT_EQ(store.schemaVersion(), PgStore::latestSchemaVersion());
+    PgStore again(m_conninfo);  // a second master starting: nothing to do
+    EXPECT_EQ(again.schemaVersion(), PgStore::latestSchemaVersion());
+    store.connection().exec("UPDATE ferry_schema SET version = version + 1");
+    try {
+        PgStore newer(m_conninfo);
+        FAIL() << "a schema newer than the code must be refused";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("newer than this master knows"), std::string::npos) << e.what();
+    }
+}
+
+TEST_F(APostgresStore, TakesOverASqliteMasterWithEveryNodeAndRecord)
+{
+    TempDir dir;
+    const std::string db = dir / "master.db";
+    {
+        MasterStore sqlite(db);
+        sqlite.addNode("web1", generateSecret());
+        sqlite.addNode("web2", generateSecret());
+        sqlite.storeBatch("web1", Epoch(), batch(1, 1500), "push");
+        sqlite.admitEpoch("web2", Epoch::fromHex("00112233445566778899aabbccddeeff", "test"), "192.0.2.7");
+        sqlite.storeBatch("web2", Epoch::fromHex("00112233445566778899aabbccddeeff", "test"), batch(1, 30), "pull");
+        sqlite.setPullCursor("web2", Epoch::fromHex("00112233445566778899aabbccddeeff", "test"), 30);
+    }
+    PgStore store(m_conninfo);
+    const auto result = migrateSqliteToPostgres(db, store);
+    EXPECT_EQ(result.source.nodes, 2u);
+    EXPECT_EQ(result.source.records, 1530u);
+    EXPECT_EQ(result.copied.records, 1530u);
+    EXPECT_EQ(result.target.nodes, 2u);
+    EXPECT_EQ(result.target.records, 1530u);
+    EXPECT_EQ(store.countRecords("web1"), 1500u);
+    EXPECT_TRUE(store.nodeSecret("web2").has_value());
+    const Epoch web2 = Epoch::fromHex("00112233445566778899aabbccddeeff", "test");
+    EXPECT_EQ(store.countRecords("web2"), 30u);
+    EXPECT_EQ(store.pullCursor("web2", web2), 30u) << "pull cursors move with the records";
+    const auto epochs = store.epochs("web2");
+    ASSERT_EQ(epochs.size(), 1u);
+    EXPECT_EQ(epochs[0].state, "active");
+    EXPECT_EQ(epochs[0].fromAddress, "192.0.2.7");
+    // Byte-exact payloads, under the legacy epoch.
+    const auto row = store.connection().exec(
+        "SELECT payload FROM records WHERE node = 'web1' AND seq = 7 AND epoch = $1", {PgParam::text(kLegacyEpoch)}, true);
+    ASSERT_EQ(row.rows(), 1);
+    EXPECT_EQ(row.bytes(0, 0), batch(7, 1).front().payload);
+    // Run again (an interrupted copy resumed): nothing doubles.
+    const auto rerun = migrateSqliteToPostgres(db, store);
+    EXPECT_EQ(rerun.copied.records, 0u);
+    EXPECT_EQ(rerun.target.records, 1530u);
+}
+
+} // namespace
+
+namespace {
+
+TEST_F(APostgresStore, MovesAMasterOverWithFerryctlMasterMigrate)
+{
+    TempDir dir;
+    {
+        MasterStore sqlite(dir / "master.db");
+        sqlite.addNode("web1", generateSecret());
+        sqlite.storeBatch("web1", Epoch(), batch(1, 700), "push");
+    }
+    writeFile(dir / "store.yml", "postgresql: \"" + m_conninfo + "\"\n");
+    const std::map<std::string, std::string> env{{"FERRY_STATE_DIR", dir.path()}, {"FERRY_CONFIG_DIR", dir.path()}};
+    const auto first = run({buildPath("services/ferryctl/ferryctl"), "master", "migrate"}, env);
+    EXPECT_EQ(first.exitCode, 0) << first.out << first.err;
+    EXPECT_NE(first.out.find("Copied 1 of 1 nodes and 700 of 700 records"), std::string::npos) << first.out;
+    const auto again = run({buildPath("services/ferryctl/ferryctl"), "master", "migrate"}, env);
+    EXPECT_EQ(again.exitCode, 0) << again.out << again.err;
+    EXPECT_NE(again.out.find("Copied 0 of 1 nodes and 0 of 700 records"), std::string::npos) << again.out;
+    EXPECT_EQ(PgStore(m_conninfo).countRecords("web1"), 700u);
+    // A password in store.yml is refused before anything is opened.
+    writeFile(dir / "store.yml", "postgresql: \"" + m_conninfo + " password=hunter2\"\n");
+    const auto refused = run({buildPath("services/ferryctl/ferryctl"), "master", "migrate"}, env);
+    EXPECT_NE(refused.exitCode, 0);
+    EXPECT_NE(refused.err.find("store.yml"), std::string::npos) << refused.err;
+    EXPECT_EQ(refused.err.find("hunter2"), std::string::npos) << "the password must not be echoed: " << refused.err;
+}
+
+} // namespace
