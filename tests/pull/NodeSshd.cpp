@@ -143,7 +143,7 @@ NodeSshd::~NodeSshd()
 void NodeSshd::createUser()
 {
     removeStaleTestUsers();
-    const std::string shell = buildPath("services/pulld-shell/ferry-login");
+    const std::string& shell = buildPathForAnyUser("services/pulld-shell/ferry-login");
     // -p '*': with UsePAM no, sshd refuses key logins for a locked ('!') account.
     RunResult r;
     for (int attempt = 0; attempt < 20; ++attempt) {
@@ -181,7 +181,7 @@ void NodeSshd::createUser()
                 throw std::runtime_error("authorized_keys.in lacks " + from);
             line.replace(pos, from.size(), to);
         };
-        replace("@FERRY_LOGIN@", buildPath("services/pulld-shell/ferry-login"));
+        replace("@FERRY_LOGIN@", buildPathForAnyUser("services/pulld-shell/ferry-login"));
         replace("@MASTER_ADDRESSES@", "127.0.0.1,::1");
         replace("@MASTER_KEY@", trim(readFile(restrictedKey() + ".pub")));
         rendered += line + "\n";
