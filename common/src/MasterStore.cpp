@@ -1,6 +1,6 @@
 #include "ferry/MasterStore.h"
 
-#include "ferry/Bus.h"
+#include "ferry/Clock.h"
 #include "ferry/Error.h"
 
 namespace ferry {
