@@ -37,8 +37,7 @@ const char* ferryVersion()
 
 ArgParser::ArgParser(std::string program, std::string summary)
     : m_program(std::move(program)), m_summary(std::move(summary))
-{
-}
+{}
 
 ArgParser& ArgParser::flag(const std::string& names, const std::string& help, std::function<void()> onSeen)
 {
@@ -198,8 +197,9 @@ void ArgParser::parse(const std::vector<std::string>& args) const
         if (m_maxOperands == 0)
             refuse("unexpected argument '" + operands.front() + "'");
         refuse("expected " +
-               (m_minOperands == m_maxOperands ? std::to_string(m_minOperands)
-                                               : std::to_string(m_minOperands) + " to " + std::to_string(m_maxOperands)) +
+               (m_minOperands == m_maxOperands
+                    ? std::to_string(m_minOperands)
+                    : std::to_string(m_minOperands) + " to " + std::to_string(m_maxOperands)) +
                " operands (" + m_operandSynopsis + "), got " + std::to_string(operands.size()));
     }
     if (m_onOperands)

@@ -45,7 +45,7 @@ std::string keyFingerprint(ssh_key key)
 
 bool ensureKeyPair(const std::string& privateKeyFile)
 {
-    struct stat st{};
+    struct stat st {};
     if (::stat(privateKeyFile.c_str(), &st) == 0)
         return false;
     ssh_key key = nullptr;

@@ -104,7 +104,8 @@ std::string keyPathAt(const std::vector<std::string_view>& lines, std::size_t at
             break;
         rest.remove_prefix(nl + 1);
     }
-    const auto lineIndex = static_cast<std::size_t>(std::count(text.begin(), text.begin() + static_cast<long>(pos), '\n'));
+    const auto lineIndex =
+        static_cast<std::size_t>(std::count(text.begin(), text.begin() + static_cast<long>(pos), '\n'));
     const std::string_view line = lines[lineIndex];
     const bool inIndent = line.find_first_not_of(" \t") > line.find('\t');
     std::string key = keyPathAt(lines, lineIndex);

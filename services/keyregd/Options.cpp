@@ -12,11 +12,13 @@ ferry::ArgParser parser(Options& o)
     ferry::ArgParser p("ferry-keyregd", "registers this node's SSH key with its masters (org.ferry.KeyReg1)");
     p.option("--retry-initial", "MS", "first wait after a failed round (default 2000)",
              [&o](const std::string& v) {
-                 o.manager.retryInitial = std::chrono::milliseconds(ferry::parseNumberArg("--retry-initial", v, 10, 3600000));
+                 o.manager.retryInitial =
+                     std::chrono::milliseconds(ferry::parseNumberArg("--retry-initial", v, 10, 3600000));
              })
         .option("--retry-max", "MS", "longest wait between rounds (default 600000)",
                 [&o](const std::string& v) {
-                    o.manager.retryMax = std::chrono::milliseconds(ferry::parseNumberArg("--retry-max", v, 10, 86400000));
+                    o.manager.retryMax =
+                        std::chrono::milliseconds(ferry::parseNumberArg("--retry-max", v, 10, 86400000));
                 })
         .option("--idle-timeout", "SECONDS", "exit after this long without work (0: never; default 30)",
                 [&o](const std::string& v) {

@@ -20,7 +20,8 @@ int main(int argc, char* argv[])
     // systemd passes normal-dir, early-dir, late-dir; only normal-dir is used.
     std::string normalDir;
     try {
-        ferry::ArgParser("ferry-push-generator", "writes ferry-push.timer's period from plugins.yml (a systemd generator)")
+        ferry::ArgParser("ferry-push-generator",
+                         "writes ferry-push.timer's period from plugins.yml (a systemd generator)")
             .operands("NORMAL-DIR [EARLY-DIR LATE-DIR]", 1, 3,
                       [&](const std::vector<std::string>& dirs) {
                           if (dirs.size() == 2)

@@ -6,8 +6,8 @@
 #include "ferry/Error.h"
 #include "ferry/Files.h"
 #include "ferry/Paths.h"
-#include "ferry/YamlReader.h"
 #include "ferry/RegistryProtocol.h"
+#include "ferry/YamlReader.h"
 
 namespace registryd {
 
@@ -34,7 +34,8 @@ ferry::ArgParser parser(Options& o, bool& hostKeysFromFlags)
         .option("--unknown-nodes", "pending|refuse", "what to do with nodes the master has no secret for",
                 [&o](const std::string& v) {
                     if (v != "pending" && v != "refuse")
-                        throw ferry::ConfigError("Failed to parse --unknown-nodes '" + v + "': expected pending or refuse");
+                        throw ferry::ConfigError("Failed to parse --unknown-nodes '" + v +
+                                                 "': expected pending or refuse");
                     o.manager.acceptUnknown = v == "pending";
                 })
         .option("--idle-timeout", "SECONDS",
@@ -46,7 +47,8 @@ ferry::ArgParser parser(Options& o, bool& hostKeysFromFlags)
                 })
         .option("--deadline", "MS", "per-connection deadline (default 10000)",
                 [&o](const std::string& v) {
-                    o.server.connectionDeadline = std::chrono::milliseconds(parseNumberArg("--deadline", v, 100, 600000));
+                    o.server.connectionDeadline =
+                        std::chrono::milliseconds(parseNumberArg("--deadline", v, 100, 600000));
                 })
         .option("--max-per-source", "N", "concurrent connections per source address (default 8)",
                 [&o](const std::string& v) {
@@ -54,7 +56,8 @@ ferry::ArgParser parser(Options& o, bool& hostKeysFromFlags)
                 })
         .option("--max-connections", "N", "concurrent connections in total (default 128)",
                 [&o](const std::string& v) {
-                    o.server.maxConnections = static_cast<std::size_t>(parseNumberArg("--max-connections", v, 1, 100000));
+                    o.server.maxConnections =
+                        static_cast<std::size_t>(parseNumberArg("--max-connections", v, 1, 100000));
                 })
         .flag("-v|--verbose", "debug logging (twice: trace)", [&o] { ++o.verbosity; })
         .epilog("Flags override /etc/ferry/registry.yml.");

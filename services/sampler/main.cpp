@@ -17,7 +17,8 @@ int main(int argc, char* argv[]) try {
     std::string procRoot = "/proc";
     ferry::ArgParser("ferry-sampler", "samples the system and runs the plugins into the spool (one record each)")
         .flag("-v|--verbose", "more logging (twice: trace)", [&] { ++verbosity; })
-        .option("--proc", "DIR", "read the system from here instead of /proc", [&](const std::string& v) { procRoot = v; })
+        .option("--proc", "DIR", "read the system from here instead of /proc",
+                [&](const std::string& v) { procRoot = v; })
         .parse(argc, argv);
     ferry::initLogging("ferry-sampler", verbosity);
     const ferry::Paths paths = ferry::pathsFromEnvironment();

@@ -16,8 +16,8 @@
 #include "ToggleStore.h"
 #include "VpnForwarderAdaptor.h"
 #include "ferry/Bus.h"
-#include "ferry/Error.h"
 #include "ferry/DaemonArgs.h"
+#include "ferry/Error.h"
 #include "ferry/Log.h"
 #include "ferry/Paths.h"
 

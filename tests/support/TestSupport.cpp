@@ -14,8 +14,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <mutex>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -338,7 +338,7 @@ public:
             return;
         std::error_code ec;
         fs::remove_all(m_dir, ec);
-        ::rmdir("/var/lib/ferry-tests");  // only if no other test still uses it
+        ::rmdir("/var/lib/ferry-tests"); // only if no other test still uses it
     }
 
     const std::string& pathFor(const std::string& relative)
@@ -370,8 +370,7 @@ private:
             if (name.rfind("bin-", 0) != 0)
                 continue;
             const std::string pid = name.substr(4, name.find('-', 4) - 4);
-            if (!pid.empty() && pid.find_first_not_of("0123456789") == std::string::npos &&
-                !fs::exists("/proc/" + pid))
+            if (!pid.empty() && pid.find_first_not_of("0123456789") == std::string::npos && !fs::exists("/proc/" + pid))
                 fs::remove_all(entry.path(), ec);
         }
     }

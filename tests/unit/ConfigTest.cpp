@@ -112,9 +112,9 @@ TEST(ANodeConfig, RefusesATabNamingLineAndKey)
 
 TEST(ANodeConfig, ReadsTheSharedTransportKeysUnderTransport)
 {
-    const auto c = parseNodeConfig("ferry.yml",
-                                   "transport:\n  connect_timeout: 5\n  io_timeout: 1m\n  batch_records: 100\n"
-                                   "  batch_bytes: 64K\npush:\n  user: tunnel\n");
+    const auto c =
+        parseNodeConfig("ferry.yml", "transport:\n  connect_timeout: 5\n  io_timeout: 1m\n  batch_records: 100\n"
+                                     "  batch_bytes: 64K\npush:\n  user: tunnel\n");
     EXPECT_EQ(c.connectTimeout, std::chrono::seconds(5));
     EXPECT_EQ(c.ioTimeout, std::chrono::seconds(60));
     EXPECT_EQ(c.batchRecords, 100u);

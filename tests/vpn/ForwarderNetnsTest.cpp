@@ -182,8 +182,9 @@ protected:
         std::vector<std::string> argv{"/usr/sbin/ip", "netns", "exec", m_appliance->name()};
         argv.insert(argv.end(), wrapper.begin(), wrapper.end());
         // Under a wrapper (setpriv) the daemon runs as another user.
-        argv.push_back(wrapper.empty() ? buildPath("services/vpn-forwarderd/ferry-vpn-forwarderd")
-                                       : ferry::test::buildPathForAnyUser("services/vpn-forwarderd/ferry-vpn-forwarderd"));
+        argv.push_back(wrapper.empty()
+                           ? buildPath("services/vpn-forwarderd/ferry-vpn-forwarderd")
+                           : ferry::test::buildPathForAnyUser("services/vpn-forwarderd/ferry-vpn-forwarderd"));
         argv.push_back("-v");
         m_daemon.emplace(argv,
                          std::map<std::string, std::string>{{"FERRY_CONFIG_DIR", m_dir / "etc"},
@@ -615,7 +616,8 @@ TEST_F(AVpnForwarder, LetsOnlyRootChangeTheTogglesUnderItsBusPolicy)
                     "--regid=ferry", "--clear-groups", "--inh-caps=-all,+net_admin", "--ambient-caps=-all,+net_admin",
                     "--bounding-set=-all,+net_admin",
                     ferry::test::buildPathForAnyUser("services/vpn-forwarderd/ferry-vpn-forwarderd")},
-                   {{"DBUS_SYSTEM_BUS_ADDRESS", address}, {"FERRY_CONFIG_DIR", m_dir / "etc"},
+                   {{"DBUS_SYSTEM_BUS_ADDRESS", address},
+                    {"FERRY_CONFIG_DIR", m_dir / "etc"},
                     {"FERRY_STATE_DIR", m_dir / "state"}},
                    m_dir / "daemon.log");
     ASSERT_TRUE(waitUntil([&] { return busctl(true, {"get-property", dest, path, iface, "Forwarding"}).out == "b true\n"; },

@@ -14,7 +14,7 @@
 #include <sdbus-c++/sdbus-c++.h>
 #include <spdlog/spdlog.h>
 
-#include "ferry/Clock.h"  // nowMs() and formatTime(), which callers used to find here
+#include "ferry/Clock.h" // nowMs() and formatTime(), which callers used to find here
 #include "ferry/Error.h"
 
 namespace ferry {

@@ -70,7 +70,7 @@ public:
 private:
     struct Option {
         std::vector<std::string> names;
-        std::string metavar;  // empty for a switch
+        std::string metavar; // empty for a switch
         std::string help;
         std::function<void()> onSeen;
         std::function<void(const std::string&)> onValue;

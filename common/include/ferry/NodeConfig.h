@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "ferry/Paths.h"  // Paths, which loaders take and callers used to find here
+#include "ferry/Paths.h" // Paths, which loaders take and callers used to find here
 
 namespace ferry {
 

@@ -14,7 +14,7 @@
 #include <memory>
 #include <string>
 
-#include "ferry/SshKeys.h"  // the key-file helpers, for callers that include only this
+#include "ferry/SshKeys.h" // the key-file helpers, for callers that include only this
 #include "ferry/Stream.h"
 
 struct ssh_session_struct;
