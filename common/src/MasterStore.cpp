@@ -4,7 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "ferry/Bus.h"
+#include "ferry/Clock.h"
 #include "ferry/Error.h"
 #include "ferry/MasterSchema.h"
 #include "ferry/PullProtocol.h"

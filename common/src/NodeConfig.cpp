@@ -8,26 +8,16 @@
 #include <sstream>
 #include <limits>
 
+#include <spdlog/spdlog.h>
+
 #include "ferry/Error.h"
 #include "ferry/Files.h"
-#include "ferry/Wire.h"
+#include "ferry/Limits.h"
 #include "ferry/YamlReader.h"
 
 namespace ferry {
 
 namespace {
-
-std::string envOr(const char* name, const char* systemdName, const std::string& fallback)
-{
-    if (const char* v = std::getenv(name); v != nullptr && *v != '\0')
-        return v;
-    // systemd may pass several colon-separated directories; ours is the first.
-    if (const char* v = std::getenv(systemdName); v != nullptr && *v != '\0') {
-        std::string s = v;
-        return s.substr(0, s.find(':'));
-    }
-    return fallback;
-}
 
 std::string hostName()
 {
@@ -63,16 +53,23 @@ bool validHost(const std::string& s)
     return s.front() != '-';
 }
 
-} // namespace
+constexpr const char* kTransportKeys[] = {"connect_timeout", "io_timeout", "batch_records", "batch_bytes"};
 
-Paths pathsFromEnvironment()
+void readTransportKeys(YamlMap& m, NodeConfig& c)
 {
-    Paths p;
-    p.configDir = envOr("FERRY_CONFIG_DIR", "CONFIGURATION_DIRECTORY", p.configDir);
-    p.stateDir = envOr("FERRY_STATE_DIR", "STATE_DIRECTORY", p.stateDir);
-    p.runtimeDir = envOr("FERRY_RUNTIME_DIR", "RUNTIME_DIRECTORY", p.runtimeDir);
-    return p;
+    if (auto v = m.seconds("connect_timeout", 1, 300))
+        c.connectTimeout = std::chrono::seconds(*v);
+    if (auto v = m.seconds("io_timeout", 1, 600))
+        c.ioTimeout = std::chrono::seconds(*v);
+    if (auto v = m.integer("batch_records", 1, 10000))
+        c.batchRecords = static_cast<std::uint32_t>(*v);
+    // One limit with the wire: a batch must fit the frame every receiver
+    // accepts (Limits.h), or every session would fail on it.
+    if (auto v = m.bytes("batch_bytes", 1024, kMaxBatchBytes))
+        c.batchBytes = static_cast<std::uint32_t>(*v);
 }
+
+} // namespace
 
 const char* toString(TransportMode mode)
 {
@@ -182,20 +179,36 @@ NodeConfig parseNodeConfig(const std::string& name, const std::string& text)
         }
     }
 
+    // The keys every transport shares live under transport:. They were once
+    // under push:, which also configured pulls and registration; push: still
+    // takes them, with one warning, unless transport: sets the same key.
+    auto transport = top.map("transport");
     if (auto push = top.map("push")) {
+        std::vector<std::string> moved;
+        for (const char* key : kTransportKeys) {
+            if (!push->has(key))
+                continue;
+            if (transport && transport->has(key))
+                push->fail(key, std::string("also set as transport.") + key + "; keep only that one");
+            moved.push_back(push->locationOf(key) + " push." + key);
+        }
+        if (!moved.empty()) {
+            std::string list;
+            for (const auto& m : moved)
+                list += (list.empty() ? "" : ", ") + m;
+            c.deprecations.push_back("Deprecated keys in " + name + " (" + list +
+                                     "): they configure every transport, not only push; move them under transport:");
+        }
+        readTransportKeys(*push, c);
         if (auto v = push->string("user"))
             c.tunnelUser = *v;
         if (auto v = push->integer("collector_port", 1, 65535))
             c.collectorPort = static_cast<std::uint16_t>(*v);
-        if (auto v = push->seconds("connect_timeout", 1, 300))
-            c.connectTimeout = std::chrono::seconds(*v);
-        if (auto v = push->seconds("io_timeout", 1, 600))
-            c.ioTimeout = std::chrono::seconds(*v);
-        if (auto v = push->integer("batch_records", 1, 10000))
-            c.batchRecords = static_cast<std::uint32_t>(*v);
-        if (auto v = push->bytes("batch_bytes", 1024, ferry::kMaxBatchBytes))
-            c.batchBytes = static_cast<std::uint32_t>(*v);
         push->finish();
+    }
+    if (transport) {
+        readTransportKeys(*transport, c);
+        transport->finish();
     }
 
     if (auto spool = top.map("spool")) {
@@ -206,6 +219,8 @@ NodeConfig parseNodeConfig(const std::string& name, const std::string& text)
         spool->finish();
     }
     top.finish();
+    for (const auto& d : c.deprecations)
+        spdlog::warn("{}", d);
     return c;
 }
 

@@ -10,7 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "ferry/Bus.h"
+#include "ferry/Clock.h"
 #include "ferry/Error.h"
 
 namespace ferry {

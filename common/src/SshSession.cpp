@@ -28,16 +28,6 @@ struct KeyFree {
 };
 using KeyPtr = std::unique_ptr<ssh_key_struct, KeyFree>;
 
-std::string keyToLine(ssh_key key)
-{
-    char* b64 = nullptr;
-    if (ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK)
-        throw Error("Failed to export a public key");
-    std::string line = std::string(ssh_key_type_to_char(ssh_key_type(key))) + " " + b64;
-    ssh_string_free_char(b64);
-    return line;
-}
-
 std::string keyFingerprint(ssh_key key)
 {
     unsigned char* hash = nullptr;
@@ -303,51 +293,6 @@ void SshChannel::closeWrite()
 int SshChannel::exitStatus()
 {
     return ssh_channel_get_exit_status(m_channel);
-}
-
-bool ensureKeyPair(const std::string& privateKeyFile)
-{
-    struct stat st{};
-    if (::stat(privateKeyFile.c_str(), &st) == 0)
-        return false;
-    ssh_key key = nullptr;
-    if (ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &key) != SSH_OK)
-        throw Error("Failed to generate an ed25519 key pair");
-    KeyPtr owned(key);
-    // libssh writes the file with the process umask: make it private.
-    const mode_t old = ::umask(077);
-    const int rc = ssh_pki_export_privkey_file(key, nullptr, nullptr, nullptr, privateKeyFile.c_str());
-    ::umask(old);
-    if (rc != SSH_OK)
-        throw Error("Failed to write the private key " + privateKeyFile);
-    ::chmod(privateKeyFile.c_str(), 0600);
-    writeFileAtomic(privateKeyFile + ".pub", keyToLine(key) + "\n", 0644);
-    return true;
-}
-
-std::string publicKeyLine(const std::string& keyFile)
-{
-    ssh_key key = nullptr;
-    if (ssh_pki_import_privkey_file(keyFile.c_str(), nullptr, nullptr, nullptr, &key) == SSH_OK ||
-        ssh_pki_import_pubkey_file(keyFile.c_str(), &key) == SSH_OK) {
-        KeyPtr owned(key);
-        return keyToLine(key);
-    }
-    throw Error("Failed to read the key " + keyFile);
-}
-
-std::string fingerprintOf(const std::string& line)
-{
-    const auto sp = line.find(' ');
-    if (sp == std::string::npos)
-        throw Error("Failed to parse the public key '" + line.substr(0, 40) + "': expected '<type> <base64>'");
-    std::string b64 = line.substr(sp + 1);
-    b64 = b64.substr(0, b64.find(' '));
-    ssh_key key = nullptr;
-    if (ssh_pki_import_pubkey_base64(b64.c_str(), ssh_key_type_from_name(line.substr(0, sp).c_str()), &key) != SSH_OK)
-        throw Error("Failed to parse the public key '" + line.substr(0, 40) + "'");
-    KeyPtr owned(key);
-    return keyFingerprint(key);
 }
 
 } // namespace ferry

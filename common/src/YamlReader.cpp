@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "ferry/Error.h"
 
@@ -45,6 +48,99 @@ std::optional<std::pair<std::int64_t, std::string>> numberWithUnit(const std::st
     return std::make_pair(*n, unit);
 }
 
+// The key a line defines ("  - name: x" -> "name"), or "" for none.
+std::string keyOnLine(std::string_view line)
+{
+    const auto start = line.find_first_not_of(" \t-");
+    if (start == std::string_view::npos)
+        return {};
+    line.remove_prefix(start);
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos || line.front() == '#')
+        return {};
+    std::string key(line.substr(0, colon));
+    while (!key.empty() && (key.back() == ' ' || key.back() == '\t'))
+        key.pop_back();
+    if (key.size() >= 2 && (key.front() == '"' || key.front() == '\'') && key.back() == key.front())
+        key = key.substr(1, key.size() - 2);
+    return key;
+}
+
+// The dotted path of the key on line index `at`, from the lines above it
+// that are indented less (a tab counts as one column here: it is refused
+// anyway, this only names what was meant).
+std::string keyPathAt(const std::vector<std::string_view>& lines, std::size_t at)
+{
+    auto indent = [](std::string_view l) { return l.find_first_not_of(" \t-"); };
+    std::string path = keyOnLine(lines[at]);
+    std::size_t level = indent(lines[at]);
+    for (std::size_t i = at; i-- > 0 && level > 0;) {
+        const auto key = keyOnLine(lines[i]);
+        const auto in = indent(lines[i]);
+        if (key.empty() || in == std::string_view::npos || in >= level)
+            continue;
+        // Only a key that opens a block ("sender:") is a parent; one with a
+        // value on its line means the tab-indented key stands on its own.
+        auto after = lines[i].substr(lines[i].find(':') + 1);
+        after.remove_prefix(std::min(after.size(), after.find_first_not_of(" \t")));
+        if (!after.empty() && after.front() != '#')
+            break;
+        path = path.empty() ? key : key + "." + path;
+        level = in;
+    }
+    return path;
+}
+
+// YAML forbids tabs in indentation; a tab anywhere is refused here, naming
+// the line and the key it is on (or under).
+[[noreturn]] void refuseTab(const std::string& name, const std::string& text, std::size_t pos)
+{
+    std::vector<std::string_view> lines;
+    std::string_view rest(text);
+    while (!rest.empty()) {
+        const auto nl = rest.find('\n');
+        lines.push_back(rest.substr(0, nl));
+        if (nl == std::string_view::npos)
+            break;
+        rest.remove_prefix(nl + 1);
+    }
+    const auto lineIndex =
+        static_cast<std::size_t>(std::count(text.begin(), text.begin() + static_cast<long>(pos), '\n'));
+    const std::string_view line = lines[lineIndex];
+    const bool inIndent = line.find_first_not_of(" \t") > line.find('\t');
+    std::string key = keyPathAt(lines, lineIndex);
+    throw ConfigError(name + ":" + std::to_string(lineIndex + 1) + ": " +
+                      (key.empty() ? std::string() : "key '" + key + "': ") +
+                      (inIndent ? "tab character in the indentation: YAML indentation must use spaces"
+                                : "tab character: use spaces"));
+}
+
+// yaml-cpp keeps both entries of a key given twice and answers lookups with
+// the first, so the second block would be silently ignored: refuse it.
+void refuseDuplicateKeys(const std::string& name, const YAML::Node& node, const std::string& path)
+{
+    if (node.IsSequence()) {
+        for (const auto& item : node)
+            refuseDuplicateKeys(name, item, path);
+        return;
+    }
+    if (!node.IsMap())
+        return;
+    std::vector<std::pair<std::string, YAML::Mark>> seen;
+    for (const auto& kv : node) {
+        const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
+        const std::string keyPath = path.empty() ? key : path + "." + key;
+        for (const auto& [other, mark] : seen) {
+            if (other == key && kv.first.IsScalar())
+                throw ConfigError(location(name, kv.first.Mark()) + ": key '" + keyPath + "' appears twice (lines " +
+                                  std::to_string(mark.line + 1) + " and " + std::to_string(kv.first.Mark().line + 1) +
+                                  "); the second would be ignored");
+        }
+        seen.emplace_back(key, kv.first.Mark());
+        refuseDuplicateKeys(name, kv.second, keyPath);
+    }
+}
+
 } // namespace
 
 YamlMap::YamlMap(std::string file, YAML::Node node, std::string keyPath)
@@ -71,11 +167,8 @@ std::optional<YamlMap> YamlMap::loadFile(const std::string& path)
 
 YamlMap YamlMap::loadString(const std::string& name, const std::string& text)
 {
-    if (text.find('\t') != std::string::npos) {
-        const auto pos = text.find('\t');
-        const auto line = std::count(text.begin(), text.begin() + static_cast<long>(pos), '\n') + 1;
-        throw ConfigError(name + ":" + std::to_string(line) + ": tab character: YAML indentation must use spaces");
-    }
+    if (const auto tab = text.find('\t'); tab != std::string::npos)
+        refuseTab(name, text, tab);
     YAML::Node root;
     try {
         root = YAML::Load(text);
@@ -83,12 +176,27 @@ YamlMap YamlMap::loadString(const std::string& name, const std::string& text)
         throw ConfigError(name + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
                           ": invalid YAML: " + e.msg);
     }
+    refuseDuplicateKeys(name, root, "");
     return YamlMap(name, root, "");
 }
 
 std::string YamlMap::pathOf(const std::string& key) const
 {
     return m_path.empty() ? key : m_path + "." + key;
+}
+
+std::string YamlMap::locationOf(const std::string& key) const
+{
+    YAML::Mark mark = m_node ? m_node.Mark() : YAML::Mark::null_mark();
+    if (m_node && m_node.IsMap()) {
+        for (const auto& kv : m_node) {
+            if (kv.first.IsScalar() && kv.first.Scalar() == key) {
+                mark = kv.first.Mark();
+                break;
+            }
+        }
+    }
+    return location(m_file, mark);
 }
 
 bool YamlMap::has(const std::string& key) const

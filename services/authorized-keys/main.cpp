@@ -21,6 +21,9 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "ferry/DaemonArgs.h"
 
 #include "ferry/MasterSchema.h"
 
@@ -29,15 +32,6 @@ namespace {
 constexpr const char* kDefaultStateDir = "/var/lib/ferry";
 constexpr const char* kDefaultUser = "ferry";
 constexpr const char* kDefaultPermitOpen = "127.0.0.1:50009";
-
-int usage()
-{
-    std::fputs("Usage: ferry-authorized-keys [--state-dir DIR] [--tunnel-user USER] [--permit-open HOST:PORT] "
-               "USER KEYTYPE BASE64KEY\n"
-               "  (sshd: AuthorizedKeysCommand ferry-authorized-keys %u %t %k)\n",
-               stderr);
-    return 2;
-}
 
 bool plainToken(std::string_view s, bool base64)
 {
@@ -63,25 +57,24 @@ int main(int argc, char* argv[])
         stateDir = kDefaultStateDir;
     std::string tunnelUser = kDefaultUser;
     std::string permitOpen = kDefaultPermitOpen;
-    int i = 1;
-    for (; i < argc; ++i) {
-        const std::string_view a = argv[i];
-        if (a.substr(0, 2) != "--")
-            break;
-        if (i + 1 >= argc)
-            return usage();
-        if (a == "--state-dir")
-            stateDir = argv[++i];
-        else if (a == "--tunnel-user")
-            tunnelUser = argv[++i];
-        else if (a == "--permit-open")
-            permitOpen = argv[++i];
-        else
-            return usage();
+    std::vector<std::string> operands;
+    try {
+        ferry::ArgParser("ferry-authorized-keys", "sshd's AuthorizedKeysCommand for the master's tunnel user")
+            .option("--state-dir", "DIR", "where master.db is (default $FERRY_STATE_DIR or /var/lib/ferry)",
+                    [&](const std::string& v) { stateDir = v; })
+            .option("--tunnel-user", "USER", "the only user whose keys are looked up (default ferry)",
+                    [&](const std::string& v) { tunnelUser = v; })
+            .option("--permit-open", "HOST:PORT", "the collector the key may reach (default 127.0.0.1:50009)",
+                    [&](const std::string& v) { permitOpen = v; })
+            .operands("USER KEYTYPE BASE64KEY", 3, 3, [&](const std::vector<std::string>& o) { operands = o; })
+            .optionsEndAtFirstOperand()
+            .epilog("sshd: AuthorizedKeysCommand ferry-authorized-keys %u %t %k")
+            .parse(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "ferry-authorized-keys: %s\n", e.what());
+        return 2;
     }
-    if (argc - i != 3)
-        return usage();
-    const std::string_view user = argv[i], type = argv[i + 1], key = argv[i + 2];
+    const std::string_view user = operands[0], type = operands[1], key = operands[2];
 
     // Other users' keys are none of the registry's business.
     if (user != tunnelUser)

@@ -27,15 +27,15 @@ struct Listen {
 
 int main(int argc, char* argv[]) try {
     Listen listen;
-    const auto args = ferry::parseDaemonArgs(
-        argc, argv, std::chrono::seconds(60), "ferry-collectord [-v] [--listen=ADDR:PORT] [--idle-timeout=SECONDS]",
-        [&](const std::string& s) {
-            if (s.rfind("--listen=", 0) != 0)
-                return false;
-            const auto m = ferry::parseMasterAddress(s.substr(9), 50009);
-            listen = {m.host, m.sshPort};
-            return true;
-        });
+    ferry::DaemonArgs args{.idleTimeout = std::chrono::seconds(60)};
+    ferry::ArgParser("ferry-collectord", "stores what nodes push through the master's sshd (org.ferry.Collector1)")
+        .daemonOptions(args)
+        .option("--listen", "ADDR:PORT", "listen here without systemd's socket (default 127.0.0.1:50009)",
+                [&](const std::string& v) {
+                    const auto m = ferry::parseMasterAddress(v, 50009);
+                    listen = {m.host, m.sshPort};
+                })
+        .parse(argc, argv);
     ferry::initLogging("ferry-collectord", args.verbosity);
     const ferry::Paths paths = ferry::pathsFromEnvironment();
     const std::string storePath = ferry::masterStorePath(paths.stateDir);

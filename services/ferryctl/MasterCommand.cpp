@@ -23,7 +23,7 @@
 #include "Commands.h"
 #include "ferry/Bus.h"
 #include "ferry/MasterStore.h"
-#include "ferry/NodeConfig.h"
+#include "ferry/Paths.h"
 #include "ferry/RegistryStore.h"
 #include "ferry/SshSession.h"
 #include "org.ferry.Registry1-proxy.h"

@@ -5,8 +5,10 @@
 #include <cstring>
 #include <iostream>
 #include <string_view>
+#include <vector>
 
 #include "Commands.h"
+#include "ferry/DaemonArgs.h"
 
 namespace {
 
@@ -26,11 +28,12 @@ constexpr Command kCommands[] = {
     {"master", ferryctl::masterCommand, "master side: nodes | add-node NAME | accept | decline | revoke NAME"},
 };
 
-void usage(std::ostream& out)
+std::string commandList()
 {
-    out << "Usage: ferryctl [--json] COMMAND [ARGS…]\n\nCommands:\n";
+    std::string out = "Commands:\n";
     for (const auto& c : kCommands)
-        out << "  " << c.name << std::string(10 - c.name.size(), ' ') << c.help << "\n";
+        out += "  " + std::string(c.name) + std::string(10 - c.name.size(), ' ') + std::string(c.help) + "\n";
+    return out;
 }
 
 } // namespace
@@ -39,20 +42,29 @@ int main(int argc, char* argv[])
 {
     ferryctl::Options options;
     std::string_view command;
-    for (int i = 1; i < argc; ++i) {
-        std::string_view a = argv[i];
+    std::vector<std::string> operands;
+    ferry::ArgParser parser("ferryctl", "controls Ferry's daemons on this node or master");
+    parser.flag("--json", "print machine-readable JSON instead of text", [&] { options.json = true; })
+        .operands("COMMAND [ARGS…]", 0, 1000, [&](const std::vector<std::string>& o) { operands = o; })
+        .optionsEndAtFirstOperand()
+        .epilog(commandList());
+    try {
+        parser.parse(argc, argv);
+    } catch (const std::exception& e) {
+        std::cerr << "ferryctl: " << e.what() << "\n";
+        return 2;
+    }
+    for (const auto& a : operands) {
+        // --json is also taken after the command, as it always was.
         if (a == "--json")
             options.json = true;
-        else if (a == "-h" || a == "--help") {
-            usage(std::cout);
-            return EXIT_SUCCESS;
-        } else if (command.empty())
+        else if (command.empty())
             command = a;
         else
             options.args.emplace_back(a);
     }
     if (command.empty()) {
-        usage(std::cerr);
+        std::cerr << parser.usageLine() << "\n\n" << commandList();
         return 2;
     }
     for (const auto& c : kCommands) {
@@ -65,7 +77,6 @@ int main(int argc, char* argv[])
             }
         }
     }
-    std::cerr << "ferryctl: unknown command '" << command << "'\n";
-    usage(std::cerr);
+    std::cerr << "ferryctl: unknown command '" << command << "'\n" << commandList();
     return 2;
 }

@@ -14,6 +14,7 @@
 #include "HostReader.h"
 #include "Manager.h"
 #include "ferry/Bus.h"
+#include "ferry/DaemonArgs.h"
 #include "ferry/Error.h"
 #include "ferry/Log.h"
 #include "ferry/NodeConfig.h"
@@ -32,49 +33,24 @@ struct Args {
     std::string hostsDeny = "/etc/hosts.deny";
 };
 
-[[noreturn]] void usage(const std::string& problem)
-{
-    std::cerr << "ferry-fwcheckd: " << problem << "\n"
-              << "usage: ferry-fwcheckd [-v] [--check] [--no-initial-check] [--idle-timeout SECONDS]\n"
-                 "                      [--pull-user NAME] [--pull-shell PATH] [--sshd-config PATH]\n"
-                 "                      [--hosts-allow PATH] [--hosts-deny PATH]\n";
-    std::exit(2);
-}
-
 Args parseArgs(int argc, char* argv[])
 {
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc)
-                usage(arg + " needs a value");
-            return argv[++i];
-        };
-        if (arg == "-v")
-            ++a.verbosity;
-        else if (arg == "--check")
-            a.checkOnly = true;
-        else if (arg == "--no-initial-check")
-            a.initialCheck = false;
-        else if (arg == "--idle-timeout") {
-            const std::string v = value();
-            if (v.empty() || v.size() > 6 || v.find_first_not_of("0123456789") != std::string::npos)
-                usage("--idle-timeout expects seconds, got '" + v + "'");
-            a.idleSeconds = std::stoi(v);
-        } else if (arg == "--pull-user")
-            a.pullUser = value();
-        else if (arg == "--pull-shell")
-            a.pullShell = value();
-        else if (arg == "--sshd-config")
-            a.sshdConfig = value();
-        else if (arg == "--hosts-allow")
-            a.hostsAllow = value();
-        else if (arg == "--hosts-deny")
-            a.hostsDeny = value();
-        else
-            usage("unknown argument '" + arg + "'");
-    }
+    auto text = [](std::string& field) { return [&field](const std::string& v) { field = v; }; };
+    ferry::ArgParser("ferry-fwcheckd", "tells whether the master can reach this node's sshd (org.ferry.FwCheck1)")
+        .flag("-v|--verbose", "more logging (twice: trace)", [&a] { ++a.verbosity; })
+        .flag("--check", "run one check, print it as JSON and exit (no bus)", [&a] { a.checkOnly = true; })
+        .flag("--no-initial-check", "do not check at start-up", [&a] { a.initialCheck = false; })
+        .option("--idle-timeout", "SECONDS", "exit after this long without work (0: never; default 30)",
+                [&a](const std::string& v) {
+                    a.idleSeconds = static_cast<int>(ferry::parseNumberArg("--idle-timeout", v, 0, 86400));
+                })
+        .option("--pull-user", "NAME", "the user the master logs in as (default ferry)", text(a.pullUser))
+        .option("--pull-shell", "PATH", "that user's login shell (default /usr/sbin/ferry-login)", text(a.pullShell))
+        .option("--sshd-config", "PATH", "sshd's configuration (default /etc/ssh/sshd_config)", text(a.sshdConfig))
+        .option("--hosts-allow", "PATH", "hosts_access allow file (default /etc/hosts.allow)", text(a.hostsAllow))
+        .option("--hosts-deny", "PATH", "hosts_access deny file (default /etc/hosts.deny)", text(a.hostsDeny))
+        .parse(argc, argv);
     return a;
 }
 

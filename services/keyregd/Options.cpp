@@ -5,39 +5,42 @@
 
 namespace keyregd {
 
+namespace {
+
+ferry::ArgParser parser(Options& o)
+{
+    ferry::ArgParser p("ferry-keyregd", "registers this node's SSH key with its masters (org.ferry.KeyReg1)");
+    p.option("--retry-initial", "MS", "first wait after a failed round (default 2000)",
+             [&o](const std::string& v) {
+                 o.manager.retryInitial =
+                     std::chrono::milliseconds(ferry::parseNumberArg("--retry-initial", v, 10, 3600000));
+             })
+        .option("--retry-max", "MS", "longest wait between rounds (default 600000)",
+                [&o](const std::string& v) {
+                    o.manager.retryMax =
+                        std::chrono::milliseconds(ferry::parseNumberArg("--retry-max", v, 10, 86400000));
+                })
+        .option("--idle-timeout", "SECONDS", "exit after this long without work (0: never; default 30)",
+                [&o](const std::string& v) {
+                    o.idleTimeout = std::chrono::seconds(ferry::parseNumberArg("--idle-timeout", v, 0, 86400));
+                })
+        .flag("-v|--verbose", "debug logging (twice: trace)", [&o] { ++o.verbosity; })
+        .epilog("Paths come from FERRY_CONFIG_DIR / FERRY_STATE_DIR or systemd's *_DIRECTORY.");
+    return p;
+}
+
+} // namespace
+
 std::string usage()
 {
-    return "Usage: ferry-keyregd [OPTIONS]\n"
-           "  --retry-initial MS   first wait after a failed round (default 2000)\n"
-           "  --retry-max MS       longest wait between rounds (default 600000)\n"
-           "  --idle-timeout S     exit after this long without work (0: never; default 30)\n"
-           "  -v, --verbose        debug logging (twice: trace)\n"
-           "Paths come from FERRY_CONFIG_DIR / FERRY_STATE_DIR or systemd's *_DIRECTORY.\n";
+    Options unused;
+    return parser(unused).help();
 }
 
 Options parseArgs(int argc, char* argv[])
 {
     Options o;
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc)
-                throw ferry::ConfigError("Failed to parse the command line: " + a + " needs a value");
-            return argv[++i];
-        };
-        if (a == "--retry-initial")
-            o.manager.retryInitial = std::chrono::milliseconds(ferry::parseNumberArg(a, value(), 10, 3600000));
-        else if (a == "--retry-max")
-            o.manager.retryMax = std::chrono::milliseconds(ferry::parseNumberArg(a, value(), 10, 86400000));
-        else if (a == "--idle-timeout")
-            o.idleTimeout = std::chrono::seconds(ferry::parseNumberArg(a, value(), 0, 86400));
-        else if (a == "-v" || a == "--verbose")
-            ++o.verbosity;
-        else if (a == "-h" || a == "--help")
-            o.help = true;
-        else
-            throw ferry::ConfigError("Failed to parse the command line: unknown option '" + a + "'\n" + usage());
-    }
+    parser(o).parse(argc, argv);
     if (o.manager.retryMax < o.manager.retryInitial)
         throw ferry::ConfigError("Failed to parse the command line: --retry-max is below --retry-initial");
     return o;

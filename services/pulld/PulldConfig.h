@@ -14,7 +14,7 @@
 #include <chrono>
 #include <string>
 
-#include "ferry/NodeConfig.h"
+#include "ferry/Paths.h"
 
 namespace pulld {
 

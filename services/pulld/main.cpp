@@ -18,14 +18,11 @@
 
 int main(int argc, char* argv[]) try {
     bool roundAtStart = true;
-    const auto args = ferry::parseDaemonArgs(argc, argv, std::chrono::seconds(30),
-                                             "ferry-pulld [-v] [--no-round] [--idle-timeout=SECONDS]",
-                                             [&](const std::string& s) {
-                                                 if (s != "--no-round")
-                                                     return false;
-                                                 roundAtStart = false;
-                                                 return true;
-                                             });
+    ferry::DaemonArgs args;
+    ferry::ArgParser("ferry-pulld", "pulls the nodes' spools into the master's store (org.ferry.Pull1)")
+        .daemonOptions(args)
+        .flag("--no-round", "do not start a pull round at start-up", [&] { roundAtStart = false; })
+        .parse(argc, argv);
     ferry::initLogging("ferry-pulld", args.verbosity);
     const ferry::Paths paths = ferry::pathsFromEnvironment();
     const pulld::PulldConfig config = pulld::loadPulldConfig(paths);

@@ -11,7 +11,9 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
+#include "ferry/DaemonArgs.h"
 #include "ferry/Files.h"
 #include "ferry/NodeConfig.h"
 
@@ -43,11 +45,21 @@ std::uint64_t pushPhaseSeconds(const std::string& machineIdFile, std::uint64_t p
 int main(int argc, char* argv[])
 {
     // systemd passes normal-dir, early-dir, late-dir; only normal-dir is used.
-    if (argc != 2 && argc != 4) {
-        std::fprintf(stderr, "ferry-push-generator: expected 1 or 3 directory arguments, got %d\n", argc - 1);
+    std::string normalDir;
+    try {
+        ferry::ArgParser("ferry-push-generator",
+                         "writes ferry-push.timer's period from plugins.yml (a systemd generator)")
+            .operands("NORMAL-DIR [EARLY-DIR LATE-DIR]", 1, 3,
+                      [&](const std::vector<std::string>& dirs) {
+                          if (dirs.size() == 2)
+                              throw ferry::UsageError("expected 1 or 3 directory arguments, got 2");
+                          normalDir = dirs[0];
+                      })
+            .parse(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "ferry-push-generator: %s\n", e.what());
         return EXIT_FAILURE;
     }
-    const std::string normalDir = argv[1];
     ferry::Paths paths;
     if (const char* dir = std::getenv("FERRY_CONFIG_DIR"))
         paths.configDir = dir;

@@ -12,8 +12,10 @@
 #include "ferry/Log.h"
 
 int main(int argc, char* argv[]) try {
-    const auto args = ferry::parseDaemonArgs(argc, argv, std::chrono::seconds(30),
-                                             "ferry-pushd [-v] [--idle-timeout=SECONDS]");
+    ferry::DaemonArgs args;
+    ferry::ArgParser("ferry-pushd", "pushes the node's spool to the master (org.ferry.Push1)")
+        .daemonOptions(args)
+        .parse(argc, argv);
     ferry::initLogging("ferry-pushd", args.verbosity);
     const ferry::Paths paths = ferry::pathsFromEnvironment();
     const auto config = ferry::loadNodeConfig(paths);

@@ -5,26 +5,72 @@
 #include "ferry/DaemonArgs.h"
 #include "ferry/Error.h"
 #include "ferry/Files.h"
-#include "ferry/NodeConfig.h"
-#include "ferry/YamlReader.h"
+#include "ferry/Paths.h"
 #include "ferry/RegistryProtocol.h"
+#include "ferry/YamlReader.h"
 
 namespace registryd {
 
+namespace {
+
+// hostKeysFromFlags: flags replace the configured host key list rather than add to it.
+ferry::ArgParser parser(Options& o, bool& hostKeysFromFlags)
+{
+    using ferry::parseNumberArg;
+    ferry::ArgParser p("ferry-registryd", "registers nodes' SSH keys on the master, TCP 50010 (org.ferry.Registry1)");
+    p.option("--listen", "ADDR:PORT", "bind here when systemd passed no socket (default 0.0.0.0:50010)",
+             [&o](const std::string& v) { o.listen = v; })
+        .option("--state-dir", "DIR", "where master.db lives (default $FERRY_STATE_DIR or /var/lib/ferry)",
+                [&o](const std::string& v) { o.stateDir = v; })
+        .option("--host-key", "FILE",
+                "an sshd public host key to hand to nodes (repeatable; default "
+                "/etc/ssh/ssh_host_{ed25519,ecdsa,rsa}_key.pub)",
+                [&o, &hostKeysFromFlags](const std::string& v) {
+                    if (!hostKeysFromFlags)
+                        o.hostKeyFiles.clear();
+                    hostKeysFromFlags = true;
+                    o.hostKeyFiles.push_back(v);
+                })
+        .option("--unknown-nodes", "pending|refuse", "what to do with nodes the master has no secret for",
+                [&o](const std::string& v) {
+                    if (v != "pending" && v != "refuse")
+                        throw ferry::ConfigError("Failed to parse --unknown-nodes '" + v +
+                                                 "': expected pending or refuse");
+                    o.manager.acceptUnknown = v == "pending";
+                })
+        .option("--idle-timeout", "SECONDS",
+                "exit after this long without work (0: never; default 30 when socket-activated, never when "
+                "listening by itself)",
+                [&o](const std::string& v) {
+                    o.idleTimeout = std::chrono::seconds(parseNumberArg("--idle-timeout", v, 0, 86400));
+                    o.idleTimeoutGiven = true;
+                })
+        .option("--deadline", "MS", "per-connection deadline (default 10000)",
+                [&o](const std::string& v) {
+                    o.server.connectionDeadline =
+                        std::chrono::milliseconds(parseNumberArg("--deadline", v, 100, 600000));
+                })
+        .option("--max-per-source", "N", "concurrent connections per source address (default 8)",
+                [&o](const std::string& v) {
+                    o.server.maxPerSource = static_cast<std::size_t>(parseNumberArg("--max-per-source", v, 1, 100000));
+                })
+        .option("--max-connections", "N", "concurrent connections in total (default 128)",
+                [&o](const std::string& v) {
+                    o.server.maxConnections =
+                        static_cast<std::size_t>(parseNumberArg("--max-connections", v, 1, 100000));
+                })
+        .flag("-v|--verbose", "debug logging (twice: trace)", [&o] { ++o.verbosity; })
+        .epilog("Flags override /etc/ferry/registry.yml.");
+    return p;
+}
+
+} // namespace
+
 std::string usage()
 {
-    return "Usage: ferry-registryd [OPTIONS]   (flags override /etc/ferry/registry.yml)\n"
-           "  --listen ADDR:PORT        bind here when systemd passed no socket (default 0.0.0.0:50010)\n"
-           "  --state-dir DIR           where master.db lives (default $FERRY_STATE_DIR or /var/lib/ferry)\n"
-           "  --host-key FILE           an sshd public host key to hand to nodes (repeatable;\n"
-           "                            default /etc/ssh/ssh_host_{ed25519,ecdsa,rsa}_key.pub)\n"
-           "  --unknown-nodes pending|refuse  what to do with nodes the master has no secret for\n"
-           "  --idle-timeout SECONDS    exit after this long without work (0: never; default 30 when\n"
-           "                            socket-activated, never when listening by itself)\n"
-           "  --deadline MS             per-connection deadline (default 10000)\n"
-           "  --max-per-source N        concurrent connections per source address (default 8)\n"
-           "  --max-connections N       concurrent connections in total (default 128)\n"
-           "  -v, --verbose             debug logging (twice: trace)\n";
+    Options unused;
+    bool fromFlags = false;
+    return parser(unused, fromFlags).help();
 }
 
 void applyConfig(const std::string& name, const std::string& text, Options& o)
@@ -64,47 +110,7 @@ Options parseArgs(int argc, char* argv[])
     if (const auto text = ferry::readFileIfExists(configFile, 1024 * 1024))
         applyConfig(configFile, *text, o);
     bool hostKeysFromFlags = false;
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc)
-                throw ferry::ConfigError("Failed to parse the command line: " + a + " needs a value");
-            return argv[++i];
-        };
-        if (a == "--listen")
-            o.listen = value();
-        else if (a == "--state-dir")
-            o.stateDir = value();
-        else if (a == "--host-key") {
-            // Flags replace the configured list rather than add to it.
-            if (!hostKeysFromFlags)
-                o.hostKeyFiles.clear();
-            hostKeysFromFlags = true;
-            o.hostKeyFiles.push_back(value());
-        }
-        else if (a == "--unknown-nodes") {
-            const auto v = value();
-            if (v != "pending" && v != "refuse")
-                throw ferry::ConfigError("Failed to parse --unknown-nodes '" + v + "': expected pending or refuse");
-            o.manager.acceptUnknown = v == "pending";
-        } else if (a == "--idle-timeout")
-        {
-            o.idleTimeout = std::chrono::seconds(ferry::parseNumberArg(a, value(), 0, 86400));
-            o.idleTimeoutGiven = true;
-        }
-        else if (a == "--deadline")
-            o.server.connectionDeadline = std::chrono::milliseconds(ferry::parseNumberArg(a, value(), 100, 600000));
-        else if (a == "--max-per-source")
-            o.server.maxPerSource = static_cast<std::size_t>(ferry::parseNumberArg(a, value(), 1, 100000));
-        else if (a == "--max-connections")
-            o.server.maxConnections = static_cast<std::size_t>(ferry::parseNumberArg(a, value(), 1, 100000));
-        else if (a == "-v" || a == "--verbose")
-            ++o.verbosity;
-        else if (a == "-h" || a == "--help")
-            o.help = true;
-        else
-            throw ferry::ConfigError("Failed to parse the command line: unknown option '" + a + "'\n" + usage());
-    }
+    parser(o, hostKeysFromFlags).parse(argc, argv);
     if (o.hostKeyFiles.empty()) {
         for (const char* f : {"/etc/ssh/ssh_host_ed25519_key.pub", "/etc/ssh/ssh_host_ecdsa_key.pub",
                               "/etc/ssh/ssh_host_rsa_key.pub"}) {

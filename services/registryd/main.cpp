@@ -7,13 +7,13 @@
 
 #include "Manager.h"
 #include "Options.h"
-#include "ferry/RegistryStore.h"
 #include "RegistryAdaptor.h"
 #include "RegistryServer.h"
 #include "ferry/Bus.h"
 #include "ferry/Log.h"
 #include "ferry/MasterStore.h"
-#include "ferry/NodeConfig.h"
+#include "ferry/Paths.h"
+#include "ferry/RegistryStore.h"
 
 int main(int argc, char* argv[]) try {
     // Errors in the arguments or the config file are logged under our name too.

@@ -7,6 +7,7 @@
 
 #include "Samplers.h"
 #include "ferry/Bus.h"
+#include "ferry/DaemonArgs.h"
 #include "ferry/Log.h"
 #include "ferry/NodeConfig.h"
 #include "ferry/Spool.h"
@@ -14,15 +15,11 @@
 int main(int argc, char* argv[]) try {
     int verbosity = 0;
     std::string procRoot = "/proc";
-    for (int i = 1; i < argc; ++i) {
-        const std::string s = argv[i];
-        if (s == "-v")
-            ++verbosity;
-        else if (s.rfind("--proc=", 0) == 0)
-            procRoot = s.substr(7);
-        else
-            throw ferry::Error("Unknown argument '" + s + "' (usage: ferry-sampler [-v] [--proc=DIR])");
-    }
+    ferry::ArgParser("ferry-sampler", "samples the system and runs the plugins into the spool (one record each)")
+        .flag("-v|--verbose", "more logging (twice: trace)", [&] { ++verbosity; })
+        .option("--proc", "DIR", "read the system from here instead of /proc",
+                [&](const std::string& v) { procRoot = v; })
+        .parse(argc, argv);
     ferry::initLogging("ferry-sampler", verbosity);
     const ferry::Paths paths = ferry::pathsFromEnvironment();
     const auto config = ferry::loadNodeConfig(paths);

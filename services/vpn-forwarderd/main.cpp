@@ -16,9 +16,10 @@
 #include "ToggleStore.h"
 #include "VpnForwarderAdaptor.h"
 #include "ferry/Bus.h"
+#include "ferry/DaemonArgs.h"
 #include "ferry/Error.h"
 #include "ferry/Log.h"
-#include "ferry/NodeConfig.h"
+#include "ferry/Paths.h"
 
 namespace {
 
@@ -28,35 +29,17 @@ struct Args {
     bool checkConfig = false;
 };
 
-void usage(std::ostream& out)
-{
-    out << "Usage: ferry-vpn-forwarderd [-v|-vv] [--config FILE] [--check-config]\n"
-           "Forwards TCP ports from the VPN address to the forensic container (org.ferry.VpnForwarder1).\n"
-           "  --config FILE    configuration file (default: $FERRY_CONFIG_DIR or /etc/ferry, vpn-forwarder.yml)\n"
-           "  --check-config   validate the configuration and exit\n";
-}
-
 Args parseArgs(int argc, char* argv[])
 {
     Args args;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view a = argv[i];
-        if (a == "-v")
-            args.verbosity = 1;
-        else if (a == "-vv")
-            args.verbosity = 2;
-        else if (a == "--check-config")
-            args.checkConfig = true;
-        else if (a == "--config" && i + 1 < argc)
-            args.configFile = argv[++i];
-        else if (a == "-h" || a == "--help") {
-            usage(std::cout);
-            std::exit(EXIT_SUCCESS);
-        } else {
-            usage(std::cerr);
-            std::exit(2);
-        }
-    }
+    ferry::ArgParser("ferry-vpn-forwarderd",
+                     "forwards TCP ports from the VPN address to the forensic container (org.ferry.VpnForwarder1)")
+        .flag("-v|--verbose", "more logging (twice: trace)", [&args] { ++args.verbosity; })
+        .flag("-vv", "trace logging", [&args] { args.verbosity = 2; })
+        .option("--config", "FILE", "configuration file (default: $FERRY_CONFIG_DIR or /etc/ferry, vpn-forwarder.yml)",
+                [&args](const std::string& v) { args.configFile = v; })
+        .flag("--check-config", "validate the configuration and exit", [&args] { args.checkConfig = true; })
+        .parse(argc, argv);
     return args;
 }
 

@@ -27,7 +27,7 @@ TEST(ThePushPolicy, LetsAnyoneReadButOnlyRootAndFerryPushAndOnlyFerryReportPulls
     PolicyBus bus({"dbus/org.ferry.Push1.conf"});
 
     auto argv = PolicyBus::asUser("ferry");
-    argv.push_back(buildPath("services/pushd/ferry-pushd"));
+    argv.push_back(buildPathForAnyUser("services/pushd/ferry-pushd"));
     Process pushd(argv, {{"FERRY_STATE_DIR", dir / "state"}, {"FERRY_CONFIG_DIR", dir / "etc"}}, dir / "pushd.log");
     ASSERT_TRUE(waitUntil([&] {
         return bus.busctlAs("root", {"status", "org.ferry.Push1"}).exitCode == 0 || !pushd.running();
@@ -63,7 +63,7 @@ TEST(ThePushPolicy, KeepsTheNameFromEveryoneButFerry)
     ::chmod(dir.path().c_str(), 0777);
     PolicyBus bus({"dbus/org.ferry.Push1.conf"});
     auto argv = PolicyBus::asUser("nobody");
-    argv.push_back(buildPath("services/pushd/ferry-pushd"));
+    argv.push_back(buildPathForAnyUser("services/pushd/ferry-pushd"));
     Process pushd(argv, {{"FERRY_STATE_DIR", dir.path()}, {"FERRY_CONFIG_DIR", dir.path()}}, dir / "pushd.log");
     ASSERT_TRUE(pushd.wait(std::chrono::seconds(10)).has_value()) << "pushd as nobody must not get the name";
     EXPECT_NE(readFile(dir / "pushd.log").find("Failed to acquire bus name org.ferry.Push1"), std::string::npos)

@@ -143,7 +143,7 @@ NodeSshd::~NodeSshd()
 void NodeSshd::createUser()
 {
     removeStaleTestUsers();
-    const std::string shell = buildPath("services/pulld-shell/ferry-login");
+    const std::string& shell = buildPathForAnyUser("services/login-shell/ferry-login");
     // -p '*': with UsePAM no, sshd refuses key logins for a locked ('!') account.
     RunResult r;
     for (int attempt = 0; attempt < 20; ++attempt) {
@@ -168,7 +168,7 @@ void NodeSshd::createUser()
 
     // The restricted key goes through the shipped template, with the forced
     // command pointing at the built shell and from= at loopback.
-    std::string tmpl = readFile(sourcePath("services/pulld-shell/authorized_keys.in"));
+    std::string tmpl = readFile(sourcePath("services/login-shell/authorized_keys.in"));
     std::string line;
     std::istringstream in(tmpl);
     std::string rendered;
@@ -181,7 +181,7 @@ void NodeSshd::createUser()
                 throw std::runtime_error("authorized_keys.in lacks " + from);
             line.replace(pos, from.size(), to);
         };
-        replace("@FERRY_LOGIN@", buildPath("services/pulld-shell/ferry-login"));
+        replace("@FERRY_LOGIN@", buildPathForAnyUser("services/login-shell/ferry-login"));
         replace("@MASTER_ADDRESSES@", "127.0.0.1,::1");
         replace("@MASTER_KEY@", trim(readFile(restrictedKey() + ".pub")));
         rendered += line + "\n";

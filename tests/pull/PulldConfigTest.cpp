@@ -58,3 +58,19 @@ TEST(APulldConfig, RefusesUnknownKeysAndBadValuesNamingTheKey)
         }
     }
 }
+
+TEST(APulldConfig, RefusesAKeyGivenTwiceAndATabNamingLinesAndKey)
+{
+    auto errorOf = [](const std::string& text) -> std::string {
+        try {
+            parsePulldConfig(paths(), "/etc/ferry/pulld.yml", text);
+        } catch (const ferry::ConfigError& e) {
+            return e.what();
+        }
+        return "accepted";
+    };
+    EXPECT_EQ(errorOf("concurrency: 4\nuser: puller\nconcurrency: 8\n"),
+              "/etc/ferry/pulld.yml:3:1: key 'concurrency' appears twice (lines 1 and 3); the second would be ignored");
+    EXPECT_EQ(errorOf("concurrency: 4\n\tuser: puller\n"),
+              "/etc/ferry/pulld.yml:2: key 'user': tab character in the indentation: YAML indentation must use spaces");
+}

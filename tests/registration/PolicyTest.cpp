@@ -117,7 +117,7 @@ TEST(TheSecretCommand, ShowsTheNodeSecretToRootOnly)
     EXPECT_EQ(r.exitCode, 0) << r.err;
     EXPECT_EQ(r.out, secret + "\n");
     r = run({"/usr/bin/setpriv", "--reuid=nobody", "--regid=65534", "--clear-groups",
-             buildPath("services/ferryctl/ferryctl"), "secret"},
+             buildPathForAnyUser("services/ferryctl/ferryctl"), "secret"},
             env);
     EXPECT_EQ(r.exitCode, 1);
     EXPECT_EQ(r.out, "");

@@ -59,9 +59,9 @@ Registryd::Registryd(const std::string& stateDir, const std::string& hostKeyFile
     : m_port(port), m_logFile(logFile)
 {
     std::vector<std::string> argv = std::move(prefix);
-    for (const auto& a : std::vector<std::string>{buildPath("services/registryd/ferry-registryd"), "-v", "--listen",
-                                                  "127.0.0.1:" + std::to_string(port), "--state-dir", stateDir,
-                                                  "--host-key", hostKeyFile})
+    for (const auto& a : std::vector<std::string>{buildPathForAnyUser("services/registryd/ferry-registryd"), "-v",
+                                                  "--listen", "127.0.0.1:" + std::to_string(port), "--state-dir",
+                                                  stateDir, "--host-key", hostKeyFile})
         argv.push_back(a);
     argv.insert(argv.end(), extra.begin(), extra.end());
     m_process.emplace(argv, std::map<std::string, std::string>{}, logFile);

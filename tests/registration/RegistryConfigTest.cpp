@@ -44,6 +44,25 @@ TEST(ARegistryConfig, RefusesUnknownKeysAndBadValuesNamingFileLineAndKey)
     EXPECT_THROW(applyConfig("r.yml", "registri:\n  deadline: 5\n", o), ferry::ConfigError);
 }
 
+TEST(ARegistryConfig, RefusesAKeyGivenTwiceAndATabNamingLinesAndKey)
+{
+    auto errorOf = [](const std::string& text) -> std::string {
+        Options o;
+        try {
+            applyConfig("/etc/ferry/registry.yml", text, o);
+        } catch (const ferry::ConfigError& e) {
+            return e.what();
+        }
+        return "accepted";
+    };
+    EXPECT_EQ(errorOf("registry:\n  deadline: 5\n  max_pending: 3\n  deadline: 9\n"),
+              "/etc/ferry/registry.yml:4:3: key 'registry.deadline' appears twice (lines 2 and 4); the second would "
+              "be ignored");
+    EXPECT_EQ(errorOf("registry:\n\tdeadline: 5\n"),
+              "/etc/ferry/registry.yml:2: key 'registry.deadline': tab character in the indentation: YAML indentation "
+              "must use spaces");
+}
+
 TEST(APeerAddress, GivesTheHostAsThePullAddress)
 {
     EXPECT_EQ(hostOfPeer("192.0.2.1:4000"), "192.0.2.1");

@@ -98,13 +98,7 @@ std::string TestSshd::knownHostsLine() const
 
 RootOwnedCopy::RootOwnedCopy(const std::string& program)
 {
-    ::mkdir("/var/lib/ferry-tests", 0755);
-    ::chmod("/var/lib/ferry-tests", 0755);
-    std::string tmpl = "/var/lib/ferry-tests/bin-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr)
-        throw std::runtime_error("mkdtemp under /var/lib/ferry-tests failed");
-    m_dir = tmpl;
-    ::chmod(m_dir.c_str(), 0755);
+    m_dir = makeSharedTestDir("copy-");
     m_path = m_dir + "/" + program.substr(program.rfind('/') + 1);
     const auto r = run({"install", "-o", "root", "-g", "root", "-m", "0755", program, m_path});
     if (r.exitCode != 0)

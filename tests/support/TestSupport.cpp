@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -304,6 +305,93 @@ std::string buildPath(const std::string& relative)
 std::string sourcePath(const std::string& relative)
 {
     return std::string(FERRY_SOURCE_DIR) + "/" + relative;
+}
+
+std::string makeSharedTestDir(const std::string& prefix)
+{
+    const std::string parent = "/var/lib/ferry-tests";
+    // Another test process may remove the empty parent between our mkdir
+    // and mkdtemp (each removes it when done), so try again when it vanished.
+    for (int attempt = 0;; ++attempt) {
+        ::mkdir(parent.c_str(), 0755);
+        ::chmod(parent.c_str(), 0755);
+        std::string tmpl = parent + "/" + prefix + "XXXXXX";
+        if (::mkdtemp(tmpl.data()) != nullptr) {
+            ::chmod(tmpl.c_str(), 0755);
+            return tmpl;
+        }
+        if (errno != ENOENT || attempt == 10)
+            throw std::runtime_error("mkdtemp under " + parent + " failed: " + std::strerror(errno));
+    }
+}
+
+namespace {
+
+// Copies of built binaries for other users, removed at process exit. A
+// crashed test leaves its directory behind; the next one removes it (the
+// directory name carries the pid).
+class AnyUserCopies {
+public:
+    ~AnyUserCopies()
+    {
+        if (m_dir.empty())
+            return;
+        std::error_code ec;
+        fs::remove_all(m_dir, ec);
+        ::rmdir("/var/lib/ferry-tests"); // only if no other test still uses it
+    }
+
+    const std::string& pathFor(const std::string& relative)
+    {
+        std::lock_guard lock(m_mutex);
+        if (const auto it = m_paths.find(relative); it != m_paths.end())
+            return it->second;
+        if (m_dir.empty()) {
+            removeStale();
+            m_dir = makeSharedTestDir("bin-" + std::to_string(::getpid()) + "-");
+        }
+        // One subdirectory per binary keeps equal file names apart.
+        const std::string dir = m_dir + "/" + std::to_string(m_paths.size());
+        ::mkdir(dir.c_str(), 0755);
+        const std::string source = buildPath(relative);
+        const std::string copy = dir + "/" + fs::path(relative).filename().string();
+        const auto r = run({"/usr/bin/install", "-o", "root", "-g", "root", "-m", "0755", source, copy});
+        if (r.exitCode != 0)
+            throw std::runtime_error("Failed to copy " + source + " to " + copy + ": " + r.err);
+        return m_paths.emplace(relative, copy).first->second;
+    }
+
+private:
+    static void removeStale()
+    {
+        std::error_code ec;
+        for (const auto& entry : fs::directory_iterator("/var/lib/ferry-tests", ec)) {
+            const std::string name = entry.path().filename();
+            if (name.rfind("bin-", 0) != 0)
+                continue;
+            const std::string pid = name.substr(4, name.find('-', 4) - 4);
+            if (!pid.empty() && pid.find_first_not_of("0123456789") == std::string::npos && !fs::exists("/proc/" + pid))
+                fs::remove_all(entry.path(), ec);
+        }
+    }
+
+    std::mutex m_mutex;
+    std::string m_dir;
+    std::map<std::string, std::string> m_paths;
+};
+
+} // namespace
+
+const std::string& buildPathForAnyUser(const std::string& relative)
+{
+    static AnyUserCopies copies;
+    if (!isRoot()) {
+        static std::mutex mutex;
+        static std::map<std::string, std::string> plain;
+        std::lock_guard lock(mutex);
+        return plain.emplace(relative, buildPath(relative)).first->second;
+    }
+    return copies.pathFor(relative);
 }
 
 } // namespace ferry::test

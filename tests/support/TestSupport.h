@@ -96,4 +96,16 @@ private:
 std::string buildPath(const std::string& relative);
 std::string sourcePath(const std::string& relative);
 
+// A fresh root-owned 0755 directory /var/lib/ferry-tests/<prefix>XXXXXX that
+// any user can traverse; the caller removes it.
+std::string makeSharedTestDir(const std::string& prefix);
+
+// The path under which any user can execute a built binary: a root-owned
+// copy under /var/lib/ferry-tests, made once per test process and removed
+// when it exits. Use it wherever a test runs a build-tree binary as another
+// user (setpriv, a login shell, an sshd helper): a clone under /root (0700)
+// keeps the build tree closed to everyone but root. Without root (where
+// such tests skip) it is buildPath(relative).
+const std::string& buildPathForAnyUser(const std::string& relative);
+
 } // namespace ferry::test

@@ -80,7 +80,66 @@ TEST(APluginsConfig, ReadsTheSendersPeriodAsInTheSeed)
 TEST(APluginsConfig, RefusesTabsAsTheSeedWarns)
 {
     EXPECT_EQ(errorOf("sender:\n\tperiod: 60\n", true),
-              "/etc/ferry/plugins.yml:2: tab character: YAML indentation must use spaces");
+              "/etc/ferry/plugins.yml:2: key 'sender.period': tab character in the indentation: YAML indentation "
+              "must use spaces");
+}
+
+TEST(APluginsConfig, RefusesASectionGivenTwiceNamingBothLines)
+{
+    EXPECT_EQ(errorOf("sender:\n  period: 60\nsender:\n  period: 120\n", true),
+              "/etc/ferry/plugins.yml:3:1: key 'sender' appears twice (lines 1 and 3); the second would be ignored");
+}
+
+TEST(ANodeConfig, RefusesASectionGivenTwiceNamingBothLines)
+{
+    // yaml-cpp would answer with the first block and drop the second.
+    EXPECT_EQ(errorOf("node:\n  name: first\nmasters: [192.0.2.1]\nnode:\n  name: second\n"),
+              "/etc/ferry/ferry.yml:4:1: key 'node' appears twice (lines 1 and 4); the second would be ignored");
+    EXPECT_EQ(errorOf("node:\n  name: first\n  mode: push\n  name: second\n"),
+              "/etc/ferry/ferry.yml:4:3: key 'node.name' appears twice (lines 2 and 4); the second would be ignored");
+    EXPECT_NE(errorOf("masters:\n  - host: 192.0.2.1\n    host: 192.0.2.2\n").find("key 'masters.host' appears twice"),
+              std::string::npos);
+}
+
+TEST(ANodeConfig, RefusesATabNamingLineAndKey)
+{
+    EXPECT_EQ(errorOf("node:\n  name: web1\n\tmode: push\n"),
+              "/etc/ferry/ferry.yml:3: key 'node.mode': tab character in the indentation: YAML indentation must use "
+              "spaces");
+    EXPECT_EQ(errorOf("node:\n  name: web1\t# a comment\n"), "/etc/ferry/ferry.yml:2: key 'node.name': tab character: "
+                                                             "use spaces");
+}
+
+TEST(ANodeConfig, ReadsTheSharedTransportKeysUnderTransport)
+{
+    const auto c =
+        parseNodeConfig("ferry.yml", "transport:\n  connect_timeout: 5\n  io_timeout: 1m\n  batch_records: 100\n"
+                                     "  batch_bytes: 64K\npush:\n  user: tunnel\n");
+    EXPECT_EQ(c.connectTimeout, std::chrono::seconds(5));
+    EXPECT_EQ(c.ioTimeout, std::chrono::seconds(60));
+    EXPECT_EQ(c.batchRecords, 100u);
+    EXPECT_EQ(c.batchBytes, 64u * 1024);
+    EXPECT_EQ(c.tunnelUser, "tunnel");
+    EXPECT_TRUE(c.deprecations.empty());
+}
+
+TEST(ANodeConfig, StillReadsTheSharedKeysUnderPushWithOneDeprecation)
+{
+    const auto c = parseNodeConfig("/etc/ferry/ferry.yml", "push:\n  connect_timeout: 5\n  io_timeout: 10\n");
+    EXPECT_EQ(c.connectTimeout, std::chrono::seconds(5));
+    EXPECT_EQ(c.ioTimeout, std::chrono::seconds(10));
+    ASSERT_EQ(c.deprecations.size(), 1u);
+    EXPECT_NE(c.deprecations[0].find("/etc/ferry/ferry.yml:2:3 push.connect_timeout"), std::string::npos)
+        << c.deprecations[0];
+    EXPECT_NE(c.deprecations[0].find("/etc/ferry/ferry.yml:3:3 push.io_timeout"), std::string::npos)
+        << c.deprecations[0];
+    EXPECT_NE(c.deprecations[0].find("move them under transport:"), std::string::npos) << c.deprecations[0];
+}
+
+TEST(ANodeConfig, RefusesASharedKeyUnderBothPushAndTransport)
+{
+    EXPECT_EQ(errorOf("transport:\n  io_timeout: 10\npush:\n  io_timeout: 20\n"),
+              "/etc/ferry/ferry.yml:4:3: key 'push.io_timeout': also set as transport.io_timeout; keep only that one");
 }
 
 TEST(APluginsConfig, RefusesAPeriodBelowTheFloor)

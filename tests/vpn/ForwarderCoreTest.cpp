@@ -317,6 +317,10 @@ TEST(TheDaemon, RefusesToStartWithABadConfigNamingFileLineAndKey)
         {"vpn-interface: tap0\nbogus: 1\n", file + ":2:1: key 'bogus': unknown key"},
         {"forwarded-ports:\n  - 22\n  - 2010-2000\n", file + ":3:5: key 'forwarded-ports[1]': port range"},
         {"container-address: 10.0.3\n", file + ":1:1: key 'container-address': expected an IPv4 address"},
+        {"vpn-interface: tap0\nforwarded-ports: [22]\nvpn-interface: tap1\n",
+         file + ":3:1: key 'vpn-interface' appears twice (lines 1 and 3); the second would be ignored"},
+        {"forwarded-ports:\n\t- 22\n",
+         file + ":2: key 'forwarded-ports': tab character in the indentation: YAML indentation must use spaces"},
     };
     for (const auto& c : cases) {
         ferry::test::writeFile(file, c.text);

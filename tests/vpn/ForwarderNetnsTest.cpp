@@ -181,7 +181,10 @@ protected:
     {
         std::vector<std::string> argv{"/usr/sbin/ip", "netns", "exec", m_appliance->name()};
         argv.insert(argv.end(), wrapper.begin(), wrapper.end());
-        argv.push_back(buildPath("services/vpn-forwarderd/ferry-vpn-forwarderd"));
+        // Under a wrapper (setpriv) the daemon runs as another user.
+        argv.push_back(wrapper.empty()
+                           ? buildPath("services/vpn-forwarderd/ferry-vpn-forwarderd")
+                           : ferry::test::buildPathForAnyUser("services/vpn-forwarderd/ferry-vpn-forwarderd"));
         argv.push_back("-v");
         m_daemon.emplace(argv,
                          std::map<std::string, std::string>{{"FERRY_CONFIG_DIR", m_dir / "etc"},
@@ -611,8 +614,10 @@ TEST_F(AVpnForwarder, LetsOnlyRootChangeTheTogglesUnderItsBusPolicy)
     bringVpnUp();
     Process daemon({"/usr/sbin/ip", "netns", "exec", m_appliance->name(), "/usr/bin/setpriv", "--reuid=ferry",
                     "--regid=ferry", "--clear-groups", "--inh-caps=-all,+net_admin", "--ambient-caps=-all,+net_admin",
-                    "--bounding-set=-all,+net_admin", buildPath("services/vpn-forwarderd/ferry-vpn-forwarderd")},
-                   {{"DBUS_SYSTEM_BUS_ADDRESS", address}, {"FERRY_CONFIG_DIR", m_dir / "etc"},
+                    "--bounding-set=-all,+net_admin",
+                    ferry::test::buildPathForAnyUser("services/vpn-forwarderd/ferry-vpn-forwarderd")},
+                   {{"DBUS_SYSTEM_BUS_ADDRESS", address},
+                    {"FERRY_CONFIG_DIR", m_dir / "etc"},
                     {"FERRY_STATE_DIR", m_dir / "state"}},
                    m_dir / "daemon.log");
     ASSERT_TRUE(waitUntil([&] { return busctl(true, {"get-property", dest, path, iface, "Forwarding"}).out == "b true\n"; },

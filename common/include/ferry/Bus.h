@@ -14,6 +14,7 @@
 #include <sdbus-c++/sdbus-c++.h>
 #include <spdlog/spdlog.h>
 
+#include "ferry/Clock.h" // nowMs() and formatTime(), which callers used to find here
 #include "ferry/Error.h"
 
 namespace ferry {
@@ -122,10 +123,5 @@ public:
 private:
     std::unique_ptr<sdbus::IObject> m_object;
 };
-
-// Milliseconds since the Unix epoch, the unit of every timestamp Ferry stores.
-std::int64_t nowMs();
-// "2026-11-22 21:03:11" in local time, or "never" for 0.
-std::string formatTime(std::int64_t epochMs);
 
 } // namespace ferry

@@ -8,27 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "ferry/Paths.h" // Paths, which loaders take and callers used to find here
+
 namespace ferry {
-
-struct Paths {
-    std::string configDir = "/etc/ferry";
-    std::string stateDir = "/var/lib/ferry";
-    std::string runtimeDir = "/run/ferry";
-
-    std::string configFile() const { return configDir + "/ferry.yml"; }
-    std::string pluginsFile() const { return configDir + "/plugins.yml"; }
-    std::string pluginsDir() const { return configDir + "/plugins.d"; }
-    std::string secretFile() const { return stateDir + "/secret"; }
-    std::string spoolFile() const { return stateDir + "/spool.db"; }
-    std::string privateKeyFile() const { return stateDir + "/id_ed25519"; }
-    std::string knownHostsFile() const { return stateDir + "/known_hosts"; }
-    std::string pushStateFile() const { return stateDir + "/push-state"; }
-};
-
-// Reads FERRY_CONFIG_DIR, FERRY_STATE_DIR and FERRY_RUNTIME_DIR (tests and
-// the demo use them), then systemd's CONFIGURATION_DIRECTORY,
-// STATE_DIRECTORY and RUNTIME_DIRECTORY, then falls back to the defaults.
-Paths pathsFromEnvironment();
 
 enum class TransportMode { Auto, Push, Pull };
 const char* toString(TransportMode mode);
@@ -43,9 +25,11 @@ struct NodeConfig {
     std::string nodeName;        // default: the host name
     TransportMode mode = TransportMode::Auto;
     std::vector<MasterAddress> masters;  // tried in turn
+    // push: (the push transport alone)
     std::string tunnelUser = "ferry";    // the restricted user on the master
     std::string collectorHost = "127.0.0.1";
     std::uint16_t collectorPort = 50009;
+    // transport: (push, pull and registration alike; once under push:)
     std::chrono::seconds connectTimeout{10};
     std::chrono::seconds ioTimeout{30};
     std::uint32_t batchRecords = 500;
@@ -57,6 +41,9 @@ struct NodeConfig {
     std::chrono::seconds pullAbsence{15 * 60};
     std::uint64_t spoolMaxBytes = 64ull * 1024 * 1024;
     std::chrono::seconds spoolMaxAge{7 * 24 * 3600};
+    // One message per file that still uses a deprecated key (also logged
+    // as a warning when parsed).
+    std::vector<std::string> deprecations;
 };
 
 struct PluginsConfig {

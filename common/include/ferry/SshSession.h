@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "ferry/SshKeys.h" // the key-file helpers, for callers that include only this
 #include "ferry/Stream.h"
 
 struct ssh_session_struct;
@@ -86,13 +87,5 @@ private:
     SshOptions m_options;
     std::string m_name;  // "user@host:port"
 };
-
-// Creates an ed25519 key pair at privateKeyFile (+ ".pub"), 0600, unless it
-// exists. Returns true when it created one.
-bool ensureKeyPair(const std::string& privateKeyFile);
-// "ssh-ed25519 AAAA…" of a private or public key file.
-std::string publicKeyLine(const std::string& keyFile);
-// "SHA256:…" fingerprint of a key line ("ssh-ed25519 AAAA…").
-std::string fingerprintOf(const std::string& publicKeyLine);
 
 } // namespace ferry

@@ -7,15 +7,9 @@
 #include <cstddef>
 #include <string>
 
+#include "ferry/Clock.h"
+
 namespace ferry {
-
-using Clock = std::chrono::steady_clock;
-using Deadline = Clock::time_point;
-
-inline Deadline deadlineIn(std::chrono::milliseconds d)
-{
-    return Clock::now() + d;
-}
 
 class ByteStream {
 public:

@@ -15,20 +15,19 @@
 #include <string_view>
 #include <vector>
 
+#include "ferry/Limits.h"
 #include "ferry/Stream.h"
 
 namespace ferry {
 
 constexpr std::uint8_t kWireVersion = 1;
 constexpr std::size_t kFrameHeaderSize = 8;
-constexpr std::uint32_t kDefaultMaxFrame = 4 * 1024 * 1024;
-// The one limit on a Batch frame's payload, for every sender and receiver
-// of both transports. `batch_bytes` in the node's config is checked against
+// kDefaultMaxFrame, kMaxBatchFrame, kMaxBatchBytes (Limits.h): the one
+// limit on a Batch frame's payload, for every sender and receiver of both
+// transports. `batch_bytes` in the node's config is checked against
 // kMaxBatchBytes when loaded, and the sender trims a batch whose encoding
 // would still exceed kMaxBatchFrame (Session.h), so a receiver never sees
 // a batch it must refuse.
-constexpr std::uint32_t kMaxBatchFrame = kDefaultMaxFrame;
-constexpr std::uint32_t kMaxBatchBytes = kMaxBatchFrame - 64 * 1024;
 // Every other frame of a session (handshake, report, policy, ack, error).
 constexpr std::uint32_t kMaxControlFrame = 64 * 1024;
 

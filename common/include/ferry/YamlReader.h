@@ -45,6 +45,8 @@ public:
 
     const std::string& file() const { return m_file; }
     std::string pathOf(const std::string& key) const;
+    // "file:line:column" of key in this map (the map's own place when absent).
+    std::string locationOf(const std::string& key) const;
     bool has(const std::string& key) const;
 
 private:

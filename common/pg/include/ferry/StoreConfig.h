@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "ferry/NodeConfig.h"  // Paths
+#include "ferry/Paths.h"
 #include "ferry/SessionStore.h"
 
 namespace ferry {
