@@ -4,6 +4,7 @@
 
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
+#include "ferry/PullProtocol.h"
 #include "ferry/Wire.h"
 
 namespace collectord {
@@ -47,6 +48,11 @@ SessionResult serveSession(ferry::ByteStream& stream, ferry::MasterStore& store,
     if (!constantTimeEqual(auth.mac, sessionProof(*secret, "node", "push", hello.challenge, auth.nonce, auth.node))) {
         sendError(stream, "auth-failed", "wrong proof of the node secret for '" + auth.node + "'");
         throw AuthError("Refused node '" + auth.node + "' from " + peer + ": wrong proof of its secret");
+    }
+    if (o.onAuthenticated && !o.onAuthenticated(auth.node)) {
+        sendError(stream, "busy", "too many sessions for this node; retry later");
+        throw AuthError("Refused node '" + escapeForLog(auth.node) + "' from " + peer +
+                        ": it already runs as many sessions as it may");
     }
     writeFrame(stream, MessageType::AuthOk,
                encode(AuthOkMessage{sessionProof(*secret, "server", "push", hello.challenge, auth.nonce, auth.node)}),

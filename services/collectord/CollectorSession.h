@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "ferry/MasterStore.h"
@@ -27,6 +28,9 @@ struct SessionOptions {
     std::chrono::milliseconds ioTimeout{30000};
     std::uint32_t maxFrame = 8 * 1024 * 1024;
     std::string via = "push";
+    // Called once the node proved its secret, before AuthOk: false refuses
+    // the session (the node already runs as many as it may).
+    std::function<bool(const std::string& node)> onAuthenticated;
 };
 
 // Serves one connection to its end; throws on protocol violations after

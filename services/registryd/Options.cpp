@@ -22,8 +22,11 @@ std::string usage()
            "  --idle-timeout SECONDS    exit after this long without work (0: never; default 30 when\n"
            "                            socket-activated, never when listening by itself)\n"
            "  --deadline MS             per-connection deadline (default 10000)\n"
-           "  --max-per-source N        concurrent connections per source address (default 8)\n"
+           "  --max-per-source N        concurrent connections per source (IPv4 address or IPv6 /64;\n"
+           "                            default 8; a newer one cuts the source's oldest)\n"
            "  --max-connections N       concurrent connections in total (default 128)\n"
+           "  --rate-per-source N       new connections per second per source (default 5; 0: no limit)\n"
+           "  --burst-per-source N      new connections at once per source (default 20)\n"
            "  -v, --verbose             debug logging (twice: trace)\n";
 }
 
@@ -48,6 +51,10 @@ void applyConfig(const std::string& name, const std::string& text, Options& o)
             o.server.maxPerSource = static_cast<std::size_t>(*v);
         if (auto v = r->integer("max_connections", 1, 100000))
             o.server.maxConnections = static_cast<std::size_t>(*v);
+        if (auto v = r->integer("rate_per_source", 0, 100000))
+            o.server.sourceRate = static_cast<double>(*v);
+        if (auto v = r->integer("burst_per_source", 1, 100000))
+            o.server.sourceBurst = static_cast<double>(*v);
         if (auto v = r->seconds("max_clock_skew", 10, 86400))
             o.manager.maxClockSkew = std::chrono::seconds(*v);
         if (auto v = r->integer("max_pending", 0, 1000000))
@@ -98,6 +105,10 @@ Options parseArgs(int argc, char* argv[])
             o.server.maxPerSource = static_cast<std::size_t>(ferry::parseNumberArg(a, value(), 1, 100000));
         else if (a == "--max-connections")
             o.server.maxConnections = static_cast<std::size_t>(ferry::parseNumberArg(a, value(), 1, 100000));
+        else if (a == "--rate-per-source")
+            o.server.sourceRate = static_cast<double>(ferry::parseNumberArg(a, value(), 0, 100000));
+        else if (a == "--burst-per-source")
+            o.server.sourceBurst = static_cast<double>(ferry::parseNumberArg(a, value(), 1, 100000));
         else if (a == "-v" || a == "--verbose")
             ++o.verbosity;
         else if (a == "-h" || a == "--help")
