@@ -22,7 +22,7 @@ set(FERRY_LAYER_config_FILES YamlReader NodeConfig DaemonArgs)
 # secrets, SSH (the session, and the key files apart from it), and the
 # message layouts of the pull and registry protocols.
 set(FERRY_LAYER_net_DEPENDS base)
-set(FERRY_LAYER_net_FILES Stream Wire Epoch Crypto SshSession SshKeys PullProtocol RegistryProtocol)
+set(FERRY_LAYER_net_FILES Stream Wire Epoch Crypto SshSession SshKeys PullProtocol RegistryProtocol TcpServer)
 
 # SQLite files: the node's spool, the master's store, the key registry.
 set(FERRY_LAYER_storage_DEPENDS base net)
@@ -41,7 +41,7 @@ set(FERRY_LAYER_bus_FILES Bus)
 # reach for the bus to tell the time, and libssh stays inside the SSH files.
 set(FERRY_LAYER_HEADER_RULES
     "sdbus-c++/=bus"
-    "systemd/sd-daemon.h=bus"
+    "systemd/sd-daemon.h=bus,TcpServer"
     "libssh/=SshSession,SshKeys"
     "sqlite3.h=storage"
     "yaml-cpp/=config"

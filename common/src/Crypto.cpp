@@ -1,6 +1,10 @@
 #include "ferry/Crypto.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -83,9 +87,24 @@ std::string generateSecret()
 
 std::string loadSecret(const std::string& path)
 {
-    struct stat st{};
-    if (::stat(path.c_str(), &st) != 0)
+    // The directory's owner (ferry) can swap the file for a symlink or a
+    // FIFO; root (`ferryctl secret`) must not print whatever it points at
+    // nor hang on it. Open without following, then check what was opened.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        if (errno == ELOOP)
+            throw Error("Failed to use the node secret " + path + ": it is a symlink");
         throwErrno("read the node secret " + path);
+    }
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st{};
+    if (::fstat(fd, &st) != 0)
+        throwErrno("read the node secret " + path);
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
+        throw Error("Failed to use the node secret " + path + ": not a plain file with one link");
     if ((st.st_mode & 077) != 0)
         throw Error("Failed to use the node secret " + path + ": it is readable by others (mode " +
                     std::to_string(st.st_mode & 0777) + " octal " + [&] {
@@ -93,7 +112,20 @@ std::string loadSecret(const std::string& path)
                         std::snprintf(b, sizeof b, "%03o", st.st_mode & 0777);
                         return std::string(b);
                     }() + "); run chmod 600 " + path);
-    std::string s = readFile(path, 4096);
+    std::string s;
+    char buf[4097];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            throwErrno("read the node secret " + path);
+        if (n == 0)
+            break;
+        s.append(buf, static_cast<std::size_t>(n));
+        if (s.size() > 4096)
+            throw Error("Failed to use the node secret " + path + ": larger than 4096 bytes");
+    }
     while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
         s.pop_back();
     if (s.size() < 32 || s.size() > 128)

@@ -52,7 +52,10 @@ std::string readFile(const std::string& path, std::size_t maxBytes)
 void writeFileAtomic(const std::string& path, const std::string& content, mode_t mode)
 {
     const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    // A fresh file, never whatever a previous run (or another user of the
+    // directory) left under that name: no symlink followed, no mode kept.
+    ::unlink(tmp.c_str());
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         throwErrno("create " + tmp);
     std::size_t done = 0;
@@ -78,6 +81,13 @@ void writeFileAtomic(const std::string& path, const std::string& content, mode_t
         const int err = errno;
         ::unlink(tmp.c_str());
         throw Error("Failed to rename " + tmp + " to " + path + ": " + errnoMessage(err));
+    }
+    // The rename itself survives a power loss only once the directory is synced.
+    const auto slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
     }
 }
 

@@ -287,6 +287,10 @@ MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const M
             throw AuthError("Refused " + who + ": " +
                             (known ? "wrong proof of its secret" : "not enrolled (or not accepted) on this master"));
         }
+        if (o.onAuthenticated && !o.onAuthenticated(auth.node)) {
+            sendError(stream, "busy", "too many sessions for this node; retry later");
+            throw AuthError("Refused " + who + ": it already runs as many sessions as it may");
+        }
         out.node = auth.node;
         out.secret = *secret;
         out.epoch = Epoch::fromBytes(auth.epoch, "Auth from " + who);

@@ -52,14 +52,18 @@ bool ensureKeyPair(const std::string& privateKeyFile)
     if (ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &key) != SSH_OK)
         throw Error("Failed to generate an ed25519 key pair");
     KeyPtr owned(key);
-    // libssh writes the file with the process umask: make it private.
-    const mode_t old = ::umask(077);
-    const int rc = ssh_pki_export_privkey_file(key, nullptr, nullptr, nullptr, privateKeyFile.c_str());
-    ::umask(old);
-    if (rc != SSH_OK)
-        throw Error("Failed to write the private key " + privateKeyFile);
-    ::chmod(privateKeyFile.c_str(), 0600);
+    // Exported to memory and written atomically (temp file, fsync, rename):
+    // a crash mid-write must not leave a truncated key that the next start
+    // would take for an existing one, and the rename replaces whatever sits
+    // at the path (a symlink) instead of writing through it. The public
+    // half first: the private key's presence is what says "done".
+    char* text = nullptr;
+    if (ssh_pki_export_privkey_base64(key, nullptr, nullptr, nullptr, &text) != SSH_OK || text == nullptr)
+        throw Error("Failed to export the private key for " + privateKeyFile);
+    std::string privateText(text);
+    ssh_string_free_char(text);
     writeFileAtomic(privateKeyFile + ".pub", keyToLine(key) + "\n", 0644);
+    writeFileAtomic(privateKeyFile, privateText, 0600);
     return true;
 }
 

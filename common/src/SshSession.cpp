@@ -50,12 +50,16 @@ int pump(ssh_session session, Deadline deadline, Step step)
         const int rc = step();
         if (rc != SSH_AGAIN && rc != SSH_AUTH_AGAIN)
             return rc;
-        const socket_t fd = ssh_get_fd(session);
-        if (fd == SSH_INVALID_SOCKET)
-            continue;
+        // The deadline first: with no socket yet (or any more) there is
+        // nothing to poll, and the loop must still end on time.
         const int left = msLeft(deadline);
         if (left == 0)
             return SSH_AGAIN;
+        const socket_t fd = ssh_get_fd(session);
+        if (fd == SSH_INVALID_SOCKET) {
+            ::poll(nullptr, 0, std::min(left, 5));
+            continue;
+        }
         short events = POLLIN;
         if (ssh_get_poll_flags(session) & SSH_WRITE_PENDING)
             events |= POLLOUT;

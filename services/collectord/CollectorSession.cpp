@@ -21,6 +21,7 @@ SessionResult serveSession(ferry::ByteStream& stream, ferry::SessionStore& store
     so.address = stream.peer();
     so.ioTimeout = o.ioTimeout;
     so.afterCommit = o.afterCommit;
+    so.onAuthenticated = o.onAuthenticated;
     // Test hook for the durability tests: die between the commit and the
     // Ack, the moment where a lost Ack must not cost a record or store one
     // twice. Documented in docs/durability.md; off unless the environment

@@ -30,6 +30,9 @@ struct SessionOptions {
     // Test hook (FERRY_FAILPOINT=collector-after-commit): runs after a
     // batch was committed, before its Ack.
     std::function<void()> afterCommit;
+    // Called once the node proved its secret, before AuthOk: false refuses
+    // the session (the node already runs as many as it may).
+    std::function<bool(const std::string& node)> onAuthenticated;
 };
 
 // Serves one connection to its end; throws on protocol violations after

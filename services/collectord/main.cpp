@@ -5,16 +5,13 @@
 #include <cstdlib>
 #include <string>
 
-#include <fcntl.h>
-
-#include <systemd/sd-daemon.h>
-
 #include "Collector.h"
 #include "CollectorAdaptor.h"
 #include "ferry/Bus.h"
 #include "ferry/DaemonArgs.h"
 #include "ferry/Log.h"
 #include "ferry/NodeConfig.h"
+#include "ferry/TcpServer.h"
 
 namespace {
 
@@ -43,21 +40,11 @@ int main(int argc, char* argv[]) try {
     // Create or migrate the tables before any session.
     ferry::openSessionStore(storeConfig, storePath);
 
-    int listenFd = -1;
-    const int n = sd_listen_fds(1);
-    if (n > 1)
-        throw ferry::Error("Expected one socket from systemd, got " + std::to_string(n));
-    if (n == 1) {
-        listenFd = SD_LISTEN_FDS_START;
-        // systemd hands the socket over blocking (unless NonBlocking=yes);
-        // the accept loop drains it until EAGAIN, so it must not block.
-        const int flags = ::fcntl(listenFd, F_GETFL);
-        if (flags < 0 || ::fcntl(listenFd, F_SETFL, flags | O_NONBLOCK) < 0)
-            ferry::throwErrno("make the listening socket non-blocking");
-        spdlog::debug("Using the listening socket passed by systemd");
-    } else {
-        listenFd = collectord::listenTcp(listen.host, listen.port);
-    }
+    bool fromSystemd = false;
+    auto sockets = ferry::listeningSockets(listen.host.find(':') != std::string::npos
+                                               ? "[" + listen.host + "]:" + std::to_string(listen.port)
+                                               : listen.host + ":" + std::to_string(listen.port),
+                                           fromSystemd);
 
     auto bus = ferry::openBus();
     ferry::EventLoop loop(*bus, args.idleTimeout);
@@ -68,15 +55,16 @@ int main(int argc, char* argv[]) try {
             loop.post([&loop] { loop.release(); });
     });
     collector.useStore(storeConfig);
-    loop.watch(listenFd, [&] { collector.acceptFrom(listenFd); });
+    collector.start(std::move(sockets));
     collectord::CollectorAdaptor api(*bus, loop, collector);
     ferry::LogControl logControl(*bus, loop, "ferry-collectord");
-    const std::string where = n == 1 ? std::string("the socket from systemd")
+    const std::string where = fromSystemd ? std::string("the socket from systemd")
                                      : listen.host + ":" + std::to_string(listen.port);
     spdlog::info("Accepting node sessions on {}; storing in {}", where,
                  storeConfig.postgresql.empty() ? storePath : std::string("PostgreSQL (store.yml)"));
     ferry::notifyReady("Accepting node sessions on " + where);
     loop.run("org.ferry.Collector1");
+    collector.stop();
     return EXIT_SUCCESS;
 } catch (const std::exception& e) {
     ferry::logFatal(e);

@@ -10,8 +10,12 @@
 // policy, or a test), they are written to master.db directly: the registry
 // has one set of rules either way (ferry::RegistryStore).
 
+#include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <cstdio>
 #include <iostream>
@@ -45,18 +49,26 @@ private:
     void onNodeChanged(const std::string&, const std::string&) override {}
 };
 
-// The daemons run as the owner of the state directory; a store created here
-// by root must stay theirs.
-void matchOwnership(const std::string& stateDir, const std::string& dbPath)
+// The daemons run as the owner of the state directory, and that owner can
+// put anything in it: a symlink named master.db-wal or -shm would make root
+// write through it, and a chown by path would hand its target to that user.
+// So root never touches the store: it becomes the directory's owner first,
+// and whatever it creates is the daemons' without any chown.
+void becomeStateOwner(const std::string& stateDir)
 {
-    struct stat st{};
-    if (::geteuid() != 0 || ::stat(stateDir.c_str(), &st) != 0)
+    if (::geteuid() != 0)
         return;
-    for (const char* suffix : {"", "-wal", "-shm"}) {
-        const std::string p = dbPath + suffix;
-        if (::access(p.c_str(), F_OK) == 0 && ::chown(p.c_str(), st.st_uid, st.st_gid) != 0)
-            std::cerr << "warning: cannot chown " << p << "\n";
-    }
+    struct stat st{};
+    if (::lstat(stateDir.c_str(), &st) != 0)
+        throw std::runtime_error("cannot use the state directory " + stateDir + ": " + std::strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        throw std::runtime_error("cannot use the state directory " + stateDir + ": not a directory (a symlink?)");
+    if (st.st_uid == 0)
+        return;
+    if (::setgroups(0, nullptr) != 0 || ::setresgid(st.st_gid, st.st_gid, st.st_gid) != 0 ||
+        ::setresuid(st.st_uid, st.st_uid, st.st_uid) != 0)
+        throw std::runtime_error("cannot become the owner of " + stateDir + " (uid " + std::to_string(st.st_uid) +
+                                 "): " + std::strerror(errno));
 }
 
 std::string readSecret(const std::string& command)
@@ -107,11 +119,9 @@ int change(const ferry::Paths& paths, const std::string& what,
                   << "); " << what << " in " << ferry::masterStorePath(paths.stateDir) << " directly\n";
     }
     const std::string db = ferry::masterStorePath(paths.stateDir);
-    {
-        ferry::RegistryStore store(db);
-        onStore(store);
-    }
-    matchOwnership(paths.stateDir, db);
+    becomeStateOwner(paths.stateDir);
+    ferry::RegistryStore store(db);
+    onStore(store);
     return 0;
 }
 
@@ -120,13 +130,13 @@ int nodes(const Options& options, const ferry::Paths& paths)
     const std::string db = ferry::masterStorePath(paths.stateDir);
     std::vector<ferry::RegistryNode> registry;
     std::vector<ferry::NodeInfo> traffic;
+    becomeStateOwner(paths.stateDir);
     {
         ferry::RegistryStore store(db);
         registry = store.nodes();
         ferry::MasterStore master(db);
         traffic = master.nodes();
     }
-    matchOwnership(paths.stateDir, db);
     auto trafficOf = [&](const std::string& name) {
         for (const auto& t : traffic)
             if (t.name == name)
@@ -185,11 +195,11 @@ int epochs(const Options& options, const ferry::Paths& paths, const std::string&
 {
     const std::string db = ferry::masterStorePath(paths.stateDir);
     std::vector<ferry::EpochInfo> list;
+    becomeStateOwner(paths.stateDir);
     {
         ferry::MasterStore store(db);
         list = store.epochs(name);
     }
-    matchOwnership(paths.stateDir, db);
     if (options.json) {
         nlohmann::json j = nlohmann::json::array();
         for (const auto& e : list)
@@ -217,13 +227,13 @@ int resolve(const ferry::Paths& paths, const std::string& name, const std::strin
 {
     const std::string db = ferry::masterStorePath(paths.stateDir);
     try {
+        becomeStateOwner(paths.stateDir);
         ferry::MasterStore store(db);
         store.resolveEpochs(name, keep);
     } catch (const std::exception& e) {
         std::cerr << "ferryctl master resolve: " << e.what() << "\n";
         return 1;
     }
-    matchOwnership(paths.stateDir, db);
     std::cout << "Node '" << name << "': kept epoch " << keep
               << "; the other epochs are retired and their data stays on their machines\n";
     return 0;

@@ -24,6 +24,8 @@ ferry::ArgParser parser(Options& o)
                 [&o](const std::string& v) {
                     o.idleTimeout = std::chrono::seconds(ferry::parseNumberArg("--idle-timeout", v, 0, 86400));
                 })
+        .flag("--register", "register with every master at start (default: wait for the Register method)",
+              [&o] { o.registerAtStart = true; })
         .flag("-v|--verbose", "debug logging (twice: trace)", [&o] { ++o.verbosity; })
         .epilog("Paths come from FERRY_CONFIG_DIR / FERRY_STATE_DIR or systemd's *_DIRECTORY.");
     return p;

@@ -14,9 +14,13 @@ Registrar::~Registrar()
     stop();
 }
 
-void Registrar::start()
+void Registrar::start(bool registerNow)
 {
-    setBusy(true);
+    {
+        std::lock_guard lock(m_mutex);
+        m_kicked = registerNow;
+    }
+    setBusy(registerNow);
     m_thread = std::thread([this] { run(); });
 }
 

@@ -1,6 +1,6 @@
 #pragma once
-// Drives the Manager from one worker thread: a round at start, a round on
-// request, and further rounds with backoff while a master is unreachable or
+// Drives the Manager from one worker thread: a round at start (when asked),
+// a round on request, and further rounds with backoff while a master is unreachable or
 // still pending. Tells its owner when it has work scheduled, so the daemon
 // stays up exactly as long as there is something to retry.
 
@@ -22,7 +22,8 @@ public:
     Registrar(const Registrar&) = delete;
     Registrar& operator=(const Registrar&) = delete;
 
-    void start();
+    // registerNow: a round at once (the boot's start); otherwise wait for a request.
+    void start(bool registerNow);
     void stop();
     // Runs a round as soon as possible; done(status) runs on the worker
     // thread after it.
@@ -39,7 +40,7 @@ private:
     std::mutex m_mutex;
     std::condition_variable m_wake;
     bool m_stop = false;
-    bool m_kicked = true;  // register at every start
+    bool m_kicked = false;
     bool m_rotate = false;
     bool m_busy = false;
     std::vector<std::function<void(const Status&)>> m_waiters;

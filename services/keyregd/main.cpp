@@ -1,7 +1,9 @@
 // ferry-keyregd: the node's key pair and its registration with the masters
-// (org.ferry.KeyReg1). Registers at every start, retries with backoff while
-// a master is unreachable or pending, and exits when there is nothing left
-// to do; bus activation brings it back for `ferryctl register` or a status query.
+// (org.ferry.KeyReg1). Registers when asked (Register: `ferryctl register`,
+// and ferry-keyreg-boot.service at every boot; or --register), retries with
+// backoff while a master is unreachable or pending, and exits when there is
+// nothing left to do. Started by the bus for anything else (a status query),
+// it registers nothing: any local user may read its properties.
 
 #include <cstdlib>
 #include <iostream>
@@ -39,8 +41,10 @@ int main(int argc, char* argv[]) try {
     });
     ferry::LogControl logControl{*bus, loop, "ferry-keyregd"};
 
-    registrar.start();
-    ferry::notifyReady("Registering with " + std::to_string(config.masters.size()) + " master(s)");
+    registrar.start(options.registerAtStart);
+    ferry::notifyReady(options.registerAtStart
+                           ? "Registering with " + std::to_string(config.masters.size()) + " master(s)"
+                           : std::string("Waiting for requests"));
     loop.run("org.ferry.KeyReg1");
     ferry::notifyStopping();
     registrar.stop();

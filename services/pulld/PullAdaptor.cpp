@@ -11,8 +11,9 @@ std::uint64_t usec(std::int64_t ms)
 const std::string kInterface = "org.ferry.Pull1";
 } // namespace
 
-PullAdaptor::PullAdaptor(sdbus::IConnection& bus, ferry::EventLoop& loop, Puller& puller)
-    : AdaptorInterfaces(bus, "/org/ferry/Pull1"), m_loop(loop), m_puller(puller)
+PullAdaptor::PullAdaptor(sdbus::IConnection& bus, ferry::EventLoop& loop, Puller& puller,
+                         std::function<bool()> startRound)
+    : AdaptorInterfaces(bus, "/org/ferry/Pull1"), m_loop(loop), m_puller(puller), m_startRound(std::move(startRound))
 {
     registerAdaptor();
 }
@@ -35,14 +36,28 @@ void PullAdaptor::inWorker(Work work)
             ++it;
         }
     }
-    m_loop.hold();
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    std::thread thread([this, done, work = std::move(work)]() mutable {
-        work();
-        m_loop.post([this] { m_loop.release(); });
-        *done = true;
-    });
-    m_workers.push_back(Worker{std::move(thread), done});
+    // Creating the thread can fail (EAGAIN at the task limit): sdbus-c++ 1.2
+    // aborts on anything but sdbus::Error escaping a handler, so the failure
+    // is undone and answered as the interface's Internal error.
+    try {
+        m_workers.reserve(m_workers.size() + 1);
+        auto done = std::make_shared<std::atomic<bool>>(false);
+        m_loop.hold();
+        try {
+            std::thread thread([this, done, work = std::move(work)]() mutable {
+                work();
+                m_loop.post([this] { m_loop.release(); });
+                *done = true;
+            });
+            m_workers.push_back(Worker{std::move(thread), done});
+        } catch (...) {
+            m_loop.release();
+            throw;
+        }
+    } catch (const std::exception& e) {
+        spdlog::error("Failed to start a pull: {}", e.what());
+        throw sdbus::Error(kInterface + ".Error.Internal", std::string("Failed to start a pull: ") + e.what());
+    }
 }
 
 void PullAdaptor::PullNow(sdbus::Result<uint64_t, std::string>&& result, std::string node)
@@ -92,6 +107,12 @@ void PullAdaptor::PullAll(sdbus::Result<uint32_t, uint32_t>&& result)
             m_loop.post([reply, text] { reply->returnError(sdbus::Error(kInterface + ".Error.Internal", text)); });
         }
     });
+}
+
+std::string PullAdaptor::RunRound()
+{
+    return ferry::busCall(m_loop, kInterface, "RunRound",
+                          [&] { return std::string(m_startRound() ? "started" : "running"); });
 }
 
 std::vector<sdbus::Struct<std::string, uint64_t, uint64_t, std::string, uint64_t, uint64_t, uint64_t>> PullAdaptor::Nodes()

@@ -3,6 +3,7 @@
 // threads; results go back through the event loop.
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -17,12 +18,14 @@ namespace pulld {
 
 class PullAdaptor final : public sdbus::AdaptorInterfaces<org::ferry::Pull1_adaptor> {
 public:
-    PullAdaptor(sdbus::IConnection& bus, ferry::EventLoop& loop, Puller& puller);
+    // startRound starts the round of due nodes (false: one is running).
+    PullAdaptor(sdbus::IConnection& bus, ferry::EventLoop& loop, Puller& puller, std::function<bool()> startRound);
     ~PullAdaptor();
 
 private:
     void PullNow(sdbus::Result<uint64_t, std::string>&& result, std::string node) override;
     void PullAll(sdbus::Result<uint32_t, uint32_t>&& result) override;
+    std::string RunRound() override;
     std::vector<sdbus::Struct<std::string, uint64_t, uint64_t, std::string, uint64_t, uint64_t, uint64_t>> Nodes() override;
     uint64_t LastRound() override;
     uint32_t Concurrency() override;
@@ -39,6 +42,7 @@ private:
 
     ferry::EventLoop& m_loop;
     Puller& m_puller;
+    std::function<bool()> m_startRound;
     // Joined when finished (on the next call) and at destruction, so that no
     // pull outlives the objects it uses. Touched on the loop thread only.
     std::vector<Worker> m_workers;

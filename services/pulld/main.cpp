@@ -1,6 +1,10 @@
-// ferry-pulld: the master's puller (org.ferry.Pull1). Started by
-// ferry-pulld.timer (every 5 minutes) or by D-Bus activation; pulls the nodes
-// that are due, serves the bus, and exits when idle.
+// ferry-pulld: the master's puller (org.ferry.Pull1). Started by D-Bus
+// activation; serves the bus and exits when idle. It pulls only when asked:
+// RunRound (ferry-pull-round.service, from ferry-pulld.timer), PullNow and
+// PullAll (root), or --run-round on the command line. A pulld that a property
+// read activated pulls nothing: any local user may read properties, and a
+// round deletes acknowledged records on the nodes and switches their
+// auto-mode push off.
 
 #include <cstdlib>
 #include <string>
@@ -17,11 +21,15 @@
 #include "ferry/SshSession.h"
 
 int main(int argc, char* argv[]) try {
-    bool roundAtStart = true;
+    // Passive unless its timer's service asks for a round: a bus activation
+    // (any local user reading a property) must not pull and delete records.
+    bool roundAtStart = false;
     ferry::DaemonArgs args;
     ferry::ArgParser("ferry-pulld", "pulls the nodes' spools into the master's store (org.ferry.Pull1)")
         .daemonOptions(args)
-        .flag("--no-round", "do not start a pull round at start-up", [&] { roundAtStart = false; })
+        .flag("--run-round", "start a pull round at start-up (the timer's service passes it)",
+              [&] { roundAtStart = true; })
+        .flag("--no-round", "the old default's opposite; accepted and ignored (passive is the default)", [] {})
         .parse(argc, argv);
     ferry::initLogging("ferry-pulld", args.verbosity);
     const ferry::Paths paths = ferry::pathsFromEnvironment();
@@ -34,21 +42,18 @@ int main(int argc, char* argv[]) try {
 
     auto bus = ferry::openBus();
     ferry::EventLoop loop(*bus, args.idleTimeout);
-    pulld::PullAdaptor api(*bus, loop, puller);
-    ferry::LogControl logControl(*bus, loop, "ferry-pulld");
 
     // The timer's round: nodes pulled less than min_interval ago (by an
-    // earlier round or PullNow) are skipped, so an activation for a status
-    // query between two timer ticks pulls nothing.
+    // earlier round or PullNow) are skipped.
     std::thread round;
     bool roundRunning = false;  // touched on the loop thread only
-    auto startRound = [&] {
+    auto startRound = [&]() -> bool {
         if (roundRunning)
-            return;
+            return false;
         if (round.joinable())
             round.join();  // the last round has posted its end: it is finishing
-        roundRunning = true;
-        loop.hold();
+        // The thread first (its creation may throw; RunRound answers that),
+        // then the hold: its release is posted to this thread, so it comes after.
         round = std::thread([&] {
             try {
                 puller.pullRound(false);
@@ -61,13 +66,14 @@ int main(int argc, char* argv[]) try {
                 ferry::notifyStatus("Idle; last round " + ferry::formatTime(puller.lastRoundMs()));
             });
         });
+        roundRunning = true;
+        loop.hold();
+        return true;
     };
-    if (roundAtStart) {
+    pulld::PullAdaptor api(*bus, loop, puller, startRound);
+    ferry::LogControl logControl(*bus, loop, "ferry-pulld");
+    if (roundAtStart)
         startRound();
-        // The timer cannot start a unit that is already running: an instance
-        // kept alive by bus traffic checks for due nodes itself, once a minute.
-        loop.every(std::chrono::minutes(1), startRound);
-    }
     ferry::notifyReady(roundAtStart ? "Pulling the nodes that are due" : "Waiting for requests");
     loop.run("org.ferry.Pull1");
     if (round.joinable())

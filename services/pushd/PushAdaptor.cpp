@@ -29,46 +29,61 @@ PushAdaptor::~PushAdaptor()
 
 void PushAdaptor::runCycle(sdbus::Result<std::string>&& result, bool scheduled)
 {
-    m_loop.hold();
     auto shared = std::make_shared<sdbus::Result<std::string>>(std::move(result));
+    m_loop.hold();
     {
         std::lock_guard lock(m_mutex);
         ++m_workers;
     }
-    std::thread([this, shared, scheduled]() mutable {
-        std::string summary;
-        std::optional<sdbus::Error> error;
-        bool success = false;
-        try {
-            const Outcome o = scheduled ? m_manager.runScheduled() : m_manager.pushNow();
-            success = o.success;
-            summary = o.summary;
-            if (!o.success)
-                error = sdbus::Error(std::string(INTERFACE_NAME) + ".Error.PushFailed", o.summary);
-        } catch (const ferry::BusError& e) {
-            summary = e.what();
-            error = sdbus::Error(e.name(), e.what());
-        } catch (const std::exception& e) {
-            spdlog::error("Push cycle failed: {}", e.what());
-            summary = e.what();
-            error = sdbus::Error(std::string(INTERFACE_NAME) + ".Error.Internal", e.what());
-        }
-        m_loop.post([this, shared, summary, error, success]() mutable {
-            if (error)
-                shared->returnError(*error);
-            else
-                shared->returnResults(summary);
+    // Creating the thread can fail (EAGAIN at the task limit): sdbus-c++ 1.2
+    // aborts on anything but sdbus::Error escaping a handler, so the failure
+    // is undone and answered here.
+    try {
+        std::thread([this, shared, scheduled]() mutable {
+            std::string summary;
+            std::optional<sdbus::Error> error;
+            bool success = false;
             try {
-                emitPushFinished(success, summary);
-            } catch (const sdbus::Error& e) {
-                spdlog::debug("Ignoring failure to emit PushFinished: {}", e.getMessage());
+                const Outcome o = scheduled ? m_manager.runScheduled() : m_manager.pushNow();
+                success = o.success;
+                summary = o.summary;
+                if (!o.success)
+                    error = sdbus::Error(std::string(INTERFACE_NAME) + ".Error.PushFailed", o.summary);
+            } catch (const ferry::BusError& e) {
+                summary = e.what();
+                error = sdbus::Error(e.name(), e.what());
+            } catch (const std::exception& e) {
+                spdlog::error("Push cycle failed: {}", e.what());
+                summary = e.what();
+                error = sdbus::Error(std::string(INTERFACE_NAME) + ".Error.Internal", e.what());
             }
-            m_loop.release();
-        });
-        std::lock_guard lock(m_mutex);
-        --m_workers;
-        m_done.notify_all();
-    }).detach();
+            m_loop.post([this, shared, summary, error, success]() mutable {
+                if (error)
+                    shared->returnError(*error);
+                else
+                    shared->returnResults(summary);
+                try {
+                    emitPushFinished(success, summary);
+                } catch (const sdbus::Error& e) {
+                    spdlog::debug("Ignoring failure to emit PushFinished: {}", e.getMessage());
+                }
+                m_loop.release();
+            });
+            std::lock_guard lock(m_mutex);
+            --m_workers;
+            m_done.notify_all();
+        }).detach();
+    } catch (const std::exception& e) {
+        {
+            std::lock_guard lock(m_mutex);
+            --m_workers;
+            m_done.notify_all();
+        }
+        m_loop.release();
+        spdlog::error("Failed to start a push cycle: {}", e.what());
+        throw sdbus::Error(std::string(INTERFACE_NAME) + ".Error.Internal",
+                           std::string("Failed to start a push cycle: ") + e.what());
+    }
 }
 
 void PushAdaptor::PushNow(sdbus::Result<std::string>&& result)

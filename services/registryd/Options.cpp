@@ -50,7 +50,9 @@ ferry::ArgParser parser(Options& o, bool& hostKeysFromFlags)
                     o.server.connectionDeadline =
                         std::chrono::milliseconds(parseNumberArg("--deadline", v, 100, 600000));
                 })
-        .option("--max-per-source", "N", "concurrent connections per source address (default 8)",
+        .option("--max-per-source", "N",
+                "concurrent connections per source (IPv4 address or IPv6 /64; default 8; a newer one cuts the "
+                "source's oldest)",
                 [&o](const std::string& v) {
                     o.server.maxPerSource = static_cast<std::size_t>(parseNumberArg("--max-per-source", v, 1, 100000));
                 })
@@ -58,6 +60,14 @@ ferry::ArgParser parser(Options& o, bool& hostKeysFromFlags)
                 [&o](const std::string& v) {
                     o.server.maxConnections =
                         static_cast<std::size_t>(parseNumberArg("--max-connections", v, 1, 100000));
+                })
+        .option("--rate-per-source", "N", "new connections per second per source (default 5; 0: no limit)",
+                [&o](const std::string& v) {
+                    o.server.sourceRate = static_cast<double>(parseNumberArg("--rate-per-source", v, 0, 100000));
+                })
+        .option("--burst-per-source", "N", "new connections at once per source (default 20)",
+                [&o](const std::string& v) {
+                    o.server.sourceBurst = static_cast<double>(parseNumberArg("--burst-per-source", v, 1, 100000));
                 })
         .flag("-v|--verbose", "debug logging (twice: trace)", [&o] { ++o.verbosity; })
         .epilog("Flags override /etc/ferry/registry.yml.");
@@ -94,6 +104,10 @@ void applyConfig(const std::string& name, const std::string& text, Options& o)
             o.server.maxPerSource = static_cast<std::size_t>(*v);
         if (auto v = r->integer("max_connections", 1, 100000))
             o.server.maxConnections = static_cast<std::size_t>(*v);
+        if (auto v = r->integer("rate_per_source", 0, 100000))
+            o.server.sourceRate = static_cast<double>(*v);
+        if (auto v = r->integer("burst_per_source", 1, 100000))
+            o.server.sourceBurst = static_cast<double>(*v);
         if (auto v = r->seconds("max_clock_skew", 10, 86400))
             o.manager.maxClockSkew = std::chrono::seconds(*v);
         if (auto v = r->integer("max_pending", 0, 1000000))

@@ -1,29 +1,31 @@
 #pragma once
-// The TCP side of registryd: accepts on the listening sockets (handed over by
-// systemd, or bound here), serves each connection on its own thread with one
-// deadline for the whole exchange, bounds frame size, and limits connections
-// in total and per source address. One request, one answer, close.
+// The TCP side of registryd: one request, one answer, close, on the shared
+// ferry::TcpServer (admission, per-source buckets, deadlines, summarised
+// refusals). Every registry connection is unauthenticated: the whole
+// exchange must finish within connectionDeadline.
 
-#include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <map>
-#include <mutex>
-#include <set>
+#include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "ferry/TcpServer.h"
 #include "ferry/Wire.h"
 
 namespace registryd {
 
-struct ServerOptions {
-    // From accept to the answer: a client that has not sent its whole request
-    // by then (slowloris) is closed.
-    std::chrono::milliseconds connectionDeadline{10000};
-    std::size_t maxConnections = 128;
-    std::size_t maxPerSource = 8;
+// Defaults for the registry: 128 connections, 8 per source (an IPv4 address
+// or an IPv6 /64), 5 new connections a second per source (20 at once), 10 s
+// for the whole exchange.
+struct ServerOptions : ferry::TcpServerOptions {
+    ServerOptions()
+    {
+        maxConnections = 128;
+        maxUnauthenticated = 128;
+        maxPerSource = 8;
+        authDeadline = std::chrono::milliseconds(10000);
+        connectionDeadline = std::chrono::milliseconds(10000);
+    }
 };
 
 class RegistryServer {
@@ -35,39 +37,25 @@ public:
     // lock: keep them short and thread-safe).
     RegistryServer(std::vector<int> listenFds, ServerOptions options, Handler handler, std::function<void()> onOpen,
                    std::function<void()> onClose);
-    ~RegistryServer();
-    RegistryServer(const RegistryServer&) = delete;
-    RegistryServer& operator=(const RegistryServer&) = delete;
 
-    void start();
+    void start() { m_server->start(); }
     // Stops accepting, cuts open connections and waits for their threads.
-    void stop();
+    void stop() { m_server->stop(); }
+    ferry::TcpServer::Stats stats() const { return m_server->stats(); }
 
 private:
-    void acceptLoop();
-    void admit(int fd);
-    void serve(int fd, const std::string& peer);
-    void finished(int fd, const std::string& host);
+    void serve(ferry::TcpConnection& conn);
 
-    std::vector<int> m_listenFds;
     ServerOptions m_options;
     Handler m_handler;
-    std::function<void()> m_onOpen;
-    std::function<void()> m_onClose;
-    int m_stopFd = -1;
-    std::thread m_acceptThread;
-
-    std::mutex m_mutex;
-    std::condition_variable m_allDone;
-    std::size_t m_active = 0;
-    std::map<std::string, std::size_t> m_perSource;
-    std::set<int> m_openFds;
-    bool m_stopping = false;
+    std::unique_ptr<ferry::TcpServer> m_server;
 };
 
-// The sockets systemd passed (sd_listen_fds), or, when there are none, a
-// socket bound here to address ("0.0.0.0:50010", "[::1]:50010").
-// fromSystemd tells which it was.
-std::vector<int> listeningSockets(const std::string& address, bool& fromSystemd);
+// The sockets systemd passed, or sockets bound to each comma-separated
+// address ("0.0.0.0:50010", "[::]:50010" for both families).
+inline std::vector<int> listeningSockets(const std::string& address, bool& fromSystemd)
+{
+    return ferry::listeningSockets(address, fromSystemd);
+}
 
 } // namespace registryd

@@ -205,12 +205,15 @@ void Manager::setHostControl(bool enabled)
 
 void Manager::shutdown()
 {
+    // The forwards go; the guards stay: a stopped forwarder must leave the
+    // host as closed to the VPN peer and the LAN as a running one.
     try {
-        m_firewall.run(removeRuleset());
+        m_firewall.run(guardsOnlyRuleset(m_config));
         m_installed.clear();
-        spdlog::info("Removed nftables table {} {}", kTableFamily, kTableName);
+        spdlog::info("Removed the forwards from nftables table {} {}; its guards stay", kTableFamily, kTableName);
     } catch (const std::exception& e) {
-        spdlog::error("Failed to remove nftables table {} {} on stop: {}", kTableFamily, kTableName, e.what());
+        spdlog::error("Failed to remove the forwards from nftables table {} {} on stop: {}", kTableFamily, kTableName,
+                      e.what());
     }
 }
 

@@ -25,7 +25,7 @@ std::string interfaceSet(const std::vector<std::string>& names)
 std::string header()
 {
     return std::string("add table ") + kTableFamily + " " + kTableName + "\n" + "delete table " + kTableFamily + " " +
-           kTableName + "\n";
+           kTableName + "\n" + "add table ip ferry_vpn\ndelete table ip ferry_vpn\n";
 }
 
 } // namespace
@@ -41,7 +41,7 @@ std::string buildRuleset(const ForwarderConfig& config, const RulesetInput& inpu
     std::string pre, in, fwd;
     if (input.vpnAddress) {
         const std::string addr = input.vpnAddress->addressText();
-        pre += "    iifname " + vpn + " ip daddr " + addr + " tcp dport " + ports + " dnat to " + container +
+        pre += "    iifname " + vpn + " ip daddr " + addr + " tcp dport " + ports + " dnat ip to " + container +
                " comment \"vpn forward\"\n";
         fwd += "    iifname " + vpn + " ip daddr " + container + " tcp dport " + ports +
                " ct status dnat accept comment \"vpn forward\"\n";
@@ -55,7 +55,7 @@ std::string buildRuleset(const ForwarderConfig& config, const RulesetInput& inpu
     // LAN access does not depend on the VPN link: an owner trying the
     // appliance on a LAN or in a VM has no VPN at all.
     if (input.lanAccess && haveLan) {
-        pre += "    iifname " + lan + " fib daddr type local tcp dport " + ports + " dnat to " + container +
+        pre += "    iifname " + lan + " fib daddr type local tcp dport " + ports + " dnat ip to " + container +
                " comment \"lan access\"\n";
         fwd += "    iifname " + lan + " ip daddr " + container + " tcp dport " + ports +
                " ct status dnat accept comment \"lan access\"\n";
@@ -84,6 +84,11 @@ std::string buildRuleset(const ForwarderConfig& config, const RulesetInput& inpu
     out += "  chain forward {\n    type filter hook forward priority filter; policy accept;\n" + fwd + "  }\n";
     out += "}\n";
     return out;
+}
+
+std::string guardsOnlyRuleset(const ForwarderConfig& config)
+{
+    return buildRuleset(config, RulesetInput{});
 }
 
 std::string removeRuleset()

@@ -101,7 +101,7 @@ protected:
 
     void startNode()
     {
-        m_keyregd.emplace(std::vector<std::string>{buildPath("services/keyregd/ferry-keyregd"), "-v",
+        m_keyregd.emplace(std::vector<std::string>{buildPath("services/keyregd/ferry-keyregd"), "-v", "--register",
                                                    "--retry-initial", "200", "--retry-max", "1000",
                                                    "--idle-timeout", "0"},
                           std::map<std::string, std::string>{}, *m_root / "keyregd.log");

@@ -48,7 +48,7 @@ protected:
 
     void startNode(int retryMaxMs = 800)
     {
-        m_keyregd.emplace(std::vector<std::string>{buildPath("services/keyregd/ferry-keyregd"), "-v",
+        m_keyregd.emplace(std::vector<std::string>{buildPath("services/keyregd/ferry-keyregd"), "-v", "--register",
                                                    "--retry-initial", "100", "--retry-max", std::to_string(retryMaxMs),
                                                    "--idle-timeout", "0"},
                           std::map<std::string, std::string>{{"FERRY_CONFIG_DIR", m_nodeConfig},

@@ -125,12 +125,17 @@ int countLines(const std::string& script, const std::string& needle)
 TEST(TheRuleset, ReplacesOnlyFerrysTableInOneTransaction)
 {
     const auto script = buildRuleset(ForwarderConfig{}, {});
-    EXPECT_EQ(script.rfind("add table ip ferry_vpn\ndelete table ip ferry_vpn\ntable ip ferry_vpn {\n", 0), 0u)
+    EXPECT_EQ(script.rfind("add table inet ferry_forwarder\ndelete table inet ferry_forwarder\n"
+                           "add table ip ferry_vpn\ndelete table ip ferry_vpn\ntable inet ferry_forwarder {\n",
+                           0),
+              0u)
         << script;
-    // Every statement about a table names Ferry's: add, delete, define.
-    EXPECT_EQ(countLines(script, "table "), 3);
-    EXPECT_EQ(countLines(script, "table ip ferry_vpn"), 3);
-    EXPECT_EQ(removeRuleset(), "add table ip ferry_vpn\ndelete table ip ferry_vpn\n");
+    // Every statement about a table names Ferry's: add, delete, define (and
+    // the removal of the IPv4-only table of earlier versions).
+    EXPECT_EQ(countLines(script, "table "), 5);
+    EXPECT_EQ(countLines(script, "table inet ferry_forwarder"), 3);
+    EXPECT_EQ(removeRuleset(), "add table inet ferry_forwarder\ndelete table inet ferry_forwarder\n"
+                               "add table ip ferry_vpn\ndelete table ip ferry_vpn\n");
 }
 
 TEST(TheRuleset, ForwardsNothingAndGuardsTheLanWithoutAVpnAddress)
@@ -149,7 +154,7 @@ TEST(TheRuleset, TogglesAddOnlyTheirOwnRules)
     RulesetInput input;
     input.vpnAddress = Ipv4Prefix::parse("10.1.0.2/24");
     const auto base = buildRuleset(config, input);
-    EXPECT_NE(base.find("iifname \"tap0\" ip daddr 10.1.0.2 tcp dport { 22, 2000-2009 } dnat to 10.0.3.2"),
+    EXPECT_NE(base.find("iifname \"tap0\" ip daddr 10.1.0.2 tcp dport { 22, 2000-2009 } dnat ip to 10.0.3.2"),
               std::string::npos)
         << base;
     EXPECT_EQ(countLines(base, "lan access"), 0);
@@ -281,15 +286,17 @@ TEST_F(AManager, KeepsTheOldToggleWhenNftablesRefusesTheNewTable)
     EXPECT_THROW(m_manager.setLanAccess(true), ferry::Error);
     EXPECT_FALSE(m_manager.status().toggles.lanAccess);
     EXPECT_EQ(m_store.load(), (Toggles{false, false}));
-    EXPECT_NE(m_manager.status().lastError.find("Failed to replace nftables table ip ferry_vpn"), std::string::npos);
+    EXPECT_NE(m_manager.status().lastError.find("Failed to replace nftables table inet ferry_forwarder"), std::string::npos);
     EXPECT_TRUE(m_manager.status().forwarding);  // the old table is still in force
 }
 
-TEST_F(AManager, RemovesItsTableOnShutdown)
+TEST_F(AManager, RemovesItsForwardsButKeepsItsGuardsOnShutdown)
 {
     m_manager.start();
     m_manager.shutdown();
-    EXPECT_EQ(m_fw.scripts.back(), removeRuleset());
+    EXPECT_EQ(m_fw.scripts.back(), guardsOnlyRuleset(ForwarderConfig{}));
+    EXPECT_EQ(countLines(m_fw.scripts.back(), "dnat"), 0);
+    EXPECT_GE(countLines(m_fw.scripts.back(), "guard"), 4);
 }
 
 TEST(AToggleStore, ReadsAMalformedFileAsBothOff)

@@ -217,7 +217,18 @@ protected:
     }
 
     std::string ruleset() const { return m_appliance->exec({"nft", "list", "ruleset"}).out; }
-    std::string ferryTable() const { return m_appliance->exec({"nft", "list", "table", "ip", "ferry_vpn"}).out; }
+    std::string ferryTable() const
+    {
+        return m_appliance->exec({"nft", "list", "table", "inet", "ferry_forwarder"}).out;
+    }
+    // After a stop: the guards, and nothing that forwards or redirects.
+    void expectOnlyGuardsLeft() const
+    {
+        const auto table = ferryTable();
+        EXPECT_NE(table.find("guard"), std::string::npos) << table;
+        EXPECT_EQ(countOf(table, "dnat ip to"), 0) << table;
+        EXPECT_EQ(countOf(table, "redirect"), 0) << table;
+    }
     std::string otherTables() const
     {
         return m_appliance->exec({"nft", "list", "table", "ip", "bystander"}).out +
@@ -291,7 +302,7 @@ TEST_F(AVpnForwarder, ForwardsVpnPortsToTheContainerOnlyWhileTheLinkIsUp)
     m_appliance->ip({"addr", "flush", "dev", "tap0"});
     ASSERT_TRUE(waitUntil([&] { return !m_proxy->Forwarding(); }, 5s));
     EXPECT_TRUE(m_proxy->LinkUp());
-    EXPECT_EQ(countOf(ferryTable(), "dnat to"), 0) << ferryTable();
+    EXPECT_EQ(countOf(ferryTable(), "dnat ip to"), 0) << ferryTable();
 
     // Up again, then the link goes down: forwards removed.
     m_appliance->ip({"addr", "add", "10.1.0.2/24", "dev", "tap0"});
@@ -299,7 +310,7 @@ TEST_F(AVpnForwarder, ForwardsVpnPortsToTheContainerOnlyWhileTheLinkIsUp)
     EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 2005, "container:2005"));
     m_appliance->ip({"link", "set", "tap0", "down"});
     ASSERT_TRUE(waitUntil([&] { return !m_proxy->LinkUp() && !m_proxy->Forwarding(); }, 5s));
-    EXPECT_EQ(countOf(ferryTable(), "dnat to"), 0) << ferryTable();
+    EXPECT_EQ(countOf(ferryTable(), "dnat ip to"), 0) << ferryTable();
     EXPECT_NE(connectFrom(m_peer->name(), kVpnAddress, 22, 800ms), "container:22");
     expectOtherTablesUntouched();
 }
@@ -400,12 +411,12 @@ TEST_F(AVpnForwarder, ReappliesTheSameRulesAfterARestartWithoutDuplicates)
     m_proxy->SetLanAccess(true);
     m_proxy->SetHostControl(true);
     const std::string before = ruleset();
-    EXPECT_EQ(countOf(before, "dnat to"), 3);  // VPN, LAN, bystander
+    EXPECT_EQ(countOf(before, "dnat ip to") + countOf(before, "dnat to"), 3);  // VPN, LAN, bystander
     EXPECT_EQ(countOf(before, "redirect to"), 1);
 
-    // A clean stop removes Ferry's table, and only it.
+    // A clean stop removes Ferry's forwards, and only them: the guards stay.
     ASSERT_NO_FATAL_FAILURE(stopDaemon(SIGTERM));
-    EXPECT_EQ(m_appliance->exec({"nft", "list", "table", "ip", "ferry_vpn"}).exitCode, 1);
+    expectOnlyGuardsLeft();
     EXPECT_EQ(connectFrom(m_lan->name(), kLanAddress, 22, 800ms).rfind("container", 0), std::string::npos);
     expectOtherTablesUntouched();
 
@@ -431,6 +442,55 @@ TEST_F(AVpnForwarder, ReappliesTheSameRulesAfterARestartWithoutDuplicates)
     expectOtherTablesUntouched();
 }
 
+// Issue 12 item 5: the guards hold over IPv6 too. Link-local addresses
+// exist on both links whether or not anyone configured IPv6; before, the
+// table was "ip" only, so the VPN peer and the LAN reached the host's
+// services over them, and a clean stop removed the guards altogether.
+TEST_F(AVpnForwarder, RefusesTheVpnPeerAndTheLanOverIpv6LinkLocalEvenAfterAStop)
+{
+    m_hostServer.emplace(m_appliance->name(), std::vector<int>{22, 2005}, "host");
+    bringVpnUp();
+    startDaemon();
+    ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));
+    // The appliance's link-local addresses, once duplicate detection is done.
+    auto linkLocal = [&](const std::string& dev) {
+        std::string out;
+        waitUntil(
+            [&] {
+                out = m_appliance->exec({"ip", "-6", "-o", "addr", "show", "dev", dev, "scope", "link"}).out;
+                return out.find("fe80::") != std::string::npos && out.find("tentative") == std::string::npos;
+            },
+            10s);
+        const auto start = out.find("fe80::");
+        return start == std::string::npos ? std::string() : out.substr(start, out.find('/', start) - start);
+    };
+    const std::string vpnLinkLocal = linkLocal("tap0");
+    const std::string lanLinkLocal = linkLocal("eth0");
+    ASSERT_FALSE(vpnLinkLocal.empty()) << m_appliance->exec({"ip", "-6", "addr"}).out;
+    ASSERT_FALSE(lanLinkLocal.empty()) << m_appliance->exec({"ip", "-6", "addr"}).out;
+    // The host's services answer over IPv6 at all (from the appliance itself).
+    ASSERT_EQ(connectFrom(m_appliance->name(), "::1", 22), "host:22");
+
+    // Refused by the guard's reset, or unanswered where the kernel cannot
+    // route a reset to a link-local source: either way, no banner.
+    auto blocked = [](const std::string& r) { return r == "refused" || r == "timeout"; };
+    auto attack = [&](const std::string& when) {
+        SCOPED_TRACE(when);
+        for (int port : {22, 2005}) {
+            const auto fromVpn = connectFrom(m_peer->name(), vpnLinkLocal + "%vpn0", port, 800ms);
+            EXPECT_TRUE(blocked(fromVpn)) << "VPN peer to [" << vpnLinkLocal << "]:" << port << ": " << fromVpn;
+            const auto fromLan = connectFrom(m_lan->name(), lanLinkLocal + "%eth0", port, 800ms);
+            EXPECT_TRUE(blocked(fromLan)) << "LAN to [" << lanLinkLocal << "]:" << port << ": " << fromLan;
+        }
+    };
+    attack("while running");
+    ASSERT_NO_FATAL_FAILURE(stopDaemon(SIGTERM));
+    attack("after a clean stop");
+    // IPv4 stays guarded after the stop as well.
+    EXPECT_NE(connectFrom(m_peer->name(), kVpnAddress, 22, 800ms), "host:22");
+    EXPECT_NE(connectFrom(m_lan->name(), kLanAddress, 22, 800ms), "host:22");
+}
+
 TEST_F(AVpnForwarder, RefusesToForwardWhenTheVpnSubnetOverlapsALocalSubnet)
 {
     // The VPN server hands out a /16 that swallows the LAN's 192.168.77.0/24.
@@ -445,7 +505,7 @@ TEST_F(AVpnForwarder, RefusesToForwardWhenTheVpnSubnetOverlapsALocalSubnet)
     EXPECT_NE(error.find("192.168.0.0/16 on tap0 overlaps the local subnet 192.168.77.0/24 on eth0"),
               std::string::npos)
         << error;
-    EXPECT_EQ(countOf(ferryTable(), "dnat to"), 0);
+    EXPECT_EQ(countOf(ferryTable(), "dnat ip to"), 0);
     EXPECT_EQ(connectFrom(m_peer->name(), "192.168.200.2", 22), "refused");
     try {
         m_proxy->Reapply();
@@ -566,7 +626,7 @@ TEST_F(AVpnForwarder, WorksAsAnUnprivilegedUserWithOnlyCapNetAdmin)
     EXPECT_TRUE(reaches(*m_lan, kLanAddress, 2005, "container:2005"));
     EXPECT_NE(ferry::test::readFile(m_dir / "state/vpn-forwarder.state").find("lan-access=on"), std::string::npos);
     ASSERT_NO_FATAL_FAILURE(stopDaemon(SIGTERM));
-    EXPECT_EQ(m_appliance->exec({"nft", "list", "table", "ip", "ferry_vpn"}).exitCode, 1);
+    expectOnlyGuardsLeft();
     expectOtherTablesUntouched();
 }
 

@@ -75,7 +75,7 @@ void removeStaleNamespaces(const std::string& prefix)
         run({"ip", "netns", "del", name}, {}, {}, std::chrono::seconds(10));
 }
 
-int tcpSocketIn(const std::string& netns)
+int tcpSocketIn(const std::string& netns, int family)
 {
     int fd = -1;
     std::string error;
@@ -90,7 +90,7 @@ int tcpSocketIn(const std::string& netns)
             return;
         }
         ::close(nsFd);
-        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
             error = std::string("socket: ") + std::strerror(errno);
     });
@@ -104,12 +104,15 @@ BannerServer::BannerServer(const std::string& netns, const std::vector<int>& por
     : m_tag(std::move(tag))
 {
     for (int port : ports) {
-        const int fd = tcpSocketIn(netns);
+        // [::] with IPv4 mapped in: one listener for both families.
+        const int fd = tcpSocketIn(netns, AF_INET6);
         const int one = 1;
+        const int zero = 0;
         ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_port = htons(static_cast<std::uint16_t>(port));
+        ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+        sockaddr_in6 addr{};
+        addr.sin6_family = AF_INET6;
+        addr.sin6_port = htons(static_cast<std::uint16_t>(port));
         if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 16) != 0) {
             const std::string err = std::strerror(errno);
             ::close(fd);
@@ -158,17 +161,38 @@ void BannerServer::serve()
 std::string connectFrom(const std::string& netns, const std::string& address, int port,
                         std::chrono::milliseconds timeout)
 {
-    const int fd = tcpSocketIn(netns);
+    // "fe80::1%vpn0": IPv6, the scope being an interface of netns.
+    const bool v6 = address.find(':') != std::string::npos;
+    sockaddr_storage storage{};
+    socklen_t addrLen = 0;
+    if (v6) {
+        auto* a6 = reinterpret_cast<sockaddr_in6*>(&storage);
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(static_cast<std::uint16_t>(port));
+        const auto pct = address.find('%');
+        if (::inet_pton(AF_INET6, address.substr(0, pct).c_str(), &a6->sin6_addr) != 1)
+            return "error: bad address " + address;
+        if (pct != std::string::npos) {
+            const auto out = ferry::test::run({"ip", "-n", netns, "-o", "link", "show", address.substr(pct + 1)}).out;
+            a6->sin6_scope_id = static_cast<std::uint32_t>(std::atoi(out.c_str()));
+            if (a6->sin6_scope_id == 0)
+                return "error: no interface " + address.substr(pct + 1) + " in " + netns;
+        }
+        addrLen = sizeof *a6;
+    } else {
+        auto* a4 = reinterpret_cast<sockaddr_in*>(&storage);
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(static_cast<std::uint16_t>(port));
+        if (::inet_pton(AF_INET, address.c_str(), &a4->sin_addr) != 1)
+            return "error: bad address " + address;
+        addrLen = sizeof *a4;
+    }
+    const int fd = tcpSocketIn(netns, v6 ? AF_INET6 : AF_INET);
     struct Closer {
         int fd;
         ~Closer() { ::close(fd); }
     } closer{fd};
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    if (::inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1)
-        return "error: bad address " + address;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     auto left = [&] {
         return static_cast<int>(std::max<long>(
@@ -183,7 +207,7 @@ std::string connectFrom(const std::string& netns, const std::string& address, in
             return "timeout";
         return std::string("error: ") + std::strerror(err);
     };
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 && errno != EINPROGRESS)
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&storage), addrLen) != 0 && errno != EINPROGRESS)
         return describe(errno);
     pollfd p{fd, POLLOUT, 0};
     if (::poll(&p, 1, left()) <= 0)

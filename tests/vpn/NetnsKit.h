@@ -39,9 +39,9 @@ private:
 void removeStaleNamespaces(const std::string& prefix);
 
 // A TCP socket created inside the namespace.
-int tcpSocketIn(const std::string& netns);
+int tcpSocketIn(const std::string& netns, int family);
 
-// Listens on 0.0.0.0:<port> for each port inside the namespace and answers
+// Listens on [::]:<port> (IPv4 too) for each port inside the namespace and answers
 // every connection with "<tag>:<port>\n", then closes it.
 class BannerServer {
 public:
@@ -58,7 +58,8 @@ private:
     std::thread m_thread;
 };
 
-// Connects from inside netns to address:port and returns the banner line
+// Connects from inside netns to address:port (IPv4, or IPv6 with an optional
+// "%interface" scope) and returns the banner line
 // ("container:22"), or "refused", "timeout", "unreachable", "error: …".
 std::string connectFrom(const std::string& netns, const std::string& address, int port,
                         std::chrono::milliseconds timeout = std::chrono::milliseconds(1500));

@@ -138,6 +138,10 @@ struct MasterSessionOptions {
     // Test hook, documented in docs/durability.md: called after a batch was
     // committed and before its Ack is sent.
     std::function<void()> afterCommit;
+    // Push: called once the node proved its secret, before AuthOk; false
+    // refuses the session with "busy" (the node already runs as many
+    // sessions as the collector allows one node).
+    std::function<bool(const std::string& node)> onAuthenticated;
 };
 
 struct MasterSessionResult {
