@@ -11,6 +11,7 @@ std::string usage()
            "  --retry-initial MS   first wait after a failed round (default 2000)\n"
            "  --retry-max MS       longest wait between rounds (default 600000)\n"
            "  --idle-timeout S     exit after this long without work (0: never; default 30)\n"
+           "  --sshd-host-keys DIR where this node's sshd host keys are, ssh_host_*_key.pub (default /etc/ssh)\n"
            "  -v, --verbose        debug logging (twice: trace)\n"
            "Paths come from FERRY_CONFIG_DIR / FERRY_STATE_DIR or systemd's *_DIRECTORY.\n";
 }
@@ -31,6 +32,8 @@ Options parseArgs(int argc, char* argv[])
             o.manager.retryMax = std::chrono::milliseconds(ferry::parseNumberArg(a, value(), 10, 86400000));
         else if (a == "--idle-timeout")
             o.idleTimeout = std::chrono::seconds(ferry::parseNumberArg(a, value(), 0, 86400));
+        else if (a == "--sshd-host-keys")
+            o.manager.sshdHostKeyDir = value();
         else if (a == "-v" || a == "--verbose")
             ++o.verbosity;
         else if (a == "-h" || a == "--help")

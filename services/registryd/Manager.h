@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,8 +20,10 @@ namespace registryd {
 struct ManagerOptions {
     std::vector<std::string> hostKeys;  // the master sshd's public host keys, "type base64"
     // Registrations from nodes the master has no secret for wait as pending
-    // (true) or are refused with "unknown-node" (false).
+    // (true) or are refused with "not-accepted" (false).
     bool acceptUnknown = true;
+    // The period floor for nodes without their own (registry.yml).
+    ferry::PeriodPolicy policy;
     // How far a node's clock may be from ours; requests outside are refused.
     std::chrono::milliseconds maxClockSkew{std::chrono::minutes(5)};
     // Bound on unsigned pending registrations, so that strangers cannot fill the table.
@@ -40,14 +43,24 @@ public:
     void accept(const std::string& name, const std::string& secret);
     void decline(const std::string& name, const std::string& reason);
     void revoke(const std::string& name, const std::string& reason);
+    void acceptHostKeys(const std::string& name);
+    void setPolicy(const std::string& name, std::optional<std::uint32_t> minPushPeriodS,
+                   std::optional<std::uint32_t> minPullIntervalS);
 
 private:
     ferry::Frame registerNode(const ferry::Frame& request, const std::string& peer);
+    // The one answer to every registration the master cannot authenticate.
+    ferry::Frame unauthenticatedAnswer(const std::string& nonce, std::int64_t now);
+    // Logs a refusal of an unauthenticated peer: the first in each
+    // 10-second window in full, the rest as one summary line.
+    void logRefusal(const std::string& line);
 
     std::mutex m_mutex;
     ferry::RegistryStore& m_registry;
     ManagerOptions m_options;
     std::function<std::int64_t()> m_clock;
+    std::int64_t m_refusalWindowStart = 0;
+    std::size_t m_refusalsSuppressed = 0;
 };
 
 // "192.0.2.1" from "192.0.2.1:4242", "2001:db8::1" from "[2001:db8::1]:4242".

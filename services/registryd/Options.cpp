@@ -24,6 +24,8 @@ std::string usage()
            "  --deadline MS             per-connection deadline (default 10000)\n"
            "  --max-per-source N        concurrent connections per source address (default 8)\n"
            "  --max-connections N       concurrent connections in total (default 128)\n"
+           "  --min-push-period S       period floor for nodes' pushes, seconds (default 0: none)\n"
+           "  --min-pull-interval S     floor for the interval between pulls of a node (default 0: none)\n"
            "  -v, --verbose             debug logging (twice: trace)\n";
 }
 
@@ -50,6 +52,10 @@ void applyConfig(const std::string& name, const std::string& text, Options& o)
             o.server.maxConnections = static_cast<std::size_t>(*v);
         if (auto v = r->seconds("max_clock_skew", 10, 86400))
             o.manager.maxClockSkew = std::chrono::seconds(*v);
+        if (auto v = r->seconds("min_push_period", 0, ferry::kMaxPolicySeconds))
+            o.manager.policy.minPushPeriodS = static_cast<std::uint32_t>(*v);
+        if (auto v = r->seconds("min_pull_interval", 0, ferry::kMaxPolicySeconds))
+            o.manager.policy.minPullIntervalS = static_cast<std::uint32_t>(*v);
         if (auto v = r->integer("max_pending", 0, 1000000))
             o.manager.maxPending = static_cast<std::size_t>(*v);
         r->finish();
@@ -98,6 +104,12 @@ Options parseArgs(int argc, char* argv[])
             o.server.maxPerSource = static_cast<std::size_t>(ferry::parseNumberArg(a, value(), 1, 100000));
         else if (a == "--max-connections")
             o.server.maxConnections = static_cast<std::size_t>(ferry::parseNumberArg(a, value(), 1, 100000));
+        else if (a == "--min-push-period")
+            o.manager.policy.minPushPeriodS =
+                static_cast<std::uint32_t>(ferry::parseNumberArg(a, value(), 0, ferry::kMaxPolicySeconds));
+        else if (a == "--min-pull-interval")
+            o.manager.policy.minPullIntervalS =
+                static_cast<std::uint32_t>(ferry::parseNumberArg(a, value(), 0, ferry::kMaxPolicySeconds));
         else if (a == "-v" || a == "--verbose")
             ++o.verbosity;
         else if (a == "-h" || a == "--help")
