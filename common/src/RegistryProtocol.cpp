@@ -377,7 +377,7 @@ std::string encodeRegistrationResponse(const RegistrationResponse& response, std
     for (const auto& k : response.hostKeys)
         inner.bytes(k);
     if (response.version2)
-        inner.u32(response.minPushPeriodS).u32(response.minPullIntervalS);
+        inner.u32(response.minPushPeriodS).u32(response.minPullIntervalS).bytes(response.certificate.substr(0, kMaxCertificate));
     const std::string signedBytes = inner.take();
     Encoder outer;
     outer.bytes(signedBytes).bytes(secret.empty() ? std::string() : macOver(kResponseLabel, secret, signedBytes));
@@ -421,6 +421,10 @@ SignedResponse decodeRegistrationResponse(std::string_view payload, const std::s
         r.minPullIntervalS = inner.u32("minimum pull interval");
         if (r.minPushPeriodS > kMaxPolicySeconds || r.minPullIntervalS > kMaxPolicySeconds)
             throw ProtocolError("Bad " + what + ": a period floor above " + std::to_string(kMaxPolicySeconds) + " s");
+        r.certificate = inner.bytes("certificate", kMaxCertificate);
+        if (r.certificate.find_first_of("\n\r") != std::string::npos ||
+            (!r.certificate.empty() && r.certificate.find("-cert-v01@openssh.com ") == std::string::npos))
+            throw ProtocolError("Bad " + what + ": the certificate is not an OpenSSH certificate line");
     }
     inner.finish();
     return out;

@@ -120,6 +120,8 @@ std::vector<std::string> queryHostKeys(Database& db, const std::string& name)
 //   node_host_keys         the node's sshd host keys pinned for pulls (issue 13)
 //   node_host_key_changes  a changed set of host keys awaiting the operator
 //   node_policy            per-node period floor overrides (issue 15)
+//   node_certificates      each node's current OpenSSH certificate (issue 15)
+//   revoked_certificates   serials in the KRL
 void ensureRegistrySchema(Database& db)
 {
     if (!hasColumn(db, "nodes", "pending_request"))
@@ -141,7 +143,12 @@ void ensureRegistrySchema(Database& db)
         "CREATE TABLE IF NOT EXISTS node_host_key_changes ("
         " node TEXT PRIMARY KEY, keys TEXT NOT NULL, seen_ms INTEGER NOT NULL) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS node_policy ("
-        " node TEXT PRIMARY KEY, min_push_period_s INTEGER, min_pull_interval_s INTEGER) WITHOUT ROWID;");
+        " node TEXT PRIMARY KEY, min_push_period_s INTEGER, min_pull_interval_s INTEGER) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS node_certificates ("
+        " node TEXT PRIMARY KEY, serial INTEGER NOT NULL UNIQUE, public_key TEXT NOT NULL,"
+        " certificate TEXT NOT NULL, valid_to_ms INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS revoked_certificates ("
+        " serial INTEGER PRIMARY KEY, node TEXT NOT NULL, revoked_ms INTEGER NOT NULL);");
 }
 // ==== END REGISTRY SCHEMA ====
 
@@ -243,6 +250,60 @@ void RegistryStore::acceptHostKeys(const std::string& name)
     tx.commit();
     spdlog::info("Node {}: the operator accepted its new sshd host keys {} (were {})", name, joinFingerprints(keys),
                  joinFingerprints(before));
+}
+
+std::optional<RegistryStore::Certificate> RegistryStore::certificate(const std::string& name)
+{
+    Statement s(m_db, "SELECT serial, public_key, certificate, valid_to_ms FROM node_certificates WHERE node = ?1");
+    s.bind(1, name);
+    if (!s.step())
+        return std::nullopt;
+    return Certificate{static_cast<std::uint64_t>(s.int64(0)), s.text(1), s.text(2), s.int64(3)};
+}
+
+std::uint64_t RegistryStore::nextCertificateSerial()
+{
+    Statement s(m_db,
+                "SELECT MAX(COALESCE((SELECT MAX(serial) FROM node_certificates), 0),"
+                " COALESCE((SELECT MAX(serial) FROM revoked_certificates), 0)) + 1");
+    s.step();
+    return static_cast<std::uint64_t>(s.int64(0));
+}
+
+void RegistryStore::storeCertificate(const std::string& name, const Certificate& certificate, std::int64_t nowMs)
+{
+    Transaction tx(m_db);
+    if (const auto old = this->certificate(name); old && old->publicKey != certificate.publicKey)
+        revokeCertificate(name, nowMs);
+    Statement s(m_db,
+                "INSERT INTO node_certificates (node, serial, public_key, certificate, valid_to_ms)"
+                " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(node) DO UPDATE SET serial = excluded.serial,"
+                " public_key = excluded.public_key, certificate = excluded.certificate,"
+                " valid_to_ms = excluded.valid_to_ms");
+    s.bind(1, name).bind(2, static_cast<std::int64_t>(certificate.serial)).bind(3, certificate.publicKey);
+    s.bind(4, certificate.line).bind(5, certificate.validToMs).run();
+    tx.commit();
+}
+
+bool RegistryStore::revokeCertificate(const std::string& name, std::int64_t nowMs)
+{
+    const auto current = certificate(name);
+    if (!current)
+        return false;
+    Statement r(m_db, "INSERT OR IGNORE INTO revoked_certificates (serial, node, revoked_ms) VALUES (?1, ?2, ?3)");
+    r.bind(1, static_cast<std::int64_t>(current->serial)).bind(2, name).bind(3, nowMs).run();
+    Statement d(m_db, "DELETE FROM node_certificates WHERE node = ?1");
+    d.bind(1, name).run();
+    return true;
+}
+
+std::vector<std::uint64_t> RegistryStore::revokedSerials()
+{
+    Statement s(m_db, "SELECT serial FROM revoked_certificates ORDER BY serial");
+    std::vector<std::uint64_t> out;
+    while (s.step())
+        out.push_back(static_cast<std::uint64_t>(s.int64(0)));
+    return out;
 }
 
 void RegistryStore::setPolicy(const std::string& name, std::optional<std::uint32_t> minPushPeriodS,

@@ -159,6 +159,7 @@ void Manager::load()
             r.hostKeys = m.at("host_keys").get<std::vector<std::string>>();
             r.minPushPeriodS = m.value("min_push_period", 0u);
             r.minPullIntervalS = m.value("min_pull_interval", 0u);
+            r.certificate = m.value("certificate", std::string());
             m_masters.push_back(std::move(r));
         }
         m_status.masterHostKeyFingerprint = joinFingerprints(m_masters);
@@ -185,7 +186,8 @@ void Manager::save()
     for (const auto& m : masters)
         j["masters"].push_back({{"host", m.host}, {"ssh_port", m.sshPort}, {"registry_port", m.registryPort},
                                 {"state", m.state}, {"reason", m.reason}, {"host_keys", m.hostKeys},
-                                {"min_push_period", m.minPushPeriodS}, {"min_pull_interval", m.minPullIntervalS}});
+                                {"min_push_period", m.minPushPeriodS}, {"min_pull_interval", m.minPullIntervalS},
+                                {"certificate", m.certificate}});
     ferry::writeFileAtomic(stateFile(), j.dump(2) + "\n", 0644);
 }
 
@@ -259,6 +261,29 @@ void Manager::writePeriodFloor()
     else if (floor.minPushPeriodS > 0)
         spdlog::info("Master {} sets a push period floor of {} s (the configured {} s is above it)", floor.master,
                      floor.minPushPeriodS, configured.count());
+}
+
+void Manager::writeCertificate()
+{
+    std::string certificate;
+    {
+        std::lock_guard lock(m_mutex);
+        for (const auto& m : m_masters)
+            if (m.state == "accepted" && !m.certificate.empty()) {
+                certificate = m.certificate;
+                break;
+            }
+    }
+    const std::string path = m_paths.privateKeyFile() + "-cert.pub";
+    if (certificate.empty()) {
+        if (::unlink(path.c_str()) == 0)
+            spdlog::info("Removed the node certificate {}: no master issues one now", path);
+        return;
+    }
+    if (ferry::readFileIfExists(path, 16 * 1024).value_or("") == certificate + "\n")
+        return;
+    ferry::writeFileAtomic(path, certificate + "\n", 0644);
+    spdlog::info("Stored the node certificate from the master's CA in {}", path);
 }
 
 bool Manager::registerOnce()
@@ -343,7 +368,7 @@ bool Manager::registerLocked(std::size_t* acceptedNow)
     {
         std::lock_guard lock(m_mutex);
         for (const auto& m : m_config.masters) {
-            MasterRecord r{m.host, m.sshPort, m.registryPort, "unregistered", "", {}, 0, 0};
+            MasterRecord r{m.host, m.sshPort, m.registryPort, "unregistered", "", {}, 0, 0, ""};
             for (const auto& old : m_masters)
                 if (sameMaster(old, m))
                     r = old;
@@ -377,6 +402,7 @@ bool Manager::registerLocked(std::size_t* acceptedNow)
                         r.minPushPeriodS = answer.minPushPeriodS;
                         r.minPullIntervalS = answer.minPullIntervalS;
                     }
+                    r.certificate = answer.state == ferry::RegistrationState::Accepted ? answer.certificate : "";
                     if (answer.state == ferry::RegistrationState::Accepted) {
                         r.hostKeys = answer.hostKeys;
                         if (acceptedNow != nullptr)
@@ -437,6 +463,11 @@ bool Manager::registerLocked(std::size_t* acceptedNow)
             m_failures = 0;
     }
     writeKnownHosts();
+    try {
+        writeCertificate();
+    } catch (const std::exception& e) {
+        spdlog::error("Failed to store the node certificate: {}", e.what());
+    }
     try {
         writePeriodFloor();
     } catch (const std::exception& e) {

@@ -40,6 +40,7 @@ struct MasterRecord {
     std::vector<std::string> hostKeys;  // pinned; only ever from a signed "accepted"
     std::uint32_t minPushPeriodS = 0;   // the master's floor, from its last signed answer
     std::uint32_t minPullIntervalS = 0;
+    std::string certificate;            // the node's SSH certificate from this master's CA ("" none)
 };
 
 struct ManagerOptions {
@@ -92,6 +93,9 @@ private:
     // Stores the masters' period floor for ferry-push-generator and says,
     // once per change, when it overrides the configured push period.
     void writePeriodFloor();
+    // <key>-cert.pub: the certificate of the first accepted master that sent
+    // one (pushd's SSH login offers it first); removed when there is none.
+    void writeCertificate();
     void update(const std::function<void(Status&)>& change);
     std::string stateFile() const { return m_paths.stateDir + "/registration.json"; }
 

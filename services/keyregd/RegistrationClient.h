@@ -19,6 +19,7 @@ struct MasterAnswer {
     // The master's period floor for this node (signed answers of version 2 only; 0: none).
     std::uint32_t minPushPeriodS = 0;
     std::uint32_t minPullIntervalS = 0;
+    std::string certificate;  // signed answers only
 };
 
 // The master answered with an Error frame ("not-accepted", "hostkey-changed", …).

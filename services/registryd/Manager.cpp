@@ -4,6 +4,7 @@
 
 #include "ferry/Error.h"
 #include "ferry/RegistryProtocol.h"
+#include "ferry/NodeCertificates.h"
 #include "ferry/PullProtocol.h"
 
 namespace registryd {
@@ -38,6 +39,51 @@ std::string hostOfPeer(const std::string& peer)
 Manager::Manager(ferry::RegistryStore& registry, ManagerOptions options, std::function<std::int64_t()> clock)
     : m_registry(registry), m_options(std::move(options)), m_clock(std::move(clock))
 {
+}
+
+void Manager::prepare()
+{
+    if (!m_options.caKeyFile.empty()) {
+        std::lock_guard lock(m_mutex);
+        writeKrl();
+    }
+}
+
+void Manager::writeKrl()
+{
+    const auto serials = m_registry.revokedSerials();
+    ferry::writeRevocationList(m_options.caKeyFile + ".pub", serials, m_options.krlFile);
+    spdlog::debug("Wrote the revocation list {} ({} serials)", m_options.krlFile, serials.size());
+}
+
+std::string Manager::certificateFor(const std::string& name, const std::string& publicKey, std::int64_t now)
+{
+    if (m_options.caKeyFile.empty())
+        return {};
+    const std::int64_t validityMs = std::chrono::duration_cast<std::chrono::milliseconds>(m_options.certValidity).count();
+    const auto current = m_registry.certificate(name);
+    if (current && current->publicKey == publicKey && current->validToMs - now > validityMs / 2)
+        return current->line;
+    ferry::RegistryStore::Certificate next;
+    next.serial = m_registry.nextCertificateSerial();
+    next.publicKey = publicKey;
+    // Five minutes back: a node whose clock is a little behind can use it at once.
+    next.validToMs = now + validityMs;
+    ferry::CertificateRequest request;
+    request.caKeyFile = m_options.caKeyFile;
+    request.publicKey = publicKey;
+    request.keyId = "ferry-node:" + name;
+    request.principals = {m_options.certPrincipal, "node:" + name};
+    request.serial = next.serial;
+    request.validity = "-5m:+" + std::to_string(m_options.certValidity.count()) + "s";
+    next.line = ferry::signUserCertificate(request);
+    const bool rotated = current && current->publicKey != publicKey;
+    m_registry.storeCertificate(name, next, now);
+    if (rotated)
+        writeKrl();
+    spdlog::info("Node {}: issued certificate serial {} for key {}{}", name, next.serial,
+                 ferry::keyFingerprintOrNote(publicKey), rotated ? " (the previous serial is revoked)" : "");
+    return next.line;
 }
 
 ferry::Frame Manager::handle(const ferry::Frame& request, const std::string& peer)
@@ -168,6 +214,15 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
         if (node->state == "accepted") {
             response.state = ferry::RegistrationState::Accepted;
             response.hostKeys = m_options.hostKeys;
+            // Only a version-2 node can carry (and use) a certificate.
+            if (r.version2) {
+                try {
+                    response.certificate = certificateFor(r.node, r.publicKey, now);
+                } catch (const std::exception& e) {
+                    // The node still logs in through the AuthorizedKeysCommand path.
+                    spdlog::error("Failed to issue a certificate for node {}: {}", r.node, e.what());
+                }
+            }
             spdlog::debug("Node {} registered from {} with key {}", r.node, peer,
                           ferry::keyFingerprintOrNote(r.publicKey));
         } else {
@@ -225,6 +280,8 @@ void Manager::decline(const std::string& name, const std::string& reason)
 {
     std::lock_guard lock(m_mutex);
     m_registry.decline(name, reason);
+    if (!m_options.caKeyFile.empty() && m_registry.revokeCertificate(name, m_clock()))
+        writeKrl();
     spdlog::info("Node {} declined by the operator: {}", name, reason);
 }
 
@@ -232,6 +289,8 @@ void Manager::revoke(const std::string& name, const std::string& reason)
 {
     std::lock_guard lock(m_mutex);
     m_registry.revoke(name, reason);
+    if (!m_options.caKeyFile.empty() && m_registry.revokeCertificate(name, m_clock()))
+        writeKrl();
     spdlog::info("Node {} revoked by the operator: {}", name, reason);
 }
 

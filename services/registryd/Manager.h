@@ -24,6 +24,13 @@ struct ManagerOptions {
     bool acceptUnknown = true;
     // The period floor for nodes without their own (registry.yml).
     ferry::PeriodPolicy policy;
+    // OpenSSH certificates (issue 15): with a CA key, accepted nodes get a
+    // user certificate valid for certValidity, renewed at a registration
+    // once less than half of it is left; revoked serials go to krlFile.
+    std::string caKeyFile;  // "" = no certificates
+    std::chrono::seconds certValidity{std::chrono::hours(24 * 7)};
+    std::string certPrincipal = "ferry";  // the tunnel user on the masters' sshd
+    std::string krlFile;                  // default <state>/revoked_keys.krl
     // How far a node's clock may be from ours; requests outside are refused.
     std::chrono::milliseconds maxClockSkew{std::chrono::minutes(5)};
     // Bound on unsigned pending registrations, so that strangers cannot fill the table.
@@ -33,6 +40,10 @@ struct ManagerOptions {
 class Manager {
 public:
     Manager(ferry::RegistryStore& registry, ManagerOptions options, std::function<std::int64_t()> clock);
+
+    // Writes the KRL when certificates are on (sshd refuses every key while
+    // its RevokedKeys file is missing). I/O, so not in the constructor.
+    void prepare();
 
     // One Request frame from a node → the Response or Error frame to send.
     // Bad input becomes an Error frame and a log line, never an exception.
@@ -54,6 +65,9 @@ private:
     // Logs a refusal of an unauthenticated peer: the first in each
     // 10-second window in full, the rest as one summary line.
     void logRefusal(const std::string& line);
+    // The node's certificate, issued or renewed as needed ("" without a CA).
+    std::string certificateFor(const std::string& name, const std::string& publicKey, std::int64_t now);
+    void writeKrl();
 
     std::mutex m_mutex;
     ferry::RegistryStore& m_registry;

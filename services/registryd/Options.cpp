@@ -25,6 +25,9 @@ std::string usage()
            "  --max-per-source N        concurrent connections per source address (default 8)\n"
            "  --max-connections N       concurrent connections in total (default 128)\n"
            "  --min-push-period S       period floor for nodes' pushes, seconds (default 0: none)\n"
+           "  --ca-key FILE             sign OpenSSH user certificates for accepted nodes with this CA key\n"
+           "  --cert-validity S         certificate lifetime, seconds (default 604800; renewed at half)\n"
+           "  --krl FILE                the revocation list for sshd's RevokedKeys (default <state>/revoked_keys.krl)\n"
            "  --min-pull-interval S     floor for the interval between pulls of a node (default 0: none)\n"
            "  -v, --verbose             debug logging (twice: trace)\n";
 }
@@ -56,6 +59,14 @@ void applyConfig(const std::string& name, const std::string& text, Options& o)
             o.manager.policy.minPushPeriodS = static_cast<std::uint32_t>(*v);
         if (auto v = r->seconds("min_pull_interval", 0, ferry::kMaxPolicySeconds))
             o.manager.policy.minPullIntervalS = static_cast<std::uint32_t>(*v);
+        if (auto v = r->string("ca_key"))
+            o.manager.caKeyFile = *v;
+        if (auto v = r->seconds("cert_validity", 600, 366 * 86400))
+            o.manager.certValidity = std::chrono::seconds(*v);
+        if (auto v = r->string("cert_principal"))
+            o.manager.certPrincipal = *v;
+        if (auto v = r->string("krl"))
+            o.manager.krlFile = *v;
         if (auto v = r->integer("max_pending", 0, 1000000))
             o.manager.maxPending = static_cast<std::size_t>(*v);
         r->finish();
@@ -107,6 +118,12 @@ Options parseArgs(int argc, char* argv[])
         else if (a == "--min-push-period")
             o.manager.policy.minPushPeriodS =
                 static_cast<std::uint32_t>(ferry::parseNumberArg(a, value(), 0, ferry::kMaxPolicySeconds));
+        else if (a == "--ca-key")
+            o.manager.caKeyFile = value();
+        else if (a == "--cert-validity")
+            o.manager.certValidity = std::chrono::seconds(ferry::parseNumberArg(a, value(), 600, 366 * 86400));
+        else if (a == "--krl")
+            o.manager.krlFile = value();
         else if (a == "--min-pull-interval")
             o.manager.policy.minPullIntervalS =
                 static_cast<std::uint32_t>(ferry::parseNumberArg(a, value(), 0, ferry::kMaxPolicySeconds));

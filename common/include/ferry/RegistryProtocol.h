@@ -20,7 +20,8 @@
 // own sshd host keys (u32 count, then each key line), which the master pins
 // for its pulls; a master answering a kind-2 request appends, inside the
 // signed response, its period policy (u32 minimum push period in seconds,
-// u32 minimum pull interval in seconds; 0 = no floor). A kind-1 request gets
+// u32 minimum pull interval in seconds; 0 = no floor) and the node's SSH
+// certificate (bytes, empty when the master issues none). A kind-1 request gets
 // a kind-1 response, so nodes and masters of either version interoperate.
 
 #include <cstdint>
@@ -36,6 +37,7 @@ constexpr std::uint32_t kMaxRegistryFrame = 16 * 1024;
 constexpr std::size_t kMaxKeyLine = 4096;
 constexpr std::size_t kMaxHostKeys = 8;
 constexpr std::size_t kMaxReason = 512;
+constexpr std::size_t kMaxCertificate = 8192;
 constexpr std::uint8_t kRegisterRequestKind = 1;
 constexpr std::uint8_t kRegisterRequestKindV2 = 2;
 // The longest period floor a master may impose (one day).
@@ -75,6 +77,9 @@ struct RegistrationResponse {
     bool version2 = false;
     std::uint32_t minPushPeriodS = 0;
     std::uint32_t minPullIntervalS = 0;
+    // Version 2, accepted only, when the master has a CA: the node's OpenSSH
+    // user certificate ("…-cert-v01@openssh.com AAAA…"); empty otherwise.
+    std::string certificate = {};
 };
 
 struct SignedResponse {

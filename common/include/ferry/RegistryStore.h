@@ -81,6 +81,23 @@ public:
     // Pins the pending change; throws NoSuchNode, or Error when there is none.
     void acceptHostKeys(const std::string& name);
 
+    // Certificates (issue 15): the node's current certificate, if any.
+    struct Certificate {
+        std::uint64_t serial = 0;
+        std::string publicKey;  // the key it certifies
+        std::string line;
+        std::int64_t validToMs = 0;
+    };
+    std::optional<Certificate> certificate(const std::string& name);
+    std::uint64_t nextCertificateSerial();
+    // Replaces the node's certificate; a previous one is revoked (its key
+    // may have been rotated away because it was stolen).
+    void storeCertificate(const std::string& name, const Certificate& certificate, std::int64_t nowMs);
+    // Revokes the node's current certificate (decline, revoke). Returns true
+    // when there was one.
+    bool revokeCertificate(const std::string& name, std::int64_t nowMs);
+    std::vector<std::uint64_t> revokedSerials();
+
     // Period floor (issue 15): the per-node override, nullopt to use the
     // master's default. Throws NoSuchNode.
     void setPolicy(const std::string& name, std::optional<std::uint32_t> minPushPeriodS,
