@@ -46,8 +46,9 @@ struct Ran {
     std::string output;  // stdout and stderr
 };
 
-// Runs ssh-keygen with argv, output to a file in dir, within 10 s.
-Ran sshKeygen(const std::vector<std::string>& args, const std::string& dir)
+// Runs ssh-keygen with argv, output to a file in dir, within timeout.
+Ran sshKeygen(const std::vector<std::string>& args, const std::string& dir,
+              std::chrono::seconds timeout = std::chrono::seconds(10))
 {
     const std::string outFile = dir + "/ssh-keygen.out";
     posix_spawn_file_actions_t fa;
@@ -75,7 +76,7 @@ Ran sshKeygen(const std::vector<std::string>& args, const std::string& dir)
     if (rc != 0)
         throw Error("Failed to run ssh-keygen: " + errnoMessage(rc));
     Ran ran;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
     int status = 0;
     for (;;) {
         const pid_t w = ::waitpid(pid, &status, WNOHANG);
@@ -86,7 +87,7 @@ Ran sshKeygen(const std::vector<std::string>& args, const std::string& dir)
         if (std::chrono::steady_clock::now() >= deadline) {
             ::kill(pid, SIGKILL);
             ::waitpid(pid, &status, 0);
-            throw Error("Failed to run ssh-keygen: no answer within 10 s");
+            throw Error("Failed to run ssh-keygen: no answer within " + std::to_string(timeout.count()) + " s");
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
@@ -133,20 +134,38 @@ std::string signUserCertificate(const CertificateRequest& request)
     return line;
 }
 
-void writeRevocationList(const std::string& caPublicKeyFile, const std::vector<std::uint64_t>& serials,
-                         const std::string& path)
+std::string writeRevocationList(const std::string& caPublicKeyFile, const std::vector<RevokedCertificate>& revoked,
+                                const std::string& path)
 {
     ScratchDir dir;
-    std::string spec;
-    for (auto s : serials)
-        spec += "serial: " + std::to_string(s) + "\n";
-    writeFileAtomic(dir.path() + "/spec", spec, 0600);
     const std::string out = dir.path() + "/krl";
-    const auto ran = sshKeygen({"-q", "-k", "-f", out, "-s", caPublicKeyFile, dir.path() + "/spec"}, dir.path());
-    const auto krl = readFileIfExists(out, 64 * 1024 * 1024);
-    if (ran.exitCode != 0 || !krl)
-        throw Error("Failed to write the revocation list " + path + ": ssh-keygen: " + ran.output);
+    auto attempt = [&](bool bySerial) {
+        std::string spec;
+        for (const auto& r : revoked) {
+            if (!bySerial && r.keyId.find('\n') != std::string::npos)
+                throw Error("Failed to write the revocation list " + path + ": a key ID holds a newline");
+            spec += bySerial ? "serial: " + std::to_string(r.serial) + "\n" : "id: " + r.keyId + "\n";
+        }
+        writeFileAtomic(dir.path() + "/spec", spec, 0600);
+        // A KRL of many entries takes a while; it is written only on a revocation.
+        const auto ran = sshKeygen({"-q", "-k", "-f", out, "-s", caPublicKeyFile, dir.path() + "/spec"}, dir.path(),
+                                   std::chrono::seconds(120));
+        if (ran.exitCode != 0)
+            throw Error("Failed to write the revocation list " + path + ": ssh-keygen: " + ran.output);
+        // The CA's own key is never revoked: exit 0 means the KRL loads.
+        return sshKeygen({"-Q", "-f", out, caPublicKeyFile}, dir.path(), std::chrono::seconds(120)).exitCode == 0;
+    };
+    std::string how = "serials";
+    if (!attempt(true)) {
+        how = "key IDs";
+        if (!attempt(false))
+            throw Error("Failed to write the revocation list " + path + ": OpenSSH cannot load the KRL it wrote");
+    }
+    const auto krl = readFileIfExists(out, 256 * 1024 * 1024);
+    if (!krl)
+        throw Error("Failed to write the revocation list " + path + ": ssh-keygen wrote nothing");
     writeFileAtomic(path, *krl, 0644);
+    return how;
 }
 
 } // namespace ferry

@@ -297,12 +297,12 @@ bool RegistryStore::revokeCertificate(const std::string& name, std::int64_t nowM
     return true;
 }
 
-std::vector<std::uint64_t> RegistryStore::revokedSerials()
+std::vector<std::pair<std::uint64_t, std::string>> RegistryStore::revokedCertificates()
 {
-    Statement s(m_db, "SELECT serial FROM revoked_certificates ORDER BY serial");
-    std::vector<std::uint64_t> out;
+    Statement s(m_db, "SELECT serial, node FROM revoked_certificates ORDER BY serial");
+    std::vector<std::pair<std::uint64_t, std::string>> out;
     while (s.step())
-        out.push_back(static_cast<std::uint64_t>(s.int64(0)));
+        out.emplace_back(static_cast<std::uint64_t>(s.int64(0)), s.text(1));
     return out;
 }
 

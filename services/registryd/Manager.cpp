@@ -24,6 +24,11 @@ ferry::Frame errorFrame(const std::string& code, const std::string& message)
 
 } // namespace
 
+std::string certificateKeyId(const std::string& node, std::uint64_t serial)
+{
+    return "ferry-node:" + node + "#" + std::to_string(serial);
+}
+
 std::string hostOfPeer(const std::string& peer)
 {
     const auto colon = peer.rfind(':');
@@ -51,9 +56,11 @@ void Manager::prepare()
 
 void Manager::writeKrl()
 {
-    const auto serials = m_registry.revokedSerials();
-    ferry::writeRevocationList(m_options.caKeyFile + ".pub", serials, m_options.krlFile);
-    spdlog::debug("Wrote the revocation list {} ({} serials)", m_options.krlFile, serials.size());
+    std::vector<ferry::RevokedCertificate> revoked;
+    for (const auto& [serial, node] : m_registry.revokedCertificates())
+        revoked.push_back({serial, certificateKeyId(node, serial)});
+    const auto how = ferry::writeRevocationList(m_options.caKeyFile + ".pub", revoked, m_options.krlFile);
+    spdlog::debug("Wrote the revocation list {} ({} certificates, by {})", m_options.krlFile, revoked.size(), how);
 }
 
 std::string Manager::certificateFor(const std::string& name, const std::string& publicKey, std::int64_t now)
@@ -72,7 +79,7 @@ std::string Manager::certificateFor(const std::string& name, const std::string& 
     ferry::CertificateRequest request;
     request.caKeyFile = m_options.caKeyFile;
     request.publicKey = publicKey;
-    request.keyId = "ferry-node:" + name;
+    request.keyId = certificateKeyId(name, next.serial);
     request.principals = {m_options.certPrincipal, "node:" + name};
     request.serial = next.serial;
     request.validity = "-5m:+" + std::to_string(m_options.certValidity.count()) + "s";

@@ -77,6 +77,10 @@ private:
     std::size_t m_refusalsSuppressed = 0;
 };
 
+// The key ID of a node's certificate: unique per certificate, so that a KRL
+// may revoke one by ID. sshd logs it with each login.
+std::string certificateKeyId(const std::string& node, std::uint64_t serial);
+
 // "192.0.2.1" from "192.0.2.1:4242", "2001:db8::1" from "[2001:db8::1]:4242".
 std::string hostOfPeer(const std::string& peer);
 

@@ -116,7 +116,7 @@ TEST_F(ACertifiedNode, LogsInWithItsCertificateAndNoKeyLookup)
     const auto cert = readFile(certFile());
     EXPECT_EQ(cert.rfind("ssh-ed25519-cert-v01@openssh.com ", 0), 0u) << cert;
     EXPECT_NO_THROW(login(keyFile())) << m_sshd->log();
-    EXPECT_NE(m_sshd->log().find("ID ferry-node:cert-node (serial 1)"), std::string::npos) << m_sshd->log();
+    EXPECT_NE(m_sshd->log().find("ID ferry-node:cert-node#1 (serial 1)"), std::string::npos) << m_sshd->log();
     // Without the certificate the same key is a stranger to this sshd.
     const std::string bare = m_root / "bare_key";
     std::filesystem::copy_file(keyFile(), bare);

@@ -12,8 +12,8 @@
 // What the certificate allows, as sshd honours it: the principals (sshd
 // admits a certificate only when the login user, the tunnel user "ferry", is
 // one of them; "node:NAME" names the node for audit and for masters that use
-// an AuthorizedPrincipalsFile), the key ID "ferry-node:NAME" (logged by sshd
-// with the serial), and the options "clear" (no pty, no agent, no X11, no
+// an AuthorizedPrincipalsFile), the key ID "ferry-node:NAME#SERIAL" (logged
+// by sshd), and the options "clear" (no pty, no agent, no X11, no
 // user rc), "permit-port-forwarding" (the direct-tcpip forward) and
 // "force-command=/usr/sbin/nologin" (no command runs). Which host:port the
 // forward may reach is not a certificate option: the master's sshd drop-in
@@ -39,9 +39,22 @@ struct CertificateRequest {
 // Throws Error naming the key ID and ssh-keygen's complaint.
 std::string signUserCertificate(const CertificateRequest& request);
 
-// Writes a KRL revoking serials of certificates signed by the CA whose
-// public key is caPublicKeyFile, to path (atomically, mode 0644).
-void writeRevocationList(const std::string& caPublicKeyFile, const std::vector<std::uint64_t>& serials,
-                         const std::string& path);
+struct RevokedCertificate {
+    std::uint64_t serial = 0;
+    std::string keyId;  // unique per certificate (the registry uses "ferry-node:NAME#SERIAL")
+};
+
+// Writes a KRL revoking these certificates of the CA whose public key is
+// caPublicKeyFile, to path (atomically, mode 0644), and returns how it
+// revokes them ("serials" or "key IDs").
+//
+// By serial first: the smallest KRL. But ssh-keygen 9.2 encodes a dense run
+// of serials as one bitmap, and sshd 9.2 cannot load a bitmap longer than
+// its bignum limit (16 KiB, about 131,000 serials of span): it then refuses
+// every certificate ("bignum is too large"). So the KRL is loaded back with
+// ssh-keygen -Q (OpenSSH's own KRL reader) and, if that fails, written
+// again revoking the certificates by key ID, which has no such limit.
+std::string writeRevocationList(const std::string& caPublicKeyFile, const std::vector<RevokedCertificate>& revoked,
+                                const std::string& path);
 
 } // namespace ferry

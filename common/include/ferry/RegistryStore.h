@@ -96,7 +96,8 @@ public:
     // Revokes the node's current certificate (decline, revoke). Returns true
     // when there was one.
     bool revokeCertificate(const std::string& name, std::int64_t nowMs);
-    std::vector<std::uint64_t> revokedSerials();
+    // Every revoked certificate: serial and node.
+    std::vector<std::pair<std::uint64_t, std::string>> revokedCertificates();
 
     // Period floor (issue 15): the per-node override, nullopt to use the
     // master's default. Throws NoSuchNode.
