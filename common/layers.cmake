@@ -22,7 +22,8 @@ set(FERRY_LAYER_config_FILES YamlReader NodeConfig DaemonArgs)
 # secrets, SSH (the session, and the key files apart from it), and the
 # message layouts of the pull and registry protocols.
 set(FERRY_LAYER_net_DEPENDS base)
-set(FERRY_LAYER_net_FILES Stream Wire Epoch Crypto SshSession SshKeys PullProtocol RegistryProtocol TcpServer)
+set(FERRY_LAYER_net_FILES Stream Wire Epoch Crypto SshSession SshKeys NodeCertificates PullProtocol RegistryProtocol
+    TcpServer)
 
 # SQLite files: the node's spool, the master's store, the key registry.
 set(FERRY_LAYER_storage_DEPENDS base net)

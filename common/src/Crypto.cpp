@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include <openssl/sha.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -22,6 +23,13 @@ std::string randomBytes(std::size_t n)
     if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1)
         throw Error("Failed to generate random bytes: OpenSSL RAND_bytes failed");
     return out;
+}
+
+std::string sha256(std::string_view data)
+{
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    ::SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+    return std::string(reinterpret_cast<const char*>(digest), sizeof digest);
 }
 
 std::string hmacSha256(std::string_view key, std::string_view data)

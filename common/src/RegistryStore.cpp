@@ -1,17 +1,21 @@
 #include "ferry/RegistryStore.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "ferry/Error.h"
 #include "ferry/RegistryProtocol.h"
-#include "ferry/SshSession.h"
+#include "ferry/Wire.h"
 
 namespace ferry {
 
 namespace {
 
 constexpr const char* kColumns =
-    "SELECT name, state, mode, public_key, ssh_host, first_seen, last_seen, reason, secret != '' FROM nodes";
+    "SELECT name, state, mode, public_key, ssh_host, first_seen, last_seen, reason, secret != '',"
+    " c.keys, c.seen_ms, p.min_push_period_s, p.min_pull_interval_s FROM nodes"
+    " LEFT JOIN node_host_key_changes c ON c.node = nodes.name LEFT JOIN node_policy p ON p.node = nodes.name";
 
 RegistryNode rowToNode(const Statement& s)
 {
@@ -25,18 +29,74 @@ RegistryNode rowToNode(const Statement& s)
     n.lastSeenMs = s.int64(6);
     n.reason = s.text(7);
     n.hasSecret = s.int64(8) != 0;
+    if (!s.isNull(9)) {
+        std::string keys = s.text(9);
+        std::size_t start = 0;
+        while (start < keys.size()) {
+            const auto end = keys.find('\n', start);
+            n.pendingHostKeys.push_back(keys.substr(start, end - start));
+            if (end == std::string::npos)
+                break;
+            start = end + 1;
+        }
+        n.pendingHostKeysSeenMs = s.int64(10);
+    }
+    if (!s.isNull(11))
+        n.minPushPeriodS = static_cast<std::uint32_t>(s.int64(11));
+    if (!s.isNull(12))
+        n.minPullIntervalS = static_cast<std::uint32_t>(s.int64(12));
     return n;
 }
 
 std::string fingerprintOrNone(const std::string& key)
 {
-    if (key.empty())
-        return "(none)";
-    try {
-        return fingerprintOf(key);
-    } catch (const std::exception&) {
-        return "(unparsable key)";
+    return keyFingerprintOrNote(key);
+}
+
+std::string joinFingerprints(const std::vector<std::string>& keys)
+{
+    std::string out;
+    for (const auto& k : keys)
+        out += (out.empty() ? "" : ", ") + keyFingerprintOrNote(k);
+    return out.empty() ? "(none)" : out;
+}
+
+std::string joinLines(const std::vector<std::string>& keys)
+{
+    std::string out;
+    for (const auto& k : keys)
+        out += k + "\n";
+    return out;
+}
+
+std::vector<std::string> splitLines(const std::string& text)
+{
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start < text.size()) {
+        const auto end = text.find('\n', start);
+        out.push_back(text.substr(start, end - start));
+        if (end == std::string::npos)
+            break;
+        start = end + 1;
     }
+    return out;
+}
+
+std::vector<std::string> sorted(std::vector<std::string> v)
+{
+    std::sort(v.begin(), v.end());
+    return v;
+}
+
+std::vector<std::string> queryHostKeys(Database& db, const std::string& name)
+{
+    Statement s(db, "SELECT key FROM node_host_keys WHERE node = ?1 ORDER BY position");
+    s.bind(1, name);
+    std::vector<std::string> out;
+    while (s.step())
+        out.push_back(s.text(0));
+    return out;
 }
 
 } // namespace
@@ -44,7 +104,182 @@ std::string fingerprintOrNone(const std::string& key)
 RegistryStore::RegistryStore(const std::string& databasePath) : m_store(databasePath), m_db(m_store.database())
 {
     // Every table and column registration uses is created or migrated by
-    // MasterStore (MasterSchema.h), which m_store opened above.
+    // MasterStore (MasterSchema.h, version 3), which m_store opened above.
+}
+
+std::string knownHostsText(const std::string& host, std::uint16_t port, const std::vector<std::string>& keys)
+{
+    // OpenSSH's form: the bare name for port 22 (IPv6 too), "[host]:port" otherwise.
+    const std::string pattern = port == 22 ? host : "[" + host + "]:" + std::to_string(port);
+    std::string text;
+    for (const auto& k : keys)
+        text += pattern + " " + k + "\n";
+    return text;
+}
+
+PeriodPolicy effectivePolicy(const RegistryNode& node, PeriodPolicy defaults)
+{
+    PeriodPolicy p = defaults;
+    if (node.minPushPeriodS)
+        p.minPushPeriodS = *node.minPushPeriodS;
+    if (node.minPullIntervalS)
+        p.minPullIntervalS = *node.minPullIntervalS;
+    return p;
+}
+
+std::vector<std::string> RegistryStore::pinnedHostKeys(const std::string& databasePath, const std::string& node)
+{
+    Database db(databasePath, true);
+    {
+        Statement t(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'node_host_keys'");
+        if (!t.step())
+            return {};
+    }
+    return queryHostKeys(db, node);
+}
+
+std::vector<std::string> RegistryStore::hostKeys(const std::string& name)
+{
+    return queryHostKeys(m_db, name);
+}
+
+void RegistryStore::pinHostKeys(const std::string& name, const std::vector<std::string>& keys)
+{
+    Statement del(m_db, "DELETE FROM node_host_keys WHERE node = ?1");
+    del.bind(1, name).run();
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        Statement ins(m_db, "INSERT OR IGNORE INTO node_host_keys (node, key, position) VALUES (?1, ?2, ?3)");
+        ins.bind(1, name).bind(2, keys[i]).bind(3, static_cast<std::int64_t>(i)).run();
+    }
+    Statement clear(m_db, "DELETE FROM node_host_key_changes WHERE node = ?1");
+    clear.bind(1, name).run();
+}
+
+HostKeyCheck RegistryStore::checkHostKeys(const std::string& name, const std::vector<std::string>& keys,
+                                          std::int64_t nowMs)
+{
+    HostKeyCheck check;
+    if (keys.empty())
+        return check;
+    check.pinned = hostKeys(name);
+    if (check.pinned.empty()) {
+        pinHostKeys(name, keys);
+        check.outcome = HostKeyCheck::Outcome::Pinned;
+        spdlog::info("Node {} pinned its sshd host keys for pulls: {}", name, joinFingerprints(keys));
+        return check;
+    }
+    if (sorted(check.pinned) == sorted(keys)) {
+        Statement clear(m_db, "DELETE FROM node_host_key_changes WHERE node = ?1");
+        clear.bind(1, name).run();
+        check.outcome = HostKeyCheck::Outcome::Unchanged;
+        return check;
+    }
+    check.outcome = HostKeyCheck::Outcome::Changed;
+    Statement s(m_db,
+                "INSERT INTO node_host_key_changes (node, keys, seen_ms) VALUES (?1, ?2, ?3)"
+                " ON CONFLICT(node) DO UPDATE SET keys = excluded.keys, seen_ms = excluded.seen_ms");
+    s.bind(1, name).bind(2, joinLines(keys)).bind(3, nowMs).run();
+    return check;
+}
+
+void RegistryStore::acceptHostKeys(const std::string& name)
+{
+    Transaction tx(m_db);
+    if (!node(name))
+        throw NoSuchNode("Failed to accept the new host keys of node " + name + ": no such node");
+    Statement q(m_db, "SELECT keys FROM node_host_key_changes WHERE node = ?1");
+    q.bind(1, name);
+    if (!q.step())
+        throw NoHostKeyChange("Failed to accept the new host keys of node " + name +
+                              ": no host key change is pending");
+    const auto keys = splitLines(q.text(0));
+    const auto before = hostKeys(name);
+    pinHostKeys(name, keys);
+    tx.commit();
+    spdlog::info("Node {}: the operator accepted its new sshd host keys {} (were {})", name, joinFingerprints(keys),
+                 joinFingerprints(before));
+}
+
+std::optional<RegistryStore::Certificate> RegistryStore::certificate(const std::string& name)
+{
+    Statement s(m_db, "SELECT serial, public_key, certificate, valid_to_ms FROM node_certificates WHERE node = ?1");
+    s.bind(1, name);
+    if (!s.step())
+        return std::nullopt;
+    return Certificate{static_cast<std::uint64_t>(s.int64(0)), s.text(1), s.text(2), s.int64(3)};
+}
+
+std::uint64_t RegistryStore::nextCertificateSerial()
+{
+    Statement s(m_db,
+                "SELECT MAX(COALESCE((SELECT MAX(serial) FROM node_certificates), 0),"
+                " COALESCE((SELECT MAX(serial) FROM revoked_certificates), 0)) + 1");
+    s.step();
+    return static_cast<std::uint64_t>(s.int64(0));
+}
+
+void RegistryStore::storeCertificate(const std::string& name, const Certificate& certificate, std::int64_t nowMs)
+{
+    Transaction tx(m_db);
+    if (const auto old = this->certificate(name); old && old->publicKey != certificate.publicKey)
+        revokeCertificate(name, nowMs);
+    Statement s(m_db,
+                "INSERT INTO node_certificates (node, serial, public_key, certificate, valid_to_ms)"
+                " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(node) DO UPDATE SET serial = excluded.serial,"
+                " public_key = excluded.public_key, certificate = excluded.certificate,"
+                " valid_to_ms = excluded.valid_to_ms");
+    s.bind(1, name).bind(2, static_cast<std::int64_t>(certificate.serial)).bind(3, certificate.publicKey);
+    s.bind(4, certificate.line).bind(5, certificate.validToMs).run();
+    tx.commit();
+}
+
+bool RegistryStore::revokeCertificate(const std::string& name, std::int64_t nowMs)
+{
+    const auto current = certificate(name);
+    if (!current)
+        return false;
+    Statement r(m_db, "INSERT OR IGNORE INTO revoked_certificates (serial, node, revoked_ms) VALUES (?1, ?2, ?3)");
+    r.bind(1, static_cast<std::int64_t>(current->serial)).bind(2, name).bind(3, nowMs).run();
+    Statement d(m_db, "DELETE FROM node_certificates WHERE node = ?1");
+    d.bind(1, name).run();
+    return true;
+}
+
+std::vector<std::pair<std::uint64_t, std::string>> RegistryStore::revokedCertificates()
+{
+    Statement s(m_db, "SELECT serial, node FROM revoked_certificates ORDER BY serial");
+    std::vector<std::pair<std::uint64_t, std::string>> out;
+    while (s.step())
+        out.emplace_back(static_cast<std::uint64_t>(s.int64(0)), s.text(1));
+    return out;
+}
+
+void RegistryStore::setPolicy(const std::string& name, std::optional<std::uint32_t> minPushPeriodS,
+                              std::optional<std::uint32_t> minPullIntervalS)
+{
+    Transaction tx(m_db);
+    if (!node(name))
+        throw NoSuchNode("Failed to set the period floor of node " + name + ": no such node");
+    if (!minPushPeriodS && !minPullIntervalS) {
+        Statement d(m_db, "DELETE FROM node_policy WHERE node = ?1");
+        d.bind(1, name).run();
+    } else {
+        Statement s(m_db,
+                    "INSERT INTO node_policy (node, min_push_period_s, min_pull_interval_s) VALUES (?1, ?2, ?3)"
+                    " ON CONFLICT(node) DO UPDATE SET min_push_period_s = excluded.min_push_period_s,"
+                    " min_pull_interval_s = excluded.min_pull_interval_s");
+        s.bind(1, name);
+        if (minPushPeriodS)
+            s.bind(2, static_cast<std::int64_t>(*minPushPeriodS));
+        else
+            s.bindNull(2);
+        if (minPullIntervalS)
+            s.bind(3, static_cast<std::int64_t>(*minPullIntervalS));
+        else
+            s.bindNull(3);
+        s.run();
+    }
+    tx.commit();
 }
 
 std::optional<RegistryNode> RegistryStore::node(const std::string& name)
@@ -53,7 +288,9 @@ std::optional<RegistryNode> RegistryStore::node(const std::string& name)
     s.bind(1, name);
     if (!s.step())
         return std::nullopt;
-    return rowToNode(s);
+    auto n = rowToNode(s);
+    n.hostKeys = hostKeys(name);
+    return n;
 }
 
 std::vector<RegistryNode> RegistryStore::nodes()
@@ -62,6 +299,8 @@ std::vector<RegistryNode> RegistryStore::nodes()
     std::vector<RegistryNode> out;
     while (s.step())
         out.push_back(rowToNode(s));
+    for (auto& n : out)
+        n.hostKeys = hostKeys(n.name);
     return out;
 }
 
@@ -112,21 +351,23 @@ void RegistryStore::touch(const std::string& name, std::int64_t nowMs)
     s.bind(1, name).bind(2, nowMs).run();
 }
 
-void RegistryStore::addPending(const std::string& name, const std::string& publicKey, const std::string& mode,
+bool RegistryStore::addPending(const std::string& name, const std::string& publicKey, const std::string& mode,
                                std::uint16_t sshPort, const std::string& signedRequest, const std::string& mac,
                                const std::string& peerHost, std::int64_t nowMs)
 {
+    // First come, kept: whoever sent it, the operator's later accept with
+    // the node's secret checks the stored request (applySecret), so a
+    // squatter's key is dropped then and the node's next registration
+    // brings the real one.
     Statement s(m_db,
                 "INSERT INTO nodes (name, secret, state, public_key, mode, ssh_host, ssh_port, first_seen, last_seen,"
                 " pending_request, pending_mac, reason)"
                 " VALUES (?1, '', 'pending', ?2, ?7, ?3, ?8, ?4, ?4, ?5, ?6, 'waiting for the master operator')"
-                " ON CONFLICT(name) DO UPDATE SET public_key = excluded.public_key, mode = excluded.mode,"
-                " ssh_host = excluded.ssh_host, ssh_port = excluded.ssh_port,"
-                " last_seen = excluded.last_seen, pending_request = excluded.pending_request,"
-                " pending_mac = excluded.pending_mac WHERE nodes.secret = ''");
+                " ON CONFLICT(name) DO NOTHING");
     s.bind(1, name).bind(2, publicKey).bind(3, peerHost).bind(4, nowMs).bindBlob(5, signedRequest).bindBlob(6, mac);
     s.bind(7, mode).bind(8, static_cast<std::int64_t>(sshPort));
     s.run();
+    return m_db.changes() > 0;
 }
 
 std::size_t RegistryStore::countUnsignedPending()
@@ -152,6 +393,18 @@ void RegistryStore::applySecret(const std::string& name, const std::string& secr
             request.signedBytes = q.text(1);
             request.mac = q.text(2);
             keep = verifyRegistrationRequest(request, secret);
+            if (keep) {
+                // The host keys in a request that verifies came from the node too.
+                try {
+                    Encoder outer;
+                    outer.bytes(request.signedBytes).bytes(request.mac);
+                    const auto decoded = decodeRegistrationRequest(outer.take(), "the stored pending request");
+                    if (!decoded.request.hostKeys.empty() && hostKeys(name).empty())
+                        pinHostKeys(name, decoded.request.hostKeys);
+                } catch (const ProtocolError& e) {
+                    spdlog::warn("Ignoring the host keys of node {}'s stored request: {}", name, e.what());
+                }
+            }
             if (!keep && !key.empty())
                 spdlog::warn("Dropping the pending key {} of node {}: its request does not verify with the "
                                 "node's secret; the node's next registration will bring its real key",

@@ -1,5 +1,7 @@
 #include "ferry/SshSession.h"
 
+#include <unistd.h>
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -143,8 +145,26 @@ SshSession::SshSession(const SshTarget& target, const SshOptions& options) : m_o
         throw Error("Failed to load the key " + options.privateKeyFile);
     }
     KeyPtr key(priv);
-    const int rc = pump(m_session, deadlineIn(options.ioTimeout),
-                        [&] { return ssh_userauth_publickey(m_session, nullptr, key.get()); });
+    int rc = SSH_AUTH_DENIED;
+    // A certificate from the registry's CA (<key>-cert.pub, written by
+    // keyregd) goes first: a master whose sshd trusts the CA admits it with
+    // no key lookup. A master that does not is asked with the plain key.
+    const std::string certFile = options.privateKeyFile + "-cert.pub";
+    ssh_key cert = nullptr;
+    if (::access(certFile.c_str(), F_OK) == 0 && ssh_pki_import_cert_file(certFile.c_str(), &cert) == SSH_OK) {
+        KeyPtr certOwned(cert);
+        ssh_key certified = nullptr;
+        if (ssh_pki_import_privkey_file(options.privateKeyFile.c_str(), nullptr, nullptr, nullptr, &certified) ==
+            SSH_OK) {
+            KeyPtr certifiedOwned(certified);
+            if (ssh_pki_copy_cert_to_privkey(cert, certified) == SSH_OK)
+                rc = pump(m_session, deadlineIn(options.ioTimeout),
+                          [&] { return ssh_userauth_publickey(m_session, nullptr, certified); });
+        }
+    }
+    if (rc != SSH_AUTH_SUCCESS && rc != SSH_AUTH_ERROR)
+        rc = pump(m_session, deadlineIn(options.ioTimeout),
+                  [&] { return ssh_userauth_publickey(m_session, nullptr, key.get()); });
     if (rc != SSH_AUTH_SUCCESS) {
         const std::string err = rc == SSH_AUTH_DENIED ? "the master refused this node's key" : ssh_get_error(m_session);
         ssh_disconnect(m_session);

@@ -4,6 +4,8 @@
 //   ferryctl master accept NAME [--with-secret]    let NAME's key log in (secret from stdin if asked)
 //   ferryctl master decline NAME [REASON…]         refuse NAME; it is told the reason
 //   ferryctl master revoke NAME [REASON…]          NAME's key stops logging in at its next connection
+//   ferryctl master accept-hostkey NAME            pin NAME's changed sshd host keys for pulls
+//   ferryctl master set-policy NAME [--min-push-period S|default] [--min-pull-interval S|default]
 //
 // Changes go through registryd (org.ferry.Registry1, bus-activated). When
 // there is no bus or no registryd on it (a master set up without the bus
@@ -29,7 +31,8 @@
 #include "ferry/MasterStore.h"
 #include "ferry/Paths.h"
 #include "ferry/RegistryStore.h"
-#include "ferry/SshSession.h"
+#include "ferry/RegistryProtocol.h"
+#include "TerminalText.h"
 #include "org.ferry.Registry1-proxy.h"
 
 namespace ferryctl {
@@ -143,14 +146,19 @@ int nodes(const Options& options, const ferry::Paths& paths)
                 return t;
         return ferry::NodeInfo{};
     };
+    // Fingerprints are computed by our own strict parser: this process
+    // reads every node secret, and key text came from the network.
     auto fingerprint = [](const std::string& key) -> std::string {
-        if (key.empty())
-            return "";
-        try {
-            return ferry::fingerprintOf(key);
-        } catch (const std::exception&) {
-            return "(unparsable key)";
-        }
+        return key.empty() ? std::string() : ferry::keyFingerprintOrNote(key);
+    };
+    auto fingerprints = [](const std::vector<std::string>& keys) {
+        std::string out;
+        for (const auto& k : keys)
+            out += (out.empty() ? "" : ", ") + ferry::keyFingerprintOrNote(k);
+        return out;
+    };
+    auto optionalSeconds = [](const std::optional<std::uint32_t>& v) -> nlohmann::json {
+        return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
     };
     if (options.json) {
         nlohmann::json j = nlohmann::json::array();
@@ -162,13 +170,19 @@ int nodes(const Options& options, const ferry::Paths& paths)
                          {"first_seen_ms", n.firstSeenMs},
                          {"last_seen_ms", n.lastSeenMs}, {"last_push_ms", t.lastPushMs}, {"last_pull_ms", t.lastPullMs},
                          {"records_stored", t.recordsStored}, {"last_seq", t.lastSeq},
-                         {"epoch", t.activeEpoch}, {"epochs", t.epochs}, {"suspect", t.suspect}});
+                         {"epoch", t.activeEpoch}, {"epochs", t.epochs}, {"suspect", t.suspect},
+                         {"host_keys", n.hostKeys}, {"host_key_fingerprints", fingerprints(n.hostKeys)},
+                         {"pending_host_keys", n.pendingHostKeys},
+                         {"pending_host_key_fingerprints", fingerprints(n.pendingHostKeys)},
+                         {"pending_host_keys_seen_ms", n.pendingHostKeysSeenMs},
+                         {"min_push_period_s", optionalSeconds(n.minPushPeriodS)},
+                         {"min_pull_interval_s", optionalSeconds(n.minPullIntervalS)}});
         }
         std::cout << j.dump(2) << "\n";
         return 0;
     }
-    std::printf("%-24s %-9s %-5s %-22s %-51s %-20s %-20s %10s  %-8s %6s  %s\n", "NODE", "STATE", "MODE", "SSH", "KEY",
-                "LAST SEEN", "LAST PUSH", "RECORDS", "EPOCH", "EPOCHS", "REASON");
+    std::printf("%-24s %-9s %-5s %-22s %-51s %-60s %-20s %-20s %10s  %-8s %6s  %s\n", "NODE", "STATE", "MODE",
+                "SSH", "KEY", "SSHD HOST KEY", "LAST SEEN", "LAST PUSH", "RECORDS", "EPOCH", "EPOCHS", "REASON");
     for (const auto& n : registry) {
         const auto t = trafficOf(n.name);
         std::string key = fingerprint(n.publicKey);
@@ -181,10 +195,21 @@ int nodes(const Options& options, const ferry::Paths& paths)
         // A suspect node shows it in place of its epoch: `ferryctl master
         // epochs NODE` lists them with their addresses.
         const std::string epoch = t.suspect ? "SUSPECT" : t.activeEpoch.empty() ? "-" : t.activeEpoch.substr(0, 8);
-        std::printf("%-24s %-9s %-5s %-22s %-51s %-20s %-20s %10llu  %-8s %6llu  %s\n", n.name.c_str(),
-                    n.state.c_str(), n.mode.c_str(), ssh.c_str(), key.c_str(), ferry::formatTime(n.lastSeenMs).c_str(),
-                    ferry::formatTime(t.lastPushMs).c_str(), static_cast<unsigned long long>(t.recordsStored),
-                    epoch.c_str(), static_cast<unsigned long long>(t.epochs), n.reason.c_str());
+        std::string hostKey = n.hostKeys.empty() ? "(not pinned)" : ferry::keyFingerprintOrNote(n.hostKeys.front());
+        if (n.hostKeys.size() > 1)
+            hostKey += " (+" + std::to_string(n.hostKeys.size() - 1) + ")";
+        if (!n.pendingHostKeys.empty())
+            hostKey = "CHANGED, pulls refused: " + hostKey;
+        std::printf("%-24s %-9s %-5s %-22s %-51s %-60s %-20s %-20s %10llu  %-8s %6llu  %s\n", n.name.c_str(),
+                    n.state.c_str(), n.mode.c_str(), ssh.c_str(), key.c_str(), hostKey.c_str(),
+                    ferry::formatTime(n.lastSeenMs).c_str(), ferry::formatTime(t.lastPushMs).c_str(),
+                    static_cast<unsigned long long>(t.recordsStored), epoch.c_str(),
+                    static_cast<unsigned long long>(t.epochs), terminalSafe(n.reason).c_str());
+        if (!n.pendingHostKeys.empty())
+            std::printf("  ! %s: sshd host key changed (at %s): pinned %s, now offered %s; if the change is "
+                        "expected: ferryctl master accept-hostkey %s\n",
+                        n.name.c_str(), ferry::formatTime(n.pendingHostKeysSeenMs).c_str(),
+                        fingerprints(n.hostKeys).c_str(), fingerprints(n.pendingHostKeys).c_str(), n.name.c_str());
     }
     return 0;
 }
@@ -248,7 +273,10 @@ int usage()
                  "       ferryctl master revoke NAME [REASON…]\n"
                  "       ferryctl master epochs NAME              (the node's spools, and where they came from)\n"
                  "       ferryctl master resolve NAME --keep EPOCH  (a suspect node: keep one spool)\n"
-                 "       ferryctl master migrate [--to CONNINFO]  (master.db → the PostgreSQL store)\n";
+                 "       ferryctl master migrate [--to CONNINFO]  (master.db → the PostgreSQL store)\n"
+
+                 "       ferryctl master accept-hostkey NAME\n"
+                 "       ferryctl master set-policy NAME [--min-push-period S|default] [--min-pull-interval S|default]\n";
     return 2;
 }
 
@@ -304,6 +332,53 @@ int masterCommand(const Options& options)
             [&](ferry::RegistryStore& s) { decline ? s.decline(name, reason) : s.revoke(name, reason); });
         if (rc == 0)
             std::cout << (decline ? "Declined" : "Revoked") << " node '" << name << "'\n";
+        return rc;
+    }
+    if (sub == "accept-hostkey") {
+        if (options.args.size() != 2)
+            return usage();
+        const int rc = change(
+            paths, "accepting the host keys of " + name, [&](RegistryProxy& r) { r.AcceptHostKeys(name); },
+            [&](ferry::RegistryStore& s) { s.acceptHostKeys(name); });
+        if (rc == 0)
+            std::cout << "Pinned the new sshd host keys of node '" << name << "'\n";
+        return rc;
+    }
+    if (sub == "set-policy") {
+        // -1: the master's default; otherwise seconds.
+        std::int64_t push = -1, pull = -1;
+        bool given = false;
+        for (std::size_t i = 2; i < options.args.size(); i += 2) {
+            const auto& flag = options.args[i];
+            if (i + 1 >= options.args.size() || (flag != "--min-push-period" && flag != "--min-pull-interval"))
+                return usage();
+            const auto& v = options.args[i + 1];
+            std::int64_t seconds = -1;
+            if (v != "default") {
+                if (v.empty() || v.size() > 6 || v.find_first_not_of("0123456789") != std::string::npos ||
+                    std::stoll(v) > ferry::kMaxPolicySeconds) {
+                    std::cerr << "ferryctl master: " << flag << " takes seconds (0–" << ferry::kMaxPolicySeconds
+                              << ") or 'default'\n";
+                    return 2;
+                }
+                seconds = std::stoll(v);
+            }
+            (flag == "--min-push-period" ? push : pull) = seconds;
+            given = true;
+        }
+        if (!given)
+            return usage();
+        auto opt = [](std::int64_t v) {
+            return v < 0 ? std::nullopt : std::optional<std::uint32_t>(static_cast<std::uint32_t>(v));
+        };
+        const int rc = change(
+            paths, "setting the period floor of " + name, [&](RegistryProxy& r) { r.SetNodePolicy(name, push, pull); },
+            [&](ferry::RegistryStore& s) { s.setPolicy(name, opt(push), opt(pull)); });
+        if (rc == 0)
+            std::cout << "Node '" << name << "': minimum push period "
+                      << (push < 0 ? std::string("default") : std::to_string(push) + " s") << ", minimum pull interval "
+                      << (pull < 0 ? std::string("default") : std::to_string(pull) + " s")
+                      << " (sent to the node at its next registration)\n";
         return rc;
     }
     std::cerr << "ferryctl master: unknown subcommand '" << sub << "'\n";

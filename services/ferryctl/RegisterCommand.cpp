@@ -11,6 +11,7 @@
 #include "PushProxy.h"
 #include "ferry/Bus.h"
 #include "KeyRegProxy.h"
+#include "TerminalText.h"
 
 namespace ferryctl {
 
@@ -43,12 +44,12 @@ int registerCommand(const Options& options)
     } else {
         std::cout << "Registration: " << state;
         if (!j["reason"].get<std::string>().empty())
-            std::cout << " (" << j["reason"].get<std::string>() << ")";
+            std::cout << " (" << terminalSafe(j["reason"].get<std::string>()) << ")";
         std::cout << "\n      Node key: " << j["fingerprint"].get<std::string>() << "\n";
         if (!j["master_host_key_fingerprint"].get<std::string>().empty())
             std::cout << "   Master keys: " << j["master_host_key_fingerprint"].get<std::string>() << " (pinned)\n";
         if (!j["last_error"].get<std::string>().empty())
-            std::cout << "    Last error: " << j["last_error"].get<std::string>() << "\n";
+            std::cout << "    Last error: " << terminalSafe(j["last_error"].get<std::string>()) << "\n";
     }
     return state == "accepted" ? 0 : 1;
 }

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "TerminalText.h"
 #include "Commands.h"
 #include "PushProxy.h"
 #include "ferry/Bus.h"
@@ -87,7 +88,8 @@ int statusCommand(const Options& options)
               << "\n";
     const auto& reg = j["registration"];
     const std::string reason = reg["reason"].get<std::string>();
-    std::cout << "Registration: " << reg["state"].get<std::string>() << (reason.empty() ? "" : " (" + reason + ")")
+    std::cout << "Registration: " << reg["state"].get<std::string>()
+              << (reason.empty() ? "" : " (" + terminalSafe(reason) + ")")
               << "\n";
     if (reg.contains("master_host_key_fingerprint") && !reg["master_host_key_fingerprint"].get<std::string>().empty())
         std::cout << " Master key: " << reg["master_host_key_fingerprint"].get<std::string>() << "\n";

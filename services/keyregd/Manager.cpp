@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -43,6 +45,50 @@ std::string joinFingerprints(const std::vector<MasterRecord>& masters)
 }
 
 } // namespace
+
+std::vector<std::string> readSshdHostKeys(const std::string& dir)
+{
+    std::vector<std::string> files;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.rfind("ssh_host_", 0) == 0 && name.size() > 12 && name.ends_with("_key.pub"))
+            files.push_back(entry.path().string());
+    }
+    if (ec)
+        spdlog::warn("Failed to list the sshd host keys in {}: {}; registering without them", dir, ec.message());
+    std::sort(files.begin(), files.end());
+    std::vector<std::string> keys;
+    for (const auto& f : files) {
+        if (keys.size() >= ferry::kMaxHostKeys) {
+            spdlog::warn("Ignoring sshd host key {}: at most {} are sent", f, ferry::kMaxHostKeys);
+            continue;
+        }
+        try {
+            auto key = ferry::normalizeKeyLine(ferry::readFile(f, ferry::kMaxKeyLine));
+            if (std::find(keys.begin(), keys.end(), key) == keys.end())
+                keys.push_back(std::move(key));
+        } catch (const std::exception& e) {
+            spdlog::warn("Ignoring sshd host key {}: {}", f, e.what());
+        }
+    }
+    return keys;
+}
+
+ferry::PeriodFloor strictestFloor(const std::vector<MasterRecord>& masters)
+{
+    ferry::PeriodFloor floor;
+    for (const auto& m : masters) {
+        if (m.state != "accepted")
+            continue;
+        if (m.minPushPeriodS > floor.minPushPeriodS) {
+            floor.minPushPeriodS = m.minPushPeriodS;
+            floor.master = m.host + ":" + std::to_string(m.registryPort);
+        }
+        floor.minPullIntervalS = std::max(floor.minPullIntervalS, m.minPullIntervalS);
+    }
+    return floor;
+}
 
 Manager::Manager(ferry::Paths paths, ferry::NodeConfig config, ManagerOptions options)
     : m_paths(std::move(paths)), m_config(std::move(config)), m_options(options),
@@ -111,6 +157,9 @@ void Manager::load()
             r.state = m.at("state").get<std::string>();
             r.reason = m.at("reason").get<std::string>();
             r.hostKeys = m.at("host_keys").get<std::vector<std::string>>();
+            r.minPushPeriodS = m.value("min_push_period", 0u);
+            r.minPullIntervalS = m.value("min_pull_interval", 0u);
+            r.certificate = m.value("certificate", std::string());
             m_masters.push_back(std::move(r));
         }
         m_status.masterHostKeyFingerprint = joinFingerprints(m_masters);
@@ -136,7 +185,9 @@ void Manager::save()
     j["masters"] = nlohmann::json::array();
     for (const auto& m : masters)
         j["masters"].push_back({{"host", m.host}, {"ssh_port", m.sshPort}, {"registry_port", m.registryPort},
-                                {"state", m.state}, {"reason", m.reason}, {"host_keys", m.hostKeys}});
+                                {"state", m.state}, {"reason", m.reason}, {"host_keys", m.hostKeys},
+                                {"min_push_period", m.minPushPeriodS}, {"min_pull_interval", m.minPullIntervalS},
+                                {"certificate", m.certificate}});
     ferry::writeFileAtomic(stateFile(), j.dump(2) + "\n", 0644);
 }
 
@@ -171,6 +222,68 @@ void Manager::writeKnownHosts()
     }
     if (ferry::readFileIfExists(path).value_or("") != text)
         ferry::writeFileAtomic(path, text, 0644);
+}
+
+void Manager::writePeriodFloor()
+{
+    std::vector<MasterRecord> masters;
+    {
+        std::lock_guard lock(m_mutex);
+        masters = m_masters;
+    }
+    const auto floor = strictestFloor(masters);
+    const std::string path = ferry::periodFloorFile(m_paths.stateDir);
+    const auto old = ferry::readFileIfExists(path, 4096);
+    ferry::PeriodFloor before;
+    if (old) {
+        try {
+            before = ferry::parsePeriodFloor(path, *old);
+        } catch (const std::exception& e) {
+            spdlog::warn("Rewriting the unreadable {}: {}", path, e.what());
+        }
+    }
+    if (old && before == floor)
+        return;
+    ferry::writeFileAtomic(path, ferry::formatPeriodFloor(floor), 0644);
+    if (floor.minPushPeriodS == before.minPushPeriodS)
+        return;
+    std::chrono::seconds configured{0};
+    try {
+        configured = ferry::loadPluginsConfig(m_paths).period;
+    } catch (const std::exception& e) {
+        spdlog::debug("Cannot read the configured push period: {}", e.what());
+    }
+    if (floor.minPushPeriodS > 0 && configured.count() < floor.minPushPeriodS)
+        spdlog::warn("Master {} allows a push at most every {} s; sender: period: in {} is {} s, so "
+                     "ferry-push.timer runs every {} s (ferry-push-generator applies it at the next daemon-reload)",
+                     floor.master, floor.minPushPeriodS, m_paths.pluginsFile(), configured.count(),
+                     floor.minPushPeriodS);
+    else if (floor.minPushPeriodS > 0)
+        spdlog::info("Master {} sets a push period floor of {} s (the configured {} s is above it)", floor.master,
+                     floor.minPushPeriodS, configured.count());
+}
+
+void Manager::writeCertificate()
+{
+    std::string certificate;
+    {
+        std::lock_guard lock(m_mutex);
+        for (const auto& m : m_masters)
+            if (m.state == "accepted" && !m.certificate.empty()) {
+                certificate = m.certificate;
+                break;
+            }
+    }
+    const std::string path = m_paths.privateKeyFile() + "-cert.pub";
+    if (certificate.empty()) {
+        if (::unlink(path.c_str()) == 0)
+            spdlog::info("Removed the node certificate {}: no master issues one now", path);
+        return;
+    }
+    if (ferry::readFileIfExists(path, 16 * 1024).value_or("") == certificate + "\n")
+        return;
+    ferry::writeFileAtomic(path, certificate + "\n", 0644);
+    spdlog::info("Stored the node certificate from the master's CA in {}", path);
 }
 
 bool Manager::registerOnce()
@@ -240,6 +353,7 @@ bool Manager::registerLocked(std::size_t* acceptedNow)
 
     std::string secret, publicKey;
     std::string localError;
+    const auto sshdHostKeys = readSshdHostKeys(m_options.sshdHostKeyDir);
     try {
         ferry::ensureKeyPair(m_paths.privateKeyFile());
         publicKey = ferry::publicKeyLine(m_paths.privateKeyFile());
@@ -254,7 +368,7 @@ bool Manager::registerLocked(std::size_t* acceptedNow)
     {
         std::lock_guard lock(m_mutex);
         for (const auto& m : m_config.masters) {
-            MasterRecord r{m.host, m.sshPort, m.registryPort, "unregistered", "", {}};
+            MasterRecord r{m.host, m.sshPort, m.registryPort, "unregistered", "", {}, 0, 0, ""};
             for (const auto& old : m_masters)
                 if (sameMaster(old, m))
                     r = old;
@@ -275,8 +389,8 @@ bool Manager::registerLocked(std::size_t* acceptedNow)
         } else {
             try {
                 const auto answer = registerWithMaster(address, m_config.nodeName, publicKey,
-                                                       ferry::toString(m_config.mode), m_config.sshPort, secret,
-                                                       timeouts);
+                                                       ferry::toString(m_config.mode), m_config.sshPort,
+                                                       sshdHostKeys, secret, timeouts);
                 if (!answer.signedByMaster && r.state == "accepted") {
                     // An unsigned answer cannot undo a signed one: anyone on
                     // the path could have sent it.
@@ -284,6 +398,11 @@ bool Manager::registerLocked(std::size_t* acceptedNow)
                 } else {
                     r.state = ferry::toString(answer.state);
                     r.reason = answer.reason;
+                    if (answer.signedByMaster) {
+                        r.minPushPeriodS = answer.minPushPeriodS;
+                        r.minPullIntervalS = answer.minPullIntervalS;
+                    }
+                    r.certificate = answer.state == ferry::RegistrationState::Accepted ? answer.certificate : "";
                     if (answer.state == ferry::RegistrationState::Accepted) {
                         r.hostKeys = answer.hostKeys;
                         if (acceptedNow != nullptr)
@@ -344,6 +463,16 @@ bool Manager::registerLocked(std::size_t* acceptedNow)
             m_failures = 0;
     }
     writeKnownHosts();
+    try {
+        writeCertificate();
+    } catch (const std::exception& e) {
+        spdlog::error("Failed to store the node certificate: {}", e.what());
+    }
+    try {
+        writePeriodFloor();
+    } catch (const std::exception& e) {
+        spdlog::error("Failed to store the masters' period floor: {}", e.what());
+    }
     const std::string lastError = errors.empty() ? "" : errors.front();
     if (!lastError.empty() && before.lastError.empty())
         spdlog::warn("Registration started to fail: {}", lastError);

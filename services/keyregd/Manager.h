@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "RegistrationClient.h"
+#include "ferry/RegistryProtocol.h"
 #include "ferry/NodeConfig.h"
 
 namespace keyregd {
@@ -37,12 +38,24 @@ struct MasterRecord {
     std::string state = "unregistered";  // accepted | pending | declined | failing | unregistered
     std::string reason;
     std::vector<std::string> hostKeys;  // pinned; only ever from a signed "accepted"
+    std::uint32_t minPushPeriodS = 0;   // the master's floor, from its last signed answer
+    std::uint32_t minPullIntervalS = 0;
+    std::string certificate;            // the node's SSH certificate from this master's CA ("" none)
 };
 
 struct ManagerOptions {
     std::chrono::milliseconds retryInitial{2000};
     std::chrono::milliseconds retryMax{std::chrono::minutes(10)};
+    // Where this node's sshd host keys are (ssh_host_*_key.pub), sent to the
+    // masters so that they pin them for pulls.
+    std::string sshdHostKeyDir = "/etc/ssh";
 };
+
+// The node's sshd public host keys ("type base64") from dir/ssh_host_*_key.pub,
+// sorted by file name; unreadable or malformed ones are skipped with a warning.
+std::vector<std::string> readSshdHostKeys(const std::string& dir);
+// The strictest floor of the accepted masters (0: none).
+ferry::PeriodFloor strictestFloor(const std::vector<MasterRecord>& masters);
 
 class Manager {
 public:
@@ -77,6 +90,12 @@ private:
     void load();
     void save();
     void writeKnownHosts();
+    // Stores the masters' period floor for ferry-push-generator and says,
+    // once per change, when it overrides the configured push period.
+    void writePeriodFloor();
+    // <key>-cert.pub: the certificate of the first accepted master that sent
+    // one (pushd's SSH login offers it first); removed when there is none.
+    void writeCertificate();
     void update(const std::function<void(Status&)>& change);
     std::string stateFile() const { return m_paths.stateDir + "/registration.json"; }
 

@@ -24,6 +24,9 @@ ferry::ArgParser parser(Options& o)
                 [&o](const std::string& v) {
                     o.idleTimeout = std::chrono::seconds(ferry::parseNumberArg("--idle-timeout", v, 0, 86400));
                 })
+        .option("--sshd-host-keys", "DIR",
+                "where this node's sshd host keys are, ssh_host_*_key.pub (default /etc/ssh)",
+                [&o](const std::string& v) { o.manager.sshdHostKeyDir = v; })
         .flag("--register", "register with every master at start (default: wait for the Register method)",
               [&o] { o.registerAtStart = true; })
         .flag("-v|--verbose", "debug logging (twice: trace)", [&o] { ++o.verbosity; })

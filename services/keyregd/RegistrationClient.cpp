@@ -2,6 +2,7 @@
 
 #include "ferry/Bus.h"
 #include "ferry/Crypto.h"
+#include "ferry/PullProtocol.h"
 #include "ferry/Stream.h"
 #include "ferry/Wire.h"
 
@@ -15,7 +16,8 @@ std::string masterLabel(const ferry::MasterAddress& master)
 
 MasterAnswer registerWithMaster(const ferry::MasterAddress& master, const std::string& node,
                                 const std::string& publicKey, const std::string& mode, std::uint16_t sshPort,
-                                const std::string& secret, ClientTimeouts timeouts)
+                                const std::vector<std::string>& sshdHostKeys, const std::string& secret,
+                                ClientTimeouts timeouts)
 {
     const std::string label = masterLabel(master);
     ferry::RegistrationRequest request;
@@ -25,6 +27,7 @@ MasterAnswer registerWithMaster(const ferry::MasterAddress& master, const std::s
     request.sshPort = sshPort;
     request.timeMs = ferry::nowMs();
     request.nonce = ferry::randomBytes(ferry::kNonceSize);
+    request.hostKeys = sshdHostKeys;
 
     const int fd = ferry::connectTcp(master.host, master.registryPort, timeouts.connect);
     ferry::FdStream stream(fd, fd, "master " + label, true);
@@ -33,7 +36,11 @@ MasterAnswer registerWithMaster(const ferry::MasterAddress& master, const std::s
     const auto frame = ferry::readFrame(stream, deadline, ferry::kMaxRegistryFrame);
     if (frame.type == ferry::MessageType::Error) {
         const auto e = ferry::decodeError(frame.payload, stream.peer());
-        throw RegistrationRefused(e.code, "master " + label + " refused the registration (" + e.code + "): " + e.message);
+        // Text from a peer that has not proved anything yet: escaped before
+        // it reaches a log line or an operator's terminal.
+        throw RegistrationRefused(ferry::escapeForLog(e.code, 40), "master " + label + " refused the registration (" +
+                                                                       ferry::escapeForLog(e.code, 40) + "): " +
+                                                                       ferry::escapeForLog(e.message, 400));
     }
     if (frame.type != ferry::MessageType::Response)
         throw ferry::ProtocolError("Unexpected " + std::string(ferry::toString(frame.type)) + " from master " + label);
@@ -45,7 +52,7 @@ MasterAnswer registerWithMaster(const ferry::MasterAddress& master, const std::s
                                ": its answer does not belong to our request (nonce mismatch)");
     MasterAnswer answer;
     answer.state = r.state;
-    answer.reason = r.reason;
+    answer.reason = ferry::escapeForLog(r.reason, 400);
     if (!signedResponse.mac.empty()) {
         if (!ferry::verifyRegistrationResponse(signedResponse, secret))
             throw ferry::AuthError("Failed to register with master " + label +
@@ -53,6 +60,9 @@ MasterAnswer registerWithMaster(const ferry::MasterAddress& master, const std::s
                                    "holds another secret for this node)");
         answer.signedByMaster = true;
         answer.hostKeys = r.hostKeys;
+        answer.minPushPeriodS = r.minPushPeriodS;
+        answer.minPullIntervalS = r.minPullIntervalS;
+        answer.certificate = r.certificate;
     } else if (r.state != ferry::RegistrationState::Pending) {
         // Only "pending" may come unsigned (the master has no secret for us yet).
         throw ferry::AuthError("Failed to register with master " + label + ": it answered '" +

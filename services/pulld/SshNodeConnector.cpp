@@ -2,7 +2,11 @@
 
 #include <libssh/libssh.h>
 
+#include <filesystem>
+
 #include "ferry/Error.h"
+#include "ferry/Files.h"
+#include "ferry/RegistryStore.h"
 #include "ferry/SshSession.h"
 
 namespace pulld {
@@ -63,14 +67,34 @@ private:
 
 } // namespace
 
-SshNodeConnector::SshNodeConnector(const PulldConfig& config) : m_config(config) {}
+SshNodeConnector::SshNodeConnector(const PulldConfig& config, std::string registryDatabase)
+    : m_config(config), m_registryDatabase(std::move(registryDatabase))
+{
+}
+
+std::string SshNodeConnector::knownHostsFor(const ferry::NodeInfo& node)
+{
+    if (m_registryDatabase.empty())
+        return m_config.knownHostsFile;
+    const auto keys = ferry::RegistryStore::pinnedHostKeys(m_registryDatabase, node.name);
+    if (keys.empty())
+        return m_config.knownHostsFile;
+    const std::string dir = m_config.knownHostsFile + ".d";
+    std::filesystem::create_directories(dir);
+    // Node names are [A-Za-z0-9._-] and never start with '.': safe as a file name.
+    const std::string path = dir + "/" + node.name;
+    const std::string text = ferry::knownHostsText(node.sshHost, node.sshPort, keys);
+    if (ferry::readFileIfExists(path, 64 * 1024).value_or("") != text)
+        ferry::writeFileAtomic(path, text, 0644);
+    return path;
+}
 
 std::unique_ptr<NodeChannel> SshNodeConnector::open(const ferry::NodeInfo& node, const std::string& command)
 {
     ferry::SshTarget target{node.sshHost, node.sshPort, m_config.user};
     ferry::SshOptions options;
     options.privateKeyFile = m_config.keyFile;
-    options.knownHostsFile = m_config.knownHostsFile;
+    options.knownHostsFile = knownHostsFor(node);
     options.connectTimeout = m_config.connectTimeout;
     options.ioTimeout = m_config.ioTimeout;
     auto session = std::make_unique<ferry::SshSession>(target, options);

@@ -4,7 +4,8 @@
 
 #include "ferry/Error.h"
 #include "ferry/RegistryProtocol.h"
-#include "ferry/SshSession.h"
+#include "ferry/NodeCertificates.h"
+#include "ferry/PullProtocol.h"
 
 namespace registryd {
 
@@ -21,16 +22,12 @@ ferry::Frame errorFrame(const std::string& code, const std::string& message)
     return {ferry::MessageType::Error, ferry::encode(ferry::ErrorMessage{code, message})};
 }
 
-std::string fingerprintOrText(const std::string& key)
-{
-    try {
-        return ferry::fingerprintOf(key);
-    } catch (const std::exception&) {
-        return "(unparsable key)";
-    }
-}
-
 } // namespace
+
+std::string certificateKeyId(const std::string& node, std::uint64_t serial)
+{
+    return "ferry-node:" + node + "#" + std::to_string(serial);
+}
 
 std::string hostOfPeer(const std::string& peer)
 {
@@ -49,6 +46,53 @@ Manager::Manager(ferry::RegistryStore& registry, ManagerOptions options, std::fu
 {
 }
 
+void Manager::prepare()
+{
+    if (!m_options.caKeyFile.empty()) {
+        std::lock_guard lock(m_mutex);
+        writeKrl();
+    }
+}
+
+void Manager::writeKrl()
+{
+    std::vector<ferry::RevokedCertificate> revoked;
+    for (const auto& [serial, node] : m_registry.revokedCertificates())
+        revoked.push_back({serial, certificateKeyId(node, serial)});
+    const auto how = ferry::writeRevocationList(m_options.caKeyFile + ".pub", revoked, m_options.krlFile);
+    spdlog::debug("Wrote the revocation list {} ({} certificates, by {})", m_options.krlFile, revoked.size(), how);
+}
+
+std::string Manager::certificateFor(const std::string& name, const std::string& publicKey, std::int64_t now)
+{
+    if (m_options.caKeyFile.empty())
+        return {};
+    const std::int64_t validityMs = std::chrono::duration_cast<std::chrono::milliseconds>(m_options.certValidity).count();
+    const auto current = m_registry.certificate(name);
+    if (current && current->publicKey == publicKey && current->validToMs - now > validityMs / 2)
+        return current->line;
+    ferry::RegistryStore::Certificate next;
+    next.serial = m_registry.nextCertificateSerial();
+    next.publicKey = publicKey;
+    // Five minutes back: a node whose clock is a little behind can use it at once.
+    next.validToMs = now + validityMs;
+    ferry::CertificateRequest request;
+    request.caKeyFile = m_options.caKeyFile;
+    request.publicKey = publicKey;
+    request.keyId = certificateKeyId(name, next.serial);
+    request.principals = {m_options.certPrincipal, "node:" + name};
+    request.serial = next.serial;
+    request.validity = "-5m:+" + std::to_string(m_options.certValidity.count()) + "s";
+    next.line = ferry::signUserCertificate(request);
+    const bool rotated = current && current->publicKey != publicKey;
+    m_registry.storeCertificate(name, next, now);
+    if (rotated)
+        writeKrl();
+    spdlog::info("Node {}: issued certificate serial {} for key {}{}", name, next.serial,
+                 ferry::keyFingerprintOrNote(publicKey), rotated ? " (the previous serial is revoked)" : "");
+    return next.line;
+}
+
 ferry::Frame Manager::handle(const ferry::Frame& request, const std::string& peer)
 {
     try {
@@ -57,15 +101,50 @@ ferry::Frame Manager::handle(const ferry::Frame& request, const std::string& pee
                                              ferry::toString(request.type)};
         return registerNode(request, peer);
     } catch (const Refusal& r) {
-        spdlog::warn("Refused registration from {}: {}", peer, r.message);
+        std::lock_guard lock(m_mutex);
+        logRefusal("Refused registration from " + peer + ": " + ferry::escapeForLog(r.message, 300));
         return errorFrame(r.code, r.message);
     } catch (const ferry::ProtocolError& e) {
-        spdlog::warn("Refused registration from {}: {}", peer, e.what());
+        std::lock_guard lock(m_mutex);
+        logRefusal("Refused registration from " + peer + ": " + ferry::escapeForLog(e.what(), 300));
         return errorFrame("bad-request", e.what());
     } catch (const std::exception& e) {
         spdlog::error("Failed to handle the registration from {}: {}", peer, e.what());
         return errorFrame("internal", "the master failed to process the registration; try again later");
     }
+}
+
+void Manager::logRefusal(const std::string& line)
+{
+    const std::int64_t now = m_clock();
+    if (now - m_refusalWindowStart >= 10000) {
+        if (m_refusalsSuppressed > 0)
+            spdlog::warn("Refused {} more registrations in the last 10 s (not logged one by one)",
+                         m_refusalsSuppressed);
+        m_refusalWindowStart = now;
+        m_refusalsSuppressed = 0;
+        spdlog::warn("{}", line);
+        return;
+    }
+    ++m_refusalsSuppressed;
+    spdlog::debug("{}", line);
+}
+
+ferry::Frame Manager::unauthenticatedAnswer(const std::string& nonce, std::int64_t now)
+{
+    // Whatever the master knows of the name (nothing, pending, declined,
+    // enrolled with another secret), the stranger gets the same answer: no
+    // name oracle and no operator's reason leaves without the node's secret.
+    if (!m_options.acceptUnknown)
+        return errorFrame("not-accepted", "this master does not accept the registration: the node is not enrolled "
+                                          "here, or the master holds a different secret for it");
+    ferry::RegistrationResponse response;
+    response.requestNonce = nonce;
+    response.serverTimeMs = now;
+    response.state = ferry::RegistrationState::Pending;
+    response.reason = "not accepted yet: the master operator must accept this node with its secret (or the master "
+                      "holds a different secret for it)";
+    return {ferry::MessageType::Response, ferry::encodeRegistrationResponse(response, {})};
 }
 
 ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::string& peer)
@@ -79,55 +158,80 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
                                    std::to_string((now - r.timeMs) / 1000) +
                                    " s from the master's clock (limit " + std::to_string(skew / 1000) +
                                    " s): check the clocks, or this is a replay"};
+    // Twice the skew: a nonce must be remembered as long as its timestamp could pass.
+    const std::int64_t nonceKeepMs = 2 * skew + 1000;
 
     std::lock_guard lock(m_mutex);
     const auto secret = m_registry.secret(r.node);
-    if (!secret) {
-        const auto existing = m_registry.node(r.node);
-        if (!existing && !m_options.acceptUnknown)
-            throw Refusal{"unknown-node", "node " + r.node +
-                                              " is not known to this master; enrol it there with `ferryctl master "
-                                              "add-node " + r.node + "` and the node's secret"};
-        ferry::RegistrationResponse response;
-        response.requestNonce = r.nonce;
-        response.serverTimeMs = now;
-        if (existing && (existing->state == "declined" || existing->state == "revoked")) {
-            response.state = ferry::RegistrationState::Declined;
-            response.reason = existing->reason;
-        } else {
-            if (!existing && m_registry.countUnsignedPending() >= m_options.maxPending)
-                throw Refusal{"busy", "too many registrations are waiting for the master operator"};
-            m_registry.addPending(r.node, r.publicKey, r.mode, r.sshPort, signedRequest.signedBytes, signedRequest.mac,
-                                  hostOfPeer(peer), now);
-            response.state = ferry::RegistrationState::Pending;
-            response.reason = "waiting for the master operator to accept node " + r.node;
-            if (!existing)
+    if (!secret || !ferry::verifyRegistrationRequest(signedRequest, *secret)) {
+        // Unauthenticated. Replays are refused here too (a pending node's
+        // captured request must not be replayed from another address), with
+        // the same answer whether the name exists or not.
+        if (!m_registry.rememberNonce(r.node, r.nonce, now, nonceKeepMs))
+            throw Refusal{"replay", "registration of node " + r.node + " reuses a nonce already seen: replay refused"};
+        if (secret) {
+            logRefusal("Refused registration of node " + r.node + " from " + peer +
+                       ": it does not carry a valid proof of the node's secret (wrong secret?)");
+        } else if (m_options.acceptUnknown && !m_registry.node(r.node)) {
+            if (m_registry.countUnsignedPending() >= m_options.maxPending) {
+                logRefusal("Not recording node " + r.node + " from " + peer + " as pending: " +
+                           std::to_string(m_options.maxPending) + " registrations already wait for the operator");
+            } else if (m_registry.addPending(r.node, r.publicKey, r.mode, r.sshPort, signedRequest.signedBytes,
+                                             signedRequest.mac, hostOfPeer(peer), now)) {
                 spdlog::info("Node {} from {} asks to register key {}; it waits for the operator: "
                              "`ferryctl master accept {} --with-secret` with the node's secret on stdin",
-                             r.node, peer, fingerprintOrText(r.publicKey), r.node);
+                             r.node, peer, ferry::keyFingerprintOrNote(r.publicKey), r.node);
+            }
+        } else if (!m_options.acceptUnknown && !m_registry.node(r.node)) {
+            logRefusal("Refused registration of unknown node " + r.node + " from " + peer +
+                       " (registry: unknown_nodes: refuse)");
         }
-        // Without the node's secret the answer cannot be signed; the node
-        // pins nothing from it.
-        return {ferry::MessageType::Response, ferry::encodeRegistrationResponse(response, {})};
+        return unauthenticatedAnswer(r.nonce, now);
     }
 
-    if (!ferry::verifyRegistrationRequest(signedRequest, *secret))
-        throw Refusal{"auth-failed", "registration of node " + r.node +
-                                         " does not carry a valid proof of the node's secret (wrong secret?)"};
-    // Twice the skew: a nonce must be remembered as long as its timestamp could pass.
-    if (!m_registry.rememberNonce(r.node, r.nonce, now, 2 * skew + 1000))
+    if (!m_registry.rememberNonce(r.node, r.nonce, now, nonceKeepMs))
         throw Refusal{"replay", "registration of node " + r.node + " reuses a nonce already seen: replay refused"};
 
     const auto node = m_registry.node(r.node);
     ferry::RegistrationResponse response;
     response.requestNonce = r.nonce;
     response.serverTimeMs = now;
+    response.version2 = r.version2;
+    const auto policy = ferry::effectivePolicy(*node, m_options.policy);
+    response.minPushPeriodS = policy.minPushPeriodS;
+    response.minPullIntervalS = policy.minPullIntervalS;
     if (node->state == "accepted" || node->state == "pending") {
+        const auto check = m_registry.checkHostKeys(r.node, r.hostKeys, now);
+        if (check.outcome == ferry::HostKeyCheck::Outcome::Changed) {
+            std::string was, offered;
+            for (const auto& k : check.pinned)
+                was += (was.empty() ? "" : ", ") + ferry::keyFingerprintOrNote(k);
+            for (const auto& k : r.hostKeys)
+                offered += (offered.empty() ? "" : ", ") + ferry::keyFingerprintOrNote(k);
+            const std::string message =
+                "the sshd host key of node " + r.node + " changed: pinned " + was + ", now offered " + offered +
+                "; the master keeps the pinned key (pulls of this node are refused) until the master operator "
+                "checks the change and runs `ferryctl master accept-hostkey " + r.node + "`";
+            spdlog::warn("Refused registration of node {} from {}: {}", r.node, peer, message);
+            // The node proved its secret: it may hear why, and the refusal is
+            // an Error frame, so it pins nothing and keeps retrying.
+            return errorFrame("hostkey-changed", message);
+        }
         m_registry.recordKey(r.node, r.publicKey, r.mode, hostOfPeer(peer), r.sshPort, now);
         if (node->state == "accepted") {
             response.state = ferry::RegistrationState::Accepted;
             response.hostKeys = m_options.hostKeys;
-            spdlog::debug("Node {} registered from {} with key {}", r.node, peer, fingerprintOrText(r.publicKey));
+            // Only a version-2 node can carry (and use) a certificate.
+            if (r.version2) {
+                try {
+                    response.certificate = certificateFor(r.node, r.publicKey, now);
+                } catch (const std::exception& e) {
+                    // The node still logs in through the AuthorizedKeysCommand path.
+                    spdlog::error("Failed to issue a certificate for node {}: {}", r.node, e.what());
+                }
+            }
+            spdlog::debug("Node {} registered from {} with key {}", r.node, peer,
+                          ferry::keyFingerprintOrNote(r.publicKey));
         } else {
             response.state = ferry::RegistrationState::Pending;
             response.reason = node->reason.empty() ? "waiting for the master operator" : node->reason;
@@ -141,6 +245,22 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
         spdlog::info("Node {} from {} is {}: {}", r.node, peer, node->state, node->reason);
     }
     return {ferry::MessageType::Response, ferry::encodeRegistrationResponse(response, *secret)};
+}
+
+void Manager::acceptHostKeys(const std::string& name)
+{
+    std::lock_guard lock(m_mutex);
+    m_registry.acceptHostKeys(name);
+}
+
+void Manager::setPolicy(const std::string& name, std::optional<std::uint32_t> minPushPeriodS,
+                        std::optional<std::uint32_t> minPullIntervalS)
+{
+    std::lock_guard lock(m_mutex);
+    m_registry.setPolicy(name, minPushPeriodS, minPullIntervalS);
+    spdlog::info("Node {}: period floor set by the operator to push {} s, pull {} s", name,
+                 minPushPeriodS ? std::to_string(*minPushPeriodS) : std::string("default"),
+                 minPullIntervalS ? std::to_string(*minPullIntervalS) : std::string("default"));
 }
 
 std::vector<ferry::RegistryNode> Manager::nodes()
@@ -167,6 +287,8 @@ void Manager::decline(const std::string& name, const std::string& reason)
 {
     std::lock_guard lock(m_mutex);
     m_registry.decline(name, reason);
+    if (!m_options.caKeyFile.empty() && m_registry.revokeCertificate(name, m_clock()))
+        writeKrl();
     spdlog::info("Node {} declined by the operator: {}", name, reason);
 }
 
@@ -174,6 +296,8 @@ void Manager::revoke(const std::string& name, const std::string& reason)
 {
     std::lock_guard lock(m_mutex);
     m_registry.revoke(name, reason);
+    if (!m_options.caKeyFile.empty() && m_registry.revokeCertificate(name, m_clock()))
+        writeKrl();
     spdlog::info("Node {} revoked by the operator: {}", name, reason);
 }
 

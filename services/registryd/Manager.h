@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,8 +20,17 @@ namespace registryd {
 struct ManagerOptions {
     std::vector<std::string> hostKeys;  // the master sshd's public host keys, "type base64"
     // Registrations from nodes the master has no secret for wait as pending
-    // (true) or are refused with "unknown-node" (false).
+    // (true) or are refused with "not-accepted" (false).
     bool acceptUnknown = true;
+    // The period floor for nodes without their own (registry.yml).
+    ferry::PeriodPolicy policy;
+    // OpenSSH certificates (issue 15): with a CA key, accepted nodes get a
+    // user certificate valid for certValidity, renewed at a registration
+    // once less than half of it is left; revoked serials go to krlFile.
+    std::string caKeyFile;  // "" = no certificates
+    std::chrono::seconds certValidity{std::chrono::hours(24 * 7)};
+    std::string certPrincipal = "ferry";  // the tunnel user on the masters' sshd
+    std::string krlFile;                  // default <state>/revoked_keys.krl
     // How far a node's clock may be from ours; requests outside are refused.
     std::chrono::milliseconds maxClockSkew{std::chrono::minutes(5)};
     // Bound on unsigned pending registrations, so that strangers cannot fill the table.
@@ -31,6 +41,10 @@ class Manager {
 public:
     Manager(ferry::RegistryStore& registry, ManagerOptions options, std::function<std::int64_t()> clock);
 
+    // Writes the KRL when certificates are on (sshd refuses every key while
+    // its RevokedKeys file is missing). I/O, so not in the constructor.
+    void prepare();
+
     // One Request frame from a node → the Response or Error frame to send.
     // Bad input becomes an Error frame and a log line, never an exception.
     ferry::Frame handle(const ferry::Frame& request, const std::string& peer);
@@ -40,15 +54,32 @@ public:
     void accept(const std::string& name, const std::string& secret);
     void decline(const std::string& name, const std::string& reason);
     void revoke(const std::string& name, const std::string& reason);
+    void acceptHostKeys(const std::string& name);
+    void setPolicy(const std::string& name, std::optional<std::uint32_t> minPushPeriodS,
+                   std::optional<std::uint32_t> minPullIntervalS);
 
 private:
     ferry::Frame registerNode(const ferry::Frame& request, const std::string& peer);
+    // The one answer to every registration the master cannot authenticate.
+    ferry::Frame unauthenticatedAnswer(const std::string& nonce, std::int64_t now);
+    // Logs a refusal of an unauthenticated peer: the first in each
+    // 10-second window in full, the rest as one summary line.
+    void logRefusal(const std::string& line);
+    // The node's certificate, issued or renewed as needed ("" without a CA).
+    std::string certificateFor(const std::string& name, const std::string& publicKey, std::int64_t now);
+    void writeKrl();
 
     std::mutex m_mutex;
     ferry::RegistryStore& m_registry;
     ManagerOptions m_options;
     std::function<std::int64_t()> m_clock;
+    std::int64_t m_refusalWindowStart = 0;
+    std::size_t m_refusalsSuppressed = 0;
 };
+
+// The key ID of a node's certificate: unique per certificate, so that a KRL
+// may revoke one by ID. sshd logs it with each login.
+std::string certificateKeyId(const std::string& node, std::uint64_t serial);
 
 // "192.0.2.1" from "192.0.2.1:4242", "2001:db8::1" from "[2001:db8::1]:4242".
 std::string hostOfPeer(const std::string& peer);

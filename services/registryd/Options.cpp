@@ -69,6 +69,24 @@ ferry::ArgParser parser(Options& o, bool& hostKeysFromFlags)
                 [&o](const std::string& v) {
                     o.server.sourceBurst = static_cast<double>(parseNumberArg("--burst-per-source", v, 1, 100000));
                 })
+        .option("--min-push-period", "SECONDS", "period floor for nodes' pushes (default 0: none)",
+                [&o](const std::string& v) {
+                    o.manager.policy.minPushPeriodS =
+                        static_cast<std::uint32_t>(parseNumberArg("--min-push-period", v, 0, ferry::kMaxPolicySeconds));
+                })
+        .option("--min-pull-interval", "SECONDS", "floor for the interval between pulls of a node (default 0: none)",
+                [&o](const std::string& v) {
+                    o.manager.policy.minPullIntervalS = static_cast<std::uint32_t>(
+                        parseNumberArg("--min-pull-interval", v, 0, ferry::kMaxPolicySeconds));
+                })
+        .option("--ca-key", "FILE", "sign OpenSSH user certificates for accepted nodes with this CA key",
+                [&o](const std::string& v) { o.manager.caKeyFile = v; })
+        .option("--cert-validity", "SECONDS", "certificate lifetime (default 604800; renewed at half)",
+                [&o](const std::string& v) {
+                    o.manager.certValidity = std::chrono::seconds(parseNumberArg("--cert-validity", v, 600, 366 * 86400));
+                })
+        .option("--krl", "FILE", "the revocation list for sshd's RevokedKeys (default <state>/revoked_keys.krl)",
+                [&o](const std::string& v) { o.manager.krlFile = v; })
         .flag("-v|--verbose", "debug logging (twice: trace)", [&o] { ++o.verbosity; })
         .epilog("Flags override /etc/ferry/registry.yml.");
     return p;
@@ -110,6 +128,18 @@ void applyConfig(const std::string& name, const std::string& text, Options& o)
             o.server.sourceBurst = static_cast<double>(*v);
         if (auto v = r->seconds("max_clock_skew", 10, 86400))
             o.manager.maxClockSkew = std::chrono::seconds(*v);
+        if (auto v = r->seconds("min_push_period", 0, ferry::kMaxPolicySeconds))
+            o.manager.policy.minPushPeriodS = static_cast<std::uint32_t>(*v);
+        if (auto v = r->seconds("min_pull_interval", 0, ferry::kMaxPolicySeconds))
+            o.manager.policy.minPullIntervalS = static_cast<std::uint32_t>(*v);
+        if (auto v = r->string("ca_key"))
+            o.manager.caKeyFile = *v;
+        if (auto v = r->seconds("cert_validity", 600, 366 * 86400))
+            o.manager.certValidity = std::chrono::seconds(*v);
+        if (auto v = r->string("cert_principal"))
+            o.manager.certPrincipal = *v;
+        if (auto v = r->string("krl"))
+            o.manager.krlFile = *v;
         if (auto v = r->integer("max_pending", 0, 1000000))
             o.manager.maxPending = static_cast<std::size_t>(*v);
         r->finish();

@@ -2,7 +2,6 @@
 
 #include "ferry/RegistryStore.h"
 #include "ferry/RegistryProtocol.h"
-#include "ferry/SshSession.h"
 
 namespace registryd {
 
@@ -40,6 +39,8 @@ auto RegistryAdaptor::call(const char* member, F&& f)
             throw ferry::BusError(kErrorPrefix + "NoSuchNode", e.what());
         } catch (const ferry::SecretRequired& e) {
             throw ferry::BusError(kErrorPrefix + "SecretRequired", e.what());
+        } catch (const ferry::NoHostKeyChange& e) {
+            throw ferry::BusError(kErrorPrefix + "NoHostKeyChange", e.what());
         }
     });
 }
@@ -55,11 +56,7 @@ RegistryAdaptor::ListNodes()
         for (const auto& n : m_manager.nodes()) {
             std::string fingerprint;
             if (!n.publicKey.empty()) {
-                try {
-                    fingerprint = ferry::fingerprintOf(n.publicKey);
-                } catch (const std::exception&) {
-                    fingerprint = "(unparsable key)";
-                }
+                fingerprint = ferry::keyFingerprintOrNote(n.publicKey);
             }
             out.emplace_back(n.name, n.state, n.mode, n.publicKey, fingerprint, n.sshHost, n.firstSeenMs,
                              n.lastSeenMs, n.reason, n.hasSecret);
@@ -109,6 +106,38 @@ void RegistryAdaptor::Revoke(const std::string& name, const std::string& reason)
         checkName(name);
         m_manager.revoke(name, reason);
         emitNodeChanged(name, "revoked");
+    });
+}
+
+} // namespace registryd
+
+namespace registryd {
+
+void RegistryAdaptor::AcceptHostKeys(const std::string& name)
+{
+    call("AcceptHostKeys", [&] {
+        checkName(name);
+        m_manager.acceptHostKeys(name);
+        emitNodeChanged(name, "hostkeys-accepted");
+    });
+}
+
+void RegistryAdaptor::SetNodePolicy(const std::string& name, const int64_t& minPushPeriodS,
+                                    const int64_t& minPullIntervalS)
+{
+    call("SetNodePolicy", [&] {
+        checkName(name);
+        auto value = [&](int64_t v, const char* what) -> std::optional<std::uint32_t> {
+            if (v == -1)
+                return std::nullopt;
+            if (v < 0 || v > ferry::kMaxPolicySeconds)
+                throw ferry::BusError(kErrorPrefix + "InvalidArgument",
+                                      std::string(what) + " must be -1 (the default) or 0–" +
+                                          std::to_string(ferry::kMaxPolicySeconds) + " seconds");
+            return static_cast<std::uint32_t>(v);
+        };
+        m_manager.setPolicy(name, value(minPushPeriodS, "the minimum push period"),
+                            value(minPullIntervalS, "the minimum pull interval"));
     });
 }
 

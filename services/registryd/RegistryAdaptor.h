@@ -25,6 +25,8 @@ private:
     void Accept(const std::string& name, const std::string& secret) override;
     void Decline(const std::string& name, const std::string& reason) override;
     void Revoke(const std::string& name, const std::string& reason) override;
+    void AcceptHostKeys(const std::string& name) override;
+    void SetNodePolicy(const std::string& name, const int64_t& minPushPeriodS, const int64_t& minPullIntervalS) override;
 
     template <typename F>
     auto call(const char* member, F&& f);

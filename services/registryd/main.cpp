@@ -28,7 +28,10 @@ int main(int argc, char* argv[]) try {
     options.manager.hostKeys = registryd::loadHostKeys(options.hostKeyFiles);
 
     ferry::RegistryStore registry{ferry::masterStorePath(stateDir)};
+    if (options.manager.krlFile.empty())
+        options.manager.krlFile = stateDir + "/revoked_keys.krl";
     registryd::Manager manager{registry, options.manager, ferry::nowMs};
+    manager.prepare();
     bool fromSystemd = false;
     auto sockets = registryd::listeningSockets(options.listen, fromSystemd);
     if (!fromSystemd && !options.idleTimeoutGiven)

@@ -18,6 +18,8 @@
 #include "ferry/MasterStore.h"
 #include "ferry/Spool.h"
 #include "ferry/SshSession.h"
+#include "SshNodeConnector.h"
+#include "ferry/RegistryStore.h"
 #include "support/TestSshd.h"
 
 namespace ferry::test {
@@ -99,11 +101,12 @@ protected:
         ASSERT_EQ(r.err.find("not reachable"), std::string::npos) << r.err;
     }
 
-    void startNode()
+    void startNode(std::vector<std::string> extra = {})
     {
-        m_keyregd.emplace(std::vector<std::string>{buildPath("services/keyregd/ferry-keyregd"), "-v", "--register",
-                                                   "--retry-initial", "200", "--retry-max", "1000",
-                                                   "--idle-timeout", "0"},
+        std::vector<std::string> argv{buildPath("services/keyregd/ferry-keyregd"), "-v", "--register", "--retry-initial", "200",
+                                      "--retry-max", "1000", "--idle-timeout", "0"};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        m_keyregd.emplace(argv,
                           std::map<std::string, std::string>{}, *m_root / "keyregd.log");
         ASSERT_TRUE(waitUntil([&] {
             return busProperty("org.ferry.KeyReg1", "/org/ferry/KeyReg1", "org.ferry.KeyReg1", "State") == "accepted";
@@ -202,6 +205,68 @@ TEST_F(ARegisteredNode, PushdRefusesAMasterWhoseHostKeyDiffersFromTheRegisteredO
     EXPECT_NE(r.exitCode, 0);
     EXPECT_NE(r.err.find("host key differs from the pinned one"), std::string::npos) << r.out << r.err;
     EXPECT_EQ(storedAtMaster(), 0u);
+}
+
+TEST_F(ARegisteredNode, PullsOnlyThroughTheSshdHostKeysTheNodeRegistered)
+{
+    // The test sshd plays the node's sshd for the pull: the node sends its
+    // host key (as keyregd reads /etc/ssh/ssh_host_*_key.pub) when it registers.
+    const std::string sshdKeys = *m_root / "node-etc-ssh";
+    std::filesystem::create_directories(sshdKeys);
+    writeFile(sshdKeys + "/ssh_host_ed25519_key.pub", m_sshd->hostKeyLine() + " root@node\n", 0644);
+    startMaster(m_sshd->hostKeyLine());
+    startNode({"--sshd-host-keys", sshdKeys});
+    const std::string db = m_master + "/master.db";
+    EXPECT_EQ(RegistryStore::pinnedHostKeys(db, "test-node"), std::vector<std::string>{m_sshd->hostKeyLine()});
+
+    // pulld's connector: no hand-made known_hosts exists, the registry's pin is all it has.
+    pulld::PulldConfig config;
+    config.user = "ferry";
+    config.keyFile = m_nodeState + "/id_ed25519";  // a key this sshd lets log in (through the registry helper)
+    config.knownHostsFile = *m_root / "pull_known_hosts";
+    config.connectTimeout = std::chrono::seconds(5);
+    config.ioTimeout = std::chrono::seconds(5);
+    NodeInfo node;
+    node.name = "test-node";
+    node.sshHost = "127.0.0.1";
+    node.sshPort = static_cast<std::uint16_t>(m_sshd->port());
+    {
+        pulld::SshNodeConnector connector(config, db);
+        EXPECT_NO_THROW(connector.open(node, "status")) << m_sshd->log();
+        EXPECT_EQ(readFile(config.knownHostsFile + ".d/test-node"), m_sshd->knownHostsLine() + "\n");
+    }
+    // Without the registry there is nothing to trust: no first-use pinning.
+    EXPECT_THROW(pulld::SshNodeConnector(config).open(node, "status"), Error);
+
+    // The node's sshd gets a new host key: the signed registration that
+    // brings it is refused, naming the node and both fingerprints.
+    ensureKeyPair(*m_root / "new_sshd_key");
+    const std::string newKey = publicKeyLine(*m_root / "new_sshd_key.pub");
+    writeFile(sshdKeys + "/ssh_host_ed25519_key.pub", newKey + "\n", 0644);
+    const auto r = ferryctl({"register"});
+    // The node stays registered (its last accepted answer holds); the refusal is its last error.
+    const std::string said = r.out + r.err;
+    EXPECT_NE(said.find("hostkey-changed"), std::string::npos) << said;
+    EXPECT_NE(said.find("test-node"), std::string::npos) << said;
+    EXPECT_NE(said.find(keyFingerprint(m_sshd->hostKeyLine())), std::string::npos) << said;
+    EXPECT_NE(said.find(keyFingerprint(newKey)), std::string::npos) << said;
+    const auto nodes = ferryctl({"master", "nodes"}, {{"FERRY_STATE_DIR", m_master}});
+    EXPECT_NE(nodes.out.find("CHANGED"), std::string::npos) << nodes.out;
+    // The pin did not move: pulls still verify against the registered key.
+    {
+        pulld::SshNodeConnector connector(config, db);
+        EXPECT_NO_THROW(connector.open(node, "status"));
+    }
+    // The operator accepts the change; the running sshd still has the old
+    // key, so the pull is now refused as a host key mismatch.
+    ASSERT_EQ(ferryctl({"master", "accept-hostkey", "test-node"}, {{"FERRY_STATE_DIR", m_master}}).exitCode, 0);
+    pulld::SshNodeConnector connector(config, db);
+    try {
+        connector.open(node, "status");
+        ADD_FAILURE() << "a pull went to an sshd whose host key is not the registered one";
+    } catch (const AuthError& e) {
+        EXPECT_NE(std::string(e.what()).find("differs"), std::string::npos) << e.what();
+    }
 }
 
 } // namespace

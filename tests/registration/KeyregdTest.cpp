@@ -40,10 +40,11 @@ protected:
                   "    registry_port: " + std::to_string(m_port) + "\npush:\n  connect_timeout: 2\n  io_timeout: 3\n");
     }
 
-    void startMaster(const std::string& policy = "pending")
+    void startMaster(const std::string& policy = "pending", std::vector<std::string> extra = {})
     {
-        m_registryd.emplace(m_master, m_root / "host_key.pub", m_port, m_root / "registryd.log",
-                            std::vector<std::string>{"--unknown-nodes", policy, "--idle-timeout", "0"});
+        std::vector<std::string> args{"--unknown-nodes", policy, "--idle-timeout", "0"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        m_registryd.emplace(m_master, m_root / "host_key.pub", m_port, m_root / "registryd.log", args);
     }
 
     void startNode(int retryMaxMs = 800)
@@ -107,12 +108,54 @@ TEST_F(ARegisteringNode, RegistersAtStartAndPinsTheMastersHostKey)
     EXPECT_NE(keyregdLog().find("Registered with master 127.0.0.1:" + std::to_string(m_port)), std::string::npos);
 }
 
+TEST_F(ARegisteringNode, RunsItsPushTimerAtTheMastersFloorAndSaysWhy)
+{
+    // The node asks for 60 s; the master's policy is 240 s.
+    writeFile(m_nodeConfig + "/plugins.yml", "sender:\n  period: 60\n");
+    startMaster("refuse", {"--min-push-period", "240", "--min-pull-interval", "600"});
+    ASSERT_EQ(ferryctl({"master", "add-node", "n1"}, masterEnv(), m_secret).exitCode, 0);
+    startNode();
+    ASSERT_TRUE(waitForState("accepted")) << keyregdLog();
+    ASSERT_TRUE(waitUntil([&] { return !readFileIfExists(m_nodeState + "/period-floor").empty(); })) << keyregdLog();
+    const auto floor = parsePeriodFloor("period-floor", readFile(m_nodeState + "/period-floor"));
+    EXPECT_EQ(floor.minPushPeriodS, 240u);
+    EXPECT_EQ(floor.minPullIntervalS, 600u);
+    EXPECT_EQ(floor.master, "127.0.0.1:" + std::to_string(m_port));
+    ASSERT_TRUE(waitUntil([&] { return keyregdLog().find("at most every 240 s") != std::string::npos; }))
+        << keyregdLog();
+
+    // The generator (what systemd runs at daemon-reload) clamps the timer, with one line saying why.
+    TempDir out;
+    const auto gen = run({buildPath("services/push-generator/ferry-push-generator"), out.path()},
+                         {{"FERRY_CONFIG_DIR", m_nodeConfig}, {"FERRY_STATE_DIR", m_nodeState}});
+    ASSERT_EQ(gen.exitCode, 0) << gen.err;
+    const auto dropIn = readFile(out / "ferry-push.timer.d/50-period.conf");
+    EXPECT_NE(dropIn.find("OnUnitActiveSec=240s"), std::string::npos) << dropIn;
+    EXPECT_EQ(dropIn.find("OnUnitActiveSec=60s"), std::string::npos) << dropIn;
+    EXPECT_NE(gen.err.find("pushing every 240 s, not the configured 60 s"), std::string::npos) << gen.err;
+
+    // Registering again with the same floor says nothing more; a node above the floor keeps its period.
+    ASSERT_EQ(ferryctl({"register"}, {{"FERRY_CONFIG_DIR", m_nodeConfig}, {"FERRY_STATE_DIR", m_nodeState}}).exitCode,
+              0);
+    std::size_t warnings = 0;
+    const auto log = keyregdLog();
+    for (std::size_t p = 0; (p = log.find("at most every 240 s", p)) != std::string::npos; ++p)
+        ++warnings;
+    EXPECT_EQ(warnings, 1u) << log;
+    writeFile(m_nodeConfig + "/plugins.yml", "sender:\n  period: 300\n");
+    const auto above = run({buildPath("services/push-generator/ferry-push-generator"), out.path()},
+                           {{"FERRY_CONFIG_DIR", m_nodeConfig}, {"FERRY_STATE_DIR", m_nodeState}});
+    ASSERT_EQ(above.exitCode, 0) << above.err;
+    EXPECT_NE(readFile(out / "ferry-push.timer.d/50-period.conf").find("OnUnitActiveSec=300s"), std::string::npos);
+    EXPECT_EQ(above.err, "");
+}
+
 TEST_F(ARegisteringNode, WaitsAsPendingUntilTheOperatorAcceptsIt)
 {
     startMaster("pending");
     startNode();
     ASSERT_TRUE(waitForState("pending")) << keyregdLog();
-    EXPECT_NE(property("Reason").find("waiting for the master operator"), std::string::npos);
+    EXPECT_NE(property("Reason").find("the master operator must accept this node"), std::string::npos);
     EXPECT_EQ(knownHosts(), "") << "nothing may be pinned from an unsigned answer";
     const auto r = ferryctl({"master", "accept", "n1", "--with-secret"}, masterEnv(), m_secret);
     ASSERT_EQ(r.exitCode, 0) << r.err;

@@ -43,6 +43,11 @@ Reply rawExchange(int port, const std::string& bytes, bool closeWrite, std::chro
     return reply;
 }
 
+std::string requestFrame(const RegistrationRequest& request, const std::string& secret)
+{
+    return encodeFrame(MessageType::Request, encodeRegistrationRequest(request, secret));
+}
+
 std::string requestFrame(const std::string& node, const std::string& publicKey, const std::string& secret,
                          std::int64_t timeMs, std::string nonce)
 {
@@ -103,7 +108,7 @@ std::string busProperty(const std::string& service, const std::string& path, con
     return v;
 }
 
-std::string registrySnapshot(const std::string& stateDir)
+std::string registrySnapshot(const std::string& stateDir, bool withNonces)
 {
     Database db(stateDir + "/master.db");
     std::string out;
@@ -111,9 +116,17 @@ std::string registrySnapshot(const std::string& stateDir)
     while (s.step())
         for (int c = 0; c < 7; ++c)
             out += s.text(c) + (c == 6 ? "\n" : "|");
-    Statement n(db, "SELECT COUNT(*) FROM registry_nonces");
-    n.step();
-    out += "nonces=" + std::to_string(n.int64(0)) + "\n";
+    Statement k(db, "SELECT node, key FROM node_host_keys ORDER BY node, position");
+    while (k.step())
+        out += "hostkey " + k.text(0) + " " + k.text(1) + "\n";
+    Statement c(db, "SELECT node, keys FROM node_host_key_changes ORDER BY node");
+    while (c.step())
+        out += "hostkey-change " + c.text(0) + " " + c.text(1) + "\n";
+    if (withNonces) {
+        Statement n(db, "SELECT COUNT(*) FROM registry_nonces");
+        n.step();
+        out += "nonces=" + std::to_string(n.int64(0)) + "\n";
+    }
     return out;
 }
 

@@ -27,6 +27,8 @@ struct Reply {
 Reply rawExchange(int port, const std::string& bytes, bool closeWrite = false,
                   std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
+// A signed registration request frame from a whole request (host keys included).
+std::string requestFrame(const RegistrationRequest& request, const std::string& secret);
 // A signed registration request frame, ready to send.
 std::string requestFrame(const std::string& node, const std::string& publicKey, const std::string& secret,
                          std::int64_t timeMs = 0, std::string nonce = {});
@@ -54,8 +56,9 @@ bool busNameOwned(const std::string& name);
 std::string busProperty(const std::string& service, const std::string& path, const std::string& interface,
                         const std::string& property);
 
-// Every row of the nodes table and the nonce count, as text.
-std::string registrySnapshot(const std::string& stateDir);
+// Every row of the nodes table, the pinned and changed host keys, and (if
+// asked) the nonce count, as text.
+std::string registrySnapshot(const std::string& stateDir, bool withNonces = true);
 // One column of one node ("" when absent).
 std::string nodeColumn(const std::string& stateDir, const std::string& node, const std::string& column);
 

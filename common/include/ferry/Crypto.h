@@ -13,6 +13,8 @@ namespace ferry {
 
 std::string randomBytes(std::size_t n);
 std::string hmacSha256(std::string_view key, std::string_view data);
+// SHA-256 of data (32 raw bytes), e.g. for key fingerprints.
+std::string sha256(std::string_view data);
 bool constantTimeEqual(std::string_view a, std::string_view b);
 std::string toHex(std::string_view bytes);
 // Throws Error on anything but an even number of hex digits.

@@ -14,6 +14,10 @@
 //      any file of that release there, whichever daemons had run)
 //   2  spool epochs: records keyed (node, epoch, seq); pull cursors per
 //      (node, epoch); node_epochs; node_reports
+//   3  registration v2 (node sshd host keys pinned for pulls, host key
+//      changes awaiting the operator, per-node period floors, OpenSSH
+//      certificates and their revocations) and the cause of a node's last
+//      failed pull
 //
 // A new file gets kSchema and kMasterSchemaVersion at once. An existing one
 // runs every migration above its version in order, each in the same
@@ -25,7 +29,7 @@
 
 namespace ferry::schema {
 
-inline constexpr int kMasterSchemaVersion = 2;
+inline constexpr int kMasterSchemaVersion = 3;
 
 inline constexpr const char* kLegacyEpochHex = "00000000000000000000000000000000";
 
@@ -115,6 +119,41 @@ CREATE TABLE registry_nonces (
   time_ms INTEGER NOT NULL,
   PRIMARY KEY (node, nonce)
 ) WITHOUT ROWID;
+CREATE INDEX registry_nonces_time ON registry_nonces(time_ms);
+CREATE TABLE node_host_keys (
+  node TEXT NOT NULL,
+  key TEXT NOT NULL,                           -- "<type> <base64>", as sshd's host key .pub
+  position INTEGER NOT NULL,
+  PRIMARY KEY (node, key)
+) WITHOUT ROWID;
+CREATE TABLE node_host_key_changes (
+  node TEXT PRIMARY KEY,                       -- a signed registration brought other host keys
+  keys TEXT NOT NULL,
+  seen_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE node_policy (
+  node TEXT PRIMARY KEY,                       -- per-node period floor; NULL: the registry's default
+  min_push_period_s INTEGER,
+  min_pull_interval_s INTEGER
+) WITHOUT ROWID;
+CREATE TABLE node_certificates (
+  node TEXT PRIMARY KEY,
+  serial INTEGER NOT NULL UNIQUE,
+  public_key TEXT NOT NULL,
+  certificate TEXT NOT NULL,
+  valid_to_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE revoked_certificates (
+  serial INTEGER PRIMARY KEY,
+  node TEXT NOT NULL,
+  revoked_ms INTEGER NOT NULL
+);
+CREATE TABLE pull_failure (
+  node TEXT PRIMARY KEY,                       -- the cause of the node's last failed pull
+  at INTEGER NOT NULL,
+  cause TEXT NOT NULL,
+  message TEXT NOT NULL
+);
 )SQL";
 
 // A column some files of version 0 lack (registryd added these when it ran).
@@ -193,6 +232,45 @@ INSERT INTO pull_state_v2 SELECT node, last_attempt, last_success, last_result, 
   FROM pull_state;
 DROP TABLE pull_state;
 ALTER TABLE pull_state_v2 RENAME TO pull_state;
+)SQL"},
+    // 2 → 3: registration v2 and pull failure causes. IF NOT EXISTS: a
+    // file that a registryd of the development branch touched may have some.
+    {3, nullptr, 0, R"SQL(
+CREATE INDEX IF NOT EXISTS registry_nonces_time ON registry_nonces(time_ms);
+CREATE TABLE IF NOT EXISTS node_host_keys (
+  node TEXT NOT NULL,
+  key TEXT NOT NULL,                           -- "<type> <base64>", as sshd's host key .pub
+  position INTEGER NOT NULL,
+  PRIMARY KEY (node, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS node_host_key_changes (
+  node TEXT PRIMARY KEY,                       -- a signed registration brought other host keys
+  keys TEXT NOT NULL,
+  seen_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS node_policy (
+  node TEXT PRIMARY KEY,                       -- per-node period floor; NULL: the registry's default
+  min_push_period_s INTEGER,
+  min_pull_interval_s INTEGER
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS node_certificates (
+  node TEXT PRIMARY KEY,
+  serial INTEGER NOT NULL UNIQUE,
+  public_key TEXT NOT NULL,
+  certificate TEXT NOT NULL,
+  valid_to_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS revoked_certificates (
+  serial INTEGER PRIMARY KEY,
+  node TEXT NOT NULL,
+  revoked_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pull_failure (
+  node TEXT PRIMARY KEY,                       -- the cause of the node's last failed pull
+  at INTEGER NOT NULL,
+  cause TEXT NOT NULL,
+  message TEXT NOT NULL
+);
 )SQL"},
 };
 

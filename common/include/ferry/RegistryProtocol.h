@@ -15,6 +15,14 @@
 // only from a master that knows its secret. A "pending" answer to a node the
 // master has no secret for cannot carry a MAC; the node never pins anything
 // from it.
+//
+// Version 2 (request kind 2) appends, inside the signed request, the node's
+// own sshd host keys (u32 count, then each key line), which the master pins
+// for its pulls; a master answering a kind-2 request appends, inside the
+// signed response, its period policy (u32 minimum push period in seconds,
+// u32 minimum pull interval in seconds; 0 = no floor) and the node's SSH
+// certificate (bytes, empty when the master issues none). A kind-1 request gets
+// a kind-1 response, so nodes and masters of either version interoperate.
 
 #include <cstdint>
 #include <string>
@@ -29,7 +37,11 @@ constexpr std::uint32_t kMaxRegistryFrame = 16 * 1024;
 constexpr std::size_t kMaxKeyLine = 4096;
 constexpr std::size_t kMaxHostKeys = 8;
 constexpr std::size_t kMaxReason = 512;
+constexpr std::size_t kMaxCertificate = 8192;
 constexpr std::uint8_t kRegisterRequestKind = 1;
+constexpr std::uint8_t kRegisterRequestKindV2 = 2;
+// The longest period floor a master may impose (one day).
+constexpr std::uint32_t kMaxPolicySeconds = 86400;
 
 enum class RegistrationState : std::uint8_t { Accepted = 1, Pending = 2, Declined = 3 };
 const char* toString(RegistrationState state);
@@ -43,6 +55,10 @@ struct RegistrationRequest {
     std::uint16_t sshPort = 22;
     std::int64_t timeMs = 0;
     std::string nonce;      // kNonceSize random bytes
+    // The node's sshd host keys ("type base64"), for the master's pulls.
+    // Sent only when version2 (request kind 2).
+    std::vector<std::string> hostKeys;
+    bool version2 = true;
 };
 
 struct SignedRequest {
@@ -57,6 +73,13 @@ struct RegistrationResponse {
     std::string requestNonce;
     std::int64_t serverTimeMs = 0;
     std::vector<std::string> hostKeys;  // "ssh-ed25519 AAAA…" lines
+    // Version 2 only: the master's floor for this node (0: none).
+    bool version2 = false;
+    std::uint32_t minPushPeriodS = 0;
+    std::uint32_t minPullIntervalS = 0;
+    // Version 2, accepted only, when the master has a CA: the node's OpenSSH
+    // user certificate ("…-cert-v01@openssh.com AAAA…"); empty otherwise.
+    std::string certificate = {};
 };
 
 struct SignedResponse {
@@ -79,8 +102,36 @@ SignedResponse decodeRegistrationResponse(std::string_view payload, const std::s
 bool verifyRegistrationResponse(const SignedResponse& response, std::string_view secret);
 
 // "type base64" from an OpenSSH public key line (drops a comment); throws
-// ProtocolError when the line is not "<known type> <base64>".
+// ProtocolError when the line is not "<known type> <base64>" or when the
+// decoded key blob is not a well-formed key of that type.
 std::string normalizeKeyLine(std::string_view line);
+
+// "SHA256:<base64 without padding>" of a public key line, as `ssh-keygen -l`
+// prints it. Parsed here with strict bounds (the line at most kMaxKeyLine,
+// the blob checked field by field for its type) and hashed with OpenSSL:
+// registryd holds every node secret, so key text from the network never
+// reaches a general-purpose key parser in its process. Throws ProtocolError.
+std::string keyFingerprint(std::string_view line);
+// As keyFingerprint, "(none)" for an empty line and "(unparsable key)"
+// instead of throwing.
+std::string keyFingerprintOrNote(std::string_view line);
+
+// The strictest period floor of the masters that accepted this node, as
+// keyregd stores it (<state dir>/period-floor) for ferry-push-generator:
+//   # comment
+//   min_push_period=240
+//   min_pull_interval=600
+//   master=192.0.2.1:50010      (the master that set the push floor)
+struct PeriodFloor {
+    std::uint32_t minPushPeriodS = 0;
+    std::uint32_t minPullIntervalS = 0;
+    std::string master;
+    bool operator==(const PeriodFloor&) const = default;
+};
+std::string formatPeriodFloor(const PeriodFloor& floor);
+// Throws ConfigError naming file and line for anything else than the above.
+PeriodFloor parsePeriodFloor(const std::string& name, std::string_view text);
+std::string periodFloorFile(const std::string& stateDir);
 
 // A node name is 1–64 characters of [A-Za-z0-9._-], not starting with '.' or '-'.
 bool isValidNodeName(std::string_view name);

@@ -25,6 +25,20 @@ struct RegistryNode {
     std::int64_t lastSeenMs = 0;
     std::string reason;
     bool hasSecret = false;
+    // The node's sshd host keys pinned for pulls, and a changed set that a
+    // later signed registration brought and the operator has not accepted.
+    std::vector<std::string> hostKeys;
+    std::vector<std::string> pendingHostKeys;
+    std::int64_t pendingHostKeysSeenMs = 0;
+    // The operator's per-node period floor (seconds; nullopt: the master default).
+    std::optional<std::uint32_t> minPushPeriodS;
+    std::optional<std::uint32_t> minPullIntervalS;
+};
+
+// What a signed registration's host keys did to the pins (checkHostKeys).
+struct HostKeyCheck {
+    enum class Outcome { NotSent, Pinned, Unchanged, Changed } outcome = Outcome::NotSent;
+    std::vector<std::string> pinned;  // the keys pinned before this registration
 };
 
 class RegistryStore {
@@ -49,10 +63,46 @@ public:
     // A registration from a node without a secret here: kept as pending with
     // the signed request, so that accepting it later with the node's secret
     // can check that the key really came from that node.
-    void addPending(const std::string& name, const std::string& publicKey, const std::string& mode,
+    // The first unsigned registration of a name creates the pending row;
+    // later unsigned ones change nothing (nobody can prove they are the node),
+    // so a stranger cannot rewrite a pending node's key, mode, port or
+    // address. Returns true when it created the row.
+    bool addPending(const std::string& name, const std::string& publicKey, const std::string& mode,
                     std::uint16_t sshPort, const std::string& signedRequest, const std::string& mac,
                     const std::string& peerHost, std::int64_t nowMs);
     std::size_t countUnsignedPending();
+
+    // Host keys (issue 13): the keys a node proved with its secret are
+    // pinned at its first registration that carries any; a later signed
+    // registration with a different set is not pinned but kept as a pending
+    // change for the operator (acceptHostKeys). Keys are "type base64".
+    HostKeyCheck checkHostKeys(const std::string& name, const std::vector<std::string>& keys, std::int64_t nowMs);
+    std::vector<std::string> hostKeys(const std::string& name);
+    // Pins the pending change; throws NoSuchNode, or Error when there is none.
+    void acceptHostKeys(const std::string& name);
+
+    // Certificates (issue 15): the node's current certificate, if any.
+    struct Certificate {
+        std::uint64_t serial = 0;
+        std::string publicKey;  // the key it certifies
+        std::string line;
+        std::int64_t validToMs = 0;
+    };
+    std::optional<Certificate> certificate(const std::string& name);
+    std::uint64_t nextCertificateSerial();
+    // Replaces the node's certificate; a previous one is revoked (its key
+    // may have been rotated away because it was stolen).
+    void storeCertificate(const std::string& name, const Certificate& certificate, std::int64_t nowMs);
+    // Revokes the node's current certificate (decline, revoke). Returns true
+    // when there was one.
+    bool revokeCertificate(const std::string& name, std::int64_t nowMs);
+    // Every revoked certificate: serial and node.
+    std::vector<std::pair<std::uint64_t, std::string>> revokedCertificates();
+
+    // Period floor (issue 15): the per-node override, nullopt to use the
+    // master's default. Throws NoSuchNode.
+    void setPolicy(const std::string& name, std::optional<std::uint32_t> minPushPeriodS,
+                   std::optional<std::uint32_t> minPullIntervalS);
 
     // Operator actions. Each throws NoSuchNode (addNode excepted).
     // addNode enrols (or re-keys) a node with its secret, state accepted.
@@ -63,7 +113,13 @@ public:
     void decline(const std::string& name, const std::string& reason);
     void revoke(const std::string& name, const std::string& reason);
 
+    // The pinned host keys of node in the master database at databasePath,
+    // read without creating or migrating anything (for pulld); empty when
+    // the node has none or the registry tables do not exist yet.
+    static std::vector<std::string> pinnedHostKeys(const std::string& databasePath, const std::string& node);
+
 private:
+    void pinHostKeys(const std::string& name, const std::vector<std::string>& keys);
     void setState(const std::string& name, const std::string& state, const std::string& reason);
     void applySecret(const std::string& name, const std::string& secret);
 
@@ -71,8 +127,25 @@ private:
     Database& m_db;
 };
 
+// known_hosts text pinning keys for an sshd at host:port, in OpenSSH's
+// form ("host" for port 22, "[host]:port" otherwise), one line per key.
+std::string knownHostsText(const std::string& host, std::uint16_t port, const std::vector<std::string>& keys);
+
+// registry.yml's period floor for nodes without their own (seconds; 0: none).
+struct PeriodPolicy {
+    std::uint32_t minPushPeriodS = 0;
+    std::uint32_t minPullIntervalS = 0;
+};
+// The floor that applies to node: its own override, else the default.
+PeriodPolicy effectivePolicy(const RegistryNode& node, PeriodPolicy defaults);
+
 // Thrown for operator actions on a node the registry does not have.
 class NoSuchNode : public Error {
+public:
+    using Error::Error;
+};
+// Thrown by acceptHostKeys when the node has no changed host key waiting.
+class NoHostKeyChange : public Error {
 public:
     using Error::Error;
 };

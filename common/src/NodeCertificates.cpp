@@ -1,0 +1,171 @@
+#include "ferry/NodeCertificates.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "ferry/Crypto.h"
+#include "ferry/Error.h"
+#include "ferry/Files.h"
+
+extern char** environ;
+
+namespace ferry {
+
+namespace {
+
+// A private directory removed on scope exit.
+class ScratchDir {
+public:
+    ScratchDir()
+    {
+        std::string templ = (std::filesystem::temp_directory_path() / "ferry-cert.XXXXXX").string();
+        if (::mkdtemp(templ.data()) == nullptr)
+            throwErrno("create a temporary directory for ssh-keygen");
+        m_path = templ;
+    }
+    ~ScratchDir()
+    {
+        std::error_code ec;
+        std::filesystem::remove_all(m_path, ec);
+    }
+    const std::string& path() const { return m_path; }
+
+private:
+    std::string m_path;
+};
+
+struct Ran {
+    int exitCode = -1;
+    std::string output;  // stdout and stderr
+};
+
+// Runs ssh-keygen with argv, output to a file in dir, within timeout.
+Ran sshKeygen(const std::vector<std::string>& args, const std::string& dir,
+              std::chrono::seconds timeout = std::chrono::seconds(10))
+{
+    const std::string outFile = dir + "/ssh-keygen.out";
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, outFile.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    // Daemons block SIGTERM for their event loop; the child must not inherit that.
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+    std::vector<std::string> full = {"ssh-keygen"};
+    full.insert(full.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : full)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    const int rc = ::posix_spawnp(&pid, "ssh-keygen", &fa, &attr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0)
+        throw Error("Failed to run ssh-keygen: " + errnoMessage(rc));
+    Ran ran;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    int status = 0;
+    for (;;) {
+        const pid_t w = ::waitpid(pid, &status, WNOHANG);
+        if (w == pid)
+            break;
+        if (w < 0 && errno != EINTR)
+            throwErrno("wait for ssh-keygen");
+        if (std::chrono::steady_clock::now() >= deadline) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            throw Error("Failed to run ssh-keygen: no answer within " + std::to_string(timeout.count()) + " s");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ran.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    ran.output = readFileIfExists(outFile, 64 * 1024).value_or("");
+    while (!ran.output.empty() && (ran.output.back() == '\n' || ran.output.back() == '\r'))
+        ran.output.pop_back();
+    return ran;
+}
+
+std::string joined(const std::vector<std::string>& v)
+{
+    std::string out;
+    for (const auto& s : v)
+        out += (out.empty() ? "" : ",") + s;
+    return out;
+}
+
+} // namespace
+
+std::string signUserCertificate(const CertificateRequest& request)
+{
+    const std::string what = "Failed to sign a certificate for " + request.keyId;
+    for (const auto& p : request.principals)
+        if (p.empty() || p.find_first_of(", \n") != std::string::npos)
+            throw Error(what + ": bad principal '" + p + "'");
+    ScratchDir dir;
+    const std::string pub = dir.path() + "/node.pub";
+    writeFileAtomic(pub, request.publicKey + "\n", 0600);
+    std::vector<std::string> args = {"-q", "-s", request.caKeyFile, "-I", request.keyId, "-n", joined(request.principals),
+                                     "-z", std::to_string(request.serial), "-V", request.validity};
+    for (const auto& o : request.options) {
+        args.push_back("-O");
+        args.push_back(o);
+    }
+    args.push_back(pub);
+    const auto ran = sshKeygen(args, dir.path());
+    const auto cert = readFileIfExists(dir.path() + "/node-cert.pub", 16 * 1024);
+    if (ran.exitCode != 0 || !cert)
+        throw Error(what + ": ssh-keygen: " + (ran.output.empty() ? "exit " + std::to_string(ran.exitCode) : ran.output));
+    std::string line = *cert;
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
+        line.pop_back();
+    return line;
+}
+
+std::string writeRevocationList(const std::string& caPublicKeyFile, const std::vector<RevokedCertificate>& revoked,
+                                const std::string& path)
+{
+    ScratchDir dir;
+    const std::string out = dir.path() + "/krl";
+    auto attempt = [&](bool bySerial) {
+        std::string spec;
+        for (const auto& r : revoked) {
+            if (!bySerial && r.keyId.find('\n') != std::string::npos)
+                throw Error("Failed to write the revocation list " + path + ": a key ID holds a newline");
+            spec += bySerial ? "serial: " + std::to_string(r.serial) + "\n" : "id: " + r.keyId + "\n";
+        }
+        writeFileAtomic(dir.path() + "/spec", spec, 0600);
+        // A KRL of many entries takes a while; it is written only on a revocation.
+        const auto ran = sshKeygen({"-q", "-k", "-f", out, "-s", caPublicKeyFile, dir.path() + "/spec"}, dir.path(),
+                                   std::chrono::seconds(120));
+        if (ran.exitCode != 0)
+            throw Error("Failed to write the revocation list " + path + ": ssh-keygen: " + ran.output);
+        // The CA's own key is never revoked: exit 0 means the KRL loads.
+        return sshKeygen({"-Q", "-f", out, caPublicKeyFile}, dir.path(), std::chrono::seconds(120)).exitCode == 0;
+    };
+    std::string how = "serials";
+    if (!attempt(true)) {
+        how = "key IDs";
+        if (!attempt(false))
+            throw Error("Failed to write the revocation list " + path + ": OpenSSH cannot load the KRL it wrote");
+    }
+    const auto krl = readFileIfExists(out, 256 * 1024 * 1024);
+    if (!krl)
+        throw Error("Failed to write the revocation list " + path + ": ssh-keygen wrote nothing");
+    writeFileAtomic(path, *krl, 0644);
+    return how;
+}
+
+} // namespace ferry
