@@ -111,7 +111,7 @@ protected:
         pushd::PushCycleOptions o;
         o.nodeName = "web1";
         o.secret = m_secret;
-        o.batchRecords = 20;  // several batches per push, so kills land mid-push
+        o.batchRecords = 10;  // ten batches per push, so kills land mid-push
         o.ioTimeout = std::chrono::seconds(10);
         pushd::runPushCycle(link->stream(), spool, o);
     }
@@ -127,15 +127,17 @@ protected:
 TEST_F(TwoMastersOnPostgres, StoreEveryRecordOnceWhileTheMasterBeingPushedToIsKilled)
 {
     Spool spool(m_node.spoolFile(), {});
+    PgStore watcher(m_conninfo);
     std::mt19937 rng(12345);
     std::vector<std::string> appended;  // payload by seq - 1
     const int kKills = 100;
     int kills = 0, failovers = 0, pushes = 0;
     std::size_t current = 0;
     while (kills < kKills) {
-        // One sampler run's worth, and a backlog that grows while masters die.
+        // A backlog of ten batches per push, so that a kill can land between
+        // any two of them.
         std::vector<Record> run;
-        for (int i = 0; i < 30; ++i) {
+        for (int i = 0; i < 100; ++i) {
             std::string payload = "sample " + std::to_string(appended.size() + run.size() + 1) + " " +
                                   std::to_string(rng());
             run.push_back({0, nowMs(), "load", payload});
@@ -145,9 +147,14 @@ TEST_F(TwoMastersOnPostgres, StoreEveryRecordOnceWhileTheMasterBeingPushedToIsKi
         spool.appendAll(run);
 
         Master& target = *m_masters[current];
-        // Kill the master being pushed to at a random moment of the push.
-        std::thread killer([&, delay = std::uniform_int_distribution<int>(0, 400)(rng)] {
-            std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+        // Kill the master being pushed to once it has committed k of the ten
+        // batches (k random; 0: during the SSH handshake), watched from the
+        // shared store itself.
+        const std::uint64_t before = watcher.countRecords("web1");
+        const int k = std::uniform_int_distribution<int>(0, 9)(rng);
+        std::thread killer([&, k, before] {
+            waitUntil([&] { return watcher.countRecords("web1") >= before + static_cast<std::uint64_t>(k) * 10; },
+                      std::chrono::seconds(20), std::chrono::milliseconds(1));
             target.collector->kill();
         });
         try {
@@ -189,7 +196,8 @@ TEST_F(TwoMastersOnPostgres, StoreEveryRecordOnceWhileTheMasterBeingPushedToIsKi
     }
     EXPECT_EQ(mismatched, 0u) << "each (node, epoch, seq) holds what the node spooled under it; first difference: "
                               << first;
-    std::printf("two masters on PostgreSQL: %d kills of the master being pushed to, %d pushes, %d failovers, "
+    EXPECT_GE(failovers, kKills / 2) << "most kills must interrupt a push";
+    std::printf("two masters on PostgreSQL: %d kills of the master being pushed to, %d pushes, %d interrupted (failover), "
                 "%zu records spooled, %llu stored, lost %zd, duplicated 0 (primary key)\n",
                 kills, pushes, failovers, appended.size(),
                 static_cast<unsigned long long>(store.countRecords("web1")),
