@@ -161,6 +161,7 @@ std::string encodeRegistrationResponse(const RegistrationResponse& response, std
         .u32(static_cast<std::uint32_t>(response.hostKeys.size()));
     for (const auto& k : response.hostKeys)
         inner.bytes(k);
+    inner.bytes(response.pullKey);
     const std::string signedBytes = inner.take();
     Encoder outer;
     outer.bytes(signedBytes).bytes(secret.empty() ? std::string() : macOver(kResponseLabel, secret, signedBytes));
@@ -196,6 +197,15 @@ SignedResponse decodeRegistrationResponse(std::string_view payload, const std::s
             r.hostKeys.push_back(normalizeKeyLine(key));
         } catch (const ProtocolError& e) {
             throw ProtocolError("Bad " + what + ": host key " + std::to_string(i + 1) + ": " + e.what());
+        }
+    }
+    if (inner.remaining() > 0) {
+        std::string key = inner.bytes("pull key", kMaxKeyLine);
+        try {
+            if (!key.empty())
+                r.pullKey = normalizeKeyLine(key);
+        } catch (const ProtocolError& e) {
+            throw ProtocolError("Bad " + what + ": pull key: " + e.what());
         }
     }
     inner.finish();

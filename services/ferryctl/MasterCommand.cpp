@@ -178,6 +178,7 @@ int nodes(const Options& options, const ferry::Paths& paths)
 int usage()
 {
     std::cerr << "usage: ferryctl master nodes\n"
+                 "       ferryctl master show NODE\n"
                  "       ferryctl master add-node NAME            (the node's secret on stdin)\n"
                  "       ferryctl master accept NAME [--with-secret]  (secret on stdin with --with-secret)\n"
                  "       ferryctl master decline NAME [REASON…]\n"
@@ -198,6 +199,13 @@ int masterCommand(const Options& options)
     if (options.args.size() < 2)
         return usage();
     const std::string name = options.args[1];
+    if (sub == "show") {
+        if (options.args.size() != 2)
+            return usage();
+        const int rc = masterShowCommand(options, name);
+        matchOwnership(paths.stateDir, ferry::masterStorePath(paths.stateDir));
+        return rc;
+    }
 
     if (sub == "add-node") {
         if (options.args.size() != 2)

@@ -111,6 +111,7 @@ void Manager::load()
             r.state = m.at("state").get<std::string>();
             r.reason = m.at("reason").get<std::string>();
             r.hostKeys = m.at("host_keys").get<std::vector<std::string>>();
+            r.pullKey = m.value("pull_key", std::string());
             m_masters.push_back(std::move(r));
         }
         m_status.masterHostKeyFingerprint = joinFingerprints(m_masters);
@@ -136,7 +137,8 @@ void Manager::save()
     j["masters"] = nlohmann::json::array();
     for (const auto& m : masters)
         j["masters"].push_back({{"host", m.host}, {"ssh_port", m.sshPort}, {"registry_port", m.registryPort},
-                                {"state", m.state}, {"reason", m.reason}, {"host_keys", m.hostKeys}});
+                                {"state", m.state}, {"reason", m.reason}, {"host_keys", m.hostKeys},
+                                {"pull_key", m.pullKey}});
     ferry::writeFileAtomic(stateFile(), j.dump(2) + "\n", 0644);
 }
 
@@ -254,7 +256,7 @@ bool Manager::registerLocked(std::size_t* acceptedNow)
     {
         std::lock_guard lock(m_mutex);
         for (const auto& m : m_config.masters) {
-            MasterRecord r{m.host, m.sshPort, m.registryPort, "unregistered", "", {}};
+            MasterRecord r{m.host, m.sshPort, m.registryPort, "unregistered", "", {}, {}};
             for (const auto& old : m_masters)
                 if (sameMaster(old, m))
                     r = old;
@@ -286,10 +288,12 @@ bool Manager::registerLocked(std::size_t* acceptedNow)
                     r.reason = answer.reason;
                     if (answer.state == ferry::RegistrationState::Accepted) {
                         r.hostKeys = answer.hostKeys;
+                        r.pullKey = answer.pullKey;
                         if (acceptedNow != nullptr)
                             ++*acceptedNow;
                     } else {
                         r.hostKeys.clear();
+                        r.pullKey.clear();
                     }
                 }
             } catch (const std::exception& e) {

@@ -37,6 +37,11 @@ struct MasterRecord {
     std::string state = "unregistered";  // accepted | pending | declined | failing | unregistered
     std::string reason;
     std::vector<std::string> hostKeys;  // pinned; only ever from a signed "accepted"
+    // The master's pull key, from the same signed answer. keyregd cannot
+    // install it (it is not root): `ferryctl node trust-master`, started by
+    // ferry-trust-master.path when registration.json changes, renders it into
+    // the root-owned /etc/ferry/pull_authorized_keys.
+    std::string pullKey;
 };
 
 struct ManagerOptions {

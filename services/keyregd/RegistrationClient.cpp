@@ -53,6 +53,7 @@ MasterAnswer registerWithMaster(const ferry::MasterAddress& master, const std::s
                                    "holds another secret for this node)");
         answer.signedByMaster = true;
         answer.hostKeys = r.hostKeys;
+        answer.pullKey = r.pullKey;
     } else if (r.state != ferry::RegistrationState::Pending) {
         // Only "pending" may come unsigned (the master has no secret for us yet).
         throw ferry::AuthError("Failed to register with master " + label + ": it answered '" +

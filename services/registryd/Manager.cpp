@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ferry/Error.h"
+#include "ferry/Files.h"
 #include "ferry/RegistryProtocol.h"
 #include "ferry/SshSession.h"
 
@@ -127,6 +128,7 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
         if (node->state == "accepted") {
             response.state = ferry::RegistrationState::Accepted;
             response.hostKeys = m_options.hostKeys;
+            response.pullKey = pullKey();
             spdlog::debug("Node {} registered from {} with key {}", r.node, peer, fingerprintOrText(r.publicKey));
         } else {
             response.state = ferry::RegistrationState::Pending;
@@ -141,6 +143,20 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
         spdlog::info("Node {} from {} is {}: {}", r.node, peer, node->state, node->reason);
     }
     return {ferry::MessageType::Response, ferry::encodeRegistrationResponse(response, *secret)};
+}
+
+std::string Manager::pullKey() const
+{
+    if (m_options.pullKeyFile.empty())
+        return {};
+    try {
+        const auto text = ferry::readFileIfExists(m_options.pullKeyFile, ferry::kMaxKeyLine);
+        return text ? ferry::normalizeKeyLine(*text) : std::string();
+    } catch (const std::exception& e) {
+        // The node can still push; it just will not let pulls in yet.
+        spdlog::warn("Failed to read the pull key {}, answering without it: {}", m_options.pullKeyFile, e.what());
+        return {};
+    }
 }
 
 std::vector<ferry::RegistryNode> Manager::nodes()

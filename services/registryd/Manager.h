@@ -18,6 +18,10 @@ namespace registryd {
 
 struct ManagerOptions {
     std::vector<std::string> hostKeys;  // the master sshd's public host keys, "type base64"
+    // pulld's public key (made by ferry-master's postinst, or by pulld at its
+    // first start), handed to accepted nodes so that they let pulls in. Read
+    // at each answer: it may appear after registryd started. Empty: none.
+    std::string pullKeyFile;
     // Registrations from nodes the master has no secret for wait as pending
     // (true) or are refused with "unknown-node" (false).
     bool acceptUnknown = true;
@@ -43,6 +47,7 @@ public:
 
 private:
     ferry::Frame registerNode(const ferry::Frame& request, const std::string& peer);
+    std::string pullKey() const;
 
     std::mutex m_mutex;
     ferry::RegistryStore& m_registry;

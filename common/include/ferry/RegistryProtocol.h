@@ -12,7 +12,11 @@
 // secret, and the nonce plus the time window stop replays. The response
 // repeats the request's nonce and carries the master's SSH host keys under a
 // MAC with the node secret and a different label, so the node pins host keys
-// only from a master that knows its secret. A "pending" answer to a node the
+// only from a master that knows its secret. An accepted answer also carries
+// the master's pull public key (the key pulld logs in to nodes with; made on
+// the master at install, so no package can ship it): the node trusts it for
+// pulls only because it came under that MAC. It follows the host keys and
+// may be absent (zero bytes left), for masters that have none yet. A "pending" answer to a node the
 // master has no secret for cannot carry a MAC; the node never pins anything
 // from it.
 
@@ -57,6 +61,7 @@ struct RegistrationResponse {
     std::string requestNonce;
     std::int64_t serverTimeMs = 0;
     std::vector<std::string> hostKeys;  // "ssh-ed25519 AAAA…" lines
+    std::string pullKey;                // "ssh-ed25519 AAAA…", or empty: the master has no pull key
 };
 
 struct SignedResponse {
