@@ -135,7 +135,7 @@ int masterShowCommand(const Options& options, const std::string& name)
         std::cerr << "ferryctl master show: no node named '" << name << "' in " << dbPath << "\n";
         return 1;
     }
-    ferry::Database db(dbPath, true);
+    ferry::Database db(dbPath);
     const auto pull = pullRow(db, name);
     const auto failure = failureRow(db, name);
     const auto reports = healthReports(db, name);
