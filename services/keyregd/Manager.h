@@ -41,7 +41,7 @@ struct MasterRecord {
     // install it (it is not root): `ferryctl node trust-master`, started by
     // ferry-trust-master.path when registration.json changes, renders it into
     // the root-owned /etc/ferry/pull_authorized_keys.
-    std::string pullKey{};
+    std::string pullKey;
 };
 
 struct ManagerOptions {

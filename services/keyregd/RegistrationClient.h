@@ -15,7 +15,7 @@ struct MasterAnswer {
     ferry::RegistrationState state = ferry::RegistrationState::Pending;
     std::string reason;
     std::vector<std::string> hostKeys;  // only from a signed answer
-    std::string pullKey{};              // the master's pull key; only from a signed answer
+    std::string pullKey;                // the master's pull key; only from a signed answer
     bool signedByMaster = false;        // the answer carried a valid MAC with our secret
 };
 

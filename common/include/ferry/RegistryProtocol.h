@@ -61,7 +61,7 @@ struct RegistrationResponse {
     std::string requestNonce;
     std::int64_t serverTimeMs = 0;
     std::vector<std::string> hostKeys;  // "ssh-ed25519 AAAA…" lines
-    std::string pullKey{};              // "ssh-ed25519 AAAA…", or empty: the master has no pull key
+    std::string pullKey;                // "ssh-ed25519 AAAA…", or empty: the master has no pull key
 };
 
 struct SignedResponse {
