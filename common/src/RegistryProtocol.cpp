@@ -374,7 +374,7 @@ std::string encodeRegistrationResponse(const RegistrationResponse& response, std
     for (const auto& k : response.hostKeys)
         inner.bytes(k);
     if (response.version2)
-        inner.u32(response.minPushPeriodS).u32(response.minPullIntervalS).bytes(response.certificate.substr(0, kMaxCertificate));
+        inner.u32(response.minPushPeriodS).u32(response.minPullIntervalS).bytes(response.certificate.substr(0, kMaxCertificate)).bytes(response.pullKey);
     const std::string signedBytes = inner.take();
     Encoder outer;
     outer.bytes(signedBytes).bytes(secret.empty() ? std::string() : macOver(kResponseLabel, secret, signedBytes));
@@ -422,6 +422,15 @@ SignedResponse decodeRegistrationResponse(std::string_view payload, const std::s
         if (r.certificate.find_first_of("\n\r") != std::string::npos ||
             (!r.certificate.empty() && r.certificate.find("-cert-v01@openssh.com ") == std::string::npos))
             throw ProtocolError("Bad " + what + ": the certificate is not an OpenSSH certificate line");
+        if (inner.remaining() > 0) {
+            std::string key = inner.bytes("pull key", kMaxKeyLine);
+            try {
+                if (!key.empty())
+                    r.pullKey = normalizeKeyLine(key);
+            } catch (const ProtocolError& e) {
+                throw ProtocolError("Bad " + what + ": pull key: " + e.what());
+            }
+        }
     }
     inner.finish();
     return out;

@@ -20,7 +20,10 @@ int masterCommand(const Options& options);    // ferryctl master nodes|add-node|
 int registerCommand(const Options& options);  // ferryctl register
 int secretCommand(const Options& options);    // ferryctl secret
 int doctorCommand(const Options& options);    // ferryctl doctor
-int vpnCommand(const Options& options);
-int migrateCommand(const Options& options);  // ferryctl master migrate [--to CONNINFO]       // ferryctl vpn status|lan on|off|host-control on|off
+int vpnCommand(const Options& options);       // ferryctl vpn status|lan on|off|host-control on|off
+int nodeCommand(const Options& options);      // ferryctl node trust-master
+// ferryctl master show NODE (MasterShowCommand.cpp)
+int masterShowCommand(const Options& options, const std::string& node);
+int migrateCommand(const Options& options);    // ferryctl master migrate [--to CONNINFO]
 
 } // namespace ferryctl

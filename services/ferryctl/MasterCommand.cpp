@@ -267,6 +267,7 @@ int resolve(const ferry::Paths& paths, const std::string& name, const std::strin
 int usage()
 {
     std::cerr << "usage: ferryctl master nodes\n"
+                 "       ferryctl master show NODE\n"
                  "       ferryctl master add-node NAME            (the node's secret on stdin)\n"
                  "       ferryctl master accept NAME [--with-secret]  (secret on stdin with --with-secret)\n"
                  "       ferryctl master decline NAME [REASON…]\n"
@@ -300,6 +301,14 @@ int masterCommand(const Options& options)
     if (sub == "resolve")
         return options.args.size() == 4 && options.args[2] == "--keep" ? resolve(paths, name, options.args[3])
                                                                           : usage();
+    if (sub == "show") {
+        if (options.args.size() != 2)
+            return usage();
+        // As the state directory's owner: nothing of root's is left behind
+        // in master.db's directory to chown afterwards.
+        becomeStateOwner(paths.stateDir);
+        return masterShowCommand(options, name);
+    }
 
     if (sub == "add-node") {
         if (options.args.size() != 2)

@@ -25,7 +25,8 @@ constexpr Command kCommands[] = {
     {"secret", ferryctl::secretCommand, "print this node's secret (root only)"},
     {"doctor", ferryctl::doctorCommand, "can the master reach this node's sshd? findings and fixes"},
     {"vpn", ferryctl::vpnCommand, "VPN port forwarding: status | lan on|off | host-control on|off"},
-    {"master", ferryctl::masterCommand, "master side: nodes | add-node NAME | accept | decline | revoke NAME"},
+    {"node", ferryctl::nodeCommand, "node side, root: trust-master (install the masters' pull keys)"},
+    {"master", ferryctl::masterCommand, "master side: nodes | show NODE | add-node NAME | accept | decline | revoke NAME"},
 };
 
 std::string commandList()

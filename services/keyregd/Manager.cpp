@@ -160,6 +160,7 @@ void Manager::load()
             r.minPushPeriodS = m.value("min_push_period", 0u);
             r.minPullIntervalS = m.value("min_pull_interval", 0u);
             r.certificate = m.value("certificate", std::string());
+            r.pullKey = m.value("pull_key", std::string());
             m_masters.push_back(std::move(r));
         }
         m_status.masterHostKeyFingerprint = joinFingerprints(m_masters);
@@ -187,7 +188,7 @@ void Manager::save()
         j["masters"].push_back({{"host", m.host}, {"ssh_port", m.sshPort}, {"registry_port", m.registryPort},
                                 {"state", m.state}, {"reason", m.reason}, {"host_keys", m.hostKeys},
                                 {"min_push_period", m.minPushPeriodS}, {"min_pull_interval", m.minPullIntervalS},
-                                {"certificate", m.certificate}});
+                                {"certificate", m.certificate}, {"pull_key", m.pullKey}});
     ferry::writeFileAtomic(stateFile(), j.dump(2) + "\n", 0644);
 }
 
@@ -368,7 +369,7 @@ bool Manager::registerLocked(std::size_t* acceptedNow)
     {
         std::lock_guard lock(m_mutex);
         for (const auto& m : m_config.masters) {
-            MasterRecord r{m.host, m.sshPort, m.registryPort, "unregistered", "", {}, 0, 0, ""};
+            MasterRecord r{m.host, m.sshPort, m.registryPort, "unregistered", "", {}, 0, 0, "", ""};
             for (const auto& old : m_masters)
                 if (sameMaster(old, m))
                     r = old;
@@ -405,10 +406,12 @@ bool Manager::registerLocked(std::size_t* acceptedNow)
                     r.certificate = answer.state == ferry::RegistrationState::Accepted ? answer.certificate : "";
                     if (answer.state == ferry::RegistrationState::Accepted) {
                         r.hostKeys = answer.hostKeys;
+                        r.pullKey = answer.pullKey;
                         if (acceptedNow != nullptr)
                             ++*acceptedNow;
                     } else {
                         r.hostKeys.clear();
+                        r.pullKey.clear();
                     }
                 }
             } catch (const std::exception& e) {

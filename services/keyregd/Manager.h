@@ -41,6 +41,11 @@ struct MasterRecord {
     std::uint32_t minPushPeriodS = 0;   // the master's floor, from its last signed answer
     std::uint32_t minPullIntervalS = 0;
     std::string certificate;            // the node's SSH certificate from this master's CA ("" none)
+    // The master's pull key, from the same signed answer. keyregd cannot
+    // install it (it is not root): `ferryctl node trust-master`, started by
+    // ferry-trust-master.path when registration.json changes, renders it into
+    // the root-owned /etc/ferry/pull_authorized_keys.
+    std::string pullKey;
 };
 
 struct ManagerOptions {

@@ -63,6 +63,7 @@ MasterAnswer registerWithMaster(const ferry::MasterAddress& master, const std::s
         answer.minPushPeriodS = r.minPushPeriodS;
         answer.minPullIntervalS = r.minPullIntervalS;
         answer.certificate = r.certificate;
+        answer.pullKey = r.pullKey;
     } else if (r.state != ferry::RegistrationState::Pending) {
         // Only "pending" may come unsigned (the master has no secret for us yet).
         throw ferry::AuthError("Failed to register with master " + label + ": it answered '" +

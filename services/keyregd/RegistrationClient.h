@@ -15,6 +15,7 @@ struct MasterAnswer {
     ferry::RegistrationState state = ferry::RegistrationState::Pending;
     std::string reason;
     std::vector<std::string> hostKeys;  // only from a signed answer
+    std::string pullKey;                // the master's pull key; only from a signed answer
     bool signedByMaster = false;        // the answer carried a valid MAC with our secret
     // The master's period floor for this node (signed answers of version 2 only; 0: none).
     std::uint32_t minPushPeriodS = 0;

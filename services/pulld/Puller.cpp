@@ -1,5 +1,7 @@
 #include "Puller.h"
 
+#include "FailureCause.h"
+
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -104,6 +106,7 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         outcome.success = false;
         outcome.durationMs = ferry::nowMs() - start;
         outcome.summary = std::string("Failed to pull node ") + node.name + " from " + where + ": " + e.what();
+        recordPullFailure(store.database(), node.name, start, e);
         if (received > 0)
             outcome.summary += " (" + std::to_string(outcome.records) + " new records stored before that)";
         // Log the edge, not every failing round.

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ferry/Error.h"
+#include "ferry/Files.h"
 #include "ferry/RegistryProtocol.h"
 #include "ferry/NodeCertificates.h"
 #include "ferry/PullProtocol.h"
@@ -230,6 +231,7 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
                     spdlog::error("Failed to issue a certificate for node {}: {}", r.node, e.what());
                 }
             }
+            response.pullKey = pullKey();
             spdlog::debug("Node {} registered from {} with key {}", r.node, peer,
                           ferry::keyFingerprintOrNote(r.publicKey));
         } else {
@@ -261,6 +263,20 @@ void Manager::setPolicy(const std::string& name, std::optional<std::uint32_t> mi
     spdlog::info("Node {}: period floor set by the operator to push {} s, pull {} s", name,
                  minPushPeriodS ? std::to_string(*minPushPeriodS) : std::string("default"),
                  minPullIntervalS ? std::to_string(*minPullIntervalS) : std::string("default"));
+}
+
+std::string Manager::pullKey() const
+{
+    if (m_options.pullKeyFile.empty())
+        return {};
+    try {
+        const auto text = ferry::readFileIfExists(m_options.pullKeyFile, ferry::kMaxKeyLine);
+        return text ? ferry::normalizeKeyLine(*text) : std::string();
+    } catch (const std::exception& e) {
+        // The node can still push; it just will not let pulls in yet.
+        spdlog::warn("Failed to read the pull key {}, answering without it: {}", m_options.pullKeyFile, e.what());
+        return {};
+    }
 }
 
 std::vector<ferry::RegistryNode> Manager::nodes()

@@ -19,6 +19,10 @@ namespace registryd {
 
 struct ManagerOptions {
     std::vector<std::string> hostKeys;  // the master sshd's public host keys, "type base64"
+    // pulld's public key (made by ferry-master's postinst, or by pulld at its
+    // first start), handed to accepted nodes so that they let pulls in. Read
+    // at each answer: it may appear after registryd started. Empty: none.
+    std::string pullKeyFile;
     // Registrations from nodes the master has no secret for wait as pending
     // (true) or are refused with "not-accepted" (false).
     bool acceptUnknown = true;
@@ -68,6 +72,7 @@ private:
     // The node's certificate, issued or renewed as needed ("" without a CA).
     std::string certificateFor(const std::string& name, const std::string& publicKey, std::int64_t now);
     void writeKrl();
+    std::string pullKey() const;
 
     std::mutex m_mutex;
     ferry::RegistryStore& m_registry;

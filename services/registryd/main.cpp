@@ -26,6 +26,7 @@ int main(int argc, char* argv[]) try {
     ferry::initLogging("ferry-registryd", options.verbosity);
     const std::string stateDir = options.stateDir.empty() ? ferry::pathsFromEnvironment().stateDir : options.stateDir;
     options.manager.hostKeys = registryd::loadHostKeys(options.hostKeyFiles);
+    options.manager.pullKeyFile = stateDir + "/pull_id_ed25519.pub";
 
     ferry::RegistryStore registry{ferry::masterStorePath(stateDir)};
     if (options.manager.krlFile.empty())

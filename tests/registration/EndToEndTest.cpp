@@ -174,6 +174,36 @@ TEST_F(ARegisteredNode, PushesThroughTheRegistryHelperUntilRevoked)
     EXPECT_NE(m_sshd->log().find("Failed publickey for ferry"), std::string::npos) << m_sshd->log();
 }
 
+TEST_F(ARegisteredNode, InstallsTheMasterPullKeyFromTheSignedAnswerIntoRootsKeysFile)
+{
+    // The master's pull key, as ferry-master's postinst makes it.
+    const std::string pullKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPZk9P9QHhW2+1rFnk70b2G6W640JfQQYsbxRSD68P/g";
+    writeFile(m_master + "/pull_id_ed25519.pub", pullKey + " ferry-pull@master\n", 0644);
+    ASSERT_EQ(run({"chown", "ferry:ferry", m_master + "/pull_id_ed25519.pub"}).exitCode, 0);
+    startMaster(m_sshd->hostKeyLine());
+    // Before any registration: a keys file with no key at all.
+    auto r = ferryctl({"node", "trust-master"});
+    ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+    EXPECT_EQ(readFile(m_nodeConfig + "/pull_authorized_keys").find("ssh-ed25519"), std::string::npos);
+
+    startNode();
+    EXPECT_NE(readFile(m_nodeState + "/registration.json").find(pullKey), std::string::npos);
+    r = ferryctl({"node", "trust-master"});
+    ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+    const auto keys = readFile(m_nodeConfig + "/pull_authorized_keys");
+    EXPECT_NE(keys.find("restrict,command=\"/usr/sbin/ferry-login\",from=\"127.0.0.1\" " + pullKey + " ferry-pull@127.0.0.1:"),
+              std::string::npos)
+        << keys;
+    struct stat st{};
+    ASSERT_EQ(::stat((m_nodeConfig + "/pull_authorized_keys").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 0u);
+    EXPECT_EQ(st.st_mode & 0777, 0644u);
+
+    // A second run with nothing new leaves the file alone.
+    r = ferryctl({"node", "trust-master"});
+    EXPECT_NE(r.out.find("Unchanged"), std::string::npos) << r.out;
+}
+
 TEST_F(ARegisteredNode, LogsInWithARotatedKeyWhileTheOldKeyIsRefused)
 {
     startMaster(m_sshd->hostKeyLine());

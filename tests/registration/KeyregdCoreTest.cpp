@@ -16,12 +16,12 @@ const std::string kKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHcvOvN3ZMbPqg0zKX
 TEST(PinnedHostKeys, UseOpenSshHostFormsAndOnlyAcceptedMasters)
 {
     std::vector<MasterRecord> masters{
-        {"192.0.2.10", 22, 50010, "accepted", "", {kKey}, 0, 0, ""},
-        {"2001:db8::1", 22, 50010, "accepted", "", {kKey}, 0, 0, ""},
-        {"2001:db8::2", 2222, 50010, "accepted", "", {kKey}, 0, 0, ""},
-        {"master.example", 2200, 50010, "accepted", "", {kKey, kKey}, 0, 0, ""},
-        {"192.0.2.11", 22, 50010, "declined", "no", {kKey}, 0, 0, ""},
-        {"192.0.2.12", 22, 50010, "pending", "", {}, 0, 0, ""},
+        {"192.0.2.10", 22, 50010, "accepted", "", {kKey}, 0, 0, "", ""},
+        {"2001:db8::1", 22, 50010, "accepted", "", {kKey}, 0, 0, "", ""},
+        {"2001:db8::2", 2222, 50010, "accepted", "", {kKey}, 0, 0, "", ""},
+        {"master.example", 2200, 50010, "accepted", "", {kKey, kKey}, 0, 0, "", ""},
+        {"192.0.2.11", 22, 50010, "declined", "no", {kKey}, 0, 0, "", ""},
+        {"192.0.2.12", 22, 50010, "pending", "", {}, 0, 0, "", ""},
     };
     EXPECT_EQ(Manager::knownHostsText(masters),
               "192.0.2.10 " + kKey + "\n" + "2001:db8::1 " + kKey + "\n" + "[2001:db8::2]:2222 " + kKey + "\n" +

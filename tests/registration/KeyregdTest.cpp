@@ -235,7 +235,7 @@ TEST_F(ARegisteringNode, RefusesToPinKeysFromAMasterThatCannotProveItKnowsTheSec
         try {
             const auto f = readFrame(s, deadlineIn(std::chrono::seconds(5)));
             const auto req = decodeRegistrationRequest(f.payload, "node");
-            RegistrationResponse resp{RegistrationState::Accepted, "", req.request.nonce, nowMs(), {m_hostKey}};
+            RegistrationResponse resp{RegistrationState::Accepted, "", req.request.nonce, nowMs(), {m_hostKey}, false, 0, 0, "", ""};
             writeFrame(s, MessageType::Response, encodeRegistrationResponse(resp, generateSecret()),
                        deadlineIn(std::chrono::seconds(5)));
         } catch (const std::exception&) {

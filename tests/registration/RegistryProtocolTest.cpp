@@ -45,7 +45,7 @@ TEST(ARegistrationRequest, FailsVerificationWhenAnySignedByteChanges)
 TEST(ARegistrationResponse, CannotBeForgedFromARequestMac)
 {
     const auto secret = generateSecret();
-    RegistrationResponse r{RegistrationState::Accepted, "", std::string(kNonceSize, 'n'), 1, {kKey}};
+    RegistrationResponse r{RegistrationState::Accepted, "", std::string(kNonceSize, 'n'), 1, {kKey}, false, 0, 0, "", ""};
     auto decoded = decodeRegistrationResponse(encodeRegistrationResponse(r, secret), "test");
     EXPECT_TRUE(verifyRegistrationResponse(decoded, secret));
     // The same bytes under the request label do not pass as a response.
@@ -55,11 +55,45 @@ TEST(ARegistrationResponse, CannotBeForgedFromARequestMac)
 
 TEST(ARegistrationResponse, WithoutASecretCarriesNoMac)
 {
-    RegistrationResponse r{RegistrationState::Pending, "wait", std::string(kNonceSize, 'n'), 1, {}};
+    RegistrationResponse r{RegistrationState::Pending, "wait", std::string(kNonceSize, 'n'), 1, {}, false, 0, 0, "", ""};
     const auto decoded = decodeRegistrationResponse(encodeRegistrationResponse(r, ""), "test");
     EXPECT_TRUE(decoded.mac.empty());
     EXPECT_FALSE(verifyRegistrationResponse(decoded, generateSecret()));
     EXPECT_EQ(decoded.response.reason, "wait");
+}
+
+TEST(ARegistrationResponse, CarriesTheMasterPullKeyUnderItsMac)
+{
+    const auto secret = generateSecret();
+    const std::string pullKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPZk9P9QHhW2+1rFnk70b2G6W640JfQQYsbxRSD68P/g";
+    RegistrationResponse r{RegistrationState::Accepted, "", std::string(kNonceSize, 'n'), 1, {kKey}, true, 0, 0, "", pullKey + " pull@m"};
+    const auto decoded = decodeRegistrationResponse(encodeRegistrationResponse(r, secret), "test");
+    EXPECT_TRUE(verifyRegistrationResponse(decoded, secret));
+    EXPECT_EQ(decoded.response.pullKey, pullKey);  // normalised: the comment is dropped
+    EXPECT_EQ(decoded.response.hostKeys, std::vector<std::string>{kKey});
+}
+
+TEST(ARegistrationResponse, WithoutAPullKeyDecodesFromAnOlderMaster)
+{
+    // An older master's signed part ends after the host keys.
+    Encoder inner;
+    inner.u8(1).bytes("").bytes(std::string(kNonceSize, 'n')).i64(1).u32(0);
+    Encoder outer;
+    outer.bytes(inner.take()).bytes("");
+    const auto decoded = decodeRegistrationResponse(outer.take(), "test");
+    EXPECT_TRUE(decoded.response.pullKey.empty());
+}
+
+TEST(ARegistrationResponse, RefusesAPullKeyThatIsNotAKeyLineNamingTheField)
+{
+    RegistrationResponse r{RegistrationState::Accepted, "", std::string(kNonceSize, 'n'), 1, {kKey}, true, 0, 0, "", "rm -rf /"};
+    try {
+        decodeRegistrationResponse(encodeRegistrationResponse(r, generateSecret()), "master 192.0.2.10:50010");
+        FAIL() << "a bad pull key was accepted";
+    } catch (const ProtocolError& e) {
+        EXPECT_NE(std::string(e.what()).find("pull key"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("192.0.2.10"), std::string::npos) << e.what();
+    }
 }
 
 TEST(ARegistrationRequestDecoder, RefusesBadNamesKeysAndNoncesNamingTheField)

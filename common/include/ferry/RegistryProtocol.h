@@ -21,7 +21,11 @@
 // for its pulls; a master answering a kind-2 request appends, inside the
 // signed response, its period policy (u32 minimum push period in seconds,
 // u32 minimum pull interval in seconds; 0 = no floor) and the node's SSH
-// certificate (bytes, empty when the master issues none). A kind-1 request gets
+// certificate (bytes, empty when the master issues none), then the master's
+// pull public key (bytes; the key pulld logs in to nodes with, made on the
+// master at install, so no package can ship it: the node trusts it for pulls
+// only because it came under that MAC; empty when the master has none; may
+// be absent altogether from masters that predate it). A kind-1 request gets
 // a kind-1 response, so nodes and masters of either version interoperate.
 
 #include <cstdint>
@@ -80,6 +84,9 @@ struct RegistrationResponse {
     // Version 2, accepted only, when the master has a CA: the node's OpenSSH
     // user certificate ("…-cert-v01@openssh.com AAAA…"); empty otherwise.
     std::string certificate = {};
+    // Version 2, accepted only: the master's pull public key, or empty when
+    // the master has none.
+    std::string pullKey;                // "ssh-ed25519 AAAA…"
 };
 
 struct SignedResponse {

@@ -1,0 +1,225 @@
+// ferryctl master show NODE: one node as the master sees it, read from
+// master.db like `ferryctl master nodes`: registration, the transport in use,
+// last pull and last push, the lag, why the last pull failed (pulld's
+// pull_failure table), and the node's own diagnosis when a push carried one
+// (any table of master.db whose name holds "health" and that has a row for
+// the node: its columns are printed as stored).
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "Commands.h"
+#include "ferry/Bus.h"
+#include "ferry/MasterStore.h"
+#include "ferry/NodeConfig.h"
+#include "ferry/RegistryStore.h"
+#include "ferry/Sqlite.h"
+
+namespace ferryctl {
+
+namespace {
+
+struct PullRow {
+    std::int64_t lastAttemptMs = 0;
+    std::int64_t lastSuccessMs = 0;
+    std::string lastResult;
+    std::uint64_t totalRecords = 0;
+};
+
+struct FailureRow {
+    std::int64_t atMs = 0;
+    std::string cause;
+    std::string message;
+};
+
+bool tableExists(ferry::Database& db, const std::string& table)
+{
+    ferry::Statement s(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
+    s.bind(1, table);
+    return s.step();
+}
+
+std::optional<PullRow> pullRow(ferry::Database& db, const std::string& node)
+{
+    if (!tableExists(db, "pull_state"))
+        return std::nullopt;
+    ferry::Statement s(db, "SELECT last_attempt, last_success, last_result, total_records FROM pull_state WHERE node = ?1");
+    s.bind(1, node);
+    if (!s.step())
+        return std::nullopt;
+    return PullRow{s.int64(0), s.int64(1), s.text(2), static_cast<std::uint64_t>(s.int64(3))};
+}
+
+std::optional<FailureRow> failureRow(ferry::Database& db, const std::string& node)
+{
+    if (!tableExists(db, "pull_failure"))
+        return std::nullopt;
+    ferry::Statement s(db, "SELECT at, cause, message FROM pull_failure WHERE node = ?1");
+    s.bind(1, node);
+    if (!s.step())
+        return std::nullopt;
+    return FailureRow{s.int64(0), s.text(1), s.text(2)};
+}
+
+// The node's reports, whatever their shape: (table, [(column, value)]).
+std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>>
+healthReports(ferry::Database& db, const std::string& node)
+{
+    std::vector<std::string> tables;
+    {
+        ferry::Statement s(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%health%'"
+                               " ORDER BY name");
+        while (s.step())
+            tables.push_back(s.text(0));
+    }
+    std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> out;
+    for (const auto& t : tables) {
+        // The name comes from sqlite_master, not from the user; quoted all the same.
+        std::string quoted = "\"";
+        for (char c : t)
+            quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+        quoted += "\"";
+        sqlite3_stmt* stmt = nullptr;
+        const std::string sql = "SELECT * FROM " + quoted + " WHERE node = ?1";
+        if (sqlite3_prepare_v2(db.handle(), sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+            sqlite3_finalize(stmt);
+            continue;  // no node column: not a per-node report
+        }
+        sqlite3_bind_text(stmt, 1, node.c_str(), static_cast<int>(node.size()), SQLITE_TRANSIENT);
+        while (sqlite3_step(stmt) == SQLITE_ROW) {
+            std::vector<std::pair<std::string, std::string>> row;
+            for (int i = 0; i < sqlite3_column_count(stmt); ++i) {
+                const char* name = sqlite3_column_name(stmt, i);
+                const unsigned char* value = sqlite3_column_text(stmt, i);
+                row.emplace_back(name != nullptr ? name : "?",
+                                 value != nullptr ? reinterpret_cast<const char*>(value) : "");
+            }
+            out.emplace_back(t, std::move(row));
+        }
+        sqlite3_finalize(stmt);
+    }
+    return out;
+}
+
+std::string ago(std::int64_t nowMs, std::int64_t whenMs)
+{
+    if (whenMs <= 0)
+        return "never";
+    const std::int64_t s = std::max<std::int64_t>(0, (nowMs - whenMs) / 1000);
+    return ferry::formatTime(whenMs) + " (" + std::to_string(s) + " s ago)";
+}
+
+} // namespace
+
+int masterShowCommand(const Options& options, const std::string& name)
+{
+    const auto paths = ferry::pathsFromEnvironment();
+    const std::string dbPath = ferry::masterStorePath(paths.stateDir);
+    std::optional<ferry::RegistryNode> reg;
+    ferry::NodeInfo traffic;
+    {
+        ferry::RegistryStore store(dbPath);
+        reg = store.node(name);
+        ferry::MasterStore master(dbPath);
+        for (const auto& t : master.nodes())
+            if (t.name == name)
+                traffic = t;
+    }
+    if (!reg) {
+        std::cerr << "ferryctl master show: no node named '" << name << "' in " << dbPath << "\n";
+        return 1;
+    }
+    ferry::Database db(dbPath);
+    const auto pull = pullRow(db, name);
+    const auto failure = failureRow(db, name);
+    const auto reports = healthReports(db, name);
+    const std::int64_t now = ferry::nowMs();
+
+    const bool pullFailing = pull && pull->lastResult.rfind("failed", 0) == 0;
+    // The transport in use is the one that delivered last; a node that
+    // delivers by push while its pulls fail is in fallback.
+    std::string transport = "none yet";
+    if (traffic.lastPushMs > 0 || traffic.lastPullMs > 0)
+        transport = traffic.lastPushMs > traffic.lastPullMs ? "push" : "pull";
+    if (transport == "push" && pullFailing && reg->mode == "auto")
+        transport = "push (fallback: pulls fail)";
+    const std::int64_t lastDelivery = std::max(traffic.lastPushMs, traffic.lastPullMs);
+    const std::int64_t lagS = lastDelivery > 0 ? std::max<std::int64_t>(0, (now - lastDelivery) / 1000) : -1;
+
+    if (options.json) {
+        nlohmann::json j{{"name", name},
+                         {"state", reg->state},
+                         {"mode", reg->mode},
+                         {"ssh_host", reg->sshHost},
+                         {"ssh_port", traffic.sshPort},
+                         {"transport", transport},
+                         {"last_push_ms", traffic.lastPushMs},
+                         {"last_pull_ms", traffic.lastPullMs},
+                         {"lag_s", lagS},
+                         {"records_stored", traffic.recordsStored},
+                         {"last_seq", traffic.lastSeq}};
+        if (pull)
+            j["pull"] = {{"last_attempt_ms", pull->lastAttemptMs},
+                         {"last_success_ms", pull->lastSuccessMs},
+                         {"last_result", pull->lastResult},
+                         {"records_by_pull", pull->totalRecords}};
+        if (failure)
+            j["pull_failure"] = {{"at_ms", failure->atMs},
+                                 {"cause", failure->cause},
+                                 {"message", failure->message},
+                                 {"current", pullFailing}};
+        j["diagnosis"] = nlohmann::json::array();
+        for (const auto& [table, row] : reports) {
+            nlohmann::json r{{"table", table}};
+            for (const auto& [k, v] : row)
+                r[k] = v;
+            j["diagnosis"].push_back(r);
+        }
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    std::string ssh = "-";
+    if (!reg->sshHost.empty())
+        ssh = (reg->sshHost.find(':') != std::string::npos ? "[" + reg->sshHost + "]" : reg->sshHost) + ":" +
+              std::to_string(traffic.sshPort);
+    std::printf("Node:         %s (%s, mode %s)\n", name.c_str(), reg->state.c_str(), reg->mode.c_str());
+    std::printf("SSH:          %s\n", ssh.c_str());
+    std::printf("Transport:    %s\n", transport.c_str());
+    std::printf("Last push:    %s\n", ago(now, traffic.lastPushMs).c_str());
+    std::printf("Last pull:    %s\n", ago(now, traffic.lastPullMs).c_str());
+    std::printf("Lag:          %s\n", lagS < 0 ? "no delivery yet" : (std::to_string(lagS) + " s since the last delivery").c_str());
+    std::printf("Records:      %llu stored, last sequence %llu\n",
+                static_cast<unsigned long long>(traffic.recordsStored), static_cast<unsigned long long>(traffic.lastSeq));
+    if (!pull)
+        std::printf("Pull:         never attempted\n");
+    else
+        std::printf("Pull:         last attempt %s: %s\n", ago(now, pull->lastAttemptMs).c_str(),
+                    pull->lastResult.c_str());
+    if (failure && pullFailing)
+        std::printf("Pull failure: %s (since the attempt at %s)\n", failure->cause.c_str(),
+                    ferry::formatTime(failure->atMs).c_str());
+    else if (failure)
+        std::printf("Pull failure: none now (the last one, %s: %s)\n", ferry::formatTime(failure->atMs).c_str(),
+                    failure->cause.c_str());
+    else
+        std::printf("Pull failure: none recorded\n");
+    if (reports.empty()) {
+        std::printf("Diagnosis:    none from the node yet (its report travels with its pushes)\n");
+    } else {
+        for (const auto& [table, row] : reports) {
+            std::printf("Diagnosis:    (%s)\n", table.c_str());
+            for (const auto& [k, v] : row)
+                if (k != "node")
+                    std::printf("  %-12s %s\n", (k + ":").c_str(), v.c_str());
+        }
+    }
+    return 0;
+}
+
+} // namespace ferryctl

@@ -1,0 +1,59 @@
+#pragma once
+// Why a pull failed, in the few words an operator acts on: the master
+// records the cause of each node's last failed pull beside its pull state
+// (table pull_failure of master.db), and `ferryctl master show NODE` prints
+// it next to the node's own diagnosis.
+//
+//   connection refused   nothing listens on the node's SSH port (sshd down, wrong port, REJECT rule)
+//   timeout              no answer in time: a firewall dropping the master's packets, or a dead host
+//   unreachable          no route to the node
+//   host key mismatch    the node's sshd offered a key other than the pinned one
+//   host key unknown     no key is pinned for the node yet
+//   auth refused         sshd refused the pull key (AllowUsers/AllowGroups/DenyUsers, key not installed)
+//   shell refused        logged in, but the login shell refused or ended the session before the pull protocol
+//   secret mismatch      the node and the master do not share the node's secret
+//   other                anything else (the message says)
+
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <string_view>
+
+#include "ferry/Sqlite.h"
+
+namespace pulld {
+
+enum class FailureCause {
+    ConnectionRefused,
+    Timeout,
+    Unreachable,
+    HostKeyMismatch,
+    HostKeyUnknown,
+    AuthRefused,
+    ShellRefused,
+    SecretMismatch,
+    Other,
+};
+
+const char* toString(FailureCause cause);
+
+// Classifies the exception that ended a pull (SshSession, SshNodeConnector
+// and PullClient errors; see the table above).
+FailureCause classifyPullFailure(const std::exception& error);
+
+// Records node's failure cause (and the message) in master.db; never throws
+// (a failure to record is logged, "ignoring").
+void recordPullFailure(ferry::Database& db, const std::string& node, std::int64_t whenMs,
+                       const std::exception& error);
+
+struct PullFailure {
+    std::string node;
+    std::int64_t atMs = 0;
+    std::string cause;  // toString(FailureCause)
+    std::string message;
+};
+
+// Creates the table if needed (readers call this too).
+void ensurePullFailureTable(ferry::Database& db);
+
+} // namespace pulld
