@@ -88,7 +88,7 @@ void putValue(std::string& out, double x)
         return;
     }
     if (std::isinf(x)) {
-        putVarint(out, ((x > 0 ? 1u : 2u) << 3) | 7);
+        putVarint(out, (zigzag(x > 0 ? 1 : 2) << 3) | 7);
         return;
     }
     if (!std::signbit(x) || x != 0) {

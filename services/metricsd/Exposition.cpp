@@ -107,8 +107,16 @@ std::string nodeLabel(const std::string& node)
 void Exposition::addRecords(const std::string& node, std::vector<StoredRecord> records, std::int64_t& newestMs,
                             std::size_t& series, std::size_t& bad)
 {
+    // A node that was upgraded has both: its text records of the old sampler
+    // would repeat the same series, so they give way to the new ones.
+    const bool hasSampler = std::any_of(records.begin(), records.end(), [](const StoredRecord& r) {
+        return r.kind == ferry::metrics::kMetricsKind;
+    });
     for (auto& r : records) {
         newestMs = std::max(newestMs, r.timeMs);
+        if (hasSampler && (r.kind == "load" || r.kind == "cpu" || r.kind == "memory" || r.kind == "disk" ||
+                           r.kind == "network"))
+            continue;
         if (m_options.maxAgeMs > 0 && r.timeMs < m_options.nowMs - m_options.maxAgeMs)
             continue;
         std::vector<std::string> payloads;
@@ -251,6 +259,8 @@ void Exposition::buildHealth()
 
 bool Exposition::next(std::string& out, std::size_t chunkBytes)
 {
+    const std::size_t before = out.size();
+    chunkBytes += before;
     if (!m_healthDone) {
         out += m_health;
         m_health.clear();
@@ -281,7 +291,7 @@ bool Exposition::next(std::string& out, std::size_t chunkBytes)
             std::string().swap(s->payload);
         }
     }
-    return !out.empty();
+    return out.size() > before;
 }
 
 } // namespace metricsd
