@@ -69,10 +69,12 @@ std::string unescapeMount(const std::string& s)
     return out;
 }
 
-// node_exporter 1.5's defaults for the filesystem collector.
+// The defaults of Debian 12's prometheus-node-exporter 1.5 for its
+// filesystem collector (--collector.filesystem.mount-points-exclude and
+// fs-types-exclude), so both report the same filesystems.
 bool excludedMount(const std::string& mountpoint, const std::string& fstype)
 {
-    static const std::regex points("^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)");
+    static const std::regex points("^/(dev|proc|run|sys|mnt|media|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)");
     static const std::regex types(
         "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|"
         "overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$");
