@@ -1,11 +1,13 @@
 #include "Exposition.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <cmath>
 #include <map>
 
 #include <spdlog/spdlog.h>
 
+#include "RemoteWriter.h"
 #include "ferry/Error.h"
 #include "ferry/PullProtocol.h"
 
@@ -254,6 +256,54 @@ void Exposition::buildHealth()
         typeLine(o, name, name.ends_with("_total") ? "counter" : "gauge");
         for (const auto& [node, value] : rows)
             o += name + nodeLabel(node) + " " + ferry::metrics::formatValue(value) + "\n";
+    }
+    try {
+        buildRemoteWrite();
+    } catch (const std::exception& e) {
+        spdlog::warn("Ignoring remote-write state {}: {}", m_options.remoteWriteState, e.what());
+    }
+}
+
+void Exposition::buildRemoteWrite()
+{
+    std::error_code ec;
+    if (m_options.remoteWriteState.empty() || !std::filesystem::exists(m_options.remoteWriteState, ec))
+        return;
+    RemoteWriteState state(m_options.remoteWriteState, /*readOnly=*/true);
+    auto counters = state.counters();
+    const auto cursors = state.cursors();
+    std::string& o = m_health;
+    auto counter = [&](const char* name, const char* help, std::int64_t v) {
+        o += std::string("# HELP ") + name + " " + help + "\n";
+        typeLine(o, name, "counter");
+        o += std::string(name) + " " + std::to_string(v) + "\n";
+    };
+    if (!m_options.onlyNode) {
+        counter("ferry_remote_write_samples_total", "Samples the receiver accepted.", counters["samples_sent"]);
+        counter("ferry_remote_write_samples_rejected_total", "Samples in records the receiver refused on their own (skipped).",
+                counters["samples_rejected"]);
+        counter("ferry_remote_write_unreadable_records_total", "Stored records that could not be decoded (skipped).",
+                counters["records_unreadable"]);
+        o += "# HELP ferry_remote_write_requests_total Remote-write requests by result.\n";
+        typeLine(o, "ferry_remote_write_requests_total", "counter");
+        for (const char* r : {"ok", "rejected", "failed_http", "failed_transport"})
+            o += std::string("ferry_remote_write_requests_total{result=\"") + r + "\"} " +
+                 std::to_string(counters[std::string("requests_") + r]) + "\n";
+    }
+    o += "# HELP ferry_remote_write_lag_seconds How far remote-write is behind the node's newest stored sample.\n";
+    typeLine(o, "ferry_remote_write_lag_seconds", "gauge");
+    for (std::size_t i = 0; i < m_nodes.size(); ++i) {
+        if (!m_perNode[i].newestMs)
+            continue;
+        std::int64_t sent = 0;
+        if (auto it = cursors.find(m_nodes[i].name); it != cursors.end())
+            for (const auto& [epoch, c] : it->second)
+                sent = std::max(sent, c.timeMs);
+        if (sent == 0)
+            continue;  // nothing sent yet for this node
+        const std::int64_t lag = std::max<std::int64_t>(0, m_perNode[i].newestMs - sent);
+        o += "ferry_remote_write_lag_seconds" + nodeLabel(m_nodes[i].name) + " " +
+             ferry::metrics::formatValue(static_cast<double>(lag) / 1000.0) + "\n";
     }
 }
 

@@ -29,6 +29,8 @@ struct ExpositionOptions {
     // behind its head; remote-write carries the backlog). 0: no limit.
     std::int64_t maxAgeMs = 60 * 60 * 1000;
     std::optional<std::string> onlyNode;  // GET /metrics?node=NAME
+    // ferry-remote-write's state (read-only, when the file exists).
+    std::string remoteWriteState;
 };
 
 class Exposition {
@@ -54,6 +56,7 @@ private:
     void addRecords(const std::string& node, std::vector<StoredRecord> records, std::int64_t& newestMs,
                     std::size_t& series, std::size_t& bad);
     void buildHealth();
+    void buildRemoteWrite();
     bool advance(Source& s);
 
     StoreReader& m_store;

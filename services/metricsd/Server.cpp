@@ -98,6 +98,7 @@ struct Server::Callbacks {
         options.nowMs = ferry::nowMs();
         options.staleMs = self->m_settings.staleMs;
         options.maxAgeMs = self->m_settings.maxAgeMs;
+        options.remoteWriteState = self->m_settings.remoteWriteState;
         if (const char* node = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "node"))
             options.onlyNode = std::string(node);
         try {

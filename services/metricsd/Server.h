@@ -17,6 +17,7 @@ namespace metricsd {
 
 struct ServerSettings {
     std::string storePath;
+    std::string remoteWriteState;
     std::int64_t staleMs = 5 * 60 * 1000;
     std::int64_t maxAgeMs = 60 * 60 * 1000;
     unsigned connectionLimit = 32;

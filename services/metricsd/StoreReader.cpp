@@ -104,4 +104,41 @@ std::vector<NodeReport> StoreReader::nodeReports()
     return out;
 }
 
+std::vector<RecordStream> StoreReader::streams()
+{
+    std::vector<RecordStream> out;
+    for (const auto& n : nodes()) {
+        if (m_hasEpoch) {
+            ferry::Statement s(m_db,
+                               "SELECT epoch, MAX(seq), (SELECT time_ms FROM records r2 WHERE r2.node = ?1 AND"
+                               " r2.epoch = r.epoch ORDER BY seq DESC LIMIT 1) FROM records r WHERE node = ?1 GROUP BY epoch");
+            s.bind(1, n.name);
+            while (s.step())
+                out.push_back({n.name, s.text(0), static_cast<std::uint64_t>(s.int64(1)), s.int64(2)});
+        } else {
+            ferry::Statement s(m_db, "SELECT seq, time_ms FROM records WHERE node = ?1 ORDER BY seq DESC LIMIT 1");
+            s.bind(1, n.name);
+            if (s.step())
+                out.push_back({n.name, {}, static_cast<std::uint64_t>(s.int64(0)), s.int64(1)});
+        }
+    }
+    return out;
+}
+
+std::vector<SequencedRecord> StoreReader::recordsAfter(const RecordStream& stream, std::uint64_t afterSeq, int limit)
+{
+    const char* sql = m_hasEpoch
+        ? "SELECT seq, kind, time_ms, payload FROM records WHERE node = ?1 AND epoch = ?4 AND seq > ?2"
+          " ORDER BY seq LIMIT ?3"
+        : "SELECT seq, kind, time_ms, payload FROM records WHERE node = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
+    ferry::Statement s(m_db, sql);
+    s.bind(1, stream.node).bind(2, static_cast<std::int64_t>(afterSeq)).bind(3, static_cast<std::int64_t>(limit));
+    if (m_hasEpoch)
+        s.bindBlob(4, stream.epoch);
+    std::vector<SequencedRecord> out;
+    while (s.step())
+        out.push_back({static_cast<std::uint64_t>(s.int64(0)), s.text(1), s.int64(2), s.text(3)});
+    return out;
+}
+
 } // namespace metricsd

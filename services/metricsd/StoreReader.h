@@ -30,6 +30,22 @@ struct StoredRecord {
     std::string payload;
 };
 
+// One (node, epoch): the records of one spool identity, numbered by seq.
+// epoch is empty in the store without epochs.
+struct RecordStream {
+    std::string node;
+    std::string epoch;
+    std::uint64_t lastSeq = 0;
+    std::int64_t newestMs = 0;  // time of the record with lastSeq
+};
+
+struct SequencedRecord {
+    std::uint64_t seq = 0;
+    std::string kind;
+    std::int64_t timeMs = 0;
+    std::string payload;
+};
+
 // A node's latest health report: column name → number (numeric columns only).
 struct NodeReport {
     std::string node;
@@ -47,6 +63,10 @@ public:
     // time is more than staleMs older than the node's newest are left out.
     std::vector<StoredRecord> latestRecords(const std::string& node, std::int64_t staleMs, int window = 256);
     std::vector<NodeReport> nodeReports();
+    // Every (node, epoch) that has records, with its last sequence.
+    std::vector<RecordStream> streams();
+    // Records of a stream with seq > afterSeq, in sequence order.
+    std::vector<SequencedRecord> recordsAfter(const RecordStream& stream, std::uint64_t afterSeq, int limit);
     bool hasEpochs() const { return m_hasEpoch; }
 
 private:

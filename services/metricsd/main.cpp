@@ -43,6 +43,9 @@ int main(int argc, char* argv[]) try {
     ferry::initLogging("ferry-metricsd", args.verbosity);
     if (settings.storePath.empty())
         settings.storePath = ferry::masterStorePath(ferry::pathsFromEnvironment().stateDir);
+    // ferry-remote-write keeps its state beside the store.
+    settings.remoteWriteState =
+        settings.storePath.substr(0, settings.storePath.find_last_of('/') + 1) + "remote-write.db";
 
     const int n = sd_listen_fds(1);
     if (n > 1)
