@@ -14,7 +14,18 @@
 #include <map>
 #include <set>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <thread>
+
 #include <nlohmann/json.hpp>
+
+#include "Samplers.h"
+#include "ferry/Bus.h"
 
 #include "ferry/MasterStore.h"
 #include "ferry/Metrics.h"
@@ -206,6 +217,155 @@ TEST_F(APrometheus, ScrapesANodesSeriesFromTheMasterWithTheRightLabels)
     ASSERT_EQ(lag.size(), 1u);
     EXPECT_LT(std::stod(lag[0]["value"][1].get<std::string>()), 120);
     EXPECT_EQ(query("ferry_node_records_stored_total{node=\"node-a\"}").size(), 1u);
+}
+
+// A receiver that misbehaves: it closes each connection after reading part
+// of the request, or answers every request with a fixed status.
+class BadReceiver {
+public:
+    explicit BadReceiver(std::string answer) : m_answer(std::move(answer))
+    {
+        m_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ::bind(m_fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        socklen_t len = sizeof a;
+        ::getsockname(m_fd, reinterpret_cast<sockaddr*>(&a), &len);
+        m_port = ntohs(a.sin_port);
+        ::listen(m_fd, 16);
+        m_thread = std::thread([this] { loop(); });
+    }
+    ~BadReceiver()
+    {
+        m_stop = true;
+        m_thread.join();
+        ::close(m_fd);
+    }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(m_port) + "/api/v1/write"; }
+    int connections() const { return m_connections; }
+
+private:
+    void loop()
+    {
+        while (!m_stop) {
+            pollfd p{m_fd, POLLIN, 0};
+            if (::poll(&p, 1, 100) <= 0)
+                continue;
+            const int c = ::accept4(m_fd, nullptr, nullptr, SOCK_CLOEXEC);
+            if (c < 0)
+                continue;
+            ++m_connections;
+            char buf[4096];
+            pollfd q{c, POLLIN, 0};
+            if (::poll(&q, 1, 2000) > 0)
+                (void)::read(c, buf, sizeof buf);  // part of the request
+            if (!m_answer.empty())
+                (void)::write(c, m_answer.data(), m_answer.size());
+            ::close(c);
+        }
+    }
+    std::string m_answer;
+    int m_fd = -1;
+    int m_port = 0;
+    std::atomic<bool> m_stop{false};
+    std::atomic<int> m_connections{0};
+    std::thread m_thread;
+};
+
+TEST_F(APrometheus, ReceivesASixHourBacklogByRemoteWriteWithNoGapAndEachSampleOnce)
+{
+    // Six hours of the sampler, one run a minute, through the spool's own API,
+    // stored by the master's store.
+    const std::int64_t now = ferry::nowMs();
+    const int runs = 360;
+    std::size_t stored = 0;
+    {
+        std::filesystem::create_directories(dir / "node-state");
+        ferry::Spool spool(dir / "node-state/spool.db", {});
+        for (int i = 0; i < runs; ++i) {
+            const std::int64_t t = now - 6 * 3600 * 1000 + static_cast<std::int64_t>(i) * 60000;
+            const auto samples = sampler::sampleSystem({}, t);
+            stored += samples.size();
+            for (const auto& p : ferry::metrics::encodeSamples(samples, t, ferry::kMaxRecordPayload))
+                spool.append("metrics", p, t);
+        }
+        ferry::MasterStore store(dir / "master.db");
+        store.addNode("node-b", "secret");
+        for (std::uint64_t after = 0;;) {
+            const auto batch = spool.readAfter(after, 500, 8 << 20);
+            if (batch.empty())
+                break;
+            store.storeBatch("node-b", batch, "push");
+            after = batch.back().seq;
+        }
+    }
+    auto remoteWrite = [&](const std::string& url) {
+        ferry::test::writeFile(dir / "metrics.yml", "remote_write:\n  url: " + url +
+                                                        "\n  min_backoff: 0\n  max_backoff: 1s\n  retry_for: 2s\n"
+                                                        "  timeout: 5s\n  max_samples_per_send: 2000\n");
+        return ferry::test::run({ferry::test::buildPath("services/metricsd/ferry-remote-write"),
+                                 "--config=" + (dir / "metrics.yml"), "--store=" + (dir / "master.db"),
+                                 "--state=" + (dir / "remote-write.db")},
+                                {}, {}, std::chrono::seconds(120));
+    };
+    auto sentSoFar = [&]() -> std::int64_t {
+        if (!std::filesystem::exists(dir / "remote-write.db"))
+            return 0;
+        ferry::Database db(dir / "remote-write.db", true);
+        ferry::Statement st(db, "SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = 'samples_sent'");
+        return st.step() ? st.int64(0) : 0;
+    };
+
+    // Down, closing mid-request, 503, 401: each run fails with a clear error and sends nothing.
+    const auto down = remoteWrite("http://127.0.0.1:" + std::to_string(ferry::test::freePort()) + "/api/v1/write");
+    EXPECT_EQ(down.exitCode, 1);
+    EXPECT_NE(down.err.find("Failed to remote-write"), std::string::npos) << down.err;
+    {
+        BadReceiver closing("");
+        const auto r = remoteWrite(closing.url());
+        EXPECT_EQ(r.exitCode, 1) << r.err;
+        EXPECT_GT(closing.connections(), 1) << "retried";
+    }
+    {
+        BadReceiver busy("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy");
+        const auto r = remoteWrite(busy.url());
+        EXPECT_EQ(r.exitCode, 1);
+        EXPECT_NE(r.err.find("HTTP 503: busy"), std::string::npos) << r.err;
+    }
+    {
+        BadReceiver denied("HTTP/1.1 401 Unauthorized\r\nContent-Length: 6\r\nConnection: close\r\n\r\ndenied");
+        const auto r = remoteWrite(denied.url());
+        EXPECT_EQ(r.exitCode, 1);
+        EXPECT_EQ(denied.connections(), 1) << "a 401 is not retried in the same run";
+    }
+    EXPECT_EQ(sentSoFar(), 0) << "no failed request moved a cursor";
+
+    // The real receiver.
+    metricsPort = ferry::test::freePort();
+    startPrometheus();
+    const auto started = std::chrono::steady_clock::now();
+    const auto ok = remoteWrite("http://127.0.0.1:" + std::to_string(promPort) + "/api/v1/write");
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    ASSERT_EQ(ok.exitCode, 0) << ok.err << ferry::test::readFile(dir / "prometheus.log");
+    EXPECT_EQ(sentSoFar(), static_cast<std::int64_t>(stored)) << "every stored sample was accepted once";
+    std::cout << "remote-write: " << stored << " samples (" << runs << " runs x 6 h) in " << seconds << " s\n";
+
+    for (const char* series : {"node_load1", "node_memory_MemTotal_bytes", "node_time_seconds"}) {
+        const auto r = query(std::string("count_over_time(") + series + "{node=\"node-b\"}[7h])");
+        ASSERT_EQ(r.size(), 1u) << series;
+        EXPECT_EQ(r[0]["value"][1], std::to_string(runs)) << series << ": one sample a minute for 6 hours, no gap";
+    }
+    // node_time_seconds carries its own sampling time: the oldest must be 6 hours back.
+    const auto oldest = query("min_over_time(node_time_seconds{node=\"node-b\"}[7h])");
+    ASSERT_EQ(oldest.size(), 1u);
+    EXPECT_NEAR(std::stod(oldest[0]["value"][1].get<std::string>()), static_cast<double>(now) / 1000 - 6 * 3600, 1);
+
+    // A second run finds nothing new: the cursor is durable.
+    const auto again = remoteWrite("http://127.0.0.1:" + std::to_string(promPort) + "/api/v1/write");
+    EXPECT_EQ(again.exitCode, 0) << again.err;
+    EXPECT_EQ(sentSoFar(), static_cast<std::int64_t>(stored));
+    EXPECT_NE(again.err.find("0 samples sent"), std::string::npos) << again.err;
 }
 
 // How close a Ferry sample must be to node_exporter's, taken at the same
