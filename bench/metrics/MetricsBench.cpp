@@ -8,6 +8,10 @@
 //                      (default 10,000 × 200): time to first byte, total time,
 //                      size, and metricsd's peak memory, against Prometheus's
 //                      default scrape timeout (10 s); and one node's /metrics?node=.
+//   remote-write [N] [H]  ferry-remote-write of N nodes × H hours of backlog
+//                      (default 20 × 6) to a real Prometheus, in samples/s, beside
+//                      the same requests pre-encoded and POSTed by libcurl alone
+//                      (promtool 2.42 has no remote-write sender to compare with).
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,12 +20,17 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <random>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
 
+#include "CurlSender.h"
+#include "RemoteWriter.h"
 #include "Samplers.h"
+#include "StoreReader.h"
 #include "ferry/Bus.h"
 #include "ferry/MasterStore.h"
 #include "ferry/Metrics.h"
@@ -183,6 +192,113 @@ int endpoint(int nodes, int series)
     return 0;
 }
 
+// Starts Prometheus on loopback (remote-write receiver, 7 d out-of-order window).
+struct Prometheus {
+    ferry::test::TempDir dir;
+    int port = ferry::test::freePort();
+    std::optional<ferry::test::Process> process;
+    Prometheus()
+    {
+        ferry::test::writeFile(dir / "prometheus.yml",
+                               "global:\n  scrape_interval: 15s\nstorage:\n  tsdb:\n    out_of_order_time_window: 7d\n");
+        process.emplace(std::vector<std::string>{"/usr/bin/prometheus", "--config.file=" + (dir / "prometheus.yml"),
+                                                 "--storage.tsdb.path=" + (dir / "data"),
+                                                 "--web.listen-address=127.0.0.1:" + std::to_string(port),
+                                                 "--web.enable-remote-write-receiver", "--log.level=error"},
+                        std::map<std::string, std::string>{}, dir / "prometheus.log");
+        ferry::test::waitUntil(
+            [&] {
+                return ferry::test::run({"curl", "-sf", "-o", "/dev/null",
+                                         "http://127.0.0.1:" + std::to_string(port) + "/-/ready"})
+                           .exitCode == 0;
+            },
+            std::chrono::seconds(30), std::chrono::milliseconds(100));
+    }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port) + "/api/v1/write"; }
+};
+
+int remoteWrite(int nodes, int hours)
+{
+    ferry::test::TempDir dir;
+    const std::string db = dir / "master.db";
+    const std::int64_t now = ferry::nowMs();
+    const int runs = hours * 60;
+    std::size_t samples = 0;
+    {
+        ferry::MasterStore schema(db);
+        ferry::Database& d = schema.database();
+        ferry::Transaction tx(d);
+        ferry::Statement node(d, "INSERT INTO nodes (name, secret) VALUES (?1, 'x')");
+        ferry::Statement rec(d, "INSERT INTO records (node, seq, time_ms, kind, payload, received_ms, via)"
+                                " VALUES (?1, ?2, ?3, 'metrics', ?4, ?3, 'push')");
+        for (int n = 0; n < nodes; ++n) {
+            const std::string name = "node-" + std::to_string(n);
+            node.reset();
+            node.bind(1, name).run();
+            for (int i = 0; i < runs; ++i) {
+                const std::int64_t t = now - static_cast<std::int64_t>(runs - i) * 60000;
+                const auto s = sampler::sampleSystem({}, t);
+                samples += s.size();
+                rec.reset();
+                rec.bind(1, name).bind(2, i + 1).bind(3, t);
+                rec.bindBlob(4, ferry::metrics::encodeSamples(s, t, ferry::kMaxRecordPayload).at(0)).run();
+            }
+        }
+        tx.commit();
+    }
+    std::printf("remote-write: %d nodes × %d h of the sampler = %zu samples stored\n", nodes, hours, samples);
+
+    // Ferry: the binary, a real run with cursors, against a fresh Prometheus.
+    double ferryS = 0;
+    {
+        Prometheus prom;
+        ferry::test::writeFile(dir / "metrics.yml", "remote_write:\n  url: " + prom.url() + "\n");
+        const auto start = std::chrono::steady_clock::now();
+        const auto r = ferry::test::run({ferry::test::buildPath("services/metricsd/ferry-remote-write"),
+                                         "--config=" + (dir / "metrics.yml"), "--store=" + db,
+                                         "--state=" + (dir / "remote-write.db")},
+                                        {}, {}, std::chrono::seconds(600));
+        ferryS = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (r.exitCode != 0) {
+            std::fprintf(stderr, "ferry-remote-write failed: %s\n", r.err.c_str());
+            return 2;
+        }
+    }
+    // Peer: the same requests, encoded beforehand, POSTed back to back by
+    // libcurl to another fresh Prometheus (no store reads, no decoding, no cursor).
+    double rawS = 0;
+    {
+        metricsd::StoreReader store(db);
+        std::vector<std::string> bodies;
+        for (const auto& stream : store.streams()) {
+            std::uint64_t after = 0;
+            for (;;) {
+                auto recs = store.recordsAfter(stream, after, 35);
+                if (recs.empty())
+                    break;
+                after = recs.back().seq;
+                std::size_t n = 0, bad = 0;
+                bodies.push_back(metricsd::encodeWriteRequest(stream.node, recs, n, bad));
+            }
+        }
+        Prometheus prom;
+        metricsd::RemoteWriteConfig config;
+        config.url = prom.url();
+        metricsd::CurlSender sender(config);
+        const auto start = std::chrono::steady_clock::now();
+        for (const auto& b : bodies)
+            if (sender.post(b).status / 100 != 2)
+                return 3;
+        rawS = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+    const double n = static_cast<double>(samples);
+    std::printf("remote-write: ferry-remote-write %.2f s = %.0f samples/s (whole run: store reads, decoding, cursors)\n",
+                ferryS, n / ferryS);
+    std::printf("remote-write: same requests pre-encoded, POSTed by libcurl %.2f s = %.0f samples/s → ferry/raw %.2f\n",
+                rawS, n / rawS, ferryS / rawS);
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char* argv[])
@@ -191,8 +307,10 @@ int main(int argc, char* argv[])
     const std::string mode = argc > 1 ? argv[1] : "";
     if (mode == "backlog")
         return backlog();
+    if (mode == "remote-write")
+        return remoteWrite(argc > 2 ? std::stoi(argv[2]) : 20, argc > 3 ? std::stoi(argv[3]) : 6);
     if (mode == "endpoint")
         return endpoint(argc > 2 ? std::stoi(argv[2]) : 10000, argc > 3 ? std::stoi(argv[3]) : 200);
-    std::fprintf(stderr, "usage: ferry-bench-metrics backlog | endpoint [NODES] [SERIES]\n");
+    std::fprintf(stderr, "usage: ferry-bench-metrics backlog | endpoint [NODES] [SERIES] | remote-write [NODES] [HOURS]\n");
     return 2;
 }
