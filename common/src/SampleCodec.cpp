@@ -59,6 +59,9 @@ constexpr std::array kStatic = std::to_array<std::string_view>({
 constexpr std::size_t kMaxStrings = 65536;
 constexpr std::size_t kMaxStringBytes = 16 * 1024;
 constexpr std::size_t kMaxLabelNames = 64;
+// References make a payload expand (one byte may name a 16 KiB string): what
+// one record may expand to, in bytes of names and label values.
+constexpr std::size_t kMaxExpandedBytes = 16 * 1024 * 1024;
 
 std::uint64_t zigzag(std::int64_t n)
 {
@@ -332,8 +335,14 @@ void SampleReader::nextSeries(const Block& block, std::vector<std::string_view>&
                               std::int64_t& timeMs)
 {
     labelValues.clear();
-    for (std::size_t i = 0; i < block.labelNames.size(); ++i)
+    m_expanded += block.name.size();
+    for (std::size_t i = 0; i < block.labelNames.size(); ++i) {
         labelValues.push_back(ref("label value"));
+        m_expanded += block.labelNames[i].size() + labelValues.back().size();
+    }
+    if (m_expanded > kMaxExpandedBytes)
+        throw ProtocolError("Failed to decode samples: the record expands to more than " +
+                            std::to_string(kMaxExpandedBytes) + " bytes of names and labels");
     const auto v = varint("value");
     const auto tag = v & 7;
     const auto m = unzigzag(v >> 3);

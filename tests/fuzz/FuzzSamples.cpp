@@ -25,8 +25,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             __builtin_trap();
     } catch (const ferry::ProtocolError&) {
     }
-    for (const char* kind : {"load", "memory", "disk", "network", "plugin:x"})
-        (void)ferry::metrics::decodeRecord(kind, in, 0);
+    for (const char* kind : {"load", "memory", "disk", "network", "plugin:x"}) {
+        try {
+            (void)ferry::metrics::decodeRecord(kind, in, 0);
+        } catch (const ferry::ProtocolError&) {
+            // a binary payload that does not decode
+        }
+    }
     const auto parsed = ferry::metrics::parseText(in, {});
     std::string text;
     ferry::metrics::appendText(text, parsed.samples);

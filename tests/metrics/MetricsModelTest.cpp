@@ -245,3 +245,23 @@ TEST(ALegacyTextRecord, IsReadWithNodeExporterNames)
 
 } // namespace
 } // namespace ferry::metrics
+
+namespace ferry::metrics {
+namespace {
+
+TEST(ASampleEncoding, RefusesARecordWhoseReferencesExpandBeyondTheBound)
+{
+    // One 16 KiB string referred to by every label of 10,000 series: 64 KB
+    // that would expand to about 1.3 GB.
+    std::vector<Sample> in;
+    const std::string big(16 * 1024, 'x');
+    for (int i = 0; i < 10000; ++i)
+        in.push_back({"m", MetricType::Gauge, {{"a", big}, {"b", big}, {"c", big}, {"i", std::to_string(i % 100)}}, 1, 0});
+    const auto payloads = encodeSamples(in, 0, 64 << 20);
+    ASSERT_EQ(payloads.size(), 1u);
+    EXPECT_LT(payloads[0].size(), 200u * 1024);
+    EXPECT_THROW(decodeSamples(payloads[0], 0), ProtocolError);
+}
+
+} // namespace
+} // namespace ferry::metrics

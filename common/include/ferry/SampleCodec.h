@@ -26,8 +26,9 @@
 // built-in sampler run costs about 6 bytes per sample (bench/metrics prints it).
 //
 // Decoding untrusted payloads throws ferry::ProtocolError naming what is wrong;
-// every count is checked against the bytes that remain, so a bad payload
-// cannot make the decoder allocate more than a small multiple of its size.
+// every count is checked against the bytes that remain, and what the
+// references expand to is capped (16 MiB of names and labels per record), so
+// a bad payload cannot make a reader allocate without bound.
 
 #include <cstdint>
 #include <span>
@@ -85,6 +86,7 @@ private:
     std::int64_t m_timeMs;
     std::vector<std::string_view> m_strings;
     std::uint64_t m_blocksLeft = 0;
+    std::size_t m_expanded = 0;
 };
 
 std::span<const std::string_view> staticStrings();
