@@ -23,6 +23,7 @@ set(FERRY_LAYER_config_FILES YamlReader NodeConfig DaemonArgs)
 # message layouts of the pull and registry protocols.
 set(FERRY_LAYER_net_DEPENDS base)
 set(FERRY_LAYER_net_FILES Stream Wire Epoch Crypto SshSession SshKeys NodeCertificates PullProtocol RegistryProtocol
+    Metrics SampleCodec
     TcpServer)
 
 # SQLite files: the node's spool, the master's store, the key registry.

@@ -17,6 +17,7 @@
 #include "NodeSshd.h"
 #include "Puller.h"
 #include "Samplers.h"
+#include "ferry/SampleCodec.h"
 #include "SshNodeConnector.h"
 #include "ferry/Bus.h"
 #include "ferry/MasterStore.h"
@@ -44,9 +45,11 @@ std::vector<ferry::Record> backlog(int minutes)
 {
     std::vector<ferry::Record> out;
     const std::int64_t start = ferry::nowMs() - static_cast<std::int64_t>(minutes) * 60000;
+    // The built-in sampler's records: its samples, encoded as it encodes them.
     for (int m = 0; m < minutes; ++m) {
-        auto sample = sampler::sampleSystem("/proc", start + static_cast<std::int64_t>(m) * 60000);
-        out.insert(out.end(), sample.begin(), sample.end());
+        const std::int64_t at = start + static_cast<std::int64_t>(m) * 60000;
+        for (auto& payload : ferry::metrics::encodeSamples(sampler::sampleSystem({}, at), at, ferry::kMaxRecordPayload))
+            out.push_back({0, at, std::string(ferry::metrics::kMetricsKind), std::move(payload)});
     }
     return out;
 }

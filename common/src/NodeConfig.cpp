@@ -242,6 +242,10 @@ PluginsConfig parsePluginsConfig(const std::string& name, const std::string& tex
     if (auto plugins = top.map("plugins")) {
         if (auto v = plugins->seconds("timeout", 1, 600))
             c.pluginTimeout = std::chrono::seconds(*v);
+        if (auto v = plugins->string("textfile_directory"))
+            c.textfileDirectory = *v;
+        if (auto v = plugins->integer("max_series", 1, 1000000))
+            c.maxSeries = static_cast<std::size_t>(*v);
         plugins->finish();
     }
     top.finish();

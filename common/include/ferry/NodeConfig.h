@@ -50,6 +50,11 @@ struct PluginsConfig {
     // `sender: period:` — seconds between push cycles.
     std::chrono::seconds period{240};
     std::chrono::seconds pluginTimeout{10};
+    // node_exporter's textfile collector: every *.prom file here is read at
+    // each sampler run (empty: off).
+    std::string textfileDirectory;
+    // Series kept per plugin run or .prom file; the rest is dropped and logged.
+    std::size_t maxSeries = 10000;
 };
 
 // The smallest push period the node accepts (the master's policy floor for

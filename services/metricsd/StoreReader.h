@@ -1,0 +1,78 @@
+#pragma once
+// Read-only access to the master's store (master.db) for metricsd. Every SQL
+// statement metricsd runs is in StoreReader.cpp, so a schema change touches
+// one file. It works with the records table keyed (node, seq) and with the
+// one keyed (node, epoch, seq), and reads node_reports when that table exists.
+// The database is opened with SQLITE_OPEN_READONLY: metricsd never writes.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ferry/Sqlite.h"
+
+namespace metricsd {
+
+struct NodeRow {
+    std::string name;
+    std::string state;
+    std::string mode;
+    std::int64_t lastSeenMs = 0;
+    std::int64_t lastPushMs = 0;
+    std::int64_t lastPullMs = 0;
+    std::int64_t recordsStored = 0;
+};
+
+struct StoredRecord {
+    std::string kind;
+    std::int64_t timeMs = 0;
+    std::string payload;
+};
+
+// One (node, epoch): the records of one spool identity, numbered by seq.
+// epoch is empty in the store without epochs.
+struct RecordStream {
+    std::string node;
+    std::string epoch;
+    std::uint64_t lastSeq = 0;
+    std::int64_t newestMs = 0;  // time of the record with lastSeq
+};
+
+struct SequencedRecord {
+    std::uint64_t seq = 0;
+    std::string kind;
+    std::int64_t timeMs = 0;
+    std::string payload;
+};
+
+// A node's latest health report: column name → number (numeric columns only).
+struct NodeReport {
+    std::string node;
+    std::map<std::string, double> values;
+};
+
+class StoreReader {
+public:
+    explicit StoreReader(const std::string& path);
+
+    std::vector<NodeRow> nodes();
+    // The newest run of each record kind of a node: for every kind, all
+    // records stamped with that kind's newest time (a run split into several
+    // records), among the node's last `window` records; kinds whose newest
+    // time is more than staleMs older than the node's newest are left out.
+    std::vector<StoredRecord> latestRecords(const std::string& node, std::int64_t staleMs, int window = 256);
+    std::vector<NodeReport> nodeReports();
+    // Every (node, epoch) that has records, with its last sequence.
+    std::vector<RecordStream> streams();
+    // Records of a stream with seq > afterSeq, in sequence order.
+    std::vector<SequencedRecord> recordsAfter(const RecordStream& stream, std::uint64_t afterSeq, int limit);
+    bool hasEpochs() const { return m_hasEpoch; }
+
+private:
+    ferry::Database m_db;
+    bool m_hasEpoch = false;
+    bool m_hasReports = false;
+};
+
+} // namespace metricsd
