@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "FuzzSupport.h"
+#include "ferry/Bus.h"
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
 #include "ferry/PullServer.h"
@@ -69,8 +70,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size == 0)
         return 0;
     ferry::Spool spool(":memory:", ferry::SpoolLimits{});
+    const std::int64_t now = ferry::nowMs();
     for (int i = 0; i < 6; ++i)
-        spool.append("load", "load1 0.0" + std::to_string(i) + "\n", 1700000000000 + i);
+        spool.append("load", "load1 0.0" + std::to_string(i) + "\n", now + i);
     ferry::PullCommand command;
     if (data[0] != 0xff) {
         command.verb = ferry::PullVerb::Fetch;
@@ -89,6 +91,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         // An Ack deletes only what was sent: never more than the spool held.
         if (result.acknowledgedUpTo > 6)
             __builtin_trap();
+    } catch (const ferry::AuthError&) {
+        __builtin_trap();  // the driver's proof is always right: the handshake must pass
     } catch (const ferry::Error&) {
     }
     return 0;
