@@ -129,6 +129,7 @@ int main(int argc, char* argv[])
         // fwcheck: read the rules the way the daemon does, then trace.
         HostReaderOptions o;
         o.commandPrefix = in;
+        o.netns = ns;
         HostReader reader(o);
         std::vector<double> total, traceOnly;
         std::vector<std::string> answers;

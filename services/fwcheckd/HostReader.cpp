@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "Address.h"
+#include "NftListing.h"
 #include "ferry/Error.h"
 #include "ferry/Files.h"
 
@@ -150,12 +151,17 @@ CommandOutput HostReader::iptablesSave(const std::string& tool)
 
 CommandOutput HostReader::nftRuleset()
 {
-    return run({"nft", "-j", "list", "ruleset"});
+    return listNftRuleset(true, netnsPath());
 }
 
 CommandOutput HostReader::nftRulesetText()
 {
-    return run({"nft", "list", "ruleset"});
+    return listNftRuleset(false, netnsPath());
+}
+
+std::string HostReader::netnsPath() const
+{
+    return m_options.netns.empty() ? std::string() : "/run/netns/" + m_options.netns;
 }
 
 CommandOutput HostReader::sshdEffective(const std::string& user, const std::string& host, const std::string& addr)
@@ -187,6 +193,7 @@ std::optional<Account> HostReader::account(const std::string& user)
     Account a;
     a.name = user;
     a.shell = pw.pw_shell ? pw.pw_shell : "";
+    a.home = pw.pw_dir ? pw.pw_dir : "";
     int n = 64;
     std::vector<gid_t> gids(static_cast<std::size_t>(n));
     if (::getgrouplist(user.c_str(), pw.pw_gid, gids.data(), &n) < 0) {

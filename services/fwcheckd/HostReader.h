@@ -1,6 +1,7 @@
 #pragma once
-// The real SystemReader: runs iptables-save, nft, sshd -T, ip route and ss,
-// reads files and the account database.
+// The real SystemReader: reads nftables through libnftables in-process,
+// runs iptables-save, sshd -T, ip route and ss, reads files and the
+// account database.
 
 #include "SystemReader.h"
 
@@ -10,6 +11,9 @@ struct HostReaderOptions {
     // Prepended to every command (tests run them inside a namespace with
     // {"ip", "netns", "exec", "<name>"}).
     std::vector<std::string> commandPrefix;
+    // The network namespace (a name under /run/netns) whose nftables rules
+    // are read in-process; empty: our own. Tests set it with commandPrefix.
+    std::string netns;
     // Prepended to the sshd command only (tests give it a private /run).
     std::vector<std::string> sshdPrefix;
     std::string sshdBinary = "/usr/sbin/sshd";
@@ -33,6 +37,7 @@ public:
 
 private:
     CommandOutput run(std::vector<std::string> argv);
+    std::string netnsPath() const;
 
     HostReaderOptions m_options;
 };

@@ -21,6 +21,7 @@ struct Account {
     std::string name;
     std::string shell;
     std::vector<std::string> groups;  // primary first
+    std::string home;
 };
 
 struct Route {

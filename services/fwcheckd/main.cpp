@@ -1,11 +1,15 @@
 // ferry-fwcheckd: answers "can the master reach my sshd?" on the bus as
-// org.ferry.FwCheck1. Started by its timer, its path units (sshd_config,
-// hosts.allow/deny) or D-Bus activation; checks once at start and exits
-// when idle. `--check` runs one check and prints it as JSON, without a bus.
+// org.ferry.FwCheck1. Started by its timer (also 5 minutes after boot) or
+// its path unit (sshd_config, hosts.allow/deny), it checks once at start;
+// started by D-Bus activation (anyone reading a property) it starts
+// passive and answers from the saved result: only root's Check() makes it
+// list the firewall then. Exits when idle. `--check` runs one check and
+// prints it as JSON, without a bus.
 
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "Checker.h"
@@ -18,12 +22,14 @@
 #include "ferry/Log.h"
 #include "ferry/NodeConfig.h"
 
+#include <spdlog/spdlog.h>
+
 namespace {
 
 struct Args {
     int verbosity = 0;
     bool checkOnly = false;
-    bool initialCheck = true;
+    std::optional<bool> initialCheck;  // unset: decided by how we were started
     int idleSeconds = 30;
     std::string pullUser = "ferry";
     std::string pullShell = "/usr/sbin/ferry-login";
@@ -35,7 +41,7 @@ struct Args {
 [[noreturn]] void usage(const std::string& problem)
 {
     std::cerr << "ferry-fwcheckd: " << problem << "\n"
-              << "usage: ferry-fwcheckd [-v] [--check] [--no-initial-check] [--idle-timeout SECONDS]\n"
+              << "usage: ferry-fwcheckd [-v] [--check] [--initial-check | --no-initial-check] [--idle-timeout SECONDS]\n"
                  "                      [--pull-user NAME] [--pull-shell PATH] [--sshd-config PATH]\n"
                  "                      [--hosts-allow PATH] [--hosts-deny PATH]\n";
     std::exit(2);
@@ -57,6 +63,8 @@ Args parseArgs(int argc, char* argv[])
             a.checkOnly = true;
         else if (arg == "--no-initial-check")
             a.initialCheck = false;
+        else if (arg == "--initial-check")
+            a.initialCheck = true;
         else if (arg == "--idle-timeout") {
             const std::string v = value();
             if (v.empty() || v.size() > 6 || v.find_first_not_of("0123456789") != std::string::npos)
@@ -76,6 +84,15 @@ Args parseArgs(int argc, char* argv[])
             usage("unknown argument '" + arg + "'");
     }
     return a;
+}
+
+// systemd sets TRIGGER_UNIT for a service its timer or path unit started
+// (systemd.exec(5), "best-effort"); bus activation and a plain start leave
+// it unset.
+bool startedByTrigger()
+{
+    const char* unit = std::getenv("TRIGGER_UNIT");
+    return unit != nullptr && *unit != '\0';
 }
 
 } // namespace
@@ -114,8 +131,10 @@ int main(int argc, char* argv[]) try {
     const std::string sshdConfig = args.sshdConfig.empty() ? "/etc/ssh/sshd_config" : args.sshdConfig;
     fwcheck::FileWatch watch(loop, {sshdConfig, sshdConfig + ".d/", args.hostsAllow, args.hostsDeny},
                              [&api] { api.recheckAfterChange(); });
-    if (args.initialCheck)
+    if (args.initialCheck.value_or(startedByTrigger()))
         api.checkInBackground();
+    else
+        spdlog::debug("Started without a timer or path trigger: passive until asked to check");
     ferry::notifyReady("Last verdict: " + manager.current().verdict);
     loop.run("org.ferry.FwCheck1");
     ferry::notifyStopping();

@@ -48,7 +48,7 @@ protected:
         HostReaderOptions o;
         o.sshdPrefix = fwtest::privateRunPrefix();
         o.sshdConfig = m_dir / "sshd_config";
-        ReaderWithAccount reader(o, Account{"ferry", "/usr/sbin/ferry-login", groups});
+        ReaderWithAccount reader(o, Account{"ferry", "/usr/sbin/ferry-login", groups, "/var/lib/ferry"});
         const auto out = reader.sshdEffective("ferry", master, master);
         EXPECT_EQ(out.exitCode, 0) << out.err;
         SshdQuestion q;
@@ -133,7 +133,7 @@ TEST_F(TheSshdCheck, ReportsABrokenConfigurationAsUndecidedWithoutCrashing)
     HostReaderOptions o;
     o.sshdPrefix = fwtest::privateRunPrefix();
     o.sshdConfig = m_dir / "sshd_config";
-    ReaderWithAccount reader(o, Account{"ferry", "/usr/sbin/ferry-login", {"ferry"}});
+    ReaderWithAccount reader(o, Account{"ferry", "/usr/sbin/ferry-login", {"ferry"}, "/var/lib/ferry"});
     CheckSettings s;
     s.masters = {{"192.0.2.5", 22, 50010}};
     s.checkHostsAccess = false;
@@ -156,7 +156,7 @@ TEST_F(TheSshdCheck, SaysSshdIsNotRunningWhenItsRunDirectoryIsMissing)
     // A private, empty /run: as on a node where sshd was never started.
     o.sshdPrefix = {"unshare", "--mount", "--propagation", "private", "sh", "-c", "mount -t tmpfs tmpfs /run && exec \"$@\"", "sh"};
     o.sshdConfig = m_dir / "sshd_config";
-    ReaderWithAccount reader(o, Account{"ferry", "/usr/sbin/ferry-login", {"ferry"}});
+    ReaderWithAccount reader(o, Account{"ferry", "/usr/sbin/ferry-login", {"ferry"}, "/var/lib/ferry"});
     CheckSettings s;
     s.masters = {{"192.0.2.5", 22, 50010}};
     s.checkHostsAccess = false;
@@ -182,7 +182,7 @@ TEST_F(TheSshdCheck, BlocksWhenTheUserIsMissingOrHasTheWrongShell)
     auto report = Checker(missing, s).run();
     ASSERT_FALSE(report.findings.empty());
     EXPECT_EQ(report.findings[0].id, "account.missing");
-    ReaderWithAccount wrongShell(o, Account{"ferry", "/bin/bash", {"ferry"}});
+    ReaderWithAccount wrongShell(o, Account{"ferry", "/bin/bash", {"ferry"}, "/var/lib/ferry"});
     report = Checker(wrongShell, s).run();
     ASSERT_FALSE(report.findings.empty());
     EXPECT_EQ(report.findings[0].id, "account.shell");
