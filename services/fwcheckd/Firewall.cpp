@@ -1,11 +1,13 @@
 #include "Firewall.h"
 
 #include <algorithm>
+#include <regex>
 #include <set>
 #include <sstream>
 
 #include "IptablesRuleset.h"
 #include "NftRuleset.h"
+#include "ferry/Error.h"
 
 #include <nlohmann/json.hpp>
 
@@ -98,7 +100,23 @@ Firewall Firewall::load(SystemReader& reader)
                                  "Run the check as root or with CAP_NET_ADMIN (systemctl start ferry-fwcheckd)"});
     };
 
-    const auto nft = reader.nftRuleset();
+    // Tables with xt expressions are read through iptables-nft-save below;
+    // with an inventory, libnftables lists only the others.
+    const auto inventory = reader.nftTables();
+    std::set<std::string> xtTables;
+    CommandOutput nft;
+    if (inventory) {
+        std::vector<std::string> others;
+        for (const auto& [name, info] : *inventory) {
+            if (info.xt)
+                xtTables.insert(name);
+            else
+                others.push_back(name);
+        }
+        nft = others.empty() ? CommandOutput{true, 0, R"({"nftables": []})", ""} : reader.nftRulesetOf(others);
+    } else {
+        nft = reader.nftRuleset();
+    }
     const bool haveJson = nft.ran && nft.exitCode == 0 && !nft.out.empty();
     if (nft.ran) {
         anyTool = true;
@@ -116,7 +134,8 @@ Firewall Firewall::load(SystemReader& reader)
                                      std::string("The nft JSON cannot be parsed: ") + e.what(), ""});
         }
     }
-    const std::set<std::string> xtTables = parsed ? tablesWithXt(doc) : std::set<std::string>{};
+    if (parsed && !inventory)
+        xtTables = tablesWithXt(doc);
 
     struct Source {
         const char* tool;
@@ -157,10 +176,38 @@ Firewall Firewall::load(SystemReader& reader)
         }
         fw.addIptables(s.backend, s.family, text);
     }
+    if (parsed && inventory) {
+        // xt tables iptables-nft-save did not show (another family, or it
+        // refused them) were not listed yet: list them now, so that they
+        // stay with the JSON reader, where their xt expressions make them
+        // undecided rather than missing.
+        std::vector<std::string> unread;
+        for (const auto& t : xtTables)
+            if (!readAsIptables.count(t))
+                unread.push_back(t);
+        if (!unread.empty()) {
+            const auto more = reader.nftRulesetOf(unread);
+            try {
+                if (!more.ran || more.exitCode != 0)
+                    throw ferry::Error(more.describe());
+                for (auto& item : nlohmann::json::parse(more.out).at("nftables"))
+                    doc["nftables"].push_back(std::move(item));
+            } catch (const std::exception& e) {
+                fw.m_findings.push_back({"firewall.unreadable", severity::kUndecided,
+                                         std::string("Cannot list nftables tables with xt expressions: ") + e.what(),
+                                         ""});
+            }
+        }
+    }
     if (parsed) {
         std::map<std::string, std::vector<std::string>> devices;
-        if (nft.out.find("\"netdev\"") != std::string::npos) {
-            const auto text = reader.nftRulesetText();
+        std::vector<std::string> netdevTables;
+        if (inventory)
+            for (const auto& [name, info] : *inventory)
+                if (name.rfind("netdev ", 0) == 0)
+                    netdevTables.push_back(name);
+        if (nft.out.find("\"netdev\"") != std::string::npos && (!inventory || !netdevTables.empty())) {
+            const auto text = reader.nftRulesetText(netdevTables);
             if (text.ran && text.exitCode == 0)
                 devices = parseIngressDevices(text.out);
         }
@@ -281,6 +328,11 @@ bool ufwBeforeChain(const std::string& chain)
     return false;
 }
 
+bool ufwUserChain(const std::string& chain)
+{
+    return chain == "ufw-user-input" || chain == "ufw6-user-input";
+}
+
 std::string iptablesInsert(const Stage& stage, const std::string& master, const std::string& port)
 {
     const bool v4 = stage.family == Family::V4;
@@ -318,7 +370,20 @@ std::string fixCommands(const Stage& stage, const std::string& chain, const std:
                    "(ufw's own rules there run before user rules):\n-A " + ch + " -p tcp -s " + master + " --dport " +
                    port + " -j ACCEPT\nufw reload";
         }
-        return "ufw prepend allow from " + master + " to any port " + port + " proto tcp";
+        {
+            const std::string allow = "ufw prepend allow from " + master + " to any port " + port + " proto tcp";
+            // ufw counts "deny from M to any port P proto tcp" as the same
+            // rule as our allow and skips the prepend ("Skipping inserting
+            // existing rule"): that deny has to go first.
+            const std::regex ownDeny("-A ufw6?-user-input -s ([0-9a-fA-F:.]+)/(32|128) -p tcp -m tcp --dport " + port +
+                                     " -j (DROP|REJECT)( .*)?$");
+            std::smatch m;
+            if (ufwUserChain(chain) && std::regex_search(rule, m, ownDeny) && Address::parse(m[1].str()) &&
+                *Address::parse(m[1].str()) == p.source)
+                return "ufw delete " + std::string(m[3] == "DROP" ? "deny" : "reject") + " from " + master +
+                       " to any port " + port + " proto tcp\n" + allow;
+            return allow;
+        }
     case Tool::Firewalld: {
         const std::string zone = firewalldZone(stage, p);
         return "firewall-cmd --permanent" + (zone.empty() ? std::string() : " --zone=" + zone) +

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <sstream>
@@ -19,6 +20,8 @@
 #include "NftListing.h"
 #include "ferry/Error.h"
 #include "ferry/Files.h"
+
+#include <nlohmann/json.hpp>
 
 extern char** environ;
 
@@ -149,14 +152,89 @@ CommandOutput HostReader::iptablesSave(const std::string& tool)
     return run({tool});
 }
 
-CommandOutput HostReader::nftRuleset()
+namespace {
+
+// nft 1.0.6 takes a table name in `list table` only as an identifier
+// (letters, digits, _ - . /, not starting with a digit); it refuses quotes.
+bool nftIdentifier(const std::string& name)
 {
-    return listNftRuleset(true, netnsPath());
+    if (name.empty() || !(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_'))
+        return false;
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == '/';
+    });
 }
 
-CommandOutput HostReader::nftRulesetText()
+// The items of a whole-ruleset JSON document that belong to these tables.
+CommandOutput keepNftTables(CommandOutput whole, const std::vector<std::string>& tables)
 {
-    return listNftRuleset(false, netnsPath());
+    if (!whole.ran || whole.exitCode != 0)
+        return whole;
+    try {
+        auto doc = nlohmann::json::parse(whole.out);
+        nlohmann::json kept = nlohmann::json::array();
+        for (auto& item : doc.at("nftables")) {
+            if (!item.is_object() || item.empty())
+                continue;
+            const auto& body = item.begin().value();
+            std::string key;
+            if (item.contains("table"))
+                key = body.value("family", "") + " " + body.value("name", "");
+            else if (body.is_object())
+                key = body.value("family", "") + " " + body.value("table", "");
+            if (std::find(tables.begin(), tables.end(), key) != tables.end())
+                kept.push_back(std::move(item));
+        }
+        whole.out = nlohmann::json{{"nftables", std::move(kept)}}.dump();
+    } catch (const std::exception& e) {
+        whole.exitCode = 1;
+        whole.err = std::string("the nft JSON cannot be read: ") + e.what();
+    }
+    return whole;
+}
+
+} // namespace
+
+CommandOutput HostReader::nftRuleset()
+{
+    return listNft({"list ruleset"}, true, netnsPath());
+}
+
+std::optional<std::map<std::string, NftTableInfo>> HostReader::nftTables()
+{
+    try {
+        return nftInventory(netnsPath());
+    } catch (const std::exception&) {
+        // The whole listing then reports why nothing can be read.
+        return std::nullopt;
+    }
+}
+
+CommandOutput HostReader::nftRulesetOf(const std::vector<std::string>& tables)
+{
+    std::vector<std::string> commands;
+    for (const auto& t : tables) {
+        const auto sp = t.find(' ');
+        // A name `list table` cannot take: list everything and keep those tables.
+        if (sp == std::string::npos || !nftIdentifier(t.substr(sp + 1)))
+            return keepNftTables(nftRuleset(), tables);
+        commands.push_back("list table " + t);
+    }
+    return listNft(commands, true, netnsPath());
+}
+
+CommandOutput HostReader::nftRulesetText(const std::vector<std::string>& tables)
+{
+    std::vector<std::string> commands;
+    for (const auto& t : tables) {
+        const auto sp = t.find(' ');
+        if (sp == std::string::npos || !nftIdentifier(t.substr(sp + 1)))
+            return listNft({"list ruleset"}, false, netnsPath());
+        commands.push_back("list table " + t);
+    }
+    if (commands.empty())
+        commands.push_back("list ruleset");
+    return listNft(commands, false, netnsPath());
 }
 
 std::string HostReader::netnsPath() const

@@ -27,7 +27,9 @@ public:
 
     CommandOutput iptablesSave(const std::string& tool) override;
     CommandOutput nftRuleset() override;
-    CommandOutput nftRulesetText() override;
+    std::optional<std::map<std::string, NftTableInfo>> nftTables() override;
+    CommandOutput nftRulesetOf(const std::vector<std::string>& tables) override;
+    CommandOutput nftRulesetText(const std::vector<std::string>& tables) override;
     CommandOutput sshdEffective(const std::string& user, const std::string& host, const std::string& addr) override;
     std::optional<std::string> readFile(const std::string& path) override;
     std::optional<Account> account(const std::string& user) override;

@@ -3,6 +3,7 @@
 // tools; tests substitute one edge (say, the account database) while the
 // rest stays real, or feed captured text to the tracers directly.
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +25,12 @@ struct Account {
     std::string home;
 };
 
+// One nftables table in the inventory.
+struct NftTableInfo {
+    std::size_t rules = 0;
+    bool xt = false;  // some rule uses an xt match or target (iptables-nft's compat expressions)
+};
+
 struct Route {
     std::string interface;  // empty when there is no route
     std::string source;     // the node's address on that route
@@ -34,9 +41,25 @@ public:
     virtual ~SystemReader() = default;
     // tool: "iptables-legacy-save", "ip6tables-legacy-save", "iptables-nft-save", "ip6tables-nft-save".
     virtual CommandOutput iptablesSave(const std::string& tool) = 0;
+    // `nft -j list ruleset`.
     virtual CommandOutput nftRuleset() = 0;
-    // `nft list ruleset` as text: nft 1.0.6 leaves ingress devices out of its JSON.
-    virtual CommandOutput nftRulesetText() { return {}; }
+    // Every nftables table ("family name") and whether its rules hold xt
+    // expressions, without decoding the rules; nullopt when this reader
+    // cannot tell (then nftRuleset() is read whole).
+    virtual std::optional<std::map<std::string, NftTableInfo>> nftTables() { return std::nullopt; }
+    // `nft -j list table …` for these tables ("family name") only, as one document.
+    virtual CommandOutput nftRulesetOf(const std::vector<std::string>& tables)
+    {
+        (void)tables;
+        return nftRuleset();
+    }
+    // These tables (all when empty) as nft's text: nft 1.0.6 leaves ingress
+    // devices out of its JSON.
+    virtual CommandOutput nftRulesetText(const std::vector<std::string>& tables)
+    {
+        (void)tables;
+        return {};
+    }
     // `sshd -T -C user=…,host=…,addr=…` (plus -f when a config path is set).
     virtual CommandOutput sshdEffective(const std::string& user, const std::string& host, const std::string& addr) = 0;
     // Whole file; nullopt when missing. Throws ferry::Error when unreadable.
