@@ -38,7 +38,8 @@ public:
     CommandOutput listeningSockets() override;
 
 private:
-    CommandOutput run(std::vector<std::string> argv);
+    // Programs start with the given ambient capabilities only (none by default).
+    CommandOutput run(std::vector<std::string> argv, const std::vector<int>& caps = {});
     std::string netnsPath() const;
 
     HostReaderOptions m_options;

@@ -73,7 +73,10 @@ public:
 };
 
 // Runs argv with stdin from /dev/null, capturing output, killing it after
-// timeoutMs. Never throws for the program's own failure.
-CommandOutput runCommand(const std::vector<std::string>& argv, int timeoutMs);
+// timeoutMs. Never throws for the program's own failure. ambientCaps, when
+// given, is the whole ambient capability set the program starts with (see
+// Capabilities.h); a capability we do not hold is left out.
+CommandOutput runCommand(const std::vector<std::string>& argv, int timeoutMs,
+                         const std::optional<std::vector<int>>& ambientCaps = std::nullopt);
 
 } // namespace fwcheck

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "Capabilities.h"
 #include "Checker.h"
 #include "FileWatch.h"
 #include "FwCheckAdaptor.h"
@@ -100,6 +101,9 @@ bool startedByTrigger()
 int main(int argc, char* argv[]) try {
     const Args args = parseArgs(argc, argv);
     ferry::initLogging("ferry-fwcheckd", args.verbosity);
+    // Only the nftables reading in this process needs a capability; the
+    // others are handed to the listing tools that need them (Capabilities.h).
+    fwcheck::keepEffectiveCapabilities({CAP_NET_ADMIN});
     const ferry::Paths paths = ferry::pathsFromEnvironment();
     const ferry::NodeConfig config = ferry::loadNodeConfig(paths);
 

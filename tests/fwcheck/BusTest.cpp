@@ -216,6 +216,35 @@ TEST_F(TheFwCheckDaemon, StartsPassiveWhenActivatedByTheBusAndChecksOnlyWhenRoot
     EXPECT_EQ(client.Verdict(), "reachable") << readFile(m_config / "daemon.log");
 }
 
+TEST_F(TheFwCheckDaemon, ReadsEveryBackendAsUserFerryWithOnlyTheUnitsCapabilities)
+{
+    // One master blocked by each reader: iptables-legacy-save (NET_ADMIN,
+    // NET_RAW, DAC_READ_SEARCH), iptables-nft-save for an xt rule
+    // (NET_ADMIN) and libnftables in the daemon (NET_ADMIN).
+    m_lab->resetFirewall();
+    m_lab->inNode({"iptables-legacy", "-A", "INPUT", "-s", "10.203.2.2", "-p", "tcp", "--dport", "22", "-j", "DROP"});
+    m_lab->inNode({"iptables-nft", "-A", "INPUT", "-s", "10.203.1.2", "-p", "tcp", "-m", "multiport", "--dports", "22", "-j",
+                   "DROP"});
+    m_lab->inNode({"nft", "-f", "-"}, "table inet t {\n chain input {\n  type filter hook input priority 0; policy accept;\n"
+                                      "  ip6 saddr fd00:203:1::2 tcp dport 22 reject\n }\n}\n");
+    writeFile(m_config / "ferry.yml", "masters:\n  - 10.203.1.2\n  - fd00:203:1::2\n  - 10.203.2.2\n");
+    ASSERT_EQ(::chmod(m_config.path().c_str(), 0755), 0);
+    ASSERT_EQ(::chmod(m_state.path().c_str(), 0777), 0);
+    const std::string caps = "-all,+net_admin,+net_raw,+dac_read_search";
+    const auto r = run({"ip", "netns", "exec", m_lab->node(), "/usr/bin/setpriv", "--reuid=ferry", "--regid=ferry",
+                        "--clear-groups", "--inh-caps=" + caps, "--ambient-caps=" + caps, "--bounding-set=" + caps,
+                        buildPath("services/fwcheckd/ferry-fwcheckd"), "--check", "--hosts-allow", m_config / "hosts.allow",
+                        "--hosts-deny", m_config / "hosts.deny"},
+                       {{"FERRY_CONFIG_DIR", m_config.path()}, {"FERRY_STATE_DIR", m_state.path()}});
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j["masters"].size(), 3u) << r.out << r.err;
+    EXPECT_EQ(j["masters"][0]["firewall"], "drop") << j["masters"][0]["decidedBy"] << r.err;
+    EXPECT_EQ(j["masters"][1]["firewall"], "reject") << r.err;
+    EXPECT_EQ(j["masters"][2]["firewall"], "drop") << r.err;
+    for (const auto& f : j["findings"])
+        EXPECT_NE(f["id"], "firewall.unreadable") << f["message"];
+}
+
 TEST(TheFwCheckPolicy, KeepsChecksAndFindingsFromUnprivilegedUsers)
 {
     if (!isRoot())
