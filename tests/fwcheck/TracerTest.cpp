@@ -10,6 +10,7 @@
 #include "Checker.h"
 #include "Firewall.h"
 #include "IptablesRuleset.h"
+#include "PullConfinement.h"
 #include "SystemReader.h"
 #include "ferry/Error.h"
 
@@ -290,6 +291,42 @@ TEST(TheTracer, SaysTooDeepForJumpsNestedPastTheKernelLimit)
     EXPECT_EQ(v.decision, Decision::Undecided);
     ASSERT_FALSE(v.reasons.empty());
     EXPECT_NE(v.reasons[0].find("undecided: too deep"), std::string::npos) << v.reasons[0];
+}
+
+TEST(APullKeyLine, IsReportedWithoutRestrictUnlessSshdConfinesTheUser)
+{
+    PullLogin login;
+    login.account = Account{"ferry", "/usr/sbin/ferry-login", {"ferry"}, "/var/lib/ferry"};
+    const std::string keys = "# master pull key\n"
+                             "ssh-ed25519 AAAAC3Nza1 master-plain\n"
+                             "restrict ssh-ed25519 AAAAC3Nza2 master-restricted\n"
+                             "restrict,pty ssh-ed25519 AAAAC3Nza3 master-pty-again\n"
+                             "no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding,no-user-rc ssh-ed25519 AAAAC3Nza4 m\n"
+                             "command=\"/bin/echo a, b\",no-pty ssh-ed25519 AAAAC3Nza5 master-forced\n";
+    auto findings = checkAuthorizedKeys("/var/lib/ferry/.ssh/authorized_keys", keys, login, false);
+    ASSERT_EQ(findings.size(), 3u);
+    EXPECT_EQ(findings[0].id, "sshd.pull-key-not-confined");
+    EXPECT_NE(findings[0].message.find("authorized_keys:2:"), std::string::npos) << findings[0].message;
+    EXPECT_NE(findings[0].fix.find("\nrestrict\n"), std::string::npos) << findings[0].fix;
+    EXPECT_NE(findings[1].message.find("authorized_keys:4:"), std::string::npos) << findings[1].message;
+    EXPECT_NE(findings[2].message.find("authorized_keys:6:"), std::string::npos) << findings[2].message;
+    EXPECT_NE(findings[2].fix.find("restrict,command=\"/bin/echo a, b\",no-pty"), std::string::npos) << findings[2].fix;
+    // A login shell that is not the pull shell also needs a forced command.
+    login.account->shell = "/bin/bash";
+    findings = checkAuthorizedKeys("k", "restrict ssh-ed25519 AAAAC3Nza2 m\n", login, false);
+    ASSERT_EQ(findings.size(), 1u);
+    EXPECT_NE(findings[0].message.find("a forced command"), std::string::npos) << findings[0].message;
+    EXPECT_NE(findings[0].fix.find("restrict,command=\"/usr/sbin/ferry-login\""), std::string::npos) << findings[0].fix;
+    // sshd confining the user covers every line.
+    EXPECT_TRUE(checkAuthorizedKeys("k", keys, login, true).empty());
+}
+
+TEST(AuthorizedKeysFiles, FollowSshdsTokensAndTheHomeDirectory)
+{
+    const Account a{"ferry", "/usr/sbin/ferry-login", {"ferry"}, "/var/lib/ferry"};
+    const auto files = authorizedKeysFiles({{"authorizedkeysfile", {".ssh/authorized_keys /etc/ssh/keys/%u %h/k2"}}}, a);
+    EXPECT_EQ(files, (std::vector<std::string>{"/var/lib/ferry/.ssh/authorized_keys", "/etc/ssh/keys/ferry",
+                                               "/var/lib/ferry/k2"}));
 }
 
 // sshd -T lines of a pull user confined by a Match block.
