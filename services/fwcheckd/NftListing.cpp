@@ -107,20 +107,35 @@ std::string attrString(const Attrs& a, int type)
     return std::string(it->second.first, strnlen(it->second.first, it->second.second));
 }
 
-// One nfnetlink dump request; onMessage gets each answer's family and attributes.
-void dump(int fd, std::uint16_t msgType, const std::function<void(int, const Attrs&)>& onMessage)
+// One nfnetlink dump request, of every family or of one table's rules;
+// onMessage gets each answer's family and attributes and returns false to
+// stop reading (the caller then closes the socket, which ends the dump).
+void dump(int fd, std::uint16_t msgType, const std::function<bool(int, const Attrs&)>& onMessage, int family = NFPROTO_UNSPEC,
+          const std::string& table = {})
 {
     struct {
         nlmsghdr nh;
         nfgenmsg nf;
+        char attrs[512];
     } req{};
-    req.nh.nlmsg_len = sizeof req;
+    std::size_t reqLen = kMsgHeader + kGenHeader;
+    if (!table.empty()) {
+        // NFTA_RULE_TABLE: the kernel dumps only this table's rules.
+        const std::size_t payload = table.size() + 1;
+        if (kAttrHeader + align4(payload) > sizeof req.attrs)
+            throw ferry::Error("Failed to ask nftables for the rules of a table: its name is too long");
+        nlattr a{static_cast<std::uint16_t>(kAttrHeader + payload), NFTA_RULE_TABLE};
+        std::memcpy(req.attrs, &a, sizeof a);
+        std::memcpy(req.attrs + kAttrHeader, table.c_str(), payload);
+        reqLen += kAttrHeader + align4(payload);
+    }
+    req.nh.nlmsg_len = static_cast<std::uint32_t>(reqLen);
     req.nh.nlmsg_type = static_cast<std::uint16_t>((NFNL_SUBSYS_NFTABLES << 8) | msgType);
     req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     req.nh.nlmsg_seq = msgType;
-    req.nf.nfgen_family = NFPROTO_UNSPEC;
+    req.nf.nfgen_family = static_cast<std::uint8_t>(family);
     req.nf.version = NFNETLINK_V0;
-    if (::send(fd, &req, sizeof req, 0) != static_cast<ssize_t>(sizeof req))
+    if (::send(fd, &req, reqLen, 0) != static_cast<ssize_t>(reqLen))
         throw ferry::Error("Failed to ask nftables for its rules: " + ferry::errnoMessage(errno));
     std::vector<char> buf(256 * 1024);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -156,56 +171,77 @@ void dump(int fd, std::uint16_t msgType, const std::function<void(int, const Att
                 continue;
             nfgenmsg nf;
             std::memcpy(&nf, payload, sizeof nf);
-            onMessage(nf.nfgen_family, parseAttrs(payload + kGenHeader, payloadLen - kGenHeader));
+            if (!onMessage(nf.nfgen_family, parseAttrs(payload + kGenHeader, payloadLen - kGenHeader)))
+                return;
         }
     }
 }
 
-std::map<std::string, NftTableInfo> inventoryHere()
+int openNetfilterSocket()
 {
     const int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
     if (fd < 0)
         throw ferry::Error("Failed to open a netfilter netlink socket: " + ferry::errnoMessage(errno));
-    std::unique_ptr<int, void (*)(int*)> closer(new int(fd), [](int* p) {
-        ::close(*p);
-        delete p;
-    });
+    return fd;
+}
+
+struct Socket {
+    int fd;
+    ~Socket() { ::close(fd); }
+};
+
+// Does a rule's expression list hold an xt match or target?
+bool hasXt(const Attrs& rule)
+{
+    const auto exprs = rule.find(NFTA_RULE_EXPRESSIONS);
+    if (exprs == rule.end())
+        return false;
+    // NFTA_LIST_ELEM entries, each with NFTA_EXPR_NAME; walked in order (a
+    // map of them would keep only the last).
+    const char* data = exprs->second.first;
+    std::size_t len = exprs->second.second;
+    while (len >= sizeof(nlattr)) {
+        nlattr el;
+        std::memcpy(&el, data, sizeof el);
+        if (el.nla_len < sizeof(nlattr) || el.nla_len > len)
+            break;
+        const std::string name = attrString(parseAttrs(data + kAttrHeader, el.nla_len - kAttrHeader), NFTA_EXPR_NAME);
+        if (name == "match" || name == "target")
+            return true;
+        const std::size_t step = align4(el.nla_len);
+        if (step >= len)
+            break;
+        data += step;
+        len -= step;
+    }
+    return false;
+}
+
+std::map<std::string, NftTableInfo> inventoryHere()
+{
+    std::vector<std::pair<int, std::string>> found;
+    {
+        Socket s{openNetfilterSocket()};
+        dump(s.fd, NFT_MSG_GETTABLE, [&](int family, const Attrs& a) {
+            if (familyName(family))
+                found.emplace_back(family, attrString(a, NFTA_TABLE_NAME));
+            return true;
+        });
+    }
     std::map<std::string, NftTableInfo> tables;
-    dump(fd, NFT_MSG_GETTABLE, [&](int family, const Attrs& a) {
-        if (const char* f = familyName(family))
-            tables[std::string(f) + " " + attrString(a, NFTA_TABLE_NAME)];
-    });
-    dump(fd, NFT_MSG_GETRULE, [&](int family, const Attrs& a) {
-        const char* f = familyName(family);
-        if (!f)
-            return;
-        auto& t = tables[std::string(f) + " " + attrString(a, NFTA_RULE_TABLE)];
-        ++t.rules;
-        const auto exprs = a.find(NFTA_RULE_EXPRESSIONS);
-        if (exprs == a.end() || t.xt)
-            return;
-        // NFTA_LIST_ELEM entries, each with NFTA_EXPR_NAME; parse them in
-        // order (a map would keep only the last element).
-        const char* data = exprs->second.first;
-        std::size_t len = exprs->second.second;
-        while (len >= sizeof(nlattr)) {
-            nlattr el;
-            std::memcpy(&el, data, sizeof el);
-            if (el.nla_len < sizeof(nlattr) || el.nla_len > len)
-                break;
-            const auto inner = parseAttrs(data + kAttrHeader, el.nla_len - kAttrHeader);
-            const std::string name = attrString(inner, NFTA_EXPR_NAME);
-            if (name == "match" || name == "target") {
-                t.xt = true;
-                break;
-            }
-            const std::size_t step = align4(el.nla_len);
-            if (step >= len)
-                break;
-            data += step;
-            len -= step;
-        }
-    });
+    for (const auto& [family, name] : found) {
+        auto& info = tables[std::string(familyName(family)) + " " + name];
+        // One table's rules, read only until the first xt expression: a big
+        // iptables-nft table usually shows one in its first rules.
+        Socket s{openNetfilterSocket()};
+        dump(
+            s.fd, NFT_MSG_GETRULE,
+            [&](int, const Attrs& rule) {
+                info.xt = hasXt(rule);
+                return !info.xt;
+            },
+            family, name);
+    }
     return tables;
 }
 

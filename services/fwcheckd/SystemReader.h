@@ -27,7 +27,6 @@ struct Account {
 
 // One nftables table in the inventory.
 struct NftTableInfo {
-    std::size_t rules = 0;
     bool xt = false;  // some rule uses an xt match or target (iptables-nft's compat expressions)
 };
 
