@@ -48,6 +48,7 @@ using ChainMap = std::map<std::string, TraceChain>;
 struct TraceOutcome {
     Decision decision = Decision::Accept;
     std::string rule;                  // the rule (or policy) that decided
+    std::string chain;                 // the chain holding that rule
     std::vector<std::string> reasons;  // why undecided: rules not evaluable
 };
 

@@ -1,11 +1,13 @@
 #include "Firewall.h"
 
 #include <algorithm>
+#include <regex>
 #include <set>
 #include <sstream>
 
 #include "IptablesRuleset.h"
 #include "NftRuleset.h"
+#include "ferry/Error.h"
 
 #include <nlohmann/json.hpp>
 
@@ -98,7 +100,23 @@ Firewall Firewall::load(SystemReader& reader)
                                  "Run the check as root or with CAP_NET_ADMIN (systemctl start ferry-fwcheckd)"});
     };
 
-    const auto nft = reader.nftRuleset();
+    // Tables with xt expressions are read through iptables-nft-save below;
+    // with an inventory, libnftables lists only the others.
+    const auto inventory = reader.nftTables();
+    std::set<std::string> xtTables;
+    CommandOutput nft;
+    if (inventory) {
+        std::vector<std::string> others;
+        for (const auto& [name, info] : *inventory) {
+            if (info.xt)
+                xtTables.insert(name);
+            else
+                others.push_back(name);
+        }
+        nft = others.empty() ? CommandOutput{true, 0, R"({"nftables": []})", ""} : reader.nftRulesetOf(others);
+    } else {
+        nft = reader.nftRuleset();
+    }
     const bool haveJson = nft.ran && nft.exitCode == 0 && !nft.out.empty();
     if (nft.ran) {
         anyTool = true;
@@ -116,7 +134,8 @@ Firewall Firewall::load(SystemReader& reader)
                                      std::string("The nft JSON cannot be parsed: ") + e.what(), ""});
         }
     }
-    const std::set<std::string> xtTables = parsed ? tablesWithXt(doc) : std::set<std::string>{};
+    if (parsed && !inventory)
+        xtTables = tablesWithXt(doc);
 
     struct Source {
         const char* tool;
@@ -157,10 +176,38 @@ Firewall Firewall::load(SystemReader& reader)
         }
         fw.addIptables(s.backend, s.family, text);
     }
+    if (parsed && inventory) {
+        // xt tables iptables-nft-save did not show (another family, or it
+        // refused them) were not listed yet: list them now, so that they
+        // stay with the JSON reader, where their xt expressions make them
+        // undecided rather than missing.
+        std::vector<std::string> unread;
+        for (const auto& t : xtTables)
+            if (!readAsIptables.count(t))
+                unread.push_back(t);
+        if (!unread.empty()) {
+            const auto more = reader.nftRulesetOf(unread);
+            try {
+                if (!more.ran || more.exitCode != 0)
+                    throw ferry::Error(more.describe());
+                for (auto& item : nlohmann::json::parse(more.out).at("nftables"))
+                    doc["nftables"].push_back(std::move(item));
+            } catch (const std::exception& e) {
+                fw.m_findings.push_back({"firewall.unreadable", severity::kUndecided,
+                                         std::string("Cannot list nftables tables with xt expressions: ") + e.what(),
+                                         ""});
+            }
+        }
+    }
     if (parsed) {
         std::map<std::string, std::vector<std::string>> devices;
-        if (nft.out.find("\"netdev\"") != std::string::npos) {
-            const auto text = reader.nftRulesetText();
+        std::vector<std::string> netdevTables;
+        if (inventory)
+            for (const auto& [name, info] : *inventory)
+                if (name.rfind("netdev ", 0) == 0)
+                    netdevTables.push_back(name);
+        if (nft.out.find("\"netdev\"") != std::string::npos && (!inventory || !netdevTables.empty())) {
+            const auto text = reader.nftRulesetText(netdevTables);
             if (text.ran && text.exitCode == 0)
                 devices = parseIngressDevices(text.out);
         }
@@ -200,13 +247,16 @@ FirewallVerdict Firewall::verdict(const Packet& p) const
             undecided = true;
             for (const auto& r : out.reasons)
                 v.reasons.push_back(r);
-            if (v.stage == nullptr)
+            if (v.stage == nullptr) {
                 v.stage = s;
+                v.chain = out.chain;
+            }
             continue;
         }
         // A certain drop blocks whatever an earlier undecided stage did.
         v.decision = out.decision;
         v.rule = out.rule;
+        v.chain = out.chain;
         v.stage = s;
         v.reasons.clear();
         return v;
@@ -218,46 +268,135 @@ FirewallVerdict Firewall::verdict(const Packet& p) const
     return v;
 }
 
-Tool Firewall::toolFor(Family f) const
+namespace {
+
+bool startsWith(const std::string& s, const char* prefix)
 {
-    Tool t = Tool::Iptables;
-    for (const auto& s : m_stages) {
-        if (s.family != f)
-            continue;
-        if (s.tool == Tool::Ufw || s.tool == Tool::Firewalld)
-            return s.tool;
-        if (s.tool == Tool::Nft)
-            t = Tool::Nft;
-    }
-    return t;
+    return s.rfind(prefix, 0) == 0;
 }
 
-std::string fixCommands(const Stage& stage, Tool tool, const std::string& master, std::uint16_t port)
+// The firewalld zone the master's packets land in: the first rule of the
+// zone dispatch chain that surely matches and goes to IN_<zone>.
+std::string firewalldZone(const Stage& stage, const Packet& p)
+{
+    for (const char* dispatch : {"filter_INPUT_ZONES", "INPUT_ZONES"}) {
+        const auto it = stage.chains->find(dispatch);
+        if (it == stage.chains->end())
+            continue;
+        for (const auto& rule : it->second.rules) {
+            const RuleEval ev = rule.evaluate(p);
+            if (ev.match == Tri::No)
+                continue;
+            if (ev.match == Tri::Unknown)
+                return "";
+            if (ev.action.kind != Action::Kind::Goto && ev.action.kind != Action::Kind::Jump)
+                return "";
+            std::string zone = ev.action.target;
+            for (const char* prefix : {"filter_IN_", "IN_"})
+                if (startsWith(zone, prefix))
+                    return zone.substr(std::string(prefix).size());
+            return "";
+        }
+    }
+    return "";
+}
+
+// fail2ban's nftables action names its sets addr-set-<jail> / addr6-set-<jail>.
+std::string fail2banJail(const std::string& chain, const std::string& rule)
+{
+    if (startsWith(chain, "f2b-") && chain != "f2b-chain")
+        return chain.substr(4);
+    for (const char* marker : {"@addr-set-", "@addr6-set-"}) {
+        const auto at = rule.find(marker);
+        if (at == std::string::npos)
+            continue;
+        const auto from = at + std::string(marker).size();
+        const auto to = rule.find_first_of(" ,}", from);
+        return rule.substr(from, to == std::string::npos ? std::string::npos : to - from);
+    }
+    return "";
+}
+
+// ufw's own before-chains (from /etc/ufw/before*.rules) run ahead of the
+// user rules, so a user rule cannot outrank what they decide.
+bool ufwBeforeChain(const std::string& chain)
+{
+    for (const char* prefix : {"ufw-before", "ufw6-before", "ufw-not-local", "ufw6-not-local", "ufw-logging",
+                               "ufw6-logging"})
+        if (startsWith(chain, prefix))
+            return true;
+    return false;
+}
+
+bool ufwUserChain(const std::string& chain)
+{
+    return chain == "ufw-user-input" || chain == "ufw6-user-input";
+}
+
+std::string iptablesInsert(const Stage& stage, const std::string& master, const std::string& port)
 {
     const bool v4 = stage.family == Family::V4;
-    const std::string p = std::to_string(port);
-    switch (tool) {
-    case Tool::Ufw:
-        if (stage.backend != "nft" && (stage.table == "filter"))
-            return "ufw allow from " + master + " to any port " + p + " proto tcp";
-        break;
-    case Tool::Firewalld:
-        return "firewall-cmd --permanent --add-rich-rule='rule family=\"" + std::string(v4 ? "ipv4" : "ipv6") +
-               "\" source address=\"" + master + "\" port port=\"" + p +
-               "\" protocol=\"tcp\" accept'\nfirewall-cmd --reload";
-    default: break;
-    }
-    if (stage.backend == "nft") {
-        return "nft insert rule " + stage.table + " " + stage.chain + " " + (v4 ? "ip" : "ip6") + " saddr " + master +
-               " tcp dport " + p + " accept\n# and add the same rule to /etc/nftables.conf so that it survives a reboot";
-    }
     std::string cmd = v4 ? "iptables" : "ip6tables";
     if (stage.backend == "iptables-legacy")
         cmd += "-legacy";
     const std::string table = stage.table == "filter" ? "" : " -t " + stage.table;
-    return cmd + table + " -I " + stage.chain + " -p tcp -s " + master + " --dport " + p + " -j ACCEPT\n" + cmd +
+    return cmd + table + " -I " + stage.chain + " -p tcp -s " + master + " --dport " + port + " -j ACCEPT\n" + cmd +
            "-save > /etc/iptables/rules." + (v4 ? "v4" : "v6") +
            "   # keeps it across reboots (iptables-persistent), or add it to your firewall script";
+}
+
+} // namespace
+
+std::string fixCommands(const Stage& stage, const std::string& chain, const std::string& rule, const Packet& p)
+{
+    const bool v4 = stage.family == Family::V4;
+    const std::string master = p.source.toString();
+    const std::string port = std::to_string(p.destinationPort);
+    const bool fail2banTable = stage.backend == "nft" && stage.table.find(" f2b") != std::string::npos;
+    if ((startsWith(chain, "f2b-") || fail2banTable)) {
+        const std::string jail = fail2banJail(chain, rule);
+        return "fail2ban-client unban " + master + "\n# and so that it is not banned again: add " + master +
+               " to ignoreip under [DEFAULT] in /etc/fail2ban/jail.local, then: fail2ban-client reload" +
+               (jail.empty() ? std::string() : "   # jail " + jail);
+    }
+    switch (stage.tool) {
+    case Tool::Ufw:
+        if (stage.backend == "nft")
+            break;
+        if (ufwBeforeChain(chain)) {
+            const std::string file = v4 ? "/etc/ufw/before.rules" : "/etc/ufw/before6.rules";
+            const std::string ch = v4 ? "ufw-before-input" : "ufw6-before-input";
+            return "Add this line to " + file + " right after the ':" + ch + " - [0:0]' line of its *filter section " +
+                   "(ufw's own rules there run before user rules):\n-A " + ch + " -p tcp -s " + master + " --dport " +
+                   port + " -j ACCEPT\nufw reload";
+        }
+        {
+            const std::string allow = "ufw prepend allow from " + master + " to any port " + port + " proto tcp";
+            // ufw counts "deny from M to any port P proto tcp" as the same
+            // rule as our allow and skips the prepend ("Skipping inserting
+            // existing rule"): that deny has to go first.
+            const std::regex ownDeny("-A ufw6?-user-input -s ([0-9a-fA-F:.]+)/(32|128) -p tcp -m tcp --dport " + port +
+                                     " -j (DROP|REJECT)( .*)?$");
+            std::smatch m;
+            if (ufwUserChain(chain) && std::regex_search(rule, m, ownDeny) && Address::parse(m[1].str()) &&
+                *Address::parse(m[1].str()) == p.source)
+                return "ufw delete " + std::string(m[3] == "DROP" ? "deny" : "reject") + " from " + master +
+                       " to any port " + port + " proto tcp\n" + allow;
+            return allow;
+        }
+    case Tool::Firewalld: {
+        const std::string zone = firewalldZone(stage, p);
+        return "firewall-cmd --permanent" + (zone.empty() ? std::string() : " --zone=" + zone) +
+               " --add-rich-rule='rule priority=\"-32768\" family=\"" + std::string(v4 ? "ipv4" : "ipv6") +
+               "\" source address=\"" + master + "\" port port=\"" + port +
+               "\" protocol=\"tcp\" accept'\nfirewall-cmd --reload";
+    }
+    default: break;
+    }
+    if (stage.backend == "nft")
+        return "nft insert rule " + stage.table + " " + stage.chain + " " + (v4 ? "ip" : "ip6") + " saddr " + master +
+               " tcp dport " + port + " accept\n# and add the same rule to /etc/nftables.conf so that it survives a reboot";
+    return iptablesInsert(stage, master, port);
 }
 
 std::string neighbourDiscoveryFix(const Stage& stage, int icmpType)

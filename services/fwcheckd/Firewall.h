@@ -20,6 +20,7 @@ struct FirewallVerdict {
     Decision decision = Decision::Accept;
     std::string rule;                  // what decided (rule text or policy)
     const Stage* stage = nullptr;      // the stage that decided, if blocked
+    std::string chain;                 // the chain of the rule that decided (or of the first unknown one)
     std::vector<std::string> reasons;  // why undecided
 };
 
@@ -37,8 +38,6 @@ public:
     FirewallVerdict verdict(const Packet& p) const;
     const std::vector<Finding>& findings() const { return m_findings; }
     std::size_t ruleCount() const { return m_rules; }
-    // The tool whose rules the operator should change (ufw, firewalld, …).
-    Tool toolFor(Family f) const;
 
 private:
     std::vector<Stage> m_stages;
@@ -46,9 +45,20 @@ private:
     std::size_t m_rules = 0;
 };
 
-// The commands that would let master through on port, fitted to the stage
-// that blocked it and the tool that manages the rules.
-std::string fixCommands(const Stage& stage, Tool tool, const std::string& master, std::uint16_t port);
+// The commands that would let packet p's master through, fitted to the
+// stage and chain that blocked it (or left it undecided) and the tool that
+// manages those rules: each puts an accept where it is evaluated before the
+// rule that decided, so applying it changes the verdict.
+//   ufw        `ufw prepend` (the top of ufw-user-input; `ufw allow` would
+//              append behind a limit or deny rule, `ufw insert 1` refuses an
+//              IPv6 rule ahead of IPv4 ones), or before.rules when ufw's own
+//              before-chains decided;
+//   firewalld  a rich rule with the lowest priority in the master's zone (it
+//              lands in the zone's _pre chain, ahead of deny and allow);
+//   fail2ban   unban (a rule of ours would go into a chain fail2ban owns);
+//   Docker     publish elsewhere or exempt the master in nat PREROUTING;
+//   otherwise  iptables/ip6tables -I or nft insert at the top of the stage.
+std::string fixCommands(const Stage& stage, const std::string& chain, const std::string& rule, const Packet& p);
 // The command that lets ICMPv6 neighbour discovery (icmpType 135 or 136) through stage.
 std::string neighbourDiscoveryFix(const Stage& stage, int icmpType);
 

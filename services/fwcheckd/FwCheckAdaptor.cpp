@@ -26,61 +26,107 @@ FwCheckAdaptor::FwCheckAdaptor(sdbus::IConnection& bus, ferry::EventLoop& loop, 
 FwCheckAdaptor::~FwCheckAdaptor()
 {
     unregisterAdaptor();
-    for (auto& t : m_workers)
-        if (t.joinable())
-            t.join();
+    if (m_worker.joinable())
+        m_worker.join();
 }
 
 void FwCheckAdaptor::checkInBackground()
 {
-    startCheck(nullptr);
+    requestCheck();
 }
 
 void FwCheckAdaptor::recheckAfterChange()
 {
     spdlog::info("A checked file changed; checking again");
-    if (m_checking)
-        m_checkAgain = true;
-    else
-        startCheck(nullptr);
+    requestCheck();
 }
 
 void FwCheckAdaptor::Check(sdbus::Result<std::vector<FindingStruct>>&& result)
 {
     m_loop.touch();
-    startCheck(std::make_shared<sdbus::Result<std::vector<FindingStruct>>>(std::move(result)));
+    // The bus policy lets only root call Check; the daemon holds to that
+    // too, so that a loosened policy file does not hand the listing tools
+    // and their capabilities to every local user.
+    try {
+        const auto uid = getObject().getCurrentlyProcessedMessage()->getCredsUid();
+        if (uid != 0) {
+            result.returnError(sdbus::Error("org.freedesktop.DBus.Error.AccessDenied",
+                                            "Only root may run a reachability check"));
+            return;
+        }
+    } catch (const sdbus::Error& e) {
+        spdlog::warn("Refusing a check whose caller cannot be identified: {}", e.getMessage());
+        result.returnError(sdbus::Error("org.freedesktop.DBus.Error.AccessDenied", "Cannot identify the caller"));
+        return;
+    }
+    if (m_waiting.size() >= kMaxWaiting) {
+        result.returnError(sdbus::Error(kInterface + ".Error.Busy",
+                                        "Too many callers are waiting for a check (" + std::to_string(kMaxWaiting) +
+                                            "); try again when it ends"));
+        return;
+    }
+    m_waiting.push_back(std::make_shared<sdbus::Result<std::vector<FindingStruct>>>(std::move(result)));
+    requestCheck();
 }
 
-void FwCheckAdaptor::startCheck(std::shared_ptr<sdbus::Result<std::vector<FindingStruct>>> result)
+void FwCheckAdaptor::requestCheck()
 {
-    m_loop.hold();
+    if (m_checking)
+        m_checkAgain = true;
+    else
+        startCheck();
+}
+
+void FwCheckAdaptor::startCheck()
+{
+    std::vector<Caller> callers;
+    callers.swap(m_waiting);
+    // The last worker has posted its result and is ending (or has ended).
+    if (m_worker.joinable())
+        m_worker.join();
     m_checking = true;
-    m_workers.emplace_back([this, result] {
-        const Report before = m_manager.current();
-        std::optional<Report> after;
-        std::string error;
-        try {
-            after = m_manager.check();
-        } catch (const std::exception& e) {
-            error = e.what();
-            spdlog::error("Failed to check reachability: {}", error);
-        }
-        m_loop.post([this, result, before, after, error] {
-            if (after) {
-                publish(before, *after);
-                if (result)
-                    result->returnResults(toStructs(after->findings));
-            } else if (result) {
-                result->returnError(sdbus::Error(kInterface + ".Error.Internal", "Failed to check reachability: " + error));
+    m_loop.hold();
+    try {
+        m_worker = std::thread([this, callers] {
+            const Report before = m_manager.current();
+            std::optional<Report> after;
+            std::string error;
+            try {
+                after = m_manager.check();
+            } catch (const std::exception& e) {
+                error = e.what();
+                spdlog::error("Failed to check reachability: {}", error);
             }
-            m_checking = false;
-            if (m_checkAgain) {
-                m_checkAgain = false;
-                startCheck(nullptr);
+            try {
+                m_loop.post([this, callers, before, after, error] { finishCheck(callers, before, after, error); });
+            } catch (const std::exception& e) {
+                spdlog::error("Failed to hand a check's result to the event loop: {}", e.what());
             }
-            m_loop.release();
         });
-    });
+    } catch (const std::exception& e) {
+        // No thread: answer now instead of aborting the daemon.
+        spdlog::error("Failed to start a check: {}", e.what());
+        finishCheck(callers, m_manager.current(), std::nullopt, std::string("cannot start a worker: ") + e.what());
+    }
+}
+
+void FwCheckAdaptor::finishCheck(const std::vector<Caller>& callers, const Report& before,
+                                 const std::optional<Report>& after, const std::string& error)
+{
+    if (after)
+        publish(before, *after);
+    for (const auto& c : callers) {
+        if (after)
+            c->returnResults(toStructs(after->findings));
+        else
+            c->returnError(sdbus::Error(kInterface + ".Error.Internal", "Failed to check reachability: " + error));
+    }
+    m_checking = false;
+    if (m_checkAgain || !m_waiting.empty()) {
+        m_checkAgain = false;
+        startCheck();
+    }
+    m_loop.release();
 }
 
 void FwCheckAdaptor::publish(const Report& before, const Report& after)

@@ -1,10 +1,14 @@
 #pragma once
 // org.ferry.FwCheck1 on /org/ferry/FwCheck1: a thin layer over Manager.
-// Checks run on a worker thread (they run iptables-save, nft and sshd -T);
-// results come back through the event loop, which alone touches the bus.
+// Checks run on one worker thread at a time (they list the firewall and run
+// iptables-save and sshd -T); results come back through the event loop,
+// which alone touches the bus. Callers who ask while a check runs share the
+// next one, which starts when the running one ends: at most one worker
+// thread and kMaxWaiting callers exist at any time.
 
-#include <list>
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include <sdbus-c++/sdbus-c++.h>
 
@@ -21,11 +25,13 @@ public:
     FwCheckAdaptor(sdbus::IConnection& bus, ferry::EventLoop& loop, Manager& manager);
     ~FwCheckAdaptor();
 
-    // Starts a check whose result only updates the properties (used at
-    // start-up: the daemon was started by its timer or a path unit).
+    // More callers than this waiting for one check get Error.Busy.
+    static constexpr std::size_t kMaxWaiting = 64;
+
+    // Checks now (or right after the running check) and only updates the
+    // properties (used at start-up when the timer or a path unit started us).
     void checkInBackground();
-    // Like checkInBackground, but folds changes during a running check into
-    // one more check afterwards.
+    // The same, logged as a reaction to a changed file.
     void recheckAfterChange();
 
 private:
@@ -35,14 +41,20 @@ private:
     std::vector<FindingStruct> Findings() override;
     std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string>> Masters() override;
 
-    void startCheck(std::shared_ptr<sdbus::Result<std::vector<FindingStruct>>> result);
+    using Caller = std::shared_ptr<sdbus::Result<std::vector<FindingStruct>>>;
+    void requestCheck();
+    void startCheck();
+    void finishCheck(const std::vector<Caller>& callers, const Report& before, const std::optional<Report>& after,
+                     const std::string& error);
     void publish(const Report& before, const Report& after);
 
     ferry::EventLoop& m_loop;
     Manager& m_manager;
-    std::list<std::thread> m_workers;
-    bool m_checking = false;     // loop thread only
-    bool m_checkAgain = false;   // a change came in while checking
+    // Loop thread only.
+    std::thread m_worker;            // the running or last finished check
+    bool m_checking = false;
+    bool m_checkAgain = false;       // a request came in while checking
+    std::vector<Caller> m_waiting;   // callers of the next check
 };
 
 } // namespace fwcheck

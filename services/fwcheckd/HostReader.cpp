@@ -6,18 +6,24 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
 #include "Address.h"
+#include "Capabilities.h"
+#include "NftListing.h"
 #include "ferry/Error.h"
 #include "ferry/Files.h"
+
+#include <nlohmann/json.hpp>
 
 extern char** environ;
 
@@ -44,9 +50,43 @@ std::string CommandOutput::describe() const
            (first.empty() ? "" : ": " + first);
 }
 
-CommandOutput runCommand(const std::vector<std::string>& argv, int timeoutMs)
+namespace {
+
+// argv[0] as execvp would find it, looked up before fork (the child may only
+// make async-signal-safe calls).
+std::string findProgram(const std::string& name)
+{
+    if (name.find('/') != std::string::npos)
+        return name;
+    const char* env = std::getenv("PATH");
+    const std::string path = env && *env ? env : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    std::size_t start = 0;
+    while (start <= path.size()) {
+        auto end = path.find(':', start);
+        if (end == std::string::npos)
+            end = path.size();
+        const std::string dir = end > start ? path.substr(start, end - start) : ".";
+        const std::string candidate = dir + "/" + name;
+        if (::access(candidate.c_str(), X_OK) == 0)
+            return candidate;
+        start = end + 1;
+    }
+    return "";
+}
+
+} // namespace
+
+CommandOutput runCommand(const std::vector<std::string>& argv, int timeoutMs,
+                         const std::optional<std::vector<int>>& ambientCaps)
 {
     CommandOutput result;
+    if (argv.empty())
+        return result;
+    const std::string program = findProgram(argv[0]);
+    if (program.empty()) {
+        result.err = argv[0] + ": " + ferry::errnoMessage(ENOENT);
+        return result;
+    }
     int outPipe[2], errPipe[2];
     if (::pipe2(outPipe, O_CLOEXEC) != 0)
         return result;
@@ -55,32 +95,37 @@ CommandOutput runCommand(const std::vector<std::string>& argv, int timeoutMs)
         ::close(outPipe[1]);
         return result;
     }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, outPipe[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, errPipe[1], 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    // The daemon blocks SIGTERM/SIGINT for its event loop; children must not inherit that.
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+    const int devNull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     std::vector<char*> args;
     for (const auto& a : argv)
         args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
-    pid_t pid = -1;
-    const int rc = ::posix_spawnp(&pid, args[0], &fa, &attr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        // The child: async-signal-safe calls only, then exec.
+        if (devNull < 0 || ::dup2(devNull, 0) < 0 || ::dup2(outPipe[1], 1) < 0 || ::dup2(errPipe[1], 2) < 0)
+            ::_exit(126);
+        // The daemon blocks SIGTERM/SIGINT for its event loop; children must not inherit that.
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        if (ambientCaps) {
+            ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+            for (const int cap : *ambientCaps)
+                ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, static_cast<unsigned long>(cap), 0, 0);
+        }
+        ::execve(program.c_str(), args.data(), environ);
+        ::_exit(127);
+    }
+    const int forkErrno = errno;
+    if (devNull >= 0)
+        ::close(devNull);
     ::close(outPipe[1]);
     ::close(errPipe[1]);
-    if (rc != 0) {
+    if (pid < 0) {
         ::close(outPipe[0]);
         ::close(errPipe[0]);
-        result.err = argv[0] + ": " + ferry::errnoMessage(rc);
+        result.err = argv[0] + ": cannot start: " + ferry::errnoMessage(forkErrno);
         return result;
     }
     result.ran = true;
@@ -129,33 +174,113 @@ CommandOutput runCommand(const std::vector<std::string>& argv, int timeoutMs)
         result.err += "\n(timed out after " + std::to_string(timeoutMs) + " ms)";
     } else if (WIFEXITED(status)) {
         result.exitCode = WEXITSTATUS(status);
-        // posix_spawnp reports a missing program as exit 127 from the child.
+        // The child reports a failed exec as exit 127.
         if (result.exitCode == 127 && result.out.empty())
             result.ran = false;
     }
     return result;
 }
 
-CommandOutput HostReader::run(std::vector<std::string> argv)
+CommandOutput HostReader::run(std::vector<std::string> argv, const CapabilityList& caps)
 {
     std::vector<std::string> full = m_options.commandPrefix;
     full.insert(full.end(), argv.begin(), argv.end());
-    return runCommand(full, m_options.timeoutMs);
+    return runCommand(full, m_options.timeoutMs, caps);
 }
 
 CommandOutput HostReader::iptablesSave(const std::string& tool)
 {
-    return run({tool});
+    return run({tool}, tool.find("legacy") != std::string::npos ? kLegacyIptablesCaps : kNftIptablesCaps);
 }
+
+namespace {
+
+// nft 1.0.6 takes a table name in `list table` only as an identifier
+// (letters, digits, _ - . /, not starting with a digit); it refuses quotes.
+bool nftIdentifier(const std::string& name)
+{
+    if (name.empty() || !(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_'))
+        return false;
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == '/';
+    });
+}
+
+// The items of a whole-ruleset JSON document that belong to these tables.
+CommandOutput keepNftTables(CommandOutput whole, const std::vector<std::string>& tables)
+{
+    if (!whole.ran || whole.exitCode != 0)
+        return whole;
+    try {
+        auto doc = nlohmann::json::parse(whole.out);
+        nlohmann::json kept = nlohmann::json::array();
+        for (auto& item : doc.at("nftables")) {
+            if (!item.is_object() || item.empty())
+                continue;
+            const auto& body = item.begin().value();
+            std::string key;
+            if (item.contains("table"))
+                key = body.value("family", "") + " " + body.value("name", "");
+            else if (body.is_object())
+                key = body.value("family", "") + " " + body.value("table", "");
+            if (std::find(tables.begin(), tables.end(), key) != tables.end())
+                kept.push_back(std::move(item));
+        }
+        whole.out = nlohmann::json{{"nftables", std::move(kept)}}.dump();
+    } catch (const std::exception& e) {
+        whole.exitCode = 1;
+        whole.err = std::string("the nft JSON cannot be read: ") + e.what();
+    }
+    return whole;
+}
+
+} // namespace
 
 CommandOutput HostReader::nftRuleset()
 {
-    return run({"nft", "-j", "list", "ruleset"});
+    return listNft({"list ruleset"}, true, netnsPath());
 }
 
-CommandOutput HostReader::nftRulesetText()
+std::optional<std::map<std::string, NftTableInfo>> HostReader::nftTables()
 {
-    return run({"nft", "list", "ruleset"});
+    try {
+        return nftInventory(netnsPath());
+    } catch (const std::exception&) {
+        // The whole listing then reports why nothing can be read.
+        return std::nullopt;
+    }
+}
+
+CommandOutput HostReader::nftRulesetOf(const std::vector<std::string>& tables)
+{
+    std::vector<std::string> commands;
+    for (const auto& t : tables) {
+        const auto sp = t.find(' ');
+        // A name `list table` cannot take: list everything and keep those tables.
+        if (sp == std::string::npos || !nftIdentifier(t.substr(sp + 1)))
+            return keepNftTables(nftRuleset(), tables);
+        commands.push_back("list table " + t);
+    }
+    return listNft(commands, true, netnsPath());
+}
+
+CommandOutput HostReader::nftRulesetText(const std::vector<std::string>& tables)
+{
+    std::vector<std::string> commands;
+    for (const auto& t : tables) {
+        const auto sp = t.find(' ');
+        if (sp == std::string::npos || !nftIdentifier(t.substr(sp + 1)))
+            return listNft({"list ruleset"}, false, netnsPath());
+        commands.push_back("list table " + t);
+    }
+    if (commands.empty())
+        commands.push_back("list ruleset");
+    return listNft(commands, false, netnsPath());
+}
+
+std::string HostReader::netnsPath() const
+{
+    return m_options.netns.empty() ? std::string() : "/run/netns/" + m_options.netns;
 }
 
 CommandOutput HostReader::sshdEffective(const std::string& user, const std::string& host, const std::string& addr)
@@ -169,7 +294,7 @@ CommandOutput HostReader::sshdEffective(const std::string& user, const std::stri
     }
     argv.push_back("-C");
     argv.push_back("user=" + user + ",host=" + host + ",addr=" + addr);
-    return run(argv);
+    return run(argv, kSshdCaps);
 }
 
 std::optional<std::string> HostReader::readFile(const std::string& path)
@@ -187,6 +312,7 @@ std::optional<Account> HostReader::account(const std::string& user)
     Account a;
     a.name = user;
     a.shell = pw.pw_shell ? pw.pw_shell : "";
+    a.home = pw.pw_dir ? pw.pw_dir : "";
     int n = 64;
     std::vector<gid_t> gids(static_cast<std::size_t>(n));
     if (::getgrouplist(user.c_str(), pw.pw_gid, gids.data(), &n) < 0) {

@@ -1,6 +1,7 @@
 #pragma once
-// The real SystemReader: runs iptables-save, nft, sshd -T, ip route and ss,
-// reads files and the account database.
+// The real SystemReader: reads nftables through libnftables in-process,
+// runs iptables-save, sshd -T, ip route and ss, reads files and the
+// account database.
 
 #include "SystemReader.h"
 
@@ -10,6 +11,9 @@ struct HostReaderOptions {
     // Prepended to every command (tests run them inside a namespace with
     // {"ip", "netns", "exec", "<name>"}).
     std::vector<std::string> commandPrefix;
+    // The network namespace (a name under /run/netns) whose nftables rules
+    // are read in-process; empty: our own. Tests set it with commandPrefix.
+    std::string netns;
     // Prepended to the sshd command only (tests give it a private /run).
     std::vector<std::string> sshdPrefix;
     std::string sshdBinary = "/usr/sbin/sshd";
@@ -23,7 +27,9 @@ public:
 
     CommandOutput iptablesSave(const std::string& tool) override;
     CommandOutput nftRuleset() override;
-    CommandOutput nftRulesetText() override;
+    std::optional<std::map<std::string, NftTableInfo>> nftTables() override;
+    CommandOutput nftRulesetOf(const std::vector<std::string>& tables) override;
+    CommandOutput nftRulesetText(const std::vector<std::string>& tables) override;
     CommandOutput sshdEffective(const std::string& user, const std::string& host, const std::string& addr) override;
     std::optional<std::string> readFile(const std::string& path) override;
     std::optional<Account> account(const std::string& user) override;
@@ -32,7 +38,9 @@ public:
     CommandOutput listeningSockets() override;
 
 private:
-    CommandOutput run(std::vector<std::string> argv);
+    // Programs start with the given ambient capabilities only (none by default).
+    CommandOutput run(std::vector<std::string> argv, const std::vector<int>& caps = {});
+    std::string netnsPath() const;
 
     HostReaderOptions m_options;
 };

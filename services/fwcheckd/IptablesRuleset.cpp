@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -231,9 +232,100 @@ struct ModuleOption {
     std::vector<std::string> args;
 };
 
+// The master pulls every 5 to 10 minutes: never two pull connections from
+// it closer together than this.
+constexpr unsigned kPullIntervalSeconds = 300;
+
+unsigned smallNumber(const ModuleOption& o, const std::string& module)
+{
+    if (o.args.size() != 1 || o.args[0].empty() || o.args[0].size() > 9 ||
+        o.args[0].find_first_not_of("0123456789") != std::string::npos)
+        throw ParseFailure{"option " + o.name + " of -m " + module + " expects a number"};
+    return static_cast<unsigned>(std::stoul(o.args[0]));
+}
+
+// -m recent: --set always matches (it records the source); --rcheck and
+// --update match a source seen before, with --hitcount N within --seconds S
+// only when N connections came that close together. One pull connection
+// every kPullIntervalSeconds puts at most 1 + S / interval hits in any S
+// seconds, so a burst limit such as ufw's `limit` (6 in 30 s) never matches
+// it. Anything else depends on the master's history: unknown.
+Cond recentCond(const std::vector<ModuleOption>& opts)
+{
+    enum class Mode { None, Set, Check, Remove } mode = Mode::None;
+    bool negated = false;
+    std::optional<unsigned> seconds, hitcount;
+    for (const auto& o : opts) {
+        if (o.name == "--set") {
+            mode = Mode::Set;
+            negated = o.negated;
+        } else if (o.name == "--rcheck" || o.name == "--update") {
+            mode = Mode::Check;
+            negated = o.negated;
+        } else if (o.name == "--remove") {
+            mode = Mode::Remove;
+            negated = o.negated;
+        } else if (o.name == "--seconds") {
+            seconds = smallNumber(o, "recent");
+        } else if (o.name == "--hitcount") {
+            hitcount = smallNumber(o, "recent");
+        } else if (o.name != "--name" && o.name != "--mask" && o.name != "--rsource" && o.name != "--rdest" &&
+                   o.name != "--reap" && o.name != "--rttl") {
+            throw ParseFailure{"unknown recent option " + o.name};
+        }
+    }
+    if (mode == Mode::Set)
+        return always(tri(!negated));
+    if (mode == Mode::Check && seconds && hitcount && *hitcount >= 2 &&
+        1 + *seconds / kPullIntervalSeconds < *hitcount)
+        return always(tri(negated));
+    return unknown("match -m recent depends on the master's earlier connections");
+}
+
+// -m hl / -m ttl: neighbour discovery is sent with hop limit 255 (RFC 4861,
+// and the kernel drops it otherwise); a SYN's depends on the path.
+Cond hopLimitCond(const std::string& module, const std::vector<ModuleOption>& opts)
+{
+    std::vector<Cond> conds;
+    for (const auto& o : opts) {
+        const unsigned n = smallNumber(o, module);
+        const std::string op = o.name.substr(o.name.size() - 2);
+        if (op != "eq" && op != "lt" && op != "gt")
+            throw ParseFailure{"unknown " + module + " option " + o.name};
+        const bool neg = o.negated;
+        conds.push_back([n, op, neg, module](const Packet& p, std::string& why) {
+            if (p.isTcp() || module == "ttl") {
+                why = "it tests the hop limit of the master's packets, which depends on the path";
+                return Tri::Unknown;
+            }
+            const unsigned hl = 255;
+            const bool r = op == "eq" ? hl == n : op == "lt" ? hl < n : hl > n;
+            return tri(r != neg);
+        });
+    }
+    if (conds.empty())
+        throw ParseFailure{"-m " + module + " without a test"};
+    return [conds](const Packet& p, std::string& why) {
+        Tri t = Tri::Yes;
+        for (const auto& c : conds)
+            t = triAnd(t, c(p, why));
+        return t;
+    };
+}
+
 Cond moduleCond(const std::string& module, const std::vector<ModuleOption>& opts, bool isTcp)
 {
     (void)isTcp;
+    // IPv6 extension-header matches fail when the header is absent, whatever
+    // they test and however negated (the match returns false before it looks
+    // at the options): a SYN or a neighbour solicitation carries none. This
+    // is ufw's stock `-m rt --rt-type 0 -j DROP`.
+    if (module == "rt" || module == "frag" || module == "hbh" || module == "dst")
+        return always(Tri::No);
+    if (module == "recent")
+        return recentCond(opts);
+    if (module == "hl" || module == "ttl")
+        return hopLimitCond(module, opts);
     std::vector<Cond> conds;
     auto need = [&](const ModuleOption& o, std::size_t n) {
         if (o.args.size() != n)

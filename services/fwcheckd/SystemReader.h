@@ -3,6 +3,7 @@
 // tools; tests substitute one edge (say, the account database) while the
 // rest stays real, or feed captured text to the tracers directly.
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,12 @@ struct Account {
     std::string name;
     std::string shell;
     std::vector<std::string> groups;  // primary first
+    std::string home;
+};
+
+// One nftables table in the inventory.
+struct NftTableInfo {
+    bool xt = false;  // some rule uses an xt match or target (iptables-nft's compat expressions)
 };
 
 struct Route {
@@ -33,9 +40,25 @@ public:
     virtual ~SystemReader() = default;
     // tool: "iptables-legacy-save", "ip6tables-legacy-save", "iptables-nft-save", "ip6tables-nft-save".
     virtual CommandOutput iptablesSave(const std::string& tool) = 0;
+    // `nft -j list ruleset`.
     virtual CommandOutput nftRuleset() = 0;
-    // `nft list ruleset` as text: nft 1.0.6 leaves ingress devices out of its JSON.
-    virtual CommandOutput nftRulesetText() { return {}; }
+    // Every nftables table ("family name") and whether its rules hold xt
+    // expressions, without decoding the rules; nullopt when this reader
+    // cannot tell (then nftRuleset() is read whole).
+    virtual std::optional<std::map<std::string, NftTableInfo>> nftTables() { return std::nullopt; }
+    // `nft -j list table …` for these tables ("family name") only, as one document.
+    virtual CommandOutput nftRulesetOf(const std::vector<std::string>& tables)
+    {
+        (void)tables;
+        return nftRuleset();
+    }
+    // These tables (all when empty) as nft's text: nft 1.0.6 leaves ingress
+    // devices out of its JSON.
+    virtual CommandOutput nftRulesetText(const std::vector<std::string>& tables)
+    {
+        (void)tables;
+        return {};
+    }
     // `sshd -T -C user=…,host=…,addr=…` (plus -f when a config path is set).
     virtual CommandOutput sshdEffective(const std::string& user, const std::string& host, const std::string& addr) = 0;
     // Whole file; nullopt when missing. Throws ferry::Error when unreadable.
@@ -49,7 +72,10 @@ public:
 };
 
 // Runs argv with stdin from /dev/null, capturing output, killing it after
-// timeoutMs. Never throws for the program's own failure.
-CommandOutput runCommand(const std::vector<std::string>& argv, int timeoutMs);
+// timeoutMs. Never throws for the program's own failure. ambientCaps, when
+// given, is the whole ambient capability set the program starts with (see
+// Capabilities.h); a capability we do not hold is left out.
+CommandOutput runCommand(const std::vector<std::string>& argv, int timeoutMs,
+                         const std::optional<std::vector<int>>& ambientCaps = std::nullopt);
 
 } // namespace fwcheck

@@ -1,13 +1,18 @@
 // ferry-fwcheckd: answers "can the master reach my sshd?" on the bus as
-// org.ferry.FwCheck1. Started by its timer, its path units (sshd_config,
-// hosts.allow/deny) or D-Bus activation; checks once at start and exits
-// when idle. `--check` runs one check and prints it as JSON, without a bus.
+// org.ferry.FwCheck1. Started by its timer (also 5 minutes after boot) or
+// its path unit (sshd_config, hosts.allow/deny), it checks once at start;
+// started by D-Bus activation (anyone reading a property) it starts
+// passive and answers from the saved result: only root's Check() makes it
+// list the firewall then. Exits when idle. `--check` runs one check and
+// prints it as JSON, without a bus.
 
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <string>
 
+#include "Capabilities.h"
 #include "Checker.h"
 #include "FileWatch.h"
 #include "FwCheckAdaptor.h"
@@ -19,12 +24,14 @@
 #include "ferry/Log.h"
 #include "ferry/NodeConfig.h"
 
+#include <spdlog/spdlog.h>
+
 namespace {
 
 struct Args {
     int verbosity = 0;
     bool checkOnly = false;
-    bool initialCheck = true;
+    std::optional<bool> initialCheck;  // unset: decided by how we were started
     int idleSeconds = 30;
     std::string pullUser = "ferry";
     std::string pullShell = "/usr/sbin/ferry-login";
@@ -40,6 +47,8 @@ Args parseArgs(int argc, char* argv[])
     ferry::ArgParser("ferry-fwcheckd", "tells whether the master can reach this node's sshd (org.ferry.FwCheck1)")
         .flag("-v|--verbose", "more logging (twice: trace)", [&a] { ++a.verbosity; })
         .flag("--check", "run one check, print it as JSON and exit (no bus)", [&a] { a.checkOnly = true; })
+        .flag("--initial-check", "check at start-up (default: only when a timer or path unit started it)",
+              [&a] { a.initialCheck = true; })
         .flag("--no-initial-check", "do not check at start-up", [&a] { a.initialCheck = false; })
         .option("--idle-timeout", "SECONDS", "exit after this long without work (0: never; default 30)",
                 [&a](const std::string& v) {
@@ -54,11 +63,23 @@ Args parseArgs(int argc, char* argv[])
     return a;
 }
 
+// systemd sets TRIGGER_UNIT for a service its timer or path unit started
+// (systemd.exec(5), "best-effort"); bus activation and a plain start leave
+// it unset.
+bool startedByTrigger()
+{
+    const char* unit = std::getenv("TRIGGER_UNIT");
+    return unit != nullptr && *unit != '\0';
+}
+
 } // namespace
 
 int main(int argc, char* argv[]) try {
     const Args args = parseArgs(argc, argv);
     ferry::initLogging("ferry-fwcheckd", args.verbosity);
+    // Only the nftables reading in this process needs a capability; the
+    // others are handed to the listing tools that need them (Capabilities.h).
+    fwcheck::keepEffectiveCapabilities({CAP_NET_ADMIN});
     const ferry::Paths paths = ferry::pathsFromEnvironment();
     const ferry::NodeConfig config = ferry::loadNodeConfig(paths);
 
@@ -90,8 +111,10 @@ int main(int argc, char* argv[]) try {
     const std::string sshdConfig = args.sshdConfig.empty() ? "/etc/ssh/sshd_config" : args.sshdConfig;
     fwcheck::FileWatch watch(loop, {sshdConfig, sshdConfig + ".d/", args.hostsAllow, args.hostsDeny},
                              [&api] { api.recheckAfterChange(); });
-    if (args.initialCheck)
+    if (args.initialCheck.value_or(startedByTrigger()))
         api.checkInBackground();
+    else
+        spdlog::debug("Started without a timer or path trigger: passive until asked to check");
     ferry::notifyReady("Last verdict: " + manager.current().verdict);
     loop.run("org.ferry.FwCheck1");
     ferry::notifyStopping();

@@ -13,6 +13,7 @@
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
 #include "ferry/PullServer.h"
+#include "ferry/Session.h"
 #include "ferry/Wire.h"
 
 namespace {
@@ -35,9 +36,12 @@ public:
                 return 0;
             const auto h = ferry::decodeHello(hello.payload, "node");
             const std::string nonce(ferry::kNonceSize, 'm');
-            const std::string mac = ferry::sessionProof(kSecret, ferry::kPullMasterLabel, ferry::kPullProtocol,
-                                                        h.challenge, nonce, kNode);
-            m_pending = ferry::encodeFrame(ferry::MessageType::Auth, ferry::encode(ferry::AuthMessage{kNode, nonce, mac}));
+            // Session version 2 (Session.h): the master proves first, with
+            // no epoch in its proof.
+            ferry::AuthMessage auth{kNode, nonce, "", ferry::kSessionVersion, 0, ""};
+            auth.mac = ferry::sessionProofV2(kSecret, "master", ferry::kPullProtocol, auth.version, 0, h.challenge,
+                                             nonce, kNode, "");
+            m_pending = ferry::encodeFrame(ferry::MessageType::Auth, ferry::encode(auth));
             m_authSent = true;
         }
         if (m_pending.empty()) {

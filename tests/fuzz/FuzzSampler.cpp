@@ -11,6 +11,7 @@
 
 #include "FuzzSupport.h"
 #include "Samplers.h"
+#include "ferry/SampleCodec.h"
 #include "ferry/Error.h"
 #include "ferry/Wire.h"
 
@@ -42,10 +43,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const char* names[] = {"loadavg", "stat", "meminfo", "net/dev"};
     for (std::size_t i = 0; i < 4; ++i)
         put(names[i], i < parts.size() ? parts[i] : std::string());
-    const auto records = sampler::sampleSystem(procRoot(), 1700000000000);
-    for (const auto& r : records)
-        if (r.kind.empty() || r.kind.size() > ferry::kMaxKind || r.payload.size() > ferry::kMaxRecordPayload)
+    sampler::SystemSources sources;
+    sources.procRoot = procRoot();
+    sources.mountsFile = procRoot() + "/mounts";
+    const auto samples = sampler::sampleSystem(sources, 1700000000000);
+    // Whatever /proc says, the records the sampler makes stay within bounds
+    // and decode back to the same number of samples.
+    std::size_t decoded = 0;
+    for (const auto& payload : ferry::metrics::encodeSamples(samples, 1700000000000, ferry::kMaxRecordPayload)) {
+        if (payload.size() > ferry::kMaxRecordPayload)
             __builtin_trap();
+        decoded += ferry::metrics::decodeSamples(payload, 1700000000000).size();
+    }
+    if (decoded != samples.size())
+        __builtin_trap();
 
     // A plugin's output, as the sampler stores it, through a batch.
     if (in.size() <= ferry::kMaxRecordPayload) {

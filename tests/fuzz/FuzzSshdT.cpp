@@ -14,7 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         q.masterHost = "master.example.org";
         q.masterAddress = "192.0.2.1";
         q.listenAddress = "192.0.2.2";
-        q.account = fwcheck::Account{"ferry", "/usr/sbin/ferry-login", {"ferry", "ssh"}};
+        q.account = fwcheck::Account{"ferry", "/usr/sbin/ferry-login", {"ferry", "ssh"}, "/nonexistent"};
         (void)fwcheck::checkSshd(effective, q, "/etc/ssh/sshd_config");
         q.account.reset();
         q.port = 2222;

@@ -5,7 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <filesystem>
 #include <mutex>
 
 #include <cstdio>
@@ -14,6 +18,7 @@
 #include <sdbus-c++/sdbus-c++.h>
 
 #include "NetnsLab.h"
+#include "support/PolicyBus.h"
 #include "org.ferry.FwCheck1-proxy.h"
 #include "support/TestSupport.h"
 
@@ -60,7 +65,9 @@ protected:
 
     // The daemon inside the node namespace with a private /run (sshd -T
     // needs /run/sshd); the pull user is root so that the account exists.
-    Process startDaemon(std::vector<std::string> extra = {})
+    // By default it is started as its timer starts it (systemd sets
+    // TRIGGER_UNIT); triggered = false starts it as bus activation does.
+    Process startDaemon(std::vector<std::string> extra = {}, bool triggered = true)
     {
         std::vector<std::string> argv = {"/usr/sbin/ip", "netns", "exec", m_lab->node()};
         for (const auto& a : fwtest::privateRunPrefix())
@@ -73,11 +80,12 @@ protected:
             argv.push_back(a);
         for (const auto& e : extra)
             argv.push_back(e);
-        return Process(argv,
-                       {{"FERRY_CONFIG_DIR", m_config.path()},
-                        {"FERRY_STATE_DIR", m_state.path()},
-                        {"DBUS_SYSTEM_BUS_ADDRESS", m_bus->address()}},
-                       m_config / "daemon.log");
+        std::map<std::string, std::string> env = {{"FERRY_CONFIG_DIR", m_config.path()},
+                                                  {"FERRY_STATE_DIR", m_state.path()},
+                                                  {"DBUS_SYSTEM_BUS_ADDRESS", m_bus->address()}};
+        if (triggered)
+            env["TRIGGER_UNIT"] = "ferry-fwcheckd.timer";
+        return Process(argv, env, m_config / "daemon.log");
     }
 
     void TearDown() override
@@ -180,6 +188,97 @@ TEST_F(TheFwCheckDaemon, ChecksAgainOnItsOwnWhenHostsDenyChanges)
     ASSERT_FALSE(findings.empty());
     EXPECT_EQ(findings[0].get<0>(), "hosts.denied");
     EXPECT_NE(findings[0].get<3>().find("sshd: 10.203.1.2"), std::string::npos) << findings[0].get<3>();
+}
+
+TEST_F(TheFwCheckDaemon, StartsPassiveWhenActivatedByTheBusAndChecksOnlyWhenRootAsks)
+{
+    // Started the way D-Bus activation starts it (no TRIGGER_UNIT): a
+    // property read must not make it list the firewall or run sshd -T.
+    auto daemon = startDaemon({}, false);
+    auto conn = sdbus::createSystemBusConnection();
+    conn->enterEventLoopAsync();
+    FwCheckClient client(*conn);
+    ASSERT_TRUE(waitUntil([&] {
+        try {
+            client.Verdict();
+            return true;
+        } catch (const sdbus::Error&) {
+            return false;
+        }
+    })) << readFile(m_config / "daemon.log");
+    EXPECT_EQ(client.LastCheck(), 0u);
+    // Long enough for a start-up check to have finished (they take well under a second here).
+    EXPECT_FALSE(waitUntil([&] { return client.LastCheck() != 0; }, std::chrono::seconds(3)));
+    EXPECT_FALSE(std::filesystem::exists(m_state / "fwcheck.json"));
+    // Root asks: now it checks.
+    const auto findings = client.Check();
+    EXPECT_NE(client.LastCheck(), 0u);
+    EXPECT_EQ(client.Verdict(), "reachable") << readFile(m_config / "daemon.log");
+}
+
+TEST_F(TheFwCheckDaemon, ReadsEveryBackendAsUserFerryWithOnlyTheUnitsCapabilities)
+{
+    // One master blocked by each reader: iptables-legacy-save (NET_ADMIN,
+    // NET_RAW, DAC_READ_SEARCH), iptables-nft-save for an xt rule
+    // (NET_ADMIN) and libnftables in the daemon (NET_ADMIN).
+    m_lab->resetFirewall();
+    m_lab->inNode({"iptables-legacy", "-A", "INPUT", "-s", "10.203.2.2", "-p", "tcp", "--dport", "22", "-j", "DROP"});
+    m_lab->inNode({"iptables-nft", "-A", "INPUT", "-s", "10.203.1.2", "-p", "tcp", "-m", "multiport", "--dports", "22", "-j",
+                   "DROP"});
+    m_lab->inNode({"nft", "-f", "-"}, "table inet t {\n chain input {\n  type filter hook input priority 0; policy accept;\n"
+                                      "  ip6 saddr fd00:203:1::2 tcp dport 22 reject\n }\n}\n");
+    writeFile(m_config / "ferry.yml", "masters:\n  - 10.203.1.2\n  - fd00:203:1::2\n  - 10.203.2.2\n");
+    ASSERT_EQ(::chmod(m_config.path().c_str(), 0755), 0);
+    ASSERT_EQ(::chmod(m_state.path().c_str(), 0777), 0);
+    const std::string caps = "-all,+net_admin,+net_raw,+dac_read_search";
+    const auto r = run({"ip", "netns", "exec", m_lab->node(), "/usr/bin/setpriv", "--reuid=ferry", "--regid=ferry",
+                        "--clear-groups", "--inh-caps=" + caps, "--ambient-caps=" + caps, "--bounding-set=" + caps,
+                        buildPath("services/fwcheckd/ferry-fwcheckd"), "--check", "--hosts-allow", m_config / "hosts.allow",
+                        "--hosts-deny", m_config / "hosts.deny"},
+                       {{"FERRY_CONFIG_DIR", m_config.path()}, {"FERRY_STATE_DIR", m_state.path()}});
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j["masters"].size(), 3u) << r.out << r.err;
+    EXPECT_EQ(j["masters"][0]["firewall"], "drop") << j["masters"][0]["decidedBy"] << r.err;
+    EXPECT_EQ(j["masters"][1]["firewall"], "reject") << r.err;
+    EXPECT_EQ(j["masters"][2]["firewall"], "drop") << r.err;
+    for (const auto& f : j["findings"])
+        EXPECT_NE(f["id"], "firewall.unreadable") << f["message"];
+}
+
+TEST(TheFwCheckPolicy, KeepsChecksAndFindingsFromUnprivilegedUsers)
+{
+    if (!isRoot())
+        GTEST_SKIP() << "needs root to run clients as other users";
+    ferry::test::PolicyBus bus({"dbus/org.ferry.FwCheck1.conf"});
+    TempDir config, state;
+    writeFile(config / "ferry.yml", "masters:\n  - 192.0.2.10\n");
+    // The daemon as its unit runs it (user ferry), started as bus
+    // activation would start it.
+    auto argv = ferry::test::PolicyBus::asUser("ferry");
+    for (const std::string& a : {buildPath("services/fwcheckd/ferry-fwcheckd"), std::string("--idle-timeout"), std::string("60")})
+        argv.push_back(a);
+    // Its directories as the packaging makes them: readable, and writable for the state.
+    ASSERT_EQ(::chmod(config.path().c_str(), 0755), 0);
+    ASSERT_EQ(::chmod(state.path().c_str(), 0777), 0);
+    Process daemon(argv,
+                   {{"FERRY_CONFIG_DIR", config.path()}, {"FERRY_STATE_DIR", state.path()},
+                    {"DBUS_SYSTEM_BUS_ADDRESS", bus.address()}},
+                   config / "daemon.log");
+    ASSERT_TRUE(waitUntil([&] {
+        return bus.busctlAs("root", {"get-property", "org.ferry.FwCheck1", "/org/ferry/FwCheck1", "org.ferry.FwCheck1",
+                                     "Verdict"})
+                   .exitCode == 0;
+    })) << readFile(config / "daemon.log");
+    const auto check = bus.busctlAs("nobody", {"call", "org.ferry.FwCheck1", "/org/ferry/FwCheck1", "org.ferry.FwCheck1", "Check"});
+    EXPECT_NE(check.exitCode, 0);
+    EXPECT_NE(check.err.find("ccess denied"), std::string::npos) << check.err;
+    const auto read = bus.busctlAs("nobody", {"get-property", "org.ferry.FwCheck1", "/org/ferry/FwCheck1",
+                                              "org.ferry.FwCheck1", "Findings"});
+    EXPECT_NE(read.exitCode, 0);
+    // Root may read; nothing was checked because nobody with the right asked.
+    const auto last = bus.busctlAs("root", {"get-property", "org.ferry.FwCheck1", "/org/ferry/FwCheck1",
+                                            "org.ferry.FwCheck1", "LastCheck"});
+    EXPECT_EQ(last.out, "t 0\n");
 }
 
 TEST_F(TheFwCheckDaemon, RefusesABadConfigurationWithAMessageNamingIt)

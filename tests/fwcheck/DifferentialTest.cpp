@@ -278,6 +278,7 @@ TEST_P(TheFirewallTracer, AgreesWithARealConnectionFromEachMaster)
 
     fwcheck::HostReaderOptions opts;
     opts.commandPrefix = s_lab->nodePrefix();
+    opts.netns = s_lab->node();
     fwcheck::HostReader reader(opts);
     fwcheck::CheckSettings settings;
     for (const auto& m : s_lab->masters())

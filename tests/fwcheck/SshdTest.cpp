@@ -9,6 +9,7 @@
 #include "Checker.h"
 #include "HostReader.h"
 #include "NetnsLab.h"
+#include "PullConfinement.h"
 #include "SshdCheck.h"
 #include "support/TestSupport.h"
 
@@ -23,6 +24,7 @@ public:
     // The node's firewall and routes are not what these tests are about.
     CommandOutput iptablesSave(const std::string&) override { return {}; }
     CommandOutput nftRuleset() override { return {}; }
+    std::optional<std::map<std::string, NftTableInfo>> nftTables() override { return std::nullopt; }
     Route route(const std::string&) override { return {"eth0", "192.0.2.1"}; }
     CommandOutput listeningSockets() override { return {}; }
 
@@ -48,7 +50,7 @@ protected:
         HostReaderOptions o;
         o.sshdPrefix = fwtest::privateRunPrefix();
         o.sshdConfig = m_dir / "sshd_config";
-        ReaderWithAccount reader(o, Account{"ferry", "/usr/sbin/ferry-login", groups});
+        ReaderWithAccount reader(o, Account{"ferry", "/usr/sbin/ferry-login", groups, "/var/lib/ferry"});
         const auto out = reader.sshdEffective("ferry", master, master);
         EXPECT_EQ(out.exitCode, 0) << out.err;
         SshdQuestion q;
@@ -73,6 +75,43 @@ protected:
 
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
+
+TEST_F(TheSshdCheck, ReportsAPullUserSshdDoesNotConfineAndItsFixConfinesIt)
+{
+    const auto effective = [&](const std::string& config) {
+        ferry::test::writeFile(m_dir / "sshd_config", "HostKey " + (m_dir / "hk") + "\n" + config);
+        HostReaderOptions o;
+        o.sshdPrefix = fwtest::privateRunPrefix();
+        o.sshdConfig = m_dir / "sshd_config";
+        ReaderWithAccount reader(o, std::nullopt);
+        const auto out = reader.sshdEffective("ferry", "192.0.2.5", "192.0.2.5");
+        EXPECT_EQ(out.exitCode, 0) << out.err;
+        return parseSshdT(out.out);
+    };
+    PullLogin login;
+    login.account = Account{"ferry", "/usr/sbin/ferry-login", {"ferry"}, "/var/lib/ferry"};
+    login.sshdConfigPath = m_dir / "sshd_config";
+    // A Match block for another user, or one that forgets a directive, is not enough.
+    auto findings = checkSshdConfinement(effective("Match User alice\n  DisableForwarding yes\n"), login);
+    ASSERT_EQ(findings.size(), 1u);
+    EXPECT_EQ(findings[0].id, "sshd.pull-not-confined");
+    EXPECT_NE(findings[0].message.find("DisableForwarding yes, PermitTTY no, PermitUserRC no, AuthenticationMethods publickey"),
+              std::string::npos)
+        << findings[0].message;
+    findings = checkSshdConfinement(
+        effective("Match User ferry\n  DisableForwarding yes\n  PermitTTY no\n  PermitUserRC no\n"), login);
+    ASSERT_EQ(findings.size(), 1u);
+    EXPECT_NE(findings[0].message.find("AuthenticationMethods publickey"), std::string::npos) << findings[0].message;
+    // The block the fix prints, appended as the fix says: nothing left to report.
+    const std::string fix = findings[0].fix;
+    const std::string block = fix.substr(fix.find("Match User ferry"));
+    EXPECT_THAT(checkSshdConfinement(effective(block), login), IsEmpty()) << block;
+    // Without the pull shell as login shell the fix forces the command.
+    login.account->shell = "/bin/sh";
+    findings = checkSshdConfinement(effective(block), login);
+    ASSERT_EQ(findings.size(), 1u);
+    EXPECT_NE(findings[0].fix.find("ForceCommand /usr/sbin/ferry-login"), std::string::npos) << findings[0].fix;
+}
 
 TEST_F(TheSshdCheck, AcceptsTheDefaultConfiguration)
 {
@@ -133,7 +172,7 @@ TEST_F(TheSshdCheck, ReportsABrokenConfigurationAsUndecidedWithoutCrashing)
     HostReaderOptions o;
     o.sshdPrefix = fwtest::privateRunPrefix();
     o.sshdConfig = m_dir / "sshd_config";
-    ReaderWithAccount reader(o, Account{"ferry", "/usr/sbin/ferry-login", {"ferry"}});
+    ReaderWithAccount reader(o, Account{"ferry", "/usr/sbin/ferry-login", {"ferry"}, "/var/lib/ferry"});
     CheckSettings s;
     s.masters = {{"192.0.2.5", 22, 50010}};
     s.checkHostsAccess = false;
@@ -156,7 +195,7 @@ TEST_F(TheSshdCheck, SaysSshdIsNotRunningWhenItsRunDirectoryIsMissing)
     // A private, empty /run: as on a node where sshd was never started.
     o.sshdPrefix = {"unshare", "--mount", "--propagation", "private", "sh", "-c", "mount -t tmpfs tmpfs /run && exec \"$@\"", "sh"};
     o.sshdConfig = m_dir / "sshd_config";
-    ReaderWithAccount reader(o, Account{"ferry", "/usr/sbin/ferry-login", {"ferry"}});
+    ReaderWithAccount reader(o, Account{"ferry", "/usr/sbin/ferry-login", {"ferry"}, "/var/lib/ferry"});
     CheckSettings s;
     s.masters = {{"192.0.2.5", 22, 50010}};
     s.checkHostsAccess = false;
@@ -182,7 +221,7 @@ TEST_F(TheSshdCheck, BlocksWhenTheUserIsMissingOrHasTheWrongShell)
     auto report = Checker(missing, s).run();
     ASSERT_FALSE(report.findings.empty());
     EXPECT_EQ(report.findings[0].id, "account.missing");
-    ReaderWithAccount wrongShell(o, Account{"ferry", "/bin/bash", {"ferry"}});
+    ReaderWithAccount wrongShell(o, Account{"ferry", "/bin/bash", {"ferry"}, "/var/lib/ferry"});
     report = Checker(wrongShell, s).run();
     ASSERT_FALSE(report.findings.empty());
     EXPECT_EQ(report.findings[0].id, "account.shell");
