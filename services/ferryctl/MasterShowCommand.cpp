@@ -2,8 +2,8 @@
 // master.db like `ferryctl master nodes`: registration, the transport in use,
 // last pull and last push, the lag, why the last pull failed (pulld's
 // pull_failure table), and the node's own diagnosis when a push carried one
-// (any table of master.db whose name holds "health" and that has a row for
-// the node: its columns are printed as stored).
+// (node_reports: the health report of its last session, its own fwcheck
+// verdict and fixes included; node-supplied text is escaped).
 
 #include <sqlite3.h>
 
@@ -17,6 +17,7 @@
 #include "Commands.h"
 #include "ferry/Bus.h"
 #include "ferry/MasterStore.h"
+#include "ferry/PullProtocol.h"
 #include "ferry/NodeConfig.h"
 #include "ferry/RegistryStore.h"
 #include "ferry/Sqlite.h"
@@ -67,44 +68,39 @@ std::optional<FailureRow> failureRow(ferry::Database& db, const std::string& nod
     return FailureRow{s.int64(0), s.text(1), s.text(2)};
 }
 
-// The node's reports, whatever their shape: (table, [(column, value)]).
-std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>>
-healthReports(ferry::Database& db, const std::string& node)
+// The node's latest health report (node_reports): what it said of itself at
+// its last session, its own fwcheck diagnosis included.
+struct ReportRow {
+    std::int64_t receivedMs = 0;
+    std::string via;
+    ferry::HealthReport report;
+};
+
+std::optional<ReportRow> nodeReport(ferry::Database& db, const std::string& node)
 {
-    std::vector<std::string> tables;
-    {
-        ferry::Statement s(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%health%'"
-                               " ORDER BY name");
-        while (s.step())
-            tables.push_back(s.text(0));
-    }
-    std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> out;
-    for (const auto& t : tables) {
-        // The name comes from sqlite_master, not from the user; quoted all the same.
-        std::string quoted = "\"";
-        for (char c : t)
-            quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
-        quoted += "\"";
-        sqlite3_stmt* stmt = nullptr;
-        const std::string sql = "SELECT * FROM " + quoted + " WHERE node = ?1";
-        if (sqlite3_prepare_v2(db.handle(), sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
-            sqlite3_finalize(stmt);
-            continue;  // no node column: not a per-node report
-        }
-        sqlite3_bind_text(stmt, 1, node.c_str(), static_cast<int>(node.size()), SQLITE_TRANSIENT);
-        while (sqlite3_step(stmt) == SQLITE_ROW) {
-            std::vector<std::pair<std::string, std::string>> row;
-            for (int i = 0; i < sqlite3_column_count(stmt); ++i) {
-                const char* name = sqlite3_column_name(stmt, i);
-                const unsigned char* value = sqlite3_column_text(stmt, i);
-                row.emplace_back(name != nullptr ? name : "?",
-                                 value != nullptr ? reinterpret_cast<const char*>(value) : "");
-            }
-            out.emplace_back(t, std::move(row));
-        }
-        sqlite3_finalize(stmt);
-    }
-    return out;
+    if (!tableExists(db, "node_reports"))
+        return std::nullopt;
+    ferry::Statement s(db,
+                       "SELECT received_ms, via, spool_records, spool_bytes, oldest_unsent_ms, dropped_age,"
+                       " dropped_size, transport_mode, transport_reason, spool_resets, last_reset, fwcheck_verdict"
+                       " FROM node_reports WHERE node = ?1");
+    s.bind(1, node);
+    if (!s.step())
+        return std::nullopt;
+    ReportRow r;
+    r.receivedMs = s.int64(0);
+    r.via = s.text(1);
+    r.report.spoolRecords = static_cast<std::uint64_t>(s.int64(2));
+    r.report.spoolBytes = static_cast<std::uint64_t>(s.int64(3));
+    r.report.oldestUnsentMs = s.int64(4);
+    r.report.droppedByAge = static_cast<std::uint64_t>(s.int64(5));
+    r.report.droppedBySize = static_cast<std::uint64_t>(s.int64(6));
+    r.report.transportMode = s.text(7);
+    r.report.transportReason = s.text(8);
+    r.report.spoolResets = static_cast<std::uint64_t>(s.int64(9));
+    r.report.lastReset = s.text(10);
+    r.report.fwcheckVerdict = s.text(11);
+    return r;
 }
 
 std::string ago(std::int64_t nowMs, std::int64_t whenMs)
@@ -138,7 +134,7 @@ int masterShowCommand(const Options& options, const std::string& name)
     ferry::Database db(dbPath);
     const auto pull = pullRow(db, name);
     const auto failure = failureRow(db, name);
-    const auto reports = healthReports(db, name);
+    const auto report = nodeReport(db, name);
     const std::int64_t now = ferry::nowMs();
 
     const bool pullFailing = pull && pull->lastResult.rfind("failed", 0) == 0;
@@ -174,13 +170,19 @@ int masterShowCommand(const Options& options, const std::string& name)
                                  {"cause", failure->cause},
                                  {"message", failure->message},
                                  {"current", pullFailing}};
-        j["diagnosis"] = nlohmann::json::array();
-        for (const auto& [table, row] : reports) {
-            nlohmann::json r{{"table", table}};
-            for (const auto& [k, v] : row)
-                r[k] = v;
-            j["diagnosis"].push_back(r);
-        }
+        if (report)
+            j["report"] = {{"received_ms", report->receivedMs},
+                           {"via", report->via},
+                           {"spool_records", report->report.spoolRecords},
+                           {"spool_bytes", report->report.spoolBytes},
+                           {"oldest_unsent_ms", report->report.oldestUnsentMs},
+                           {"dropped_by_age", report->report.droppedByAge},
+                           {"dropped_by_size", report->report.droppedBySize},
+                           {"transport_mode", report->report.transportMode},
+                           {"transport_reason", report->report.transportReason},
+                           {"spool_resets", report->report.spoolResets},
+                           {"last_reset", report->report.lastReset},
+                           {"diagnosis", report->report.fwcheckVerdict}};
         std::cout << j.dump(2) << "\n";
         return 0;
     }
@@ -209,15 +211,26 @@ int masterShowCommand(const Options& options, const std::string& name)
                     failure->cause.c_str());
     else
         std::printf("Pull failure: none recorded\n");
-    if (reports.empty()) {
-        std::printf("Diagnosis:    none from the node yet (its report travels with its pushes)\n");
+    // Everything below comes from the node: escaped before it reaches a terminal.
+    if (!report) {
+        std::printf("Node report:  none yet (it travels with every push and pull)\n");
+        std::printf("Diagnosis:    none from the node yet\n");
     } else {
-        for (const auto& [table, row] : reports) {
-            std::printf("Diagnosis:    (%s)\n", table.c_str());
-            for (const auto& [k, v] : row)
-                if (k != "node")
-                    std::printf("  %-12s %s\n", (k + ":").c_str(), v.c_str());
-        }
+        const auto& r = report->report;
+        std::printf("Node report:  by %s at %s: spool %llu records (%llu bytes)%s, dropped %llu by age and %llu by "
+                    "size\n",
+                    ferry::escapeForLog(report->via).c_str(), ago(now, report->receivedMs).c_str(),
+                    static_cast<unsigned long long>(r.spoolRecords), static_cast<unsigned long long>(r.spoolBytes),
+                    r.oldestUnsentMs > 0 ? (", oldest unsent " + ferry::formatTime(r.oldestUnsentMs)).c_str() : "",
+                    static_cast<unsigned long long>(r.droppedByAge), static_cast<unsigned long long>(r.droppedBySize));
+        std::printf("Node's mode:  %s (%s)\n", ferry::escapeForLog(r.transportMode).c_str(),
+                    ferry::escapeForLog(r.transportReason, 400).c_str());
+        if (r.spoolResets > 0)
+            std::printf("Spool resets: %llu (last: %s)\n", static_cast<unsigned long long>(r.spoolResets),
+                        ferry::escapeForLog(r.lastReset, 400).c_str());
+        std::printf("Diagnosis:    %s\n", r.fwcheckVerdict.empty()
+                                               ? "none from the node yet (fwcheckd has not checked)"
+                                               : ferry::escapeForLog(r.fwcheckVerdict, 2000).c_str());
     }
     return 0;
 }

@@ -133,8 +133,9 @@ std::vector<SequencedRecord> StoreReader::recordsAfter(const RecordStream& strea
         : "SELECT seq, kind, time_ms, payload FROM records WHERE node = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
     ferry::Statement s(m_db, sql);
     s.bind(1, stream.node).bind(2, static_cast<std::int64_t>(afterSeq)).bind(3, static_cast<std::int64_t>(limit));
+    // master.db keeps epochs as text (32 hex digits): a blob never equals them.
     if (m_hasEpoch)
-        s.bindBlob(4, stream.epoch);
+        s.bind(4, stream.epoch);
     std::vector<SequencedRecord> out;
     while (s.step())
         out.push_back({static_cast<std::uint64_t>(s.int64(0)), s.text(1), s.int64(2), s.text(3)});

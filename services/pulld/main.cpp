@@ -37,7 +37,8 @@ int main(int argc, char* argv[]) try {
     if (ferry::ensureKeyPair(config.keyFile))
         spdlog::info("Created the pull key {}: ship {}.pub in the node package", config.keyFile, config.keyFile);
 
-    pulld::SshNodeConnector connector(config);
+    // Host keys come from the registry's pins (registration carries them).
+    pulld::SshNodeConnector connector(config, ferry::masterStorePath(paths.stateDir));
     pulld::Puller puller(ferry::masterStorePath(paths.stateDir), config, connector);
 
     auto bus = ferry::openBus();

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "FwcheckSummary.h"
 #include "PushCycle.h"
 #include "ferry/Bus.h"
 #include "ferry/Crypto.h"
@@ -59,6 +60,9 @@ Outcome Manager::pushToFirstReachable(ferry::Spool& spool, const std::string& se
     options.report.transportReason = m_config.mode == ferry::TransportMode::Push
                                          ? "push configured"
                                          : "push cycle (pull absent or asked for)";
+    // The node's own diagnosis travels with every push: a master whose
+    // pulls fail learns from the node why (fwcheckd's last result).
+    options.report.fwcheckVerdict = fwcheckSummary(m_paths.stateDir + "/fwcheck.json", ferry::kMaxReportText);
 
     std::string errors;
     for (const auto& master : m_config.masters) {

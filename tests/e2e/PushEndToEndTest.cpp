@@ -20,8 +20,10 @@ TEST_F(APushCycle, DeliversSampledRecordsToTheMasterOnce)
 {
     for (int i = 0; i < 3; ++i)
         ASSERT_EQ(sample().exitCode, 0);
+    // Each sampler run spools at least one record of samples (several when
+    // plugins or a large machine need more room).
     const auto queued = ferry::Spool(m_nodeState + "/spool.db", {}).stats();
-    ASSERT_GT(queued.records, 10u);
+    ASSERT_GE(queued.records, 3u);
 
     const auto r = ferryctl({"push"});
     ASSERT_EQ(r.exitCode, 0) << r.err << collectorLog();

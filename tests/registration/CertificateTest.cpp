@@ -61,7 +61,7 @@ protected:
         ASSERT_EQ(r.exitCode, 0) << r.err;
         const std::map<std::string, std::string> node{{"FERRY_CONFIG_DIR", m_nodeConfig},
                                                       {"FERRY_STATE_DIR", m_nodeState}};
-        m_keyregd.emplace(std::vector<std::string>{buildPath("services/keyregd/ferry-keyregd"), "-v",
+        m_keyregd.emplace(std::vector<std::string>{buildPath("services/keyregd/ferry-keyregd"), "-v", "--register",
                                                    "--retry-initial", "200", "--retry-max", "1000", "--idle-timeout",
                                                    "0", "--sshd-host-keys", m_root / "none"},
                           node, m_root / "keyregd.log");

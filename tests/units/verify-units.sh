@@ -11,7 +11,7 @@ mkdir -p "$root/usr/lib/systemd/system" "$root/etc/systemd/system"
 cp -a /lib/systemd/system/. "$root/usr/lib/systemd/system/"
 DESTDIR=$root cmake --install "$build" --prefix /usr >/dev/null || { echo "install failed"; exit 1; }
 # Binaries some units name that come from other packages.
-for b in /usr/sbin/nologin /usr/sbin/sshd /usr/bin/busctl; do
+for b in /usr/sbin/nologin /usr/sbin/sshd /usr/bin/busctl /usr/bin/systemctl; do
   mkdir -p "$root$(dirname $b)"; [ -e "$root$b" ] || cp "$b" "$root$b" 2>/dev/null || true
 done
 # Units refer to binaries under /usr; systemd-analyze resolves them in --root.
