@@ -46,7 +46,7 @@ std::string keyFingerprint(ssh_key key)
 // Drives a non-blocking libssh step to completion under our own poll(),
 // re-arming TCP_QUICKACK after each wake-up (see the header for why).
 template <typename Step>
-int pump(ssh_session session, Deadline deadline, Step step)
+int pump(ssh_session session, Deadline deadline, Step step, bool* closedByPeer = nullptr)
 {
     for (;;) {
         const int rc = step();
@@ -69,6 +69,21 @@ int pump(ssh_session session, Deadline deadline, Step step)
         // The short cap keeps libssh moving in states where it wants to be
         // called again without the socket becoming ready (TCP connect).
         ::poll(&pfd, 1, std::min(left, 5));
+        // A server that accepts and at once closes (sshd refusing the client
+        // through hosts_access, MaxStartups, or a middlebox reset) leaves
+        // libssh's non-blocking connect waiting for a banner that never
+        // comes: see the end of the stream here, or it would read as a
+        // timeout.
+        if (closedByPeer != nullptr && (pfd.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+            char byte = 0;
+            const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+            // 0: an orderly close; ECONNRESET: a reset after the accept. A
+            // refused or unreachable connect is libssh's to report.
+            if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+                *closedByPeer = true;
+                return SSH_ERROR;
+            }
+        }
         const int one = 1;
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
@@ -101,10 +116,15 @@ SshSession::SshSession(const SshTarget& target, const SshOptions& options) : m_o
 
     ssh_set_blocking(m_session, 0);
     const Deadline connectDeadline = deadlineIn(options.connectTimeout);
-    const int connected = pump(m_session, connectDeadline, [&] { return ssh_connect(m_session); });
+    bool closedByPeer = false;
+    const int connected =
+        pump(m_session, connectDeadline, [&] { return ssh_connect(m_session); }, &closedByPeer);
     if (connected != SSH_OK) {
-        const std::string err = connected == SSH_AGAIN ? "timed out after " + std::to_string(options.connectTimeout.count()) + " ms"
-                                                       : ssh_get_error(m_session);
+        const std::string err =
+            closedByPeer ? std::string("the server closed the connection before the SSH handshake ended (sshd "
+                                       "refusing this client: hosts.deny, MaxStartups, or a reset on the way)")
+            : connected == SSH_AGAIN ? "timed out after " + std::to_string(options.connectTimeout.count()) + " ms"
+                                     : ssh_get_error(m_session);
         ssh_free(m_session);
         m_session = nullptr;
         if (err.find("imeout") != std::string::npos)

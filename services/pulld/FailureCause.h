@@ -25,6 +25,7 @@ namespace pulld {
 
 enum class FailureCause {
     ConnectionRefused,
+    ClosedBeforeHandshake,
     Timeout,
     Unreachable,
     HostKeyMismatch,

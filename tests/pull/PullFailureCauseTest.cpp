@@ -3,12 +3,20 @@
 // there), and where it is kept.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <thread>
 
 #include "FailureCause.h"
 #include "ferry/Error.h"
+#include "ferry/SshKeys.h"
+#include "ferry/SshSession.h"
 #include "ferry/Sqlite.h"
 
 using pulld::classifyPullFailure;
@@ -87,4 +95,50 @@ TEST(APullFailure, IsRecordedPerNodeReplacingTheLastOne)
         EXPECT_EQ(s.text(2), "timeout");
     }
     std::filesystem::remove(path);
+}
+
+// sshd refusing a client through hosts_access accepts the TCP connection and
+// closes it at once. The real SshSession against a real listener that does
+// just that: the error says so, well before the connect timeout, and the
+// cause is not "timeout" (the multi-host suite's node-hosts check).
+TEST(APullFailure, IsClosedBeforeTheHandshakeWhenTheServerHangsUpAtOnce)
+{
+    const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(listener, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(::listen(listener, 8), 0);
+    socklen_t len = sizeof a;
+    ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    std::thread closer([listener] {
+        const int c = ::accept(listener, nullptr, nullptr);
+        if (c >= 0)
+            ::close(c);
+    });
+    const std::string dir = std::filesystem::temp_directory_path() / ("ferry-closer-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    ferry::ensureKeyPair(dir + "/id_ed25519");
+    {
+        std::ofstream(dir + "/known_hosts") << "";
+    }
+    ferry::SshOptions o;
+    o.privateKeyFile = dir + "/id_ed25519";
+    o.knownHostsFile = dir + "/known_hosts";
+    o.connectTimeout = std::chrono::seconds(10);
+    const auto start = std::chrono::steady_clock::now();
+    std::string message;
+    try {
+        ferry::SshSession session({"127.0.0.1", ntohs(a.sin_port), "ferry"}, o);
+    } catch (const std::exception& e) {
+        message = e.what();
+        EXPECT_EQ(of(e), FailureCause::ClosedBeforeHandshake) << message;
+    }
+    const auto took = std::chrono::steady_clock::now() - start;
+    closer.join();
+    ::close(listener);
+    std::filesystem::remove_all(dir);
+    EXPECT_NE(message.find("closed the connection before the SSH handshake"), std::string::npos) << message;
+    EXPECT_LT(took, std::chrono::seconds(5)) << "a closed connection must not wait out the connect timeout";
 }
