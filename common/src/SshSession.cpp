@@ -117,8 +117,8 @@ SshSession::SshSession(const SshTarget& target, const SshOptions& options) : m_o
     ssh_set_blocking(m_session, 0);
     const Deadline connectDeadline = deadlineIn(options.connectTimeout);
     bool closedByPeer = false;
-    const int connected =
-        pump(m_session, connectDeadline, [&] { return ssh_connect(m_session); }, &closedByPeer);
+    const int connected = pump(
+        m_session, connectDeadline, [&] { return ssh_connect(m_session); }, &closedByPeer);
     if (connected != SSH_OK) {
         const std::string err =
             closedByPeer ? std::string("the server closed the connection before the SSH handshake ended (sshd "

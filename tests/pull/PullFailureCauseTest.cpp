@@ -15,9 +15,9 @@
 
 #include "FailureCause.h"
 #include "ferry/Error.h"
+#include "ferry/Sqlite.h"
 #include "ferry/SshKeys.h"
 #include "ferry/SshSession.h"
-#include "ferry/Sqlite.h"
 
 using pulld::classifyPullFailure;
 using pulld::FailureCause;
