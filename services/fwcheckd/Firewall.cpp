@@ -340,9 +340,12 @@ std::string iptablesInsert(const Stage& stage, const std::string& master, const 
     if (stage.backend == "iptables-legacy")
         cmd += "-legacy";
     const std::string table = stage.table == "filter" ? "" : " -t " + stage.table;
-    return cmd + table + " -I " + stage.chain + " -p tcp -s " + master + " --dport " + port + " -j ACCEPT\n" + cmd +
-           "-save > /etc/iptables/rules." + (v4 ? "v4" : "v6") +
-           "   # keeps it across reboots (iptables-persistent), or add it to your firewall script";
+    // Every line must run on the host as it is: stock Debian has no
+    // /etc/iptables, so the rule is saved only where iptables-persistent
+    // (netfilter-persistent) keeps rules across reboots.
+    return cmd + table + " -I " + stage.chain + " -p tcp -s " + master + " --dport " + port + " -j ACCEPT\n" +
+           "[ ! -x /usr/sbin/netfilter-persistent ] || netfilter-persistent save"
+           "   # keeps it across reboots; without iptables-persistent, add the rule to your firewall script";
 }
 
 } // namespace
