@@ -28,19 +28,6 @@ std::string keyToLine(ssh_key key)
     return line;
 }
 
-std::string keyFingerprint(ssh_key key)
-{
-    unsigned char* hash = nullptr;
-    size_t len = 0;
-    if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &len) != SSH_OK)
-        return "unknown";
-    char* fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, len);
-    std::string out = fp ? fp : "unknown";
-    ssh_string_free_char(fp);
-    ssh_clean_pubkey_hash(&hash);
-    return out;
-}
-
 } // namespace
 
 bool ensureKeyPair(const std::string& privateKeyFile)
@@ -78,6 +65,19 @@ std::string publicKeyLine(const std::string& keyFile)
     throw Error("Failed to read the key " + keyFile);
 }
 
+std::string fingerprintOf(ssh_key_struct* key)
+{
+    unsigned char* hash = nullptr;
+    size_t len = 0;
+    if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &len) != SSH_OK)
+        return "unknown";
+    char* fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, len);
+    std::string out = fp ? fp : "unknown";
+    ssh_string_free_char(fp);
+    ssh_clean_pubkey_hash(&hash);
+    return out;
+}
+
 std::string fingerprintOf(const std::string& line)
 {
     const auto sp = line.find(' ');
@@ -89,7 +89,7 @@ std::string fingerprintOf(const std::string& line)
     if (ssh_pki_import_pubkey_base64(b64.c_str(), ssh_key_type_from_name(line.substr(0, sp).c_str()), &key) != SSH_OK)
         throw Error("Failed to parse the public key '" + line.substr(0, 40) + "'");
     KeyPtr owned(key);
-    return keyFingerprint(key);
+    return fingerprintOf(key);
 }
 
 } // namespace ferry

@@ -13,6 +13,7 @@
 #include <libssh/libssh.h>
 
 #include "ferry/Error.h"
+#include "ferry/SshKeys.h"
 #include "ferry/Files.h"
 
 namespace ferry {
@@ -30,18 +31,6 @@ struct KeyFree {
 };
 using KeyPtr = std::unique_ptr<ssh_key_struct, KeyFree>;
 
-std::string keyFingerprint(ssh_key key)
-{
-    unsigned char* hash = nullptr;
-    size_t len = 0;
-    if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &len) != SSH_OK)
-        return "unknown";
-    char* fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, len);
-    std::string out = fp ? fp : "unknown";
-    ssh_string_free_char(fp);
-    ssh_clean_pubkey_hash(&hash);
-    return out;
-}
 
 // Drives a non-blocking libssh step to completion under our own poll(),
 // re-arming TCP_QUICKACK after each wake-up (see the header for why).
@@ -140,7 +129,7 @@ SshSession::SshSession(const SshTarget& target, const SshOptions& options) : m_o
         std::string fp = "unknown";
         ssh_key srvKey = nullptr;
         if (ssh_get_server_publickey(m_session, &srvKey) == SSH_OK) {
-            fp = keyFingerprint(srvKey);
+            fp = fingerprintOf(srvKey);
             ssh_key_free(srvKey);
         }
         std::string why;

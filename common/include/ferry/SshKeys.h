@@ -6,6 +6,8 @@
 
 #include <string>
 
+struct ssh_key_struct;
+
 namespace ferry {
 
 // Creates an ed25519 key pair at privateKeyFile (+ ".pub"), 0600, unless it
@@ -15,5 +17,8 @@ bool ensureKeyPair(const std::string& privateKeyFile);
 std::string publicKeyLine(const std::string& keyFile);
 // "SHA256:…" fingerprint of a key line ("ssh-ed25519 AAAA…").
 std::string fingerprintOf(const std::string& publicKeyLine);
+// "SHA256:…" fingerprint of a libssh key (a server's host key, say);
+// "unknown" when libssh cannot hash it.
+std::string fingerprintOf(ssh_key_struct* key);
 
 } // namespace ferry
