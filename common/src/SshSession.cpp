@@ -13,8 +13,8 @@
 #include <libssh/libssh.h>
 
 #include "ferry/Error.h"
-#include "ferry/SshKeys.h"
 #include "ferry/Files.h"
+#include "ferry/SshKeys.h"
 
 namespace ferry {
 
@@ -30,7 +30,6 @@ struct KeyFree {
     void operator()(ssh_key k) const { ssh_key_free(k); }
 };
 using KeyPtr = std::unique_ptr<ssh_key_struct, KeyFree>;
-
 
 // Drives a non-blocking libssh step to completion under our own poll(),
 // re-arming TCP_QUICKACK after each wake-up (see the header for why).
