@@ -99,9 +99,17 @@ protected:
     void TearDown() override
     {
         ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
-        // The activated daemons are the bus's children: stop them by name.
-        for (const auto& name : m_activated)
-            run({"pkill", "-TERM", "-f", "--", buildPath(name)});
+        // The activated daemons are this bus's children (through the
+        // activation helper): stop them by parentage, never by name, so that
+        // other tests' daemons from the same build tree live on.
+        if (m_daemon) {
+            const std::string bus = std::to_string(m_daemon->pid());
+            for (const auto& name : m_activated)
+                run({"sh", "-c",
+                     "for c in $(pgrep -P " + bus + "); do pkill -TERM -P \"$c\" -f -- \"$1\"; kill -TERM \"$c\" 2>/dev/null; done; "
+                     "pkill -TERM -P " + bus + " -f -- \"$1\"",
+                     "sh", buildPath(name)});
+        }
     }
 
     void activation(const std::string& busName, std::vector<std::string> argv,
