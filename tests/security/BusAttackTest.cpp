@@ -104,11 +104,10 @@ protected:
         // other tests' daemons from the same build tree live on.
         if (m_daemon) {
             const std::string bus = std::to_string(m_daemon->pid());
+            const std::string script = "for c in $(pgrep -P " + bus + "); do pkill -TERM -P \"$c\" -f -- \"$1\"; " +
+                                       "kill -TERM \"$c\" 2>/dev/null; done; pkill -TERM -P " + bus + " -f -- \"$1\"";
             for (const auto& name : m_activated)
-                run({"sh", "-c",
-                     "for c in $(pgrep -P " + bus + "); do pkill -TERM -P \"$c\" -f -- \"$1\"; kill -TERM \"$c\" 2>/dev/null; done; "
-                     "pkill -TERM -P " + bus + " -f -- \"$1\"",
-                     "sh", buildPath(name)});
+                run({"sh", "-c", script, "sh", buildPath(name)});
         }
     }
 
