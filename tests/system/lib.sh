@@ -16,7 +16,8 @@ SUITE=bookworm
 ROOTFS_PACKAGES="systemd,systemd-sysv,dbus,libpam-systemd,procps,iproute2,\
 openssh-server,openssh-client,sqlite3,\
 libsdbus-c++1,libssh-4,libyaml-cpp0.7,libspdlog1.10,libfmt9,libsqlite3-0,libssl3,libsystemd0,\
-nftables,libnftables1,iptables,prometheus-node-exporter"
+nftables,libnftables1,iptables,prometheus-node-exporter,\
+libpq5,libprotobuf32,libsnappy1v5,libmicrohttpd12,libcurl4"
 
 log() { printf '\n### [%(%T)T] %s\n' -1 "$*"; }
 die() { echo "error: $*" >&2; exit 1; }
