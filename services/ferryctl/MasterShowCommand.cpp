@@ -5,8 +5,6 @@
 // (node_reports: the health report of its last session, its own fwcheck
 // verdict and fixes included; node-supplied text is escaped).
 
-#include <sqlite3.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <iostream>

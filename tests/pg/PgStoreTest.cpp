@@ -184,7 +184,7 @@ TEST_F(APostgresStore, TakesOverASqliteMasterWithEveryNodeAndRecord)
     const auto row = store.connection().exec(
         "SELECT payload FROM records WHERE node = 'web1' AND seq = 7 AND epoch = $1", {PgParam::text(kLegacyEpoch)}, true);
     ASSERT_EQ(row.rows(), 1);
-    EXPECT_EQ(row.bytes(0, 0), batch(7, 1).front().payload);
+    EXPECT_EQ(row.text(0, 0), batch(7, 1).front().payload);
     // Run again (an interrupted copy resumed): nothing doubles.
     const auto rerun = migrateSqliteToPostgres(db, store);
     EXPECT_EQ(rerun.copied.records, 0u);

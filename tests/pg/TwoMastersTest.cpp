@@ -186,7 +186,7 @@ TEST_F(TwoMastersOnPostgres, StoreEveryRecordOnceWhileTheMasterBeingPushedToIsKi
     std::size_t mismatched = 0;
     std::string first;
     for (int i = 0; i < rows.rows(); ++i) {
-        const std::string stored = rows.bytes(i, 1);
+        const std::string stored = rows.text(i, 1);
         if (rows.int64(i, 0) != i + 1 || stored != appended[static_cast<std::size_t>(i)]) {
             if (first.empty())
                 first = "seq " + rows.text(i, 0) + ": stored '" + escapeForLog(stored) + "', spooled '" +

@@ -55,11 +55,6 @@ std::int64_t PgResult::int64(int row, int column) const
     return std::stoll(text(row, column));
 }
 
-std::string PgResult::bytes(int row, int column) const
-{
-    return text(row, column);
-}
-
 std::uint64_t PgResult::affected() const
 {
     const char* n = PQcmdTuples(m_result);

@@ -40,7 +40,8 @@ struct PgParam {
     static PgParam null() { return {Kind::Null, {}}; }
 };
 
-// The rows of one result, as text (bytea columns are returned decoded).
+// The rows of one result. text() returns a value's bytes whatever their
+// format: with binaryResults a bytea column comes back as its raw bytes.
 class PgResult {
 public:
     explicit PgResult(pg_result* result);
@@ -53,8 +54,6 @@ public:
     bool isNull(int row, int column) const;
     std::string text(int row, int column) const;
     std::int64_t int64(int row, int column) const;
-    // A bytea column in binary: use with queries run with binaryResults.
-    std::string bytes(int row, int column) const;
     // Rows inserted/updated/deleted by the statement (PQcmdTuples).
     std::uint64_t affected() const;
 
