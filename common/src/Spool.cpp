@@ -1,9 +1,5 @@
 #include "ferry/Spool.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
 #include <ctime>
 #include <filesystem>
 #include <set>
@@ -12,6 +8,7 @@
 
 #include "ferry/Clock.h"
 #include "ferry/Error.h"
+#include "ferry/FileLock.h"
 
 namespace ferry {
 
@@ -165,34 +162,15 @@ std::uint64_t countResets(const std::string& path)
     return n;
 }
 
-// Held while a damaged spool is replaced, so that two processes that find
-// it damaged at once do not both move files (the second would move the new
-// spool the first just made).
-class SpoolLock {
-public:
-    explicit SpoolLock(const std::string& path)
-    {
-        m_fd = ::open((path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (m_fd < 0)
-            throwErrno("create the lock file " + path + ".lock");
-        while (::flock(m_fd, LOCK_EX) != 0)
-            if (errno != EINTR)
-                throwErrno("lock " + path + ".lock");
-    }
-    ~SpoolLock() { ::close(m_fd); }
-    SpoolLock(const SpoolLock&) = delete;
-    SpoolLock& operator=(const SpoolLock&) = delete;
-
-private:
-    int m_fd = -1;
-};
-
 std::unique_ptr<Database> openOrReplace(const std::string& path, Epoch& epoch)
 {
     std::string problem;
     if (auto db = tryOpen(path, {}, epoch, problem))
         return db;
-    SpoolLock lock(path);
+    // Held while a damaged spool is replaced, so that two processes that find
+    // it damaged at once do not both move files (the second would move the new
+    // spool the first just made).
+    FileLock lock(path + ".lock");
     // Another process may have replaced the file while we looked at it.
     if (auto db = tryOpen(path, {}, epoch, problem))
         return db;

@@ -6,9 +6,10 @@
 
 #include "FwcheckSummary.h"
 #include "PushCycle.h"
-#include "ferry/Bus.h"
+#include "ferry/Clock.h"
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
+#include "ferry/FileLock.h"
 
 namespace pushd {
 
@@ -16,21 +17,21 @@ Manager::Manager(ferry::NodeConfig config, ferry::PluginsConfig plugins, ferry::
                  CollectorConnector& connector)
     : m_config(std::move(config)), m_plugins(plugins), m_paths(std::move(paths)), m_connector(connector)
 {
-    m_state = loadPushState(m_paths.pushStateFile());
 }
 
 PushState Manager::state() const
 {
-    std::lock_guard lock(m_mutex);
-    return m_state;
+    // The file is replaced by rename, so a read without the lock sees one
+    // whole version or the other.
+    return loadPushState(m_paths.pushStateFile());
 }
 
 FallbackDecision Manager::currentDecision() const
 {
-    std::lock_guard lock(m_mutex);
+    const PushState st = state();
     const std::int64_t now = ferry::nowMs();
-    return decideFallback(m_config.mode, m_config.pullAbsence, m_state.lastPullMs,
-                          m_state.watchStartMs == 0 ? now : m_state.watchStartMs, now);
+    return decideFallback(m_config.mode, m_config.pullAbsence, st.lastPullMs,
+                          st.watchStartMs == 0 ? now : st.watchStartMs, now);
 }
 
 ferry::SpoolStats Manager::spoolStats()
@@ -116,9 +117,10 @@ Outcome Manager::pushToFirstReachable(ferry::Spool& spool, const std::string& se
 
 void Manager::recordOutcome(const Outcome& outcome, const std::string& master)
 {
-    std::lock_guard lock(m_mutex);
-    const bool wasFailing = m_state.lastResult.rfind("failed", 0) == 0;
-    const bool first = m_state.lastResult.empty();
+    ferry::FileLock lock(m_paths.pushStateLockFile());
+    PushState st = loadPushState(m_paths.pushStateFile());
+    const bool wasFailing = st.lastResult.rfind("failed", 0) == 0;
+    const bool first = st.lastResult.empty();
     if (outcome.success) {
         if (wasFailing)
             spdlog::info("Push working again: {}", outcome.summary);
@@ -130,22 +132,22 @@ void Manager::recordOutcome(const Outcome& outcome, const std::string& master)
         spdlog::debug("Push still failing: {}", outcome.summary);
     }
     const std::int64_t now = ferry::nowMs();
-    m_state.lastPushMs = now;
+    st.lastPushMs = now;
     if (outcome.success)
-        m_state.lastSuccessMs = now;
-    m_state.lastResult = (outcome.success ? "success: " : "failed: ") + outcome.summary;
-    m_state.master = master;
-    savePushState(m_paths.pushStateFile(), m_state);
+        st.lastSuccessMs = now;
+    st.lastResult = (outcome.success ? "success: " : "failed: ") + outcome.summary;
+    st.master = master;
+    savePushState(m_paths.pushStateFile(), st);
 }
 
 Outcome Manager::pushNow()
 {
-    std::lock_guard cycle(m_cycleMutex);
+    ferry::FileLock cycle(m_paths.pushCycleLockFile());
     if (!registered()) {
         const Outcome o{false, "not registered: no pinned master host key in " + m_paths.knownHostsFile() +
                                    " (run ferryctl register)"};
         recordOutcome(o, "");
-        throw ferry::BusError("org.ferry.Push1.Error.NotRegistered", o.summary);
+        throw NotRegisteredError(o.summary);
     }
     std::string secret;
     try {
@@ -159,43 +161,40 @@ Outcome Manager::pushNow()
     return pushToFirstReachable(spool, secret);
 }
 
-FallbackDecision Manager::evaluateLocked()
+FallbackDecision Manager::evaluateWith(void (*change)(PushState&))
 {
+    ferry::FileLock lock(m_paths.pushStateLockFile());
+    PushState st = loadPushState(m_paths.pushStateFile());
+    if (change != nullptr)
+        change(st);
     const std::int64_t now = ferry::nowMs();
-    if (m_state.watchStartMs == 0)
-        m_state.watchStartMs = now;
-    auto d = decideFallback(m_config.mode, m_config.pullAbsence, m_state.lastPullMs, m_state.watchStartMs, now);
-    if (d.active != m_state.active || m_state.reason.empty())
+    if (st.watchStartMs == 0)
+        st.watchStartMs = now;
+    auto d = decideFallback(m_config.mode, m_config.pullAbsence, st.lastPullMs, st.watchStartMs, now);
+    if (d.active != st.active || st.reason.empty())
         spdlog::info("Push {}: {}", d.active ? "turned on" : "is off", d.reason);
-    m_state.active = d.active;
-    m_state.reason = d.reason;
-    savePushState(m_paths.pushStateFile(), m_state);
+    st.active = d.active;
+    st.reason = d.reason;
+    savePushState(m_paths.pushStateFile(), st);
     return d;
 }
 
 FallbackDecision Manager::evaluate()
 {
-    std::lock_guard lock(m_mutex);
-    return evaluateLocked();
+    return evaluateWith(nullptr);
 }
 
 Outcome Manager::runScheduled()
 {
-    FallbackDecision d;
-    {
-        std::lock_guard lock(m_mutex);
-        d = evaluateLocked();
-    }
+    const FallbackDecision d = evaluate();
     if (!d.active)
-        return {true, "skipped: " + d.reason};
+        return {true, "skipped: " + d.reason, true};
     return pushNow();
 }
 
 void Manager::notePull()
 {
-    std::lock_guard lock(m_mutex);
-    m_state.lastPullMs = ferry::nowMs();
-    evaluateLocked();
+    evaluateWith([](PushState& st) { st.lastPullMs = ferry::nowMs(); });
 }
 
 } // namespace pushd

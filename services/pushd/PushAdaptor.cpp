@@ -49,9 +49,9 @@ void PushAdaptor::runCycle(sdbus::Result<std::string>&& result, bool scheduled)
                 summary = o.summary;
                 if (!o.success)
                     error = sdbus::Error(std::string(INTERFACE_NAME) + ".Error.PushFailed", o.summary);
-            } catch (const ferry::BusError& e) {
+            } catch (const NotRegisteredError& e) {
                 summary = e.what();
-                error = sdbus::Error(e.name(), e.what());
+                error = sdbus::Error(std::string(INTERFACE_NAME) + ".Error.NotRegistered", e.what());
             } catch (const std::exception& e) {
                 spdlog::error("Push cycle failed: {}", e.what());
                 summary = e.what();

@@ -1,5 +1,6 @@
 // The pull-absence fallback through the bus, with a shortened interval: what
-// ferry-push-fallback.timer and the pull login shell do, done by hand.
+// ferry-push-fallback.timer and the pull login shell do, done by hand; and
+// the same through ferry-pushd's one-shot runs, as the timers start it.
 
 #include <gtest/gtest.h>
 
@@ -54,6 +55,38 @@ TEST_F(TheFallback, TurnsPushOnWhenNoPullCameAndOffWhenPullsResume)
     EXPECT_NE(status.out.find("Push: off (last pull at"), std::string::npos) << status.out;
     // …and on again once pulls stop for the interval.
     EXPECT_TRUE(waitUntil([&] { return call("Evaluate").find("bs true") != std::string::npos; }, std::chrono::seconds(10)));
+}
+
+// ferry-push.service and ferry-push-fallback.service run ferry-pushd once,
+// without the bus, while a daemon started by the bus may be running beside
+// them: both must see one state, and neither may undo what the other wrote.
+TEST_F(TheFallback, WorksTheSameWhenItsTimersRunPushdOnceWithoutTheBus)
+{
+    ASSERT_EQ(sample().exitCode, 0);
+    // The property read activates a daemon that stays up through the test.
+    EXPECT_EQ(busProperty("Active"), "b false\n");
+    auto r = pushdOnce("--cycle");
+    EXPECT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_NE(r.err.find("Push skipped: waiting for a first pull"), std::string::npos) << r.err;
+    EXPECT_EQ(storedAtMaster(), 0u);
+
+    ASSERT_TRUE(waitUntil([&] { return pushdOnce("--evaluate").err.find("Push on: no pull since") != std::string::npos; },
+                          std::chrono::seconds(10)));
+    r = pushdOnce("--cycle");
+    ASSERT_EQ(r.exitCode, 0) << r.err << collectorLog();
+    EXPECT_NE(r.err.find("pushed "), std::string::npos) << r.err;
+    EXPECT_GT(storedAtMaster(), 0u);
+    // The running daemon reports the cycle that another process ran.
+    EXPECT_NE(busProperty("LastResult").find("success: pushed "), std::string::npos) << busProperty("LastResult");
+    EXPECT_NE(ferryctl({"status"}).out.find("success: pushed "), std::string::npos);
+
+    // A pull noted through the daemon holds for the next one-shot run.
+    call("NotePull");
+    r = pushdOnce("--cycle");
+    EXPECT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_NE(r.err.find("Push skipped: last pull at"), std::string::npos) << r.err;
+    EXPECT_NE(busProperty("LastPull"), "t 0\n");
+    EXPECT_EQ(busProperty("Active"), "b false\n");
 }
 
 } // namespace

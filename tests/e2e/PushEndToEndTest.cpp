@@ -98,6 +98,23 @@ TEST_F(APushCycle, KeepsRecordsQueuedWhileTheMasterIsUnreachableAndDrainsWhenItR
     EXPECT_EQ(busProperty("QueuedRecords"), "t 0\n");
 }
 
+TEST_F(APushCycle, RunByItsTimerFailsWithAnExitCodeAndRecordsWhyWhenNoMasterAnswers)
+{
+    spoolRecords(10);
+    writeNodeConfig({freePort()});
+    const auto r = pushdOnce("--cycle");
+    EXPECT_EQ(r.exitCode, 1) << r.err;
+    EXPECT_NE(r.err.find("Push started to fail: no master reachable"), std::string::npos) << r.err;
+    EXPECT_NE(busProperty("LastResult").find("failed: no master reachable"), std::string::npos);
+    EXPECT_EQ(busProperty("QueuedRecords"), "t 10\n");
+
+    writeNodeConfig({m_sshd->port()});
+    const auto again = pushdOnce("--cycle");
+    EXPECT_EQ(again.exitCode, 0) << again.err << collectorLog();
+    EXPECT_NE(again.err.find("Push working again: pushed 10 records"), std::string::npos) << again.err;
+    EXPECT_EQ(storedAtMaster(), 10u);
+}
+
 TEST_F(APushCycle, FailsOverToTheSecondMasterWhenTheFirstIsDown)
 {
     const int deadPort = freePort();

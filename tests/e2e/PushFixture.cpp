@@ -104,6 +104,12 @@ RunResult PushFixture::sample()
     return run({buildPath("services/sampler/ferry-sampler")});
 }
 
+RunResult PushFixture::pushdOnce(const std::string& what)
+{
+    return run({buildPath("services/pushd/ferry-pushd"), what},
+               {{"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + *m_root / "no-bus-here"}});
+}
+
 void PushFixture::spoolRecords(int count, std::size_t payloadBytes)
 {
     ferry::Spool spool(m_nodeState + "/spool.db", {});

@@ -21,6 +21,11 @@ struct Paths {
     std::string privateKeyFile() const { return stateDir + "/id_ed25519"; }
     std::string knownHostsFile() const { return stateDir + "/known_hosts"; }
     std::string pushStateFile() const { return stateDir + "/push-state"; }
+    // Held while push-state is read, changed and written back.
+    std::string pushStateLockFile() const { return stateDir + "/push-state.lock"; }
+    // Held for the length of a push cycle: one cycle at a time on a node,
+    // whichever ferry-pushd (the timer's or the bus's) runs it.
+    std::string pushCycleLockFile() const { return stateDir + "/push-cycle.lock"; }
 };
 
 // Reads FERRY_CONFIG_DIR, FERRY_STATE_DIR and FERRY_RUNTIME_DIR (tests and
