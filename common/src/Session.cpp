@@ -200,8 +200,18 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
 
     const std::size_t batchBytes = std::min<std::size_t>(o.batchBytes, kMaxBatchBytes);
     const unsigned window = std::max(1u, o.window);
-    std::deque<std::pair<std::uint64_t, std::uint64_t>> inFlight;  // first and last sequence of each batch
+    struct InFlight {
+        std::uint64_t first = 0, last = 0, records = 0, bytes = 0;
+    };
+    std::deque<InFlight> inFlight;
     bool exhausted = cursor >= limit;
+    SessionProgress progress;
+    if (o.onProgress) {
+        const SpoolStats queued = spool.stats();
+        progress.recordsTotal = queued.records;
+        progress.bytesTotal = queued.bytes;
+        o.onProgress(progress);
+    }
     while (true) {
         while (!exhausted && inFlight.size() < window) {
             auto batch = spool.readAfter(cursor, o.batchRecords, batchBytes);
@@ -220,7 +230,10 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
             cursor = batch.back().seq;
             result.recordsSent += batch.size();
             ++result.batches;
-            inFlight.emplace_back(batch.front().seq, cursor);
+            std::uint64_t bytes = 0;
+            for (const auto& r : batch)
+                bytes += r.payload.size() + r.kind.size();
+            inFlight.push_back({batch.front().seq, cursor, batch.size(), bytes});
             batch.clear();
             batch.shrink_to_fit();
             writeFrame(stream, MessageType::Batch, payload, deadlineIn(o.ioTimeout));
@@ -234,21 +247,31 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
             ack = decodeAck(expect(stream, MessageType::Ack, o.ioTimeout, kMaxControlFrame, who).payload, peer);
         } catch (const TimeoutError& e) {
             throw TimeoutError(std::string(e.what()) + " (waiting for the ack of records " +
-                               std::to_string(inFlight.front().first) + "–" + std::to_string(inFlight.front().second) +
+                               std::to_string(inFlight.front().first) + "–" + std::to_string(inFlight.front().last) +
                                ")");
         }
         // Acks come in order, one per batch, naming the batch's last record:
         // anything else would delete records the master may not have.
-        if (ack.storedUpTo != inFlight.front().second) {
+        if (ack.storedUpTo != inFlight.front().last) {
             sendError(stream, kSessionErrorProtocol, "Ack does not match the oldest batch");
             throw ProtocolError("Bad Ack from " + who + ": stored up to " + std::to_string(ack.storedUpTo) +
-                                ", expected " + std::to_string(inFlight.front().second));
+                                ", expected " + std::to_string(inFlight.front().last));
         }
+        const InFlight acked = inFlight.front();
         inFlight.pop_front();
         result.deleted += spool.acknowledge(ack.storedUpTo);
         result.acknowledgedUpTo = ack.storedUpTo;
         result.newlyStored += ack.newlyStored;
         result.duplicates += ack.duplicates;
+        if (o.onProgress) {
+            // Records appended after the totals were taken are not sent in
+            // this session, but a total never reads below what is done.
+            progress.recordsDone += acked.records;
+            progress.bytesDone += acked.bytes;
+            progress.recordsTotal = std::max(progress.recordsTotal, progress.recordsDone);
+            progress.bytesTotal = std::max(progress.bytesTotal, progress.bytesDone);
+            o.onProgress(progress);
+        }
     }
     writeFrame(stream, MessageType::Bye, {}, deadlineIn(o.ioTimeout));
     return result;

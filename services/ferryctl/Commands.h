@@ -25,5 +25,6 @@ int nodeCommand(const Options& options);      // ferryctl node trust-master
 // ferryctl master show NODE (MasterShowCommand.cpp)
 int masterShowCommand(const Options& options, const std::string& node);
 int migrateCommand(const Options& options);    // ferryctl master migrate [--to CONNINFO]
+int masterPullCommand(const Options& options); // ferryctl master pull NODE|--all (MasterPullCommand.cpp)
 
 } // namespace ferryctl

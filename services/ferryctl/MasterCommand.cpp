@@ -5,6 +5,7 @@
 //   ferryctl master decline NAME [REASON…]         refuse NAME; it is told the reason
 //   ferryctl master revoke NAME [REASON…]          NAME's key stops logging in at its next connection
 //   ferryctl master accept-hostkey NAME            pin NAME's changed sshd host keys for pulls
+//   ferryctl master pull NODE | --all              pull now, through ferry-pulld (MasterPullCommand.cpp)
 //   ferryctl master set-policy NAME [--min-push-period S|default] [--min-pull-interval S|default]
 //
 // Changes go through registryd (org.ferry.Registry1, bus-activated). When
@@ -266,18 +267,20 @@ int resolve(const ferry::Paths& paths, const std::string& name, const std::strin
 
 int usage()
 {
-    std::cerr << "usage: ferryctl master nodes\n"
-                 "       ferryctl master show NODE\n"
-                 "       ferryctl master add-node NAME            (the node's secret on stdin)\n"
-                 "       ferryctl master accept NAME [--with-secret]  (secret on stdin with --with-secret)\n"
-                 "       ferryctl master decline NAME [REASON…]\n"
-                 "       ferryctl master revoke NAME [REASON…]\n"
-                 "       ferryctl master epochs NAME              (the node's spools, and where they came from)\n"
-                 "       ferryctl master resolve NAME --keep EPOCH  (a suspect node: keep one spool)\n"
-                 "       ferryctl master migrate [--to CONNINFO]  (master.db → the PostgreSQL store)\n"
+    std::cerr
+        << "usage: ferryctl master nodes\n"
+           "       ferryctl master show NODE\n"
+           "       ferryctl master add-node NAME            (the node's secret on stdin)\n"
+           "       ferryctl master accept NAME [--with-secret]  (secret on stdin with --with-secret)\n"
+           "       ferryctl master decline NAME [REASON…]\n"
+           "       ferryctl master revoke NAME [REASON…]\n"
+           "       ferryctl master epochs NAME              (the node's spools, and where they came from)\n"
+           "       ferryctl master resolve NAME --keep EPOCH  (a suspect node: keep one spool)\n"
+           "       ferryctl master migrate [--to CONNINFO]  (master.db → the PostgreSQL store)\n"
 
-                 "       ferryctl master accept-hostkey NAME\n"
-                 "       ferryctl master set-policy NAME [--min-push-period S|default] [--min-pull-interval S|default]\n";
+           "       ferryctl master accept-hostkey NAME\n"
+           "       ferryctl master pull NODE | --all        (pull now through ferry-pulld; root)\n"
+           "       ferryctl master set-policy NAME [--min-push-period S|default] [--min-pull-interval S|default]\n";
     return 2;
 }
 
@@ -293,6 +296,8 @@ int masterCommand(const Options& options)
         return options.args.size() == 1 ? nodes(options, paths) : usage();
     if (sub == "migrate")
         return migrateCommand(options);
+    if (sub == "pull")
+        return masterPullCommand(options);
     if (options.args.size() < 2)
         return usage();
     const std::string name = options.args[1];

@@ -34,7 +34,7 @@ nlohmann::json registration(sdbus::IConnection& bus)
 std::unique_ptr<sdbus::IConnection> connectBus()
 {
     auto bus = sdbus::createSystemBusConnection();
-    bus->setMethodCallTimeout(std::chrono::seconds(180));
+    bus->setMethodCallTimeout(PushProxy::kCycleTimeout);
     return bus;
 }
 

@@ -26,7 +26,8 @@ constexpr Command kCommands[] = {
     {"doctor", ferryctl::doctorCommand, "can the master reach this node's sshd? findings and fixes"},
     {"vpn", ferryctl::vpnCommand, "VPN port forwarding: status | lan on|off | host-control on|off"},
     {"node", ferryctl::nodeCommand, "node side, root: trust-master (install the masters' pull keys)"},
-    {"master", ferryctl::masterCommand, "master side: nodes | show NODE | add-node NAME | accept | decline | revoke NAME"},
+    {"master", ferryctl::masterCommand,
+     "master side: nodes | show NODE | pull NODE|--all | add-node NAME | accept | decline | revoke NAME"},
 };
 
 std::string commandList()

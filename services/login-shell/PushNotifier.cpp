@@ -21,6 +21,7 @@ public:
 
 private:
     void onPushFinished(const bool&, const std::string&) override {}
+    void onPushProgress(const uint64_t&, const uint64_t&, const uint64_t&, const uint64_t&) override {}
 };
 
 } // namespace

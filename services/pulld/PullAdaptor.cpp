@@ -99,7 +99,17 @@ void PullAdaptor::PullAll(sdbus::Result<uint32_t, uint32_t>&& result)
     auto reply = std::make_shared<sdbus::Result<uint32_t, uint32_t>>(std::move(result));
     inWorker([this, reply] {
         try {
-            const RoundResult round = m_puller.pullRound(true);
+            const RoundResult round =
+                m_puller.pullRound(true, [this](const PullOutcome& o, std::size_t done, std::size_t total) {
+                    m_loop.post([this, o, done, total] {
+                        try {
+                            emitNodePulled(o.node, o.success, o.records, o.summary, static_cast<uint32_t>(done),
+                                           static_cast<uint32_t>(total));
+                        } catch (const sdbus::Error& e) {
+                            spdlog::debug("Ignoring failure to emit NodePulled: {}", e.getMessage());
+                        }
+                    });
+                });
             m_loop.post([reply, round] { reply->returnResults(round.pulled, round.failed); });
         } catch (const std::exception& e) {
             spdlog::error("PullAll failed: {}", e.what());

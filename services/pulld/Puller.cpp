@@ -123,7 +123,7 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
     return outcome;
 }
 
-RoundResult Puller::pullRound(bool force)
+RoundResult Puller::pullRound(bool force, const NodeDoneFn& onNodeDone)
 {
     const std::int64_t start = ferry::nowMs();
     m_lastRoundMs = start;
@@ -145,9 +145,14 @@ RoundResult Puller::pullRound(bool force)
     }
     round.outcomes.resize(due.size());
     std::atomic<std::size_t> next{0};
+    std::atomic<std::size_t> done{0};
     auto worker = [&] {
-        for (std::size_t i = next++; i < due.size(); i = next++)
+        for (std::size_t i = next++; i < due.size(); i = next++) {
             round.outcomes[i] = pullOne(due[i]);
+            const std::size_t n = ++done;
+            if (onNodeDone)
+                onNodeDone(round.outcomes[i], n, due.size());
+        }
     };
     const std::size_t threads = std::min<std::size_t>(std::max(1u, m_config.concurrency), due.size());
     std::vector<std::thread> pool;

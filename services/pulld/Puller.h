@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -51,9 +52,13 @@ public:
     // Pulls one node now, whatever its last pull; never throws for a failed
     // pull (the outcome says), only UnknownNodeError.
     PullOutcome pullNode(const std::string& name);
+    // Called from the round's worker threads as each node's pull ends: the
+    // outcome, how many of the round's nodes are done, and how many it has.
+    using NodeDoneFn = std::function<void(const PullOutcome&, std::size_t done, std::size_t total)>;
+
     // Pulls every eligible node (only those not pulled for min_interval
     // unless force), at most `concurrency` at a time.
-    RoundResult pullRound(bool force);
+    RoundResult pullRound(bool force, const NodeDoneFn& onNodeDone = {});
 
     std::vector<NodePullState> states();
     std::int64_t lastRoundMs() const { return m_lastRoundMs; }

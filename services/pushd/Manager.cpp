@@ -16,8 +16,7 @@ namespace pushd {
 Manager::Manager(ferry::NodeConfig config, ferry::PluginsConfig plugins, ferry::Paths paths,
                  CollectorConnector& connector)
     : m_config(std::move(config)), m_plugins(plugins), m_paths(std::move(paths)), m_connector(connector)
-{
-}
+{}
 
 PushState Manager::state() const
 {
@@ -49,7 +48,7 @@ bool Manager::registered() const
     return ::stat(m_paths.knownHostsFile().c_str(), &st) == 0 && st.st_size > 0;
 }
 
-Outcome Manager::pushToFirstReachable(ferry::Spool& spool, const std::string& secret)
+Outcome Manager::pushToFirstReachable(ferry::Spool& spool, const std::string& secret, const ProgressFn& onProgress)
 {
     PushCycleOptions options;
     options.nodeName = m_config.nodeName;
@@ -57,6 +56,7 @@ Outcome Manager::pushToFirstReachable(ferry::Spool& spool, const std::string& se
     options.batchRecords = m_config.batchRecords;
     options.batchBytes = m_config.batchBytes;
     options.ioTimeout = m_config.ioTimeout;
+    options.onProgress = onProgress;
     options.report.transportMode = ferry::toString(m_config.mode);
     options.report.transportReason = m_config.mode == ferry::TransportMode::Push
                                          ? "push configured"
@@ -140,7 +140,7 @@ void Manager::recordOutcome(const Outcome& outcome, const std::string& master)
     savePushState(m_paths.pushStateFile(), st);
 }
 
-Outcome Manager::pushNow()
+Outcome Manager::pushNow(const ProgressFn& onProgress)
 {
     ferry::FileLock cycle(m_paths.pushCycleLockFile());
     if (!registered()) {
@@ -158,7 +158,7 @@ Outcome Manager::pushNow()
         return o;
     }
     ferry::Spool spool(m_paths.spoolFile(), {m_config.spoolMaxBytes, m_config.spoolMaxAge});
-    return pushToFirstReachable(spool, secret);
+    return pushToFirstReachable(spool, secret, onProgress);
 }
 
 FallbackDecision Manager::evaluateWith(void (*change)(PushState&))
@@ -184,12 +184,12 @@ FallbackDecision Manager::evaluate()
     return evaluateWith(nullptr);
 }
 
-Outcome Manager::runScheduled()
+Outcome Manager::runScheduled(const ProgressFn& onProgress)
 {
     const FallbackDecision d = evaluate();
     if (!d.active)
         return {true, "skipped: " + d.reason, true};
-    return pushNow();
+    return pushNow(onProgress);
 }
 
 void Manager::notePull()

@@ -8,6 +8,7 @@
 // its file, not in memory: every read loads it, every change is a locked
 // read-modify-write, and a cycle holds a lock of its own.
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,6 +17,7 @@
 #include "PushState.h"
 #include "ferry/Error.h"
 #include "ferry/NodeConfig.h"
+#include "ferry/Session.h"
 #include "ferry/Spool.h"
 
 namespace pushd {
@@ -37,11 +39,14 @@ class Manager {
 public:
     Manager(ferry::NodeConfig config, ferry::PluginsConfig plugins, ferry::Paths paths, CollectorConnector& connector);
 
+    using ProgressFn = std::function<void(const ferry::SessionProgress&)>;
+
     // One cycle now, whatever the mode. Safe to call from a worker thread
     // while the loop thread reads properties. Throws NotRegisteredError.
-    Outcome pushNow();
+    // onProgress, if set, hears of each acknowledged batch.
+    Outcome pushNow(const ProgressFn& onProgress = {});
     // Timer entry: re-evaluate the fallback, push only when active.
-    Outcome runScheduled();
+    Outcome runScheduled(const ProgressFn& onProgress = {});
     FallbackDecision evaluate();
     void notePull();
 
@@ -57,7 +62,7 @@ public:
     const ferry::PluginsConfig& plugins() const { return m_plugins; }
 
 private:
-    Outcome pushToFirstReachable(ferry::Spool& spool, const std::string& secret);
+    Outcome pushToFirstReachable(ferry::Spool& spool, const std::string& secret, const ProgressFn& onProgress);
     void recordOutcome(const Outcome& outcome, const std::string& master);
     // Under the state lock: loads the state, re-evaluates the fallback
     // (after `change`, if any), saves it.

@@ -1,5 +1,6 @@
 #include "PushAdaptor.h"
 
+#include <chrono>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -8,6 +9,7 @@ namespace pushd {
 
 namespace {
 constexpr const char* kPath = "/org/ferry/Push1";
+constexpr std::chrono::milliseconds kProgressEvery{200};
 std::uint64_t toUsec(std::int64_t ms)
 {
     return ms > 0 ? static_cast<std::uint64_t>(ms) * 1000 : 0;
@@ -43,8 +45,24 @@ void PushAdaptor::runCycle(sdbus::Result<std::string>&& result, bool scheduled)
             std::string summary;
             std::optional<sdbus::Error> error;
             bool success = false;
+            // Progress goes out through the loop thread, at most every
+            // kProgressEvery and always for the last batch.
+            auto lastSent = std::chrono::steady_clock::time_point{};
+            const Manager::ProgressFn progress = [this, &lastSent](const ferry::SessionProgress& p) {
+                const auto now = std::chrono::steady_clock::now();
+                if (now - lastSent < kProgressEvery && p.recordsDone < p.recordsTotal)
+                    return;
+                lastSent = now;
+                m_loop.post([this, p] {
+                    try {
+                        emitPushProgress(p.recordsDone, p.recordsTotal, p.bytesDone, p.bytesTotal);
+                    } catch (const sdbus::Error& e) {
+                        spdlog::debug("Ignoring failure to emit PushProgress: {}", e.getMessage());
+                    }
+                });
+            };
             try {
-                const Outcome o = scheduled ? m_manager.runScheduled() : m_manager.pushNow();
+                const Outcome o = scheduled ? m_manager.runScheduled(progress) : m_manager.pushNow(progress);
                 success = o.success;
                 summary = o.summary;
                 if (!o.success)

@@ -18,6 +18,7 @@ PushCycleResult runPushCycle(ferry::ByteStream& stream, ferry::Spool& spool, con
     so.window = o.window;
     so.ioTimeout = o.ioTimeout;
     so.report = o.report;
+    so.onProgress = o.onProgress;
     const ferry::NodeSessionResult r = ferry::runNodeSession(stream, spool, so);
     if (r.held)
         spdlog::warn("Collector {} holds the data of this spool (epoch {}): {}; the records stay here",

@@ -7,8 +7,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
+#include "ferry/Session.h"
 #include "ferry/Spool.h"
 #include "ferry/Stream.h"
 #include "ferry/Wire.h"
@@ -24,6 +26,8 @@ struct PushCycleOptions {
     std::chrono::milliseconds ioTimeout{30000};
     // Transport mode and reason, fwcheck verdict for the health report.
     ferry::HealthReport report;
+    // Before the first batch and after each Ack (see ferry::NodeSessionOptions).
+    std::function<void(const ferry::SessionProgress&)> onProgress;
 };
 
 struct PushCycleResult {

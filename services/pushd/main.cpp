@@ -16,7 +16,7 @@
 
 namespace {
 enum class Run { Daemon, Cycle, Evaluate };
-}
+} // namespace
 
 int main(int argc, char* argv[]) try {
     ferry::DaemonArgs args;

@@ -70,8 +70,9 @@ TEST_F(TheFallback, WorksTheSameWhenItsTimersRunPushdOnceWithoutTheBus)
     EXPECT_NE(r.err.find("Push skipped: waiting for a first pull"), std::string::npos) << r.err;
     EXPECT_EQ(storedAtMaster(), 0u);
 
-    ASSERT_TRUE(waitUntil([&] { return pushdOnce("--evaluate").err.find("Push on: no pull since") != std::string::npos; },
-                          std::chrono::seconds(10)));
+    ASSERT_TRUE(
+        waitUntil([&] { return pushdOnce("--evaluate").err.find("Push on: no pull since") != std::string::npos; },
+                  std::chrono::seconds(10)));
     r = pushdOnce("--cycle");
     ASSERT_EQ(r.exitCode, 0) << r.err << collectorLog();
     EXPECT_NE(r.err.find("pushed "), std::string::npos) << r.err;

@@ -115,6 +115,35 @@ TEST_F(APushCycle, RunByItsTimerFailsWithAnExitCodeAndRecordsWhyWhenNoMasterAnsw
     EXPECT_EQ(storedAtMaster(), 10u);
 }
 
+TEST_F(APushCycle, ShowsItsProgressOnATerminalAndOnlyThere)
+{
+    writeNodeConfig({m_sshd->port()}, "  batch_records: 100\n");
+    spoolRecords(3000, 200);
+    // script(1) gives ferryctl a terminal; what it writes there comes back
+    // as script's output, stdout and stderr together.
+    const auto onTty = run({"script", "-qefc", buildPath("services/ferryctl/ferryctl") + " push", "/dev/null"}, {}, {},
+                           std::chrono::seconds(120));
+    ASSERT_EQ(onTty.exitCode, 0) << onTty.out << onTty.err << collectorLog();
+    EXPECT_NE(onTty.out.find("Pushing: 0 of 3,000 records, 0 B of "), std::string::npos) << onTty.out;
+    EXPECT_NE(onTty.out.find("Pushing: 3,000 of 3,000 records, "), std::string::npos) << onTty.out;
+    // The progress line is erased before the result, which stands alone.
+    EXPECT_NE(onTty.out.find("\r\033[Kpushed 3000 records to "), std::string::npos) << onTty.out;
+    EXPECT_EQ(storedAtMaster(), 3000u);
+
+    // Not on a terminal, or with --json: the result alone.
+    spoolRecords(300, 200);
+    const auto piped = ferryctl({"push"});
+    ASSERT_EQ(piped.exitCode, 0) << piped.err;
+    EXPECT_EQ(piped.err, "");
+    EXPECT_EQ(piped.out.rfind("pushed 300 records to ", 0), 0u) << piped.out;
+    spoolRecords(300, 200);
+    const auto json = run({"script", "-qefc", buildPath("services/ferryctl/ferryctl") + " --json push", "/dev/null"},
+                          {}, {}, std::chrono::seconds(120));
+    ASSERT_EQ(json.exitCode, 0) << json.out;
+    EXPECT_EQ(json.out.find("Pushing"), std::string::npos) << json.out;
+    EXPECT_EQ(json.out.rfind("{\"success\":true", 0), 0u) << json.out;
+}
+
 TEST_F(APushCycle, FailsOverToTheSecondMasterWhenTheFirstIsDown)
 {
     const int deadPort = freePort();

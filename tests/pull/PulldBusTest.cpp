@@ -26,6 +26,11 @@ public:
         registerProxy();
     }
     ~Pull1Proxy() { unregisterProxy(); }
+
+private:
+    void onNodePulled(const std::string&, const bool&, const uint64_t&, const std::string&, const uint32_t&,
+                      const uint32_t&) override
+    {}
 };
 
 } // namespace
@@ -97,6 +102,23 @@ TEST(ThePullDaemon, PullsANodeOnRequestAndReportsItInItsProperties)
     const auto [pulled, failed] = proxy->PullAll();
     EXPECT_EQ(pulled, 1u);
     EXPECT_EQ(failed, 0u);
+
+    // ferryctl master pull --all on a terminal (script(1) gives it one): a
+    // line per node as it ends, then the totals after the progress line is
+    // erased. Elsewhere: the totals alone.
+    const std::string ferryctl = buildPath("services/ferryctl/ferryctl");
+    const auto onTty = run({"script", "-qefc", ferryctl + " master pull --all", "/dev/null"});
+    EXPECT_EQ(onTty.exitCode, 0) << onTty.out << readFile(master / "pulld.log");
+    EXPECT_NE(onTty.out.find("[1/1] " + node.nodeName() + ": pulled 0 new records"), std::string::npos) << onTty.out;
+    EXPECT_NE(onTty.out.find("Pulling: 1 of 1 nodes done, 0 failed"), std::string::npos) << onTty.out;
+    EXPECT_NE(onTty.out.find("\r\033[KPull of every node: 1 pulled, 0 failed, in "), std::string::npos) << onTty.out;
+    const auto piped = run({ferryctl, "master", "pull", "--all"});
+    EXPECT_EQ(piped.exitCode, 0) << piped.err;
+    EXPECT_EQ(piped.err, "");
+    EXPECT_EQ(piped.out.rfind("Pull of every node: 1 pulled, 0 failed, in ", 0), 0u) << piped.out;
+    const auto one = run({ferryctl, "master", "pull", node.nodeName()});
+    EXPECT_EQ(one.exitCode, 0) << one.err;
+    EXPECT_NE(one.out.find("pulled 0 records"), std::string::npos) << one.out;
 }
 
 namespace {

@@ -65,6 +65,32 @@ TEST_F(APushSession, StoresEveryRecordAndEmptiesTheSpool)
     EXPECT_EQ(MasterStore(dir / "master.db").countRecords("web1"), 120u);
 }
 
+TEST_F(APushSession, ReportsItsProgressBeforeTheFirstBatchAndAfterEveryAck)
+{
+    std::thread server([&] {
+        MasterStore store(dir / "master.db");
+        collectord::serveSession(*master, store, {});
+    });
+    Spool spool(dir / "spool.db", {});
+    const std::uint64_t queuedBytes = spool.stats().bytes;
+    std::vector<SessionProgress> seen;
+    auto o = options(secret);
+    o.onProgress = [&](const SessionProgress& p) { seen.push_back(p); };
+    pushd::runPushCycle(*node, spool, o);
+    server.join();
+    // 120 records in batches of 50: nothing done, then 50, 100, 120.
+    ASSERT_EQ(seen.size(), 4u);
+    const std::uint64_t expected[] = {0, 50, 100, 120};
+    for (std::size_t i = 0; i < seen.size(); ++i) {
+        EXPECT_EQ(seen[i].recordsDone, expected[i]);
+        EXPECT_EQ(seen[i].recordsTotal, 120u);
+        EXPECT_EQ(seen[i].bytesTotal, queuedBytes);
+        if (i > 0)
+            EXPECT_GT(seen[i].bytesDone, seen[i - 1].bytesDone);
+    }
+    EXPECT_EQ(seen.back().bytesDone, queuedBytes);
+}
+
 TEST_F(APushSession, IsRefusedWithAWrongSecretAndStoresNothing)
 {
     std::string serverError;

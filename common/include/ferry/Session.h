@@ -81,6 +81,16 @@ public:
 
 // ---- the node's side ----
 
+// What a node session has moved so far, for progress displays: records and
+// bytes (payload and kind, as SpoolStats counts them) the master has
+// acknowledged, of those queued when the batches began.
+struct SessionProgress {
+    std::uint64_t recordsDone = 0;
+    std::uint64_t recordsTotal = 0;
+    std::uint64_t bytesDone = 0;
+    std::uint64_t bytesTotal = 0;
+};
+
 struct NodeSessionOptions {
     std::string protocol = "push";  // "push" or "pull": part of the proofs
     SessionSide side = SessionSide::Initiator;
@@ -94,6 +104,9 @@ struct NodeSessionOptions {
     // Transport mode and reason, fwcheck verdict: the caller's part of the
     // report. The spool's figures are filled in by the session.
     HealthReport report;
+    // Called on the session's thread before the first batch and after each
+    // Ack; it must not throw. Unset: the session does not count bytes.
+    std::function<void(const SessionProgress&)> onProgress;
 };
 
 struct NodeSessionResult {
