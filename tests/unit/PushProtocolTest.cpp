@@ -85,8 +85,9 @@ TEST_F(APushSession, ReportsItsProgressBeforeTheFirstBatchAndAfterEveryAck)
         EXPECT_EQ(seen[i].recordsDone, expected[i]);
         EXPECT_EQ(seen[i].recordsTotal, 120u);
         EXPECT_EQ(seen[i].bytesTotal, queuedBytes);
-        if (i > 0)
+        if (i > 0) {
             EXPECT_GT(seen[i].bytesDone, seen[i - 1].bytesDone);
+        }
     }
     EXPECT_EQ(seen.back().bytesDone, queuedBytes);
 }
