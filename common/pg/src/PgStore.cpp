@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include "ferry/Bus.h"
+#include "ferry/MasterQueries.h"
+#include "ferry/PgSqlConnection.h"
 #include "ferry/Sqlite.h"
 
 namespace ferry {
@@ -50,6 +52,21 @@ CREATE TABLE pull_cursors (
   node TEXT NOT NULL, epoch TEXT NOT NULL, cursor BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (node, epoch));
 CREATE TABLE registry_nonces (
   node TEXT NOT NULL, nonce BYTEA NOT NULL, time_ms BIGINT NOT NULL, PRIMARY KEY (node, nonce));
+)SQL",
+    // 2: master.db's schema version 3 (MasterSchema.h): registration v2 —
+    // pinned node host keys, changes awaiting the operator, per-node period
+    // floors, certificates and their revocations — and pull failure causes.
+    R"SQL(
+CREATE INDEX registry_nonces_time ON registry_nonces (time_ms);
+CREATE TABLE node_host_keys (
+  node TEXT NOT NULL, key TEXT NOT NULL, position INTEGER NOT NULL, PRIMARY KEY (node, key));
+CREATE TABLE node_host_key_changes (node TEXT PRIMARY KEY, keys TEXT NOT NULL, seen_ms BIGINT NOT NULL);
+CREATE TABLE node_policy (node TEXT PRIMARY KEY, min_push_period_s INTEGER, min_pull_interval_s INTEGER);
+CREATE TABLE node_certificates (
+  node TEXT PRIMARY KEY, serial BIGINT NOT NULL UNIQUE, public_key TEXT NOT NULL, certificate TEXT NOT NULL,
+  valid_to_ms BIGINT NOT NULL);
+CREATE TABLE revoked_certificates (serial BIGINT PRIMARY KEY, node TEXT NOT NULL, revoked_ms BIGINT NOT NULL);
+CREATE TABLE pull_failure (node TEXT PRIMARY KEY, at BIGINT NOT NULL, cause TEXT NOT NULL, message TEXT NOT NULL);
 )SQL",
 };
 
@@ -176,24 +193,8 @@ AckMessage PgStore::storeBatch(const std::string& node, const Epoch& epochId, co
 
 std::vector<EpochInfo> PgStore::epochs(const std::string& node)
 {
-    const auto r = m_db.exec("SELECT epoch, first_seen, last_seen, from_address, state, decided_ms, records_stored,"
-                             " last_seq FROM node_epochs WHERE node = $1 ORDER BY first_seen, epoch",
-                             {PgParam::text(node)});
-    std::vector<EpochInfo> out;
-    for (int i = 0; i < r.rows(); ++i) {
-        EpochInfo e;
-        e.node = node;
-        e.epoch = r.text(i, 0);
-        e.firstSeenMs = r.int64(i, 1);
-        e.lastSeenMs = r.int64(i, 2);
-        e.fromAddress = r.text(i, 3);
-        e.state = r.text(i, 4);
-        e.decidedMs = r.int64(i, 5);
-        e.recordsStored = static_cast<std::uint64_t>(r.int64(i, 6));
-        e.lastSeq = static_cast<std::uint64_t>(r.int64(i, 7));
-        out.push_back(std::move(e));
-    }
-    return out;
+    PgSqlConnection tables(m_db);
+    return MasterQueries(tables).epochs(node);
 }
 
 EpochAdmission PgStore::admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
@@ -291,11 +292,11 @@ PgStore::PullLease::~PullLease()
     }
 }
 
-std::unique_ptr<PgStore::PullLease> PgStore::tryPullLease(const std::string& node)
+std::unique_ptr<PgStore::PullLease> PgStore::tryPullLease(const std::string& conninfo, const std::string& node)
 {
     // A connection of its own: session-level advisory locks live and die
     // with it, and the store's connection is used by the pull meanwhile.
-    auto connection = std::make_unique<PgConnection>(m_conninfo);
+    auto connection = std::make_unique<PgConnection>(conninfo);
     const auto r = connection->exec("SELECT pg_try_advisory_lock(hashtextextended('ferry-pull:' || $1, 0))",
                                     {PgParam::text(node)});
     if (r.text(0, 0) != "t")
