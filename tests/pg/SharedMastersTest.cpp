@@ -91,7 +91,7 @@ TEST_F(SharedMasters, ShareTheRegistryThroughTwoRegistryds)
     const int portA = freePort(), portB = freePort();
     const std::vector<std::string> flags{"--unknown-nodes", "pending", "--deadline", "1500", "--idle-timeout", "0"};
     auto prefix = [&](const std::string& dir, const TestBus& bus) {
-        return std::vector<std::string>{"env", "FERRY_CONFIG_DIR=" + dir + "/etc",
+        return std::vector<std::string>{"/usr/bin/env", "FERRY_CONFIG_DIR=" + dir + "/etc",
                                         "DBUS_SYSTEM_BUS_ADDRESS=" + bus.address()};
     };
     TestBus busA;
