@@ -304,6 +304,90 @@ std::unique_ptr<PgStore::PullLease> PgStore::tryPullLease(const std::string& con
     return std::unique_ptr<PullLease>(new PullLease(std::move(connection), node));
 }
 
+namespace {
+
+// A table of master.db copied as it is: its columns, each 'i' (integer),
+// 't' (text) or 'b' (blob), NULL kept.
+struct CopiedTable {
+    const char* name;
+    std::vector<std::pair<const char*, char>> columns;
+};
+
+// The registry's and pulld's tables beyond nodes and records (schema 3):
+// a master that moves keeps its pins, policies, certificates, revocations,
+// pull state and the nodes' last reports. Rows already there are kept.
+void copyRegistryTables(Database& file, PgConnection& target)
+{
+    static const std::vector<CopiedTable> kTables = {
+        {"node_reports",
+         {{"node", 't'}, {"epoch", 't'}, {"received_ms", 'i'}, {"via", 't'}, {"from_address", 't'},
+          {"spool_records", 'i'}, {"spool_bytes", 'i'}, {"oldest_unsent_ms", 'i'}, {"last_seq", 'i'},
+          {"dropped_age", 'i'}, {"dropped_size", 'i'}, {"dropped_bytes", 'i'}, {"transport_mode", 't'},
+          {"transport_reason", 't'}, {"spool_resets", 'i'}, {"last_reset", 't'}, {"last_reset_ms", 'i'},
+          {"fwcheck_verdict", 't'}}},
+        {"pull_state",
+         {{"node", 't'}, {"last_attempt", 'i'}, {"last_success", 'i'}, {"last_result", 't'}, {"last_records", 'i'},
+          {"total_records", 'i'}}},
+        {"pull_failure", {{"node", 't'}, {"at", 'i'}, {"cause", 't'}, {"message", 't'}}},
+        {"node_host_keys", {{"node", 't'}, {"key", 't'}, {"position", 'i'}}},
+        {"node_host_key_changes", {{"node", 't'}, {"keys", 't'}, {"seen_ms", 'i'}}},
+        {"node_policy", {{"node", 't'}, {"min_push_period_s", 'i'}, {"min_pull_interval_s", 'i'}}},
+        {"node_certificates",
+         {{"node", 't'}, {"serial", 'i'}, {"public_key", 't'}, {"certificate", 't'}, {"valid_to_ms", 'i'}}},
+        {"revoked_certificates", {{"serial", 'i'}, {"node", 't'}, {"revoked_ms", 'i'}}},
+    };
+    SqliteConnection from(file);
+    PgSqlConnection to(target);
+    auto hasTable = [&](const char* name) {
+        SqlStatement t(from, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
+        t.bind(1, name);
+        return t.step();
+    };
+    for (const auto& table : kTables) {
+        if (!hasTable(table.name))
+            continue;
+        std::string columns, placeholders;
+        for (std::size_t i = 0; i < table.columns.size(); ++i) {
+            columns += (i ? ", " : "") + std::string(table.columns[i].first);
+            placeholders += (i ? ", ?" : "?") + std::to_string(i + 1);
+        }
+        SqlStatement read(from, "SELECT " + columns + " FROM " + table.name);
+        SqlTransaction tx(to);
+        while (read.step()) {
+            SqlStatement write(to, "INSERT INTO " + std::string(table.name) + " (" + columns + ") VALUES (" +
+                                       placeholders + ") ON CONFLICT DO NOTHING");
+            for (std::size_t i = 0; i < table.columns.size(); ++i) {
+                const int c = static_cast<int>(i);
+                if (read.isNull(c))
+                    write.bindNull(c + 1);
+                else if (table.columns[i].second == 'i')
+                    write.bind(c + 1, read.int64(c));
+                else if (table.columns[i].second == 'b')
+                    write.bindBlob(c + 1, read.text(c));
+                else
+                    write.bind(c + 1, read.text(c));
+            }
+            write.run();
+        }
+        tx.commit();
+    }
+    // A pending node's signed request: accepting it later checks it.
+    SqlStatement hasPending(from, "SELECT 1 FROM pragma_table_info('nodes') WHERE name = 'pending_mac'");
+    if (!hasPending.step())
+        return;
+    SqlStatement pending(from, "SELECT name, pending_request, pending_mac FROM nodes"
+                               " WHERE pending_request IS NOT NULL AND pending_mac IS NOT NULL");
+    while (pending.step())
+        SqlStatement(to, "UPDATE nodes SET pending_request = ?2, pending_mac = ?3 WHERE name = ?1"
+                         " AND pending_request IS NULL")
+            .bind(1, pending.text(0))
+            .bindBlob(2, pending.text(1))
+            .bindBlob(3, pending.text(2))
+            .run();
+}
+
+} // namespace
+
 MigrationResult migrateSqliteToPostgres(const std::string& masterDbPath, PgStore& target)
 {
     MigrationResult result;
@@ -397,6 +481,7 @@ MigrationResult migrateSqliteToPostgres(const std::string& masterDbPath, PgStore
                     {PgParam::text(c.text(0)), PgParam::text(c.text(1)), PgParam::integer(c.int64(2))});
         tx.commit();
     }
+    copyRegistryTables(source, db);
     result.target = target.counts();
     return result;
 }
