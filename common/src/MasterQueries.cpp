@@ -84,9 +84,8 @@ std::vector<NodeInfo> MasterQueries::nodes()
 
 std::vector<EpochInfo> MasterQueries::epochs(const std::string& node)
 {
-    SqlStatement s(m_db,
-                   "SELECT node, epoch, first_seen, last_seen, from_address, state, decided_ms, records_stored,"
-                   " last_seq FROM node_epochs WHERE node = ?1 ORDER BY first_seen, epoch");
+    SqlStatement s(m_db, "SELECT node, epoch, first_seen, last_seen, from_address, state, decided_ms, records_stored,"
+                         " last_seq FROM node_epochs WHERE node = ?1 ORDER BY first_seen, epoch");
     s.bind(1, node);
     std::vector<EpochInfo> out;
     while (s.step())
@@ -111,9 +110,8 @@ void MasterQueries::resolveEpochs(const std::string& node, const std::string& ke
     if (keep.empty())
         throw Error("Failed to resolve node " + node + ": it has no epoch " + keepEpochHex +
                     " (see `ferryctl master epochs " + node + "`)");
-    SqlStatement(m_db,
-                 "UPDATE node_epochs SET state = CASE WHEN epoch = ?2 THEN 'active' ELSE 'retired' END,"
-                 " decided_ms = ?3 WHERE node = ?1")
+    SqlStatement(m_db, "UPDATE node_epochs SET state = CASE WHEN epoch = ?2 THEN 'active' ELSE 'retired' END,"
+                       " decided_ms = ?3 WHERE node = ?1")
         .bind(1, node)
         .bind(2, keep)
         .bind(3, nowMs())
@@ -125,10 +123,9 @@ void MasterQueries::resolveEpochs(const std::string& node, const std::string& ke
 
 std::optional<HealthReport> MasterQueries::report(const std::string& node)
 {
-    SqlStatement s(m_db,
-                   "SELECT spool_records, spool_bytes, oldest_unsent_ms, last_seq, dropped_age, dropped_size,"
-                   " dropped_bytes, transport_mode, transport_reason, spool_resets, last_reset, last_reset_ms,"
-                   " fwcheck_verdict FROM node_reports WHERE node = ?1");
+    SqlStatement s(m_db, "SELECT spool_records, spool_bytes, oldest_unsent_ms, last_seq, dropped_age, dropped_size,"
+                         " dropped_bytes, transport_mode, transport_reason, spool_resets, last_reset, last_reset_ms,"
+                         " fwcheck_verdict FROM node_reports WHERE node = ?1");
     s.bind(1, node);
     if (!s.step())
         return std::nullopt;
@@ -209,10 +206,9 @@ std::optional<PullFailureRecord> MasterQueries::pullFailure(const std::string& n
 void MasterQueries::recordPullFailure(const std::string& node, std::int64_t whenMs, const std::string& cause,
                                       const std::string& message)
 {
-    SqlStatement(m_db,
-                 "INSERT INTO pull_failure (node, at, cause, message) VALUES (?1, ?2, ?3, ?4)"
-                 " ON CONFLICT (node) DO UPDATE SET at = excluded.at, cause = excluded.cause,"
-                 " message = excluded.message")
+    SqlStatement(m_db, "INSERT INTO pull_failure (node, at, cause, message) VALUES (?1, ?2, ?3, ?4)"
+                       " ON CONFLICT (node) DO UPDATE SET at = excluded.at, cause = excluded.cause,"
+                       " message = excluded.message")
         .bind(1, node)
         .bind(2, whenMs)
         .bind(3, cause)

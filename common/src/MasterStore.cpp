@@ -103,7 +103,6 @@ std::optional<std::string> MasterStore::nodeSecret(const std::string& name)
     return s.text(0);
 }
 
-
 std::optional<NodeInfo> MasterStore::node(const std::string& name)
 {
     return MasterQueries(m_sql).node(name);

@@ -103,8 +103,7 @@ std::vector<std::string> queryHostKeys(SqlConnection& db, const std::string& nam
 
 RegistryStore::RegistryStore(const std::string& databasePath)
     : RegistryStore(std::make_unique<SqliteConnection>(databasePath))
-{
-}
+{}
 
 RegistryStore::RegistryStore(std::unique_ptr<SqlConnection> connection)
     : m_connection(std::move(connection)), m_db(*m_connection)
@@ -161,7 +160,8 @@ void RegistryStore::pinHostKeys(const std::string& name, const std::vector<std::
     SqlStatement del(m_db, "DELETE FROM node_host_keys WHERE node = ?1");
     del.bind(1, name).run();
     for (std::size_t i = 0; i < keys.size(); ++i) {
-        SqlStatement ins(m_db, "INSERT INTO node_host_keys (node, key, position) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING");
+        SqlStatement ins(m_db,
+                         "INSERT INTO node_host_keys (node, key, position) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING");
         ins.bind(1, name).bind(2, keys[i]).bind(3, static_cast<std::int64_t>(i)).run();
     }
     SqlStatement clear(m_db, "DELETE FROM node_host_key_changes WHERE node = ?1");
@@ -188,9 +188,8 @@ HostKeyCheck RegistryStore::checkHostKeys(const std::string& name, const std::ve
         return check;
     }
     check.outcome = HostKeyCheck::Outcome::Changed;
-    SqlStatement s(m_db,
-                "INSERT INTO node_host_key_changes (node, keys, seen_ms) VALUES (?1, ?2, ?3)"
-                " ON CONFLICT(node) DO UPDATE SET keys = excluded.keys, seen_ms = excluded.seen_ms");
+    SqlStatement s(m_db, "INSERT INTO node_host_key_changes (node, keys, seen_ms) VALUES (?1, ?2, ?3)"
+                         " ON CONFLICT(node) DO UPDATE SET keys = excluded.keys, seen_ms = excluded.seen_ms");
     s.bind(1, name).bind(2, joinLines(keys)).bind(3, nowMs).run();
     return check;
 }
@@ -224,9 +223,8 @@ std::optional<RegistryStore::Certificate> RegistryStore::certificate(const std::
 
 std::uint64_t RegistryStore::nextCertificateSerial()
 {
-    SqlStatement s(m_db,
-                "SELECT COALESCE(MAX(serial), 0) + 1 FROM (SELECT serial FROM node_certificates"
-                " UNION ALL SELECT serial FROM revoked_certificates) s");
+    SqlStatement s(m_db, "SELECT COALESCE(MAX(serial), 0) + 1 FROM (SELECT serial FROM node_certificates"
+                         " UNION ALL SELECT serial FROM revoked_certificates) s");
     s.step();
     return static_cast<std::uint64_t>(s.int64(0));
 }
@@ -237,20 +235,18 @@ bool RegistryStore::storeCertificate(const std::string& name, const Certificate&
     // Masters sharing a database pick serials one at a time from here on.
     m_db.lockUntilCommit("ferry-certificate-serial");
     {
-        SqlStatement taken(m_db,
-                           "SELECT 1 FROM node_certificates WHERE serial = ?1 AND node <> ?2"
-                           " UNION ALL SELECT 1 FROM revoked_certificates WHERE serial = ?1");
+        SqlStatement taken(m_db, "SELECT 1 FROM node_certificates WHERE serial = ?1 AND node <> ?2"
+                                 " UNION ALL SELECT 1 FROM revoked_certificates WHERE serial = ?1");
         taken.bind(1, static_cast<std::int64_t>(certificate.serial)).bind(2, name);
         if (taken.step())
             return false;
     }
     if (const auto old = this->certificate(name); old && old->publicKey != certificate.publicKey)
         revokeCertificate(name, nowMs);
-    SqlStatement s(m_db,
-                "INSERT INTO node_certificates (node, serial, public_key, certificate, valid_to_ms)"
-                " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(node) DO UPDATE SET serial = excluded.serial,"
-                " public_key = excluded.public_key, certificate = excluded.certificate,"
-                " valid_to_ms = excluded.valid_to_ms");
+    SqlStatement s(m_db, "INSERT INTO node_certificates (node, serial, public_key, certificate, valid_to_ms)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(node) DO UPDATE SET serial = excluded.serial,"
+                         " public_key = excluded.public_key, certificate = excluded.certificate,"
+                         " valid_to_ms = excluded.valid_to_ms");
     s.bind(1, name).bind(2, static_cast<std::int64_t>(certificate.serial)).bind(3, certificate.publicKey);
     s.bind(4, certificate.line).bind(5, certificate.validToMs).run();
     tx.commit();
@@ -262,7 +258,8 @@ bool RegistryStore::revokeCertificate(const std::string& name, std::int64_t nowM
     const auto current = certificate(name);
     if (!current)
         return false;
-    SqlStatement r(m_db, "INSERT INTO revoked_certificates (serial, node, revoked_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING");
+    SqlStatement r(
+        m_db, "INSERT INTO revoked_certificates (serial, node, revoked_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING");
     r.bind(1, static_cast<std::int64_t>(current->serial)).bind(2, name).bind(3, nowMs).run();
     SqlStatement d(m_db, "DELETE FROM node_certificates WHERE node = ?1");
     d.bind(1, name).run();
@@ -289,9 +286,9 @@ void RegistryStore::setPolicy(const std::string& name, std::optional<std::uint32
         d.bind(1, name).run();
     } else {
         SqlStatement s(m_db,
-                    "INSERT INTO node_policy (node, min_push_period_s, min_pull_interval_s) VALUES (?1, ?2, ?3)"
-                    " ON CONFLICT(node) DO UPDATE SET min_push_period_s = excluded.min_push_period_s,"
-                    " min_pull_interval_s = excluded.min_pull_interval_s");
+                       "INSERT INTO node_policy (node, min_push_period_s, min_pull_interval_s) VALUES (?1, ?2, ?3)"
+                       " ON CONFLICT(node) DO UPDATE SET min_push_period_s = excluded.min_push_period_s,"
+                       " min_pull_interval_s = excluded.min_pull_interval_s");
         s.bind(1, name);
         if (minPushPeriodS)
             s.bind(2, static_cast<std::int64_t>(*minPushPeriodS));
@@ -353,11 +350,10 @@ void RegistryStore::recordKey(const std::string& name, const std::string& public
     const auto before = node(name);
     // The address a node registers from is where the master pulls it: it is
     // refreshed at every registration, as node addresses change.
-    SqlStatement s(m_db,
-                "UPDATE nodes SET public_key = ?2, last_seen = ?3,"
-                " first_seen = CASE WHEN first_seen = 0 THEN ?3 ELSE first_seen END,"
-                " ssh_host = ?4, ssh_port = ?5, mode = ?6,"
-                " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
+    SqlStatement s(m_db, "UPDATE nodes SET public_key = ?2, last_seen = ?3,"
+                         " first_seen = CASE WHEN first_seen = 0 THEN ?3 ELSE first_seen END,"
+                         " ssh_host = ?4, ssh_port = ?5, mode = ?6,"
+                         " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
     s.bind(1, name).bind(2, publicKey).bind(3, nowMs).bind(4, peerHost).bind(5, static_cast<std::int64_t>(sshPort));
     s.bind(6, mode).run();
     if (before && before->publicKey != publicKey) {
@@ -383,11 +379,11 @@ bool RegistryStore::addPending(const std::string& name, const std::string& publi
     // the node's secret checks the stored request (applySecret), so a
     // squatter's key is dropped then and the node's next registration
     // brings the real one.
-    SqlStatement s(m_db,
-                "INSERT INTO nodes (name, secret, state, public_key, mode, ssh_host, ssh_port, first_seen, last_seen,"
-                " pending_request, pending_mac, reason)"
-                " VALUES (?1, '', 'pending', ?2, ?7, ?3, ?8, ?4, ?4, ?5, ?6, 'waiting for the master operator')"
-                " ON CONFLICT (name) DO NOTHING");
+    SqlStatement s(
+        m_db, "INSERT INTO nodes (name, secret, state, public_key, mode, ssh_host, ssh_port, first_seen, last_seen,"
+              " pending_request, pending_mac, reason)"
+              " VALUES (?1, '', 'pending', ?2, ?7, ?3, ?8, ?4, ?4, ?5, ?6, 'waiting for the master operator')"
+              " ON CONFLICT (name) DO NOTHING");
     s.bind(1, name).bind(2, publicKey).bind(3, peerHost).bind(4, nowMs).bindBlob(5, signedRequest).bindBlob(6, mac);
     s.bind(7, mode).bind(8, static_cast<std::int64_t>(sshPort));
     return s.run() > 0;
@@ -442,9 +438,8 @@ void RegistryStore::applySecret(const std::string& name, const std::string& secr
                 spdlog::info("Node {} has a new secret: dropped its old key {}", name, fingerprintOrNone(key));
         }
     }
-    SqlStatement u(m_db,
-                       "UPDATE nodes SET secret = ?2, public_key = CASE WHEN ?3 = 1 THEN public_key ELSE '' END,"
-                       " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
+    SqlStatement u(m_db, "UPDATE nodes SET secret = ?2, public_key = CASE WHEN ?3 = 1 THEN public_key ELSE '' END,"
+                         " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
     u.bind(1, name).bind(2, secret).bind(3, static_cast<std::int64_t>(keep ? 1 : 0)).run();
 }
 
@@ -455,9 +450,8 @@ void RegistryStore::addNode(const std::string& name, const std::string& secret)
     if (secret.size() < 32)
         throw Error("Failed to add node " + name + ": the secret is too short (run `ferryctl secret` on the node)");
     SqlTransaction tx(m_db);
-    SqlStatement ins(m_db,
-                         "INSERT INTO nodes (name, secret, state, first_seen) VALUES (?1, ?2, 'accepted', 0)"
-                         " ON CONFLICT (name) DO NOTHING");
+    SqlStatement ins(m_db, "INSERT INTO nodes (name, secret, state, first_seen) VALUES (?1, ?2, 'accepted', 0)"
+                           " ON CONFLICT (name) DO NOTHING");
     ins.bind(1, name).bind(2, secret).run();
     applySecret(name, secret);
     setState(name, "accepted", "");

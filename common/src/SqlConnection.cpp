@@ -64,7 +64,8 @@ SqliteConnection::SqliteConnection(const std::string& path)
     MasterStore::migrate(*m_db);
 }
 
-SqliteConnection::SqliteConnection(Database& borrowed) : m_db(&borrowed) {}
+SqliteConnection::SqliteConnection(Database& borrowed) : m_db(&borrowed)
+{}
 
 std::unique_ptr<SqlStatementBackend> SqliteConnection::prepare(std::string_view sql)
 {

@@ -28,13 +28,13 @@
 #include <sdbus-c++/sdbus-c++.h>
 
 #include "Commands.h"
+#include "TerminalText.h"
 #include "ferry/Bus.h"
 #include "ferry/MasterQueries.h"
 #include "ferry/Paths.h"
-#include "ferry/RegistryStore.h"
 #include "ferry/RegistryProtocol.h"
+#include "ferry/RegistryStore.h"
 #include "ferry/StoreConfig.h"
-#include "TerminalText.h"
 #include "org.ferry.Registry1-proxy.h"
 
 namespace ferryctl {
@@ -135,9 +135,8 @@ int change(const ferry::Paths& paths, const std::string& what,
             std::cerr << "ferryctl master: " << e.getMessage() << " (" << e.getName() << ")\n";
             return 1;
         }
-        std::cerr << "ferryctl master: registryd is not reachable on the system bus (" << e.getName()
-                  << "); " << what << " in " << ferry::MasterStoreOpener::fromPaths(paths).describe()
-                  << " directly\n";
+        std::cerr << "ferryctl master: registryd is not reachable on the system bus (" << e.getName() << "); " << what
+                  << " in " << ferry::MasterStoreOpener::fromPaths(paths).describe() << " directly\n";
     }
     ferry::RegistryStore store(openMasterTables(paths));
     onStore(store);

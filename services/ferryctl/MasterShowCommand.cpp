@@ -15,8 +15,8 @@
 #include "Commands.h"
 #include "ferry/Bus.h"
 #include "ferry/MasterQueries.h"
-#include "ferry/PullProtocol.h"
 #include "ferry/NodeConfig.h"
+#include "ferry/PullProtocol.h"
 #include "ferry/RegistryStore.h"
 #include "ferry/SqlConnection.h"
 
@@ -35,9 +35,9 @@ struct ReportRow {
 std::optional<ReportRow> nodeReport(ferry::SqlConnection& db, const std::string& node)
 {
     ferry::SqlStatement s(db,
-                       "SELECT received_ms, via, spool_records, spool_bytes, oldest_unsent_ms, dropped_age,"
-                       " dropped_size, transport_mode, transport_reason, spool_resets, last_reset, fwcheck_verdict"
-                       " FROM node_reports WHERE node = ?1");
+                          "SELECT received_ms, via, spool_records, spool_bytes, oldest_unsent_ms, dropped_age,"
+                          " dropped_size, transport_mode, transport_reason, spool_resets, last_reset, fwcheck_verdict"
+                          " FROM node_reports WHERE node = ?1");
     s.bind(1, node);
     if (!s.step())
         return std::nullopt;

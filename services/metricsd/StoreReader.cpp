@@ -27,15 +27,16 @@ bool hasTable(ferry::SqlConnection& db, const std::string& table)
 
 // node_reports' numeric columns (MasterSchema.h; the same on PostgreSQL),
 // exported as ferry_node_report_<column>.
-constexpr const char* kReportNumbers[] = {"received_ms",   "spool_records", "spool_bytes",  "oldest_unsent_ms",
-                                          "last_seq",      "dropped_age",   "dropped_size", "dropped_bytes",
-                                          "spool_resets",  "last_reset_ms"};
+constexpr const char* kReportNumbers[] = {"received_ms",  "spool_records", "spool_bytes",  "oldest_unsent_ms",
+                                          "last_seq",     "dropped_age",   "dropped_size", "dropped_bytes",
+                                          "spool_resets", "last_reset_ms"};
 
 } // namespace
 
 StoreReader::StoreReader(const std::string& path)
     : m_file(std::make_unique<ferry::Database>(path, /*readOnly=*/true)),
-      m_connection(std::make_unique<ferry::SqliteConnection>(*m_file)), m_db(*m_connection)
+      m_connection(std::make_unique<ferry::SqliteConnection>(*m_file)),
+      m_db(*m_connection)
 {
     if (!hasTable(m_db, "records") || !hasTable(m_db, "nodes"))
         throw ferry::Error("Failed to read the master's store " + path + ": it has no nodes or records table");
@@ -45,8 +46,7 @@ StoreReader::StoreReader(const std::string& path)
 
 StoreReader::StoreReader(std::unique_ptr<ferry::SqlConnection> connection)
     : m_connection(std::move(connection)), m_db(*m_connection), m_hasEpoch(true), m_hasReports(true)
-{
-}
+{}
 
 std::unique_ptr<StoreReader> StoreReader::open(const std::string& sqlitePath, const std::string& postgresql)
 {
@@ -57,8 +57,8 @@ std::unique_ptr<StoreReader> StoreReader::open(const std::string& sqlitePath, co
 
 std::vector<NodeRow> StoreReader::nodes()
 {
-    ferry::SqlStatement s(m_db,
-                       "SELECT name, state, mode, last_seen, last_push, last_pull, records_stored FROM nodes ORDER BY name");
+    ferry::SqlStatement s(
+        m_db, "SELECT name, state, mode, last_seen, last_push, last_pull, records_stored FROM nodes ORDER BY name");
     std::vector<NodeRow> out;
     while (s.step())
         out.push_back({s.text(0), s.text(1), s.text(2), s.int64(3), s.int64(4), s.int64(5), s.int64(6)});
@@ -122,9 +122,9 @@ std::vector<RecordStream> StoreReader::streams()
     std::vector<RecordStream> out;
     for (const auto& n : nodes()) {
         if (m_hasEpoch) {
-            ferry::SqlStatement s(m_db,
-                               "SELECT epoch, MAX(seq), (SELECT time_ms FROM records r2 WHERE r2.node = ?1 AND"
-                               " r2.epoch = r.epoch ORDER BY seq DESC LIMIT 1) FROM records r WHERE node = ?1 GROUP BY epoch");
+            ferry::SqlStatement s(
+                m_db, "SELECT epoch, MAX(seq), (SELECT time_ms FROM records r2 WHERE r2.node = ?1 AND"
+                      " r2.epoch = r.epoch ORDER BY seq DESC LIMIT 1) FROM records r WHERE node = ?1 GROUP BY epoch");
             s.bind(1, n.name);
             while (s.step())
                 out.push_back({n.name, s.text(0), static_cast<std::uint64_t>(s.int64(1)), s.int64(2)});

@@ -14,8 +14,8 @@
 #include "ferry/DaemonArgs.h"
 #include "ferry/Log.h"
 #include "ferry/MasterStore.h"
-#include "ferry/StoreConfig.h"
 #include "ferry/NodeConfig.h"
+#include "ferry/StoreConfig.h"
 
 int main(int argc, char* argv[]) try {
     std::string host = "127.0.0.1";

@@ -26,8 +26,7 @@ Puller::Puller(ferry::MasterStoreOpener store, PulldConfig config, NodeConnector
 
 Puller::Puller(std::string storePath, PulldConfig config, NodeConnector& connector)
     : Puller(ferry::MasterStoreOpener(ferry::StoreConfig{}, std::move(storePath)), std::move(config), connector)
-{
-}
+{}
 
 std::shared_ptr<std::mutex> Puller::nodeLock(const std::string& name)
 {

@@ -34,7 +34,7 @@ struct PullOutcome {
     std::string summary;
     std::uint64_t records = 0;  // newly stored
     std::int64_t durationMs = 0;
-    bool leasedElsewhere = false;  // another master was pulling it: not tried
+    bool leasedElsewhere = false; // another master was pulling it: not tried
 };
 
 struct RoundResult {
@@ -42,7 +42,7 @@ struct RoundResult {
     unsigned pulled = 0;
     unsigned failed = 0;
     unsigned skipped = 0;  // pulled recently enough
-    unsigned leasedElsewhere = 0;  // being pulled by another master
+    unsigned leasedElsewhere = 0; // being pulled by another master
     std::int64_t wallMs = 0;
 };
 

@@ -11,14 +11,14 @@
 #include <thread>
 
 #include "PullAdaptor.h"
-#include "Puller.h"
 #include "PulldConfig.h"
+#include "Puller.h"
 #include "SshNodeConnector.h"
 #include "ferry/Bus.h"
 #include "ferry/DaemonArgs.h"
 #include "ferry/Log.h"
-#include "ferry/StoreConfig.h"
 #include "ferry/SshSession.h"
+#include "ferry/StoreConfig.h"
 
 int main(int argc, char* argv[]) try {
     // Passive unless its timer's service asks for a round: a bus activation

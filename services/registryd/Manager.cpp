@@ -92,8 +92,8 @@ std::string Manager::certificateFor(const std::string& name, const std::string& 
             break;
         if (attempt == 5)
             throw ferry::Error("Failed to issue a certificate for node " + name +
-                               ": another master took each serial tried (the last " +
-                               std::to_string(next.serial) + ")");
+                               ": another master took each serial tried (the last " + std::to_string(next.serial) +
+                               ")");
     }
     const bool rotated = current && current->publicKey != publicKey;
     if (rotated)

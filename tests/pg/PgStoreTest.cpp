@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "ferry/Crypto.h"
-#include "ferry/MasterStore.h"
 #include "ferry/MasterQueries.h"
+#include "ferry/MasterStore.h"
 #include "ferry/PgSqlConnection.h"
 #include "ferry/PgStore.h"
 #include "ferry/RegistryStore.h"
@@ -174,8 +174,8 @@ TEST_F(APostgresStore, TakesOverASqliteMasterWithEveryNodeAndRecord)
         registry.setPolicy("web2", 240, std::nullopt);
         registry.storeCertificate("web1", {7, "ssh-ed25519 AAAANodeKey", "cert line", 99000}, 1000);
         registry.revokeCertificate("web1", 2000);
-        registry.addPending("web3", "ssh-ed25519 AAAAPending", "pull", 2222, std::string("signed request\0", 15),
-                            "mac", "192.0.2.9", 3000);
+        registry.addPending("web3", "ssh-ed25519 AAAAPending", "pull", 2222, std::string("signed request\0", 15), "mac",
+                            "192.0.2.9", 3000);
         MasterQueries(registry.connection()).recordPullFailure("web2", 4000, "timeout", "timed out");
     }
     PgStore store(m_conninfo);

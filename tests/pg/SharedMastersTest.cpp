@@ -59,14 +59,11 @@ protected:
 
     std::map<std::string, std::string> env(const std::string& dir, const std::string& bus = "unix:path=/nonexistent")
     {
-        return {{"FERRY_CONFIG_DIR", dir + "/etc"}, {"FERRY_STATE_DIR", dir + "/state"},
-                {"DBUS_SYSTEM_BUS_ADDRESS", bus}};
+        return {
+            {"FERRY_CONFIG_DIR", dir + "/etc"}, {"FERRY_STATE_DIR", dir + "/state"}, {"DBUS_SYSTEM_BUS_ADDRESS", bus}};
     }
 
-    static bool hasMasterDb(const std::string& dir)
-    {
-        return std::filesystem::exists(dir + "/state/master.db");
-    }
+    static bool hasMasterDb(const std::string& dir) { return std::filesystem::exists(dir + "/state/master.db"); }
 
     TempDir m_root;
     std::unique_ptr<PgCluster> m_pg;
@@ -110,7 +107,8 @@ TEST_F(SharedMasters, ShareTheRegistryThroughTwoRegistryds)
     EXPECT_EQ(pending.at("state"), "pending");
     EXPECT_EQ(pending.at("public_key"), nodeKey);
     // … and accepts it through registryd B on B's bus.
-    const auto accepted = ferryctl({"master", "accept", "web7", "--with-secret"}, env(b, busB.address()), secret + "\n");
+    const auto accepted =
+        ferryctl({"master", "accept", "web7", "--with-secret"}, env(b, busB.address()), secret + "\n");
     ASSERT_EQ(accepted.exitCode, 0) << accepted.err << registrydB.log();
     EXPECT_EQ(accepted.err.find("not reachable"), std::string::npos) << "went through registryd B: " << accepted.err;
     // Master A now answers the node's signed registration with acceptance.
@@ -134,9 +132,9 @@ TEST_F(SharedMasters, ShareTheRegistryThroughTwoRegistryds)
     // sshd's AuthorizedKeysCommand on either master finds the key there too.
     const auto space = nodeKey.find(' ');
     const auto helper = [&](const std::string& dir, const std::string& key) {
-        return run({buildPath("services/authorized-keys/ferry-authorized-keys"), "ferry", nodeKey.substr(0, space),
-                    key},
-                   env(dir));
+        return run(
+            {buildPath("services/authorized-keys/ferry-authorized-keys"), "ferry", nodeKey.substr(0, space), key},
+            env(dir));
     };
     const auto found = helper(b, nodeKey.substr(space + 1, nodeKey.find(' ', space + 1) - space - 1));
     EXPECT_EQ(found.exitCode, 0) << found.err;
@@ -171,8 +169,7 @@ TEST_F(SharedMasters, TakeOneCertificateSerialOnceAndShareHostKeysAndPolicies)
     const std::vector<std::string> keys{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOne"};
     EXPECT_EQ(masterA.checkHostKeys("web1", keys, 1000).outcome, HostKeyCheck::Outcome::Pinned);
     EXPECT_EQ(RegistryStore::pinnedHostKeys(masterB.connection(), "web1"), keys);
-    EXPECT_EQ(masterB.checkHostKeys("web1", {"ssh-ed25519 AAAAOther"}, 2000).outcome,
-              HostKeyCheck::Outcome::Changed);
+    EXPECT_EQ(masterB.checkHostKeys("web1", {"ssh-ed25519 AAAAOther"}, 2000).outcome, HostKeyCheck::Outcome::Changed);
     masterA.acceptHostKeys("web1");
     EXPECT_EQ(masterB.hostKeys("web1"), std::vector<std::string>{"ssh-ed25519 AAAAOther"});
 
@@ -188,8 +185,7 @@ class CountingConnector : public pulld::NodeConnector {
 public:
     CountingConnector(pulld::NodeConnector& inner, std::atomic<int>& inFlight, std::atomic<int>& most)
         : m_inner(inner), m_inFlight(inFlight), m_most(most)
-    {
-    }
+    {}
     std::unique_ptr<pulld::NodeChannel> open(const NodeInfo& node, const std::string& command) override
     {
         const int now = ++m_inFlight;
@@ -209,8 +205,7 @@ private:
     public:
         Channel(std::unique_ptr<pulld::NodeChannel> inner, std::atomic<int>& inFlight)
             : m_inner(std::move(inner)), m_inFlight(inFlight)
-        {
-        }
+        {}
         ~Channel() override { --m_inFlight; }
         ByteStream& stream() override { return m_inner->stream(); }
 
@@ -353,8 +348,8 @@ TEST_F(SharedMasters, ServeFerryctlAndMetricsdFromPostgres)
     // ferry-metricsd, with no --store: the store that store.yml names.
     const int port = freePort();
     auto metricsEnv = env(dir);
-    Process metricsd({buildPath("services/metricsd/ferry-metricsd"), "-v",
-                      "--listen=127.0.0.1:" + std::to_string(port), "--idle-timeout=0"},
+    Process metricsd({buildPath("services/metricsd/ferry-metricsd"), "-v", "--listen=127.0.0.1:" + std::to_string(port),
+                      "--idle-timeout=0"},
                      metricsEnv, dir + "/metricsd.log");
     RunResult scrape;
     ASSERT_TRUE(waitUntil(

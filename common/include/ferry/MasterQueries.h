@@ -18,8 +18,8 @@ namespace ferry {
 
 struct NodeInfo {
     std::string name;
-    std::string state;  // accepted | pending | declined | revoked
-    std::string mode;   // push | pull | auto
+    std::string state; // accepted | pending | declined | revoked
+    std::string mode;  // push | pull | auto
     std::string publicKey;
     std::string sshHost;
     std::uint16_t sshPort = 22;
@@ -28,9 +28,9 @@ struct NodeInfo {
     std::int64_t lastPushMs = 0;
     std::int64_t lastPullMs = 0;
     std::uint64_t recordsStored = 0;
-    std::uint64_t lastSeq = 0;  // of the active epoch
-    std::string reason;  // why declined/revoked
-    std::string activeEpoch;  // hex, "" before the first session
+    std::uint64_t lastSeq = 0; // of the active epoch
+    std::string reason;        // why declined/revoked
+    std::string activeEpoch;   // hex, "" before the first session
     std::uint64_t epochs = 0;  // epochs seen (reinstalls + 1)
     bool suspect = false;
 };
@@ -39,10 +39,10 @@ struct NodeInfo {
 // (pull_failure), as pulld records them.
 struct PullRecord {
     std::string node;
-    std::uint64_t cursor = 0;  // the active epoch's
+    std::uint64_t cursor = 0; // the active epoch's
     std::int64_t lastAttemptMs = 0;
     std::int64_t lastSuccessMs = 0;
-    std::string lastResult;  // "" before the first pull
+    std::string lastResult; // "" before the first pull
     std::uint64_t lastRecords = 0;
     std::uint64_t totalRecords = 0;
 };

@@ -8,9 +8,9 @@
 #include <cstdint>
 #include <string>
 
-#include "ferry/SessionStore.h"
 #include "ferry/PullProtocol.h"
 #include "ferry/Session.h"
+#include "ferry/SessionStore.h"
 #include "ferry/Stream.h"
 
 namespace ferry {

@@ -77,10 +77,10 @@ private:
 
 PgSqlConnection::PgSqlConnection(const std::string& conninfo)
     : m_owned(std::make_unique<PgStore>(conninfo)), m_db(&m_owned->connection())
-{
-}
+{}
 
-PgSqlConnection::PgSqlConnection(PgConnection& borrowed) : m_db(&borrowed) {}
+PgSqlConnection::PgSqlConnection(PgConnection& borrowed) : m_db(&borrowed)
+{}
 
 PgSqlConnection::~PgSqlConnection() = default;
 

@@ -65,8 +65,7 @@ private:
 
 MasterStoreOpener::MasterStoreOpener(StoreConfig config, std::string sqlitePath)
     : m_config(std::move(config)), m_sqlitePath(std::move(sqlitePath))
-{
-}
+{}
 
 MasterStoreOpener MasterStoreOpener::fromPaths(const Paths& paths, const std::string& stateDir)
 {
