@@ -123,13 +123,22 @@ void MasterQueries::resolveEpochs(const std::string& node, const std::string& ke
 
 std::optional<HealthReport> MasterQueries::report(const std::string& node)
 {
+    auto stored = storedReport(node);
+    if (!stored)
+        return std::nullopt;
+    return stored->report;
+}
+
+std::optional<StoredReport> MasterQueries::storedReport(const std::string& node)
+{
     SqlStatement s(m_db, "SELECT spool_records, spool_bytes, oldest_unsent_ms, last_seq, dropped_age, dropped_size,"
                          " dropped_bytes, transport_mode, transport_reason, spool_resets, last_reset, last_reset_ms,"
-                         " fwcheck_verdict FROM node_reports WHERE node = ?1");
+                         " fwcheck_verdict, received_ms, via FROM node_reports WHERE node = ?1");
     s.bind(1, node);
     if (!s.step())
         return std::nullopt;
-    HealthReport r;
+    StoredReport stored;
+    HealthReport& r = stored.report;
     r.spoolRecords = static_cast<std::uint64_t>(s.int64(0));
     r.spoolBytes = static_cast<std::uint64_t>(s.int64(1));
     r.oldestUnsentMs = s.int64(2);
@@ -143,7 +152,9 @@ std::optional<HealthReport> MasterQueries::report(const std::string& node)
     r.lastReset = s.text(10);
     r.lastResetMs = s.int64(11);
     r.fwcheckVerdict = s.text(12);
-    return r;
+    stored.receivedMs = s.int64(13);
+    stored.via = s.text(14);
+    return stored;
 }
 
 std::uint64_t MasterQueries::countRecords(const std::string& node)

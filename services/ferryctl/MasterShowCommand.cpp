@@ -24,39 +24,6 @@ namespace ferryctl {
 
 namespace {
 
-// The node's latest health report (node_reports): what it said of itself at
-// its last session, its own fwcheck diagnosis included.
-struct ReportRow {
-    std::int64_t receivedMs = 0;
-    std::string via;
-    ferry::HealthReport report;
-};
-
-std::optional<ReportRow> nodeReport(ferry::SqlConnection& db, const std::string& node)
-{
-    ferry::SqlStatement s(db,
-                          "SELECT received_ms, via, spool_records, spool_bytes, oldest_unsent_ms, dropped_age,"
-                          " dropped_size, transport_mode, transport_reason, spool_resets, last_reset, fwcheck_verdict"
-                          " FROM node_reports WHERE node = ?1");
-    s.bind(1, node);
-    if (!s.step())
-        return std::nullopt;
-    ReportRow r;
-    r.receivedMs = s.int64(0);
-    r.via = s.text(1);
-    r.report.spoolRecords = static_cast<std::uint64_t>(s.int64(2));
-    r.report.spoolBytes = static_cast<std::uint64_t>(s.int64(3));
-    r.report.oldestUnsentMs = s.int64(4);
-    r.report.droppedByAge = static_cast<std::uint64_t>(s.int64(5));
-    r.report.droppedBySize = static_cast<std::uint64_t>(s.int64(6));
-    r.report.transportMode = s.text(7);
-    r.report.transportReason = s.text(8);
-    r.report.spoolResets = static_cast<std::uint64_t>(s.int64(9));
-    r.report.lastReset = s.text(10);
-    r.report.fwcheckVerdict = s.text(11);
-    return r;
-}
-
 std::string ago(std::int64_t nowMs, std::int64_t whenMs)
 {
     if (whenMs <= 0)
@@ -81,7 +48,9 @@ int masterShowCommand(const Options& options, const std::string& name)
     }
     const auto pull = master.pullRecord(name);
     const auto failure = master.pullFailure(name);
-    const auto report = nodeReport(store.connection(), name);
+    // The node's latest health report: what it said of itself at its last
+    // session, its own fwcheck diagnosis included.
+    const auto report = master.storedReport(name);
     const std::int64_t now = ferry::nowMs();
 
     const bool pullFailing = pull && pull->lastResult.rfind("failed", 0) == 0;

@@ -191,10 +191,10 @@ TEST_F(APostgresStore, TakesOverASqliteMasterWithEveryNodeAndRecord)
         const auto pending = store.connection().exec("SELECT pending_request FROM nodes WHERE name = 'web3'");
         EXPECT_EQ(pending.text(0, 0), std::string("signed request\0", 15));
     }
-    EXPECT_EQ(result.source.nodes, 2u);
+    EXPECT_EQ(result.source.nodes, 3u);
     EXPECT_EQ(result.source.records, 1530u);
     EXPECT_EQ(result.copied.records, 1530u);
-    EXPECT_EQ(result.target.nodes, 2u);
+    EXPECT_EQ(result.target.nodes, 3u);
     EXPECT_EQ(result.target.records, 1530u);
     EXPECT_EQ(store.countRecords("web1"), 1500u);
     EXPECT_TRUE(store.nodeSecret("web2").has_value());

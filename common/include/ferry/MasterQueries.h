@@ -52,6 +52,13 @@ struct PullFailureRecord {
     std::string message;
 };
 
+// A node's latest health report (node_reports) and when and how it came.
+struct StoredReport {
+    std::int64_t receivedMs = 0;
+    std::string via;  // push | pull
+    HealthReport report;
+};
+
 class MasterQueries {
 public:
     explicit MasterQueries(SqlConnection& connection) : m_db(connection) {}
@@ -63,6 +70,7 @@ public:
     // node and epoch when the node has no such epoch.
     void resolveEpochs(const std::string& node, const std::string& keepEpochHex);
     std::optional<HealthReport> report(const std::string& node);
+    std::optional<StoredReport> storedReport(const std::string& node);
     std::uint64_t countRecords(const std::string& node);
 
     // pulld's bookkeeping.
