@@ -1,6 +1,7 @@
 #include "StoreReader.h"
 
 #include <algorithm>
+#include <cctype>
 #include <memory>
 #include <set>
 
@@ -25,11 +26,27 @@ bool hasTable(ferry::SqlConnection& db, const std::string& table)
     return s.step();
 }
 
-// node_reports' numeric columns (MasterSchema.h; the same on PostgreSQL),
-// exported as ferry_node_report_<column>.
-constexpr const char* kReportNumbers[] = {"received_ms",  "spool_records", "spool_bytes",  "oldest_unsent_ms",
-                                          "last_seq",     "dropped_age",   "dropped_size", "dropped_bytes",
-                                          "spool_resets", "last_reset_ms"};
+// node_reports' numeric columns, by their declared type: the table
+// belongs to the store's owner, and every number in it is exported.
+std::vector<std::string> numericReportColumns(ferry::SqlConnection& db)
+{
+    ferry::SqlStatement s(db, db.isPostgres()
+                                  ? "SELECT column_name, data_type FROM information_schema.columns"
+                                    " WHERE table_name = 'node_reports' AND table_schema = current_schema()"
+                                    " ORDER BY ordinal_position"
+                                  : "SELECT name, type FROM pragma_table_info('node_reports')");
+    std::vector<std::string> out;
+    while (s.step()) {
+        std::string type = s.text(1);
+        std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::tolower(c); });
+        const bool numeric = type.find("int") != std::string::npos || type.find("real") != std::string::npos ||
+                             type.find("double") != std::string::npos || type.find("numeric") != std::string::npos;
+        const std::string name = s.text(0);
+        if (numeric && name != "node")
+            out.push_back(name);
+    }
+    return out;
+}
 
 } // namespace
 
@@ -101,16 +118,24 @@ std::vector<NodeReport> StoreReader::nodeReports()
     std::vector<NodeReport> out;
     if (!m_hasReports)
         return out;
+    const auto columns = numericReportColumns(m_db);
     std::string sql = "SELECT node";
-    for (const char* column : kReportNumbers)
-        sql += std::string(", ") + column;
+    for (const auto& column : columns)
+        sql += ", " + column;
     ferry::SqlStatement s(m_db, sql + " FROM node_reports ORDER BY node");
     while (s.step()) {
         NodeReport report;
         report.node = s.text(0);
-        for (std::size_t c = 0; c < std::size(kReportNumbers); ++c)
-            if (!s.isNull(static_cast<int>(c + 1)))
-                report.values[kReportNumbers[c]] = static_cast<double>(s.int64(static_cast<int>(c + 1)));
+        for (std::size_t c = 0; c < columns.size(); ++c) {
+            const int column = static_cast<int>(c + 1);
+            if (s.isNull(column))
+                continue;
+            try {
+                report.values[columns[c]] = std::stod(s.text(column));
+            } catch (const std::exception&) {
+                // A value of another type in a numeric column: not a number to export.
+            }
+        }
         if (!report.node.empty())
             out.push_back(std::move(report));
     }
