@@ -30,11 +30,10 @@ bool hasTable(ferry::SqlConnection& db, const std::string& table)
 // belongs to the store's owner, and every number in it is exported.
 std::vector<std::string> numericReportColumns(ferry::SqlConnection& db)
 {
-    ferry::SqlStatement s(db, db.isPostgres()
-                                  ? "SELECT column_name, data_type FROM information_schema.columns"
-                                    " WHERE table_name = 'node_reports' AND table_schema = current_schema()"
-                                    " ORDER BY ordinal_position"
-                                  : "SELECT name, type FROM pragma_table_info('node_reports')");
+    ferry::SqlStatement s(db, db.isPostgres() ? "SELECT column_name, data_type FROM information_schema.columns"
+                                                " WHERE table_name = 'node_reports' AND table_schema = current_schema()"
+                                                " ORDER BY ordinal_position"
+                                              : "SELECT name, type FROM pragma_table_info('node_reports')");
     std::vector<std::string> out;
     while (s.step()) {
         std::string type = s.text(1);

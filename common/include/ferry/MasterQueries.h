@@ -55,7 +55,7 @@ struct PullFailureRecord {
 // A node's latest health report (node_reports) and when and how it came.
 struct StoredReport {
     std::int64_t receivedMs = 0;
-    std::string via;  // push | pull
+    std::string via; // push | pull
     HealthReport report;
 };
 
