@@ -28,7 +28,8 @@ set(FERRY_LAYER_net_FILES Stream Wire Epoch Crypto SshSession SshKeys NodeCertif
 
 # SQLite files: the node's spool, the master's store, the key registry.
 set(FERRY_LAYER_storage_DEPENDS base net)
-set(FERRY_LAYER_storage_FILES Sqlite Spool MasterSchema SessionStore EpochPolicy MasterStore RegistryStore)
+set(FERRY_LAYER_storage_FILES Sqlite SqlConnection Spool MasterSchema SessionStore EpochPolicy MasterQueries MasterStore
+    RegistryStore)
 
 # Protocol sessions that move stored records over a stream.
 set(FERRY_LAYER_session_DEPENDS base net storage)

@@ -103,77 +103,19 @@ std::optional<std::string> MasterStore::nodeSecret(const std::string& name)
     return s.text(0);
 }
 
-namespace {
-constexpr const char* kNodeColumns =
-    "SELECT n.name, n.state, n.mode, n.public_key, n.ssh_host, n.ssh_port, n.first_seen, n.last_seen,"
-    " n.last_push, n.last_pull, n.records_stored, n.reason,"
-    " COALESCE((SELECT e.last_seq FROM node_epochs e WHERE e.node = n.name AND e.state = 'active'"
-    "  ORDER BY e.last_seen DESC LIMIT 1), 0),"
-    " COALESCE((SELECT e.epoch FROM node_epochs e WHERE e.node = n.name AND e.state = 'active'"
-    "  ORDER BY e.last_seen DESC LIMIT 1), ''),"
-    " (SELECT COUNT(*) FROM node_epochs e WHERE e.node = n.name),"
-    " EXISTS (SELECT 1 FROM node_epochs e WHERE e.node = n.name AND e.state = 'suspect')"
-    " FROM nodes n";
-
-NodeInfo rowToNode(const Statement& s)
-{
-    NodeInfo n;
-    n.name = s.text(0);
-    n.state = s.text(1);
-    n.mode = s.text(2);
-    n.publicKey = s.text(3);
-    n.sshHost = s.text(4);
-    n.sshPort = static_cast<std::uint16_t>(s.int64(5));
-    n.firstSeenMs = s.int64(6);
-    n.lastSeenMs = s.int64(7);
-    n.lastPushMs = s.int64(8);
-    n.lastPullMs = s.int64(9);
-    n.recordsStored = static_cast<std::uint64_t>(s.int64(10));
-    n.reason = s.text(11);
-    n.lastSeq = static_cast<std::uint64_t>(s.int64(12));
-    n.activeEpoch = s.text(13);
-    n.epochs = static_cast<std::uint64_t>(s.int64(14));
-    n.suspect = s.int64(15) != 0;
-    return n;
-}
-
-constexpr const char* kEpochColumns =
-    "SELECT node, epoch, first_seen, last_seen, from_address, state, decided_ms, records_stored, last_seq"
-    " FROM node_epochs";
-
-EpochInfo rowToEpoch(const Statement& s)
-{
-    return EpochInfo{s.text(0), s.text(1), s.int64(2), s.int64(3), s.text(4), s.text(5), s.int64(6),
-                     static_cast<std::uint64_t>(s.int64(7)), static_cast<std::uint64_t>(s.int64(8))};
-}
-} // namespace
-
 std::optional<NodeInfo> MasterStore::node(const std::string& name)
 {
-    Statement s(m_db, std::string(kNodeColumns) + " WHERE n.name = ?1");
-    s.bind(1, name);
-    if (!s.step())
-        return std::nullopt;
-    return rowToNode(s);
+    return MasterQueries(m_sql).node(name);
 }
 
 std::vector<NodeInfo> MasterStore::nodes()
 {
-    Statement s(m_db, std::string(kNodeColumns) + " ORDER BY n.name");
-    std::vector<NodeInfo> out;
-    while (s.step())
-        out.push_back(rowToNode(s));
-    return out;
+    return MasterQueries(m_sql).nodes();
 }
 
 std::vector<EpochInfo> MasterStore::epochs(const std::string& node)
 {
-    Statement s(m_db, std::string(kEpochColumns) + " WHERE node = ?1 ORDER BY first_seen, epoch");
-    s.bind(1, node);
-    std::vector<EpochInfo> out;
-    while (s.step())
-        out.push_back(rowToEpoch(s));
-    return out;
+    return MasterQueries(m_sql).epochs(node);
 }
 
 EpochAdmission MasterStore::admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
@@ -214,28 +156,7 @@ EpochAdmission MasterStore::admitEpoch(const std::string& node, const Epoch& epo
 
 void MasterStore::resolveEpochs(const std::string& node, const std::string& keepEpochHex)
 {
-    Transaction tx(m_db);
-    std::string keep;
-    for (const auto& e : epochs(node))
-        if (e.epoch == keepEpochHex || (keepEpochHex.size() >= 8 && e.epoch.rfind(keepEpochHex, 0) == 0)) {
-            if (!keep.empty())
-                throw Error("Failed to resolve node " + node + ": epoch prefix " + keepEpochHex + " is ambiguous");
-            keep = e.epoch;
-        }
-    if (keep.empty())
-        throw Error("Failed to resolve node " + node + ": it has no epoch " + keepEpochHex +
-                    " (see `ferryctl master epochs " + node + "`)");
-    const std::int64_t now = nowMs();
-    Statement(m_db,
-              "UPDATE node_epochs SET state = CASE WHEN epoch = ?2 THEN 'active' ELSE 'retired' END,"
-              " decided_ms = ?3 WHERE node = ?1")
-        .bind(1, node)
-        .bind(2, keep)
-        .bind(3, now)
-        .run();
-    tx.commit();
-    spdlog::info("Node {}: an operator kept epoch {}; the others are retired and held", escapeForLog(node),
-                 keep.substr(0, 8));
+    MasterQueries(m_sql).resolveEpochs(node, keepEpochHex);
 }
 
 AckMessage MasterStore::storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
@@ -297,35 +218,12 @@ void MasterStore::storeReport(const std::string& node, const Epoch& epoch, const
 
 std::optional<HealthReport> MasterStore::report(const std::string& node)
 {
-    Statement s(m_db,
-                "SELECT spool_records, spool_bytes, oldest_unsent_ms, last_seq, dropped_age, dropped_size,"
-                " dropped_bytes, transport_mode, transport_reason, spool_resets, last_reset, last_reset_ms,"
-                " fwcheck_verdict FROM node_reports WHERE node = ?1");
-    s.bind(1, node);
-    if (!s.step())
-        return std::nullopt;
-    HealthReport r;
-    r.spoolRecords = static_cast<std::uint64_t>(s.int64(0));
-    r.spoolBytes = static_cast<std::uint64_t>(s.int64(1));
-    r.oldestUnsentMs = s.int64(2);
-    r.lastSeq = static_cast<std::uint64_t>(s.int64(3));
-    r.droppedByAge = static_cast<std::uint64_t>(s.int64(4));
-    r.droppedBySize = static_cast<std::uint64_t>(s.int64(5));
-    r.droppedBytes = static_cast<std::uint64_t>(s.int64(6));
-    r.transportMode = s.text(7);
-    r.transportReason = s.text(8);
-    r.spoolResets = static_cast<std::uint64_t>(s.int64(9));
-    r.lastReset = s.text(10);
-    r.lastResetMs = s.int64(11);
-    r.fwcheckVerdict = s.text(12);
-    return r;
+    return MasterQueries(m_sql).report(node);
 }
 
 std::uint64_t MasterStore::countRecords(const std::string& node)
 {
-    Statement s(m_db, "SELECT COUNT(*) FROM records WHERE node = ?1");
-    s.bind(1, node);
-    return s.step() ? static_cast<std::uint64_t>(s.int64(0)) : 0;
+    return MasterQueries(m_sql).countRecords(node);
 }
 
 std::uint64_t MasterStore::countRecords(const std::string& node, const Epoch& epoch)

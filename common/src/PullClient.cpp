@@ -20,12 +20,12 @@ MasterSessionOptions PullClient::sessionOptions() const
     return so;
 }
 
-MasterSessionResult PullClient::fetch(MasterStore& store)
+MasterSessionResult PullClient::fetch(SessionStore& store)
 {
     return runMasterSession(m_stream, store, sessionOptions());
 }
 
-PullStatus PullClient::status(MasterStore& store)
+PullStatus PullClient::status(SessionStore& store)
 {
     masterHandshake(m_stream, store, sessionOptions());
     const Frame frame = readFrame(m_stream, deadlineIn(m_options.ioTimeout), kMaxControlFrame);

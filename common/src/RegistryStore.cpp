@@ -13,11 +13,11 @@ namespace ferry {
 namespace {
 
 constexpr const char* kColumns =
-    "SELECT name, state, mode, public_key, ssh_host, first_seen, last_seen, reason, secret != '',"
+    "SELECT name, state, mode, public_key, ssh_host, first_seen, last_seen, reason, CASE WHEN secret <> '' THEN 1 ELSE 0 END,"
     " c.keys, c.seen_ms, p.min_push_period_s, p.min_pull_interval_s FROM nodes"
     " LEFT JOIN node_host_key_changes c ON c.node = nodes.name LEFT JOIN node_policy p ON p.node = nodes.name";
 
-RegistryNode rowToNode(const Statement& s)
+RegistryNode rowToNode(const SqlStatement& s)
 {
     RegistryNode n;
     n.name = s.text(0);
@@ -89,9 +89,9 @@ std::vector<std::string> sorted(std::vector<std::string> v)
     return v;
 }
 
-std::vector<std::string> queryHostKeys(Database& db, const std::string& name)
+std::vector<std::string> queryHostKeys(SqlConnection& db, const std::string& name)
 {
-    Statement s(db, "SELECT key FROM node_host_keys WHERE node = ?1 ORDER BY position");
+    SqlStatement s(db, "SELECT key FROM node_host_keys WHERE node = ?1 ORDER BY position");
     s.bind(1, name);
     std::vector<std::string> out;
     while (s.step())
@@ -101,10 +101,16 @@ std::vector<std::string> queryHostKeys(Database& db, const std::string& name)
 
 } // namespace
 
-RegistryStore::RegistryStore(const std::string& databasePath) : m_store(databasePath), m_db(m_store.database())
+RegistryStore::RegistryStore(const std::string& databasePath)
+    : RegistryStore(std::make_unique<SqliteConnection>(databasePath))
+{}
+
+RegistryStore::RegistryStore(std::unique_ptr<SqlConnection> connection)
+    : m_connection(std::move(connection)), m_db(*m_connection)
 {
-    // Every table and column registration uses is created or migrated by
-    // MasterStore (MasterSchema.h, version 3), which m_store opened above.
+    // Every table and column registration uses was created or migrated
+    // when the connection was opened (MasterSchema.h version 3 for master.db,
+    // PgStore's schema version 2 for PostgreSQL).
 }
 
 std::string knownHostsText(const std::string& host, std::uint16_t port, const std::vector<std::string>& keys)
@@ -127,11 +133,17 @@ PeriodPolicy effectivePolicy(const RegistryNode& node, PeriodPolicy defaults)
     return p;
 }
 
+std::vector<std::string> RegistryStore::pinnedHostKeys(SqlConnection& connection, const std::string& node)
+{
+    return queryHostKeys(connection, node);
+}
+
 std::vector<std::string> RegistryStore::pinnedHostKeys(const std::string& databasePath, const std::string& node)
 {
-    Database db(databasePath, true);
+    Database file(databasePath, true);
+    SqliteConnection db(file);
     {
-        Statement t(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'node_host_keys'");
+        SqlStatement t(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'node_host_keys'");
         if (!t.step())
             return {};
     }
@@ -145,13 +157,14 @@ std::vector<std::string> RegistryStore::hostKeys(const std::string& name)
 
 void RegistryStore::pinHostKeys(const std::string& name, const std::vector<std::string>& keys)
 {
-    Statement del(m_db, "DELETE FROM node_host_keys WHERE node = ?1");
+    SqlStatement del(m_db, "DELETE FROM node_host_keys WHERE node = ?1");
     del.bind(1, name).run();
     for (std::size_t i = 0; i < keys.size(); ++i) {
-        Statement ins(m_db, "INSERT OR IGNORE INTO node_host_keys (node, key, position) VALUES (?1, ?2, ?3)");
+        SqlStatement ins(m_db,
+                         "INSERT INTO node_host_keys (node, key, position) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING");
         ins.bind(1, name).bind(2, keys[i]).bind(3, static_cast<std::int64_t>(i)).run();
     }
-    Statement clear(m_db, "DELETE FROM node_host_key_changes WHERE node = ?1");
+    SqlStatement clear(m_db, "DELETE FROM node_host_key_changes WHERE node = ?1");
     clear.bind(1, name).run();
 }
 
@@ -169,25 +182,24 @@ HostKeyCheck RegistryStore::checkHostKeys(const std::string& name, const std::ve
         return check;
     }
     if (sorted(check.pinned) == sorted(keys)) {
-        Statement clear(m_db, "DELETE FROM node_host_key_changes WHERE node = ?1");
+        SqlStatement clear(m_db, "DELETE FROM node_host_key_changes WHERE node = ?1");
         clear.bind(1, name).run();
         check.outcome = HostKeyCheck::Outcome::Unchanged;
         return check;
     }
     check.outcome = HostKeyCheck::Outcome::Changed;
-    Statement s(m_db,
-                "INSERT INTO node_host_key_changes (node, keys, seen_ms) VALUES (?1, ?2, ?3)"
-                " ON CONFLICT(node) DO UPDATE SET keys = excluded.keys, seen_ms = excluded.seen_ms");
+    SqlStatement s(m_db, "INSERT INTO node_host_key_changes (node, keys, seen_ms) VALUES (?1, ?2, ?3)"
+                         " ON CONFLICT(node) DO UPDATE SET keys = excluded.keys, seen_ms = excluded.seen_ms");
     s.bind(1, name).bind(2, joinLines(keys)).bind(3, nowMs).run();
     return check;
 }
 
 void RegistryStore::acceptHostKeys(const std::string& name)
 {
-    Transaction tx(m_db);
+    SqlTransaction tx(m_db);
     if (!node(name))
         throw NoSuchNode("Failed to accept the new host keys of node " + name + ": no such node");
-    Statement q(m_db, "SELECT keys FROM node_host_key_changes WHERE node = ?1");
+    SqlStatement q(m_db, "SELECT keys FROM node_host_key_changes WHERE node = ?1");
     q.bind(1, name);
     if (!q.step())
         throw NoHostKeyChange("Failed to accept the new host keys of node " + name +
@@ -202,7 +214,7 @@ void RegistryStore::acceptHostKeys(const std::string& name)
 
 std::optional<RegistryStore::Certificate> RegistryStore::certificate(const std::string& name)
 {
-    Statement s(m_db, "SELECT serial, public_key, certificate, valid_to_ms FROM node_certificates WHERE node = ?1");
+    SqlStatement s(m_db, "SELECT serial, public_key, certificate, valid_to_ms FROM node_certificates WHERE node = ?1");
     s.bind(1, name);
     if (!s.step())
         return std::nullopt;
@@ -211,26 +223,34 @@ std::optional<RegistryStore::Certificate> RegistryStore::certificate(const std::
 
 std::uint64_t RegistryStore::nextCertificateSerial()
 {
-    Statement s(m_db,
-                "SELECT MAX(COALESCE((SELECT MAX(serial) FROM node_certificates), 0),"
-                " COALESCE((SELECT MAX(serial) FROM revoked_certificates), 0)) + 1");
+    SqlStatement s(m_db, "SELECT COALESCE(MAX(serial), 0) + 1 FROM (SELECT serial FROM node_certificates"
+                         " UNION ALL SELECT serial FROM revoked_certificates) s");
     s.step();
     return static_cast<std::uint64_t>(s.int64(0));
 }
 
-void RegistryStore::storeCertificate(const std::string& name, const Certificate& certificate, std::int64_t nowMs)
+bool RegistryStore::storeCertificate(const std::string& name, const Certificate& certificate, std::int64_t nowMs)
 {
-    Transaction tx(m_db);
+    SqlTransaction tx(m_db);
+    // Masters sharing a database pick serials one at a time from here on.
+    m_db.lockUntilCommit("ferry-certificate-serial");
+    {
+        SqlStatement taken(m_db, "SELECT 1 FROM node_certificates WHERE serial = ?1 AND node <> ?2"
+                                 " UNION ALL SELECT 1 FROM revoked_certificates WHERE serial = ?1");
+        taken.bind(1, static_cast<std::int64_t>(certificate.serial)).bind(2, name);
+        if (taken.step())
+            return false;
+    }
     if (const auto old = this->certificate(name); old && old->publicKey != certificate.publicKey)
         revokeCertificate(name, nowMs);
-    Statement s(m_db,
-                "INSERT INTO node_certificates (node, serial, public_key, certificate, valid_to_ms)"
-                " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(node) DO UPDATE SET serial = excluded.serial,"
-                " public_key = excluded.public_key, certificate = excluded.certificate,"
-                " valid_to_ms = excluded.valid_to_ms");
+    SqlStatement s(m_db, "INSERT INTO node_certificates (node, serial, public_key, certificate, valid_to_ms)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(node) DO UPDATE SET serial = excluded.serial,"
+                         " public_key = excluded.public_key, certificate = excluded.certificate,"
+                         " valid_to_ms = excluded.valid_to_ms");
     s.bind(1, name).bind(2, static_cast<std::int64_t>(certificate.serial)).bind(3, certificate.publicKey);
     s.bind(4, certificate.line).bind(5, certificate.validToMs).run();
     tx.commit();
+    return true;
 }
 
 bool RegistryStore::revokeCertificate(const std::string& name, std::int64_t nowMs)
@@ -238,16 +258,17 @@ bool RegistryStore::revokeCertificate(const std::string& name, std::int64_t nowM
     const auto current = certificate(name);
     if (!current)
         return false;
-    Statement r(m_db, "INSERT OR IGNORE INTO revoked_certificates (serial, node, revoked_ms) VALUES (?1, ?2, ?3)");
+    SqlStatement r(
+        m_db, "INSERT INTO revoked_certificates (serial, node, revoked_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING");
     r.bind(1, static_cast<std::int64_t>(current->serial)).bind(2, name).bind(3, nowMs).run();
-    Statement d(m_db, "DELETE FROM node_certificates WHERE node = ?1");
+    SqlStatement d(m_db, "DELETE FROM node_certificates WHERE node = ?1");
     d.bind(1, name).run();
     return true;
 }
 
 std::vector<std::pair<std::uint64_t, std::string>> RegistryStore::revokedCertificates()
 {
-    Statement s(m_db, "SELECT serial, node FROM revoked_certificates ORDER BY serial");
+    SqlStatement s(m_db, "SELECT serial, node FROM revoked_certificates ORDER BY serial");
     std::vector<std::pair<std::uint64_t, std::string>> out;
     while (s.step())
         out.emplace_back(static_cast<std::uint64_t>(s.int64(0)), s.text(1));
@@ -257,17 +278,17 @@ std::vector<std::pair<std::uint64_t, std::string>> RegistryStore::revokedCertifi
 void RegistryStore::setPolicy(const std::string& name, std::optional<std::uint32_t> minPushPeriodS,
                               std::optional<std::uint32_t> minPullIntervalS)
 {
-    Transaction tx(m_db);
+    SqlTransaction tx(m_db);
     if (!node(name))
         throw NoSuchNode("Failed to set the period floor of node " + name + ": no such node");
     if (!minPushPeriodS && !minPullIntervalS) {
-        Statement d(m_db, "DELETE FROM node_policy WHERE node = ?1");
+        SqlStatement d(m_db, "DELETE FROM node_policy WHERE node = ?1");
         d.bind(1, name).run();
     } else {
-        Statement s(m_db,
-                    "INSERT INTO node_policy (node, min_push_period_s, min_pull_interval_s) VALUES (?1, ?2, ?3)"
-                    " ON CONFLICT(node) DO UPDATE SET min_push_period_s = excluded.min_push_period_s,"
-                    " min_pull_interval_s = excluded.min_pull_interval_s");
+        SqlStatement s(m_db,
+                       "INSERT INTO node_policy (node, min_push_period_s, min_pull_interval_s) VALUES (?1, ?2, ?3)"
+                       " ON CONFLICT(node) DO UPDATE SET min_push_period_s = excluded.min_push_period_s,"
+                       " min_pull_interval_s = excluded.min_pull_interval_s");
         s.bind(1, name);
         if (minPushPeriodS)
             s.bind(2, static_cast<std::int64_t>(*minPushPeriodS));
@@ -284,7 +305,7 @@ void RegistryStore::setPolicy(const std::string& name, std::optional<std::uint32
 
 std::optional<RegistryNode> RegistryStore::node(const std::string& name)
 {
-    Statement s(m_db, std::string(kColumns) + " WHERE name = ?1");
+    SqlStatement s(m_db, std::string(kColumns) + " WHERE name = ?1");
     s.bind(1, name);
     if (!s.step())
         return std::nullopt;
@@ -295,7 +316,7 @@ std::optional<RegistryNode> RegistryStore::node(const std::string& name)
 
 std::vector<RegistryNode> RegistryStore::nodes()
 {
-    Statement s(m_db, std::string(kColumns) + " ORDER BY name");
+    SqlStatement s(m_db, std::string(kColumns) + " ORDER BY name");
     std::vector<RegistryNode> out;
     while (s.step())
         out.push_back(rowToNode(s));
@@ -306,7 +327,7 @@ std::vector<RegistryNode> RegistryStore::nodes()
 
 std::optional<std::string> RegistryStore::secret(const std::string& name)
 {
-    Statement s(m_db, "SELECT secret FROM nodes WHERE name = ?1");
+    SqlStatement s(m_db, "SELECT secret FROM nodes WHERE name = ?1");
     s.bind(1, name);
     if (!s.step() || s.text(0).empty())
         return std::nullopt;
@@ -316,11 +337,11 @@ std::optional<std::string> RegistryStore::secret(const std::string& name)
 bool RegistryStore::rememberNonce(const std::string& name, const std::string& nonce, std::int64_t nowMs,
                              std::int64_t keepMs)
 {
-    Statement prune(m_db, "DELETE FROM registry_nonces WHERE time_ms < ?1");
+    SqlStatement prune(m_db, "DELETE FROM registry_nonces WHERE time_ms < ?1");
     prune.bind(1, nowMs - keepMs).run();
-    Statement ins(m_db, "INSERT OR IGNORE INTO registry_nonces (node, nonce, time_ms) VALUES (?1, ?2, ?3)");
-    ins.bind(1, name).bindBlob(2, nonce).bind(3, nowMs).run();
-    return m_db.changes() > 0;
+    SqlStatement ins(m_db,
+                     "INSERT INTO registry_nonces (node, nonce, time_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING");
+    return ins.bind(1, name).bindBlob(2, nonce).bind(3, nowMs).run() > 0;
 }
 
 void RegistryStore::recordKey(const std::string& name, const std::string& publicKey, const std::string& mode,
@@ -329,11 +350,10 @@ void RegistryStore::recordKey(const std::string& name, const std::string& public
     const auto before = node(name);
     // The address a node registers from is where the master pulls it: it is
     // refreshed at every registration, as node addresses change.
-    Statement s(m_db,
-                "UPDATE nodes SET public_key = ?2, last_seen = ?3,"
-                " first_seen = CASE WHEN first_seen = 0 THEN ?3 ELSE first_seen END,"
-                " ssh_host = ?4, ssh_port = ?5, mode = ?6,"
-                " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
+    SqlStatement s(m_db, "UPDATE nodes SET public_key = ?2, last_seen = ?3,"
+                         " first_seen = CASE WHEN first_seen = 0 THEN ?3 ELSE first_seen END,"
+                         " ssh_host = ?4, ssh_port = ?5, mode = ?6,"
+                         " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
     s.bind(1, name).bind(2, publicKey).bind(3, nowMs).bind(4, peerHost).bind(5, static_cast<std::int64_t>(sshPort));
     s.bind(6, mode).run();
     if (before && before->publicKey != publicKey) {
@@ -347,7 +367,7 @@ void RegistryStore::recordKey(const std::string& name, const std::string& public
 
 void RegistryStore::touch(const std::string& name, std::int64_t nowMs)
 {
-    Statement s(m_db, "UPDATE nodes SET last_seen = ?2 WHERE name = ?1");
+    SqlStatement s(m_db, "UPDATE nodes SET last_seen = ?2 WHERE name = ?1");
     s.bind(1, name).bind(2, nowMs).run();
 }
 
@@ -359,20 +379,19 @@ bool RegistryStore::addPending(const std::string& name, const std::string& publi
     // the node's secret checks the stored request (applySecret), so a
     // squatter's key is dropped then and the node's next registration
     // brings the real one.
-    Statement s(m_db,
-                "INSERT INTO nodes (name, secret, state, public_key, mode, ssh_host, ssh_port, first_seen, last_seen,"
-                " pending_request, pending_mac, reason)"
-                " VALUES (?1, '', 'pending', ?2, ?7, ?3, ?8, ?4, ?4, ?5, ?6, 'waiting for the master operator')"
-                " ON CONFLICT(name) DO NOTHING");
+    SqlStatement s(
+        m_db, "INSERT INTO nodes (name, secret, state, public_key, mode, ssh_host, ssh_port, first_seen, last_seen,"
+              " pending_request, pending_mac, reason)"
+              " VALUES (?1, '', 'pending', ?2, ?7, ?3, ?8, ?4, ?4, ?5, ?6, 'waiting for the master operator')"
+              " ON CONFLICT (name) DO NOTHING");
     s.bind(1, name).bind(2, publicKey).bind(3, peerHost).bind(4, nowMs).bindBlob(5, signedRequest).bindBlob(6, mac);
     s.bind(7, mode).bind(8, static_cast<std::int64_t>(sshPort));
-    s.run();
-    return m_db.changes() > 0;
+    return s.run() > 0;
 }
 
 std::size_t RegistryStore::countUnsignedPending()
 {
-    Statement s(m_db, "SELECT COUNT(*) FROM nodes WHERE secret = '' AND state = 'pending'");
+    SqlStatement s(m_db, "SELECT COUNT(*) FROM nodes WHERE secret = '' AND state = 'pending'");
     s.step();
     return static_cast<std::size_t>(s.int64(0));
 }
@@ -382,7 +401,7 @@ void RegistryStore::applySecret(const std::string& name, const std::string& secr
     // A key that arrived while the master had no secret is trusted only if
     // the node's signed request verifies with the secret the operator gives
     // now; anyone could have sent it under this name.
-    Statement q(m_db, "SELECT public_key, pending_request, pending_mac, secret FROM nodes WHERE name = ?1");
+    SqlStatement q(m_db, "SELECT public_key, pending_request, pending_mac, secret FROM nodes WHERE name = ?1");
     q.bind(1, name);
     std::string key;
     bool keep = false;
@@ -419,9 +438,8 @@ void RegistryStore::applySecret(const std::string& name, const std::string& secr
                 spdlog::info("Node {} has a new secret: dropped its old key {}", name, fingerprintOrNone(key));
         }
     }
-    Statement u(m_db,
-                       "UPDATE nodes SET secret = ?2, public_key = CASE WHEN ?3 THEN public_key ELSE '' END,"
-                       " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
+    SqlStatement u(m_db, "UPDATE nodes SET secret = ?2, public_key = CASE WHEN ?3 = 1 THEN public_key ELSE '' END,"
+                         " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
     u.bind(1, name).bind(2, secret).bind(3, static_cast<std::int64_t>(keep ? 1 : 0)).run();
 }
 
@@ -431,10 +449,9 @@ void RegistryStore::addNode(const std::string& name, const std::string& secret)
         throw Error("Failed to add node '" + name + "': a node name is 1–64 of A-Z a-z 0-9 . _ -");
     if (secret.size() < 32)
         throw Error("Failed to add node " + name + ": the secret is too short (run `ferryctl secret` on the node)");
-    Transaction tx(m_db);
-    Statement ins(m_db,
-                         "INSERT INTO nodes (name, secret, state, first_seen) VALUES (?1, ?2, 'accepted', 0)"
-                         " ON CONFLICT(name) DO NOTHING");
+    SqlTransaction tx(m_db);
+    SqlStatement ins(m_db, "INSERT INTO nodes (name, secret, state, first_seen) VALUES (?1, ?2, 'accepted', 0)"
+                           " ON CONFLICT (name) DO NOTHING");
     ins.bind(1, name).bind(2, secret).run();
     applySecret(name, secret);
     setState(name, "accepted", "");
@@ -443,7 +460,7 @@ void RegistryStore::addNode(const std::string& name, const std::string& secret)
 
 void RegistryStore::accept(const std::string& name, const std::string& secret)
 {
-    Transaction tx(m_db);
+    SqlTransaction tx(m_db);
     const auto n = node(name);
     if (!n)
         throw NoSuchNode("Failed to accept node " + name + ": no such node");
@@ -458,7 +475,7 @@ void RegistryStore::accept(const std::string& name, const std::string& secret)
 
 void RegistryStore::decline(const std::string& name, const std::string& reason)
 {
-    Transaction tx(m_db);
+    SqlTransaction tx(m_db);
     if (!node(name))
         throw NoSuchNode("Failed to decline node " + name + ": no such node");
     setState(name, "declined", reason.empty() ? "declined by the master operator" : reason);
@@ -467,7 +484,7 @@ void RegistryStore::decline(const std::string& name, const std::string& reason)
 
 void RegistryStore::revoke(const std::string& name, const std::string& reason)
 {
-    Transaction tx(m_db);
+    SqlTransaction tx(m_db);
     if (!node(name))
         throw NoSuchNode("Failed to revoke node " + name + ": no such node");
     setState(name, "revoked", reason.empty() ? "revoked by the master operator" : reason);
@@ -476,7 +493,7 @@ void RegistryStore::revoke(const std::string& name, const std::string& reason)
 
 void RegistryStore::setState(const std::string& name, const std::string& state, const std::string& reason)
 {
-    Statement s(m_db, "UPDATE nodes SET state = ?2, reason = ?3 WHERE name = ?1");
+    SqlStatement s(m_db, "UPDATE nodes SET state = ?2, reason = ?3 WHERE name = ?1");
     s.bind(1, name).bind(2, state).bind(3, reason.substr(0, kMaxReason)).run();
 }
 

@@ -3,7 +3,8 @@
 //
 //   AuthorizedKeysCommand /usr/libexec/ferry/ferry-authorized-keys %u %t %k
 //
-// It looks the offered key up in the registry (master.db) and prints one
+// It looks the offered key up in the registry (master.db, or the PostgreSQL
+// database that /etc/ferry/store.yml names for masters sharing one) and prints one
 // restricted authorized_keys line when the key belongs to an accepted node,
 // nothing otherwise. Revoking a node therefore takes effect on its next
 // connection with no file rewritten.
@@ -14,6 +15,7 @@
 // means "no key"; anything unexpected goes to stderr and exits 1, which sshd
 // also treats as "no key".
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include <cstdio>
@@ -26,6 +28,7 @@
 #include "ferry/DaemonArgs.h"
 
 #include "ferry/MasterSchema.h"
+#include "ferry/YamlReader.h"
 
 namespace {
 
@@ -44,6 +47,47 @@ bool plainToken(std::string_view s, bool base64)
             return false;
     }
     return true;
+}
+
+// store.yml's `postgresql:` ("" for master.db). The daemons validate the
+// file; this only reads the key.
+std::string postgresFromStoreConfig()
+{
+    const char* env = std::getenv("FERRY_CONFIG_DIR");
+    const std::string dir = env != nullptr && *env != '\0' ? env : "/etc/ferry";
+    auto map = ferry::YamlMap::loadFile(dir + "/store.yml");
+    if (!map)
+        return {};
+    return map->string("postgresql").value_or("");
+}
+
+// The same lookup on PostgreSQL, with the connect bounded (sshd waits).
+int lookUpInPostgres(const std::string& conninfo, const std::string& line, const std::string& permitOpen)
+{
+    const char* keywords[] = {"dbname", "connect_timeout", nullptr};
+    const char* values[] = {conninfo.c_str(), "5", nullptr};
+    PGconn* conn = PQconnectdbParams(keywords, values, 1);
+    if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
+        std::fprintf(stderr, "ferry-authorized-keys: Failed to connect to the registry on PostgreSQL: %s",
+                     conn != nullptr ? PQerrorMessage(conn) : "out of memory\n");
+        PQfinish(conn);
+        return 1;
+    }
+    std::string sql = ferry::schema::kAuthorizedKeyQuery;
+    sql.replace(sql.find("?1"), 2, "$1");
+    const char* params[] = {line.c_str()};
+    PGresult* result = PQexecParams(conn, sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0);
+    int status = 0;
+    if (PQresultStatus(result) != PGRES_TUPLES_OK) {
+        std::fprintf(stderr, "ferry-authorized-keys: Failed to look the key up on PostgreSQL: %s",
+                     PQresultErrorMessage(result));
+        status = 1;
+    } else if (PQntuples(result) == 1) {
+        std::printf("restrict,port-forwarding,permitopen=\"%s\" %s\n", permitOpen.c_str(), PQgetvalue(result, 0, 0));
+    }
+    PQclear(result);
+    PQfinish(conn);
+    return status;
 }
 
 } // namespace
@@ -85,6 +129,14 @@ int main(int argc, char* argv[])
         return 1;
     }
 
+    const std::string line = std::string(type) + " " + std::string(key);
+    try {
+        if (const std::string conninfo = postgresFromStoreConfig(); !conninfo.empty())
+            return lookUpInPostgres(conninfo, line, permitOpen);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "ferry-authorized-keys: %s\n", e.what());
+        return 1;
+    }
     const std::string db = stateDir + "/master.db";
     sqlite3* handle = nullptr;
     if (sqlite3_open_v2(db.c_str(), &handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
@@ -94,7 +146,6 @@ int main(int argc, char* argv[])
         return 1;
     }
     sqlite3_busy_timeout(handle, 2000);
-    const std::string line = std::string(type) + " " + std::string(key);
     sqlite3_stmt* stmt = nullptr;
     // The query text lives with the schema's one owner (MasterSchema.h, a
     // header without dependencies, so this helper stays small).

@@ -38,6 +38,11 @@ public:
     const std::string& storePath() const { return m_storePath; }
     // PostgreSQL instead of master.db at storePath (store.yml).
     void useStore(ferry::StoreConfig config) { m_storeConfig = std::move(config); }
+    // The store's tables (for the bus properties), on its backend.
+    std::unique_ptr<ferry::SqlConnection> tables() const
+    {
+        return ferry::MasterStoreOpener(m_storeConfig, m_storePath).tables();
+    }
 
 private:
     void serve(ferry::TcpConnection& conn);

@@ -1,6 +1,6 @@
 #include "CollectorAdaptor.h"
 
-#include "ferry/MasterStore.h"
+#include "ferry/MasterQueries.h"
 
 namespace collectord {
 
@@ -25,7 +25,8 @@ CollectorAdaptor::~CollectorAdaptor()
 std::vector<sdbus::Struct<std::string, std::string, uint64_t, uint64_t, uint64_t, uint64_t>> CollectorAdaptor::ListNodes()
 {
     return ferry::busCall(m_loop, INTERFACE_NAME, "ListNodes", [&] {
-        ferry::MasterStore store(m_collector.storePath());
+        const auto tables = m_collector.tables();
+        ferry::MasterQueries store(*tables);
         std::vector<sdbus::Struct<std::string, std::string, uint64_t, uint64_t, uint64_t, uint64_t>> out;
         for (const auto& n : store.nodes())
             out.emplace_back(n.name, n.state, usec(n.lastPushMs), usec(n.lastPullMs), n.recordsStored, n.lastSeq);
@@ -36,7 +37,8 @@ std::vector<sdbus::Struct<std::string, std::string, uint64_t, uint64_t, uint64_t
 std::tuple<std::string, uint64_t, uint64_t, uint64_t, uint64_t> CollectorAdaptor::GetNode(const std::string& name)
 {
     return ferry::busCall(m_loop, INTERFACE_NAME, "GetNode", [&] {
-        ferry::MasterStore store(m_collector.storePath());
+        const auto tables = m_collector.tables();
+        ferry::MasterQueries store(*tables);
         const auto n = store.node(name);
         if (!n)
             throw ferry::BusError(std::string(INTERFACE_NAME) + ".Error.UnknownNode", "No node named '" + name + "'");
@@ -52,7 +54,8 @@ uint64_t CollectorAdaptor::Sessions()
 uint64_t CollectorAdaptor::RecordsStored()
 {
     return ferry::busCall(m_loop, INTERFACE_NAME, "RecordsStored", [&] {
-        ferry::MasterStore store(m_collector.storePath());
+        const auto tables = m_collector.tables();
+        ferry::MasterQueries store(*tables);
         std::uint64_t total = 0;
         for (const auto& n : store.nodes())
             total += n.recordsStored;

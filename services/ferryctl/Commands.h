@@ -3,8 +3,12 @@
 // in its own file (StatusCommand.cpp, DoctorCommand.cpp, VpnCommand.cpp, …);
 // main.cpp only dispatches.
 
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "ferry/Paths.h"
+#include "ferry/SqlConnection.h"
 
 namespace ferryctl {
 
@@ -26,5 +30,11 @@ int nodeCommand(const Options& options);      // ferryctl node trust-master
 int masterShowCommand(const Options& options, const std::string& node);
 int migrateCommand(const Options& options);    // ferryctl master migrate [--to CONNINFO]
 int masterPullCommand(const Options& options); // ferryctl master pull NODE|--all (MasterPullCommand.cpp)
+
+// The master's store for the master commands: the PostgreSQL database
+// /etc/ferry/store.yml names, else master.db in the state directory (root
+// becomes the directory's owner first, MasterCommand.cpp says why).
+// `where` receives the store's name for messages.
+std::unique_ptr<ferry::SqlConnection> openMasterTables(const ferry::Paths& paths, std::string* where = nullptr);
 
 } // namespace ferryctl

@@ -10,8 +10,9 @@
 //
 // Changes go through registryd (org.ferry.Registry1, bus-activated). When
 // there is no bus or no registryd on it (a master set up without the bus
-// policy, or a test), they are written to master.db directly: the registry
-// has one set of rules either way (ferry::RegistryStore).
+// policy, or a test), they are written to the store directly: the registry
+// has one set of rules either way (ferry::RegistryStore). The store is the
+// PostgreSQL database store.yml names, or master.db (openMasterTables).
 
 #include <grp.h>
 #include <sys/stat.h>
@@ -28,12 +29,13 @@
 #include <sdbus-c++/sdbus-c++.h>
 
 #include "Commands.h"
-#include "ferry/Bus.h"
-#include "ferry/MasterStore.h"
-#include "ferry/Paths.h"
-#include "ferry/RegistryStore.h"
-#include "ferry/RegistryProtocol.h"
 #include "TerminalText.h"
+#include "ferry/Bus.h"
+#include "ferry/MasterQueries.h"
+#include "ferry/Paths.h"
+#include "ferry/RegistryProtocol.h"
+#include "ferry/RegistryStore.h"
+#include "ferry/StoreConfig.h"
 #include "org.ferry.Registry1-proxy.h"
 
 namespace ferryctl {
@@ -74,6 +76,21 @@ void becomeStateOwner(const std::string& stateDir)
         throw std::runtime_error("cannot become the owner of " + stateDir + " (uid " + std::to_string(st.st_uid) +
                                  "): " + std::strerror(errno));
 }
+
+} // namespace
+
+std::unique_ptr<ferry::SqlConnection> openMasterTables(const ferry::Paths& paths, std::string* where)
+{
+    // store.yml is read as the caller (root can read it), the database
+    // opened as the state directory's owner (whose passfile libpq reads).
+    const auto opener = ferry::MasterStoreOpener::fromPaths(paths);
+    if (where != nullptr)
+        *where = opener.describe();
+    becomeStateOwner(paths.stateDir);
+    return opener.tables();
+}
+
+namespace {
 
 std::string readSecret(const std::string& command)
 {
@@ -119,27 +136,22 @@ int change(const ferry::Paths& paths, const std::string& what,
             std::cerr << "ferryctl master: " << e.getMessage() << " (" << e.getName() << ")\n";
             return 1;
         }
-        std::cerr << "ferryctl master: registryd is not reachable on the system bus (" << e.getName()
-                  << "); " << what << " in " << ferry::masterStorePath(paths.stateDir) << " directly\n";
+        std::cerr << "ferryctl master: registryd is not reachable on the system bus (" << e.getName() << "); " << what
+                  << " in " << ferry::MasterStoreOpener::fromPaths(paths).describe() << " directly\n";
     }
-    const std::string db = ferry::masterStorePath(paths.stateDir);
-    becomeStateOwner(paths.stateDir);
-    ferry::RegistryStore store(db);
+    ferry::RegistryStore store(openMasterTables(paths));
     onStore(store);
     return 0;
 }
 
 int nodes(const Options& options, const ferry::Paths& paths)
 {
-    const std::string db = ferry::masterStorePath(paths.stateDir);
     std::vector<ferry::RegistryNode> registry;
     std::vector<ferry::NodeInfo> traffic;
-    becomeStateOwner(paths.stateDir);
     {
-        ferry::RegistryStore store(db);
+        ferry::RegistryStore store(openMasterTables(paths));
         registry = store.nodes();
-        ferry::MasterStore master(db);
-        traffic = master.nodes();
+        traffic = ferry::MasterQueries(store.connection()).nodes();
     }
     auto trafficOf = [&](const std::string& name) {
         for (const auto& t : traffic)
@@ -219,12 +231,10 @@ int nodes(const Options& options, const ferry::Paths& paths)
 // spools that speak for it at once, with the address each came from.
 int epochs(const Options& options, const ferry::Paths& paths, const std::string& name)
 {
-    const std::string db = ferry::masterStorePath(paths.stateDir);
     std::vector<ferry::EpochInfo> list;
-    becomeStateOwner(paths.stateDir);
     {
-        ferry::MasterStore store(db);
-        list = store.epochs(name);
+        const auto tables = openMasterTables(paths);
+        list = ferry::MasterQueries(*tables).epochs(name);
     }
     if (options.json) {
         nlohmann::json j = nlohmann::json::array();
@@ -251,11 +261,9 @@ int epochs(const Options& options, const ferry::Paths& paths, const std::string&
 
 int resolve(const ferry::Paths& paths, const std::string& name, const std::string& keep)
 {
-    const std::string db = ferry::masterStorePath(paths.stateDir);
     try {
-        becomeStateOwner(paths.stateDir);
-        ferry::MasterStore store(db);
-        store.resolveEpochs(name, keep);
+        const auto tables = openMasterTables(paths);
+        ferry::MasterQueries(*tables).resolveEpochs(name, keep);
     } catch (const std::exception& e) {
         std::cerr << "ferryctl master resolve: " << e.what() << "\n";
         return 1;
@@ -309,9 +317,8 @@ int masterCommand(const Options& options)
     if (sub == "show") {
         if (options.args.size() != 2)
             return usage();
-        // As the state directory's owner: nothing of root's is left behind
-        // in master.db's directory to chown afterwards.
-        becomeStateOwner(paths.stateDir);
+        // It reads as the state directory's owner (openMasterTables):
+        // nothing of root's is left behind in master.db's directory.
         return masterShowCommand(options, name);
     }
 

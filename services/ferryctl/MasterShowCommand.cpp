@@ -1,5 +1,5 @@
-// ferryctl master show NODE: one node as the master sees it, read from
-// master.db like `ferryctl master nodes`: registration, the transport in use,
+// ferryctl master show NODE: one node as the master sees it, read from the
+// master's store (master.db or PostgreSQL) like `ferryctl master nodes`: registration, the transport in use,
 // last pull and last push, the lag, why the last pull failed (pulld's
 // pull_failure table), and the node's own diagnosis when a push carried one
 // (node_reports: the health report of its last session, its own fwcheck
@@ -14,92 +14,15 @@
 
 #include "Commands.h"
 #include "ferry/Bus.h"
-#include "ferry/MasterStore.h"
-#include "ferry/PullProtocol.h"
+#include "ferry/MasterQueries.h"
 #include "ferry/NodeConfig.h"
+#include "ferry/PullProtocol.h"
 #include "ferry/RegistryStore.h"
-#include "ferry/Sqlite.h"
+#include "ferry/SqlConnection.h"
 
 namespace ferryctl {
 
 namespace {
-
-struct PullRow {
-    std::int64_t lastAttemptMs = 0;
-    std::int64_t lastSuccessMs = 0;
-    std::string lastResult;
-    std::uint64_t totalRecords = 0;
-};
-
-struct FailureRow {
-    std::int64_t atMs = 0;
-    std::string cause;
-    std::string message;
-};
-
-bool tableExists(ferry::Database& db, const std::string& table)
-{
-    ferry::Statement s(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
-    s.bind(1, table);
-    return s.step();
-}
-
-std::optional<PullRow> pullRow(ferry::Database& db, const std::string& node)
-{
-    if (!tableExists(db, "pull_state"))
-        return std::nullopt;
-    ferry::Statement s(db, "SELECT last_attempt, last_success, last_result, total_records FROM pull_state WHERE node = ?1");
-    s.bind(1, node);
-    if (!s.step())
-        return std::nullopt;
-    return PullRow{s.int64(0), s.int64(1), s.text(2), static_cast<std::uint64_t>(s.int64(3))};
-}
-
-std::optional<FailureRow> failureRow(ferry::Database& db, const std::string& node)
-{
-    if (!tableExists(db, "pull_failure"))
-        return std::nullopt;
-    ferry::Statement s(db, "SELECT at, cause, message FROM pull_failure WHERE node = ?1");
-    s.bind(1, node);
-    if (!s.step())
-        return std::nullopt;
-    return FailureRow{s.int64(0), s.text(1), s.text(2)};
-}
-
-// The node's latest health report (node_reports): what it said of itself at
-// its last session, its own fwcheck diagnosis included.
-struct ReportRow {
-    std::int64_t receivedMs = 0;
-    std::string via;
-    ferry::HealthReport report;
-};
-
-std::optional<ReportRow> nodeReport(ferry::Database& db, const std::string& node)
-{
-    if (!tableExists(db, "node_reports"))
-        return std::nullopt;
-    ferry::Statement s(db,
-                       "SELECT received_ms, via, spool_records, spool_bytes, oldest_unsent_ms, dropped_age,"
-                       " dropped_size, transport_mode, transport_reason, spool_resets, last_reset, fwcheck_verdict"
-                       " FROM node_reports WHERE node = ?1");
-    s.bind(1, node);
-    if (!s.step())
-        return std::nullopt;
-    ReportRow r;
-    r.receivedMs = s.int64(0);
-    r.via = s.text(1);
-    r.report.spoolRecords = static_cast<std::uint64_t>(s.int64(2));
-    r.report.spoolBytes = static_cast<std::uint64_t>(s.int64(3));
-    r.report.oldestUnsentMs = s.int64(4);
-    r.report.droppedByAge = static_cast<std::uint64_t>(s.int64(5));
-    r.report.droppedBySize = static_cast<std::uint64_t>(s.int64(6));
-    r.report.transportMode = s.text(7);
-    r.report.transportReason = s.text(8);
-    r.report.spoolResets = static_cast<std::uint64_t>(s.int64(9));
-    r.report.lastReset = s.text(10);
-    r.report.fwcheckVerdict = s.text(11);
-    return r;
-}
 
 std::string ago(std::int64_t nowMs, std::int64_t whenMs)
 {
@@ -114,25 +37,20 @@ std::string ago(std::int64_t nowMs, std::int64_t whenMs)
 int masterShowCommand(const Options& options, const std::string& name)
 {
     const auto paths = ferry::pathsFromEnvironment();
-    const std::string dbPath = ferry::masterStorePath(paths.stateDir);
-    std::optional<ferry::RegistryNode> reg;
-    ferry::NodeInfo traffic;
-    {
-        ferry::RegistryStore store(dbPath);
-        reg = store.node(name);
-        ferry::MasterStore master(dbPath);
-        for (const auto& t : master.nodes())
-            if (t.name == name)
-                traffic = t;
-    }
+    std::string where;
+    ferry::RegistryStore store(openMasterTables(paths, &where));
+    ferry::MasterQueries master(store.connection());
+    const std::optional<ferry::RegistryNode> reg = store.node(name);
+    const ferry::NodeInfo traffic = master.node(name).value_or(ferry::NodeInfo{});
     if (!reg) {
-        std::cerr << "ferryctl master show: no node named '" << name << "' in " << dbPath << "\n";
+        std::cerr << "ferryctl master show: no node named '" << name << "' in " << where << "\n";
         return 1;
     }
-    ferry::Database db(dbPath);
-    const auto pull = pullRow(db, name);
-    const auto failure = failureRow(db, name);
-    const auto report = nodeReport(db, name);
+    const auto pull = master.pullRecord(name);
+    const auto failure = master.pullFailure(name);
+    // The node's latest health report: what it said of itself at its last
+    // session, its own fwcheck diagnosis included.
+    const auto report = master.storedReport(name);
     const std::int64_t now = ferry::nowMs();
 
     const bool pullFailing = pull && pull->lastResult.rfind("failed", 0) == 0;

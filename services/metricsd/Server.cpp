@@ -102,7 +102,7 @@ struct Server::Callbacks {
         if (const char* node = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "node"))
             options.onlyNode = std::string(node);
         try {
-            stream->store = std::make_unique<StoreReader>(self->m_settings.storePath);
+            stream->store = StoreReader::open(self->m_settings.storePath, self->m_settings.postgresql);
             stream->exposition = std::make_unique<Exposition>(*stream->store, options);
             const auto started = std::chrono::steady_clock::now();
             stream->exposition->prepare();

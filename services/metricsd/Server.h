@@ -16,7 +16,8 @@ struct MHD_Daemon;
 namespace metricsd {
 
 struct ServerSettings {
-    std::string storePath;
+    std::string storePath;  // master.db
+    std::string postgresql; // or a PostgreSQL store (libpq connection string), when set
     std::string remoteWriteState;
     std::int64_t staleMs = 5 * 60 * 1000;
     std::int64_t maxAgeMs = 60 * 60 * 1000;

@@ -1,34 +1,58 @@
 #include "StoreReader.h"
 
-#include <sqlite3.h>
-
 #include <algorithm>
+#include <cctype>
 #include <memory>
 #include <set>
 
 #include "ferry/Error.h"
+#include "ferry/PgSqlConnection.h"
 
 namespace metricsd {
 
 namespace {
 
-bool hasColumn(ferry::Database& db, const std::string& table, const std::string& column)
+bool hasColumn(ferry::SqlConnection& db, const std::string& table, const std::string& column)
 {
-    ferry::Statement s(db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2");
+    ferry::SqlStatement s(db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2");
     s.bind(1, table).bind(2, column);
     return s.step();
 }
 
-bool hasTable(ferry::Database& db, const std::string& table)
+bool hasTable(ferry::SqlConnection& db, const std::string& table)
 {
-    ferry::Statement s(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
+    ferry::SqlStatement s(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
     s.bind(1, table);
     return s.step();
 }
 
+// node_reports' numeric columns, by their declared type: the table
+// belongs to the store's owner, and every number in it is exported.
+std::vector<std::string> numericReportColumns(ferry::SqlConnection& db)
+{
+    ferry::SqlStatement s(db, db.isPostgres() ? "SELECT column_name, data_type FROM information_schema.columns"
+                                                " WHERE table_name = 'node_reports' AND table_schema = current_schema()"
+                                                " ORDER BY ordinal_position"
+                                              : "SELECT name, type FROM pragma_table_info('node_reports')");
+    std::vector<std::string> out;
+    while (s.step()) {
+        std::string type = s.text(1);
+        std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::tolower(c); });
+        const bool numeric = type.find("int") != std::string::npos || type.find("real") != std::string::npos ||
+                             type.find("double") != std::string::npos || type.find("numeric") != std::string::npos;
+        const std::string name = s.text(0);
+        if (numeric && name != "node")
+            out.push_back(name);
+    }
+    return out;
+}
+
 } // namespace
 
-StoreReader::StoreReader(const std::string& path) : m_db(path, /*readOnly=*/true)
+StoreReader::StoreReader(const std::string& path)
+    : m_file(std::make_unique<ferry::Database>(path, /*readOnly=*/true)),
+      m_connection(std::make_unique<ferry::SqliteConnection>(*m_file)),
+      m_db(*m_connection)
 {
     if (!hasTable(m_db, "records") || !hasTable(m_db, "nodes"))
         throw ferry::Error("Failed to read the master's store " + path + ": it has no nodes or records table");
@@ -36,10 +60,21 @@ StoreReader::StoreReader(const std::string& path) : m_db(path, /*readOnly=*/true
     m_hasReports = hasTable(m_db, "node_reports");
 }
 
+StoreReader::StoreReader(std::unique_ptr<ferry::SqlConnection> connection)
+    : m_connection(std::move(connection)), m_db(*m_connection), m_hasEpoch(true), m_hasReports(true)
+{}
+
+std::unique_ptr<StoreReader> StoreReader::open(const std::string& sqlitePath, const std::string& postgresql)
+{
+    if (!postgresql.empty())
+        return std::make_unique<StoreReader>(std::make_unique<ferry::PgSqlConnection>(postgresql));
+    return std::make_unique<StoreReader>(sqlitePath);
+}
+
 std::vector<NodeRow> StoreReader::nodes()
 {
-    ferry::Statement s(m_db,
-                       "SELECT name, state, mode, last_seen, last_push, last_pull, records_stored FROM nodes ORDER BY name");
+    ferry::SqlStatement s(
+        m_db, "SELECT name, state, mode, last_seen, last_push, last_pull, records_stored FROM nodes ORDER BY name");
     std::vector<NodeRow> out;
     while (s.step())
         out.push_back({s.text(0), s.text(1), s.text(2), s.int64(3), s.int64(4), s.int64(5), s.int64(6)});
@@ -55,7 +90,7 @@ std::vector<StoredRecord> StoreReader::latestRecords(const std::string& node, st
           " (SELECT epoch FROM records WHERE node = ?1 ORDER BY time_ms DESC LIMIT 1)"
           " ORDER BY seq DESC LIMIT ?2"
         : "SELECT kind, time_ms, payload FROM records WHERE node = ?1 ORDER BY seq DESC LIMIT ?2";
-    ferry::Statement s(m_db, sql);
+    ferry::SqlStatement s(m_db, sql);
     s.bind(1, node).bind(2, static_cast<std::int64_t>(window));
     std::vector<StoredRecord> rows;
     while (s.step())
@@ -82,21 +117,23 @@ std::vector<NodeReport> StoreReader::nodeReports()
     std::vector<NodeReport> out;
     if (!m_hasReports)
         return out;
-    // Its columns belong to the store's owner; every numeric column is exported.
-    sqlite3_stmt* raw = nullptr;
-    if (sqlite3_prepare_v2(m_db.handle(), "SELECT * FROM node_reports", -1, &raw, nullptr) != SQLITE_OK)
-        throw ferry::Error("Failed to read node_reports in " + m_db.path() + ": " + sqlite3_errmsg(m_db.handle()));
-    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(raw, sqlite3_finalize);
-    const int columns = sqlite3_column_count(raw);
-    while (sqlite3_step(raw) == SQLITE_ROW) {
+    const auto columns = numericReportColumns(m_db);
+    std::string sql = "SELECT node";
+    for (const auto& column : columns)
+        sql += ", " + column;
+    ferry::SqlStatement s(m_db, sql + " FROM node_reports ORDER BY node");
+    while (s.step()) {
         NodeReport report;
-        for (int c = 0; c < columns; ++c) {
-            const std::string name = sqlite3_column_name(raw, c);
-            const int type = sqlite3_column_type(raw, c);
-            if ((name == "node" || name == "name") && type == SQLITE_TEXT)
-                report.node = reinterpret_cast<const char*>(sqlite3_column_text(raw, c));
-            else if (type == SQLITE_INTEGER || type == SQLITE_FLOAT)
-                report.values[name] = sqlite3_column_double(raw, c);
+        report.node = s.text(0);
+        for (std::size_t c = 0; c < columns.size(); ++c) {
+            const int column = static_cast<int>(c + 1);
+            if (s.isNull(column))
+                continue;
+            try {
+                report.values[columns[c]] = std::stod(s.text(column));
+            } catch (const std::exception&) {
+                // A value of another type in a numeric column: not a number to export.
+            }
         }
         if (!report.node.empty())
             out.push_back(std::move(report));
@@ -109,14 +146,14 @@ std::vector<RecordStream> StoreReader::streams()
     std::vector<RecordStream> out;
     for (const auto& n : nodes()) {
         if (m_hasEpoch) {
-            ferry::Statement s(m_db,
-                               "SELECT epoch, MAX(seq), (SELECT time_ms FROM records r2 WHERE r2.node = ?1 AND"
-                               " r2.epoch = r.epoch ORDER BY seq DESC LIMIT 1) FROM records r WHERE node = ?1 GROUP BY epoch");
+            ferry::SqlStatement s(
+                m_db, "SELECT epoch, MAX(seq), (SELECT time_ms FROM records r2 WHERE r2.node = ?1 AND"
+                      " r2.epoch = r.epoch ORDER BY seq DESC LIMIT 1) FROM records r WHERE node = ?1 GROUP BY epoch");
             s.bind(1, n.name);
             while (s.step())
                 out.push_back({n.name, s.text(0), static_cast<std::uint64_t>(s.int64(1)), s.int64(2)});
         } else {
-            ferry::Statement s(m_db, "SELECT seq, time_ms FROM records WHERE node = ?1 ORDER BY seq DESC LIMIT 1");
+            ferry::SqlStatement s(m_db, "SELECT seq, time_ms FROM records WHERE node = ?1 ORDER BY seq DESC LIMIT 1");
             s.bind(1, n.name);
             if (s.step())
                 out.push_back({n.name, {}, static_cast<std::uint64_t>(s.int64(0)), s.int64(1)});
@@ -131,7 +168,7 @@ std::vector<SequencedRecord> StoreReader::recordsAfter(const RecordStream& strea
         ? "SELECT seq, kind, time_ms, payload FROM records WHERE node = ?1 AND epoch = ?4 AND seq > ?2"
           " ORDER BY seq LIMIT ?3"
         : "SELECT seq, kind, time_ms, payload FROM records WHERE node = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
-    ferry::Statement s(m_db, sql);
+    ferry::SqlStatement s(m_db, sql);
     s.bind(1, stream.node).bind(2, static_cast<std::int64_t>(afterSeq)).bind(3, static_cast<std::int64_t>(limit));
     // master.db keeps epochs as text (32 hex digits): a blob never equals them.
     if (m_hasEpoch)

@@ -1,16 +1,19 @@
 #pragma once
-// Read-only access to the master's store (master.db) for metricsd. Every SQL
+// Read-only access to the master's store for metricsd: master.db, or the
+// PostgreSQL database that store.yml names (SqlConnection.h). Every SQL
 // statement metricsd runs is in StoreReader.cpp, so a schema change touches
-// one file. It works with the records table keyed (node, seq) and with the
-// one keyed (node, epoch, seq), and reads node_reports when that table exists.
-// The database is opened with SQLITE_OPEN_READONLY: metricsd never writes.
+// one file. On master.db it works with the records table keyed (node, seq)
+// and with the one keyed (node, epoch, seq), and reads node_reports when
+// that table exists; the file is opened with SQLITE_OPEN_READONLY. On
+// PostgreSQL the schema is always current. metricsd never writes.
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "ferry/Sqlite.h"
+#include "ferry/SqlConnection.h"
 
 namespace metricsd {
 
@@ -54,7 +57,13 @@ struct NodeReport {
 
 class StoreReader {
 public:
+    // master.db at path, read-only.
     explicit StoreReader(const std::string& path);
+    // A store of the current schema on any backend.
+    explicit StoreReader(std::unique_ptr<ferry::SqlConnection> connection);
+    // PostgreSQL when postgresql (a libpq connection string) is set, else
+    // master.db at sqlitePath.
+    static std::unique_ptr<StoreReader> open(const std::string& sqlitePath, const std::string& postgresql);
 
     std::vector<NodeRow> nodes();
     // The newest run of each record kind of a node: for every kind, all
@@ -70,7 +79,9 @@ public:
     bool hasEpochs() const { return m_hasEpoch; }
 
 private:
-    ferry::Database m_db;
+    std::unique_ptr<ferry::Database> m_file;
+    std::unique_ptr<ferry::SqlConnection> m_connection;
+    ferry::SqlConnection& m_db;
     bool m_hasEpoch = false;
     bool m_hasReports = false;
 };

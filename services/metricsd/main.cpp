@@ -15,6 +15,7 @@
 #include "ferry/Log.h"
 #include "ferry/MasterStore.h"
 #include "ferry/NodeConfig.h"
+#include "ferry/StoreConfig.h"
 
 int main(int argc, char* argv[]) try {
     std::string host = "127.0.0.1";
@@ -41,8 +42,13 @@ int main(int argc, char* argv[]) try {
             return true;
         });
     ferry::initLogging("ferry-metricsd", args.verbosity);
-    if (settings.storePath.empty())
-        settings.storePath = ferry::masterStorePath(ferry::pathsFromEnvironment().stateDir);
+    // --store names a master.db; without it, the store store.yml names
+    // (PostgreSQL, shared by several masters) or the state directory's.
+    if (settings.storePath.empty()) {
+        const ferry::Paths paths = ferry::pathsFromEnvironment();
+        settings.storePath = ferry::masterStorePath(paths.stateDir);
+        settings.postgresql = ferry::loadStoreConfig(paths).postgresql;
+    }
     // ferry-remote-write keeps its state beside the store.
     settings.remoteWriteState =
         settings.storePath.substr(0, settings.storePath.find_last_of('/') + 1) + "remote-write.db";
@@ -64,7 +70,8 @@ int main(int argc, char* argv[]) try {
     server.start(n == 1 ? SD_LISTEN_FDS_START : -1, host, port);
     ferry::notifyReady(n == 1 ? "Serving /metrics on the socket from systemd"
                               : "Serving /metrics on " + host + ":" + std::to_string(port));
-    spdlog::info("Serving /metrics from {} ({})", settings.storePath,
+    spdlog::info("Serving /metrics from {} ({})",
+                 settings.postgresql.empty() ? settings.storePath : "PostgreSQL (store.yml)",
                  n == 1 ? "socket from systemd" : host + ":" + std::to_string(port));
     for (;;) {
         const timespec tick{1, 0};

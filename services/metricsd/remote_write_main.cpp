@@ -15,6 +15,7 @@
 #include "ferry/Log.h"
 #include "ferry/MasterStore.h"
 #include "ferry/NodeConfig.h"
+#include "ferry/StoreConfig.h"
 
 int main(int argc, char* argv[]) try {
     std::string configFile, storePath, statePath;
@@ -35,8 +36,12 @@ int main(int argc, char* argv[]) try {
     const ferry::Paths paths = ferry::pathsFromEnvironment();
     if (configFile.empty())
         configFile = paths.configDir + "/metrics.yml";
-    if (storePath.empty())
+    // --store names a master.db; without it, the store store.yml names.
+    std::string postgresql;
+    if (storePath.empty()) {
         storePath = ferry::masterStorePath(paths.stateDir);
+        postgresql = ferry::loadStoreConfig(paths).postgresql;
+    }
     if (statePath.empty())
         statePath = paths.stateDir + "/remote-write.db";
     const auto config = metricsd::loadRemoteWriteConfig(configFile);
@@ -44,7 +49,8 @@ int main(int argc, char* argv[]) try {
         spdlog::info("Remote-write is off: {} sets no remote_write: url:", configFile);
         return EXIT_SUCCESS;
     }
-    metricsd::StoreReader store(storePath);
+    const auto reader = metricsd::StoreReader::open(storePath, postgresql);
+    metricsd::StoreReader& store = *reader;
     metricsd::RemoteWriteState state(statePath, false);
     metricsd::CurlSender sender(config);
     metricsd::RemoteWriter writer(config, store, state, sender,

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ferry/Error.h"
+#include "ferry/MasterQueries.h"
 
 namespace pulld {
 
@@ -63,24 +64,12 @@ FailureCause classifyPullFailure(const std::exception& error)
     return FailureCause::Other;
 }
 
-void ensurePullFailureTable(ferry::Database& db)
-{
-    db.exec("CREATE TABLE IF NOT EXISTS pull_failure ("
-            " node TEXT PRIMARY KEY, at INTEGER NOT NULL, cause TEXT NOT NULL, message TEXT NOT NULL)");
-}
-
-void recordPullFailure(ferry::Database& db, const std::string& node, std::int64_t whenMs,
+void recordPullFailure(ferry::SqlConnection& db, const std::string& node, std::int64_t whenMs,
                        const std::exception& error)
 {
     const char* cause = toString(classifyPullFailure(error));
     try {
-        ensurePullFailureTable(db);
-        ferry::Statement s(db,
-                           "INSERT INTO pull_failure (node, at, cause, message) VALUES (?1, ?2, ?3, ?4)"
-                           " ON CONFLICT(node) DO UPDATE SET at = excluded.at, cause = excluded.cause,"
-                           " message = excluded.message");
-        s.bind(1, node).bind(2, whenMs).bind(3, std::string_view(cause)).bind(4, std::string_view(error.what()));
-        s.run();
+        ferry::MasterQueries(db).recordPullFailure(node, whenMs, cause, error.what());
     } catch (const std::exception& e) {
         spdlog::error("Failed to record the pull failure cause ({}) of node {}, ignoring: {}", cause, node, e.what());
     }

@@ -19,7 +19,7 @@
 #include <string>
 #include <string_view>
 
-#include "ferry/Sqlite.h"
+#include "ferry/SqlConnection.h"
 
 namespace pulld {
 
@@ -44,7 +44,7 @@ FailureCause classifyPullFailure(const std::exception& error);
 
 // Records node's failure cause (and the message) in master.db; never throws
 // (a failure to record is logged, "ignoring").
-void recordPullFailure(ferry::Database& db, const std::string& node, std::int64_t whenMs,
+void recordPullFailure(ferry::SqlConnection& db, const std::string& node, std::int64_t whenMs,
                        const std::exception& error);
 
 struct PullFailure {
@@ -53,8 +53,5 @@ struct PullFailure {
     std::string cause;  // toString(FailureCause)
     std::string message;
 };
-
-// Creates the table if needed (readers call this too).
-void ensurePullFailureTable(ferry::Database& db);
 
 } // namespace pulld

@@ -7,7 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ferry/Bus.h"
-#include "ferry/MasterStore.h"
+#include "ferry/MasterQueries.h"
 #include "ferry/PullClient.h"
 
 namespace pulld {
@@ -17,12 +17,16 @@ bool isPullable(const ferry::NodeInfo& node)
     return node.state == "accepted" && (node.mode == "pull" || node.mode == "auto") && !node.sshHost.empty();
 }
 
-Puller::Puller(std::string storePath, PulldConfig config, NodeConnector& connector)
-    : m_storePath(std::move(storePath)), m_config(std::move(config)), m_connector(connector)
+Puller::Puller(ferry::MasterStoreOpener store, PulldConfig config, NodeConnector& connector)
+    : m_store(std::move(store)), m_config(std::move(config)), m_connector(connector)
 {
-    ferry::MasterStore store(m_storePath);
-    PullState schema(store.database());
+    // Opening creates or migrates the schema, once, before any pull.
+    m_store.tables();
 }
+
+Puller::Puller(std::string storePath, PulldConfig config, NodeConnector& connector)
+    : Puller(ferry::MasterStoreOpener(ferry::StoreConfig{}, std::move(storePath)), std::move(config), connector)
+{}
 
 std::shared_ptr<std::mutex> Puller::nodeLock(const std::string& name)
 {
@@ -37,8 +41,8 @@ PullOutcome Puller::pullNode(const std::string& name)
 {
     std::optional<ferry::NodeInfo> node;
     {
-        ferry::MasterStore store(m_storePath);
-        node = store.node(name);
+        const auto tables = m_store.tables();
+        node = ferry::MasterQueries(*tables).node(name);
     }
     if (!node)
         throw UnknownNodeError("No node named '" + name + "' in the registry");
@@ -54,17 +58,27 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
     const auto lock = nodeLock(node.name);
     std::lock_guard held(*lock);
 
-    ferry::MasterStore store(m_storePath);
-    PullState state(store.database());
-    const NodePullState before = state.get(node.name);
-    const std::int64_t start = ferry::nowMs();
     const std::string where = node.sshHost + ":" + std::to_string(node.sshPort);
     PullOutcome outcome;
     outcome.node = node.name;
+    // Held until the pull's state is recorded: another master's pulld sees
+    // the node taken and skips it, and after it sees this pull's state.
+    const auto lease = m_store.tryPullLease(node.name);
+    if (!lease) {
+        outcome.leasedElsewhere = true;
+        outcome.summary = "node " + node.name + " is being pulled by another master now; not pulled here";
+        spdlog::debug("{}", outcome.summary);
+        return outcome;
+    }
+    const auto tables = m_store.tables();
+    const auto store = m_store.sessionStore();
+    PullState state(*tables);
+    const NodePullState before = state.get(node.name);
+    const std::int64_t start = ferry::nowMs();
     std::uint64_t received = 0;
     std::uint64_t duplicates = 0;
     try {
-        const auto secret = store.nodeSecret(node.name);
+        const auto secret = store->nodeSecret(node.name);
         if (!secret)
             throw ferry::AuthError("node " + node.name + " has no secret in the registry");
         // The command line's cursor names no epoch, so it is always 0: the
@@ -77,7 +91,7 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
                                  {node.name, *secret,
                                   std::chrono::duration_cast<std::chrono::milliseconds>(m_config.ioTimeout),
                                   node.sshHost + ":" + std::to_string(node.sshPort)});
-        const ferry::MasterSessionResult r = client.fetch(store);
+        const ferry::MasterSessionResult r = client.fetch(*store);
         received = r.records;
         outcome.records = r.newlyStored;
         duplicates = r.duplicates;
@@ -96,17 +110,12 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         else
             spdlog::info("Node {}: {}", node.name, outcome.summary);
         state.recordAttempt(node.name, start, true, "success: " + outcome.summary, outcome.records);
-        // storeBatch stamps last_pull only when records came; a pull that
-        // found nothing new is still a pull for everyone reading the registry.
-        ferry::Statement(store.database(), "UPDATE nodes SET last_pull = ?1, last_seen = ?1 WHERE name = ?2")
-            .bind(1, ferry::nowMs())
-            .bind(2, node.name)
-            .run();
+        ferry::MasterQueries(*tables).notePull(node.name, ferry::nowMs());
     } catch (const std::exception& e) {
         outcome.success = false;
         outcome.durationMs = ferry::nowMs() - start;
         outcome.summary = std::string("Failed to pull node ") + node.name + " from " + where + ": " + e.what();
-        recordPullFailure(store.database(), node.name, start, e);
+        recordPullFailure(*tables, node.name, start, e);
         if (received > 0)
             outcome.summary += " (" + std::to_string(outcome.records) + " new records stored before that)";
         // Log the edge, not every failing round.
@@ -130,10 +139,10 @@ RoundResult Puller::pullRound(bool force, const NodeDoneFn& onNodeDone)
     std::vector<ferry::NodeInfo> due;
     RoundResult round;
     {
-        ferry::MasterStore store(m_storePath);
-        PullState state(store.database());
+        const auto tables = m_store.tables();
+        PullState state(*tables);
         const auto minMs = static_cast<std::int64_t>(m_config.minInterval.count()) * 1000;
-        for (const auto& node : store.nodes()) {
+        for (const auto& node : ferry::MasterQueries(*tables).nodes()) {
             if (!isPullable(node))
                 continue;
             if (!force && start - state.get(node.name).lastAttemptMs < minMs) {
@@ -163,20 +172,21 @@ RoundResult Puller::pullRound(bool force, const NodeDoneFn& onNodeDone)
     for (auto& t : pool)
         t.join();
     for (const auto& o : round.outcomes)
-        (o.success ? round.pulled : round.failed)++;
+        (o.leasedElsewhere ? round.leasedElsewhere : o.success ? round.pulled : round.failed)++;
     round.wallMs = ferry::nowMs() - start;
     if (!due.empty() || round.skipped > 0)
-        spdlog::info("Pull round: {} nodes pulled, {} failed, {} pulled recently and skipped, in {} ms", round.pulled,
-                     round.failed, round.skipped, round.wallMs);
+        spdlog::info("Pull round: {} nodes pulled, {} failed, {} pulled recently and skipped, {} being pulled by "
+                     "another master, in {} ms",
+                     round.pulled, round.failed, round.skipped, round.leasedElsewhere, round.wallMs);
     return round;
 }
 
 std::vector<NodePullState> Puller::states()
 {
-    ferry::MasterStore store(m_storePath);
-    PullState state(store.database());
+    const auto tables = m_store.tables();
+    PullState state(*tables);
     std::vector<NodePullState> out;
-    for (const auto& node : store.nodes()) {
+    for (const auto& node : ferry::MasterQueries(*tables).nodes()) {
         if (isPullable(node))
             out.push_back(state.get(node.name));
     }

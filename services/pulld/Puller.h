@@ -1,8 +1,13 @@
 #pragma once
 // pulld's core (no D-Bus): pulls pull-mode nodes from the registry in the
 // master store, each at its own host and SSH port, with bounded
-// concurrency, storing through the same MasterStore as collectord, so that a
-// record that arrives by push and by pull is stored once.
+// concurrency, storing through the same store as collectord (master.db, or
+// the PostgreSQL database store.yml names), so that a record that arrives
+// by push and by pull, or by two masters' pulls, is stored once.
+//
+// On a shared database the masters' pullds split the nodes by a lease per
+// node (MasterStoreOpener::tryPullLease): a node another master is pulling
+// is skipped by this one's round, never pulled by two at once.
 //
 // Eligible: state accepted, mode pull or auto (an auto node turns push on
 // only when pulls stop, so the master must pull it), and an SSH host.
@@ -20,6 +25,7 @@
 #include "PullState.h"
 #include "PulldConfig.h"
 #include "ferry/Error.h"
+#include "ferry/StoreConfig.h"
 
 namespace pulld {
 
@@ -29,6 +35,7 @@ struct PullOutcome {
     std::string summary;
     std::uint64_t records = 0;  // newly stored
     std::int64_t durationMs = 0;
+    bool leasedElsewhere = false; // another master was pulling it: not tried
 };
 
 struct RoundResult {
@@ -36,6 +43,7 @@ struct RoundResult {
     unsigned pulled = 0;
     unsigned failed = 0;
     unsigned skipped = 0;  // pulled recently enough
+    unsigned leasedElsewhere = 0; // being pulled by another master
     std::int64_t wallMs = 0;
 };
 
@@ -47,6 +55,8 @@ public:
 
 class Puller {
 public:
+    Puller(ferry::MasterStoreOpener store, PulldConfig config, NodeConnector& connector);
+    // master.db at storePath.
     Puller(std::string storePath, PulldConfig config, NodeConnector& connector);
 
     // Pulls one node now, whatever its last pull; never throws for a failed
@@ -68,7 +78,7 @@ private:
     PullOutcome pullOne(const ferry::NodeInfo& node);
     std::shared_ptr<std::mutex> nodeLock(const std::string& name);
 
-    std::string m_storePath;
+    ferry::MasterStoreOpener m_store;
     PulldConfig m_config;
     NodeConnector& m_connector;
     std::mutex m_mutex;

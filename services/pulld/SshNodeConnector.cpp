@@ -67,16 +67,22 @@ private:
 
 } // namespace
 
-SshNodeConnector::SshNodeConnector(const PulldConfig& config, std::string registryDatabase)
-    : m_config(config), m_registryDatabase(std::move(registryDatabase))
+SshNodeConnector::SshNodeConnector(const PulldConfig& config, std::string registryDatabase) : m_config(config)
+{
+    if (!registryDatabase.empty())
+        m_registry.emplace(ferry::StoreConfig{}, std::move(registryDatabase));
+}
+
+SshNodeConnector::SshNodeConnector(const PulldConfig& config, ferry::MasterStoreOpener registry)
+    : m_config(config), m_registry(std::move(registry))
 {
 }
 
 std::string SshNodeConnector::knownHostsFor(const ferry::NodeInfo& node)
 {
-    if (m_registryDatabase.empty())
+    if (!m_registry)
         return m_config.knownHostsFile;
-    const auto keys = ferry::RegistryStore::pinnedHostKeys(m_registryDatabase, node.name);
+    const auto keys = ferry::RegistryStore::pinnedHostKeys(*m_registry->tables(), node.name);
     if (keys.empty())
         return m_config.knownHostsFile;
     const std::string dir = m_config.knownHostsFile + ".d";

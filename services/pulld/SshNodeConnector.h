@@ -9,8 +9,11 @@
 // before every pull, so there is no trust on first use. A node that has
 // not sent any (an older keyregd) falls back to the hand-pinned known_hosts.
 
+#include <optional>
+
 #include "NodeConnector.h"
 #include "PulldConfig.h"
+#include "ferry/StoreConfig.h"
 
 namespace pulld {
 
@@ -19,6 +22,8 @@ public:
     // registryDatabase: master.db, where the registry pins node host keys
     // ("" to use only config.knownHostsFile).
     explicit SshNodeConnector(const PulldConfig& config, std::string registryDatabase = {});
+    // The registry's pins in the store store.yml names (either backend).
+    SshNodeConnector(const PulldConfig& config, ferry::MasterStoreOpener registry);
     std::unique_ptr<NodeChannel> open(const ferry::NodeInfo& node, const std::string& command) override;
 
 private:
@@ -26,7 +31,7 @@ private:
     std::string knownHostsFor(const ferry::NodeInfo& node);
 
     PulldConfig m_config;
-    std::string m_registryDatabase;
+    std::optional<ferry::MasterStoreOpener> m_registry;
 };
 
 } // namespace pulld

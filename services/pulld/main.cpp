@@ -11,14 +11,14 @@
 #include <thread>
 
 #include "PullAdaptor.h"
-#include "Puller.h"
 #include "PulldConfig.h"
+#include "Puller.h"
 #include "SshNodeConnector.h"
 #include "ferry/Bus.h"
 #include "ferry/DaemonArgs.h"
 #include "ferry/Log.h"
-#include "ferry/MasterStore.h"
 #include "ferry/SshSession.h"
+#include "ferry/StoreConfig.h"
 
 int main(int argc, char* argv[]) try {
     // Passive unless its timer's service asks for a round: a bus activation
@@ -37,9 +37,12 @@ int main(int argc, char* argv[]) try {
     if (ferry::ensureKeyPair(config.keyFile))
         spdlog::info("Created the pull key {}: ship {}.pub in the node package", config.keyFile, config.keyFile);
 
-    // Host keys come from the registry's pins (registration carries them).
-    pulld::SshNodeConnector connector(config, ferry::masterStorePath(paths.stateDir));
-    pulld::Puller puller(ferry::masterStorePath(paths.stateDir), config, connector);
+    // master.db, or the PostgreSQL database store.yml names (shared with
+    // other masters, which split the pulls by lease). Host keys come from
+    // the registry's pins there (registration carries them).
+    const auto store = ferry::MasterStoreOpener::fromPaths(paths);
+    pulld::SshNodeConnector connector(config, store);
+    pulld::Puller puller(store, config, connector);
 
     auto bus = ferry::openBus();
     ferry::EventLoop loop(*bus, args.idleTimeout);

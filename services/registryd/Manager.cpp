@@ -73,20 +73,29 @@ std::string Manager::certificateFor(const std::string& name, const std::string& 
     if (current && current->publicKey == publicKey && current->validToMs - now > validityMs / 2)
         return current->line;
     ferry::RegistryStore::Certificate next;
-    next.serial = m_registry.nextCertificateSerial();
-    next.publicKey = publicKey;
-    // Five minutes back: a node whose clock is a little behind can use it at once.
-    next.validToMs = now + validityMs;
-    ferry::CertificateRequest request;
-    request.caKeyFile = m_options.caKeyFile;
-    request.publicKey = publicKey;
-    request.keyId = certificateKeyId(name, next.serial);
-    request.principals = {m_options.certPrincipal, "node:" + name};
-    request.serial = next.serial;
-    request.validity = "-5m:+" + std::to_string(m_options.certValidity.count()) + "s";
-    next.line = ferry::signUserCertificate(request);
+    // Masters sharing one database may pick the same free serial at once;
+    // the store takes only one of them, and the other signs again.
+    for (int attempt = 1;; ++attempt) {
+        next.serial = m_registry.nextCertificateSerial();
+        next.publicKey = publicKey;
+        // Five minutes back: a node whose clock is a little behind can use it at once.
+        next.validToMs = now + validityMs;
+        ferry::CertificateRequest request;
+        request.caKeyFile = m_options.caKeyFile;
+        request.publicKey = publicKey;
+        request.keyId = certificateKeyId(name, next.serial);
+        request.principals = {m_options.certPrincipal, "node:" + name};
+        request.serial = next.serial;
+        request.validity = "-5m:+" + std::to_string(m_options.certValidity.count()) + "s";
+        next.line = ferry::signUserCertificate(request);
+        if (m_registry.storeCertificate(name, next, now))
+            break;
+        if (attempt == 5)
+            throw ferry::Error("Failed to issue a certificate for node " + name +
+                               ": another master took each serial tried (the last " + std::to_string(next.serial) +
+                               ")");
+    }
     const bool rotated = current && current->publicKey != publicKey;
-    m_registry.storeCertificate(name, next, now);
     if (rotated)
         writeKrl();
     spdlog::info("Node {}: issued certificate serial {} for key {}{}", name, next.serial,

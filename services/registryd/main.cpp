@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <iostream>
 
+#include <spdlog/spdlog.h>
+
 #include "Manager.h"
 #include "Options.h"
 #include "RegistryAdaptor.h"
@@ -14,6 +16,7 @@
 #include "ferry/MasterStore.h"
 #include "ferry/Paths.h"
 #include "ferry/RegistryStore.h"
+#include "ferry/StoreConfig.h"
 
 int main(int argc, char* argv[]) try {
     // Errors in the arguments or the config file are logged under our name too.
@@ -28,7 +31,11 @@ int main(int argc, char* argv[]) try {
     options.manager.hostKeys = registryd::loadHostKeys(options.hostKeyFiles);
     options.manager.pullKeyFile = stateDir + "/pull_id_ed25519.pub";
 
-    ferry::RegistryStore registry{ferry::masterStorePath(stateDir)};
+    // master.db, or the PostgreSQL database store.yml names: there every
+    // master's registryd shares the registry.
+    const auto opener = ferry::MasterStoreOpener::fromPaths(ferry::pathsFromEnvironment(), stateDir);
+    ferry::RegistryStore registry{opener.tables()};
+    spdlog::debug("The registry is in {}", opener.describe());
     if (options.manager.krlFile.empty())
         options.manager.krlFile = stateDir + "/revoked_keys.krl";
     registryd::Manager manager{registry, options.manager, ferry::nowMs};

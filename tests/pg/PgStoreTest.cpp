@@ -9,8 +9,11 @@
 #include <thread>
 
 #include "ferry/Crypto.h"
+#include "ferry/MasterQueries.h"
 #include "ferry/MasterStore.h"
+#include "ferry/PgSqlConnection.h"
 #include "ferry/PgStore.h"
+#include "ferry/RegistryStore.h"
 #include "support/PgCluster.h"
 #include "support/TestSupport.h"
 
@@ -164,12 +167,34 @@ TEST_F(APostgresStore, TakesOverASqliteMasterWithEveryNodeAndRecord)
         sqlite.storeBatch("web2", Epoch::fromHex("00112233445566778899aabbccddeeff", "test"), batch(1, 30), "pull");
         sqlite.setPullCursor("web2", Epoch::fromHex("00112233445566778899aabbccddeeff", "test"), 30);
     }
+    {
+        // What the registry and pulld keep beyond nodes and records.
+        RegistryStore registry(db);
+        registry.checkHostKeys("web1", {"ssh-ed25519 AAAAHostKeyOfWeb1"}, 1000);
+        registry.setPolicy("web2", 240, std::nullopt);
+        registry.storeCertificate("web1", {7, "ssh-ed25519 AAAANodeKey", "cert line", 99000}, 1000);
+        registry.revokeCertificate("web1", 2000);
+        registry.addPending("web3", "ssh-ed25519 AAAAPending", "pull", 2222, std::string("signed request\0", 15), "mac",
+                            "192.0.2.9", 3000);
+        MasterQueries(registry.connection()).recordPullFailure("web2", 4000, "timeout", "timed out");
+    }
     PgStore store(m_conninfo);
     const auto result = migrateSqliteToPostgres(db, store);
-    EXPECT_EQ(result.source.nodes, 2u);
+    {
+        RegistryStore moved(std::make_unique<PgSqlConnection>(store.connection()));
+        EXPECT_EQ(moved.hostKeys("web1"), std::vector<std::string>{"ssh-ed25519 AAAAHostKeyOfWeb1"});
+        EXPECT_EQ(moved.node("web2")->minPushPeriodS, 240u);
+        ASSERT_EQ(moved.revokedCertificates().size(), 1u);
+        EXPECT_EQ(moved.revokedCertificates()[0].first, 7u);
+        EXPECT_EQ(moved.node("web3")->state, "pending");
+        EXPECT_EQ(MasterQueries(moved.connection()).pullFailure("web2")->cause, "timeout");
+        const auto pending = store.connection().exec("SELECT pending_request FROM nodes WHERE name = 'web3'");
+        EXPECT_EQ(pending.text(0, 0), std::string("signed request\0", 15));
+    }
+    EXPECT_EQ(result.source.nodes, 3u);
     EXPECT_EQ(result.source.records, 1530u);
     EXPECT_EQ(result.copied.records, 1530u);
-    EXPECT_EQ(result.target.nodes, 2u);
+    EXPECT_EQ(result.target.nodes, 3u);
     EXPECT_EQ(result.target.records, 1530u);
     EXPECT_EQ(store.countRecords("web1"), 1500u);
     EXPECT_TRUE(store.nodeSecret("web2").has_value());

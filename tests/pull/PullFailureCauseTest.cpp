@@ -85,10 +85,10 @@ TEST(APullFailure, IsRecordedPerNodeReplacingTheLastOne)
     const auto path = std::filesystem::temp_directory_path() / ("pull-failure-" + std::to_string(::getpid()) + ".db");
     std::filesystem::remove(path);
     {
-        ferry::Database db(path.string());
+        ferry::SqliteConnection db(path.string());
         pulld::recordPullFailure(db, "n1", 1000, ferry::Error("Failed to connect to x: Connection refused"));
         pulld::recordPullFailure(db, "n1", 2000, ferry::Error("Failed to connect to x: timed out after 3000 ms"));
-        ferry::Statement s(db, "SELECT count(*), max(at), max(cause) FROM pull_failure WHERE node = 'n1'");
+        ferry::Statement s(db.database(), "SELECT count(*), max(at), max(cause) FROM pull_failure WHERE node = 'n1'");
         ASSERT_TRUE(s.step());
         EXPECT_EQ(s.int64(0), 1);
         EXPECT_EQ(s.int64(1), 2000);

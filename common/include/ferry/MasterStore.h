@@ -26,30 +26,13 @@
 #include <vector>
 
 #include "ferry/Epoch.h"
+#include "ferry/MasterQueries.h"
 #include "ferry/SessionStore.h"
+#include "ferry/SqlConnection.h"
 #include "ferry/Sqlite.h"
 #include "ferry/Wire.h"
 
 namespace ferry {
-
-struct NodeInfo {
-    std::string name;
-    std::string state;  // accepted | pending | declined | revoked
-    std::string mode;   // push | pull | auto
-    std::string publicKey;
-    std::string sshHost;
-    std::uint16_t sshPort = 22;
-    std::int64_t firstSeenMs = 0;
-    std::int64_t lastSeenMs = 0;
-    std::int64_t lastPushMs = 0;
-    std::int64_t lastPullMs = 0;
-    std::uint64_t recordsStored = 0;
-    std::uint64_t lastSeq = 0;  // of the active epoch
-    std::string reason;  // why declined/revoked
-    std::string activeEpoch;  // hex, "" before the first session
-    std::uint64_t epochs = 0;  // epochs seen (reinstalls + 1)
-    bool suspect = false;
-};
 
 class MasterStore : public SessionStore {
 public:
@@ -95,9 +78,12 @@ public:
     void setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor) override;
 
     Database& database() { return m_db; }
+    // The same file through the interface both backends implement.
+    SqlConnection& connection() { return m_sql; }
 
 private:
     Database m_db;
+    SqliteConnection m_sql{m_db};
 };
 
 // "<state dir>/master.db"

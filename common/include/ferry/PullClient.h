@@ -8,9 +8,9 @@
 #include <cstdint>
 #include <string>
 
-#include "ferry/MasterStore.h"
 #include "ferry/PullProtocol.h"
 #include "ferry/Session.h"
+#include "ferry/SessionStore.h"
 #include "ferry/Stream.h"
 
 namespace ferry {
@@ -27,9 +27,9 @@ public:
     PullClient(ByteStream& stream, PullClientOptions options);
 
     // For a stream running `fetch <cursor>`.
-    MasterSessionResult fetch(MasterStore& store);
+    MasterSessionResult fetch(SessionStore& store);
     // For a stream running `status`.
-    PullStatus status(MasterStore& store);
+    PullStatus status(SessionStore& store);
 
 private:
     MasterSessionOptions sessionOptions() const;

@@ -1,17 +1,20 @@
 #pragma once
-// The node registry on the master (registryd, ferryctl master): the `nodes` table of master.db (shared
-// with collectord and pulld through MasterStore) plus what registration
-// needs on top of it — the pending request of a node the master has no
-// secret for yet, and the nonces already used. Not thread-safe: the Manager
-// serialises access.
+// The node registry on the master (registryd, ferryctl master): the `nodes`
+// table (shared with collectord and pulld) plus what registration needs on
+// top of it — the pending request of a node the master has no secret for
+// yet, the nonces already used, host keys, policies and certificates. On
+// either backend (SqlConnection.h): master.db, or a PostgreSQL database that
+// several masters' registryds share, so a node registered at one master is
+// known to all. Not thread-safe: the Manager serialises access.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "ferry/Error.h"
-#include "ferry/MasterStore.h"
+#include "ferry/SqlConnection.h"
 
 namespace ferry {
 
@@ -43,7 +46,10 @@ struct HostKeyCheck {
 
 class RegistryStore {
 public:
+    // master.db at databasePath (created or migrated).
     explicit RegistryStore(const std::string& databasePath);
+    // Any backend (MasterStoreOpener::tables()).
+    explicit RegistryStore(std::unique_ptr<SqlConnection> connection);
 
     std::optional<RegistryNode> node(const std::string& name);
     std::vector<RegistryNode> nodes();
@@ -91,8 +97,10 @@ public:
     std::optional<Certificate> certificate(const std::string& name);
     std::uint64_t nextCertificateSerial();
     // Replaces the node's certificate; a previous one is revoked (its key
-    // may have been rotated away because it was stolen).
-    void storeCertificate(const std::string& name, const Certificate& certificate, std::int64_t nowMs);
+    // may have been rotated away because it was stolen). False, storing
+    // nothing, when another master took the serial meanwhile: sign again
+    // with a new one.
+    bool storeCertificate(const std::string& name, const Certificate& certificate, std::int64_t nowMs);
     // Revokes the node's current certificate (decline, revoke). Returns true
     // when there was one.
     bool revokeCertificate(const std::string& name, std::int64_t nowMs);
@@ -117,14 +125,18 @@ public:
     // read without creating or migrating anything (for pulld); empty when
     // the node has none or the registry tables do not exist yet.
     static std::vector<std::string> pinnedHostKeys(const std::string& databasePath, const std::string& node);
+    // The same on any backend (whose schema is current).
+    static std::vector<std::string> pinnedHostKeys(SqlConnection& connection, const std::string& node);
+
+    SqlConnection& connection() { return m_db; }
 
 private:
     void pinHostKeys(const std::string& name, const std::vector<std::string>& keys);
     void setState(const std::string& name, const std::string& state, const std::string& reason);
     void applySecret(const std::string& name, const std::string& secret);
 
-    MasterStore m_store;
-    Database& m_db;
+    std::unique_ptr<SqlConnection> m_connection;
+    SqlConnection& m_db;
 };
 
 // known_hosts text pinning keys for an sshd at host:port, in OpenSSH's

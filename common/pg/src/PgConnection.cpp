@@ -45,6 +45,18 @@ bool PgResult::isNull(int row, int column) const
 
 std::string PgResult::text(int row, int column) const
 {
+    // bytea in text format arrives hex-escaped ("\\x…"): give its bytes.
+    constexpr Oid kByteaOid = 17;
+    if (PQfformat(m_result, column) == 0 && PQftype(m_result, column) == kByteaOid && !isNull(row, column)) {
+        std::size_t length = 0;
+        unsigned char* raw =
+            PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(m_result, row, column)), &length);
+        if (raw == nullptr)
+            throw Error("Failed to decode a bytea value from PostgreSQL: out of memory");
+        std::string bytes(reinterpret_cast<const char*>(raw), length);
+        PQfreemem(raw);
+        return bytes;
+    }
     return std::string(PQgetvalue(m_result, row, column), static_cast<std::size_t>(PQgetlength(m_result, row, column)));
 }
 

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include "ferry/Bus.h"
+#include "ferry/MasterQueries.h"
+#include "ferry/PgSqlConnection.h"
 #include "ferry/Sqlite.h"
 
 namespace ferry {
@@ -50,6 +52,21 @@ CREATE TABLE pull_cursors (
   node TEXT NOT NULL, epoch TEXT NOT NULL, cursor BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (node, epoch));
 CREATE TABLE registry_nonces (
   node TEXT NOT NULL, nonce BYTEA NOT NULL, time_ms BIGINT NOT NULL, PRIMARY KEY (node, nonce));
+)SQL",
+    // 2: master.db's schema version 3 (MasterSchema.h): registration v2 —
+    // pinned node host keys, changes awaiting the operator, per-node period
+    // floors, certificates and their revocations — and pull failure causes.
+    R"SQL(
+CREATE INDEX registry_nonces_time ON registry_nonces (time_ms);
+CREATE TABLE node_host_keys (
+  node TEXT NOT NULL, key TEXT NOT NULL, position INTEGER NOT NULL, PRIMARY KEY (node, key));
+CREATE TABLE node_host_key_changes (node TEXT PRIMARY KEY, keys TEXT NOT NULL, seen_ms BIGINT NOT NULL);
+CREATE TABLE node_policy (node TEXT PRIMARY KEY, min_push_period_s INTEGER, min_pull_interval_s INTEGER);
+CREATE TABLE node_certificates (
+  node TEXT PRIMARY KEY, serial BIGINT NOT NULL UNIQUE, public_key TEXT NOT NULL, certificate TEXT NOT NULL,
+  valid_to_ms BIGINT NOT NULL);
+CREATE TABLE revoked_certificates (serial BIGINT PRIMARY KEY, node TEXT NOT NULL, revoked_ms BIGINT NOT NULL);
+CREATE TABLE pull_failure (node TEXT PRIMARY KEY, at BIGINT NOT NULL, cause TEXT NOT NULL, message TEXT NOT NULL);
 )SQL",
 };
 
@@ -176,24 +193,8 @@ AckMessage PgStore::storeBatch(const std::string& node, const Epoch& epochId, co
 
 std::vector<EpochInfo> PgStore::epochs(const std::string& node)
 {
-    const auto r = m_db.exec("SELECT epoch, first_seen, last_seen, from_address, state, decided_ms, records_stored,"
-                             " last_seq FROM node_epochs WHERE node = $1 ORDER BY first_seen, epoch",
-                             {PgParam::text(node)});
-    std::vector<EpochInfo> out;
-    for (int i = 0; i < r.rows(); ++i) {
-        EpochInfo e;
-        e.node = node;
-        e.epoch = r.text(i, 0);
-        e.firstSeenMs = r.int64(i, 1);
-        e.lastSeenMs = r.int64(i, 2);
-        e.fromAddress = r.text(i, 3);
-        e.state = r.text(i, 4);
-        e.decidedMs = r.int64(i, 5);
-        e.recordsStored = static_cast<std::uint64_t>(r.int64(i, 6));
-        e.lastSeq = static_cast<std::uint64_t>(r.int64(i, 7));
-        out.push_back(std::move(e));
-    }
-    return out;
+    PgSqlConnection tables(m_db);
+    return MasterQueries(tables).epochs(node);
 }
 
 EpochAdmission PgStore::admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
@@ -291,17 +292,118 @@ PgStore::PullLease::~PullLease()
     }
 }
 
-std::unique_ptr<PgStore::PullLease> PgStore::tryPullLease(const std::string& node)
+std::unique_ptr<PgStore::PullLease> PgStore::tryPullLease(const std::string& conninfo, const std::string& node)
 {
     // A connection of its own: session-level advisory locks live and die
     // with it, and the store's connection is used by the pull meanwhile.
-    auto connection = std::make_unique<PgConnection>(m_conninfo);
+    auto connection = std::make_unique<PgConnection>(conninfo);
     const auto r = connection->exec("SELECT pg_try_advisory_lock(hashtextextended('ferry-pull:' || $1, 0))",
                                     {PgParam::text(node)});
     if (r.text(0, 0) != "t")
         return nullptr;
     return std::unique_ptr<PullLease>(new PullLease(std::move(connection), node));
 }
+
+namespace {
+
+// A table of master.db copied as it is: its columns, each 'i' (integer),
+// 't' (text) or 'b' (blob), NULL kept.
+struct CopiedTable {
+    const char* name;
+    std::vector<std::pair<const char*, char>> columns;
+};
+
+// The registry's and pulld's tables beyond nodes and records (schema 3):
+// a master that moves keeps its pins, policies, certificates, revocations,
+// pull state and the nodes' last reports. Rows already there are kept.
+void copyRegistryTables(Database& file, PgConnection& target)
+{
+    static const std::vector<CopiedTable> kTables = {
+        {"node_reports",
+         {{"node", 't'},
+          {"epoch", 't'},
+          {"received_ms", 'i'},
+          {"via", 't'},
+          {"from_address", 't'},
+          {"spool_records", 'i'},
+          {"spool_bytes", 'i'},
+          {"oldest_unsent_ms", 'i'},
+          {"last_seq", 'i'},
+          {"dropped_age", 'i'},
+          {"dropped_size", 'i'},
+          {"dropped_bytes", 'i'},
+          {"transport_mode", 't'},
+          {"transport_reason", 't'},
+          {"spool_resets", 'i'},
+          {"last_reset", 't'},
+          {"last_reset_ms", 'i'},
+          {"fwcheck_verdict", 't'}}},
+        {"pull_state",
+         {{"node", 't'},
+          {"last_attempt", 'i'},
+          {"last_success", 'i'},
+          {"last_result", 't'},
+          {"last_records", 'i'},
+          {"total_records", 'i'}}},
+        {"pull_failure", {{"node", 't'}, {"at", 'i'}, {"cause", 't'}, {"message", 't'}}},
+        {"node_host_keys", {{"node", 't'}, {"key", 't'}, {"position", 'i'}}},
+        {"node_host_key_changes", {{"node", 't'}, {"keys", 't'}, {"seen_ms", 'i'}}},
+        {"node_policy", {{"node", 't'}, {"min_push_period_s", 'i'}, {"min_pull_interval_s", 'i'}}},
+        {"node_certificates",
+         {{"node", 't'}, {"serial", 'i'}, {"public_key", 't'}, {"certificate", 't'}, {"valid_to_ms", 'i'}}},
+        {"revoked_certificates", {{"serial", 'i'}, {"node", 't'}, {"revoked_ms", 'i'}}},
+    };
+    SqliteConnection from(file);
+    PgSqlConnection to(target);
+    auto hasTable = [&](const char* name) {
+        SqlStatement t(from, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
+        t.bind(1, name);
+        return t.step();
+    };
+    for (const auto& table : kTables) {
+        if (!hasTable(table.name))
+            continue;
+        std::string columns, placeholders;
+        for (std::size_t i = 0; i < table.columns.size(); ++i) {
+            columns += (i ? ", " : "") + std::string(table.columns[i].first);
+            placeholders += (i ? ", ?" : "?") + std::to_string(i + 1);
+        }
+        SqlStatement read(from, "SELECT " + columns + " FROM " + table.name);
+        SqlTransaction tx(to);
+        while (read.step()) {
+            SqlStatement write(to, "INSERT INTO " + std::string(table.name) + " (" + columns + ") VALUES (" +
+                                       placeholders + ") ON CONFLICT DO NOTHING");
+            for (std::size_t i = 0; i < table.columns.size(); ++i) {
+                const int c = static_cast<int>(i);
+                if (read.isNull(c))
+                    write.bindNull(c + 1);
+                else if (table.columns[i].second == 'i')
+                    write.bind(c + 1, read.int64(c));
+                else if (table.columns[i].second == 'b')
+                    write.bindBlob(c + 1, read.text(c));
+                else
+                    write.bind(c + 1, read.text(c));
+            }
+            write.run();
+        }
+        tx.commit();
+    }
+    // A pending node's signed request: accepting it later checks it.
+    SqlStatement hasPending(from, "SELECT 1 FROM pragma_table_info('nodes') WHERE name = 'pending_mac'");
+    if (!hasPending.step())
+        return;
+    SqlStatement pending(from, "SELECT name, pending_request, pending_mac FROM nodes"
+                               " WHERE pending_request IS NOT NULL AND pending_mac IS NOT NULL");
+    while (pending.step())
+        SqlStatement(to, "UPDATE nodes SET pending_request = ?2, pending_mac = ?3 WHERE name = ?1"
+                         " AND pending_request IS NULL")
+            .bind(1, pending.text(0))
+            .bindBlob(2, pending.text(1))
+            .bindBlob(3, pending.text(2))
+            .run();
+}
+
+} // namespace
 
 MigrationResult migrateSqliteToPostgres(const std::string& masterDbPath, PgStore& target)
 {
@@ -396,6 +498,7 @@ MigrationResult migrateSqliteToPostgres(const std::string& masterDbPath, PgStore
                     {PgParam::text(c.text(0)), PgParam::text(c.text(1)), PgParam::integer(c.int64(2))});
         tx.commit();
     }
+    copyRegistryTables(source, db);
     result.target = target.counts();
     return result;
 }

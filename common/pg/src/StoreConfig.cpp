@@ -1,6 +1,7 @@
 #include "ferry/StoreConfig.h"
 
 #include "ferry/MasterStore.h"
+#include "ferry/PgSqlConnection.h"
 #include "ferry/PgStore.h"
 #include "ferry/YamlReader.h"
 
@@ -46,6 +47,56 @@ std::unique_ptr<SessionStore> openSessionStore(const StoreConfig& config, const 
     if (!config.postgresql.empty())
         return std::make_unique<PgStore>(config.postgresql);
     return std::make_unique<MasterStore>(sqlitePath);
+}
+
+namespace {
+
+class SingleMasterLease : public PullLease {};
+
+class PgLease : public PullLease {
+public:
+    explicit PgLease(std::unique_ptr<PgStore::PullLease> lease) : m_lease(std::move(lease)) {}
+
+private:
+    std::unique_ptr<PgStore::PullLease> m_lease;
+};
+
+} // namespace
+
+MasterStoreOpener::MasterStoreOpener(StoreConfig config, std::string sqlitePath)
+    : m_config(std::move(config)), m_sqlitePath(std::move(sqlitePath))
+{}
+
+MasterStoreOpener MasterStoreOpener::fromPaths(const Paths& paths, const std::string& stateDir)
+{
+    return MasterStoreOpener(loadStoreConfig(paths), masterStorePath(stateDir.empty() ? paths.stateDir : stateDir));
+}
+
+std::unique_ptr<SessionStore> MasterStoreOpener::sessionStore() const
+{
+    return openSessionStore(m_config, m_sqlitePath);
+}
+
+std::unique_ptr<SqlConnection> MasterStoreOpener::tables() const
+{
+    if (isPostgres())
+        return std::make_unique<PgSqlConnection>(m_config.postgresql);
+    return std::make_unique<SqliteConnection>(m_sqlitePath);
+}
+
+std::unique_ptr<PullLease> MasterStoreOpener::tryPullLease(const std::string& node) const
+{
+    if (!isPostgres())
+        return std::make_unique<SingleMasterLease>();
+    auto lease = PgStore::tryPullLease(m_config.postgresql, node);
+    if (!lease)
+        return nullptr;
+    return std::make_unique<PgLease>(std::move(lease));
+}
+
+std::string MasterStoreOpener::describe() const
+{
+    return isPostgres() ? "PostgreSQL (store.yml)" : m_sqlitePath;
 }
 
 } // namespace ferry

@@ -41,7 +41,8 @@ struct PgParam {
 };
 
 // The rows of one result. text() returns a value's bytes whatever their
-// format: with binaryResults a bytea column comes back as its raw bytes.
+// format: a bytea column comes back as its raw bytes (unescaped from the
+// text format, or as sent with binaryResults).
 class PgResult {
 public:
     explicit PgResult(pg_result* result);

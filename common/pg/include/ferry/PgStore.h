@@ -79,7 +79,9 @@ public:
         std::string m_node;
     };
     // nullptr when another master holds the node's lease.
-    std::unique_ptr<PullLease> tryPullLease(const std::string& node);
+    std::unique_ptr<PullLease> tryPullLease(const std::string& node) { return tryPullLease(m_conninfo, node); }
+    // The same on a connection of its own to conninfo, without a store.
+    static std::unique_ptr<PullLease> tryPullLease(const std::string& conninfo, const std::string& node);
 
     PgConnection& connection() { return m_db; }
 
