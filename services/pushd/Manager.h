@@ -8,6 +8,7 @@
 
 #include "CollectorConnector.h"
 #include "Fallback.h"
+#include "PushCycle.h"
 #include "PushState.h"
 #include "ferry/NodeConfig.h"
 #include "ferry/Spool.h"
@@ -43,7 +44,8 @@ public:
 
 private:
     Outcome pushToFirstReachable(ferry::Spool& spool, const std::string& secret);
-    void recordOutcome(const Outcome& outcome, const std::string& master);
+    // pacing: the master's answer about the period floor, on success only.
+    void recordOutcome(const Outcome& outcome, const std::string& master, const PushCycleResult* pacing = nullptr);
     FallbackDecision evaluateLocked();
 
     ferry::NodeConfig m_config;
