@@ -15,6 +15,7 @@
 #include "ferry/Error.h"
 #include "ferry/Files.h"
 #include "ferry/RegistryProtocol.h"
+#include "ferry/PullProtocol.h"
 
 extern char** environ;
 

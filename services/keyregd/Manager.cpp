@@ -14,6 +14,7 @@
 #include "ferry/Bus.h"
 #include "ferry/Crypto.h"
 #include "ferry/Files.h"
+#include "ferry/PullProtocol.h"
 #include "ferry/SshSession.h"
 
 namespace keyregd {

@@ -6,6 +6,7 @@
 
 #include "ferry/Clock.h"
 #include "ferry/Limits.h"
+#include "ferry/PullProtocol.h"
 #include "ferry/Session.h"
 
 namespace pushd {
