@@ -14,8 +14,8 @@
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
 #include "ferry/Files.h"
-#include "ferry/RegistryProtocol.h"
 #include "ferry/PullProtocol.h"
+#include "ferry/RegistryProtocol.h"
 
 extern char** environ;
 
@@ -192,11 +192,11 @@ CertificateInfo readCertificate(std::string_view line)
     if (info.type != type)
         throw ProtocolError("Failed to read the certificate: its blob says " + escapeForLog(info.type, 80) +
                             ", its line " + std::string(type));
-    r.string();  // nonce
+    r.string(); // nonce
     for (int i = 0; i < keyFields; ++i)
         r.string();
     info.serial = r.u64();
-    r.u32();  // user or host
+    r.u32(); // user or host
     info.keyId = std::string(r.string());
     BlobReader principals(r.string());
     while (!principals.done()) {

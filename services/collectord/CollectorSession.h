@@ -18,7 +18,7 @@ struct SessionResult {
     std::string node;        // empty when authentication failed
     std::string epoch;       // short hex
     bool held = false;
-    std::int64_t comeBackAtMs = 0;  // the push was early: when the node was told to come back
+    std::int64_t comeBackAtMs = 0; // the push was early: when the node was told to come back
     std::uint64_t batches = 0;
     std::uint64_t stored = 0;
     std::uint64_t duplicates = 0;

@@ -2,8 +2,8 @@
 
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cmath>
 #include <filesystem>
@@ -304,7 +304,8 @@ CertificateState Manager::certificateState(std::int64_t nowMs) const
     }
     st.present = true;
     const std::int64_t lifetime = st.info.validBeforeMs - st.info.validAfterMs;
-    st.dueFromMs = st.info.validBeforeMs == INT64_MAX ? INT64_MAX : st.info.validBeforeMs - std::max<std::int64_t>(lifetime, 0) / 3;
+    st.dueFromMs = st.info.validBeforeMs == INT64_MAX ? INT64_MAX
+                                                      : st.info.validBeforeMs - std::max<std::int64_t>(lifetime, 0) / 3;
     st.expired = nowMs >= st.info.validBeforeMs;
     st.due = nowMs >= st.dueFromMs;
     return st;
@@ -340,18 +341,17 @@ Renewal Manager::renewCertificate(std::int64_t nowMs)
         return {false, "the certificate of " + node + " (" + serial + ") is valid until " +
                            ferry::formatTime(after.info.validBeforeMs)};
     const Status status = this->status();
-    std::string why = !status.lastError.empty() ? status.lastError
+    std::string why = !status.lastError.empty()    ? status.lastError
                       : status.state != "accepted" ? "registration is " + status.state +
                                                          (status.reason.empty() ? "" : " (" + status.reason + ")")
-                      : !after.present             ? "no master sent a certificate"
-                                                   : "the masters sent no newer certificate";
+                      : !after.present ? "no master sent a certificate"
+                                       : "the masters sent no newer certificate";
     const CertificateState& now = after.present ? after : before;
-    throw CertificateError("The certificate of " + node + " (serial " + std::to_string(now.info.serial) + ", key ID " +
-                           ferry::escapeForLog(now.info.keyId, 200) + ") " +
-                           (now.expired ? "expired at " : "expires at ") + ferry::formatTime(now.info.validBeforeMs) +
-                           " and could not be renewed: " + why +
-                           (now.expired ? "; masters that admit nodes by certificate refuse its pushes until it is renewed"
-                                        : ""));
+    throw CertificateError(
+        "The certificate of " + node + " (serial " + std::to_string(now.info.serial) + ", key ID " +
+        ferry::escapeForLog(now.info.keyId, 200) + ") " + (now.expired ? "expired at " : "expires at ") +
+        ferry::formatTime(now.info.validBeforeMs) + " and could not be renewed: " + why +
+        (now.expired ? "; masters that admit nodes by certificate refuse its pushes until it is renewed" : ""));
 }
 
 bool Manager::registerOnce()

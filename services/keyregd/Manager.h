@@ -15,8 +15,8 @@
 #include "RegistrationClient.h"
 #include "ferry/Error.h"
 #include "ferry/NodeCertificates.h"
-#include "ferry/RegistryProtocol.h"
 #include "ferry/NodeConfig.h"
+#include "ferry/RegistryProtocol.h"
 
 namespace keyregd {
 
@@ -54,13 +54,13 @@ struct MasterRecord {
 struct CertificateState {
     bool present = false;
     ferry::CertificateInfo info;
-    bool due = false;      // less than a third of its lifetime is left (or it is expired)
+    bool due = false; // less than a third of its lifetime is left (or it is expired)
     bool expired = false;
-    std::int64_t dueFromMs = 0;  // when less than a third will be left
+    std::int64_t dueFromMs = 0; // when less than a third will be left
 };
 
 struct Renewal {
-    bool renewed = false;  // a new certificate was stored
+    bool renewed = false; // a new certificate was stored
     std::string summary;
 };
 

@@ -125,10 +125,9 @@ void Manager::recordOutcome(const Outcome& outcome, const std::string& master, c
     const bool first = m_state.lastResult.empty();
     if (pacing != nullptr) {
         m_state.notBeforeMs = pacing->nextPushAtMs;
-        m_state.notBeforeReason = pacing->nextPushAtMs > 0
-                                      ? "master " + master + " allows a push every " +
-                                            std::to_string(pacing->minPushPeriodS) + " s"
-                                      : "";
+        m_state.notBeforeReason = pacing->nextPushAtMs > 0 ? "master " + master + " allows a push every " +
+                                                                 std::to_string(pacing->minPushPeriodS) + " s"
+                                                           : "";
     }
     if (outcome.success && pacing != nullptr && pacing->nextPushAtMs > 0) {
         // The one line an early push earns: the records went, and the

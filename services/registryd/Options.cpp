@@ -6,8 +6,8 @@
 #include "ferry/Error.h"
 #include "ferry/Files.h"
 #include "ferry/Paths.h"
-#include "ferry/RegistryProtocol.h"
 #include "ferry/PeriodFloorConfig.h"
+#include "ferry/RegistryProtocol.h"
 #include "ferry/YamlReader.h"
 
 namespace registryd {

@@ -29,9 +29,8 @@ protected:
         m_masterConfig = *m_root / "master-etc";
         std::filesystem::create_directories(m_masterConfig);
         // The registry's other settings are registryd's; collectord reads the floor alone.
-        writeFile(m_masterConfig + "/registry.yml",
-                  "registry:\n  unknown_nodes: refuse\n  min_push_period: " + std::to_string(kFloorSeconds) +
-                      "s\n  max_pending: 10\n");
+        writeFile(m_masterConfig + "/registry.yml", "registry:\n  unknown_nodes: refuse\n  min_push_period: " +
+                                                        std::to_string(kFloorSeconds) + "s\n  max_pending: 10\n");
         m_collector.reset();
         startCollector({{"FERRY_CONFIG_DIR", m_masterConfig}});
     }
@@ -40,7 +39,7 @@ protected:
 
     std::uint64_t notBeforeUsec()
     {
-        const std::string p = busProperty("NotBefore");  // "t 123\n"
+        const std::string p = busProperty("NotBefore"); // "t 123\n"
         return std::stoull(p.substr(2));
     }
 
@@ -62,8 +61,7 @@ TEST_F(APushUnderAPeriodFloor, StoresAnEarlyPushAndTellsTheNodeWhenToComeBack)
     r = ferryctl({"push"});
     ASSERT_EQ(r.exitCode, 0) << r.err << collectorLog();
     EXPECT_NE(r.out.find("pushed 5 records"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("the master allows a push every " + std::to_string(kFloorSeconds) + " s"),
-              std::string::npos)
+    EXPECT_NE(r.out.find("the master allows a push every " + std::to_string(kFloorSeconds) + " s"), std::string::npos)
         << r.out;
     EXPECT_EQ(storedAtMaster(), 10u);
     EXPECT_EQ(queuedAtNode(), 0u);
@@ -77,8 +75,8 @@ TEST_F(APushUnderAPeriodFloor, StoresAnEarlyPushAndTellsTheNodeWhenToComeBack)
     EXPECT_GE(notBeforeMs, firstPush - 2000 + kFloorSeconds * 1000);
     EXPECT_LE(notBeforeMs, firstPush + kFloorSeconds * 1000);
     const auto status = ferryctl({"status"});
-    EXPECT_NE(status.out.find("Next push: not before " + ferry::formatTime(notBeforeMs) + " (master 127.0.0.1:" +
-                              std::to_string(m_sshd->port()) + " allows a push every 20 s)"),
+    EXPECT_NE(status.out.find("Next push: not before " + ferry::formatTime(notBeforeMs) +
+                              " (master 127.0.0.1:" + std::to_string(m_sshd->port()) + " allows a push every 20 s)"),
               std::string::npos)
         << status.out;
 

@@ -16,12 +16,12 @@
 #include <gtest/gtest.h>
 
 #include "RegistrationSupport.h"
+#include "ferry/Clock.h"
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
 #include "ferry/NodeCertificates.h"
-#include "ferry/SshSession.h"
 #include "ferry/Sqlite.h"
-#include "ferry/Clock.h"
+#include "ferry/SshSession.h"
 #include "support/TestSshd.h"
 
 namespace ferry::test {
@@ -76,8 +76,15 @@ protected:
 
     void startKeyregd(bool registerNow)
     {
-        std::vector<std::string> argv{buildPath("services/keyregd/ferry-keyregd"), "-v", "--retry-initial", "200",
-                                      "--retry-max", "1000", "--idle-timeout", "0", "--sshd-host-keys",
+        std::vector<std::string> argv{buildPath("services/keyregd/ferry-keyregd"),
+                                      "-v",
+                                      "--retry-initial",
+                                      "200",
+                                      "--retry-max",
+                                      "1000",
+                                      "--idle-timeout",
+                                      "0",
+                                      "--sshd-host-keys",
                                       m_root / "none"};
         if (registerNow)
             argv.emplace_back("--register");
@@ -182,7 +189,6 @@ TEST_F(ACertifiedNode, IsRefusedOnceTheOperatorRevokesIt)
     EXPECT_TRUE(waitUntil([&] { return m_sshd->log().find("revoked") != std::string::npos; })) << m_sshd->log();
 }
 
-
 TEST_F(ACertifiedNode, RenewsItsCertificateNearItsExpiry)
 {
     ASSERT_EQ(readCertificate(readFile(certFile())).serial, 1u);
@@ -205,8 +211,9 @@ TEST_F(ACertifiedNode, RenewsItsCertificateNearItsExpiry)
     EXPECT_EQ(renewed.principals, (std::vector<std::string>{"ferry", "node:cert-node"}));
     // The new certificate logs in at once, with no key lookup on the master.
     EXPECT_NO_THROW(login(keyFile())) << m_sshd->log();
-    EXPECT_TRUE(waitUntil([&] { return m_sshd->log().find("ID ferry-node:cert-node#2 (serial 2)") != std::string::npos; }))
-        << m_sshd->log();
+    EXPECT_TRUE(waitUntil([&] {
+        return m_sshd->log().find("ID ferry-node:cert-node#2 (serial 2)") != std::string::npos;
+    })) << m_sshd->log();
     EXPECT_NE(readFile(m_root / "keyregd.log").find("renewed the certificate of node 'cert-node'"), std::string::npos);
 }
 
@@ -238,8 +245,8 @@ TEST_F(ACertifiedNode, NamesTheNodeWhenItsExpiredCertificateCannotBeRenewed)
     const auto r = renew();
     EXPECT_EQ(r.exitCode, 1) << r.out;
     EXPECT_NE(r.err.find("The certificate of node 'cert-node' (serial 900, key ID ferry-node:cert-node#900) "
-                         "expired at " + formatTime(readCertificate(expired).validBeforeMs) +
-                         " and could not be renewed: "),
+                         "expired at " +
+                         formatTime(readCertificate(expired).validBeforeMs) + " and could not be renewed: "),
               std::string::npos)
         << r.err;
     EXPECT_NE(r.err.find("127.0.0.1:" + std::to_string(m_registryPort)), std::string::npos)

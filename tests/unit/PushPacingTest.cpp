@@ -53,8 +53,8 @@ TEST(APushPacingDecision, TreatsTheFirstPushAndAClockSteppedBackAsOnTime)
 TEST(ANodeReadingThePolicy, TakesTheFloorAndTheTimeToComeBack)
 {
     pushd::PushCycleResult r;
-    pushd::readPacing({{"min_push_period", "240"}, {"next_push_at_ms", std::to_string(kNow + 90'000)}}, kNow,
-                      "master", r);
+    pushd::readPacing({{"min_push_period", "240"}, {"next_push_at_ms", std::to_string(kNow + 90'000)}}, kNow, "master",
+                      r);
     EXPECT_EQ(r.minPushPeriodS, 240u);
     EXPECT_EQ(r.nextPushAtMs, kNow + 90'000);
 }

@@ -42,12 +42,12 @@ std::string signUserCertificate(const CertificateRequest& request);
 
 // What a node needs to know of its own certificate to renew it in time.
 struct CertificateInfo {
-    std::string type;        // "ssh-ed25519-cert-v01@openssh.com"
+    std::string type; // "ssh-ed25519-cert-v01@openssh.com"
     std::uint64_t serial = 0;
     std::string keyId;
     std::vector<std::string> principals;
     std::int64_t validAfterMs = 0;
-    std::int64_t validBeforeMs = 0;  // OpenSSH's "forever" reads as INT64_MAX
+    std::int64_t validBeforeMs = 0; // OpenSSH's "forever" reads as INT64_MAX
 };
 
 // Reads an OpenSSH certificate line ("<type>-cert-v01@openssh.com <base64>

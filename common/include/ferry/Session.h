@@ -162,7 +162,7 @@ struct MasterSessionResult {
     std::string node;  // empty when authentication failed
     Epoch epoch;
     EpochAdmission admission;
-    PacingDecision pacing;  // push only
+    PacingDecision pacing; // push only
     HealthReport report;
     std::uint64_t batches = 0;
     std::uint64_t records = 0;

@@ -60,16 +60,16 @@ EpochDecision decideEpoch(const std::string& node, const Epoch& epoch, const std
 //
 // What the store knows of one node for this decision:
 struct PushPacing {
-    std::optional<std::uint32_t> minPushPeriodS;    // the node's own floor (node_policy); nullopt: the default
+    std::optional<std::uint32_t> minPushPeriodS; // the node's own floor (node_policy); nullopt: the default
     std::optional<std::uint32_t> minPullIntervalS;
-    std::int64_t lastPacedPushMs = 0;               // when its last on-time push began; 0: none yet
+    std::int64_t lastPacedPushMs = 0; // when its last on-time push began; 0: none yet
 };
 
 struct PacingDecision {
-    std::uint32_t minPushPeriodS = 0;    // the floor that applies (0: none)
+    std::uint32_t minPushPeriodS = 0; // the floor that applies (0: none)
     std::uint32_t minPullIntervalS = 0;
     bool early = false;
-    std::int64_t comeBackAtMs = 0;       // early only: the first moment an on-time push may begin
+    std::int64_t comeBackAtMs = 0; // early only: the first moment an on-time push may begin
 };
 
 // A push is early when it begins more than a tenth of the floor before the

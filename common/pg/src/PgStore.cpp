@@ -271,8 +271,7 @@ PushPacing PgStore::pushPacing(const std::string& node)
         if (!policy.isNull(0, 1))
             p.minPullIntervalS = static_cast<std::uint32_t>(policy.int64(0, 1));
     }
-    const auto pacing =
-        m_db.exec("SELECT last_paced_push_ms FROM node_pacing WHERE node = $1", {PgParam::text(node)});
+    const auto pacing = m_db.exec("SELECT last_paced_push_ms FROM node_pacing WHERE node = $1", {PgParam::text(node)});
     if (pacing.rows() > 0)
         p.lastPacedPushMs = pacing.int64(0, 0);
     return p;
