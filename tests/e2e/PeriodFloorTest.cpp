@@ -5,6 +5,8 @@
 // back; pushd then skips its scheduled pushes until that time, and
 // `ferryctl status` says why.
 
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
 #include "PushFixture.h"
@@ -75,6 +77,8 @@ TEST_F(APushUnderAPeriodFloor, StoresAnEarlyPushAndTellsTheNodeWhenToComeBack)
     EXPECT_GE(notBeforeMs, firstPush - 2000 + kFloorSeconds * 1000);
     EXPECT_LE(notBeforeMs, firstPush + kFloorSeconds * 1000);
     const auto status = ferryctl({"status"});
+    RecordProperty("early_push", r.out);
+    RecordProperty("ferryctl_status", status.out);
     EXPECT_NE(status.out.find("Next push: not before " + ferry::formatTime(notBeforeMs) +
                               " (master 127.0.0.1:" + std::to_string(m_sshd->port()) + " allows a push every 20 s)"),
               std::string::npos)
@@ -85,6 +89,7 @@ TEST_F(APushUnderAPeriodFloor, StoresAnEarlyPushAndTellsTheNodeWhenToComeBack)
     const auto sshdBefore = m_sshd->log();
     r = ferryctl({"push", "--scheduled"});
     ASSERT_EQ(r.exitCode, 0) << r.err;
+    RecordProperty("skipped", r.out);
     EXPECT_NE(r.out.find("skipped: master 127.0.0.1:" + std::to_string(m_sshd->port()) +
                          " allows a push every 20 s, and asked for no push before"),
               std::string::npos)

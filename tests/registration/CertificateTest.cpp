@@ -203,6 +203,7 @@ TEST_F(ACertifiedNode, RenewsItsCertificateNearItsExpiry)
 
     const auto r = renew();
     ASSERT_EQ(r.exitCode, 0) << r.err << readFile(m_root / "keyregd.log") << m_registryd->log();
+    RecordProperty("summary", r.out);
     EXPECT_NE(r.out.find("renewed the certificate of node 'cert-node': serial 2, valid until"), std::string::npos)
         << r.out;
     const auto renewed = readCertificate(readFile(certFile()));
@@ -244,6 +245,7 @@ TEST_F(ACertifiedNode, NamesTheNodeWhenItsExpiredCertificateCannotBeRenewed)
 
     const auto r = renew();
     EXPECT_EQ(r.exitCode, 1) << r.out;
+    RecordProperty("error", r.err);
     EXPECT_NE(r.err.find("The certificate of node 'cert-node' (serial 900, key ID ferry-node:cert-node#900) "
                          "expired at " +
                          formatTime(readCertificate(expired).validBeforeMs) + " and could not be renewed: "),
