@@ -243,10 +243,11 @@ int main(int argc, char* argv[]) try {
     // The certificate path: a CA, the node's certificate, a KRL of 100,000 serials.
     const std::string ca = root / "ca";
     run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", ca});
-    // 100,000 revoked of 125,000 issued (every fifth still valid): a span
-    // that sshd 9.2's KRL reader still loads as a bitmap (see
-    // NodeCertificates.h); with a wider span the registry falls back to
-    // revoking by key ID, measured at seconds per login.
+    // 100,000 revoked of 125,000 issued (every fifth still valid). Whether
+    // sshd 9.2's KRL reader loads that as a serial bitmap decides the cost
+    // (see NodeCertificates.h): when ssh-keygen -Q refuses it, the registry
+    // revokes by key ID, which costs seconds per login; the first output
+    // line says which one this run measures.
     std::vector<RevokedCertificate> revoked;
     for (std::uint64_t serial = 1; revoked.size() < 100000; ++serial)
         if (serial % 5 != 0)
