@@ -16,7 +16,7 @@ set(FERRY_LAYER_base_FILES Error Log Files FileLock Clock Paths Limits)
 
 # Strict YAML and the validated structs read from it; the command line.
 set(FERRY_LAYER_config_DEPENDS base)
-set(FERRY_LAYER_config_FILES YamlReader NodeConfig DaemonArgs)
+set(FERRY_LAYER_config_FILES YamlReader NodeConfig PeriodFloorConfig DaemonArgs)
 
 # Bytes on a wire: streams with deadlines, the frame codec, HMAC and
 # secrets, SSH (the session, and the key files apart from it), and the
@@ -28,8 +28,8 @@ set(FERRY_LAYER_net_FILES Stream Wire Epoch Crypto SshSession SshKeys NodeCertif
 
 # SQLite files: the node's spool, the master's store, the key registry.
 set(FERRY_LAYER_storage_DEPENDS base net)
-set(FERRY_LAYER_storage_FILES Sqlite SqlConnection Spool MasterSchema SessionStore EpochPolicy MasterQueries MasterStore
-    RegistryStore)
+set(FERRY_LAYER_storage_FILES Sqlite SqlConnection Spool MasterSchema SessionStore EpochPolicy PushPacing MasterQueries
+    MasterStore RegistryStore)
 
 # Protocol sessions that move stored records over a stream.
 set(FERRY_LAYER_session_DEPENDS base net storage)

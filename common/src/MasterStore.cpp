@@ -221,6 +221,32 @@ std::optional<HealthReport> MasterStore::report(const std::string& node)
     return MasterQueries(m_sql).report(node);
 }
 
+PushPacing MasterStore::pushPacing(const std::string& node)
+{
+    PushPacing p;
+    Statement policy(m_db, "SELECT min_push_period_s, min_pull_interval_s FROM node_policy WHERE node = ?1");
+    policy.bind(1, node);
+    if (policy.step()) {
+        if (!policy.isNull(0))
+            p.minPushPeriodS = static_cast<std::uint32_t>(policy.int64(0));
+        if (!policy.isNull(1))
+            p.minPullIntervalS = static_cast<std::uint32_t>(policy.int64(1));
+    }
+    Statement pacing(m_db, "SELECT last_paced_push_ms FROM node_pacing WHERE node = ?1");
+    pacing.bind(1, node);
+    if (pacing.step())
+        p.lastPacedPushMs = pacing.int64(0);
+    return p;
+}
+
+void MasterStore::notePacedPush(const std::string& node, std::int64_t startMs)
+{
+    Statement(m_db, "INSERT OR REPLACE INTO node_pacing (node, last_paced_push_ms) VALUES (?1, ?2)")
+        .bind(1, node)
+        .bind(2, startMs)
+        .run();
+}
+
 std::uint64_t MasterStore::countRecords(const std::string& node)
 {
     return MasterQueries(m_sql).countRecords(node);

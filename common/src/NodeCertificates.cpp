@@ -7,12 +7,15 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <thread>
 
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
 #include "ferry/Files.h"
+#include "ferry/PullProtocol.h"
+#include "ferry/RegistryProtocol.h"
 
 extern char** environ;
 
@@ -107,6 +110,104 @@ std::string joined(const std::vector<std::string>& v)
 }
 
 } // namespace
+
+namespace {
+
+// Reads the fields of a certificate blob in order, each bounded by what is left.
+class BlobReader {
+public:
+    explicit BlobReader(std::string_view blob) : m_blob(blob) {}
+
+    bool done() const { return m_pos == m_blob.size(); }
+    std::uint64_t u64() { return number(8); }
+    std::uint32_t u32() { return static_cast<std::uint32_t>(number(4)); }
+    std::string_view string()
+    {
+        const std::uint32_t n = u32();
+        if (n > m_blob.size() - m_pos)
+            throw ProtocolError("Failed to read the certificate: a field of " + std::to_string(n) +
+                                " bytes runs past its end");
+        const std::string_view out = m_blob.substr(m_pos, n);
+        m_pos += n;
+        return out;
+    }
+
+private:
+    std::uint64_t number(std::size_t size)
+    {
+        if (m_blob.size() - m_pos < size)
+            throw ProtocolError("Failed to read the certificate: it ends early");
+        std::uint64_t v = 0;
+        for (std::size_t i = 0; i < size; ++i)
+            v = (v << 8) | static_cast<unsigned char>(m_blob[m_pos + i]);
+        m_pos += size;
+        return v;
+    }
+
+    std::string_view m_blob;
+    std::size_t m_pos = 0;
+};
+
+// How many string/mpint fields the public key of each certificate type has.
+int keyFieldCount(std::string_view type)
+{
+    if (type == "ssh-ed25519-cert-v01@openssh.com")
+        return 1;
+    if (type == "ssh-rsa-cert-v01@openssh.com" || type == "sk-ssh-ed25519-cert-v01@openssh.com" ||
+        type.rfind("ecdsa-sha2-nistp", 0) == 0)
+        return 2;
+    if (type == "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com")
+        return 3;
+    if (type == "ssh-dss-cert-v01@openssh.com")
+        return 4;
+    return -1;
+}
+
+std::int64_t toMs(std::uint64_t seconds)
+{
+    constexpr std::uint64_t kMax = static_cast<std::uint64_t>(INT64_MAX) / 1000;
+    return seconds >= kMax ? INT64_MAX : static_cast<std::int64_t>(seconds * 1000);
+}
+
+} // namespace
+
+CertificateInfo readCertificate(std::string_view line)
+{
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
+        line.remove_suffix(1);
+    const auto space = line.find(' ');
+    if (space == std::string_view::npos || line.size() > 16 * 1024)
+        throw ProtocolError("Failed to read the certificate: expected '<type>-cert-v01@openssh.com <base64>'");
+    const std::string_view type = line.substr(0, space);
+    std::string_view data = line.substr(space + 1);
+    data = data.substr(0, data.find(' '));
+    const int keyFields = keyFieldCount(type);
+    if (keyFields < 0)
+        throw ProtocolError("Failed to read the certificate: '" + escapeForLog(std::string(type), 80) +
+                            "' is not an OpenSSH certificate type");
+    const std::string blob = decodeBase64Strict(data);
+    BlobReader r(blob);
+    CertificateInfo info;
+    info.type = std::string(r.string());
+    if (info.type != type)
+        throw ProtocolError("Failed to read the certificate: its blob says " + escapeForLog(info.type, 80) +
+                            ", its line " + std::string(type));
+    r.string(); // nonce
+    for (int i = 0; i < keyFields; ++i)
+        r.string();
+    info.serial = r.u64();
+    r.u32(); // user or host
+    info.keyId = std::string(r.string());
+    BlobReader principals(r.string());
+    while (!principals.done()) {
+        if (info.principals.size() == 256)
+            throw ProtocolError("Failed to read the certificate: more than 256 principals");
+        info.principals.emplace_back(principals.string());
+    }
+    info.validAfterMs = toMs(r.u64());
+    info.validBeforeMs = toMs(r.u64());
+    return info;
+}
 
 std::string signUserCertificate(const CertificateRequest& request)
 {

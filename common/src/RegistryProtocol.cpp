@@ -26,9 +26,8 @@ bool isBase64Char(char c)
            c == '=';
 }
 
-// Strict base64 (RFC 4648 with padding, as OpenSSH writes key lines):
-// length a multiple of four, '=' only as the last one or two characters,
-// unused bits zero. Throws ProtocolError.
+} // namespace
+
 std::string decodeBase64Strict(std::string_view in)
 {
     if (in.empty() || in.size() % 4 != 0)
@@ -68,6 +67,8 @@ std::string decodeBase64Strict(std::string_view in)
     }
     return out;
 }
+
+namespace {
 
 std::string encodeBase64NoPad(std::string_view in)
 {

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "ferry/Clock.h"
 #include "ferry/Crypto.h"
 #include "ferry/PullProtocol.h"
 
@@ -371,6 +372,18 @@ MasterSessionResult runMasterSession(ByteStream& stream, SessionStore& store, co
     policy.held = result.admission.held;
     policy.reason = result.admission.reason;
     policy.policy = o.policy;
+    if (o.via == "push") {
+        const std::int64_t now = nowMs();
+        result.pacing = decidePushPacing(store.pushPacing(hs.node), o.minPushPeriodS, o.minPullIntervalS, now);
+        if (result.pacing.minPushPeriodS > 0)
+            policy.policy.emplace_back(kPolicyMinPushPeriod, std::to_string(result.pacing.minPushPeriodS));
+        if (result.pacing.minPullIntervalS > 0)
+            policy.policy.emplace_back(kPolicyMinPullInterval, std::to_string(result.pacing.minPullIntervalS));
+        if (result.pacing.early)
+            policy.policy.emplace_back(kPolicyNextPushAt, std::to_string(result.pacing.comeBackAtMs));
+        else if (result.pacing.minPushPeriodS > 0 && !policy.held)
+            store.notePacedPush(hs.node, now);
+    }
     if (o.via == "pull")
         policy.storedUpTo = store.pullCursor(hs.node, hs.epoch);
     result.cursor = policy.storedUpTo;

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "ferry/Clock.h"
 #include "ferry/PullProtocol.h"
 #include "ferry/Session.h"
 
@@ -22,6 +23,8 @@ SessionResult serveSession(ferry::ByteStream& stream, ferry::SessionStore& store
     so.ioTimeout = o.ioTimeout;
     so.afterCommit = o.afterCommit;
     so.onAuthenticated = o.onAuthenticated;
+    so.minPushPeriodS = o.minPushPeriodS;
+    so.minPullIntervalS = o.minPullIntervalS;
     // Test hook for the durability tests: die between the commit and the
     // Ack, the moment where a lost Ack must not cost a record or store one
     // twice. Documented in docs/durability.md; off unless the environment
@@ -39,12 +42,17 @@ SessionResult serveSession(ferry::ByteStream& stream, ferry::SessionStore& store
     if (r.admission.held)
         spdlog::warn("Holding the data of node {} (epoch {}): {}", who, r.epoch.shortHex(),
                      ferry::escapeForLog(r.admission.reason, 400));
+    if (r.pacing.early)
+        spdlog::info("Node {} pushed before its period floor of {} s was up: its records are stored, and it was "
+                     "told to come back at {}",
+                     who, r.pacing.minPushPeriodS, ferry::formatTime(r.pacing.comeBackAtMs));
     if (r.closedWithoutBye)
         spdlog::debug("Node {} ({}) closed without Bye", who, stream.peer());
     SessionResult result;
     result.node = r.node;
     result.epoch = r.epoch.shortHex();
     result.held = r.admission.held;
+    result.comeBackAtMs = r.pacing.early ? r.pacing.comeBackAtMs : 0;
     result.batches = r.batches;
     result.stored = r.newlyStored;
     result.duplicates = r.duplicates;

@@ -18,6 +18,7 @@ struct SessionResult {
     std::string node;        // empty when authentication failed
     std::string epoch;       // short hex
     bool held = false;
+    std::int64_t comeBackAtMs = 0; // the push was early: when the node was told to come back
     std::uint64_t batches = 0;
     std::uint64_t stored = 0;
     std::uint64_t duplicates = 0;
@@ -27,6 +28,10 @@ struct SessionOptions {
     std::string serverName = "ferry-collectord";
     std::chrono::milliseconds ioTimeout{30000};
     std::string via = "push";
+    // The master's default period floor (registry.yml; 0: none), carried in
+    // every push session; an early push is told when to come back.
+    std::uint32_t minPushPeriodS = 0;
+    std::uint32_t minPullIntervalS = 0;
     // Test hook (FERRY_FAILPOINT=collector-after-commit): runs after a
     // batch was committed, before its Ack.
     std::function<void()> afterCommit;

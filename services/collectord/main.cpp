@@ -11,6 +11,7 @@
 #include "ferry/DaemonArgs.h"
 #include "ferry/Log.h"
 #include "ferry/NodeConfig.h"
+#include "ferry/PeriodFloorConfig.h"
 #include "ferry/TcpServer.h"
 
 namespace {
@@ -39,6 +40,10 @@ int main(int argc, char* argv[]) try {
     const ferry::StoreConfig storeConfig = ferry::loadStoreConfig(paths);
     // Create or migrate the tables before any session.
     ferry::openSessionStore(storeConfig, storePath);
+    collectord::SessionOptions sessionOptions;
+    const ferry::PeriodFloorDefaults floor = ferry::loadPeriodFloorDefaults(paths);
+    sessionOptions.minPushPeriodS = floor.minPushPeriodS;
+    sessionOptions.minPullIntervalS = floor.minPullIntervalS;
 
     bool fromSystemd = false;
     auto sockets = ferry::listeningSockets(listen.host.find(':') != std::string::npos
@@ -48,7 +53,7 @@ int main(int argc, char* argv[]) try {
 
     auto bus = ferry::openBus();
     ferry::EventLoop loop(*bus, args.idleTimeout);
-    collectord::Collector collector(storePath, {}, [&loop](int delta) {
+    collectord::Collector collector(storePath, sessionOptions, [&loop](int delta) {
         if (delta > 0)
             loop.hold();
         else

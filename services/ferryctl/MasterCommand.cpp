@@ -399,7 +399,7 @@ int masterCommand(const Options& options)
             std::cout << "Node '" << name << "': minimum push period "
                       << (push < 0 ? std::string("default") : std::to_string(push) + " s") << ", minimum pull interval "
                       << (pull < 0 ? std::string("default") : std::to_string(pull) + " s")
-                      << " (sent to the node at its next registration)\n";
+                      << " (from its next push on; sent to the node at its next registration)\n";
         return rc;
     }
     std::cerr << "ferryctl master: unknown subcommand '" << sub << "'\n";

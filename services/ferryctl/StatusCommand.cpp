@@ -69,6 +69,8 @@ int statusCommand(const Options& options)
         j["last_pull_usec"] = push.LastPull();
         j["spool_epoch"] = push.SpoolEpoch();
         j["spool_resets"] = push.SpoolResets();
+        j["not_before_usec"] = push.NotBefore();
+        j["not_before_reason"] = push.NotBeforeReason();
     } catch (const sdbus::Error& e) {
         std::cerr << "ferryctl status: cannot reach org.ferry.Push1: " << e.getMessage() << " (" << e.getName() << ")\n";
         return 1;
@@ -99,6 +101,9 @@ int statusCommand(const Options& options)
     std::cout << "     Masters: " << (masters.empty() ? "none configured" : masters) << "\n";
     std::cout << "      Period: " << j["period_sec"].get<uint64_t>() << " s\n";
     std::cout << "   Last push: " << formatUsec(j["last_push_usec"]) << "\n";
+    if (j["not_before_usec"].get<uint64_t>() > 0)
+        std::cout << "   Next push: not before " << formatUsec(j["not_before_usec"]) << " ("
+                  << terminalSafe(j["not_before_reason"].get<std::string>()) << ")\n";
     if (!j["last_result"].get<std::string>().empty())
         std::cout << "      Result: " << j["last_result"].get<std::string>() << "\n";
     std::cout << "Last success: " << formatUsec(j["last_success_usec"]) << "\n";

@@ -71,6 +71,23 @@ void KeyRegAdaptor::RotateKey(sdbus::Result<std::string, std::string>&& result)
     });
 }
 
+void KeyRegAdaptor::RenewCertificate(sdbus::Result<bool, std::string>&& result)
+{
+    ferry::busCall(m_loop, kInterface, "RenewCertificate", [&] {
+        auto shared = std::make_shared<sdbus::Result<bool, std::string>>(std::move(result));
+        m_loop.hold();
+        m_registrar.requestRenewal([this, shared](const Renewal& renewal, const std::string& error) {
+            m_loop.post([this, shared, renewal, error] {
+                if (error.empty())
+                    shared->returnResults(renewal.renewed, renewal.summary);
+                else
+                    shared->returnError(sdbus::Error("org.ferry.KeyReg1.Error.Certificate", error));
+                m_loop.release();
+            });
+        });
+    });
+}
+
 std::string KeyRegAdaptor::Fingerprint()
 {
     return ferry::busCall(m_loop, kInterface, "Fingerprint", [&] { return m_manager.status().fingerprint; });

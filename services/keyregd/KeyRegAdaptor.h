@@ -25,6 +25,7 @@ public:
 private:
     void Register(sdbus::Result<std::string, std::string>&& result) override;
     void RotateKey(sdbus::Result<std::string, std::string>&& result) override;
+    void RenewCertificate(sdbus::Result<bool, std::string>&& result) override;
     std::string Fingerprint() override;
     std::string State() override;
     std::string Reason() override;

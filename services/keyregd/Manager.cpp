@@ -2,8 +2,9 @@
 
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <cmath>
 #include <filesystem>
 
@@ -13,6 +14,7 @@
 #include "ferry/Bus.h"
 #include "ferry/Crypto.h"
 #include "ferry/Files.h"
+#include "ferry/PullProtocol.h"
 #include "ferry/SshSession.h"
 
 namespace keyregd {
@@ -285,6 +287,71 @@ void Manager::writeCertificate()
         return;
     ferry::writeFileAtomic(path, certificate + "\n", 0644);
     spdlog::info("Stored the node certificate from the master's CA in {}", path);
+}
+
+CertificateState Manager::certificateState(std::int64_t nowMs) const
+{
+    CertificateState st;
+    const std::string path = m_paths.privateKeyFile() + "-cert.pub";
+    const auto text = ferry::readFileIfExists(path, 16 * 1024);
+    if (!text)
+        return st;
+    try {
+        st.info = ferry::readCertificate(*text);
+    } catch (const std::exception& e) {
+        throw CertificateError("Failed to read the certificate of node '" + m_config.nodeName + "' in " + path + ": " +
+                               e.what());
+    }
+    st.present = true;
+    const std::int64_t lifetime = st.info.validBeforeMs - st.info.validAfterMs;
+    st.dueFromMs = st.info.validBeforeMs == INT64_MAX ? INT64_MAX
+                                                      : st.info.validBeforeMs - std::max<std::int64_t>(lifetime, 0) / 3;
+    st.expired = nowMs >= st.info.validBeforeMs;
+    st.due = nowMs >= st.dueFromMs;
+    return st;
+}
+
+Renewal Manager::renewCertificate(std::int64_t nowMs)
+{
+    std::lock_guard round(m_roundMutex);
+    const CertificateState before = certificateState(nowMs);
+    const std::string node = "node '" + m_config.nodeName + "'";
+    if (!before.present)
+        return {false, "no certificate to renew: no master issues " + node + " one"};
+    const std::string serial = "serial " + std::to_string(before.info.serial);
+    if (!before.due)
+        return {false, "the certificate of " + node + " (" + serial + ") is valid until " +
+                           ferry::formatTime(before.info.validBeforeMs) + "; renewal is due from " +
+                           ferry::formatTime(before.dueFromMs)};
+    if (before.expired)
+        spdlog::warn("The certificate of {} ({}) expired at {}; asking the masters for a new one", node, serial,
+                     ferry::formatTime(before.info.validBeforeMs));
+    registerLocked();
+    const CertificateState after = certificateState(ferry::nowMs());
+    if (after.present && !after.due && after.info.serial != before.info.serial) {
+        const std::string summary = "renewed the certificate of " + node + ": serial " +
+                                    std::to_string(after.info.serial) + ", valid until " +
+                                    ferry::formatTime(after.info.validBeforeMs) + " (" + serial +
+                                    (before.expired ? " had expired at " : " would have expired at ") +
+                                    ferry::formatTime(before.info.validBeforeMs) + ")";
+        spdlog::info("{}", summary);
+        return {true, summary};
+    }
+    if (after.present && !after.due)
+        return {false, "the certificate of " + node + " (" + serial + ") is valid until " +
+                           ferry::formatTime(after.info.validBeforeMs)};
+    const Status status = this->status();
+    std::string why = !status.lastError.empty()    ? status.lastError
+                      : status.state != "accepted" ? "registration is " + status.state +
+                                                         (status.reason.empty() ? "" : " (" + status.reason + ")")
+                      : !after.present ? "no master sent a certificate"
+                                       : "the masters sent no newer certificate";
+    const CertificateState& now = after.present ? after : before;
+    throw CertificateError(
+        "The certificate of " + node + " (serial " + std::to_string(now.info.serial) + ", key ID " +
+        ferry::escapeForLog(now.info.keyId, 200) + ") " + (now.expired ? "expired at " : "expires at ") +
+        ferry::formatTime(now.info.validBeforeMs) + " and could not be renewed: " + why +
+        (now.expired ? "; masters that admit nodes by certificate refuse its pushes until it is renewed" : ""));
 }
 
 bool Manager::registerOnce()

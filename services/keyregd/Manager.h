@@ -13,8 +13,10 @@
 #include <vector>
 
 #include "RegistrationClient.h"
-#include "ferry/RegistryProtocol.h"
+#include "ferry/Error.h"
+#include "ferry/NodeCertificates.h"
 #include "ferry/NodeConfig.h"
+#include "ferry/RegistryProtocol.h"
 
 namespace keyregd {
 
@@ -48,6 +50,27 @@ struct MasterRecord {
     std::string pullKey;
 };
 
+// The node's SSH certificate (<key>-cert.pub) as of some moment.
+struct CertificateState {
+    bool present = false;
+    ferry::CertificateInfo info;
+    bool due = false; // less than a third of its lifetime is left (or it is expired)
+    bool expired = false;
+    std::int64_t dueFromMs = 0; // when less than a third will be left
+};
+
+struct Renewal {
+    bool renewed = false; // a new certificate was stored
+    std::string summary;
+};
+
+// Thrown when the certificate could not be renewed in time; the message
+// names the node, the certificate and why.
+class CertificateError : public ferry::Error {
+public:
+    using ferry::Error::Error;
+};
+
 struct ManagerOptions {
     std::chrono::milliseconds retryInitial{2000};
     std::chrono::milliseconds retryMax{std::chrono::minutes(10)};
@@ -79,6 +102,14 @@ public:
     // previous pair is put back (pushes keep working with it). Returns as
     // registerOnce.
     bool rotateKey();
+    // Certificate renewal (ferry-cert-renew.timer, through RenewCertificate):
+    // the certificate as of nowMs, and, when it is due, a registration round
+    // (the registry signs a new certificate once less than half of the
+    // current one is left, so a third here is always past that). Returns a
+    // one-line summary; throws CertificateError naming the node when the
+    // certificate is still due or expired afterwards, or unreadable.
+    CertificateState certificateState(std::int64_t nowMs) const;
+    Renewal renewCertificate(std::int64_t nowMs);
     // The wait before the next round: exponential with jitter; reset by a
     // round that needs no retry.
     std::chrono::milliseconds nextDelay();

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "ferry/Clock.h"
+
 namespace keyregd {
 
 Registrar::Registrar(Manager& manager, std::function<void(bool)> busy)
@@ -58,6 +60,16 @@ void Registrar::requestRotation(std::function<void(const Status&)> done)
     m_wake.notify_all();
 }
 
+void Registrar::requestRenewal(std::function<void(const Renewal&, const std::string&)> done)
+{
+    {
+        std::lock_guard lock(m_mutex);
+        m_renewalWaiters.push_back(std::move(done));
+    }
+    setBusy(true);
+    m_wake.notify_all();
+}
+
 void Registrar::setBusy(bool busy)
 {
     std::lock_guard lock(m_mutex);
@@ -76,6 +88,24 @@ void Registrar::run()
     for (;;) {
         if (m_stop)
             break;
+        if (!m_renewalWaiters.empty()) {
+            auto waiters = std::move(m_renewalWaiters);
+            m_renewalWaiters.clear();
+            lock.unlock();
+            Renewal renewal;
+            std::string error;
+            try {
+                renewal = m_manager.renewCertificate(ferry::nowMs());
+            } catch (const std::exception& e) {
+                error = e.what();
+                spdlog::error("{}", error);
+            }
+            for (auto& w : waiters)
+                w(renewal, error);
+            setBusy(due != std::chrono::steady_clock::time_point::max());
+            lock.lock();
+            continue;
+        }
         if (m_kicked || std::chrono::steady_clock::now() >= due) {
             m_kicked = false;
             const bool rotate = m_rotate;
@@ -109,9 +139,9 @@ void Registrar::run()
                 continue;
         }
         if (due != std::chrono::steady_clock::time_point::max())
-            m_wake.wait_until(lock, due, [this] { return m_stop || m_kicked; });
+            m_wake.wait_until(lock, due, [this] { return m_stop || m_kicked || !m_renewalWaiters.empty(); });
         else
-            m_wake.wait(lock, [this] { return m_stop || m_kicked; });
+            m_wake.wait(lock, [this] { return m_stop || m_kicked || !m_renewalWaiters.empty(); });
     }
 }
 

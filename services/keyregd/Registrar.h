@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -30,6 +31,9 @@ public:
     void requestNow(std::function<void(const Status&)> done);
     // Runs a key rotation (Manager::rotateKey) as soon as possible.
     void requestRotation(std::function<void(const Status&)> done);
+    // Runs Manager::renewCertificate as soon as possible; done(renewal, error)
+    // runs on the worker thread after it (error "" on success).
+    void requestRenewal(std::function<void(const Renewal&, const std::string& error)> done);
 
 private:
     void run();
@@ -45,6 +49,7 @@ private:
     bool m_busy = false;
     std::vector<std::function<void(const Status&)>> m_waiters;
     std::vector<std::function<void(const Status&)>> m_rotationWaiters;
+    std::vector<std::function<void(const Renewal&, const std::string&)>> m_renewalWaiters;
     std::thread m_thread;
 };
 

@@ -98,7 +98,11 @@ Outcome Manager::pushToFirstReachable(ferry::Spool& spool, const std::string& se
                                   std::to_string(ms) + " ms";
             if (r.duplicates > 0)
                 summary += " (" + std::to_string(r.duplicates) + " already stored)";
-            recordOutcome({true, summary}, where);
+            if (r.nextPushAtMs > 0)
+                summary += "; the master allows a push every " + std::to_string(r.minPushPeriodS) +
+                           " s and asks for the next one at " + ferry::formatTime(r.nextPushAtMs) +
+                           " (scheduled pushes wait until then)";
+            recordOutcome({true, summary}, where, &r);
             return {true, summary};
         } catch (const std::exception& e) {
             // Data-phase failures are not retried on another master within
@@ -115,13 +119,23 @@ Outcome Manager::pushToFirstReachable(ferry::Spool& spool, const std::string& se
     return {false, summary};
 }
 
-void Manager::recordOutcome(const Outcome& outcome, const std::string& master)
+void Manager::recordOutcome(const Outcome& outcome, const std::string& master, const PushCycleResult* pacing)
 {
     ferry::FileLock lock(m_paths.pushStateLockFile());
     PushState st = loadPushState(m_paths.pushStateFile());
     const bool wasFailing = st.lastResult.rfind("failed", 0) == 0;
     const bool first = st.lastResult.empty();
-    if (outcome.success) {
+    if (pacing != nullptr) {
+        st.notBeforeMs = pacing->nextPushAtMs;
+        st.notBeforeReason = pacing->nextPushAtMs > 0 ? "master " + master + " allows a push every " +
+                                                            std::to_string(pacing->minPushPeriodS) + " s"
+                                                      : "";
+    }
+    if (outcome.success && pacing != nullptr && pacing->nextPushAtMs > 0) {
+        // The one line an early push earns: the records went, and the
+        // scheduled pushes before that time are skipped without a word.
+        spdlog::warn("{}", outcome.summary);
+    } else if (outcome.success) {
         if (wasFailing)
             spdlog::info("Push working again: {}", outcome.summary);
         else
@@ -189,6 +203,13 @@ Outcome Manager::runScheduled(const ProgressFn& onProgress)
     const FallbackDecision d = evaluate();
     if (!d.active)
         return {true, "skipped: " + d.reason, true};
+    const PushState st = loadPushState(m_paths.pushStateFile());
+    if (ferry::nowMs() < st.notBeforeMs) {
+        const std::string why = "skipped: " + st.notBeforeReason + ", and asked for no push before " +
+                                ferry::formatTime(st.notBeforeMs);
+        spdlog::debug("{}", why);
+        return {true, why, true};
+    }
     return pushNow(onProgress);
 }
 

@@ -14,6 +14,7 @@
 
 #include "CollectorConnector.h"
 #include "Fallback.h"
+#include "PushCycle.h"
 #include "PushState.h"
 #include "ferry/Error.h"
 #include "ferry/NodeConfig.h"
@@ -63,7 +64,8 @@ public:
 
 private:
     Outcome pushToFirstReachable(ferry::Spool& spool, const std::string& secret, const ProgressFn& onProgress);
-    void recordOutcome(const Outcome& outcome, const std::string& master);
+    // pacing: the master's answer about the period floor, on success only.
+    void recordOutcome(const Outcome& outcome, const std::string& master, const PushCycleResult* pacing = nullptr);
     // Under the state lock: loads the state, re-evaluates the fallback
     // (after `change`, if any), saves it.
     FallbackDecision evaluateWith(void (*change)(PushState&));

@@ -139,6 +139,22 @@ std::string PushAdaptor::LastResult()
     return call("LastResult", [&] { return m_manager.state().lastResult; });
 }
 
+uint64_t PushAdaptor::NotBefore()
+{
+    return call("NotBefore", [&] {
+        const auto st = m_manager.state();
+        return st.notBeforeMs > ferry::nowMs() ? toUsec(st.notBeforeMs) : 0;
+    });
+}
+
+std::string PushAdaptor::NotBeforeReason()
+{
+    return call("NotBeforeReason", [&] {
+        const auto st = m_manager.state();
+        return st.notBeforeMs > ferry::nowMs() ? st.notBeforeReason : std::string();
+    });
+}
+
 uint64_t PushAdaptor::LastSuccess()
 {
     return call("LastSuccess", [&] { return toUsec(m_manager.state().lastSuccessMs); });

@@ -33,6 +33,8 @@ private:
     std::string SpoolEpoch() override;
     uint64_t SpoolResets() override;
     uint64_t Period() override;
+    uint64_t NotBefore() override;
+    std::string NotBeforeReason() override;
     std::string Master() override;
     std::vector<std::string> Masters() override;
     std::string Mode() override;

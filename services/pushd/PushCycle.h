@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "ferry/Session.h"
 #include "ferry/Spool.h"
@@ -37,7 +39,19 @@ struct PushCycleResult {
     std::uint64_t batches = 0;
     bool held = false;       // the master holds this spool's data (suspect node)
     std::string heldReason;
+    // The master's period floor for this node (0: none), and when the push
+    // came too soon after its last on-time one, the Unix time (ms) before
+    // which the master asks for no other push (0: none).
+    std::uint32_t minPushPeriodS = 0;
+    std::int64_t nextPushAtMs = 0;
 };
+
+// Reads the period floor and the "come back at" time out of a Policy map.
+// Values a master cannot mean (not a number, a floor above a day, a time
+// more than a day ahead of nowMs) are dropped with a warning: a master must
+// not be able to silence a node for longer than the longest floor.
+void readPacing(const std::vector<std::pair<std::string, std::string>>& policy, std::int64_t nowMs,
+                const std::string& master, PushCycleResult& result);
 
 // Throws on any failure; what was acknowledged before it stays deleted, what
 // was not stays queued.

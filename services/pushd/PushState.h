@@ -19,6 +19,10 @@ struct PushState {
     std::int64_t watchStartMs = 0;
     bool active = false;
     std::string reason;
+    // The master's period floor: it asked for no push before this moment
+    // (0: no such request), and why, for `ferryctl status`.
+    std::int64_t notBeforeMs = 0;
+    std::string notBeforeReason;
 };
 
 // Missing file → defaults; a damaged file is logged and ignored (its worst

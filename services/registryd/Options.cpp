@@ -6,6 +6,7 @@
 #include "ferry/Error.h"
 #include "ferry/Files.h"
 #include "ferry/Paths.h"
+#include "ferry/PeriodFloorConfig.h"
 #include "ferry/RegistryProtocol.h"
 #include "ferry/YamlReader.h"
 
@@ -128,10 +129,9 @@ void applyConfig(const std::string& name, const std::string& text, Options& o)
             o.server.sourceBurst = static_cast<double>(*v);
         if (auto v = r->seconds("max_clock_skew", 10, 86400))
             o.manager.maxClockSkew = std::chrono::seconds(*v);
-        if (auto v = r->seconds("min_push_period", 0, ferry::kMaxPolicySeconds))
-            o.manager.policy.minPushPeriodS = static_cast<std::uint32_t>(*v);
-        if (auto v = r->seconds("min_pull_interval", 0, ferry::kMaxPolicySeconds))
-            o.manager.policy.minPullIntervalS = static_cast<std::uint32_t>(*v);
+        ferry::PeriodFloorDefaults floor{o.manager.policy.minPushPeriodS, o.manager.policy.minPullIntervalS};
+        ferry::readPeriodFloorKeys(*r, floor);
+        o.manager.policy = {floor.minPushPeriodS, floor.minPullIntervalS};
         if (auto v = r->string("ca_key"))
             o.manager.caKeyFile = *v;
         if (auto v = r->seconds("cert_validity", 600, 366 * 86400))

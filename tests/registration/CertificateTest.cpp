@@ -3,7 +3,10 @@
 // certificate next to the key, and a real sshd that trusts the CA
 // (TrustedUserCAKeys, RevokedKeys) and has no AuthorizedKeysCommand admits
 // the node's libssh login (pushd's SshSession) and refuses expired, revoked
-// and wrong-principal certificates. Needs root (sshd in a mount namespace).
+// and wrong-principal certificates. The renewal that ferry-cert-renew.timer
+// runs (`ferryctl register --renew-certificate`, keyregd's RenewCertificate)
+// renews a certificate near its expiry and names the node when an expired
+// one cannot be renewed. Needs root (sshd in a mount namespace).
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,9 +16,11 @@
 #include <gtest/gtest.h>
 
 #include "RegistrationSupport.h"
+#include "ferry/Clock.h"
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
 #include "ferry/NodeCertificates.h"
+#include "ferry/Sqlite.h"
 #include "ferry/SshSession.h"
 #include "support/TestSshd.h"
 
@@ -59,14 +64,47 @@ protected:
                       std::to_string(m_sshd->port()) + "\n    registry_port: " + std::to_string(m_registryPort) + "\n");
         const auto r = ferryctl({"master", "add-node", "cert-node"}, {{"FERRY_STATE_DIR", m_master}}, m_secret);
         ASSERT_EQ(r.exitCode, 0) << r.err;
-        const std::map<std::string, std::string> node{{"FERRY_CONFIG_DIR", m_nodeConfig},
-                                                      {"FERRY_STATE_DIR", m_nodeState}};
-        m_keyregd.emplace(std::vector<std::string>{buildPath("services/keyregd/ferry-keyregd"), "-v", "--register",
-                                                   "--retry-initial", "200", "--retry-max", "1000", "--idle-timeout",
-                                                   "0", "--sshd-host-keys", m_root / "none"},
-                          node, m_root / "keyregd.log");
+        startKeyregd(true);
         ASSERT_TRUE(waitUntil([&] { return ::access(certFile().c_str(), F_OK) == 0; }))
             << readFile(m_root / "keyregd.log") << m_registryd->log();
+    }
+
+    std::map<std::string, std::string> nodeEnv() const
+    {
+        return {{"FERRY_CONFIG_DIR", m_nodeConfig}, {"FERRY_STATE_DIR", m_nodeState}};
+    }
+
+    void startKeyregd(bool registerNow)
+    {
+        std::vector<std::string> argv{buildPath("services/keyregd/ferry-keyregd"),
+                                      "-v",
+                                      "--retry-initial",
+                                      "200",
+                                      "--retry-max",
+                                      "1000",
+                                      "--idle-timeout",
+                                      "0",
+                                      "--sshd-host-keys",
+                                      m_root / "none"};
+        if (registerNow)
+            argv.emplace_back("--register");
+        m_keyregd.emplace(argv, nodeEnv(), m_root / "keyregd.log");
+    }
+
+    // What ferry-cert-renew.service runs.
+    RunResult renew() { return ferryctl({"register", "--renew-certificate"}, nodeEnv()); }
+
+    // The node's certificate replaced by one the CA signs here (as if time had passed).
+    std::string signForNode(const std::string& validity, std::uint64_t serial, const std::string& keyId)
+    {
+        CertificateRequest request;
+        request.caKeyFile = m_ca;
+        request.publicKey = publicKeyLine(keyFile());
+        request.keyId = keyId;
+        request.principals = {"ferry", "node:cert-node"};
+        request.serial = serial;
+        request.validity = validity;
+        return signUserCertificate(request);
     }
 
     std::string keyFile() const { return m_nodeState + "/id_ed25519"; }
@@ -149,6 +187,76 @@ TEST_F(ACertifiedNode, IsRefusedOnceTheOperatorRevokesIt)
     // sshd reads RevokedKeys at every authentication: no restart.
     EXPECT_THROW(login(keyFile()), AuthError);
     EXPECT_TRUE(waitUntil([&] { return m_sshd->log().find("revoked") != std::string::npos; })) << m_sshd->log();
+}
+
+TEST_F(ACertifiedNode, RenewsItsCertificateNearItsExpiry)
+{
+    ASSERT_EQ(readCertificate(readFile(certFile())).serial, 1u);
+    // Both copies near their end, as after most of the validity has passed:
+    // the registry's record of what it issued, and the node's file.
+    const std::int64_t soon = nowMs() + 60'000;
+    {
+        Database db(m_master + "/master.db");
+        db.exec("UPDATE node_certificates SET valid_to_ms = " + std::to_string(soon) + " WHERE node = 'cert-node'");
+    }
+    writeFile(certFile(), signForNode("-50m:+60s", 1, "ferry-node:cert-node#1") + "\n", 0644);
+
+    const auto r = renew();
+    ASSERT_EQ(r.exitCode, 0) << r.err << readFile(m_root / "keyregd.log") << m_registryd->log();
+    RecordProperty("summary", r.out);
+    EXPECT_NE(r.out.find("renewed the certificate of node 'cert-node': serial 2, valid until"), std::string::npos)
+        << r.out;
+    const auto renewed = readCertificate(readFile(certFile()));
+    EXPECT_EQ(renewed.serial, 2u);
+    EXPECT_GE(renewed.validBeforeMs, nowMs() + 3500'000);
+    EXPECT_EQ(renewed.principals, (std::vector<std::string>{"ferry", "node:cert-node"}));
+    // The new certificate logs in at once, with no key lookup on the master.
+    EXPECT_NO_THROW(login(keyFile())) << m_sshd->log();
+    EXPECT_TRUE(waitUntil([&] {
+        return m_sshd->log().find("ID ferry-node:cert-node#2 (serial 2)") != std::string::npos;
+    })) << m_sshd->log();
+    EXPECT_NE(readFile(m_root / "keyregd.log").find("renewed the certificate of node 'cert-node'"), std::string::npos);
+}
+
+TEST_F(ACertifiedNode, LeavesACertificateWithMostOfItsTimeLeftAlone)
+{
+    const auto before = readFile(certFile());
+    const auto r = renew();
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_NE(r.out.find("the certificate of node 'cert-node' (serial 1) is valid until"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("renewal is due from"), std::string::npos) << r.out;
+    EXPECT_EQ(readFile(certFile()), before);
+}
+
+TEST_F(ACertifiedNode, NamesTheNodeWhenItsExpiredCertificateCannotBeRenewed)
+{
+    // The node was off past its certificate's end and its master is away now.
+    m_keyregd.reset();
+    m_registryd.reset();
+    const std::string current = readFile(certFile());
+    const std::string expired = signForNode("20200101:20200102", 900, "ferry-node:cert-node#900");
+    std::string state = readFile(m_nodeState + "/registration.json");
+    const auto at = state.find(current.substr(0, current.size() - 1));
+    ASSERT_NE(at, std::string::npos) << state;
+    state.replace(at, current.size() - 1, expired);
+    writeFile(m_nodeState + "/registration.json", state, 0644);
+    writeFile(certFile(), expired + "\n", 0644);
+    startKeyregd(false);
+
+    const auto r = renew();
+    EXPECT_EQ(r.exitCode, 1) << r.out;
+    RecordProperty("error", r.err);
+    EXPECT_NE(r.err.find("The certificate of node 'cert-node' (serial 900, key ID ferry-node:cert-node#900) "
+                         "expired at " +
+                         formatTime(readCertificate(expired).validBeforeMs) + " and could not be renewed: "),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("127.0.0.1:" + std::to_string(m_registryPort)), std::string::npos)
+        << "the cause names the master that did not answer: " << r.err;
+    EXPECT_NE(r.err.find("refuse its pushes until it is renewed"), std::string::npos) << r.err;
+    const auto log = readFile(m_root / "keyregd.log");
+    EXPECT_NE(log.find("The certificate of node 'cert-node' (serial 900"), std::string::npos) << log;
+    EXPECT_EQ(readCertificate(readFile(certFile())).serial, 900u);
 }
 
 } // namespace

@@ -17,4 +17,9 @@ constexpr std::uint32_t kMaxBatchFrame = kDefaultMaxFrame;
 // per-record framing, so that a full batch still encodes within the frame.
 constexpr std::uint32_t kMaxBatchBytes = kMaxBatchFrame - 64 * 1024;
 
+// The longest period floor a master may impose (one day): the registration
+// answer, registry.yml and the push session's Policy answer are all bounded
+// by it, so a master cannot silence a node for longer.
+constexpr std::uint32_t kMaxPolicySeconds = 86400;
+
 } // namespace ferry

@@ -18,6 +18,8 @@
 //      changes awaiting the operator, per-node period floors, OpenSSH
 //      certificates and their revocations) and the cause of a node's last
 //      failed pull
+//   4  the period floor enforced per push: when each node's last on-time
+//      push began (node_pacing)
 //
 // A new file gets kSchema and kMasterSchemaVersion at once. An existing one
 // runs every migration above its version in order, each in the same
@@ -29,7 +31,7 @@
 
 namespace ferry::schema {
 
-inline constexpr int kMasterSchemaVersion = 3;
+inline constexpr int kMasterSchemaVersion = 4;
 
 inline constexpr const char* kLegacyEpochHex = "00000000000000000000000000000000";
 
@@ -154,6 +156,10 @@ CREATE TABLE pull_failure (
   cause TEXT NOT NULL,
   message TEXT NOT NULL
 );
+CREATE TABLE node_pacing (
+  node TEXT PRIMARY KEY,                       -- the period floor: when the node's last push that
+  last_paced_push_ms INTEGER NOT NULL          -- kept to it began (early pushes do not move it)
+) WITHOUT ROWID;
 )SQL";
 
 // A column some files of version 0 lack (registryd added these when it ran).
@@ -271,6 +277,13 @@ CREATE TABLE IF NOT EXISTS pull_failure (
   cause TEXT NOT NULL,
   message TEXT NOT NULL
 );
+)SQL"},
+    // 3 → 4: the period floor enforced per push.
+    {4, nullptr, 0, R"SQL(
+CREATE TABLE IF NOT EXISTS node_pacing (
+  node TEXT PRIMARY KEY,                       -- the period floor: when the node's last push that
+  last_paced_push_ms INTEGER NOT NULL          -- kept to it began (early pushes do not move it)
+) WITHOUT ROWID;
 )SQL"},
 };
 

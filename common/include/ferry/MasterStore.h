@@ -77,6 +77,9 @@ public:
     std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) override;
     void setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor) override;
 
+    PushPacing pushPacing(const std::string& node) override;
+    void notePacedPush(const std::string& node, std::int64_t startMs) override;
+
     Database& database() { return m_db; }
     // The same file through the interface both backends implement.
     SqlConnection& connection() { return m_sql; }

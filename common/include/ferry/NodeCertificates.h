@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ferry {
@@ -38,6 +39,23 @@ struct CertificateRequest {
 // The certificate line ("ssh-ed25519-cert-v01@openssh.com AAAA… keyId").
 // Throws Error naming the key ID and ssh-keygen's complaint.
 std::string signUserCertificate(const CertificateRequest& request);
+
+// What a node needs to know of its own certificate to renew it in time.
+struct CertificateInfo {
+    std::string type; // "ssh-ed25519-cert-v01@openssh.com"
+    std::uint64_t serial = 0;
+    std::string keyId;
+    std::vector<std::string> principals;
+    std::int64_t validAfterMs = 0;
+    std::int64_t validBeforeMs = 0; // OpenSSH's "forever" reads as INT64_MAX
+};
+
+// Reads an OpenSSH certificate line ("<type>-cert-v01@openssh.com <base64>
+// [comment]") as far as its validity (PROTOCOL.certkeys: nonce, the key's
+// own fields by type, serial, type, key ID, principals, valid after, valid
+// before), with every length checked against the blob. Throws ProtocolError
+// naming what is wrong.
+CertificateInfo readCertificate(std::string_view line);
 
 struct RevokedCertificate {
     std::uint64_t serial = 0;

@@ -33,6 +33,8 @@
 #include <string_view>
 #include <vector>
 
+#include "ferry/Limits.h"
+
 namespace ferry {
 
 constexpr std::uint16_t kRegistryPort = 50010;
@@ -44,8 +46,6 @@ constexpr std::size_t kMaxReason = 512;
 constexpr std::size_t kMaxCertificate = 8192;
 constexpr std::uint8_t kRegisterRequestKind = 1;
 constexpr std::uint8_t kRegisterRequestKindV2 = 2;
-// The longest period floor a master may impose (one day).
-constexpr std::uint32_t kMaxPolicySeconds = 86400;
 
 enum class RegistrationState : std::uint8_t { Accepted = 1, Pending = 2, Declined = 3 };
 const char* toString(RegistrationState state);
@@ -107,6 +107,11 @@ bool verifyRegistrationRequest(const SignedRequest& request, std::string_view se
 std::string encodeRegistrationResponse(const RegistrationResponse& response, std::string_view secret);
 SignedResponse decodeRegistrationResponse(std::string_view payload, const std::string& peer);
 bool verifyRegistrationResponse(const SignedResponse& response, std::string_view secret);
+
+// Strict base64 (RFC 4648 with padding, as OpenSSH writes key lines):
+// length a multiple of four, '=' only as the last one or two characters,
+// unused bits zero. Throws ProtocolError.
+std::string decodeBase64Strict(std::string_view in);
 
 // "type base64" from an OpenSSH public key line (drops a comment); throws
 // ProtocolError when the line is not "<known type> <base64>" or when the

@@ -37,6 +37,12 @@
 //   master → Ack {stored_up_to = last seq of that batch, newly, duplicates}
 //                   (one per Batch, in order, sent only after the commit)
 //   node   → Bye
+// The policy map of a push carries the node's period floor
+// (kPolicyMinPushPeriod, kPolicyMinPullInterval, seconds, when set) and, when
+// the push came too soon after the last one that kept to the floor,
+// kPolicyNextPushAt: the Unix time in milliseconds before which the node
+// should not push again (decidePushPacing, SessionStore.h). The early push is
+// served like any other: its records are stored and acknowledged.
 // stored_up_to in Policy: the master has every record of this (node, epoch)
 // up to it (pull's per-epoch cursor, which moves in the transaction of each
 // batch; 0 on push); the node deletes those before sending. held: the master will not store this epoch (a suspect
@@ -69,6 +75,10 @@ constexpr const char* kSessionErrorAuth = "auth-failed";
 constexpr const char* kSessionErrorVersion = "unsupported-version";
 constexpr const char* kSessionErrorProtocol = "bad-message";
 constexpr const char* kSessionErrorCursorAhead = "cursor-ahead";
+// Keys of the Policy answer's map.
+constexpr const char* kPolicyMinPushPeriod = "min_push_period";
+constexpr const char* kPolicyMinPullInterval = "min_pull_interval";
+constexpr const char* kPolicyNextPushAt = "next_push_at_ms";
 
 // Who sends Hello (Responder) and who proves first (Initiator).
 enum class SessionSide { Initiator, Responder };
@@ -148,6 +158,10 @@ struct MasterSessionOptions {
     std::chrono::milliseconds ioTimeout{30000};
     // Entries sent in every Policy answer.
     std::vector<std::pair<std::string, std::string>> policy;
+    // Push: the master's default period floor (registry.yml), for nodes
+    // without their own (0: none).
+    std::uint32_t minPushPeriodS = 0;
+    std::uint32_t minPullIntervalS = 0;
     // Test hook, documented in docs/durability.md: called after a batch was
     // committed and before its Ack is sent.
     std::function<void()> afterCommit;
@@ -161,6 +175,7 @@ struct MasterSessionResult {
     std::string node;  // empty when authentication failed
     Epoch epoch;
     EpochAdmission admission;
+    PacingDecision pacing; // push only
     HealthReport report;
     std::uint64_t batches = 0;
     std::uint64_t records = 0;

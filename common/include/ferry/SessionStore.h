@@ -52,6 +52,32 @@ struct EpochDecision {
 EpochDecision decideEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
                           const std::vector<EpochInfo>& known);
 
+// The period floor, enforced by the master (issue 15). A push that comes
+// sooner than the node's floor after its last on-time push is not refused:
+// its records are stored as usual, and the Policy answer tells the node when
+// to come back. Only on-time pushes move the clock, so a node that pushes too
+// often is told the same time again rather than being pushed ever later.
+//
+// What the store knows of one node for this decision:
+struct PushPacing {
+    std::optional<std::uint32_t> minPushPeriodS; // the node's own floor (node_policy); nullopt: the default
+    std::optional<std::uint32_t> minPullIntervalS;
+    std::int64_t lastPacedPushMs = 0; // when its last on-time push began; 0: none yet
+};
+
+struct PacingDecision {
+    std::uint32_t minPushPeriodS = 0; // the floor that applies (0: none)
+    std::uint32_t minPullIntervalS = 0;
+    bool early = false;
+    std::int64_t comeBackAtMs = 0; // early only: the first moment an on-time push may begin
+};
+
+// A push is early when it begins more than a tenth of the floor before the
+// floor has passed: a node's timer is allowed its jitter (RandomizedDelaySec,
+// the SSH connect before the session) without being scolded.
+PacingDecision decidePushPacing(const PushPacing& known, std::uint32_t defaultMinPushPeriodS,
+                                std::uint32_t defaultMinPullIntervalS, std::int64_t nowMs);
+
 class SessionStore {
 public:
     virtual ~SessionStore() = default;
@@ -73,6 +99,10 @@ public:
     // Pull cursors: every record of (node, epoch) ≤ cursor is stored.
     virtual std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) = 0;
     virtual void setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor) = 0;
+    // The period floor: what decidePushPacing needs to know of node.
+    virtual PushPacing pushPacing(const std::string& node) = 0;
+    // Records that an on-time push of node began at startMs.
+    virtual void notePacedPush(const std::string& node, std::int64_t startMs) = 0;
 };
 
 } // namespace ferry

@@ -153,8 +153,8 @@ struct HealthReport {
 
 // The master's answer to a report: whether the node may send, how far the
 // master has stored this epoch (pull deletes up to it), and a key/value
-// policy map (empty today; a later change adds the period floor) so that a
-// new policy needs no protocol change.
+// policy map (the period floor and, for an early push, when to come back:
+// see Session.h) so that a new policy needs no protocol change.
 constexpr std::size_t kMaxPolicyEntries = 32;
 constexpr std::size_t kMaxPolicyText = 256;
 struct PolicyMessage {

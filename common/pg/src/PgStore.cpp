@@ -68,6 +68,11 @@ CREATE TABLE node_certificates (
 CREATE TABLE revoked_certificates (serial BIGINT PRIMARY KEY, node TEXT NOT NULL, revoked_ms BIGINT NOT NULL);
 CREATE TABLE pull_failure (node TEXT PRIMARY KEY, at BIGINT NOT NULL, cause TEXT NOT NULL, message TEXT NOT NULL);
 )SQL",
+    // 3: the period floor enforced per push (master.db version 4): when each
+    // node's last on-time push began.
+    R"SQL(
+CREATE TABLE node_pacing (node TEXT PRIMARY KEY, last_paced_push_ms BIGINT NOT NULL);
+)SQL",
 };
 
 // Serialises schema changes between masters starting at once.
@@ -251,6 +256,30 @@ std::uint64_t PgStore::pullCursor(const std::string& node, const Epoch& epoch)
     const auto r = m_db.exec("SELECT cursor FROM pull_cursors WHERE node = $1 AND epoch = $2",
                              {PgParam::text(node), PgParam::text(epoch.hex())});
     return r.rows() == 0 ? 0 : static_cast<std::uint64_t>(r.int64(0, 0));
+}
+
+PushPacing PgStore::pushPacing(const std::string& node)
+{
+    PushPacing p;
+    const auto policy = m_db.exec("SELECT min_push_period_s, min_pull_interval_s FROM node_policy WHERE node = $1",
+                                  {PgParam::text(node)});
+    if (policy.rows() > 0) {
+        if (!policy.isNull(0, 0))
+            p.minPushPeriodS = static_cast<std::uint32_t>(policy.int64(0, 0));
+        if (!policy.isNull(0, 1))
+            p.minPullIntervalS = static_cast<std::uint32_t>(policy.int64(0, 1));
+    }
+    const auto pacing = m_db.exec("SELECT last_paced_push_ms FROM node_pacing WHERE node = $1", {PgParam::text(node)});
+    if (pacing.rows() > 0)
+        p.lastPacedPushMs = pacing.int64(0, 0);
+    return p;
+}
+
+void PgStore::notePacedPush(const std::string& node, std::int64_t startMs)
+{
+    m_db.exec("INSERT INTO node_pacing (node, last_paced_push_ms) VALUES ($1, $2) ON CONFLICT (node) DO UPDATE SET"
+              " last_paced_push_ms = excluded.last_paced_push_ms",
+              {PgParam::text(node), PgParam::integer(startMs)});
 }
 
 void PgStore::setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor)

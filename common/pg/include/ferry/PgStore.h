@@ -55,6 +55,8 @@ public:
                      const HealthReport& report) override;
     std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) override;
     void setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor) override;
+    PushPacing pushPacing(const std::string& node) override;
+    void notePacedPush(const std::string& node, std::int64_t startMs) override;
 
     // Stores a batch in one transaction, durable at commit (PostgreSQL's
     // default synchronous_commit=on). Duplicates — already stored by this or
