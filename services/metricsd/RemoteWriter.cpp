@@ -133,6 +133,18 @@ std::string encodeWriteRequest(const std::string& node, const std::vector<Sequen
 
 // ---- Writer ----
 
+namespace {
+
+std::int64_t newestTime(const std::vector<SequencedRecord>& records)
+{
+    std::int64_t t = 0;
+    for (const auto& r : records)
+        t = std::max(t, r.timeMs);
+    return t;
+}
+
+} // namespace
+
 RemoteWriter::RemoteWriter(const RemoteWriteConfig& config, StoreReader& store, RemoteWriteState& state,
                            RemoteWriteSender& sender, Sleep sleep)
     : m_config(config), m_store(store), m_state(state), m_sender(sender), m_sleep(std::move(sleep))
@@ -186,13 +198,13 @@ RemoteWriteResult RemoteWriter::run()
     m_result = {};
     for (const auto& stream : m_store.streams()) {
         auto cursor = m_state.cursor(stream.node, stream.epoch);
-        while (cursor.seq < stream.lastSeq) {
+        while (cursor.seq < stream.lastOrder) {
             // Gather records until the request holds about max_samples_per_send samples.
             std::vector<SequencedRecord> batch;
             std::size_t samples = 0, unreadable = 0;
             std::string body;
             for (;;) {
-                auto more = m_store.recordsAfter(stream, batch.empty() ? cursor.seq : batch.back().seq, 16);
+                auto more = m_store.recordsAfter(stream, batch.empty() ? cursor.seq : batch.back().order, 16);
                 if (more.empty())
                     break;
                 for (auto& r : more) {
@@ -220,7 +232,7 @@ RemoteWriteResult RemoteWriter::run()
                 return m_result;
             }
             if (o == Outcome::Sent) {
-                cursor = {batch.back().seq, batch.back().timeMs};
+                cursor = {batch.back().order, std::max(cursor.timeMs, newestTime(batch))};
                 m_state.advance(stream.node, stream.epoch, cursor,
                                 {{"samples_sent", static_cast<std::int64_t>(samples)},
                                  {"records_unreadable", static_cast<std::int64_t>(unreadable)}});
@@ -248,7 +260,7 @@ RemoteWriteResult RemoteWriter::run()
                     deltas["samples_sent"] = static_cast<std::int64_t>(n);
                     m_result.samplesSent += n;
                 }
-                cursor = {r.seq, r.timeMs};
+                cursor = {r.order, std::max(cursor.timeMs, r.timeMs)};
                 m_state.advance(stream.node, stream.epoch, cursor, deltas);
             }
         }
