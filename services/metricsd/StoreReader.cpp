@@ -35,6 +35,7 @@ StoreReader::StoreReader(const std::string& path) : m_db(path, /*readOnly=*/true
     m_hasEpoch = hasColumn(m_db, "records", "epoch");
     m_hasOrder = m_hasEpoch && hasColumn(m_db, "records", "stored_order");
     m_hasReports = hasTable(m_db, "node_reports");
+    m_hasCounters = hasTable(m_db, "master_counters");
 }
 
 std::vector<NodeRow> StoreReader::nodes()
@@ -102,6 +103,17 @@ std::vector<NodeReport> StoreReader::nodeReports()
         if (!report.node.empty())
             out.push_back(std::move(report));
     }
+    return out;
+}
+
+std::vector<StoreReader::Counter> StoreReader::counters()
+{
+    std::vector<Counter> out;
+    if (!m_hasCounters)
+        return out;
+    ferry::Statement s(m_db, "SELECT name, labels, value FROM master_counters ORDER BY name, labels");
+    while (s.step())
+        out.push_back({s.text(0), s.text(1), s.int64(2)});
     return out;
 }
 

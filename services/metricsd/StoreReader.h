@@ -69,6 +69,14 @@ public:
     // time is more than staleMs older than the node's newest are left out.
     std::vector<StoredRecord> latestRecords(const std::string& node, std::int64_t staleMs, int window = 256);
     std::vector<NodeReport> nodeReports();
+    // master_counters (master.db version 4): the master's own counters;
+    // empty in older stores.
+    struct Counter {
+        std::string name;
+        std::string labels;
+        std::int64_t value = 0;
+    };
+    std::vector<Counter> counters();
     // Every (node, epoch) that has records, with its last sequence.
     std::vector<RecordStream> streams();
     // Records of a stream with store order > afterOrder, in store order.
@@ -79,6 +87,7 @@ private:
     ferry::Database m_db;
     bool m_hasEpoch = false;
     bool m_hasOrder = false;
+    bool m_hasCounters = false;
     bool m_hasReports = false;
 };
 

@@ -397,8 +397,8 @@ MigrationResult migrateSqliteToPostgres(const std::string& masterDbPath, PgStore
             if (epoch.empty())
                 epoch = kLegacyEpoch;
             const auto r = db.exec(
-                "INSERT INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via)"
-                " VALUES ($1, $2, $3::bigint, $4::bigint, $5, $6, $7::bigint, $8) ON CONFLICT DO NOTHING",
+                "INSERT INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via, stored_order)"
+                " VALUES ($1, $2, $3::bigint, $4::bigint, $5, $6, $7::bigint, $8, $3::bigint) ON CONFLICT DO NOTHING",
                 {PgParam::text(records.text(0)), PgParam::text(epoch), PgParam::integer(records.int64(2)),
                  PgParam::integer(records.int64(3)), PgParam::text(records.text(4)), PgParam::bytes(records.text(5)),
                  PgParam::integer(records.int64(6)), PgParam::text(records.text(7))});
@@ -442,6 +442,10 @@ MigrationResult migrateSqliteToPostgres(const std::string& masterDbPath, PgStore
                     {PgParam::text(c.text(0)), PgParam::text(c.text(1)), PgParam::integer(c.int64(2))});
         tx.commit();
     }
+    // The copied records keep their seq as their store order (they arrive
+    // in sequence order); a stream's next order follows the highest.
+    db.exec("UPDATE node_epochs SET stored_order = GREATEST(stored_order, COALESCE((SELECT MAX(r.stored_order)"
+            " FROM records r WHERE r.node = node_epochs.node AND r.epoch = node_epochs.epoch), 0))");
     result.target = target.counts();
     return result;
 }
