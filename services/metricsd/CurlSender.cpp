@@ -75,7 +75,8 @@ HttpResult CurlSender::post(const std::string& snappyBody)
         // libcurl's detail names the TLS problem ("SSL certificate problem:
         // unable to get local issuer certificate"); its code alone does not.
         r.error = detail[0] != '\0' ? ferry::escapeForLog(detail, CURL_ERROR_SIZE) : std::string(curl_easy_strerror(rc));
-        if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CONNECT_ERROR)
+        r.permanent = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE;
+        if (r.permanent || rc == CURLE_SSL_CONNECT_ERROR)
             r.error += m_config.caFile.empty() ? " (the receiver's certificate does not verify against the system's CAs;"
                                                  " set remote_write: ca_file)"
                                                : " (the receiver's certificate does not verify against ca_file " +

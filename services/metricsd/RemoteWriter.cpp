@@ -165,7 +165,10 @@ RemoteWriter::Outcome RemoteWriter::send(const std::string& body, std::string& w
             m_state.count({{"requests_ok", 1}});
             return Outcome::Sent;
         }
-        const std::string answer = ferry::escapeForLog(r.body, 200);
+        std::string_view trimmed(r.body);
+        while (!trimmed.empty() && (trimmed.back() == '\n' || trimmed.back() == '\r' || trimmed.back() == ' '))
+            trimmed.remove_suffix(1);
+        const std::string answer = ferry::escapeForLog(trimmed, 200);
         why = r.status ? "HTTP " + std::to_string(r.status) + ": " + answer : r.error;
         if (r.status == 401 || r.status == 403)
             why += !m_config.basicUser.empty()      ? " (the receiver refused basic_auth user " +
@@ -184,9 +187,10 @@ RemoteWriter::Outcome RemoteWriter::send(const std::string& body, std::string& w
             return Outcome::Rejected;
         }
         m_state.count({{r.status ? "requests_failed_http" : "requests_failed_transport", 1}});
-        // Other 4xx (401, 403, 404: the receiver is off, 413) need the
-        // operator: stop here and keep everything for the next run.
-        if (r.status >= 400 && r.status < 500 && r.status != 429)
+        // Other 4xx (401, 403, 404: the receiver is off, 413) and a
+        // certificate that does not verify need the operator: stop here and
+        // keep everything for the next run.
+        if ((r.status >= 400 && r.status < 500 && r.status != 429) || r.permanent)
             return Outcome::Failed;
         if (!failing)
             spdlog::warn("Remote-write to {} started to fail ({}); retrying with backoff", m_config.url, why);

@@ -37,6 +37,9 @@ struct HttpResult {
     long status = 0;      // 0: no HTTP answer (see error)
     std::string body;     // first bytes of the answer
     std::string error;    // transport error, when status is 0
+    // A transport error that a retry cannot cure (the receiver's
+    // certificate does not verify): the run ends at once.
+    bool permanent = false;
 };
 
 // The system edge: one POST of a remote-write body.

@@ -119,10 +119,10 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         outcome.summary = std::string("Failed to pull node ") + node.name + " from " + where + ": " + e.what();
         recordPullFailure(store.database(), node.name, start, e);
         try {
-            const bool held = dynamic_cast<const HeldError*>(&e) != nullptr;
+            const bool wasHeld = dynamic_cast<const HeldError*>(&e) != nullptr;
             std::vector<ferry::CounterDelta> counts{
-                {"sessions", ferry::counterLabels({{"transport", "pull"}, {"outcome", held ? "held" : "failed"}}), 1}};
-            if (!held)
+                {"sessions", ferry::counterLabels({{"transport", "pull"}, {"outcome", wasHeld ? "held" : "failed"}}), 1}};
+            if (!wasHeld)
                 counts.push_back(
                     {"pull_failures", ferry::counterLabels({{"cause", toString(classifyPullFailure(e))}}), 1});
             store.addCounters(counts);
