@@ -86,13 +86,13 @@ EpochDecision decideEpoch(const std::string& node, const Epoch& epoch, const std
     // The master's counters of what it decided (metricsd exports them).
     if (out.newEpoch) {
         const char* kind = d.insertState == std::optional<std::string>("suspect") ? "suspect_node"
-                           : others.empty()                                      ? "first"
-                                                                                 : "reinstall";
+                           : others.empty()                                       ? "first"
+                                                                                  : "reinstall";
         d.counters.push_back({"epochs_new", counterLabels({{"kind", kind}}), 1});
     }
-    const auto madeSuspect = std::count_if(d.setStates.begin(), d.setStates.end(),
-                                           [](const auto& s) { return s.second == "suspect"; }) +
-                             (d.insertState == std::optional<std::string>("suspect") ? 1 : 0);
+    const auto madeSuspect =
+        std::count_if(d.setStates.begin(), d.setStates.end(), [](const auto& s) { return s.second == "suspect"; }) +
+        (d.insertState == std::optional<std::string>("suspect") ? 1 : 0);
     if (madeSuspect > 0)
         d.counters.push_back({"epochs_suspect", "", static_cast<std::int64_t>(madeSuspect)});
     return d;

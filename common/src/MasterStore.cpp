@@ -257,9 +257,8 @@ AckMessage MasterStore::storeBatch(const std::string& node, const Epoch& epoch, 
         if (o.step())
             order = o.int64(0);
     }
-    Statement ins(m_db,
-                  "INSERT OR IGNORE INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via,"
-                  " stored_order) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    Statement ins(m_db, "INSERT OR IGNORE INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via,"
+                        " stored_order) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
     for (const auto& r : records) {
         ins.reset();
         ins.bind(1, node).bind(2, hex).bind(3, static_cast<std::int64_t>(r.seq)).bind(4, r.timeMs).bind(5, r.kind);
@@ -307,9 +306,8 @@ void MasterStore::addCounters(const std::vector<CounterDelta>& deltas)
     std::optional<Transaction> own;
     if (sqlite3_get_autocommit(m_db.handle()) != 0)
         own.emplace(m_db);
-    Statement s(m_db,
-                "INSERT INTO master_counters (name, labels, value) VALUES (?1, ?2, ?3)"
-                " ON CONFLICT(name, labels) DO UPDATE SET value = value + excluded.value");
+    Statement s(m_db, "INSERT INTO master_counters (name, labels, value) VALUES (?1, ?2, ?3)"
+                      " ON CONFLICT(name, labels) DO UPDATE SET value = value + excluded.value");
     for (const auto& d : deltas) {
         s.reset();
         s.bind(1, d.name).bind(2, d.labels).bind(3, d.delta).run();

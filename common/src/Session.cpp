@@ -96,8 +96,7 @@ HealthReport spoolReport(Spool& spool, const HealthReport& base)
 
 } // namespace
 
-std::uint32_t nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSessionOptions& o,
-                            std::string& peerName)
+std::uint32_t nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSessionOptions& o, std::string& peerName)
 {
     const std::uint32_t offered = o.capabilities & kSessionCapabilities;
     const std::string peer = stream.peer();
@@ -390,7 +389,7 @@ MasterSessionResult runMasterSession(ByteStream& stream, SessionStore& store, co
     result.cursor = policy.storedUpTo;
     writeFrame(stream, MessageType::Policy, encode(policy), deadlineIn(o.ioTimeout));
 
-    std::uint64_t headLast = 0;  // last record of this session's head lane
+    std::uint64_t headLast = 0; // last record of this session's head lane
     for (;;) {
         Frame f;
         try {

@@ -74,13 +74,14 @@ HttpResult CurlSender::post(const std::string& snappyBody)
     if (rc != CURLE_OK) {
         // libcurl's detail names the TLS problem ("SSL certificate problem:
         // unable to get local issuer certificate"); its code alone does not.
-        r.error = detail[0] != '\0' ? ferry::escapeForLog(detail, CURL_ERROR_SIZE) : std::string(curl_easy_strerror(rc));
+        r.error =
+            detail[0] != '\0' ? ferry::escapeForLog(detail, CURL_ERROR_SIZE) : std::string(curl_easy_strerror(rc));
         r.permanent = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE;
         if (r.permanent || rc == CURLE_SSL_CONNECT_ERROR)
-            r.error += m_config.caFile.empty() ? " (the receiver's certificate does not verify against the system's CAs;"
-                                                 " set remote_write: ca_file)"
-                                               : " (the receiver's certificate does not verify against ca_file " +
-                                                     m_config.caFile + ")";
+            r.error += m_config.caFile.empty()
+                           ? " (the receiver's certificate does not verify against the system's CAs;"
+                             " set remote_write: ca_file)"
+                           : " (the receiver's certificate does not verify against ca_file " + m_config.caFile + ")";
         return r;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);

@@ -267,7 +267,8 @@ void Exposition::buildMasterCounters(std::uint64_t storedByNodes)
     // The counters collectord, pulld and registryd keep in master_counters,
     // as ferry_<name>_total{labels}.
     static const std::map<std::string, const char*> kHelp = {
-        {"sessions", "Data sessions the master ran, by transport (push, pull) and outcome (ok, held, refused, failed)."},
+        {"sessions",
+         "Data sessions the master ran, by transport (push, pull) and outcome (ok, held, refused, failed)."},
         {"records_stored", "Records the master stored, by transport (via)."},
         {"duplicates_refused", "Records the master already had and did not store again, by transport (via)."},
         {"epochs_new", "Spool epochs seen for the first time, by kind (first, reinstall, suspect_node)."},

@@ -171,10 +171,12 @@ RemoteWriter::Outcome RemoteWriter::send(const std::string& body, std::string& w
         const std::string answer = ferry::escapeForLog(trimmed, 200);
         why = r.status ? "HTTP " + std::to_string(r.status) + ": " + answer : r.error;
         if (r.status == 401 || r.status == 403)
-            why += !m_config.basicUser.empty()      ? " (the receiver refused basic_auth user " +
-                                                          ferry::escapeForLog(m_config.basicUser) + ": check its password_file)"
-                   : !m_config.bearerToken.empty() ? " (the receiver refused the bearer token: check bearer_token_file)"
-                                                   : " (the receiver wants credentials: set basic_auth or bearer_token_file)";
+            why += !m_config.basicUser.empty()
+                       ? " (the receiver refused basic_auth user " + ferry::escapeForLog(m_config.basicUser) +
+                             ": check its password_file)"
+                   : !m_config.bearerToken.empty()
+                       ? " (the receiver refused the bearer token: check bearer_token_file)"
+                       : " (the receiver wants credentials: set basic_auth or bearer_token_file)";
         // Prometheus refuses a whole request for one sample it cannot take
         // (400 out of bounds / out of order / duplicate, 500 too old sample):
         // resending the same request cannot help.

@@ -59,8 +59,8 @@ public:
     // master.db version 4 (the migration made each old record's order its
     // seq, so an older cursor stays right).
     struct Cursor {
-        std::uint64_t seq = 0;    // store order of the last record sent
-        std::int64_t timeMs = 0;  // newest sample time sent so far (the lag metric)
+        std::uint64_t seq = 0;   // store order of the last record sent
+        std::int64_t timeMs = 0; // newest sample time sent so far (the lag metric)
     };
     Cursor cursor(const std::string& node, const std::string& epoch);
     // Moves the cursor and adds to the counters in one transaction.

@@ -122,10 +122,11 @@ std::vector<RecordStream> StoreReader::streams()
     std::vector<RecordStream> out;
     for (const auto& n : nodes()) {
         if (m_hasEpoch) {
-            ferry::Statement s(m_db, std::string("SELECT epoch, MAX(seq), (SELECT time_ms FROM records r2 WHERE r2.node = ?1"
-                                                 " AND r2.epoch = r.epoch ORDER BY seq DESC LIMIT 1), ") +
-                                         (m_hasOrder ? "MAX(stored_order)" : "MAX(seq)") +
-                                         " FROM records r WHERE node = ?1 GROUP BY epoch");
+            ferry::Statement s(m_db,
+                               std::string("SELECT epoch, MAX(seq), (SELECT time_ms FROM records r2 WHERE r2.node = ?1"
+                                           " AND r2.epoch = r.epoch ORDER BY seq DESC LIMIT 1), ") +
+                                   (m_hasOrder ? "MAX(stored_order)" : "MAX(seq)") +
+                                   " FROM records r WHERE node = ?1 GROUP BY epoch");
             s.bind(1, n.name);
             while (s.step())
                 out.push_back({n.name, s.text(0), static_cast<std::uint64_t>(s.int64(1)), s.int64(2),
@@ -134,7 +135,10 @@ std::vector<RecordStream> StoreReader::streams()
             ferry::Statement s(m_db, "SELECT seq, time_ms FROM records WHERE node = ?1 ORDER BY seq DESC LIMIT 1");
             s.bind(1, n.name);
             if (s.step())
-                out.push_back({n.name, {}, static_cast<std::uint64_t>(s.int64(0)), s.int64(1),
+                out.push_back({n.name,
+                               {},
+                               static_cast<std::uint64_t>(s.int64(0)),
+                               s.int64(1),
                                static_cast<std::uint64_t>(s.int64(0))});
         }
     }
@@ -143,13 +147,13 @@ std::vector<RecordStream> StoreReader::streams()
 
 std::vector<SequencedRecord> StoreReader::recordsAfter(const RecordStream& stream, std::uint64_t afterOrder, int limit)
 {
-    const char* sql = m_hasOrder
-        ? "SELECT seq, kind, time_ms, payload, stored_order FROM records WHERE node = ?1 AND epoch = ?4"
-          " AND stored_order > ?2 ORDER BY stored_order LIMIT ?3"
+    const char* sql =
+        m_hasOrder ? "SELECT seq, kind, time_ms, payload, stored_order FROM records WHERE node = ?1 AND epoch = ?4"
+                     " AND stored_order > ?2 ORDER BY stored_order LIMIT ?3"
         : m_hasEpoch
-        ? "SELECT seq, kind, time_ms, payload, seq FROM records WHERE node = ?1 AND epoch = ?4 AND seq > ?2"
-          " ORDER BY seq LIMIT ?3"
-        : "SELECT seq, kind, time_ms, payload, seq FROM records WHERE node = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
+            ? "SELECT seq, kind, time_ms, payload, seq FROM records WHERE node = ?1 AND epoch = ?4 AND seq > ?2"
+              " ORDER BY seq LIMIT ?3"
+            : "SELECT seq, kind, time_ms, payload, seq FROM records WHERE node = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
     ferry::Statement s(m_db, sql);
     s.bind(1, stream.node).bind(2, static_cast<std::int64_t>(afterOrder)).bind(3, static_cast<std::int64_t>(limit));
     // master.db keeps epochs as text (32 hex digits): a blob never equals them.

@@ -37,7 +37,7 @@ struct RecordStream {
     std::string epoch;
     std::uint64_t lastSeq = 0;
     std::int64_t newestMs = 0;  // time of the record with lastSeq
-    std::uint64_t lastOrder = 0;  // the highest store order (seq in stores before version 4)
+    std::uint64_t lastOrder = 0; // the highest store order (seq in stores before version 4)
 };
 
 struct SequencedRecord {

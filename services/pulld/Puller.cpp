@@ -121,7 +121,8 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         try {
             const bool wasHeld = dynamic_cast<const HeldError*>(&e) != nullptr;
             std::vector<ferry::CounterDelta> counts{
-                {"sessions", ferry::counterLabels({{"transport", "pull"}, {"outcome", wasHeld ? "held" : "failed"}}), 1}};
+                {"sessions", ferry::counterLabels({{"transport", "pull"}, {"outcome", wasHeld ? "held" : "failed"}}),
+                 1}};
             if (!wasHeld)
                 counts.push_back(
                     {"pull_failures", ferry::counterLabels({{"cause", toString(classifyPullFailure(e))}}), 1});

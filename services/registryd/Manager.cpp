@@ -268,7 +268,7 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
     }
     outcome = response.state == ferry::RegistrationState::Accepted  ? "accepted"
               : response.state == ferry::RegistrationState::Pending ? "pending"
-                                                                     : "declined";
+                                                                    : "declined";
     return {ferry::MessageType::Response, ferry::encodeRegistrationResponse(response, *secret)};
 }
 

@@ -84,23 +84,29 @@ TEST(ASocketActivatedCollector, CountsSessionsRecordsAndEpochsInTheStoreAcrossRe
         pushd::PushCycleOptions o;
         o.nodeName = "web1";
         o.secret = secret;
-        ASSERT_TRUE(waitUntil([&] {
-            try {
-                auto link = connector.connect({});
-                pushd::runPushCycle(link->stream(), spool, o);
-                return true;
-            } catch (const std::exception&) {
-                return false;
-            }
-        }, std::chrono::seconds(10))) << readFile(dir / "collectord.log");
+        ASSERT_TRUE(waitUntil(
+            [&] {
+                try {
+                    auto link = connector.connect({});
+                    pushd::runPushCycle(link->stream(), spool, o);
+                    return true;
+                } catch (const std::exception&) {
+                    return false;
+                }
+            },
+            std::chrono::seconds(10)))
+            << readFile(dir / "collectord.log");
         pushd::PushCycleOptions wrong = o;
         wrong.secret = generateSecret();
         auto link = connector.connect({});
         EXPECT_ANY_THROW(pushd::runPushCycle(link->stream(), spool, wrong));
         link.reset();
-        EXPECT_TRUE(waitUntil([&] {
-            return counter(db, "sessions", counterLabels({{"transport", "push"}, {"outcome", "refused"}})) == life;
-        }, std::chrono::seconds(10))) << readFile(dir / "collectord.log");
+        EXPECT_TRUE(waitUntil(
+            [&] {
+                return counter(db, "sessions", counterLabels({{"transport", "push"}, {"outcome", "refused"}})) == life;
+            },
+            std::chrono::seconds(10)))
+            << readFile(dir / "collectord.log");
         EXPECT_TRUE(collector.wait(std::chrono::seconds(15)).has_value()) << "collectord did not exit when idle";
     }
     EXPECT_EQ(counter(db, "sessions", counterLabels({{"transport", "push"}, {"outcome", "ok"}})), 2);

@@ -32,11 +32,11 @@
 
 #include "ferry/Epoch.h"
 #include "ferry/MasterStore.h"
-#include "ferry/Session.h"
-#include "ferry/Stream.h"
 #include "ferry/Metrics.h"
 #include "ferry/SampleCodec.h"
+#include "ferry/Session.h"
 #include "ferry/Spool.h"
+#include "ferry/Stream.h"
 #include "support/TestSupport.h"
 
 namespace {
@@ -140,10 +140,12 @@ protected:
                                "storage:\n  tsdb:\n    out_of_order_time_window: 7d\n"
                                "scrape_configs:\n  - job_name: ferry\n    static_configs:\n"
                                "      - targets: ['127.0.0.1:" + std::to_string(metricsPort) + "']\n");
-        std::vector<std::string> args{which("prometheus"), "--config.file=" + (dir / "prometheus.yml"),
+        std::vector<std::string> args{which("prometheus"),
+                                      "--config.file=" + (dir / "prometheus.yml"),
                                       "--storage.tsdb.path=" + (dir / "prom-data"),
                                       "--web.listen-address=127.0.0.1:" + std::to_string(promPort),
-                                      "--web.enable-remote-write-receiver", "--log.level=warn"};
+                                      "--web.enable-remote-write-receiver",
+                                      "--log.level=warn"};
         args.insert(args.end(), webArgs.begin(), webArgs.end());
         prometheus.emplace(args, std::map<std::string, std::string>{}, dir / "prometheus.log");
         ASSERT_TRUE(ferry::test::waitUntil(
@@ -156,8 +158,8 @@ protected:
 
     nlohmann::json query(const std::string& q)
     {
-        const auto r = ferry::test::run(
-            curl({"-sS", "--fail", "--max-time", "10", "-G", promUrl() + "/api/v1/query", "--data-urlencode", "query=" + q}));
+        const auto r = ferry::test::run(curl({"-sS", "--fail", "--max-time", "10", "-G", promUrl() + "/api/v1/query",
+                                              "--data-urlencode", "query=" + q}));
         if (r.exitCode != 0)
             return nlohmann::json::array();
         return nlohmann::json::parse(r.out)["data"]["result"];
@@ -306,7 +308,7 @@ private:
             char buf[4096];
             pollfd q{c, POLLIN, 0};
             if (::poll(&q, 1, 2000) > 0) {
-                const ssize_t n = ::read(c, buf, sizeof buf);  // part of the request
+                const ssize_t n = ::read(c, buf, sizeof buf); // part of the request
                 std::lock_guard lock(m_mutex);
                 if (n > 0 && m_request.empty())
                     m_request.assign(buf, static_cast<std::size_t>(n));
@@ -468,7 +470,7 @@ TEST_F(APrometheus, ShowsTheNewestSampleOfANodeBackFromAnOutageBeforeItsBacklogA
         ferry::NodeSessionOptions o;
         o.nodeName = "node-c";
         o.secret = secret;
-        o.batchRecords = 30;  // half an hour of runs per batch
+        o.batchRecords = 30; // half an hour of runs per batch
         o.ioTimeout = std::chrono::seconds(60);
         return ferry::runNodeSession(stream, spool, o);
     });
@@ -547,8 +549,8 @@ TEST_F(APrometheus, ReceivesRemoteWriteOverHttpsWithBasicAuthAndRefusesAWrongPas
                                                 "\nbasic_auth_users:\n  ferry: '" +
                                                 hash.out.substr(0, hash.out.find('\n')) + "'\n");
     metricsPort = ferry::test::freePort();
-    startPrometheus({"--web.config.file=" + (dir / "web.yml")},
-                    {"--cacert", dir / "ca.pem", "-u", "ferry:" + password}, "https");
+    startPrometheus({"--web.config.file=" + (dir / "web.yml")}, {"--cacert", dir / "ca.pem", "-u", "ferry:" + password},
+                    "https");
     sampleAndStore(dir, "node-t", 3);
 
     ferry::test::writeFile(dir / "right.pw", password + "\n");

@@ -219,7 +219,8 @@ TEST_F(APullSession, SendsTheNewestRecordsFirstAndTheBacklogBehindThemEachOnce)
     EXPECT_EQ(served.recordsSent, 1000u);
     EXPECT_EQ(served.deleted, 1000u);
     EXPECT_EQ(spool->stats().records, 0u);
-    EXPECT_EQ(store->pullCursor("node1", spool->epoch()), 1000u) << "the cursor passes the head once the backlog met it";
+    EXPECT_EQ(store->pullCursor("node1", spool->epoch()), 1000u)
+        << "the cursor passes the head once the backlog met it";
     const auto all = store->records("node1", spool->epoch(), 0, 2000);
     ASSERT_EQ(all.size(), 1000u);
     for (std::size_t i = 0; i < all.size(); ++i)

@@ -177,7 +177,7 @@ struct MasterSessionResult {
     std::uint64_t newlyStored = 0;
     std::uint64_t duplicates = 0;
     std::uint64_t cursor = 0;  // pull: every record ≤ this of (node, epoch) is stored
-    std::uint64_t headRecords = 0;  // of records, in HeadBatches
+    std::uint64_t headRecords = 0; // of records, in HeadBatches
     bool closedWithoutBye = false;
 };
 
@@ -186,7 +186,7 @@ struct MasterHandshake {
     std::string node;
     std::string secret;
     Epoch epoch;
-    std::uint32_t capabilities = 0;  // in effect for the session
+    std::uint32_t capabilities = 0; // in effect for the session
 };
 MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const MasterSessionOptions& options);
 

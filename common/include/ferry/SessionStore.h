@@ -44,8 +44,8 @@ struct EpochAdmission {
 // label set, made by counterLabels, so that every backend stores the same
 // key for the same set.
 struct CounterDelta {
-    std::string name;    // without the ferry_ prefix and the _total suffix
-    std::string labels;  // e.g. outcome="ok",transport="push"
+    std::string name;   // without the ferry_ prefix and the _total suffix
+    std::string labels; // e.g. outcome="ok",transport="push"
     std::int64_t delta = 1;
 };
 struct CounterValue {
