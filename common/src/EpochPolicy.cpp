@@ -98,6 +98,16 @@ EpochDecision decideEpoch(const std::string& node, const Epoch& epoch, const std
     return d;
 }
 
+std::vector<CounterDelta> batchCounters(const AckMessage& ack, const std::string& via)
+{
+    std::vector<CounterDelta> out;
+    if (ack.newlyStored > 0)
+        out.push_back({"records_stored", counterLabels({{"via", via}}), ack.newlyStored});
+    if (ack.duplicates > 0)
+        out.push_back({"duplicates_refused", counterLabels({{"via", via}}), ack.duplicates});
+    return out;
+}
+
 std::string counterLabels(std::vector<std::pair<std::string, std::string>> labels)
 {
     std::sort(labels.begin(), labels.end());

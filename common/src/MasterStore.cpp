@@ -285,12 +285,7 @@ AckMessage MasterStore::storeBatch(const std::string& node, const Epoch& epoch, 
     ep.bind(5, static_cast<std::int64_t>(ack.storedUpTo)).bind(6, order).run();
     if (via == "pull" && lane == BatchLane::Backlog && !records.empty())
         setPullCursor(node, epoch, records.back().seq);
-    std::vector<CounterDelta> counts;
-    if (ack.newlyStored > 0)
-        counts.push_back({"records_stored", counterLabels({{"via", via}}), ack.newlyStored});
-    if (ack.duplicates > 0)
-        counts.push_back({"duplicates_refused", counterLabels({{"via", via}}), ack.duplicates});
-    addCounters(counts);
+    addCounters(batchCounters(ack, via));
     // With synchronous=FULL the commit is on disk when it returns: only then
     // may the caller send the Ack that lets the node delete its copy.
     tx.commit();

@@ -321,11 +321,13 @@ void Spool::enforceLimits(std::int64_t now)
     }
 }
 
-std::vector<Record> Spool::readAfter(std::uint64_t cursor, std::size_t maxRecords, std::size_t maxBytes)
+namespace {
+
+// The rows of a (seq, time_ms, kind, payload) query, up to about maxBytes
+// (always the first row).
+std::vector<Record> collect(Statement& s, std::size_t maxBytes)
 {
     std::vector<Record> out;
-    Statement s(*m_db, "SELECT seq, time_ms, kind, payload FROM records WHERE seq > ?1 ORDER BY seq LIMIT ?2");
-    s.bind(1, static_cast<std::int64_t>(cursor)).bind(2, static_cast<std::int64_t>(maxRecords));
     std::size_t bytes = 0;
     while (s.step()) {
         Record r{static_cast<std::uint64_t>(s.int64(0)), s.int64(1), s.text(2), s.text(3)};
@@ -338,20 +340,20 @@ std::vector<Record> Spool::readAfter(std::uint64_t cursor, std::size_t maxRecord
     return out;
 }
 
+} // namespace
+
+std::vector<Record> Spool::readAfter(std::uint64_t cursor, std::size_t maxRecords, std::size_t maxBytes)
+{
+    Statement s(*m_db, "SELECT seq, time_ms, kind, payload FROM records WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+    s.bind(1, static_cast<std::int64_t>(cursor)).bind(2, static_cast<std::int64_t>(maxRecords));
+    return collect(s, maxBytes);
+}
+
 std::vector<Record> Spool::readNewest(std::uint64_t upTo, std::size_t maxRecords, std::size_t maxBytes)
 {
-    std::vector<Record> out;
     Statement s(*m_db, "SELECT seq, time_ms, kind, payload FROM records WHERE seq <= ?1 ORDER BY seq DESC LIMIT ?2");
     s.bind(1, static_cast<std::int64_t>(upTo)).bind(2, static_cast<std::int64_t>(maxRecords));
-    std::size_t bytes = 0;
-    while (s.step()) {
-        Record r{static_cast<std::uint64_t>(s.int64(0)), s.int64(1), s.text(2), s.text(3)};
-        const std::size_t size = r.kind.size() + r.payload.size() + 24;
-        if (!out.empty() && bytes + size > maxBytes)
-            break;
-        bytes += size;
-        out.push_back(std::move(r));
-    }
+    auto out = collect(s, maxBytes);
     std::reverse(out.begin(), out.end());
     return out;
 }

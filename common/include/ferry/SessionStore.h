@@ -55,6 +55,8 @@ struct CounterValue {
 };
 // `a="x",b="y"`, sorted by name, values escaped as the text format asks.
 std::string counterLabels(std::vector<std::pair<std::string, std::string>> labels);
+// records_stored{via} and duplicates_refused{via} of one stored batch.
+std::vector<CounterDelta> batchCounters(const AckMessage& ack, const std::string& via);
 
 // The changes a backend applies for one admission, in one transaction.
 struct EpochDecision {

@@ -190,12 +190,7 @@ AckMessage PgStore::storeBatch(const std::string& node, const Epoch& epochId, co
               {PgParam::text(node), PgParam::text(epoch), PgParam::integer(ack.newlyStored),
                PgParam::integer(static_cast<std::int64_t>(ack.storedUpTo)),
                PgParam::integer(base + static_cast<std::int64_t>(records.size()))});
-    std::vector<CounterDelta> counts;
-    if (ack.newlyStored > 0)
-        counts.push_back({"records_stored", counterLabels({{"via", via}}), ack.newlyStored});
-    if (ack.duplicates > 0)
-        counts.push_back({"duplicates_refused", counterLabels({{"via", via}}), ack.duplicates});
-    addCounters(counts);
+    addCounters(batchCounters(ack, via));
     // synchronous_commit=on (PostgreSQL's default): the commit is flushed to
     // the server's WAL when it returns, so the Ack that follows is safe.
     tx.commit();
