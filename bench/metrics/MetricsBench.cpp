@@ -276,7 +276,7 @@ int remoteWrite(int nodes, int hours)
                 auto recs = store.recordsAfter(stream, after, 35);
                 if (recs.empty())
                     break;
-                after = recs.back().seq;
+                after = recs.back().order;
                 std::size_t n = 0, bad = 0;
                 bodies.push_back(metricsd::encodeWriteRequest(stream.node, recs, n, bad));
             }

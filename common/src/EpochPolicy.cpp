@@ -83,7 +83,50 @@ EpochDecision decideEpoch(const std::string& node, const Epoch& epoch, const std
         out.reason = "epoch " + epoch.shortHex() + " of node " + node +
                      " was retired by an operator; its data stays on the node";
     }
+    // The master's counters of what it decided (metricsd exports them).
+    if (out.newEpoch) {
+        const char* kind = d.insertState == std::optional<std::string>("suspect") ? "suspect_node"
+                           : others.empty()                                       ? "first"
+                                                                                  : "reinstall";
+        d.counters.push_back({"epochs_new", counterLabels({{"kind", kind}}), 1});
+    }
+    const auto madeSuspect =
+        std::count_if(d.setStates.begin(), d.setStates.end(), [](const auto& s) { return s.second == "suspect"; }) +
+        (d.insertState == std::optional<std::string>("suspect") ? 1 : 0);
+    if (madeSuspect > 0)
+        d.counters.push_back({"epochs_suspect", "", static_cast<std::int64_t>(madeSuspect)});
     return d;
+}
+
+std::vector<CounterDelta> batchCounters(const AckMessage& ack, const std::string& via)
+{
+    std::vector<CounterDelta> out;
+    if (ack.newlyStored > 0)
+        out.push_back({"records_stored", counterLabels({{"via", via}}), ack.newlyStored});
+    if (ack.duplicates > 0)
+        out.push_back({"duplicates_refused", counterLabels({{"via", via}}), ack.duplicates});
+    return out;
+}
+
+std::string counterLabels(std::vector<std::pair<std::string, std::string>> labels)
+{
+    std::sort(labels.begin(), labels.end());
+    std::string out;
+    for (const auto& [name, value] : labels) {
+        if (!out.empty())
+            out += ',';
+        out += name + "=\"";
+        for (const char c : value) {
+            if (c == '\\' || c == '"')
+                out += '\\';
+            if (c == '\n')
+                out += "\\n";
+            else
+                out += c;
+        }
+        out += '"';
+    }
+    return out;
 }
 
 } // namespace ferry

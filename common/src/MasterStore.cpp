@@ -1,5 +1,7 @@
 #include "ferry/MasterStore.h"
 
+#include <sqlite3.h>
+
 #include <algorithm>
 
 #include <spdlog/spdlog.h>
@@ -150,6 +152,7 @@ EpochAdmission MasterStore::admitEpoch(const std::string& node, const Epoch& epo
         .run();
     if (report != nullptr)
         storeReport(node, epoch, via, address, *report);
+    addCounters(d.counters);
     tx.commit();
     return d.admission;
 }
@@ -160,24 +163,34 @@ void MasterStore::resolveEpochs(const std::string& node, const std::string& keep
 }
 
 AckMessage MasterStore::storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
-                                   const std::string& via)
+                                   const std::string& via, BatchLane lane)
 {
     AckMessage ack;
     const std::int64_t now = nowMs();
     const std::string hex = epoch.hex();
     Transaction tx(m_db);
-    Statement ins(m_db,
-                  "INSERT OR IGNORE INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via)"
-                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    // The writer lock is held from here to the commit, so store orders are
+    // given in the order the batches commit.
+    std::int64_t order = 0;
+    {
+        Statement o(m_db, "SELECT stored_order FROM node_epochs WHERE node = ?1 AND epoch = ?2");
+        o.bind(1, node).bind(2, hex);
+        if (o.step())
+            order = o.int64(0);
+    }
+    Statement ins(m_db, "INSERT OR IGNORE INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via,"
+                        " stored_order) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
     for (const auto& r : records) {
         ins.reset();
         ins.bind(1, node).bind(2, hex).bind(3, static_cast<std::int64_t>(r.seq)).bind(4, r.timeMs).bind(5, r.kind);
-        ins.bindBlob(6, r.payload).bind(7, now).bind(8, via);
+        ins.bindBlob(6, r.payload).bind(7, now).bind(8, via).bind(9, order + 1);
         ins.run();
-        if (m_db.changes() > 0)
+        if (m_db.changes() > 0) {
             ++ack.newlyStored;
-        else
+            ++order;
+        } else {
             ++ack.duplicates;
+        }
         ack.storedUpTo = std::max(ack.storedUpTo, r.seq);
     }
     const std::string column = via == "pull" ? "last_pull" : "last_push";
@@ -185,18 +198,47 @@ AckMessage MasterStore::storeBatch(const std::string& node, const Epoch& epoch, 
                             " = ?2 WHERE name = ?3");
     upd.bind(1, static_cast<std::int64_t>(ack.newlyStored)).bind(2, now).bind(3, node).run();
     Statement ep(m_db,
-                 "INSERT INTO node_epochs (node, epoch, first_seen, last_seen, records_stored, last_seq)"
-                 " VALUES (?1, ?2, ?3, ?3, ?4, ?5) ON CONFLICT(node, epoch) DO UPDATE SET"
+                 "INSERT INTO node_epochs (node, epoch, first_seen, last_seen, records_stored, last_seq, stored_order)"
+                 " VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6) ON CONFLICT(node, epoch) DO UPDATE SET"
                  " last_seen = excluded.last_seen, records_stored = records_stored + excluded.records_stored,"
-                 " last_seq = MAX(last_seq, excluded.last_seq)");
+                 " last_seq = MAX(last_seq, excluded.last_seq), stored_order = excluded.stored_order");
     ep.bind(1, node).bind(2, hex).bind(3, now).bind(4, static_cast<std::int64_t>(ack.newlyStored));
-    ep.bind(5, static_cast<std::int64_t>(ack.storedUpTo)).run();
-    if (via == "pull" && !records.empty())
+    ep.bind(5, static_cast<std::int64_t>(ack.storedUpTo)).bind(6, order).run();
+    if (via == "pull" && lane == BatchLane::Backlog && !records.empty())
         setPullCursor(node, epoch, records.back().seq);
+    addCounters(batchCounters(ack, via));
     // With synchronous=FULL the commit is on disk when it returns: only then
     // may the caller send the Ack that lets the node delete its copy.
     tx.commit();
     return ack;
+}
+
+void MasterStore::addCounters(const std::vector<CounterDelta>& deltas)
+{
+    if (deltas.empty())
+        return;
+    // Inside the caller's transaction when there is one (storeBatch,
+    // admitEpoch), else in one of its own.
+    std::optional<Transaction> own;
+    if (sqlite3_get_autocommit(m_db.handle()) != 0)
+        own.emplace(m_db);
+    Statement s(m_db, "INSERT INTO master_counters (name, labels, value) VALUES (?1, ?2, ?3)"
+                      " ON CONFLICT(name, labels) DO UPDATE SET value = value + excluded.value");
+    for (const auto& d : deltas) {
+        s.reset();
+        s.bind(1, d.name).bind(2, d.labels).bind(3, d.delta).run();
+    }
+    if (own)
+        own->commit();
+}
+
+std::vector<CounterValue> MasterStore::counters()
+{
+    std::vector<CounterValue> out;
+    Statement s(m_db, "SELECT name, labels, value FROM master_counters ORDER BY name, labels");
+    while (s.step())
+        out.push_back({s.text(0), s.text(1), s.int64(2)});
+    return out;
 }
 
 void MasterStore::storeReport(const std::string& node, const Epoch& epoch, const std::string& via,

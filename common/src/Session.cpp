@@ -97,8 +97,9 @@ HealthReport spoolReport(Spool& spool, const HealthReport& base)
 
 } // namespace
 
-void nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSessionOptions& o, std::string& peerName)
+std::uint32_t nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSessionOptions& o, std::string& peerName)
 {
+    const std::uint32_t offered = o.capabilities & kSessionCapabilities;
     const std::string peer = stream.peer();
     const std::string epoch = spool.epoch().bytes();
     const std::string who = "master " + peer;
@@ -110,7 +111,7 @@ void nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSessionOpti
         auth.node = o.nodeName;
         auth.nonce = randomBytes(kNonceSize);
         auth.version = kSessionVersion;
-        auth.capabilities = kSessionCapabilities;
+        auth.capabilities = offered;
         auth.epoch = epoch;
         auth.mac = sessionProofV2(o.secret, kNodeLabel, o.protocol, auth.version, auth.capabilities, hello.challenge,
                                   auth.nonce, o.nodeName, epoch);
@@ -121,11 +122,11 @@ void nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSessionOpti
         });
         if (ok.version < kSessionVersion)
             refuseOlder(stream, who, ok.version, "ferry-master");
-        const std::uint32_t caps = ok.capabilities & kSessionCapabilities;
+        const std::uint32_t caps = ok.capabilities & offered;
         if (!constantTimeEqual(ok.mac, sessionProofV2(o.secret, kMasterLabel, o.protocol, ok.version, caps,
                                                        hello.challenge, auth.nonce, o.nodeName, epoch)))
             throw AuthError("Master " + peer + " failed to prove it knows this node's secret; nothing was sent");
-        return;
+        return caps;
     }
     // Responder (pull): the master proves first.
     const std::string challenge = randomBytes(kNonceSize);
@@ -139,7 +140,7 @@ void nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSessionOpti
     }
     if (auth.version < kSessionVersion)
         refuseOlder(stream, who + " (ferry-pulld)", auth.version, "ferry-master");
-    const std::uint32_t caps = auth.capabilities & kSessionCapabilities;
+    const std::uint32_t caps = auth.capabilities & offered;
     const std::string expected = sessionProofV2(o.secret, kMasterLabel, o.protocol, auth.version, caps, challenge,
                                                 auth.nonce, o.nodeName, "");
     // The node name is part of the proof, so a proof made for another node
@@ -158,6 +159,7 @@ void nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSessionOpti
     ok.mac = sessionProofV2(o.secret, kNodeLabel, o.protocol, ok.version, caps, challenge, auth.nonce, o.nodeName,
                             epoch);
     writeFrame(stream, MessageType::AuthOk, encode(ok), deadlineIn(o.ioTimeout));
+    return caps;
 }
 
 NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSessionOptions& o)
@@ -165,7 +167,7 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
     NodeSessionResult result;
     const std::string peer = stream.peer();
     const std::string who = "master " + peer;
-    nodeHandshake(stream, spool, o, result.peerName);
+    result.capabilities = nodeHandshake(stream, spool, o, result.peerName);
 
     const HealthReport report = spoolReport(spool, o.report);
     writeFrame(stream, MessageType::Report, encode(report), deadlineIn(o.ioTimeout));
@@ -203,9 +205,15 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
     const unsigned window = std::max(1u, o.window);
     struct InFlight {
         std::uint64_t first = 0, last = 0, records = 0, bytes = 0;
+        bool head = false;
     };
     std::deque<InFlight> inFlight;
-    bool exhausted = cursor >= limit;
+    auto bytesOf = [](const std::vector<Record>& batch) {
+        std::uint64_t bytes = 0;
+        for (const auto& r : batch)
+            bytes += r.payload.size() + r.kind.size();
+        return bytes;
+    };
     SessionProgress progress;
     if (o.onProgress) {
         const SpoolStats queued = spool.stats();
@@ -213,32 +221,56 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
         progress.bytesTotal = queued.bytes;
         o.onProgress(progress);
     }
+    // The frame limit is the receiver's: never send what it must refuse.
+    // keepNewest: halve from the old end (the head lane wants the newest).
+    auto fitFrame = [](std::vector<Record>& batch, bool keepNewest) {
+        std::string payload = encode(batch);
+        while (payload.size() > kMaxBatchFrame && batch.size() > 1) {
+            const std::size_t half = batch.size() / 2;
+            if (keepNewest)
+                batch.erase(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(batch.size() - half));
+            else
+                batch.resize(half);
+            payload = encode(batch);
+        }
+        return payload;
+    };
+    // The backlog lane stops below the head lane's first record.
+    std::uint64_t backlogLimit = limit;
+    if ((result.capabilities & kCapNewestFirst) != 0 && cursor < limit) {
+        auto head = spool.readNewest(limit, o.batchRecords, batchBytes);
+        const auto oldest = spool.readAfter(cursor, 1, batchBytes);
+        // Only when the head does not reach the oldest queued record: a
+        // queue that fits one batch goes in order anyway.
+        if (!head.empty() && !oldest.empty() && oldest.front().seq < head.front().seq) {
+            const std::string payload = fitFrame(head, true);
+            backlogLimit = head.front().seq - 1;
+            result.headRecords = head.size();
+            result.recordsSent += head.size();
+            ++result.batches;
+            inFlight.push_back({head.front().seq, head.back().seq, head.size(), bytesOf(head), true});
+            writeFrame(stream, MessageType::HeadBatch, payload, deadlineIn(o.ioTimeout));
+        }
+    }
+    bool exhausted = cursor >= backlogLimit;
     while (true) {
         while (!exhausted && inFlight.size() < window) {
             auto batch = spool.readAfter(cursor, o.batchRecords, batchBytes);
-            while (!batch.empty() && batch.back().seq > limit)
+            while (!batch.empty() && batch.back().seq > backlogLimit)
                 batch.pop_back();
             if (batch.empty()) {
                 exhausted = true;
                 break;
             }
-            std::string payload = encode(batch);
-            // The frame limit is the receiver's: never send what it must refuse.
-            while (payload.size() > kMaxBatchFrame && batch.size() > 1) {
-                batch.resize(batch.size() / 2);
-                payload = encode(batch);
-            }
+            const std::string payload = fitFrame(batch, false);
             cursor = batch.back().seq;
             result.recordsSent += batch.size();
             ++result.batches;
-            std::uint64_t bytes = 0;
-            for (const auto& r : batch)
-                bytes += r.payload.size() + r.kind.size();
-            inFlight.push_back({batch.front().seq, cursor, batch.size(), bytes});
+            inFlight.push_back({batch.front().seq, cursor, batch.size(), bytesOf(batch), false});
             batch.clear();
             batch.shrink_to_fit();
             writeFrame(stream, MessageType::Batch, payload, deadlineIn(o.ioTimeout));
-            if (cursor >= limit)
+            if (cursor >= backlogLimit)
                 exhausted = true;
         }
         if (inFlight.empty())
@@ -253,22 +285,22 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
         }
         // Acks come in order, one per batch, naming the batch's last record:
         // anything else would delete records the master may not have.
-        if (ack.storedUpTo != inFlight.front().last) {
+        const InFlight done = inFlight.front();
+        if (ack.storedUpTo != done.last) {
             sendError(stream, kSessionErrorProtocol, "Ack does not match the oldest batch");
             throw ProtocolError("Bad Ack from " + who + ": stored up to " + std::to_string(ack.storedUpTo) +
-                                ", expected " + std::to_string(inFlight.front().last));
+                                ", expected " + std::to_string(done.last));
         }
-        const InFlight acked = inFlight.front();
         inFlight.pop_front();
-        result.deleted += spool.acknowledge(ack.storedUpTo);
-        result.acknowledgedUpTo = ack.storedUpTo;
+        result.deleted += done.head ? spool.acknowledgeRange(done.first, done.last) : spool.acknowledge(done.last);
+        result.acknowledgedUpTo = std::max(result.acknowledgedUpTo, done.last);
         result.newlyStored += ack.newlyStored;
         result.duplicates += ack.duplicates;
         if (o.onProgress) {
             // Records appended after the totals were taken are not sent in
             // this session, but a total never reads below what is done.
-            progress.recordsDone += acked.records;
-            progress.bytesDone += acked.bytes;
+            progress.recordsDone += done.records;
+            progress.bytesDone += done.bytes;
             progress.recordsTotal = std::max(progress.recordsTotal, progress.recordsDone);
             progress.bytesTotal = std::max(progress.bytesTotal, progress.bytesDone);
             o.onProgress(progress);
@@ -299,6 +331,7 @@ MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const M
             refuseOlder(stream, who + " (ferry-pushd)", auth.version, "ferry-node on it");
         const auto secret = o.secret.empty() ? store.nodeSecret(auth.node) : std::optional<std::string>(o.secret);
         const std::uint32_t caps = auth.capabilities & kSessionCapabilities;
+        out.capabilities = caps;
         const bool known = secret.has_value();
         const bool proven =
             known && auth.epoch.size() == Epoch::kSize &&
@@ -344,6 +377,7 @@ MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const M
     if (ok.version < kSessionVersion)
         refuseOlder(stream, who, ok.version, "ferry-node on it");
     const std::uint32_t caps = ok.capabilities & kSessionCapabilities;
+    out.capabilities = caps;
     if (ok.epoch.size() != Epoch::kSize ||
         !constantTimeEqual(ok.mac, sessionProofV2(o.secret, kNodeLabel, o.protocol, ok.version, caps, hello.challenge,
                                                   auth.nonce, o.expectedNode, ok.epoch)))
@@ -389,6 +423,7 @@ MasterSessionResult runMasterSession(ByteStream& stream, SessionStore& store, co
     result.cursor = policy.storedUpTo;
     writeFrame(stream, MessageType::Policy, encode(policy), deadlineIn(o.ioTimeout));
 
+    std::uint64_t headLast = 0; // last record of this session's head lane
     for (;;) {
         Frame f;
         try {
@@ -402,13 +437,22 @@ MasterSessionResult runMasterSession(ByteStream& stream, SessionStore& store, co
             sendError(stream, kSessionErrorProtocol, "bad frame");
             throw ProtocolError(std::string(e.what()) + " (from " + who + ")");
         }
-        if (f.type == MessageType::Bye)
+        if (f.type == MessageType::Bye) {
+            // A node says Bye only once its backlog lane reached its head
+            // lane: on pull, everything up to the head's last record is
+            // stored now, and the cursor may pass it.
+            if (o.via == "pull" && headLast > result.cursor && !policy.held) {
+                store.setPullCursor(hs.node, hs.epoch, headLast);
+                result.cursor = headLast;
+            }
             return result;
+        }
         if (f.type == MessageType::Error) {
             const ErrorMessage e = decodeError(f.payload, peer);
             throw ProtocolError(who + " gave up the session: " + escapeForLog(e.code) + ": " + escapeForLog(e.message));
         }
-        if (f.type != MessageType::Batch || policy.held) {
+        const bool head = f.type == MessageType::HeadBatch && (hs.capabilities & kCapNewestFirst) != 0;
+        if ((f.type != MessageType::Batch && !head) || policy.held) {
             sendError(stream, kSessionErrorProtocol, std::string("unexpected ") + toString(f.type));
             throw ProtocolError(who + " sent an unexpected " + toString(f.type) +
                                 (policy.held ? " after being told its data is held" : ""));
@@ -424,16 +468,22 @@ MasterSessionResult runMasterSession(ByteStream& stream, SessionStore& store, co
             sendError(stream, kSessionErrorProtocol, "empty batch");
             throw ProtocolError(who + " sent an empty batch");
         }
-        // Batches continue where the last one ended, so that the cursor
-        // keeps meaning "everything up to here is stored".
-        if (batch.front().seq <= result.cursor) {
+        // Backlog batches continue where the last one ended, so that the
+        // cursor keeps meaning "everything up to here is stored". The head
+        // batch jumps ahead and leaves the cursor alone.
+        if (!head && batch.front().seq <= result.cursor) {
             sendError(stream, kSessionErrorProtocol, "batch does not follow the previous one");
             throw ProtocolError("Bad Batch from " + who + ": record " + std::to_string(batch.front().seq) +
                                 " is not after " + std::to_string(result.cursor));
         }
         // On pull, the cursor moves in the same transaction as the batch.
-        const AckMessage ack = store.storeBatch(hs.node, hs.epoch, batch, o.via);
-        result.cursor = batch.back().seq;
+        const AckMessage ack =
+            store.storeBatch(hs.node, hs.epoch, batch, o.via, head ? BatchLane::Head : BatchLane::Backlog);
+        if (head) {
+            result.headRecords += batch.size();
+            headLast = std::max(headLast, batch.back().seq);
+        } else
+            result.cursor = batch.back().seq;
         if (o.afterCommit)
             o.afterCommit();
         AckMessage reply = ack;

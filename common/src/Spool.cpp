@@ -1,5 +1,6 @@
 #include "ferry/Spool.h"
 
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
 #include <set>
@@ -298,11 +299,13 @@ void Spool::enforceLimits(std::int64_t now)
     }
 }
 
-std::vector<Record> Spool::readAfter(std::uint64_t cursor, std::size_t maxRecords, std::size_t maxBytes)
+namespace {
+
+// The rows of a (seq, time_ms, kind, payload) query, up to about maxBytes
+// (always the first row).
+std::vector<Record> collect(Statement& s, std::size_t maxBytes)
 {
     std::vector<Record> out;
-    Statement s(*m_db, "SELECT seq, time_ms, kind, payload FROM records WHERE seq > ?1 ORDER BY seq LIMIT ?2");
-    s.bind(1, static_cast<std::int64_t>(cursor)).bind(2, static_cast<std::int64_t>(maxRecords));
     std::size_t bytes = 0;
     while (s.step()) {
         Record r{static_cast<std::uint64_t>(s.int64(0)), s.int64(1), s.text(2), s.text(3)};
@@ -315,15 +318,41 @@ std::vector<Record> Spool::readAfter(std::uint64_t cursor, std::size_t maxRecord
     return out;
 }
 
+} // namespace
+
+std::vector<Record> Spool::readAfter(std::uint64_t cursor, std::size_t maxRecords, std::size_t maxBytes)
+{
+    Statement s(*m_db, "SELECT seq, time_ms, kind, payload FROM records WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+    s.bind(1, static_cast<std::int64_t>(cursor)).bind(2, static_cast<std::int64_t>(maxRecords));
+    return collect(s, maxBytes);
+}
+
+std::vector<Record> Spool::readNewest(std::uint64_t upTo, std::size_t maxRecords, std::size_t maxBytes)
+{
+    Statement s(*m_db, "SELECT seq, time_ms, kind, payload FROM records WHERE seq <= ?1 ORDER BY seq DESC LIMIT ?2");
+    s.bind(1, static_cast<std::int64_t>(upTo)).bind(2, static_cast<std::int64_t>(maxRecords));
+    auto out = collect(s, maxBytes);
+    std::reverse(out.begin(), out.end());
+    return out;
+}
+
 std::uint64_t Spool::acknowledge(std::uint64_t upTo)
 {
+    return acknowledgeRange(1, upTo);
+}
+
+std::uint64_t Spool::acknowledgeRange(std::uint64_t first, std::uint64_t last)
+{
     Transaction tx(*m_db);
-    Statement sum(*m_db, "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records WHERE seq <= ?1");
-    sum.bind(1, static_cast<std::int64_t>(upTo));
+    Statement sum(*m_db, "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records WHERE seq BETWEEN ?1 AND ?2");
+    sum.bind(1, static_cast<std::int64_t>(first)).bind(2, static_cast<std::int64_t>(last));
     std::int64_t count = 0;
     if (sum.step() && sum.int64(0) > 0) {
         count = sum.int64(0);
-        Statement(*m_db, "DELETE FROM records WHERE seq <= ?1").bind(1, static_cast<std::int64_t>(upTo)).run();
+        Statement(*m_db, "DELETE FROM records WHERE seq BETWEEN ?1 AND ?2")
+            .bind(1, static_cast<std::int64_t>(first))
+            .bind(2, static_cast<std::int64_t>(last))
+            .run();
         addMeta("bytes", -sum.int64(1));
     }
     tx.commit();

@@ -20,6 +20,7 @@ const char* toString(MessageType type)
     case MessageType::Response: return "Response";
     case MessageType::Report: return "Report";
     case MessageType::Policy: return "Policy";
+    case MessageType::HeadBatch: return "HeadBatch";
     }
     return "unknown";
 }
@@ -28,7 +29,7 @@ namespace {
 
 bool knownType(std::uint8_t t)
 {
-    return t >= static_cast<std::uint8_t>(MessageType::Hello) && t <= static_cast<std::uint8_t>(MessageType::Policy);
+    return t >= static_cast<std::uint8_t>(MessageType::Hello) && t <= static_cast<std::uint8_t>(MessageType::HeadBatch);
 }
 
 std::uint32_t readU32(const unsigned char* p)

@@ -62,9 +62,12 @@ void Collector::serve(ferry::TcpConnection& conn)
     ferry::FdStream stream(conn.fd(), conn.fd(), conn.peer(), false);
     SessionOptions options = m_options;
     options.onAuthenticated = [&conn](const std::string& node) { return conn.authenticated(node); };
+    std::unique_ptr<ferry::SessionStore> store;
+    std::string outcome;
     try {
-        const auto store = ferry::openSessionStore(m_storeConfig, m_storePath);
+        store = ferry::openSessionStore(m_storeConfig, m_storePath);
         const auto r = serveSession(stream, *store, options);
+        outcome = r.held ? "held" : "ok";
         if (r.batches > 0)
             spdlog::info("Stored {} records from {} epoch {} ({} already stored)", r.stored,
                          ferry::escapeForLog(r.node), r.epoch, r.duplicates);
@@ -72,17 +75,27 @@ void Collector::serve(ferry::TcpConnection& conn)
             spdlog::debug("Session with {} ended with nothing to store", ferry::escapeForLog(r.node));
     } catch (const ferry::AuthError& e) {
         // Like sshd, every failed authentication gets its line.
+        outcome = "refused";
         spdlog::warn("Session with {} failed: {}", stream.peer(), e.what());
     } catch (const std::exception& e) {
         // Anyone who can connect can end a connection before authenticating
         // (or have it cut): such endings are counted in the server's summary
-        // line, so that a flood cannot flood the journal.
+        // line, so that a flood cannot flood the journal (nor the store).
         if (conn.wasCut() || !conn.isAuthenticated()) {
             conn.countFailure(conn.wasCut() ? "ended after the server cut them"
                                             : "ended before authenticating");
             spdlog::debug("Session with {} ended before authenticating: {}", stream.peer(), e.what());
         } else {
+            outcome = "failed";
             spdlog::warn("Session with {} failed: {}", stream.peer(), e.what());
+        }
+    }
+    // The master's sessions{transport, outcome} counter (metricsd exports it).
+    if (store && !outcome.empty()) {
+        try {
+            store->addCounters({{"sessions", ferry::counterLabels({{"transport", "push"}, {"outcome", outcome}}), 1}});
+        } catch (const std::exception& e) {
+            spdlog::warn("Failed to count a push session ({}), ignoring: {}", outcome, e.what());
         }
     }
 }

@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include "ferry/Error.h"
+#include "ferry/PullProtocol.h"
 
 namespace metricsd {
 
@@ -66,9 +67,21 @@ HttpResult CurlSender::post(const std::string& snappyBody)
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, snappyBody.data());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(snappyBody.size()));
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+    char detail[CURL_ERROR_SIZE] = {};
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, detail);
     const CURLcode rc = curl_easy_perform(c);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
     if (rc != CURLE_OK) {
-        r.error = curl_easy_strerror(rc);
+        // libcurl's detail names the TLS problem ("SSL certificate problem:
+        // unable to get local issuer certificate"); its code alone does not.
+        r.error =
+            detail[0] != '\0' ? ferry::escapeForLog(detail, CURL_ERROR_SIZE) : std::string(curl_easy_strerror(rc));
+        r.permanent = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE;
+        if (r.permanent || rc == CURLE_SSL_CONNECT_ERROR)
+            r.error += m_config.caFile.empty()
+                           ? " (the receiver's certificate does not verify against the system's CAs;"
+                             " set remote_write: ca_file)"
+                           : " (the receiver's certificate does not verify against ca_file " + m_config.caFile + ")";
         return r;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);

@@ -188,9 +188,7 @@ void Exposition::buildHealth()
             ferry::metrics::appendLabelValue(o, state);
             o += "\"} " + std::to_string(count) + "\n";
         }
-        o += "# HELP ferry_records_stored_total Records stored by the master, all nodes.\n";
-        typeLine(o, "ferry_records_stored_total", "counter");
-        o += "ferry_records_stored_total " + std::to_string(stored) + "\n";
+        buildMasterCounters(static_cast<std::uint64_t>(stored));
     }
     o += "# HELP ferry_node_info A node's registration state and transport mode.\n";
     typeLine(o, "ferry_node_info", "gauge");
@@ -261,6 +259,44 @@ void Exposition::buildHealth()
         buildRemoteWrite();
     } catch (const std::exception& e) {
         spdlog::warn("Ignoring remote-write state {}: {}", m_options.remoteWriteState, e.what());
+    }
+}
+
+void Exposition::buildMasterCounters(std::uint64_t storedByNodes)
+{
+    // The counters collectord, pulld and registryd keep in master_counters,
+    // as ferry_<name>_total{labels}.
+    static const std::map<std::string, const char*> kHelp = {
+        {"sessions",
+         "Data sessions the master ran, by transport (push, pull) and outcome (ok, held, refused, failed)."},
+        {"records_stored", "Records the master stored, by transport (via)."},
+        {"duplicates_refused", "Records the master already had and did not store again, by transport (via)."},
+        {"epochs_new", "Spool epochs seen for the first time, by kind (first, reinstall, suspect_node)."},
+        {"epochs_suspect", "Epochs the master marked suspect (two spools speaking for one node)."},
+        {"pull_failures", "Failed pulls, by cause."},
+        {"registrations", "Registration requests answered, by outcome."},
+    };
+    std::string& o = m_health;
+    std::string family;
+    bool haveStored = false;
+    for (const auto& c : m_store.counters()) {
+        const std::string name = "ferry_" + c.name + "_total";
+        if (!ferry::metrics::isValidLabelName(c.name))
+            continue;
+        if (name != family) {
+            family = name;
+            const auto help = kHelp.find(c.name);
+            o += "# HELP " + name + " " + (help != kHelp.end() ? help->second : "A counter of the master.") + "\n";
+            typeLine(o, name, "counter");
+        }
+        haveStored = haveStored || c.name == "records_stored";
+        o += name + (c.labels.empty() ? std::string() : "{" + c.labels + "}") + " " + std::to_string(c.value) + "\n";
+    }
+    // A store from before master_counters: the nodes' sum.
+    if (!haveStored) {
+        o += "# HELP ferry_records_stored_total Records stored by the master, all nodes.\n";
+        typeLine(o, "ferry_records_stored_total", "counter");
+        o += "ferry_records_stored_total " + std::to_string(storedByNodes) + "\n";
     }
 }
 

@@ -56,6 +56,7 @@ private:
     void addRecords(const std::string& node, std::vector<StoredRecord> records, std::int64_t& newestMs,
                     std::size_t& series, std::size_t& bad);
     void buildHealth();
+    void buildMasterCounters(std::uint64_t storedByNodes);
     void buildRemoteWrite();
     bool advance(Source& s);
 

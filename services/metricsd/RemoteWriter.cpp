@@ -133,6 +133,18 @@ std::string encodeWriteRequest(const std::string& node, const std::vector<Sequen
 
 // ---- Writer ----
 
+namespace {
+
+std::int64_t newestTime(const std::vector<SequencedRecord>& records)
+{
+    std::int64_t t = 0;
+    for (const auto& r : records)
+        t = std::max(t, r.timeMs);
+    return t;
+}
+
+} // namespace
+
 RemoteWriter::RemoteWriter(const RemoteWriteConfig& config, StoreReader& store, RemoteWriteState& state,
                            RemoteWriteSender& sender, Sleep sleep)
     : m_config(config), m_store(store), m_state(state), m_sender(sender), m_sleep(std::move(sleep))
@@ -153,8 +165,18 @@ RemoteWriter::Outcome RemoteWriter::send(const std::string& body, std::string& w
             m_state.count({{"requests_ok", 1}});
             return Outcome::Sent;
         }
-        const std::string answer = ferry::escapeForLog(r.body, 200);
+        std::string_view trimmed(r.body);
+        while (!trimmed.empty() && (trimmed.back() == '\n' || trimmed.back() == '\r' || trimmed.back() == ' '))
+            trimmed.remove_suffix(1);
+        const std::string answer = ferry::escapeForLog(trimmed, 200);
         why = r.status ? "HTTP " + std::to_string(r.status) + ": " + answer : r.error;
+        if (r.status == 401 || r.status == 403)
+            why += !m_config.basicUser.empty()
+                       ? " (the receiver refused basic_auth user " + ferry::escapeForLog(m_config.basicUser) +
+                             ": check its password_file)"
+                   : !m_config.bearerToken.empty()
+                       ? " (the receiver refused the bearer token: check bearer_token_file)"
+                       : " (the receiver wants credentials: set basic_auth or bearer_token_file)";
         // Prometheus refuses a whole request for one sample it cannot take
         // (400 out of bounds / out of order / duplicate, 500 too old sample):
         // resending the same request cannot help.
@@ -167,9 +189,10 @@ RemoteWriter::Outcome RemoteWriter::send(const std::string& body, std::string& w
             return Outcome::Rejected;
         }
         m_state.count({{r.status ? "requests_failed_http" : "requests_failed_transport", 1}});
-        // Other 4xx (401, 403, 404: the receiver is off, 413) need the
-        // operator: stop here and keep everything for the next run.
-        if (r.status >= 400 && r.status < 500 && r.status != 429)
+        // Other 4xx (401, 403, 404: the receiver is off, 413) and a
+        // certificate that does not verify need the operator: stop here and
+        // keep everything for the next run.
+        if ((r.status >= 400 && r.status < 500 && r.status != 429) || r.permanent)
             return Outcome::Failed;
         if (!failing)
             spdlog::warn("Remote-write to {} started to fail ({}); retrying with backoff", m_config.url, why);
@@ -186,13 +209,13 @@ RemoteWriteResult RemoteWriter::run()
     m_result = {};
     for (const auto& stream : m_store.streams()) {
         auto cursor = m_state.cursor(stream.node, stream.epoch);
-        while (cursor.seq < stream.lastSeq) {
+        while (cursor.seq < stream.lastOrder) {
             // Gather records until the request holds about max_samples_per_send samples.
             std::vector<SequencedRecord> batch;
             std::size_t samples = 0, unreadable = 0;
             std::string body;
             for (;;) {
-                auto more = m_store.recordsAfter(stream, batch.empty() ? cursor.seq : batch.back().seq, 16);
+                auto more = m_store.recordsAfter(stream, batch.empty() ? cursor.seq : batch.back().order, 16);
                 if (more.empty())
                     break;
                 for (auto& r : more) {
@@ -220,7 +243,7 @@ RemoteWriteResult RemoteWriter::run()
                 return m_result;
             }
             if (o == Outcome::Sent) {
-                cursor = {batch.back().seq, batch.back().timeMs};
+                cursor = {batch.back().order, std::max(cursor.timeMs, newestTime(batch))};
                 m_state.advance(stream.node, stream.epoch, cursor,
                                 {{"samples_sent", static_cast<std::int64_t>(samples)},
                                  {"records_unreadable", static_cast<std::int64_t>(unreadable)}});
@@ -248,7 +271,7 @@ RemoteWriteResult RemoteWriter::run()
                     deltas["samples_sent"] = static_cast<std::int64_t>(n);
                     m_result.samplesSent += n;
                 }
-                cursor = {r.seq, r.timeMs};
+                cursor = {r.order, std::max(cursor.timeMs, r.timeMs)};
                 m_state.advance(stream.node, stream.epoch, cursor, deltas);
             }
         }

@@ -3,8 +3,12 @@
 // samples' original timestamps (Prometheus remote-write 1.0: protobuf +
 // snappy over HTTP). One run (ferry-remote-write.service, started by its
 // timer) sends, per (node, epoch), the records after that stream's durable
-// cursor, in sequence order; the cursor moves only after the receiver
-// answered 2xx, so a crash or restart resends at most the request in flight.
+// cursor, in the order the master stored them (records.stored_order): after
+// an outage a node sends its newest records first and its backlog behind
+// them, so remote-write, too, sends the newest first, and a backlog record
+// stored later with a lower seq is not skipped. The cursor moves only after
+// the receiver answered 2xx, so a crash or restart resends at most the
+// request in flight.
 //
 // Failures: connection errors, timeouts, 5xx and 429 are retried with
 // doubling backoff for up to retry_for; other 4xx (401, 403, 404, 413) end
@@ -33,6 +37,9 @@ struct HttpResult {
     long status = 0;      // 0: no HTTP answer (see error)
     std::string body;     // first bytes of the answer
     std::string error;    // transport error, when status is 0
+    // A transport error that a retry cannot cure (the receiver's
+    // certificate does not verify): the run ends at once.
+    bool permanent = false;
 };
 
 // The system edge: one POST of a remote-write body.
@@ -48,9 +55,12 @@ class RemoteWriteState {
 public:
     RemoteWriteState(const std::string& path, bool readOnly);
 
+    // Kept in the table's `seq` column, which holds store orders since
+    // master.db version 4 (the migration made each old record's order its
+    // seq, so an older cursor stays right).
     struct Cursor {
-        std::uint64_t seq = 0;
-        std::int64_t timeMs = 0;  // time of the record at seq
+        std::uint64_t seq = 0;   // store order of the last record sent
+        std::int64_t timeMs = 0; // newest sample time sent so far (the lag metric)
     };
     Cursor cursor(const std::string& node, const std::string& epoch);
     // Moves the cursor and adds to the counters in one transaction.

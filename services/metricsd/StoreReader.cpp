@@ -57,11 +57,13 @@ StoreReader::StoreReader(const std::string& path)
     if (!hasTable(m_db, "records") || !hasTable(m_db, "nodes"))
         throw ferry::Error("Failed to read the master's store " + path + ": it has no nodes or records table");
     m_hasEpoch = hasColumn(m_db, "records", "epoch");
+    m_hasOrder = m_hasEpoch && hasColumn(m_db, "records", "stored_order");
     m_hasReports = hasTable(m_db, "node_reports");
+    m_hasCounters = hasTable(m_db, "master_counters");
 }
 
 StoreReader::StoreReader(std::unique_ptr<ferry::SqlConnection> connection)
-    : m_connection(std::move(connection)), m_db(*m_connection), m_hasEpoch(true), m_hasReports(true)
+    : m_connection(std::move(connection)), m_db(*m_connection), m_hasEpoch(true), m_hasOrder(true), m_hasCounters(true), m_hasReports(true)
 {}
 
 std::unique_ptr<StoreReader> StoreReader::open(const std::string& sqlitePath, const std::string& postgresql)
@@ -141,41 +143,63 @@ std::vector<NodeReport> StoreReader::nodeReports()
     return out;
 }
 
+std::vector<StoreReader::Counter> StoreReader::counters()
+{
+    std::vector<Counter> out;
+    if (!m_hasCounters)
+        return out;
+    ferry::SqlStatement s(m_db, "SELECT name, labels, value FROM master_counters ORDER BY name, labels");
+    while (s.step())
+        out.push_back({s.text(0), s.text(1), s.int64(2)});
+    return out;
+}
+
 std::vector<RecordStream> StoreReader::streams()
 {
     std::vector<RecordStream> out;
     for (const auto& n : nodes()) {
         if (m_hasEpoch) {
-            ferry::SqlStatement s(
-                m_db, "SELECT epoch, MAX(seq), (SELECT time_ms FROM records r2 WHERE r2.node = ?1 AND"
-                      " r2.epoch = r.epoch ORDER BY seq DESC LIMIT 1) FROM records r WHERE node = ?1 GROUP BY epoch");
+            ferry::SqlStatement s(m_db,
+                               std::string("SELECT epoch, MAX(seq), (SELECT time_ms FROM records r2 WHERE r2.node = ?1"
+                                           " AND r2.epoch = r.epoch ORDER BY seq DESC LIMIT 1), ") +
+                                   (m_hasOrder ? "MAX(stored_order)" : "MAX(seq)") +
+                                   " FROM records r WHERE node = ?1 GROUP BY epoch");
             s.bind(1, n.name);
             while (s.step())
-                out.push_back({n.name, s.text(0), static_cast<std::uint64_t>(s.int64(1)), s.int64(2)});
+                out.push_back({n.name, s.text(0), static_cast<std::uint64_t>(s.int64(1)), s.int64(2),
+                               static_cast<std::uint64_t>(s.int64(3))});
         } else {
             ferry::SqlStatement s(m_db, "SELECT seq, time_ms FROM records WHERE node = ?1 ORDER BY seq DESC LIMIT 1");
             s.bind(1, n.name);
             if (s.step())
-                out.push_back({n.name, {}, static_cast<std::uint64_t>(s.int64(0)), s.int64(1)});
+                out.push_back({n.name,
+                               {},
+                               static_cast<std::uint64_t>(s.int64(0)),
+                               s.int64(1),
+                               static_cast<std::uint64_t>(s.int64(0))});
         }
     }
     return out;
 }
 
-std::vector<SequencedRecord> StoreReader::recordsAfter(const RecordStream& stream, std::uint64_t afterSeq, int limit)
+std::vector<SequencedRecord> StoreReader::recordsAfter(const RecordStream& stream, std::uint64_t afterOrder, int limit)
 {
-    const char* sql = m_hasEpoch
-        ? "SELECT seq, kind, time_ms, payload FROM records WHERE node = ?1 AND epoch = ?4 AND seq > ?2"
-          " ORDER BY seq LIMIT ?3"
-        : "SELECT seq, kind, time_ms, payload FROM records WHERE node = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
+    const char* sql =
+        m_hasOrder ? "SELECT seq, kind, time_ms, payload, stored_order FROM records WHERE node = ?1 AND epoch = ?4"
+                     " AND stored_order > ?2 ORDER BY stored_order LIMIT ?3"
+        : m_hasEpoch
+            ? "SELECT seq, kind, time_ms, payload, seq FROM records WHERE node = ?1 AND epoch = ?4 AND seq > ?2"
+              " ORDER BY seq LIMIT ?3"
+            : "SELECT seq, kind, time_ms, payload, seq FROM records WHERE node = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
     ferry::SqlStatement s(m_db, sql);
-    s.bind(1, stream.node).bind(2, static_cast<std::int64_t>(afterSeq)).bind(3, static_cast<std::int64_t>(limit));
+    s.bind(1, stream.node).bind(2, static_cast<std::int64_t>(afterOrder)).bind(3, static_cast<std::int64_t>(limit));
     // master.db keeps epochs as text (32 hex digits): a blob never equals them.
     if (m_hasEpoch)
         s.bind(4, stream.epoch);
     std::vector<SequencedRecord> out;
     while (s.step())
-        out.push_back({static_cast<std::uint64_t>(s.int64(0)), s.text(1), s.int64(2), s.text(3)});
+        out.push_back({static_cast<std::uint64_t>(s.int64(0)), static_cast<std::uint64_t>(s.int64(4)), s.text(1),
+                       s.int64(2), s.text(3)});
     return out;
 }
 

@@ -40,10 +40,16 @@ struct RecordStream {
     std::string epoch;
     std::uint64_t lastSeq = 0;
     std::int64_t newestMs = 0;  // time of the record with lastSeq
+    std::uint64_t lastOrder = 0; // the highest store order (seq in stores before version 4)
 };
 
 struct SequencedRecord {
     std::uint64_t seq = 0;
+    // The order in which the master stored it within its stream
+    // (records.stored_order): newest-first sessions store a stream out of
+    // seq order, and remote-write follows this order so that it skips
+    // nothing that arrives later with a lower seq.
+    std::uint64_t order = 0;
     std::string kind;
     std::int64_t timeMs = 0;
     std::string payload;
@@ -72,10 +78,18 @@ public:
     // time is more than staleMs older than the node's newest are left out.
     std::vector<StoredRecord> latestRecords(const std::string& node, std::int64_t staleMs, int window = 256);
     std::vector<NodeReport> nodeReports();
+    // master_counters (master.db version 4): the master's own counters;
+    // empty in older stores.
+    struct Counter {
+        std::string name;
+        std::string labels;
+        std::int64_t value = 0;
+    };
+    std::vector<Counter> counters();
     // Every (node, epoch) that has records, with its last sequence.
     std::vector<RecordStream> streams();
-    // Records of a stream with seq > afterSeq, in sequence order.
-    std::vector<SequencedRecord> recordsAfter(const RecordStream& stream, std::uint64_t afterSeq, int limit);
+    // Records of a stream with store order > afterOrder, in store order.
+    std::vector<SequencedRecord> recordsAfter(const RecordStream& stream, std::uint64_t afterOrder, int limit);
     bool hasEpochs() const { return m_hasEpoch; }
 
 private:
@@ -83,6 +97,8 @@ private:
     std::unique_ptr<ferry::SqlConnection> m_connection;
     ferry::SqlConnection& m_db;
     bool m_hasEpoch = false;
+    bool m_hasOrder = false;
+    bool m_hasCounters = false;
     bool m_hasReports = false;
 };
 

@@ -12,6 +12,16 @@
 
 namespace pulld {
 
+namespace {
+
+// The master holds the node's epoch: the pull itself worked.
+class HeldError : public ferry::Error {
+public:
+    using ferry::Error::Error;
+};
+
+} // namespace
+
 bool isPullable(const ferry::NodeInfo& node)
 {
     return node.state == "accepted" && (node.mode == "pull" || node.mode == "auto") && !node.sshHost.empty();
@@ -96,7 +106,7 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         outcome.records = r.newlyStored;
         duplicates = r.duplicates;
         if (r.admission.held)
-            throw ferry::Error("holding its data: " + r.admission.reason);
+            throw HeldError("holding its data: " + r.admission.reason);
         if (r.closedWithoutBye)
             throw ferry::ClosedError("the node closed the session without Bye");
         outcome.success = true;
@@ -110,12 +120,25 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         else
             spdlog::info("Node {}: {}", node.name, outcome.summary);
         state.recordAttempt(node.name, start, true, "success: " + outcome.summary, outcome.records);
+        store->addCounters({{"sessions", ferry::counterLabels({{"transport", "pull"}, {"outcome", "ok"}}), 1}});
         ferry::MasterQueries(*tables).notePull(node.name, ferry::nowMs());
     } catch (const std::exception& e) {
         outcome.success = false;
         outcome.durationMs = ferry::nowMs() - start;
         outcome.summary = std::string("Failed to pull node ") + node.name + " from " + where + ": " + e.what();
         recordPullFailure(*tables, node.name, start, e);
+        try {
+            const bool wasHeld = dynamic_cast<const HeldError*>(&e) != nullptr;
+            std::vector<ferry::CounterDelta> counts{
+                {"sessions", ferry::counterLabels({{"transport", "pull"}, {"outcome", wasHeld ? "held" : "failed"}}),
+                 1}};
+            if (!wasHeld)
+                counts.push_back(
+                    {"pull_failures", ferry::counterLabels({{"cause", toString(classifyPullFailure(e))}}), 1});
+            store->addCounters(counts);
+        } catch (const std::exception& inner) {
+            spdlog::warn("Failed to count the failed pull of node {}, ignoring: {}", node.name, inner.what());
+        }
         if (received > 0)
             outcome.summary += " (" + std::to_string(outcome.records) + " new records stored before that)";
         // Log the edge, not every failing round.

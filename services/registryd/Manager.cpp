@@ -105,20 +105,38 @@ std::string Manager::certificateFor(const std::string& name, const std::string& 
 
 ferry::Frame Manager::handle(const ferry::Frame& request, const std::string& peer)
 {
+    std::string outcome;
+    ferry::Frame frame = answer(request, peer, outcome);
+    // The master's counter of registration outcomes (metricsd exports it);
+    // the answer goes out whether or not counting works.
+    try {
+        std::lock_guard lock(m_mutex);
+        m_registry.addCounters({{"registrations", ferry::counterLabels({{"outcome", outcome}}), 1}});
+    } catch (const std::exception& e) {
+        spdlog::warn("Failed to count a registration outcome ({}), ignoring: {}", outcome, e.what());
+    }
+    return frame;
+}
+
+ferry::Frame Manager::answer(const ferry::Frame& request, const std::string& peer, std::string& outcome)
+{
     try {
         if (request.type != ferry::MessageType::Request)
             throw Refusal{"bad-request", std::string("expected a registration Request, got ") +
                                              ferry::toString(request.type)};
-        return registerNode(request, peer);
+        return registerNode(request, peer, outcome);
     } catch (const Refusal& r) {
+        outcome = r.code;
         std::lock_guard lock(m_mutex);
         logRefusal("Refused registration from " + peer + ": " + ferry::escapeForLog(r.message, 300));
         return errorFrame(r.code, r.message);
     } catch (const ferry::ProtocolError& e) {
+        outcome = "bad-request";
         std::lock_guard lock(m_mutex);
         logRefusal("Refused registration from " + peer + ": " + ferry::escapeForLog(e.what(), 300));
         return errorFrame("bad-request", e.what());
     } catch (const std::exception& e) {
+        outcome = "internal";
         spdlog::error("Failed to handle the registration from {}: {}", peer, e.what());
         return errorFrame("internal", "the master failed to process the registration; try again later");
     }
@@ -157,7 +175,7 @@ ferry::Frame Manager::unauthenticatedAnswer(const std::string& nonce, std::int64
     return {ferry::MessageType::Response, ferry::encodeRegistrationResponse(response, {})};
 }
 
-ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::string& peer)
+ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::string& peer, std::string& outcome)
 {
     const auto signedRequest = ferry::decodeRegistrationRequest(request.payload, peer);
     const auto& r = signedRequest.request;
@@ -196,6 +214,7 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
             logRefusal("Refused registration of unknown node " + r.node + " from " + peer +
                        " (registry: unknown_nodes: refuse)");
         }
+        outcome = "unsigned";
         return unauthenticatedAnswer(r.nonce, now);
     }
 
@@ -225,6 +244,7 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
             spdlog::warn("Refused registration of node {} from {}: {}", r.node, peer, message);
             // The node proved its secret: it may hear why, and the refusal is
             // an Error frame, so it pins nothing and keeps retrying.
+            outcome = "hostkey-changed";
             return errorFrame("hostkey-changed", message);
         }
         m_registry.recordKey(r.node, r.publicKey, r.mode, hostOfPeer(peer), r.sshPort, now);
@@ -255,6 +275,9 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
         response.reason = node->state == "revoked" ? "revoked: " + node->reason : node->reason;
         spdlog::info("Node {} from {} is {}: {}", r.node, peer, node->state, node->reason);
     }
+    outcome = response.state == ferry::RegistrationState::Accepted  ? "accepted"
+              : response.state == ferry::RegistrationState::Pending ? "pending"
+                                                                    : "declined";
     return {ferry::MessageType::Response, ferry::encodeRegistrationResponse(response, *secret)};
 }
 

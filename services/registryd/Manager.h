@@ -63,7 +63,10 @@ public:
                    std::optional<std::uint32_t> minPullIntervalS);
 
 private:
-    ferry::Frame registerNode(const ferry::Frame& request, const std::string& peer);
+    ferry::Frame answer(const ferry::Frame& request, const std::string& peer, std::string& outcome);
+    // outcome: accepted | pending | declined | unsigned (no valid proof of a
+    // secret) | an Error frame's code; counted as registrations{outcome}.
+    ferry::Frame registerNode(const ferry::Frame& request, const std::string& peer, std::string& outcome);
     // The one answer to every registration the master cannot authenticate.
     ferry::Frame unauthenticatedAnswer(const std::string& nonce, std::int64_t now);
     // Logs a refusal of an unauthenticated peer: the first in each

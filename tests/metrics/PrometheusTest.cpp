@@ -19,7 +19,10 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <future>
+
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -31,7 +34,9 @@
 #include "ferry/MasterStore.h"
 #include "ferry/Metrics.h"
 #include "ferry/SampleCodec.h"
+#include "ferry/Session.h"
 #include "ferry/Spool.h"
+#include "ferry/Stream.h"
 #include "support/TestSupport.h"
 
 namespace {
@@ -122,24 +127,30 @@ protected:
                          std::map<std::string, std::string>{}, dir / "metricsd.log");
     }
 
-    void startPrometheus()
+    // webArgs: --web.config.file and the like; curlArgs: what curl needs to
+    // reach it then (--cacert, -u).
+    void startPrometheus(std::vector<std::string> webArgs = {}, std::vector<std::string> curlArgs = {},
+                         std::string scheme = "http")
     {
+        m_curlArgs = std::move(curlArgs);
+        m_scheme = scheme;
         promPort = ferry::test::freePort();
         ferry::test::writeFile(dir / "prometheus.yml",
                                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
                                "storage:\n  tsdb:\n    out_of_order_time_window: 7d\n"
                                "scrape_configs:\n  - job_name: ferry\n    static_configs:\n"
                                "      - targets: ['127.0.0.1:" + std::to_string(metricsPort) + "']\n");
-        prometheus.emplace(std::vector<std::string>{which("prometheus"), "--config.file=" + (dir / "prometheus.yml"),
-                                                    "--storage.tsdb.path=" + (dir / "prom-data"),
-                                                    "--web.listen-address=127.0.0.1:" + std::to_string(promPort),
-                                                    "--web.enable-remote-write-receiver", "--log.level=warn"},
-                           std::map<std::string, std::string>{}, dir / "prometheus.log");
+        std::vector<std::string> args{which("prometheus"),
+                                      "--config.file=" + (dir / "prometheus.yml"),
+                                      "--storage.tsdb.path=" + (dir / "prom-data"),
+                                      "--web.listen-address=127.0.0.1:" + std::to_string(promPort),
+                                      "--web.enable-remote-write-receiver",
+                                      "--log.level=warn"};
+        args.insert(args.end(), webArgs.begin(), webArgs.end());
+        prometheus.emplace(args, std::map<std::string, std::string>{}, dir / "prometheus.log");
         ASSERT_TRUE(ferry::test::waitUntil(
             [&] {
-                return ferry::test::run({"curl", "-sf", "-o", "/dev/null",
-                                         "http://127.0.0.1:" + std::to_string(promPort) + "/-/ready"})
-                           .exitCode == 0;
+                return ferry::test::run(curl({"-sf", "-o", "/dev/null", promUrl() + "/-/ready"})).exitCode == 0;
             },
             std::chrono::seconds(30), std::chrono::milliseconds(100)))
             << ferry::test::readFile(dir / "prometheus.log");
@@ -147,13 +158,32 @@ protected:
 
     nlohmann::json query(const std::string& q)
     {
-        const auto r = ferry::test::run({"curl", "-sS", "--fail", "--max-time", "10", "-G",
-                                         "http://127.0.0.1:" + std::to_string(promPort) + "/api/v1/query",
-                                         "--data-urlencode", "query=" + q});
+        const auto r = ferry::test::run(curl({"-sS", "--fail", "--max-time", "10", "-G", promUrl() + "/api/v1/query",
+                                              "--data-urlencode", "query=" + q}));
         if (r.exitCode != 0)
             return nlohmann::json::array();
         return nlohmann::json::parse(r.out)["data"]["result"];
     }
+
+    // Samples ferry-remote-write counted as accepted, from its state file.
+    std::int64_t samplesSent()
+    {
+        if (!std::filesystem::exists(dir / "remote-write.db"))
+            return 0;
+        ferry::Database db(dir / "remote-write.db", true);
+        ferry::Statement st(db, "SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = 'samples_sent'");
+        return st.step() ? st.int64(0) : 0;
+    }
+
+    std::string promUrl() const { return m_scheme + "://127.0.0.1:" + std::to_string(promPort); }
+    std::vector<std::string> curl(std::vector<std::string> args) const
+    {
+        args.insert(args.begin(), m_curlArgs.begin(), m_curlArgs.end());
+        args.insert(args.begin(), "curl");
+        return args;
+    }
+    std::vector<std::string> m_curlArgs;
+    std::string m_scheme = "http";
 
     nlohmann::json waitFor(const std::string& q)
     {
@@ -218,6 +248,26 @@ TEST_F(APrometheus, ScrapesANodesSeriesFromTheMasterWithTheRightLabels)
     ASSERT_EQ(lag.size(), 1u);
     EXPECT_LT(std::stod(lag[0]["value"][1].get<std::string>()), 120);
     EXPECT_EQ(query("ferry_node_records_stored_total{node=\"node-a\"}").size(), 1u);
+
+    // The master's own counters (master_counters), scraped and moving: the
+    // same records stored again are refused as duplicates, a reinstall is
+    // counted as it is decided.
+    const auto stored = query("ferry_records_stored_total{via=\"push\"}");
+    ASSERT_EQ(stored.size(), 1u) << get("http://127.0.0.1:" + std::to_string(metricsPort) + "/metrics").substr(0, 4000);
+    const std::string before = stored[0]["value"][1];
+    {
+        ferry::MasterStore store(dir / "master.db");
+        const auto again = store.records("node-a", ferry::Epoch(), 0, 100000);
+        store.storeBatch("node-a", ferry::Epoch(), again, "pull");
+        // A new spool of the node (its records came with the legacy epoch).
+        store.admitEpoch("node-a", ferry::Epoch::random(), "192.0.2.7");
+    }
+    const auto dups = waitFor("ferry_duplicates_refused_total{via=\"pull\"}");
+    ASSERT_EQ(dups.size(), 1u);
+    EXPECT_EQ(dups[0]["value"][1], before) << "every record stored again was refused";
+    const auto epochs = waitFor("ferry_epochs_new_total{kind=\"reinstall\"}");
+    ASSERT_EQ(epochs.size(), 1u);
+    EXPECT_EQ(epochs[0]["value"][1], "1");
 }
 
 // A receiver that misbehaves: it closes each connection after reading part
@@ -245,8 +295,16 @@ public:
     }
     std::string url() const { return "http://127.0.0.1:" + std::to_string(m_port) + "/api/v1/write"; }
     int connections() const { return m_connections; }
+    // The first bytes of the first request (its headers).
+    std::string firstRequest()
+    {
+        std::lock_guard lock(m_mutex);
+        return m_request;
+    }
 
 private:
+    std::mutex m_mutex;
+    std::string m_request;
     void loop()
     {
         while (!m_stop) {
@@ -259,8 +317,12 @@ private:
             ++m_connections;
             char buf[4096];
             pollfd q{c, POLLIN, 0};
-            if (::poll(&q, 1, 2000) > 0)
-                (void)::read(c, buf, sizeof buf);  // part of the request
+            if (::poll(&q, 1, 2000) > 0) {
+                const ssize_t n = ::read(c, buf, sizeof buf); // part of the request
+                std::lock_guard lock(m_mutex);
+                if (n > 0 && m_request.empty())
+                    m_request.assign(buf, static_cast<std::size_t>(n));
+            }
             if (!m_answer.empty())
                 (void)::write(c, m_answer.data(), m_answer.size());
             ::close(c);
@@ -310,13 +372,7 @@ TEST_F(APrometheus, ReceivesASixHourBacklogByRemoteWriteWithNoGapAndEachSampleOn
                                  "--state=" + (dir / "remote-write.db")},
                                 {}, {}, std::chrono::seconds(120));
     };
-    auto sentSoFar = [&]() -> std::int64_t {
-        if (!std::filesystem::exists(dir / "remote-write.db"))
-            return 0;
-        ferry::Database db(dir / "remote-write.db", true);
-        ferry::Statement st(db, "SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = 'samples_sent'");
-        return st.step() ? st.int64(0) : 0;
-    };
+    auto sentSoFar = [&] { return samplesSent(); };
 
     // Down, closing mid-request, 503, 401: each run fails with a clear error and sends nothing.
     const auto down = remoteWrite("http://127.0.0.1:" + std::to_string(ferry::test::freePort()) + "/api/v1/write");
@@ -367,6 +423,201 @@ TEST_F(APrometheus, ReceivesASixHourBacklogByRemoteWriteWithNoGapAndEachSampleOn
     EXPECT_EQ(again.exitCode, 0) << again.err;
     EXPECT_EQ(sentSoFar(), static_cast<std::int64_t>(stored));
     EXPECT_NE(again.err.find("0 samples sent"), std::string::npos) << again.err;
+}
+
+TEST_F(APrometheus, ShowsTheNewestSampleOfANodeBackFromAnOutageBeforeItsBacklogArrives)
+{
+    // A node back from a 6-hour outage: 360 sampler runs queued in its spool.
+    const std::int64_t now = ferry::nowMs();
+    const int runs = 360;
+    const std::int64_t newestMs = now - 6 * 3600 * 1000 + static_cast<std::int64_t>(runs - 1) * 60000;
+    std::size_t samples = 0;
+    std::filesystem::create_directories(dir / "node-state");
+    ferry::Spool spool(dir / "node-state/spool.db", {});
+    for (int i = 0; i < runs; ++i) {
+        const std::int64_t t = now - 6 * 3600 * 1000 + static_cast<std::int64_t>(i) * 60000;
+        const auto sampled = sampler::sampleSystem({}, t);
+        samples += sampled.size();
+        for (const auto& p : ferry::metrics::encodeSamples(sampled, t, ferry::kMaxRecordPayload))
+            spool.append("metrics", p, t);
+    }
+    const std::uint64_t queued = spool.stats().records;
+    const std::string secret = "0123456789abcdef0123456789abcdef";
+    ferry::MasterStore store(dir / "master.db");
+    store.addNode("node-c", secret);
+
+    metricsPort = ferry::test::freePort();
+    startPrometheus();
+    ferry::test::writeFile(dir / "metrics.yml", "remote_write:\n  url: http://127.0.0.1:" + std::to_string(promPort) +
+                                                    "/api/v1/write\n  timeout: 10s\n  max_samples_per_send: 2000\n");
+    auto remoteWrite = [&] {
+        const auto r = ferry::test::run({ferry::test::buildPath("services/metricsd/ferry-remote-write"),
+                                         "--config=" + (dir / "metrics.yml"), "--store=" + (dir / "master.db"),
+                                         "--state=" + (dir / "remote-write.db")},
+                                        {}, {}, std::chrono::seconds(120));
+        EXPECT_EQ(r.exitCode, 0) << r.err;
+    };
+    auto count = [&](const std::string& series) -> int {
+        const auto r = query("count_over_time(" + series + "{node=\"node-c\"}[7h])");
+        return r.size() == 1 ? std::stoi(r[0]["value"][1].get<std::string>()) : 0;
+    };
+
+    // One push session over a socket pair: the node's real session code on
+    // its real spool, the master's into its real store. After the master
+    // committed the first batch, remote-write runs and Prometheus is asked
+    // what it knows of the node.
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    const auto started = std::chrono::steady_clock::now();
+    auto node = std::async(std::launch::async, [&, fd = sv[1]] {
+        ferry::FdStream stream(fd, fd, "master (test)", true);
+        ferry::NodeSessionOptions o;
+        o.nodeName = "node-c";
+        o.secret = secret;
+        o.batchRecords = 30; // half an hour of runs per batch
+        o.ioTimeout = std::chrono::seconds(60);
+        return ferry::runNodeSession(stream, spool, o);
+    });
+    ferry::FdStream masterEnd(sv[0], sv[0], "node-c (test)", true);
+    ferry::MasterSessionOptions mo;
+    mo.ioTimeout = std::chrono::seconds(60);
+    int commits = 0;
+    double newestVisibleS = 0;
+    double newestValue = 0;
+    int backlogVisibleThen = -1;
+    mo.afterCommit = [&] {
+        if (++commits != 1)
+            return;
+        remoteWrite();
+        const auto r = query("node_time_seconds{node=\"node-c\"}");
+        if (r.size() == 1) {
+            newestValue = std::stod(r[0]["value"][1].get<std::string>());
+            newestVisibleS = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        }
+        backlogVisibleThen = count("node_time_seconds");
+    };
+    const auto m = ferry::runMasterSession(masterEnd, store, mo);
+    const auto n = node.get();
+    const double sessionS = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+
+    EXPECT_NEAR(newestValue, static_cast<double>(newestMs) / 1000, 1)
+        << "after the first batch, Prometheus has the node's newest sample";
+    EXPECT_EQ(backlogVisibleThen, 30) << "and only the head lane: the backlog had not arrived yet";
+    EXPECT_EQ(m.headRecords, 30u);
+    EXPECT_EQ(n.headRecords, 30u);
+    EXPECT_EQ(m.newlyStored, queued);
+    EXPECT_EQ(m.duplicates, 0u);
+    EXPECT_EQ(spool.stats().records, 0u);
+    EXPECT_EQ(store.countRecords("node-c"), queued);
+
+    // The backlog follows; afterwards 6 hours with no gap, every sample once.
+    remoteWrite();
+    for (const char* series : {"node_load1", "node_memory_MemTotal_bytes", "node_time_seconds"})
+        EXPECT_EQ(count(series), runs) << series << ": one sample a minute for 6 hours, each once";
+    EXPECT_EQ(samplesSent(), static_cast<std::int64_t>(samples)) << "every stored sample was sent once";
+    std::cout << "newest first: " << queued << " records (" << samples << " samples, 6 h) queued; the newest sample "
+              << "was queryable in Prometheus " << newestVisibleS << " s after the session started, with "
+              << backlogVisibleThen << " of " << runs << " runs there; session done after " << sessionS
+              << " s; afterwards " << count("node_time_seconds") << " of " << runs << " runs, " << samplesSent()
+              << " samples sent once\n";
+}
+
+TEST_F(APrometheus, ReceivesRemoteWriteOverHttpsWithBasicAuthAndRefusesAWrongPasswordOrCaLosingNothing)
+{
+    if (!have("openssl") || !have("python3"))
+        GTEST_SKIP() << "needs openssl and python3 (for the bcrypt hash of the receiver's password)";
+    // Certificates made here: a CA, the receiver's certificate for
+    // 127.0.0.1 signed by it, and another CA that did not sign it.
+    auto sh = [&](const std::string& command) {
+        const auto r = ferry::test::run({"sh", "-c", "cd '" + dir.path() + "' && " + command});
+        ASSERT_EQ(r.exitCode, 0) << command << ": " << r.err;
+    };
+    const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    sh("openssl req -x509 " + ec + " -keyout ca.key -out ca.pem -days 1 -subj /CN=ferry-test-ca 2>/dev/null");
+    sh("openssl req -x509 " + ec + " -keyout other.key -out other-ca.pem -days 1 -subj /CN=another-ca 2>/dev/null");
+    sh("openssl req " + ec + " -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null");
+    sh("printf 'subjectAltName=IP:127.0.0.1\n' > san.cnf && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
+       "-CAcreateserial -out server.pem -days 1 -extfile san.cnf 2>/dev/null");
+    const std::string password = "correct horse battery";
+    const auto hash = ferry::test::run(
+        {"python3", "-W", "ignore", "-c",
+         "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1024)))",
+         password});
+    ASSERT_EQ(hash.exitCode, 0) << hash.err;
+    ASSERT_EQ(hash.out.rfind("$2", 0), 0u) << hash.out;
+    ferry::test::writeFile(dir / "web.yml", "tls_server_config:\n  cert_file: " + (dir / "server.pem") +
+                                                "\n  key_file: " + (dir / "server.key") +
+                                                "\nbasic_auth_users:\n  ferry: '" +
+                                                hash.out.substr(0, hash.out.find('\n')) + "'\n");
+    metricsPort = ferry::test::freePort();
+    startPrometheus({"--web.config.file=" + (dir / "web.yml")}, {"--cacert", dir / "ca.pem", "-u", "ferry:" + password},
+                    "https");
+    sampleAndStore(dir, "node-t", 3);
+
+    ferry::test::writeFile(dir / "right.pw", password + "\n");
+    ferry::test::writeFile(dir / "wrong.pw", "battery horse correct\n");
+    ferry::test::writeFile(dir / "token", "s3cr3t-token\n");
+    auto remoteWrite = [&](const std::string& url, const std::string& auth, const std::string& ca,
+                           const std::string& state = "remote-write.db") {
+        ferry::test::writeFile(dir / "metrics.yml", "remote_write:\n  url: " + url + "\n" + auth +
+                                                        (ca.empty() ? "" : "  ca_file: " + ca + "\n") +
+                                                        "  min_backoff: 0\n  max_backoff: 1s\n  retry_for: 2s\n"
+                                                        "  timeout: 5s\n");
+        return ferry::test::run({ferry::test::buildPath("services/metricsd/ferry-remote-write"),
+                                 "--config=" + (dir / "metrics.yml"), "--store=" + (dir / "master.db"),
+                                 "--state=" + (dir / state)},
+                                {}, {}, std::chrono::seconds(60));
+    };
+    auto sentSoFar = [&] { return samplesSent(); };
+    auto cursors = [&]() -> std::int64_t {
+        if (!std::filesystem::exists(dir / "remote-write.db"))
+            return 0;
+        ferry::Database db(dir / "remote-write.db", true);
+        ferry::Statement st(db, "SELECT COUNT(*) FROM cursors");
+        return st.step() ? st.int64(0) : 0;
+    };
+    const std::string url = promUrl() + "/api/v1/write";
+    const std::string user = "  basic_auth:\n    username: ferry\n    password_file: ";
+
+    const auto wrongPassword = remoteWrite(url, user + (dir / "wrong.pw") + "\n", dir / "ca.pem");
+    EXPECT_EQ(wrongPassword.exitCode, 1);
+    EXPECT_NE(wrongPassword.err.find("Failed to remote-write to " + url + ": HTTP 401"), std::string::npos)
+        << wrongPassword.err;
+    EXPECT_NE(wrongPassword.err.find("refused basic_auth user ferry"), std::string::npos) << wrongPassword.err;
+
+    const auto wrongCa = remoteWrite(url, user + (dir / "right.pw") + "\n", dir / "other-ca.pem");
+    EXPECT_EQ(wrongCa.exitCode, 1);
+    EXPECT_NE(wrongCa.err.find("Failed to remote-write to " + url + ": SSL certificate problem"), std::string::npos)
+        << wrongCa.err;
+    EXPECT_NE(wrongCa.err.find("does not verify against ca_file " + (dir / "other-ca.pem")), std::string::npos)
+        << wrongCa.err;
+
+    const auto noCa = remoteWrite(url, user + (dir / "right.pw") + "\n", "");
+    EXPECT_EQ(noCa.exitCode, 1);
+    EXPECT_NE(noCa.err.find("set remote_write: ca_file"), std::string::npos) << noCa.err;
+    EXPECT_EQ(sentSoFar(), 0) << "nothing counted as sent";
+    EXPECT_EQ(cursors(), 0) << "no cursor moved";
+
+    const auto ok = remoteWrite(url, user + (dir / "right.pw") + "\n", dir / "ca.pem");
+    ASSERT_EQ(ok.exitCode, 0) << ok.err << ferry::test::readFile(dir / "prometheus.log");
+    const auto load = query("count_over_time(node_load1{node=\"node-t\"}[1h])");
+    ASSERT_EQ(load.size(), 1u);
+    EXPECT_EQ(load[0]["value"][1], "3") << "the three sampler runs, each once";
+    const auto sent = sentSoFar();
+    EXPECT_GT(sent, 0);
+    std::cout << "https + basic auth: wrong password -> " << wrongPassword.err.substr(0, wrongPassword.err.find('\n'))
+              << "\nwrong CA -> " << wrongCa.err.substr(0, wrongCa.err.find('\n')) << "\nright -> " << sent
+              << " samples sent\n";
+
+    // A bearer token travels as Prometheus's remote_write sends it; a
+    // refused token is named as such.
+    BadReceiver refusing("HTTP/1.1 401 Unauthorized\r\nContent-Length: 6\r\nConnection: close\r\n\r\ndenied");
+    const auto bearer = remoteWrite(refusing.url(), "  bearer_token_file: " + (dir / "token") + "\n", "", "bearer.db");
+    EXPECT_EQ(bearer.exitCode, 1);
+    EXPECT_NE(refusing.firstRequest().find("Authorization: Bearer s3cr3t-token\r\n"), std::string::npos)
+        << refusing.firstRequest();
+    EXPECT_NE(bearer.err.find("refused the bearer token"), std::string::npos) << bearer.err;
+    EXPECT_EQ(sentSoFar(), sent) << "the refused run sent nothing more";
 }
 
 // How close a Ferry sample must be to node_exporter's, taken at the same

@@ -3,6 +3,8 @@
 // one master at a time and dies with it, the schema is versioned, and a
 // SQLite master.db moves over with every node and record.
 
+#include <map>
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -61,6 +63,23 @@ TEST_F(APostgresStore, StoresABatchSentToTwoMastersOnce)
     const auto reinstalled = masterB.storeBatch("web1", Epoch(), batch(1, 50), "pull");
     EXPECT_EQ(reinstalled.newlyStored, 50u);
     EXPECT_EQ(masterA.countRecords("web1"), 100u);
+    // The master's counters are shared by both masters, in the database.
+    std::map<std::string, std::int64_t> counts;
+    for (const auto& c : masterA.counters())
+        counts[c.name + "{" + c.labels + "}"] = c.value;
+    EXPECT_EQ(counts["records_stored{via=\"push\"}"], 50);
+    EXPECT_EQ(counts["records_stored{via=\"pull\"}"], 50);
+    EXPECT_EQ(counts["duplicates_refused{via=\"push\"}"], 50);
+    // A head batch (newest first) stored before the backlog gets the lower
+    // store orders: remote-write follows the order of storing.
+    masterA.storeBatch("web1", m_epoch, batch(91, 10), "push", BatchLane::Head);
+    masterA.storeBatch("web1", m_epoch, batch(51, 40), "push");
+    PgConnection db(m_conninfo);
+    const auto order = db.exec("SELECT seq FROM records WHERE node = 'web1' AND epoch = $1 ORDER BY stored_order",
+                               {PgParam::text(m_epoch.hex())});
+    ASSERT_EQ(order.rows(), 100);
+    EXPECT_EQ(order.int64(50, 0), 91) << "the head came first after the first 50";
+    EXPECT_EQ(order.int64(60, 0), 51);
 }
 
 TEST_F(APostgresStore, StoresEachRecordOnceWhenTwoMastersStoreOverlappingBatchesAtOnce)

@@ -161,6 +161,8 @@ TEST_F(APullSession, LosesNothingAndStoresNothingTwiceWhenTheMasterDiesBetweenCo
         auto o = sessionOptions();
         int batches = 0;
         // The third batch is committed, then the master dies before its Ack.
+        // Newest first: the first batch is the head lane (901–1000), then
+        // the backlog 1–100 and 101–200.
         o.afterCommit = [&] {
             if (++batches == 3)
                 throw ClosedError("test: master died after the commit");
@@ -169,8 +171,10 @@ TEST_F(APullSession, LosesNothingAndStoresNothingTwiceWhenTheMasterDiesBetweenCo
         master.reset();
         EXPECT_ANY_THROW(node.get());
     }
-    EXPECT_EQ(store->pullCursor("node1", spool->epoch()), 300u) << "the cursor commits with the batch";
+    EXPECT_EQ(store->pullCursor("node1", spool->epoch()), 200u)
+        << "the cursor commits with the backlog batch; the head lane does not move it";
     EXPECT_EQ(store->countRecords("node1"), 300u);
+    EXPECT_EQ(store->records("node1", spool->epoch(), 900, 1).at(0).seq, 901u) << "the head lane went first";
     // Only acknowledged batches left the spool; the drop may even have cut
     // off an Ack the master sent, but never more.
     EXPECT_GE(spool->stats().records, 800u);
@@ -189,6 +193,50 @@ TEST_F(APullSession, LosesNothingAndStoresNothingTwiceWhenTheMasterDiesBetweenCo
     ASSERT_EQ(all.size(), 1000u);
     for (std::size_t i = 0; i < all.size(); ++i)
         ASSERT_EQ(all[i].seq, i + 1);
+}
+
+TEST_F(APullSession, SendsTheNewestRecordsFirstAndTheBacklogBehindThemEachOnce)
+{
+    // A node back from an outage: 1000 records queued, batches of 100.
+    fill(1000);
+    auto node = startNode(PullCommand{PullVerb::Fetch, 0});
+    auto o = sessionOptions();
+    std::vector<std::uint64_t> storedAfterFirstCommit;
+    o.afterCommit = [&] {
+        if (storedAfterFirstCommit.empty())
+            for (const auto& r : store->records("node1", spool->epoch(), 0, 2000))
+                storedAfterFirstCommit.push_back(r.seq);
+    };
+    const auto result = runMasterSession(*master, *store, o);
+    const auto served = node.get();
+    ASSERT_EQ(storedAfterFirstCommit.size(), 100u);
+    EXPECT_EQ(storedAfterFirstCommit.front(), 901u) << "the first batch stored is the newest";
+    EXPECT_EQ(storedAfterFirstCommit.back(), 1000u);
+    EXPECT_EQ(result.headRecords, 100u);
+    EXPECT_EQ(result.records, 1000u);
+    EXPECT_EQ(result.newlyStored, 1000u);
+    EXPECT_EQ(result.duplicates, 0u);
+    EXPECT_EQ(served.recordsSent, 1000u);
+    EXPECT_EQ(served.deleted, 1000u);
+    EXPECT_EQ(spool->stats().records, 0u);
+    EXPECT_EQ(store->pullCursor("node1", spool->epoch()), 1000u)
+        << "the cursor passes the head once the backlog met it";
+    const auto all = store->records("node1", spool->epoch(), 0, 2000);
+    ASSERT_EQ(all.size(), 1000u);
+    for (std::size_t i = 0; i < all.size(); ++i)
+        ASSERT_EQ(all[i].seq, i + 1);
+}
+
+TEST_F(APullSession, SendsInSequenceOrderWhenEverythingFitsOneBatch)
+{
+    fill(80);
+    auto node = startNode(PullCommand{PullVerb::Fetch, 0});
+    PullClient client{*master, clientOptions()};
+    const auto result = client.fetch(*store);
+    node.get();
+    EXPECT_EQ(result.headRecords, 0u);
+    EXPECT_EQ(result.records, 80u);
+    EXPECT_EQ(store->pullCursor("node1", spool->epoch()), 80u);
 }
 
 TEST_F(APullSession, DeletesUpToTheEpochsCursorAtTheStartOfAFetch)

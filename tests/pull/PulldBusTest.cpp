@@ -5,6 +5,8 @@
 
 #include <filesystem>
 
+#include <map>
+
 #include <gtest/gtest.h>
 #include <sdbus-c++/sdbus-c++.h>
 
@@ -119,6 +121,32 @@ TEST(ThePullDaemon, PullsANodeOnRequestAndReportsItInItsProperties)
     const auto one = run({ferryctl, "master", "pull", node.nodeName()});
     EXPECT_EQ(one.exitCode, 0) << one.err;
     EXPECT_NE(one.out.find("pulled 0 records"), std::string::npos) << one.out;
+
+    // A pull that fails (nothing listens on the node's port any more) is
+    // counted by cause beside the good ones, in master.db for metricsd.
+    {
+        ferry::MasterStore store(ferry::masterStorePath(state));
+        ferry::Statement(store.database(), "UPDATE nodes SET ssh_port = ?1 WHERE name = ?2")
+            .bind(1, static_cast<std::int64_t>(freePort()))
+            .bind(2, node.nodeName())
+            .run();
+    }
+    std::string why;
+    try {
+        proxy->PullNow(node.nodeName());
+        ADD_FAILURE() << "PullNow of a node whose port is closed succeeded";
+    } catch (const sdbus::Error& e) {
+        EXPECT_EQ(e.getName(), "org.ferry.Pull1.Error.PullFailed");
+        why = e.getMessage();
+    }
+    std::map<std::string, std::int64_t> counts;
+    for (const auto& c : ferry::MasterStore(ferry::masterStorePath(state)).counters())
+        counts[c.name + "{" + c.labels + "}"] = c.value;
+    // Two PullNow above and the three pulls ferryctl asked for.
+    EXPECT_EQ(counts["sessions{outcome=\"ok\",transport=\"pull\"}"], 5);
+    EXPECT_EQ(counts["sessions{outcome=\"failed\",transport=\"pull\"}"], 1);
+    EXPECT_EQ(counts["pull_failures{cause=\"connection refused\"}"], 1) << why;
+    EXPECT_EQ(counts["records_stored{via=\"pull\"}"], 42);
 }
 
 namespace {

@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include "ferry/MasterStore.h"
+
 #include "RegistrationSupport.h"
 #include "ferry/Bus.h"
 #include "ferry/Crypto.h"
@@ -52,6 +54,16 @@ protected:
         ASSERT_EQ(r.err.find("not reachable"), std::string::npos) << r.err;
     }
 
+    // registrations{outcome} in master_counters, as metricsd reads it.
+    std::int64_t registrationCount(const std::string& outcome)
+    {
+        MasterStore store(m_state + "/master.db");
+        for (const auto& c : store.counters())
+            if (c.name == "registrations" && c.labels == counterLabels({{"outcome", outcome}}))
+                return c.value;
+        return 0;
+    }
+
     Reply registerNode(const std::string& node, const std::string& secret)
     {
         return rawExchange(m_port, requestFrame(node, m_nodeKey, secret));
@@ -78,6 +90,7 @@ TEST_F(ARegistry, AcceptsAnEnrolledNodeAndAnswersWithHostKeysSignedWithItsSecret
     EXPECT_EQ(response.response.hostKeys, std::vector<std::string>{m_hostKey});
     EXPECT_EQ(nodeColumn(m_state, "n1", "public_key"), m_nodeKey);
     EXPECT_EQ(nodeColumn(m_state, "n1", "state"), "accepted");
+    EXPECT_EQ(registrationCount("accepted"), 1) << "registryd counts the outcome in master.db for metricsd";
 }
 
 TEST_F(ARegistry, RefusesAWrongHmacAndLeavesTheRegistryUnchanged)
@@ -104,6 +117,8 @@ TEST_F(ARegistry, RefusesAReplayedRequest)
     const auto replay = rawExchange(m_port, frame);
     EXPECT_TRUE(replay.isError("replay")) << replay.errorMessage();
     EXPECT_EQ(registrySnapshot(m_state), after);
+    EXPECT_EQ(registrationCount("accepted"), 1);
+    EXPECT_EQ(registrationCount("replay"), 1);
     EXPECT_TRUE(m_registryd->waitForLog("replay refused")) << m_registryd->log();
 }
 

@@ -7,6 +7,8 @@
 
 #include <thread>
 
+#include <map>
+
 #include <gtest/gtest.h>
 
 #include "CollectorSession.h"
@@ -103,6 +105,14 @@ TEST_F(AMasterStore, MigratesACollectorOnlyReleaseFileToTheLegacyEpoch)
     EXPECT_EQ(epochs[0].epoch, schema::kLegacyEpochHex);
     EXPECT_EQ(epochs[0].state, "active");
     EXPECT_EQ(epochs[0].lastSeq, 4u);
+    // Version 4: the release's records were stored in sequence order, so
+    // their store order is their seq, and the next record follows them.
+    Statement order(store.database(), "SELECT seq, stored_order FROM records WHERE node = 'web1' ORDER BY seq");
+    for (std::int64_t seq = 1; seq <= 4; ++seq) {
+        ASSERT_TRUE(order.step());
+        EXPECT_EQ(order.int64(0), seq);
+        EXPECT_EQ(order.int64(1), seq);
+    }
 }
 
 TEST_F(AMasterStore, MigratesAFullReleaseFileWithRegistryAndPullState)
@@ -265,6 +275,15 @@ TEST_F(ANodesEpochs, FlagsAClonedNodeAsSuspectAndHoldsItsDataUntilResolved)
     EXPECT_EQ(store.countRecords("web1"), 8u);
     EXPECT_FALSE(store.node("web1")->suspect);
     EXPECT_THROW(store.resolveEpochs("web1", "ffffffff"), Error);
+    // The master's counters saw each decision, and a reopened store (a
+    // restarted daemon) still has them.
+    std::map<std::string, std::int64_t> counts;
+    for (const auto& c : store.counters())
+        counts[c.name + "{" + c.labels + "}"] = c.value;
+    EXPECT_EQ(counts["epochs_new{kind=\"first\"}"], 1);
+    EXPECT_EQ(counts["epochs_new{kind=\"reinstall\"}"], 1);
+    EXPECT_EQ(counts["epochs_suspect{}"], 2) << "the retired epoch that came back and the live one";
+    EXPECT_EQ(counts["records_stored{via=\"push\"}"], 8);
 }
 
 TEST_F(ANodesEpochs, ReportsASpoolResetToTheMasterOnce)

@@ -18,7 +18,11 @@
 //      changes awaiting the operator, per-node period floors, OpenSSH
 //      certificates and their revocations) and the cause of a node's last
 //      failed pull
-//   4  the period floor enforced per push: when each node's last on-time
+//   4  store order (records.stored_order, node_epochs.stored_order: the
+//      order in which a (node, epoch)'s records were stored, which differs
+//      from seq once the newest records travel ahead of a backlog) and the
+//      master's own counters (master_counters)
+//   5  the period floor enforced per push: when each node's last on-time
 //      push began (node_pacing)
 //
 // A new file gets kSchema and kMasterSchemaVersion at once. An existing one
@@ -31,7 +35,7 @@
 
 namespace ferry::schema {
 
-inline constexpr int kMasterSchemaVersion = 4;
+inline constexpr int kMasterSchemaVersion = 5;
 
 inline constexpr const char* kLegacyEpochHex = "00000000000000000000000000000000";
 
@@ -66,8 +70,11 @@ CREATE TABLE records (
   payload BLOB NOT NULL,
   received_ms INTEGER NOT NULL,
   via TEXT NOT NULL,                           -- push | pull
+  stored_order INTEGER NOT NULL DEFAULT 0,     -- 1, 2, … per (node, epoch), in the order of storing
   PRIMARY KEY (node, epoch, seq)
 ) WITHOUT ROWID;
+-- Remote-write follows each (node, epoch) in the order it was stored.
+CREATE INDEX records_order ON records(node, epoch, stored_order);
 CREATE TABLE node_epochs (
   node TEXT NOT NULL,
   epoch TEXT NOT NULL,
@@ -78,6 +85,7 @@ CREATE TABLE node_epochs (
   decided_ms INTEGER NOT NULL DEFAULT 0,       -- when an operator set the state (0: automatic)
   records_stored INTEGER NOT NULL DEFAULT 0,
   last_seq INTEGER NOT NULL DEFAULT 0,
+  stored_order INTEGER NOT NULL DEFAULT 0,     -- the last store order given in this epoch
   PRIMARY KEY (node, epoch)
 ) WITHOUT ROWID;
 CREATE TABLE node_reports (
@@ -156,6 +164,12 @@ CREATE TABLE pull_failure (
   cause TEXT NOT NULL,
   message TEXT NOT NULL
 );
+CREATE TABLE master_counters (
+  name TEXT NOT NULL,                          -- ferry_<name>_total on /metrics
+  labels TEXT NOT NULL DEFAULT '',             -- exposition text, e.g. outcome="ok",transport="push"
+  value INTEGER NOT NULL,
+  PRIMARY KEY (name, labels)
+) WITHOUT ROWID;
 CREATE TABLE node_pacing (
   node TEXT PRIMARY KEY,                       -- the period floor: when the node's last push that
   last_paced_push_ms INTEGER NOT NULL          -- kept to it began (early pushes do not move it)
@@ -182,6 +196,10 @@ inline constexpr AddedColumn kRegistryColumns[] = {
     {"nodes", "pending_mac", "BLOB"},
 };
 
+inline constexpr AddedColumn kStoreOrderColumns[] = {
+    {"records", "stored_order", "INTEGER NOT NULL DEFAULT 0"},
+    {"node_epochs", "stored_order", "INTEGER NOT NULL DEFAULT 0"},
+};
 inline constexpr Migration kMigrations[] = {
     // 0 → 1: whatever daemons of the release before ran, every table of that
     // release exists afterwards (the release's own statements, verbatim).
@@ -278,8 +296,23 @@ CREATE TABLE IF NOT EXISTS pull_failure (
   message TEXT NOT NULL
 );
 )SQL"},
-    // 3 → 4: the period floor enforced per push.
-    {4, nullptr, 0, R"SQL(
+    // 3 → 4: store order and the master's counters. Records stored so far
+    // were stored in sequence order, so their order is their seq, and
+    // remote-write cursors (kept as orders from now on) stay where they are.
+    {4, kStoreOrderColumns, 2, R"SQL(
+UPDATE records SET stored_order = seq;
+UPDATE node_epochs SET stored_order = COALESCE((SELECT MAX(r.seq) FROM records r
+  WHERE r.node = node_epochs.node AND r.epoch = node_epochs.epoch), 0);
+CREATE INDEX IF NOT EXISTS records_order ON records(node, epoch, stored_order);
+CREATE TABLE IF NOT EXISTS master_counters (
+  name TEXT NOT NULL,
+  labels TEXT NOT NULL DEFAULT '',
+  value INTEGER NOT NULL,
+  PRIMARY KEY (name, labels)
+) WITHOUT ROWID;
+)SQL"},
+    // 4 → 5: the period floor enforced per push.
+    {5, nullptr, 0, R"SQL(
 CREATE TABLE IF NOT EXISTS node_pacing (
   node TEXT PRIMARY KEY,                       -- the period floor: when the node's last push that
   last_paced_push_ms INTEGER NOT NULL          -- kept to it began (early pushes do not move it)

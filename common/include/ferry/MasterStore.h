@@ -64,7 +64,9 @@ public:
     // transaction: the batch follows the cursor, so everything up to it is
     // stored (or was dropped by the node's bounds, never sent).
     AckMessage storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
-                          const std::string& via) override;
+                          const std::string& via, BatchLane lane = BatchLane::Backlog) override;
+    void addCounters(const std::vector<CounterDelta>& deltas) override;
+    std::vector<CounterValue> counters() override;
     void storeReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
                      const HealthReport& report) override;
     std::optional<HealthReport> report(const std::string& node);

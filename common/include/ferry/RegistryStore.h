@@ -121,6 +121,9 @@ public:
     void decline(const std::string& name, const std::string& reason);
     void revoke(const std::string& name, const std::string& reason);
 
+    // The master's counters (master_counters, through MasterStore).
+    void addCounters(const std::vector<CounterDelta>& deltas) { m_store.addCounters(deltas); }
+
     // The pinned host keys of node in the master database at databasePath,
     // read without creating or migrating anything (for pulld); empty when
     // the node has none or the registry tables do not exist yet.

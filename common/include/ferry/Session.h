@@ -27,8 +27,9 @@
 // trailing fields, so a version-1 Auth decodes as version 1 and gets that
 // answer. (A version-1 node or master fails on our version-2 Auth itself;
 // this side then reports "closed during the handshake, an older peer?".)
-// Capabilities are a bit set, none defined yet: the session runs with the
-// intersection, so a later capability needs no version bump.
+// Capabilities are a bit set: the session runs with the intersection, so a
+// later capability needs no version bump. Defined:
+//   1  newest-first (kCapNewestFirst), below.
 //
 // After the handshake, the same for both transports:
 //   node   → Report  {HealthReport}            (Wire.h)
@@ -43,6 +44,21 @@
 // kPolicyNextPushAt: the Unix time in milliseconds before which the node
 // should not push again (decidePushPacing, SessionStore.h). The early push is
 // served like any other: its records are stored and acknowledged.
+//
+// Newest first (capability 1, both sides have it). When more is queued than
+// one batch holds — a node back from an outage — the node first sends its
+// newest records as one HeadBatch (same payload as Batch), so that the
+// master has the node's present within one cycle, then the backlog oldest
+// first in Batches up to the record before the head: two lanes in one
+// session, one window, Acks in the order sent. The Ack of a HeadBatch
+// deletes exactly that batch's records on the node (seq first..last), the
+// Ack of a Batch everything ≤ its stored_up_to (which is below the head).
+// A HeadBatch does not move the pull cursor; the backlog batches that move
+// it never pass the head, and the head is stored once acked, so "every
+// record ≤ cursor is stored" holds. A session cut between the lanes leaves
+// whatever was not acked queued; the next session sends it again, and the
+// master's key (node, epoch, seq) stores every record once.
+//
 // stored_up_to in Policy: the master has every record of this (node, epoch)
 // up to it (pull's per-epoch cursor, which moves in the transaction of each
 // batch; 0 on push); the node deletes those before sending. held: the master will not store this epoch (a suspect
@@ -69,8 +85,9 @@
 namespace ferry {
 
 constexpr std::uint8_t kSessionVersion = 2;
-// Capability bits this code knows (none yet).
-constexpr std::uint32_t kSessionCapabilities = 0;
+// Capability bits this code knows.
+constexpr std::uint32_t kCapNewestFirst = 1u << 0;
+constexpr std::uint32_t kSessionCapabilities = kCapNewestFirst;
 constexpr const char* kSessionErrorAuth = "auth-failed";
 constexpr const char* kSessionErrorVersion = "unsupported-version";
 constexpr const char* kSessionErrorProtocol = "bad-message";
@@ -117,6 +134,8 @@ struct NodeSessionOptions {
     // Called on the session's thread before the first batch and after each
     // Ack; it must not throw. Unset: the session does not count bytes.
     std::function<void(const SessionProgress&)> onProgress;
+    // Capabilities offered (tests turn newest-first off to compare).
+    std::uint32_t capabilities = kSessionCapabilities;
 };
 
 struct NodeSessionResult {
@@ -130,10 +149,14 @@ struct NodeSessionResult {
     std::uint64_t duplicates = 0;
     std::uint64_t deleted = 0;           // records deleted by the policy's cursor and by Acks
     std::uint64_t acknowledgedUpTo = 0;  // highest sequence the master confirmed
+    std::uint64_t headRecords = 0;       // sent ahead of the backlog (newest first)
+    std::uint32_t capabilities = 0;      // in effect for the session
 };
 
-// The node's handshake alone (pull's `status` runs it before its answer).
-void nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSessionOptions& options, std::string& peerName);
+// The node's handshake alone (pull's `status` runs it before its answer);
+// returns the capabilities in effect.
+std::uint32_t nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSessionOptions& options,
+                            std::string& peerName);
 
 // A whole session: handshake, report, policy, batches. What was
 // acknowledged before a failure stays deleted, what was not stays queued.
@@ -182,6 +205,7 @@ struct MasterSessionResult {
     std::uint64_t newlyStored = 0;
     std::uint64_t duplicates = 0;
     std::uint64_t cursor = 0;  // pull: every record ≤ this of (node, epoch) is stored
+    std::uint64_t headRecords = 0; // of records, in HeadBatches
     bool closedWithoutBye = false;
 };
 
@@ -190,6 +214,7 @@ struct MasterHandshake {
     std::string node;
     std::string secret;
     Epoch epoch;
+    std::uint32_t capabilities = 0; // in effect for the session
 };
 MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const MasterSessionOptions& options);
 

@@ -39,12 +39,40 @@ struct EpochAdmission {
     std::string previous;     // the epoch it replaced (hex), on a reinstall
 };
 
+// One of the master's own counters (master_counters): exported by metricsd
+// as ferry_<name>_total{<labels>}. labels is the exposition text of the
+// label set, made by counterLabels, so that every backend stores the same
+// key for the same set.
+struct CounterDelta {
+    std::string name;   // without the ferry_ prefix and the _total suffix
+    std::string labels; // e.g. outcome="ok",transport="push"
+    std::int64_t delta = 1;
+};
+struct CounterValue {
+    std::string name;
+    std::string labels;
+    std::int64_t value = 0;
+};
+// `a="x",b="y"`, sorted by name, values escaped as the text format asks.
+std::string counterLabels(std::vector<std::pair<std::string, std::string>> labels);
+// records_stored{via} and duplicates_refused{via} of one stored batch.
+std::vector<CounterDelta> batchCounters(const AckMessage& ack, const std::string& via);
+
 // The changes a backend applies for one admission, in one transaction.
 struct EpochDecision {
     EpochAdmission admission;
     std::optional<std::string> insertState;  // a new epoch row in this state
     std::vector<std::pair<std::string, std::string>> setStates;  // (epoch hex, state)
+    // epochs_new{kind=first|reinstall|suspect_node}, epochs_suspect (epochs
+    // this decision made suspect), added in the same transaction.
+    std::vector<CounterDelta> counters;
 };
+
+// Which lane of a session a batch travels in (Session.h). Backlog batches
+// follow each other from the pull cursor, so a pull's cursor moves with
+// them; a head batch (the newest records, sent first after an outage) jumps
+// ahead and leaves the cursor where it is.
+enum class BatchLane { Backlog, Head };
 
 // The epoch state machine (see MasterStore.h). known: every epoch the store
 // has for the node. Logs what an operator must hear about (first epoch,
@@ -92,10 +120,15 @@ public:
     virtual void storeReport(const std::string& node, const Epoch& epoch, const std::string& via,
                              const std::string& address, const HealthReport& report) = 0;
     // Stores a batch durably before returning; duplicates are counted, not
-    // stored. via is "push" or "pull"; on pull the (node, epoch) cursor
-    // moves to the batch's last sequence in the same transaction.
+    // stored. via is "push" or "pull"; on pull a backlog batch moves the
+    // (node, epoch) cursor to its last sequence in the same transaction.
+    // Each stored record gets the next store order of its (node, epoch)
+    // (records.stored_order), so that remote-write can follow what was
+    // stored in the order it was stored, whichever lane brought it. The
+    // counters records_stored{via} and duplicates_refused{via} move in the
+    // same transaction.
     virtual AckMessage storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
-                                  const std::string& via) = 0;
+                                  const std::string& via, BatchLane lane = BatchLane::Backlog) = 0;
     // Pull cursors: every record of (node, epoch) ≤ cursor is stored.
     virtual std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) = 0;
     virtual void setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor) = 0;
@@ -103,6 +136,11 @@ public:
     virtual PushPacing pushPacing(const std::string& node) = 0;
     // Records that an on-time push of node began at startMs.
     virtual void notePacedPush(const std::string& node, std::int64_t startMs) = 0;
+
+    // The master's own counters, kept across restarts (master_counters):
+    // collectord, pulld and registryd add, metricsd reads.
+    virtual void addCounters(const std::vector<CounterDelta>& deltas) = 0;
+    virtual std::vector<CounterValue> counters() = 0;
 };
 
 } // namespace ferry

@@ -71,8 +71,15 @@ public:
     // Records with seq > cursor, oldest first, at most maxRecords and about
     // maxBytes (always at least one record if any is queued).
     std::vector<Record> readAfter(std::uint64_t cursor, std::size_t maxRecords, std::size_t maxBytes);
+    // The newest records with seq ≤ upTo, returned oldest first: at most
+    // maxRecords and about maxBytes (at least one if any is queued). The
+    // head lane of a session after an outage (Session.h).
+    std::vector<Record> readNewest(std::uint64_t upTo, std::size_t maxRecords, std::size_t maxBytes);
     // Deletes every record with seq ≤ upTo: the master has stored them.
     std::uint64_t acknowledge(std::uint64_t upTo);
+    // Deletes the records with first ≤ seq ≤ last (a head batch the master
+    // stored), leaving older ones queued.
+    std::uint64_t acknowledgeRange(std::uint64_t first, std::uint64_t last);
     SpoolStats stats();
     const Epoch& epoch() const { return m_epoch; }
     // A master stored the health report that told it about the last reset.

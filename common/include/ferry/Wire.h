@@ -43,6 +43,7 @@ enum class MessageType : std::uint8_t {
     Response = 9,   // generic response
     Report = 10,    // node → master: health report (session version 2)
     Policy = 11,    // master → node: verdict, cursor, policy map (session version 2)
+    HeadBatch = 12, // node → master: the newest records, ahead of the backlog (capability newest-first)
 };
 const char* toString(MessageType type);
 

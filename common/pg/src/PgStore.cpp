@@ -73,6 +73,18 @@ CREATE TABLE pull_failure (node TEXT PRIMARY KEY, at BIGINT NOT NULL, cause TEXT
     R"SQL(
 CREATE TABLE node_pacing (node TEXT PRIMARY KEY, last_paced_push_ms BIGINT NOT NULL);
 )SQL",
+    // 4: master.db's version 4: store order and the master's counters.
+    // Records stored so far were stored in sequence order.
+    R"SQL(
+ALTER TABLE records ADD COLUMN stored_order BIGINT NOT NULL DEFAULT 0;
+UPDATE records SET stored_order = seq;
+ALTER TABLE node_epochs ADD COLUMN stored_order BIGINT NOT NULL DEFAULT 0;
+UPDATE node_epochs SET stored_order = COALESCE((SELECT MAX(r.seq) FROM records r
+  WHERE r.node = node_epochs.node AND r.epoch = node_epochs.epoch), 0);
+CREATE INDEX records_order ON records (node, epoch, stored_order);
+CREATE TABLE master_counters (
+  name TEXT NOT NULL, labels TEXT NOT NULL DEFAULT '', value BIGINT NOT NULL, PRIMARY KEY (name, labels));
+)SQL",
 };
 
 // Serialises schema changes between masters starting at once.
@@ -146,54 +158,82 @@ std::optional<std::string> PgStore::nodeSecret(const std::string& name)
 }
 
 AckMessage PgStore::storeBatch(const std::string& node, const Epoch& epochId, const std::vector<Record>& records,
-                               const std::string& via)
+                               const std::string& via, BatchLane lane)
 {
     const std::string epoch = epochId.hex();
     AckMessage ack;
     if (records.empty())
         return ack;
     const std::int64_t now = nowMs();
+    PgTransaction tx(m_db);
+    // The upsert locks the (node, epoch) row until the commit: batches of
+    // one stream, from any master, take their store orders one after the
+    // other, in the order they commit. A duplicate leaves its order unused
+    // (orders only need to grow).
+    const auto base = m_db.exec("INSERT INTO node_epochs (node, epoch, first_seen, last_seen) VALUES ($1, $2, $3, $3)"
+                                " ON CONFLICT (node, epoch) DO UPDATE SET last_seen = excluded.last_seen"
+                                " RETURNING stored_order",
+                                {PgParam::text(node), PgParam::text(epoch), PgParam::integer(now)})
+                          .int64(0, 0);
     // One statement per batch: a multi-row VALUES list with every value a
-    // parameter (8 per record, far below PostgreSQL's 65,535).
-    std::string sql = "INSERT INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via) VALUES ";
+    // parameter (5 per record, far below PostgreSQL's 65,535).
+    std::string sql =
+        "INSERT INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via, stored_order) VALUES ";
     std::vector<PgParam> params;
-    params.reserve(records.size() * 6 + 3);
+    params.reserve(records.size() * 5 + 4);
     params.push_back(PgParam::text(node));
     params.push_back(PgParam::text(epoch));
     params.push_back(PgParam::integer(now));
     params.push_back(PgParam::text(via));
     for (std::size_t i = 0; i < records.size(); ++i) {
         const auto& r = records[i];
-        const std::size_t base = params.size();
-        sql += (i ? "," : "") + std::string("($1, $2, $") + std::to_string(base + 1) + "::bigint, $" +
-               std::to_string(base + 2) + "::bigint, $" + std::to_string(base + 3) + ", $" + std::to_string(base + 4) +
-               ", $3::bigint, $4)";
+        const std::size_t first = params.size() + 1;
+        sql += (i ? "," : "") + std::string("($1, $2, $") + std::to_string(first) + "::bigint, $" +
+               std::to_string(first + 1) + "::bigint, $" + std::to_string(first + 2) + ", $" +
+               std::to_string(first + 3) + ", $3::bigint, $4, $" + std::to_string(first + 4) + "::bigint)";
         params.push_back(PgParam::integer(static_cast<std::int64_t>(r.seq)));
         params.push_back(PgParam::integer(r.timeMs));
         params.push_back(PgParam::text(r.kind));
         params.push_back(PgParam::bytes(r.payload));
+        params.push_back(PgParam::integer(base + static_cast<std::int64_t>(i) + 1));
         ack.storedUpTo = std::max(ack.storedUpTo, r.seq);
     }
     sql += " ON CONFLICT DO NOTHING";
-    PgTransaction tx(m_db);
     const auto result = m_db.exec(sql, params);
     ack.newlyStored = static_cast<std::uint32_t>(result.affected());
     ack.duplicates = static_cast<std::uint32_t>(records.size()) - ack.newlyStored;
     recordsStored(m_db, node, ack.newlyStored, via, now);
-    // A pull's batch follows the cursor: everything up to its last record is
-    // stored (or was dropped by the node's bounds, never sent).
-    if (via == "pull")
+    // A pull's backlog batch follows the cursor: everything up to its last
+    // record is stored (or was dropped by the node's bounds, never sent).
+    if (via == "pull" && lane == BatchLane::Backlog)
         setPullCursor(node, epochId, records.back().seq);
-    m_db.exec("INSERT INTO node_epochs (node, epoch, first_seen, last_seen, records_stored, last_seq)"
-              " VALUES ($1, $2, $3, $3, $4, $5) ON CONFLICT (node, epoch) DO UPDATE SET"
-              " last_seen = excluded.last_seen, records_stored = node_epochs.records_stored + excluded.records_stored,"
-              " last_seq = GREATEST(node_epochs.last_seq, excluded.last_seq)",
-              {PgParam::text(node), PgParam::text(epoch), PgParam::integer(now), PgParam::integer(ack.newlyStored),
-               PgParam::integer(static_cast<std::int64_t>(ack.storedUpTo))});
+    m_db.exec("UPDATE node_epochs SET records_stored = records_stored + $3, last_seq = GREATEST(last_seq, $4),"
+              " stored_order = $5 WHERE node = $1 AND epoch = $2",
+              {PgParam::text(node), PgParam::text(epoch), PgParam::integer(ack.newlyStored),
+               PgParam::integer(static_cast<std::int64_t>(ack.storedUpTo)),
+               PgParam::integer(base + static_cast<std::int64_t>(records.size()))});
+    addCounters(batchCounters(ack, via));
     // synchronous_commit=on (PostgreSQL's default): the commit is flushed to
     // the server's WAL when it returns, so the Ack that follows is safe.
     tx.commit();
     return ack;
+}
+
+void PgStore::addCounters(const std::vector<CounterDelta>& deltas)
+{
+    for (const auto& d : deltas)
+        m_db.exec("INSERT INTO master_counters (name, labels, value) VALUES ($1, $2, $3) ON CONFLICT (name, labels)"
+                  " DO UPDATE SET value = master_counters.value + excluded.value",
+                  {PgParam::text(d.name), PgParam::text(d.labels), PgParam::integer(d.delta)});
+}
+
+std::vector<CounterValue> PgStore::counters()
+{
+    const auto r = m_db.exec("SELECT name, labels, value FROM master_counters ORDER BY name, labels");
+    std::vector<CounterValue> out;
+    for (int i = 0; i < r.rows(); ++i)
+        out.push_back({r.text(i, 0), r.text(i, 1), r.int64(i, 2)});
+    return out;
 }
 
 std::vector<EpochInfo> PgStore::epochs(const std::string& node)
@@ -224,6 +264,7 @@ EpochAdmission PgStore::admitEpoch(const std::string& node, const Epoch& epoch, 
               {PgParam::text(node), PgParam::text(hex), PgParam::integer(now), PgParam::text(address)});
     if (report != nullptr)
         storeReport(node, epoch, via, address, *report);
+    addCounters(d.counters);
     tx.commit();
     return d.admission;
 }
@@ -482,8 +523,8 @@ MigrationResult migrateSqliteToPostgres(const std::string& masterDbPath, PgStore
             if (epoch.empty())
                 epoch = kLegacyEpoch;
             const auto r = db.exec(
-                "INSERT INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via)"
-                " VALUES ($1, $2, $3::bigint, $4::bigint, $5, $6, $7::bigint, $8) ON CONFLICT DO NOTHING",
+                "INSERT INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via, stored_order)"
+                " VALUES ($1, $2, $3::bigint, $4::bigint, $5, $6, $7::bigint, $8, $3::bigint) ON CONFLICT DO NOTHING",
                 {PgParam::text(records.text(0)), PgParam::text(epoch), PgParam::integer(records.int64(2)),
                  PgParam::integer(records.int64(3)), PgParam::text(records.text(4)), PgParam::bytes(records.text(5)),
                  PgParam::integer(records.int64(6)), PgParam::text(records.text(7))});
@@ -527,6 +568,10 @@ MigrationResult migrateSqliteToPostgres(const std::string& masterDbPath, PgStore
                     {PgParam::text(c.text(0)), PgParam::text(c.text(1)), PgParam::integer(c.int64(2))});
         tx.commit();
     }
+    // The copied records keep their seq as their store order (they arrive
+    // in sequence order); a stream's next order follows the highest.
+    db.exec("UPDATE node_epochs SET stored_order = GREATEST(stored_order, COALESCE((SELECT MAX(r.stored_order)"
+            " FROM records r WHERE r.node = node_epochs.node AND r.epoch = node_epochs.epoch), 0))");
     copyRegistryTables(source, db);
     result.target = target.counts();
     return result;

@@ -62,7 +62,11 @@ public:
     // default synchronous_commit=on). Duplicates — already stored by this or
     // another master — are counted, not stored again.
     AckMessage storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
-                          const std::string& via) override;
+                          const std::string& via, BatchLane lane = BatchLane::Backlog) override;
+    // One statement per counter; inside the caller's transaction when
+    // there is one.
+    void addCounters(const std::vector<CounterDelta>& deltas) override;
+    std::vector<CounterValue> counters() override;
     std::uint64_t countRecords(const std::string& node);
     PgStoreCounts counts();
 
