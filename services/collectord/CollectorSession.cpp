@@ -22,6 +22,7 @@ SessionResult serveSession(ferry::ByteStream& stream, ferry::SessionStore& store
     so.ioTimeout = o.ioTimeout;
     so.afterCommit = o.afterCommit;
     so.onAuthenticated = o.onAuthenticated;
+    so.ownHostKeys = o.sshdHostKeys;
     // Test hook for the durability tests: die between the commit and the
     // Ack, the moment where a lost Ack must not cost a record or store one
     // twice. Documented in docs/durability.md; off unless the environment

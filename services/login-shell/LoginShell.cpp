@@ -9,6 +9,7 @@
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
 #include "ferry/PullServer.h"
+#include "ferry/SshKeys.h"
 #include "ferry/Spool.h"
 
 namespace pullshell {
@@ -68,6 +69,7 @@ int LoginShell::run(int inFd, int outFd, int errFd)
         ferry::PullServerOptions options;
         options.nodeName = config.nodeName;
         options.secret = secret;
+        options.ownHostKeys = ferry::sshdHostKeyFingerprints(m_context.sshdHostKeyDir);
         options.batchRecords = config.batchRecords;
         options.batchBytes = config.batchBytes;
         options.ioTimeout = std::chrono::duration_cast<std::chrono::milliseconds>(config.ioTimeout);

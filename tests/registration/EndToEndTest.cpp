@@ -89,7 +89,8 @@ protected:
                             std::vector<std::string>{"/usr/bin/setpriv", "--reuid=ferry", "--regid=ferry",
                                                      "--clear-groups"});
         m_collector.emplace(std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
-                                                     "--listen=127.0.0.1:50009"},
+                                                     "--listen=127.0.0.1:50009", "--sshd-host-keys",
+                                                     m_sshd->hostKeyDir()},
                             std::map<std::string, std::string>{{"FERRY_STATE_DIR", m_master}},
                             *m_root / "collectord.log");
         ASSERT_TRUE(waitUntil([&] {

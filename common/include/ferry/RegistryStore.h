@@ -110,6 +110,9 @@ public:
     void addNode(const std::string& name, const std::string& secret);
     // Accepts a node; secret may be empty when the master already has one.
     void accept(const std::string& name, const std::string& secret);
+    // Replaces a legacy credential (the node secret) with the key derived
+    // from it for one master id, once the node proved itself for that id.
+    void replaceLegacySecret(const std::string& name, const std::string& credential);
     void decline(const std::string& name, const std::string& reason);
     void revoke(const std::string& name, const std::string& reason);
 
