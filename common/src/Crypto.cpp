@@ -277,8 +277,9 @@ std::string sessionProofV3(std::string_view key, std::string_view label, std::st
     numbers.push_back(static_cast<char>(version));
     for (int s = 24; s >= 0; s -= 8)
         numbers.push_back(static_cast<char>(capabilities >> s));
-    return hmacSha256(key, proofTranscript(std::string_view("ferry-proof-v3\0", 15),
-                                           {protocol, label, numbers, challenge, nonce, node, epoch, masterId, binding}));
+    return hmacSha256(key,
+                      proofTranscript(std::string_view("ferry-proof-v3\0", 15),
+                                      {protocol, label, numbers, challenge, nonce, node, epoch, masterId, binding}));
 }
 
 } // namespace ferry

@@ -173,7 +173,8 @@ NodeConfig parseNodeConfig(const std::string& name, const std::string& text)
                     m.registryPort = static_cast<std::uint16_t>(*v);
                 if (auto v = mm.string("id")) {
                     // As ferry::isValidMasterId (the net layer, above this one).
-                    const bool printable = std::all_of(v->begin(), v->end(), [](char ch) { return ch > ' ' && ch <= '~'; });
+                    const bool printable =
+                        std::all_of(v->begin(), v->end(), [](char ch) { return ch > ' ' && ch <= '~'; });
                     if (v->empty() || v->size() > 255 || !printable)
                         mm.fail("id", "not a valid master id (1-255 printable characters, no spaces)");
                     m.id = *v;

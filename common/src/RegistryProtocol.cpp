@@ -275,9 +275,10 @@ std::string registrationRequestMac(std::string_view secret, std::string_view sig
 std::string encodeRegistrationRequest(const RegistrationRequest& request, std::string_view secret)
 {
     Encoder inner;
-    inner.u8(request.version3   ? kRegisterRequestKindV3
-             : request.version2 ? kRegisterRequestKindV2
-                                : kRegisterRequestKind)
+    inner
+        .u8(request.version3   ? kRegisterRequestKindV3
+            : request.version2 ? kRegisterRequestKindV2
+                               : kRegisterRequestKind)
         .bytes(request.node)
         .bytes(request.publicKey)
         .bytes(request.mode)

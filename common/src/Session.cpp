@@ -129,7 +129,7 @@ void nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSessionOpti
             refuseOlder(stream, who, ok.version, "ferry-master");
         const std::uint32_t caps = ok.capabilities & kSessionCapabilities;
         if (!constantTimeEqual(ok.mac, sessionProofV3(key, kMasterLabel, o.protocol, ok.version, caps, hello.challenge,
-                                                       auth.nonce, o.nodeName, epoch, auth.masterId, auth.binding)))
+                                                      auth.nonce, o.nodeName, epoch, auth.masterId, auth.binding)))
             throw AuthError("Master " + peer + " failed to prove it holds this node's key for master id '" +
                             escapeForLog(o.masterId) + "'; nothing was sent");
         return;
@@ -154,19 +154,19 @@ void nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSessionOpti
                        std::find(o.ownHostKeys.begin(), o.ownHostKeys.end(), auth.binding) != o.ownHostKeys.end();
     // The node name is part of the proof, so a proof made for another node
     // fails too; every failure looks the same to the peer.
-    const bool proven = validId && auth.node == o.nodeName && auth.epoch.empty() &&
-                        constantTimeEqual(auth.mac, sessionProofV3(key, kMasterLabel, o.protocol, auth.version, caps,
-                                                                   challenge, auth.nonce, o.nodeName, "",
-                                                                   auth.masterId, auth.binding));
+    const bool proven =
+        validId && auth.node == o.nodeName && auth.epoch.empty() &&
+        constantTimeEqual(auth.mac, sessionProofV3(key, kMasterLabel, o.protocol, auth.version, caps, challenge,
+                                                   auth.nonce, o.nodeName, "", auth.masterId, auth.binding));
     if (!proven || !bound) {
         sendError(stream, kSessionErrorAuth, "authentication failed");
-        throw AuthError("Failed to authenticate the master " + peer + ": " +
-                        (auth.node != o.nodeName ? "it asked for node '" + escapeForLog(auth.node) + "'"
-                         : !validId              ? std::string("its master id is empty or not printable")
-                         : !proven ? "its proof of this node's key for master id '" + escapeForLog(auth.masterId) +
-                                         "' is wrong"
-                                   : "its proof is bound to an SSH host key that is not this node's (" +
-                                         escapeForLog(auth.binding) + "): relayed from another session?"));
+        throw AuthError(
+            "Failed to authenticate the master " + peer + ": " +
+            (auth.node != o.nodeName ? "it asked for node '" + escapeForLog(auth.node) + "'"
+             : !validId              ? std::string("its master id is empty or not printable")
+             : !proven ? "its proof of this node's key for master id '" + escapeForLog(auth.masterId) + "' is wrong"
+                       : "its proof is bound to an SSH host key that is not this node's (" +
+                             escapeForLog(auth.binding) + "): relayed from another session?"));
     }
     peerName = "master '" + escapeForLog(auth.masterId) + "'";
     AuthOkMessage ok;
@@ -310,8 +310,7 @@ MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const M
         const bool proven =
             key && auth.epoch.size() == Epoch::kSize &&
             constantTimeEqual(auth.mac, sessionProofV3(*key, kNodeLabel, o.protocol, auth.version, caps, challenge,
-                                                       auth.nonce, auth.node, auth.epoch, auth.masterId,
-                                                       auth.binding));
+                                                       auth.nonce, auth.node, auth.epoch, auth.masterId, auth.binding));
         if (key && !proven)
             cause = "wrong proof of its key";
         const bool bound = auth.binding.empty() || o.ownHostKeys.empty() ||

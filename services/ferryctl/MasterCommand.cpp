@@ -27,13 +27,13 @@
 #include <sdbus-c++/sdbus-c++.h>
 
 #include "Commands.h"
+#include "TerminalText.h"
 #include "ferry/Bus.h"
 #include "ferry/Crypto.h"
 #include "ferry/MasterStore.h"
 #include "ferry/Paths.h"
-#include "ferry/RegistryStore.h"
 #include "ferry/RegistryProtocol.h"
-#include "TerminalText.h"
+#include "ferry/RegistryStore.h"
 #include "org.ferry.Registry1-proxy.h"
 
 namespace ferryctl {

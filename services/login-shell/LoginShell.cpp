@@ -9,8 +9,8 @@
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
 #include "ferry/PullServer.h"
-#include "ferry/SshKeys.h"
 #include "ferry/Spool.h"
+#include "ferry/SshKeys.h"
 
 namespace pullshell {
 

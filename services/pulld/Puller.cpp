@@ -76,11 +76,10 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         // A legacy credential (the node secret itself, until the node's next
         // registration replaces it) may prove as any id; the node derives
         // the key for the id we name.
-        ferry::PullClient client(channel->stream(),
-                                 {node.name, *secret,
-                                  std::chrono::duration_cast<std::chrono::milliseconds>(m_config.ioTimeout),
-                                  node.sshHost + ":" + std::to_string(node.sshPort), "legacy-secret",
-                                  channel->binding()});
+        ferry::PullClient client(
+            channel->stream(),
+            {node.name, *secret, std::chrono::duration_cast<std::chrono::milliseconds>(m_config.ioTimeout),
+             node.sshHost + ":" + std::to_string(node.sshPort), "legacy-secret", channel->binding()});
         const ferry::MasterSessionResult r = client.fetch(store);
         received = r.records;
         outcome.records = r.newlyStored;

@@ -5,9 +5,9 @@
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
 #include "ferry/Files.h"
-#include "ferry/RegistryProtocol.h"
 #include "ferry/NodeCertificates.h"
 #include "ferry/PullProtocol.h"
+#include "ferry/RegistryProtocol.h"
 
 namespace registryd {
 

@@ -3,8 +3,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -12,9 +12,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <filesystem>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <regex>
@@ -431,8 +431,8 @@ std::vector<PluginRun> readPluginRuns(ferry::ByteStream& in, std::chrono::millis
         if (f.type == ferry::MessageType::Bye)
             return runs;
         if (f.type != ferry::MessageType::Batch)
-            throw ferry::ProtocolError("Unexpected " + std::string(ferry::toString(f.type)) + " from the plugin runner " +
-                                       in.peer());
+            throw ferry::ProtocolError("Unexpected " + std::string(ferry::toString(f.type)) +
+                                       " from the plugin runner " + in.peer());
         if (runs.size() >= kMaxPluginRuns)
             throw ferry::ProtocolError("The plugin runner " + in.peer() + " sent more than " +
                                        std::to_string(kMaxPluginRuns) + " plugin runs");

@@ -42,8 +42,9 @@ int main(int argc, char* argv[]) try {
         .option("--mounts", "FILE", "read the mounts from here instead of /proc/self/mounts",
                 [&](const std::string& v) { sources.mountsFile = v; })
         // For tests and benchmarks that build a backlog.
-        .option("--time-shift", "MS", "stamp the samples this many milliseconds off",
-                [&](const std::string& v) { shiftMs = ferry::parseNumberArg("--time-shift", v, -(1ll << 50), 1ll << 50); })
+        .option(
+            "--time-shift", "MS", "stamp the samples this many milliseconds off",
+            [&](const std::string& v) { shiftMs = ferry::parseNumberArg("--time-shift", v, -(1ll << 50), 1ll << 50); })
         .flag("--run-plugins",
               "run the plugins and write their output to stdout for the sampler (ferry-plugins@.service: a user "
               "apart, without access to the spool or the secret)",

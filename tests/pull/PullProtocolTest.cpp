@@ -76,7 +76,7 @@ protected:
         o.via = "pull";
         o.expectedNode = "node1";
         o.secret = secret;
-        o.masterId = "test-master";  // the store holds the node secret itself (a legacy credential)
+        o.masterId = "test-master"; // the store holds the node secret itself (a legacy credential)
         o.ioTimeout = std::chrono::seconds(5);
         return o;
     }

@@ -167,7 +167,8 @@ TEST_F(TwoMasters, AStolenDatabaseCannotSignRegistrationAnswersForTheOtherMaster
     }
     // B itself can.
     EXPECT_TRUE(verifyRegistrationResponse(
-        decodeRegistrationResponse(encodeRegistrationResponse(answer, parseNodeCredential(storedColumn(dbB(), "web1")).key), "b"),
+        decodeRegistrationResponse(
+            encodeRegistrationResponse(answer, parseNodeCredential(storedColumn(dbB(), "web1")).key), "b"),
         nodeKeyForB));
 }
 

@@ -48,7 +48,7 @@ protected:
                 r = run({"/usr/sbin/useradd", "--system", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", u});
                 if (r.exitCode == 0)
                     break;
-                waitUntil([] { return false; }, std::chrono::milliseconds(100));  // another test holds the lock
+                waitUntil([] { return false; }, std::chrono::milliseconds(100)); // another test holds the lock
             }
             must(r, "useradd " + u);
         }
@@ -65,15 +65,20 @@ protected:
         writeFile(m_config + "/ferry.yml", "node:\n  name: plugtest\n", 0644);
         // What an attacker's plugin does: read the secret, tamper with the
         // spool, add a login key; it reports what worked.
-        writeFile(m_config + "/plugins.d/evil",
-                  "#!/bin/sh\n"
-                  "S=" + m_state + "\n"
-                  "R=" + m_results + "/$(id -un)\n"
-                  "if cat \"$S/secret\" >/dev/null 2>&1; then echo secret >>\"$R\"; fi\n"
-                  "if [ -w \"$S/spool.db\" ] || (: >>\"$S/spool.db\") 2>/dev/null; then echo spool >>\"$R\"; fi\n"
-                  "if (echo 'ssh-ed25519 AAAA evil' >>\"$S/authorized_keys\") 2>/dev/null; then echo keys >>\"$R\"; fi\n"
-                  "echo 'evil_ran 1'\n",
-                  0755);
+        writeFile(
+            m_config + "/plugins.d/evil",
+            "#!/bin/sh\n"
+            "S=" +
+                m_state +
+                "\n"
+                "R=" +
+                m_results +
+                "/$(id -un)\n"
+                "if cat \"$S/secret\" >/dev/null 2>&1; then echo secret >>\"$R\"; fi\n"
+                "if [ -w \"$S/spool.db\" ] || (: >>\"$S/spool.db\") 2>/dev/null; then echo spool >>\"$R\"; fi\n"
+                "if (echo 'ssh-ed25519 AAAA evil' >>\"$S/authorized_keys\") 2>/dev/null; then echo keys >>\"$R\"; fi\n"
+                "echo 'evil_ran 1'\n",
+            0755);
         must(run({"/bin/chown", "-R", m_owner + ":" + m_owner, m_state}), "chown state");
         ::chmod(m_state.c_str(), 0750);
     }
@@ -138,8 +143,8 @@ TEST_F(APlugin, RunApartReachesNothingOfTheStateDirectoryAndItsOutputStillArrive
     must(run({"/bin/chown", m_owner, sock}), "chown socket");
     ::chmod(sock.c_str(), 0600);
 
-    const auto r = run(as(m_owner, {buildPathForAnyUser("services/sampler/ferry-sampler"), "--plugins-socket", sock}),
-                       env());
+    const auto r =
+        run(as(m_owner, {buildPathForAnyUser("services/sampler/ferry-sampler"), "--plugins-socket", sock}), env());
     ASSERT_EQ(r.exitCode, 0) << r.err << readFile(m_root + "/activator.log");
     EXPECT_EQ(results(m_runner), "");
     EXPECT_EQ(results(m_owner), "");
@@ -148,10 +153,9 @@ TEST_F(APlugin, RunApartReachesNothingOfTheStateDirectoryAndItsOutputStillArrive
 
     // The socket is the owner's alone: another user cannot have plugins run
     // (nor read their output).
-    const auto stranger =
-        run({"/usr/bin/setpriv", "--reuid=" + m_runner, "--regid=" + m_runner, "--clear-groups", "/usr/bin/env",
-             "FERRY_STATE_DIR=" + m_results, "FERRY_CONFIG_DIR=" + m_config,
-             buildPathForAnyUser("services/sampler/ferry-sampler"), "--plugins-socket", sock});
+    const auto stranger = run({"/usr/bin/setpriv", "--reuid=" + m_runner, "--regid=" + m_runner, "--clear-groups",
+                               "/usr/bin/env", "FERRY_STATE_DIR=" + m_results, "FERRY_CONFIG_DIR=" + m_config,
+                               buildPathForAnyUser("services/sampler/ferry-sampler"), "--plugins-socket", sock});
     EXPECT_NE(stranger.exitCode, 0);
     EXPECT_NE(stranger.err.find("Failed to connect to the plugin runner"), std::string::npos) << stranger.err;
 }

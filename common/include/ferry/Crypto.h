@@ -69,8 +69,8 @@ std::string deriveMasterKey(std::string_view secret, std::string_view masterId);
 bool isValidMasterId(std::string_view id);
 
 struct NodeCredential {
-    std::string masterId;  // empty for a legacy credential
-    std::string key;       // the derived key, or the legacy node secret
+    std::string masterId; // empty for a legacy credential
+    std::string key;      // the derived key, or the legacy node secret
     bool legacy = false;
 };
 // "k1:<id>:<64 hex>" or a bare secret (32–128 hex). Throws Error naming what

@@ -99,7 +99,7 @@ struct NodeSessionOptions {
     std::string protocol = "push";  // "push" or "pull": part of the proofs
     SessionSide side = SessionSide::Initiator;
     std::string nodeName;
-    std::string secret;  // the node secret; the session derives the per-master key
+    std::string secret; // the node secret; the session derives the per-master key
     // Push: the id of the master pushed to (its masters: entry) and the
     // binding (the master sshd's host key fingerprint, as pushd verified it).
     std::string masterId;
@@ -190,7 +190,7 @@ struct MasterSessionResult {
 // The master's handshake alone; returns the node's name and epoch.
 struct MasterHandshake {
     std::string node;
-    std::string key;  // the per-master key the session was proven with
+    std::string key; // the per-master key the session was proven with
     Epoch epoch;
 };
 MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const MasterSessionOptions& options);

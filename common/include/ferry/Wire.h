@@ -129,8 +129,8 @@ struct AuthMessage {
     std::uint8_t version = 1;
     std::uint32_t capabilities = 0;
     std::string epoch;  // Epoch::kSize bytes when the sender is the node, else empty
-    std::string masterId = {};  // version 3
-    std::string binding = {};   // version 3
+    std::string masterId = {}; // version 3
+    std::string binding = {};  // version 3
 };
 struct AuthOkMessage {
     std::string mac;
