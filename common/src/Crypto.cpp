@@ -187,4 +187,99 @@ std::string sessionProofV2(std::string_view secret, std::string_view label, std:
     return hmacSha256(secret, transcript);
 }
 
+namespace {
+
+std::string proofTranscript(std::string_view tag, std::initializer_list<std::string_view> parts)
+{
+    std::string transcript(tag);
+    for (std::string_view part : parts) {
+        const auto len = static_cast<std::uint32_t>(part.size());
+        for (int s = 24; s >= 0; s -= 8)
+            transcript.push_back(static_cast<char>(len >> s));
+        transcript.append(part);
+    }
+    return transcript;
+}
+
+bool isHexSecret(std::string_view text)
+{
+    return text.size() >= 32 && text.size() <= 128 && text.size() % 2 == 0 &&
+           text.find_first_not_of("0123456789abcdefABCDEF") == std::string_view::npos;
+}
+
+} // namespace
+
+std::string deriveMasterKey(std::string_view secret, std::string_view masterId)
+{
+    std::string label("ferry-master-key-v1\0", 20);
+    label.append(masterId);
+    return toHex(hmacSha256(secret, label));
+}
+
+bool isValidMasterId(std::string_view id)
+{
+    if (id.empty() || id.size() > kMaxMasterIdLength)
+        return false;
+    for (const char c : id)
+        if (c <= ' ' || c > '~')
+            return false;
+    return true;
+}
+
+NodeCredential parseNodeCredential(std::string_view text)
+{
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
+        text.remove_suffix(1);
+    NodeCredential c;
+    if (text.starts_with("k1:")) {
+        const std::string_view rest = text.substr(3);
+        const auto colon = rest.rfind(':');
+        if (colon == std::string_view::npos)
+            throw Error("Bad node key: expected k1:<master id>:<key>");
+        c.masterId = std::string(rest.substr(0, colon));
+        c.key = std::string(rest.substr(colon + 1));
+        if (!isValidMasterId(c.masterId))
+            throw Error("Bad node key: the master id is empty, longer than 255 or has spaces or control characters");
+        if (c.key.size() != 64 || !isHexSecret(c.key))
+            throw Error("Bad node key: the key after the master id must be 64 hex digits");
+        return c;
+    }
+    if (!isHexSecret(text))
+        throw Error("Bad node key: expected k1:<master id>:<key> (from `ferryctl secret --master ID` on the node) "
+                    "or a node secret of 32-128 hex digits");
+    c.key = std::string(text);
+    c.legacy = true;
+    return c;
+}
+
+std::string formatNodeCredential(std::string_view masterId, std::string_view key)
+{
+    return "k1:" + std::string(masterId) + ":" + std::string(key);
+}
+
+std::optional<std::string> credentialKeyFor(const NodeCredential& credential, std::string_view masterId)
+{
+    if (!isValidMasterId(masterId))
+        return std::nullopt;
+    if (credential.legacy)
+        return deriveMasterKey(credential.key, masterId);
+    if (credential.masterId != masterId)
+        return std::nullopt;
+    return credential.key;
+}
+
+std::string sessionProofV3(std::string_view key, std::string_view label, std::string_view protocol,
+                           std::uint8_t version, std::uint32_t capabilities, std::string_view challenge,
+                           std::string_view nonce, std::string_view node, std::string_view epoch,
+                           std::string_view masterId, std::string_view binding)
+{
+    std::string numbers;
+    numbers.push_back(static_cast<char>(version));
+    for (int s = 24; s >= 0; s -= 8)
+        numbers.push_back(static_cast<char>(capabilities >> s));
+    return hmacSha256(key,
+                      proofTranscript(std::string_view("ferry-proof-v3\0", 15),
+                                      {protocol, label, numbers, challenge, nonce, node, epoch, masterId, binding}));
+}
+
 } // namespace ferry

@@ -171,10 +171,20 @@ NodeConfig parseNodeConfig(const std::string& name, const std::string& text)
                     m.sshPort = static_cast<std::uint16_t>(*v);
                 if (auto v = mm.integer("registry_port", 1, 65535))
                     m.registryPort = static_cast<std::uint16_t>(*v);
+                if (auto v = mm.string("id")) {
+                    // As ferry::isValidMasterId (the net layer, above this one).
+                    const bool printable =
+                        std::all_of(v->begin(), v->end(), [](char ch) { return ch > ' ' && ch <= '~'; });
+                    if (v->empty() || v->size() > 255 || !printable)
+                        mm.fail("id", "not a valid master id (1-255 printable characters, no spaces)");
+                    m.id = *v;
+                }
                 mm.finish();
             } else {
                 top.failAt(item, path, "expected an address or a mapping with host, ssh_port, registry_port");
             }
+            if (m.id.empty())
+                m.id = m.host;
             c.masters.push_back(m);
         }
     }

@@ -15,6 +15,8 @@ MasterSessionOptions PullClient::sessionOptions() const
     so.via = "pull";
     so.expectedNode = m_options.nodeName;
     so.secret = m_options.secret;
+    so.masterId = m_options.masterId;
+    so.binding = m_options.binding;
     so.address = m_options.address;
     so.ioTimeout = m_options.ioTimeout;
     return so;

@@ -16,6 +16,7 @@ PullServerResult PullServer::run(const PullCommand& command)
     so.side = SessionSide::Responder;
     so.nodeName = m_options.nodeName;
     so.secret = m_options.secret;
+    so.ownHostKeys = m_options.ownHostKeys;
     so.batchRecords = m_options.batchRecords;
     so.batchBytes = m_options.batchBytes;
     so.window = m_options.window;

@@ -276,18 +276,23 @@ std::string registrationRequestMac(std::string_view secret, std::string_view sig
 std::string encodeRegistrationRequest(const RegistrationRequest& request, std::string_view secret)
 {
     Encoder inner;
-    inner.u8(request.version2 ? kRegisterRequestKindV2 : kRegisterRequestKind)
+    inner
+        .u8(request.version3   ? kRegisterRequestKindV3
+            : request.version2 ? kRegisterRequestKindV2
+                               : kRegisterRequestKind)
         .bytes(request.node)
         .bytes(request.publicKey)
         .bytes(request.mode)
         .u32(request.sshPort)
         .i64(request.timeMs)
         .bytes(request.nonce);
-    if (request.version2) {
+    if (request.version2 || request.version3) {
         inner.u32(static_cast<std::uint32_t>(request.hostKeys.size()));
         for (const auto& k : request.hostKeys)
             inner.bytes(k);
     }
+    if (request.version3)
+        inner.bytes(request.masterId);
     const std::string signedBytes = inner.take();
     Encoder outer;
     outer.bytes(signedBytes).bytes(registrationRequestMac(secret, signedBytes));
@@ -308,10 +313,11 @@ SignedRequest decodeRegistrationRequest(std::string_view payload, const std::str
 
     Decoder inner(out.signedBytes, what);
     const auto kind = inner.u8("kind");
-    if (kind != kRegisterRequestKind && kind != kRegisterRequestKindV2)
+    if (kind != kRegisterRequestKind && kind != kRegisterRequestKindV2 && kind != kRegisterRequestKindV3)
         throw ProtocolError("Bad " + what + ": unknown request kind " + std::to_string(kind));
     auto& r = out.request;
-    r.version2 = kind == kRegisterRequestKindV2;
+    r.version3 = kind == kRegisterRequestKindV3;
+    r.version2 = kind == kRegisterRequestKindV2 || r.version3;
     r.node = inner.bytes("node", kMaxName);
     r.publicKey = inner.bytes("public key", kMaxKeyLine);
     r.mode = inner.bytes("mode", 8);
@@ -325,6 +331,11 @@ SignedRequest decodeRegistrationRequest(std::string_view payload, const std::str
                                 std::to_string(kMaxHostKeys) + ")");
         for (std::uint32_t i = 0; i < count; ++i)
             r.hostKeys.push_back(inner.bytes("host key", kMaxKeyLine));
+    }
+    if (r.version3) {
+        r.masterId = inner.bytes("master id", kMaxMasterIdLength);
+        if (!isValidMasterId(r.masterId))
+            throw ProtocolError("Bad " + what + ": the master id is empty or not printable");
     }
     inner.finish();
     if (!isValidNodeName(r.node))
@@ -362,6 +373,21 @@ SignedRequest decodeRegistrationRequest(std::string_view payload, const std::str
 bool verifyRegistrationRequest(const SignedRequest& request, std::string_view secret)
 {
     return !secret.empty() && constantTimeEqual(registrationRequestMac(secret, request.signedBytes), request.mac);
+}
+
+std::optional<std::string> registrationKey(std::string_view credential, const RegistrationRequest& request)
+{
+    NodeCredential parsed;
+    try {
+        parsed = parseNodeCredential(credential);
+    } catch (const Error&) {
+        return std::nullopt;
+    }
+    if (request.version3)
+        return credentialKeyFor(parsed, request.masterId);
+    if (parsed.legacy)
+        return parsed.key;
+    return std::nullopt;
 }
 
 std::string encodeRegistrationResponse(const RegistrationResponse& response, std::string_view secret)

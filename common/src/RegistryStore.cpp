@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "ferry/Crypto.h"
 #include "ferry/Error.h"
 #include "ferry/RegistryProtocol.h"
 #include "ferry/Wire.h"
@@ -396,6 +397,29 @@ std::size_t RegistryStore::countUnsignedPending()
     return static_cast<std::size_t>(s.int64(0));
 }
 
+namespace {
+
+// Whether two stored credentials prove the same: equal text, or a legacy
+// secret and the key derived from it for the other's id.
+bool sameNodeCredential(const std::string& a, const std::string& b)
+{
+    if (a == b)
+        return true;
+    try {
+        const NodeCredential x = parseNodeCredential(a);
+        const NodeCredential y = parseNodeCredential(b);
+        if (x.legacy == y.legacy)
+            return false;
+        const NodeCredential& derived = x.legacy ? y : x;
+        const NodeCredential& legacy = x.legacy ? x : y;
+        return constantTimeEqual(deriveMasterKey(legacy.key, derived.masterId), derived.key);
+    } catch (const Error&) {
+        return false;
+    }
+}
+
+} // namespace
+
 void RegistryStore::applySecret(const std::string& name, const std::string& secret)
 {
     // A key that arrived while the master had no secret is trusted only if
@@ -404,25 +428,28 @@ void RegistryStore::applySecret(const std::string& name, const std::string& secr
     SqlStatement q(m_db, "SELECT public_key, pending_request, pending_mac, secret FROM nodes WHERE name = ?1");
     q.bind(1, name);
     std::string key;
+    std::string stored = secret;
     bool keep = false;
     if (q.step()) {
         key = q.text(0);
         if (!q.isNull(1) && !q.isNull(2)) {
-            SignedRequest request;
-            request.signedBytes = q.text(1);
-            request.mac = q.text(2);
-            keep = verifyRegistrationRequest(request, secret);
-            if (keep) {
-                // The host keys in a request that verifies came from the node too.
-                try {
-                    Encoder outer;
-                    outer.bytes(request.signedBytes).bytes(request.mac);
-                    const auto decoded = decodeRegistrationRequest(outer.take(), "the stored pending request");
+            try {
+                Encoder outer;
+                outer.bytes(q.text(1)).bytes(q.text(2));
+                const auto decoded = decodeRegistrationRequest(outer.take(), "the stored pending request");
+                const auto macKey = registrationKey(secret, decoded.request);
+                keep = macKey && verifyRegistrationRequest(decoded, *macKey);
+                if (keep) {
+                    // The host keys in a request that verifies came from the node too.
                     if (!decoded.request.hostKeys.empty() && hostKeys(name).empty())
                         pinHostKeys(name, decoded.request.hostKeys);
-                } catch (const ProtocolError& e) {
-                    spdlog::warn("Ignoring the host keys of node {}'s stored request: {}", name, e.what());
+                    // A node secret given for a node that proved itself for a
+                    // master id: keep only the key derived for that id.
+                    if (decoded.request.version3 && parseNodeCredential(secret).legacy)
+                        stored = formatNodeCredential(decoded.request.masterId, *macKey);
                 }
+            } catch (const ProtocolError& e) {
+                spdlog::warn("Ignoring node {}'s stored request: {}", name, e.what());
             }
             if (!keep && !key.empty())
                 spdlog::warn("Dropping the pending key {} of node {}: its request does not verify with the "
@@ -433,22 +460,46 @@ void RegistryStore::applySecret(const std::string& name, const std::string& secr
             // stays only while that secret does. A new secret means a new
             // install (or a leaked old one): the old install's key must stop
             // logging in, and the node's next registration brings its key.
-            keep = q.text(3) == secret;
+            keep = sameNodeCredential(q.text(3), secret);
             if (!keep && !key.empty())
                 spdlog::info("Node {} has a new secret: dropped its old key {}", name, fingerprintOrNone(key));
         }
     }
     SqlStatement u(m_db, "UPDATE nodes SET secret = ?2, public_key = CASE WHEN ?3 = 1 THEN public_key ELSE '' END,"
                          " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
-    u.bind(1, name).bind(2, secret).bind(3, static_cast<std::int64_t>(keep ? 1 : 0)).run();
+    u.bind(1, name).bind(2, stored).bind(3, static_cast<std::int64_t>(keep ? 1 : 0)).run();
+}
+
+void RegistryStore::replaceLegacySecret(const std::string& name, const std::string& credential)
+{
+    SqlStatement u(m_db, "UPDATE nodes SET secret = ?2 WHERE name = ?1");
+    u.bind(1, name).bind(2, credential).run();
+}
+
+void RegistryStore::addCounters(const std::vector<CounterDelta>& deltas)
+{
+    if (deltas.empty())
+        return;
+    SqlTransaction tx(m_db);
+    for (const auto& d : deltas)
+        SqlStatement(m_db, "INSERT INTO master_counters (name, labels, value) VALUES (?1, ?2, ?3)"
+                           " ON CONFLICT (name, labels) DO UPDATE SET value = master_counters.value + excluded.value")
+            .bind(1, d.name)
+            .bind(2, d.labels)
+            .bind(3, d.delta)
+            .run();
+    tx.commit();
 }
 
 void RegistryStore::addNode(const std::string& name, const std::string& secret)
 {
     if (!isValidNodeName(name))
         throw Error("Failed to add node '" + name + "': a node name is 1–64 of A-Z a-z 0-9 . _ -");
-    if (secret.size() < 32)
-        throw Error("Failed to add node " + name + ": the secret is too short (run `ferryctl secret` on the node)");
+    try {
+        parseNodeCredential(secret);
+    } catch (const Error& e) {
+        throw Error("Failed to add node " + name + ": " + e.what());
+    }
     SqlTransaction tx(m_db);
     SqlStatement ins(m_db, "INSERT INTO nodes (name, secret, state, first_seen) VALUES (?1, ?2, 'accepted', 0)"
                            " ON CONFLICT (name) DO NOTHING");

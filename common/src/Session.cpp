@@ -1,5 +1,6 @@
 #include "ferry/Session.h"
 
+#include <algorithm>
 #include <deque>
 
 #include <spdlog/spdlog.h>
@@ -107,14 +108,20 @@ std::uint32_t nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSe
         const HelloMessage hello =
             decodeHello(expect(stream, MessageType::Hello, o.ioTimeout, kMaxControlFrame, who).payload, peer);
         peerName = escapeForLog(hello.server, kMaxName);
+        if (!isValidMasterId(o.masterId))
+            throw ConfigError("Failed to prove this node to " + who + ": its master id '" + escapeForLog(o.masterId) +
+                              "' is empty or not printable");
+        const std::string key = deriveMasterKey(o.secret, o.masterId);
         AuthMessage auth;
         auth.node = o.nodeName;
         auth.nonce = randomBytes(kNonceSize);
         auth.version = kSessionVersion;
         auth.capabilities = offered;
         auth.epoch = epoch;
-        auth.mac = sessionProofV2(o.secret, kNodeLabel, o.protocol, auth.version, auth.capabilities, hello.challenge,
-                                  auth.nonce, o.nodeName, epoch);
+        auth.masterId = o.masterId;
+        auth.binding = o.binding;
+        auth.mac = sessionProofV3(key, kNodeLabel, o.protocol, auth.version, auth.capabilities, hello.challenge,
+                                  auth.nonce, o.nodeName, epoch, auth.masterId, auth.binding);
         writeFrame(stream, MessageType::Auth, encode(auth), deadlineIn(o.ioTimeout));
         const AuthOkMessage ok = withOlderPeerHint(who, [&] {
             return decodeAuthOk(expect(stream, MessageType::AuthOk, o.ioTimeout, kMaxControlFrame, who).payload,
@@ -123,12 +130,14 @@ std::uint32_t nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSe
         if (ok.version < kSessionVersion)
             refuseOlder(stream, who, ok.version, "ferry-master");
         const std::uint32_t caps = ok.capabilities & offered;
-        if (!constantTimeEqual(ok.mac, sessionProofV2(o.secret, kMasterLabel, o.protocol, ok.version, caps,
-                                                       hello.challenge, auth.nonce, o.nodeName, epoch)))
-            throw AuthError("Master " + peer + " failed to prove it knows this node's secret; nothing was sent");
+        if (!constantTimeEqual(ok.mac, sessionProofV3(key, kMasterLabel, o.protocol, ok.version, caps, hello.challenge,
+                                                      auth.nonce, o.nodeName, epoch, auth.masterId, auth.binding)))
+            throw AuthError("Master " + peer + " failed to prove it holds this node's key for master id '" +
+                            escapeForLog(o.masterId) + "'; nothing was sent");
         return caps;
     }
-    // Responder (pull): the master proves first.
+    // Responder (pull): the master proves first, naming the master id its
+    // key was derived for.
     const std::string challenge = randomBytes(kNonceSize);
     writeFrame(stream, MessageType::Hello, encode(HelloMessage{challenge, o.nodeName}), deadlineIn(o.ioTimeout));
     AuthMessage auth;
@@ -141,23 +150,33 @@ std::uint32_t nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSe
     if (auth.version < kSessionVersion)
         refuseOlder(stream, who + " (ferry-pulld)", auth.version, "ferry-master");
     const std::uint32_t caps = auth.capabilities & offered;
-    const std::string expected = sessionProofV2(o.secret, kMasterLabel, o.protocol, auth.version, caps, challenge,
-                                                auth.nonce, o.nodeName, "");
+    const bool validId = isValidMasterId(auth.masterId);
+    const std::string key = validId ? deriveMasterKey(o.secret, auth.masterId) : std::string();
+    const bool bound = auth.binding.empty() || o.ownHostKeys.empty() ||
+                       std::find(o.ownHostKeys.begin(), o.ownHostKeys.end(), auth.binding) != o.ownHostKeys.end();
     // The node name is part of the proof, so a proof made for another node
-    // fails too; both failures look the same to the peer.
-    if (auth.node != o.nodeName || !auth.epoch.empty() || !constantTimeEqual(auth.mac, expected)) {
+    // fails too; every failure looks the same to the peer.
+    const bool proven =
+        validId && auth.node == o.nodeName && auth.epoch.empty() &&
+        constantTimeEqual(auth.mac, sessionProofV3(key, kMasterLabel, o.protocol, auth.version, caps, challenge,
+                                                   auth.nonce, o.nodeName, "", auth.masterId, auth.binding));
+    if (!proven || !bound) {
         sendError(stream, kSessionErrorAuth, "authentication failed");
-        throw AuthError("Failed to authenticate the master " + peer + ": " +
-                        (auth.node != o.nodeName ? "it asked for node '" + escapeForLog(auth.node) + "'"
-                                                 : std::string("its proof of the node secret is wrong")));
+        throw AuthError(
+            "Failed to authenticate the master " + peer + ": " +
+            (auth.node != o.nodeName ? "it asked for node '" + escapeForLog(auth.node) + "'"
+             : !validId              ? std::string("its master id is empty or not printable")
+             : !proven ? "its proof of this node's key for master id '" + escapeForLog(auth.masterId) + "' is wrong"
+                       : "its proof is bound to an SSH host key that is not this node's (" +
+                             escapeForLog(auth.binding) + "): relayed from another session?"));
     }
-    peerName = "master";
+    peerName = "master '" + escapeForLog(auth.masterId) + "'";
     AuthOkMessage ok;
     ok.version = kSessionVersion;
     ok.capabilities = caps;
     ok.epoch = epoch;
-    ok.mac = sessionProofV2(o.secret, kNodeLabel, o.protocol, ok.version, caps, challenge, auth.nonce, o.nodeName,
-                            epoch);
+    ok.mac = sessionProofV3(key, kNodeLabel, o.protocol, ok.version, caps, challenge, auth.nonce, o.nodeName, epoch,
+                            auth.masterId, auth.binding);
     writeFrame(stream, MessageType::AuthOk, encode(ok), deadlineIn(o.ioTimeout));
     return caps;
 }
@@ -315,7 +334,8 @@ MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const M
     const std::string peer = stream.peer();
     MasterHandshake out;
     if (o.side == SessionSide::Responder) {
-        // Push: the node proves first and names itself.
+        // Push: the node proves first, names itself and the master id it
+        // derived its key for.
         const std::string challenge = randomBytes(kNonceSize);
         writeFrame(stream, MessageType::Hello, encode(HelloMessage{challenge, o.selfName}), deadlineIn(o.ioTimeout));
         AuthMessage auth;
@@ -329,38 +349,61 @@ MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const M
         const std::string who = "node '" + escapeForLog(auth.node) + "' (" + peer + ")";
         if (auth.version < kSessionVersion)
             refuseOlder(stream, who + " (ferry-pushd)", auth.version, "ferry-node on it");
-        const auto secret = o.secret.empty() ? store.nodeSecret(auth.node) : std::optional<std::string>(o.secret);
+        const auto stored = o.secret.empty() ? store.nodeSecret(auth.node) : std::optional<std::string>(o.secret);
+        std::optional<std::string> key;
+        std::string cause = "not enrolled (or not accepted) on this master";
+        if (stored) {
+            try {
+                key = credentialKeyFor(parseNodeCredential(*stored), auth.masterId);
+                if (!key)
+                    cause = "it proves for master id '" + escapeForLog(auth.masterId) +
+                            "', and this master holds its key for another id";
+            } catch (const Error& e) {
+                cause = std::string("its stored key is unusable: ") + e.what();
+            }
+        }
         const std::uint32_t caps = auth.capabilities & kSessionCapabilities;
         out.capabilities = caps;
-        const bool known = secret.has_value();
         const bool proven =
-            known && auth.epoch.size() == Epoch::kSize &&
-            constantTimeEqual(auth.mac, sessionProofV2(*secret, kNodeLabel, o.protocol, auth.version, caps, challenge,
-                                                       auth.nonce, auth.node, auth.epoch));
-        if (!proven) {
+            key && auth.epoch.size() == Epoch::kSize &&
+            constantTimeEqual(auth.mac, sessionProofV3(*key, kNodeLabel, o.protocol, auth.version, caps, challenge,
+                                                       auth.nonce, auth.node, auth.epoch, auth.masterId, auth.binding));
+        if (key && !proven)
+            cause = "wrong proof of its key";
+        const bool bound = auth.binding.empty() || o.ownHostKeys.empty() ||
+                           std::find(o.ownHostKeys.begin(), o.ownHostKeys.end(), auth.binding) != o.ownHostKeys.end();
+        if (proven && !bound)
+            cause = "its proof is bound to the SSH host key " + escapeForLog(auth.binding) +
+                    ", which is not this master's: relayed from another session?";
+        if (!proven || !bound) {
             // One answer for every cause, so that the peer cannot probe
             // which node names are enrolled.
             sendError(stream, kSessionErrorAuth, "authentication failed");
-            throw AuthError("Refused " + who + ": " +
-                            (known ? "wrong proof of its secret" : "not enrolled (or not accepted) on this master"));
+            throw AuthError("Refused " + who + ": " + cause);
         }
         if (o.onAuthenticated && !o.onAuthenticated(auth.node)) {
             sendError(stream, "busy", "too many sessions for this node; retry later");
             throw AuthError("Refused " + who + ": it already runs as many sessions as it may");
         }
         out.node = auth.node;
-        out.secret = *secret;
+        out.key = *key;
         out.epoch = Epoch::fromBytes(auth.epoch, "Auth from " + who);
         AuthOkMessage ok;
         ok.version = kSessionVersion;
         ok.capabilities = caps;
-        ok.mac = sessionProofV2(*secret, kMasterLabel, o.protocol, ok.version, caps, challenge, auth.nonce, auth.node,
-                                auth.epoch);
+        ok.mac = sessionProofV3(*key, kMasterLabel, o.protocol, ok.version, caps, challenge, auth.nonce, auth.node,
+                                auth.epoch, auth.masterId, auth.binding);
         writeFrame(stream, MessageType::AuthOk, encode(ok), deadlineIn(o.ioTimeout));
         return out;
     }
-    // Pull: the master proves first, for the node it connected to.
+    // Pull: the master proves first, for the node it connected to, as the
+    // master id its credential names.
     const std::string who = "node " + escapeForLog(o.expectedNode) + " (" + peer + ")";
+    const NodeCredential credential = parseNodeCredential(o.secret);
+    const std::string masterId = credential.legacy ? o.masterId : credential.masterId;
+    const auto key = credentialKeyFor(credential, masterId);
+    if (!key)
+        throw ConfigError("Failed to pull " + who + ": no master id to prove as (a legacy secret needs one)");
     const HelloMessage hello =
         decodeHello(expect(stream, MessageType::Hello, o.ioTimeout, kMaxControlFrame, who).payload, peer);
     AuthMessage auth;
@@ -368,8 +411,10 @@ MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const M
     auth.nonce = randomBytes(kNonceSize);
     auth.version = kSessionVersion;
     auth.capabilities = kSessionCapabilities;
-    auth.mac = sessionProofV2(o.secret, kMasterLabel, o.protocol, auth.version, auth.capabilities, hello.challenge,
-                              auth.nonce, o.expectedNode, "");
+    auth.masterId = masterId;
+    auth.binding = o.binding;
+    auth.mac = sessionProofV3(*key, kMasterLabel, o.protocol, auth.version, auth.capabilities, hello.challenge,
+                              auth.nonce, o.expectedNode, "", auth.masterId, auth.binding);
     writeFrame(stream, MessageType::Auth, encode(auth), deadlineIn(o.ioTimeout));
     const AuthOkMessage ok = withOlderPeerHint(who, [&] {
         return decodeAuthOk(expect(stream, MessageType::AuthOk, o.ioTimeout, kMaxControlFrame, who).payload, peer);
@@ -379,11 +424,12 @@ MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const M
     const std::uint32_t caps = ok.capabilities & kSessionCapabilities;
     out.capabilities = caps;
     if (ok.epoch.size() != Epoch::kSize ||
-        !constantTimeEqual(ok.mac, sessionProofV2(o.secret, kNodeLabel, o.protocol, ok.version, caps, hello.challenge,
-                                                  auth.nonce, o.expectedNode, ok.epoch)))
-        throw AuthError("Failed to authenticate " + who + ": its proof of the node secret is wrong; refusing its data");
+        !constantTimeEqual(ok.mac, sessionProofV3(*key, kNodeLabel, o.protocol, ok.version, caps, hello.challenge,
+                                                  auth.nonce, o.expectedNode, ok.epoch, auth.masterId, auth.binding)))
+        throw AuthError("Failed to authenticate " + who + ": its proof of its key for master id '" +
+                        escapeForLog(masterId) + "' is wrong; refusing its data");
     out.node = o.expectedNode;
-    out.secret = o.secret;
+    out.key = *key;
     out.epoch = Epoch::fromBytes(ok.epoch, "AuthOk from " + who);
     return out;
 }

@@ -144,6 +144,13 @@ SshSession::SshSession(const SshTarget& target, const SshOptions& options) : m_o
         m_session = nullptr;
         throw AuthError("Refusing " + m_name + ": " + why + " (offered " + fp + ")");
     }
+    {
+        ssh_key srvKey = nullptr;
+        if (ssh_get_server_publickey(m_session, &srvKey) == SSH_OK) {
+            m_hostKeyFingerprint = fingerprintOf(srvKey);
+            ssh_key_free(srvKey);
+        }
+    }
 
     ssh_key priv = nullptr;
     if (ssh_pki_import_privkey_file(options.privateKeyFile.c_str(), nullptr, nullptr, nullptr, &priv) != SSH_OK) {

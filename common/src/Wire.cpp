@@ -191,6 +191,8 @@ std::string encode(const AuthMessage& m)
     e.bytes(m.node).bytes(m.nonce).bytes(m.mac);
     if (m.version >= 2)
         e.u8(m.version).u32(m.capabilities).bytes(m.epoch);
+    if (m.version >= 3)
+        e.bytes(m.masterId).bytes(m.binding);
     return e.take();
 }
 std::string encode(const AuthOkMessage& m)
@@ -261,6 +263,11 @@ AuthMessage decodeAuth(std::string_view payload, const std::string& peer)
         m.version = d.u8("version");
         m.capabilities = d.u32("capabilities");
         m.epoch = d.bytes("epoch", 16);
+        // Version 3 appends the master id and the session binding.
+        if (m.version >= 3) {
+            m.masterId = d.bytes("master id", kMaxMasterId);
+            m.binding = d.bytes("binding", kMaxBinding);
+        }
     }
     d.finish();
     if (m.nonce.size() != kNonceSize || m.mac.size() != kMacSize || m.node.empty())

@@ -25,6 +25,7 @@ SessionResult serveSession(ferry::ByteStream& stream, ferry::SessionStore& store
     so.onAuthenticated = o.onAuthenticated;
     so.minPushPeriodS = o.minPushPeriodS;
     so.minPullIntervalS = o.minPullIntervalS;
+    so.ownHostKeys = o.sshdHostKeys;
     // Test hook for the durability tests: die between the commit and the
     // Ack, the moment where a lost Ack must not cost a record or store one
     // twice. Documented in docs/durability.md; off unless the environment

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "ferry/SessionStore.h"
 #include "ferry/Stream.h"
@@ -38,6 +39,9 @@ struct SessionOptions {
     // Called once the node proved its secret, before AuthOk: false refuses
     // the session (the node already runs as many as it may).
     std::function<bool(const std::string& node)> onAuthenticated;
+    // The master sshd's host key fingerprints: a node's session binding must
+    // name one of them (empty: not checked).
+    std::vector<std::string> sshdHostKeys;
 };
 
 // Serves one connection to its end; throws on protocol violations after

@@ -12,6 +12,7 @@
 #include "ferry/Log.h"
 #include "ferry/NodeConfig.h"
 #include "ferry/PeriodFloorConfig.h"
+#include "ferry/SshKeys.h"
 #include "ferry/TcpServer.h"
 
 namespace {
@@ -25,6 +26,7 @@ struct Listen {
 
 int main(int argc, char* argv[]) try {
     Listen listen;
+    std::string sshdHostKeyDir = "/etc/ssh";
     ferry::DaemonArgs args{.idleTimeout = std::chrono::seconds(60)};
     ferry::ArgParser("ferry-collectord", "stores what nodes push through the master's sshd (org.ferry.Collector1)")
         .daemonOptions(args)
@@ -33,6 +35,10 @@ int main(int argc, char* argv[]) try {
                     const auto m = ferry::parseMasterAddress(v, 50009);
                     listen = {m.host, m.sshPort};
                 })
+        .option("--sshd-host-keys", "DIR",
+                "the master sshd's host keys (ssh_host_*_key.pub), which a node's session binding must name "
+                "(default /etc/ssh)",
+                [&](const std::string& v) { sshdHostKeyDir = v; })
         .parse(argc, argv);
     ferry::initLogging("ferry-collectord", args.verbosity);
     const ferry::Paths paths = ferry::pathsFromEnvironment();
@@ -53,6 +59,11 @@ int main(int argc, char* argv[]) try {
 
     auto bus = ferry::openBus();
     ferry::EventLoop loop(*bus, args.idleTimeout);
+    // Nodes bind their proofs to the master sshd's host key they verified;
+    // one relayed from a session with another sshd is refused.
+    sessionOptions.sshdHostKeys = ferry::sshdHostKeyFingerprints(sshdHostKeyDir);
+    if (sessionOptions.sshdHostKeys.empty())
+        spdlog::warn("No sshd host keys in {}: session bindings are not checked", sshdHostKeyDir);
     collectord::Collector collector(storePath, sessionOptions, [&loop](int delta) {
         if (delta > 0)
             loop.hold();

@@ -31,6 +31,7 @@
 #include "Commands.h"
 #include "TerminalText.h"
 #include "ferry/Bus.h"
+#include "ferry/Crypto.h"
 #include "ferry/MasterQueries.h"
 #include "ferry/Paths.h"
 #include "ferry/RegistryProtocol.h"
@@ -97,11 +98,14 @@ std::string readSecret(const std::string& command)
     std::string secret(std::istreambuf_iterator<char>(std::cin), {});
     while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r' || secret.back() == ' '))
         secret.pop_back();
-    if (secret.size() < 32 || secret.size() > 128 ||
-        secret.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
-        throw std::runtime_error("the secret on stdin must be 32 to 128 hex characters (the node's "
-                                 "/var/lib/ferry/secret, shown by `ferryctl secret` on the node); " +
-                                 command + " not done");
+    try {
+        if (ferry::parseNodeCredential(secret).legacy)
+            std::cerr << "Note: this is the node secret itself; the master keeps it only until the node's next "
+                         "registration, then only the key for the master id the node uses. `ferryctl secret "
+                         "--master ID` on the node gives that key directly.\n";
+    } catch (const std::exception& e) {
+        throw std::runtime_error(std::string(e.what()) + " on stdin; " + command + " not done");
+    }
     return secret;
 }
 

@@ -48,35 +48,6 @@ std::string joinFingerprints(const std::vector<MasterRecord>& masters)
 
 } // namespace
 
-std::vector<std::string> readSshdHostKeys(const std::string& dir)
-{
-    std::vector<std::string> files;
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-        const std::string name = entry.path().filename().string();
-        if (name.rfind("ssh_host_", 0) == 0 && name.size() > 12 && name.ends_with("_key.pub"))
-            files.push_back(entry.path().string());
-    }
-    if (ec)
-        spdlog::warn("Failed to list the sshd host keys in {}: {}; registering without them", dir, ec.message());
-    std::sort(files.begin(), files.end());
-    std::vector<std::string> keys;
-    for (const auto& f : files) {
-        if (keys.size() >= ferry::kMaxHostKeys) {
-            spdlog::warn("Ignoring sshd host key {}: at most {} are sent", f, ferry::kMaxHostKeys);
-            continue;
-        }
-        try {
-            auto key = ferry::normalizeKeyLine(ferry::readFile(f, ferry::kMaxKeyLine));
-            if (std::find(keys.begin(), keys.end(), key) == keys.end())
-                keys.push_back(std::move(key));
-        } catch (const std::exception& e) {
-            spdlog::warn("Ignoring sshd host key {}: {}", f, e.what());
-        }
-    }
-    return keys;
-}
-
 ferry::PeriodFloor strictestFloor(const std::vector<MasterRecord>& masters)
 {
     ferry::PeriodFloor floor;
@@ -421,7 +392,7 @@ bool Manager::registerLocked(std::size_t* acceptedNow)
 
     std::string secret, publicKey;
     std::string localError;
-    const auto sshdHostKeys = readSshdHostKeys(m_options.sshdHostKeyDir);
+    const auto sshdHostKeys = ferry::readSshdHostKeys(m_options.sshdHostKeyDir);
     try {
         ferry::ensureKeyPair(m_paths.privateKeyFile());
         publicKey = ferry::publicKeyLine(m_paths.privateKeyFile());

@@ -81,7 +81,6 @@ struct ManagerOptions {
 
 // The node's sshd public host keys ("type base64") from dir/ssh_host_*_key.pub,
 // sorted by file name; unreadable or malformed ones are skipped with a warning.
-std::vector<std::string> readSshdHostKeys(const std::string& dir);
 // The strictest floor of the accepted masters (0: none).
 ferry::PeriodFloor strictestFloor(const std::vector<MasterRecord>& masters);
 

@@ -28,11 +28,15 @@ MasterAnswer registerWithMaster(const ferry::MasterAddress& master, const std::s
     request.timeMs = ferry::nowMs();
     request.nonce = ferry::randomBytes(ferry::kNonceSize);
     request.hostKeys = sshdHostKeys;
+    // Everything this master sees is made with the key derived for its id,
+    // never with the node secret itself.
+    request.masterId = ferry::masterIdOf(master);
+    const std::string key = ferry::deriveMasterKey(secret, request.masterId);
 
     const int fd = ferry::connectTcp(master.host, master.registryPort, timeouts.connect);
     ferry::FdStream stream(fd, fd, "master " + label, true);
     const auto deadline = ferry::deadlineIn(timeouts.io);
-    ferry::writeFrame(stream, ferry::MessageType::Request, ferry::encodeRegistrationRequest(request, secret), deadline);
+    ferry::writeFrame(stream, ferry::MessageType::Request, ferry::encodeRegistrationRequest(request, key), deadline);
     const auto frame = ferry::readFrame(stream, deadline, ferry::kMaxRegistryFrame);
     if (frame.type == ferry::MessageType::Error) {
         const auto e = ferry::decodeError(frame.payload, stream.peer());
@@ -54,10 +58,12 @@ MasterAnswer registerWithMaster(const ferry::MasterAddress& master, const std::s
     answer.state = r.state;
     answer.reason = ferry::escapeForLog(r.reason, 400);
     if (!signedResponse.mac.empty()) {
-        if (!ferry::verifyRegistrationResponse(signedResponse, secret))
+        if (!ferry::verifyRegistrationResponse(signedResponse, key))
             throw ferry::AuthError("Failed to register with master " + label +
-                                   ": its answer is not signed with this node's secret (not our master, or it "
-                                   "holds another secret for this node)");
+                                   ": its answer is not signed with this node's key for master id '" +
+                                   ferry::escapeForLog(request.masterId) +
+                                   "' (not our master, another master answering for it, or it holds another key "
+                                   "for this node)");
         answer.signedByMaster = true;
         answer.hostKeys = r.hostKeys;
         answer.minPushPeriodS = r.minPushPeriodS;

@@ -10,6 +10,7 @@
 #include "ferry/Error.h"
 #include "ferry/PullServer.h"
 #include "ferry/Spool.h"
+#include "ferry/SshKeys.h"
 
 namespace pullshell {
 
@@ -68,6 +69,7 @@ int LoginShell::run(int inFd, int outFd, int errFd)
         ferry::PullServerOptions options;
         options.nodeName = config.nodeName;
         options.secret = secret;
+        options.ownHostKeys = ferry::sshdHostKeyFingerprints(m_context.sshdHostKeyDir);
         options.batchRecords = config.batchRecords;
         options.batchBytes = config.batchBytes;
         options.ioTimeout = std::chrono::duration_cast<std::chrono::milliseconds>(config.ioTimeout);

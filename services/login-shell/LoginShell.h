@@ -22,6 +22,9 @@ struct ShellContext {
     std::string client;       // the master's address from SSH_CLIENT, for logs
     bool onTerminal = false;  // stdin or stdout is a terminal (a pty was granted)
     ferry::Paths paths;
+    // Where this host's sshd keeps its host keys: a master's session binding
+    // must name one of them.
+    std::string sshdHostKeyDir = "/etc/ssh";
 };
 
 class LoginShell {

@@ -15,6 +15,9 @@ class NodeChannel {
 public:
     virtual ~NodeChannel() = default;
     virtual ferry::ByteStream& stream() = 0;
+    // The session binding: the node sshd's host key fingerprint this channel
+    // verified, empty without SSH.
+    virtual std::string binding() const { return {}; }
 };
 
 class NodeConnector {

@@ -97,10 +97,13 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         const std::int64_t connectStart = ferry::nowMs();
         auto channel = m_connector.open(node, ferry::formatPullCommand({ferry::PullVerb::Fetch, 0}));
         spdlog::debug("Node {}: connected and started 'fetch' in {} ms", node.name, ferry::nowMs() - connectStart);
-        ferry::PullClient client(channel->stream(),
-                                 {node.name, *secret,
-                                  std::chrono::duration_cast<std::chrono::milliseconds>(m_config.ioTimeout),
-                                  node.sshHost + ":" + std::to_string(node.sshPort)});
+        // A legacy credential (the node secret itself, until the node's next
+        // registration replaces it) may prove as any id; the node derives
+        // the key for the id we name.
+        ferry::PullClient client(
+            channel->stream(),
+            {node.name, *secret, std::chrono::duration_cast<std::chrono::milliseconds>(m_config.ioTimeout),
+             node.sshHost + ":" + std::to_string(node.sshPort), "legacy-secret", channel->binding()});
         const ferry::MasterSessionResult r = client.fetch(*store);
         received = r.records;
         outcome.records = r.newlyStored;

@@ -58,6 +58,7 @@ public:
         m_channel.reset();  // before the session it belongs to
     }
     ferry::ByteStream& stream() override { return m_stream; }
+    std::string binding() const override { return m_session->hostKeyFingerprint(); }
 
 private:
     std::unique_ptr<ferry::SshSession> m_session;

@@ -20,6 +20,7 @@ public:
         m_channel.reset();  // the channel must go before its session
     }
     ferry::ByteStream& stream() override { return *m_channel; }
+    std::string binding() const override { return m_session->hostKeyFingerprint(); }
 
 private:
     std::unique_ptr<ferry::SshSession> m_session;

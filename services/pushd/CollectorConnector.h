@@ -15,6 +15,9 @@ class CollectorLink {
 public:
     virtual ~CollectorLink() = default;
     virtual ferry::ByteStream& stream() = 0;
+    // The session binding: the master sshd's host key fingerprint this link
+    // verified, empty without SSH.
+    virtual std::string binding() const { return {}; }
 };
 
 class CollectorConnector {

@@ -84,6 +84,8 @@ Outcome Manager::pushToFirstReachable(ferry::Spool& spool, const std::string& se
             continue;
         }
         try {
+            options.masterId = ferry::masterIdOf(master);
+            options.binding = link->binding();
             const auto r = runPushCycle(link->stream(), spool, options);
             const auto ms =
                 std::chrono::duration_cast<std::chrono::milliseconds>(ferry::Clock::now() - started).count();

@@ -52,6 +52,8 @@ PushCycleResult runPushCycle(ferry::ByteStream& stream, ferry::Spool& spool, con
     so.side = ferry::SessionSide::Initiator;
     so.nodeName = o.nodeName;
     so.secret = o.secret;
+    so.masterId = o.masterId;
+    so.binding = o.binding;
     so.batchRecords = o.batchRecords;
     so.batchBytes = o.batchBytes;
     so.window = o.window;

@@ -22,6 +22,11 @@ namespace pushd {
 struct PushCycleOptions {
     std::string nodeName;
     std::string secret;
+    // The master's id (its masters: entry), for the per-master key. pushd
+    // always sets it; the default serves callers that push to a master
+    // holding the node secret itself (a legacy credential takes any id).
+    std::string masterId = "ferry-master";
+    std::string binding; // the master sshd's host key fingerprint, empty without SSH
     std::uint32_t batchRecords = 500;
     std::uint32_t batchBytes = 512 * 1024;
     unsigned window = 4;

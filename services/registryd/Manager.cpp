@@ -2,11 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "ferry/Crypto.h"
 #include "ferry/Error.h"
 #include "ferry/Files.h"
-#include "ferry/RegistryProtocol.h"
 #include "ferry/NodeCertificates.h"
 #include "ferry/PullProtocol.h"
+#include "ferry/RegistryProtocol.h"
 
 namespace registryd {
 
@@ -191,7 +192,10 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
 
     std::lock_guard lock(m_mutex);
     const auto secret = m_registry.secret(r.node);
-    if (!secret || !ferry::verifyRegistrationRequest(signedRequest, *secret)) {
+    // The key for the master id the node proved for: the one this master
+    // holds, or derived from a legacy secret (Crypto.h).
+    const auto key = secret ? ferry::registrationKey(*secret, r) : std::nullopt;
+    if (!key || !ferry::verifyRegistrationRequest(signedRequest, *key)) {
         // Unauthenticated. Replays are refused here too (a pending node's
         // captured request must not be replayed from another address), with
         // the same answer whether the name exists or not.
@@ -199,7 +203,10 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
             throw Refusal{"replay", "registration of node " + r.node + " reuses a nonce already seen: replay refused"};
         if (secret) {
             logRefusal("Refused registration of node " + r.node + " from " + peer +
-                       ": it does not carry a valid proof of the node's secret (wrong secret?)");
+                       (key ? std::string(": it does not carry a valid proof of its key (wrong secret?)")
+                            : ": it proves for master id '" + ferry::escapeForLog(r.masterId) +
+                                  "', and this master holds its key for another id (or the node is older than "
+                                  "per-master keys)"));
         } else if (m_options.acceptUnknown && !m_registry.node(r.node)) {
             if (m_registry.countUnsignedPending() >= m_options.maxPending) {
                 logRefusal("Not recording node " + r.node + " from " + peer + " as pending: " +
@@ -220,6 +227,13 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
 
     if (!m_registry.rememberNonce(r.node, r.nonce, now, nonceKeepMs))
         throw Refusal{"replay", "registration of node " + r.node + " reuses a nonce already seen: replay refused"};
+    if (r.version3 && ferry::parseNodeCredential(*secret).legacy) {
+        // From now on this master holds only what it needs: the key for the
+        // id the node knows it by. The node secret leaves the database.
+        m_registry.replaceLegacySecret(r.node, ferry::formatNodeCredential(r.masterId, *key));
+        spdlog::info("Node {}: replaced its node secret with the key derived for master id '{}'", r.node,
+                     ferry::escapeForLog(r.masterId));
+    }
 
     const auto node = m_registry.node(r.node);
     ferry::RegistrationResponse response;
@@ -278,7 +292,7 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
     outcome = response.state == ferry::RegistrationState::Accepted  ? "accepted"
               : response.state == ferry::RegistrationState::Pending ? "pending"
                                                                     : "declined";
-    return {ferry::MessageType::Response, ferry::encodeRegistrationResponse(response, *secret)};
+    return {ferry::MessageType::Response, ferry::encodeRegistrationResponse(response, *key)};
 }
 
 void Manager::acceptHostKeys(const std::string& name)

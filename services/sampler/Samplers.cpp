@@ -3,15 +3,18 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <filesystem>
 #include <charconv>
+#include <cstring>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <regex>
@@ -401,6 +404,68 @@ std::vector<PluginRun> runPlugins(const std::string& dir, std::chrono::seconds t
     for (const auto& f : files)
         runs.push_back(runOne(f.string(), f.filename().string(), timeout));
     return runs;
+}
+
+void writePluginRuns(ferry::ByteStream& out, const std::vector<PluginRun>& runs, std::chrono::seconds timeout)
+{
+    std::size_t n = 0;
+    for (const auto& run : runs) {
+        if (++n > kMaxPluginRuns) {
+            spdlog::warn("Not sending plugin {} and the rest: at most {} plugins run", run.name, kMaxPluginRuns);
+            break;
+        }
+        const ferry::Record record{run.ok ? 2u : 1u, 0, run.name.substr(0, ferry::kMaxKind),
+                                   run.output.substr(0, ferry::kMaxRecordPayload)};
+        ferry::writeFrame(out, ferry::MessageType::Batch, ferry::encode(std::vector<ferry::Record>{record}),
+                          ferry::deadlineIn(timeout));
+    }
+    ferry::writeFrame(out, ferry::MessageType::Bye, {}, ferry::deadlineIn(timeout));
+}
+
+std::vector<PluginRun> readPluginRuns(ferry::ByteStream& in, std::chrono::milliseconds perPlugin)
+{
+    std::vector<PluginRun> runs;
+    for (;;) {
+        const ferry::Frame f = ferry::readFrame(in, ferry::deadlineIn(perPlugin),
+                                                static_cast<std::uint32_t>(ferry::kMaxRecordPayload + 1024));
+        if (f.type == ferry::MessageType::Bye)
+            return runs;
+        if (f.type != ferry::MessageType::Batch)
+            throw ferry::ProtocolError("Unexpected " + std::string(ferry::toString(f.type)) +
+                                       " from the plugin runner " + in.peer());
+        if (runs.size() >= kMaxPluginRuns)
+            throw ferry::ProtocolError("The plugin runner " + in.peer() + " sent more than " +
+                                       std::to_string(kMaxPluginRuns) + " plugin runs");
+        auto batch = ferry::decodeBatch(f.payload, "the plugin runner " + in.peer());
+        if (batch.size() != 1)
+            throw ferry::ProtocolError("The plugin runner " + in.peer() + " sent " + std::to_string(batch.size()) +
+                                       " runs in one frame (expected 1)");
+        runs.push_back({std::move(batch[0].kind), batch[0].seq == 2, std::move(batch[0].payload)});
+    }
+}
+
+std::vector<PluginRun> runPluginsThrough(const std::string& socketPath, std::chrono::seconds pluginTimeout)
+{
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        throw ferry::Error("Failed to create a socket for the plugin runner: " + std::string(std::strerror(errno)));
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    if (socketPath.size() >= sizeof sa.sun_path) {
+        ::close(fd);
+        throw ferry::Error("Failed to connect to the plugin runner: the path " + socketPath + " is too long");
+    }
+    std::memcpy(sa.sun_path, socketPath.c_str(), socketPath.size() + 1);
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
+        const int e = errno;
+        ::close(fd);
+        throw ferry::Error("Failed to connect to the plugin runner at " + socketPath + ": " + std::strerror(e) +
+                           " (is ferry-plugins.socket listening?)");
+    }
+    ferry::FdStream stream(fd, fd, "at " + socketPath, true);
+    // A plugin may take its whole timeout; the runner adds a little.
+    return readPluginRuns(stream, std::chrono::duration_cast<std::chrono::milliseconds>(pluginTimeout) +
+                                      std::chrono::seconds(5));
 }
 
 } // namespace sampler

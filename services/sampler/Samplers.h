@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+
+#include "ferry/Stream.h"
 #include <vector>
 
 #include "ferry/Metrics.h"
@@ -35,6 +37,23 @@ struct PluginRun {
 // Runs every executable regular file in dir (sorted by name), each bounded
 // by timeout and by ferry::kMaxRecordPayload bytes of output.
 std::vector<PluginRun> runPlugins(const std::string& dir, std::chrono::seconds timeout);
+
+// Plugins apart from the spool (issue 12 item 2). In production the
+// plugins run in ferry-plugins@.service, a dynamic user that cannot reach
+// /var/lib/ferry (`ferry-sampler --run-plugins`, its stdin and stdout the
+// connection accepted on /run/ferry/plugins.sock); the sampler, as user
+// ferry, connects and reads their output through that pipe. On the pipe,
+// in Ferry frames (Wire.h): one Batch frame per plugin holding one Record
+// {seq = 2 ok / 1 failed, kind = plugin name, payload = output or error},
+// then Bye. At most kMaxPluginRuns frames, each bounded as a record.
+constexpr std::size_t kMaxPluginRuns = 256;
+void writePluginRuns(ferry::ByteStream& out, const std::vector<PluginRun>& runs, std::chrono::seconds timeout);
+// Reads what writePluginRuns wrote; each frame must come within
+// perPlugin. Throws ferry::ProtocolError / TimeoutError / ClosedError
+// naming the runner.
+std::vector<PluginRun> readPluginRuns(ferry::ByteStream& in, std::chrono::milliseconds perPlugin);
+// Connects to the runner's socket (ferry-plugins.socket).
+std::vector<PluginRun> runPluginsThrough(const std::string& socketPath, std::chrono::seconds pluginTimeout);
 
 // Parses exposition text from `source` (a plugin, a .prom file); logs one
 // warning per bad line (escaped, at most a few per source, then a count)

@@ -5,6 +5,8 @@
 // "metrics:<plugin>" per plugin, "metrics:textfile" for the .prom files, each
 // payload in the binary sample encoding (ferry/SampleCodec.h).
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <string>
 
@@ -31,6 +33,8 @@ int main(int argc, char* argv[]) try {
     int verbosity = 0;
     sampler::SystemSources sources;
     std::int64_t shiftMs = 0;
+    bool runPluginsOnly = false;
+    std::string pluginsSocket;
     ferry::ArgParser("ferry-sampler", "samples the system and runs the plugins into the spool (one record each)")
         .flag("-v|--verbose", "more logging (twice: trace)", [&] { ++verbosity; })
         .option("--proc", "DIR", "read the system from here instead of /proc",
@@ -38,11 +42,27 @@ int main(int argc, char* argv[]) try {
         .option("--mounts", "FILE", "read the mounts from here instead of /proc/self/mounts",
                 [&](const std::string& v) { sources.mountsFile = v; })
         // For tests and benchmarks that build a backlog.
-        .option("--time-shift", "MS", "stamp the samples this many milliseconds off",
-                [&](const std::string& v) { shiftMs = ferry::parseNumberArg("--time-shift", v, -(1ll << 50), 1ll << 50); })
+        .option(
+            "--time-shift", "MS", "stamp the samples this many milliseconds off",
+            [&](const std::string& v) { shiftMs = ferry::parseNumberArg("--time-shift", v, -(1ll << 50), 1ll << 50); })
+        .flag("--run-plugins",
+              "run the plugins and write their output to stdout for the sampler (ferry-plugins@.service: a user "
+              "apart, without access to the spool or the secret)",
+              [&] { runPluginsOnly = true; })
+        .option("--plugins-socket", "PATH",
+                "run the plugins through the runner listening here (ferry-plugins.socket) instead of in this process",
+                [&](const std::string& v) { pluginsSocket = v; })
         .parse(argc, argv);
     ferry::initLogging("ferry-sampler", verbosity);
     const ferry::Paths paths = ferry::pathsFromEnvironment();
+    if (runPluginsOnly) {
+        // No node configuration, no spool, no state: only the plugins.
+        const auto plugins = ferry::loadPluginsConfig(paths);
+        ferry::FdStream out(STDIN_FILENO, STDOUT_FILENO, "the sampler", false);
+        sampler::writePluginRuns(out, sampler::runPlugins(paths.pluginsDir(), plugins.pluginTimeout),
+                                 plugins.pluginTimeout);
+        return EXIT_SUCCESS;
+    }
     const auto config = ferry::loadNodeConfig(paths);
     const auto plugins = ferry::loadPluginsConfig(paths);
     ferry::Spool spool(paths.spoolFile(), {config.spoolMaxBytes, config.spoolMaxAge});
@@ -54,7 +74,9 @@ int main(int argc, char* argv[]) try {
     const auto system = sampler::sampleSystem(sources, now);
     addRecords(records, std::string(ferry::metrics::kMetricsKind), system, now);
     std::size_t samples = system.size();
-    for (const auto& run : sampler::runPlugins(paths.pluginsDir(), plugins.pluginTimeout)) {
+    const auto runs = pluginsSocket.empty() ? sampler::runPlugins(paths.pluginsDir(), plugins.pluginTimeout)
+                                            : sampler::runPluginsThrough(pluginsSocket, plugins.pluginTimeout);
+    for (const auto& run : runs) {
         const std::string source = "plugin " + paths.pluginsDir() + "/" + run.name;
         if (!run.ok) {
             spdlog::warn("Plugin {}/{} failed: {}", paths.pluginsDir(), run.name, run.output);

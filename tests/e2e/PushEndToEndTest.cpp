@@ -181,7 +181,7 @@ TEST_F(APushCycle, IsRefusedByTheCollectorWhenTheNodeSecretIsWrong)
     // would read the same); the master's log says why.
     EXPECT_NE(r.err.find("authentication failed"), std::string::npos) << r.err;
     EXPECT_EQ(storedAtMaster(), 0u);
-    EXPECT_TRUE(waitUntil([&] { return collectorLog().find("wrong proof of its secret") != std::string::npos; }))
+    EXPECT_TRUE(waitUntil([&] { return collectorLog().find("wrong proof of its key") != std::string::npos; }))
         << collectorLog();
     EXPECT_GT(ferry::Spool(m_nodeState + "/spool.db", {}).stats().records, 0u);
 }

@@ -55,7 +55,7 @@ void PushFixture::startCollector(const std::map<std::string, std::string>& extra
     std::map<std::string, std::string> env{{"FERRY_STATE_DIR", m_masterState}};
     env.insert(extraEnv.begin(), extraEnv.end());
     m_collector.emplace(std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
-                                                 "--listen=127.0.0.1:50009"},
+                                                 "--listen=127.0.0.1:50009", "--sshd-host-keys", m_sshd->hostKeyDir()},
                         env, *m_root / "collectord.log");
     ASSERT_TRUE(waitUntil([&] { return collectorLog().find("Accepting") != std::string::npos || !m_collector->running(); }))
         << collectorLog();

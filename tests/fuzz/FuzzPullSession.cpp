@@ -36,11 +36,12 @@ public:
                 return 0;
             const auto h = ferry::decodeHello(hello.payload, "node");
             const std::string nonce(ferry::kNonceSize, 'm');
-            // Session version 2 (Session.h): the master proves first, with
-            // no epoch in its proof.
-            ferry::AuthMessage auth{kNode, nonce, "", ferry::kSessionVersion, 0, ""};
-            auth.mac = ferry::sessionProofV2(kSecret, "master", ferry::kPullProtocol, auth.version, 0, h.challenge,
-                                             nonce, kNode, "");
+            // Session version 3 (Session.h): the master proves first, with
+            // no epoch in its proof, with the key for the master id it names.
+            ferry::AuthMessage auth{kNode, nonce, "", ferry::kSessionVersion, 0, "", "fuzz-master", ""};
+            auth.mac =
+                ferry::sessionProofV3(ferry::deriveMasterKey(kSecret, "fuzz-master"), "master", ferry::kPullProtocol,
+                                      auth.version, 0, h.challenge, nonce, kNode, "", "fuzz-master", "");
             m_pending = ferry::encodeFrame(ferry::MessageType::Auth, ferry::encode(auth));
             m_authSent = true;
         }

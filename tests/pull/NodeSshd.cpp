@@ -156,7 +156,10 @@ void NodeSshd::createUser()
     must(r, "useradd " + m_user);
 
     ferry::test::writeFile(home() + "/secret", m_secret + "\n", 0600);
-    must(run({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", m_dir / "etc/host_ed25519"}), "ssh-keygen host");
+    // The host's own ed25519 host key: ferry-login checks the session
+    // binding against /etc/ssh (the host's sshd), as it does in production.
+    must(run({"/bin/cp", "/etc/ssh/ssh_host_ed25519_key", m_dir / "etc/host_ed25519"}), "copy the host key");
+    must(run({"/bin/cp", "/etc/ssh/ssh_host_ed25519_key.pub", m_dir / "etc/host_ed25519.pub"}), "copy the host key");
     must(run({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "master-plain", "-f", plainKey()}), "ssh-keygen plain");
     if (m_options.masterKey.empty()) {
         must(run({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "master-restricted", "-f", restrictedKey()}),

@@ -76,6 +76,7 @@ protected:
         o.via = "pull";
         o.expectedNode = "node1";
         o.secret = secret;
+        o.masterId = "test-master"; // the store holds the node secret itself (a legacy credential)
         o.ioTimeout = std::chrono::seconds(5);
         return o;
     }
@@ -295,8 +296,9 @@ TEST_F(APullSession, KeepsRecordsWhenAnAckClaimsMoreThanWasSent)
     auth.node = "node1";
     auth.nonce = randomBytes(kNonceSize);
     auth.version = kSessionVersion;
-    auth.mac = sessionProofV2(secret, "master", kPullProtocol, kSessionVersion, 0, hello.challenge, auth.nonce, "node1",
-                              "");
+    auth.masterId = "m";
+    auth.mac = sessionProofV3(deriveMasterKey(secret, "m"), "master", kPullProtocol, kSessionVersion, 0,
+                              hello.challenge, auth.nonce, "node1", "", "m", "");
     writeFrame(*master, MessageType::Auth, encode(auth), deadlineIn(std::chrono::seconds(5)));
     EXPECT_EQ(readFrame(*master, deadlineIn(std::chrono::seconds(5))).type, MessageType::AuthOk);
     EXPECT_EQ(readFrame(*master, deadlineIn(std::chrono::seconds(5))).type, MessageType::Report);

@@ -88,10 +88,10 @@ protected:
                             std::vector<std::string>{"--idle-timeout", "0", "--unknown-nodes", "refuse"},
                             std::vector<std::string>{"/usr/bin/setpriv", "--reuid=ferry", "--regid=ferry",
                                                      "--clear-groups"});
-        m_collector.emplace(std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
-                                                     "--listen=127.0.0.1:50009"},
-                            std::map<std::string, std::string>{{"FERRY_STATE_DIR", m_master}},
-                            *m_root / "collectord.log");
+        m_collector.emplace(
+            std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
+                                     "--listen=127.0.0.1:50009", "--sshd-host-keys", m_sshd->hostKeyDir()},
+            std::map<std::string, std::string>{{"FERRY_STATE_DIR", m_master}}, *m_root / "collectord.log");
         ASSERT_TRUE(waitUntil([&] {
             return readFile(*m_root / "collectord.log").find("Accepting") != std::string::npos || !m_collector->running();
         })) << readFile(*m_root / "collectord.log");

@@ -107,6 +107,7 @@ TEST(AVersion2Request, CarriesTheNodesSshdHostKeysUnderTheMac)
     r.publicKey = normalizeKeyLine(readFile(dir / "h1.pub"));
     r.timeMs = 1;
     r.nonce = std::string(kNonceSize, 'x');
+    r.masterId = "master-1";
     r.hostKeys = {normalizeKeyLine(readFile(dir / "h1.pub")), normalizeKeyLine(readFile(dir / "h2.pub"))};
     const auto secret = generateSecret();
     const auto decoded = decodeRegistrationRequest(encodeRegistrationRequest(r, secret), "test");
@@ -116,6 +117,7 @@ TEST(AVersion2Request, CarriesTheNodesSshdHostKeysUnderTheMac)
 
     // An older node's request (kind 1) still decodes, without host keys.
     r.version2 = false;
+    r.version3 = false;
     const auto old = decodeRegistrationRequest(encodeRegistrationRequest(r, secret), "test");
     EXPECT_FALSE(old.request.version2);
     EXPECT_TRUE(old.request.hostKeys.empty());

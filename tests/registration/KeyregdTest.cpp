@@ -247,8 +247,9 @@ TEST_F(ARegisteringNode, RefusesToPinKeysFromAMasterThatCannotProveItKnowsTheSec
     impostor.join();
     ::close(listener);
     // The first failure is logged as the edge; later rounds find the port closed.
-    EXPECT_NE(keyregdLog().find("Registration started to fail: Failed to register with master 127.0.0.1:" +
-                                std::to_string(m_port) + ": its answer is not signed with this node's secret"),
+    EXPECT_NE(keyregdLog().find(
+                  "Registration started to fail: Failed to register with master 127.0.0.1:" + std::to_string(m_port) +
+                  ": its answer is not signed with this node's key for master id"),
               std::string::npos)
         << keyregdLog();
     EXPECT_EQ(knownHosts(), "");

@@ -45,7 +45,14 @@ Reply rawExchange(int port, const std::string& bytes, bool closeWrite, std::chro
 
 std::string requestFrame(const RegistrationRequest& request, const std::string& secret)
 {
-    return encodeFrame(MessageType::Request, encodeRegistrationRequest(request, secret));
+    // Kind 3 is made with the key for the master id, as keyregd does.
+    if (request.version3 && request.masterId.empty()) {
+        RegistrationRequest r = request;
+        r.masterId = kTestMasterId;
+        return encodeFrame(MessageType::Request, encodeRegistrationRequest(r, deriveMasterKey(secret, kTestMasterId)));
+    }
+    const std::string key = request.version3 ? deriveMasterKey(secret, request.masterId) : secret;
+    return encodeFrame(MessageType::Request, encodeRegistrationRequest(request, key));
 }
 
 std::string requestFrame(const std::string& node, const std::string& publicKey, const std::string& secret,
@@ -56,7 +63,7 @@ std::string requestFrame(const std::string& node, const std::string& publicKey, 
     r.publicKey = normalizeKeyLine(publicKey);
     r.timeMs = timeMs != 0 ? timeMs : nowMs();
     r.nonce = nonce.empty() ? randomBytes(kNonceSize) : std::move(nonce);
-    return encodeFrame(MessageType::Request, encodeRegistrationRequest(r, secret));
+    return requestFrame(r, secret);
 }
 
 Registryd::Registryd(const std::string& stateDir, const std::string& hostKeyFile, int port, const std::string& logFile,

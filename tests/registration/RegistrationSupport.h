@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "ferry/Crypto.h"
 #include "ferry/RegistryProtocol.h"
 #include "ferry/Wire.h"
 #include "support/TestSupport.h"
@@ -27,7 +28,17 @@ struct Reply {
 Reply rawExchange(int port, const std::string& bytes, bool closeWrite = false,
                   std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
-// A signed registration request frame from a whole request (host keys included).
+// The master id the helpers below prove for (kind 3) when the request names none.
+inline constexpr const char* kTestMasterId = "test-master";
+// The key a node with secret holds for the test master: what its answers are signed with.
+inline std::string testMasterKey(const std::string& secret)
+{
+    return deriveMasterKey(secret, kTestMasterId);
+}
+
+// A signed registration request frame from a whole request (host keys
+// included), made with the key derived from secret for its master id (kind
+// 3), or with secret itself (older kinds).
 std::string requestFrame(const RegistrationRequest& request, const std::string& secret);
 // A signed registration request frame, ready to send.
 std::string requestFrame(const std::string& node, const std::string& publicKey, const std::string& secret,

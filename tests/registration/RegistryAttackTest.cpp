@@ -234,16 +234,20 @@ TEST_F(ARegistryUnderAttack, SendsThePeriodFloorInTheSignedAnswerWithPerNodeOver
     ASSERT_EQ(set.exitCode, 0) << set.err;
     auto r = answer(rawExchange(m_port, requestFrame(request("n1", m_nodeKey), m_secret)));
     ASSERT_TRUE(r);
-    EXPECT_TRUE(verifyRegistrationResponse(*r, m_secret));
+    EXPECT_TRUE(verifyRegistrationResponse(*r, testMasterKey(m_secret)));
     EXPECT_EQ(r->response.minPushPeriodS, 240u);
     EXPECT_EQ(r->response.minPullIntervalS, 600u);
     r = answer(rawExchange(m_port, requestFrame(request("n2", m_otherKey), m_secret)));
     ASSERT_TRUE(r);
     EXPECT_EQ(r->response.minPushPeriodS, 900u);
     EXPECT_EQ(r->response.minPullIntervalS, 600u);
-    // An older node (request kind 1) gets an answer it can parse: no floor fields.
-    auto old = request("n1", m_nodeKey);
+    // An older node (request kind 1, enrolled with its secret, which the
+    // master keeps until a kind-3 request replaces it) gets an answer it can
+    // parse: no floor fields.
+    enrol("n3", m_secret);
+    auto old = request("n3", m_sshdA);
     old.version2 = false;
+    old.version3 = false;
     r = answer(rawExchange(m_port, requestFrame(old, m_secret)));
     ASSERT_TRUE(r);
     EXPECT_FALSE(r->response.version2);

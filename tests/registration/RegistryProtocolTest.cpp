@@ -15,7 +15,7 @@ const std::string kKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHcvOvN3ZMbPqg0zKX
 
 RegistrationRequest sampleRequest()
 {
-    return {"node-1", kKey, "pull", 2222, 1700000000000, std::string(kNonceSize, 'n'), {}, true};
+    return {"node-1", kKey, "pull", 2222, 1700000000000, std::string(kNonceSize, 'n'), {}, true, true, "master-1"};
 }
 
 TEST(ARegistrationRequest, VerifiesOnlyWithTheSecretItWasSignedWith)

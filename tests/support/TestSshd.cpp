@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <filesystem>
 #include <sstream>
 #include <stdexcept>
 
@@ -18,6 +19,9 @@ TestSshd::TestSshd(SshdOptions options) : m_options(std::move(options))
     const auto r = run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", m_dir / "host_ed25519"});
     if (r.exitCode != 0)
         throw std::runtime_error("ssh-keygen failed: " + r.err);
+    // Laid out as /etc/ssh is, for collectord's --sshd-host-keys.
+    std::filesystem::create_directories(m_dir / "hostkeys");
+    std::filesystem::copy_file(m_dir / "host_ed25519.pub", m_dir / "hostkeys/ssh_host_ed25519_key.pub");
     writeConfig();
     start();
 }

@@ -34,6 +34,9 @@ public:
     std::string knownHostsLine() const;
     // The host key's public line ("ssh-ed25519 AAAA…").
     std::string hostKeyLine() const;
+    // A directory holding its public host key as ssh_host_ed25519_key.pub
+    // (collectord --sshd-host-keys: the session binding's check).
+    std::string hostKeyDir() const { return m_dir / "hostkeys"; }
     // The per-user authorized_keys file (AuthorizedKeysFile %h is not used).
     std::string authorizedKeysFile(const std::string& user) const { return m_dir / ("authorized_keys." + user); }
     std::string log() const { return readFile(m_dir / "sshd.log"); }

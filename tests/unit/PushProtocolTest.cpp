@@ -106,7 +106,7 @@ TEST_F(APushSession, IsRefusedWithAWrongSecretAndStoresNothing)
     Spool spool(dir / "spool.db", {});
     EXPECT_THROW(pushd::runPushCycle(*node, spool, options(generateSecret())), AuthError);
     server.join();
-    EXPECT_EQ(serverError, "Refused node 'web1' (node): wrong proof of its secret");
+    EXPECT_EQ(serverError, "Refused node 'web1' (node): wrong proof of its key");
     EXPECT_EQ(spool.stats().records, 120u);
     EXPECT_EQ(MasterStore(dir / "master.db").countRecords("web1"), 0u);
 }
@@ -210,7 +210,7 @@ TEST_F(APushSession, RefusesACollectorThatCannotProveTheSecret)
         readFrame(*master, deadlineIn(std::chrono::seconds(5)));
         AuthOkMessage ok;
         ok.mac = randomBytes(kMacSize);
-        ok.version = 2;
+        ok.version = kSessionVersion;
         writeFrame(*master, MessageType::AuthOk, encode(ok), deadlineIn(std::chrono::seconds(5)));
     });
     Spool spool(dir / "spool.db", {});
@@ -260,9 +260,11 @@ TEST_F(APushSession, RefusesAnEpochSwappedUnderAValidProof)
     AuthMessage auth;
     auth.node = "web1";
     auth.nonce = randomBytes(kNonceSize);
-    auth.version = 2;
+    auth.version = kSessionVersion;
+    auth.masterId = "m";
     const std::string proven = Epoch::random().bytes();
-    auth.mac = sessionProofV2(secret, "node", "push", 2, 0, hello.challenge, auth.nonce, "web1", proven);
+    auth.mac = sessionProofV3(deriveMasterKey(secret, "m"), "node", "push", kSessionVersion, 0, hello.challenge,
+                              auth.nonce, "web1", proven, "m", "");
     auth.epoch = Epoch::random().bytes();  // not the one the proof covers
     writeFrame(*node, MessageType::Auth, encode(auth), deadlineIn(std::chrono::seconds(5)));
     const Frame reply = readFrame(*node, deadlineIn(std::chrono::seconds(5)));

@@ -6,6 +6,7 @@
 // other.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -45,5 +46,46 @@ std::string sessionProof(std::string_view secret, std::string_view label, std::s
 std::string sessionProofV2(std::string_view secret, std::string_view label, std::string_view protocol,
                            std::uint8_t version, std::uint32_t capabilities, std::string_view challenge,
                            std::string_view nonce, std::string_view node, std::string_view epoch);
+
+// ---- per-master keys (issue 12 item 8) ----
+//
+// A master never holds the node secret. It holds a key derived from it for
+// one master id:  key = hex(HMAC-SHA256(secret, "ferry-master-key-v1\0" ‖ id)).
+// The id is the name the node knows that master by (the `id:` of its
+// masters: entry, by default its host), so a master, or anyone holding its
+// database, can prove itself only as that id: it cannot push as the node to
+// another master, pull from the node as another master, or sign
+// registration answers for another master's address. Masters that share
+// one database (PostgreSQL) share one id.
+//
+// What the master stores per node (the nodes.secret column) is a
+// credential: "k1:<id>:<key>" from `ferryctl secret --master ID`, or, from
+// before this scheme, the bare secret ("legacy"), which registryd replaces
+// with the derived key at the node's first registration of kind 3.
+constexpr std::size_t kMaxMasterIdLength = 255;
+std::string deriveMasterKey(std::string_view secret, std::string_view masterId);
+// 1–255 printable ASCII characters without spaces (a host, an IPv6
+// address, a cluster name).
+bool isValidMasterId(std::string_view id);
+
+struct NodeCredential {
+    std::string masterId; // empty for a legacy credential
+    std::string key;      // the derived key, or the legacy node secret
+    bool legacy = false;
+};
+// "k1:<id>:<64 hex>" or a bare secret (32–128 hex). Throws Error naming what
+// is wrong, never echoing the value.
+NodeCredential parseNodeCredential(std::string_view text);
+std::string formatNodeCredential(std::string_view masterId, std::string_view key);
+// The key this credential proves with for masterId: the stored key when
+// the ids match, derived from a legacy secret for any id, else nullopt.
+std::optional<std::string> credentialKeyFor(const NodeCredential& credential, std::string_view masterId);
+
+// Proof for a session of version 3: as version 2, made with the per-master
+// key, and covering the master id and the session binding too.
+std::string sessionProofV3(std::string_view key, std::string_view label, std::string_view protocol,
+                           std::uint8_t version, std::uint32_t capabilities, std::string_view challenge,
+                           std::string_view nonce, std::string_view node, std::string_view epoch,
+                           std::string_view masterId, std::string_view binding);
 
 } // namespace ferry

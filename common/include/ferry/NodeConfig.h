@@ -19,7 +19,16 @@ struct MasterAddress {
     std::string host;            // address or name of the master
     std::uint16_t sshPort = 22;  // push: the master's sshd
     std::uint16_t registryPort = 50010;
+    // The master id this node's per-master key is derived for (Crypto.h):
+    // `id:` of the masters: entry, by default host. Masters sharing one
+    // database give all their entries one id.
+    std::string id = {};
 };
+// The master id of an entry: its id, or its host when it has none.
+inline const std::string& masterIdOf(const MasterAddress& m)
+{
+    return m.id.empty() ? m.host : m.id;
+}
 
 struct NodeConfig {
     std::string nodeName;        // default: the host name

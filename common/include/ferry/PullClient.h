@@ -17,9 +17,11 @@ namespace ferry {
 
 struct PullClientOptions {
     std::string nodeName;
-    std::string secret;
+    std::string secret; // the node's credential as stored (parseNodeCredential)
     std::chrono::milliseconds ioTimeout{30000};
     std::string address;  // the node's SSH host, for node_epochs
+    std::string masterId = "ferry-master"; // proven as when the credential is a legacy secret
+    std::string binding = {};              // the node sshd's host key fingerprint, as verified
 };
 
 class PullClient {

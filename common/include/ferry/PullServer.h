@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "ferry/PullProtocol.h"
 #include "ferry/Spool.h"
@@ -22,6 +23,9 @@ namespace ferry {
 struct PullServerOptions {
     std::string nodeName;
     std::string secret;
+    // This node's sshd host key fingerprints, which a master's session
+    // binding must name (empty: not checked).
+    std::vector<std::string> ownHostKeys;
     std::size_t batchRecords = 500;
     std::size_t batchBytes = 512 * 1024;
     std::chrono::milliseconds ioTimeout{30000};

@@ -27,8 +27,19 @@
 // only because it came under that MAC; empty when the master has none; may
 // be absent altogether from masters that predate it). A kind-1 request gets
 // a kind-1 response, so nodes and masters of either version interoperate.
+//
+// Version 3 (request kind 3; issue 12 item 8) appends, inside the signed
+// request after the host keys, the master id (bytes, 1–255 printable) the
+// node derived its key for, and both MACs are made with that per-master key
+// (Crypto.h: deriveMasterKey) instead of the node secret. The response
+// layout is version 2's. A master verifies a kind-3 request with the key it
+// holds for that id (or derives it from a legacy secret, which it then
+// replaces with the derived key); kind-1 and kind-2 requests verify only
+// against a legacy secret, so a master holding derived keys treats an older
+// node as unproven. Current nodes send only kind 3.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +57,7 @@ constexpr std::size_t kMaxReason = 512;
 constexpr std::size_t kMaxCertificate = 8192;
 constexpr std::uint8_t kRegisterRequestKind = 1;
 constexpr std::uint8_t kRegisterRequestKindV2 = 2;
+constexpr std::uint8_t kRegisterRequestKindV3 = 3;
 
 enum class RegistrationState : std::uint8_t { Accepted = 1, Pending = 2, Declined = 3 };
 const char* toString(RegistrationState state);
@@ -63,6 +75,9 @@ struct RegistrationRequest {
     // Sent only when version2 (request kind 2).
     std::vector<std::string> hostKeys;
     bool version2 = true;
+    // Version 3 (implies version 2): the master id the MAC's key is derived for.
+    bool version3 = true;
+    std::string masterId = {};
 };
 
 struct SignedRequest {
@@ -102,6 +117,11 @@ std::string encodeRegistrationRequest(const RegistrationRequest& request, std::s
 SignedRequest decodeRegistrationRequest(std::string_view payload, const std::string& peer);
 std::string registrationRequestMac(std::string_view secret, std::string_view signedBytes);
 bool verifyRegistrationRequest(const SignedRequest& request, std::string_view secret);
+// The key a request's MAC must be made with, given the master's stored
+// credential for its node (parseNodeCredential): for kind 3 the key for the
+// request's master id, for older kinds the legacy secret; nullopt when the
+// credential cannot verify this request (or cannot be parsed).
+std::optional<std::string> registrationKey(std::string_view credential, const RegistrationRequest& request);
 
 // Builds the Response payload; an empty secret leaves the MAC empty.
 std::string encodeRegistrationResponse(const RegistrationResponse& response, std::string_view secret);

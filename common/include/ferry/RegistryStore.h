@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ferry/Error.h"
+#include "ferry/SessionStore.h"
 #include "ferry/SqlConnection.h"
 
 namespace ferry {
@@ -118,11 +119,14 @@ public:
     void addNode(const std::string& name, const std::string& secret);
     // Accepts a node; secret may be empty when the master already has one.
     void accept(const std::string& name, const std::string& secret);
+    // Replaces a legacy credential (the node secret) with the key derived
+    // from it for one master id, once the node proved itself for that id.
+    void replaceLegacySecret(const std::string& name, const std::string& credential);
     void decline(const std::string& name, const std::string& reason);
     void revoke(const std::string& name, const std::string& reason);
 
-    // The master's counters (master_counters, through MasterStore).
-    void addCounters(const std::vector<CounterDelta>& deltas) { m_store.addCounters(deltas); }
+    // The master's counters (master_counters), on either backend.
+    void addCounters(const std::vector<CounterDelta>& deltas);
 
     // The pinned host keys of node in the master database at databasePath,
     // read without creating or migrating anything (for pulld); empty when

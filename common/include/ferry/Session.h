@@ -4,28 +4,42 @@
 // records and the master always stores and acknowledges them; the only
 // difference between the transports is who speaks first in the handshake.
 //
-// Handshake (session version 2). The responder sends Hello; the initiator
+// Handshake (session version 3). The responder sends Hello; the initiator
 // proves first. Push: the master (collectord) responds, the node initiates.
 // Pull: the node (ferry-login) responds, the master (pulld) initiates.
 //
-//   responder → Hello   {challenge[32], name}                   (as in version 1)
-//   initiator → Auth    {node, nonce[32], mac, version u8, capabilities u32, epoch}
+//   responder → Hello   {challenge[32], name}
+//   initiator → Auth    {node, nonce[32], mac, version u8, capabilities u32, epoch,
+//                        master_id, binding}                      (version 3)
 //   responder → AuthOk  {mac, version u8, capabilities u32, epoch}
 //
 // node is the node's name; epoch (16 bytes) is carried by whichever of
 // Auth/AuthOk the node sends, and is empty in the master's. Each mac is
-// sessionProofV2(secret, label, protocol, version, capabilities, challenge,
-// nonce, node, epoch) with label "node" or "master" for its sender and
-// protocol "push" or "pull": the node's proof always covers its epoch, and
-// the master's covers it too on push (on pull the master proves before it
-// learns the epoch, so its proof has an empty one). Nobody without the
-// secret can swap the epoch, the version or the role.
+// sessionProofV3(key, label, protocol, version, capabilities, challenge,
+// nonce, node, epoch, master_id, binding) with label "node" or "master" for
+// its sender and protocol "push" or "pull". key is the per-master key
+// (Crypto.h) for master_id: the node derives it from its secret, the
+// master holds it. On push the node names the master id it derived for (the
+// `id:` of that masters: entry); on pull the master names its own. A
+// master's key proves only its own id, so it cannot stand in for another.
+//
+// binding ties the proofs to the SSH session that carries them: it is the
+// "SHA256:…" fingerprint of the SSH server's host key as the initiator (the
+// SSH client: pushd on push, pulld on pull) verified it, and empty when no
+// SSH carries the session. The responder runs on the SSH server's machine
+// and, when it knows that sshd's host keys, refuses a non-empty binding that
+// is not one of them: a proof relayed from a session with another sshd (a
+// master or node that was not the one the initiator verified) fails.
+//
+// Changes from version 2: the key (the node secret itself → the key derived
+// for the master id), the transcript tag ("ferry-proof-v2" → "-v3"), and
+// master_id and binding in Auth and in both proofs. AuthOk is unchanged.
 //
 // Versions: both sides send kSessionVersion and refuse a peer below it
 // with an Error {"unsupported-version", "<who> speaks session version N;
-// this side needs 2: upgrade <package>"}. Version 1 messages lack the
-// trailing fields, so a version-1 Auth decodes as version 1 and gets that
-// answer. (A version-1 node or master fails on our version-2 Auth itself;
+// this side needs 3: upgrade <package>"}. Older messages lack the
+// trailing fields, so an older Auth decodes with its own version and gets
+// that answer. (An older node or master fails on our Auth itself;
 // this side then reports "closed during the handshake, an older peer?".)
 // Capabilities are a bit set: the session runs with the intersection, so a
 // later capability needs no version bump. Defined:
@@ -84,7 +98,7 @@
 
 namespace ferry {
 
-constexpr std::uint8_t kSessionVersion = 2;
+constexpr std::uint8_t kSessionVersion = 3;
 // Capability bits this code knows.
 constexpr std::uint32_t kCapNewestFirst = 1u << 0;
 constexpr std::uint32_t kSessionCapabilities = kCapNewestFirst;
@@ -122,7 +136,14 @@ struct NodeSessionOptions {
     std::string protocol = "push";  // "push" or "pull": part of the proofs
     SessionSide side = SessionSide::Initiator;
     std::string nodeName;
-    std::string secret;
+    std::string secret; // the node secret; the session derives the per-master key
+    // Push: the id of the master pushed to (its masters: entry) and the
+    // binding (the master sshd's host key fingerprint, as pushd verified it).
+    std::string masterId;
+    std::string binding;
+    // Pull: this node's sshd host key fingerprints; a master's binding must
+    // be one of them (empty: not checked).
+    std::vector<std::string> ownHostKeys;
     std::size_t batchRecords = 500;
     std::size_t batchBytes = 512 * 1024;  // ≤ kMaxBatchBytes
     // Batches sent ahead of their Ack; hides the round trip per batch.
@@ -171,10 +192,19 @@ struct MasterSessionOptions {
     SessionSide side = SessionSide::Responder;
     std::string selfName = "ferry-master";  // in Hello, for the node's logs
     std::string via = "push";               // node's last_push or last_pull
-    // Pull: the node we connected to and its secret. Push: empty; the node
-    // names itself in Auth and its secret comes from the store.
+    // Pull: the node we connected to and its credential (as stored, see
+    // parseNodeCredential). Push: empty; the node names itself in Auth and
+    // its credential comes from the store.
     std::string expectedNode;
     std::string secret;
+    // Pull: the master id to prove as when the credential is a legacy
+    // secret (a derived key carries its own id); the binding (the node sshd's
+    // host key fingerprint, as pulld verified it).
+    std::string masterId;
+    std::string binding;
+    // Push: this master sshd's host key fingerprints; a node's binding must
+    // be one of them (empty: not checked).
+    std::vector<std::string> ownHostKeys;
     // Where the session came from, for node_epochs (pull: the node's SSH
     // host; push: the stream's peer).
     std::string address;
@@ -212,7 +242,7 @@ struct MasterSessionResult {
 // The master's handshake alone; returns the node's name and epoch.
 struct MasterHandshake {
     std::string node;
-    std::string secret;
+    std::string key; // the per-master key the session was proven with
     Epoch epoch;
     std::uint32_t capabilities = 0; // in effect for the session
 };

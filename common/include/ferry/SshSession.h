@@ -77,6 +77,9 @@ public:
     std::unique_ptr<SshChannel> exec(const std::string& command);
 
     const std::string& name() const { return m_name; }
+    // "SHA256:…" of the host key this session verified: the session binding
+    // of the data session it carries (Session.h).
+    const std::string& hostKeyFingerprint() const { return m_hostKeyFingerprint; }
     ssh_session_struct* handle() { return m_session; }
     int fd() const;
     void rearmQuickAck() const;
@@ -86,6 +89,7 @@ private:
     ssh_session_struct* m_session = nullptr;
     SshOptions m_options;
     std::string m_name;  // "user@host:port"
+    std::string m_hostKeyFingerprint;
 };
 
 } // namespace ferry

@@ -118,13 +118,20 @@ struct HelloMessage {
 // Auth and AuthOk of session version 2 append version, capabilities and
 // the node's epoch after the fields of version 1, so that a version-1 peer's
 // message decodes with version = 1 and gets a clear refusal (Session.h).
+// Auth of version 3 appends the master id the proofs' key is derived for
+// and the session binding (the SSH server host key's fingerprint as the
+// initiator verified it; empty without SSH).
+constexpr std::size_t kMaxMasterId = 255;
+constexpr std::size_t kMaxBinding = 128;
 struct AuthMessage {
     std::string node;
     std::string nonce;  // kNonceSize
-    std::string mac;    // HMAC(secret, transcript)
+    std::string mac;    // HMAC(key, transcript)
     std::uint8_t version = 1;
     std::uint32_t capabilities = 0;
     std::string epoch;  // Epoch::kSize bytes when the sender is the node, else empty
+    std::string masterId = {}; // version 3
+    std::string binding = {};  // version 3
 };
 struct AuthOkMessage {
     std::string mac;
