@@ -18,8 +18,8 @@ namespace pushd {
 struct PushCycleOptions {
     std::string nodeName;
     std::string secret;
-    std::uint32_t batchRecords = 500;
-    std::uint32_t batchBytes = 512 * 1024;
+    std::uint32_t batchRecords = 2000;
+    std::uint32_t batchBytes = 1024 * 1024;
     unsigned window = 4;
     std::chrono::milliseconds ioTimeout{30000};
     // Transport mode and reason, fwcheck verdict for the health report.
