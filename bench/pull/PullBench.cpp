@@ -171,7 +171,8 @@ void singleNodeVersusCat(int days)
     std::printf("  same bytes, ssh node cat (cold: connect each)    %8.1f ms  %7.2f MB/s\n", catMs, mb / (catMs / 1000));
     benchsupport::printStages(stages, warmMs);
     const double ratio = warmMs / pullMs;
-    std::printf("  target: throughput pull/open channel %.2fx (>= 0.8: %s); connect included %.2fx; against the cold cat "
+    std::printf("  target: throughput pull / the open OpenSSH connection %.2fx (>= 0.8: %s); connect included %.2fx; "
+                "against the cold cat "
                 "%.2fx\n",
                 ratio, ratio >= 0.8 ? "met" : "NOT met", warmMs / (pullMs + median(connects)),
                 catMs / (pullMs + median(connects)));
