@@ -17,14 +17,14 @@
 #include <memory>
 
 #include "NodeSshd.h"
-#include "SamplerBacklog.h"
 #include "Puller.h"
+#include "SamplerBacklog.h"
 #include "Samplers.h"
-#include "ferry/SampleCodec.h"
 #include "SshNodeConnector.h"
 #include "ferry/Bus.h"
 #include "ferry/MasterStore.h"
 #include "ferry/NodeConfig.h"
+#include "ferry/SampleCodec.h"
 #include "ferry/Spool.h"
 #include "support/TestSupport.h"
 
@@ -98,7 +98,8 @@ void singleNodeVersusCat(int days)
     // as the node's defaults batch them; and where the time goes.
     TempDir scratch;
     const ferry::NodeConfig defaults;
-    const auto stages = benchsupport::measureStages(records, defaults.batchRecords, defaults.batchBytes, scratch.path());
+    const auto stages =
+        benchsupport::measureStages(records, defaults.batchRecords, defaults.batchBytes, scratch.path());
     const std::string& frames = stages.frames;
     const std::string file = node.shellHome() + "/backlog.bin";
     writeFile(file, frames, 0644);
@@ -160,15 +161,18 @@ void singleNodeVersusCat(int days)
     const double catMs = median(cats);
     const double warmMs = median(warmCats);
     const double mb = static_cast<double>(frames.size()) / 1e6;
-    std::printf("backlog (pull): %d days at a 60 s period, the sampler's record mix: %zu records, %.2f MB in %llu Batch "
-                "frames of <= %u records / %u bytes (%d runs, medians)\n",
-                days, records.size(), mb, static_cast<unsigned long long>(stages.batches), ferry::NodeConfig{}.batchRecords,
-                ferry::NodeConfig{}.batchBytes, kRuns);
+    std::printf(
+        "backlog (pull): %d days at a 60 s period, the sampler's record mix: %zu records, %.2f MB in %llu Batch "
+        "frames of <= %u records / %u bytes (%d runs, medians)\n",
+        days, records.size(), mb, static_cast<unsigned long long>(stages.batches), ferry::NodeConfig{}.batchRecords,
+        ferry::NodeConfig{}.batchBytes, kRuns);
     std::printf("  pull session (prove, fetch, store, ack, bye)     %8.1f ms  %7.2f MB/s  %8.0f records/s"
                 "  (+ ssh connect and login %.1f ms)\n",
                 pullMs, mb / (pullMs / 1000), static_cast<double>(records.size()) / (pullMs / 1000), median(connects));
-    std::printf("  same bytes, cat over an already open connection  %8.1f ms  %7.2f MB/s\n", warmMs, mb / (warmMs / 1000));
-    std::printf("  same bytes, ssh node cat (cold: connect each)    %8.1f ms  %7.2f MB/s\n", catMs, mb / (catMs / 1000));
+    std::printf("  same bytes, cat over an already open connection  %8.1f ms  %7.2f MB/s\n", warmMs,
+                mb / (warmMs / 1000));
+    std::printf("  same bytes, ssh node cat (cold: connect each)    %8.1f ms  %7.2f MB/s\n", catMs,
+                mb / (catMs / 1000));
     benchsupport::printStages(stages, warmMs);
     const double ratio = warmMs / pullMs;
     std::printf("  target: throughput pull / the open OpenSSH connection %.2fx (>= 0.8: %s); connect included %.2fx; "

@@ -167,7 +167,6 @@ void cycleThroughOpenSsh(Lab& lab, Spool& spool, int localPort, std::uint32_t ba
     ssh.wait(std::chrono::seconds(5));
 }
 
-
 // The peer of the bare cycle's channel: reads 1 KB, echoes it, until the
 // bench ends. A thread of this process (its CPU is not the cycle's: the
 // cycles are measured per thread).
@@ -411,7 +410,8 @@ int benchCycle(int rounds)
     std::printf("push-cycle: 50-record batch, median of %d cycles each (node side; %llu records stored at the master)\n",
                 rounds, static_cast<unsigned long long>(stored));
     std::printf("  ferry (libssh in-process)   cpu %7.2f ms   wall %7.2f ms\n", median(ferryCpu) * 1e3, median(ferryWall) * 1e3);
-    std::printf("  bare libssh cycle (limit)   cpu %7.2f ms   wall %7.2f ms\n", median(bareCpu) * 1e3, median(bareWall) * 1e3);
+    std::printf("  bare libssh cycle (limit)   cpu %7.2f ms   wall %7.2f ms\n", median(bareCpu) * 1e3,
+                median(bareWall) * 1e3);
     std::printf("  openssh (ssh -N -L + send)  cpu %7.2f ms   wall %7.2f ms\n", median(sshCpu) * 1e3, median(sshWall) * 1e3);
     std::printf("  ratio ferry/openssh         cpu %7.3f      wall %7.3f   (targets: cpu <= 0.1, wall <= 0.25)\n",
                 median(ferryCpu) / median(sshCpu), median(ferryWall) / median(sshWall));
@@ -457,11 +457,13 @@ public:
     explicit OpenConnection(const Lab& lab) : m_lab(lab), m_control(lab.dir / "control")
     {
         auto args = lab.sshArgs();
-        for (const std::string& a : std::vector<std::string>{"-N", "-o", "ControlMaster=yes", "-o", "ControlPath=" + m_control, "root@127.0.0.1"})
+        for (const std::string& a : std::vector<std::string>{"-N", "-o", "ControlMaster=yes", "-o",
+                                                             "ControlPath=" + m_control, "root@127.0.0.1"})
             args.push_back(a);
         m_master.emplace(args, std::map<std::string, std::string>{}, lab.dir / "control.log");
         auto check = lab.sshArgs();
-        for (const std::string& a : std::vector<std::string>{"-o", "ControlPath=" + m_control, "-O", "check", "root@127.0.0.1"})
+        for (const std::string& a :
+             std::vector<std::string>{"-o", "ControlPath=" + m_control, "-O", "check", "root@127.0.0.1"})
             check.push_back(a);
         if (!waitUntil([&] { return run(check).exitCode == 0; }, std::chrono::seconds(10)))
             throw std::runtime_error("ssh control master did not start: " + readFile(lab.dir / "control.log"));
@@ -475,7 +477,8 @@ public:
     double catSeconds(const std::string& bytes) const
     {
         auto args = m_lab.sshArgs();
-        for (const std::string& a : std::vector<std::string>{"-o", "ControlPath=" + m_control, "root@127.0.0.1", "cat > /dev/null"})
+        for (const std::string& a :
+             std::vector<std::string>{"-o", "ControlPath=" + m_control, "root@127.0.0.1", "cat > /dev/null"})
             args.push_back(a);
         const double t0 = now();
         const auto r = run(args, {}, bytes, std::chrono::seconds(120));
@@ -499,7 +502,8 @@ int benchBacklog(int days, std::uint32_t batchRecords, std::uint32_t batchBytes)
     const auto records = benchsupport::samplerBacklog(days * 24 * 60);
     auto options = lab.options(batchRecords);
     options.batchBytes = batchBytes;
-    const auto stages = benchsupport::measureStages(records, options.batchRecords, options.batchBytes, lab.dir / "master");
+    const auto stages =
+        benchsupport::measureStages(records, options.batchRecords, options.batchBytes, lab.dir / "master");
     const std::string& bytes = stages.frames;
     const double mb = static_cast<double>(bytes.size()) / 1e6;
 
@@ -540,12 +544,12 @@ int benchBacklog(int days, std::uint32_t batchRecords, std::uint32_t batchBytes)
     }
     const auto stored = MasterStore(lab.dir / "master/master.db").countRecords("bench");
     const double session = median(sessions), cat = median(cats);
-    std::printf("backlog (push): %d days at a 60 s period, the sampler's record mix: %zu records, %.2f MB in %llu "
-                "Batch frames of <= %u records / %u bytes (%d runs, medians; %llu records stored at the master, %d x %zu "
-                "expected)\n",
-                days, records.size(), mb, static_cast<unsigned long long>(stages.batches), options.batchRecords,
-                options.batchBytes, kRuns,
-                static_cast<unsigned long long>(stored), kRuns, records.size());
+    std::printf(
+        "backlog (push): %d days at a 60 s period, the sampler's record mix: %zu records, %.2f MB in %llu "
+        "Batch frames of <= %u records / %u bytes (%d runs, medians; %llu records stored at the master, %d x %zu "
+        "expected)\n",
+        days, records.size(), mb, static_cast<unsigned long long>(stages.batches), options.batchRecords,
+        options.batchBytes, kRuns, static_cast<unsigned long long>(stored), kRuns, records.size());
     std::printf("  ferry push session (handshake, batches, acks, bye) %8.1f ms  %7.2f MB/s  %8.0f records/s"
                 "  (+ ssh connect %.1f ms)\n",
                 session * 1e3, mb / session, static_cast<double>(records.size()) / session, median(connects) * 1e3);

@@ -99,7 +99,8 @@ int Database::changes() const
     return sqlite3_changes(m_db);
 }
 
-Statement::Statement(Database& db, std::string_view sql) : m_db(db), m_stmt(db.checkOut(sql)), m_sql(sql) {}
+Statement::Statement(Database& db, std::string_view sql) : m_db(db), m_stmt(db.checkOut(sql)), m_sql(sql)
+{}
 
 Statement::~Statement()
 {

@@ -120,9 +120,8 @@ Firewall Firewall::load(SystemReader& reader)
     // start before it is read.
     std::future<CommandOutput> saves[std::size(kSources)];
     auto start = [&](std::size_t i) {
-        saves[i] = std::async(std::launch::async, [&reader, tool = std::string(kSources[i].tool)] {
-            return reader.iptablesSave(tool);
-        });
+        saves[i] = std::async(std::launch::async,
+                              [&reader, tool = std::string(kSources[i].tool)] { return reader.iptablesSave(tool); });
     };
     start(0);
     start(1);

@@ -87,7 +87,7 @@ struct NodeSessionOptions {
     std::string nodeName;
     std::string secret;
     std::size_t batchRecords = 2000;
-    std::size_t batchBytes = 1024 * 1024;  // ≤ kMaxBatchBytes
+    std::size_t batchBytes = 1024 * 1024; // ≤ kMaxBatchBytes
     // Batches sent ahead of their Ack; hides the round trip per batch.
     unsigned window = 4;
     std::chrono::milliseconds ioTimeout{30000};

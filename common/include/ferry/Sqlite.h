@@ -88,7 +88,7 @@ public:
 private:
     Database& m_db;
     sqlite3_stmt* m_stmt = nullptr;
-    std::string m_sql;  // its key in the database's cache
+    std::string m_sql; // its key in the database's cache
 };
 
 // BEGIN IMMEDIATE on construction; ROLLBACK unless commit() was called.
