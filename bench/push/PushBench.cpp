@@ -5,22 +5,38 @@
 //       pushd's in-process path (libssh, direct-tcpip) vs spawning
 //       `ssh -N -L 50011:127.0.0.1:50009` and sending the same bytes through
 //       it; CPU (user+sys, ours + children) and wall, median of N (≥ 20).
-//   ferry-bench-push backlog     a 24-hour backlog at a 60 s period drained
-//       in one cycle vs `ssh master 'cat > /dev/null'` of the same bytes.
+//       Also the limit: a bare libssh cycle written here with libssh alone
+//       (connect, curve25519-sha256, ed25519 host key checked against the
+//       same known_hosts, ed25519 user auth, one direct-tcpip channel, 1 KB
+//       out and 1 KB echoed back, close) to the same sshd; Ferry's CPU per
+//       cycle against it (target ≤ 2×).
+//   ferry-bench-push backlog [DAYS]   DAYS (7) of the sampler's records at a
+//       60 s period drained in one session vs the same bytes through an
+//       already open SSH connection to the same sshd (`cat > /dev/null` on
+//       an OpenSSH ControlMaster); target ≥ 0.8× its throughput, with where
+//       the time goes.
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 #include <vector>
+
+#include <libssh/libssh.h>
 
 #include "CollectorConnector.h"
 #include "PushCycle.h"
+#include "SamplerBacklog.h"
 #include "ferry/Bus.h"
 #include "ferry/Crypto.h"
 #include "ferry/Log.h"
@@ -41,6 +57,13 @@ double cpuSeconds(int who)
     ::getrusage(who, &ru);
     return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
            static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// This thread's CPU: the bare cycle's echo peer runs on another thread of
+// this process, and neither cycle's figure may include it.
+double threadCpuSeconds()
+{
+    return cpuSeconds(RUSAGE_THREAD);
 }
 
 double now()
@@ -95,7 +118,7 @@ struct Lab {
         o.nodeName = "bench";
         o.secret = secret;
         o.batchRecords = batch;
-        o.batchBytes = 4 * 1024 * 1024;
+        o.batchBytes = kMaxBatchBytes;
         return o;
     }
 
@@ -144,21 +167,232 @@ void cycleThroughOpenSsh(Lab& lab, Spool& spool, int localPort, std::uint32_t ba
     ssh.wait(std::chrono::seconds(5));
 }
 
+// The peer of the bare cycle's channel: reads 1 KB, echoes it, until the
+// bench ends. A thread of this process (its CPU is not the cycle's: the
+// cycles are measured per thread).
+class EchoPeer {
+public:
+    // Echo: each read is written back. Count: reads to the end of the
+    // stream, then answers with the number of bytes (8 bytes, host order).
+    enum class Mode { Echo, Count };
+    explicit EchoPeer(Mode mode = Mode::Echo) : m_mode(mode)
+    {
+        m_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        const int one = 1;
+        ::setsockopt(m_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (::bind(m_fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(m_fd, 16) != 0)
+            throw std::runtime_error("echo peer: cannot listen");
+        socklen_t len = sizeof a;
+        ::getsockname(m_fd, reinterpret_cast<sockaddr*>(&a), &len);
+        m_port = ntohs(a.sin_port);
+        m_thread = std::thread([this] { serve(); });
+    }
+    ~EchoPeer()
+    {
+        m_stop = true;
+        ::shutdown(m_fd, SHUT_RDWR);
+        m_thread.join();
+        ::close(m_fd);
+    }
+    std::uint16_t port() const { return m_port; }
+
+private:
+    void serve()
+    {
+        while (!m_stop) {
+            pollfd p{m_fd, POLLIN, 0};
+            if (::poll(&p, 1, 200) <= 0)
+                continue;
+            const int c = ::accept4(m_fd, nullptr, nullptr, SOCK_CLOEXEC);
+            if (c < 0)
+                continue;
+            const int one = 1;
+            ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            char buf[65536];
+            std::uint64_t total = 0;
+            for (;;) {
+                pollfd q{c, POLLIN, 0};
+                if (::poll(&q, 1, 5000) <= 0)
+                    break;
+                const ssize_t n = ::read(c, buf, sizeof buf);
+                if (n == 0 && m_mode == Mode::Count) {
+                    [[maybe_unused]] const auto w = ::write(c, &total, sizeof total);
+                    break;
+                }
+                if (n <= 0)
+                    break;
+                total += static_cast<std::uint64_t>(n);
+                if (m_mode == Mode::Echo && ::write(c, buf, static_cast<std::size_t>(n)) != n)
+                    break;
+            }
+            ::close(c);
+        }
+    }
+    Mode m_mode;
+    int m_fd = -1;
+    std::uint16_t m_port = 0;
+    std::atomic<bool> m_stop{false};
+    std::thread m_thread;
+};
+
+// A libssh session written with libssh alone: connect (curve25519-sha256,
+// ed25519 host key checked against the same known_hosts), ed25519 user
+// auth, one direct-tcpip channel. Non-blocking under poll() with
+// TCP_NODELAY, as Ferry drives it, so that the wall figure is not libssh's
+// 40 ms delayed-ACK stall.
+class BareSession {
+public:
+    BareSession(const Lab& lab, std::uint16_t peerPort)
+    {
+        m_s = ssh_new();
+        const unsigned int port = static_cast<unsigned>(lab.sshd->port());
+        const bool no = false;
+        const int quiet = SSH_LOG_NOLOG;
+        ssh_options_set(m_s, SSH_OPTIONS_LOG_VERBOSITY, &quiet);
+        ssh_options_set(m_s, SSH_OPTIONS_HOST, "127.0.0.1");
+        ssh_options_set(m_s, SSH_OPTIONS_PORT, &port);
+        ssh_options_set(m_s, SSH_OPTIONS_USER, "root");
+        ssh_options_set(m_s, SSH_OPTIONS_PROCESS_CONFIG, &no);
+        ssh_options_set(m_s, SSH_OPTIONS_KNOWNHOSTS, lab.paths.knownHostsFile().c_str());
+        ssh_options_set(m_s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
+        ssh_options_set(m_s, SSH_OPTIONS_KEY_EXCHANGE, "curve25519-sha256");
+        ssh_options_set(m_s, SSH_OPTIONS_HOSTKEYS, "ssh-ed25519");
+        ssh_set_blocking(m_s, 0);
+        if (pump([&] { return ssh_connect(m_s); }) != SSH_OK)
+            fail("connect");
+        if (ssh_session_is_known_server(m_s) != SSH_KNOWN_HOSTS_OK)
+            fail("host key");
+        ssh_key key = nullptr;
+        if (ssh_pki_import_privkey_file(lab.paths.privateKeyFile().c_str(), nullptr, nullptr, nullptr, &key) != SSH_OK)
+            fail("key");
+        const int auth = pump([&] { return ssh_userauth_publickey(m_s, nullptr, key); });
+        ssh_key_free(key);
+        if (auth != SSH_AUTH_SUCCESS)
+            fail("auth");
+        m_ch = ssh_channel_new(m_s);
+        if (pump([&] { return ssh_channel_open_forward(m_ch, "127.0.0.1", peerPort, "127.0.0.1", 50011); }) != SSH_OK)
+            fail("direct-tcpip");
+    }
+    ~BareSession()
+    {
+        if (m_ch != nullptr) {
+            ssh_channel_close(m_ch);
+            ssh_channel_free(m_ch);
+        }
+        ssh_disconnect(m_s);
+        ssh_free(m_s);
+    }
+    BareSession(const BareSession&) = delete;
+    BareSession& operator=(const BareSession&) = delete;
+
+    void write(const std::string& out, bool eof)
+    {
+        std::size_t done = 0;
+        while (done < out.size()) {
+            const auto chunk = static_cast<uint32_t>(std::min<std::size_t>(out.size() - done, 1 << 20));
+            const int n = ssh_channel_write(m_ch, out.data() + done, chunk);
+            if (n < 0)
+                fail("write");
+            done += static_cast<std::size_t>(n);
+            if (done < out.size()) {
+                if (ssh_channel_window_size(m_ch) == 0) {
+                    wait();
+                    if (ssh_channel_poll(m_ch, 0) == SSH_ERROR)
+                        fail("window");
+                } else if (ssh_blocking_flush(m_s, 5000) != SSH_OK) {
+                    fail("flush");
+                }
+            }
+        }
+        if (eof)
+            ssh_channel_send_eof(m_ch);
+        if (ssh_blocking_flush(m_s, 5000) != SSH_OK)
+            fail("flush");
+    }
+    void read(std::size_t want)
+    {
+        std::size_t got = 0;
+        char buf[2048];
+        while (got < want) {
+            if (ssh_blocking_flush(m_s, 1000) == SSH_ERROR)
+                fail("flush");
+            const int n = ssh_channel_read_nonblocking(m_ch, buf, sizeof buf, 0);
+            if (n < 0 || (n == 0 && ssh_channel_is_eof(m_ch)))
+                fail("read");
+            if (n > 0)
+                got += static_cast<std::size_t>(n);
+            else
+                wait();
+        }
+    }
+
+private:
+    template <typename Step>
+    int pump(Step step)
+    {
+        for (;;) {
+            const int rc = step();
+            if (rc != SSH_AGAIN && rc != SSH_AUTH_AGAIN)
+                return rc;
+            if (ssh_get_fd(m_s) == SSH_INVALID_SOCKET) {
+                ::poll(nullptr, 0, 1);
+                continue;
+            }
+            wait();
+        }
+    }
+    void wait()
+    {
+        const socket_t fd = ssh_get_fd(m_s);
+        short events = POLLIN;
+        if (ssh_get_poll_flags(m_s) & SSH_WRITE_PENDING)
+            events |= POLLOUT;
+        pollfd p{fd, events, 0};
+        ::poll(&p, 1, 5);
+        const int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    }
+    [[noreturn]] void fail(const char* what)
+    {
+        throw std::runtime_error(std::string("bare libssh: ") + what + ": " + ssh_get_error(m_s));
+    }
+
+    ssh_session m_s = nullptr;
+    ssh_channel m_ch = nullptr;
+};
+
+// The limit of a push cycle: a bare libssh session, 1 KB out and echoed
+// back, close.
+void bareLibsshCycle(const Lab& lab, std::uint16_t echoPort)
+{
+    BareSession s(lab, echoPort);
+    s.write(std::string(1024, 'x'), false);
+    s.read(1024);
+}
+
 int benchCycle(int rounds)
 {
     Lab lab;
     pushd::SshCollectorConnector connector(lab.config, lab.paths);
     Spool spool(lab.paths.spoolFile(), {});
-    std::vector<double> ferryCpu, ferryWall, sshCpu, sshWall;
+    EchoPeer echo;
+    std::vector<double> ferryCpu, ferryWall, sshCpu, sshWall, bareCpu, bareWall;
     const int localPort = freePort();
     for (int i = 0; i < rounds + 2; ++i) {
         lab.fill(spool, 50, 200);
-        double c0 = cpuSeconds(RUSAGE_SELF), w0 = now();
+        double c0 = threadCpuSeconds(), w0 = now();
         {
             auto link = connector.connect(lab.config.masters[0]);
             pushd::runPushCycle(link->stream(), spool, lab.options(500));
         }
-        double c1 = cpuSeconds(RUSAGE_SELF), w1 = now();
+        double c1 = threadCpuSeconds(), w1 = now();
+        const double b0 = threadCpuSeconds(), bw0 = now();
+        bareLibsshCycle(lab, echo.port());
+        const double b1 = threadCpuSeconds(), bw1 = now();
         lab.fill(spool, 50, 200);
         const double cc0 = cpuSeconds(RUSAGE_SELF) + cpuSeconds(RUSAGE_CHILDREN), ww0 = now();
         cycleThroughOpenSsh(lab, spool, localPort, 500);
@@ -167,6 +401,8 @@ int benchCycle(int rounds)
             continue;  // warm-up
         ferryCpu.push_back(c1 - c0);
         ferryWall.push_back(w1 - w0);
+        bareCpu.push_back(b1 - b0);
+        bareWall.push_back(bw1 - bw0);
         sshCpu.push_back(cc1 - cc0);
         sshWall.push_back(ww1 - ww0);
     }
@@ -174,52 +410,158 @@ int benchCycle(int rounds)
     std::printf("push-cycle: 50-record batch, median of %d cycles each (node side; %llu records stored at the master)\n",
                 rounds, static_cast<unsigned long long>(stored));
     std::printf("  ferry (libssh in-process)   cpu %7.2f ms   wall %7.2f ms\n", median(ferryCpu) * 1e3, median(ferryWall) * 1e3);
+    std::printf("  bare libssh cycle (limit)   cpu %7.2f ms   wall %7.2f ms\n", median(bareCpu) * 1e3,
+                median(bareWall) * 1e3);
     std::printf("  openssh (ssh -N -L + send)  cpu %7.2f ms   wall %7.2f ms\n", median(sshCpu) * 1e3, median(sshWall) * 1e3);
     std::printf("  ratio ferry/openssh         cpu %7.3f      wall %7.3f   (targets: cpu <= 0.1, wall <= 0.25)\n",
                 median(ferryCpu) / median(sshCpu), median(ferryWall) / median(sshWall));
+    const double cpuVsBare = median(ferryCpu) / median(bareCpu);
+    const double wallVsSsh = median(ferryWall) / median(sshWall);
+    std::printf("  target: cpu ferry/bare libssh %.2fx (<= 2x: %s), wall ferry/openssh %.3f (<= 0.25: %s)\n", cpuVsBare,
+                cpuVsBare <= 2 ? "met" : "NOT met", wallVsSsh, wallVsSsh <= 0.25 ? "met" : "NOT met");
     return 0;
 }
 
-int benchBacklog()
+// Only Ferry's cycles, for a profiler (`perf record -g -- ferry-bench-push
+// profile 200`): prints the CPU per cycle at the end.
+int profileCycles(int rounds)
 {
     Lab lab;
     pushd::SshCollectorConnector connector(lab.config, lab.paths);
-    Spool spool(lab.paths.spoolFile(), {512ull * 1024 * 1024, std::chrono::hours(48)});
-    // 24 h at a 60 s period: 1440 sampler runs of 5 records each, of the
-    // size the sampler produces (~150 bytes).
-    std::vector<Record> records;
-    for (int run = 0; run < 1440; ++run)
-        for (int k = 0; k < 5; ++k)
-            records.push_back({0, nowMs(), "load", std::string(150, static_cast<char>('a' + (run + k) % 26))});
-    spool.appendAll(records);
-    const std::string bytes = encode(spool.readAfter(0, records.size(), 1ull << 31));
-    const double w0 = now();
-    std::uint64_t sent = 0;
-    try {
+    Spool spool(lab.paths.spoolFile(), {});
+    std::vector<double> cpu, connect, session, close;
+    for (int i = 0; i < rounds; ++i) {
+        lab.fill(spool, 50, 200);
+        const double c0 = threadCpuSeconds();
         auto link = connector.connect(lab.config.masters[0]);
-        sent = pushd::runPushCycle(link->stream(), spool, lab.options(500)).recordsSent;
-    } catch (const std::exception&) {
-        std::fprintf(stderr, "collectord log:\n%s\nsshd log tail:\n%s\n", readFile(lab.dir / "collectord.log").c_str(),
-                     lab.sshd->log().substr(lab.sshd->log().size() > 1500 ? lab.sshd->log().size() - 1500 : 0).c_str());
-        throw;
+        const double c1 = threadCpuSeconds();
+        pushd::runPushCycle(link->stream(), spool, lab.options(500));
+        const double c2 = threadCpuSeconds();
+        link.reset();
+        const double c3 = threadCpuSeconds();
+        cpu.push_back(c3 - c0);
+        connect.push_back(c1 - c0);
+        session.push_back(c2 - c1);
+        close.push_back(c3 - c2);
     }
-    const double ferryWall = now() - w0;
-
-    auto args = lab.sshArgs();
-    args.push_back("root@127.0.0.1");
-    args.push_back("cat > /dev/null");
-    const double s0 = now();
-    const auto r = run(args, {}, bytes, std::chrono::seconds(120));
-    const double sshWall = now() - s0;
-    if (r.exitCode != 0)
-        throw std::runtime_error("ssh cat failed: " + r.err);
-    const double mb = static_cast<double>(bytes.size()) / 1e6;
-    std::printf("backlog: 24 h at 60 s = %llu records, %.2f MB encoded, drained in one cycle\n",
-                static_cast<unsigned long long>(sent), mb);
-    std::printf("  ferry push (connect, auth, batches of 500, acks)  %7.1f ms  %6.2f MB/s\n", ferryWall * 1e3, mb / ferryWall);
-    std::printf("  ssh master 'cat > /dev/null' (same bytes)         %7.1f ms  %6.2f MB/s\n", sshWall * 1e3, mb / sshWall);
-    std::printf("  throughput ratio ferry/ssh                        %7.3f   (target >= 0.8)\n", sshWall / ferryWall);
+    std::printf("ferry cycle cpu (median of %d): %.2f ms: ssh connect+auth+channel %.2f, session %.2f, close %.2f\n",
+                rounds, median(cpu) * 1e3, median(connect) * 1e3, median(session) * 1e3, median(close) * 1e3);
     return 0;
+}
+
+// An already open SSH connection to the same sshd (OpenSSH ControlMaster):
+// each `cat > /dev/null` of the bytes is a new channel on it, no key
+// exchange, no authentication.
+class OpenConnection {
+public:
+    explicit OpenConnection(const Lab& lab) : m_lab(lab), m_control(lab.dir / "control")
+    {
+        auto args = lab.sshArgs();
+        for (const std::string& a : std::vector<std::string>{"-N", "-o", "ControlMaster=yes", "-o",
+                                                             "ControlPath=" + m_control, "root@127.0.0.1"})
+            args.push_back(a);
+        m_master.emplace(args, std::map<std::string, std::string>{}, lab.dir / "control.log");
+        auto check = lab.sshArgs();
+        for (const std::string& a :
+             std::vector<std::string>{"-o", "ControlPath=" + m_control, "-O", "check", "root@127.0.0.1"})
+            check.push_back(a);
+        if (!waitUntil([&] { return run(check).exitCode == 0; }, std::chrono::seconds(10)))
+            throw std::runtime_error("ssh control master did not start: " + readFile(lab.dir / "control.log"));
+    }
+    ~OpenConnection()
+    {
+        m_master->signal(SIGTERM);
+        m_master->wait(std::chrono::seconds(5));
+    }
+    // Seconds to push bytes through a new channel of the open connection.
+    double catSeconds(const std::string& bytes) const
+    {
+        auto args = m_lab.sshArgs();
+        for (const std::string& a :
+             std::vector<std::string>{"-o", "ControlPath=" + m_control, "root@127.0.0.1", "cat > /dev/null"})
+            args.push_back(a);
+        const double t0 = now();
+        const auto r = run(args, {}, bytes, std::chrono::seconds(120));
+        const double t = now() - t0;
+        if (r.exitCode != 0)
+            throw std::runtime_error("ssh cat over the open connection failed: " + r.err);
+        return t;
+    }
+
+private:
+    const Lab& m_lab;
+    std::string m_control;
+    std::optional<Process> m_master;
+};
+
+int benchBacklog(int days, std::uint32_t batchRecords, std::uint32_t batchBytes)
+{
+    Lab lab;
+    pushd::SshCollectorConnector connector(lab.config, lab.paths);
+    Spool spool(lab.paths.spoolFile(), {1ull << 40, std::chrono::hours(24 * 365)});
+    const auto records = benchsupport::samplerBacklog(days * 24 * 60);
+    auto options = lab.options(batchRecords);
+    options.batchBytes = batchBytes;
+    const auto stages =
+        benchsupport::measureStages(records, options.batchRecords, options.batchBytes, lab.dir / "master");
+    const std::string& bytes = stages.frames;
+    const double mb = static_cast<double>(bytes.size()) / 1e6;
+
+    OpenConnection open(lab);
+    constexpr int kRuns = 3;
+    std::vector<double> sessions, connects, cats;
+    std::uint64_t sent = 0;
+    for (int run = 0; run < kRuns; ++run) {
+        spool.appendAll(records);
+        try {
+            const double w0 = now();
+            auto link = connector.connect(lab.config.masters[0]);
+            const double w1 = now();
+            sent = pushd::runPushCycle(link->stream(), spool, options).recordsSent;
+            sessions.push_back(now() - w1);
+            connects.push_back(w1 - w0);
+        } catch (const std::exception&) {
+            std::fprintf(stderr, "collectord log:\n%s\n", readFile(lab.dir / "collectord.log").c_str());
+            throw;
+        }
+        if (sent != records.size())
+            throw std::runtime_error("the session sent " + std::to_string(sent) + " of " +
+                                     std::to_string(records.size()) + " records");
+        cats.push_back(open.catSeconds(bytes));
+    }
+    // The limit: the same bytes through a libssh channel that is already
+    // open (to a peer on the master that counts them and answers).
+    std::vector<double> raw;
+    {
+        EchoPeer counter(EchoPeer::Mode::Count);
+        for (int run = 0; run < kRuns; ++run) {
+            BareSession s(lab, counter.port());
+            const double t0 = now();
+            s.write(bytes, true);
+            s.read(8);
+            raw.push_back(now() - t0);
+        }
+    }
+    const auto stored = MasterStore(lab.dir / "master/master.db").countRecords("bench");
+    const double session = median(sessions), cat = median(cats);
+    std::printf(
+        "backlog (push): %d days at a 60 s period, the sampler's record mix: %zu records, %.2f MB in %llu "
+        "Batch frames of <= %u records / %u bytes (%d runs, medians; %llu records stored at the master, %d x %zu "
+        "expected)\n",
+        days, records.size(), mb, static_cast<unsigned long long>(stages.batches), options.batchRecords,
+        options.batchBytes, kRuns, static_cast<unsigned long long>(stored), kRuns, records.size());
+    std::printf("  ferry push session (handshake, batches, acks, bye) %8.1f ms  %7.2f MB/s  %8.0f records/s"
+                "  (+ ssh connect %.1f ms)\n",
+                session * 1e3, mb / session, static_cast<double>(records.size()) / session, median(connects) * 1e3);
+    std::printf("  same bytes, cat over an already open ssh connection %7.1f ms  %7.2f MB/s\n", cat * 1e3, mb / cat);
+    std::printf("  same bytes, an open libssh channel to a counting peer %5.1f ms  %7.2f MB/s  (the transport's limit; "
+                "ferry/limit %.2fx)\n",
+                median(raw) * 1e3, mb / median(raw), median(raw) / session);
+    benchsupport::printStages(stages, cat * 1e3);
+    const double ratio = cat / session;
+    std::printf("  target: throughput ferry / the open OpenSSH connection %.2fx (>= 0.8: %s)\n", ratio,
+                ratio >= 0.8 ? "met" : "NOT met");
+    return stored == static_cast<std::uint64_t>(kRuns) * records.size() ? 0 : 1;
 }
 
 } // namespace
@@ -234,7 +576,11 @@ int main(int argc, char* argv[]) try {
     if (what == "cycle")
         return benchCycle(argc > 2 ? std::max(20, std::atoi(argv[2])) : 20);
     if (what == "backlog")
-        return benchBacklog();
+        return benchBacklog(argc > 2 ? std::max(1, std::atoi(argv[2])) : 7,
+                            argc > 3 ? static_cast<std::uint32_t>(std::atoi(argv[3])) : NodeConfig{}.batchRecords,
+                            argc > 4 ? static_cast<std::uint32_t>(std::atoi(argv[4])) : NodeConfig{}.batchBytes);
+    if (what == "profile")
+        return profileCycles(argc > 2 ? std::max(1, std::atoi(argv[2])) : 100);
     std::fprintf(stderr, "usage: ferry-bench-push cycle [N] | backlog\n");
     return 2;
 } catch (const std::exception& e) {

@@ -202,8 +202,9 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
     }
 
     // Records appended while we stream wait for the next session, so that a
-    // busy sampler cannot keep one session open for ever.
-    const std::uint64_t limit = spool.stats().lastSeq;
+    // busy sampler cannot keep one session open for ever. (The report's
+    // figures are the spool's as the session began.)
+    const std::uint64_t limit = report.lastSeq;
     std::uint64_t cursor = result.policy.storedUpTo;
     if (cursor > limit) {
         // The master says it stored more of this epoch than it ever held:

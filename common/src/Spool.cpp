@@ -205,13 +205,6 @@ std::int64_t meta(Database& db, const char* key)
     return s.step() ? s.int64(0) : 0;
 }
 
-std::string info(Database& db, const char* key)
-{
-    Statement s(db, "SELECT value FROM spool_info WHERE key = ?1");
-    s.bind(1, key);
-    return s.step() ? s.text(0) : std::string();
-}
-
 } // namespace
 
 Spool::Spool(const std::string& path, SpoolLimits limits) : m_limits(limits)
@@ -318,6 +311,34 @@ std::vector<Record> collect(Statement& s, std::size_t maxBytes)
     return out;
 }
 
+// An Ack's deletion may be lost to a power cut without harm: the master
+// committed those records (synchronous=FULL) before it acknowledged them
+// and stores each (node, epoch, seq) once, so they come back, are sent
+// again and count as duplicates (docs/durability.md). So the deletion does
+// not wait for the disk: an fsync per Ack was most of a push cycle's spool
+// cost and a large part of draining a backlog. The next append's FULL
+// commit syncs the WAL, deletions included, in order.
+class UnsyncedCommits {
+public:
+    explicit UnsyncedCommits(Database& db) : m_db(db) { Statement(m_db, "PRAGMA synchronous=NORMAL").run(); }
+    ~UnsyncedCommits()
+    {
+        try {
+            Statement(m_db, "PRAGMA synchronous=FULL").run();
+        } catch (const std::exception& e) {
+            // A connection left at NORMAL would weaken the next append: do
+            // not carry on with it.
+            spdlog::critical("Failed to restore synchronous=FULL on {}: {}", m_db.path(), e.what());
+            std::terminate();
+        }
+    }
+    UnsyncedCommits(const UnsyncedCommits&) = delete;
+    UnsyncedCommits& operator=(const UnsyncedCommits&) = delete;
+
+private:
+    Database& m_db;
+};
+
 } // namespace
 
 std::vector<Record> Spool::readAfter(std::uint64_t cursor, std::size_t maxRecords, std::size_t maxBytes)
@@ -343,6 +364,7 @@ std::uint64_t Spool::acknowledge(std::uint64_t upTo)
 
 std::uint64_t Spool::acknowledgeRange(std::uint64_t first, std::uint64_t last)
 {
+    const UnsyncedCommits unsynced(*m_db);
     Transaction tx(*m_db);
     Statement sum(*m_db, "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records WHERE seq BETWEEN ?1 AND ?2");
     sum.bind(1, static_cast<std::int64_t>(first)).bind(2, static_cast<std::int64_t>(last));
@@ -367,18 +389,36 @@ SpoolStats Spool::stats()
         st.records = static_cast<std::uint64_t>(s.int64(0));
         st.oldestMs = s.int64(1);
     }
-    st.bytes = static_cast<std::uint64_t>(meta(*m_db, "bytes"));
-    st.lastSeq = static_cast<std::uint64_t>(meta(*m_db, "next_seq") - 1);
-    st.droppedRecords = static_cast<std::uint64_t>(meta(*m_db, "dropped_records"));
-    st.droppedBytes = static_cast<std::uint64_t>(meta(*m_db, "dropped_bytes"));
-    st.droppedByAge = static_cast<std::uint64_t>(meta(*m_db, "dropped_age"));
-    st.droppedBySize = static_cast<std::uint64_t>(meta(*m_db, "dropped_size"));
+    // One pass over meta and spool_info: stats() runs at every session.
+    std::int64_t resetReported = 0;
+    Statement m(*m_db, "SELECT key, value FROM meta");
+    while (m.step()) {
+        const std::string key = m.text(0);
+        const std::int64_t value = m.int64(1);
+        if (key == "bytes")
+            st.bytes = static_cast<std::uint64_t>(value);
+        else if (key == "next_seq")
+            st.lastSeq = static_cast<std::uint64_t>(value - 1);
+        else if (key == "dropped_records")
+            st.droppedRecords = static_cast<std::uint64_t>(value);
+        else if (key == "dropped_bytes")
+            st.droppedBytes = static_cast<std::uint64_t>(value);
+        else if (key == "dropped_age")
+            st.droppedByAge = static_cast<std::uint64_t>(value);
+        else if (key == "dropped_size")
+            st.droppedBySize = static_cast<std::uint64_t>(value);
+        else if (key == "reset_reported")
+            resetReported = value;
+    }
     st.epoch = m_epoch;
     st.resets = countResets(m_db->path());
-    st.lastReset = info(*m_db, "reset_reason");
+    std::string resetMs;
+    Statement i(*m_db, "SELECT key, value FROM spool_info WHERE key IN ('reset_reason', 'reset_ms')");
+    while (i.step())
+        (i.text(0) == "reset_reason" ? st.lastReset : resetMs) = i.text(1);
     if (!st.lastReset.empty())
-        st.lastResetMs = std::stoll("0" + info(*m_db, "reset_ms"));
-    st.lastResetReported = meta(*m_db, "reset_reported") != 0;
+        st.lastResetMs = std::stoll("0" + resetMs);
+    st.lastResetReported = resetReported != 0;
     return st;
 }
 

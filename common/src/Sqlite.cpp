@@ -38,8 +38,43 @@ Database::Database(const std::string& path, bool readOnly) : m_path(path)
 
 Database::~Database()
 {
+    for (auto& [sql, stmts] : m_cache)
+        for (sqlite3_stmt* stmt : stmts)
+            sqlite3_finalize(stmt);
     if (m_db != nullptr)
         sqlite3_close_v2(m_db);
+}
+
+// At most this many idle statements are kept; beyond it they are finalized.
+constexpr std::size_t kMaxCachedStatements = 64;
+
+sqlite3_stmt* Database::checkOut(std::string_view sql)
+{
+    const auto it = m_cache.find(std::string(sql));
+    if (it != m_cache.end() && !it->second.empty()) {
+        sqlite3_stmt* stmt = it->second.back();
+        it->second.pop_back();
+        --m_cached;
+        return stmt;
+    }
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(m_db, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr) != SQLITE_OK)
+        throw SqliteError("Failed to prepare SQL on " + m_path + ": " + sqlite3_errmsg(m_db),
+                          sqlite3_errcode(m_db) & 0xff);
+    return stmt;
+}
+
+void Database::checkIn(std::string sql, sqlite3_stmt* stmt)
+{
+    // A reset statement holds no read transaction and no bound copies.
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    if (m_cached >= kMaxCachedStatements) {
+        sqlite3_finalize(stmt);
+        return;
+    }
+    m_cache[std::move(sql)].push_back(stmt);
+    ++m_cached;
 }
 
 void Database::exec(std::string_view sql)
@@ -64,16 +99,13 @@ int Database::changes() const
     return sqlite3_changes(m_db);
 }
 
-Statement::Statement(Database& db, std::string_view sql) : m_db(db)
-{
-    if (sqlite3_prepare_v2(db.handle(), sql.data(), static_cast<int>(sql.size()), &m_stmt, nullptr) != SQLITE_OK)
-        throw SqliteError("Failed to prepare SQL on " + db.path() + ": " + sqlite3_errmsg(db.handle()),
-                          sqlite3_errcode(db.handle()) & 0xff);
-}
+Statement::Statement(Database& db, std::string_view sql) : m_db(db), m_stmt(db.checkOut(sql)), m_sql(sql)
+{}
 
 Statement::~Statement()
 {
-    sqlite3_finalize(m_stmt);
+    if (m_stmt != nullptr)
+        m_db.checkIn(std::move(m_sql), m_stmt);
 }
 
 Statement& Statement::bind(int index, std::int64_t value)
@@ -142,14 +174,14 @@ bool Statement::isNull(int column) const
 
 Transaction::Transaction(Database& db) : m_db(db)
 {
-    m_db.exec("BEGIN IMMEDIATE");
+    Statement(m_db, "BEGIN IMMEDIATE").run();
 }
 
 Transaction::~Transaction()
 {
     if (!m_done) {
         try {
-            m_db.exec("ROLLBACK");
+            Statement(m_db, "ROLLBACK").run();
         } catch (const std::exception& e) {
             spdlog::warn("Ignoring failed rollback on {}: {}", m_db.path(), e.what());
         }
@@ -158,7 +190,7 @@ Transaction::~Transaction()
 
 void Transaction::commit()
 {
-    m_db.exec("COMMIT");
+    Statement(m_db, "COMMIT").run();
     m_done = true;
 }
 

@@ -1,6 +1,8 @@
 #include "Firewall.h"
 
 #include <algorithm>
+#include <future>
+#include <iterator>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -100,6 +102,30 @@ Firewall Firewall::load(SystemReader& reader)
                                  "Run the check as root or with CAP_NET_ADMIN (systemctl start ferry-fwcheckd)"});
     };
 
+    struct Source {
+        const char* tool;
+        const char* backend;
+        Family family;
+    };
+    static const Source kSources[] = {
+        {"iptables-legacy-save", "iptables-legacy", Family::V4},
+        {"ip6tables-legacy-save", "iptables-legacy", Family::V6},
+        {"iptables-nft-save", "iptables-nft", Family::V4},
+        {"ip6tables-nft-save", "iptables-nft", Family::V6},
+    };
+    // The listing tools are processes of their own, tens of milliseconds
+    // each (iptables-nft-save hundreds on a large rule set): they run at
+    // once, each on a thread, and their outputs are read below in the fixed
+    // order of kSources. The legacy ones need nothing from nftables, so they
+    // start before it is read.
+    std::future<CommandOutput> saves[std::size(kSources)];
+    auto start = [&](std::size_t i) {
+        saves[i] = std::async(std::launch::async,
+                              [&reader, tool = std::string(kSources[i].tool)] { return reader.iptablesSave(tool); });
+    };
+    start(0);
+    start(1);
+
     // Tables with xt expressions are read through iptables-nft-save below;
     // with an inventory, libnftables lists only the others.
     const auto inventory = reader.nftTables();
@@ -137,24 +163,26 @@ Firewall Firewall::load(SystemReader& reader)
     if (parsed && !inventory)
         xtTables = tablesWithXt(doc);
 
-    struct Source {
-        const char* tool;
-        const char* backend;
-        Family family;
+    // Without the JSON, iptables-nft-save is the only view of those tables;
+    // with it, only a family that has tables with xt expressions needs it
+    // (the others' tables are all in the JSON).
+    auto familyNeedsSave = [&](Family family) {
+        if (!parsed)
+            return true;
+        const std::string prefix = family == Family::V4 ? "ip " : "ip6 ";
+        return std::any_of(xtTables.begin(), xtTables.end(),
+                           [&](const std::string& t) { return t.rfind(prefix, 0) == 0; });
     };
-    static const Source kSources[] = {
-        {"iptables-legacy-save", "iptables-legacy", Family::V4},
-        {"ip6tables-legacy-save", "iptables-legacy", Family::V6},
-        {"iptables-nft-save", "iptables-nft", Family::V4},
-        {"ip6tables-nft-save", "iptables-nft", Family::V6},
-    };
+    for (std::size_t i = 2; i < std::size(kSources); ++i)
+        if (familyNeedsSave(kSources[i].family))
+            start(i);
     std::set<std::string> readAsIptables;
-    for (const auto& s : kSources) {
+    for (std::size_t i = 0; i < std::size(kSources); ++i) {
+        const Source& s = kSources[i];
         const bool nftBackend = std::string(s.backend) == "iptables-nft";
-        // Without the JSON, iptables-nft-save is the only view of those tables.
-        if (nftBackend && parsed && xtTables.empty())
+        if (!saves[i].valid())
             continue;
-        const auto out = reader.iptablesSave(s.tool);
+        const auto out = saves[i].get();
         if (!out.ran)
             continue;
         anyTool = true;

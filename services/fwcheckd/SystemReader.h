@@ -39,6 +39,8 @@ class SystemReader {
 public:
     virtual ~SystemReader() = default;
     // tool: "iptables-legacy-save", "ip6tables-legacy-save", "iptables-nft-save", "ip6tables-nft-save".
+    // Firewall::load runs several at once, each on its own thread: an
+    // implementation must allow that.
     virtual CommandOutput iptablesSave(const std::string& tool) = 0;
     // `nft -j list ruleset`.
     virtual CommandOutput nftRuleset() = 0;

@@ -27,8 +27,8 @@ struct PushCycleOptions {
     // holding the node secret itself (a legacy credential takes any id).
     std::string masterId = "ferry-master";
     std::string binding; // the master sshd's host key fingerprint, empty without SSH
-    std::uint32_t batchRecords = 500;
-    std::uint32_t batchBytes = 512 * 1024;
+    std::uint32_t batchRecords = 2000;
+    std::uint32_t batchBytes = 1024 * 1024;
     unsigned window = 4;
     std::chrono::milliseconds ioTimeout{30000};
     // Transport mode and reason, fwcheck verdict for the health report.

@@ -26,8 +26,8 @@ struct PullServerOptions {
     // This node's sshd host key fingerprints, which a master's session
     // binding must name (empty: not checked).
     std::vector<std::string> ownHostKeys;
-    std::size_t batchRecords = 500;
-    std::size_t batchBytes = 512 * 1024;
+    std::size_t batchRecords = 2000;
+    std::size_t batchBytes = 1024 * 1024;
     std::chrono::milliseconds ioTimeout{30000};
     // Batches sent ahead of their Ack; hides the round trip per batch.
     unsigned window = 4;

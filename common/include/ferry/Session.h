@@ -144,8 +144,8 @@ struct NodeSessionOptions {
     // Pull: this node's sshd host key fingerprints; a master's binding must
     // be one of them (empty: not checked).
     std::vector<std::string> ownHostKeys;
-    std::size_t batchRecords = 500;
-    std::size_t batchBytes = 512 * 1024;  // ≤ kMaxBatchBytes
+    std::size_t batchRecords = 2000;
+    std::size_t batchBytes = 1024 * 1024;  // ≤ kMaxBatchBytes
     // Batches sent ahead of their Ack; hides the round trip per batch.
     unsigned window = 4;
     std::chrono::milliseconds ioTimeout{30000};

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include "ferry/Error.h"
 
@@ -47,8 +49,19 @@ public:
     sqlite3* handle() { return m_db; }
 
 private:
+    friend class Statement;
+    // Prepared statements are kept by their SQL text and handed out again:
+    // the hot paths (a push cycle's spool reads and acks, a session's batch
+    // stores) run the same few statements many times, and parsing them each
+    // time cost more CPU than running them. A statement in use is checked
+    // out, so two live Statements never share one.
+    sqlite3_stmt* checkOut(std::string_view sql);
+    void checkIn(std::string sql, sqlite3_stmt* stmt);
+
     sqlite3* m_db = nullptr;
     std::string m_path;
+    std::unordered_map<std::string, std::vector<sqlite3_stmt*>> m_cache;
+    std::size_t m_cached = 0;
 };
 
 class Statement {
@@ -75,6 +88,7 @@ public:
 private:
     Database& m_db;
     sqlite3_stmt* m_stmt = nullptr;
+    std::string m_sql; // its key in the database's cache
 };
 
 // BEGIN IMMEDIATE on construction; ROLLBACK unless commit() was called.

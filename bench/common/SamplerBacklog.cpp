@@ -1,0 +1,132 @@
+#include "SamplerBacklog.h"
+
+#include "Samplers.h"
+#include "ferry/Clock.h"
+#include "ferry/Limits.h"
+#include "ferry/SampleCodec.h"
+
+namespace benchsupport {
+
+std::vector<ferry::Record> samplerBacklog(int minutes)
+{
+    constexpr int kSnapshots = 60;
+    std::vector<std::vector<ferry::metrics::Sample>> snapshots;
+    const std::int64_t start = ferry::nowMs() - static_cast<std::int64_t>(minutes) * 60000;
+    for (int i = 0; i < kSnapshots && i < minutes; ++i)
+        snapshots.push_back(sampler::sampleSystem({}, start + static_cast<std::int64_t>(i) * 60000));
+    std::vector<ferry::Record> out;
+    for (int m = 0; m < minutes; ++m) {
+        const std::int64_t at = start + static_cast<std::int64_t>(m) * 60000;
+        auto samples = snapshots[static_cast<std::size_t>(m % kSnapshots)];
+        for (auto& s : samples)
+            if (s.timeMs != 0)
+                s.timeMs = at;
+        for (auto& payload : ferry::metrics::encodeSamples(samples, at, ferry::kMaxRecordPayload))
+            out.push_back({0, at, std::string(ferry::metrics::kMetricsKind), std::move(payload)});
+    }
+    return out;
+}
+
+BacklogFigures figuresOf(const std::vector<ferry::Record>& records)
+{
+    BacklogFigures f;
+    for (const auto& r : records) {
+        ++f.records;
+        f.payloadBytes += r.kind.size() + r.payload.size();
+    }
+    return f;
+}
+
+} // namespace benchsupport
+
+#include <openssl/evp.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "ferry/MasterStore.h"
+#include "ferry/Spool.h"
+
+namespace benchsupport {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double msSince(Clock::time_point t)
+{
+    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+// chacha20-poly1305 over the bytes in SSH-sized packets (32 KiB), sealed
+// on one end and opened on the other: the cipher both libssh 0.10 and
+// OpenSSH 9.2 put first.
+double cipherMs(const std::string& bytes)
+{
+    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+    const unsigned char key[32] = {1};
+    unsigned char nonce[12] = {0};
+    std::string out(32 * 1024 + 16, '\0');
+    unsigned char tag[16];
+    const auto t = Clock::now();
+    for (int side = 0; side < 2; ++side)
+        for (std::size_t off = 0; off < bytes.size(); off += 32 * 1024) {
+            const int n = static_cast<int>(std::min<std::size_t>(32 * 1024, bytes.size() - off));
+            int len = 0;
+            EVP_CipherInit_ex(ctx, EVP_chacha20_poly1305(), nullptr, key, nonce, 1);
+            EVP_CipherUpdate(ctx, reinterpret_cast<unsigned char*>(out.data()), &len,
+                             reinterpret_cast<const unsigned char*>(bytes.data() + off), n);
+            EVP_CipherFinal_ex(ctx, reinterpret_cast<unsigned char*>(out.data()) + len, &len);
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, tag);
+            ++nonce[0];
+        }
+    EVP_CIPHER_CTX_free(ctx);
+    return msSince(t);
+}
+
+} // namespace
+
+StageTimes measureStages(const std::vector<ferry::Record>& records, std::size_t batchRecords, std::size_t batchBytes,
+                         const std::string& dir)
+{
+    StageTimes t;
+    ferry::Spool spool(dir + "/stages-spool.db", ferry::SpoolLimits{1ull << 40, std::chrono::hours(24 * 365)});
+    spool.appendAll(records);
+    ferry::MasterStore master(dir + "/stages-master.db");
+    master.addNode("stages", "0123456789abcdef0123456789abcdef");
+    const ferry::Epoch epoch = spool.epoch();
+    std::uint64_t cursor = 0;
+    for (;;) {
+        auto t0 = Clock::now();
+        auto batch = spool.readAfter(cursor, batchRecords, batchBytes);
+        t.nodeReadsMs += msSince(t0);
+        if (batch.empty())
+            break;
+        cursor = batch.back().seq;
+        t0 = Clock::now();
+        const std::string frame = ferry::encodeFrame(ferry::MessageType::Batch, ferry::encode(batch));
+        const auto decoded = ferry::decodeBatch(std::string_view(frame).substr(ferry::kFrameHeaderSize), "bench");
+        t.encodeMs += msSince(t0);
+        t.frames += frame;
+        t0 = Clock::now();
+        master.storeBatch("stages", epoch, decoded, "push");
+        t.masterWritesMs += msSince(t0);
+        t0 = Clock::now();
+        spool.acknowledge(cursor);
+        t.nodeAcksMs += msSince(t0);
+        ++t.batches;
+    }
+    t.cryptoMs = cipherMs(t.frames);
+    return t;
+}
+
+void printStages(const StageTimes& t, double wireMs)
+{
+    std::printf("  where the time goes (each stage alone on the same %llu batches; the session overlaps them):\n",
+                static_cast<unsigned long long>(t.batches));
+    std::printf("    node SQLite reads %7.1f ms | encoding %7.1f ms | crypto %6.1f ms | wire (open channel) %7.1f ms | "
+                "master SQLite writes %7.1f ms | node acks %6.1f ms\n",
+                t.nodeReadsMs, t.encodeMs, t.cryptoMs, wireMs, t.masterWritesMs, t.nodeAcksMs);
+}
+
+} // namespace benchsupport
