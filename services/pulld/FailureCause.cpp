@@ -11,6 +11,7 @@ const char* toString(FailureCause cause)
     switch (cause) {
     case FailureCause::ConnectionRefused: return "connection refused";
     case FailureCause::ClosedBeforeHandshake: return "closed before the SSH handshake";
+    case FailureCause::NoBanner: return "no SSH banner";
     case FailureCause::Timeout: return "timeout";
     case FailureCause::Unreachable: return "unreachable";
     case FailureCause::HostKeyMismatch: return "host key mismatch";
@@ -39,6 +40,8 @@ FailureCause classifyPullFailure(const std::exception& error)
     // sshd accepted the TCP connection and closed it at once (SshSession).
     if (has(m, "closed the connection before the SSH handshake"))
         return FailureCause::ClosedBeforeHandshake;
+    if (has(m, "sent no SSH banner"))
+        return FailureCause::NoBanner;
     if (has(m, "No route to host") || has(m, "Network is unreachable") || has(m, "Host is unreachable"))
         return FailureCause::Unreachable;
     if (dynamic_cast<const ferry::TimeoutError*>(&error) != nullptr || has(m, "timed out") || has(m, "Timed out") ||

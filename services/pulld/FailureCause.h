@@ -5,6 +5,11 @@
 // it next to the node's own diagnosis.
 //
 //   connection refused   nothing listens on the node's SSH port (sshd down, wrong port, REJECT rule)
+//   closed before the SSH handshake
+//                        sshd accepted and closed without a banner: hosts.deny (libwrap holds the
+//                        refused connection silent for 5 s first), MaxStartups, a reset on the way
+//   no SSH banner        accepted, but nothing said within the connect timeout (and libwrap's 5 s):
+//                        an overloaded or stuck sshd, or not an SSH server on that port
 //   timeout              no answer in time: a firewall dropping the master's packets, or a dead host
 //   unreachable          no route to the node
 //   host key mismatch    the node's sshd offered a key other than the pinned one
@@ -26,6 +31,7 @@ namespace pulld {
 enum class FailureCause {
     ConnectionRefused,
     ClosedBeforeHandshake,
+    NoBanner,
     Timeout,
     Unreachable,
     HostKeyMismatch,
