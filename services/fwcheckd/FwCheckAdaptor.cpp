@@ -41,6 +41,12 @@ void FwCheckAdaptor::recheckAfterChange()
     requestCheck();
 }
 
+void FwCheckAdaptor::checkOnRequest()
+{
+    spdlog::info("A fresh check was asked for (pulls stopped coming); checking");
+    requestCheck();
+}
+
 void FwCheckAdaptor::Check(sdbus::Result<std::vector<FindingStruct>>&& result)
 {
     m_loop.touch();

@@ -45,6 +45,8 @@ private:
     Outcome pushToFirstReachable(ferry::Spool& spool, const std::string& secret);
     void recordOutcome(const Outcome& outcome, const std::string& master);
     FallbackDecision evaluateLocked();
+    void askForFwcheckLocked(std::int64_t nowMs);
+    void awaitRequestedFwcheck();
 
     ferry::NodeConfig m_config;
     ferry::PluginsConfig m_plugins;

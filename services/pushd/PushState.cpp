@@ -60,6 +60,10 @@ PushState loadPushState(const std::string& path)
             st.active = value == "1";
         else if (key == "reason")
             st.reason = value;
+        else if (key == "active_since_ms")
+            st.activeSinceMs = toInt(value);
+        else if (key == "fwcheck_request_ms")
+            st.fwcheckRequestMs = toInt(value);
     }
     return st;
 }
@@ -74,7 +78,9 @@ void savePushState(const std::string& path, const PushState& st)
         << "last_pull_ms=" << st.lastPullMs << "\n"
         << "watch_start_ms=" << st.watchStartMs << "\n"
         << "active=" << (st.active ? 1 : 0) << "\n"
-        << "reason=" << oneLine(st.reason) << "\n";
+        << "reason=" << oneLine(st.reason) << "\n"
+        << "active_since_ms=" << st.activeSinceMs << "\n"
+        << "fwcheck_request_ms=" << st.fwcheckRequestMs << "\n";
     ferry::writeFileAtomic(path, out.str(), 0644);
 }
 

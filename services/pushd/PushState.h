@@ -19,6 +19,10 @@ struct PushState {
     std::int64_t watchStartMs = 0;
     bool active = false;
     std::string reason;
+    // Since when push has been on (0 while off), and when pushd last asked
+    // fwcheckd for a fresh check (see Manager::askForFwcheckLocked).
+    std::int64_t activeSinceMs = 0;
+    std::int64_t fwcheckRequestMs = 0;
 };
 
 // Missing file → defaults; a damaged file is logged and ignored (its worst

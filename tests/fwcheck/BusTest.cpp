@@ -216,6 +216,32 @@ TEST_F(TheFwCheckDaemon, StartsPassiveWhenActivatedByTheBusAndChecksOnlyWhenRoot
     EXPECT_EQ(client.Verdict(), "reachable") << readFile(m_config / "daemon.log");
 }
 
+TEST_F(TheFwCheckDaemon, ChecksWhenPushdAsksThroughTheRequestFileWhileRunningPassive)
+{
+    // Running passive (a property read started it); pushd writes the
+    // request file when pulls stop coming (its path unit would start a
+    // daemon that is not running; a running one watches the file itself).
+    auto daemon = startDaemon({}, false);
+    auto conn = sdbus::createSystemBusConnection();
+    conn->enterEventLoopAsync();
+    FwCheckClient client(*conn);
+    ASSERT_TRUE(waitUntil([&] {
+        try {
+            client.Verdict();
+            return true;
+        } catch (const sdbus::Error&) {
+            return false;
+        }
+    })) << readFile(m_config / "daemon.log");
+    EXPECT_EQ(client.LastCheck(), 0u);
+    writeFile(m_state / "fwcheck-request", "requested_ms=1\nreason=no pull since …\n");
+    EXPECT_TRUE(waitUntil([&] { return client.LastCheck() != 0; }, std::chrono::seconds(20)))
+        << readFile(m_config / "daemon.log");
+    EXPECT_TRUE(std::filesystem::exists(m_state / "fwcheck.json"));
+    EXPECT_NE(readFile(m_config / "daemon.log").find("A fresh check was asked for"), std::string::npos)
+        << readFile(m_config / "daemon.log");
+}
+
 TEST_F(TheFwCheckDaemon, ReadsEveryBackendAsUserFerryWithOnlyTheUnitsCapabilities)
 {
     // One master blocked by each reader: iptables-legacy-save (NET_ADMIN,

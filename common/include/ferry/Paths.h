@@ -21,6 +21,10 @@ struct Paths {
     std::string privateKeyFile() const { return stateDir + "/id_ed25519"; }
     std::string knownHostsFile() const { return stateDir + "/known_hosts"; }
     std::string pushStateFile() const { return stateDir + "/push-state"; }
+    // fwcheckd's last result, and the file whose change asks it for a fresh
+    // one (ferry-fwcheckd.path starts it; a running fwcheckd watches it).
+    std::string fwcheckResultFile() const { return stateDir + "/fwcheck.json"; }
+    std::string fwcheckRequestFile() const { return stateDir + "/fwcheck-request"; }
 };
 
 // Reads FERRY_CONFIG_DIR, FERRY_STATE_DIR and FERRY_RUNTIME_DIR (tests and
