@@ -72,18 +72,29 @@ void ensurePullFailureTable(ferry::Database& db)
             " node TEXT PRIMARY KEY, at INTEGER NOT NULL, cause TEXT NOT NULL, message TEXT NOT NULL)");
 }
 
+void storePullFailure(ferry::Database& db, const std::string& node, std::int64_t whenMs, const std::exception& error)
+{
+    const char* cause = toString(classifyPullFailure(error));
+    // An exception without words still gets a message: the cause names the
+    // kind, the message is what the operator reads next to it.
+    std::string message = error.what();
+    if (message.empty())
+        message = std::string("(no message; cause ") + cause + ")";
+    ensurePullFailureTable(db);
+    ferry::Statement s(db,
+                       "INSERT INTO pull_failure (node, at, cause, message) VALUES (?1, ?2, ?3, ?4)"
+                       " ON CONFLICT(node) DO UPDATE SET at = excluded.at, cause = excluded.cause,"
+                       " message = excluded.message");
+    s.bind(1, node).bind(2, whenMs).bind(3, std::string_view(cause)).bind(4, message);
+    s.run();
+}
+
 void recordPullFailure(ferry::Database& db, const std::string& node, std::int64_t whenMs,
                        const std::exception& error)
 {
     const char* cause = toString(classifyPullFailure(error));
     try {
-        ensurePullFailureTable(db);
-        ferry::Statement s(db,
-                           "INSERT INTO pull_failure (node, at, cause, message) VALUES (?1, ?2, ?3, ?4)"
-                           " ON CONFLICT(node) DO UPDATE SET at = excluded.at, cause = excluded.cause,"
-                           " message = excluded.message");
-        s.bind(1, node).bind(2, whenMs).bind(3, std::string_view(cause)).bind(4, std::string_view(error.what()));
-        s.run();
+        storePullFailure(db, node, whenMs, error);
     } catch (const std::exception& e) {
         spdlog::error("Failed to record the pull failure cause ({}) of node {}, ignoring: {}", cause, node, e.what());
     }

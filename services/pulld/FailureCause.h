@@ -48,8 +48,11 @@ const char* toString(FailureCause cause);
 // and PullClient errors; see the table above).
 FailureCause classifyPullFailure(const std::exception& error);
 
-// Records node's failure cause (and the message) in master.db; never throws
-// (a failure to record is logged, "ignoring").
+// Stores node's failure cause (never empty) and the message in master.db;
+// throws when it cannot, so that a caller's transaction keeps the attempt
+// and its cause together.
+void storePullFailure(ferry::Database& db, const std::string& node, std::int64_t whenMs, const std::exception& error);
+// The same, but never throws (a failure to record is logged, "ignoring").
 void recordPullFailure(ferry::Database& db, const std::string& node, std::int64_t whenMs,
                        const std::exception& error);
 

@@ -106,7 +106,6 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         outcome.success = false;
         outcome.durationMs = ferry::nowMs() - start;
         outcome.summary = std::string("Failed to pull node ") + node.name + " from " + where + ": " + e.what();
-        recordPullFailure(store.database(), node.name, start, e);
         if (received > 0)
             outcome.summary += " (" + std::to_string(outcome.records) + " new records stored before that)";
         // Log the edge, not every failing round.
@@ -115,7 +114,12 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         else
             spdlog::warn("{}", outcome.summary);
         try {
+            // The failed attempt and its cause in one transaction: whoever
+            // reads a failed attempt (master show) finds its cause beside it.
+            ferry::Transaction tx(store.database());
+            storePullFailure(store.database(), node.name, start, e);
             state.recordAttempt(node.name, start, false, "failed: " + outcome.summary, outcome.records);
+            tx.commit();
         } catch (const std::exception& inner) {
             spdlog::error("Failed to record the pull result of node {}, ignoring: {}", node.name, inner.what());
         }
