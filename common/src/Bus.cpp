@@ -50,8 +50,8 @@ std::uint32_t callerUid(sdbus::IObject& object)
             .storeResultsTo(uid);
         return uid;
     } catch (const sdbus::Error& e) {
-        throw Error("Failed to ask the bus for the uid of caller " + sender + ": " + e.getName() +
-                    ": " + e.getMessage());
+        throw Error("Failed to ask the bus for the uid of caller " + sender + ": " + e.getName() + ": " +
+                    e.getMessage());
     }
 }
 

@@ -166,7 +166,7 @@ SshSession::SshSession(const SshTarget& target, const SshOptions& options) : m_o
         const std::string err =
             closedByPeer ? std::string("the server closed the connection before the SSH handshake ended (sshd "
                                        "refusing this client: hosts.deny, MaxStartups, or a reset on the way)")
-            : silent ? "the server accepted the TCP connection but sent no SSH banner within " +
+            : silent     ? "the server accepted the TCP connection but sent no SSH banner within " +
                            std::to_string(std::max(options.connectTimeout, kSilentRefusalHold).count()) +
                            " ms (an overloaded or stuck sshd, or not an SSH server)"
             : connected == SSH_AGAIN ? "timed out after " + std::to_string(options.connectTimeout.count()) + " ms"

@@ -81,10 +81,9 @@ void storePullFailure(ferry::Database& db, const std::string& node, std::int64_t
     if (message.empty())
         message = std::string("(no message; cause ") + cause + ")";
     ensurePullFailureTable(db);
-    ferry::Statement s(db,
-                       "INSERT INTO pull_failure (node, at, cause, message) VALUES (?1, ?2, ?3, ?4)"
-                       " ON CONFLICT(node) DO UPDATE SET at = excluded.at, cause = excluded.cause,"
-                       " message = excluded.message");
+    ferry::Statement s(db, "INSERT INTO pull_failure (node, at, cause, message) VALUES (?1, ?2, ?3, ?4)"
+                           " ON CONFLICT(node) DO UPDATE SET at = excluded.at, cause = excluded.cause,"
+                           " message = excluded.message");
     s.bind(1, node).bind(2, whenMs).bind(3, std::string_view(cause)).bind(4, message);
     s.run();
 }

@@ -67,7 +67,8 @@ TEST_F(TheFallback, AsksForAFreshReachabilityCheckAndItsFirstPushCarriesTheVerdi
     writeFile(result, R"({"verdict":"reachable","lastCheck":1000,"findings":[],"masters":[]})");
     ASSERT_EQ(sample().exitCode, 0);
     EXPECT_FALSE(std::filesystem::exists(m_nodeState + "/fwcheck-request"));
-    ASSERT_TRUE(waitUntil([&] { return call("Evaluate").find("bs true") != std::string::npos; }, std::chrono::seconds(10)));
+    ASSERT_TRUE(
+        waitUntil([&] { return call("Evaluate").find("bs true") != std::string::npos; }, std::chrono::seconds(10)));
     // Push turned on: pushd asked (ferry-fwcheckd.path starts fwcheckd for
     // this file; fwcheckd itself is tested in tests/fwcheck).
     const auto request = readFile(m_nodeState + "/fwcheck-request");
@@ -81,9 +82,9 @@ TEST_F(TheFallback, AsksForAFreshReachabilityCheckAndItsFirstPushCarriesTheVerdi
     // fwcheckd answers a moment later, while the scheduled push waits for it.
     std::thread fwcheckd([&] {
         std::this_thread::sleep_for(std::chrono::milliseconds(700));
-        const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
+        const auto now =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
         writeFile(result + ".tmp", R"({"verdict":"blocked","lastCheck":)" + std::to_string(now) +
                                        R"(,"findings":[{"id":"firewall.blocked","severity":"error","message":)"
                                        R"("INPUT drops 192.0.2.10","fix":"iptables -D INPUT 1"}],"masters":[]})");

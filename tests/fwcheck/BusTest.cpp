@@ -313,16 +313,24 @@ TEST(TheFwCheckPolicy, KeepsChecksAndFindingsFromUnprivilegedUsers)
 // from /proc. Started as bus activation starts it (passive).
 Process startLikeTheUnit(const PolicyBus& bus, const TempDir& config, const TempDir& state)
 {
-    std::vector<std::string> argv = {"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
-                                      "mount -t proc -o hidepid=invisible proc /proc && exec \"$@\"", "sh"};
+    std::vector<std::string> argv = {"/usr/bin/unshare",
+                                     "--mount",
+                                     "--propagation",
+                                     "private",
+                                     "/bin/sh",
+                                     "-c",
+                                     "mount -t proc -o hidepid=invisible proc /proc && exec \"$@\"",
+                                     "sh"};
     for (const auto& a : PolicyBus::asUser("ferry"))
         argv.push_back(a);
-    for (const std::string& a : {buildPath("services/fwcheckd/ferry-fwcheckd"), std::string("--idle-timeout"), std::string("60")})
+    for (const std::string& a :
+         {buildPath("services/fwcheckd/ferry-fwcheckd"), std::string("--idle-timeout"), std::string("60")})
         argv.push_back(a);
     EXPECT_EQ(::chmod(config.path().c_str(), 0755), 0);
     EXPECT_EQ(::chmod(state.path().c_str(), 0777), 0);
     return Process(argv,
-                   {{"FERRY_CONFIG_DIR", config.path()}, {"FERRY_STATE_DIR", state.path()},
+                   {{"FERRY_CONFIG_DIR", config.path()},
+                    {"FERRY_STATE_DIR", state.path()},
                     {"DBUS_SYSTEM_BUS_ADDRESS", bus.address()}},
                    config / "daemon.log");
 }
@@ -348,10 +356,11 @@ TEST(TheFwCheckPolicy, LetsRootCheckWhenTheDaemonCannotSeeTheCallerInProc)
     writeFile(config / "ferry.yml", "masters:\n  - 192.0.2.10\n");
     auto daemon = startLikeTheUnit(bus, config, state);
     ASSERT_TRUE(answers(bus)) << readFile(config / "daemon.log");
-    const auto check = bus.busctlAs("root", {"call", "org.ferry.FwCheck1", "/org/ferry/FwCheck1", "org.ferry.FwCheck1", "Check"});
+    const auto check =
+        bus.busctlAs("root", {"call", "org.ferry.FwCheck1", "/org/ferry/FwCheck1", "org.ferry.FwCheck1", "Check"});
     EXPECT_EQ(check.exitCode, 0) << check.err << readFile(config / "daemon.log");
-    const auto last = bus.busctlAs("root", {"get-property", "org.ferry.FwCheck1", "/org/ferry/FwCheck1",
-                                            "org.ferry.FwCheck1", "LastCheck"});
+    const auto last = bus.busctlAs(
+        "root", {"get-property", "org.ferry.FwCheck1", "/org/ferry/FwCheck1", "org.ferry.FwCheck1", "LastCheck"});
     EXPECT_NE(last.out, "t 0\n") << readFile(config / "daemon.log");
 }
 
@@ -362,20 +371,22 @@ TEST(TheFwCheckPolicy, RefusesANonRootCheckInTheDaemonWhenALoosenedPolicyLetsItT
     TempDir policy;
     ::chmod(policy.path().c_str(), 0755);
     // A site's mistake: everyone may call the interface.
-    writeFile(policy / "loose.conf",
-              "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
-              " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n<busconfig>\n"
-              "  <policy context=\"default\">\n"
-              "    <allow send_destination=\"org.ferry.FwCheck1\" send_interface=\"org.ferry.FwCheck1\"/>\n"
-              "    <allow send_destination=\"org.ferry.FwCheck1\" send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
-              "  </policy>\n</busconfig>\n",
-              0644);
+    writeFile(
+        policy / "loose.conf",
+        "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+        " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n<busconfig>\n"
+        "  <policy context=\"default\">\n"
+        "    <allow send_destination=\"org.ferry.FwCheck1\" send_interface=\"org.ferry.FwCheck1\"/>\n"
+        "    <allow send_destination=\"org.ferry.FwCheck1\" send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
+        "  </policy>\n</busconfig>\n",
+        0644);
     PolicyBus bus({"dbus/org.ferry.FwCheck1.conf", policy / "loose.conf"});
     TempDir config, state;
     writeFile(config / "ferry.yml", "masters:\n  - 192.0.2.10\n");
     auto daemon = startLikeTheUnit(bus, config, state);
     ASSERT_TRUE(answers(bus)) << readFile(config / "daemon.log");
-    const auto check = bus.busctlAs("nobody", {"call", "org.ferry.FwCheck1", "/org/ferry/FwCheck1", "org.ferry.FwCheck1", "Check"});
+    const auto check =
+        bus.busctlAs("nobody", {"call", "org.ferry.FwCheck1", "/org/ferry/FwCheck1", "org.ferry.FwCheck1", "Check"});
     EXPECT_NE(check.exitCode, 0);
     // busctl prints the error's name as strerror ("Access denied"); the
     // daemon's own line shows that it was the daemon that refused.
@@ -383,8 +394,8 @@ TEST(TheFwCheckPolicy, RefusesANonRootCheckInTheDaemonWhenALoosenedPolicyLetsItT
     EXPECT_NE(readFile(config / "daemon.log").find("Refusing a check asked for by uid 65534"), std::string::npos)
         << readFile(config / "daemon.log");
     // The policy does let the property through, and it shows that nothing ran.
-    const auto last = bus.busctlAs("nobody", {"get-property", "org.ferry.FwCheck1", "/org/ferry/FwCheck1",
-                                              "org.ferry.FwCheck1", "LastCheck"});
+    const auto last = bus.busctlAs(
+        "nobody", {"get-property", "org.ferry.FwCheck1", "/org/ferry/FwCheck1", "org.ferry.FwCheck1", "LastCheck"});
     EXPECT_EQ(last.out, "t 0\n") << last.err;
     EXPECT_FALSE(std::filesystem::exists(state / "fwcheck.json"));
 }
