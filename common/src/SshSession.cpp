@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include <libssh/libssh.h>
@@ -78,6 +79,43 @@ int pump(ssh_session session, Deadline deadline, Step step, bool* closedByPeer =
     }
 }
 
+// How long sshd holds a connection it refused through hosts_access before
+// closing it: Debian's sshd links libwrap, whose refuse() logs "refused
+// connect from …", then sleeps 5 s ("be kind to the inetd") and exits,
+// saying nothing on the connection meanwhile. Plus a margin.
+constexpr std::chrono::milliseconds kSilentRefusalHold{6000};
+
+bool tcpEstablished(socket_t fd)
+{
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    return fd != SSH_INVALID_SOCKET && ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0;
+}
+
+// After the connect deadline, on a connection that is up but silent: true
+// when the peer closes it (or resets it) before `until`; false when it
+// stays silent, or sends something after all.
+bool closesSilentlyBefore(socket_t fd, Deadline until)
+{
+    for (;;) {
+        const int left = msLeft(until);
+        if (left == 0)
+            return false;
+        pollfd pfd{fd, POLLIN, 0};
+        const int r = ::poll(&pfd, 1, left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        char byte = 0;
+        const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            return true;
+        if (n > 0 || (errno != EAGAIN && errno != EINTR))
+            return false;
+    }
+}
+
 } // namespace
 
 SshSession::SshSession(const SshTarget& target, const SshOptions& options) : m_options(options)
@@ -103,14 +141,34 @@ SshSession::SshSession(const SshTarget& target, const SshOptions& options) : m_o
     ssh_options_set(m_session, SSH_OPTIONS_HOSTKEYS, "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256");
 
     ssh_set_blocking(m_session, 0);
+    const auto connectStart = Clock::now();
     const Deadline connectDeadline = deadlineIn(options.connectTimeout);
     bool closedByPeer = false;
     const int connected = pump(
         m_session, connectDeadline, [&] { return ssh_connect(m_session); }, &closedByPeer);
+    // Out of time with the TCP connection up and no banner is not a firewall
+    // dropping packets: something accepted and says nothing. sshd refusing
+    // us through hosts_access does that for 5 s and then closes, so wait for
+    // that close (bounded) to tell the operator which it is.
+    bool silent = false;
+    if (connected == SSH_AGAIN && tcpEstablished(ssh_get_fd(m_session)) && ssh_get_serverbanner(m_session) == nullptr) {
+        silent = true;
+        closedByPeer = closesSilentlyBefore(ssh_get_fd(m_session), connectStart + kSilentRefusalHold);
+    }
+    if (connected == SSH_ERROR && !closedByPeer) {
+        // libssh read the end of the stream (or a reset: the client's banner
+        // may arrive after the server's close) before our poll saw it.
+        const std::string e = ssh_get_error(m_session);
+        closedByPeer = e.find("Socket error: disconnected") != std::string::npos ||
+                       e.find("Connection reset by peer") != std::string::npos;
+    }
     if (connected != SSH_OK) {
         const std::string err =
             closedByPeer ? std::string("the server closed the connection before the SSH handshake ended (sshd "
                                        "refusing this client: hosts.deny, MaxStartups, or a reset on the way)")
+            : silent     ? "the server accepted the TCP connection but sent no SSH banner within " +
+                           std::to_string(std::max(options.connectTimeout, kSilentRefusalHold).count()) +
+                           " ms (an overloaded or stuck sshd, or not an SSH server)"
             : connected == SSH_AGAIN ? "timed out after " + std::to_string(options.connectTimeout.count()) + " ms"
                                      : ssh_get_error(m_session);
         ssh_free(m_session);

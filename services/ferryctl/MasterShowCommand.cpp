@@ -54,6 +54,10 @@ int masterShowCommand(const Options& options, const std::string& name)
     const std::int64_t now = ferry::nowMs();
 
     const bool pullFailing = pull && pull->lastResult.rfind("failed", 0) == 0;
+    // pulld stores a failed attempt and its cause in one transaction; a
+    // failing attempt without its own cause row (a pulld from before that)
+    // says so instead of showing an older attempt's cause as current.
+    const bool causeOfLastAttempt = pullFailing && failure && failure->atMs == pull->lastAttemptMs;
     // The transport in use is the one that delivered last; a node that
     // delivers by push while its pulls fail is in fallback.
     std::string transport = "none yet";
@@ -81,11 +85,16 @@ int masterShowCommand(const Options& options, const std::string& name)
                          {"last_success_ms", pull->lastSuccessMs},
                          {"last_result", pull->lastResult},
                          {"records_by_pull", pull->totalRecords}};
-        if (failure)
+        if (failure && (causeOfLastAttempt || !pullFailing))
             j["pull_failure"] = {{"at_ms", failure->atMs},
                                  {"cause", failure->cause},
                                  {"message", failure->message},
                                  {"current", pullFailing}};
+        else if (pullFailing)
+            j["pull_failure"] = {{"at_ms", pull->lastAttemptMs},
+                                 {"cause", "not recorded"},
+                                 {"message", pull->lastResult},
+                                 {"current", true}};
         if (report)
             j["report"] = {{"received_ms", report->receivedMs},
                            {"via", report->via},
@@ -119,9 +128,12 @@ int masterShowCommand(const Options& options, const std::string& name)
     else
         std::printf("Pull:         last attempt %s: %s\n", ago(now, pull->lastAttemptMs).c_str(),
                     pull->lastResult.c_str());
-    if (failure && pullFailing)
+    if (causeOfLastAttempt)
         std::printf("Pull failure: %s (since the attempt at %s)\n", failure->cause.c_str(),
                     ferry::formatTime(failure->atMs).c_str());
+    else if (pullFailing)
+        std::printf("Pull failure: not recorded for the attempt at %s (its result is above)\n",
+                    ferry::formatTime(pull->lastAttemptMs).c_str());
     else if (failure)
         std::printf("Pull failure: none now (the last one, %s: %s)\n", ferry::formatTime(failure->atMs).c_str(),
                     failure->cause.c_str());

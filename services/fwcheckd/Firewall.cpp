@@ -373,7 +373,7 @@ std::string iptablesInsert(const Stage& stage, const std::string& master, const 
     // (netfilter-persistent) keeps rules across reboots.
     return cmd + table + " -I " + stage.chain + " -p tcp -s " + master + " --dport " + port + " -j ACCEPT\n" +
            "[ ! -x /usr/sbin/netfilter-persistent ] || netfilter-persistent save"
-           "   # keeps it across reboots; without iptables-persistent, add the rule to your firewall script";
+           "   # keeps it across reboots (without iptables-persistent, add the rule to your firewall script)";
 }
 
 } // namespace

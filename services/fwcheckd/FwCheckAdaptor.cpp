@@ -41,21 +41,30 @@ void FwCheckAdaptor::recheckAfterChange()
     requestCheck();
 }
 
+void FwCheckAdaptor::checkOnRequest()
+{
+    spdlog::info("A fresh check was asked for (pulls stopped coming); checking");
+    requestCheck();
+}
+
 void FwCheckAdaptor::Check(sdbus::Result<std::vector<FindingStruct>>&& result)
 {
     m_loop.touch();
     // The bus policy lets only root call Check; the daemon holds to that
     // too, so that a loosened policy file does not hand the listing tools
-    // and their capabilities to every local user.
+    // and their capabilities to every local user. The bus daemon says who
+    // called: the unit's ProtectProc=invisible hides other users' /proc
+    // entries, from which sd-bus would otherwise complete the credentials.
     try {
-        const auto uid = getObject().getCurrentlyProcessedMessage()->getCredsUid();
+        const auto uid = ferry::callerUid(getObject());
         if (uid != 0) {
+            spdlog::info("Refusing a check asked for by uid {}: only root may run one", uid);
             result.returnError(sdbus::Error("org.freedesktop.DBus.Error.AccessDenied",
                                             "Only root may run a reachability check"));
             return;
         }
-    } catch (const sdbus::Error& e) {
-        spdlog::warn("Refusing a check whose caller cannot be identified: {}", e.getMessage());
+    } catch (const std::exception& e) {
+        spdlog::warn("Refusing a check whose caller cannot be identified: {}", e.what());
         result.returnError(sdbus::Error("org.freedesktop.DBus.Error.AccessDenied", "Cannot identify the caller"));
         return;
     }

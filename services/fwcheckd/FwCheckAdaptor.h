@@ -33,6 +33,9 @@ public:
     void checkInBackground();
     // The same, logged as a reaction to a changed file.
     void recheckAfterChange();
+    // The same, logged as asked for through the request file (pushd writes
+    // it when push turns on because pulls stopped coming).
+    void checkOnRequest();
 
 private:
     void Check(sdbus::Result<std::vector<FindingStruct>>&& result) override;

@@ -1,6 +1,7 @@
 // ferry-fwcheckd: answers "can the master reach my sshd?" on the bus as
 // org.ferry.FwCheck1. Started by its timer (also 5 minutes after boot) or
-// its path unit (sshd_config, hosts.allow/deny), it checks once at start;
+// its path unit (sshd_config, hosts.allow/deny, and the request file pushd
+// writes when pulls stop coming), it checks once at start;
 // started by D-Bus activation (anyone reading a property) it starts
 // passive and answers from the saved result: only root's Check() makes it
 // list the firewall then. Exits when idle. `--check` runs one check and
@@ -95,7 +96,7 @@ int main(int argc, char* argv[]) try {
     }
     fwcheck::HostReader reader(readerOptions);
     fwcheck::Checker checker(reader, settings);
-    fwcheck::Manager manager(checker, paths.stateDir + "/fwcheck.json");
+    fwcheck::Manager manager(checker, paths.fwcheckResultFile());
 
     if (args.checkOnly) {
         const auto report = manager.check();
@@ -111,6 +112,10 @@ int main(int argc, char* argv[]) try {
     const std::string sshdConfig = args.sshdConfig.empty() ? "/etc/ssh/sshd_config" : args.sshdConfig;
     fwcheck::FileWatch watch(loop, {sshdConfig, sshdConfig + ".d/", args.hostsAllow, args.hostsDeny},
                              [&api] { api.recheckAfterChange(); });
+    // pushd asks for a fresh check through this file when pulls stop coming
+    // (only root and ferry can write the state directory). ferry-fwcheckd.path
+    // starts us for it; while we run, a start request would be a no-op.
+    fwcheck::FileWatch requests(loop, {paths.fwcheckRequestFile()}, [&api] { api.checkOnRequest(); });
     if (args.initialCheck.value_or(startedByTrigger()))
         api.checkInBackground();
     else

@@ -12,6 +12,7 @@ const char* toString(FailureCause cause)
     switch (cause) {
     case FailureCause::ConnectionRefused: return "connection refused";
     case FailureCause::ClosedBeforeHandshake: return "closed before the SSH handshake";
+    case FailureCause::NoBanner: return "no SSH banner";
     case FailureCause::Timeout: return "timeout";
     case FailureCause::Unreachable: return "unreachable";
     case FailureCause::HostKeyMismatch: return "host key mismatch";
@@ -40,6 +41,8 @@ FailureCause classifyPullFailure(const std::exception& error)
     // sshd accepted the TCP connection and closed it at once (SshSession).
     if (has(m, "closed the connection before the SSH handshake"))
         return FailureCause::ClosedBeforeHandshake;
+    if (has(m, "sent no SSH banner"))
+        return FailureCause::NoBanner;
     if (has(m, "No route to host") || has(m, "Network is unreachable") || has(m, "Host is unreachable"))
         return FailureCause::Unreachable;
     if (dynamic_cast<const ferry::TimeoutError*>(&error) != nullptr || has(m, "timed out") || has(m, "Timed out") ||
@@ -64,12 +67,24 @@ FailureCause classifyPullFailure(const std::exception& error)
     return FailureCause::Other;
 }
 
+void storePullFailure(ferry::SqlConnection& db, const std::string& node, std::int64_t whenMs,
+                      const std::exception& error)
+{
+    const char* cause = toString(classifyPullFailure(error));
+    // An exception without words still gets a message: the cause names the
+    // kind, the message is what the operator reads next to it.
+    std::string message = error.what();
+    if (message.empty())
+        message = std::string("(no message; cause ") + cause + ")";
+    ferry::MasterQueries(db).recordPullFailure(node, whenMs, cause, message);
+}
+
 void recordPullFailure(ferry::SqlConnection& db, const std::string& node, std::int64_t whenMs,
                        const std::exception& error)
 {
     const char* cause = toString(classifyPullFailure(error));
     try {
-        ferry::MasterQueries(db).recordPullFailure(node, whenMs, cause, error.what());
+        storePullFailure(db, node, whenMs, error);
     } catch (const std::exception& e) {
         spdlog::error("Failed to record the pull failure cause ({}) of node {}, ignoring: {}", cause, node, e.what());
     }

@@ -5,6 +5,11 @@
 // it next to the node's own diagnosis.
 //
 //   connection refused   nothing listens on the node's SSH port (sshd down, wrong port, REJECT rule)
+//   closed before the SSH handshake
+//                        sshd accepted and closed without a banner: hosts.deny (libwrap holds the
+//                        refused connection silent for 5 s first), MaxStartups, a reset on the way
+//   no SSH banner        accepted, but nothing said within the connect timeout (and libwrap's 5 s):
+//                        an overloaded or stuck sshd, or not an SSH server on that port
 //   timeout              no answer in time: a firewall dropping the master's packets, or a dead host
 //   unreachable          no route to the node
 //   host key mismatch    the node's sshd offered a key other than the pinned one
@@ -26,6 +31,7 @@ namespace pulld {
 enum class FailureCause {
     ConnectionRefused,
     ClosedBeforeHandshake,
+    NoBanner,
     Timeout,
     Unreachable,
     HostKeyMismatch,
@@ -42,8 +48,12 @@ const char* toString(FailureCause cause);
 // and PullClient errors; see the table above).
 FailureCause classifyPullFailure(const std::exception& error);
 
-// Records node's failure cause (and the message) in master.db; never throws
-// (a failure to record is logged, "ignoring").
+// Stores node's failure cause (never empty) and the message in master.db;
+// throws when it cannot, so that a caller's transaction keeps the attempt
+// and its cause together.
+void storePullFailure(ferry::SqlConnection& db, const std::string& node, std::int64_t whenMs,
+                      const std::exception& error);
+// The same, but never throws (a failure to record is logged, "ignoring").
 void recordPullFailure(ferry::SqlConnection& db, const std::string& node, std::int64_t whenMs,
                        const std::exception& error);
 

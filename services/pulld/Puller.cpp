@@ -129,7 +129,6 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         outcome.success = false;
         outcome.durationMs = ferry::nowMs() - start;
         outcome.summary = std::string("Failed to pull node ") + node.name + " from " + where + ": " + e.what();
-        recordPullFailure(*tables, node.name, start, e);
         try {
             const bool wasHeld = dynamic_cast<const HeldError*>(&e) != nullptr;
             std::vector<ferry::CounterDelta> counts{
@@ -150,7 +149,12 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         else
             spdlog::warn("{}", outcome.summary);
         try {
+            // The failed attempt and its cause in one transaction: whoever
+            // reads a failed attempt (master show) finds its cause beside it.
+            ferry::SqlTransaction tx(*tables);
+            storePullFailure(*tables, node.name, start, e);
             state.recordAttempt(node.name, start, false, "failed: " + outcome.summary, outcome.records);
+            tx.commit();
         } catch (const std::exception& inner) {
             spdlog::error("Failed to record the pull result of node {}, ignoring: {}", node.name, inner.what());
         }

@@ -41,4 +41,16 @@ std::string fwcheckSummary(const std::string& file, std::size_t maxBytes)
     return text;
 }
 
+std::int64_t fwcheckCheckedMs(const std::string& file)
+{
+    try {
+        const auto content = ferry::readFileIfExists(file, 4 * 1024 * 1024);
+        if (!content)
+            return 0;
+        return nlohmann::json::parse(*content).value("lastCheck", std::int64_t{0});
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
 } // namespace pushd

@@ -5,6 +5,7 @@
 // as soon as the node pushes ("ferryctl master show NODE").
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace pushd {
@@ -13,5 +14,9 @@ namespace pushd {
 // at most maxBytes (whole findings dropped from the end, the count said).
 // Empty when fwcheckd has not checked yet; an unreadable file says so.
 std::string fwcheckSummary(const std::string& file, std::size_t maxBytes);
+
+// When fwcheckd's result in file was checked (ms since the epoch); 0 when
+// there is none or it cannot be read.
+std::int64_t fwcheckCheckedMs(const std::string& file);
 
 } // namespace pushd

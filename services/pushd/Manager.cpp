@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <thread>
+
 #include <spdlog/spdlog.h>
 
 #include "FwcheckSummary.h"
@@ -10,8 +12,19 @@
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
 #include "ferry/FileLock.h"
+#include "ferry/Files.h"
 
 namespace pushd {
+
+namespace {
+// A fresh check is asked for again when the last request got no answer in
+// this long (fwcheckd not installed, failing, or its path unit disabled).
+constexpr std::int64_t kFwcheckRetryMs = 10 * 60 * 1000;
+// How long a push waits for the check it just asked for, so that the first
+// push of a fallback carries the node's diagnosis; a check takes well under
+// a second, and a push that gives up waiting goes anyway.
+constexpr std::int64_t kFwcheckWaitMs = 5000;
+} // namespace
 
 Manager::Manager(ferry::NodeConfig config, ferry::PluginsConfig plugins, ferry::Paths paths,
                  CollectorConnector& connector)
@@ -63,7 +76,7 @@ Outcome Manager::pushToFirstReachable(ferry::Spool& spool, const std::string& se
                                          : "push cycle (pull absent or asked for)";
     // The node's own diagnosis travels with every push: a master whose
     // pulls fail learns from the node why (fwcheckd's last result).
-    options.report.fwcheckVerdict = fwcheckSummary(m_paths.stateDir + "/fwcheck.json", ferry::kMaxReportText);
+    options.report.fwcheckVerdict = fwcheckSummary(m_paths.fwcheckResultFile(), ferry::kMaxReportText);
 
     std::string errors;
     for (const auto& master : m_config.masters) {
@@ -189,10 +202,55 @@ FallbackDecision Manager::evaluateWith(void (*change)(PushState&))
     auto d = decideFallback(m_config.mode, m_config.pullAbsence, st.lastPullMs, st.watchStartMs, now);
     if (d.active != st.active || st.reason.empty())
         spdlog::info("Push {}: {}", d.active ? "turned on" : "is off", d.reason);
+    if (!d.active)
+        st.activeSinceMs = 0;
+    else if (!st.active || st.activeSinceMs == 0)
+        st.activeSinceMs = now;
     st.active = d.active;
     st.reason = d.reason;
+    if (d.active && m_config.mode == ferry::TransportMode::Auto)
+        askForFwcheck(st, now);
     savePushState(m_paths.pushStateFile(), st);
     return d;
+}
+
+void Manager::askForFwcheck(PushState& st, std::int64_t nowMs)
+{
+    // Push is on because pulls stopped coming: the master will want to know
+    // why, and the node's answer travels with its pushes. A verdict from
+    // before that moment may predate the cause (a firewall rule is no file
+    // that ferry-fwcheckd.path watches), so ask for a fresh one. Not over
+    // the bus: Check() is root's, and a bus-activated fwcheckd starts
+    // passive (a property read must do no privileged work). The request is
+    // a file only root and ferry can write (the state directory is 0750):
+    // ferry-fwcheckd.path starts fwcheckd for it, which then checks as its
+    // unit allows, and a running fwcheckd watches the file itself.
+    if (fwcheckCheckedMs(m_paths.fwcheckResultFile()) >= st.activeSinceMs)
+        return;
+    if (st.fwcheckRequestMs >= st.activeSinceMs && nowMs - st.fwcheckRequestMs < kFwcheckRetryMs)
+        return;
+    try {
+        ferry::writeFileAtomic(m_paths.fwcheckRequestFile(),
+                               "requested_ms=" + std::to_string(nowMs) + "\nreason=" + st.reason + "\n");
+        st.fwcheckRequestMs = nowMs;
+        spdlog::info("Asked fwcheckd for a fresh reachability check ({}), for the master to see why pulls stopped",
+                     m_paths.fwcheckRequestFile());
+    } catch (const std::exception& e) {
+        spdlog::warn("Failed to ask fwcheckd for a fresh check, ignoring: {}", e.what());
+    }
+}
+
+void Manager::awaitRequestedFwcheck()
+{
+    const std::int64_t requested = loadPushState(m_paths.pushStateFile()).fwcheckRequestMs;
+    if (requested == 0)
+        return;
+    const std::string file = m_paths.fwcheckResultFile();
+    while (fwcheckCheckedMs(file) < requested) {
+        if (ferry::nowMs() >= requested + kFwcheckWaitMs)
+            return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
 }
 
 FallbackDecision Manager::evaluate()
@@ -212,6 +270,7 @@ Outcome Manager::runScheduled(const ProgressFn& onProgress)
         spdlog::debug("{}", why);
         return {true, why, true};
     }
+    awaitRequestedFwcheck();
     return pushNow(onProgress);
 }
 

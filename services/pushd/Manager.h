@@ -69,6 +69,9 @@ private:
     // Under the state lock: loads the state, re-evaluates the fallback
     // (after `change`, if any), saves it.
     FallbackDecision evaluateWith(void (*change)(PushState&));
+    // Under the state lock, with the state being changed.
+    void askForFwcheck(PushState& st, std::int64_t nowMs);
+    void awaitRequestedFwcheck();
 
     ferry::NodeConfig m_config;
     ferry::PluginsConfig m_plugins;

@@ -64,6 +64,10 @@ PushState loadPushState(const std::string& path)
             st.notBeforeMs = toInt(value);
         else if (key == "not_before_reason")
             st.notBeforeReason = value;
+        else if (key == "active_since_ms")
+            st.activeSinceMs = toInt(value);
+        else if (key == "fwcheck_request_ms")
+            st.fwcheckRequestMs = toInt(value);
     }
     return st;
 }
@@ -80,7 +84,9 @@ void savePushState(const std::string& path, const PushState& st)
         << "active=" << (st.active ? 1 : 0) << "\n"
         << "reason=" << oneLine(st.reason) << "\n"
         << "not_before_ms=" << st.notBeforeMs << "\n"
-        << "not_before_reason=" << oneLine(st.notBeforeReason) << "\n";
+        << "not_before_reason=" << oneLine(st.notBeforeReason) << "\n"
+        << "active_since_ms=" << st.activeSinceMs << "\n"
+        << "fwcheck_request_ms=" << st.fwcheckRequestMs << "\n";
     ferry::writeFileAtomic(path, out.str(), 0644);
 }
 

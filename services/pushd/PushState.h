@@ -23,6 +23,10 @@ struct PushState {
     // (0: no such request), and why, for `ferryctl status`.
     std::int64_t notBeforeMs = 0;
     std::string notBeforeReason;
+    // Since when push has been on (0 while off), and when pushd last asked
+    // fwcheckd for a fresh check (see Manager::askForFwcheck).
+    std::int64_t activeSinceMs = 0;
+    std::int64_t fwcheckRequestMs = 0;
 };
 
 // Missing file → defaults; a damaged file is logged and ignored (its worst

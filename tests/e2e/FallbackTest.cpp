@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <thread>
+
 #include "PushFixture.h"
 
 namespace ferry::test {
@@ -88,6 +91,45 @@ TEST_F(TheFallback, WorksTheSameWhenItsTimersRunPushdOnceWithoutTheBus)
     EXPECT_NE(r.err.find("Push skipped: last pull at"), std::string::npos) << r.err;
     EXPECT_NE(busProperty("LastPull"), "t 0\n");
     EXPECT_EQ(busProperty("Active"), "b false\n");
+}
+
+TEST_F(TheFallback, AsksForAFreshReachabilityCheckAndItsFirstPushCarriesTheVerdict)
+{
+    // A verdict from before the pulls stopped: it must not be what the
+    // master is told while pulls fail.
+    const std::string result = m_nodeState + "/fwcheck.json";
+    writeFile(result, R"({"verdict":"reachable","lastCheck":1000,"findings":[],"masters":[]})");
+    ASSERT_EQ(sample().exitCode, 0);
+    EXPECT_FALSE(std::filesystem::exists(m_nodeState + "/fwcheck-request"));
+    ASSERT_TRUE(
+        waitUntil([&] { return call("Evaluate").find("bs true") != std::string::npos; }, std::chrono::seconds(10)));
+    // Push turned on: pushd asked (ferry-fwcheckd.path starts fwcheckd for
+    // this file; fwcheckd itself is tested in tests/fwcheck).
+    const auto request = readFile(m_nodeState + "/fwcheck-request");
+    EXPECT_NE(request.find("requested_ms="), std::string::npos) << request;
+    EXPECT_NE(request.find("no pull since"), std::string::npos) << request;
+    // Asked once: further evaluations while push stays on do not ask again.
+    const auto asked = std::filesystem::last_write_time(m_nodeState + "/fwcheck-request");
+    call("Evaluate");
+    EXPECT_EQ(std::filesystem::last_write_time(m_nodeState + "/fwcheck-request"), asked);
+
+    // fwcheckd answers a moment later, while the scheduled push waits for it.
+    std::thread fwcheckd([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(700));
+        const auto now =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
+        writeFile(result + ".tmp", R"({"verdict":"blocked","lastCheck":)" + std::to_string(now) +
+                                       R"(,"findings":[{"id":"firewall.blocked","severity":"error","message":)"
+                                       R"("INPUT drops 192.0.2.10","fix":"iptables -D INPUT 1"}],"masters":[]})");
+        std::filesystem::rename(result + ".tmp", result);
+    });
+    const auto r = ferryctl({"push", "--scheduled"});
+    fwcheckd.join();
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    const auto show = ferryctlMaster({"show", "test-node"});
+    EXPECT_NE(show.out.find("Diagnosis:    blocked (checked"), std::string::npos) << show.out << show.err;
+    EXPECT_NE(show.out.find("iptables -D INPUT 1"), std::string::npos) << show.out;
 }
 
 } // namespace

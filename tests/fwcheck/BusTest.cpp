@@ -190,7 +190,7 @@ TEST_F(TheFwCheckDaemon, ChecksAgainOnItsOwnWhenHostsDenyChanges)
     EXPECT_NE(findings[0].get<3>().find("sshd: 10.203.1.2"), std::string::npos) << findings[0].get<3>();
 }
 
-TEST_F(TheFwCheckDaemon, StartsPassiveWhenActivatedByTheBusAndChecksOnlyWhenRootAsks)
+TEST_F(TheFwCheckDaemon, StartsPassiveWhenActivatedByTheBusAndChecksOnlyWhenRootOrPushdAsks)
 {
     // Started the way D-Bus activation starts it (no TRIGGER_UNIT): a
     // property read must not make it list the firewall or run sshd -T.
@@ -210,9 +210,19 @@ TEST_F(TheFwCheckDaemon, StartsPassiveWhenActivatedByTheBusAndChecksOnlyWhenRoot
     // Long enough for a start-up check to have finished (they take well under a second here).
     EXPECT_FALSE(waitUntil([&] { return client.LastCheck() != 0; }, std::chrono::seconds(3)));
     EXPECT_FALSE(std::filesystem::exists(m_state / "fwcheck.json"));
-    // Root asks: now it checks.
+    // pushd asks through the request file when pulls stop coming (the path
+    // unit would start a daemon that is not running; a running one watches
+    // the file itself): now it checks.
+    writeFile(m_state / "fwcheck-request", "requested_ms=1\nreason=no pull since …\n");
+    EXPECT_TRUE(waitUntil([&] { return client.LastCheck() != 0; }, std::chrono::seconds(20)))
+        << readFile(m_config / "daemon.log");
+    EXPECT_TRUE(std::filesystem::exists(m_state / "fwcheck.json"));
+    EXPECT_NE(readFile(m_config / "daemon.log").find("A fresh check was asked for"), std::string::npos)
+        << readFile(m_config / "daemon.log");
+    // Root asks: it checks again.
+    const auto asked = client.LastCheck();
     const auto findings = client.Check();
-    EXPECT_NE(client.LastCheck(), 0u);
+    EXPECT_GT(client.LastCheck(), asked);
     EXPECT_EQ(client.Verdict(), "reachable") << readFile(m_config / "daemon.log");
 }
 
@@ -279,6 +289,99 @@ TEST(TheFwCheckPolicy, KeepsChecksAndFindingsFromUnprivilegedUsers)
     const auto last = bus.busctlAs("root", {"get-property", "org.ferry.FwCheck1", "/org/ferry/FwCheck1",
                                             "org.ferry.FwCheck1", "LastCheck"});
     EXPECT_EQ(last.out, "t 0\n");
+}
+
+// The daemon as its unit runs it: user ferry, and /proc mounted the way
+// ProtectProc=invisible mounts it (hidepid=invisible: other users'
+// processes are not there), so that nothing about the caller can be read
+// from /proc. Started as bus activation starts it (passive).
+Process startLikeTheUnit(const PolicyBus& bus, const TempDir& config, const TempDir& state)
+{
+    std::vector<std::string> argv = {"/usr/bin/unshare",
+                                     "--mount",
+                                     "--propagation",
+                                     "private",
+                                     "/bin/sh",
+                                     "-c",
+                                     "mount -t proc -o hidepid=invisible proc /proc && exec \"$@\"",
+                                     "sh"};
+    for (const auto& a : PolicyBus::asUser("ferry"))
+        argv.push_back(a);
+    for (const std::string& a :
+         {buildPath("services/fwcheckd/ferry-fwcheckd"), std::string("--idle-timeout"), std::string("60")})
+        argv.push_back(a);
+    EXPECT_EQ(::chmod(config.path().c_str(), 0755), 0);
+    EXPECT_EQ(::chmod(state.path().c_str(), 0777), 0);
+    return Process(argv,
+                   {{"FERRY_CONFIG_DIR", config.path()},
+                    {"FERRY_STATE_DIR", state.path()},
+                    {"DBUS_SYSTEM_BUS_ADDRESS", bus.address()}},
+                   config / "daemon.log");
+}
+
+bool answers(const PolicyBus& bus)
+{
+    return waitUntil([&] {
+        return bus.busctlAs("root", {"get-property", "org.ferry.FwCheck1", "/org/ferry/FwCheck1", "org.ferry.FwCheck1",
+                                     "Verdict"})
+                   .exitCode == 0;
+    });
+}
+
+TEST(TheFwCheckPolicy, LetsRootCheckWhenTheDaemonCannotSeeTheCallerInProc)
+{
+    // Regression: the caller's uid came from sd-bus's credentials, which it
+    // completes from /proc/<pid>; under the unit that entry is hidden and
+    // root's `ferryctl doctor` read "Cannot identify the caller".
+    if (!isRoot())
+        GTEST_SKIP() << "needs root to run the daemon as ferry with its own /proc";
+    PolicyBus bus({"dbus/org.ferry.FwCheck1.conf"});
+    TempDir config, state;
+    writeFile(config / "ferry.yml", "masters:\n  - 192.0.2.10\n");
+    auto daemon = startLikeTheUnit(bus, config, state);
+    ASSERT_TRUE(answers(bus)) << readFile(config / "daemon.log");
+    const auto check =
+        bus.busctlAs("root", {"call", "org.ferry.FwCheck1", "/org/ferry/FwCheck1", "org.ferry.FwCheck1", "Check"});
+    EXPECT_EQ(check.exitCode, 0) << check.err << readFile(config / "daemon.log");
+    const auto last = bus.busctlAs(
+        "root", {"get-property", "org.ferry.FwCheck1", "/org/ferry/FwCheck1", "org.ferry.FwCheck1", "LastCheck"});
+    EXPECT_NE(last.out, "t 0\n") << readFile(config / "daemon.log");
+}
+
+TEST(TheFwCheckPolicy, RefusesANonRootCheckInTheDaemonWhenALoosenedPolicyLetsItThrough)
+{
+    if (!isRoot())
+        GTEST_SKIP() << "needs root to run clients as other users";
+    TempDir policy;
+    ::chmod(policy.path().c_str(), 0755);
+    // A site's mistake: everyone may call the interface.
+    writeFile(
+        policy / "loose.conf",
+        "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+        " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n<busconfig>\n"
+        "  <policy context=\"default\">\n"
+        "    <allow send_destination=\"org.ferry.FwCheck1\" send_interface=\"org.ferry.FwCheck1\"/>\n"
+        "    <allow send_destination=\"org.ferry.FwCheck1\" send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
+        "  </policy>\n</busconfig>\n",
+        0644);
+    PolicyBus bus({"dbus/org.ferry.FwCheck1.conf", policy / "loose.conf"});
+    TempDir config, state;
+    writeFile(config / "ferry.yml", "masters:\n  - 192.0.2.10\n");
+    auto daemon = startLikeTheUnit(bus, config, state);
+    ASSERT_TRUE(answers(bus)) << readFile(config / "daemon.log");
+    const auto check =
+        bus.busctlAs("nobody", {"call", "org.ferry.FwCheck1", "/org/ferry/FwCheck1", "org.ferry.FwCheck1", "Check"});
+    EXPECT_NE(check.exitCode, 0);
+    // busctl prints the error's name as strerror ("Access denied"); the
+    // daemon's own line shows that it was the daemon that refused.
+    EXPECT_NE(check.err.find("ccess denied"), std::string::npos) << check.err;
+    EXPECT_NE(readFile(config / "daemon.log").find("Refusing a check asked for by uid 65534"), std::string::npos)
+        << readFile(config / "daemon.log");
+    // The policy does let the property through, and it shows that nothing ran.
+    const auto last = bus.busctlAs(
+        "nobody", {"get-property", "org.ferry.FwCheck1", "/org/ferry/FwCheck1", "org.ferry.FwCheck1", "LastCheck"});
+    EXPECT_EQ(last.out, "t 0\n") << last.err;
+    EXPECT_FALSE(std::filesystem::exists(state / "fwcheck.json"));
 }
 
 TEST_F(TheFwCheckDaemon, RefusesABadConfigurationWithAMessageNamingIt)

@@ -287,6 +287,17 @@ TEST_F(APullThroughSshd, RefusesANodeWhoseHostKeyIsNotPinned)
     EXPECT_EQ(spooled(), 5u);
     EXPECT_EQ(stored(), 0u);
     EXPECT_EQ(puller->states().at(0).lastResult.rfind("failed: ", 0), 0u);
+    // The failed attempt has its cause beside it (one transaction), which is
+    // what `ferryctl master show` prints as the current pull failure.
+    ferry::MasterStore store(storePath);
+    ferry::Statement s(store.database(),
+                       "SELECT f.cause, f.message, f.at = p.last_attempt FROM pull_failure f JOIN pull_state p"
+                       " ON p.node = f.node WHERE f.node = ?1");
+    s.bind(1, node->nodeName());
+    ASSERT_TRUE(s.step());
+    EXPECT_EQ(s.text(0), "host key mismatch");
+    EXPECT_NE(s.text(1).find("host key"), std::string::npos) << s.text(1);
+    EXPECT_EQ(s.int64(2), 1);
 }
 
 TEST_F(APullThroughSshd, PullsManyNodesInOneRoundAndSkipsRecentOnesNextTime)

@@ -14,7 +14,7 @@ PolicyBus::PolicyBus(const std::vector<std::string>& policyFiles)
     const std::string socket = m_dir / "bus";
     std::string includes;
     for (const auto& f : policyFiles)
-        includes += "  <include>" + sourcePath(f) + "</include>\n";
+        includes += "  <include>" + (!f.empty() && f[0] == '/' ? f : sourcePath(f)) + "</include>\n";
     writeFile(m_dir / "bus.conf",
               "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
               " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n<busconfig>\n"

@@ -14,7 +14,8 @@ namespace ferry::test {
 
 class PolicyBus {
 public:
-    // policyFiles: paths relative to the source tree, e.g. "dbus/org.ferry.Push1.conf".
+    // policyFiles: paths relative to the source tree, e.g. "dbus/org.ferry.Push1.conf",
+    // or absolute paths (a policy a test wrote).
     explicit PolicyBus(const std::vector<std::string>& policyFiles);
     ~PolicyBus();
 

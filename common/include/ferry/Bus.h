@@ -23,6 +23,15 @@ namespace ferry {
 // point at a private dbus-daemon). No name is requested here: objects first.
 std::unique_ptr<sdbus::IConnection> openBus();
 
+// The uid of the client whose call `object` is handling now, as the bus
+// daemon knows it (org.freedesktop.DBus.GetConnectionUnixUser: the peer
+// credentials of its connection, the ones the bus policy judges). Unlike
+// sdbus::Message::getCredsUid, it reads nothing from /proc, which a unit
+// with ProtectProc=invisible cannot see for other users' processes. Call it
+// on the loop thread, inside a method handler. Throws ferry::Error when
+// there is no such call or the bus daemon does not answer.
+std::uint32_t callerUid(sdbus::IObject& object);
+
 void notifyReady(const std::string& status);
 void notifyStatus(const std::string& status);
 void notifyStopping();

@@ -26,6 +26,10 @@ struct Paths {
     // Held for the length of a push cycle: one cycle at a time on a node,
     // whichever ferry-pushd (the timer's or the bus's) runs it.
     std::string pushCycleLockFile() const { return stateDir + "/push-cycle.lock"; }
+    // fwcheckd's last result, and the file whose change asks it for a fresh
+    // one (ferry-fwcheckd.path starts it; a running fwcheckd watches it).
+    std::string fwcheckResultFile() const { return stateDir + "/fwcheck.json"; }
+    std::string fwcheckRequestFile() const { return stateDir + "/fwcheck-request"; }
 };
 
 // Reads FERRY_CONFIG_DIR, FERRY_STATE_DIR and FERRY_RUNTIME_DIR (tests and
