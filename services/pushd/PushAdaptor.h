@@ -32,6 +32,8 @@ private:
     uint64_t DroppedRecords() override;
     std::string SpoolEpoch() override;
     uint64_t SpoolResets() override;
+    std::string SpoolLastReset() override;
+    uint64_t SpoolOlderEpochRecords() override;
     uint64_t Period() override;
     std::string Master() override;
     std::vector<std::string> Masters() override;

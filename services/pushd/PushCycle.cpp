@@ -21,7 +21,7 @@ PushCycleResult runPushCycle(ferry::ByteStream& stream, ferry::Spool& spool, con
     const ferry::NodeSessionResult r = ferry::runNodeSession(stream, spool, so);
     if (r.held)
         spdlog::warn("Collector {} holds the data of this spool (epoch {}): {}; the records stay here",
-                     stream.peer(), spool.epoch().shortHex(), r.heldReason);
+                     stream.peer(), r.epoch.shortHex(), r.heldReason);
     PushCycleResult result;
     result.recordsSent = r.recordsSent;
     result.recordsNew = r.newlyStored;
@@ -29,6 +29,7 @@ PushCycleResult runPushCycle(ferry::ByteStream& stream, ferry::Spool& spool, con
     result.batches = r.batches;
     result.held = r.held;
     result.heldReason = r.heldReason;
+    result.laterEpochQueued = r.laterEpochQueued;
     return result;
 }
 

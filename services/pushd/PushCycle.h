@@ -33,6 +33,8 @@ struct PushCycleResult {
     std::uint64_t batches = 0;
     bool held = false;       // the master holds this spool's data (suspect node)
     std::string heldReason;
+    // A later epoch of the spool (after a copy) waits for its own session.
+    bool laterEpochQueued = false;
 };
 
 // Throws on any failure; what was acknowledged before it stays deleted, what

@@ -30,6 +30,11 @@
 // Capabilities are a bit set, none defined yet: the session runs with the
 // intersection, so a later capability needs no version bump.
 //
+// A session carries ONE epoch, the oldest of the node's spool that has
+// records queued (Spool::sendingRange): a spool that was copied holds the
+// records from before the copy under the old epoch and appends under a new
+// one; the old epoch's records go first, each epoch in its own session.
+//
 // After the handshake, the same for both transports:
 //   node   → Report  {HealthReport}            (Wire.h)
 //   master → Policy  {held, reason, stored_up_to, policy map}
@@ -98,6 +103,10 @@ struct NodeSessionOptions {
 
 struct NodeSessionResult {
     std::string peerName;  // the responder's Hello name (push), for logs
+    // The epoch this session carried (Spool::sendingRange), and whether a
+    // later epoch of the spool still has records for another session.
+    Epoch epoch;
+    bool laterEpochQueued = false;
     bool held = false;
     std::string heldReason;
     PolicyMessage policy;
@@ -109,8 +118,9 @@ struct NodeSessionResult {
     std::uint64_t acknowledgedUpTo = 0;  // highest sequence the master confirmed
 };
 
-// The node's handshake alone (pull's `status` runs it before its answer).
-void nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSessionOptions& options, std::string& peerName);
+// The node's handshake alone, for one epoch of its spool (pull's `status`
+// runs it before its answer).
+void nodeHandshake(ByteStream& stream, const Epoch& epoch, const NodeSessionOptions& options, std::string& peerName);
 
 // A whole session: handshake, report, policy, batches. What was
 // acknowledged before a failure stays deleted, what was not stays queued.
