@@ -67,9 +67,8 @@ constexpr const char* kVersion2 =
 // Version 3: the epoch of each range of sequences (a record's epoch is that
 // of the range with the greatest first_seq ≤ its seq). spool_info keeps
 // 'epoch' as the current (last) one, and 'binding' (machine and inode).
-constexpr const char* kVersion3 =
-    "CREATE TABLE spool_epochs (first_seq INTEGER PRIMARY KEY, epoch TEXT NOT NULL,"
-    " started_ms INTEGER NOT NULL, reason TEXT NOT NULL);";
+constexpr const char* kVersion3 = "CREATE TABLE spool_epochs (first_seq INTEGER PRIMARY KEY, epoch TEXT NOT NULL,"
+                                  " started_ms INTEGER NOT NULL, reason TEXT NOT NULL);";
 
 void setInfo(Database& db, const char* key, const std::string& value)
 {
@@ -136,7 +135,7 @@ Binding currentBinding(const std::string& dbPath, const std::string& machineIdPa
     while (!id.empty() && (id.back() == '\n' || id.back() == ' '))
         id.pop_back();
     b.machine = id.empty() ? "-" : toHex(sha256("ferry spool binding\n" + id)).substr(0, 32);
-    struct stat st{};
+    struct stat st {};
     if (::stat(dbPath.c_str(), &st) != 0)
         throwErrno("stat the spool " + dbPath);
     b.inode = std::to_string(static_cast<unsigned long long>(st.st_ino));
@@ -172,7 +171,7 @@ void rebindIfCopied(Database& db, Binding here)
     const bool otherMachine = was.machine != "-" && here.machine != "-" && was.machine != here.machine;
     const bool otherFile = was.inode != here.inode;
     if (stored.empty() || (!otherMachine && !otherFile))
-        return;  // first open by a Ferry that binds, or the machine id appeared
+        return; // first open by a Ferry that binds, or the machine id appeared
     std::string what;
     if (otherMachine)
         what = "it is on another machine (the machine id changed)";
@@ -183,8 +182,7 @@ void rebindIfCopied(Database& db, Binding here)
     const Epoch fresh = Epoch::random();
     const std::int64_t next = meta(db, "next_seq");
     const std::string reason = "spool copied: " + what + "; records from sequence " + std::to_string(next) +
-                               " get the new epoch " + fresh.shortHex() + ", those before keep epoch " +
-                               old.shortHex();
+                               " get the new epoch " + fresh.shortHex() + ", those before keep epoch " + old.shortHex();
     startEpochRange(db, next, fresh, reason);
     setInfo(db, "reset_reason", reason);
     setInfo(db, "reset_ms", std::to_string(nowMs()));

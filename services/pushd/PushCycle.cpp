@@ -20,8 +20,8 @@ PushCycleResult runPushCycle(ferry::ByteStream& stream, ferry::Spool& spool, con
     so.report = o.report;
     const ferry::NodeSessionResult r = ferry::runNodeSession(stream, spool, so);
     if (r.held)
-        spdlog::warn("Collector {} holds the data of this spool (epoch {}): {}; the records stay here",
-                     stream.peer(), r.epoch.shortHex(), r.heldReason);
+        spdlog::warn("Collector {} holds the data of this spool (epoch {}): {}; the records stay here", stream.peer(),
+                     r.epoch.shortHex(), r.heldReason);
     PushCycleResult result;
     result.recordsSent = r.recordsSent;
     result.recordsNew = r.newlyStored;

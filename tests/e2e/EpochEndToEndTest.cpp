@@ -119,7 +119,7 @@ TEST_F(ANodesLife, GivesACopiedStateDirectoryANewEpochAndStoresEveryRecordOnce)
     spoolRecords(5);
     ASSERT_EQ(ferryctl({"push"}).exitCode, 0) << collectorLog();
     const auto a = epoch();
-    spoolRecords(3);  // 6..8, queued when the machine is cloned
+    spoolRecords(3); // 6..8, queued when the machine is cloned
     stopPushd();
     const std::string cloneState = *m_root / "clone-state";
     const std::string cloneConfig = *m_root / "clone-etc";
@@ -164,7 +164,7 @@ TEST_F(ANodesLife, GivesACopiedStateDirectoryANewEpochAndStoresEveryRecordOnce)
     EXPECT_EQ(ferry::Spool(cloneSpool, {}).stats().records, 0u);
 
     // The original goes on under its epoch: the master now sees both alive.
-    spoolRecords(2);  // 9..10 of epoch a: the same sequences as the clone's, another epoch
+    spoolRecords(2); // 9..10 of epoch a: the same sequences as the clone's, another epoch
     EXPECT_EQ(epoch(), a) << "the original's spool is where it was made: no new epoch";
     const auto held = run({ctl, "push"}, onOriginal);
     EXPECT_NE(held.exitCode, 0);

@@ -252,7 +252,7 @@ TEST_F(ACopiedSpool, AppendsUnderANewEpochAndKeepsTheOldRecordsEpoch)
             s.append("load", "before " + std::to_string(i), nowMs());
     }
     const std::string copy = dir / "copy.db";
-    copyTo(copy);  // cp: the same bytes in a new file (a new inode)
+    copyTo(copy); // cp: the same bytes in a new file (a new inode)
 
     Spool c(copy, {}, machineA);
     ASSERT_NE(c.epoch(), original) << "the copy must not go on with the original's epoch";
@@ -293,7 +293,9 @@ TEST_F(ACopiedSpool, AppendsUnderANewEpochAndKeepsTheOldRecordsEpoch)
 
 TEST_F(ACopiedSpool, StartsOneNewEpochOnlyAndKeepsItAtTheNextOpens)
 {
-    { Spool(path, {}, machineA).append("load", "a", nowMs()); }
+    {
+        Spool(path, {}, machineA).append("load", "a", nowMs());
+    }
     const std::string copy = dir / "copy.db";
     copyTo(copy);
     Epoch copied;
@@ -324,7 +326,9 @@ TEST_F(ACopiedSpool, OnAnotherMachineStartsANewEpochEvenInTheSameFile)
 
 TEST_F(ACopiedSpool, GivesAnEmptyCopyANewEpochFromSequenceOne)
 {
-    { Spool s(path, {}, machineA); }
+    {
+        Spool s(path, {}, machineA);
+    }
     copyTo(dir / "copy.db");
     Spool o(path, {}, machineA);
     Spool c(dir / "copy.db", {}, machineA);

@@ -80,9 +80,9 @@ struct SpoolStats {
 struct SpoolEpochRange {
     Epoch epoch;
     std::uint64_t firstSeq = 1;
-    std::uint64_t lastSeq = 0;  // of the current epoch: the last appended so far
-    bool current = true;        // new records are appended under it
-    bool laterQueued = false;   // a later epoch has records queued too
+    std::uint64_t lastSeq = 0; // of the current epoch: the last appended so far
+    bool current = true;       // new records are appended under it
+    bool laterQueued = false;  // a later epoch has records queued too
 };
 
 // Schema versions of spool.db (PRAGMA user_version): 0 and no tables is a
