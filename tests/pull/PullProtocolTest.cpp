@@ -294,12 +294,21 @@ TEST_F(APullSession, AnswersStatusWithTheSpoolFigures)
 
 namespace {
 
-// Copies a closed spool file the way `cp` does: a new file, a new inode.
-void copySpool(const std::string& from, const std::string& to)
+constexpr SpoolLimits kRoomy{1ull << 30, std::chrono::hours(24 * 365)};
+
+// Closes the node's spool, copies its file the way `cp` does (a new file, a
+// new inode) to copy.db and opens the copy as the node's spool. Returns the
+// epoch of the original.
+Epoch cloneSpool(std::optional<Spool>& spool, const TempDir& dir)
 {
+    const Epoch original = spool->epoch();
+    spool.reset();
     for (const char* suffix : {"", "-wal"})
-        if (std::filesystem::exists(from + suffix))
-            std::filesystem::copy_file(from + suffix, to + suffix);
+        if (std::filesystem::exists(dir / ("spool.db" + std::string(suffix))))
+            std::filesystem::copy_file(dir / ("spool.db" + std::string(suffix)),
+                                       dir / ("copy.db" + std::string(suffix)));
+    spool.emplace(dir / "copy.db", kRoomy);
+    return original;
 }
 
 } // namespace
@@ -310,10 +319,7 @@ void copySpool(const std::string& from, const std::string& to)
 TEST_F(APullSession, ServesACopiedSpoolsRecordsUnderTheirOwnEpochsOldestFirst)
 {
     fill(30);
-    const Epoch original = spool->epoch();
-    spool.reset();
-    copySpool(dir / "spool.db", dir / "copy.db");
-    spool.emplace(dir / "copy.db", SpoolLimits{1ull << 30, std::chrono::hours(24 * 365)});
+    const Epoch original = cloneSpool(spool, dir);
     const Epoch copied = spool->epoch();
     ASSERT_NE(copied, original);
     fill(20);
@@ -348,16 +354,13 @@ TEST_F(APullSession, ServesACopiedSpoolsRecordsUnderTheirOwnEpochsOldestFirst)
 TEST_F(APullSession, DeletesACopysOldEpochRecordsThatTheOriginalDelivered)
 {
     fill(10);
-    const Epoch original = spool->epoch();
-    spool.reset();
-    copySpool(dir / "spool.db", dir / "copy.db");
+    const Epoch original = cloneSpool(spool, dir);
     {
-        Spool orig(dir / "spool.db", SpoolLimits{1ull << 30, std::chrono::hours(24 * 365)});
+        Spool orig(dir / "spool.db", kRoomy);
         orig.append("load", "after the copy", nowMs());
         store->storeBatch("node1", original, orig.readAfter(0, 100, 1 << 20), "pull");
         store->setPullCursor("node1", original, 11);
     }
-    spool.emplace(dir / "copy.db", SpoolLimits{1ull << 30, std::chrono::hours(24 * 365)});
     ASSERT_NE(spool->epoch(), original);
     fill(3);
 
