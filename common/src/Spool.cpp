@@ -257,7 +257,9 @@ Epoch prepareSchema(Database& db, const std::string& resetReason, const std::str
     requireColumns(db, "meta", {"key", "value"});
     requireColumns(db, "spool_info", {"key", "value"});
     requireColumns(db, "spool_epochs", {"first_seq", "epoch", "started_ms", "reason"});
-    rebindIfCopied(db, currentBinding(db.path(), machineIdPath));
+    // An in-memory spool (tests, fuzzing) lives nowhere: nothing to bind.
+    if (db.path() != ":memory:" && !db.path().empty())
+        rebindIfCopied(db, currentBinding(db.path(), machineIdPath));
     const Epoch epoch = currentEpochOf(db);
     tx.commit();
     return epoch;
