@@ -24,7 +24,7 @@ PullServerResult PullServer::run(const PullCommand& command)
     so.report = m_options.report;
     if (command.verb == PullVerb::Status) {
         std::string peerName;
-        nodeHandshake(m_stream, m_spool, so, peerName);
+        nodeHandshake(m_stream, m_spool.sendingRange().epoch, so, peerName);
         const SpoolStats st = m_spool.stats();
         PullStatus s{m_options.nodeName, st.records,        st.bytes,          st.lastSeq,
                      st.oldestMs,        st.droppedRecords, st.droppedBytes};
@@ -38,6 +38,8 @@ PullServerResult PullServer::run(const PullCommand& command)
     result.acknowledgedUpTo = r.acknowledgedUpTo;
     result.deleted = r.deleted;
     result.held = r.held;
+    result.epoch = r.epoch;
+    result.laterEpochQueued = r.laterEpochQueued;
     return result;
 }
 

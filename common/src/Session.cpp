@@ -98,11 +98,12 @@ HealthReport spoolReport(Spool& spool, const HealthReport& base)
 
 } // namespace
 
-std::uint32_t nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSessionOptions& o, std::string& peerName)
+std::uint32_t nodeHandshake(ByteStream& stream, const Epoch& sessionEpoch, const NodeSessionOptions& o,
+                            std::string& peerName)
 {
     const std::uint32_t offered = o.capabilities & kSessionCapabilities;
     const std::string peer = stream.peer();
-    const std::string epoch = spool.epoch().bytes();
+    const std::string epoch = sessionEpoch.bytes();
     const std::string who = "master " + peer;
     if (o.side == SessionSide::Initiator) {
         const HelloMessage hello =
@@ -186,7 +187,11 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
     NodeSessionResult result;
     const std::string peer = stream.peer();
     const std::string who = "master " + peer;
-    result.capabilities = nodeHandshake(stream, spool, o, result.peerName);
+    // One epoch per session: the oldest one with records queued.
+    const SpoolEpochRange range = spool.sendingRange();
+    result.epoch = range.epoch;
+    result.laterEpochQueued = range.laterQueued;
+    result.capabilities = nodeHandshake(stream, range.epoch, o, result.peerName);
 
     const HealthReport report = spoolReport(spool, o.report);
     writeFrame(stream, MessageType::Report, encode(report), deadlineIn(o.ioTimeout));
@@ -204,22 +209,29 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
     // Records appended while we stream wait for the next session, so that a
     // busy sampler cannot keep one session open for ever. (The report's
     // figures are the spool's as the session began.)
-    const std::uint64_t limit = report.lastSeq;
+    const std::uint64_t limit = range.lastSeq;
     std::uint64_t cursor = result.policy.storedUpTo;
-    if (cursor > limit) {
+    if (cursor > limit && !range.current) {
+        // An epoch this spool no longer appends to went on elsewhere (the
+        // original of a copy, or the file a backup was taken of): the
+        // master has every record of it this spool holds.
+        cursor = limit;
+    } else if (cursor > limit) {
         // The master says it stored more of this epoch than it ever held:
         // its state belongs to another spool. Deleting would lose data.
         sendError(stream, kSessionErrorCursorAhead,
                   "stored_up_to " + std::to_string(cursor) + " is beyond the last sequence " + std::to_string(limit));
         throw ProtocolError("Refused the session with " + who + ": it claims records up to " + std::to_string(cursor) +
-                            " of epoch " + spool.epoch().shortHex() + ", but the spool's last sequence is " +
+                            " of epoch " + range.epoch.shortHex() + ", but the spool's last sequence is " +
                             std::to_string(limit));
     }
     // The cursor repairs an Ack that was lost when an earlier session dropped.
-    if (cursor > 0) {
+    if (cursor >= range.firstSeq) {
         result.deleted += spool.acknowledge(cursor);
         result.acknowledgedUpTo = cursor;
     }
+    // A later epoch starts where the one before it ended.
+    cursor = std::max(cursor, range.firstSeq - 1);
 
     const std::size_t batchBytes = std::min<std::size_t>(o.batchBytes, kMaxBatchBytes);
     const unsigned window = std::max(1u, o.window);

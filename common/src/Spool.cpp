@@ -1,6 +1,9 @@
 #include "ferry/Spool.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <set>
@@ -8,8 +11,10 @@
 #include <spdlog/spdlog.h>
 
 #include "ferry/Clock.h"
+#include "ferry/Crypto.h"
 #include "ferry/Error.h"
 #include "ferry/FileLock.h"
+#include "ferry/Files.h"
 
 namespace ferry {
 
@@ -58,18 +63,144 @@ constexpr const char* kVersion2 =
     "INSERT OR IGNORE INTO meta VALUES ('next_seq', 1), ('bytes', 0),"
     " ('dropped_records', 0), ('dropped_bytes', 0), ('dropped_age', 0), ('dropped_size', 0),"
     " ('reset_reported', 1);";
+// Version 3: the epoch of each range of sequences (a record's epoch is that
+// of the range with the greatest first_seq ≤ its seq). spool_info keeps
+// 'epoch' as the current (last) one, and 'binding' (machine and inode).
+constexpr const char* kVersion3 = "CREATE TABLE spool_epochs (first_seq INTEGER PRIMARY KEY, epoch TEXT NOT NULL,"
+                                  " started_ms INTEGER NOT NULL, reason TEXT NOT NULL);";
 
 void setInfo(Database& db, const char* key, const std::string& value)
 {
     Statement(db, "INSERT OR REPLACE INTO spool_info (key, value) VALUES (?1, ?2)").bind(1, key).bind(2, value).run();
 }
 
-// Brings the file to kSpoolSchemaVersion and returns its epoch. resetReason
-// is non-empty when this spool replaces one that was moved aside.
-Epoch prepareSchema(Database& db, const std::string& resetReason)
+std::string info(Database& db, const char* key)
+{
+    Statement s(db, "SELECT value FROM spool_info WHERE key = ?1");
+    s.bind(1, key);
+    return s.step() ? s.text(0) : std::string();
+}
+
+std::int64_t meta(Database& db, const char* key)
+{
+    Statement s(db, "SELECT value FROM meta WHERE key = ?1");
+    s.bind(1, key);
+    return s.step() ? s.int64(0) : 0;
+}
+
+// Starts epoch at first_seq (an empty last range is given the new epoch
+// instead: no record was ever written under the old one).
+void startEpochRange(Database& db, std::int64_t firstSeq, const Epoch& epoch, const std::string& reason)
+{
+    Statement(db, "INSERT OR REPLACE INTO spool_epochs (first_seq, epoch, started_ms, reason) VALUES (?1, ?2, ?3, ?4)")
+        .bind(1, firstSeq)
+        .bind(2, epoch.hex())
+        .bind(3, nowMs())
+        .bind(4, reason)
+        .run();
+    setInfo(db, "epoch", epoch.hex());
+}
+
+// Where the spool lives: a digest of the machine id (the id itself is
+// meant to stay on the machine) and the file's inode. "machine=-" when the
+// machine has no readable id (an unconfigured container image).
+struct Binding {
+    std::string machine;
+    std::string inode;
+    std::string text() const { return "machine=" + machine + " inode=" + inode; }
+    static Binding parse(const std::string& text)
+    {
+        Binding b;
+        const auto m = text.find("machine=");
+        const auto i = text.find(" inode=");
+        if (m == 0 && i != std::string::npos) {
+            b.machine = text.substr(8, i - 8);
+            b.inode = text.substr(i + 7);
+        }
+        return b;
+    }
+};
+
+Binding currentBinding(const std::string& dbPath, const std::string& machineIdPath)
+{
+    Binding b;
+    std::string id;
+    try {
+        id = readFileIfExists(machineIdPath, 4096).value_or("");
+    } catch (const std::exception& e) {
+        // Unreadable is treated as absent; the binding still has the inode.
+        spdlog::debug("Spool binding: cannot read {}: {}", machineIdPath, e.what());
+    }
+    while (!id.empty() && (id.back() == '\n' || id.back() == ' '))
+        id.pop_back();
+    b.machine = id.empty() ? "-" : toHex(sha256("ferry spool binding\n" + id)).substr(0, 32);
+    struct stat st {};
+    if (::stat(dbPath.c_str(), &st) != 0)
+        throwErrno("stat the spool " + dbPath);
+    b.inode = std::to_string(static_cast<unsigned long long>(st.st_ino));
+    return b;
+}
+
+Epoch currentEpochOf(Database& db)
+{
+    Statement e(db, "SELECT epoch FROM spool_epochs ORDER BY first_seq DESC LIMIT 1");
+    if (!e.step())
+        throw SpoolSchemaError("Spool " + db.path() + " has no epoch");
+    try {
+        return Epoch::fromHex(e.text(0), "spool " + db.path());
+    } catch (const Error& bad) {
+        throw SpoolSchemaError(bad.what());
+    }
+}
+
+// A spool whose binding no longer matches was copied: new records get a
+// new epoch from here on. Logged once: the new binding is written in the
+// same transaction, so the next open (of any process) matches.
+void rebindIfCopied(Database& db, Binding here)
+{
+    const std::string stored = info(db, "binding");
+    const Binding was = Binding::parse(stored);
+    // A process that cannot read the machine id proves nothing about it:
+    // only two known ids that differ count as another machine.
+    if (here.machine == "-" && !was.machine.empty())
+        here.machine = was.machine;
+    if (stored == here.text())
+        return;
+    setInfo(db, "binding", here.text());
+    const bool otherMachine = was.machine != "-" && here.machine != "-" && was.machine != here.machine;
+    const bool otherFile = was.inode != here.inode;
+    if (stored.empty() || (!otherMachine && !otherFile))
+        return; // first open by a Ferry that binds, or the machine id appeared
+    std::string what;
+    if (otherMachine)
+        what = "it is on another machine (the machine id changed)";
+    if (otherFile)
+        what += std::string(what.empty() ? "" : " and ") + "it is another file (inode " + was.inode + " became " +
+                here.inode + ": copied, or restored from a backup)";
+    const Epoch old = currentEpochOf(db);
+    const Epoch fresh = Epoch::random();
+    const std::int64_t next = meta(db, "next_seq");
+    const std::string reason = "spool copied: " + what + "; records from sequence " + std::to_string(next) +
+                               " get the new epoch " + fresh.shortHex() + ", those before keep epoch " + old.shortHex();
+    startEpochRange(db, next, fresh, reason);
+    setInfo(db, "reset_reason", reason);
+    setInfo(db, "reset_ms", std::to_string(nowMs()));
+    db.exec("UPDATE meta SET value = 0 WHERE key = 'reset_reported'");
+    Statement queued(db, "SELECT COUNT(*) FROM records");
+    const std::int64_t count = queued.step() ? queued.int64(0) : 0;
+    spdlog::warn("Spool {} was copied: {}. New records get the new epoch {} from sequence {}; its {} queued "
+                 "record(s) keep epoch {} and are sent first. If the original still runs, the master will flag "
+                 "this node as suspect until an operator decides (ferryctl master resolve)",
+                 db.path(), what, fresh.shortHex(), next, count, old.shortHex());
+}
+
+// Brings the file to kSpoolSchemaVersion and returns its current epoch.
+// resetReason is non-empty when this spool replaces one that was moved
+// aside.
+Epoch prepareSchema(Database& db, const std::string& resetReason, const std::string& machineIdPath)
 {
     Transaction tx(db);
-    const int version = userVersion(db);
+    int version = userVersion(db);
     if (version > kSpoolSchemaVersion)
         throw Error("Failed to open spool " + db.path() + ": its schema version " + std::to_string(version) +
                     " is newer than this Ferry knows (" + std::to_string(kSpoolSchemaVersion) +
@@ -82,14 +213,16 @@ Epoch prepareSchema(Database& db, const std::string& resetReason)
     if (version == 0 && !hasTables) {
         db.exec(kRecordsTable);
         db.exec(kVersion2);
-        setInfo(db, "epoch", Epoch::random().hex());
+        db.exec(kVersion3);
+        startEpochRange(db, 1, Epoch::random(), resetReason.empty() ? "created" : resetReason);
         setInfo(db, "created_ms", std::to_string(nowMs()));
         if (!resetReason.empty()) {
             setInfo(db, "reset_reason", resetReason);
             setInfo(db, "reset_ms", std::to_string(nowMs()));
             db.exec("UPDATE meta SET value = 0 WHERE key = 'reset_reported'");
         }
-        db.exec("PRAGMA user_version = 2");
+        db.exec("PRAGMA user_version = 3");
+        version = 3;
     } else if (version == 0) {
         // A spool from the release before epochs. Its records may already
         // be stored on a master under (node, seq): the legacy epoch keeps
@@ -99,33 +232,44 @@ Epoch prepareSchema(Database& db, const std::string& resetReason)
         db.exec(kVersion2);
         setInfo(db, "epoch", Epoch().hex());
         db.exec("PRAGMA user_version = 2");
+        version = 2;
         spdlog::info("Spool {}: migrated to schema version 2 with the legacy epoch (made before epochs existed)",
                      db.path());
-    } else if (version != kSpoolSchemaVersion) {
-        throw SpoolSchemaError("Spool " + db.path() + " has unknown schema version " + std::to_string(version));
     }
+    if (version == 2) {
+        // One epoch for the whole file becomes the first range.
+        requireColumns(db, "spool_info", {"key", "value"});
+        Epoch epoch;
+        try {
+            epoch = Epoch::fromHex(info(db, "epoch"), "spool " + db.path());
+        } catch (const Error& bad) {
+            throw SpoolSchemaError(bad.what());
+        }
+        db.exec(kVersion3);
+        startEpochRange(db, 1, epoch, "migrated from schema version 2");
+        db.exec("PRAGMA user_version = 3");
+        version = 3;
+    }
+    if (version != kSpoolSchemaVersion)
+        throw SpoolSchemaError("Spool " + db.path() + " has unknown schema version " + std::to_string(version));
     requireColumns(db, "records", {"seq", "time_ms", "kind", "payload", "size"});
     requireColumns(db, "meta", {"key", "value"});
     requireColumns(db, "spool_info", {"key", "value"});
-    Statement e(db, "SELECT value FROM spool_info WHERE key = 'epoch'");
-    if (!e.step())
-        throw SpoolSchemaError("Spool " + db.path() + " has no epoch");
-    Epoch epoch;
-    try {
-        epoch = Epoch::fromHex(e.text(0), "spool " + db.path());
-    } catch (const Error& bad) {
-        throw SpoolSchemaError(bad.what());
-    }
+    requireColumns(db, "spool_epochs", {"first_seq", "epoch", "started_ms", "reason"});
+    // An in-memory spool (tests, fuzzing) lives nowhere: nothing to bind.
+    if (db.path() != ":memory:" && !db.path().empty())
+        rebindIfCopied(db, currentBinding(db.path(), machineIdPath));
+    const Epoch epoch = currentEpochOf(db);
     tx.commit();
     return epoch;
 }
 
-std::unique_ptr<Database> tryOpen(const std::string& path, const std::string& resetReason, Epoch& epoch,
-                                  std::string& problem)
+std::unique_ptr<Database> tryOpen(const std::string& path, const std::string& resetReason,
+                                  const std::string& machineIdPath, Epoch& epoch, std::string& problem)
 {
     try {
         auto db = std::make_unique<Database>(path);
-        epoch = prepareSchema(*db, resetReason);
+        epoch = prepareSchema(*db, resetReason, machineIdPath);
         return db;
     } catch (const SqliteError& e) {
         if (!e.isDamage())
@@ -163,17 +307,17 @@ std::uint64_t countResets(const std::string& path)
     return n;
 }
 
-std::unique_ptr<Database> openOrReplace(const std::string& path, Epoch& epoch)
+std::unique_ptr<Database> openOrReplace(const std::string& path, const std::string& machineIdPath, Epoch& epoch)
 {
     std::string problem;
-    if (auto db = tryOpen(path, {}, epoch, problem))
+    if (auto db = tryOpen(path, {}, machineIdPath, epoch, problem))
         return db;
     // Held while a damaged spool is replaced, so that two processes that find
     // it damaged at once do not both move files (the second would move the new
     // spool the first just made).
     FileLock lock(path + ".lock");
     // Another process may have replaced the file while we looked at it.
-    if (auto db = tryOpen(path, {}, epoch, problem))
+    if (auto db = tryOpen(path, {}, machineIdPath, epoch, problem))
         return db;
     std::string aside = path + ".corrupt-" + utcStamp();
     for (int i = 1; std::filesystem::exists(aside); ++i)
@@ -189,7 +333,7 @@ std::unique_ptr<Database> openOrReplace(const std::string& path, Epoch& epoch)
     }
     const std::string reason = "spool moved aside to " + aside + ": " + problem;
     std::string again;
-    auto db = tryOpen(path, reason, epoch, again);
+    auto db = tryOpen(path, reason, machineIdPath, epoch, again);
     if (!db)
         throw Error("Failed to create a new spool " + path + " after moving the unusable one aside: " + again);
     spdlog::error("Spool {} could not be used ({}); moved it aside to {} and started a new spool with epoch {}; "
@@ -198,18 +342,59 @@ std::unique_ptr<Database> openOrReplace(const std::string& path, Epoch& epoch)
     return db;
 }
 
-std::int64_t meta(Database& db, const char* key)
-{
-    Statement s(db, "SELECT value FROM meta WHERE key = ?1");
-    s.bind(1, key);
-    return s.step() ? s.int64(0) : 0;
-}
-
 } // namespace
 
-Spool::Spool(const std::string& path, SpoolLimits limits) : m_limits(limits)
+std::string machineIdFile()
 {
-    m_db = openOrReplace(path, m_epoch);
+    const char* env = std::getenv("FERRY_MACHINE_ID_FILE");
+    return env != nullptr && *env != '\0' ? env : "/etc/machine-id";
+}
+
+Spool::Spool(const std::string& path, SpoolLimits limits, const std::string& machineIdPath) : m_limits(limits)
+{
+    m_db = openOrReplace(path, machineIdPath, m_epoch);
+}
+
+std::vector<SpoolEpochRange> Spool::epochRanges()
+{
+    std::vector<SpoolEpochRange> out;
+    const auto lastSeq = static_cast<std::uint64_t>(meta(*m_db, "next_seq") - 1);
+    Statement s(*m_db, "SELECT first_seq, epoch FROM spool_epochs ORDER BY first_seq");
+    while (s.step()) {
+        SpoolEpochRange r;
+        r.firstSeq = static_cast<std::uint64_t>(s.int64(0));
+        r.epoch = Epoch::fromHex(s.text(1), "spool " + m_db->path());
+        if (!out.empty()) {
+            out.back().lastSeq = r.firstSeq - 1;
+            out.back().current = false;
+        }
+        r.lastSeq = lastSeq;
+        out.push_back(r);
+    }
+    if (out.empty())
+        throw Error("Spool " + m_db->path() + " has no epoch");
+    return out;
+}
+
+SpoolEpochRange Spool::sendingRange()
+{
+    // One read transaction: ranges, the sequence and the queue agree.
+    Transaction tx(*m_db);
+    auto ranges = epochRanges();
+    Statement q(*m_db, "SELECT MIN(seq), MAX(seq) FROM records");
+    std::uint64_t oldest = 0;
+    std::uint64_t newest = 0;
+    if (q.step() && !q.isNull(0)) {
+        oldest = static_cast<std::uint64_t>(q.int64(0));
+        newest = static_cast<std::uint64_t>(q.int64(1));
+    }
+    tx.commit();
+    for (auto& r : ranges)
+        if (oldest >= r.firstSeq && oldest <= r.lastSeq && !r.current) {
+            r.laterQueued = newest > r.lastSeq;
+            return r;
+        }
+    return ranges.back();
 }
 
 void Spool::addMeta(const char* key, std::int64_t delta)
@@ -410,7 +595,20 @@ SpoolStats Spool::stats()
         else if (key == "reset_reported")
             resetReported = value;
     }
-    st.epoch = m_epoch;
+    const auto ranges = epochRanges();
+    st.epoch = ranges.back().epoch;
+    if (ranges.size() > 1) {
+        Statement older(*m_db, "SELECT COUNT(*) FROM records WHERE seq < ?1");
+        older.bind(1, static_cast<std::int64_t>(ranges.back().firstSeq));
+        st.olderEpochRecords = older.step() ? static_cast<std::uint64_t>(older.int64(0)) : 0;
+        for (std::size_t i = 0; i + 1 < ranges.size(); ++i) {
+            Statement any(*m_db, "SELECT 1 FROM records WHERE seq BETWEEN ?1 AND ?2 LIMIT 1");
+            any.bind(1, static_cast<std::int64_t>(ranges[i].firstSeq))
+                .bind(2, static_cast<std::int64_t>(ranges[i].lastSeq));
+            if (any.step())
+                ++st.olderEpochs;
+        }
+    }
     st.resets = countResets(m_db->path());
     std::string resetMs;
     Statement i(*m_db, "SELECT key, value FROM spool_info WHERE key IN ('reset_reason', 'reset_ms')");

@@ -71,6 +71,8 @@ int statusCommand(const Options& options)
         j["spool_resets"] = push.SpoolResets();
         j["not_before_usec"] = push.NotBefore();
         j["not_before_reason"] = push.NotBeforeReason();
+        j["spool_last_reset"] = push.SpoolLastReset();
+        j["spool_older_epoch_records"] = push.SpoolOlderEpochRecords();
     } catch (const sdbus::Error& e) {
         std::cerr << "ferryctl status: cannot reach org.ferry.Push1: " << e.getMessage() << " (" << e.getName() << ")\n";
         return 1;
@@ -120,7 +122,15 @@ int statusCommand(const Options& options)
               << (epoch.find_first_not_of('0') == std::string::npos ? " (legacy, from before epochs)" : "");
     if (j["spool_resets"].get<uint64_t>() > 0)
         std::cout << ", " << j["spool_resets"].get<uint64_t>() << " unusable spool(s) moved aside";
+    if (j["spool_older_epoch_records"].get<uint64_t>() > 0)
+        std::cout << ", " << j["spool_older_epoch_records"].get<uint64_t>()
+                  << " queued record(s) of an older epoch (sent first)";
     std::cout << "\n";
+    // A copy (or a reset) is said where the operator looks: the spool's own
+    // words, made terminal-safe.
+    const std::string lastReset = j["spool_last_reset"].get<std::string>();
+    if (lastReset.rfind("spool copied", 0) == 0)
+        std::cout << "  Spool copy: " << terminalSafe(lastReset) << "\n";
     return 0;
 }
 

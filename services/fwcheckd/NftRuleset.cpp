@@ -25,41 +25,53 @@ struct Value {
 
 Value unknownValue(std::string why) { return {Value::Kind::Unknown, {}, 0, {}, std::move(why)}; }
 
-std::string render(const json& j);
+// Rule text for people. Both functions bound their depth: `nft -j` is
+// outside input, and a nested expression must not run the stack out.
+constexpr int kMaxRenderDepth = 32;
 
-std::string renderExpr(const json& e)
+std::string render(const json& j, int depth = 0);
+
+std::string renderExpr(const json& e, int depth)
 {
+    if (depth > kMaxRenderDepth)
+        return "...";
     if (e.is_object() && e.size() == 1) {
         const auto kv = e.items().begin();
         const std::string k = kv.key();
         const json& v = kv.value();
-        if (k == "payload" && v.contains("protocol"))
+        if (k == "payload" && v.is_object() && v.contains("protocol"))
             return v.value("protocol", "") + " " + v.value("field", "");
-        if (k == "meta")
+        if (k == "meta" && v.is_object())
             return "meta " + v.value("key", "");
-        if (k == "ct")
+        if (k == "ct" && v.is_object())
             return "ct " + v.value("key", "");
-        if (k == "prefix")
-            return render(v.value("addr", json())) + "/" + std::to_string(v.value("len", 0));
+        if (k == "prefix" && v.is_object())
+            return render(v.value("addr", json()), depth + 1) + "/" + std::to_string(v.value("len", 0));
         if (k == "range" && v.is_array() && v.size() == 2)
-            return render(v[0]) + "-" + render(v[1]);
+            return render(v[0], depth + 1) + "-" + render(v[1], depth + 1);
         if (k == "set") {
             std::string s = "{ ";
             bool first = true;
             for (const auto& x : v) {
-                s += (first ? "" : ", ") + render(x);
+                s += (first ? "" : ", ") + render(x, depth + 1);
                 first = false;
             }
             return s + " }";
         }
         if (k == "fib")
             return "fib";
+        // One of the expression keys in a shape not known above: as JSON.
+        // (render would hand it back here: an endless recursion.)
+        if (k == "payload" || k == "meta" || k == "ct" || k == "prefix" || k == "range")
+            return e.dump();
     }
-    return render(e);
+    return render(e, depth + 1);
 }
 
-std::string render(const json& j)
+std::string render(const json& j, int depth)
 {
+    if (depth > kMaxRenderDepth)
+        return "...";
     if (j.is_string())
         return j.get<std::string>();
     if (j.is_number() || j.is_boolean())
@@ -67,7 +79,7 @@ std::string render(const json& j)
     if (j.is_array()) {
         std::string s;
         for (const auto& x : j)
-            s += (s.empty() ? "" : ",") + render(x);
+            s += (s.empty() ? "" : ",") + render(x, depth + 1);
         return s;
     }
     if (j.is_object() && j.size() == 1) {
@@ -75,13 +87,13 @@ std::string render(const json& j)
         const std::string k = kv.key();
         const json& v = kv.value();
         if (k == "prefix" || k == "range" || k == "set" || k == "payload" || k == "meta" || k == "ct")
-            return renderExpr(j);
+            return renderExpr(j, depth + 1);
         if (v.is_null())
             return k;
-        if (k == "match")
-            return renderExpr(v.value("left", json())) + " " + v.value("op", "") + " " +
-                   renderExpr(v.value("right", json()));
-        if (k == "jump" || k == "goto")
+        if (k == "match" && v.is_object())
+            return renderExpr(v.value("left", json()), depth + 1) + " " + v.value("op", "") + " " +
+                   renderExpr(v.value("right", json()), depth + 1);
+        if ((k == "jump" || k == "goto") && v.is_object())
             return k + " " + v.value("target", "");
         if (k == "counter" || k == "comment")
             return "";

@@ -80,12 +80,13 @@ int LoginShell::run(int inFd, int outFd, int errFd)
         if (command.verb == ferry::PullVerb::Fetch) {
             if (result.held)
                 spdlog::warn("Pull by {}: the master holds the data of this spool (epoch {}); the records stay here",
-                             m_context.client, spool.epoch().shortHex());
+                             m_context.client, result.epoch.shortHex());
             else
                 spdlog::info("Pull by {}: sent {} records of epoch {} in {} batches, deleted {} acknowledged records "
-                             "(up to {})",
-                             m_context.client, result.recordsSent, spool.epoch().shortHex(), result.batches,
-                             result.deleted, result.acknowledgedUpTo);
+                             "(up to {}){}",
+                             m_context.client, result.recordsSent, result.epoch.shortHex(), result.batches,
+                             result.deleted, result.acknowledgedUpTo,
+                             result.laterEpochQueued ? "; the records of a later epoch go with the next pull" : "");
             m_observer.notePull();
         } else {
             spdlog::info("Served '{}' to {}", what, m_context.client);

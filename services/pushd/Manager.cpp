@@ -99,7 +99,23 @@ Outcome Manager::pushToFirstReachable(ferry::Spool& spool, const std::string& se
         try {
             options.masterId = ferry::masterIdOf(master);
             options.binding = link->binding();
-            const auto r = runPushCycle(link->stream(), spool, options);
+            auto r = runPushCycle(link->stream(), spool, options);
+            // A copied spool holds the records from before the copy under
+            // its old epoch: each epoch is one session, oldest first, on a
+            // new connection to the same master (a few at most: one per copy).
+            // The first session's answer about the period floor stands.
+            for (int more = 0; r.laterEpochQueued && !r.held && more < 8; ++more) {
+                link.reset();
+                link = m_connector.connect(master);
+                options.binding = link->binding();
+                const auto next = runPushCycle(link->stream(), spool, options);
+                r.recordsSent += next.recordsSent;
+                r.recordsNew += next.recordsNew;
+                r.duplicates += next.duplicates;
+                r.held = next.held;
+                r.heldReason = next.heldReason;
+                r.laterEpochQueued = next.laterEpochQueued;
+            }
             const auto ms =
                 std::chrono::duration_cast<std::chrono::milliseconds>(ferry::Clock::now() - started).count();
             if (r.held) {

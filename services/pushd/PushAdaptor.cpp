@@ -185,6 +185,16 @@ uint64_t PushAdaptor::SpoolResets()
     return call("SpoolResets", [&] { return m_manager.spoolStats().resets; });
 }
 
+std::string PushAdaptor::SpoolLastReset()
+{
+    return call("SpoolLastReset", [&] { return m_manager.spoolStats().lastReset; });
+}
+
+uint64_t PushAdaptor::SpoolOlderEpochRecords()
+{
+    return call("SpoolOlderEpochRecords", [&] { return m_manager.spoolStats().olderEpochRecords; });
+}
+
 uint64_t PushAdaptor::Period()
 {
     return call("Period", [&] { return static_cast<uint64_t>(m_manager.plugins().period.count()); });

@@ -32,6 +32,8 @@ private:
     uint64_t DroppedRecords() override;
     std::string SpoolEpoch() override;
     uint64_t SpoolResets() override;
+    std::string SpoolLastReset() override;
+    uint64_t SpoolOlderEpochRecords() override;
     uint64_t Period() override;
     uint64_t NotBefore() override;
     std::string NotBeforeReason() override;

@@ -62,8 +62,8 @@ PushCycleResult runPushCycle(ferry::ByteStream& stream, ferry::Spool& spool, con
     so.onProgress = o.onProgress;
     const ferry::NodeSessionResult r = ferry::runNodeSession(stream, spool, so);
     if (r.held)
-        spdlog::warn("Collector {} holds the data of this spool (epoch {}): {}; the records stay here",
-                     stream.peer(), spool.epoch().shortHex(), r.heldReason);
+        spdlog::warn("Collector {} holds the data of this spool (epoch {}): {}; the records stay here", stream.peer(),
+                     r.epoch.shortHex(), r.heldReason);
     PushCycleResult result;
     result.recordsSent = r.recordsSent;
     result.recordsNew = r.newlyStored;
@@ -72,6 +72,7 @@ PushCycleResult runPushCycle(ferry::ByteStream& stream, ferry::Spool& spool, con
     result.held = r.held;
     result.heldReason = r.heldReason;
     readPacing(r.policy.policy, ferry::nowMs(), stream.peer(), result);
+    result.laterEpochQueued = r.laterEpochQueued;
     return result;
 }
 

@@ -49,6 +49,8 @@ struct PushCycleResult {
     // which the master asks for no other push (0: none).
     std::uint32_t minPushPeriodS = 0;
     std::int64_t nextPushAtMs = 0;
+    // A later epoch of the spool (after a copy) waits for its own session.
+    bool laterEpochQueued = false;
 };
 
 // Reads the period floor and the "come back at" time out of a Policy map.

@@ -109,6 +109,103 @@ TEST_F(ANodesLife, FlagsAClonedIdentityAsSuspectAndMixesOrDropsNothing)
     EXPECT_FALSE(store.node("test-node")->suspect);
 }
 
+// A real clone: the node's state directory copied file by file (cp: new
+// inodes) to a second node with its own pushd on its own bus, both pushing
+// to the same master. The clone's records from before the copy keep the old
+// epoch, its new ones get a new epoch; the master stores every record once
+// and flags the node suspect as soon as both are alive.
+TEST_F(ANodesLife, GivesACopiedStateDirectoryANewEpochAndStoresEveryRecordOnce)
+{
+    spoolRecords(5);
+    ASSERT_EQ(ferryctl({"push"}).exitCode, 0) << collectorLog();
+    const auto a = epoch();
+    spoolRecords(3); // 6..8, queued when the machine is cloned
+    stopPushd();
+    const std::string cloneState = *m_root / "clone-state";
+    const std::string cloneConfig = *m_root / "clone-etc";
+    std::filesystem::copy(m_nodeState, cloneState, std::filesystem::copy_options::recursive);
+    std::filesystem::copy(m_nodeConfig, cloneConfig, std::filesystem::copy_options::recursive);
+    const std::string cloneServices = *m_root / "clone-services";
+    std::filesystem::create_directories(cloneServices);
+    writeFile(cloneServices + "/org.ferry.Push1.service",
+              "[D-BUS Service]\nName=org.ferry.Push1\nExec=/usr/bin/env FERRY_STATE_DIR=" + cloneState +
+                  " FERRY_CONFIG_DIR=" + cloneConfig + " " + buildPath("services/pushd/ferry-pushd") +
+                  " -v --idle-timeout=5\nUser=root\n");
+    const std::string originalBus = m_bus->address();
+    TestBus cloneBus({cloneServices});
+    const std::map<std::string, std::string> onOriginal{{"DBUS_SYSTEM_BUS_ADDRESS", originalBus}};
+    const std::map<std::string, std::string> onClone{{"DBUS_SYSTEM_BUS_ADDRESS", cloneBus.address()},
+                                                     {"FERRY_STATE_DIR", cloneState},
+                                                     {"FERRY_CONFIG_DIR", cloneConfig}};
+    const std::string ctl = buildPath("services/ferryctl/ferryctl");
+    const std::string cloneSpool = cloneState + "/spool.db";
+
+    // The clone's first open sees another file: new records, new epoch.
+    ferry::Epoch b;
+    {
+        ferry::Spool spool(cloneSpool, {});
+        b = spool.epoch();
+        std::vector<ferry::Record> records;
+        for (int i = 0; i < 4; ++i)
+            records.push_back({0, ferry::nowMs(), "test", "clone " + std::to_string(i)});
+        EXPECT_EQ(spool.appendAll(records).front(), 9u);
+        EXPECT_EQ(spool.sendingRange().epoch, a) << "the copied records keep the original's epoch";
+    }
+    ASSERT_NE(b, a);
+    const auto status = run({ctl, "status"}, onClone);
+    EXPECT_NE(status.out.find("Spool: epoch " + b.shortHex()), std::string::npos) << status.out << status.err;
+    EXPECT_NE(status.out.find("3 queued record(s) of an older epoch"), std::string::npos) << status.out;
+    EXPECT_NE(status.out.find("Spool copy: spool copied"), std::string::npos) << status.out;
+
+    // The clone pushes first: the old epoch's records, then the new epoch.
+    const auto clonePush = run({ctl, "push"}, onClone);
+    ASSERT_EQ(clonePush.exitCode, 0) << clonePush.out << clonePush.err << collectorLog();
+    EXPECT_NE(clonePush.out.find("pushed 7 records"), std::string::npos) << clonePush.out;
+    EXPECT_EQ(ferry::Spool(cloneSpool, {}).stats().records, 0u);
+
+    // The original goes on under its epoch: the master now sees both alive.
+    spoolRecords(2); // 9..10 of epoch a: the same sequences as the clone's, another epoch
+    EXPECT_EQ(epoch(), a) << "the original's spool is where it was made: no new epoch";
+    const auto held = run({ctl, "push"}, onOriginal);
+    EXPECT_NE(held.exitCode, 0);
+    EXPECT_NE(held.err.find("held by the master"), std::string::npos) << held.out << held.err;
+    EXPECT_EQ(queued(), 5u) << "held data stays on the node";
+    const auto epochs = ferryctlMaster({"epochs", "test-node"});
+    EXPECT_NE(epochs.out.find(a.hex()), std::string::npos) << epochs.out;
+    EXPECT_NE(epochs.out.find(b.hex()), std::string::npos) << epochs.out;
+    EXPECT_NE(epochs.out.find("suspect"), std::string::npos) << epochs.out;
+    EXPECT_NE(ferryctlMaster({"nodes"}).out.find("SUSPECT"), std::string::npos);
+    EXPECT_TRUE(waitUntil([&] { return collectorLog().find("is suspect") != std::string::npos; })) << collectorLog();
+
+    // The operator keeps the original: its records flow, none twice.
+    ASSERT_EQ(ferryctlMaster({"resolve", "test-node", "--keep", a.shortHex()}).exitCode, 0);
+    const auto after = run({ctl, "push"}, onOriginal);
+    ASSERT_EQ(after.exitCode, 0) << after.out << after.err << collectorLog();
+    EXPECT_NE(after.out.find("(3 already stored)"), std::string::npos) << after.out;
+    EXPECT_EQ(queued(), 0u);
+    {
+        ferry::Spool spool(cloneSpool, {});
+        spool.append("test", "clone after the decision", ferry::nowMs());
+    }
+    EXPECT_NE(run({ctl, "push"}, onClone).exitCode, 0) << "the clone's epoch is retired: held";
+    EXPECT_EQ(ferry::Spool(cloneSpool, {}).stats().records, 1u);
+
+    ferry::MasterStore store(m_masterState + "/master.db");
+    const auto ofA = store.records("test-node", a, 0, 100);
+    const auto ofB = store.records("test-node", b, 0, 100);
+    ASSERT_EQ(ofA.size(), 10u);
+    ASSERT_EQ(ofB.size(), 4u);
+    for (std::size_t i = 0; i < ofA.size(); ++i)
+        EXPECT_EQ(ofA[i].seq, i + 1);
+    for (std::size_t i = 0; i < ofB.size(); ++i) {
+        EXPECT_EQ(ofB[i].seq, i + 9);
+        EXPECT_EQ(ofB[i].payload, "clone " + std::to_string(i));
+    }
+    EXPECT_EQ(ofA[8].payload, std::string(100, 'a')) << "the original's sequence 9 is its own record";
+    EXPECT_EQ(store.countRecords("test-node"), 14u);
+    stopPushd();
+}
+
 TEST_F(ANodesLife, MovesACorruptSpoolAsideReportsItAndStartsANewEpoch)
 {
     spoolRecords(3);

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <future>
 #include <thread>
 
@@ -339,4 +340,86 @@ TEST_F(APullSession, AnswersStatusWithTheSpoolFigures)
     EXPECT_EQ(s.records, 7u);
     EXPECT_EQ(s.lastSeq, 7u);
     EXPECT_GT(s.bytes, 7u * 100);
+}
+
+namespace {
+
+constexpr SpoolLimits kRoomy{1ull << 30, std::chrono::hours(24 * 365)};
+
+// Closes the node's spool, copies its file the way `cp` does (a new file, a
+// new inode) to copy.db and opens the copy as the node's spool. Returns the
+// epoch of the original.
+Epoch cloneSpool(std::optional<Spool>& spool, const TempDir& dir)
+{
+    const Epoch original = spool->epoch();
+    spool.reset();
+    for (const char* suffix : {"", "-wal"})
+        if (std::filesystem::exists(dir / ("spool.db" + std::string(suffix))))
+            std::filesystem::copy_file(dir / ("spool.db" + std::string(suffix)),
+                                       dir / ("copy.db" + std::string(suffix)));
+    spool.emplace(dir / "copy.db", kRoomy);
+    return original;
+}
+
+} // namespace
+
+// A copied spool (a cloned machine) keeps the epoch of the records it held
+// and appends under a new one: a pull serves each epoch in its own session,
+// the old one first, every record under the epoch it was written under.
+TEST_F(APullSession, ServesACopiedSpoolsRecordsUnderTheirOwnEpochsOldestFirst)
+{
+    fill(30);
+    const Epoch original = cloneSpool(spool, dir);
+    const Epoch copied = spool->epoch();
+    ASSERT_NE(copied, original);
+    fill(20);
+
+    auto first = startNode(PullCommand{PullVerb::Fetch, 0});
+    const auto r1 = PullClient{*master, clientOptions()}.fetch(*store);
+    const auto s1 = first.get();
+    EXPECT_EQ(r1.epoch, original);
+    EXPECT_EQ(r1.records, 30u);
+    EXPECT_TRUE(s1.laterEpochQueued);
+    EXPECT_EQ(spool->stats().records, 20u);
+
+    auto second = startNode(PullCommand{PullVerb::Fetch, 0});
+    const auto r2 = PullClient{*master, clientOptions()}.fetch(*store);
+    const auto s2 = second.get();
+    EXPECT_EQ(r2.epoch, copied);
+    EXPECT_EQ(r2.records, 20u);
+    EXPECT_FALSE(s2.laterEpochQueued);
+    EXPECT_EQ(spool->stats().records, 0u);
+
+    EXPECT_EQ(store->countRecords("node1", original), 30u);
+    EXPECT_EQ(store->countRecords("node1", copied), 20u);
+    const auto newer = store->records("node1", copied, 0, 1);
+    ASSERT_EQ(newer.size(), 1u);
+    EXPECT_EQ(newer.front().seq, 31u) << "the sequence goes on: no (epoch, seq) is shared";
+    EXPECT_FALSE(store->node("node1")->suspect) << "one copy only, its old epoch ended before the new began";
+}
+
+// The original went on under the old epoch and the master's cursor for it is
+// past everything the copy holds of it: those records are stored (they are
+// the same records), so the copy deletes them instead of refusing.
+TEST_F(APullSession, DeletesACopysOldEpochRecordsThatTheOriginalDelivered)
+{
+    fill(10);
+    const Epoch original = cloneSpool(spool, dir);
+    {
+        Spool orig(dir / "spool.db", kRoomy);
+        orig.append("load", "after the copy", nowMs());
+        store->storeBatch("node1", original, orig.readAfter(0, 100, 1 << 20), "pull");
+        store->setPullCursor("node1", original, 11);
+    }
+    ASSERT_NE(spool->epoch(), original);
+    fill(3);
+
+    auto node = startNode(PullCommand{PullVerb::Fetch, 0});
+    const auto result = PullClient{*master, clientOptions()}.fetch(*store);
+    const auto served = node.get();
+    EXPECT_EQ(result.epoch, original);
+    EXPECT_EQ(result.records, 0u);
+    EXPECT_EQ(served.deleted, 10u);
+    EXPECT_EQ(spool->stats().records, 3u) << "the new epoch's records wait for their own session";
+    EXPECT_EQ(store->countRecords("node1", original), 11u);
 }

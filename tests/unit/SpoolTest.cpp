@@ -216,3 +216,163 @@ TEST_F(ASpool, CountsDropsByReason)
 
 } // namespace
 } // namespace ferry
+
+namespace ferry {
+namespace {
+
+// The spool is bound to its machine and file: a copy appends under a new
+// epoch, and the records it already held keep theirs.
+class ACopiedSpool : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        test::writeFile(machineA, "0123456789abcdef0123456789abcdef\n", 0644);
+        test::writeFile(machineB, "fedcba9876543210fedcba9876543210\n", 0644);
+    }
+    void copyTo(const std::string& to)
+    {
+        for (const char* suffix : {"", "-wal"})
+            if (std::filesystem::exists(path + suffix))
+                std::filesystem::copy_file(path + suffix, to + suffix);
+    }
+
+    test::TempDir dir;
+    std::string path = dir / "spool.db";
+    std::string machineA = dir / "machine-id-a";
+    std::string machineB = dir / "machine-id-b";
+};
+
+TEST_F(ACopiedSpool, AppendsUnderANewEpochAndKeepsTheOldRecordsEpoch)
+{
+    Epoch original;
+    {
+        Spool s(path, {}, machineA);
+        original = s.epoch();
+        for (int i = 0; i < 3; ++i)
+            s.append("load", "before " + std::to_string(i), nowMs());
+    }
+    const std::string copy = dir / "copy.db";
+    copyTo(copy); // cp: the same bytes in a new file (a new inode)
+
+    Spool c(copy, {}, machineA);
+    ASSERT_NE(c.epoch(), original) << "the copy must not go on with the original's epoch";
+    EXPECT_EQ(c.append("load", "after", nowMs()), 4u) << "the one sequence goes on";
+    const auto ranges = c.epochRanges();
+    ASSERT_EQ(ranges.size(), 2u);
+    EXPECT_EQ(ranges[0].epoch, original);
+    EXPECT_EQ(ranges[0].firstSeq, 1u);
+    EXPECT_EQ(ranges[0].lastSeq, 3u);
+    EXPECT_FALSE(ranges[0].current);
+    EXPECT_EQ(ranges[1].epoch, c.epoch());
+    EXPECT_EQ(ranges[1].firstSeq, 4u);
+    EXPECT_TRUE(ranges[1].current);
+
+    const auto sending = c.sendingRange();
+    EXPECT_EQ(sending.epoch, original) << "the old records go first, under their own epoch";
+    EXPECT_EQ(sending.lastSeq, 3u);
+    EXPECT_TRUE(sending.laterQueued);
+    const auto st = c.stats();
+    EXPECT_EQ(st.epoch, c.epoch());
+    EXPECT_EQ(st.olderEpochs, 1u);
+    EXPECT_EQ(st.olderEpochRecords, 3u);
+    EXPECT_NE(st.lastReset.find("spool copied"), std::string::npos) << st.lastReset;
+    EXPECT_NE(st.lastReset.find("another file"), std::string::npos) << st.lastReset;
+    EXPECT_FALSE(st.lastResetReported) << "the next session tells the master";
+
+    c.acknowledge(3);
+    EXPECT_EQ(c.sendingRange().epoch, c.epoch()) << "once the old epoch is drained, the new one is sent";
+
+    // The original file, on its machine, is untouched: same epoch, and its
+    // next record gets the same sequence as the copy's, under another epoch.
+    Spool o(path, {}, machineA);
+    EXPECT_EQ(o.epoch(), original);
+    EXPECT_EQ(o.epochRanges().size(), 1u);
+    EXPECT_EQ(o.append("load", "original after", nowMs()), 4u);
+    EXPECT_TRUE(o.stats().lastReset.empty());
+}
+
+TEST_F(ACopiedSpool, StartsOneNewEpochOnlyAndKeepsItAtTheNextOpens)
+{
+    {
+        Spool(path, {}, machineA).append("load", "a", nowMs());
+    }
+    const std::string copy = dir / "copy.db";
+    copyTo(copy);
+    Epoch copied;
+    {
+        Spool c(copy, {}, machineA);
+        copied = c.epoch();
+    }
+    Spool again(copy, {}, machineA);
+    EXPECT_EQ(again.epoch(), copied) << "the copy is bound to its own file from then on";
+    EXPECT_EQ(again.epochRanges().size(), 2u);
+}
+
+TEST_F(ACopiedSpool, OnAnotherMachineStartsANewEpochEvenInTheSameFile)
+{
+    Epoch original;
+    {
+        Spool s(path, {}, machineA);
+        original = s.epoch();
+        s.append("load", "a", nowMs());
+    }
+    // A VM image cloned block for block: the same inode, another machine id.
+    Spool c(path, {}, machineB);
+    EXPECT_NE(c.epoch(), original);
+    EXPECT_EQ(c.sendingRange().epoch, original);
+    EXPECT_NE(c.stats().lastReset.find("another machine"), std::string::npos) << c.stats().lastReset;
+    EXPECT_EQ(c.stats().lastReset.find("another file"), std::string::npos) << c.stats().lastReset;
+}
+
+TEST_F(ACopiedSpool, GivesAnEmptyCopyANewEpochFromSequenceOne)
+{
+    {
+        Spool s(path, {}, machineA);
+    }
+    copyTo(dir / "copy.db");
+    Spool o(path, {}, machineA);
+    Spool c(dir / "copy.db", {}, machineA);
+    EXPECT_NE(c.epoch(), o.epoch());
+    ASSERT_EQ(c.epochRanges().size(), 1u) << "no record was written under the old epoch";
+    EXPECT_EQ(c.append("load", "a", nowMs()), 1u);
+}
+
+TEST_F(ACopiedSpool, IsNotTakenForACopyWhenAProcessCannotReadTheMachineId)
+{
+    Epoch original;
+    {
+        Spool s(path, {}, machineA);
+        original = s.epoch();
+    }
+    EXPECT_EQ(Spool(path, {}, dir / "no-such-machine-id").epoch(), original);
+    EXPECT_EQ(Spool(path, {}, machineA).epoch(), original);
+}
+
+// A version-2 spool (one epoch, no binding) becomes one range of its epoch
+// and is bound at that first open, without a new epoch.
+TEST_F(ACopiedSpool, MigratesAVersionTwoSpoolInPlace)
+{
+    const std::string epochHex = Epoch::random().hex();
+    {
+        Database db(path);
+        db.exec("CREATE TABLE records (seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, kind TEXT NOT NULL,"
+                " payload BLOB NOT NULL, size INTEGER NOT NULL);"
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+                "CREATE TABLE spool_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                "INSERT INTO meta VALUES ('next_seq', 3), ('bytes', 10), ('dropped_records', 0),"
+                " ('dropped_bytes', 0), ('dropped_age', 0), ('dropped_size', 0), ('reset_reported', 1);"
+                "INSERT INTO records VALUES (1, 1000, 'load', 'a', 5), (2, 2000, 'load', 'b', 5);"
+                "PRAGMA user_version = 2;");
+        Statement(db, "INSERT INTO spool_info VALUES ('epoch', ?1)").bind(1, epochHex).run();
+    }
+    Spool s(path, {SpoolLimits{}.maxBytes, std::chrono::hours(24 * 365 * 100)}, machineA);
+    EXPECT_EQ(s.epoch().hex(), epochHex);
+    EXPECT_EQ(s.stats().records, 2u);
+    EXPECT_EQ(s.epochRanges().size(), 1u);
+    EXPECT_EQ(s.append("load", "c", nowMs()), 3u);
+    EXPECT_TRUE(s.stats().lastReset.empty());
+    EXPECT_EQ(Spool(path, {}, machineA).epoch().hex(), epochHex) << "bound at the first open, no new epoch";
+}
+
+} // namespace
+} // namespace ferry

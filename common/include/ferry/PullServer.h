@@ -41,6 +41,8 @@ struct PullServerResult {
     std::uint64_t acknowledgedUpTo = 0;  // highest sequence deleted by this session
     std::uint64_t deleted = 0;           // records deleted (cursor and Acks)
     bool held = false;
+    Epoch epoch;                   // the epoch this session carried
+    bool laterEpochQueued = false; // another epoch waits for the next pull
 };
 
 class PullServer {

@@ -45,6 +45,11 @@
 // later capability needs no version bump. Defined:
 //   1  newest-first (kCapNewestFirst), below.
 //
+// A session carries ONE epoch, the oldest of the node's spool that has
+// records queued (Spool::sendingRange): a spool that was copied holds the
+// records from before the copy under the old epoch and appends under a new
+// one; the old epoch's records go first, each epoch in its own session.
+//
 // After the handshake, the same for both transports:
 //   node   → Report  {HealthReport}            (Wire.h)
 //   master → Policy  {held, reason, stored_up_to, policy map}
@@ -161,6 +166,10 @@ struct NodeSessionOptions {
 
 struct NodeSessionResult {
     std::string peerName;  // the responder's Hello name (push), for logs
+    // The epoch this session carried (Spool::sendingRange), and whether a
+    // later epoch of the spool still has records for another session.
+    Epoch epoch;
+    bool laterEpochQueued = false;
     bool held = false;
     std::string heldReason;
     PolicyMessage policy;
@@ -174,9 +183,9 @@ struct NodeSessionResult {
     std::uint32_t capabilities = 0;      // in effect for the session
 };
 
-// The node's handshake alone (pull's `status` runs it before its answer);
-// returns the capabilities in effect.
-std::uint32_t nodeHandshake(ByteStream& stream, const Spool& spool, const NodeSessionOptions& options,
+// The node's handshake alone, for one epoch of its spool (pull's `status`
+// runs it before its answer); returns the capabilities in effect.
+std::uint32_t nodeHandshake(ByteStream& stream, const Epoch& epoch, const NodeSessionOptions& options,
                             std::string& peerName);
 
 // A whole session: handshake, report, policy, batches. What was

@@ -18,6 +18,22 @@
 // master (SpoolStats::resets, lastReset). A schema *newer* than this code
 // knows is refused instead: it is not damage, and moving it aside would
 // hide data a newer Ferry can still read.
+//
+// A spool is bound to where it lives: a digest of the machine's id
+// (/etc/machine-id, or FERRY_MACHINE_ID_FILE) and the file's inode, kept in
+// spool_info. A byte-for-byte copy (a cloned VM image with a regenerated
+// machine-id, a state directory copied to another machine, a backup restored
+// over the file) no longer matches at its next open: from then on it appends
+// under a NEW epoch, while the records already in it keep the epoch they were
+// written under. Epochs cover ranges of the one sequence (spool_epochs:
+// first_seq → epoch), so no sequence is shared by two epochs; the copy and
+// the original can no longer produce the same (node, epoch, seq). The copy
+// is logged once (a warning naming what changed) and reported to the master
+// with the next session as the spool's last reset. A session carries one
+// epoch, the oldest one with records queued (sendingRange): older epochs are
+// drained first, so a master sees an epoch end before the next one begins.
+// The device number is not part of the binding: it can change across a
+// reboot (btrfs subvolumes, LVM, disk enumeration) without any copy.
 
 #include <chrono>
 #include <cstdint>
@@ -54,15 +70,32 @@ struct SpoolStats {
     std::string lastReset;
     std::int64_t lastResetMs = 0;
     bool lastResetReported = true;
+    // Epochs older than the current one that still have records queued
+    // (after a copy: the records written before it).
+    std::uint64_t olderEpochs = 0;
+    std::uint64_t olderEpochRecords = 0;
+};
+
+// The records of one epoch in this spool: sequences firstSeq..lastSeq.
+struct SpoolEpochRange {
+    Epoch epoch;
+    std::uint64_t firstSeq = 1;
+    std::uint64_t lastSeq = 0; // of the current epoch: the last appended so far
+    bool current = true;       // new records are appended under it
+    bool laterQueued = false;  // a later epoch has records queued too
 };
 
 // Schema versions of spool.db (PRAGMA user_version): 0 and no tables is a
-// new file; 0 with tables is the release before epochs (version 1).
-constexpr int kSpoolSchemaVersion = 2;
+// new file; 0 with tables is the release before epochs (version 1); 2 has
+// one epoch for the whole file; 3 has epoch ranges and the binding.
+constexpr int kSpoolSchemaVersion = 3;
+
+// FERRY_MACHINE_ID_FILE, else /etc/machine-id.
+std::string machineIdFile();
 
 class Spool {
 public:
-    Spool(const std::string& path, SpoolLimits limits);
+    Spool(const std::string& path, SpoolLimits limits, const std::string& machineIdPath = machineIdFile());
 
     // Appends one record and enforces the bounds; returns its sequence.
     std::uint64_t append(const std::string& kind, const std::string& payload, std::int64_t timeMs);
@@ -81,7 +114,13 @@ public:
     // stored), leaving older ones queued.
     std::uint64_t acknowledgeRange(std::uint64_t first, std::uint64_t last);
     SpoolStats stats();
+    // The current epoch (new records get it), as of this open.
     const Epoch& epoch() const { return m_epoch; }
+    // What the next session carries: the epoch of the oldest queued record,
+    // or the current epoch when no older one has records queued.
+    SpoolEpochRange sendingRange();
+    // Every epoch of this spool, oldest first.
+    std::vector<SpoolEpochRange> epochRanges();
     // A master stored the health report that told it about the last reset.
     void markResetReported();
 
