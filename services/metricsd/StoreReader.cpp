@@ -63,7 +63,12 @@ StoreReader::StoreReader(const std::string& path)
 }
 
 StoreReader::StoreReader(std::unique_ptr<ferry::SqlConnection> connection)
-    : m_connection(std::move(connection)), m_db(*m_connection), m_hasEpoch(true), m_hasOrder(true), m_hasCounters(true), m_hasReports(true)
+    : m_connection(std::move(connection)),
+      m_db(*m_connection),
+      m_hasEpoch(true),
+      m_hasOrder(true),
+      m_hasCounters(true),
+      m_hasReports(true)
 {}
 
 std::unique_ptr<StoreReader> StoreReader::open(const std::string& sqlitePath, const std::string& postgresql)
@@ -159,11 +164,11 @@ std::vector<RecordStream> StoreReader::streams()
     std::vector<RecordStream> out;
     for (const auto& n : nodes()) {
         if (m_hasEpoch) {
-            ferry::SqlStatement s(m_db,
-                               std::string("SELECT epoch, MAX(seq), (SELECT time_ms FROM records r2 WHERE r2.node = ?1"
-                                           " AND r2.epoch = r.epoch ORDER BY seq DESC LIMIT 1), ") +
-                                   (m_hasOrder ? "MAX(stored_order)" : "MAX(seq)") +
-                                   " FROM records r WHERE node = ?1 GROUP BY epoch");
+            ferry::SqlStatement s(
+                m_db, std::string("SELECT epoch, MAX(seq), (SELECT time_ms FROM records r2 WHERE r2.node = ?1"
+                                  " AND r2.epoch = r.epoch ORDER BY seq DESC LIMIT 1), ") +
+                          (m_hasOrder ? "MAX(stored_order)" : "MAX(seq)") +
+                          " FROM records r WHERE node = ?1 GROUP BY epoch");
             s.bind(1, n.name);
             while (s.step())
                 out.push_back({n.name, s.text(0), static_cast<std::uint64_t>(s.int64(1)), s.int64(2),

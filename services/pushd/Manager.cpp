@@ -281,8 +281,8 @@ Outcome Manager::runScheduled(const ProgressFn& onProgress)
         return {true, "skipped: " + d.reason, true};
     const PushState st = loadPushState(m_paths.pushStateFile());
     if (ferry::nowMs() < st.notBeforeMs) {
-        const std::string why = "skipped: " + st.notBeforeReason + ", and asked for no push before " +
-                                ferry::formatTime(st.notBeforeMs);
+        const std::string why =
+            "skipped: " + st.notBeforeReason + ", and asked for no push before " + ferry::formatTime(st.notBeforeMs);
         spdlog::debug("{}", why);
         return {true, why, true};
     }

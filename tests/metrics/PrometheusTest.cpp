@@ -475,7 +475,7 @@ TEST_F(APrometheus, ShowsTheNewestSampleOfANodeBackFromAnOutageBeforeItsBacklogA
         o.nodeName = "node-c";
         o.secret = secret;
         o.masterId = "test-master"; // the store holds the node secret itself (a legacy credential)
-        o.batchRecords = 30; // half an hour of runs per batch
+        o.batchRecords = 30;        // half an hour of runs per batch
         o.ioTimeout = std::chrono::seconds(60);
         return ferry::runNodeSession(stream, spool, o);
     });

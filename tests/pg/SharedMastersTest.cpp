@@ -359,7 +359,8 @@ TEST_F(SharedMasters, ServeFerryctlAndMetricsdFromPostgres)
         },
         std::chrono::seconds(20), std::chrono::milliseconds(200)))
         << scrape.err << readFile(dir + "/metricsd.log");
-    EXPECT_NE(scrape.out.find("ferry_records_stored_total{via=\"push\"} 20\n"), std::string::npos) << scrape.out.substr(0, 2000);
+    EXPECT_NE(scrape.out.find("ferry_records_stored_total{via=\"push\"} 20\n"), std::string::npos)
+        << scrape.out.substr(0, 2000);
     EXPECT_NE(scrape.out.find("ferry_node_report_spool_records{node=\"web1\"} 17"), std::string::npos)
         << scrape.out.substr(0, 4000);
     EXPECT_FALSE(hasMasterDb(dir)) << "ferryctl and metricsd must not fall back to master.db";

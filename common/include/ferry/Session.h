@@ -150,7 +150,7 @@ struct NodeSessionOptions {
     // be one of them (empty: not checked).
     std::vector<std::string> ownHostKeys;
     std::size_t batchRecords = 2000;
-    std::size_t batchBytes = 1024 * 1024;  // ≤ kMaxBatchBytes
+    std::size_t batchBytes = 1024 * 1024; // ≤ kMaxBatchBytes
     // Batches sent ahead of their Ack; hides the round trip per batch.
     unsigned window = 4;
     std::chrono::milliseconds ioTimeout{30000};
