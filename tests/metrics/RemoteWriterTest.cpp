@@ -6,10 +6,17 @@
 
 #include <snappy.h>
 
-#include <functional>
-#include <filesystem>
-#include <set>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <set>
+#include <thread>
+
+#include "CurlSender.h"
 #include "RemoteWriter.h"
 #include "StoreReader.h"
 #include "ferry/Epoch.h"
@@ -166,6 +173,155 @@ TEST_F(ARemoteWriter, SkipsOnlyTheRecordTheReceiverRefusesOnItsOwn)
     EXPECT_EQ(receiver.acceptedTimes().count(bad), 0u);
     EXPECT_EQ(receiver.acceptedTimes().size(), 8u);
     EXPECT_EQ(counters()["samples_rejected"], 2);
+}
+
+// The HTTP edge for real: libcurl against loopback listeners that misbehave
+// the ways a receiver does (down, slow, closing mid-request, 5xx), then one
+// that accepts. Nothing is counted sent, and no cursor moves, until the
+// receiver answers 2xx; after that every sample arrives once.
+class ALoopbackReceiver {
+public:
+    enum class Mode { Accept, Slow, CloseMidRequest, ServerError };
+
+    explicit ALoopbackReceiver(Mode mode) : m_mode(mode)
+    {
+        m_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        if (m_fd < 0 || ::bind(m_fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(m_fd, 16) != 0 ||
+            ::getsockname(m_fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+            throw std::runtime_error("loopback listener");
+        m_port = ntohs(a.sin_port);
+        m_thread = std::thread([this] { serve(); });
+    }
+    ~ALoopbackReceiver()
+    {
+        m_stop = true;
+        ::shutdown(m_fd, SHUT_RDWR);
+        m_thread.join();
+        ::close(m_fd);
+    }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(m_port) + "/api/v1/write"; }
+    int requests() const { return m_requests; }
+    std::uint64_t samplesAccepted() const { return m_samples; }
+
+private:
+    // Reads one request (headers, then Content-Length bytes); false if the
+    // peer went away first.
+    static bool readRequest(int c, std::string& body)
+    {
+        std::string in;
+        char buf[65536];
+        std::size_t need = std::string::npos;
+        while (true) {
+            const auto head = in.find("\r\n\r\n");
+            if (head != std::string::npos && need == std::string::npos) {
+                const auto at = in.find("Content-Length: ");
+                need = head + 4 + (at == std::string::npos ? 0 : std::stoul(in.substr(at + 16)));
+            }
+            if (need != std::string::npos && in.size() >= need) {
+                body = in.substr(in.find("\r\n\r\n") + 4);
+                return true;
+            }
+            const ssize_t n = ::read(c, buf, sizeof buf);
+            if (n <= 0)
+                return false;
+            in.append(buf, static_cast<std::size_t>(n));
+        }
+    }
+    void serve()
+    {
+        while (!m_stop) {
+            const int c = ::accept4(m_fd, nullptr, nullptr, SOCK_CLOEXEC);
+            if (c < 0)
+                return;
+            ++m_requests;
+            std::string body;
+            if (m_mode == Mode::CloseMidRequest) {
+                char buf[16];
+                (void)!::read(c, buf, sizeof buf);
+                ::close(c);
+                continue;
+            }
+            while (readRequest(c, body)) {
+                if (m_mode == Mode::Slow) {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(800));
+                    break;
+                }
+                if (m_mode == Mode::ServerError) {
+                    const std::string r = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy";
+                    (void)!::write(c, r.data(), r.size());
+                    continue;
+                }
+                std::string raw;
+                prometheus::WriteRequest req;
+                if (snappy::Uncompress(body.data(), body.size(), &raw) && req.ParseFromString(raw))
+                    for (const auto& ts : req.timeseries())
+                        m_samples += static_cast<std::uint64_t>(ts.samples_size());
+                const std::string r = "HTTP/1.1 204 No Content\r\n\r\n";
+                (void)!::write(c, r.data(), r.size());
+            }
+            ::close(c);
+        }
+    }
+
+    Mode m_mode;
+    int m_fd = -1;
+    std::uint16_t m_port = 0;
+    std::atomic<bool> m_stop{false};
+    std::atomic<int> m_requests{0};
+    std::atomic<std::uint64_t> m_samples{0};
+    std::thread m_thread;
+};
+
+TEST_F(ARemoteWriter, OverRealHttpLosesNothingWhenTheReceiverIsDownSlowClosingOrFailing)
+{
+    config.timeout = std::chrono::milliseconds(300);
+    config.retryFor = std::chrono::milliseconds(700);
+    auto runAgainst = [&](const std::string& url) {
+        config.url = url;
+        CurlSender sender(config);
+        StoreReader store(dir / "master.db");
+        RemoteWriteState state(dir / "remote-write.db", false);
+        RemoteWriter writer(config, store, state, sender, [](std::chrono::milliseconds d) {
+            std::this_thread::sleep_for(d);
+        });
+        return writer.run();
+    };
+    std::string downUrl;
+    {
+        // A port that was just free: nothing listens there.
+        ALoopbackReceiver gone(ALoopbackReceiver::Mode::Accept);
+        downUrl = gone.url();
+    }
+    auto r = runAgainst(downUrl);
+    EXPECT_FALSE(r.complete);
+    EXPECT_NE(r.error.find("127.0.0.1"), std::string::npos) << "the error names the receiver: " << r.error;
+    EXPECT_EQ(counters()["samples_sent"], 0);
+
+    for (auto mode : {ALoopbackReceiver::Mode::Slow, ALoopbackReceiver::Mode::CloseMidRequest,
+                      ALoopbackReceiver::Mode::ServerError}) {
+        ALoopbackReceiver bad(mode);
+        const auto started = std::chrono::steady_clock::now();
+        r = runAgainst(bad.url());
+        const auto took = std::chrono::steady_clock::now() - started;
+        EXPECT_FALSE(r.complete) << static_cast<int>(mode);
+        EXPECT_FALSE(r.error.empty()) << static_cast<int>(mode);
+        EXPECT_GE(bad.requests(), 1) << static_cast<int>(mode);
+        // Bounded: retry_for plus one request's timeout, with slack for a loaded machine.
+        EXPECT_LT(took, std::chrono::seconds(5)) << static_cast<int>(mode);
+        EXPECT_EQ(counters()["samples_sent"], 0) << static_cast<int>(mode) << ": " << r.error;
+    }
+
+    ALoopbackReceiver good(ALoopbackReceiver::Mode::Accept);
+    r = runAgainst(good.url());
+    EXPECT_TRUE(r.complete) << r.error;
+    EXPECT_EQ(r.samplesSent, 10u);
+    EXPECT_EQ(good.samplesAccepted(), 10u) << "every sample once, none lost to the failed runs";
+    r = runAgainst(good.url());
+    EXPECT_EQ(r.samplesSent, 0u) << "nothing is sent twice";
 }
 
 } // namespace
