@@ -285,9 +285,8 @@ TEST_F(ARemoteWriter, OverRealHttpLosesNothingWhenTheReceiverIsDownSlowClosingOr
         CurlSender sender(config);
         StoreReader store(dir / "master.db");
         RemoteWriteState state(dir / "remote-write.db", false);
-        RemoteWriter writer(config, store, state, sender, [](std::chrono::milliseconds d) {
-            std::this_thread::sleep_for(d);
-        });
+        RemoteWriter writer(config, store, state, sender,
+                            [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); });
         return writer.run();
     };
     std::string downUrl;
