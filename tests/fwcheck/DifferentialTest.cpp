@@ -228,32 +228,19 @@ std::vector<RuleSet> ruleSets()
 
 class TheFirewallTracer : public ::testing::TestWithParam<RuleSet> {
 protected:
-    static void SetUpTestSuite()
-    {
-        if (!ferry::test::isRoot())
-            return;
-        try {
-            s_lab = std::make_unique<NetnsLab>();
-        } catch (const std::exception& e) {
-            s_error = e.what();
-        }
-    }
-    static void TearDownTestSuite() { s_lab.reset(); }
+    static void SetUpTestSuite() { s_lab.build(); }
+    static void TearDownTestSuite() { s_lab.remove(); }
 
     void SetUp() override
     {
-        if (!ferry::test::isRoot())
-            GTEST_SKIP() << "needs root to create network namespaces";
-        if (!s_lab)
-            GTEST_SKIP() << "cannot build the namespaces: " << s_error;
+        if (const auto why = s_lab.unusable(); !why.empty())
+            GTEST_SKIP() << why;
     }
 
-    static std::unique_ptr<NetnsLab> s_lab;
-    static std::string s_error;
+    static fwtest::SuiteLab s_lab;
 };
 
-std::unique_ptr<NetnsLab> TheFirewallTracer::s_lab;
-std::string TheFirewallTracer::s_error;
+fwtest::SuiteLab TheFirewallTracer::s_lab;
 
 TEST_P(TheFirewallTracer, AgreesWithARealConnectionFromEachMaster)
 {

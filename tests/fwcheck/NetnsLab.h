@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -59,4 +60,36 @@ private:
 // sshd -D need it) without touching the host's /run.
 std::vector<std::string> privateRunPrefix();
 
+// One lab shared by a test suite: built in SetUpTestSuite (root only),
+// removed in TearDownTestSuite; skipUnlessUsable() from SetUp skips the
+// test with the reason when there is no lab.
+class SuiteLab {
+public:
+    void build()
+    {
+        if (!ferry::test::isRoot())
+            return;
+        try {
+            m_lab = std::make_unique<NetnsLab>();
+        } catch (const std::exception& e) {
+            m_error = e.what();
+        }
+    }
+    void remove() { m_lab.reset(); }
+    // Empty when the lab is usable, else why the test cannot run.
+    std::string unusable() const
+    {
+        if (!ferry::test::isRoot())
+            return "needs root to create network namespaces";
+        return m_lab ? std::string() : "cannot build the namespaces: " + m_error;
+    }
+    NetnsLab& operator*() const { return *m_lab; }
+    NetnsLab* operator->() const { return m_lab.get(); }
+
+private:
+    std::unique_ptr<NetnsLab> m_lab;
+    std::string m_error;
+};
+
 } // namespace fwtest
+

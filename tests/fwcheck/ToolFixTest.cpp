@@ -31,24 +31,13 @@ using ferry::test::run;
 
 class AToolFix : public ::testing::Test {
 protected:
-    static void SetUpTestSuite()
-    {
-        if (!ferry::test::isRoot())
-            return;
-        try {
-            s_lab = std::make_unique<NetnsLab>();
-        } catch (const std::exception& e) {
-            s_error = e.what();
-        }
-    }
-    static void TearDownTestSuite() { s_lab.reset(); }
+    static void SetUpTestSuite() { s_lab.build(); }
+    static void TearDownTestSuite() { s_lab.remove(); }
 
     void SetUp() override
     {
-        if (!ferry::test::isRoot())
-            GTEST_SKIP() << "needs root to create network namespaces";
-        if (!s_lab)
-            GTEST_SKIP() << "cannot build the namespaces: " << s_error;
+        if (const auto why = s_lab.unusable(); !why.empty())
+            GTEST_SKIP() << why;
         s_lab->resetFirewall();
     }
 
@@ -90,12 +79,10 @@ protected:
         return out;
     }
 
-    static std::unique_ptr<NetnsLab> s_lab;
-    static std::string s_error;
+    static fwtest::SuiteLab s_lab;
 };
 
-std::unique_ptr<NetnsLab> AToolFix::s_lab;
-std::string AToolFix::s_error;
+fwtest::SuiteLab AToolFix::s_lab;
 
 // ufw in the node namespace with its stock files (as the package installs
 // them) in a private /etc/ufw.
