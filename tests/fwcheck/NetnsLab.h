@@ -92,4 +92,3 @@ private:
 };
 
 } // namespace fwtest
-
