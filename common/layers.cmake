@@ -35,9 +35,10 @@ set(FERRY_LAYER_storage_FILES Sqlite SqlConnection Spool MasterSchema SessionSto
 set(FERRY_LAYER_session_DEPENDS base net storage)
 set(FERRY_LAYER_session_FILES Session PullServer PullClient)
 
-# D-Bus: the connection, the event loop, the adaptor-call wrapper.
+# D-Bus: the connection, the event loop, the adaptor-call wrapper, and the
+# one helper for work off the loop (async methods, rounds).
 set(FERRY_LAYER_bus_DEPENDS base)
-set(FERRY_LAYER_bus_FILES Bus)
+set(FERRY_LAYER_bus_FILES Bus BackgroundJobs)
 
 # Third-party headers that only some layers (or files) may include:
 # "<include prefix>=<layer or file>,...". Storage and codec code must not

@@ -18,7 +18,7 @@ std::vector<FwCheckAdaptor::FindingStruct> toStructs(const std::vector<Finding>&
 } // namespace
 
 FwCheckAdaptor::FwCheckAdaptor(sdbus::IConnection& bus, ferry::EventLoop& loop, Manager& manager)
-    : AdaptorInterfaces(bus, kPath), m_loop(loop), m_manager(manager)
+    : AdaptorInterfaces(bus, kPath), m_loop(loop), m_manager(manager), m_jobs(loop, kInterface, 1)
 {
     registerAdaptor();
 }
@@ -26,8 +26,6 @@ FwCheckAdaptor::FwCheckAdaptor(sdbus::IConnection& bus, ferry::EventLoop& loop, 
 FwCheckAdaptor::~FwCheckAdaptor()
 {
     unregisterAdaptor();
-    if (m_worker.joinable())
-        m_worker.join();
 }
 
 void FwCheckAdaptor::checkInBackground()
@@ -90,37 +88,19 @@ void FwCheckAdaptor::startCheck()
 {
     std::vector<Caller> callers;
     callers.swap(m_waiting);
-    // The last worker has posted its result and is ending (or has ended).
-    if (m_worker.joinable())
-        m_worker.join();
     m_checking = true;
-    m_loop.hold();
-    try {
-        m_worker = std::thread([this, callers] {
-            const Report before = m_manager.current();
-            std::optional<Report> after;
-            std::string error;
-            try {
-                after = m_manager.check();
-            } catch (const std::exception& e) {
-                error = e.what();
-                spdlog::error("Failed to check reachability: {}", error);
-            }
-            try {
-                m_loop.post([this, callers, before, after, error] { finishCheck(callers, before, after, error); });
-            } catch (const std::exception& e) {
-                spdlog::error("Failed to hand a check's result to the event loop: {}", e.what());
-            }
+    auto before = std::make_shared<const Report>(m_manager.current());
+    m_jobs.start(
+        "Check", [this] { return m_manager.check(); },
+        [this, callers, before](const Report& after) { finishCheck(callers, *before, &after, nullptr); },
+        [this, callers, before](const sdbus::Error& e) {
+            const sdbus::Error error(e.getName(), "Failed to check reachability: " + e.getMessage());
+            finishCheck(callers, *before, nullptr, &error);
         });
-    } catch (const std::exception& e) {
-        // No thread: answer now instead of aborting the daemon.
-        spdlog::error("Failed to start a check: {}", e.what());
-        finishCheck(callers, m_manager.current(), std::nullopt, std::string("cannot start a worker: ") + e.what());
-    }
 }
 
-void FwCheckAdaptor::finishCheck(const std::vector<Caller>& callers, const Report& before,
-                                 const std::optional<Report>& after, const std::string& error)
+void FwCheckAdaptor::finishCheck(const std::vector<Caller>& callers, const Report& before, const Report* after,
+                                 const sdbus::Error* error)
 {
     if (after)
         publish(before, *after);
@@ -128,14 +108,13 @@ void FwCheckAdaptor::finishCheck(const std::vector<Caller>& callers, const Repor
         if (after)
             c->returnResults(toStructs(after->findings));
         else
-            c->returnError(sdbus::Error(kInterface + ".Error.Internal", "Failed to check reachability: " + error));
+            c->returnError(*error);
     }
     m_checking = false;
     if (m_checkAgain || !m_waiting.empty()) {
         m_checkAgain = false;
         startCheck();
     }
-    m_loop.release();
 }
 
 void FwCheckAdaptor::publish(const Report& before, const Report& after)

@@ -1,18 +1,19 @@
 #pragma once
 // org.ferry.FwCheck1 on /org/ferry/FwCheck1: a thin layer over Manager.
-// Checks run on one worker thread at a time (they list the firewall and run
-// iptables-save and sshd -T); results come back through the event loop,
-// which alone touches the bus. Callers who ask while a check runs share the
-// next one, which starts when the running one ends: at most one worker
-// thread and kMaxWaiting callers exist at any time.
+// Checks run one at a time as a background job (ferry::BackgroundJobs with
+// a limit of one; they list the firewall and run iptables-save and sshd -T);
+// results come back through the event loop, which alone touches the bus.
+// Callers who ask while a check runs share the next one, which starts when
+// the running one ends: at most one worker thread and kMaxWaiting callers
+// exist at any time.
 
 #include <memory>
-#include <thread>
 #include <vector>
 
 #include <sdbus-c++/sdbus-c++.h>
 
 #include "Manager.h"
+#include "ferry/BackgroundJobs.h"
 #include "ferry/Bus.h"
 #include "org.ferry.FwCheck1-adaptor.h"
 
@@ -47,17 +48,19 @@ private:
     using Caller = std::shared_ptr<sdbus::Result<std::vector<FindingStruct>>>;
     void requestCheck();
     void startCheck();
-    void finishCheck(const std::vector<Caller>& callers, const Report& before, const std::optional<Report>& after,
-                     const std::string& error);
+    // after on success, else error.
+    void finishCheck(const std::vector<Caller>& callers, const Report& before, const Report* after,
+                     const sdbus::Error* error);
     void publish(const Report& before, const Report& after);
 
     ferry::EventLoop& m_loop;
     Manager& m_manager;
     // Loop thread only.
-    std::thread m_worker;            // the running or last finished check
     bool m_checking = false;
     bool m_checkAgain = false;       // a request came in while checking
     std::vector<Caller> m_waiting;   // callers of the next check
+    // Last: its destructor waits for a running check, which uses the above.
+    ferry::BackgroundJobs m_jobs;
 };
 
 } // namespace fwcheck

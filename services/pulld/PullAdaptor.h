@@ -1,16 +1,14 @@
 #pragma once
-// org.ferry.Pull1 on /org/ferry/Pull1, over the Puller. Pulls run on worker
-// threads; results go back through the event loop.
+// org.ferry.Pull1 on /org/ferry/Pull1, over the Puller. Pulls run as
+// background jobs (ferry::BackgroundJobs); results go back through the event
+// loop.
 
-#include <atomic>
 #include <functional>
-#include <memory>
-#include <thread>
-#include <vector>
 
 #include <sdbus-c++/sdbus-c++.h>
 
 #include "Puller.h"
+#include "ferry/BackgroundJobs.h"
 #include "ferry/Bus.h"
 #include "org.ferry.Pull1-adaptor.h"
 
@@ -30,22 +28,11 @@ private:
     uint64_t LastRound() override;
     uint32_t Concurrency() override;
 
-    // Runs work on its own thread while holding the loop; the reply is sent
-    // from the loop thread.
-    template <typename Work>
-    void inWorker(Work work);
-
-    struct Worker {
-        std::thread thread;
-        std::shared_ptr<std::atomic<bool>> done;
-    };
-
     ferry::EventLoop& m_loop;
     Puller& m_puller;
     std::function<bool()> m_startRound;
-    // Joined when finished (on the next call) and at destruction, so that no
-    // pull outlives the objects it uses. Touched on the loop thread only.
-    std::vector<Worker> m_workers;
+    // Last: its destructor waits for running pulls, which use the above.
+    ferry::BackgroundJobs m_jobs;
 };
 
 } // namespace pulld

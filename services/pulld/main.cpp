@@ -8,12 +8,12 @@
 
 #include <cstdlib>
 #include <string>
-#include <thread>
 
 #include "PullAdaptor.h"
 #include "PulldConfig.h"
 #include "Puller.h"
 #include "SshNodeConnector.h"
+#include "ferry/BackgroundJobs.h"
 #include "ferry/Bus.h"
 #include "ferry/DaemonArgs.h"
 #include "ferry/Log.h"
@@ -48,30 +48,18 @@ int main(int argc, char* argv[]) try {
     ferry::EventLoop loop(*bus, args.idleTimeout);
 
     // The timer's round: nodes pulled less than min_interval ago (by an
-    // earlier round or PullNow) are skipped.
-    std::thread round;
-    bool roundRunning = false;  // touched on the loop thread only
+    // earlier round or PullNow) are skipped. One at a time: a round asked
+    // for while one runs is that round.
+    ferry::BackgroundJobs rounds(loop, "org.ferry.Pull1", 1);
     auto startRound = [&]() -> bool {
-        if (roundRunning)
+        if (rounds.running() > 0)
             return false;
-        if (round.joinable())
-            round.join();  // the last round has posted its end: it is finishing
-        // The thread first (its creation may throw; RunRound answers that),
-        // then the hold: its release is posted to this thread, so it comes after.
-        round = std::thread([&] {
-            try {
-                puller.pullRound(false);
-            } catch (const std::exception& e) {
-                spdlog::error("Failed to run a pull round: {}", e.what());
-            }
-            loop.post([&] {
-                roundRunning = false;
-                loop.release();
-                ferry::notifyStatus("Idle; last round " + ferry::formatTime(puller.lastRoundMs()));
-            });
-        });
-        roundRunning = true;
-        loop.hold();
+        rounds.start(
+            "a pull round", [&] { puller.pullRound(false); },
+            [&] { ferry::notifyStatus("Idle; last round " + ferry::formatTime(puller.lastRoundMs())); },
+            [&](const sdbus::Error& e) { spdlog::error("Failed to run a pull round: {}", e.getMessage()); });
+        if (rounds.running() == 0)
+            throw ferry::Error("Failed to start a pull round: no worker could be started (see the journal)");
         return true;
     };
     pulld::PullAdaptor api(*bus, loop, puller, startRound);
@@ -80,8 +68,6 @@ int main(int argc, char* argv[]) try {
         startRound();
     ferry::notifyReady(roundAtStart ? "Pulling the nodes that are due" : "Waiting for requests");
     loop.run("org.ferry.Pull1");
-    if (round.joinable())
-        round.join();
     return EXIT_SUCCESS;
 } catch (const std::exception& e) {
     ferry::logFatal(e);

@@ -1,7 +1,6 @@
 #include "PushAdaptor.h"
 
 #include <chrono>
-#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -10,6 +9,9 @@ namespace pushd {
 namespace {
 constexpr const char* kPath = "/org/ferry/Push1";
 constexpr std::chrono::milliseconds kProgressEvery{200};
+// Cycles take push-cycle.lock one at a time; callers beyond this many are
+// refused (Error.Busy) rather than queued without bound.
+constexpr std::size_t kMaxCycles = 8;
 std::uint64_t toUsec(std::int64_t ms)
 {
     return ms > 0 ? static_cast<std::uint64_t>(ms) * 1000 : 0;
@@ -17,7 +19,12 @@ std::uint64_t toUsec(std::int64_t ms)
 } // namespace
 
 PushAdaptor::PushAdaptor(sdbus::IConnection& bus, ferry::EventLoop& loop, Manager& manager)
-    : AdaptorInterfaces(bus, kPath), m_loop(loop), m_manager(manager)
+    : AdaptorInterfaces(bus, kPath), m_loop(loop), m_manager(manager),
+      m_jobs(loop, INTERFACE_NAME, kMaxCycles, [](const std::exception& e) -> std::optional<ferry::BusError> {
+          if (dynamic_cast<const NotRegisteredError*>(&e))
+              return ferry::BusError(std::string(INTERFACE_NAME) + ".Error.NotRegistered", e.what());
+          return std::nullopt;
+      })
 {
     registerAdaptor();
 }
@@ -25,26 +32,14 @@ PushAdaptor::PushAdaptor(sdbus::IConnection& bus, ferry::EventLoop& loop, Manage
 PushAdaptor::~PushAdaptor()
 {
     unregisterAdaptor();
-    std::unique_lock lock(m_mutex);
-    m_done.wait(lock, [this] { return m_workers == 0; });
 }
 
-void PushAdaptor::runCycle(sdbus::Result<std::string>&& result, bool scheduled)
+void PushAdaptor::runCycle(sdbus::Result<std::string>&& result, bool scheduled, const char* member)
 {
-    auto shared = std::make_shared<sdbus::Result<std::string>>(std::move(result));
-    m_loop.hold();
-    {
-        std::lock_guard lock(m_mutex);
-        ++m_workers;
-    }
-    // Creating the thread can fail (EAGAIN at the task limit): sdbus-c++ 1.2
-    // aborts on anything but sdbus::Error escaping a handler, so the failure
-    // is undone and answered here.
-    try {
-        std::thread([this, shared, scheduled]() mutable {
-            std::string summary;
-            std::optional<sdbus::Error> error;
-            bool success = false;
+    auto reply = std::make_shared<sdbus::Result<std::string>>(std::move(result));
+    m_jobs.start(
+        member,
+        [this, scheduled] {
             // Progress goes out through the loop thread, at most every
             // kProgressEvery and always for the last batch.
             auto lastSent = std::chrono::steady_clock::time_point{};
@@ -61,59 +56,38 @@ void PushAdaptor::runCycle(sdbus::Result<std::string>&& result, bool scheduled)
                     }
                 });
             };
-            try {
-                const Outcome o = scheduled ? m_manager.runScheduled(progress) : m_manager.pushNow(progress);
-                success = o.success;
-                summary = o.summary;
-                if (!o.success)
-                    error = sdbus::Error(std::string(INTERFACE_NAME) + ".Error.PushFailed", o.summary);
-            } catch (const NotRegisteredError& e) {
-                summary = e.what();
-                error = sdbus::Error(std::string(INTERFACE_NAME) + ".Error.NotRegistered", e.what());
-            } catch (const std::exception& e) {
-                spdlog::error("Push cycle failed: {}", e.what());
-                summary = e.what();
-                error = sdbus::Error(std::string(INTERFACE_NAME) + ".Error.Internal", e.what());
-            }
-            m_loop.post([this, shared, summary, error, success]() mutable {
-                if (error)
-                    shared->returnError(*error);
-                else
-                    shared->returnResults(summary);
-                try {
-                    emitPushFinished(success, summary);
-                } catch (const sdbus::Error& e) {
-                    spdlog::debug("Ignoring failure to emit PushFinished: {}", e.getMessage());
-                }
-                m_loop.release();
-            });
-            std::lock_guard lock(m_mutex);
-            --m_workers;
-            m_done.notify_all();
-        }).detach();
-    } catch (const std::exception& e) {
-        {
-            std::lock_guard lock(m_mutex);
-            --m_workers;
-            m_done.notify_all();
-        }
-        m_loop.release();
-        spdlog::error("Failed to start a push cycle: {}", e.what());
-        throw sdbus::Error(std::string(INTERFACE_NAME) + ".Error.Internal",
-                           std::string("Failed to start a push cycle: ") + e.what());
+            return scheduled ? m_manager.runScheduled(progress) : m_manager.pushNow(progress);
+        },
+        [this, reply](const Outcome& o) {
+            if (o.success)
+                reply->returnResults(o.summary);
+            else
+                reply->returnError(sdbus::Error(std::string(INTERFACE_NAME) + ".Error.PushFailed", o.summary));
+            finished(o.success, o.summary);
+        },
+        [this, reply](const sdbus::Error& e) {
+            reply->returnError(e);
+            finished(false, e.getMessage());
+        });
+}
+
+void PushAdaptor::finished(bool success, const std::string& summary)
+{
+    try {
+        emitPushFinished(success, summary);
+    } catch (const sdbus::Error& e) {
+        spdlog::debug("Ignoring failure to emit PushFinished: {}", e.getMessage());
     }
 }
 
 void PushAdaptor::PushNow(sdbus::Result<std::string>&& result)
 {
-    m_loop.touch();
-    runCycle(std::move(result), false);
+    runCycle(std::move(result), false, "PushNow");
 }
 
 void PushAdaptor::RunScheduled(sdbus::Result<std::string>&& result)
 {
-    m_loop.touch();
-    runCycle(std::move(result), true);
+    runCycle(std::move(result), true, "RunScheduled");
 }
 
 std::tuple<bool, std::string> PushAdaptor::Evaluate()

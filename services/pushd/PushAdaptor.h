@@ -1,14 +1,12 @@
 #pragma once
 // org.ferry.Push1 on /org/ferry/Push1: a thin layer over Manager. Push
-// cycles run on worker threads; results return through the event loop so
-// that only the loop thread touches the bus.
-
-#include <condition_variable>
-#include <mutex>
+// cycles run as background jobs (ferry::BackgroundJobs); results return
+// through the event loop so that only the loop thread touches the bus.
 
 #include <sdbus-c++/sdbus-c++.h>
 
 #include "Manager.h"
+#include "ferry/BackgroundJobs.h"
 #include "ferry/Bus.h"
 #include "org.ferry.Push1-adaptor.h"
 
@@ -45,7 +43,8 @@ private:
     uint64_t LastPull() override;
     bool Registered() override;
 
-    void runCycle(sdbus::Result<std::string>&& result, bool scheduled);
+    void runCycle(sdbus::Result<std::string>&& result, bool scheduled, const char* member);
+    void finished(bool success, const std::string& summary);
     template <typename F>
     auto call(const char* member, F&& f)
     {
@@ -54,10 +53,8 @@ private:
 
     ferry::EventLoop& m_loop;
     Manager& m_manager;
-    // Cycles run on detached workers; the destructor waits for them.
-    int m_workers = 0;
-    std::mutex m_mutex;
-    std::condition_variable m_done;
+    // Last: its destructor waits for running cycles, which use the above.
+    ferry::BackgroundJobs m_jobs;
 };
 
 } // namespace pushd
