@@ -227,4 +227,24 @@ void MasterQueries::recordPullFailure(const std::string& node, std::int64_t when
         .run();
 }
 
+void MasterQueries::addCounters(const std::vector<CounterDelta>& deltas)
+{
+    for (const auto& d : deltas)
+        SqlStatement(m_db, "INSERT INTO master_counters (name, labels, value) VALUES (?1, ?2, ?3)"
+                           " ON CONFLICT (name, labels) DO UPDATE SET value = master_counters.value + excluded.value")
+            .bind(1, d.name)
+            .bind(2, d.labels)
+            .bind(3, d.delta)
+            .run();
+}
+
+std::vector<CounterValue> MasterQueries::counters()
+{
+    std::vector<CounterValue> out;
+    SqlStatement s(m_db, "SELECT name, labels, value FROM master_counters ORDER BY name, labels");
+    while (s.step())
+        out.push_back({s.text(0), s.text(1), s.int64(2)});
+    return out;
+}
+
 } // namespace ferry

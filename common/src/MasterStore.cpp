@@ -222,23 +222,14 @@ void MasterStore::addCounters(const std::vector<CounterDelta>& deltas)
     std::optional<Transaction> own;
     if (sqlite3_get_autocommit(m_db.handle()) != 0)
         own.emplace(m_db);
-    Statement s(m_db, "INSERT INTO master_counters (name, labels, value) VALUES (?1, ?2, ?3)"
-                      " ON CONFLICT(name, labels) DO UPDATE SET value = value + excluded.value");
-    for (const auto& d : deltas) {
-        s.reset();
-        s.bind(1, d.name).bind(2, d.labels).bind(3, d.delta).run();
-    }
+    MasterQueries(m_sql).addCounters(deltas);
     if (own)
         own->commit();
 }
 
 std::vector<CounterValue> MasterStore::counters()
 {
-    std::vector<CounterValue> out;
-    Statement s(m_db, "SELECT name, labels, value FROM master_counters ORDER BY name, labels");
-    while (s.step())
-        out.push_back({s.text(0), s.text(1), s.int64(2)});
-    return out;
+    return MasterQueries(m_sql).counters();
 }
 
 void MasterStore::storeReport(const std::string& node, const Epoch& epoch, const std::string& via,

@@ -6,6 +6,7 @@
 
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
+#include "ferry/MasterQueries.h"
 #include "ferry/RegistryProtocol.h"
 #include "ferry/Wire.h"
 
@@ -481,13 +482,7 @@ void RegistryStore::addCounters(const std::vector<CounterDelta>& deltas)
     if (deltas.empty())
         return;
     SqlTransaction tx(m_db);
-    for (const auto& d : deltas)
-        SqlStatement(m_db, "INSERT INTO master_counters (name, labels, value) VALUES (?1, ?2, ?3)"
-                           " ON CONFLICT (name, labels) DO UPDATE SET value = master_counters.value + excluded.value")
-            .bind(1, d.name)
-            .bind(2, d.labels)
-            .bind(3, d.delta)
-            .run();
+    MasterQueries(m_db).addCounters(deltas);
     tx.commit();
 }
 

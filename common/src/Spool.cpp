@@ -411,6 +411,7 @@ std::uint64_t Spool::append(const std::string& kind, const std::string& payload,
 std::vector<std::uint64_t> Spool::appendAll(const std::vector<Record>& records)
 {
     std::vector<std::uint64_t> seqs;
+    commitSynced();
     Transaction tx(*m_db);
     auto next = static_cast<std::uint64_t>(meta(*m_db, "next_seq"));
     std::int64_t added = 0;
@@ -496,34 +497,6 @@ std::vector<Record> collect(Statement& s, std::size_t maxBytes)
     return out;
 }
 
-// An Ack's deletion may be lost to a power cut without harm: the master
-// committed those records (synchronous=FULL) before it acknowledged them
-// and stores each (node, epoch, seq) once, so they come back, are sent
-// again and count as duplicates (docs/durability.md). So the deletion does
-// not wait for the disk: an fsync per Ack was most of a push cycle's spool
-// cost and a large part of draining a backlog. The next append's FULL
-// commit syncs the WAL, deletions included, in order.
-class UnsyncedCommits {
-public:
-    explicit UnsyncedCommits(Database& db) : m_db(db) { Statement(m_db, "PRAGMA synchronous=NORMAL").run(); }
-    ~UnsyncedCommits()
-    {
-        try {
-            Statement(m_db, "PRAGMA synchronous=FULL").run();
-        } catch (const std::exception& e) {
-            // A connection left at NORMAL would weaken the next append: do
-            // not carry on with it.
-            spdlog::critical("Failed to restore synchronous=FULL on {}: {}", m_db.path(), e.what());
-            std::terminate();
-        }
-    }
-    UnsyncedCommits(const UnsyncedCommits&) = delete;
-    UnsyncedCommits& operator=(const UnsyncedCommits&) = delete;
-
-private:
-    Database& m_db;
-};
-
 } // namespace
 
 std::vector<Record> Spool::readAfter(std::uint64_t cursor, std::size_t maxRecords, std::size_t maxBytes)
@@ -547,9 +520,47 @@ std::uint64_t Spool::acknowledge(std::uint64_t upTo)
     return acknowledgeRange(1, upTo);
 }
 
+// An Ack's deletion may be lost to a power cut without harm: the master
+// committed those records (synchronous=FULL) before it acknowledged them
+// and stores each (node, epoch, seq) once, so they come back, are sent
+// again and count as duplicates (docs/durability.md). So the deletion does
+// not wait for the disk: an fsync per Ack was most of a push cycle's spool
+// cost and a large part of draining a backlog. The next FULL commit (an
+// append, on this connection or the sampler's) syncs the WAL, deletions
+// included, in order.
+//
+// The connection switches to NORMAL at the first Ack of a run and stays
+// there for the Acks that follow (a session's), and back to FULL before any
+// other write: every write but acknowledgeRange starts with commitSynced().
+// That is one switch each way per session instead of two PRAGMAs per Ack,
+// and no commit but an Ack's ever runs at NORMAL.
+void Spool::commitUnsynced()
+{
+    if (m_unsynced)
+        return;
+    Statement(*m_db, "PRAGMA synchronous=NORMAL").run();
+    m_unsynced = true;
+}
+
+void Spool::commitSynced()
+{
+    if (!m_unsynced)
+        return;
+    // On failure the write that wanted FULL does not happen (the exception
+    // travels up) and the next one tries again.
+    Statement(*m_db, "PRAGMA synchronous=FULL").run();
+    m_unsynced = false;
+}
+
+int Spool::synchronousMode()
+{
+    Statement s(*m_db, "PRAGMA synchronous");
+    return s.step() ? static_cast<int>(s.int64(0)) : -1;
+}
+
 std::uint64_t Spool::acknowledgeRange(std::uint64_t first, std::uint64_t last)
 {
-    const UnsyncedCommits unsynced(*m_db);
+    commitUnsynced();
     Transaction tx(*m_db);
     Statement sum(*m_db, "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records WHERE seq BETWEEN ?1 AND ?2");
     sum.bind(1, static_cast<std::int64_t>(first)).bind(2, static_cast<std::int64_t>(last));
@@ -622,6 +633,7 @@ SpoolStats Spool::stats()
 
 void Spool::markResetReported()
 {
+    commitSynced();
     Statement(*m_db, "UPDATE meta SET value = 1 WHERE key = 'reset_reported'").run();
 }
 

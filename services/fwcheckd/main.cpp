@@ -15,11 +15,11 @@
 
 #include "Capabilities.h"
 #include "Checker.h"
-#include "FileWatch.h"
 #include "FwCheckAdaptor.h"
 #include "HostReader.h"
 #include "Manager.h"
 #include "ferry/Bus.h"
+#include "ferry/FileWatch.h"
 #include "ferry/DaemonArgs.h"
 #include "ferry/Error.h"
 #include "ferry/Log.h"
@@ -110,12 +110,22 @@ int main(int argc, char* argv[]) try {
     fwcheck::FwCheckAdaptor api(*bus, loop, manager);
     ferry::LogControl logControl(*bus, loop, "ferry-fwcheckd");
     const std::string sshdConfig = args.sshdConfig.empty() ? "/etc/ssh/sshd_config" : args.sshdConfig;
-    fwcheck::FileWatch watch(loop, {sshdConfig, sshdConfig + ".d/", args.hostsAllow, args.hostsDeny},
-                             [&api] { api.recheckAfterChange(); });
+    // Re-check while running when a checked file changes: the path units
+    // start the daemon when it is not running, but a start request for a
+    // running service is a no-op.
+    ferry::FileWatch watch({sshdConfig, sshdConfig + ".d/", args.hostsAllow, args.hostsDeny});
+    loop.watch(watch.fd(), [&] {
+        if (watch.changed())
+            api.recheckAfterChange();
+    });
     // pushd asks for a fresh check through this file when pulls stop coming
     // (only root and ferry can write the state directory). ferry-fwcheckd.path
     // starts us for it; while we run, a start request would be a no-op.
-    fwcheck::FileWatch requests(loop, {paths.fwcheckRequestFile()}, [&api] { api.checkOnRequest(); });
+    ferry::FileWatch requests({paths.fwcheckRequestFile()});
+    loop.watch(requests.fd(), [&] {
+        if (requests.changed())
+            api.checkOnRequest();
+    });
     if (args.initialCheck.value_or(startedByTrigger()))
         api.checkInBackground();
     else

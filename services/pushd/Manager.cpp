@@ -2,7 +2,7 @@
 
 #include <sys/stat.h>
 
-#include <thread>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
@@ -12,6 +12,7 @@
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
 #include "ferry/FileLock.h"
+#include "ferry/FileWatch.h"
 #include "ferry/Files.h"
 
 namespace pushd {
@@ -262,10 +263,21 @@ void Manager::awaitRequestedFwcheck()
     if (requested == 0)
         return;
     const std::string file = m_paths.fwcheckResultFile();
+    // fwcheckd replaces fwcheck.json by renaming: wake on that instead of
+    // polling. The watch is set before the first look, so a verdict written
+    // between the two is not missed.
+    std::optional<ferry::FileWatch> watch;
+    try {
+        watch.emplace(std::vector<std::string>{file});
+    } catch (const std::exception& e) {
+        spdlog::warn("Not waiting for fwcheckd's verdict, ignoring: {}", e.what());
+        return;
+    }
     while (fwcheckCheckedMs(file) < requested) {
-        if (ferry::nowMs() >= requested + kFwcheckWaitMs)
+        const std::int64_t left = requested + kFwcheckWaitMs - ferry::nowMs();
+        if (left <= 0)
             return;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        watch->waitForChange(std::chrono::milliseconds(left));
     }
 }
 

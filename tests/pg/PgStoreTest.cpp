@@ -47,6 +47,29 @@ protected:
     const Epoch m_epoch = Epoch::fromHex("0102030405060708090a0b0c0d0e0f00", "test epoch");
 };
 
+// The same upsert as on SQLite (MasterQueries::addCounters): the session
+// store, the registry and a plain connection add to one row, and it joins
+// the caller's transaction.
+TEST_F(APostgresStore, AddsCountersThroughTheOneUpsertEveryStoreShares)
+{
+    const std::string ok = counterLabels({{"outcome", "ok"}});
+    PgStore store(m_conninfo);
+    store.addCounters({{"registrations", ok, 2}});
+    RegistryStore registry(std::make_unique<PgSqlConnection>(m_conninfo));
+    registry.addCounters({{"registrations", ok, 3}});
+    PgSqlConnection sql(m_conninfo);
+    MasterQueries(sql).addCounters({{"registrations", ok, 5}, {"sessions", "", 1}});
+    {
+        SqlTransaction tx(sql);
+        MasterQueries(sql).addCounters({{"sessions", "", 100}});
+    }
+    std::map<std::string, std::int64_t> counts;
+    for (const auto& c : store.counters())
+        counts[c.name + "{" + c.labels + "}"] = c.value;
+    EXPECT_EQ(counts["registrations{outcome=\"ok\"}"], 10);
+    EXPECT_EQ(counts["sessions{}"], 1) << "the rolled-back delta stayed out";
+}
+
 TEST_F(APostgresStore, StoresABatchSentToTwoMastersOnce)
 {
     PgStore masterA(m_conninfo);

@@ -16,6 +16,7 @@
 #include "ferry/Bus.h"
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
+#include "ferry/MasterQueries.h"
 #include "ferry/MasterSchema.h"
 #include "ferry/MasterStore.h"
 #include "ferry/RegistryStore.h"
@@ -68,6 +69,41 @@ protected:
     std::string path = dir / "master.db";
     Epoch legacy;  // all zero
 };
+
+std::map<std::string, std::int64_t> byName(const std::vector<CounterValue>& values)
+{
+    std::map<std::string, std::int64_t> out;
+    for (const auto& c : values)
+        out[c.name + "{" + c.labels + "}"] = c.value;
+    return out;
+}
+
+// master_counters has one upsert (MasterQueries::addCounters): the session
+// store, the registry and a plain SqlConnection add to the same rows, and
+// the upsert joins the caller's transaction instead of opening its own.
+TEST_F(AMasterStore, AddsCountersThroughTheOneUpsertEveryStoreShares)
+{
+    const std::string ok = counterLabels({{"outcome", "ok"}});
+    {
+        MasterStore store(path);
+        store.addCounters({{"registrations", ok, 2}, {"epochs_suspect", "", 1}});
+        RegistryStore registry(path);
+        registry.addCounters({{"registrations", ok, 3}});
+        SqliteConnection sql(path);
+        MasterQueries(sql).addCounters({{"registrations", ok, 5}, {"sessions", "", 1}});
+        {
+            SqlTransaction tx(sql);
+            MasterQueries(sql).addCounters({{"sessions", "", 100}});
+            // No commit: the counters roll back with the caller's work.
+        }
+        EXPECT_EQ(byName(MasterQueries(sql).counters()), byName(store.counters()));
+    }
+    const auto counts = byName(MasterStore(path).counters());
+    EXPECT_EQ(counts.at("registrations{outcome=\"ok\"}"), 10);
+    EXPECT_EQ(counts.at("epochs_suspect{}"), 1);
+    EXPECT_EQ(counts.at("sessions{}"), 1) << "the rolled-back delta stayed out";
+    EXPECT_EQ(counts.size(), 3u);
+}
 
 TEST_F(AMasterStore, CreatesTheCurrentSchemaInANewFile)
 {

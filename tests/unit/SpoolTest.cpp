@@ -40,6 +40,35 @@ TEST_F(ASpool, DeletesNothingBeforeTheAck)
     EXPECT_EQ(s.readAfter(0, 100, 1 << 20).front().seq, 5u);
 }
 
+// docs/durability.md: only an Ack's deletion may commit without an fsync.
+// The connection goes to NORMAL at the first Ack of a run, stays there for
+// the session's further Acks, and is back at FULL before any other write.
+TEST_F(ASpool, CommitsOnlyAcksUnsyncedAndSwitchesOncePerRunOfAcks)
+{
+    constexpr int kNormal = 1;
+    constexpr int kFull = 2;
+    Spool s(path, {});
+    EXPECT_EQ(s.synchronousMode(), kFull) << "a fresh connection";
+    for (int i = 0; i < 6; ++i)
+        s.append("k", "payload", nowMs());
+    EXPECT_EQ(s.synchronousMode(), kFull);
+    EXPECT_EQ(s.acknowledgeRange(1, 2), 2u);
+    EXPECT_EQ(s.synchronousMode(), kNormal);
+    s.readAfter(0, 10, 1 << 20);
+    s.stats();
+    EXPECT_EQ(s.acknowledgeRange(3, 3), 1u);
+    EXPECT_EQ(s.synchronousMode(), kNormal) << "reads and further Acks keep the session's switch";
+    EXPECT_EQ(s.append("k", "next", nowMs()), 7u);
+    EXPECT_EQ(s.synchronousMode(), kFull) << "an append commits at FULL";
+    s.acknowledge(4);
+    s.markResetReported();
+    EXPECT_EQ(s.synchronousMode(), kFull) << "so does every write but an Ack";
+    EXPECT_EQ(s.stats().records, 3u);
+    // What an Ack deleted is gone for every reader, and stays gone.
+    Spool reopened(path, {});
+    EXPECT_EQ(reopened.readAfter(0, 10, 1 << 20).front().seq, 5u);
+}
+
 TEST_F(ASpool, DropsTheOldestAtTheSizeBoundAndCountsIt)
 {
     Spool s(path, {2000, std::chrono::hours(24)});

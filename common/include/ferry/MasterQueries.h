@@ -85,6 +85,13 @@ public:
     void recordPullFailure(const std::string& node, std::int64_t whenMs, const std::string& cause,
                            const std::string& message);
 
+    // The master's own counters (master_counters), the one upsert every
+    // store uses: adds each delta, creating a missing row. Runs inside the
+    // caller's transaction when there is one (storeBatch, admitEpoch) and
+    // opens none itself.
+    void addCounters(const std::vector<CounterDelta>& deltas);
+    std::vector<CounterValue> counters();
+
     SqlConnection& connection() { return m_db; }
 
 private:

@@ -123,12 +123,19 @@ public:
     std::vector<SpoolEpochRange> epochRanges();
     // A master stored the health report that told it about the last reset.
     void markResetReported();
+    // This connection's PRAGMA synchronous now: 1 (NORMAL) after an Ack until
+    // the next other write, else 2 (FULL). For tests of that rule.
+    int synchronousMode();
 
 private:
     void enforceLimits(std::int64_t nowMs);
     void addMeta(const char* key, std::int64_t delta);
+    // Acks commit at NORMAL, everything else at FULL (Spool.cpp says why).
+    void commitUnsynced();
+    void commitSynced();
 
     std::unique_ptr<Database> m_db;
+    bool m_unsynced = false; // the connection is at synchronous=NORMAL
     SpoolLimits m_limits;
     Epoch m_epoch;
 };

@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "ferry/Bus.h"
+#include "ferry/Clock.h"
 #include "ferry/MasterQueries.h"
 #include "ferry/PgSqlConnection.h"
 #include "ferry/Sqlite.h"
@@ -221,19 +221,14 @@ AckMessage PgStore::storeBatch(const std::string& node, const Epoch& epochId, co
 
 void PgStore::addCounters(const std::vector<CounterDelta>& deltas)
 {
-    for (const auto& d : deltas)
-        m_db.exec("INSERT INTO master_counters (name, labels, value) VALUES ($1, $2, $3) ON CONFLICT (name, labels)"
-                  " DO UPDATE SET value = master_counters.value + excluded.value",
-                  {PgParam::text(d.name), PgParam::text(d.labels), PgParam::integer(d.delta)});
+    PgSqlConnection tables(m_db);
+    MasterQueries(tables).addCounters(deltas);
 }
 
 std::vector<CounterValue> PgStore::counters()
 {
-    const auto r = m_db.exec("SELECT name, labels, value FROM master_counters ORDER BY name, labels");
-    std::vector<CounterValue> out;
-    for (int i = 0; i < r.rows(); ++i)
-        out.push_back({r.text(i, 0), r.text(i, 1), r.int64(i, 2)});
-    return out;
+    PgSqlConnection tables(m_db);
+    return MasterQueries(tables).counters();
 }
 
 std::vector<EpochInfo> PgStore::epochs(const std::string& node)

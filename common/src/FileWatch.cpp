@@ -1,5 +1,6 @@
-#include "FileWatch.h"
+#include "ferry/FileWatch.h"
 
+#include <poll.h>
 #include <sys/inotify.h>
 #include <unistd.h>
 
@@ -9,28 +10,26 @@
 
 #include "ferry/Error.h"
 
-namespace fwcheck {
+namespace ferry {
 
-FileWatch::FileWatch(ferry::EventLoop& loop, const std::vector<std::string>& paths, std::function<void()> onChange)
-    : m_onChange(std::move(onChange))
+FileWatch::FileWatch(const std::vector<std::string>& paths)
 {
     m_fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (m_fd < 0)
-        ferry::throwErrno("create an inotify instance");
+        throwErrno("create an inotify instance");
     constexpr uint32_t kMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB;
     for (const auto& p : paths) {
-        // A path ending in '/' is a directory whose every entry matters.
         const bool wholeDir = !p.empty() && p.back() == '/';
-        const std::string dir = wholeDir ? p.substr(0, p.size() - 1) : p.substr(0, p.rfind('/'));
+        const auto slash = p.rfind('/');
+        const std::string dir = wholeDir ? p.substr(0, p.size() - 1) : (slash == std::string::npos ? "." : p.substr(0, slash));
         const int wd = ::inotify_add_watch(m_fd, dir.c_str(), kMask);
         if (wd < 0) {
-            spdlog::debug("Not watching {}: {}", dir, ferry::errnoMessage(errno));
+            spdlog::debug("Not watching {}: {}", dir, errnoMessage(errno));
             continue;
         }
         m_dirs[wd] = dir;
-        m_names.insert(wholeDir ? dir + "/" : p);
+        m_names.insert(wholeDir ? dir + "/" : dir + "/" + p.substr(slash == std::string::npos ? 0 : slash + 1));
     }
-    loop.watch(m_fd, [this] { drain(); });
 }
 
 FileWatch::~FileWatch()
@@ -39,7 +38,7 @@ FileWatch::~FileWatch()
         ::close(m_fd);
 }
 
-void FileWatch::drain()
+bool FileWatch::changed()
 {
     alignas(inotify_event) char buf[8192];
     bool relevant = false;
@@ -58,8 +57,24 @@ void FileWatch::drain()
             off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
         }
     }
-    if (relevant)
-        m_onChange();
+    return relevant;
 }
 
-} // namespace fwcheck
+bool FileWatch::waitForChange(std::chrono::milliseconds timeout)
+{
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (changed())
+            return true;
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+        if (left <= 0)
+            return false;
+        pollfd p{m_fd, POLLIN, 0};
+        const int r = ::poll(&p, 1, static_cast<int>(left));
+        if (r < 0 && errno != EINTR)
+            throwErrno("wait for a change of a watched file");
+    }
+}
+
+} // namespace ferry
