@@ -6,8 +6,7 @@ namespace ferry {
 
 BackgroundJobs::BackgroundJobs(EventLoop& loop, std::string interface, std::size_t limit, ErrorMap map)
     : m_loop(loop), m_interface(std::move(interface)), m_limit(limit), m_map(std::move(map))
-{
-}
+{}
 
 BackgroundJobs::~BackgroundJobs()
 {
@@ -52,8 +51,8 @@ void BackgroundJobs::launch(const char* member, std::function<void()> onWorker, 
     m_loop.touch();
     if (m_jobs.size() >= m_limit) {
         spdlog::info("Refusing {}: {} of {} jobs are running", member, m_jobs.size(), m_limit);
-        refused(sdbus::Error(m_interface + ".Error.Busy", std::string(member) + " refused: " +
-                                                              std::to_string(m_jobs.size()) +
+        refused(sdbus::Error(m_interface + ".Error.Busy", std::string(member) +
+                                                              " refused: " + std::to_string(m_jobs.size()) +
                                                               " jobs are running, the most this daemon runs at once;"
                                                               " try again when one ends"));
         return;
@@ -79,9 +78,9 @@ void BackgroundJobs::launch(const char* member, std::function<void()> onWorker, 
         m_jobs.erase(id);
         m_loop.release();
         spdlog::error("Failed to start {}: cannot create a worker thread: {}", member, e.what());
-        refused(sdbus::Error(m_interface + ".Error.Busy",
-                             std::string("Failed to start ") + member + ": cannot create a worker thread (" + e.what() +
-                                 "); try again later"));
+        refused(sdbus::Error(m_interface + ".Error.Busy", std::string("Failed to start ") + member +
+                                                              ": cannot create a worker thread (" + e.what() +
+                                                              "); try again later"));
     }
 }
 

@@ -21,7 +21,8 @@ FileWatch::FileWatch(const std::vector<std::string>& paths)
     for (const auto& p : paths) {
         const bool wholeDir = !p.empty() && p.back() == '/';
         const auto slash = p.rfind('/');
-        const std::string dir = wholeDir ? p.substr(0, p.size() - 1) : (slash == std::string::npos ? "." : p.substr(0, slash));
+        const std::string dir =
+            wholeDir ? p.substr(0, p.size() - 1) : (slash == std::string::npos ? "." : p.substr(0, slash));
         const int wd = ::inotify_add_watch(m_fd, dir.c_str(), kMask);
         if (wd < 0) {
             spdlog::debug("Not watching {}: {}", dir, errnoMessage(errno));

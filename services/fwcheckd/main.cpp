@@ -19,9 +19,9 @@
 #include "HostReader.h"
 #include "Manager.h"
 #include "ferry/Bus.h"
-#include "ferry/FileWatch.h"
 #include "ferry/DaemonArgs.h"
 #include "ferry/Error.h"
+#include "ferry/FileWatch.h"
 #include "ferry/Log.h"
 #include "ferry/NodeConfig.h"
 

@@ -17,7 +17,10 @@ constexpr std::size_t kMaxJobs = 16;
 
 PullAdaptor::PullAdaptor(sdbus::IConnection& bus, ferry::EventLoop& loop, Puller& puller,
                          std::function<bool()> startRound)
-    : AdaptorInterfaces(bus, "/org/ferry/Pull1"), m_loop(loop), m_puller(puller), m_startRound(std::move(startRound)),
+    : AdaptorInterfaces(bus, "/org/ferry/Pull1"),
+      m_loop(loop),
+      m_puller(puller),
+      m_startRound(std::move(startRound)),
       m_jobs(loop, kInterface, kMaxJobs, [](const std::exception& e) -> std::optional<ferry::BusError> {
           if (dynamic_cast<const UnknownNodeError*>(&e))
               return ferry::BusError(kInterface + ".Error.UnknownNode", e.what());

@@ -19,7 +19,9 @@ std::uint64_t toUsec(std::int64_t ms)
 } // namespace
 
 PushAdaptor::PushAdaptor(sdbus::IConnection& bus, ferry::EventLoop& loop, Manager& manager)
-    : AdaptorInterfaces(bus, kPath), m_loop(loop), m_manager(manager),
+    : AdaptorInterfaces(bus, kPath),
+      m_loop(loop),
+      m_manager(manager),
       m_jobs(loop, INTERFACE_NAME, kMaxCycles, [](const std::exception& e) -> std::optional<ferry::BusError> {
           if (dynamic_cast<const NotRegisteredError*>(&e))
               return ferry::BusError(std::string(INTERFACE_NAME) + ".Error.NotRegistered", e.what());

@@ -73,9 +73,8 @@ protected:
                 return std::nullopt;
             });
         m_object = sdbus::createObject(*m_connection, kPath);
-        m_object->registerMethod("Run")
-            .onInterface(kName)
-            .implementedAs([this](sdbus::Result<std::string>&& result, const std::string& mode) {
+        m_object->registerMethod("Run").onInterface(kName).implementedAs(
+            [this](sdbus::Result<std::string>&& result, const std::string& mode) {
                 m_jobs->reply("Run", std::move(result), [this, mode]() -> std::string {
                     ++m_started;
                     if (mode == "block")
