@@ -68,7 +68,7 @@ bool FileWatch::waitForChange(std::chrono::milliseconds timeout)
         if (changed())
             return true;
         const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+            std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
         if (left <= 0)
             return false;
         pollfd p{m_fd, POLLIN, 0};

@@ -95,7 +95,7 @@ protected:
             m_loop->run(kName);
             m_loopEnded = true;
         });
-        ASSERT_TRUE(waitUntil([] { return call("ping").errorName.empty(); }, std::chrono::seconds(10)))
+        ASSERT_TRUE(waitUntil([] { return call("ping").errorName.empty(); }, std::chrono::seconds(30)))
             << "the test service did not come up on the private bus";
     }
 
