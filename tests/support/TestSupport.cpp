@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -282,7 +283,20 @@ TestBus::TestBus(std::vector<std::string> serviceDirs)
                      // Activated services inherit the daemon's environment:
                      // they must find this bus as their system bus.
                      std::map<std::string, std::string>{{"DBUS_SYSTEM_BUS_ADDRESS", m_address}}, m_dir / "dbus.log");
-    if (!waitUntil([&] { return ::access(socket.c_str(), F_OK) == 0; }, std::chrono::seconds(10)))
+    // The socket file appears at bind(), before listen(): a client in that
+    // window is refused (ECONNREFUSED). Ready is when a connect succeeds.
+    const auto accepts = [&] {
+        const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return false;
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, socket.c_str(), sizeof addr.sun_path - 1);
+        const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+        ::close(fd);
+        return ok;
+    };
+    if (!waitUntil(accepts, std::chrono::seconds(10)))
         throw std::runtime_error("private dbus-daemon did not start: " + readFile(m_dir / "dbus.log"));
     if (const char* prev = std::getenv("DBUS_SYSTEM_BUS_ADDRESS"))
         m_previous = prev;
