@@ -60,7 +60,7 @@ TEST_F(TheFallback, TurnsPushOnWhenNoPullCameAndOffWhenPullsResume)
     EXPECT_TRUE(waitUntil([&] { return call("Evaluate").find("bs true") != std::string::npos; }, std::chrono::seconds(10)));
 }
 
-// ferry-push.service and ferry-push-fallback.service run ferry-pushd once,
+// ferry-push.service and ferry-push-fallback.service run ferry-push-once,
 // without the bus, while a daemon started by the bus may be running beside
 // them: both must see one state, and neither may undo what the other wrote.
 TEST_F(TheFallback, WorksTheSameWhenItsTimersRunPushdOnceWithoutTheBus)
