@@ -21,7 +21,7 @@ namespace {
 bool stderrIsJournal()
 {
     const char* env = std::getenv("JOURNAL_STREAM");
-    struct stat st{};
+    struct stat st {};
     if (env == nullptr || ::fstat(2, &st) != 0)
         return false;
     unsigned long long dev = 0, ino = 0;

@@ -15,7 +15,8 @@
 #include "ferry/DaemonArgs.h"
 #include "ferry/Log.h"
 
-int main(int argc, char* argv[]) try {
+int main(int argc, char* argv[])
+try {
     int verbosity = 0;
     bool evaluateOnly = false;
     ferry::ArgParser("ferry-push-once",

@@ -109,8 +109,7 @@ RunResult PushFixture::pushdOnce(const std::string& what)
     std::vector<std::string> argv{buildPath("services/pushd/ferry-push-once")};
     if (what != "--cycle")
         argv.push_back(what);
-    return run(argv,
-               {{"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + *m_root / "no-bus-here"}});
+    return run(argv, {{"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + *m_root / "no-bus-here"}});
 }
 
 void PushFixture::spoolRecords(int count, std::size_t payloadBytes)
