@@ -1,22 +1,78 @@
 #include "ferry/Log.h"
 
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/sinks/systemd_sink.h>
 
 namespace ferry {
+
+namespace {
+
+// Our stderr is a journal stream: systemd says so in JOURNAL_STREAM
+// ("<device>:<inode>" of the stream), which must be the file on fd 2 now,
+// not one that a parent had (systemd.exec(5)).
+bool stderrIsJournal()
+{
+    const char* env = std::getenv("JOURNAL_STREAM");
+    struct stat st {};
+    if (env == nullptr || ::fstat(2, &st) != 0)
+        return false;
+    unsigned long long dev = 0, ino = 0;
+    if (std::sscanf(env, "%llu:%llu", &dev, &ino) != 2)
+        return false;
+    return dev == static_cast<unsigned long long>(st.st_dev) && ino == static_cast<unsigned long long>(st.st_ino);
+}
+
+// One line per message on stderr, led by its syslog priority as "<N>",
+// which journald turns into the entry's PRIORITY (sd-daemon(3)). No
+// libsystemd: the journal is reached through the stream systemd gave us,
+// so a process that needs nothing else of systemd does not map it.
+class JournalStreamSink : public spdlog::sinks::base_sink<std::mutex> {
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override
+    {
+        int priority = 6;
+        switch (msg.level) {
+        case spdlog::level::trace:
+        case spdlog::level::debug: priority = 7; break;
+        case spdlog::level::info: priority = 6; break;
+        case spdlog::level::warn: priority = 4; break;
+        case spdlog::level::err: priority = 3; break;
+        default: priority = 2; break;
+        }
+        spdlog::memory_buf_t text;
+        formatter_->format(msg, text);
+        // Each line is an entry of its own: each gets the priority.
+        const std::string_view all(text.data(), text.size());
+        std::string out;
+        for (std::size_t at = 0; at < all.size();) {
+            const std::size_t end = std::min(all.find('\n', at), all.size());
+            out += "<" + std::to_string(priority) + ">";
+            out.append(all.substr(at, end - at));
+            out += '\n';
+            at = end + 1;
+        }
+        std::fwrite(out.data(), 1, out.size(), stderr);
+    }
+    void flush_() override { std::fflush(stderr); }
+};
+
+} // namespace
 
 void initLogging(std::string_view identifier, int verbosity)
 {
     const std::string ident{identifier};
     std::shared_ptr<spdlog::logger> logger;
-    // sd_journal_* succeeds and drops the message when there is no journald,
-    // so the journal sink is used only when systemd connected our stderr to it.
-    if (std::getenv("JOURNAL_STREAM") != nullptr) {
-        auto sink = std::make_shared<spdlog::sinks::systemd_sink_mt>(ident);
-        logger = std::make_shared<spdlog::logger>(ident, sink);
+    if (stderrIsJournal()) {
+        // The journal names the unit, the process and the time itself.
+        logger = std::make_shared<spdlog::logger>(ident, std::make_shared<JournalStreamSink>());
         logger->set_pattern("%v");
     } else {
         auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();

@@ -1,6 +1,6 @@
 #include "Fallback.h"
 
-#include "ferry/Bus.h"
+#include "ferry/Clock.h"
 
 namespace pushd {
 

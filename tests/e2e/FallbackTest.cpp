@@ -1,10 +1,12 @@
 // The pull-absence fallback through the bus, with a shortened interval: what
 // ferry-push-fallback.timer and the pull login shell do, done by hand; and
-// the same through ferry-pushd's one-shot runs, as the timers start it.
+// the same through ferry-push-once, as the timers start it.
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
+#include <sstream>
 #include <thread>
 
 #include "PushFixture.h"
@@ -60,7 +62,7 @@ TEST_F(TheFallback, TurnsPushOnWhenNoPullCameAndOffWhenPullsResume)
     EXPECT_TRUE(waitUntil([&] { return call("Evaluate").find("bs true") != std::string::npos; }, std::chrono::seconds(10)));
 }
 
-// ferry-push.service and ferry-push-fallback.service run ferry-pushd once,
+// ferry-push.service and ferry-push-fallback.service run ferry-push-once,
 // without the bus, while a daemon started by the bus may be running beside
 // them: both must see one state, and neither may undo what the other wrote.
 TEST_F(TheFallback, WorksTheSameWhenItsTimersRunPushdOnceWithoutTheBus)
@@ -91,6 +93,34 @@ TEST_F(TheFallback, WorksTheSameWhenItsTimersRunPushdOnceWithoutTheBus)
     EXPECT_NE(r.err.find("Push skipped: last pull at"), std::string::npos) << r.err;
     EXPECT_NE(busProperty("LastPull"), "t 0\n");
     EXPECT_EQ(busProperty("Active"), "b false\n");
+}
+
+// Started by systemd, stderr is the journal's stream: each line then leads
+// with its syslog priority, which journald keeps as the entry's PRIORITY
+// (no libsystemd needed). A JOURNAL_STREAM that names another file (one a
+// parent had) is not ours: then the lines are plain, with the program's name.
+TEST_F(TheFallback, LogsWithPrioritiesOnlyWhenStderrIsTheJournalStream)
+{
+    const std::string bin = buildPath("services/pushd/ferry-push-once");
+    const std::string log = *m_root / "journal-stream";
+    const std::map<std::string, std::string> env{{"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + *m_root / "no-bus-here"}};
+    auto r = run({"sh", "-c", "exec 2>\"$1\"; export JOURNAL_STREAM=$(stat -c %d:%i \"$1\"); exec \"$2\" --evaluate",
+                  "sh", log, bin},
+                 env);
+    ASSERT_EQ(r.exitCode, 0) << readFile(log);
+    const std::string lines = readFile(log);
+    // The fixture's ferry.yml uses deprecated keys: a warning comes first.
+    EXPECT_EQ(lines.rfind("<4>Deprecated keys in ", 0), 0u) << lines;
+    EXPECT_NE(lines.find("\n<6>Push off: waiting for a first pull"), std::string::npos) << lines;
+    std::istringstream in(lines);
+    for (std::string line; std::getline(in, line);)
+        EXPECT_EQ(line.rfind("<", 0), 0u) << line;
+    EXPECT_EQ(lines.find("ferry-push-once["), std::string::npos) << lines;
+
+    r = run({"sh", "-c", "export JOURNAL_STREAM=1:2; exec \"$1\" --evaluate", "sh", bin}, env);
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_NE(r.err.find("ferry-push-once["), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("<6>"), std::string::npos) << r.err;
 }
 
 TEST_F(TheFallback, AsksForAFreshReachabilityCheckAndItsFirstPushCarriesTheVerdict)

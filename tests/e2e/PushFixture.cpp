@@ -106,8 +106,10 @@ RunResult PushFixture::sample()
 
 RunResult PushFixture::pushdOnce(const std::string& what)
 {
-    return run({buildPath("services/pushd/ferry-pushd"), what},
-               {{"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + *m_root / "no-bus-here"}});
+    std::vector<std::string> argv{buildPath("services/pushd/ferry-push-once")};
+    if (what != "--cycle")
+        argv.push_back(what);
+    return run(argv, {{"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + *m_root / "no-bus-here"}});
 }
 
 void PushFixture::spoolRecords(int count, std::size_t payloadBytes)

@@ -27,8 +27,9 @@ protected:
     void enrol(const std::string& secret);
     RunResult ferryctl(const std::vector<std::string>& args, std::chrono::seconds timeout = std::chrono::seconds(60));
     RunResult sample();
-    // ferry-pushd run once as its timers run it ("--cycle", "--evaluate"),
-    // with no bus reachable: the one-shot runs must not need one.
+    // ferry-push-once run as the timers run it: "--cycle" (ferry-push.service,
+    // no argument) or "--evaluate" (ferry-push-fallback.service), with no
+    // bus reachable: the one-shot runs must not need one.
     RunResult pushdOnce(const std::string& what);
     void spoolRecords(int count, std::size_t payloadBytes = 100);
     std::uint64_t storedAtMaster();

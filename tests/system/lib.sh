@@ -216,4 +216,4 @@ keyreg_state() {
 
 # The node's Ferry processes (the master's collector, registry and sshd are
 # not the node's).
-NODE_PROCESS_RE='^(ferry-pushd|ferry-sampler|ferry-keyregd|ferry-fwcheckd|ferry-login|ferryctl)$'
+NODE_PROCESS_RE='^(ferry-pushd|ferry-push-once|ferry-sampler|ferry-keyregd|ferry-fwcheckd|ferry-login|ferryctl)$'
