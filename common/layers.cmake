@@ -24,7 +24,7 @@ set(FERRY_LAYER_config_FILES YamlReader NodeConfig PeriodFloorConfig DaemonArgs)
 set(FERRY_LAYER_net_DEPENDS base)
 set(FERRY_LAYER_net_FILES Stream Wire Epoch Crypto SshSession SshKeys NodeCertificates PullProtocol RegistryProtocol
     Metrics SampleCodec
-    TcpServer)
+    TcpServer RelayHeader)
 
 # SQLite files: the node's spool, the master's store, the key registry.
 set(FERRY_LAYER_storage_DEPENDS base net)
