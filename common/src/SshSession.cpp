@@ -133,6 +133,8 @@ SshSession::SshSession(const SshTarget& target, const SshOptions& options) : m_o
     ssh_options_set(m_session, SSH_OPTIONS_PORT, &port);
     ssh_options_set(m_session, SSH_OPTIONS_USER, target.user.c_str());
     ssh_options_set(m_session, SSH_OPTIONS_TIMEOUT, &timeoutSec);
+    if (!options.bindAddress.empty())
+        ssh_options_set(m_session, SSH_OPTIONS_BINDADDR, options.bindAddress.c_str());
     // Never read ~/.ssh/config or the system's known_hosts: only the pinned file counts.
     ssh_options_set(m_session, SSH_OPTIONS_PROCESS_CONFIG, &no);
     ssh_options_set(m_session, SSH_OPTIONS_KNOWNHOSTS, options.knownHostsFile.c_str());

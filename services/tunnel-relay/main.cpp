@@ -182,15 +182,23 @@ int main(int argc, char* argv[])
     // Run as a login shell (`-c COMMAND`) or as the ForceCommand: either way
     // the command a client asked for means nothing here.
     if (argc > 1 && std::strcmp(argv[1], "-c") != 0) {
+        if (std::strcmp(argv[1], "--version") == 0) {
+            std::printf("ferry-tunnel-relay %s\n", FERRY_VERSION);
+            return 0;
+        }
         if (std::strcmp(argv[1], "--help") == 0) {
-            std::printf("Usage: ferry-tunnel-relay\n"
-                        "sshd runs it for the master's tunnel user (ferry-tunnel); it relays the session to\n"
-                        "collectord's relay socket (%s, or $FERRY_RELAY_SOCKET set by sshd's SetEnv),\n"
-                        "naming the node's address from SSH_CONNECTION.\n",
+            std::printf("Usage: ferry-tunnel-relay [-c COMMAND] | --help | --version\n"
+                        "sshd runs it for the master's tunnel user (ferry-tunnel), ignoring COMMAND; it relays the\n"
+                        "session to collectord's relay socket (%s, or $FERRY_RELAY_SOCKET set by\n"
+                        "sshd's SetEnv), naming the node's address from SSH_CONNECTION.\n",
                         kDefaultSocket);
             return 0;
         }
-        fail("takes no arguments (sshd runs it for the tunnel user)");
+        std::string arg(argv[1], ::strnlen(argv[1], 64));
+        for (char& c : arg)
+            if (c < 0x20 || c == 0x7f)
+                c = '?';
+        fail("unknown argument '" + arg + "' (sshd runs it for the tunnel user; see --help)");
     }
     const char* connection = std::getenv("SSH_CONNECTION");
     const auto address = ferry::relayAddressFromSshConnection(connection != nullptr ? connection : "");

@@ -31,6 +31,7 @@ struct SshTarget {
 struct SshOptions {
     std::string privateKeyFile;
     std::string knownHostsFile;  // pinned host keys; must exist
+    std::string bindAddress;     // local address to connect from (empty: the kernel's choice)
     std::chrono::milliseconds connectTimeout{10000};
     std::chrono::milliseconds ioTimeout{30000};
 };
