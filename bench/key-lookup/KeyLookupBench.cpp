@@ -163,8 +163,8 @@ double timeHelper(const std::string& helper, const std::string& dir, const std::
             ::close(fds[1]);
             if (::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0)
                 ::_exit(127);
-            ::execl(helper.c_str(), helper.c_str(), "--state-dir", dir.c_str(), "ferry-tunnel", type.c_str(), blob.c_str(),
-                    static_cast<char*>(nullptr));
+            ::execl(helper.c_str(), helper.c_str(), "--state-dir", dir.c_str(), "ferry-tunnel", type.c_str(),
+                    blob.c_str(), static_cast<char*>(nullptr));
             ::_exit(127);
         }
         ::close(fds[1]);

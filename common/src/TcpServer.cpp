@@ -236,7 +236,7 @@ int bindUnixSocket(const std::string& path, unsigned mode, long gid)
     if (path.empty() || path.size() >= sizeof addr.sun_path)
         throw Error("Failed to listen on '" + path + "': not a usable unix socket path");
     std::memcpy(addr.sun_path, path.c_str(), path.size());
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path.c_str(), &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
             throw Error("Failed to listen on " + path + ": something other than a socket is there");

@@ -160,7 +160,7 @@ void relay(int sock)
         if (!step(up, p[0].revents, p[1].revents, moved))
             fail("Failed to write to the collector: " + errnoText(errno));
         if (!step(down, p[1].revents, p[2].revents, moved))
-            return;  // the node (sshd) is gone: nothing left to deliver to
+            return; // the node (sshd) is gone: nothing left to deliver to
         // The node finished sending: tell the collector, as a half-close.
         if (up.eof && up.empty() && !upShut) {
             ::shutdown(sock, SHUT_WR);

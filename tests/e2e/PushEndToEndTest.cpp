@@ -207,16 +207,17 @@ TEST_F(APushCycle, ShippedSshSettingsRefuseEveryForwardAndRemoteListenersAndRunO
     }
 
     // -R with OpenSSH's own client: refused by PermitListen none.
-    const auto r = run({"ssh", "-F", "/dev/null", "-i", m_nodeState + "/id_ed25519", "-p", std::to_string(m_sshd->port()),
-                        "-o", "UserKnownHostsFile=" + m_nodeState + "/known_hosts", "-o", "BatchMode=yes", "-o",
-                        "ExitOnForwardFailure=yes", "-N", "-R", "0:127.0.0.1:22", "ferry-tunnel@127.0.0.1"},
-                       {}, {}, std::chrono::seconds(20));
+    const auto r =
+        run({"ssh", "-F", "/dev/null", "-i", m_nodeState + "/id_ed25519", "-p", std::to_string(m_sshd->port()), "-o",
+             "UserKnownHostsFile=" + m_nodeState + "/known_hosts", "-o", "BatchMode=yes", "-o",
+             "ExitOnForwardFailure=yes", "-N", "-R", "0:127.0.0.1:22", "ferry-tunnel@127.0.0.1"},
+            {}, {}, std::chrono::seconds(20));
     EXPECT_NE(r.exitCode, 0);
     EXPECT_NE(r.err.find("remote port forwarding failed"), std::string::npos) << r.err;
     // And a pty or shell is refused too.
-    const auto shell = run({"ssh", "-F", "/dev/null", "-i", m_nodeState + "/id_ed25519", "-p", std::to_string(m_sshd->port()),
-                            "-o", "UserKnownHostsFile=" + m_nodeState + "/known_hosts", "-o", "BatchMode=yes", "-tt",
-                            "ferry-tunnel@127.0.0.1", "id"},
+    const auto shell = run({"ssh", "-F", "/dev/null", "-i", m_nodeState + "/id_ed25519", "-p",
+                            std::to_string(m_sshd->port()), "-o", "UserKnownHostsFile=" + m_nodeState + "/known_hosts",
+                            "-o", "BatchMode=yes", "-tt", "ferry-tunnel@127.0.0.1", "id"},
                            {}, {}, std::chrono::seconds(20));
     EXPECT_EQ(shell.out.find("uid="), std::string::npos) << shell.out;
 }

@@ -31,7 +31,7 @@ using namespace ferry::test;
 namespace {
 
 struct Master {
-    std::string address;  // where its collectord listens (TCP; pushes come through the relay socket)
+    std::string address; // where its collectord listens (TCP; pushes come through the relay socket)
     std::string dir;
     std::unique_ptr<TestSshd> sshd;
     std::unique_ptr<TestBus> bus;  // each master its own system bus
@@ -84,7 +84,7 @@ protected:
             std::filesystem::create_directories(m->dir + "/state");
             std::filesystem::create_directories(m->dir + "/etc");
             writeFile(m->dir + "/etc/store.yml", "postgresql: \"" + conninfo + "\"\n");
-            ::chmod(m->dir.c_str(), 0755);  // the relay (ferry-tunnel) reaches the socket in it
+            ::chmod(m->dir.c_str(), 0755); // the relay (ferry-tunnel) reaches the socket in it
             SshdOptions so;
             so.tail = shippedMasterDropIn(true, {}, m->dir + "/collector.sock");
             m->sshd = std::make_unique<TestSshd>(so);

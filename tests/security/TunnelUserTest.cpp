@@ -140,13 +140,14 @@ protected:
         writeFile(m_nodeState + "/known_hosts", m_sshd->knownHostsLine() + "\n");
 
         m_collectorPort = freePort();
-        m_collector.emplace(std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
-                                                     "--listen=127.0.0.1:" + std::to_string(m_collectorPort),
-                                                     "--relay-socket", m_relaySocket, "--sshd-host-keys",
-                                                     m_sshd->hostKeyDir()},
-                            std::map<std::string, std::string>{{"FERRY_STATE_DIR", m_state}}, m_root / "collectord.log");
-        ASSERT_TRUE(waitUntil([&] { return collectorLog().find("Accepting") != std::string::npos || !m_collector->running(); }))
-            << collectorLog();
+        m_collector.emplace(
+            std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
+                                     "--listen=127.0.0.1:" + std::to_string(m_collectorPort), "--relay-socket",
+                                     m_relaySocket, "--sshd-host-keys", m_sshd->hostKeyDir()},
+            std::map<std::string, std::string>{{"FERRY_STATE_DIR", m_state}}, m_root / "collectord.log");
+        ASSERT_TRUE(waitUntil([&] {
+            return collectorLog().find("Accepting") != std::string::npos || !m_collector->running();
+        })) << collectorLog();
         ASSERT_TRUE(m_collector->running()) << collectorLog();
     }
 
@@ -161,12 +162,26 @@ protected:
 
     // OpenSSH's client with the node's key: what an attacker holding it runs.
     std::vector<std::string> sshArgs(const TestSshd& sshd, const std::string& user,
-                                     const std::vector<std::string>& options, const std::vector<std::string>& command = {})
+                                     const std::vector<std::string>& options,
+                                     const std::vector<std::string>& command = {})
     {
-        std::vector<std::string> argv{"ssh", "-F", "/dev/null", "-i", m_nodeState + "/id_ed25519", "-p",
-                                      std::to_string(sshd.port()), "-o", "UserKnownHostsFile=" + m_root / "attacker_known_hosts",
-                                      "-o", "StrictHostKeyChecking=no", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-                                      "-o", "ConnectTimeout=5"};
+        std::vector<std::string> argv{"ssh",
+                                      "-F",
+                                      "/dev/null",
+                                      "-i",
+                                      m_nodeState + "/id_ed25519",
+                                      "-p",
+                                      std::to_string(sshd.port()),
+                                      "-o",
+                                      "UserKnownHostsFile=" + m_root / "attacker_known_hosts",
+                                      "-o",
+                                      "StrictHostKeyChecking=no",
+                                      "-o",
+                                      "BatchMode=yes",
+                                      "-o",
+                                      "IdentitiesOnly=yes",
+                                      "-o",
+                                      "ConnectTimeout=5"};
         argv.insert(argv.end(), options.begin(), options.end());
         argv.push_back(user + "@127.0.0.1");
         argv.insert(argv.end(), command.begin(), command.end());
@@ -198,12 +213,14 @@ protected:
 TEST_F(ATunnelLogin, StoresAPushThroughTheRelayUnderTheNodesRealSourceAddress)
 {
     writeFile(m_nodeConfig + "/ferry.yml", "node:\n  name: tunnel-node\n  mode: push\nmasters:\n  - host: 127.0.0.1\n"
-                                           "    ssh_port: " + std::to_string(m_sshd->port()) +
+                                           "    ssh_port: " +
+                                               std::to_string(m_sshd->port()) +
                                                "\ntransport:\n  connect_timeout: 5\n  io_timeout: 10\n"
                                                "push:\n  source_address: 127.0.0.5\n");
     spoolRecords(7);
     const auto r = run({buildPath("services/pushd/ferry-pushd"), "--cycle"},
-                       {{"FERRY_CONFIG_DIR", m_nodeConfig}, {"FERRY_STATE_DIR", m_nodeState},
+                       {{"FERRY_CONFIG_DIR", m_nodeConfig},
+                        {"FERRY_STATE_DIR", m_nodeState},
                         {"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + m_root / "no-bus-here"}});
     EXPECT_EQ(r.exitCode, 0) << r.out << r.err << collectorLog();
 
@@ -231,10 +248,11 @@ TEST_F(ATunnelLogin, CanNeitherRunACommandNorForwardNorReadTheMastersSecrets)
     EXPECT_EQ(pty.out.find("uid="), std::string::npos) << pty.out;
     EXPECT_NE(pty.err.find("PTY allocation request failed"), std::string::npos) << pty.err;
     writeFile(m_root / "sftp-batch", "get " + masterDb + " " + m_root / "stolen.db\n");
-    const auto sftp = run({"sftp", "-F", "/dev/null", "-i", m_nodeState + "/id_ed25519", "-P", std::to_string(m_sshd->port()),
-                           "-o", "UserKnownHostsFile=" + m_root / "attacker_known_hosts", "-o", "StrictHostKeyChecking=no",
-                           "-o", "BatchMode=yes", "-b", m_root / "sftp-batch", "ferry-tunnel@127.0.0.1"},
-                          {}, {}, std::chrono::seconds(30));
+    const auto sftp =
+        run({"sftp", "-F", "/dev/null", "-i", m_nodeState + "/id_ed25519", "-P", std::to_string(m_sshd->port()), "-o",
+             "UserKnownHostsFile=" + m_root / "attacker_known_hosts", "-o", "StrictHostKeyChecking=no", "-o",
+             "BatchMode=yes", "-b", m_root / "sftp-batch", "ferry-tunnel@127.0.0.1"},
+            {}, {}, std::chrono::seconds(30));
     EXPECT_NE(sftp.exitCode, 0);
     EXPECT_FALSE(std::filesystem::exists(m_root / "stolen.db"));
 
@@ -281,9 +299,9 @@ TEST_F(ATunnelLogin, BeforeTheTunnelUserTheSameLoginRanAsFerryWhichReadsMasterDb
     SshdOptions so;
     so.tail = dropInBeforeTheTunnelUser(m_collectorPort);
     TestSshd before(so);
-    writeFile(before.authorizedKeysFile("ferry"), "restrict,port-forwarding,permitopen=\"127.0.0.1:" +
-                                                      std::to_string(m_collectorPort) + "\" " +
-                                                      publicKeyLine(m_nodeState + "/id_ed25519") + "\n");
+    writeFile(before.authorizedKeysFile("ferry"),
+              "restrict,port-forwarding,permitopen=\"127.0.0.1:" + std::to_string(m_collectorPort) + "\" " +
+                  publicKeyLine(m_nodeState + "/id_ed25519") + "\n");
     // The node's forward to the collector, held open.
     const auto argv = sshArgs(before, "ferry", {"-W", "127.0.0.1:" + std::to_string(m_collectorPort)});
     std::vector<std::string> shArgv{"/bin/sh", "-c", "sleep 8 | exec \"$@\"", "sh"};
@@ -349,7 +367,8 @@ TEST_F(TheRelaySocket, BelievesANodeAddressOnlyFromTheTunnelUser)
     const auto ferryInGroup = relayAs("ferry", {"ferry-tunnel"}, "192.0.2.67");
     EXPECT_TRUE(waitUntil([&] {
         return collectorLog().find("from uid " + std::to_string(uidOf("ferry")) + ":") != std::string::npos;
-    })) << collectorLog() << ferryInGroup.err;
+    })) << collectorLog()
+        << ferryInGroup.err;
     // Without the group, the socket's mode keeps ferry out altogether.
     const auto ferry = relayAs("ferry", {}, "192.0.2.68");
     EXPECT_NE(ferry.exitCode, 0);
@@ -358,11 +377,13 @@ TEST_F(TheRelaySocket, BelievesANodeAddressOnlyFromTheTunnelUser)
     // Nothing was stored under any claimed address; a genuine push after
     // them is stored under the node's own.
     writeFile(m_nodeConfig + "/ferry.yml", "node:\n  name: tunnel-node\n  mode: push\nmasters:\n  - host: 127.0.0.1\n"
-                                           "    ssh_port: " + std::to_string(m_sshd->port()) +
+                                           "    ssh_port: " +
+                                               std::to_string(m_sshd->port()) +
                                                "\npush:\n  source_address: 127.0.0.9\n");
     spoolRecords(3);
     const auto r = run({buildPath("services/pushd/ferry-pushd"), "--cycle"},
-                       {{"FERRY_CONFIG_DIR", m_nodeConfig}, {"FERRY_STATE_DIR", m_nodeState},
+                       {{"FERRY_CONFIG_DIR", m_nodeConfig},
+                        {"FERRY_STATE_DIR", m_nodeState},
                         {"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + m_root / "no-bus-here"}});
     EXPECT_EQ(r.exitCode, 0) << r.err;
     MasterStore store(m_state + "/master.db");

@@ -192,13 +192,14 @@ std::string tunnelKeyLine(const std::string& publicKeyLine)
     return "restrict " + publicKeyLine;
 }
 
-SharedDir::SharedDir(const std::string& prefix) : m_path(makeSharedTestDir(prefix)) {}
+SharedDir::SharedDir(const std::string& prefix) : m_path(makeSharedTestDir(prefix))
+{}
 
 SharedDir::~SharedDir()
 {
     std::error_code ec;
     std::filesystem::remove_all(m_path, ec);
-    ::rmdir("/var/lib/ferry-tests");  // only if no other test still uses it
+    ::rmdir("/var/lib/ferry-tests"); // only if no other test still uses it
 }
 
 } // namespace ferry::test

@@ -79,8 +79,7 @@ void ensureUser(const std::string& name, const std::string& shell);
 // helper path is replaced by helperPath. Its relay (ForceCommand) is the
 // built ferry-tunnel-relay (tunnelRelayPath()); with relaySocket, sshd
 // points it at that collector socket (SetEnv FERRY_RELAY_SOCKET).
-std::string shippedMasterDropIn(bool keysFile, const std::string& helperPath = {},
-                                const std::string& relaySocket = {});
+std::string shippedMasterDropIn(bool keysFile, const std::string& helperPath = {}, const std::string& relaySocket = {});
 
 // The master's tunnel user as the master package makes it: ferry-tunnel,
 // with the built relay as its login shell (at tunnelRelayPath(), a copy

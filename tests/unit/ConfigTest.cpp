@@ -34,11 +34,8 @@ TEST(ANodeConfig, UsesDocumentedDefaultsForAnEmptyFile)
 
 TEST(ANodeConfig, ReadsThePushChannelAndSourceAddressAndRefusesOthers)
 {
-    const auto c = parseNodeConfig("ferry.yml", "push:
-  user: ferry
-  channel: forward
-  source_address: 2001:db8::5
-");
+    const auto c =
+        parseNodeConfig("ferry.yml", "push:\n  user: ferry\n  channel: forward\n  source_address: 2001:db8::5\n");
     EXPECT_EQ(c.pushChannel, NodeConfig::PushChannel::Forward);
     EXPECT_EQ(c.sourceAddress, "2001:db8::5");
     EXPECT_EQ(errorOf("push:\n  channel: tcp\n"),

@@ -28,11 +28,11 @@ TEST(ARelayHeader, PutsIpv6InCanonicalFormAndBrackets)
 
 TEST(ARelayHeader, RefusesAnythingButAnAddressAndAPort)
 {
-    for (const char* line : {"", "ferry-relay 1", "ferry-relay 1 127.0.0.1", "ferry-relay 2 127.0.0.1 22",
-                             "ferry-relay 1 host.example 22", "ferry-relay 1 127.0.0.1 0", "ferry-relay 1 127.0.0.1 65536",
-                             "ferry-relay 1 127.0.0.1 022", "ferry-relay 1 127.0.0.1 22 extra",
-                             "ferry-relay 1 127.0.0.1 -1", "ferry-relay 1 127.0.0.1\x1b[2J 22",
-                             "FERRY-RELAY 1 127.0.0.1 22"})
+    for (const char* line :
+         {"", "ferry-relay 1", "ferry-relay 1 127.0.0.1", "ferry-relay 2 127.0.0.1 22", "ferry-relay 1 host.example 22",
+          "ferry-relay 1 127.0.0.1 0", "ferry-relay 1 127.0.0.1 65536", "ferry-relay 1 127.0.0.1 022",
+          "ferry-relay 1 127.0.0.1 22 extra", "ferry-relay 1 127.0.0.1 -1", "ferry-relay 1 127.0.0.1\x1b[2J 22",
+          "FERRY-RELAY 1 127.0.0.1 22"})
         EXPECT_FALSE(parseRelayHeader(line)) << line;
     EXPECT_FALSE(parseRelayHeader("ferry-relay 1 " + std::string(200, '1') + " 22"));
     EXPECT_FALSE(relayAddressFromSshConnection(""));

@@ -28,14 +28,11 @@ constexpr std::size_t kRelayHeaderMax = 128;
 constexpr std::string_view kRelayHeaderPrefix = "ferry-relay 1 ";
 
 struct RelayAddress {
-    std::string address;  // canonical literal
+    std::string address; // canonical literal
     unsigned port = 0;
     bool v6 = false;
     // "192.0.2.1:22" or "[2001:db8::1]:22", as the TCP peers of the collector read.
-    std::string peerText() const
-    {
-        return (v6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
-    }
+    std::string peerText() const { return (v6 ? "[" + address + "]" : address) + ":" + std::to_string(port); }
 };
 
 // An address literal and a port, checked and put in canonical form.
