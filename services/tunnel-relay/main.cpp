@@ -101,14 +101,12 @@ struct Lane {
 };
 
 // Moves what is ready; returns false when `to` is gone (the lane is dead).
-// `moved` is set when any byte moved.
-bool step(Lane& lane, short fromEvents, short toEvents, bool& moved)
+bool step(Lane& lane, short fromEvents, short toEvents)
 {
     if (!lane.eof && lane.end < kBufferSize && (fromEvents & (POLLIN | POLLHUP | POLLERR)) != 0) {
         const ssize_t n = ::read(lane.from, lane.buf + lane.end, kBufferSize - lane.end);
         if (n > 0) {
             lane.end += static_cast<std::size_t>(n);
-            moved = true;
         } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
             lane.eof = true;
         }
@@ -120,7 +118,6 @@ bool step(Lane& lane, short fromEvents, short toEvents, bool& moved)
             written = ::write(lane.to, lane.buf + lane.begin, lane.end - lane.begin);
         if (written > 0) {
             lane.begin += static_cast<std::size_t>(written);
-            moved = true;
             if (lane.empty())
                 lane.begin = lane.end = 0;
         } else if (errno != EAGAIN && errno != EINTR) {
@@ -139,6 +136,7 @@ void relay(int sock)
     setNonBlocking(0);
     setNonBlocking(1);
     bool upShut = false;
+    bool upDead = false;
     for (;;) {
         pollfd p[3] = {{0, 0, 0}, {sock, 0, 0}, {1, 0, 0}};
         if (!up.eof && up.end < kBufferSize)
@@ -149,6 +147,11 @@ void relay(int sock)
             p[1].events |= POLLIN;
         if (!down.empty())
             p[2].events |= POLLOUT;
+        // A descriptor with nothing asked of it is left out: a hung-up one
+        // would otherwise wake poll at once, over and over.
+        for (auto& fd : p)
+            if (fd.events == 0)
+                fd.fd = -1;
         const int r = ::poll(p, 3, kIdleTimeoutMs);
         if (r < 0 && errno == EINTR)
             continue;
@@ -156,11 +159,18 @@ void relay(int sock)
             fail("Failed to wait for the node or the collector: " + errnoText(errno));
         if (r == 0)
             fail("Ending a relay where no byte moved for " + std::to_string(kIdleTimeoutMs / 1000) + " s");
-        bool moved = false;
-        if (!step(up, p[0].revents, p[1].revents, moved))
-            fail("Failed to write to the collector: " + errnoText(errno));
-        if (!step(down, p[1].revents, p[2].revents, moved))
+        // Toward the node first: what the collector said before it closed
+        // (its last Ack, an Error frame) is delivered even if the node's
+        // next bytes can no longer go anywhere.
+        if (!step(down, p[1].revents, p[2].revents))
             return; // the node (sshd) is gone: nothing left to deliver to
+        if (!upDead && !step(up, p[0].revents, p[1].revents)) {
+            // The collector stopped reading (it ended the session): the
+            // rest of what the node sends has nowhere to go.
+            upDead = true;
+            up.eof = true;
+            up.begin = up.end = 0;
+        }
         // The node finished sending: tell the collector, as a half-close.
         if (up.eof && up.empty() && !upShut) {
             ::shutdown(sock, SHUT_WR);
@@ -168,7 +178,7 @@ void relay(int sock)
         }
         if (down.eof && down.empty())
             return;
-        if (!moved && (p[0].revents | p[1].revents | p[2].revents) & POLLNVAL)
+        if (((p[0].revents | p[1].revents | p[2].revents) & POLLNVAL) != 0)
             fail("Failed to relay: a descriptor is not open");
     }
 }

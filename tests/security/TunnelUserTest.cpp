@@ -58,21 +58,23 @@ std::optional<std::uint32_t> realUidOf(const std::string& pid)
     return static_cast<std::uint32_t>(std::stoul(status.substr(at + 5)));
 }
 
-// pids whose command line starts with prefix.
-std::vector<std::string> processesStartingWith(const std::string& prefix)
+// pids whose command line (what = "cmdline") or executable (what = "exe")
+// starts with prefix.
+std::vector<std::string> processesStartingWith(const std::string& prefix, const std::string& what = "cmdline")
 {
     std::vector<std::string> pids;
     for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
         const std::string pid = entry.path().filename();
         if (pid.find_first_not_of("0123456789") != std::string::npos)
             continue;
-        std::string cmdline;
+        std::string text;
         try {
-            cmdline = readFile("/proc/" + pid + "/cmdline");
+            text = what == "exe" ? std::filesystem::read_symlink("/proc/" + pid + "/exe").string()
+                                 : readFile("/proc/" + pid + "/cmdline");
         } catch (const std::exception&) {
             continue;
         }
-        if (cmdline.rfind(prefix, 0) == 0)
+        if (text.rfind(prefix, 0) == 0)
             pids.push_back(pid);
     }
     return pids;
@@ -139,6 +141,7 @@ protected:
                   tunnelKeyLine(publicKeyLine(m_nodeState + "/id_ed25519")) + "\n");
         writeFile(m_nodeState + "/known_hosts", m_sshd->knownHostsLine() + "\n");
 
+        m_bus = std::make_unique<TestBus>();
         m_collectorPort = freePort();
         m_collector.emplace(
             std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
@@ -154,6 +157,7 @@ protected:
     void TearDown() override
     {
         m_collector.reset();
+        m_bus.reset();
         m_sshd.reset();
         m_shared.reset();
     }
@@ -206,6 +210,7 @@ protected:
     std::unique_ptr<SharedDir> m_shared;
     std::string m_state, m_relaySocket, m_nodeState, m_nodeConfig, m_secret;
     std::optional<TestSshd> m_sshd;
+    std::unique_ptr<TestBus> m_bus;
     int m_collectorPort = 0;
     std::optional<Process> m_collector;
 };
@@ -274,12 +279,13 @@ TEST_F(ATunnelLogin, CanNeitherRunACommandNorForwardNorReadTheMastersSecrets)
     shArgv.insert(shArgv.end(), argv.begin(), argv.end());
     Process session(shArgv, {}, m_root / "session.log");
     std::vector<std::string> relays;
-    ASSERT_TRUE(waitUntil([&] { return !(relays = processesStartingWith(tunnelRelayPath())).empty(); },
+    ASSERT_TRUE(waitUntil([&] { return !(relays = processesStartingWith(tunnelRelayPath(), "exe")).empty(); },
                           std::chrono::seconds(15)))
         << readFile(m_root / "session.log") << m_sshd->log();
     for (const auto& pid : relays) {
-        if (const auto uid = realUidOf(pid))
+        if (const auto uid = realUidOf(pid)) {
             EXPECT_EQ(*uid, uidOf("ferry-tunnel")) << "relay " << pid;
+        }
     }
     for (const auto& path : {masterDb, pullKey}) {
         const auto r = readAs("ferry-tunnel", path);
@@ -307,13 +313,19 @@ TEST_F(ATunnelLogin, BeforeTheTunnelUserTheSameLoginRanAsFerryWhichReadsMasterDb
     std::vector<std::string> shArgv{"/bin/sh", "-c", "sleep 8 | exec \"$@\"", "sh"};
     shArgv.insert(shArgv.end(), argv.begin(), argv.end());
     Process session(shArgv, {}, m_root / "session.log");
-    // sshd's process for the authenticated session runs as the login user.
+    // sshd's process for the authenticated session ("sshd: ferry", not the
+    // root monitor "[priv]" nor the pre-authentication "[net]" child) runs
+    // as the login user.
     std::optional<std::uint32_t> sessionUid;
     ASSERT_TRUE(waitUntil(
         [&] {
-            for (const auto& pid : processesStartingWith("sshd: ferry"))
+            for (const auto& pid : processesStartingWith("sshd: ferry")) {
+                const std::string title = readFile("/proc/" + pid + "/cmdline");
+                if (title.find('[') != std::string::npos || title.rfind("sshd: ferry-tunnel", 0) == 0)
+                    continue;
                 if (auto uid = realUidOf(pid); uid && *uid != 0)
                     sessionUid = uid;
+            }
             return sessionUid.has_value();
         },
         std::chrono::seconds(15)))
