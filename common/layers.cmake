@@ -12,7 +12,7 @@ set(FERRY_LAYERS base config net storage session bus)
 
 # Errors, logging, files, time, where files live: no dependency on anything.
 set(FERRY_LAYER_base_DEPENDS)
-set(FERRY_LAYER_base_FILES Error Log Files FileLock Clock Paths Limits)
+set(FERRY_LAYER_base_FILES Error Log Files FileLock Clock Paths Limits StandardFds)
 
 # Strict YAML and the validated structs read from it; the command line.
 set(FERRY_LAYER_config_DEPENDS base)

@@ -15,6 +15,7 @@
 
 #include "ferry/Error.h"
 #include "ferry/Files.h"
+#include "ferry/PullProtocol.h"
 #include "ferry/SshKeys.h"
 
 namespace ferry {
@@ -320,6 +321,13 @@ void SshChannel::waitForSocket(short events, Deadline deadline, const char* what
     if (r < 0 && errno != EINTR)
         throwErrno(std::string("poll while ") + what + " " + m_peer);
     m_session.rearmQuickAck();
+}
+
+std::string SshChannel::peer() const
+{
+    if (m_stderr.empty())
+        return m_peer;
+    return m_peer + " (which said: " + escapeForLog(m_stderr.substr(0, m_stderr.find('\n')), 200) + ")";
 }
 
 std::size_t SshChannel::readSome(void* buf, std::size_t size, Deadline deadline)

@@ -33,25 +33,13 @@
 #include <string>
 
 #include "ferry/RelayHeader.h"
+#include "ferry/StandardFds.h"
 
 namespace {
 
 constexpr const char* kDefaultSocket = "/run/ferry-collector-relay.sock";
 constexpr int kIdleTimeoutMs = 300 * 1000;
 constexpr std::size_t kBufferSize = 64 * 1024;
-
-// Like git-shell: fds 0-2 open before anything else, so that no socket
-// opened later becomes "stdout" by accident.
-void ensureStandardFds()
-{
-    for (int fd = 0; fd <= 2; ++fd) {
-        if (::fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
-            const int opened = ::open("/dev/null", O_RDWR);
-            if (opened != fd)
-                std::_Exit(1);
-        }
-    }
-}
 
 [[noreturn]] void fail(const std::string& what)
 {
@@ -187,7 +175,7 @@ void relay(int sock)
 
 int main(int argc, char* argv[])
 {
-    ensureStandardFds();
+    ferry::ensureStandardFds();
     ::openlog("ferry-tunnel-relay", LOG_PID, LOG_AUTHPRIV);
     // Run as a login shell (`-c COMMAND`) or as the ForceCommand: either way
     // the command a client asked for means nothing here.

@@ -241,6 +241,23 @@ TEST_F(ATunnelLogin, StoresAPushThroughTheRelayUnderTheNodesRealSourceAddress)
     EXPECT_NE(collectorLog().find("Stored 7 records from tunnel-node"), std::string::npos) << collectorLog();
 }
 
+TEST_F(ATunnelLogin, TellsTheNodeWhyWhenTheMastersCollectorIsDown)
+{
+    writeFile(m_nodeConfig + "/ferry.yml", "node:\n  name: tunnel-node\n  mode: push\nmasters:\n  - host: 127.0.0.1\n"
+                                           "    ssh_port: " + std::to_string(m_sshd->port()) +
+                                               "\ntransport:\n  connect_timeout: 5\n  io_timeout: 10\n");
+    spoolRecords(2);
+    m_collector.reset();
+    const auto r = run({buildPath("services/pushd/ferry-pushd"), "--cycle"},
+                       {{"FERRY_CONFIG_DIR", m_nodeConfig}, {"FERRY_STATE_DIR", m_nodeState},
+                        {"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + m_root / "no-bus-here"}});
+    EXPECT_NE(r.exitCode, 0);
+    // The relay's own line reaches the node's log through the channel's stderr.
+    EXPECT_NE((r.out + r.err).find("ferry-tunnel-relay: Failed to connect to the collector"), std::string::npos)
+        << r.out << r.err;
+    EXPECT_EQ(Spool(m_nodeState + "/spool.db", {}).stats().records, 2u);
+}
+
 TEST_F(ATunnelLogin, CanNeitherRunACommandNorForwardNorReadTheMastersSecrets)
 {
     const std::string masterDb = m_state + "/master.db", pullKey = m_state + "/pull_id_ed25519";
