@@ -327,7 +327,14 @@ std::string SshChannel::peer() const
 {
     if (m_stderr.empty())
         return m_peer;
-    return m_peer + " (which said: " + escapeForLog(m_stderr.substr(0, m_stderr.find('\n')), 200) + ")";
+    // The last line: a remote command's own complaint comes after what sshd
+    // may have written first (a home directory it could not enter).
+    std::string_view text(m_stderr);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
+        text.remove_suffix(1);
+    const auto nl = text.rfind('\n');
+    return m_peer + " (which said: " + escapeForLog(nl == std::string_view::npos ? text : text.substr(nl + 1), 200) +
+           ")";
 }
 
 std::size_t SshChannel::readSome(void* buf, std::size_t size, Deadline deadline)

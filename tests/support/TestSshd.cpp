@@ -182,7 +182,7 @@ void ensureTunnelUser()
 {
     const std::string relay = tunnelRelayPath();
     ensureUser("ferry-tunnel", relay);
-    const auto r = run({"usermod", "-s", relay, "ferry-tunnel"});
+    const auto r = run({"usermod", "-s", relay, "-d", "/", "ferry-tunnel"});
     if (r.exitCode != 0)
         throw std::runtime_error("usermod -s " + relay + " ferry-tunnel failed: " + r.err);
 }

@@ -45,7 +45,7 @@ public:
     void writeAll(const void* buf, std::size_t size, Deadline deadline) override;
     void closeWrite() override;
     // What the channel runs, and where; once the remote side wrote to
-    // stderr, its first line too (escaped), so that an error naming this
+    // stderr, its last line too (escaped), so that an error naming this
     // peer says why the remote command ended (a relay with no collector).
     std::string peer() const override;
     // For exec channels: the remote command's exit status once it closed (-1 unknown).
