@@ -357,6 +357,38 @@ TEST_F(ATunnelLogin, BeforeTheTunnelUserTheSameLoginRanAsFerryWhichReadsMasterDb
     session.kill();
 }
 
+TEST_F(ATunnelLogin, StillPushesToAMasterBeforeTheRelayWithChannelForward)
+{
+    // A master of the previous release: tunnel user ferry, a direct-tcpip
+    // forward to its collector's TCP port. The node says so in ferry.yml.
+    SshdOptions so;
+    so.tail = dropInBeforeTheTunnelUser(m_collectorPort);
+    TestSshd before(so);
+    writeFile(before.authorizedKeysFile("ferry"), "restrict,port-forwarding,permitopen=\"127.0.0.1:" +
+                                                      std::to_string(m_collectorPort) + "\" " +
+                                                      publicKeyLine(m_nodeState + "/id_ed25519") + "\n");
+    writeFile(m_nodeState + "/known_hosts", before.knownHostsLine() + "\n");
+    // The collector checks the session binding against this sshd's host key.
+    m_collector.reset();
+    m_collector.emplace(std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
+                                                 "--listen=127.0.0.1:" + std::to_string(m_collectorPort),
+                                                 "--sshd-host-keys", before.hostKeyDir()},
+                        std::map<std::string, std::string>{{"FERRY_STATE_DIR", m_state}}, m_root / "collectord2.log");
+    ASSERT_TRUE(waitUntil([&] { return readFile(m_root / "collectord2.log").find("Accepting") != std::string::npos; }))
+        << readFile(m_root / "collectord2.log");
+    writeFile(m_nodeConfig + "/ferry.yml", "node:\n  name: tunnel-node\n  mode: push\nmasters:\n  - host: 127.0.0.1\n"
+                                           "    ssh_port: " + std::to_string(before.port()) +
+                                               "\npush:\n  user: ferry\n  channel: forward\n  collector_port: " +
+                                               std::to_string(m_collectorPort) + "\n");
+    spoolRecords(4);
+    const auto r = run({buildPath("services/pushd/ferry-pushd"), "--cycle"},
+                       {{"FERRY_CONFIG_DIR", m_nodeConfig}, {"FERRY_STATE_DIR", m_nodeState},
+                        {"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + m_root / "no-bus-here"}});
+    EXPECT_EQ(r.exitCode, 0) << r.out << r.err;
+    EXPECT_EQ(MasterStore(m_state + "/master.db").countRecords("tunnel-node"), 4u) << readFile(m_root / "collectord2.log");
+    EXPECT_NE(before.log().find("Accepted publickey for ferry from 127.0.0.1"), std::string::npos) << before.log();
+}
+
 class TheRelaySocket : public ATunnelLogin {
 protected:
     // The relay itself, run by hand as user with a claimed address.
