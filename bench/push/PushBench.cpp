@@ -149,6 +149,7 @@ struct Lab {
 void cycleThroughOpenSsh(Lab& lab, Spool& spool, std::uint32_t batch)
 {
     auto args = lab.sshArgs();
+    args.push_back("-T");
     args.push_back("ferry-tunnel@127.0.0.1");
     int fds[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
