@@ -82,7 +82,7 @@ double median(std::vector<double> v)
 
 struct Lab {
     TempDir dir;
-    SharedDir relayDir{"bench-relay-"};  // the relay (ferry-tunnel) reaches the socket there
+    SharedDir relayDir{"bench-relay-"}; // the relay (ferry-tunnel) reaches the socket there
     TestBus bus;
     std::unique_ptr<TestSshd> sshd;
     std::optional<Process> collector;
@@ -109,10 +109,10 @@ struct Lab {
         writeFile(paths.knownHostsFile(), sshd->knownHostsLine() + "\n");
         secret = generateSecret();
         MasterStore(dir / "master/master.db").addNode("bench", secret);
-        collector.emplace(std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
-                                                   "--listen=127.0.0.1:50009", "--relay-socket",
-                                                   relayDir / "collector.sock"},
-                          std::map<std::string, std::string>{{"FERRY_STATE_DIR", dir / "master"}}, dir / "collectord.log");
+        collector.emplace(
+            std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
+                                     "--listen=127.0.0.1:50009", "--relay-socket", relayDir / "collector.sock"},
+            std::map<std::string, std::string>{{"FERRY_STATE_DIR", dir / "master"}}, dir / "collectord.log");
         if (!waitUntil([&] { return readFile(dir / "collectord.log").find("Accepting") != std::string::npos; }))
             throw std::runtime_error("collectord did not start: " + readFile(dir / "collectord.log"));
         config.nodeName = "bench";
@@ -422,7 +422,8 @@ int benchCycle(int rounds)
     std::printf("  ferry (libssh in-process)   cpu %7.2f ms   wall %7.2f ms\n", median(ferryCpu) * 1e3, median(ferryWall) * 1e3);
     std::printf("  bare libssh cycle (limit)   cpu %7.2f ms   wall %7.2f ms\n", median(bareCpu) * 1e3,
                 median(bareWall) * 1e3);
-    std::printf("  openssh (ssh + relay + send) cpu %7.2f ms   wall %7.2f ms\n", median(sshCpu) * 1e3, median(sshWall) * 1e3);
+    std::printf("  openssh (ssh + relay + send) cpu %7.2f ms   wall %7.2f ms\n", median(sshCpu) * 1e3,
+                median(sshWall) * 1e3);
     std::printf("  ratio ferry/openssh         cpu %7.3f      wall %7.3f   (targets: cpu <= 0.1, wall <= 0.25)\n",
                 median(ferryCpu) / median(sshCpu), median(ferryWall) / median(sshWall));
     const double cpuVsBare = median(ferryCpu) / median(bareCpu);

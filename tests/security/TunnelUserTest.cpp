@@ -197,6 +197,24 @@ protected:
         return run(sshArgs(sshd, user, options, command), {}, {}, std::chrono::seconds(30));
     }
 
+    // ferry-pushd run once as its timer runs it, with no bus.
+    RunResult pushdCycle()
+    {
+        return run({buildPath("services/pushd/ferry-pushd"), "--cycle"},
+                   {{"FERRY_CONFIG_DIR", m_nodeConfig},
+                    {"FERRY_STATE_DIR", m_nodeState},
+                    {"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + m_root / "no-bus-here"}});
+    }
+
+    // ferry.yml of a push node with one master at sshPort, then extra lines.
+    void writeNodeConfig(int sshPort, const std::string& extra)
+    {
+        writeFile(m_nodeConfig + "/ferry.yml",
+                  "node:\n  name: tunnel-node\n  mode: push\nmasters:\n  - host: 127.0.0.1\n"
+                  "    ssh_port: " +
+                      std::to_string(sshPort) + "\n" + extra);
+    }
+
     void spoolRecords(int count)
     {
         Spool spool(m_nodeState + "/spool.db", {});
@@ -217,16 +235,10 @@ protected:
 
 TEST_F(ATunnelLogin, StoresAPushThroughTheRelayUnderTheNodesRealSourceAddress)
 {
-    writeFile(m_nodeConfig + "/ferry.yml", "node:\n  name: tunnel-node\n  mode: push\nmasters:\n  - host: 127.0.0.1\n"
-                                           "    ssh_port: " +
-                                               std::to_string(m_sshd->port()) +
-                                               "\ntransport:\n  connect_timeout: 5\n  io_timeout: 10\n"
-                                               "push:\n  source_address: 127.0.0.5\n");
+    writeNodeConfig(m_sshd->port(),
+                    "transport:\n  connect_timeout: 5\n  io_timeout: 10\npush:\n  source_address: 127.0.0.5\n");
     spoolRecords(7);
-    const auto r = run({buildPath("services/pushd/ferry-pushd"), "--cycle"},
-                       {{"FERRY_CONFIG_DIR", m_nodeConfig},
-                        {"FERRY_STATE_DIR", m_nodeState},
-                        {"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + m_root / "no-bus-here"}});
+    const auto r = pushdCycle();
     EXPECT_EQ(r.exitCode, 0) << r.out << r.err << collectorLog();
 
     MasterStore store(m_state + "/master.db");
@@ -243,14 +255,10 @@ TEST_F(ATunnelLogin, StoresAPushThroughTheRelayUnderTheNodesRealSourceAddress)
 
 TEST_F(ATunnelLogin, TellsTheNodeWhyWhenTheMastersCollectorIsDown)
 {
-    writeFile(m_nodeConfig + "/ferry.yml", "node:\n  name: tunnel-node\n  mode: push\nmasters:\n  - host: 127.0.0.1\n"
-                                           "    ssh_port: " + std::to_string(m_sshd->port()) +
-                                               "\ntransport:\n  connect_timeout: 5\n  io_timeout: 10\n");
+    writeNodeConfig(m_sshd->port(), "transport:\n  connect_timeout: 5\n  io_timeout: 10\n");
     spoolRecords(2);
     m_collector.reset();
-    const auto r = run({buildPath("services/pushd/ferry-pushd"), "--cycle"},
-                       {{"FERRY_CONFIG_DIR", m_nodeConfig}, {"FERRY_STATE_DIR", m_nodeState},
-                        {"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + m_root / "no-bus-here"}});
+    const auto r = pushdCycle();
     EXPECT_NE(r.exitCode, 0);
     // The relay's own line reaches the node's log through the channel's stderr.
     EXPECT_NE((r.out + r.err).find("ferry-tunnel-relay: Failed to connect to the collector"), std::string::npos)
@@ -364,9 +372,9 @@ TEST_F(ATunnelLogin, StillPushesToAMasterBeforeTheRelayWithChannelForward)
     SshdOptions so;
     so.tail = dropInBeforeTheTunnelUser(m_collectorPort);
     TestSshd before(so);
-    writeFile(before.authorizedKeysFile("ferry"), "restrict,port-forwarding,permitopen=\"127.0.0.1:" +
-                                                      std::to_string(m_collectorPort) + "\" " +
-                                                      publicKeyLine(m_nodeState + "/id_ed25519") + "\n");
+    writeFile(before.authorizedKeysFile("ferry"),
+              "restrict,port-forwarding,permitopen=\"127.0.0.1:" + std::to_string(m_collectorPort) + "\" " +
+                  publicKeyLine(m_nodeState + "/id_ed25519") + "\n");
     writeFile(m_nodeState + "/known_hosts", before.knownHostsLine() + "\n");
     // The collector checks the session binding against this sshd's host key.
     m_collector.reset();
@@ -376,16 +384,13 @@ TEST_F(ATunnelLogin, StillPushesToAMasterBeforeTheRelayWithChannelForward)
                         std::map<std::string, std::string>{{"FERRY_STATE_DIR", m_state}}, m_root / "collectord2.log");
     ASSERT_TRUE(waitUntil([&] { return readFile(m_root / "collectord2.log").find("Accepting") != std::string::npos; }))
         << readFile(m_root / "collectord2.log");
-    writeFile(m_nodeConfig + "/ferry.yml", "node:\n  name: tunnel-node\n  mode: push\nmasters:\n  - host: 127.0.0.1\n"
-                                           "    ssh_port: " + std::to_string(before.port()) +
-                                               "\npush:\n  user: ferry\n  channel: forward\n  collector_port: " +
-                                               std::to_string(m_collectorPort) + "\n");
+    writeNodeConfig(before.port(), "push:\n  user: ferry\n  channel: forward\n  collector_port: " +
+                                       std::to_string(m_collectorPort) + "\n");
     spoolRecords(4);
-    const auto r = run({buildPath("services/pushd/ferry-pushd"), "--cycle"},
-                       {{"FERRY_CONFIG_DIR", m_nodeConfig}, {"FERRY_STATE_DIR", m_nodeState},
-                        {"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + m_root / "no-bus-here"}});
+    const auto r = pushdCycle();
     EXPECT_EQ(r.exitCode, 0) << r.out << r.err;
-    EXPECT_EQ(MasterStore(m_state + "/master.db").countRecords("tunnel-node"), 4u) << readFile(m_root / "collectord2.log");
+    EXPECT_EQ(MasterStore(m_state + "/master.db").countRecords("tunnel-node"), 4u)
+        << readFile(m_root / "collectord2.log");
     EXPECT_NE(before.log().find("Accepted publickey for ferry from 127.0.0.1"), std::string::npos) << before.log();
 }
 
@@ -437,15 +442,9 @@ TEST_F(TheRelaySocket, BelievesANodeAddressOnlyFromTheTunnelUser)
 
     // Nothing was stored under any claimed address; a genuine push after
     // them is stored under the node's own.
-    writeFile(m_nodeConfig + "/ferry.yml", "node:\n  name: tunnel-node\n  mode: push\nmasters:\n  - host: 127.0.0.1\n"
-                                           "    ssh_port: " +
-                                               std::to_string(m_sshd->port()) +
-                                               "\npush:\n  source_address: 127.0.0.9\n");
+    writeNodeConfig(m_sshd->port(), "push:\n  source_address: 127.0.0.9\n");
     spoolRecords(3);
-    const auto r = run({buildPath("services/pushd/ferry-pushd"), "--cycle"},
-                       {{"FERRY_CONFIG_DIR", m_nodeConfig},
-                        {"FERRY_STATE_DIR", m_nodeState},
-                        {"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + m_root / "no-bus-here"}});
+    const auto r = pushdCycle();
     EXPECT_EQ(r.exitCode, 0) << r.err;
     MasterStore store(m_state + "/master.db");
     const auto epochs = store.epochs("tunnel-node");
