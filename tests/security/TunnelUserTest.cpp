@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -18,6 +19,7 @@
 
 #include <gtest/gtest.h>
 
+#include "PushCycle.h"
 #include "ferry/Crypto.h"
 #include "ferry/MasterStore.h"
 #include "ferry/Spool.h"
@@ -392,6 +394,67 @@ TEST_F(ATunnelLogin, StillPushesToAMasterBeforeTheRelayWithChannelForward)
     EXPECT_EQ(MasterStore(m_state + "/master.db").countRecords("tunnel-node"), 4u)
         << readFile(m_root / "collectord2.log");
     EXPECT_NE(before.log().find("Accepted publickey for ferry from 127.0.0.1"), std::string::npos) << before.log();
+}
+
+TEST_F(ATunnelLogin, TakesTheRelaySocketFromSystemdAndStoresTheAddressTheRelayNames)
+{
+    // collectord as ferry-collectord.socket starts it: both sockets passed in
+    // (systemd-socket-activate speaks sd_listen_fds as PID 1 does).
+    m_collector.reset();
+    const std::string sock = *m_shared / "activated.sock";
+    const int tcpPort = freePort();
+    Process activated({"/usr/bin/systemd-socket-activate", "-l", sock, "-l", "127.0.0.1:" + std::to_string(tcpPort),
+                       "-E", "FERRY_STATE_DIR=" + m_state, "-E", "DBUS_SYSTEM_BUS_ADDRESS=" + m_bus->address(),
+                       buildPath("services/collectord/ferry-collectord"), "-v", "--sshd-host-keys", m_sshd->hostKeyDir()},
+                      {}, m_root / "activated.log");
+    ASSERT_TRUE(waitUntil([&] { return std::filesystem::exists(sock); })) << readFile(m_root / "activated.log");
+    // What SocketGroup=ferry-tunnel and SocketMode=0660 do in the shipped unit.
+    ASSERT_EQ(run({"chgrp", "ferry-tunnel", sock}).exitCode, 0);
+    ::chmod(sock.c_str(), 0660);
+
+    // The relay as sshd runs it for a node that connected from
+    // 192.0.2.44: as ferry-tunnel, its stdin and stdout the node's channel
+    // (here a socket pair that the push cycle writes and reads).
+    spoolRecords(3);
+    int fds[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    auto argv = asUser("ferry-tunnel");
+    argv.push_back(tunnelRelayPath());
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(fds[1], 0);
+        ::dup2(fds[1], 1);
+        ::setenv("SSH_CONNECTION", "192.0.2.44 5555 127.0.0.1 22", 1);
+        ::setenv("FERRY_RELAY_SOCKET", sock.c_str(), 1);
+        std::vector<char*> raw;
+        for (auto& a : argv)
+            raw.push_back(a.data());
+        raw.push_back(nullptr);
+        ::execvp(raw[0], raw.data());
+        ::_exit(127);
+    }
+    ::close(fds[1]);
+    ASSERT_GT(pid, 0);
+    {
+        Spool spool(m_nodeState + "/spool.db", {});
+        pushd::PushCycleOptions o;
+        o.nodeName = "tunnel-node";
+        o.secret = m_secret;
+        o.masterId = "127.0.0.1";
+        FdStream stream(fds[0], fds[0], "the relay", true);
+        EXPECT_NO_THROW(pushd::runPushCycle(stream, spool, o)) << readFile(m_root / "activated.log");
+    }
+    int status = -1;
+    ::waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+
+    MasterStore store(m_state + "/master.db");
+    EXPECT_EQ(store.countRecords("tunnel-node"), 3u) << readFile(m_root / "activated.log");
+    const auto epochs = store.epochs("tunnel-node");
+    ASSERT_EQ(epochs.size(), 1u);
+    EXPECT_EQ(epochs[0].fromAddress, "192.0.2.44:5555");
+    EXPECT_NE(readFile(m_root / "activated.log").find("Using 2 listening socket(s) from systemd"), std::string::npos)
+        << readFile(m_root / "activated.log");
 }
 
 class TheRelaySocket : public ATunnelLogin {
