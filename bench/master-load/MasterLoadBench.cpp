@@ -20,11 +20,11 @@
 //   ferry-bench-master-load [--nodes N] [--procs P] [--threads T]
 //                           [--step-seconds S] [--start-rate R] [--max-rate M]
 
-#include <signal.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -203,8 +203,8 @@ std::string errorKind(const std::exception& e)
 
 // One client process: offers `rate` pushes/s for `seconds`, over its share
 // of the nodes, and writes one line per attempt to `out`.
-void clientProcess(const Settings& s, Target target, const std::vector<SimNode>& nodes, double rate,
-                   double startAt, int out)
+void clientProcess(const Settings& s, Target target, const std::vector<SimNode>& nodes, double rate, double startAt,
+                   int out)
 {
     std::deque<std::pair<double, std::size_t>> queue;  // (due time, node index)
     std::mutex mutex;
@@ -323,8 +323,8 @@ double percentile(std::vector<double> v, double p)
     return v[std::min(idx, v.size() - 1)];
 }
 
-StepResult runStep(const Settings& s, Target target, const std::vector<SimNode>& nodes, double rate,
-                   pid_t sshdPid, pid_t collectorPid)
+StepResult runStep(const Settings& s, Target target, const std::vector<SimNode>& nodes, double rate, pid_t sshdPid,
+                   pid_t collectorPid)
 {
     StepResult r;
     r.offered = rate;
@@ -425,8 +425,8 @@ bool passes(const StepResult& r)
 }
 
 // Ramps the offered rate; returns the last step that passed (offered 0 if none).
-StepResult ramp(const Settings& s, Target target, const std::vector<SimNode>& nodes, pid_t sshdPid,
-                pid_t collectorPid, const char* label)
+StepResult ramp(const Settings& s, Target target, const std::vector<SimNode>& nodes, pid_t sshdPid, pid_t collectorPid,
+                const char* label)
 {
     StepResult best;
     for (double rate = s.startRate; rate <= s.maxRate; rate *= 1.5) {

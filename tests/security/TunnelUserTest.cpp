@@ -405,7 +405,8 @@ TEST_F(ATunnelLogin, TakesTheRelaySocketFromSystemdAndStoresTheAddressTheRelayNa
     const int tcpPort = freePort();
     Process activated({"/usr/bin/systemd-socket-activate", "-l", sock, "-l", "127.0.0.1:" + std::to_string(tcpPort),
                        "-E", "FERRY_STATE_DIR=" + m_state, "-E", "DBUS_SYSTEM_BUS_ADDRESS=" + m_bus->address(),
-                       buildPath("services/collectord/ferry-collectord"), "-v", "--sshd-host-keys", m_sshd->hostKeyDir()},
+                       buildPath("services/collectord/ferry-collectord"), "-v", "--sshd-host-keys",
+                       m_sshd->hostKeyDir()},
                       {}, m_root / "activated.log");
     ASSERT_TRUE(waitUntil([&] { return std::filesystem::exists(sock); })) << readFile(m_root / "activated.log");
     // What SocketGroup=ferry-tunnel and SocketMode=0660 do in the shipped unit.
