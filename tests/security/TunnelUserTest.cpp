@@ -199,6 +199,19 @@ protected:
         return run(sshArgs(sshd, user, options, command), {}, {}, std::chrono::seconds(30));
     }
 
+    // A master sshd of the previous release, the node's key accepted for
+    // user ferry with a forward to this collector's TCP port.
+    std::unique_ptr<TestSshd> sshdBeforeTheTunnelUser()
+    {
+        SshdOptions so;
+        so.tail = dropInBeforeTheTunnelUser(m_collectorPort);
+        auto sshd = std::make_unique<TestSshd>(so);
+        writeFile(sshd->authorizedKeysFile("ferry"),
+                  "restrict,port-forwarding,permitopen=\"127.0.0.1:" + std::to_string(m_collectorPort) + "\" " +
+                      publicKeyLine(m_nodeState + "/id_ed25519") + "\n");
+        return sshd;
+    }
+
     // ferry-pushd run once as its timer runs it, with no bus.
     RunResult pushdCycle()
     {
@@ -329,12 +342,8 @@ TEST_F(ATunnelLogin, CanNeitherRunACommandNorForwardNorReadTheMastersSecrets)
 TEST_F(ATunnelLogin, BeforeTheTunnelUserTheSameLoginRanAsFerryWhichReadsMasterDb)
 {
     // Today's master (before this change): nodes log in as ferry.
-    SshdOptions so;
-    so.tail = dropInBeforeTheTunnelUser(m_collectorPort);
-    TestSshd before(so);
-    writeFile(before.authorizedKeysFile("ferry"),
-              "restrict,port-forwarding,permitopen=\"127.0.0.1:" + std::to_string(m_collectorPort) + "\" " +
-                  publicKeyLine(m_nodeState + "/id_ed25519") + "\n");
+    auto beforeSshd = sshdBeforeTheTunnelUser();
+    TestSshd& before = *beforeSshd;
     // The node's forward to the collector, held open.
     const auto argv = sshArgs(before, "ferry", {"-W", "127.0.0.1:" + std::to_string(m_collectorPort)});
     std::vector<std::string> shArgv{"/bin/sh", "-c", "sleep 8 | exec \"$@\"", "sh"};
@@ -371,12 +380,8 @@ TEST_F(ATunnelLogin, StillPushesToAMasterBeforeTheRelayWithChannelForward)
 {
     // A master of the previous release: tunnel user ferry, a direct-tcpip
     // forward to its collector's TCP port. The node says so in ferry.yml.
-    SshdOptions so;
-    so.tail = dropInBeforeTheTunnelUser(m_collectorPort);
-    TestSshd before(so);
-    writeFile(before.authorizedKeysFile("ferry"),
-              "restrict,port-forwarding,permitopen=\"127.0.0.1:" + std::to_string(m_collectorPort) + "\" " +
-                  publicKeyLine(m_nodeState + "/id_ed25519") + "\n");
+    auto beforeSshd = sshdBeforeTheTunnelUser();
+    TestSshd& before = *beforeSshd;
     writeFile(m_nodeState + "/known_hosts", before.knownHostsLine() + "\n");
     // The collector checks the session binding against this sshd's host key.
     m_collector.reset();
