@@ -21,6 +21,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <syslog.h>
@@ -176,6 +177,8 @@ void relay(int sock)
 int main(int argc, char* argv[])
 {
     ferry::ensureStandardFds();
+    // A node gone mid-write is an error return on fd 1, not a signal.
+    ::signal(SIGPIPE, SIG_IGN);
     ::openlog("ferry-tunnel-relay", LOG_PID, LOG_AUTHPRIV);
     // Run as a login shell (`-c COMMAND`) or as the ForceCommand: either way
     // the command a client asked for means nothing here.
