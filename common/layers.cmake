@@ -12,7 +12,7 @@ set(FERRY_LAYERS base config net storage session bus)
 
 # Errors, logging, files, time, where files live: no dependency on anything.
 set(FERRY_LAYER_base_DEPENDS)
-set(FERRY_LAYER_base_FILES Error Log Files FileLock FileWatch Clock Paths Limits)
+set(FERRY_LAYER_base_FILES Error Log Files FileLock FileWatch Clock Paths Limits StandardFds)
 
 # Strict YAML and the validated structs read from it; the command line.
 set(FERRY_LAYER_config_DEPENDS base)
@@ -24,7 +24,7 @@ set(FERRY_LAYER_config_FILES YamlReader NodeConfig PeriodFloorConfig DaemonArgs)
 set(FERRY_LAYER_net_DEPENDS base)
 set(FERRY_LAYER_net_FILES Stream Wire Epoch Crypto SshSession SshKeys NodeCertificates PullProtocol RegistryProtocol
     Metrics SampleCodec
-    TcpServer)
+    TcpServer RelayHeader)
 
 # SQLite files: the node's spool, the master's store, the key registry.
 set(FERRY_LAYER_storage_DEPENDS base net)

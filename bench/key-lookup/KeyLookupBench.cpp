@@ -93,7 +93,7 @@ void populate(const std::string& dir, int count, const std::string& realKey)
         const std::string key = i + 1 == count ? realKey : fakeKey();
         ins.reset();
         ins.bind(1, "node-" + std::to_string(i)).bind(2, secret).bind(3, key).run();
-        file += "restrict,port-forwarding,permitopen=\"127.0.0.1:50009\" " + key + "\n";
+        file += "restrict " + key + "\n";
     }
     tx.commit();
     db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
@@ -119,7 +119,7 @@ std::pair<double, double> timeAuth(int port, const std::string& keyFile, int rep
         bool no = false;
         ssh_options_set(s, SSH_OPTIONS_HOST, "127.0.0.1");
         ssh_options_set(s, SSH_OPTIONS_PORT, &p);
-        ssh_options_set(s, SSH_OPTIONS_USER, "ferry");
+        ssh_options_set(s, SSH_OPTIONS_USER, "ferry-tunnel");
         ssh_options_set(s, SSH_OPTIONS_PROCESS_CONFIG, &no);
         ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, "/dev/null");
         ssh_options_set(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
@@ -129,7 +129,7 @@ std::pair<double, double> timeAuth(int port, const std::string& keyFile, int rep
         if (ssh_connect(s) != SSH_OK)
             throw std::runtime_error(std::string("connect failed: ") + ssh_get_error(s));
         const auto t0 = std::chrono::steady_clock::now();
-        const int rc = ssh_userauth_publickey(s, "ferry", key);
+        const int rc = ssh_userauth_publickey(s, "ferry-tunnel", key);
         const auto t1 = std::chrono::steady_clock::now();
         if (rc != SSH_AUTH_SUCCESS)
             throw std::runtime_error("sshd on port " + std::to_string(port) + " refused the key (rc " + std::to_string(rc) + ")" + (certFile.empty() ? "" : " with its certificate"));
@@ -163,8 +163,8 @@ double timeHelper(const std::string& helper, const std::string& dir, const std::
             ::close(fds[1]);
             if (::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0)
                 ::_exit(127);
-            ::execl(helper.c_str(), helper.c_str(), "--state-dir", dir.c_str(), "ferry", type.c_str(), blob.c_str(),
-                    static_cast<char*>(nullptr));
+            ::execl(helper.c_str(), helper.c_str(), "--state-dir", dir.c_str(), "ferry-tunnel", type.c_str(),
+                    blob.c_str(), static_cast<char*>(nullptr));
             ::_exit(127);
         }
         ::close(fds[1]);
@@ -224,6 +224,7 @@ int main(int argc, char* argv[]) try {
             sizes.push_back(std::stoi(argv[i]));
     }
     ensureUser("ferry", "/usr/sbin/nologin");
+    ensureUser("ferry-tunnel", "/usr/sbin/nologin");
     TempDir root;
     ::chmod(root.path().c_str(), 0755);
     const std::string dir = root / "master";
@@ -233,10 +234,10 @@ int main(int argc, char* argv[]) try {
     const std::string helper = buildPath("services/authorized-keys/ferry-authorized-keys");
 
     SshdOptions viaHelper;
-    viaHelper.tail = "Match User ferry\n\tAuthorizedKeysCommand " + helper + " --state-dir " + dir +
+    viaHelper.tail = "Match User ferry-tunnel\n\tAuthorizedKeysCommand " + helper + " --state-dir " + dir +
                      " %u %t %k\n\tAuthorizedKeysCommandUser ferry\n\tAuthorizedKeysFile none\n";
     SshdOptions viaFile;
-    viaFile.tail = "Match User ferry\n\tAuthorizedKeysFile " + dir + "/authorized_keys\n";
+    viaFile.tail = "Match User ferry-tunnel\n\tAuthorizedKeysFile " + dir + "/authorized_keys\n";
     TestSshd helperSshd(viaHelper);
     TestSshd fileSshd(viaFile);
 
@@ -259,13 +260,13 @@ int main(int argc, char* argv[]) try {
     certRequest.caKeyFile = ca;
     certRequest.publicKey = realKey;
     certRequest.keyId = "ferry-node:bench#1000000";
-    certRequest.principals = {"ferry", "node:bench"};
+    certRequest.principals = {"ferry-tunnel", "node:bench"};
     certRequest.serial = 1000000;
     certRequest.validity = "-5m:+1d";
     writeFile(root / "node_key-cert.pub", signUserCertificate(certRequest) + "\n", 0644);
     SshdOptions viaCa;
     viaCa.globalLines = {"TrustedUserCAKeys " + ca + ".pub", "RevokedKeys " + (root / "revoked.krl")};
-    viaCa.tail = "Match User ferry\n\tAuthorizedKeysFile none\n";
+    viaCa.tail = "Match User ferry-tunnel\n\tAuthorizedKeysFile none\n";
     TestSshd caSshd(viaCa);
     std::printf("KRL of %zu revoked certificates (scattered serials 1..%llu): %zu bytes, revoking by %s, written and "
                 "checked in %.0f ms\n",

@@ -10,19 +10,21 @@
 // master that falls behind shows it). The rate ramps by 1.5× per step until
 // p99 latency passes 1 s, an error appears, or the clients cannot keep up.
 //
-// In the same run, the ceiling without Ferry: the same sshd binary with the
-// same keys in a plain authorized_keys file and no collector, accepting the
-// same handshake (key auth, one direct-tcpip channel to a sink that accepts
-// and closes, close), ramped the same way. The ratio of the two sustained
+// In the same run, the ceiling without Ferry's lookup and collector: the same
+// sshd binary with the same keys in a plain authorized_keys file, accepting
+// the same handshake (key auth as ferry-tunnel, one session channel whose
+// relay connects to a sink that accepts and closes, close), ramped the same
+// way. The ratio of the two sustained
 // rates is Ferry's share of what sshd alone can do on this machine.
 //
 //   ferry-bench-master-load [--nodes N] [--procs P] [--threads T]
 //                           [--step-seconds S] [--start-rate R] [--max-rate M]
 
-#include <signal.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -55,6 +57,7 @@
 #include "ferry/Spool.h"
 #include "ferry/SshSession.h"
 #include "ferry/Stream.h"
+#include "ferry/TcpServer.h"
 #include "support/TestSshd.h"
 #include "support/TestSupport.h"
 
@@ -148,19 +151,11 @@ struct SimNode {
     NodeConfig config;
 };
 
-// A listener that accepts and closes at once: the far end of the sshd-alone
-// handshake's direct-tcpip channel. Runs in its own process.
-pid_t startSink(int port)
+// A unix listener that accepts and closes at once: where the sshd-alone
+// handshake's relay connects. Runs in its own process.
+pid_t startSink(const std::string& path, long gid)
 {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 4096) != 0)
-        throwErrno("bind the sink on 127.0.0.1:" + std::to_string(port));
+    const int fd = ferry::bindUnixSocket(path, 0660, gid);
     const pid_t pid = ::fork();
     if (pid == 0) {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -208,8 +203,8 @@ std::string errorKind(const std::exception& e)
 
 // One client process: offers `rate` pushes/s for `seconds`, over its share
 // of the nodes, and writes one line per attempt to `out`.
-void clientProcess(const Settings& s, Target target, const std::vector<SimNode>& nodes, int sinkPort, double rate,
-                   double startAt, int out)
+void clientProcess(const Settings& s, Target target, const std::vector<SimNode>& nodes, double rate, double startAt,
+                   int out)
 {
     std::deque<std::pair<double, std::size_t>> queue;  // (due time, node index)
     std::mutex mutex;
@@ -262,8 +257,8 @@ void clientProcess(const Settings& s, Target target, const std::vector<SimNode>&
                     o.knownHostsFile = node.paths.knownHostsFile();
                     o.connectTimeout = std::chrono::seconds(30);
                     o.ioTimeout = std::chrono::seconds(30);
-                    SshSession session(SshTarget{"127.0.0.1", node.config.masters[0].sshPort, "ferry"}, o);
-                    auto channel = session.openForward("127.0.0.1", static_cast<std::uint16_t>(sinkPort), 50011);
+                    SshSession session(SshTarget{"127.0.0.1", node.config.masters[0].sshPort, "ferry-tunnel"}, o);
+                    auto channel = session.exec("ferry-tunnel-relay");
                     channel.reset();
                     line = "ok " + std::to_string((monoSeconds() - job.first) * 1e3) + " 0\n";
                 }
@@ -328,8 +323,8 @@ double percentile(std::vector<double> v, double p)
     return v[std::min(idx, v.size() - 1)];
 }
 
-StepResult runStep(const Settings& s, Target target, const std::vector<SimNode>& nodes, int sinkPort, double rate,
-                   pid_t sshdPid, pid_t collectorPid)
+StepResult runStep(const Settings& s, Target target, const std::vector<SimNode>& nodes, double rate, pid_t sshdPid,
+                   pid_t collectorPid)
 {
     StepResult r;
     r.offered = rate;
@@ -348,7 +343,7 @@ StepResult runStep(const Settings& s, Target target, const std::vector<SimNode>&
             ::prctl(PR_SET_PDEATHSIG, SIGKILL);
             ::close(fds[0]);
             try {
-                clientProcess(s, target, share, sinkPort, rate / s.procs, startAt, fds[1]);
+                clientProcess(s, target, share, rate / s.procs, startAt, fds[1]);
             } catch (const std::exception& e) {
                 std::fprintf(stderr, "client: %s\n", e.what());
                 ::_exit(1);
@@ -430,12 +425,12 @@ bool passes(const StepResult& r)
 }
 
 // Ramps the offered rate; returns the last step that passed (offered 0 if none).
-StepResult ramp(const Settings& s, Target target, const std::vector<SimNode>& nodes, int sinkPort, pid_t sshdPid,
-                pid_t collectorPid, const char* label)
+StepResult ramp(const Settings& s, Target target, const std::vector<SimNode>& nodes, pid_t sshdPid, pid_t collectorPid,
+                const char* label)
 {
     StepResult best;
     for (double rate = s.startRate; rate <= s.maxRate; rate *= 1.5) {
-        const StepResult r = runStep(s, target, nodes, sinkPort, rate, sshdPid, collectorPid);
+        const StepResult r = runStep(s, target, nodes, rate, sshdPid, collectorPid);
         std::printf("  %-10s offered %7.1f/s  done %7.1f/s  p50 %7.1f ms  p99 %7.1f ms  peak concurrent %4" PRIu64
                     "  master cpu %5.2f s (%4.0f%% of a core)  master PSS %6.1f MiB  errors: %s\n",
                     label, r.offered, r.achieved, r.p50, r.p99, r.peakConcurrent, r.masterCpuSeconds,
@@ -479,7 +474,7 @@ Settings parseArgs(int argc, char* argv[])
 
 // B handshakes started at the same instant (a fleet arriving at once):
 // returns how many failed, by kind.
-std::map<std::string, int> burst(const std::vector<SimNode>& nodes, int sshPort, int sinkPort, int count)
+std::map<std::string, int> burst(const std::vector<SimNode>& nodes, int sshPort, int count)
 {
     std::map<std::string, int> errors;
     std::mutex mutex;
@@ -498,8 +493,8 @@ std::map<std::string, int> burst(const std::vector<SimNode>& nodes, int sshPort,
                 o.knownHostsFile = node.paths.knownHostsFile();
                 o.connectTimeout = std::chrono::seconds(30);
                 o.ioTimeout = std::chrono::seconds(30);
-                SshSession session(SshTarget{"127.0.0.1", static_cast<std::uint16_t>(sshPort), "ferry"}, o);
-                session.openForward("127.0.0.1", static_cast<std::uint16_t>(sinkPort), 50011).reset();
+                SshSession session(SshTarget{"127.0.0.1", static_cast<std::uint16_t>(sshPort), "ferry-tunnel"}, o);
+                session.exec("ferry-tunnel-relay").reset();
             } catch (const std::exception& e) {
                 std::lock_guard lock(mutex);
                 ++errors[errorKind(e)];
@@ -566,6 +561,7 @@ int benchMain(const Settings& s)
     TestBus bus;
     ::chmod(dir.path().c_str(), 0755);
     ensureUser("ferry", "/usr/sbin/nologin");
+    ensureTunnelUser();
     const std::string master = dir / "master";
     fs::create_directories(master);
     const std::string dbPath = master + "/master.db";
@@ -574,7 +570,7 @@ int benchMain(const Settings& s)
     // master.db as user ferry.
     RootOwnedCopy helper(buildPath("services/authorized-keys/ferry-authorized-keys"));
     SshdOptions ferryOptions;
-    ferryOptions.tail = shippedMasterDropIn(false, helper.path() + " --state-dir " + master);
+    ferryOptions.tail = shippedMasterDropIn(false, helper.path() + " --state-dir " + master, dir / "collector.sock");
     TestSshd ferrySshd(ferryOptions);
 
     const double t0 = monoSeconds();
@@ -584,42 +580,36 @@ int benchMain(const Settings& s)
     const double registryBytes = static_cast<double>(fileSize(dbPath) + fileSize(dbPath + "-wal"));
 
     // sshd alone: the same binary and global settings, the same keys in a
-    // plain authorized_keys file, the same forward restriction, no helper.
-    const int sinkPort = freePort();
-    const pid_t sink = startSink(sinkPort);
+    // plain authorized_keys file, the same relay, no helper, a sink for the
+    // collector.
+    const std::string sinkPath = dir / "sink.sock";
+    const pid_t sink = startSink(sinkPath, static_cast<long>(::getpwnam("ferry-tunnel")->pw_gid));
     SshdOptions aloneOptions;
-    aloneOptions.tail = shippedMasterDropIn(true);
-    {
-        std::string t = aloneOptions.tail;
-        const std::string from = "PermitOpen 127.0.0.1:50009";
-        if (auto pos = t.find(from); pos != std::string::npos)
-            t.replace(pos, from.size(), "PermitOpen 127.0.0.1:" + std::to_string(sinkPort));
-        aloneOptions.tail = t;
-    }
+    aloneOptions.tail = shippedMasterDropIn(true, {}, sinkPath);
     TestSshd aloneSshd(aloneOptions);
     {
         std::string keys;
         for (const auto& n : nodes)
-            keys += "restrict,port-forwarding,permitopen=\"127.0.0.1:" + std::to_string(sinkPort) + "\" " +
-                    publicKeyLine(n.paths.privateKeyFile()) + "\n";
-        writeFile(aloneSshd.authorizedKeysFile("ferry"), keys);
+            keys += tunnelKeyLine(publicKeyLine(n.paths.privateKeyFile())) + "\n";
+        writeFile(aloneSshd.authorizedKeysFile("ferry-tunnel"), keys);
     }
     // Debian's default MaxStartups (10:30:100), everything else as shipped.
     SshdOptions stockOptions = aloneOptions;
     stockOptions.globalLines = {"MaxStartups 10:30:100"};
     TestSshd stockSshd(stockOptions);
-    writeFile(stockSshd.authorizedKeysFile("ferry"), readFile(aloneSshd.authorizedKeysFile("ferry")));
+    writeFile(stockSshd.authorizedKeysFile("ferry-tunnel"), readFile(aloneSshd.authorizedKeysFile("ferry-tunnel")));
     for (auto& n : nodes) {
         writeFile(n.paths.knownHostsFile(),
                   ferrySshd.knownHostsLine() + "\n" + aloneSshd.knownHostsLine() + "\n" + stockSshd.knownHostsLine() + "\n",
                   0600);
     }
     const int burstSize = std::min(50, s.nodes);
-    const auto stockBurst = burst(nodes, stockSshd.port(), sinkPort, burstSize);
-    const auto shippedBurst = burst(nodes, aloneSshd.port(), sinkPort, burstSize);
+    const auto stockBurst = burst(nodes, stockSshd.port(), burstSize);
+    const auto shippedBurst = burst(nodes, aloneSshd.port(), burstSize);
     stockSshd.stop();
 
-    Process collector({buildPath("services/collectord/ferry-collectord"), "--listen=127.0.0.1:50009"},
+    Process collector({buildPath("services/collectord/ferry-collectord"), "--listen=127.0.0.1:50009", "--relay-socket",
+                       dir / "collector.sock"},
                       {{"FERRY_STATE_DIR", master}}, dir / "collectord.log");
     if (!waitUntil([&] { return readFile(dir / "collectord.log").find("Accepting") != std::string::npos; }))
         throw Error("collectord did not start: " + readFile(dir / "collectord.log"));
@@ -629,18 +619,18 @@ int benchMain(const Settings& s)
                 "%d threads; %.0f s per step, rate x1.5 per step until p99 > 1 s, or an error\n",
                 s.nodes, registerSeconds, s.procs, s.threads, s.stepSeconds);
     std::printf("ferry: shipped sshd drop-in (AuthorizedKeysCommand helper) + collectord; a push = connect, key auth, "
-                "direct-tcpip, HMAC handshake, %d records (~150 B each), ack, close\n",
+                "the relay to collectord, HMAC handshake, %d records (~150 B each), ack, close\n",
                 s.recordsPerPush);
     std::vector<SimNode> ferryNodes = nodes;
-    const StepResult ferry = ramp(s, Target::Ferry, ferryNodes, 0, ferrySshd.pid(), collector.pid(), "ferry");
+    const StepResult ferry = ramp(s, Target::Ferry, ferryNodes, ferrySshd.pid(), collector.pid(), "ferry");
     const std::uint64_t collectorAfterKiB = pssKiB(collector.pid());
 
-    std::printf("sshd alone: same sshd, keys in authorized_keys, a handshake = connect, key auth, direct-tcpip to a "
+    std::printf("sshd alone: same sshd, keys in authorized_keys, a handshake = connect, key auth, the relay to a "
                 "sink that accepts and closes, close\n");
     std::vector<SimNode> aloneNodes = nodes;
     for (auto& n : aloneNodes)
         n.config.masters[0].sshPort = static_cast<std::uint16_t>(aloneSshd.port());
-    const StepResult alone = ramp(s, Target::SshdAlone, aloneNodes, sinkPort, aloneSshd.pid(), 0, "sshd-alone");
+    const StepResult alone = ramp(s, Target::SshdAlone, aloneNodes, aloneSshd.pid(), 0, "sshd-alone");
     ::kill(sink, SIGKILL);
     ::waitpid(sink, nullptr, 0);
 

@@ -2,9 +2,11 @@
 // same run on the same sshd and collectord:
 //
 //   ferry-bench-push cycle [N]   one push cycle with a 50-record batch:
-//       pushd's in-process path (libssh, direct-tcpip) vs spawning
-//       `ssh -N -L 50011:127.0.0.1:50009` and sending the same bytes through
-//       it; CPU (user+sys, ours + children) and wall, median of N (≥ 20).
+//       pushd's in-process path (libssh, a session channel to the master's
+//       relay as ferry-tunnel) vs spawning `ssh ferry-tunnel@master` (sshd
+//       runs the same relay) and sending the same bytes through its stdin
+//       and stdout; CPU (user+sys, ours + children) and wall, median of N
+//       (≥ 20).
 //       Also the limit: a bare libssh cycle written here with libssh alone
 //       (connect, curve25519-sha256, ed25519 host key checked against the
 //       same known_hosts, ed25519 user auth, one direct-tcpip channel, 1 KB
@@ -22,6 +24,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -79,6 +82,7 @@ double median(std::vector<double> v)
 
 struct Lab {
     TempDir dir;
+    SharedDir relayDir{"bench-relay-"}; // the relay (ferry-tunnel) reaches the socket there
     TestBus bus;
     std::unique_ptr<TestSshd> sshd;
     std::optional<Process> collector;
@@ -89,9 +93,10 @@ struct Lab {
     Lab()
     {
         ensureUser("ferry", "/usr/sbin/nologin");
+        ensureTunnelUser();
         SshdOptions so;
         so.globalLines = {"PermitRootLogin prohibit-password"};
-        so.tail = shippedMasterDropIn(true);
+        so.tail = shippedMasterDropIn(true, {}, relayDir / "collector.sock");
         sshd = std::make_unique<TestSshd>(so);
         std::filesystem::create_directories(dir / "node");
         std::filesystem::create_directories(dir / "master");
@@ -99,13 +104,15 @@ struct Lab {
         paths.configDir = dir / "node";
         ensureKeyPair(paths.privateKeyFile());
         const std::string pub = publicKeyLine(paths.privateKeyFile());
-        writeFile(sshd->authorizedKeysFile("ferry"), "restrict,port-forwarding,permitopen=\"127.0.0.1:50009\" " + pub + "\n");
+        writeFile(sshd->authorizedKeysFile("ferry-tunnel"), tunnelKeyLine(pub) + "\n");
         writeFile(sshd->authorizedKeysFile("root"), pub + "\n");
         writeFile(paths.knownHostsFile(), sshd->knownHostsLine() + "\n");
         secret = generateSecret();
         MasterStore(dir / "master/master.db").addNode("bench", secret);
-        collector.emplace(std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v", "--listen=127.0.0.1:50009"},
-                          std::map<std::string, std::string>{{"FERRY_STATE_DIR", dir / "master"}}, dir / "collectord.log");
+        collector.emplace(
+            std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
+                                     "--listen=127.0.0.1:50009", "--relay-socket", relayDir / "collector.sock"},
+            std::map<std::string, std::string>{{"FERRY_STATE_DIR", dir / "master"}}, dir / "collectord.log");
         if (!waitUntil([&] { return readFile(dir / "collectord.log").find("Accepting") != std::string::npos; }))
             throw std::runtime_error("collectord did not start: " + readFile(dir / "collectord.log"));
         config.nodeName = "bench";
@@ -137,34 +144,38 @@ struct Lab {
     }
 };
 
-// The same protocol bytes through a local OpenSSH forward.
-void cycleThroughOpenSsh(Lab& lab, Spool& spool, int localPort, std::uint32_t batch)
+// The same protocol bytes through OpenSSH's client as the tunnel user: sshd
+// runs the relay, and the session travels over ssh's stdin and stdout.
+void cycleThroughOpenSsh(Lab& lab, Spool& spool, std::uint32_t batch)
 {
     auto args = lab.sshArgs();
-    for (const std::string a : {"-o", "ExitOnForwardFailure=yes", "-N", "-L"})
-        args.push_back(a);
-    args.push_back("127.0.0.1:" + std::to_string(localPort) + ":127.0.0.1:50009");
-    args.push_back("ferry@127.0.0.1");
-    Process ssh(args, {}, lab.dir / "ssh.log");
-    int fd = -1;
-    waitUntil(
-        [&] {
-            try {
-                fd = connectTcp("127.0.0.1", static_cast<std::uint16_t>(localPort), std::chrono::seconds(1));
-                return true;
-            } catch (const std::exception&) {
-                return false;
-            }
-        },
-        std::chrono::seconds(10), std::chrono::milliseconds(2));
-    if (fd < 0)
-        throw std::runtime_error("ssh -L did not come up: " + readFile(lab.dir / "ssh.log"));
+    args.push_back("-T");
+    args.push_back("ferry-tunnel@127.0.0.1");
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+        throw std::runtime_error("socketpair failed");
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(fds[1], 0);
+        ::dup2(fds[1], 1);
+        std::vector<char*> argv;
+        for (auto& a : args)
+            argv.push_back(a.data());
+        argv.push_back(nullptr);
+        ::execv(argv[0], argv.data());
+        ::_exit(127);
+    }
+    ::close(fds[1]);
+    if (pid < 0) {
+        ::close(fds[0]);
+        throw std::runtime_error("fork failed");
+    }
     {
-        FdStream stream(fd, fd, "ssh -L", true);
+        FdStream stream(fds[0], fds[0], "ssh ferry-tunnel@", true);
         pushd::runPushCycle(stream, spool, lab.options(batch));
     }
-    ssh.signal(SIGTERM);
-    ssh.wait(std::chrono::seconds(5));
+    int status = 0;
+    ::waitpid(pid, &status, 0);
 }
 
 // The peer of the bare cycle's channel: reads 1 KB, echoes it, until the
@@ -381,7 +392,6 @@ int benchCycle(int rounds)
     Spool spool(lab.paths.spoolFile(), {});
     EchoPeer echo;
     std::vector<double> ferryCpu, ferryWall, sshCpu, sshWall, bareCpu, bareWall;
-    const int localPort = freePort();
     for (int i = 0; i < rounds + 2; ++i) {
         lab.fill(spool, 50, 200);
         double c0 = threadCpuSeconds(), w0 = now();
@@ -395,7 +405,7 @@ int benchCycle(int rounds)
         const double b1 = threadCpuSeconds(), bw1 = now();
         lab.fill(spool, 50, 200);
         const double cc0 = cpuSeconds(RUSAGE_SELF) + cpuSeconds(RUSAGE_CHILDREN), ww0 = now();
-        cycleThroughOpenSsh(lab, spool, localPort, 500);
+        cycleThroughOpenSsh(lab, spool, 500);
         const double cc1 = cpuSeconds(RUSAGE_SELF) + cpuSeconds(RUSAGE_CHILDREN), ww1 = now();
         if (i < 2)
             continue;  // warm-up
@@ -412,7 +422,8 @@ int benchCycle(int rounds)
     std::printf("  ferry (libssh in-process)   cpu %7.2f ms   wall %7.2f ms\n", median(ferryCpu) * 1e3, median(ferryWall) * 1e3);
     std::printf("  bare libssh cycle (limit)   cpu %7.2f ms   wall %7.2f ms\n", median(bareCpu) * 1e3,
                 median(bareWall) * 1e3);
-    std::printf("  openssh (ssh -N -L + send)  cpu %7.2f ms   wall %7.2f ms\n", median(sshCpu) * 1e3, median(sshWall) * 1e3);
+    std::printf("  openssh (ssh + relay + send) cpu %7.2f ms   wall %7.2f ms\n", median(sshCpu) * 1e3,
+                median(sshWall) * 1e3);
     std::printf("  ratio ferry/openssh         cpu %7.3f      wall %7.3f   (targets: cpu <= 0.1, wall <= 0.25)\n",
                 median(ferryCpu) / median(sshCpu), median(ferryWall) / median(sshWall));
     const double cpuVsBare = median(ferryCpu) / median(bareCpu);

@@ -1,5 +1,6 @@
 #include "ferry/NodeConfig.h"
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -212,8 +213,22 @@ NodeConfig parseNodeConfig(const std::string& name, const std::string& text)
         readTransportKeys(*push, c);
         if (auto v = push->string("user"))
             c.tunnelUser = *v;
+        if (auto v = push->string("channel")) {
+            if (*v == "relay")
+                c.pushChannel = NodeConfig::PushChannel::Relay;
+            else if (*v == "forward")
+                c.pushChannel = NodeConfig::PushChannel::Forward;
+            else
+                push->fail("channel", "expected relay or forward");
+        }
         if (auto v = push->integer("collector_port", 1, 65535))
             c.collectorPort = static_cast<std::uint16_t>(*v);
+        if (auto v = push->string("source_address")) {
+            unsigned char raw[16];
+            if (::inet_pton(AF_INET, v->c_str(), raw) != 1 && ::inet_pton(AF_INET6, v->c_str(), raw) != 1)
+                push->fail("source_address", "expected an IPv4 or IPv6 address");
+            c.sourceAddress = *v;
+        }
         push->finish();
     }
     if (transport) {

@@ -15,6 +15,7 @@
 
 #include "ferry/Error.h"
 #include "ferry/Files.h"
+#include "ferry/PullProtocol.h"
 #include "ferry/SshKeys.h"
 
 namespace ferry {
@@ -133,6 +134,8 @@ SshSession::SshSession(const SshTarget& target, const SshOptions& options) : m_o
     ssh_options_set(m_session, SSH_OPTIONS_PORT, &port);
     ssh_options_set(m_session, SSH_OPTIONS_USER, target.user.c_str());
     ssh_options_set(m_session, SSH_OPTIONS_TIMEOUT, &timeoutSec);
+    if (!options.bindAddress.empty())
+        ssh_options_set(m_session, SSH_OPTIONS_BINDADDR, options.bindAddress.c_str());
     // Never read ~/.ssh/config or the system's known_hosts: only the pinned file counts.
     ssh_options_set(m_session, SSH_OPTIONS_PROCESS_CONFIG, &no);
     ssh_options_set(m_session, SSH_OPTIONS_KNOWNHOSTS, options.knownHostsFile.c_str());
@@ -318,6 +321,20 @@ void SshChannel::waitForSocket(short events, Deadline deadline, const char* what
     if (r < 0 && errno != EINTR)
         throwErrno(std::string("poll while ") + what + " " + m_peer);
     m_session.rearmQuickAck();
+}
+
+std::string SshChannel::peer() const
+{
+    if (m_stderr.empty())
+        return m_peer;
+    // The last line: a remote command's own complaint comes after what sshd
+    // may have written first (a home directory it could not enter).
+    std::string_view text(m_stderr);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
+        text.remove_suffix(1);
+    const auto nl = text.rfind('\n');
+    return m_peer + " (which said: " + escapeForLog(nl == std::string_view::npos ? text : text.substr(nl + 1), 200) +
+           ")";
 }
 
 std::size_t SshChannel::readSome(void* buf, std::size_t size, Deadline deadline)

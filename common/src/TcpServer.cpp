@@ -15,6 +15,8 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -225,6 +227,41 @@ std::vector<int> listeningSockets(const std::string& addresses, bool& fromSystem
     if (fds.empty())
         throw Error("Failed to listen: no address given");
     return fds;
+}
+
+int bindUnixSocket(const std::string& path, unsigned mode, long gid)
+{
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.empty() || path.size() >= sizeof addr.sun_path)
+        throw Error("Failed to listen on '" + path + "': not a usable unix socket path");
+    std::memcpy(addr.sun_path, path.c_str(), path.size());
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            throw Error("Failed to listen on " + path + ": something other than a socket is there");
+        ::unlink(path.c_str());
+    }
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        throwErrno("create a unix socket for " + path);
+    // Bound 0600 at first, so that nobody connects before mode and group are set.
+    const mode_t old = ::umask(0177);
+    const int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+    ::umask(old);
+    int err = rc != 0 ? errno : 0;
+    if (err == 0 && gid >= 0 && ::chown(path.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(gid)) != 0)
+        err = errno;
+    if (err == 0 && ::chmod(path.c_str(), mode) != 0)
+        err = errno;
+    if (err == 0 && ::listen(fd, 512) != 0)
+        err = errno;
+    if (err != 0) {
+        ::close(fd);
+        throw Error("Failed to listen on " + path + ": " + errnoMessage(err));
+    }
+    spdlog::debug("Listening on {}", path);
+    return fd;
 }
 
 bool TcpConnection::authenticated(const std::string& identity)
@@ -438,11 +475,28 @@ void TcpServer::admit(int fd)
         return;
     }
     const auto* sa = reinterpret_cast<const sockaddr*>(&peerAddr);
-    std::string peer = addressText(sa);
-    const std::uint16_t port = sa->sa_family == AF_INET ? ntohs(reinterpret_cast<const sockaddr_in*>(sa)->sin_port)
-                                                        : ntohs(reinterpret_cast<const sockaddr_in6*>(sa)->sin6_port);
-    peer = (sa->sa_family == AF_INET6 ? "[" + peer + "]" : peer) + ":" + std::to_string(port);
-    const std::string source = sourceOf(fd, sa);
+    std::string peer, source;
+    std::optional<std::uint32_t> unixUid;
+    if (sa->sa_family == AF_UNIX) {
+        // The uid the kernel recorded when the peer connected: a process
+        // cannot choose it (unlike anything it sends).
+        ucred cred{};
+        socklen_t cl = sizeof cred;
+        if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) {
+            ::close(fd);
+            return;
+        }
+        unixUid = cred.uid;
+        peer = "uid " + std::to_string(cred.uid) + " (pid " + std::to_string(cred.pid) + ") on a unix socket";
+        source = "uid " + std::to_string(cred.uid) + " on a unix socket";
+    } else {
+        peer = addressText(sa);
+        const std::uint16_t port = sa->sa_family == AF_INET
+                                       ? ntohs(reinterpret_cast<const sockaddr_in*>(sa)->sin_port)
+                                       : ntohs(reinterpret_cast<const sockaddr_in6*>(sa)->sin6_port);
+        peer = (sa->sa_family == AF_INET6 ? "[" + peer + "]" : peer) + ":" + std::to_string(port);
+        source = sourceOf(fd, sa);
+    }
     const auto now = Clock::now();
 
     auto conn = std::make_shared<TcpConnection>();
@@ -489,6 +543,7 @@ void TcpServer::admit(int fd)
         conn->m_id = m_nextId++;
         conn->m_peer = peer;
         conn->m_source = source;
+        conn->m_unixPeerUid = unixUid;
         conn->m_accepted = now;
         conn->m_authDeadline = now + m_options.authDeadline;
         m_conns.push_back(conn);

@@ -33,8 +33,11 @@
 namespace {
 
 constexpr const char* kDefaultStateDir = "/var/lib/ferry";
-constexpr const char* kDefaultUser = "ferry";
-constexpr const char* kDefaultPermitOpen = "127.0.0.1:50009";
+constexpr const char* kDefaultUser = "ferry-tunnel";
+// No pty, no forwarding of any kind, no agent, no X11, no user rc: the
+// tunnel user's sessions run ferry-tunnel-relay (its shell and sshd's
+// ForceCommand) and nothing else.
+constexpr const char* kKeyOptions = "restrict";
 
 bool plainToken(std::string_view s, bool base64)
 {
@@ -62,7 +65,7 @@ std::string postgresFromStoreConfig()
 }
 
 // The same lookup on PostgreSQL, with the connect bounded (sshd waits).
-int lookUpInPostgres(const std::string& conninfo, const std::string& line, const std::string& permitOpen)
+int lookUpInPostgres(const std::string& conninfo, const std::string& line)
 {
     const char* keywords[] = {"dbname", "connect_timeout", nullptr};
     const char* values[] = {conninfo.c_str(), "5", nullptr};
@@ -83,7 +86,7 @@ int lookUpInPostgres(const std::string& conninfo, const std::string& line, const
                      PQresultErrorMessage(result));
         status = 1;
     } else if (PQntuples(result) == 1) {
-        std::printf("restrict,port-forwarding,permitopen=\"%s\" %s\n", permitOpen.c_str(), PQgetvalue(result, 0, 0));
+        std::printf("%s %s\n", kKeyOptions, PQgetvalue(result, 0, 0));
     }
     PQclear(result);
     PQfinish(conn);
@@ -100,16 +103,13 @@ int main(int argc, char* argv[])
     else
         stateDir = kDefaultStateDir;
     std::string tunnelUser = kDefaultUser;
-    std::string permitOpen = kDefaultPermitOpen;
     std::vector<std::string> operands;
     try {
         ferry::ArgParser("ferry-authorized-keys", "sshd's AuthorizedKeysCommand for the master's tunnel user")
             .option("--state-dir", "DIR", "where master.db is (default $FERRY_STATE_DIR or /var/lib/ferry)",
                     [&](const std::string& v) { stateDir = v; })
-            .option("--tunnel-user", "USER", "the only user whose keys are looked up (default ferry)",
+            .option("--tunnel-user", "USER", "the only user whose keys are looked up (default ferry-tunnel)",
                     [&](const std::string& v) { tunnelUser = v; })
-            .option("--permit-open", "HOST:PORT", "the collector the key may reach (default 127.0.0.1:50009)",
-                    [&](const std::string& v) { permitOpen = v; })
             .operands("USER KEYTYPE BASE64KEY", 3, 3, [&](const std::vector<std::string>& o) { operands = o; })
             .optionsEndAtFirstOperand()
             .epilog("sshd: AuthorizedKeysCommand ferry-authorized-keys %u %t %k")
@@ -132,7 +132,7 @@ int main(int argc, char* argv[])
     const std::string line = std::string(type) + " " + std::string(key);
     try {
         if (const std::string conninfo = postgresFromStoreConfig(); !conninfo.empty())
-            return lookUpInPostgres(conninfo, line, permitOpen);
+            return lookUpInPostgres(conninfo, line);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "ferry-authorized-keys: %s\n", e.what());
         return 1;
@@ -157,8 +157,7 @@ int main(int argc, char* argv[])
     int status = 0;
     if (rc == SQLITE_ROW) {
         // The printed key is the one stored, which equals the offered one.
-        std::printf("restrict,port-forwarding,permitopen=\"%s\" %s\n", permitOpen.c_str(),
-                    reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+        std::printf("%s %s\n", kKeyOptions, reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
     } else if (rc != SQLITE_DONE) {
         std::fprintf(stderr, "ferry-authorized-keys: Failed to look the key up in %s: %s\n", db.c_str(),
                      sqlite3_errmsg(handle));

@@ -8,6 +8,7 @@
 
 #include "ferry/Error.h"
 #include "ferry/PullProtocol.h"
+#include "ferry/RelayHeader.h"
 #include "ferry/Stream.h"
 
 namespace collectord {
@@ -53,13 +54,61 @@ void Collector::stop()
         m_server->stop();
 }
 
+std::optional<std::string> Collector::relayedPeer(ferry::TcpConnection& conn)
+{
+    const std::uint32_t uid = *conn.unixPeerUid();
+    // Read up to the newline, byte by byte so that nothing of the session
+    // after it is taken; bounded in length and by the authentication deadline.
+    ferry::FdStream raw(conn.fd(), conn.fd(), conn.peer(), false);
+    std::string line;
+    bool complete = false;
+    try {
+        while (line.size() < ferry::kRelayHeaderMax) {
+            char c = 0;
+            if (raw.readSome(&c, 1, conn.authDeadline()) == 0)
+                break;
+            if (c == '\n') {
+                complete = true;
+                break;
+            }
+            line += c;
+        }
+    } catch (const std::exception& e) {
+        conn.countFailure("relay connections that sent no header");
+        spdlog::debug("Relay connection from {} sent no header: {}", conn.peer(), e.what());
+        return std::nullopt;
+    }
+    if (!m_relayUid || uid != *m_relayUid) {
+        spdlog::warn("Refusing a connection on the relay socket from uid {}: only the tunnel user's relay may name "
+                     "a node's address (it claimed \"{}\")",
+                     uid, ferry::escapeForLog(line));
+        conn.countFailure("refused on the relay socket: not the tunnel user");
+        return std::nullopt;
+    }
+    const auto address = complete ? ferry::parseRelayHeader(line) : std::nullopt;
+    if (!address) {
+        spdlog::warn("Refusing a relay connection with a malformed header \"{}\"", ferry::escapeForLog(line));
+        conn.countFailure("refused on the relay socket: malformed header");
+        return std::nullopt;
+    }
+    return address->peerText();
+}
+
 void Collector::serve(ferry::TcpConnection& conn)
 {
-    const int one = 1;
-    ::setsockopt(conn.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    std::string peer = conn.peer();
+    if (conn.unixPeerUid()) {
+        auto relayed = relayedPeer(conn);
+        if (!relayed)
+            return;
+        peer = std::move(*relayed);
+    } else {
+        const int one = 1;
+        ::setsockopt(conn.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     ++m_sessions;
     // Not owned: the server closes the fd when this returns.
-    ferry::FdStream stream(conn.fd(), conn.fd(), conn.peer(), false);
+    ferry::FdStream stream(conn.fd(), conn.fd(), peer, false);
     SessionOptions options = m_options;
     options.onAuthenticated = [&conn](const std::string& node) { return conn.authenticated(node); };
     std::unique_ptr<ferry::SessionStore> store;

@@ -5,11 +5,20 @@
 // loopback peers are told apart by the uid owning their socket (sshd's
 // forwards versus local users), and each node runs at most
 // kMaxSessionsPerNode sessions at once. Knows nothing of D-Bus.
+//
+// Pushes arrive through ferry-tunnel-relay (sshd's ForceCommand for the
+// tunnel user) on a unix socket, each with a header line naming the node's
+// address as sshd saw it (ferry/RelayHeader.h). The header is believed only
+// from the tunnel user's uid (SO_PEERCRED); a connection on a unix socket
+// from any other uid is refused with one journal line. Connections on the
+// TCP socket (127.0.0.1:50009) carry no header: their address is the TCP
+// peer's.
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +45,9 @@ public:
     void stop();
     std::uint64_t sessions() const { return m_sessions; }
     const std::string& storePath() const { return m_storePath; }
+    // The tunnel user's uid, whose relay header names the node's address
+    // (nullopt: no relay is believed, every unix-socket connection is refused).
+    void trustRelayUid(std::optional<std::uint32_t> uid) { m_relayUid = uid; }
     // PostgreSQL instead of master.db at storePath (store.yml).
     void useStore(ferry::StoreConfig config) { m_storeConfig = std::move(config); }
     // The store's tables (for the bus properties), on its backend.
@@ -46,11 +58,15 @@ public:
 
 private:
     void serve(ferry::TcpConnection& conn);
+    // The node's address from the relay's header, or nullopt after the one
+    // journal line that says why the connection is refused.
+    std::optional<std::string> relayedPeer(ferry::TcpConnection& conn);
 
     std::string m_storePath;
     ferry::StoreConfig m_storeConfig;
     SessionOptions m_options;
     std::function<void(int)> m_onBusy;
+    std::optional<std::uint32_t> m_relayUid;
     std::atomic<std::uint64_t> m_sessions{0};
     std::unique_ptr<ferry::TcpServer> m_server;
 };

@@ -1,8 +1,12 @@
 // ferry-collectord: the master's collector (org.ferry.Collector1). Takes its
-// listening socket from systemd (ferry-collectord.socket, 127.0.0.1:50009)
-// or binds --listen itself; exits after an idle period.
+// listening sockets from systemd (ferry-collectord.socket: the relay socket
+// /run/ferry-collector-relay.sock and 127.0.0.1:50009) or binds --listen and
+// --relay-socket itself; exits after an idle period.
+
+#include <pwd.h>
 
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "Collector.h"
@@ -12,6 +16,7 @@
 #include "ferry/Log.h"
 #include "ferry/NodeConfig.h"
 #include "ferry/PeriodFloorConfig.h"
+#include "ferry/PullProtocol.h"
 #include "ferry/SshKeys.h"
 #include "ferry/TcpServer.h"
 
@@ -27,6 +32,8 @@ struct Listen {
 int main(int argc, char* argv[]) try {
     Listen listen;
     std::string sshdHostKeyDir = "/etc/ssh";
+    std::string relaySocket;
+    std::string tunnelUser = "ferry-tunnel";
     ferry::DaemonArgs args{.idleTimeout = std::chrono::seconds(60)};
     ferry::ArgParser("ferry-collectord", "stores what nodes push through the master's sshd (org.ferry.Collector1)")
         .daemonOptions(args)
@@ -39,6 +46,13 @@ int main(int argc, char* argv[]) try {
                 "the master sshd's host keys (ssh_host_*_key.pub), which a node's session binding must name "
                 "(default /etc/ssh)",
                 [&](const std::string& v) { sshdHostKeyDir = v; })
+        .option("--relay-socket", "PATH",
+                "without systemd's sockets, also listen here for ferry-tunnel-relay (mode 0660, the tunnel user's "
+                "group)",
+                [&](const std::string& v) { relaySocket = v; })
+        .option("--tunnel-user", "USER",
+                "the user sshd runs ferry-tunnel-relay as: only its relay header is believed (default ferry-tunnel)",
+                [&](const std::string& v) { tunnelUser = v; })
         .parse(argc, argv);
     ferry::initLogging("ferry-collectord", args.verbosity);
     const ferry::Paths paths = ferry::pathsFromEnvironment();
@@ -56,6 +70,18 @@ int main(int argc, char* argv[]) try {
                                                ? "[" + listen.host + "]:" + std::to_string(listen.port)
                                                : listen.host + ":" + std::to_string(listen.port),
                                            fromSystemd);
+    // Whose relay header names a node's address: the tunnel user's uid.
+    std::optional<std::uint32_t> relayUid;
+    long relayGid = -1;
+    if (const passwd* pw = ::getpwnam(tunnelUser.c_str())) {
+        relayUid = pw->pw_uid;
+        relayGid = static_cast<long>(pw->pw_gid);
+    } else {
+        spdlog::warn("No user {}: relayed pushes are refused (the master package creates it)",
+                     ferry::escapeForLog(tunnelUser));
+    }
+    if (!fromSystemd && !relaySocket.empty())
+        sockets.push_back(ferry::bindUnixSocket(relaySocket, 0660, relayGid));
 
     auto bus = ferry::openBus();
     ferry::EventLoop loop(*bus, args.idleTimeout);
@@ -71,11 +97,13 @@ int main(int argc, char* argv[]) try {
             loop.post([&loop] { loop.release(); });
     });
     collector.useStore(storeConfig);
+    collector.trustRelayUid(relayUid);
     collector.start(std::move(sockets));
     collectord::CollectorAdaptor api(*bus, loop, collector);
     ferry::LogControl logControl(*bus, loop, "ferry-collectord");
-    const std::string where = fromSystemd ? std::string("the socket from systemd")
-                                     : listen.host + ":" + std::to_string(listen.port);
+    const std::string where = fromSystemd ? std::string("the sockets from systemd")
+                                          : listen.host + ":" + std::to_string(listen.port) +
+                                                (relaySocket.empty() ? "" : " and " + relaySocket);
     spdlog::info("Accepting node sessions on {}; storing in {}", where,
                  storeConfig.postgresql.empty() ? storePath : std::string("PostgreSQL (store.yml)"));
     ferry::notifyReady("Accepting node sessions on " + where);

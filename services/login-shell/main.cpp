@@ -17,21 +17,9 @@
 #include "ferry/Error.h"
 #include "ferry/Log.h"
 #include "ferry/PullProtocol.h"
+#include "ferry/StandardFds.h"
 
 namespace {
-
-// Like git-shell: make sure fds 0–2 are open before anything else, so that
-// no file opened later can become "stdout" by accident.
-void ensureStandardFds()
-{
-    for (int fd = 0; fd <= 2; ++fd) {
-        if (::fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
-            const int opened = ::open("/dev/null", O_RDWR);
-            if (opened != fd)
-                std::_Exit(1);
-        }
-    }
-}
 
 // Journal only: stderr goes to the SSH client, which is told nothing but the
 // fixed messages. A failing journal write must not reach stderr either.
@@ -67,7 +55,7 @@ std::string clientAddress()
 } // namespace
 
 int main(int argc, char* argv[]) try {
-    ensureStandardFds();
+    ferry::ensureStandardFds();
     initJournalLogging();
     // A master that hangs up must become a logged error, not a silent death.
     ::signal(SIGPIPE, SIG_IGN);

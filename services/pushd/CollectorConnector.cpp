@@ -8,6 +8,7 @@ namespace {
 
 // Local origin port reported to sshd for the forward, as in the seed.
 constexpr std::uint16_t kForwardOriginPort = 50011;
+constexpr const char* kRelayCommand = "ferry-tunnel-relay";
 
 class SshLink : public CollectorLink {
 public:
@@ -50,9 +51,14 @@ std::unique_ptr<CollectorLink> SshCollectorConnector::connect(const ferry::Maste
     options.knownHostsFile = m_paths.knownHostsFile();
     options.connectTimeout = m_config.connectTimeout;
     options.ioTimeout = m_config.ioTimeout;
+    options.bindAddress = m_config.sourceAddress;
     auto session = std::make_unique<ferry::SshSession>(
         ferry::SshTarget{master.host, master.sshPort, m_config.tunnelUser}, options);
-    auto channel = session->openForward(m_config.collectorHost, m_config.collectorPort, kForwardOriginPort);
+    // The master's sshd runs its relay for this user whatever the command
+    // says; the name only makes the master's logs read well.
+    auto channel = m_config.pushChannel == ferry::NodeConfig::PushChannel::Relay
+                       ? session->exec(kRelayCommand)
+                       : session->openForward(m_config.collectorHost, m_config.collectorPort, kForwardOriginPort);
     return std::make_unique<SshLink>(std::move(session), std::move(channel));
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // The edge between a push cycle and the network: opens a byte stream to the
-// collector on one master. The real one is an SSH direct-tcpip channel
+// collector on one master. The real one is an SSH channel
 // (SshCollectorConnector); tests may substitute a plain TCP connection to a
 // real collectord to exercise the protocol without sshd.
 
@@ -27,9 +27,12 @@ public:
 };
 
 // SSH to master:sshPort as the tunnel user, host key pinned in known_hosts,
-// then a direct-tcpip channel to collectorHost:collectorPort on the master —
-// the seed's forward of 127.0.0.1:50011 to 127.0.0.1:50009, done in-process
-// so that no local port is opened that another local user could use.
+// then either (push: channel: relay, the default) a session channel, in
+// which the master's sshd runs ferry-tunnel-relay whatever is asked, or
+// (channel: forward, for masters older than the relay) a direct-tcpip
+// channel to collectorHost:collectorPort — the seed's forward of
+// 127.0.0.1:50011 to 127.0.0.1:50009. Both are in-process, so no local port
+// is opened that another local user could use.
 class SshCollectorConnector : public CollectorConnector {
 public:
     SshCollectorConnector(const ferry::NodeConfig& config, const ferry::Paths& paths);

@@ -33,7 +33,7 @@ struct ManagerOptions {
     // once less than half of it is left; revoked serials go to krlFile.
     std::string caKeyFile;  // "" = no certificates
     std::chrono::seconds certValidity{std::chrono::hours(24 * 7)};
-    std::string certPrincipal = "ferry";  // the tunnel user on the masters' sshd
+    std::string certPrincipal = "ferry-tunnel"; // the tunnel user on the masters' sshd
     std::string krlFile;                  // default <state>/revoked_keys.krl
     // How far a node's clock may be from ours; requests outside are refused.
     std::chrono::milliseconds maxClockSkew{std::chrono::minutes(5)};

@@ -47,7 +47,7 @@ TEST(ASocketActivatedCollector, ServesTheSocketItIsGivenAndExitsWhenIdle)
         }
     }, std::chrono::seconds(10))) << readFile(dir / "collectord.log");
     EXPECT_EQ(MasterStore(dir / "master/master.db").countRecords("web1"), 30u);
-    EXPECT_NE(readFile(dir / "collectord.log").find("the socket from systemd"), std::string::npos)
+    EXPECT_NE(readFile(dir / "collectord.log").find("the sockets from systemd"), std::string::npos)
         << readFile(dir / "collectord.log");
     // Nothing to do: it leaves, and systemd would keep the socket.
     EXPECT_TRUE(collector.wait(std::chrono::seconds(15)).has_value()) << "collectord did not exit when idle";

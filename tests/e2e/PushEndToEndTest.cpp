@@ -186,18 +186,22 @@ TEST_F(APushCycle, IsRefusedByTheCollectorWhenTheNodeSecretIsWrong)
     EXPECT_GT(ferry::Spool(m_nodeState + "/spool.db", {}).stats().records, 0u);
 }
 
-TEST_F(APushCycle, ShippedSshSettingsRefuseForwardsToOtherPortsAndRemoteListeners)
+TEST_F(APushCycle, ShippedSshSettingsRefuseEveryForwardAndRemoteListenersAndRunOnlyTheRelay)
 {
     ferry::SshOptions o;
     o.privateKeyFile = m_nodeState + "/id_ed25519";
     o.knownHostsFile = m_nodeState + "/known_hosts";
-    ferry::SshSession session({"127.0.0.1", static_cast<std::uint16_t>(m_sshd->port()), "ferry"}, o);
-    EXPECT_NO_THROW(session.openForward("127.0.0.1", 50009, 50011));
+    ferry::SshSession session({"127.0.0.1", static_cast<std::uint16_t>(m_sshd->port()), "ferry-tunnel"}, o);
+    // The collector's TCP port included: pushes go through the relay.
+    EXPECT_THROW(session.openForward("127.0.0.1", 50009, 50011), ferry::Error);
     EXPECT_THROW(session.openForward("127.0.0.1", 50008, 50011), ferry::Error);
     EXPECT_THROW(session.openForward("127.0.0.1", 22, 50011), ferry::Error);
     {
-        // A command runs the forced /usr/sbin/nologin, never what was asked.
+        // A command runs the forced relay, never what was asked.
         auto channel = session.exec("id");
+        // Nothing to send: the relay passes the end on, and the collector
+        // ends the session at once instead of at its authentication deadline.
+        channel->closeWrite();
         std::string out;
         char buf[512];
         for (std::size_t n; (n = channel->readSome(buf, sizeof buf, ferry::deadlineIn(std::chrono::seconds(10)))) > 0;)
@@ -206,16 +210,17 @@ TEST_F(APushCycle, ShippedSshSettingsRefuseForwardsToOtherPortsAndRemoteListener
     }
 
     // -R with OpenSSH's own client: refused by PermitListen none.
-    const auto r = run({"ssh", "-F", "/dev/null", "-i", m_nodeState + "/id_ed25519", "-p", std::to_string(m_sshd->port()),
-                        "-o", "UserKnownHostsFile=" + m_nodeState + "/known_hosts", "-o", "BatchMode=yes", "-o",
-                        "ExitOnForwardFailure=yes", "-N", "-R", "0:127.0.0.1:22", "ferry@127.0.0.1"},
-                       {}, {}, std::chrono::seconds(20));
+    const auto r =
+        run({"ssh", "-F", "/dev/null", "-i", m_nodeState + "/id_ed25519", "-p", std::to_string(m_sshd->port()), "-o",
+             "UserKnownHostsFile=" + m_nodeState + "/known_hosts", "-o", "BatchMode=yes", "-o",
+             "ExitOnForwardFailure=yes", "-N", "-R", "0:127.0.0.1:22", "ferry-tunnel@127.0.0.1"},
+            {}, {}, std::chrono::seconds(20));
     EXPECT_NE(r.exitCode, 0);
     EXPECT_NE(r.err.find("remote port forwarding failed"), std::string::npos) << r.err;
     // And a pty or shell is refused too.
-    const auto shell = run({"ssh", "-F", "/dev/null", "-i", m_nodeState + "/id_ed25519", "-p", std::to_string(m_sshd->port()),
-                            "-o", "UserKnownHostsFile=" + m_nodeState + "/known_hosts", "-o", "BatchMode=yes", "-tt",
-                            "ferry@127.0.0.1", "id"},
+    const auto shell = run({"ssh", "-F", "/dev/null", "-i", m_nodeState + "/id_ed25519", "-p",
+                            std::to_string(m_sshd->port()), "-o", "UserKnownHostsFile=" + m_nodeState + "/known_hosts",
+                            "-o", "BatchMode=yes", "-tt", "ferry-tunnel@127.0.0.1", "id"},
                            {}, {}, std::chrono::seconds(20));
     EXPECT_EQ(shell.out.find("uid="), std::string::npos) << shell.out;
 }

@@ -26,16 +26,21 @@ void PushFixture::SetUp()
         std::filesystem::create_directories(d);
 
     ensureUser("ferry", "/usr/sbin/nologin");
+    ensureTunnelUser();
+    // Pushes reach the collector as on a master: sshd runs the relay as the
+    // tunnel user, which connects to collectord's relay socket.
+    m_relayDir = std::make_unique<SharedDir>("relay-");
+    m_relaySocket = *m_relayDir / "collector.sock";
     SshdOptions so;
-    so.tail = shippedMasterDropIn(true);
+    so.tail = shippedMasterDropIn(true, {}, m_relaySocket);
     m_sshd = std::make_unique<TestSshd>(so);
 
     // Node identity: key pair and secret, as keyregd and postinst make them.
     ferry::ensureKeyPair(m_nodeState + "/id_ed25519");
     m_secret = ferry::generateSecret();
     writeFile(m_nodeState + "/secret", m_secret + "\n", 0600);
-    writeFile(m_sshd->authorizedKeysFile("ferry"),
-              "restrict,port-forwarding,permitopen=\"127.0.0.1:50009\" " + ferry::publicKeyLine(m_nodeState + "/id_ed25519") + "\n");
+    writeFile(m_sshd->authorizedKeysFile("ferry-tunnel"),
+              tunnelKeyLine(ferry::publicKeyLine(m_nodeState + "/id_ed25519")) + "\n");
     pinHostKey(m_sshd->knownHostsLine());
     writeNodeConfig({m_sshd->port()});
     enrol(m_secret);
@@ -55,7 +60,8 @@ void PushFixture::startCollector(const std::map<std::string, std::string>& extra
     std::map<std::string, std::string> env{{"FERRY_STATE_DIR", m_masterState}};
     env.insert(extraEnv.begin(), extraEnv.end());
     m_collector.emplace(std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
-                                                 "--listen=127.0.0.1:50009", "--sshd-host-keys", m_sshd->hostKeyDir()},
+                                                 "--listen=127.0.0.1:50009", "--relay-socket", m_relaySocket,
+                                                 "--sshd-host-keys", m_sshd->hostKeyDir()},
                         env, *m_root / "collectord.log");
     ASSERT_TRUE(waitUntil([&] { return collectorLog().find("Accepting") != std::string::npos || !m_collector->running(); }))
         << collectorLog();
@@ -67,6 +73,7 @@ void PushFixture::TearDown()
     m_collector.reset();
     m_bus.reset();
     m_sshd.reset();
+    m_relayDir.reset();
     ::unsetenv("FERRY_CONFIG_DIR");
     ::unsetenv("FERRY_STATE_DIR");
 }

@@ -1,6 +1,7 @@
 #pragma once
 // One node and one master on this machine: a real sshd with the shipped
-// master drop-in, a real collectord on 127.0.0.1:50009, a private bus on
+// master drop-in (pushes run the relay as ferry-tunnel), a real collectord
+// on 127.0.0.1:50009 and a relay socket, a private bus on
 // which pushd is started by D-Bus activation, and ferryctl as the client.
 
 #include <gtest/gtest.h>
@@ -44,6 +45,8 @@ protected:
 
     std::unique_ptr<TempDir> m_root;
     std::string m_nodeConfig, m_nodeState, m_masterState, m_serviceDir;
+    std::unique_ptr<SharedDir> m_relayDir;
+    std::string m_relaySocket;
     std::unique_ptr<TestSshd> m_sshd;
     std::unique_ptr<TestBus> m_bus;
     std::optional<Process> m_collector;

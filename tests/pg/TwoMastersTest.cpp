@@ -31,7 +31,7 @@ using namespace ferry::test;
 namespace {
 
 struct Master {
-    std::string address;  // where its collectord listens (its sshd forwards there)
+    std::string address; // where its collectord listens (TCP; pushes come through the relay socket)
     std::string dir;
     std::unique_ptr<TestSshd> sshd;
     std::unique_ptr<TestBus> bus;  // each master its own system bus
@@ -43,7 +43,8 @@ struct Master {
         const std::string log = dir + "/collectord.log";
         const std::size_t before = readFile(log).size();
         collector.emplace(std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
-                                                   "--listen=" + address + ":50009", "--idle-timeout=0"},
+                                                   "--listen=" + address + ":50009", "--relay-socket",
+                                                   dir + "/collector.sock", "--idle-timeout=0"},
                           std::map<std::string, std::string>{{"FERRY_STATE_DIR", dir + "/state"},
                                                              {"FERRY_CONFIG_DIR", dir + "/etc"},
                                                              {"DBUS_SYSTEM_BUS_ADDRESS", bus->address()}},
@@ -67,6 +68,7 @@ protected:
         m_secret = generateSecret();
         PgStore(conninfo).addNode("web1", m_secret);
         ensureUser("ferry", "/usr/sbin/nologin");
+        ensureTunnelUser();
 
         m_node.stateDir = m_dir / "node";
         m_node.configDir = m_dir / "node";
@@ -82,13 +84,11 @@ protected:
             std::filesystem::create_directories(m->dir + "/state");
             std::filesystem::create_directories(m->dir + "/etc");
             writeFile(m->dir + "/etc/store.yml", "postgresql: \"" + conninfo + "\"\n");
+            ::chmod(m->dir.c_str(), 0755); // the relay (ferry-tunnel) reaches the socket in it
             SshdOptions so;
-            so.tail = shippedMasterDropIn(true);
-            const std::string from = "PermitOpen 127.0.0.1:50009";
-            so.tail.replace(so.tail.find(from), from.size(), "PermitOpen " + m->address + ":50009");
+            so.tail = shippedMasterDropIn(true, {}, m->dir + "/collector.sock");
             m->sshd = std::make_unique<TestSshd>(so);
-            writeFile(m->sshd->authorizedKeysFile("ferry"),
-                      "restrict,port-forwarding,permitopen=\"" + m->address + ":50009\" " + pub + "\n");
+            writeFile(m->sshd->authorizedKeysFile("ferry-tunnel"), tunnelKeyLine(pub) + "\n");
             knownHosts += m->sshd->knownHostsLine() + "\n";
             m->startCollector();
             m_masters.push_back(std::move(m));
@@ -98,12 +98,11 @@ protected:
     }
 
     // The node's push to one master: pushd's cycle over pushd's SSH
-    // connector (key auth, pinned host key, direct-tcpip to the collector).
+    // connector (key auth, pinned host key, the relay to the collector).
     void pushTo(const Master& m, Spool& spool)
     {
         NodeConfig config;
         config.nodeName = "web1";
-        config.collectorHost = m.address;
         config.connectTimeout = std::chrono::seconds(10);
         config.ioTimeout = std::chrono::seconds(10);
         pushd::SshCollectorConnector connector(config, m_node);

@@ -34,6 +34,7 @@ protected:
         if (!isRoot())
             GTEST_SKIP() << "needs root: runs a real sshd in a mount namespace and a system user 'ferry'";
         ensureUser("ferry", "/usr/sbin/nologin");
+        ensureTunnelUser();
         m_master = m_root / "master";
         m_nodeState = m_root / "node-state";
         m_nodeConfig = m_root / "node-etc";
@@ -49,11 +50,13 @@ protected:
         m_krl = m_master + "/revoked_keys.krl";
         ASSERT_TRUE(waitUntil([&] { return ::access(m_krl.c_str(), F_OK) == 0; })) << m_registryd->log();
 
-        // The master's sshd: the CA and the KRL, and no key lookup at all for the tunnel user.
+        // The master's sshd: the CA and the KRL, and no key lookup at all for
+        // the tunnel user, whose sessions run the relay (pointed at no collector).
         SshdOptions so;
         so.globalLines = {"TrustedUserCAKeys " + m_ca + ".pub", "RevokedKeys " + m_krl};
-        so.tail = "Match User ferry\n\tAuthorizedKeysFile none\n\tAllowTcpForwarding local\n\tPermitListen none\n"
-                  "\tPermitOpen 127.0.0.1:50009\n\tPermitTTY no\n\tX11Forwarding no\n";
+        so.tail = "Match User ferry-tunnel\n\tAuthorizedKeysFile none\n\tDisableForwarding yes\n\tForceCommand " +
+                  tunnelRelayPath() + "\n\tSetEnv FERRY_RELAY_SOCKET=" + (m_root / "no-collector.sock") +
+                  "\n\tPermitTTY no\n\tX11Forwarding no\n";
         m_sshd.emplace(so);
         EXPECT_EQ(m_sshd->log().find("AuthorizedKeysCommand"), std::string::npos);
 
@@ -101,7 +104,7 @@ protected:
         request.caKeyFile = m_ca;
         request.publicKey = publicKeyLine(keyFile());
         request.keyId = keyId;
-        request.principals = {"ferry", "node:cert-node"};
+        request.principals = {"ferry-tunnel", "node:cert-node"};
         request.serial = serial;
         request.validity = validity;
         return signUserCertificate(request);
@@ -119,7 +122,7 @@ protected:
         writeFile(options.knownHostsFile, m_sshd->knownHostsLine() + "\n", 0644);
         options.connectTimeout = std::chrono::seconds(5);
         options.ioTimeout = std::chrono::seconds(5);
-        SshSession session({"127.0.0.1", static_cast<std::uint16_t>(m_sshd->port()), "ferry"}, options);
+        SshSession session({"127.0.0.1", static_cast<std::uint16_t>(m_sshd->port()), "ferry-tunnel"}, options);
     }
 
     // A copy of the node's key with a certificate signed here by the CA.
@@ -161,9 +164,34 @@ TEST_F(ACertifiedNode, LogsInWithItsCertificateAndNoKeyLookup)
     EXPECT_THROW(login(bare), AuthError);
 }
 
+TEST_F(ACertifiedNode, RunsTheRelayWithTheRegistrysCertificateAndNothingElse)
+{
+    // The certificate registryd issued (principal ferry-tunnel, options
+    // clear and force-command of the relay) admits the login, and what runs
+    // is the relay, whatever is asked: here it finds no collector and says so.
+    SshOptions options;
+    options.privateKeyFile = keyFile();
+    options.knownHostsFile = m_root / "known_hosts";
+    writeFile(options.knownHostsFile, m_sshd->knownHostsLine() + "\n", 0644);
+    options.connectTimeout = std::chrono::seconds(5);
+    options.ioTimeout = std::chrono::seconds(10);
+    SshSession session({"127.0.0.1", static_cast<std::uint16_t>(m_sshd->port()), "ferry-tunnel"}, options);
+    EXPECT_NE(m_sshd->log().find("Accepted publickey for ferry-tunnel"), std::string::npos) << m_sshd->log();
+    EXPECT_NE(m_sshd->log().find("ED25519-CERT"), std::string::npos) << m_sshd->log();
+    auto channel = session.exec("id");
+    std::string out;
+    char buf[512];
+    for (std::size_t n; (n = channel->readSome(buf, sizeof buf, deadlineIn(std::chrono::seconds(10)))) > 0;)
+        out.append(buf, n);
+    EXPECT_EQ(out.find("uid="), std::string::npos) << out;
+    EXPECT_NE(channel->stderrText().find("ferry-tunnel-relay: Failed to connect to the collector"), std::string::npos)
+        << channel->stderrText();
+    EXPECT_THROW(session.openForward("127.0.0.1", 50009, 50011), Error);
+}
+
 TEST_F(ACertifiedNode, IsRefusedWithAnExpiredCertificate)
 {
-    const auto key = keyWithCertificate("expired", {"ferry"}, "20200101:20200102", 900);
+    const auto key = keyWithCertificate("expired", {"ferry-tunnel"}, "20200101:20200102", 900);
     EXPECT_THROW(login(key), AuthError);
     EXPECT_TRUE(waitUntil([&] { return m_sshd->log().find("expired") != std::string::npos; })) << m_sshd->log();
 }
@@ -209,7 +237,7 @@ TEST_F(ACertifiedNode, RenewsItsCertificateNearItsExpiry)
     const auto renewed = readCertificate(readFile(certFile()));
     EXPECT_EQ(renewed.serial, 2u);
     EXPECT_GE(renewed.validBeforeMs, nowMs() + 3500'000);
-    EXPECT_EQ(renewed.principals, (std::vector<std::string>{"ferry", "node:cert-node"}));
+    EXPECT_EQ(renewed.principals, (std::vector<std::string>{"ferry-tunnel", "node:cert-node"}));
     // The new certificate logs in at once, with no key lookup on the master.
     EXPECT_NO_THROW(login(keyFile())) << m_sshd->log();
     EXPECT_TRUE(waitUntil([&] {

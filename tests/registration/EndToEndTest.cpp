@@ -32,6 +32,7 @@ protected:
         if (!isRoot())
             GTEST_SKIP() << "needs root: runs a real sshd in a mount namespace and a system user 'ferry'";
         ensureUser("ferry", "/usr/sbin/nologin");
+        ensureTunnelUser();
         m_root = std::make_unique<TempDir>();
         // The helper and registryd run as ferry: they must reach the master's state.
         ::chmod(m_root->path().c_str(), 0755);
@@ -47,7 +48,9 @@ protected:
         // sshd refuses a command below a writable directory such as /tmp.
         m_helper = std::make_unique<RootOwnedCopy>(buildPath("services/authorized-keys/ferry-authorized-keys"));
         SshdOptions so;
-        so.tail = shippedMasterDropIn(false, m_helper->path() + " --state-dir " + m_master);
+        // Pushes run the relay as ferry-tunnel, to collectord's relay socket
+        // (m_root is 0755: the tunnel user reaches it).
+        so.tail = shippedMasterDropIn(false, m_helper->path() + " --state-dir " + m_master, *m_root / "collector.sock");
         m_sshd = std::make_unique<TestSshd>(so);
 
         m_secret = generateSecret();
@@ -90,7 +93,8 @@ protected:
                                                      "--clear-groups"});
         m_collector.emplace(
             std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
-                                     "--listen=127.0.0.1:50009", "--sshd-host-keys", m_sshd->hostKeyDir()},
+                                     "--listen=127.0.0.1:50009", "--relay-socket", *m_root / "collector.sock",
+                                     "--sshd-host-keys", m_sshd->hostKeyDir()},
             std::map<std::string, std::string>{{"FERRY_STATE_DIR", m_master}}, *m_root / "collectord.log");
         ASSERT_TRUE(waitUntil([&] {
             return readFile(*m_root / "collectord.log").find("Accepting") != std::string::npos || !m_collector->running();
@@ -221,7 +225,8 @@ TEST_F(ARegisteredNode, LogsInWithARotatedKeyWhileTheOldKeyIsRefused)
     options.privateKeyFile = *m_root / "old_key";
     options.knownHostsFile = m_nodeState + "/known_hosts";
     options.connectTimeout = std::chrono::seconds(5);
-    EXPECT_THROW(SshSession({"127.0.0.1", static_cast<std::uint16_t>(m_sshd->port()), "ferry"}, options), AuthError);
+    EXPECT_THROW(SshSession({"127.0.0.1", static_cast<std::uint16_t>(m_sshd->port()), "ferry-tunnel"}, options),
+                 AuthError);
 }
 
 TEST_F(ARegisteredNode, PushdRefusesAMasterWhoseHostKeyDiffersFromTheRegisteredOne)
@@ -251,8 +256,10 @@ TEST_F(ARegisteredNode, PullsOnlyThroughTheSshdHostKeysTheNodeRegistered)
 
     // pulld's connector: no hand-made known_hosts exists, the registry's pin is all it has.
     pulld::PulldConfig config;
-    config.user = "ferry";
-    config.keyFile = m_nodeState + "/id_ed25519";  // a key this sshd lets log in (through the registry helper)
+    // A key this sshd lets log in (through the registry helper, as the
+    // tunnel user): only the host key check matters here.
+    config.user = "ferry-tunnel";
+    config.keyFile = m_nodeState + "/id_ed25519";
     config.knownHostsFile = *m_root / "pull_known_hosts";
     config.connectTimeout = std::chrono::seconds(5);
     config.ioTimeout = std::chrono::seconds(5);

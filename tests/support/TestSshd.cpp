@@ -126,8 +126,9 @@ void ensureUser(const std::string& name, const std::string& shell)
     run({"usermod", "-p", "*", name});
 }
 
-std::string shippedMasterDropIn(bool keysFile, const std::string& helperPath)
+std::string shippedMasterDropIn(bool keysFile, const std::string& helperPath, const std::string& relaySocket)
 {
+    static const std::string kRelay = "/usr/libexec/ferry/ferry-tunnel-relay";
     std::istringstream in(readFile(sourcePath("units/sshd/ferry-master.conf")));
     std::ostringstream out;
     std::string line;
@@ -141,9 +142,64 @@ std::string shippedMasterDropIn(bool keysFile, const std::string& helperPath)
         const auto helper = line.find("/usr/libexec/ferry/ferry-authorized-keys");
         if (!helperPath.empty() && helper != std::string::npos)
             line.replace(helper, 40, helperPath);
+        if (const auto relay = line.find(kRelay); relay != std::string::npos) {
+            line.replace(relay, kRelay.size(), tunnelRelayPath());
+            if (!relaySocket.empty())
+                line += "\n\tSetEnv FERRY_RELAY_SOCKET=" + relaySocket;
+        }
         out << line << "\n";
     }
     return out.str();
+}
+
+namespace {
+
+// The relay at a path that outlives this test process: it is the tunnel
+// user's login shell, which tests running at the same time share. Replaced
+// by rename, so a login never sees it half-written.
+std::string stableRelayCopy()
+{
+    const std::string dir = "/var/lib/ferry-test-shells";
+    const std::string path = dir + "/ferry-tunnel-relay";
+    ::mkdir(dir.c_str(), 0755);
+    const std::string tmp = path + "." + std::to_string(::getpid());
+    const auto r = run({"install", "-o", "root", "-g", "root", "-m", "0755",
+                        buildPath("services/tunnel-relay/ferry-tunnel-relay"), tmp});
+    if (r.exitCode != 0 || ::rename(tmp.c_str(), path.c_str()) != 0)
+        throw std::runtime_error("cannot install the relay at " + path + ": " + r.err);
+    return path;
+}
+
+} // namespace
+
+std::string tunnelRelayPath()
+{
+    static const std::string path = stableRelayCopy();
+    return path;
+}
+
+void ensureTunnelUser()
+{
+    const std::string relay = tunnelRelayPath();
+    ensureUser("ferry-tunnel", relay);
+    const auto r = run({"usermod", "-s", relay, "-d", "/", "ferry-tunnel"});
+    if (r.exitCode != 0)
+        throw std::runtime_error("usermod -s " + relay + " ferry-tunnel failed: " + r.err);
+}
+
+std::string tunnelKeyLine(const std::string& publicKeyLine)
+{
+    return "restrict " + publicKeyLine;
+}
+
+SharedDir::SharedDir(const std::string& prefix) : m_path(makeSharedTestDir(prefix))
+{}
+
+SharedDir::~SharedDir()
+{
+    std::error_code ec;
+    std::filesystem::remove_all(m_path, ec);
+    ::rmdir("/var/lib/ferry-tests"); // only if no other test still uses it
 }
 
 } // namespace ferry::test

@@ -76,7 +76,34 @@ void ensureUser(const std::string& name, const std::string& shell);
 
 // The shipped master drop-in. With keysFile, its AuthorizedKeysCommand lines
 // become an AuthorizedKeysFile in the test sshd's directory; otherwise the
-// helper path is replaced by helperPath.
-std::string shippedMasterDropIn(bool keysFile, const std::string& helperPath = {});
+// helper path is replaced by helperPath. Its relay (ForceCommand) is the
+// built ferry-tunnel-relay (tunnelRelayPath()); with relaySocket, sshd
+// points it at that collector socket (SetEnv FERRY_RELAY_SOCKET).
+std::string shippedMasterDropIn(bool keysFile, const std::string& helperPath = {}, const std::string& relaySocket = {});
+
+// The master's tunnel user as the master package makes it: ferry-tunnel,
+// with the built relay as its login shell (at tunnelRelayPath(), a copy
+// that stays, since tests running at once share the user).
+void ensureTunnelUser();
+std::string tunnelRelayPath();
+
+// The authorized_keys line the key lookup prints for a node's key.
+std::string tunnelKeyLine(const std::string& publicKeyLine);
+
+// A root-owned 0755 directory under /var/lib/ferry-tests that every user can
+// traverse (a relay socket's directory, a state directory laid out as
+// /var/lib/ferry is), removed with its contents.
+class SharedDir {
+public:
+    explicit SharedDir(const std::string& prefix);
+    ~SharedDir();
+    SharedDir(const SharedDir&) = delete;
+    SharedDir& operator=(const SharedDir&) = delete;
+    const std::string& path() const { return m_path; }
+    std::string operator/(const std::string& leaf) const { return m_path + "/" + leaf; }
+
+private:
+    std::string m_path;
+};
 
 } // namespace ferry::test

@@ -27,6 +27,21 @@ TEST(ANodeConfig, UsesDocumentedDefaultsForAnEmptyFile)
     EXPECT_EQ(c.sshPort, 22);
     EXPECT_EQ(c.pullAbsence, std::chrono::minutes(15));
     EXPECT_EQ(c.collectorPort, 50009);
+    EXPECT_EQ(c.tunnelUser, "ferry-tunnel");
+    EXPECT_EQ(c.pushChannel, NodeConfig::PushChannel::Relay);
+    EXPECT_EQ(c.sourceAddress, "");
+}
+
+TEST(ANodeConfig, ReadsThePushChannelAndSourceAddressAndRefusesOthers)
+{
+    const auto c =
+        parseNodeConfig("ferry.yml", "push:\n  user: ferry\n  channel: forward\n  source_address: 2001:db8::5\n");
+    EXPECT_EQ(c.pushChannel, NodeConfig::PushChannel::Forward);
+    EXPECT_EQ(c.sourceAddress, "2001:db8::5");
+    EXPECT_EQ(errorOf("push:\n  channel: tcp\n"),
+              "/etc/ferry/ferry.yml:2:3: key 'push.channel': expected relay or forward");
+    EXPECT_EQ(errorOf("push:\n  source_address: node.example\n"),
+              "/etc/ferry/ferry.yml:2:3: key 'push.source_address': expected an IPv4 or IPv6 address");
 }
 
 TEST(ANodeConfig, ReadsMastersInOrderInBothForms)

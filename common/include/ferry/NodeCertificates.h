@@ -10,14 +10,14 @@
 // private temporary directory, with a deadline.
 //
 // What the certificate allows, as sshd honours it: the principals (sshd
-// admits a certificate only when the login user, the tunnel user "ferry", is
-// one of them; "node:NAME" names the node for audit and for masters that use
+// admits a certificate only when the login user, the tunnel user
+// "ferry-tunnel", is one of them; "node:NAME" names the node for audit and for masters that use
 // an AuthorizedPrincipalsFile), the key ID "ferry-node:NAME#SERIAL" (logged
-// by sshd), and the options "clear" (no pty, no agent, no X11, no
-// user rc), "permit-port-forwarding" (the direct-tcpip forward) and
-// "force-command=/usr/sbin/nologin" (no command runs). Which host:port the
-// forward may reach is not a certificate option: the master's sshd drop-in
-// (PermitOpen 127.0.0.1:50009, PermitListen none) restricts it.
+// by sshd), and the options "clear" (no pty, no agent, no X11, no user rc,
+// no forwarding of any kind) and
+// "force-command=/usr/libexec/ferry/ferry-tunnel-relay" (the only command
+// that runs: the relay to the collector, which is also the tunnel user's
+// shell and the sshd drop-in's ForceCommand).
 
 #include <cstdint>
 #include <string>
@@ -33,7 +33,7 @@ struct CertificateRequest {
     std::vector<std::string> principals;
     std::uint64_t serial = 0;
     std::string validity;    // ssh-keygen -V, e.g. "-5m:+604800s" or "20200101:20200102"
-    std::vector<std::string> options = {"clear", "permit-port-forwarding", "force-command=/usr/sbin/nologin"};
+    std::vector<std::string> options = {"clear", "force-command=/usr/libexec/ferry/ferry-tunnel-relay"};
 };
 
 // The certificate line ("ssh-ed25519-cert-v01@openssh.com AAAA… keyId").

@@ -35,9 +35,21 @@ struct NodeConfig {
     TransportMode mode = TransportMode::Auto;
     std::vector<MasterAddress> masters;  // tried in turn
     // push: (the push transport alone)
-    std::string tunnelUser = "ferry";    // the restricted user on the master
+    // The master's tunnel user: it owns no files there, and sshd runs
+    // ferry-tunnel-relay as its shell, which hands the session to the
+    // collector with this node's address.
+    std::string tunnelUser = "ferry-tunnel";
+    // How the SSH connection reaches the collector: an exec channel to the
+    // relay (masters from the release with ferry-tunnel on), or, for older
+    // masters (tunnel user ferry), a direct-tcpip forward to
+    // collectorHost:collectorPort.
+    enum class PushChannel { Relay, Forward };
+    PushChannel pushChannel = PushChannel::Relay;
     std::string collectorHost = "127.0.0.1";
     std::uint16_t collectorPort = 50009;
+    // The local address pushes leave from (empty: the kernel's choice), for
+    // a node with several addresses whose master expects one of them.
+    std::string sourceAddress;
     // transport: (push, pull and registration alike; once under push:)
     std::chrono::seconds connectTimeout{10};
     std::chrono::seconds ioTimeout{30};

@@ -31,6 +31,7 @@ struct SshTarget {
 struct SshOptions {
     std::string privateKeyFile;
     std::string knownHostsFile;  // pinned host keys; must exist
+    std::string bindAddress;     // local address to connect from (empty: the kernel's choice)
     std::chrono::milliseconds connectTimeout{10000};
     std::chrono::milliseconds ioTimeout{30000};
 };
@@ -43,7 +44,10 @@ public:
     std::size_t readSome(void* buf, std::size_t size, Deadline deadline) override;
     void writeAll(const void* buf, std::size_t size, Deadline deadline) override;
     void closeWrite() override;
-    std::string peer() const override { return m_peer; }
+    // What the channel runs, and where; once the remote side wrote to
+    // stderr, its last line too (escaped), so that an error naming this
+    // peer says why the remote command ended (a relay with no collector).
+    std::string peer() const override;
     // For exec channels: the remote command's exit status once it closed (-1 unknown).
     int exitStatus();
     // What the remote side wrote to stderr so far (first 64 KiB).

@@ -3,6 +3,8 @@
 // collectord on 127.0.0.1:50009): takes the sockets systemd passed or binds
 // its own (IPv4 and IPv6), accepts on one thread, serves each admitted
 // connection on its own detached thread, and decides who gets a slot.
+// Unix stream sockets (collectord's relay socket) are served alike: their
+// source is the peer's uid from SO_PEERCRED.
 //
 // Admission, in order (a refusal closes the connection at once):
 //   1. the server is stopping                                       → refused
@@ -72,8 +74,12 @@ class TcpConnection {
 public:
     int fd() const { return m_fd; }
     const std::string& peer() const { return m_peer; }
-    // "127.0.0.1", "2001:db8:1:2::/64", "uid 1000 on loopback".
+    // "127.0.0.1", "2001:db8:1:2::/64", "uid 1000 on loopback",
+    // "uid 998 on a unix socket".
     const std::string& source() const { return m_source; }
+    // On a unix socket: the peer's uid as the kernel gave it (SO_PEERCRED)
+    // when it connected; nullopt on TCP.
+    std::optional<std::uint32_t> unixPeerUid() const { return m_unixPeerUid; }
     // When the server will cut this connection if it has not authenticated.
     Deadline authDeadline() const { return m_authDeadline; }
     // Marks the connection authenticated as identity. False when identity
@@ -94,6 +100,7 @@ private:
     std::uint64_t m_id = 0;
     std::string m_peer;
     std::string m_source;
+    std::optional<std::uint32_t> m_unixPeerUid;
     std::string m_identity;  // empty until authenticated
     bool m_cut = false;
     Clock::time_point m_accepted;
@@ -173,6 +180,11 @@ private:
 // "[::]:50010" (dual-stack), "127.0.0.1:50009,[::1]:50009"). fromSystemd
 // tells which it was.
 std::vector<int> listeningSockets(const std::string& addresses, bool& fromSystemd);
+
+// A unix stream socket bound at path (a stale socket file there is
+// replaced), with the given mode and, unless gid is -1, group: for a server
+// started without systemd's socket.
+int bindUnixSocket(const std::string& path, unsigned mode, long gid);
 
 // The key a peer address is limited under: the IPv4 address (also when
 // mapped into IPv6), or the IPv6 /64.
