@@ -42,7 +42,7 @@ int main(int argc, char* argv[]) try {
     registryd::Manager manager{registry, options.manager, ferry::nowMs};
     if (options.syncKrl) {
         if (options.manager.caKeyFile.empty())
-            spdlog::info("No CA key is configured (ca_key in registry.yml): there is no KRL to keep");
+            spdlog::debug("No CA key is configured (ca_key in registry.yml): there is no KRL to keep");
         else if (manager.refreshKrl())
             spdlog::info("Rewrote the revocation list {} from the store", options.manager.krlFile);
         return EXIT_SUCCESS;

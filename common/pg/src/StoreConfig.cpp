@@ -5,6 +5,10 @@
 #include "ferry/PgStore.h"
 #include "ferry/YamlReader.h"
 
+#include <libpq-fe.h>
+
+#include <algorithm>
+
 namespace ferry {
 
 namespace {
@@ -40,6 +44,40 @@ StoreConfig loadStoreConfig(const Paths& paths)
 StoreConfig parseStoreConfig(const std::string& name, const std::string& text)
 {
     return fromYaml(YamlMap::loadString(name, text));
+}
+
+std::vector<std::string> storeNetworkHosts(const StoreConfig& config)
+{
+    if (config.postgresql.empty())
+        return {};
+    char* error = nullptr;
+    PQconninfoOption* options = PQconninfoParse(config.postgresql.c_str(), &error);
+    if (!options) {
+        std::string why = error ? error : "out of memory";
+        PQfreemem(error);
+        while (!why.empty() && why.back() == '\n')
+            why.pop_back();
+        throw ConfigError("Failed to parse the PostgreSQL connection string in store.yml: " + why);
+    }
+    std::vector<std::string> hosts;
+    for (PQconninfoOption* o = options; o->keyword; ++o) {
+        if (!o->val || *o->val == '\0')
+            continue;
+        const std::string keyword = o->keyword;
+        if (keyword != "host" && keyword != "hostaddr")
+            continue;
+        std::string list = o->val;
+        for (std::size_t start = 0; start <= list.size();) {
+            const auto comma = std::min(list.find(',', start), list.size());
+            const std::string host = list.substr(start, comma - start);
+            // A host that starts with '/' (or '@', Linux's abstract namespace) is a socket directory.
+            if (!host.empty() && (keyword == "hostaddr" || (host[0] != '/' && host[0] != '@')))
+                hosts.push_back(host);
+            start = comma + 1;
+        }
+    }
+    PQconninfoFree(options);
+    return hosts;
 }
 
 std::unique_ptr<SessionStore> openSessionStore(const StoreConfig& config, const std::string& sqlitePath)

@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ferry/Paths.h"
 #include "ferry/SessionStore.h"
@@ -23,6 +24,14 @@ struct StoreConfig {
 
 StoreConfig loadStoreConfig(const Paths& paths);
 StoreConfig parseStoreConfig(const std::string& name, const std::string& text);
+
+// The network hosts the configured PostgreSQL connection string names, as
+// libpq parses it (host= and hostaddr=, comma-separated lists, or a URI's
+// authority): empty for master.db and for a database reached through a Unix
+// socket (host=/run/postgresql, or no host at all: libpq's default socket),
+// which the strict sandboxes of the master units allow. Throws ConfigError
+// when libpq cannot parse the string.
+std::vector<std::string> storeNetworkHosts(const StoreConfig& config);
 
 // The store a data session uses: PostgreSQL when configured, else
 // master.db at sqlitePath.
