@@ -37,18 +37,16 @@ public:
     std::uint64_t sessions() const { return m_sessions; }
     const std::string& storePath() const { return m_storePath; }
     // PostgreSQL instead of master.db at storePath (store.yml).
-    void useStore(ferry::StoreConfig config) { m_storeConfig = std::move(config); }
+    void useStore(ferry::StoreConfig config) { m_store = ferry::MasterStoreOpener(std::move(config), m_storePath); }
     // The store's tables (for the bus properties), on its backend.
-    std::unique_ptr<ferry::SqlConnection> tables() const
-    {
-        return ferry::MasterStoreOpener(m_storeConfig, m_storePath).tables();
-    }
+    std::unique_ptr<ferry::SqlConnection> tables() const { return m_store.tables(); }
 
 private:
     void serve(ferry::TcpConnection& conn);
 
     std::string m_storePath;
-    ferry::StoreConfig m_storeConfig;
+    // One pool of PostgreSQL connections for every session and bus call.
+    ferry::MasterStoreOpener m_store{ferry::StoreConfig{}, m_storePath};
     SessionOptions m_options;
     std::function<void(int)> m_onBusy;
     std::atomic<std::uint64_t> m_sessions{0};

@@ -103,6 +103,16 @@ PgConnection::~PgConnection()
         PQfinish(m_conn);
 }
 
+bool PgConnection::alive()
+{
+    return m_conn != nullptr && PQconsumeInput(m_conn) == 1 && PQstatus(m_conn) == CONNECTION_OK;
+}
+
+bool PgConnection::usable()
+{
+    return alive() && PQtransactionStatus(m_conn) == PQTRANS_IDLE;
+}
+
 PgResult PgConnection::exec(const std::string& sql, const std::vector<PgParam>& params, bool binaryResults)
 {
     std::vector<const char*> values;

@@ -75,6 +75,11 @@ public:
     // Runs several statements without parameters (schema scripts).
     void execScript(const std::string& sql);
 
+    // The server has not closed it (reads what is pending, without blocking).
+    bool alive();
+    // Alive and outside any transaction: fit to lend to the next borrower.
+    bool usable();
+
     // "host:port/db" or "socket-dir/db", for messages.
     const std::string& where() const { return m_where; }
     pg_conn* handle() { return m_conn; }
