@@ -60,8 +60,7 @@ int main(int argc, char* argv[]) try {
     // must reach this master's sshd too. Not activity: it does not keep
     // registryd from exiting idle (ferry-krl-sync.timer takes over then).
     if (options.manager.krlRefresh.count() > 0 && !options.manager.caKeyFile.empty()) {
-        bool failing = false;
-        loop.every(options.manager.krlRefresh, [&manager, &failing] {
+        loop.every(options.manager.krlRefresh, [&manager, failing = false]() mutable {
             try {
                 if (manager.refreshKrl())
                     spdlog::info("Rewrote the revocation list from the store (a new revocation, or its hourly rewrite)");

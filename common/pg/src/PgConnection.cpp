@@ -1,6 +1,7 @@
 #include "ferry/PgConnection.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <spdlog/spdlog.h>
 
@@ -105,7 +106,19 @@ PgConnection::~PgConnection()
 
 bool PgConnection::alive()
 {
-    return m_conn != nullptr && PQconsumeInput(m_conn) == 1 && PQstatus(m_conn) == CONNECTION_OK;
+    if (m_conn == nullptr || PQstatus(m_conn) != CONNECTION_OK)
+        return false;
+    // An idle connection has nothing to read unless the server is ending it
+    // (its FATAL message, then end of file): read while there is something,
+    // so that libpq sees the end. A few rounds at most, never blocking.
+    for (int round = 0; round < 4; ++round) {
+        if (PQconsumeInput(m_conn) == 0)
+            return false;
+        pollfd p{PQsocket(m_conn), POLLIN, 0};
+        if (::poll(&p, 1, 0) <= 0)
+            break;
+    }
+    return PQstatus(m_conn) == CONNECTION_OK;
 }
 
 bool PgConnection::usable()
