@@ -108,17 +108,12 @@ bool PgConnection::alive()
 {
     if (m_conn == nullptr || PQstatus(m_conn) != CONNECTION_OK)
         return false;
-    // An idle connection has nothing to read unless the server is ending it
-    // (its FATAL message, then end of file): read while there is something,
-    // so that libpq sees the end. A few rounds at most, never blocking.
-    for (int round = 0; round < 4; ++round) {
-        if (PQconsumeInput(m_conn) == 0)
-            return false;
-        pollfd p{PQsocket(m_conn), POLLIN, 0};
-        if (::poll(&p, 1, 0) <= 0)
-            break;
-    }
-    return PQstatus(m_conn) == CONNECTION_OK;
+    // Between statements the server sends nothing, unless it is ending the
+    // connection (its FATAL message, then end of file: a restart,
+    // pg_terminate_backend, idle_session_timeout). Anything to read means
+    // the connection is not one to use again.
+    pollfd p{PQsocket(m_conn), POLLIN, 0};
+    return ::poll(&p, 1, 0) == 0;
 }
 
 bool PgConnection::usable()

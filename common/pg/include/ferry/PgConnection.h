@@ -75,7 +75,8 @@ public:
     // Runs several statements without parameters (schema scripts).
     void execScript(const std::string& sql);
 
-    // The server has not closed it (reads what is pending, without blocking).
+    // Between statements: the server has neither closed it nor started to
+    // (nothing is waiting to be read). Does not block.
     bool alive();
     // Alive and outside any transaction: fit to lend to the next borrower.
     bool usable();
