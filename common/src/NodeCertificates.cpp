@@ -351,7 +351,7 @@ std::string encodeRevocationList(std::string_view caKeyBlob, std::vector<std::ui
     krl.u32(kKrlFormatVersion);
     krl.u64(krlVersion);
     krl.u64(static_cast<std::uint64_t>(std::max<std::int64_t>(generatedMs, 0) / 1000));
-    krl.u64(0);  // flags
+    krl.u64(0);     // flags
     krl.string(""); // reserved
     krl.string("ferry-registryd");
     if (!serials.empty())

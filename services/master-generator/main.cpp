@@ -79,7 +79,8 @@ void openNetworkForTheStore(const ferry::Paths& paths, const std::string& dir)
                                    ": the store is PostgreSQL at " + joined(hosts) +
                                    ",\n# across the network, so this unit may connect out.\n"
                                    "[Service]\nPrivateNetwork=no\nRestrictAddressFamilies=\n"
-                                   "RestrictAddressFamilies=" + d.families + "\n",
+                                   "RestrictAddressFamilies=" +
+                                   d.families + "\n",
                                0644);
     }
 }
@@ -105,9 +106,8 @@ void enableKrlSync(const ferry::Paths& paths, const std::string& dir)
     std::error_code ignored;
     std::filesystem::remove(link, ignored);
     const char* unitDir = std::getenv("FERRY_SYSTEM_UNIT_DIR");
-    std::filesystem::create_symlink(std::string(unitDir ? unitDir : "/usr/lib/systemd/system") +
-                                        "/ferry-krl-sync.timer",
-                                    link);
+    std::filesystem::create_symlink(
+        std::string(unitDir ? unitDir : "/usr/lib/systemd/system") + "/ferry-krl-sync.timer", link);
 }
 
 } // namespace

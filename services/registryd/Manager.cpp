@@ -100,10 +100,11 @@ void Manager::writeKrl()
     const std::int64_t now = m_clock();
     const std::uint64_t revocations = m_registry.revocationCount();
     const auto keepSince =
-        now - std::chrono::duration_cast<std::chrono::milliseconds>(m_options.certValidity + m_options.maxClockSkew)
-                  .count();
+        now -
+        std::chrono::duration_cast<std::chrono::milliseconds>(m_options.certValidity + m_options.maxClockSkew).count();
     const auto serials = m_registry.revokedSerials(keepSince);
-    const auto shape = ferry::writeRevocationList(m_options.caKeyFile + ".pub", serials, m_options.krlFile, revocations, now);
+    const auto shape =
+        ferry::writeRevocationList(m_options.caKeyFile + ".pub", serials, m_options.krlFile, revocations, now);
     spdlog::debug("Wrote the revocation list {} (revocation {}; {})", m_options.krlFile, revocations,
                   ferry::describe(shape));
 }

@@ -63,7 +63,8 @@ int main(int argc, char* argv[]) try {
         loop.every(options.manager.krlRefresh, [&manager, failing = false]() mutable {
             try {
                 if (manager.refreshKrl())
-                    spdlog::info("Rewrote the revocation list from the store (a new revocation, or its hourly rewrite)");
+                    spdlog::info(
+                        "Rewrote the revocation list from the store (a new revocation, or its hourly rewrite)");
                 if (failing)
                     spdlog::info("Keeping the revocation list current works again");
                 failing = false;

@@ -25,9 +25,9 @@ protected:
         if (!registryYml.empty())
             writeFile(m_etc + "/registry.yml", registryYml, 0644);
         std::filesystem::create_directories(m_out);
-        return run({buildPath("services/master-generator/ferry-master-generator"), m_out, m_out + "-early",
-                    m_out + "-late"},
-                   {{"FERRY_CONFIG_DIR", m_etc}});
+        return run(
+            {buildPath("services/master-generator/ferry-master-generator"), m_out, m_out + "-early", m_out + "-late"},
+            {{"FERRY_CONFIG_DIR", m_etc}});
     }
 
     std::vector<std::string> generated() const
@@ -110,7 +110,8 @@ TEST_F(TheMasterGenerator, OpensTheNetworkForADatabaseAcrossIt)
         EXPECT_NE(report.find("Service has access to the host's network"), std::string::npos) << unit << report;
         // The rest of the sandbox is the shipped one.
         EXPECT_NE(report.find("Service cannot allocate netlink sockets"), std::string::npos) << unit << report;
-        EXPECT_NE(report.find("Service runs under a static non-root user identity"), std::string::npos) << unit << report;
+        EXPECT_NE(report.find("Service runs under a static non-root user identity"), std::string::npos)
+            << unit << report;
     }
     const auto collectord = readFile(m_out + "/" + kDropIns[0]);
     EXPECT_NE(collectord.find("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK\n"), std::string::npos)
@@ -121,9 +122,9 @@ TEST_F(TheMasterGenerator, OpensTheNetworkForADatabaseAcrossIt)
 
 TEST_F(TheMasterGenerator, FindsTheHostInEveryFormLibpqTakes)
 {
-    for (const std::string conninfo : {"postgresql://ferry@db.example:5432/ferry", "hostaddr=192.0.2.10 dbname=ferry",
-                                       "host=/run/postgresql,db2.example dbname=ferry",
-                                       "host=127.0.0.1 dbname=ferry"}) {
+    for (const std::string conninfo :
+         {"postgresql://ferry@db.example:5432/ferry", "hostaddr=192.0.2.10 dbname=ferry",
+          "host=/run/postgresql,db2.example dbname=ferry", "host=127.0.0.1 dbname=ferry"}) {
         std::filesystem::remove_all(m_out);
         const auto r = generate("postgresql: \"" + conninfo + "\"\n");
         EXPECT_EQ(r.exitCode, 0) << r.err;

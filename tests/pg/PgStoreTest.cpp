@@ -121,7 +121,8 @@ TEST_F(APostgresStore, GivesAPullLeaseToOneMasterAtATimeAndFreesItWhenTheHolderD
     // connection the same way): the lease goes with it.
     masterA.connection().exec(
         "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()");
-    EXPECT_TRUE(waitUntil([&] { return PgStore::tryPullLease(m_conninfo, "web1") != nullptr; }, std::chrono::seconds(10)));
+    EXPECT_TRUE(
+        waitUntil([&] { return PgStore::tryPullLease(m_conninfo, "web1") != nullptr; }, std::chrono::seconds(10)));
 }
 
 TEST_F(APostgresStore, AppliesTheEpochRulesAcrossMasters)

@@ -24,8 +24,8 @@
 #include "ferry/Crypto.h"
 #include "ferry/MasterQueries.h"
 #include "ferry/NodeCertificates.h"
-#include "ferry/PgSqlConnection.h"
 #include "ferry/PgPool.h"
+#include "ferry/PgSqlConnection.h"
 #include "ferry/PgStore.h"
 #include "ferry/RegistryStore.h"
 #include "ferry/Spool.h"
@@ -230,8 +230,8 @@ TEST_F(SharedMasters, RefuseACertificateAtEveryMastersSshdSoonAfterOneRevokesIt)
     request.principals = {"ferry", "node:web9"};
     request.validity = "-5m:+1h";
     const std::string certificate = signUserCertificate(request);
-    ASSERT_TRUE(store.storeCertificate("web9", {request.serial, request.publicKey, certificate, nowMs() + 3600'000},
-                                       nowMs()));
+    ASSERT_TRUE(
+        store.storeCertificate("web9", {request.serial, request.publicKey, certificate, nowMs() + 3600'000}, nowMs()));
     writeFile(nodeKey + "-cert.pub", certificate + "\n", 0644);
     auto login = [&] {
         SshOptions options;
@@ -260,8 +260,7 @@ TEST_F(SharedMasters, RefuseACertificateAtEveryMastersSshdSoonAfterOneRevokesIt)
         std::chrono::seconds(30), std::chrono::milliseconds(200));
     const auto tookMs =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - revokedAt).count();
-    ASSERT_TRUE(refused) << "master B's sshd still admits the revoked certificate\n"
-                         << sshdB.log() << registrydB.log();
+    ASSERT_TRUE(refused) << "master B's sshd still admits the revoked certificate\n" << sshdB.log() << registrydB.log();
     EXPECT_TRUE(waitUntil([&] { return sshdB.log().find("revoked") != std::string::npos; })) << sshdB.log();
     EXPECT_NE(registrydB.log().find("Rewrote the revocation list"), std::string::npos) << registrydB.log();
     // krl_refresh, the rewrite and a login, with room for a loaded machine.
@@ -273,8 +272,8 @@ TEST_F(SharedMasters, RefuseACertificateAtEveryMastersSshdSoonAfterOneRevokesIt)
     // (--sync-krl) brings its KRL up to date once, and only when behind.
     const std::string krlC = c + "/state/revoked_keys.krl";
     auto sync = [&] {
-        return run({buildPath("services/registryd/ferry-registryd"), "-v", "--sync-krl", "--ca-key", ca,
-                    "--state-dir", c + "/state"},
+        return run({buildPath("services/registryd/ferry-registryd"), "-v", "--sync-krl", "--ca-key", ca, "--state-dir",
+                    c + "/state"},
                    env(c));
     };
     auto first = sync();

@@ -231,8 +231,7 @@ TEST_F(ACertifiedNode, PushesThroughARenewalOfItsCertificateAndThenWithTheNewOne
     ASSERT_TRUE(waitUntil([&] {
         return readFile(m_root / "collectord.log").find("Accepting") != std::string::npos || !collectord.running();
     })) << readFile(m_root / "collectord.log");
-    Process pushd({buildPath("services/pushd/ferry-pushd"), "-v", "--idle-timeout=0"}, nodeEnv(),
-                  m_root / "pushd.log");
+    Process pushd({buildPath("services/pushd/ferry-pushd"), "-v", "--idle-timeout=0"}, nodeEnv(), m_root / "pushd.log");
     ASSERT_TRUE(waitUntil([&] { return busNameOwned("org.ferry.Push1"); })) << readFile(m_root / "pushd.log");
     auto spool = [&](int count) {
         Spool s(m_nodeState + "/spool.db", {});
@@ -257,7 +256,8 @@ TEST_F(ACertifiedNode, PushesThroughARenewalOfItsCertificateAndThenWithTheNewOne
     Process push({buildPath("services/ferryctl/ferryctl"), "push"}, nodeEnv(), m_root / "push.log");
     ASSERT_TRUE(waitUntil([&] {
         return m_sshd->log().find("ID ferry-node:cert-node#1 (serial 1)") != std::string::npos;
-    })) << m_sshd->log() << readFile(m_root / "pushd.log");
+    })) << m_sshd->log()
+        << readFile(m_root / "pushd.log");
     const auto renewal = renew();
     EXPECT_TRUE(push.running()) << "the push was still open during the renewal";
     collectord.signal(SIGCONT);

@@ -152,7 +152,7 @@ protected:
 TEST_F(ARegistryKrl, KeepsOnlyRevocationsWhoseCertificatesMayStillBeValid)
 {
     RegistryStore store(m_db);
-    revokeAt(store, "old", 11, m_now - 3 * 3600'000);    // expired two hours ago
+    revokeAt(store, "old", 11, m_now - 3 * 3600'000);       // expired two hours ago
     revokeAt(store, "edge", 12, m_now - 3600'000 - 60'000); // inside the 5 min skew allowance
     revokeAt(store, "recent", 13, m_now - 60'000);
     const std::string krl = m_root / "a.krl";

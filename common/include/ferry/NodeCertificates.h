@@ -61,11 +61,11 @@ CertificateInfo readCertificate(std::string_view line);
 
 // How a KRL revokes its serials: what the log and the bench print.
 struct RevocationListShape {
-    std::size_t serials = 0;  // distinct serials revoked
-    std::size_t ranges = 0;   // KRL_SECTION_CERT_SERIAL_RANGE sections
-    std::size_t bitmaps = 0;  // KRL_SECTION_CERT_SERIAL_BITMAP sections
-    std::size_t listed = 0;   // serials in KRL_SECTION_CERT_SERIAL_LIST
-    std::size_t bytes = 0;    // the whole KRL
+    std::size_t serials = 0; // distinct serials revoked
+    std::size_t ranges = 0;  // KRL_SECTION_CERT_SERIAL_RANGE sections
+    std::size_t bitmaps = 0; // KRL_SECTION_CERT_SERIAL_BITMAP sections
+    std::size_t listed = 0;  // serials in KRL_SECTION_CERT_SERIAL_LIST
+    std::size_t bytes = 0;   // the whole KRL
 };
 
 // The widest serial bitmap one KRL section may hold. sshd 9.2 reads the

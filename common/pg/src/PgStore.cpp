@@ -112,7 +112,8 @@ PgStore::PgStore(const std::string& conninfo) : m_owned(std::make_unique<PgConne
     migrate(m_db);
 }
 
-PgStore::PgStore(PgConnection& borrowed) : m_db(borrowed) {}
+PgStore::PgStore(PgConnection& borrowed) : m_db(borrowed)
+{}
 
 int PgStore::schemaVersion()
 {
@@ -376,8 +377,8 @@ std::unique_ptr<PgStore::PullLease> PgStore::tryPullLease(const std::string& con
 
 std::unique_ptr<PgStore::PullLease> PgStore::tryPullLease(PgConnection& connection, const std::string& node)
 {
-    const auto r = connection.exec("SELECT pg_try_advisory_lock(hashtextextended('ferry-pull:' || $1, 0))",
-                                   {PgParam::text(node)});
+    const auto r =
+        connection.exec("SELECT pg_try_advisory_lock(hashtextextended('ferry-pull:' || $1, 0))", {PgParam::text(node)});
     if (r.text(0, 0) != "t")
         return nullptr;
     return std::unique_ptr<PullLease>(new PullLease(nullptr, connection, node));

@@ -68,7 +68,7 @@ private:
     mutable std::mutex m_mutex;
     std::condition_variable m_returned;
     std::vector<std::unique_ptr<PgConnection>> m_idle;
-    std::size_t m_open = 0;  // idle + lent + being made
+    std::size_t m_open = 0; // idle + lent + being made
     std::size_t m_made = 0;
     bool m_migrated = false;
 };
