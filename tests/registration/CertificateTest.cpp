@@ -44,21 +44,22 @@ protected:
             std::filesystem::create_directories(d);
         m_ca = m_root / "ca";
         ASSERT_EQ(run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ferry-ca", "-f", m_ca}).exitCode, 0);
-        ensureKeyPair(m_root / "master_host_key");
-        m_registryPort = freePort();
-        m_registryd.emplace(m_master, m_root / "master_host_key.pub", m_registryPort, m_root / "registryd.log",
-                            std::vector<std::string>{"--unknown-nodes", "refuse", "--idle-timeout", "0", "--ca-key",
-                                                     m_ca, "--cert-validity", "3600"});
         m_krl = m_master + "/revoked_keys.krl";
-        ASSERT_TRUE(waitUntil([&] { return ::access(m_krl.c_str(), F_OK) == 0; })) << m_registryd->log();
-
-        // The master's sshd: the CA and the KRL, and no key lookup at all for the tunnel user.
+        // The master's sshd: the CA and the KRL (registryd writes it before
+        // any node logs in), and no key lookup at all for the tunnel user.
         SshdOptions so;
         so.globalLines = {"TrustedUserCAKeys " + m_ca + ".pub", "RevokedKeys " + m_krl};
         so.tail = "Match User ferry\n\tAuthorizedKeysFile none\n\tAllowTcpForwarding local\n\tPermitListen none\n"
                   "\tPermitOpen 127.0.0.1:50009\n\tPermitTTY no\n\tX11Forwarding no\n";
         m_sshd.emplace(so);
         EXPECT_EQ(m_sshd->log().find("AuthorizedKeysCommand"), std::string::npos);
+        // registryd hands nodes that sshd's host key, which pushd then pins.
+        writeFile(m_root / "master_host_key.pub", m_sshd->hostKeyLine() + "\n", 0644);
+        m_registryPort = freePort();
+        m_registryd.emplace(m_master, m_root / "master_host_key.pub", m_registryPort, m_root / "registryd.log",
+                            std::vector<std::string>{"--unknown-nodes", "refuse", "--idle-timeout", "0", "--ca-key",
+                                                     m_ca, "--cert-validity", "3600"});
+        ASSERT_TRUE(waitUntil([&] { return ::access(m_krl.c_str(), F_OK) == 0; })) << m_registryd->log();
 
         m_secret = generateSecret();
         writeFile(m_nodeState + "/secret", m_secret + "\n", 0600);
@@ -278,6 +279,16 @@ TEST_F(ACertifiedNode, PushesThroughARenewalOfItsCertificateAndThenWithTheNewOne
         return m_sshd->log().find("ID ferry-node:cert-node#2 (serial 2)") != std::string::npos;
     })) << m_sshd->log();
     EXPECT_EQ(readCertificate(readFile(certFile())).serial, 2u);
+    // One login each: the first push was not retried with the new certificate.
+    const auto log = m_sshd->log();
+    auto count = [&](const std::string& what) {
+        std::size_t n = 0;
+        for (auto at = log.find(what); at != std::string::npos; at = log.find(what, at + 1))
+            ++n;
+        return n;
+    };
+    EXPECT_EQ(count("Accepted publickey for ferry"), 2u) << log;
+    EXPECT_EQ(count("ID ferry-node:cert-node#2 (serial 2)"), 1u) << log;
 }
 
 TEST_F(ACertifiedNode, LeavesACertificateWithMostOfItsTimeLeftAlone)
