@@ -271,8 +271,13 @@ constexpr std::uint8_t kKrlSectionCertificates = 1;
 constexpr std::uint8_t kKrlCertSerialList = 0x20;
 constexpr std::uint8_t kKrlCertSerialRange = 0x21;
 constexpr std::uint8_t kKrlCertSerialBitmap = 0x22;
-// A range costs 16 bytes; a bitmap covers 128 serials in the same.
-constexpr std::uint64_t kKrlRangeMin = 128;
+// sshd loads the whole KRL at every authentication, and its cost is one
+// tree insertion per range and one per serial of a list or bitmap (krl.c):
+// so every run of two or more is a range, however many bytes that takes.
+// Measured with ssh-keygen -Q (the same reader) on 100,000 of 125,000
+// serials, loaded machine: runs of 4 as 25,000 ranges 110 ms, as bitmaps or
+// a list 210 ms, by key ID 1660 ms.
+constexpr std::uint64_t kKrlRangeMin = 2;
 
 // The bitmap of serials [first, last] (sorted, distinct, last - first <
 // kKrlBitmapBits) as an SSH mpint body: big-endian, bit k is serial first + k,
@@ -304,8 +309,9 @@ std::string encodeRevocationList(std::string_view caKeyBlob, std::vector<std::ui
     KrlWriter certs;
     certs.string(caKeyBlob);
     certs.string(""); // reserved
-    // Long runs become ranges; what is left is cut into stretches of at
-    // most kKrlBitmapBits, each a bitmap when that is smaller than listing it.
+    // Runs become ranges; the single serials left are cut into stretches of
+    // at most kKrlBitmapBits, each a bitmap when that is smaller than a list
+    // (sshd's cost is the same: one insertion per serial).
     std::vector<std::uint64_t> rest;
     for (std::size_t i = 0; i < serials.size();) {
         std::size_t j = i + 1;

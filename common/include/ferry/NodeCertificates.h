@@ -78,10 +78,11 @@ inline constexpr std::uint64_t kKrlBitmapBits = 16384;
 // A KRL (OpenSSH's PROTOCOL.krl, format version 1) revoking these serials
 // of the CA whose public key blob (the decoded base64 of its .pub line) is
 // caKeyBlob. Serials are revoked by serial only, never by key ID (sshd parses
-// every key ID string of a KRL at each authentication: seconds for 100,000):
-// runs of 128 or more as ranges, dense stretches as bitmaps of at most
-// kKrlBitmapBits, the rest as one list, whichever is smallest for each
-// stretch. Unsigned (sshd does not check KRL signatures).
+// every key ID string of a KRL at each authentication: seconds for 100,000).
+// sshd's cost per authentication is one tree insertion per range and one
+// per single serial, so every run of two or more serials is a range, and
+// single serials go into bitmaps of at most kKrlBitmapBits or one list,
+// whichever is smaller. Unsigned (sshd does not check KRL signatures).
 std::string encodeRevocationList(std::string_view caKeyBlob, std::vector<std::uint64_t> serials,
                                  std::uint64_t krlVersion, std::int64_t generatedMs,
                                  RevocationListShape* shape = nullptr);
