@@ -277,6 +277,23 @@ std::vector<std::pair<std::uint64_t, std::string>> RegistryStore::revokedCertifi
     return out;
 }
 
+std::vector<std::uint64_t> RegistryStore::revokedSerials(std::int64_t revokedSinceMs)
+{
+    SqlStatement s(m_db, "SELECT serial FROM revoked_certificates WHERE revoked_ms >= ?1 ORDER BY serial");
+    s.bind(1, revokedSinceMs);
+    std::vector<std::uint64_t> out;
+    while (s.step())
+        out.push_back(static_cast<std::uint64_t>(s.int64(0)));
+    return out;
+}
+
+std::uint64_t RegistryStore::revocationCount()
+{
+    SqlStatement s(m_db, "SELECT COUNT(*) FROM revoked_certificates");
+    s.step();
+    return static_cast<std::uint64_t>(s.int64(0));
+}
+
 void RegistryStore::setPolicy(const std::string& name, std::optional<std::uint32_t> minPushPeriodS,
                               std::optional<std::uint32_t> minPullIntervalS)
 {

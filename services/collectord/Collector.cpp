@@ -114,7 +114,7 @@ void Collector::serve(ferry::TcpConnection& conn)
     std::unique_ptr<ferry::SessionStore> store;
     std::string outcome;
     try {
-        store = ferry::openSessionStore(m_storeConfig, m_storePath);
+        store = m_store.sessionStore();
         const auto r = serveSession(stream, *store, options);
         outcome = r.held ? "held" : "ok";
         if (r.batches > 0)

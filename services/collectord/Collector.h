@@ -49,12 +49,9 @@ public:
     // (nullopt: no relay is believed, every unix-socket connection is refused).
     void trustRelayUid(std::optional<std::uint32_t> uid) { m_relayUid = uid; }
     // PostgreSQL instead of master.db at storePath (store.yml).
-    void useStore(ferry::StoreConfig config) { m_storeConfig = std::move(config); }
+    void useStore(ferry::StoreConfig config) { m_store = ferry::MasterStoreOpener(std::move(config), m_storePath); }
     // The store's tables (for the bus properties), on its backend.
-    std::unique_ptr<ferry::SqlConnection> tables() const
-    {
-        return ferry::MasterStoreOpener(m_storeConfig, m_storePath).tables();
-    }
+    std::unique_ptr<ferry::SqlConnection> tables() const { return m_store.tables(); }
 
 private:
     void serve(ferry::TcpConnection& conn);
@@ -63,7 +60,8 @@ private:
     std::optional<std::string> relayedPeer(ferry::TcpConnection& conn);
 
     std::string m_storePath;
-    ferry::StoreConfig m_storeConfig;
+    // One pool of PostgreSQL connections for every session and bus call.
+    ferry::MasterStoreOpener m_store{ferry::StoreConfig{}, m_storePath};
     SessionOptions m_options;
     std::function<void(int)> m_onBusy;
     std::optional<std::uint32_t> m_relayUid;

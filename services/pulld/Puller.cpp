@@ -71,24 +71,27 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
     const std::string where = node.sshHost + ":" + std::to_string(node.sshPort);
     PullOutcome outcome;
     outcome.node = node.name;
-    // Held until the pull's state is recorded: another master's pulld sees
-    // the node taken and skips it, and after it sees this pull's state.
-    const auto lease = m_store.tryPullLease(node.name);
+    // One connection to the store for the whole pull (PostgreSQL: borrowed
+    // from pulld's pool), with the lease on it. The lease is held until the
+    // pull's state is recorded: another master's pulld sees the node taken
+    // and skips it, and after it sees this pull's state.
+    const auto connection = m_store.connect();
+    const auto lease = connection->tryPullLease(node.name);
     if (!lease) {
         outcome.leasedElsewhere = true;
         outcome.summary = "node " + node.name + " is being pulled by another master now; not pulled here";
         spdlog::debug("{}", outcome.summary);
         return outcome;
     }
-    const auto tables = m_store.tables();
-    const auto store = m_store.sessionStore();
-    PullState state(*tables);
+    ferry::SqlConnection& tables = connection->tables();
+    ferry::SessionStore& store = connection->sessionStore();
+    PullState state(tables);
     const NodePullState before = state.get(node.name);
     const std::int64_t start = ferry::nowMs();
     std::uint64_t received = 0;
     std::uint64_t duplicates = 0;
     try {
-        const auto secret = store->nodeSecret(node.name);
+        const auto secret = store.nodeSecret(node.name);
         if (!secret)
             throw ferry::AuthError("node " + node.name + " has no secret in the registry");
         // The command line's cursor names no epoch, so it is always 0: the
@@ -104,7 +107,7 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
             channel->stream(),
             {node.name, *secret, std::chrono::duration_cast<std::chrono::milliseconds>(m_config.ioTimeout),
              node.sshHost + ":" + std::to_string(node.sshPort), "legacy-secret", channel->binding()});
-        const ferry::MasterSessionResult r = client.fetch(*store);
+        const ferry::MasterSessionResult r = client.fetch(store);
         received = r.records;
         outcome.records = r.newlyStored;
         duplicates = r.duplicates;
@@ -123,8 +126,8 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         else
             spdlog::info("Node {}: {}", node.name, outcome.summary);
         state.recordAttempt(node.name, start, true, "success: " + outcome.summary, outcome.records);
-        store->addCounters({{"sessions", ferry::counterLabels({{"transport", "pull"}, {"outcome", "ok"}}), 1}});
-        ferry::MasterQueries(*tables).notePull(node.name, ferry::nowMs());
+        store.addCounters({{"sessions", ferry::counterLabels({{"transport", "pull"}, {"outcome", "ok"}}), 1}});
+        ferry::MasterQueries(tables).notePull(node.name, ferry::nowMs());
     } catch (const std::exception& e) {
         outcome.success = false;
         outcome.durationMs = ferry::nowMs() - start;
@@ -137,7 +140,7 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
             if (!wasHeld)
                 counts.push_back(
                     {"pull_failures", ferry::counterLabels({{"cause", toString(classifyPullFailure(e))}}), 1});
-            store->addCounters(counts);
+            store.addCounters(counts);
         } catch (const std::exception& inner) {
             spdlog::warn("Failed to count the failed pull of node {}, ignoring: {}", node.name, inner.what());
         }
@@ -151,8 +154,8 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         try {
             // The failed attempt and its cause in one transaction: whoever
             // reads a failed attempt (master show) finds its cause beside it.
-            ferry::SqlTransaction tx(*tables);
-            storePullFailure(*tables, node.name, start, e);
+            ferry::SqlTransaction tx(tables);
+            storePullFailure(tables, node.name, start, e);
             state.recordAttempt(node.name, start, false, "failed: " + outcome.summary, outcome.records);
             tx.commit();
         } catch (const std::exception& inner) {

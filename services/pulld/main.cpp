@@ -17,6 +17,7 @@
 #include "ferry/Bus.h"
 #include "ferry/DaemonArgs.h"
 #include "ferry/Log.h"
+#include "ferry/MasterStore.h"
 #include "ferry/SshSession.h"
 #include "ferry/StoreConfig.h"
 
@@ -40,7 +41,16 @@ int main(int argc, char* argv[]) try {
     // master.db, or the PostgreSQL database store.yml names (shared with
     // other masters, which split the pulls by lease). Host keys come from
     // the registry's pins there (registration carries them).
-    const auto store = ferry::MasterStoreOpener::fromPaths(paths);
+    auto storeConfig = ferry::loadStoreConfig(paths);
+    // Each concurrent pull holds one connection for its length and, while it
+    // connects, briefly one more (the node's pinned host keys): with one to
+    // spare beyond the concurrency, no pull waits on another.
+    if (storeConfig.postgresql.size() > 0 && storeConfig.connections < config.concurrency + 1) {
+        spdlog::info("Holding up to {} PostgreSQL connections, not the {} of store.yml: {} pulls run at once",
+                     config.concurrency + 1, storeConfig.connections, config.concurrency);
+        storeConfig.connections = config.concurrency + 1;
+    }
+    const ferry::MasterStoreOpener store(storeConfig, ferry::masterStorePath(paths.stateDir));
     pulld::SshNodeConnector connector(config, store);
     pulld::Puller puller(store, config, connector);
 

@@ -1,5 +1,8 @@
 #include "Manager.h"
 
+#include <array>
+#include <fstream>
+
 #include <spdlog/spdlog.h>
 
 #include "ferry/Crypto.h"
@@ -56,13 +59,54 @@ void Manager::prepare()
     }
 }
 
+bool Manager::refreshKrl()
+{
+    if (m_options.caKeyFile.empty())
+        return false;
+    std::lock_guard lock(m_mutex);
+    if (krlIsCurrent(m_registry.revocationCount()))
+        return false;
+    writeKrl();
+    return true;
+}
+
+bool Manager::krlIsCurrent(std::uint64_t revocations)
+{
+    // The KRL's own header says which revocation count it was written at
+    // (its krl_version) and when: no state of ours beside it.
+    // (magic 8, format 4, krl_version 8, generated_date 8)
+    std::array<char, 28> header{};
+    std::ifstream in(m_options.krlFile, std::ios::binary);
+    if (!in.read(header.data(), header.size()))
+        return false;
+    auto u64At = [&](std::size_t at) {
+        std::uint64_t v = 0;
+        for (std::size_t i = 0; i < 8; ++i)
+            v = (v << 8) | static_cast<unsigned char>(header[at + i]);
+        return v;
+    };
+    const std::uint64_t version = u64At(12), generatedS = u64At(20);
+    const std::int64_t ageMs = m_clock() - static_cast<std::int64_t>(generatedS) * 1000;
+    return version == revocations && ageMs >= 0 &&
+           ageMs < std::chrono::duration_cast<std::chrono::milliseconds>(kKrlMaxAge).count();
+}
+
 void Manager::writeKrl()
 {
-    std::vector<ferry::RevokedCertificate> revoked;
-    for (const auto& [serial, node] : m_registry.revokedCertificates())
-        revoked.push_back({serial, certificateKeyId(node, serial)});
-    const auto how = ferry::writeRevocationList(m_options.caKeyFile + ".pub", revoked, m_options.krlFile);
-    spdlog::debug("Wrote the revocation list {} ({} certificates, by {})", m_options.krlFile, revoked.size(), how);
+    // A certificate is signed valid until issue + validity, and revoked at or
+    // after its issue: one revoked longer ago than validity (and the clock
+    // skew allowed between masters and nodes) has expired, and sshd refuses
+    // it without the KRL. So the KRL holds the last validity's revocations.
+    const std::int64_t now = m_clock();
+    const std::uint64_t revocations = m_registry.revocationCount();
+    const auto keepSince =
+        now -
+        std::chrono::duration_cast<std::chrono::milliseconds>(m_options.certValidity + m_options.maxClockSkew).count();
+    const auto serials = m_registry.revokedSerials(keepSince);
+    const auto shape =
+        ferry::writeRevocationList(m_options.caKeyFile + ".pub", serials, m_options.krlFile, revocations, now);
+    spdlog::debug("Wrote the revocation list {} (revocation {}; {})", m_options.krlFile, revocations,
+                  ferry::describe(shape));
 }
 
 std::string Manager::certificateFor(const std::string& name, const std::string& publicKey, std::int64_t now)

@@ -35,6 +35,10 @@ struct ManagerOptions {
     std::chrono::seconds certValidity{std::chrono::hours(24 * 7)};
     std::string certPrincipal = "ferry-tunnel"; // the tunnel user on the masters' sshd
     std::string krlFile;                  // default <state>/revoked_keys.krl
+    // How often a running registryd asks the store whether another master
+    // revoked a certificate (ferry-krl-sync.timer covers the time it is not
+    // running). 0: only at start and at this master's own revocations.
+    std::chrono::milliseconds krlRefresh{std::chrono::seconds(5)};
     // How far a node's clock may be from ours; requests outside are refused.
     std::chrono::milliseconds maxClockSkew{std::chrono::minutes(5)};
     // Bound on unsigned pending registrations, so that strangers cannot fill the table.
@@ -48,6 +52,12 @@ public:
     // Writes the KRL when certificates are on (sshd refuses every key while
     // its RevokedKeys file is missing). I/O, so not in the constructor.
     void prepare();
+
+    // Rewrites the KRL when the store holds revocations it lacks (made by
+    // another master sharing the store), or when it is older than
+    // kKrlMaxAge (so that expired certificates drop out of it). Returns
+    // whether it wrote. Without certificates: nothing.
+    bool refreshKrl();
 
     // One Request frame from a node → the Response or Error frame to send.
     // Bad input becomes an Error frame and a log line, never an exception.
@@ -75,6 +85,7 @@ private:
     // The node's certificate, issued or renewed as needed ("" without a CA).
     std::string certificateFor(const std::string& name, const std::string& publicKey, std::int64_t now);
     void writeKrl();
+    bool krlIsCurrent(std::uint64_t revocations);
     std::string pullKey() const;
 
     std::mutex m_mutex;
@@ -84,6 +95,9 @@ private:
     std::int64_t m_refusalWindowStart = 0;
     std::size_t m_refusalsSuppressed = 0;
 };
+
+// A KRL older than this is written again even without a new revocation.
+inline constexpr std::chrono::hours kKrlMaxAge{1};
 
 // The key ID of a node's certificate: unique per certificate, so that a KRL
 // may revoke one by ID. sshd logs it with each login.

@@ -88,6 +88,13 @@ ferry::ArgParser parser(Options& o, bool& hostKeysFromFlags)
                 })
         .option("--krl", "FILE", "the revocation list for sshd's RevokedKeys (default <state>/revoked_keys.krl)",
                 [&o](const std::string& v) { o.manager.krlFile = v; })
+        .option("--krl-refresh", "SECONDS",
+                "while running, check the store for other masters' revocations this often (default 5; 0: never)",
+                [&o](const std::string& v) {
+                    o.manager.krlRefresh = std::chrono::seconds(parseNumberArg("--krl-refresh", v, 0, 3600));
+                })
+        .flag("--sync-krl", "write the KRL if the store has revocations it lacks, then exit (ferry-krl-sync.timer)",
+              [&o] { o.syncKrl = true; })
         .flag("-v|--verbose", "debug logging (twice: trace)", [&o] { ++o.verbosity; })
         .epilog("Flags override /etc/ferry/registry.yml.");
     return p;
@@ -140,6 +147,8 @@ void applyConfig(const std::string& name, const std::string& text, Options& o)
             o.manager.certPrincipal = *v;
         if (auto v = r->string("krl"))
             o.manager.krlFile = *v;
+        if (auto v = r->seconds("krl_refresh", 0, 3600))
+            o.manager.krlRefresh = std::chrono::seconds(*v);
         if (auto v = r->integer("max_pending", 0, 1000000))
             o.manager.maxPending = static_cast<std::size_t>(*v);
         r->finish();

@@ -23,6 +23,9 @@ struct Options {
     ManagerOptions manager;  // hostKeys filled from hostKeyFiles by loadHostKeys
     int verbosity = 0;
     bool help = false;
+    // --sync-krl: bring the KRL up to date with the store once and exit
+    // (ferry-krl-sync.service, while registryd is not running).
+    bool syncKrl = false;
 };
 
 // Defaults, then <config dir>/registry.yml (if it exists), then the flags.

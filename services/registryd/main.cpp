@@ -28,7 +28,8 @@ int main(int argc, char* argv[]) try {
     }
     ferry::initLogging("ferry-registryd", options.verbosity);
     const std::string stateDir = options.stateDir.empty() ? ferry::pathsFromEnvironment().stateDir : options.stateDir;
-    options.manager.hostKeys = registryd::loadHostKeys(options.hostKeyFiles);
+    if (!options.syncKrl)
+        options.manager.hostKeys = registryd::loadHostKeys(options.hostKeyFiles);
     options.manager.pullKeyFile = stateDir + "/pull_id_ed25519.pub";
 
     // master.db, or the PostgreSQL database store.yml names: there every
@@ -39,6 +40,13 @@ int main(int argc, char* argv[]) try {
     if (options.manager.krlFile.empty())
         options.manager.krlFile = stateDir + "/revoked_keys.krl";
     registryd::Manager manager{registry, options.manager, ferry::nowMs};
+    if (options.syncKrl) {
+        if (options.manager.caKeyFile.empty())
+            spdlog::debug("No CA key is configured (ca_key in registry.yml): there is no KRL to keep");
+        else if (manager.refreshKrl())
+            spdlog::info("Rewrote the revocation list {} from the store", options.manager.krlFile);
+        return EXIT_SUCCESS;
+    }
     manager.prepare();
     bool fromSystemd = false;
     auto sockets = registryd::listeningSockets(options.listen, fromSystemd);
@@ -48,6 +56,25 @@ int main(int argc, char* argv[]) try {
     ferry::EventLoop loop{*bus, options.idleTimeout};
     registryd::RegistryAdaptor adaptor{*bus, loop, manager};
     ferry::LogControl logControl{*bus, loop, "ferry-registryd"};
+    // Another master sharing the store may revoke a certificate: its serial
+    // must reach this master's sshd too. Not activity: it does not keep
+    // registryd from exiting idle (ferry-krl-sync.timer takes over then).
+    if (options.manager.krlRefresh.count() > 0 && !options.manager.caKeyFile.empty()) {
+        loop.every(options.manager.krlRefresh, [&manager, failing = false]() mutable {
+            try {
+                if (manager.refreshKrl())
+                    spdlog::info(
+                        "Rewrote the revocation list from the store (a new revocation, or its hourly rewrite)");
+                if (failing)
+                    spdlog::info("Keeping the revocation list current works again");
+                failing = false;
+            } catch (const std::exception& e) {
+                if (!failing)
+                    spdlog::error("Failed to keep the revocation list current (retrying): {}", e.what());
+                failing = true;
+            }
+        });
+    }
 
     // A connection in progress keeps the daemon from exiting idle.
     registryd::RegistryServer server{

@@ -133,18 +133,19 @@ TEST_F(APostgresStore, GivesAPullLeaseToOneMasterAtATimeAndFreesItWhenTheHolderD
     PgStore masterA(m_conninfo);
     PgStore masterB(m_conninfo);
     {
-        auto lease = masterA.tryPullLease("web1");
+        auto lease = PgStore::tryPullLease(m_conninfo, "web1");
         ASSERT_NE(lease, nullptr);
-        EXPECT_EQ(masterB.tryPullLease("web1"), nullptr);
-        EXPECT_NE(masterB.tryPullLease("web2"), nullptr) << "a lease is per node";
+        EXPECT_EQ(PgStore::tryPullLease(m_conninfo, "web1"), nullptr);
+        EXPECT_NE(PgStore::tryPullLease(m_conninfo, "web2"), nullptr) << "a lease is per node";
     }
-    auto leaseB = masterB.tryPullLease("web1");
+    auto leaseB = PgStore::tryPullLease(m_conninfo, "web1");
     ASSERT_NE(leaseB, nullptr) << "released when its holder finished";
     // The holder's backend dies (a master killed with SIGKILL drops its
     // connection the same way): the lease goes with it.
     masterA.connection().exec(
         "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()");
-    EXPECT_TRUE(waitUntil([&] { return masterA.tryPullLease("web1") != nullptr; }, std::chrono::seconds(10)));
+    EXPECT_TRUE(
+        waitUntil([&] { return PgStore::tryPullLease(m_conninfo, "web1") != nullptr; }, std::chrono::seconds(10)));
 }
 
 TEST_F(APostgresStore, AppliesTheEpochRulesAcrossMasters)

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -21,13 +23,17 @@
 #include "SshNodeConnector.h"
 #include "ferry/Crypto.h"
 #include "ferry/MasterQueries.h"
+#include "ferry/NodeCertificates.h"
+#include "ferry/PgPool.h"
 #include "ferry/PgSqlConnection.h"
 #include "ferry/PgStore.h"
 #include "ferry/RegistryStore.h"
 #include "ferry/Spool.h"
 #include "ferry/SshKeys.h"
+#include "ferry/SshSession.h"
 #include "ferry/StoreConfig.h"
 #include "support/PgCluster.h"
+#include "support/TestSshd.h"
 #include "support/TestSupport.h"
 
 using namespace ferry;
@@ -178,6 +184,107 @@ TEST_F(SharedMasters, TakeOneCertificateSerialOnceAndShareHostKeysAndPolicies)
     EXPECT_FALSE(masterB.rememberNonce("web1", std::string("n\0once", 6), 5001, 60000));
 }
 
+TEST_F(SharedMasters, RefuseACertificateAtEveryMastersSshdSoonAfterOneRevokesIt)
+{
+    ensureUser("ferry", "/usr/sbin/nologin");
+    const std::string a = masterDirs("a"), b = masterDirs("b"), c = masterDirs("c");
+    const std::string ca = m_root / "ca";
+    ASSERT_EQ(run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ferry-ca", "-f", ca}).exitCode, 0);
+    ensureKeyPair(m_root / "host_key");
+    const std::string nodeKey = m_root / "node_key";
+    ensureKeyPair(nodeKey);
+    // Both registryds check the store for revocations at the default krl_refresh (5 s).
+    const std::vector<std::string> flags{"--unknown-nodes", "refuse", "--idle-timeout", "0", "--ca-key", ca};
+    auto prefix = [&](const std::string& dir, const TestBus& bus) {
+        return std::vector<std::string>{"/usr/bin/env", "FERRY_CONFIG_DIR=" + dir + "/etc",
+                                        "DBUS_SYSTEM_BUS_ADDRESS=" + bus.address()};
+    };
+    // Each registryd on its own bus (a TestBus becomes this process's bus as
+    // it starts: each registryd is waited for on its own).
+    TestBus busA;
+    Registryd registrydA(a + "/state", m_root / "host_key.pub", freePort(), a + "/registryd.log", flags,
+                         prefix(a, busA));
+    TestBus busB;
+    Registryd registrydB(b + "/state", m_root / "host_key.pub", freePort(), b + "/registryd.log", flags,
+                         prefix(b, busB));
+    const std::string krlB = b + "/state/revoked_keys.krl";
+    ASSERT_TRUE(waitUntil([&] { return std::filesystem::exists(krlB); })) << registrydB.log();
+
+    // Master B's sshd: trusts the CA, checks B's own KRL, looks no key up.
+    SshdOptions so;
+    so.globalLines = {"TrustedUserCAKeys " + ca + ".pub", "RevokedKeys " + krlB};
+    so.tail = "Match User ferry\n\tAuthorizedKeysFile none\n\tAllowTcpForwarding local\n";
+    TestSshd sshdB(so);
+
+    // The node's certificate, issued from the shared registry as registryd
+    // issues one (the next serial, stored with the node's key).
+    RegistryStore store(std::make_unique<PgSqlConnection>(m_conninfo));
+    store.addNode("web9", generateSecret());
+    CertificateRequest request;
+    request.caKeyFile = ca;
+    request.publicKey = publicKeyLine(nodeKey);
+    request.serial = store.nextCertificateSerial();
+    request.keyId = "ferry-node:web9#" + std::to_string(request.serial);
+    request.principals = {"ferry", "node:web9"};
+    request.validity = "-5m:+1h";
+    const std::string certificate = signUserCertificate(request);
+    ASSERT_TRUE(
+        store.storeCertificate("web9", {request.serial, request.publicKey, certificate, nowMs() + 3600'000}, nowMs()));
+    writeFile(nodeKey + "-cert.pub", certificate + "\n", 0644);
+    auto login = [&] {
+        SshOptions options;
+        options.privateKeyFile = nodeKey;
+        options.knownHostsFile = m_root / "known_hosts";
+        writeFile(options.knownHostsFile, sshdB.knownHostsLine() + "\n", 0644);
+        options.connectTimeout = std::chrono::seconds(5);
+        options.ioTimeout = std::chrono::seconds(5);
+        SshSession session({"127.0.0.1", static_cast<std::uint16_t>(sshdB.port()), "ferry"}, options);
+    };
+    ASSERT_NO_THROW(login()) << sshdB.log();
+
+    // Revoked at master A, through registryd A on A's bus.
+    const auto revokedAt = std::chrono::steady_clock::now();
+    const auto revoked = ferryctl({"master", "revoke", "web9", "stolen"}, env(a, busA.address()));
+    ASSERT_EQ(revoked.exitCode, 0) << revoked.err << registrydA.log();
+    const bool refused = waitUntil(
+        [&] {
+            try {
+                login();
+                return false;
+            } catch (const AuthError&) {
+                return true;
+            }
+        },
+        std::chrono::seconds(30), std::chrono::milliseconds(200));
+    const auto tookMs =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - revokedAt).count();
+    ASSERT_TRUE(refused) << "master B's sshd still admits the revoked certificate\n" << sshdB.log() << registrydB.log();
+    EXPECT_TRUE(waitUntil([&] { return sshdB.log().find("revoked") != std::string::npos; })) << sshdB.log();
+    EXPECT_NE(registrydB.log().find("Rewrote the revocation list"), std::string::npos) << registrydB.log();
+    // krl_refresh, the rewrite and a login, with room for a loaded machine.
+    EXPECT_LE(tookMs, 10'000) << "the stated time is about 5 s";
+    std::cout << "a certificate revoked at master A was refused by master B's sshd " << tookMs
+              << " ms later (registryd B checks the store every 5 s)\n";
+
+    // A master whose registryd is not running: ferry-krl-sync.service
+    // (--sync-krl) brings its KRL up to date once, and only when behind.
+    const std::string krlC = c + "/state/revoked_keys.krl";
+    auto sync = [&] {
+        return run({buildPath("services/registryd/ferry-registryd"), "-v", "--sync-krl", "--ca-key", ca, "--state-dir",
+                    c + "/state"},
+                   env(c));
+    };
+    auto first = sync();
+    ASSERT_EQ(first.exitCode, 0) << first.err;
+    EXPECT_NE(first.err.find("Rewrote the revocation list"), std::string::npos) << first.err;
+    const auto checked = run({"ssh-keygen", "-Q", "-f", krlC, nodeKey + "-cert.pub"});
+    EXPECT_NE(checked.exitCode, 0);
+    EXPECT_NE(checked.out.find("REVOKED"), std::string::npos) << checked.out << checked.err;
+    auto second = sync();
+    ASSERT_EQ(second.exitCode, 0) << second.err;
+    EXPECT_EQ(second.err.find("Rewrote the revocation list"), std::string::npos) << "nothing new: " << second.err;
+}
+
 // Counts the pulls of a node in progress over every master's connector.
 class CountingConnector : public pulld::NodeConnector {
 public:
@@ -291,6 +398,146 @@ TEST_F(SharedMasters, NeverPullOneNodeAtOnceAndStoreEachRecordOnce)
     ASSERT_TRUE(state);
     EXPECT_EQ(state->totalRecords, spooled);
     EXPECT_EQ(state->lastResult.rfind("success", 0), 0u) << state->lastResult;
+}
+
+// Watches the cluster's client backends (pg_stat_activity) from a
+// connection of its own: every backend seen, and the most at once.
+class BackendWatch {
+public:
+    explicit BackendWatch(const std::string& conninfo) : m_db(conninfo)
+    {
+        m_pid = m_db.exec("SELECT pg_backend_pid()").int64(0, 0);
+        m_thread = std::thread([this] {
+            while (!m_stop) {
+                const auto r = m_db.exec("SELECT pid, backend_start::text FROM pg_stat_activity WHERE datname ="
+                                         " current_database() AND backend_type = 'client backend'"
+                                         " AND pid <> pg_backend_pid()");
+                {
+                    std::lock_guard lock(m_mutex);
+                    m_most = std::max(m_most, r.rows());
+                    for (int i = 0; i < r.rows(); ++i)
+                        m_seen.insert(r.text(i, 0) + "@" + r.text(i, 1));
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            }
+        });
+    }
+    ~BackendWatch() { stop(); }
+    void stop()
+    {
+        m_stop = true;
+        if (m_thread.joinable())
+            m_thread.join();
+    }
+    std::size_t seen()
+    {
+        std::lock_guard lock(m_mutex);
+        return m_seen.size();
+    }
+    int most()
+    {
+        std::lock_guard lock(m_mutex);
+        return m_most;
+    }
+    // Its own backend, which the watch does not count (nor may anyone end).
+    std::int64_t pid() const { return m_pid; }
+
+private:
+    PgConnection m_db;
+    std::int64_t m_pid = 0;
+    std::mutex m_mutex;
+    std::set<std::string> m_seen;
+    int m_most = 0;
+    std::atomic<bool> m_stop{false};
+    std::thread m_thread;
+};
+
+TEST_F(SharedMasters, PullRoundsOverManyNodesOnABoundedSetOfConnections)
+{
+    // One real node with a backlog, and 24 whose sshd is not there (each
+    // pull fails at connect, and is recorded as failed: store work all the same).
+    pulltest::NodeSshd node;
+    constexpr int kDeadNodes = 24;
+    const int closedPort = freePort();
+    {
+        PgStore store(m_conninfo);
+        store.addNode(node.nodeName(), node.secret());
+        store.connection().exec("UPDATE nodes SET mode = 'pull', ssh_host = '127.0.0.1', ssh_port = $1 WHERE name = $2",
+                                {PgParam::integer(node.port()), PgParam::text(node.nodeName())});
+        for (int i = 0; i < kDeadNodes; ++i) {
+            const std::string name = "gone" + std::to_string(i);
+            store.addNode(name, generateSecret());
+            store.connection().exec("UPDATE nodes SET mode = 'pull', ssh_host = '127.0.0.1', ssh_port = $1"
+                                    " WHERE name = $2",
+                                    {PgParam::integer(closedPort), PgParam::text(name)});
+        }
+        Spool spool(node.spoolPath(), SpoolLimits{1ull << 40, std::chrono::hours(24 * 365)});
+        std::vector<Record> chunk;
+        for (int i = 0; i < 300; ++i)
+            chunk.push_back({0, nowMs() + i, "load", "sample " + std::to_string(i)});
+        spool.appendAll(chunk);
+    }
+    node.chownHome();
+    pulld::PulldConfig config;
+    config.user = node.user();
+    config.keyFile = node.restrictedKey();
+    config.knownHostsFile = node.knownHosts();
+    config.ioTimeout = std::chrono::seconds(20);
+    config.concurrency = 4;
+    // pulld's own sizing: one connection per concurrent pull, one to spare.
+    StoreConfig storeConfig{m_conninfo};
+    storeConfig.connections = config.concurrency + 1;
+    const MasterStoreOpener opener(storeConfig, m_root / "unused-master.db");
+    pulld::SshNodeConnector ssh(config, opener);
+    pulld::Puller puller(opener, config, ssh);
+
+    BackendWatch watch(m_conninfo);
+    unsigned pulls = 0;
+    for (int round = 0; round < 3; ++round) {
+        const auto r = puller.pullRound(true);
+        EXPECT_EQ(r.pulled, 1u) << "round " << round;
+        EXPECT_EQ(r.failed, static_cast<unsigned>(kDeadNodes)) << "round " << round;
+        pulls += r.pulled + r.failed;
+    }
+    const std::size_t seenBefore = watch.seen();
+    const int mostBefore = watch.most();
+    // The server drops every connection (a restart, a cut): the pool finds
+    // them dead and connects again, and the next round works.
+    {
+        PgConnection admin(m_conninfo);
+        const auto ended = admin.exec("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname ="
+                                      " current_database() AND backend_type = 'client backend'"
+                                      " AND pid NOT IN (pg_backend_pid(), $1)",
+                                      {PgParam::integer(watch.pid())});
+        EXPECT_GT(ended.int64(0, 0), 0) << "pulld's pool keeps its connections between rounds";
+        // Gone for good, as after a server restart (termination is asynchronous).
+        EXPECT_TRUE(waitUntil([&] {
+            return admin
+                       .exec("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND"
+                             " backend_type = 'client backend' AND pid NOT IN (pg_backend_pid(), $1)",
+                             {PgParam::integer(watch.pid())})
+                       .int64(0, 0) == 0;
+        }));
+    }
+    const std::size_t madeBefore = opener.pool()->connectionsMade();
+    const auto after = puller.pullRound(true);
+    pulls += after.pulled + after.failed;
+    EXPECT_EQ(after.pulled, 1u) << (after.outcomes.empty() ? "" : after.outcomes.front().summary);
+    EXPECT_EQ(after.failed, static_cast<unsigned>(kDeadNodes));
+    watch.stop();
+
+    const std::size_t bound = storeConfig.connections;
+    EXPECT_LE(seenBefore, bound) << "3 rounds over " << kDeadNodes + 1 << " nodes";
+    EXPECT_LE(static_cast<std::size_t>(mostBefore), bound);
+    EXPECT_LE(opener.pool()->connectionsMade() - madeBefore, bound) << "reconnected, within the bound";
+    EXPECT_GT(opener.pool()->connectionsMade(), madeBefore) << "the dropped connections were replaced";
+    PgStore check(m_conninfo);
+    EXPECT_EQ(check.countRecords(node.nodeName()), 300u);
+    std::cout << "pulld on PostgreSQL: " << pulls << " pulls in 4 rounds over " << kDeadNodes + 1
+              << " nodes (concurrency " << config.concurrency << "): " << seenBefore
+              << " connections in pg_stat_activity over the first 3 rounds, " << watch.seen()
+              << " with the round after the server dropped them all (and the connection that dropped them), at most "
+              << mostBefore << " at once (bound " << bound << ")\n";
 }
 
 TEST_F(SharedMasters, ServeFerryctlAndMetricsdFromPostgres)

@@ -8,6 +8,7 @@
 // renews a certificate near its expiry and names the node when an expired
 // one cannot be renewed. Needs root (sshd in a mount namespace).
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,7 +20,9 @@
 #include "ferry/Clock.h"
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
+#include "ferry/MasterStore.h"
 #include "ferry/NodeCertificates.h"
+#include "ferry/Spool.h"
 #include "ferry/Sqlite.h"
 #include "ferry/SshSession.h"
 #include "support/TestSshd.h"
@@ -42,16 +45,10 @@ protected:
             std::filesystem::create_directories(d);
         m_ca = m_root / "ca";
         ASSERT_EQ(run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ferry-ca", "-f", m_ca}).exitCode, 0);
-        ensureKeyPair(m_root / "master_host_key");
-        m_registryPort = freePort();
-        m_registryd.emplace(m_master, m_root / "master_host_key.pub", m_registryPort, m_root / "registryd.log",
-                            std::vector<std::string>{"--unknown-nodes", "refuse", "--idle-timeout", "0", "--ca-key",
-                                                     m_ca, "--cert-validity", "3600"});
         m_krl = m_master + "/revoked_keys.krl";
-        ASSERT_TRUE(waitUntil([&] { return ::access(m_krl.c_str(), F_OK) == 0; })) << m_registryd->log();
-
-        // The master's sshd: the CA and the KRL, and no key lookup at all for
-        // the tunnel user, whose sessions run the relay (pointed at no collector).
+        // The master's sshd: the CA and the KRL (registryd writes it before
+        // any node logs in), and no key lookup at all for the tunnel user,
+        // whose sessions run the relay (pointed at no collector).
         SshdOptions so;
         so.globalLines = {"TrustedUserCAKeys " + m_ca + ".pub", "RevokedKeys " + m_krl};
         so.tail = "Match User ferry-tunnel\n\tAuthorizedKeysFile none\n\tDisableForwarding yes\n\tForceCommand " +
@@ -59,6 +56,13 @@ protected:
                   "\n\tPermitTTY no\n\tX11Forwarding no\n";
         m_sshd.emplace(so);
         EXPECT_EQ(m_sshd->log().find("AuthorizedKeysCommand"), std::string::npos);
+        // registryd hands nodes that sshd's host key, which pushd then pins.
+        writeFile(m_root / "master_host_key.pub", m_sshd->hostKeyLine() + "\n", 0644);
+        m_registryPort = freePort();
+        m_registryd.emplace(m_master, m_root / "master_host_key.pub", m_registryPort, m_root / "registryd.log",
+                            std::vector<std::string>{"--unknown-nodes", "refuse", "--idle-timeout", "0", "--ca-key",
+                                                     m_ca, "--cert-validity", "3600"});
+        ASSERT_TRUE(waitUntil([&] { return ::access(m_krl.c_str(), F_OK) == 0; })) << m_registryd->log();
 
         m_secret = generateSecret();
         writeFile(m_nodeState + "/secret", m_secret + "\n", 0600);
@@ -244,6 +248,75 @@ TEST_F(ACertifiedNode, RenewsItsCertificateNearItsExpiry)
         return m_sshd->log().find("ID ferry-node:cert-node#2 (serial 2)") != std::string::npos;
     })) << m_sshd->log();
     EXPECT_NE(readFile(m_root / "keyregd.log").find("renewed the certificate of node 'cert-node'"), std::string::npos);
+}
+
+TEST_F(ACertifiedNode, PushesThroughARenewalOfItsCertificateAndThenWithTheNewOne)
+{
+    // The master's collector, and the node's pushd: a full push through
+    // sshd (certificate, no key lookup) and the forward to collectord.
+    Process collectord({buildPath("services/collectord/ferry-collectord"), "-v", "--listen=127.0.0.1:50009",
+                        "--idle-timeout=0", "--sshd-host-keys", m_sshd->hostKeyDir()},
+                       {{"FERRY_STATE_DIR", m_master}}, m_root / "collectord.log");
+    ASSERT_TRUE(waitUntil([&] {
+        return readFile(m_root / "collectord.log").find("Accepting") != std::string::npos || !collectord.running();
+    })) << readFile(m_root / "collectord.log");
+    Process pushd({buildPath("services/pushd/ferry-pushd"), "-v", "--idle-timeout=0"}, nodeEnv(), m_root / "pushd.log");
+    ASSERT_TRUE(waitUntil([&] { return busNameOwned("org.ferry.Push1"); })) << readFile(m_root / "pushd.log");
+    auto spool = [&](int count) {
+        Spool s(m_nodeState + "/spool.db", {});
+        std::vector<Record> batch;
+        for (int i = 0; i < count; ++i)
+            batch.push_back({0, nowMs(), "test", "sample " + std::to_string(i)});
+        s.appendAll(batch);
+    };
+    auto stored = [&] { return MasterStore(m_master + "/master.db").countRecords("cert-node"); };
+
+    // Serial 1 is near its end: the next renewal replaces it.
+    {
+        Database db(m_master + "/master.db");
+        db.exec("UPDATE node_certificates SET valid_to_ms = " + std::to_string(nowMs() + 120'000) +
+                " WHERE node = 'cert-node'");
+    }
+    writeFile(certFile(), signForNode("-50m:+120s", 1, "ferry-node:cert-node#1") + "\n", 0644);
+    spool(50);
+    // The collector stopped: the push logs in, opens its forward, and waits
+    // there for the collector, its session open across the renewal.
+    collectord.signal(SIGSTOP);
+    Process push({buildPath("services/ferryctl/ferryctl"), "push"}, nodeEnv(), m_root / "push.log");
+    ASSERT_TRUE(waitUntil([&] {
+        return m_sshd->log().find("ID ferry-node:cert-node#1 (serial 1)") != std::string::npos;
+    })) << m_sshd->log()
+        << readFile(m_root / "pushd.log");
+    const auto renewal = renew();
+    EXPECT_TRUE(push.running()) << "the push was still open during the renewal";
+    collectord.signal(SIGCONT);
+    ASSERT_EQ(renewal.exitCode, 0) << renewal.err << m_registryd->log();
+    EXPECT_NE(renewal.out.find("renewed the certificate of node 'cert-node': serial 2"), std::string::npos)
+        << renewal.out;
+    const auto pushed = push.wait(std::chrono::seconds(60));
+    ASSERT_TRUE(pushed) << "the push did not end";
+    EXPECT_EQ(*pushed, 0) << readFile(m_root / "push.log") << readFile(m_root / "pushd.log");
+    EXPECT_EQ(stored(), 50u) << readFile(m_root / "collectord.log");
+
+    // The next push logs in with the new certificate.
+    spool(5);
+    const auto next = ferryctl({"push"}, nodeEnv());
+    EXPECT_EQ(next.exitCode, 0) << next.out << next.err << readFile(m_root / "pushd.log");
+    EXPECT_EQ(stored(), 55u);
+    EXPECT_TRUE(waitUntil([&] {
+        return m_sshd->log().find("ID ferry-node:cert-node#2 (serial 2)") != std::string::npos;
+    })) << m_sshd->log();
+    EXPECT_EQ(readCertificate(readFile(certFile())).serial, 2u);
+    // One login each: the first push was not retried with the new certificate.
+    const auto log = m_sshd->log();
+    auto count = [&](const std::string& what) {
+        std::size_t n = 0;
+        for (auto at = log.find(what); at != std::string::npos; at = log.find(what, at + 1))
+            ++n;
+        return n;
+    };
+    EXPECT_EQ(count("Accepted publickey for ferry"), 2u) << log;
+    EXPECT_EQ(count("ID ferry-node:cert-node#2 (serial 2)"), 1u) << log;
 }
 
 TEST_F(ACertifiedNode, LeavesACertificateWithMostOfItsTimeLeftAlone)

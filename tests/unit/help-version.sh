@@ -10,7 +10,7 @@ fail=0
 for bin in pushd/ferry-pushd pulld/ferry-pulld collectord/ferry-collectord registryd/ferry-registryd \
            keyregd/ferry-keyregd fwcheckd/ferry-fwcheckd vpn-forwarderd/ferry-vpn-forwarderd sampler/ferry-sampler \
            authorized-keys/ferry-authorized-keys tunnel-relay/ferry-tunnel-relay push-generator/ferry-push-generator \
-           ferryctl/ferryctl; do
+           master-generator/ferry-master-generator ferryctl/ferryctl; do
   name=${bin#*/}
   out=$(FERRY_CONFIG_DIR=$empty FERRY_STATE_DIR=$empty DBUS_SYSTEM_BUS_ADDRESS=unix:path=$empty/none \
         "$build/services/$bin" --version 2>&1) && rc=0 || rc=$?

@@ -5,9 +5,10 @@
 // and no database lookup per login; revoked certificates go into a KRL
 // (RevokedKeys) that the registry rewrites.
 //
-// Signing and KRL generation run OpenSSH's own ssh-keygen as a child
-// process (so no certificate encoder of ours can get the format wrong), in a
-// private temporary directory, with a deadline.
+// Signing runs OpenSSH's own ssh-keygen as a child process (so no
+// certificate encoder of ours can get the format wrong), in a private
+// temporary directory, with a deadline. KRLs are encoded here (see
+// encodeRevocationList for why) and loaded back with ssh-keygen -Q.
 //
 // What the certificate allows, as sshd honours it: the principals (sshd
 // admits a certificate only when the login user, the tunnel user
@@ -19,6 +20,7 @@
 // that runs: the relay to the collector, which is also the tunnel user's
 // shell and the sshd drop-in's ForceCommand).
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -57,22 +59,43 @@ struct CertificateInfo {
 // naming what is wrong.
 CertificateInfo readCertificate(std::string_view line);
 
-struct RevokedCertificate {
-    std::uint64_t serial = 0;
-    std::string keyId;  // unique per certificate (the registry uses "ferry-node:NAME#SERIAL")
+// How a KRL revokes its serials: what the log and the bench print.
+struct RevocationListShape {
+    std::size_t serials = 0; // distinct serials revoked
+    std::size_t ranges = 0;  // KRL_SECTION_CERT_SERIAL_RANGE sections
+    std::size_t bitmaps = 0; // KRL_SECTION_CERT_SERIAL_BITMAP sections
+    std::size_t listed = 0;  // serials in KRL_SECTION_CERT_SERIAL_LIST
+    std::size_t bytes = 0;   // the whole KRL
 };
 
-// Writes a KRL revoking these certificates of the CA whose public key is
-// caPublicKeyFile, to path (atomically, mode 0644), and returns how it
-// revokes them ("serials" or "key IDs").
-//
-// By serial first: the smallest KRL. But ssh-keygen 9.2 encodes a dense run
-// of serials as one bitmap, and sshd 9.2 cannot load a bitmap longer than
-// its bignum limit (16 KiB, about 131,000 serials of span): it then refuses
-// every certificate ("bignum is too large"). So the KRL is loaded back with
-// ssh-keygen -Q (OpenSSH's own KRL reader) and, if that fails, written
-// again revoking the certificates by key ID, which has no such limit.
-std::string writeRevocationList(const std::string& caPublicKeyFile, const std::vector<RevokedCertificate>& revoked,
-                                const std::string& path);
+// The widest serial bitmap one KRL section may hold. sshd 9.2 reads the
+// bitmap as an SSH bignum, whose limit is 16384 bits (SSHBUF_MAX_BIGNUM,
+// 2048 bytes): a wider one makes it refuse every certificate ("bignum is too
+// large"). ssh-keygen -k writes bitmaps of any width, so the registry writes
+// its KRLs itself.
+inline constexpr std::uint64_t kKrlBitmapBits = 16384;
+
+// A KRL (OpenSSH's PROTOCOL.krl, format version 1) revoking these serials
+// of the CA whose public key blob (the decoded base64 of its .pub line) is
+// caKeyBlob. Serials are revoked by serial only, never by key ID (sshd parses
+// every key ID string of a KRL at each authentication: seconds for 100,000).
+// sshd's cost per authentication is one tree insertion per range and one
+// per single serial, so every run of two or more serials is a range, and
+// single serials go into bitmaps of at most kKrlBitmapBits or one list,
+// whichever is smaller. Unsigned (sshd does not check KRL signatures).
+std::string encodeRevocationList(std::string_view caKeyBlob, std::vector<std::uint64_t> serials,
+                                 std::uint64_t krlVersion, std::int64_t generatedMs,
+                                 RevocationListShape* shape = nullptr);
+
+// Writes encodeRevocationList's KRL for the CA whose public key file is
+// caPublicKeyFile to path, atomically with mode 0644 (sshd reads
+// RevokedKeys at every authentication, so the rename is all it takes), after
+// loading it back with ssh-keygen -Q (OpenSSH's own KRL reader): a KRL sshd
+// cannot load would lock every node out. Throws Error naming path.
+RevocationListShape writeRevocationList(const std::string& caPublicKeyFile, const std::vector<std::uint64_t>& serials,
+                                        const std::string& path, std::uint64_t krlVersion, std::int64_t generatedMs);
+
+// "100000 serials: 0 ranges, 13 bitmaps, 1200 listed, 26123 bytes"
+std::string describe(const RevocationListShape& shape);
 
 } // namespace ferry

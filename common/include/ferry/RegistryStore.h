@@ -107,6 +107,13 @@ public:
     bool revokeCertificate(const std::string& name, std::int64_t nowMs);
     // Every revoked certificate: serial and node.
     std::vector<std::pair<std::uint64_t, std::string>> revokedCertificates();
+    // The serials of certificates revoked at or after revokedSinceMs: those
+    // that may not have expired yet, which is all a KRL must hold.
+    std::vector<std::uint64_t> revokedSerials(std::int64_t revokedSinceMs);
+    // How many revocations there have ever been. Revocations are only ever
+    // added, so every master sees this grow at each one (it is the KRL's
+    // version): the cheap question a master asks to keep its KRL current.
+    std::uint64_t revocationCount();
 
     // Period floor (issue 15): the per-node override, nullopt to use the
     // master's default. Throws NoSuchNode.

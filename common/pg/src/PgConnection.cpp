@@ -1,6 +1,7 @@
 #include "ferry/PgConnection.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <spdlog/spdlog.h>
 
@@ -101,6 +102,23 @@ PgConnection::~PgConnection()
 {
     if (m_conn != nullptr)
         PQfinish(m_conn);
+}
+
+bool PgConnection::alive()
+{
+    if (m_conn == nullptr || PQstatus(m_conn) != CONNECTION_OK)
+        return false;
+    // Between statements the server sends nothing, unless it is ending the
+    // connection (its FATAL message, then end of file: a restart,
+    // pg_terminate_backend, idle_session_timeout). Anything to read means
+    // the connection is not one to use again.
+    pollfd p{PQsocket(m_conn), POLLIN, 0};
+    return ::poll(&p, 1, 0) == 0;
+}
+
+bool PgConnection::usable()
+{
+    return alive() && PQtransactionStatus(m_conn) == PQTRANS_IDLE;
 }
 
 PgResult PgConnection::exec(const std::string& sql, const std::vector<PgParam>& params, bool binaryResults)

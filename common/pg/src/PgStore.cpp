@@ -107,10 +107,13 @@ int PgStore::latestSchemaVersion()
     return static_cast<int>(kMigrations.size());
 }
 
-PgStore::PgStore(const std::string& conninfo) : m_conninfo(conninfo), m_db(conninfo)
+PgStore::PgStore(const std::string& conninfo) : m_owned(std::make_unique<PgConnection>(conninfo)), m_db(*m_owned)
 {
-    migrate();
+    migrate(m_db);
 }
+
+PgStore::PgStore(PgConnection& borrowed) : m_db(borrowed)
+{}
 
 int PgStore::schemaVersion()
 {
@@ -118,26 +121,26 @@ int PgStore::schemaVersion()
     return r.rows() == 0 ? 0 : static_cast<int>(r.int64(0, 0));
 }
 
-void PgStore::migrate()
+void PgStore::migrate(PgConnection& db)
 {
-    PgTransaction tx(m_db);
-    m_db.exec("SELECT pg_advisory_xact_lock($1)", {PgParam::integer(kMigrationLock)});
-    m_db.execScript("CREATE TABLE IF NOT EXISTS ferry_schema (version INTEGER NOT NULL)");
-    auto r = m_db.exec("SELECT version FROM ferry_schema");
+    PgTransaction tx(db);
+    db.exec("SELECT pg_advisory_xact_lock($1)", {PgParam::integer(kMigrationLock)});
+    db.execScript("CREATE TABLE IF NOT EXISTS ferry_schema (version INTEGER NOT NULL)");
+    auto r = db.exec("SELECT version FROM ferry_schema");
     int version = 0;
     if (r.rows() == 0)
-        m_db.exec("INSERT INTO ferry_schema VALUES (0)");
+        db.exec("INSERT INTO ferry_schema VALUES (0)");
     else
         version = static_cast<int>(r.int64(0, 0));
     if (version > latestSchemaVersion())
-        throw Error("The PostgreSQL store at " + m_db.where() + " has schema version " + std::to_string(version) +
+        throw Error("The PostgreSQL store at " + db.where() + " has schema version " + std::to_string(version) +
                     ", newer than this master knows (" + std::to_string(latestSchemaVersion()) +
                     "): upgrade this master before pointing it there");
     for (int v = version; v < latestSchemaVersion(); ++v) {
-        m_db.execScript(kMigrations[static_cast<std::size_t>(v)]);
-        spdlog::info("Migrated the PostgreSQL store at {} to schema version {}", m_db.where(), v + 1);
+        db.execScript(kMigrations[static_cast<std::size_t>(v)]);
+        spdlog::info("Migrated the PostgreSQL store at {} to schema version {}", db.where(), v + 1);
     }
-    m_db.exec("UPDATE ferry_schema SET version = $1", {PgParam::integer(latestSchemaVersion())});
+    db.exec("UPDATE ferry_schema SET version = $1", {PgParam::integer(latestSchemaVersion())});
     tx.commit();
 }
 
@@ -341,32 +344,39 @@ PgStoreCounts PgStore::counts()
     return c;
 }
 
-PgStore::PullLease::PullLease(std::unique_ptr<PgConnection> connection, std::string node)
-    : m_connection(std::move(connection)), m_node(std::move(node))
+PgStore::PullLease::PullLease(std::unique_ptr<PgConnection> owned, PgConnection& connection, std::string node)
+    : m_owned(std::move(owned)), m_connection(connection), m_node(std::move(node))
 {
 }
 
 PgStore::PullLease::~PullLease()
 {
     try {
-        m_connection->exec("SELECT pg_advisory_unlock(hashtextextended('ferry-pull:' || $1, 0))",
-                           {PgParam::text(m_node)});
+        m_connection.exec("SELECT pg_advisory_unlock(hashtextextended('ferry-pull:' || $1, 0))",
+                          {PgParam::text(m_node)});
     } catch (const std::exception& e) {
-        // Closing the connection below releases it anyway.
+        // A connection that failed is dropped (its pool, or m_owned), and the lock with it.
         spdlog::debug("Ignoring a failed unlock of the pull lease of {}: {}", m_node, e.what());
     }
 }
 
 std::unique_ptr<PgStore::PullLease> PgStore::tryPullLease(const std::string& conninfo, const std::string& node)
 {
-    // A connection of its own: session-level advisory locks live and die
-    // with it, and the store's connection is used by the pull meanwhile.
+    // A connection of its own: session-level advisory locks live and die with it.
     auto connection = std::make_unique<PgConnection>(conninfo);
-    const auto r = connection->exec("SELECT pg_try_advisory_lock(hashtextextended('ferry-pull:' || $1, 0))",
-                                    {PgParam::text(node)});
+    auto lease = tryPullLease(*connection, node);
+    if (lease)
+        lease->m_owned = std::move(connection);
+    return lease;
+}
+
+std::unique_ptr<PgStore::PullLease> PgStore::tryPullLease(PgConnection& connection, const std::string& node)
+{
+    const auto r =
+        connection.exec("SELECT pg_try_advisory_lock(hashtextextended('ferry-pull:' || $1, 0))", {PgParam::text(node)});
     if (r.text(0, 0) != "t")
         return nullptr;
-    return std::unique_ptr<PullLease>(new PullLease(std::move(connection), node));
+    return std::unique_ptr<PullLease>(new PullLease(nullptr, connection, node));
 }
 
 namespace {

@@ -1,9 +1,15 @@
 #include "ferry/StoreConfig.h"
 
 #include "ferry/MasterStore.h"
+#include "ferry/PgPool.h"
 #include "ferry/PgSqlConnection.h"
 #include "ferry/PgStore.h"
 #include "ferry/YamlReader.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <type_traits>
 
 namespace ferry {
 
@@ -26,6 +32,8 @@ StoreConfig fromYaml(std::optional<YamlMap> map)
                                     "mode 0600) and name that file here");
         c.postgresql = *v;
     }
+    if (auto v = map->integer("connections", 1, 256))
+        c.connections = static_cast<std::size_t>(*v);
     map->finish();
     return c;
 }
@@ -40,6 +48,40 @@ StoreConfig loadStoreConfig(const Paths& paths)
 StoreConfig parseStoreConfig(const std::string& name, const std::string& text)
 {
     return fromYaml(YamlMap::loadString(name, text));
+}
+
+std::vector<std::string> storeNetworkHosts(const StoreConfig& config)
+{
+    if (config.postgresql.empty())
+        return {};
+    char* error = nullptr;
+    PQconninfoOption* options = PQconninfoParse(config.postgresql.c_str(), &error);
+    if (!options) {
+        std::string why = error ? error : "out of memory";
+        PQfreemem(error);
+        while (!why.empty() && why.back() == '\n')
+            why.pop_back();
+        throw ConfigError("Failed to parse the PostgreSQL connection string in store.yml: " + why);
+    }
+    std::vector<std::string> hosts;
+    for (PQconninfoOption* o = options; o->keyword; ++o) {
+        if (!o->val || *o->val == '\0')
+            continue;
+        const std::string keyword = o->keyword;
+        if (keyword != "host" && keyword != "hostaddr")
+            continue;
+        std::string list = o->val;
+        for (std::size_t start = 0; start <= list.size();) {
+            const auto comma = std::min(list.find(',', start), list.size());
+            const std::string host = list.substr(start, comma - start);
+            // A host that starts with '/' (or '@', Linux's abstract namespace) is a socket directory.
+            if (!host.empty() && (keyword == "hostaddr" || (host[0] != '/' && host[0] != '@')))
+                hosts.push_back(host);
+            start = comma + 1;
+        }
+    }
+    PQconninfoFree(options);
+    return hosts;
 }
 
 std::unique_ptr<SessionStore> openSessionStore(const StoreConfig& config, const std::string& sqlitePath)
@@ -61,26 +103,174 @@ private:
     std::unique_ptr<PgStore::PullLease> m_lease;
 };
 
+// A pooled connection, given back after what borrows it is gone.
+struct Borrowed {
+    std::shared_ptr<PgPool> owner;
+    PgPool::Handle handle;
+    explicit Borrowed(const std::shared_ptr<PgPool>& from) : owner(from), handle(from->acquire()) {}
+};
+
+class PooledTables : private Borrowed, public PgSqlConnection {
+public:
+    explicit PooledTables(const std::shared_ptr<PgPool>& from) : Borrowed(from), PgSqlConnection(*handle) {}
+};
+
+// A data session's store that borrows a pooled connection for each call
+// only: every SessionStore operation is one transaction of its own, so a
+// session holds no connection while it waits on the node (an idle or slow
+// node cannot keep the pool from the others).
+class PerCallSessionStore : public SessionStore {
+public:
+    explicit PerCallSessionStore(std::shared_ptr<PgPool> pool) : m_pool(std::move(pool)) {}
+
+    template <typename Fn>
+    std::invoke_result_t<Fn, PgStore&> call(Fn&& fn)
+    {
+        const auto handle = m_pool->acquire();
+        PgStore store(*handle);
+        return fn(store);
+    }
+
+    std::optional<std::string> nodeSecret(const std::string& name) override
+    {
+        return call([&](PgStore& s) { return s.nodeSecret(name); });
+    }
+    EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
+                              const HealthReport* report, const std::string& via) override
+    {
+        return call([&](PgStore& s) { return s.admitEpoch(node, epoch, address, report, via); });
+    }
+    void storeReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
+                     const HealthReport& report) override
+    {
+        call([&](PgStore& s) { s.storeReport(node, epoch, via, address, report); });
+    }
+    AckMessage storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
+                          const std::string& via, BatchLane lane) override
+    {
+        return call([&](PgStore& s) { return s.storeBatch(node, epoch, records, via, lane); });
+    }
+    std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) override
+    {
+        return call([&](PgStore& s) { return s.pullCursor(node, epoch); });
+    }
+    void setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor) override
+    {
+        call([&](PgStore& s) { s.setPullCursor(node, epoch, cursor); });
+    }
+    PushPacing pushPacing(const std::string& node) override
+    {
+        return call([&](PgStore& s) { return s.pushPacing(node); });
+    }
+    void notePacedPush(const std::string& node, std::int64_t startMs) override
+    {
+        call([&](PgStore& s) { s.notePacedPush(node, startMs); });
+    }
+    void addCounters(const std::vector<CounterDelta>& deltas) override
+    {
+        call([&](PgStore& s) { s.addCounters(deltas); });
+    }
+    std::vector<CounterValue> counters() override
+    {
+        return call([&](PgStore& s) { return s.counters(); });
+    }
+
+private:
+    std::shared_ptr<PgPool> m_pool;
+};
+
+class PooledLease : private Borrowed, public PullLease {
+public:
+    PooledLease(const std::shared_ptr<PgPool>& from, const std::string& node)
+        : Borrowed(from), m_lease(PgStore::tryPullLease(*handle, node))
+    {}
+    bool held() const { return m_lease != nullptr; }
+
+private:
+    std::unique_ptr<PgStore::PullLease> m_lease;
+};
+
+class PgStoreConnection : public StoreConnection {
+public:
+    explicit PgStoreConnection(const std::shared_ptr<PgPool>& from)
+        : m_borrowed(from), m_tables(*m_borrowed.handle), m_store(*m_borrowed.handle)
+    {}
+    SqlConnection& tables() override { return m_tables; }
+    SessionStore& sessionStore() override { return m_store; }
+    std::unique_ptr<PullLease> tryPullLease(const std::string& node) override
+    {
+        auto lease = PgStore::tryPullLease(*m_borrowed.handle, node);
+        if (!lease)
+            return nullptr;
+        return std::make_unique<PgLease>(std::move(lease));
+    }
+
+private:
+    Borrowed m_borrowed;
+    PgSqlConnection m_tables;
+    PgStore m_store;
+};
+
+// master.db: each piece opened when first asked for; one master, so the
+// lease is always granted.
+class SqliteStoreConnection : public StoreConnection {
+public:
+    explicit SqliteStoreConnection(std::string path) : m_path(std::move(path)) {}
+    SqlConnection& tables() override
+    {
+        if (!m_tables)
+            m_tables = std::make_unique<SqliteConnection>(m_path);
+        return *m_tables;
+    }
+    SessionStore& sessionStore() override
+    {
+        if (!m_store)
+            m_store = std::make_unique<MasterStore>(m_path);
+        return *m_store;
+    }
+    std::unique_ptr<PullLease> tryPullLease(const std::string&) override
+    {
+        return std::make_unique<SingleMasterLease>();
+    }
+
+private:
+    std::string m_path;
+    std::unique_ptr<SqliteConnection> m_tables;
+    std::unique_ptr<MasterStore> m_store;
+};
+
 } // namespace
 
 MasterStoreOpener::MasterStoreOpener(StoreConfig config, std::string sqlitePath)
     : m_config(std::move(config)), m_sqlitePath(std::move(sqlitePath))
-{}
+{
+    if (isPostgres())
+        m_pool = std::make_shared<PgPool>(m_config.postgresql, m_config.connections);
+}
 
 MasterStoreOpener MasterStoreOpener::fromPaths(const Paths& paths, const std::string& stateDir)
 {
     return MasterStoreOpener(loadStoreConfig(paths), masterStorePath(stateDir.empty() ? paths.stateDir : stateDir));
 }
 
+std::unique_ptr<StoreConnection> MasterStoreOpener::connect() const
+{
+    if (isPostgres())
+        return std::make_unique<PgStoreConnection>(m_pool);
+    return std::make_unique<SqliteStoreConnection>(m_sqlitePath);
+}
+
 std::unique_ptr<SessionStore> MasterStoreOpener::sessionStore() const
 {
-    return openSessionStore(m_config, m_sqlitePath);
+    if (isPostgres())
+        return std::make_unique<PerCallSessionStore>(m_pool);
+    return std::make_unique<MasterStore>(m_sqlitePath);
 }
 
 std::unique_ptr<SqlConnection> MasterStoreOpener::tables() const
 {
     if (isPostgres())
-        return std::make_unique<PgSqlConnection>(m_config.postgresql);
+        return std::make_unique<PooledTables>(m_pool);
     return std::make_unique<SqliteConnection>(m_sqlitePath);
 }
 
@@ -88,10 +278,10 @@ std::unique_ptr<PullLease> MasterStoreOpener::tryPullLease(const std::string& no
 {
     if (!isPostgres())
         return std::make_unique<SingleMasterLease>();
-    auto lease = PgStore::tryPullLease(m_config.postgresql, node);
-    if (!lease)
+    auto lease = std::make_unique<PooledLease>(m_pool, node);
+    if (!lease->held())
         return nullptr;
-    return std::make_unique<PgLease>(std::move(lease));
+    return lease;
 }
 
 std::string MasterStoreOpener::describe() const

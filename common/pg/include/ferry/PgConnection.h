@@ -75,6 +75,12 @@ public:
     // Runs several statements without parameters (schema scripts).
     void execScript(const std::string& sql);
 
+    // Between statements: the server has neither closed it nor started to
+    // (nothing is waiting to be read). Does not block.
+    bool alive();
+    // Alive and outside any transaction: fit to lend to the next borrower.
+    bool usable();
+
     // "host:port/db" or "socket-dir/db", for messages.
     const std::string& where() const { return m_where; }
     pg_conn* handle() { return m_conn; }

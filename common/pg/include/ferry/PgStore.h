@@ -37,7 +37,15 @@ struct PgStoreCounts {
 
 class PgStore : public SessionStore {
 public:
+    // Connects and brings the schema to the current version.
     explicit PgStore(const std::string& conninfo);
+    // Borrows an open connection whose schema is current (PgPool migrates
+    // its first connection).
+    explicit PgStore(PgConnection& borrowed);
+
+    // Creates or migrates the schema on connection, under an advisory lock
+    // (masters started together migrate once).
+    static void migrate(PgConnection& connection);
 
     // The newest schema version this code knows.
     static int latestSchemaVersion();
@@ -80,22 +88,23 @@ public:
 
     private:
         friend class PgStore;
-        PullLease(std::unique_ptr<PgConnection> connection, std::string node);
-        std::unique_ptr<PgConnection> m_connection;
+        PullLease(std::unique_ptr<PgConnection> owned, PgConnection& connection, std::string node);
+        std::unique_ptr<PgConnection> m_owned;
+        PgConnection& m_connection;
         std::string m_node;
     };
-    // nullptr when another master holds the node's lease.
-    std::unique_ptr<PullLease> tryPullLease(const std::string& node) { return tryPullLease(m_conninfo, node); }
-    // The same on a connection of its own to conninfo, without a store.
+    // On a connection of its own to conninfo, without a store: nullptr when
+    // another master holds the node's lease.
     static std::unique_ptr<PullLease> tryPullLease(const std::string& conninfo, const std::string& node);
+    // The same on a connection the caller keeps open for longer than the
+    // lease (a pull's own: its transactions leave a session lock alone).
+    static std::unique_ptr<PullLease> tryPullLease(PgConnection& connection, const std::string& node);
 
     PgConnection& connection() { return m_db; }
 
 private:
-    void migrate();
-
-    std::string m_conninfo;
-    PgConnection m_db;
+    std::unique_ptr<PgConnection> m_owned;
+    PgConnection& m_db;
 };
 
 // Copies every node and record of a SQLite master.db into PostgreSQL.

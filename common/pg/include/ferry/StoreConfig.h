@@ -3,13 +3,17 @@
 //
 //   postgresql: "host=db.example port=5432 dbname=ferry user=ferry passfile=/etc/ferry/pgpass"
 //
+//   connections: 8     # at most this many per daemon (default 8)
+//
 // Absent file or key: master.db (SQLite) in the state directory, the
 // embedded default for one master. With `postgresql:` (a libpq connection
 // string; a password belongs in the passfile, never in this file) every
 // master daemon pointed there shares one store (docs/postgresql.md).
 
+#include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ferry/Paths.h"
 #include "ferry/SessionStore.h"
@@ -19,10 +23,20 @@ namespace ferry {
 
 struct StoreConfig {
     std::string postgresql;  // libpq connection string; empty: SQLite
+    // The most PostgreSQL connections one daemon holds (its PgPool).
+    std::size_t connections = 8;
 };
 
 StoreConfig loadStoreConfig(const Paths& paths);
 StoreConfig parseStoreConfig(const std::string& name, const std::string& text);
+
+// The network hosts the configured PostgreSQL connection string names, as
+// libpq parses it (host= and hostaddr=, comma-separated lists, or a URI's
+// authority): empty for master.db and for a database reached through a Unix
+// socket (host=/run/postgresql, or no host at all: libpq's default socket),
+// which the strict sandboxes of the master units allow. Throws ConfigError
+// when libpq cannot parse the string.
+std::vector<std::string> storeNetworkHosts(const StoreConfig& config);
 
 // The store a data session uses: PostgreSQL when configured, else
 // master.db at sqlitePath.
@@ -35,6 +49,21 @@ public:
     virtual ~PullLease() = default;
 };
 
+class PgPool;
+
+// One connection to the store for one piece of work (a pull): its lease,
+// its bookkeeping and its data session all run on it, borrowed from the
+// daemon's pool (PostgreSQL) for as long as this lives.
+class StoreConnection {
+public:
+    virtual ~StoreConnection() = default;
+    virtual SqlConnection& tables() = 0;
+    virtual SessionStore& sessionStore() = 0;
+    // nullptr while another master holds the node's lease; the lease must
+    // be released (destroyed) before this connection.
+    virtual std::unique_ptr<PullLease> tryPullLease(const std::string& node) = 0;
+};
+
 // Every master daemon's way to its store, whichever backend store.yml
 // names: registryd, pulld, ferryctl and metricsd open what they need here,
 // so none of them reaches master.db behind a configured PostgreSQL.
@@ -44,7 +73,13 @@ public:
     // store.yml of paths, and master.db in stateDir (paths.stateDir when empty).
     static MasterStoreOpener fromPaths(const Paths& paths, const std::string& stateDir = {});
 
-    // Data sessions (push and pull).
+    // Copies share one pool of at most config.connections PostgreSQL
+    // connections (none is made before the first use).
+
+    // One connection for a whole piece of work (see StoreConnection).
+    std::unique_ptr<StoreConnection> connect() const;
+    // Data sessions (push): on PostgreSQL each call borrows a pooled
+    // connection for its own length only.
     std::unique_ptr<SessionStore> sessionStore() const;
     // The registry, pull state, epochs and records for everything else
     // (RegistryStore, MasterQueries, the metrics reader).
@@ -54,6 +89,8 @@ public:
     std::unique_ptr<PullLease> tryPullLease(const std::string& node) const;
 
     bool isPostgres() const { return !m_config.postgresql.empty(); }
+    // The PostgreSQL pool (nullptr on master.db), for its figures.
+    const std::shared_ptr<PgPool>& pool() const { return m_pool; }
     const std::string& sqlitePath() const { return m_sqlitePath; }
     // "master.db at PATH" or "PostgreSQL (store.yml)", for messages.
     std::string describe() const;
@@ -61,6 +98,7 @@ public:
 private:
     StoreConfig m_config;
     std::string m_sqlitePath;
+    std::shared_ptr<PgPool> m_pool;
 };
 
 } // namespace ferry
