@@ -73,6 +73,7 @@ TEST_F(TheShippedBusPolicy, LetsOnlyRootManageNodesAndOnlyFerryOwnTheRegistry)
     const std::string state = m_root / "master";
     std::filesystem::create_directories(state);
     ASSERT_EQ(run({"chown", "ferry:ferry", state}).exitCode, 0);
+    prepareMasterSideDirs(state);
     ensureKeyPair(m_root / "host_key");
     // As root, registryd may not own the name.
     Process asRoot({buildPath("services/registryd/ferry-registryd"), "--listen", "127.0.0.1:" + std::to_string(freePort()),

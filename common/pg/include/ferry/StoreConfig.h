@@ -2,6 +2,7 @@
 // Where the master keeps its registry and records: /etc/ferry/store.yml.
 //
 //   postgresql: "host=db.example port=5432 dbname=ferry user=ferry passfile=/etc/ferry/pgpass"
+//   authorized_keys_postgresql: "host=db.example dbname=ferry user=ferry-authkeys passfile=…"
 //
 // Absent file or key: master.db (SQLite) in the state directory, the
 // embedded default for one master. With `postgresql:` (a libpq connection
@@ -19,6 +20,10 @@ namespace ferry {
 
 struct StoreConfig {
     std::string postgresql;  // libpq connection string; empty: SQLite
+    // The AuthorizedKeysCommand helper's own connection (it runs as
+    // ferry-authkeys, a role that may read nodes' name, state and public_key
+    // only, docs/postgresql.md); empty: postgresql.
+    std::string authorizedKeysPostgresql;
 };
 
 StoreConfig loadStoreConfig(const Paths& paths);
