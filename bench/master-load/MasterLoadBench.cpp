@@ -46,8 +46,8 @@
 
 #include "CollectorConnector.h"
 #include "PushCycle.h"
-#include "ferry/Bus.h"
 #include "ferry/AuthorizedKeysView.h"
+#include "ferry/Bus.h"
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
 #include "ferry/Log.h"

@@ -33,8 +33,6 @@ std::string nodeKeysPath(const std::string& masterDbPath)
     dir = slash == std::string::npos ? "." : dir.substr(0, slash);
     while (dir.size() > 1 && dir.back() == '/')
         dir.pop_back();
-    if (dir.empty())
-        dir = "";
     return dir + "-keys/node-keys.db";
 }
 
@@ -74,9 +72,9 @@ void MasterStore::attachNodeKeys(Database& db)
     // of the file. O_NOFOLLOW: a planted symlink is refused, not followed.
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
-        throw Error("Failed to open the node keys " + path + ": " + std::strerror(errno) +
-                    (errno == EACCES ? " (only collectord, registryd, pulld and root's ferryctl may: group ferry-keys)"
-                                     : ""));
+        throw Error(
+            "Failed to open the node keys " + path + ": " + std::strerror(errno) +
+            (errno == EACCES ? " (only collectord, registryd, pulld and root's ferryctl may: group ferry-keys)" : ""));
     ::close(fd);
     Statement(db, "ATTACH DATABASE ?1 AS keys").bind(1, path).run();
     db.exec("PRAGMA keys.journal_mode=WAL");
@@ -169,10 +167,9 @@ void MasterStore::addNode(const std::string& name, const std::string& secret)
     // A key proven with another secret belongs to another install. master.db
     // commits first: a crash in between leaves the old key cleared, never
     // the new secret with the old key.
-    Statement s(m_db,
-                "INSERT INTO nodes (name, secret, state, first_seen) VALUES (?1, '', 'accepted', ?2)"
-                " ON CONFLICT(name) DO UPDATE SET state = 'accepted', reason = '',"
-                " public_key = CASE WHEN ?3 = 1 THEN public_key ELSE '' END");
+    Statement s(m_db, "INSERT INTO nodes (name, secret, state, first_seen) VALUES (?1, '', 'accepted', ?2)"
+                      " ON CONFLICT(name) DO UPDATE SET state = 'accepted', reason = '',"
+                      " public_key = CASE WHEN ?3 = 1 THEN public_key ELSE '' END");
     s.bind(1, name).bind(2, nowMs()).bind(3, static_cast<std::int64_t>(before == secret ? 1 : 0)).run();
     Statement(m_db, "INSERT INTO node_keys (node, secret) VALUES (?1, ?2)"
                     " ON CONFLICT(node) DO UPDATE SET secret = excluded.secret")

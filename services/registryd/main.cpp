@@ -41,8 +41,8 @@ int main(int argc, char* argv[]) try {
         // sshd's AuthorizedKeysCommand helper reads this view, never master.db.
         registry.keepAuthorizedKeysView(ferry::authorizedKeysViewPath(opener.sqlitePath()));
         const auto keys = registry.writeAuthorizedKeysView();
-        spdlog::debug("The authorized keys view {} holds {} keys",
-                      ferry::authorizedKeysViewPath(opener.sqlitePath()), keys);
+        spdlog::debug("The authorized keys view {} holds {} keys", ferry::authorizedKeysViewPath(opener.sqlitePath()),
+                      keys);
     }
     if (options.manager.krlFile.empty())
         options.manager.krlFile = stateDir + "/revoked_keys.krl";

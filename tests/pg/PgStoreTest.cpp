@@ -302,8 +302,7 @@ GRANT SELECT (name, state, public_key) ON nodes TO "ferry-authkeys";
             helper.exec(attack);
             ADD_FAILURE() << "the helper's role ran: " << attack;
         } catch (const Error& e) {
-            EXPECT_NE(std::string(e.what()).find("permission denied"), std::string::npos) << attack << ": "
-                                                                                          << e.what();
+            EXPECT_NE(std::string(e.what()).find("permission denied"), std::string::npos) << attack << ": " << e.what();
         }
     }
 }

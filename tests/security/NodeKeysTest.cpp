@@ -154,7 +154,8 @@ protected:
         std::vector<std::string> argv{buildPath("services/ferryctl/ferryctl")};
         argv.insert(argv.end(), args.begin(), args.end());
         return run(argv,
-                   {{"FERRY_STATE_DIR", m_state}, {"FERRY_CONFIG_DIR", m_root / "etc"},
+                   {{"FERRY_STATE_DIR", m_state},
+                    {"FERRY_CONFIG_DIR", m_root / "etc"},
                     {"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + (m_root / "no-bus")}},
                    input);
     }

@@ -517,9 +517,9 @@ MigrationResult migrateSqliteToPostgres(const std::string& masterDbPath, PgStore
             secretColumn = "COALESCE((SELECT k.secret FROM keys.node_keys k WHERE k.node = nodes.name), secret)";
     }
     {
-        Statement nodes(source,
-                        "SELECT name, " + secretColumn + ", state, mode, public_key, ssh_host, ssh_port, first_seen,"
-                        " last_seen, last_push, last_pull, records_stored, reason FROM nodes");
+        Statement nodes(source, "SELECT name, " + secretColumn +
+                                    ", state, mode, public_key, ssh_host, ssh_port, first_seen,"
+                                    " last_seen, last_push, last_pull, records_stored, reason FROM nodes");
         PgTransaction tx(db);
         while (nodes.step()) {
             ++result.source.nodes;
