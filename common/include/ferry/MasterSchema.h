@@ -1,11 +1,13 @@
 #pragma once
-// The one definition of master.db: every table, index and migration. Only
-// MasterStore applies it (MasterStore::openDatabase); registryd, pulld,
-// collectord, ferryctl and the AuthorizedKeysCommand helper reach the file
-// through MasterStore or, for the helper that must stay small, through the
-// query text below. Dependency-free on purpose (no SQLite, no Ferry types),
-// so that any reader — the helper, a metrics exporter, a later PostgreSQL
-// port — can include it.
+// The one definition of master.db, of node-keys.db beside it and of the
+// AuthorizedKeysCommand helper's view: every table, index and migration.
+// Only MasterStore applies the first two (MasterStore::attachNodeKeys and
+// migrate) and AuthorizedKeysView.cpp writes the view; registryd, pulld,
+// collectord and ferryctl reach the files through them, and the helper,
+// which must stay small, reads the view with the query text below.
+// Dependency-free on purpose (no SQLite, no Ferry types), so that any
+// reader — the helper, a metrics exporter, a later PostgreSQL port — can
+// include it.
 //
 // Versions (PRAGMA user_version):
 //   0  a new file, or one made by the release before this owner existed
