@@ -526,9 +526,10 @@ MigrationResult migrateSqliteToPostgres(const std::string& masterDbPath, PgStore
             const auto r = db.exec(
                 "INSERT INTO nodes (name, secret, state, mode, public_key, ssh_host, ssh_port, first_seen,"
                 " last_seen, last_push, last_pull, records_stored, reason)"
-                " VALUES ($1, '', $3, $4, $5, $6, $7::integer, $8::bigint, $9::bigint, $10::bigint, $11::bigint,"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7::integer, $8::bigint, $9::bigint, $10::bigint, $11::bigint,"
                 " $12::bigint, $13) ON CONFLICT (name) DO NOTHING",
-                {PgParam::text(nodes.text(0)), PgParam::text(nodes.text(1)), PgParam::text(nodes.text(2)),
+                // The key goes to node_keys below; the column stays blank.
+                {PgParam::text(nodes.text(0)), PgParam::text(""), PgParam::text(nodes.text(2)),
                  PgParam::text(nodes.text(3)), PgParam::text(nodes.text(4)), PgParam::text(nodes.text(5)),
                  PgParam::integer(nodes.int64(6)), PgParam::integer(nodes.int64(7)), PgParam::integer(nodes.int64(8)),
                  PgParam::integer(nodes.int64(9)), PgParam::integer(nodes.int64(10)), PgParam::integer(nodes.int64(11)),

@@ -23,7 +23,7 @@ struct StoreConfig {
     // The AuthorizedKeysCommand helper's own connection (it runs as
     // ferry-authkeys, a role that may read nodes' name, state and public_key
     // only, docs/postgresql.md); empty: postgresql.
-    std::string authorizedKeysPostgresql;
+    std::string authorizedKeysPostgresql = {};
 };
 
 StoreConfig loadStoreConfig(const Paths& paths);
