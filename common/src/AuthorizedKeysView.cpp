@@ -12,6 +12,7 @@
 
 #include "ferry/Error.h"
 #include "ferry/MasterSchema.h"
+#include "ferry/MasterStore.h"
 
 namespace ferry {
 
@@ -69,12 +70,7 @@ private:
 
 std::string authorizedKeysViewPath(const std::string& masterDbPath)
 {
-    if (const char* env = std::getenv("FERRY_AUTHKEYS_DIR"); env != nullptr && *env != '\0')
-        return std::string(env) + "/authorized-keys.db";
-    std::string dir = masterDbPath;
-    const auto slash = dir.rfind('/');
-    dir = slash == std::string::npos ? "." : dir.substr(0, slash);
-    return dir + "-authkeys/authorized-keys.db";
+    return besideStateDirectory(masterDbPath, "FERRY_AUTHKEYS_DIR", "-authkeys") + "/authorized-keys.db";
 }
 
 std::size_t writeAuthorizedKeysView(SqlConnection& registry, const std::string& path)

@@ -24,16 +24,21 @@ std::string masterStorePath(const std::string& stateDir)
     return stateDir + "/master.db";
 }
 
-std::string nodeKeysPath(const std::string& masterDbPath)
+std::string besideStateDirectory(const std::string& masterDbPath, const char* envName, const std::string& suffix)
 {
-    if (const char* env = std::getenv("FERRY_KEYS_DIR"); env != nullptr && *env != '\0')
-        return std::string(env) + "/node-keys.db";
+    if (const char* env = std::getenv(envName); env != nullptr && *env != '\0')
+        return env;
     std::string dir = masterDbPath;
     const auto slash = dir.rfind('/');
     dir = slash == std::string::npos ? "." : dir.substr(0, slash);
     while (dir.size() > 1 && dir.back() == '/')
         dir.pop_back();
-    return dir + "-keys/node-keys.db";
+    return dir + suffix;
+}
+
+std::string nodeKeysPath(const std::string& masterDbPath)
+{
+    return besideStateDirectory(masterDbPath, "FERRY_KEYS_DIR", "-keys") + "/node-keys.db";
 }
 
 namespace {

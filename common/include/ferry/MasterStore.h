@@ -108,5 +108,9 @@ std::string masterStorePath(const std::string& stateDir);
 // belongs to user ferry, which could rename a directory inside it and put
 // its own in place; /var/lib is root's.
 std::string nodeKeysPath(const std::string& masterDbPath);
+// $<envName> when set, else "<master.db's directory><suffix>": the
+// directories a master keeps beside its state directory (node keys, the
+// AuthorizedKeysCommand helper's view).
+std::string besideStateDirectory(const std::string& masterDbPath, const char* envName, const std::string& suffix);
 
 } // namespace ferry
