@@ -70,7 +70,7 @@ private:
 
 std::string authorizedKeysViewPath(const std::string& masterDbPath)
 {
-    return besideStateDirectory(masterDbPath, "FERRY_AUTHKEYS_DIR", "-authkeys") + "/authorized-keys.db";
+    return besideStateDirectory(masterDbPath, "FERRY_AUTHKEYS_DIR", "-authkeys", "authorized-keys.db");
 }
 
 std::size_t writeAuthorizedKeysView(SqlConnection& registry, const std::string& path)

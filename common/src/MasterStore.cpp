@@ -24,21 +24,23 @@ std::string masterStorePath(const std::string& stateDir)
     return stateDir + "/master.db";
 }
 
-std::string besideStateDirectory(const std::string& masterDbPath, const char* envName, const std::string& suffix)
+std::string besideStateDirectory(const std::string& masterDbPath, const char* envName, const std::string& dirSuffix,
+                                 const std::string& fileName)
 {
+    const auto slash = masterDbPath.rfind('/');
+    const std::string base = slash == std::string::npos ? masterDbPath : masterDbPath.substr(slash + 1);
+    const std::string name = base == "master.db" ? fileName : base + "." + fileName;
     if (const char* env = std::getenv(envName); env != nullptr && *env != '\0')
-        return env;
-    std::string dir = masterDbPath;
-    const auto slash = dir.rfind('/');
-    dir = slash == std::string::npos ? "." : dir.substr(0, slash);
+        return std::string(env) + "/" + name;
+    std::string dir = slash == std::string::npos ? "." : masterDbPath.substr(0, slash);
     while (dir.size() > 1 && dir.back() == '/')
         dir.pop_back();
-    return dir + suffix;
+    return dir + dirSuffix + "/" + name;
 }
 
 std::string nodeKeysPath(const std::string& masterDbPath)
 {
-    return besideStateDirectory(masterDbPath, "FERRY_KEYS_DIR", "-keys") + "/node-keys.db";
+    return besideStateDirectory(masterDbPath, "FERRY_KEYS_DIR", "-keys", "node-keys.db");
 }
 
 namespace {

@@ -103,14 +103,18 @@ private:
 std::string masterStorePath(const std::string& stateDir);
 // Where the node keys of the master.db at masterDbPath are:
 // $FERRY_KEYS_DIR/node-keys.db, else "<master.db's directory>-keys/node-keys.db"
+// (besideStateDirectory)
 // (/var/lib/ferry-keys/node-keys.db for /var/lib/ferry/master.db). A
 // directory beside the state directory and not in it: /var/lib/ferry
 // belongs to user ferry, which could rename a directory inside it and put
 // its own in place; /var/lib is root's.
 std::string nodeKeysPath(const std::string& masterDbPath);
-// $<envName> when set, else "<master.db's directory><suffix>": the
-// directories a master keeps beside its state directory (node keys, the
-// AuthorizedKeysCommand helper's view).
-std::string besideStateDirectory(const std::string& masterDbPath, const char* envName, const std::string& suffix);
+// A file a master keeps beside its state directory (node keys, the
+// AuthorizedKeysCommand helper's view): in $<envName> when set, else in
+// "<master.db's directory><dirSuffix>"; named fileName for a master.db, and
+// "<its name>.<fileName>" for a store file of another name (tests keep
+// several masters' files in one directory).
+std::string besideStateDirectory(const std::string& masterDbPath, const char* envName, const std::string& dirSuffix,
+                                 const std::string& fileName);
 
 } // namespace ferry
