@@ -29,7 +29,7 @@ set(FERRY_LAYER_net_FILES Stream Wire Epoch Crypto SshSession SshKeys NodeCertif
 # SQLite files: the node's spool, the master's store, the key registry.
 set(FERRY_LAYER_storage_DEPENDS base net)
 set(FERRY_LAYER_storage_FILES Sqlite SqlConnection Spool MasterSchema SessionStore EpochPolicy PushPacing MasterQueries
-    MasterStore RegistryStore)
+    MasterStore RegistryStore AuthorizedKeysView)
 
 # Protocol sessions that move stored records over a stream.
 set(FERRY_LAYER_session_DEPENDS base net storage)

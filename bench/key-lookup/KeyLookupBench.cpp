@@ -34,7 +34,9 @@
 #include <string>
 #include <vector>
 
+#include "ferry/AuthorizedKeysView.h"
 #include "ferry/Crypto.h"
+#include "ferry/MasterSchema.h"
 #include "ferry/NodeCertificates.h"
 #include "ferry/RegistryStore.h"
 #include "ferry/Sqlite.h"
@@ -98,6 +100,9 @@ void populate(const std::string& dir, int count, const std::string& realKey)
     tx.commit();
     db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     writeFile(dir + "/authorized_keys", file, 0644);
+    // What the helper reads: the view registryd keeps (AuthorizedKeysView.h).
+    RegistryStore store(dir + "/master.db");
+    writeAuthorizedKeysView(store.connection(), authorizedKeysViewPath(dir + "/master.db"));
 }
 
 // Median and 90th percentile of one userauth request, in ms.
@@ -188,15 +193,15 @@ double timeHelper(const std::string& helper, const std::string& dir, const std::
 // in-process: what is left once process start-up is taken away. Median, µs.
 double timeLookup(const std::string& dir, const std::string& realKey, int reps)
 {
-    const std::string db = dir + "/master.db";
+    const std::string db = authorizedKeysViewPath(dir + "/master.db");
     std::vector<double> samples;
     for (int i = 0; i < reps; ++i) {
         const auto t0 = std::chrono::steady_clock::now();
         sqlite3* h = nullptr;
         sqlite3_stmt* st = nullptr;
-        sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
-        sqlite3_prepare_v2(h, "SELECT public_key FROM nodes WHERE public_key = ?1 AND state = 'accepted' LIMIT 1", -1,
-                           &st, nullptr);
+        sqlite3_open_v2(("file:" + db + "?immutable=1").c_str(), &h,
+                        SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, nullptr);
+        sqlite3_prepare_v2(h, schema::kAuthorizedKeysViewQuery, -1, &st, nullptr);
         sqlite3_bind_text(st, 1, realKey.data(), static_cast<int>(realKey.size()), SQLITE_STATIC);
         const int rc = sqlite3_step(st);
         sqlite3_finalize(st);
@@ -275,7 +280,7 @@ int main(int argc, char* argv[]) try {
                 "helper/cert");
     for (int n : sizes) {
         populate(dir, n, realKey);
-        run({"chown", "-R", "ferry:ferry", dir});
+        run({"chown", "-R", "ferry:ferry", dir, dir + "-authkeys"});
         // One warm-up each: the first connection pays for page-cache misses.
         timeAuth(helperSshd.port(), root / "node_key", 1);
         timeAuth(fileSshd.port(), root / "node_key", 1);

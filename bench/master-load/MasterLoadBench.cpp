@@ -48,6 +48,7 @@
 
 #include "CollectorConnector.h"
 #include "PushCycle.h"
+#include "ferry/AuthorizedKeysView.h"
 #include "ferry/Bus.h"
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
@@ -544,6 +545,8 @@ std::vector<SimNode> makeNodes(const Settings& s, const TempDir& dir, const std:
         n.config.ioTimeout = std::chrono::seconds(30);
         nodes.push_back(std::move(n));
     }
+    // The helper's view, written once (registryd writes it per change).
+    writeAuthorizedKeysView(registry.connection(), authorizedKeysViewPath(dbPath));
     return nodes;
 }
 
@@ -567,15 +570,16 @@ int benchMain(const Settings& s)
     const std::string dbPath = master + "/master.db";
 
     // The master as shipped: the drop-in with the real key helper reading
-    // master.db as user ferry.
+    // the view of keys as its own user.
     RootOwnedCopy helper(buildPath("services/authorized-keys/ferry-authorized-keys"));
     SshdOptions ferryOptions;
     ferryOptions.tail = shippedMasterDropIn(false, helper.path() + " --state-dir " + master, dir / "collector.sock");
     TestSshd ferrySshd(ferryOptions);
 
     const double t0 = monoSeconds();
+    prepareMasterSideDirs(master);
     std::vector<SimNode> nodes = makeNodes(s, dir, dbPath, ferrySshd.port());
-    run({"chown", "-R", "ferry:ferry", master});
+    run({"chown", "-R", "ferry:ferry", master, master + "-keys"});
     const double registerSeconds = monoSeconds() - t0;
     const double registryBytes = static_cast<double>(fileSize(dbPath) + fileSize(dbPath + "-wal"));
 

@@ -1,8 +1,14 @@
 #include "ferry/MasterStore.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -16,6 +22,25 @@ namespace ferry {
 std::string masterStorePath(const std::string& stateDir)
 {
     return stateDir + "/master.db";
+}
+
+std::string besideStateDirectory(const std::string& masterDbPath, const char* envName, const std::string& dirSuffix,
+                                 const std::string& fileName)
+{
+    const auto slash = masterDbPath.rfind('/');
+    const std::string base = slash == std::string::npos ? masterDbPath : masterDbPath.substr(slash + 1);
+    const std::string name = base == "master.db" ? fileName : base + "." + fileName;
+    if (const char* env = std::getenv(envName); env != nullptr && *env != '\0')
+        return std::string(env) + "/" + name;
+    std::string dir = slash == std::string::npos ? "." : masterDbPath.substr(0, slash);
+    while (dir.size() > 1 && dir.back() == '/')
+        dir.pop_back();
+    return dir + dirSuffix + "/" + name;
+}
+
+std::string nodeKeysPath(const std::string& masterDbPath)
+{
+    return besideStateDirectory(masterDbPath, "FERRY_KEYS_DIR", "-keys", "node-keys.db");
 }
 
 namespace {
@@ -44,12 +69,49 @@ bool hasColumn(Database& db, const std::string& table, const std::string& column
 
 } // namespace
 
+void MasterStore::attachNodeKeys(Database& db)
+{
+    const std::string path = nodeKeysPath(db.path());
+    const std::string dir = path.substr(0, path.rfind('/'));
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        throw Error("Failed to create the node keys directory " + dir + ": " + std::strerror(errno));
+    // 0600 whatever the caller's umask: SQLite gives -wal and -shm the mode
+    // of the file. O_NOFOLLOW: a planted symlink is refused, not followed.
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        throw Error(
+            "Failed to open the node keys " + path + ": " + std::strerror(errno) +
+            (errno == EACCES ? " (only collectord, registryd, pulld and root's ferryctl may: group ferry-keys)" : ""));
+    ::close(fd);
+    Statement(db, "ATTACH DATABASE ?1 AS keys").bind(1, path).run();
+    db.exec("PRAGMA keys.journal_mode=WAL");
+    db.exec("PRAGMA keys.synchronous=FULL");
+    // A replaced or deleted key is zeroed on disk, not left in free space.
+    db.exec("PRAGMA keys.secure_delete=ON");
+    db.exec(schema::kNodeKeysSchema);
+}
+
 void MasterStore::migrate(Database& db)
 {
     // Cheap check first: every daemon opens the file often, and a read
     // needs no write lock.
     if (userVersion(db) == schema::kMasterSchemaVersion)
         return;
+    {
+        // Before version 7 the keys are copied to node-keys.db and committed
+        // there before master.db loses them (MasterSchema.h, version 7):
+        // SQLite commits the main file before an attached one, so a single
+        // transaction could blank the column and lose the copy in a crash.
+        Transaction copy(db);
+        const int v = userVersion(db);
+        if (v < 7 && hasTable(db, "nodes")) {
+            db.exec(schema::kNodeKeysCopy);
+            copy.commit();
+        }
+    }
+    // Freed pages and cells are zeroed while migrating: version 7 drops the
+    // old nodes table so that no stale copy of a secret stays in master.db.
+    db.exec("PRAGMA main.secure_delete=ON");
     // BEGIN IMMEDIATE: of several daemons upgrading at once, one migrates
     // and the others see the new version when they get the lock.
     Transaction tx(db);
@@ -62,6 +124,7 @@ void MasterStore::migrate(Database& db)
         db.exec(schema::kSchema);
         db.exec("PRAGMA user_version = " + std::to_string(schema::kMasterSchemaVersion));
         tx.commit();
+        db.exec("PRAGMA main.secure_delete=OFF");
         return;
     }
     const int from = version;
@@ -78,27 +141,55 @@ void MasterStore::migrate(Database& db)
         db.exec("PRAGMA user_version = " + std::to_string(version));
     }
     tx.commit();
+    db.exec("PRAGMA main.secure_delete=OFF");
     spdlog::info("Migrated {} from schema version {} to {}", db.path(), from, version);
+    if (from < 7) {
+        // The old pages (with the keys) are in the file until the zeroed ones
+        // are checkpointed over them, and older frames stay in the WAL until
+        // it is truncated.
+        Statement c(db, "PRAGMA main.wal_checkpoint(TRUNCATE)");
+        if (!c.step() || c.int64(0) != 0)
+            spdlog::warn("Failed to checkpoint {} after moving the node keys out (a reader held it); the next "
+                         "checkpoint overwrites what is left",
+                         db.path());
+    }
 }
 
 MasterStore::MasterStore(const std::string& path) : m_db(path)
 {
+    attachNodeKeys(m_db);
     migrate(m_db);
 }
 
 void MasterStore::addNode(const std::string& name, const std::string& secret)
 {
-    Statement s(m_db,
-                "INSERT INTO nodes (name, secret, state, first_seen) VALUES (?1, ?2, 'accepted', ?3)"
-                " ON CONFLICT(name) DO UPDATE SET secret = excluded.secret, state = 'accepted', reason = '',"
-                // A key proven with another secret belongs to another install.
-                " public_key = CASE WHEN secret = excluded.secret THEN public_key ELSE '' END");
-    s.bind(1, name).bind(2, secret).bind(3, nowMs()).run();
+    Transaction tx(m_db);
+    std::optional<std::string> before;
+    {
+        Statement q(m_db, "SELECT secret FROM node_keys WHERE node = ?1");
+        q.bind(1, name);
+        if (q.step())
+            before = q.text(0);
+    }
+    // A key proven with another secret belongs to another install. master.db
+    // commits first: a crash in between leaves the old key cleared, never
+    // the new secret with the old key.
+    Statement s(m_db, "INSERT INTO nodes (name, secret, state, first_seen) VALUES (?1, '', 'accepted', ?2)"
+                      " ON CONFLICT(name) DO UPDATE SET state = 'accepted', reason = '',"
+                      " public_key = CASE WHEN ?3 = 1 THEN public_key ELSE '' END");
+    s.bind(1, name).bind(2, nowMs()).bind(3, static_cast<std::int64_t>(before == secret ? 1 : 0)).run();
+    Statement(m_db, "INSERT INTO node_keys (node, secret) VALUES (?1, ?2)"
+                    " ON CONFLICT(node) DO UPDATE SET secret = excluded.secret")
+        .bind(1, name)
+        .bind(2, secret)
+        .run();
+    tx.commit();
 }
 
 std::optional<std::string> MasterStore::nodeSecret(const std::string& name)
 {
-    Statement s(m_db, "SELECT secret FROM nodes WHERE name = ?1 AND state = 'accepted'");
+    Statement s(m_db, "SELECT k.secret FROM nodes n JOIN node_keys k ON k.node = n.name"
+                      " WHERE n.name = ?1 AND n.state = 'accepted'");
     s.bind(1, name);
     if (!s.step())
         return std::nullopt;

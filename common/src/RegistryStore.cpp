@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "ferry/AuthorizedKeysView.h"
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
 #include "ferry/MasterQueries.h"
@@ -15,7 +16,8 @@ namespace ferry {
 namespace {
 
 constexpr const char* kColumns =
-    "SELECT name, state, mode, public_key, ssh_host, first_seen, last_seen, reason, CASE WHEN secret <> '' THEN 1 ELSE 0 END,"
+    "SELECT name, state, mode, public_key, ssh_host, first_seen, last_seen, reason,"
+    " CASE WHEN EXISTS (SELECT 1 FROM node_keys k WHERE k.node = nodes.name AND k.secret <> '') THEN 1 ELSE 0 END,"
     " c.keys, c.seen_ms, p.min_push_period_s, p.min_pull_interval_s FROM nodes"
     " LEFT JOIN node_host_key_changes c ON c.node = nodes.name LEFT JOIN node_policy p ON p.node = nodes.name";
 
@@ -346,7 +348,7 @@ std::vector<RegistryNode> RegistryStore::nodes()
 
 std::optional<std::string> RegistryStore::secret(const std::string& name)
 {
-    SqlStatement s(m_db, "SELECT secret FROM nodes WHERE name = ?1");
+    SqlStatement s(m_db, "SELECT secret FROM node_keys WHERE node = ?1");
     s.bind(1, name);
     if (!s.step() || s.text(0).empty())
         return std::nullopt;
@@ -376,6 +378,7 @@ void RegistryStore::recordKey(const std::string& name, const std::string& public
     s.bind(1, name).bind(2, publicKey).bind(3, nowMs).bind(4, peerHost).bind(5, static_cast<std::int64_t>(sshPort));
     s.bind(6, mode).run();
     if (before && before->publicKey != publicKey) {
+        viewChanged();
         if (before->publicKey.empty())
             spdlog::info("Node {} registered key {}", name, fingerprintOrNone(publicKey));
         else
@@ -410,7 +413,8 @@ bool RegistryStore::addPending(const std::string& name, const std::string& publi
 
 std::size_t RegistryStore::countUnsignedPending()
 {
-    SqlStatement s(m_db, "SELECT COUNT(*) FROM nodes WHERE secret = '' AND state = 'pending'");
+    SqlStatement s(m_db, "SELECT COUNT(*) FROM nodes WHERE state = 'pending'"
+                         " AND NOT EXISTS (SELECT 1 FROM node_keys k WHERE k.node = nodes.name AND k.secret <> '')");
     s.step();
     return static_cast<std::size_t>(s.int64(0));
 }
@@ -443,7 +447,9 @@ void RegistryStore::applySecret(const std::string& name, const std::string& secr
     // A key that arrived while the master had no secret is trusted only if
     // the node's signed request verifies with the secret the operator gives
     // now; anyone could have sent it under this name.
-    SqlStatement q(m_db, "SELECT public_key, pending_request, pending_mac, secret FROM nodes WHERE name = ?1");
+    SqlStatement q(m_db, "SELECT public_key, pending_request, pending_mac,"
+                         " COALESCE((SELECT k.secret FROM node_keys k WHERE k.node = nodes.name), '')"
+                         " FROM nodes WHERE name = ?1");
     q.bind(1, name);
     std::string key;
     std::string stored = secret;
@@ -483,14 +489,21 @@ void RegistryStore::applySecret(const std::string& name, const std::string& secr
                 spdlog::info("Node {} has a new secret: dropped its old key {}", name, fingerprintOrNone(key));
         }
     }
-    SqlStatement u(m_db, "UPDATE nodes SET secret = ?2, public_key = CASE WHEN ?3 = 1 THEN public_key ELSE '' END,"
+    // The key is cleared before the new secret is stored: on SQLite,
+    // master.db commits before node-keys.db, so a crash in between leaves
+    // the old key cleared and the old secret, never the new secret with a
+    // key from before it.
+    SqlStatement u(m_db, "UPDATE nodes SET public_key = CASE WHEN ?2 = 1 THEN public_key ELSE '' END,"
                          " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
-    u.bind(1, name).bind(2, stored).bind(3, static_cast<std::int64_t>(keep ? 1 : 0)).run();
+    u.bind(1, name).bind(2, static_cast<std::int64_t>(keep ? 1 : 0)).run();
+    SqlStatement k(m_db, "INSERT INTO node_keys (node, secret) VALUES (?1, ?2)"
+                         " ON CONFLICT (node) DO UPDATE SET secret = excluded.secret");
+    k.bind(1, name).bind(2, stored).run();
 }
 
 void RegistryStore::replaceLegacySecret(const std::string& name, const std::string& credential)
 {
-    SqlStatement u(m_db, "UPDATE nodes SET secret = ?2 WHERE name = ?1");
+    SqlStatement u(m_db, "UPDATE node_keys SET secret = ?2 WHERE node = ?1");
     u.bind(1, name).bind(2, credential).run();
 }
 
@@ -513,12 +526,13 @@ void RegistryStore::addNode(const std::string& name, const std::string& secret)
         throw Error("Failed to add node " + name + ": " + e.what());
     }
     SqlTransaction tx(m_db);
-    SqlStatement ins(m_db, "INSERT INTO nodes (name, secret, state, first_seen) VALUES (?1, ?2, 'accepted', 0)"
+    SqlStatement ins(m_db, "INSERT INTO nodes (name, secret, state, first_seen) VALUES (?1, '', 'accepted', 0)"
                            " ON CONFLICT (name) DO NOTHING");
-    ins.bind(1, name).bind(2, secret).run();
+    ins.bind(1, name).run();
     applySecret(name, secret);
     setState(name, "accepted", "");
     tx.commit();
+    viewChanged();
 }
 
 void RegistryStore::accept(const std::string& name, const std::string& secret)
@@ -534,6 +548,7 @@ void RegistryStore::accept(const std::string& name, const std::string& secret)
                              ": the master has no secret for it; give the node's secret (ferryctl secret on the node)");
     setState(name, "accepted", "");
     tx.commit();
+    viewChanged();
 }
 
 void RegistryStore::decline(const std::string& name, const std::string& reason)
@@ -543,6 +558,7 @@ void RegistryStore::decline(const std::string& name, const std::string& reason)
         throw NoSuchNode("Failed to decline node " + name + ": no such node");
     setState(name, "declined", reason.empty() ? "declined by the master operator" : reason);
     tx.commit();
+    viewChanged();
 }
 
 void RegistryStore::revoke(const std::string& name, const std::string& reason)
@@ -552,6 +568,25 @@ void RegistryStore::revoke(const std::string& name, const std::string& reason)
         throw NoSuchNode("Failed to revoke node " + name + ": no such node");
     setState(name, "revoked", reason.empty() ? "revoked by the master operator" : reason);
     tx.commit();
+    viewChanged();
+}
+
+void RegistryStore::keepAuthorizedKeysView(std::string path)
+{
+    m_viewPath = std::move(path);
+}
+
+std::size_t RegistryStore::writeAuthorizedKeysView()
+{
+    return m_viewPath.empty() ? 0 : ferry::writeAuthorizedKeysView(m_db, m_viewPath);
+}
+
+void RegistryStore::viewChanged()
+{
+    // After the commit (the operations that call this commit their own
+    // transaction; registryd runs recordKey outside one), so the view never
+    // shows what could still roll back.
+    writeAuthorizedKeysView();
 }
 
 void RegistryStore::setState(const std::string& name, const std::string& state, const std::string& reason)

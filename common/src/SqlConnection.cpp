@@ -61,6 +61,7 @@ private:
 SqliteConnection::SqliteConnection(const std::string& path)
     : m_owned(std::make_unique<Database>(path)), m_db(m_owned.get())
 {
+    MasterStore::attachNodeKeys(*m_db);
     MasterStore::migrate(*m_db);
 }
 

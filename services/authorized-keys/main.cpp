@@ -3,17 +3,22 @@
 //
 //   AuthorizedKeysCommand /usr/libexec/ferry/ferry-authorized-keys %u %t %k
 //
-// It looks the offered key up in the registry (master.db, or the PostgreSQL
-// database that /etc/ferry/store.yml names for masters sharing one) and prints one
-// restricted authorized_keys line when the key belongs to an accepted node,
-// nothing otherwise. Revoking a node therefore takes effect on its next
-// connection with no file rewritten.
+// It looks the offered key up and prints one restricted authorized_keys
+// line when the key belongs to an accepted node, nothing otherwise. sshd
+// runs it as its own user, ferry-authkeys (AuthorizedKeysCommandUser in the
+// shipped drop-in), which can read neither master.db nor the node keys: it
+// reads the view registryd keeps of who may log in
+// (/var/lib/ferry-authkeys/authorized-keys.db, AuthorizedKeysView.h),
+// rewritten whenever a node is accepted, declined, revoked, re-keyed or
+// given a new secret; revoking a node takes effect on its next connection.
+// On masters sharing a PostgreSQL registry (/etc/ferry/store.yml) it asks
+// the database, as a role that may read only nodes' name, state and
+// public_key (docs/postgresql.md).
 //
 // It runs once per authentication attempt, so it is deliberately small: no
-// logging framework, no D-Bus, one read-only SQLite lookup by an indexed
-// column (the index is created by registryd). Exit status 0 with no output
-// means "no key"; anything unexpected goes to stderr and exits 1, which sshd
-// also treats as "no key".
+// logging framework, no D-Bus, one read-only SQLite lookup by the view's
+// primary key. Exit status 0 with no output means "no key"; anything
+// unexpected goes to stderr and exits 1, which sshd also treats as "no key".
 
 #include <libpq-fe.h>
 #include <sqlite3.h>
@@ -32,7 +37,7 @@
 
 namespace {
 
-constexpr const char* kDefaultStateDir = "/var/lib/ferry";
+constexpr const char* kDefaultView = "/var/lib/ferry-authkeys/authorized-keys.db";
 constexpr const char* kDefaultUser = "ferry-tunnel";
 // No pty, no forwarding of any kind, no agent, no X11, no user rc: the
 // tunnel user's sessions run ferry-tunnel-relay (its shell and sshd's
@@ -52,8 +57,8 @@ bool plainToken(std::string_view s, bool base64)
     return true;
 }
 
-// store.yml's `postgresql:` ("" for master.db). The daemons validate the
-// file; this only reads the key.
+// store.yml's `authorized_keys_postgresql:`, else `postgresql:` ("" for
+// master.db). The daemons validate the file; this only reads the keys.
 std::string postgresFromStoreConfig()
 {
     const char* env = std::getenv("FERRY_CONFIG_DIR");
@@ -61,6 +66,9 @@ std::string postgresFromStoreConfig()
     auto map = ferry::YamlMap::loadFile(dir + "/store.yml");
     if (!map)
         return {};
+    // Its own role's connection first (it cannot read the daemons' passfile).
+    if (auto own = map->string("authorized_keys_postgresql"); own && !own->empty())
+        return *own;
     return map->string("postgresql").value_or("");
 }
 
@@ -97,17 +105,20 @@ int lookUpInPostgres(const std::string& conninfo, const std::string& line)
 
 int main(int argc, char* argv[])
 {
-    std::string stateDir;
-    if (const char* env = std::getenv("FERRY_STATE_DIR"); env != nullptr && *env != '\0')
-        stateDir = env;
-    else
-        stateDir = kDefaultStateDir;
+    std::string view = kDefaultView;
     std::string tunnelUser = kDefaultUser;
     std::vector<std::string> operands;
     try {
         ferry::ArgParser("ferry-authorized-keys", "sshd's AuthorizedKeysCommand for the master's tunnel user")
-            .option("--state-dir", "DIR", "where master.db is (default $FERRY_STATE_DIR or /var/lib/ferry)",
-                    [&](const std::string& v) { stateDir = v; })
+            .option("--view", "FILE", "the view of authorized keys (default " + std::string(kDefaultView) + ")",
+                    [&](const std::string& v) { view = v; })
+            .option("--state-dir", "DIR", "the master's state directory: the view is DIR-authkeys/authorized-keys.db",
+                    [&](const std::string& v) {
+                        std::string dir = v;
+                        while (dir.size() > 1 && dir.back() == '/')
+                            dir.pop_back();
+                        view = dir + "-authkeys/authorized-keys.db";
+                    })
             .option("--tunnel-user", "USER", "the only user whose keys are looked up (default ferry-tunnel)",
                     [&](const std::string& v) { tunnelUser = v; })
             .operands("USER KEYTYPE BASE64KEY", 3, 3, [&](const std::vector<std::string>& o) { operands = o; })
@@ -137,19 +148,31 @@ int main(int argc, char* argv[])
         std::fprintf(stderr, "ferry-authorized-keys: %s\n", e.what());
         return 1;
     }
-    const std::string db = stateDir + "/master.db";
+    // immutable: the view is replaced by a rename and never written in
+    // place, so the reader needs no lock and no journal (and could make none).
+    std::string uri = "file:";
+    for (const char c : view) {
+        if (c == '%' || c == '?' || c == '#') {
+            char escaped[4];
+            std::snprintf(escaped, sizeof escaped, "%%%02X", static_cast<unsigned char>(c));
+            uri += escaped;
+        } else {
+            uri += c;
+        }
+    }
+    uri += "?immutable=1";
     sqlite3* handle = nullptr;
-    if (sqlite3_open_v2(db.c_str(), &handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
-        std::fprintf(stderr, "ferry-authorized-keys: Failed to open the registry %s: %s\n", db.c_str(),
+    if (sqlite3_open_v2(uri.c_str(), &handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, nullptr) !=
+        SQLITE_OK) {
+        std::fprintf(stderr, "ferry-authorized-keys: Failed to open the authorized keys view %s: %s\n", view.c_str(),
                      handle ? sqlite3_errmsg(handle) : "out of memory");
         sqlite3_close(handle);
         return 1;
     }
-    sqlite3_busy_timeout(handle, 2000);
     sqlite3_stmt* stmt = nullptr;
     // The query text lives with the schema's one owner (MasterSchema.h, a
     // header without dependencies, so this helper stays small).
-    int rc = sqlite3_prepare_v2(handle, ferry::schema::kAuthorizedKeyQuery, -1, &stmt, nullptr);
+    int rc = sqlite3_prepare_v2(handle, ferry::schema::kAuthorizedKeysViewQuery, -1, &stmt, nullptr);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_text(stmt, 1, line.data(), static_cast<int>(line.size()), SQLITE_STATIC);
     if (rc == SQLITE_OK)
@@ -159,7 +182,7 @@ int main(int argc, char* argv[])
         // The printed key is the one stored, which equals the offered one.
         std::printf("%s %s\n", kKeyOptions, reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
     } else if (rc != SQLITE_DONE) {
-        std::fprintf(stderr, "ferry-authorized-keys: Failed to look the key up in %s: %s\n", db.c_str(),
+        std::fprintf(stderr, "ferry-authorized-keys: Failed to look the key up in %s: %s\n", view.c_str(),
                      sqlite3_errmsg(handle));
         status = 1;
     }

@@ -24,12 +24,14 @@
 #include <cstdio>
 #include <iostream>
 #include <iterator>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <sdbus-c++/sdbus-c++.h>
 
 #include "Commands.h"
 #include "TerminalText.h"
+#include "ferry/AuthorizedKeysView.h"
 #include "ferry/Bus.h"
 #include "ferry/Crypto.h"
 #include "ferry/MasterQueries.h"
@@ -60,7 +62,8 @@ private:
 // put anything in it: a symlink named master.db-wal or -shm would make root
 // write through it, and a chown by path would hand its target to that user.
 // So root never touches the store: it becomes the directory's owner first,
-// and whatever it creates is the daemons' without any chown.
+// and whatever it creates is the daemons' without any chown. It keeps the
+// ferry-keys group (node-keys.db) and drops every other.
 void becomeStateOwner(const std::string& stateDir)
 {
     if (::geteuid() != 0)
@@ -72,7 +75,12 @@ void becomeStateOwner(const std::string& stateDir)
         throw std::runtime_error("cannot use the state directory " + stateDir + ": not a directory (a symlink?)");
     if (st.st_uid == 0)
         return;
-    if (::setgroups(0, nullptr) != 0 || ::setresgid(st.st_gid, st.st_gid, st.st_gid) != 0 ||
+    // The node keys' group, as the daemons that need them have it
+    // (MasterStore::attachNodeKeys); no other group of root's.
+    std::vector<gid_t> groups;
+    if (const group* keys = ::getgrnam("ferry-keys"); keys != nullptr)
+        groups.push_back(keys->gr_gid);
+    if (::setgroups(groups.size(), groups.data()) != 0 || ::setresgid(st.st_gid, st.st_gid, st.st_gid) != 0 ||
         ::setresuid(st.st_uid, st.st_uid, st.st_uid) != 0)
         throw std::runtime_error("cannot become the owner of " + stateDir + " (uid " + std::to_string(st.st_uid) +
                                  "): " + std::strerror(errno));
@@ -143,7 +151,11 @@ int change(const ferry::Paths& paths, const std::string& what,
         std::cerr << "ferryctl master: registryd is not reachable on the system bus (" << e.getName() << "); " << what
                   << " in " << ferry::MasterStoreOpener::fromPaths(paths).describe() << " directly\n";
     }
+    const auto opener = ferry::MasterStoreOpener::fromPaths(paths);
     ferry::RegistryStore store(openMasterTables(paths));
+    // Without registryd, ferryctl keeps the helper's view itself.
+    if (!opener.isPostgres())
+        store.keepAuthorizedKeysView(ferry::authorizedKeysViewPath(opener.sqlitePath()));
     onStore(store);
     return 0;
 }

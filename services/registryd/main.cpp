@@ -11,6 +11,7 @@
 #include "Options.h"
 #include "RegistryAdaptor.h"
 #include "RegistryServer.h"
+#include "ferry/AuthorizedKeysView.h"
 #include "ferry/Bus.h"
 #include "ferry/Log.h"
 #include "ferry/MasterStore.h"
@@ -37,6 +38,13 @@ int main(int argc, char* argv[]) try {
     const auto opener = ferry::MasterStoreOpener::fromPaths(ferry::pathsFromEnvironment(), stateDir);
     ferry::RegistryStore registry{opener.tables()};
     spdlog::debug("The registry is in {}", opener.describe());
+    if (!opener.isPostgres()) {
+        // sshd's AuthorizedKeysCommand helper reads this view, never master.db.
+        registry.keepAuthorizedKeysView(ferry::authorizedKeysViewPath(opener.sqlitePath()));
+        const auto keys = registry.writeAuthorizedKeysView();
+        spdlog::debug("The authorized keys view {} holds {} keys", ferry::authorizedKeysViewPath(opener.sqlitePath()),
+                      keys);
+    }
     if (options.manager.krlFile.empty())
         options.manager.krlFile = stateDir + "/revoked_keys.krl";
     registryd::Manager manager{registry, options.manager, ferry::nowMs};

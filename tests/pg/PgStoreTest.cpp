@@ -12,6 +12,7 @@
 
 #include "ferry/Crypto.h"
 #include "ferry/MasterQueries.h"
+#include "ferry/MasterSchema.h"
 #include "ferry/MasterStore.h"
 #include "ferry/PgSqlConnection.h"
 #include "ferry/PgStore.h"
@@ -286,6 +287,65 @@ TEST_F(APostgresStore, MovesAMasterOverWithFerryctlMasterMigrate)
     EXPECT_NE(refused.exitCode, 0);
     EXPECT_NE(refused.err.find("store.yml"), std::string::npos) << refused.err;
     EXPECT_EQ(refused.err.find("hunter2"), std::string::npos) << "the password must not be echoed: " << refused.err;
+}
+
+} // namespace
+
+namespace {
+
+// Issue 12, item 2 on PostgreSQL: node keys in node_keys, which the
+// AuthorizedKeysCommand helper's role (docs/postgresql.md) cannot read,
+// while its lookup works.
+TEST_F(APostgresStore, KeepsNodeKeysInATableThatTheHelpersRoleCannotRead)
+{
+    const std::string secret = generateSecret();
+    PgStore store(m_conninfo);
+    store.addNode("web1", secret);
+    {
+        RegistryStore registry(std::make_unique<PgSqlConnection>(store.connection()));
+        registry.recordKey("web1", "ssh-ed25519 AAAAKeyOfWeb1", "push", "192.0.2.7", 22, 1000);
+    }
+    EXPECT_EQ(store.nodeSecret("web1"), secret);
+    EXPECT_EQ(store.connection().exec("SELECT count(*) FROM nodes WHERE secret <> ''").int64(0, 0), 0);
+    // The grants of docs/postgresql.md, by the database's owner.
+    store.connection().execScript(R"SQL(
+CREATE ROLE "ferry-authkeys" LOGIN;
+GRANT USAGE ON SCHEMA public TO "ferry-authkeys";
+GRANT SELECT (name, state, public_key) ON nodes TO "ferry-authkeys";
+)SQL");
+    std::string helperConninfo = m_conninfo;
+    helperConninfo.replace(helperConninfo.find("user=postgres"), 13, "user=ferry-authkeys");
+    PgConnection helper(helperConninfo);
+    std::string lookup = schema::kAuthorizedKeyQuery;
+    lookup.replace(lookup.find("?1"), 2, "$1");
+    const auto found = helper.exec(lookup, {PgParam::text("ssh-ed25519 AAAAKeyOfWeb1")});
+    ASSERT_EQ(found.rows(), 1);
+    EXPECT_EQ(found.text(0, 0), "ssh-ed25519 AAAAKeyOfWeb1");
+    for (const char* attack : {"SELECT secret FROM node_keys", "SELECT secret FROM nodes", "SELECT * FROM nodes"}) {
+        try {
+            helper.exec(attack);
+            ADD_FAILURE() << "the helper's role ran: " << attack;
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find("permission denied"), std::string::npos) << attack << ": " << e.what();
+        }
+    }
+}
+
+TEST_F(APostgresStore, MovesTheKeysOfASchema4DatabaseIntoNodeKeysAndBlanksTheColumn)
+{
+    const std::string secret = generateSecret();
+    {
+        // A database as schema 4 left it: the key in nodes.secret.
+        PgStore store(m_conninfo);
+        store.addNode("web1", secret);
+        store.connection().execScript(
+            "UPDATE nodes SET secret = (SELECT k.secret FROM node_keys k WHERE k.node = nodes.name);"
+            "DROP TABLE node_keys; UPDATE ferry_schema SET version = 4;");
+    }
+    PgStore migrated(m_conninfo);
+    EXPECT_EQ(migrated.schemaVersion(), PgStore::latestSchemaVersion());
+    EXPECT_EQ(migrated.nodeSecret("web1"), secret);
+    EXPECT_EQ(migrated.connection().exec("SELECT count(*) FROM nodes WHERE secret <> ''").int64(0, 0), 0);
 }
 
 } // namespace

@@ -43,6 +43,7 @@ protected:
         for (const auto& d : {m_master, m_nodeState, m_nodeConfig, m_services})
             std::filesystem::create_directories(d);
         ASSERT_EQ(run({"chown", "ferry:ferry", m_master}).exitCode, 0);
+        prepareMasterSideDirs(m_master);
         ::chmod(m_master.c_str(), 0700);
 
         // sshd refuses a command below a writable directory such as /tmp.

@@ -73,6 +73,7 @@ TEST_F(TheShippedBusPolicy, LetsOnlyRootManageNodesAndOnlyFerryOwnTheRegistry)
     const std::string state = m_root / "master";
     std::filesystem::create_directories(state);
     ASSERT_EQ(run({"chown", "ferry:ferry", state}).exitCode, 0);
+    prepareMasterSideDirs(state);
     ensureKeyPair(m_root / "host_key");
     // As root, registryd may not own the name.
     Process asRoot({buildPath("services/registryd/ferry-registryd"), "--listen", "127.0.0.1:" + std::to_string(freePort()),
@@ -80,6 +81,9 @@ TEST_F(TheShippedBusPolicy, LetsOnlyRootManageNodesAndOnlyFerryOwnTheRegistry)
                    {}, m_root / "root.log");
     EXPECT_TRUE(asRoot.wait(std::chrono::seconds(10)).has_value());
     EXPECT_NE(readFile(m_root / "root.log").find("org.ferry.Registry1"), std::string::npos) << readFile(m_root / "root.log");
+    // What root's registryd created is handed back, as a root-run daemon
+    // would leave it to an operator to fix.
+    ASSERT_EQ(run({"chown", "-R", "ferry:ferry-keys", state + "-keys"}).exitCode, 0);
 
     Registryd registryd(state, m_root / "host_key.pub", freePort(), m_root / "registryd.log", {},
                         {"/usr/bin/setpriv", "--reuid=ferry", "--regid=ferry", "--clear-groups"});

@@ -46,7 +46,9 @@ protected:
                   "    registry_port: " + std::to_string(freePort()) + "\npush:\n  connect_timeout: 2\n  io_timeout: 3\n");
         { MasterStore schema(m_master + "/master.db"); }
         ensureKeyPair(m_root / "host_key");
-        ASSERT_EQ(run({"chown", "-R", "ferry:ferry", m_master, m_nodeState, m_nodeConfig}).exitCode, 0);
+        ASSERT_EQ(run({"chown", "-R", "ferry:ferry", m_master, m_nodeState, m_nodeConfig, m_master + "-keys"}).exitCode,
+                  0);
+        prepareMasterSideDirs(m_master);
         ASSERT_EQ(run({"chmod", "0644", m_root / "host_key.pub"}).exitCode, 0);
 
         const std::map<std::string, std::string> master{{"FERRY_STATE_DIR", m_master}};

@@ -38,7 +38,8 @@ protected:
         std::filesystem::create_directories(m_vault);
         ::chmod(m_vault.c_str(), 0700);
         { MasterStore schema(m_state + "/master.db"); }
-        ASSERT_EQ(run({"chown", "-R", "ferry:ferry", m_state}).exitCode, 0);
+        ASSERT_EQ(run({"chown", "-R", "ferry:ferry", m_state, m_state + "-keys"}).exitCode, 0);
+        prepareMasterSideDirs(m_state);
         ::chmod(m_state.c_str(), 0750);
         m_target = m_vault + "/shadow";
         writeFile(m_target, m_targetText, 0600);

@@ -40,12 +40,12 @@ struct StreamPair {
     std::unique_ptr<FdStream> node, master;
 };
 
-// What master A's database says about the node, read as an attacker with
-// the file would read it.
+// What master A keeps for the node, read as an attacker with the file would
+// read it (node-keys.db beside master.db, MasterStore.h).
 std::string storedColumn(const std::string& db, const std::string& node)
 {
-    Database d(db);
-    Statement s(d, "SELECT secret FROM nodes WHERE name = ?1");
+    Database d(nodeKeysPath(db));
+    Statement s(d, "SELECT secret FROM node_keys WHERE node = ?1");
     s.bind(1, node);
     if (!s.step())
         throw std::runtime_error("no row for " + node);

@@ -1,5 +1,6 @@
 #include "support/TestSshd.h"
 
+#include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -124,6 +125,32 @@ void ensureUser(const std::string& name, const std::string& shell)
             throw std::runtime_error("useradd " + name + " failed: " + r.err);
     }
     run({"usermod", "-p", "*", name});
+}
+
+void ensureGroup(const std::string& name)
+{
+    if (::getgrnam(name.c_str()) != nullptr)
+        return;
+    const auto r = run({"groupadd", "--system", name});
+    if (r.exitCode != 0 && ::getgrnam(name.c_str()) == nullptr)
+        throw std::runtime_error("groupadd " + name + " failed: " + r.err);
+}
+
+void prepareMasterSideDirs(const std::string& stateDir, const std::string& owner)
+{
+    ensureUser("ferry-authkeys", "/usr/sbin/nologin");
+    ensureGroup("ferry-keys");
+    const std::string keys = stateDir + "-keys", view = stateDir + "-authkeys";
+    std::filesystem::create_directories(keys);
+    std::filesystem::create_directories(view);
+    const auto ok = [](const RunResult& r, const std::string& what) {
+        if (r.exitCode != 0)
+            throw std::runtime_error(what + " failed: " + r.err);
+    };
+    ok(run({"chown", owner + ":ferry-keys", keys}), "chown " + keys);
+    ok(run({"chmod", "2770", keys}), "chmod " + keys);
+    ok(run({"chown", owner + ":ferry-authkeys", view}), "chown " + view);
+    ok(run({"chmod", "2750", view}), "chmod " + view);
 }
 
 std::string shippedMasterDropIn(bool keysFile, const std::string& helperPath, const std::string& relaySocket)

@@ -74,6 +74,19 @@ private:
 // shadow entry of '*' so that key login works with UsePAM no).
 void ensureUser(const std::string& name, const std::string& shell);
 
+// Makes sure a system group exists for tests.
+void ensureGroup(const std::string& name);
+
+// The directories a master keeps beside its state directory, as packaging
+// makes them for /var/lib/ferry (MasterStore.h, AuthorizedKeysView.h):
+// stateDir-keys (node-keys.db) and stateDir-authkeys (the helper's view,
+// ferry:ferry-authkeys 2750, so the AuthorizedKeysCommandUser of the shipped
+// drop-in reads it). The keys directory belongs to owner here, so that
+// daemons run as owner without supplementary groups reach it; packaging
+// makes it root:ferry-keys 2770 (tests/security/NodeKeysTest checks that).
+// Ensures the users and groups. Needs root.
+void prepareMasterSideDirs(const std::string& stateDir, const std::string& owner = "ferry");
+
 // The shipped master drop-in. With keysFile, its AuthorizedKeysCommand lines
 // become an AuthorizedKeysFile in the test sshd's directory; otherwise the
 // helper path is replaced by helperPath. Its relay (ForceCommand) is the

@@ -41,6 +41,10 @@ TempDir::~TempDir()
 {
     std::error_code ec;
     fs::remove_all(m_path, ec);
+    // A master.db placed directly in the directory has its node keys and the
+    // helper's view beside it (MasterStore.h, AuthorizedKeysView.h).
+    fs::remove_all(m_path + "-keys", ec);
+    fs::remove_all(m_path + "-authkeys", ec);
 }
 
 void writeFile(const std::string& path, const std::string& content, mode_t mode)

@@ -176,6 +176,11 @@ TEST_F(AMasterStore, MigratesAFullReleaseFileWithRegistryAndPullState)
     ASSERT_TRUE(n.step());
     EXPECT_EQ(n.int64(0), 1);
     EXPECT_TRUE(RegistryStore(path).node("web1").has_value()) << "registration still reads the migrated file";
+    // Version 7: the key moved to node-keys.db; master.db's column is blank.
+    EXPECT_EQ(store.nodeSecret("web1"), "aa");
+    Statement blank(db, "SELECT secret FROM nodes WHERE name = 'web1'");
+    ASSERT_TRUE(blank.step());
+    EXPECT_EQ(blank.text(0), "");
 }
 
 TEST_F(AMasterStore, MigratesAReleaseFileThatRegistrationNeverTouched)

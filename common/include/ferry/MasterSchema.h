@@ -1,11 +1,13 @@
 #pragma once
-// The one definition of master.db: every table, index and migration. Only
-// MasterStore applies it (MasterStore::openDatabase); registryd, pulld,
-// collectord, ferryctl and the AuthorizedKeysCommand helper reach the file
-// through MasterStore or, for the helper that must stay small, through the
-// query text below. Dependency-free on purpose (no SQLite, no Ferry types),
-// so that any reader — the helper, a metrics exporter, a later PostgreSQL
-// port — can include it.
+// The one definition of master.db, of node-keys.db beside it and of the
+// AuthorizedKeysCommand helper's view: every table, index and migration.
+// Only MasterStore applies the first two (MasterStore::attachNodeKeys and
+// migrate) and AuthorizedKeysView.cpp writes the view; registryd, pulld,
+// collectord and ferryctl reach the files through them, and the helper,
+// which must stay small, reads the view with the query text below.
+// Dependency-free on purpose (no SQLite, no Ferry types), so that any
+// reader — the helper, a metrics exporter, a later PostgreSQL port — can
+// include it.
 //
 // Versions (PRAGMA user_version):
 //   0  a new file, or one made by the release before this owner existed
@@ -29,6 +31,20 @@
 //      b-tree, which suits rows under ~1/20 of a page; a sampler record is
 //      ~1 KB, so each leaf held three rows and a week's backlog stored 2.7x
 //      slower into a file 3.3x larger (bench/backlog, bench/pull)
+//   7  node keys leave master.db: nodes.secret is blank, and each node's key
+//      (its derived key k1:<master id>:<key>, or a legacy secret until the
+//      node's next registration) is in node_keys of node-keys.db, a file in
+//      a directory that only the daemons that prove or check keys can open
+//      (collectord, registryd, pulld; root's ferryctl). master.db stays
+//      readable by every master daemon, the metrics exporters included.
+//
+// node-keys.db is attached to every read-write connection on master.db as
+// schema "keys" (MasterStore::attachNodeKeys), so `node_keys` needs no
+// prefix in SQL and the same statements run on PostgreSQL, where node_keys
+// is a table of its own that can be granted to fewer roles. Step 7 copies
+// the keys there in a transaction of their own first, and blanks the column
+// only after that one committed: a crash between the two loses nothing, and
+// the copy runs again.
 //
 // A new file gets kSchema and kMasterSchemaVersion at once. An existing one
 // runs every migration above its version in order, each in the same
@@ -40,7 +56,7 @@
 
 namespace ferry::schema {
 
-inline constexpr int kMasterSchemaVersion = 6;
+inline constexpr int kMasterSchemaVersion = 7;
 
 inline constexpr const char* kLegacyEpochHex = "00000000000000000000000000000000";
 
@@ -48,7 +64,7 @@ inline constexpr const char* kLegacyEpochHex = "00000000000000000000000000000000
 inline constexpr const char* kSchema = R"SQL(
 CREATE TABLE nodes (
   name TEXT PRIMARY KEY,
-  secret TEXT NOT NULL,
+  secret TEXT NOT NULL,                        -- always '' (version 7): keys are in node_keys
   state TEXT NOT NULL DEFAULT 'accepted',      -- accepted | pending | declined | revoked
   mode TEXT NOT NULL DEFAULT 'push',           -- push | pull | auto
   public_key TEXT NOT NULL DEFAULT '',
@@ -340,10 +356,62 @@ ALTER TABLE records_v6 RENAME TO records;
 CREATE UNIQUE INDEX records_key ON records(node, epoch, seq);
 CREATE INDEX records_order ON records(node, epoch, stored_order);
 )SQL"},
+    // 6 → 7: node keys leave master.db. kNodeKeysCopy ran and committed
+    // before this step (see the version list above). The table is rebuilt
+    // rather than the column blanked in place: every earlier update of a
+    // node's row (last_seen, records_stored) left a stale copy of the row,
+    // secret included, in its page's free space. MasterStore::migrate runs
+    // this step with secure_delete on, so the old pages are zeroed as they
+    // are freed, and checkpoints the WAL afterwards.
+    {7, nullptr, 0, R"SQL(
+CREATE TABLE nodes_v7 (
+  name TEXT PRIMARY KEY, secret TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'accepted',
+  mode TEXT NOT NULL DEFAULT 'push', public_key TEXT NOT NULL DEFAULT '', ssh_host TEXT NOT NULL DEFAULT '',
+  ssh_port INTEGER NOT NULL DEFAULT 22, first_seen INTEGER NOT NULL DEFAULT 0, last_seen INTEGER NOT NULL DEFAULT 0,
+  last_push INTEGER NOT NULL DEFAULT 0, last_pull INTEGER NOT NULL DEFAULT 0,
+  records_stored INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '', pending_request BLOB, pending_mac BLOB
+);
+INSERT INTO nodes_v7 (name, secret, state, mode, public_key, ssh_host, ssh_port, first_seen, last_seen, last_push,
+                      last_pull, records_stored, reason, pending_request, pending_mac)
+  SELECT name, '', state, mode, public_key, ssh_host, ssh_port, first_seen, last_seen, last_push, last_pull,
+         records_stored, reason, pending_request, pending_mac FROM nodes;
+DROP TABLE nodes;
+ALTER TABLE nodes_v7 RENAME TO nodes;
+CREATE INDEX nodes_public_key ON nodes(public_key);
+)SQL"},
 };
 
-// The AuthorizedKeysCommand helper's one query (read-only): is this key an
-// accepted node's?
+// node-keys.db: one table, in the attached schema "keys". Created whenever
+// the file is attached (IF NOT EXISTS).
+inline constexpr const char* kNodeKeysSchema = R"SQL(
+CREATE TABLE IF NOT EXISTS keys.node_keys (
+  node TEXT PRIMARY KEY,                       -- nodes.name in master.db
+  secret TEXT NOT NULL                         -- k1:<master id>:<key>, or a legacy node secret
+) WITHOUT ROWID;
+)SQL";
+
+// Before step 7, in a transaction that writes node-keys.db only: every key
+// still in master.db is copied (a key already copied is overwritten with
+// the same text, so running it twice is harmless).
+inline constexpr const char* kNodeKeysCopy = R"SQL(
+INSERT INTO keys.node_keys (node, secret) SELECT name, secret FROM main.nodes WHERE secret <> ''
+  ON CONFLICT(node) DO UPDATE SET secret = excluded.secret;
+)SQL";
+
+// The AuthorizedKeysCommand helper's view (AuthorizedKeysView.h): a file of
+// its own, with the keys of accepted nodes only.
+inline constexpr const char* kAuthorizedKeysViewSchema = R"SQL(
+CREATE TABLE authorized_keys (
+  public_key TEXT PRIMARY KEY,                 -- "<type> <base64>", as nodes.public_key
+  node TEXT NOT NULL
+) WITHOUT ROWID;
+)SQL";
+inline constexpr const char* kAuthorizedKeysViewQuery =
+    "SELECT public_key FROM authorized_keys WHERE public_key = ?1 LIMIT 1";
+
+// The AuthorizedKeysCommand helper's query on PostgreSQL, where it reads
+// the shared registry (a role granted SELECT on nodes' name, state and
+// public_key only, docs/postgresql.md): is this key an accepted node's?
 inline constexpr const char* kAuthorizedKeyQuery =
     "SELECT public_key FROM nodes WHERE public_key = ?1 AND state = 'accepted' LIMIT 1";
 

@@ -39,8 +39,16 @@ public:
     explicit MasterStore(const std::string& path);
 
     // Opens master.db and brings it to the current schema; what every other
-    // user of the file calls (RegistryStore, pulld, ferryctl).
+    // user of the file calls (RegistryStore, pulld, ferryctl). node-keys.db
+    // must be attached first (attachNodeKeys): version 7 moves keys there.
     static void migrate(Database& db);
+    // Attaches node-keys.db (nodeKeysPath of db's file) as schema "keys",
+    // creating the file (0600) and its table when missing, and the
+    // directory (0700) when that is missing too (a test's or a demo's state
+    // directory; packages create /var/lib/ferry-keys). Throws Error naming
+    // the file when it cannot be opened: a daemon without the ferry-keys
+    // group is refused here, before it reads anything.
+    static void attachNodeKeys(Database& db);
 
     // Enrols (or re-keys) a node with its secret, state accepted.
     void addNode(const std::string& name, const std::string& secret);
@@ -93,5 +101,20 @@ private:
 
 // "<state dir>/master.db"
 std::string masterStorePath(const std::string& stateDir);
+// Where the node keys of the master.db at masterDbPath are:
+// $FERRY_KEYS_DIR/node-keys.db, else "<master.db's directory>-keys/node-keys.db"
+// (besideStateDirectory)
+// (/var/lib/ferry-keys/node-keys.db for /var/lib/ferry/master.db). A
+// directory beside the state directory and not in it: /var/lib/ferry
+// belongs to user ferry, which could rename a directory inside it and put
+// its own in place; /var/lib is root's.
+std::string nodeKeysPath(const std::string& masterDbPath);
+// A file a master keeps beside its state directory (node keys, the
+// AuthorizedKeysCommand helper's view): in $<envName> when set, else in
+// "<master.db's directory><dirSuffix>"; named fileName for a master.db, and
+// "<its name>.<fileName>" for a store file of another name (tests keep
+// several masters' files in one directory).
+std::string besideStateDirectory(const std::string& masterDbPath, const char* envName, const std::string& dirSuffix,
+                                 const std::string& fileName);
 
 } // namespace ferry

@@ -144,13 +144,25 @@ public:
 
     SqlConnection& connection() { return m_db; }
 
+    // Keeps the AuthorizedKeysCommand helper's view (AuthorizedKeysView.h)
+    // at path current: rewritten after every operation above that changes
+    // which key may log in (recordKey with a new key, addNode, accept,
+    // decline, revoke). Only for master.db: on PostgreSQL the helper reads
+    // the shared registry, which every master changes.
+    void keepAuthorizedKeysView(std::string path);
+    // Rewrites the view now (at start: after an upgrade or a crash between
+    // a change and its view); the number of keys in it, 0 without a view.
+    std::size_t writeAuthorizedKeysView();
+
 private:
+    void viewChanged();
     void pinHostKeys(const std::string& name, const std::vector<std::string>& keys);
     void setState(const std::string& name, const std::string& state, const std::string& reason);
     void applySecret(const std::string& name, const std::string& secret);
 
     std::unique_ptr<SqlConnection> m_connection;
     SqlConnection& m_db;
+    std::string m_viewPath;
 };
 
 // known_hosts text pinning keys for an sshd at host:port, in OpenSSH's

@@ -2,8 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include "ferry/Clock.h"
 #include "ferry/MasterQueries.h"
+#include "ferry/MasterStore.h"
 #include "ferry/PgSqlConnection.h"
 #include "ferry/Sqlite.h"
 
@@ -85,6 +88,15 @@ CREATE INDEX records_order ON records (node, epoch, stored_order);
 CREATE TABLE master_counters (
   name TEXT NOT NULL, labels TEXT NOT NULL DEFAULT '', value BIGINT NOT NULL, PRIMARY KEY (name, labels));
 )SQL",
+    // 5: master.db's version 7: node keys in a table of their own, so that
+    // they can be granted to the roles of collectord, registryd and pulld
+    // only (docs/postgresql.md); nodes.secret stays, blank. One transaction.
+    R"SQL(
+CREATE TABLE node_keys (node TEXT PRIMARY KEY, secret TEXT NOT NULL);
+INSERT INTO node_keys (node, secret) SELECT name, secret FROM nodes WHERE secret <> ''
+  ON CONFLICT (node) DO UPDATE SET secret = excluded.secret;
+UPDATE nodes SET secret = '' WHERE secret <> '';
+)SQL",
 };
 
 // Serialises schema changes between masters starting at once.
@@ -146,15 +158,24 @@ void PgStore::migrate(PgConnection& db)
 
 void PgStore::addNode(const std::string& name, const std::string& secret)
 {
-    m_db.exec("INSERT INTO nodes (name, secret, state, first_seen) VALUES ($1, $2, 'accepted', $3)"
-              " ON CONFLICT (name) DO UPDATE SET secret = excluded.secret, state = 'accepted', reason = '',"
-              " public_key = CASE WHEN nodes.secret = excluded.secret THEN nodes.public_key ELSE '' END",
+    PgTransaction tx(m_db);
+    // A key proven with another secret belongs to another install.
+    m_db.exec("INSERT INTO nodes (name, secret, state, first_seen) VALUES ($1, '', 'accepted', $3)"
+              " ON CONFLICT (name) DO UPDATE SET state = 'accepted', reason = '',"
+              " public_key = CASE WHEN (SELECT k.secret FROM node_keys k WHERE k.node = $1) = $2"
+              " THEN nodes.public_key ELSE '' END",
               {PgParam::text(name), PgParam::text(secret), PgParam::integer(nowMs())});
+    m_db.exec("INSERT INTO node_keys (node, secret) VALUES ($1, $2) ON CONFLICT (node) DO UPDATE SET"
+              " secret = excluded.secret",
+              {PgParam::text(name), PgParam::text(secret)});
+    tx.commit();
 }
 
 std::optional<std::string> PgStore::nodeSecret(const std::string& name)
 {
-    const auto r = m_db.exec("SELECT secret FROM nodes WHERE name = $1 AND state = 'accepted'", {PgParam::text(name)});
+    const auto r = m_db.exec("SELECT k.secret FROM nodes n JOIN node_keys k ON k.node = n.name"
+                             " WHERE n.name = $1 AND n.state = 'accepted'",
+                             {PgParam::text(name)});
     if (r.rows() == 0)
         return std::nullopt;
     return r.text(0, 0);
@@ -491,10 +512,19 @@ MigrationResult migrateSqliteToPostgres(const std::string& masterDbPath, PgStore
             hasEpoch = hasEpoch || cols.text(0) == "epoch";
     }
     PgConnection& db = target.connection();
+    // The keys: node-keys.db's (master.db version 7 on), else the column
+    // of a master.db from before it.
+    std::string secretColumn = "secret";
+    if (const std::string keys = nodeKeysPath(masterDbPath); ::access(keys.c_str(), R_OK) == 0) {
+        Statement(source, "ATTACH DATABASE ?1 AS keys").bind(1, keys).run();
+        Statement t(source, "SELECT 1 FROM keys.sqlite_master WHERE type = 'table' AND name = 'node_keys'");
+        if (t.step())
+            secretColumn = "COALESCE((SELECT k.secret FROM keys.node_keys k WHERE k.node = nodes.name), secret)";
+    }
     {
-        Statement nodes(source,
-                        "SELECT name, secret, state, mode, public_key, ssh_host, ssh_port, first_seen, last_seen,"
-                        " last_push, last_pull, records_stored, reason FROM nodes");
+        Statement nodes(source, "SELECT name, " + secretColumn +
+                                    ", state, mode, public_key, ssh_host, ssh_port, first_seen,"
+                                    " last_seen, last_push, last_pull, records_stored, reason FROM nodes");
         PgTransaction tx(db);
         while (nodes.step()) {
             ++result.source.nodes;
@@ -503,12 +533,16 @@ MigrationResult migrateSqliteToPostgres(const std::string& masterDbPath, PgStore
                 " last_seen, last_push, last_pull, records_stored, reason)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7::integer, $8::bigint, $9::bigint, $10::bigint, $11::bigint,"
                 " $12::bigint, $13) ON CONFLICT (name) DO NOTHING",
-                {PgParam::text(nodes.text(0)), PgParam::text(nodes.text(1)), PgParam::text(nodes.text(2)),
+                // The key goes to node_keys below; the column stays blank.
+                {PgParam::text(nodes.text(0)), PgParam::text(""), PgParam::text(nodes.text(2)),
                  PgParam::text(nodes.text(3)), PgParam::text(nodes.text(4)), PgParam::text(nodes.text(5)),
                  PgParam::integer(nodes.int64(6)), PgParam::integer(nodes.int64(7)), PgParam::integer(nodes.int64(8)),
                  PgParam::integer(nodes.int64(9)), PgParam::integer(nodes.int64(10)), PgParam::integer(nodes.int64(11)),
                  PgParam::text(nodes.text(12))});
             result.copied.nodes += r.affected();
+            if (r.affected() > 0 && !nodes.text(1).empty())
+                db.exec("INSERT INTO node_keys (node, secret) VALUES ($1, $2) ON CONFLICT (node) DO NOTHING",
+                        {PgParam::text(nodes.text(0)), PgParam::text(nodes.text(1))});
         }
         tx.commit();
     }

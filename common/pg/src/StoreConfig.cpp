@@ -15,23 +15,31 @@ namespace ferry {
 
 namespace {
 
+// A libpq connection string from key, refused empty or with a password.
+std::string conninfo(YamlMap& map, const char* key)
+{
+    auto v = map.string(key);
+    if (!v)
+        return {};
+    if (v->empty())
+        map.fail(key, "must be a libpq connection string (or leave the key out for master.db)");
+    // A password in a world-readable config file would be a leak: libpq
+    // reads one from passfile= or ~/.pgpass instead.
+    if (v->find("password=") != std::string::npos || v->find(":@") != std::string::npos ||
+        (v->rfind("postgres", 0) == 0 && v->find('@') != std::string::npos &&
+         v->substr(0, v->find('@')).find(':', 13) != std::string::npos))
+        map.fail(key, "must not contain a password: put it in a passfile (passfile=/etc/ferry/pgpass, "
+                      "mode 0600) and name that file here");
+    return *v;
+}
+
 StoreConfig fromYaml(std::optional<YamlMap> map)
 {
     StoreConfig c;
     if (!map)
         return c;
-    if (auto v = map->string("postgresql")) {
-        if (v->empty())
-            map->fail("postgresql", "must be a libpq connection string (or leave the key out for master.db)");
-        // A password in a world-readable config file would be a leak: libpq
-        // reads one from passfile= or ~/.pgpass instead.
-        if (v->find("password=") != std::string::npos || v->find(":@") != std::string::npos ||
-            (v->rfind("postgres", 0) == 0 && v->find('@') != std::string::npos &&
-             v->substr(0, v->find('@')).find(':', 13) != std::string::npos))
-            map->fail("postgresql", "must not contain a password: put it in a passfile (passfile=/etc/ferry/pgpass, "
-                                    "mode 0600) and name that file here");
-        c.postgresql = *v;
-    }
+    c.postgresql = conninfo(*map, "postgresql");
+    c.authorizedKeysPostgresql = conninfo(*map, "authorized_keys_postgresql");
     if (auto v = map->integer("connections", 1, 256))
         c.connections = static_cast<std::size_t>(*v);
     map->finish();

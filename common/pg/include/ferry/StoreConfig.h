@@ -2,6 +2,7 @@
 // Where the master keeps its registry and records: /etc/ferry/store.yml.
 //
 //   postgresql: "host=db.example port=5432 dbname=ferry user=ferry passfile=/etc/ferry/pgpass"
+//   authorized_keys_postgresql: "host=db.example dbname=ferry user=ferry-authkeys passfile=…"
 //
 //   connections: 8     # at most this many per daemon (default 8)
 //
@@ -25,6 +26,10 @@ struct StoreConfig {
     std::string postgresql;  // libpq connection string; empty: SQLite
     // The most PostgreSQL connections one daemon holds (its PgPool).
     std::size_t connections = 8;
+    // The AuthorizedKeysCommand helper's own connection (it runs as
+    // ferry-authkeys, a role that may read nodes' name, state and public_key
+    // only, docs/postgresql.md); empty: postgresql.
+    std::string authorizedKeysPostgresql = {};
 };
 
 StoreConfig loadStoreConfig(const Paths& paths);

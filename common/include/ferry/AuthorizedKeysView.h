@@ -1,0 +1,35 @@
+#pragma once
+// The AuthorizedKeysCommand helper's view of the registry: which public key
+// belongs to which accepted node, and nothing else. The helper runs as its
+// own user (ferry-authkeys), which can open neither master.db nor the node
+// keys; it reads this file only.
+//
+//   <master.db's directory>-authkeys/authorized-keys.db
+//   (/var/lib/ferry-authkeys/authorized-keys.db; $FERRY_AUTHKEYS_DIR overrides)
+//
+// A SQLite file with one table (MasterSchema.h, kAuthorizedKeysViewSchema),
+// rewritten whole from the registry whenever who may log in changes (a key
+// registered or rotated, a node accepted, declined, revoked or given a new
+// secret), into a temporary file that is then renamed over the old one. A
+// reader therefore never sees a half-written view, needs no lock, no
+// journal and no -shm (it opens the file immutable), and a failed write
+// leaves the previous view in place. registryd keeps it (and rebuilds it
+// at every start, which also creates it after an upgrade); ferryctl does
+// when it changes the registry without registryd.
+//
+// Mode 0640: the directory is setgid ferry-authkeys (packaging), so the
+// file's group is the helper's.
+
+#include <string>
+
+#include "ferry/SqlConnection.h"
+
+namespace ferry {
+
+std::string authorizedKeysViewPath(const std::string& masterDbPath);
+
+// Rewrites the view at path from the registry on registry; returns the
+// number of keys in it. Throws Error naming the file.
+std::size_t writeAuthorizedKeysView(SqlConnection& registry, const std::string& path);
+
+} // namespace ferry

@@ -1,0 +1,123 @@
+#include "ferry/AuthorizedKeysView.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "ferry/Error.h"
+#include "ferry/MasterSchema.h"
+#include "ferry/MasterStore.h"
+
+namespace ferry {
+
+namespace {
+
+// The raw handle: the view is a rollback-journal file written once and
+// closed, not a WAL database (Database turns WAL on).
+class ViewFile {
+public:
+    explicit ViewFile(const std::string& path) : m_path(path)
+    {
+        if (sqlite3_open_v2(path.c_str(), &m_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK)
+            fail("open");
+    }
+    ~ViewFile() { sqlite3_close_v2(m_db); }
+    ViewFile(const ViewFile&) = delete;
+    ViewFile& operator=(const ViewFile&) = delete;
+
+    void exec(const char* sql)
+    {
+        if (sqlite3_exec(m_db, sql, nullptr, nullptr, nullptr) != SQLITE_OK)
+            fail("write");
+    }
+    void insert(const std::vector<std::pair<std::string, std::string>>& rows)
+    {
+        sqlite3_stmt* stmt = nullptr;
+        if (sqlite3_prepare_v2(m_db, "INSERT OR IGNORE INTO authorized_keys (public_key, node) VALUES (?1, ?2)", -1,
+                               &stmt, nullptr) != SQLITE_OK)
+            fail("write");
+        for (const auto& [key, node] : rows) {
+            sqlite3_bind_text(stmt, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+            sqlite3_bind_text(stmt, 2, node.data(), static_cast<int>(node.size()), SQLITE_STATIC);
+            const int rc = sqlite3_step(stmt);
+            sqlite3_reset(stmt);
+            if (rc != SQLITE_DONE) {
+                sqlite3_finalize(stmt);
+                fail("write");
+            }
+        }
+        sqlite3_finalize(stmt);
+    }
+
+private:
+    [[noreturn]] void fail(const char* what)
+    {
+        throw Error(std::string("Failed to ") + what + " the authorized keys view " + m_path + ": " +
+                    (m_db != nullptr ? sqlite3_errmsg(m_db) : "out of memory"));
+    }
+
+    std::string m_path;
+    sqlite3* m_db = nullptr;
+};
+
+} // namespace
+
+std::string authorizedKeysViewPath(const std::string& masterDbPath)
+{
+    return besideStateDirectory(masterDbPath, "FERRY_AUTHKEYS_DIR", "-authkeys", "authorized-keys.db");
+}
+
+std::size_t writeAuthorizedKeysView(SqlConnection& registry, const std::string& path)
+{
+    std::vector<std::pair<std::string, std::string>> rows;
+    {
+        SqlStatement s(registry, "SELECT public_key, name FROM nodes WHERE state = 'accepted' AND public_key <> ''"
+                                 " ORDER BY public_key");
+        while (s.step())
+            rows.emplace_back(s.text(0), s.text(1));
+    }
+    const std::string dir = path.substr(0, path.rfind('/'));
+    if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST)
+        throw Error("Failed to create the authorized keys view's directory " + dir + ": " + std::strerror(errno));
+    std::string temp = dir + "/.authorized-keys.db.XXXXXX";
+    const int fd = ::mkstemp(temp.data());
+    if (fd < 0)
+        throw Error("Failed to write the authorized keys view in " + dir + ": " + std::strerror(errno));
+    // Readable by the directory's group (the helper's) whatever the umask.
+    const bool modeSet = ::fchmod(fd, 0640) == 0;
+    const int modeErrno = errno;
+    ::close(fd);
+    try {
+        if (!modeSet)
+            throw Error("Failed to write the authorized keys view " + temp + ": " + std::strerror(modeErrno));
+        {
+            ViewFile view(temp);
+            view.exec("PRAGMA journal_mode=DELETE");
+            view.exec("PRAGMA synchronous=FULL");
+            view.exec("BEGIN");
+            view.exec(schema::kAuthorizedKeysViewSchema);
+            view.insert(rows);
+            view.exec("COMMIT");
+        }
+        if (::rename(temp.c_str(), path.c_str()) != 0)
+            throw Error("Failed to replace the authorized keys view " + path + ": " + std::strerror(errno));
+    } catch (...) {
+        ::unlink(temp.c_str());
+        ::unlink((temp + "-journal").c_str());
+        throw;
+    }
+    // The rename itself survives a power loss once the directory is synced.
+    if (const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
+        ::fsync(d);
+        ::close(d);
+    }
+    return rows.size();
+}
+
+} // namespace ferry
