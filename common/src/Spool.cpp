@@ -496,34 +496,6 @@ std::vector<Record> collect(Statement& s, std::size_t maxBytes)
     return out;
 }
 
-// An Ack's deletion may be lost to a power cut without harm: the master
-// committed those records (synchronous=FULL) before it acknowledged them
-// and stores each (node, epoch, seq) once, so they come back, are sent
-// again and count as duplicates (docs/durability.md). So the deletion does
-// not wait for the disk: an fsync per Ack was most of a push cycle's spool
-// cost and a large part of draining a backlog. The next append's FULL
-// commit syncs the WAL, deletions included, in order.
-class UnsyncedCommits {
-public:
-    explicit UnsyncedCommits(Database& db) : m_db(db) { Statement(m_db, "PRAGMA synchronous=NORMAL").run(); }
-    ~UnsyncedCommits()
-    {
-        try {
-            Statement(m_db, "PRAGMA synchronous=FULL").run();
-        } catch (const std::exception& e) {
-            // A connection left at NORMAL would weaken the next append: do
-            // not carry on with it.
-            spdlog::critical("Failed to restore synchronous=FULL on {}: {}", m_db.path(), e.what());
-            std::terminate();
-        }
-    }
-    UnsyncedCommits(const UnsyncedCommits&) = delete;
-    UnsyncedCommits& operator=(const UnsyncedCommits&) = delete;
-
-private:
-    Database& m_db;
-};
-
 } // namespace
 
 std::vector<Record> Spool::readAfter(std::uint64_t cursor, std::size_t maxRecords, std::size_t maxBytes)
@@ -547,6 +519,13 @@ std::uint64_t Spool::acknowledge(std::uint64_t upTo)
     return acknowledgeRange(1, upTo);
 }
 
+// An Ack's deletion may be lost to a power cut without harm: the master
+// committed those records (synchronous=FULL) before it acknowledged them
+// and stores each (node, epoch, seq) once, so they come back, are sent
+// again and count as duplicates (docs/durability.md). So the deletion does
+// not wait for the disk (UnsyncedCommits): an fsync per Ack was most of a
+// push cycle's spool cost and a large part of draining a backlog. The next
+// append's FULL commit syncs the WAL, deletions included, in order.
 std::uint64_t Spool::acknowledgeRange(std::uint64_t first, std::uint64_t last)
 {
     const UnsyncedCommits unsynced(*m_db);

@@ -381,6 +381,12 @@ void SshChannel::writeAll(const void* buf, std::size_t size, Deadline deadline)
         throw TimeoutError("Timed out flushing data to " + m_peer);
 }
 
+bool SshChannel::hasInput()
+{
+    // Moves what the socket holds into the channel's buffer, not waiting.
+    return ssh_channel_poll(m_channel, 0) > 0;
+}
+
 void SshChannel::closeWrite()
 {
     ssh_channel_send_eof(m_channel);

@@ -42,6 +42,7 @@ public:
     ~SshChannel() override;
     std::size_t readSome(void* buf, std::size_t size, Deadline deadline) override;
     void writeAll(const void* buf, std::size_t size, Deadline deadline) override;
+    bool hasInput() override;
     void closeWrite() override;
     std::string peer() const override { return m_peer; }
     // For exec channels: the remote command's exit status once it closed (-1 unknown).
