@@ -383,7 +383,11 @@ void SshChannel::writeAll(const void* buf, std::size_t size, Deadline deadline)
 
 bool SshChannel::hasInput()
 {
-    // Moves what the socket holds into the channel's buffer, not waiting.
+    // The window adjusts that reading queued go out first (see readSome):
+    // the caller may now be busy for a while without reading. Then what the
+    // socket holds moves into the channel's buffer, not waiting.
+    if (ssh_blocking_flush(m_session.handle(), 0) == SSH_ERROR)
+        return false;
     return ssh_channel_poll(m_channel, 0) > 0;
 }
 
