@@ -84,10 +84,56 @@ double cipherMs(const std::string& bytes)
     return msSince(t);
 }
 
+// The Batch frames stored `window` to a transaction into a fresh master.db.
+double groupedWritesMs(const std::string& frames, unsigned window, const std::string& path)
+{
+    std::vector<std::vector<ferry::Record>> batches;
+    for (std::size_t off = 0; off < frames.size();) {
+        ferry::Frame f;
+        std::size_t used = 0;
+        if (!ferry::parseFrame(std::string_view(frames).substr(off), ferry::kMaxBatchFrame, f, used))
+            break;
+        batches.push_back(ferry::decodeBatch(f.payload, "bench"));
+        off += used;
+    }
+    ferry::MasterStore master(path);
+    master.addNode("stages", "0123456789abcdef0123456789abcdef");
+    const ferry::Epoch epoch = ferry::Epoch::random();
+    const auto t = Clock::now();
+    for (std::size_t i = 0; i < batches.size(); i += window) {
+        std::vector<ferry::BatchToStore> group;
+        for (std::size_t j = i; j < std::min(batches.size(), i + window); ++j)
+            group.push_back({&batches[j], ferry::BatchLane::Backlog});
+        master.storeBatches("stages", epoch, group, "push");
+    }
+    return msSince(t);
+}
+
+// The records as bare rows: no index, one transaction; synced or not.
+double sqliteFloorMs(const std::vector<ferry::Record>& records, const std::string& path, bool synced)
+{
+    ferry::Database db(path);
+    if (!synced)
+        db.exec("PRAGMA synchronous=OFF");
+    db.exec("CREATE TABLE records (node TEXT, epoch TEXT, seq INTEGER, time_ms INTEGER, kind TEXT, payload BLOB)");
+    const auto t = Clock::now();
+    ferry::Transaction tx(db);
+    ferry::Statement ins(db, "INSERT INTO records VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    ins.bind(1, "stages").bind(2, "0123456789abcdef0123456789abcdef");
+    std::uint64_t seq = 0;
+    for (const auto& r : records) {
+        ins.rewind();
+        ins.bind(3, static_cast<std::int64_t>(++seq)).bind(4, r.timeMs).bind(5, r.kind).bindBlob(6, r.payload);
+        ins.run();
+    }
+    tx.commit();
+    return msSince(t);
+}
+
 } // namespace
 
 StageTimes measureStages(const std::vector<ferry::Record>& records, std::size_t batchRecords, std::size_t batchBytes,
-                         const std::string& dir)
+                         const std::string& dir, unsigned window)
 {
     StageTimes t;
     ferry::Spool spool(dir + "/stages-spool.db", ferry::SpoolLimits{1ull << 40, std::chrono::hours(24 * 365)});
@@ -117,6 +163,10 @@ StageTimes measureStages(const std::vector<ferry::Record>& records, std::size_t 
         ++t.batches;
     }
     t.cryptoMs = cipherMs(t.frames);
+    t.masterGroupedMs = groupedWritesMs(t.frames, window, dir + "/stages-grouped.db");
+    t.groupedBy = window;
+    t.sqliteFloorMs = sqliteFloorMs(records, dir + "/stages-floor.db", false);
+    t.durableFloorMs = sqliteFloorMs(records, dir + "/stages-durable-floor.db", true);
     return t;
 }
 
@@ -127,6 +177,9 @@ void printStages(const StageTimes& t, double wireMs)
     std::printf("    node SQLite reads %7.1f ms | encoding %7.1f ms | crypto %6.1f ms | wire (open channel) %7.1f ms | "
                 "master SQLite writes %7.1f ms | node acks %6.1f ms\n",
                 t.nodeReadsMs, t.encodeMs, t.cryptoMs, wireMs, t.masterWritesMs, t.nodeAcksMs);
+    std::printf("    master SQLite writes, %u batches to a transaction %7.1f ms | floor: the same rows in a bare table "
+                "(no index, one transaction) %7.1f ms unsynced, %7.1f ms synced\n",
+                t.groupedBy, t.masterGroupedMs, t.sqliteFloorMs, t.durableFloorMs);
 }
 
 } // namespace benchsupport

@@ -34,12 +34,21 @@ struct StageTimes {
     double encodeMs = 0;       // encode + frame on the node, decode on the master
     double cryptoMs = 0;       // the SSH cipher (chacha20-poly1305) over the bytes, both ends
     double masterWritesMs = 0; // MasterStore::storeBatch (a transaction, synchronous=FULL)
-    double nodeAcksMs = 0;     // Spool::acknowledge per Ack (a transaction on the node)
+    // The same batches stored as the session groups them at most (the
+    // node's window per transaction: MasterStore::storeBatches).
+    double masterGroupedMs = 0;
+    unsigned groupedBy = 0;
+    // The floor of any SQLite store of these records on this disk: the same
+    // rows into a table with no index, in one transaction, synchronous=OFF
+    // (the CPU alone) and FULL (durable: what an Ack needs).
+    double sqliteFloorMs = 0;
+    double durableFloorMs = 0;
+    double nodeAcksMs = 0; // Spool::acknowledge per Ack (a transaction on the node)
     std::uint64_t batches = 0;
     std::string frames; // the Batch frames the session sends
 };
 StageTimes measureStages(const std::vector<ferry::Record>& records, std::size_t batchRecords, std::size_t batchBytes,
-                         const std::string& dir);
+                         const std::string& dir, unsigned window = 4);
 
 void printStages(const StageTimes& t, double wireMs);
 

@@ -158,7 +158,39 @@ void MasterStore::migrate(Database& db)
 MasterStore::MasterStore(const std::string& path) : m_db(path)
 {
     attachNodeKeys(m_db);
+    // A group of batches (storeBatches) is up to a window of 1 MiB frames:
+    // with SQLite's default 2 MB cache its pages spilled to the WAL before
+    // the commit and the index pages were read back for every batch. The
+    // cache grows only as far as a session's writes reach.
+    m_db.exec("PRAGMA cache_size=-16384");
+    // SQLite checkpoints the WAL inside the commit that takes it past 1000
+    // pages (4 MB): a week's backlog paid two or three checkpoints (a copy
+    // into the file and an fsync) while the node waited for its Acks. A
+    // session's store (collectord and pulld open one per session) leaves
+    // that to its close, after the last Ack; within a session only a WAL
+    // past 64 MB is checkpointed at the commit, so that a store kept open
+    // for long still bounds it. (This hook replaces SQLite's own.)
+    sqlite3_wal_hook(m_db.handle(), &MasterStore::afterWalCommit, this);
     migrate(m_db);
+}
+
+int MasterStore::afterWalCommit(void* self, sqlite3* db, const char* name, int pages)
+{
+    static_cast<MasterStore*>(self)->m_walPages = pages;
+    if (pages >= kCheckpointAtCommitPages)
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    return SQLITE_OK;
+}
+
+MasterStore::~MasterStore()
+{
+    if (m_walPages < kCheckpointAtClosePages)
+        return;
+    // PASSIVE: waits for no reader or writer. Whatever it cannot copy now
+    // the next checkpoint does; nothing depends on it but the WAL's size.
+    const int rc = sqlite3_wal_checkpoint_v2(m_db.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    if (rc != SQLITE_OK)
+        spdlog::debug("Left the checkpoint of {} to the next writer: {}", m_db.path(), sqlite3_errstr(rc));
 }
 
 void MasterStore::addNode(const std::string& name, const std::string& secret)
@@ -216,6 +248,9 @@ EpochAdmission MasterStore::admitEpoch(const std::string& node, const Epoch& epo
 {
     const std::string hex = epoch.hex();
     const std::int64_t now = nowMs();
+    // Not synced (SessionStore::admitEpoch): the first batch's FULL commit
+    // syncs the WAL, this transaction included, before anything is acked.
+    const UnsyncedCommits unsynced(m_db);
     Transaction tx(m_db);
     const EpochDecision d = decideEpoch(node, epoch, address, epochs(node));
     if (d.insertState) {
@@ -256,7 +291,14 @@ void MasterStore::resolveEpochs(const std::string& node, const std::string& keep
 AckMessage MasterStore::storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
                                    const std::string& via, BatchLane lane)
 {
-    AckMessage ack;
+    return storeBatches(node, epoch, {{&records, lane}}, via).front();
+}
+
+std::vector<AckMessage> MasterStore::storeBatches(const std::string& node, const Epoch& epoch,
+                                                  const std::vector<BatchToStore>& batches, const std::string& via)
+{
+    std::vector<AckMessage> acks;
+    acks.reserve(batches.size());
     const std::int64_t now = nowMs();
     const std::string hex = epoch.hex();
     Transaction tx(m_db);
@@ -269,39 +311,54 @@ AckMessage MasterStore::storeBatch(const std::string& node, const Epoch& epoch, 
         if (o.step())
             order = o.int64(0);
     }
-    Statement ins(m_db, "INSERT OR IGNORE INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via,"
-                        " stored_order) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
-    for (const auto& r : records) {
-        ins.reset();
-        ins.bind(1, node).bind(2, hex).bind(3, static_cast<std::int64_t>(r.seq)).bind(4, r.timeMs).bind(5, r.kind);
-        ins.bindBlob(6, r.payload).bind(7, now).bind(8, via).bind(9, order + 1);
-        ins.run();
-        if (m_db.changes() > 0) {
-            ++ack.newlyStored;
-            ++order;
-        } else {
-            ++ack.duplicates;
+    AckMessage total;
+    {
+        Statement ins(m_db, "INSERT OR IGNORE INTO records (node, epoch, seq, time_ms, kind, payload, received_ms,"
+                            " via, stored_order) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+        // The same in every row: bound once, kept across rewind().
+        ins.bind(1, node).bind(2, hex).bind(7, now).bind(8, via);
+        for (const auto& batch : batches) {
+            AckMessage ack;
+            for (const auto& r : *batch.records) {
+                ins.rewind();
+                ins.bind(3, static_cast<std::int64_t>(r.seq)).bind(4, r.timeMs).bind(5, r.kind);
+                ins.bindBlob(6, r.payload).bind(9, order + 1);
+                ins.run();
+                if (m_db.changes() > 0) {
+                    ++ack.newlyStored;
+                    ++order;
+                } else {
+                    ++ack.duplicates;
+                }
+                ack.storedUpTo = std::max(ack.storedUpTo, r.seq);
+            }
+            // A pull's backlog batch follows the cursor: everything up to its
+            // last record is stored (or was dropped by the node's bounds).
+            if (via == "pull" && batch.lane == BatchLane::Backlog && !batch.records->empty())
+                setPullCursor(node, epoch, batch.records->back().seq);
+            total.newlyStored += ack.newlyStored;
+            total.duplicates += ack.duplicates;
+            total.storedUpTo = std::max(total.storedUpTo, ack.storedUpTo);
+            acks.push_back(ack);
         }
-        ack.storedUpTo = std::max(ack.storedUpTo, r.seq);
     }
     const std::string column = via == "pull" ? "last_pull" : "last_push";
     Statement upd(m_db, "UPDATE nodes SET records_stored = records_stored + ?1, last_seen = ?2, " + column +
                             " = ?2 WHERE name = ?3");
-    upd.bind(1, static_cast<std::int64_t>(ack.newlyStored)).bind(2, now).bind(3, node).run();
+    upd.bind(1, static_cast<std::int64_t>(total.newlyStored)).bind(2, now).bind(3, node).run();
     Statement ep(m_db,
                  "INSERT INTO node_epochs (node, epoch, first_seen, last_seen, records_stored, last_seq, stored_order)"
                  " VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6) ON CONFLICT(node, epoch) DO UPDATE SET"
                  " last_seen = excluded.last_seen, records_stored = records_stored + excluded.records_stored,"
                  " last_seq = MAX(last_seq, excluded.last_seq), stored_order = excluded.stored_order");
-    ep.bind(1, node).bind(2, hex).bind(3, now).bind(4, static_cast<std::int64_t>(ack.newlyStored));
-    ep.bind(5, static_cast<std::int64_t>(ack.storedUpTo)).bind(6, order).run();
-    if (via == "pull" && lane == BatchLane::Backlog && !records.empty())
-        setPullCursor(node, epoch, records.back().seq);
-    addCounters(batchCounters(ack, via));
-    // With synchronous=FULL the commit is on disk when it returns: only then
-    // may the caller send the Ack that lets the node delete its copy.
+    ep.bind(1, node).bind(2, hex).bind(3, now).bind(4, static_cast<std::int64_t>(total.newlyStored));
+    ep.bind(5, static_cast<std::int64_t>(total.storedUpTo)).bind(6, order).run();
+    addCounters(batchCounters(total, via));
+    // With synchronous=FULL the commit is on disk when it returns (the WAL
+    // synced once for the whole group): only then may the caller send the
+    // Acks that let the node delete its copies.
     tx.commit();
-    return ack;
+    return acks;
 }
 
 void MasterStore::addCounters(const std::vector<CounterDelta>& deltas)

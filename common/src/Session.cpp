@@ -14,6 +14,10 @@ namespace ferry {
 namespace {
 
 constexpr const char* kNodeLabel = "node";
+// The most batches (and bytes of their frames) the master stores in one
+// transaction; the node's window keeps fewer than this in flight.
+constexpr std::size_t kMaxGroupBatches = 8;
+constexpr std::size_t kMaxGroupBytes = 16 * 1024 * 1024;
 constexpr const char* kMasterLabel = "master";
 
 void sendError(ByteStream& stream, const std::string& code, const std::string& message)
@@ -483,13 +487,65 @@ MasterSessionResult runMasterSession(ByteStream& stream, SessionStore& store, co
     writeFrame(stream, MessageType::Policy, encode(policy), deadlineIn(o.ioTimeout));
 
     std::uint64_t headLast = 0; // last record of this session's head lane
+    // Group commit: the batches that have arrived by the time the last one
+    // is read are stored in one transaction (one sync), then acked one by
+    // one in order. The node keeps a window of batches in flight, so while
+    // one group is stored the next arrives. Bounded: a group never holds
+    // more than kMaxGroupBatches frames or kMaxGroupBytes of them. afterCommit
+    // runs once per group, after its commit and before its first Ack.
+    struct Arrived {
+        std::vector<Record> records;
+        bool head = false;
+    };
+    std::vector<Arrived> group;
+    std::size_t groupBytes = 0;
+    // Backlog batches continue where the last one ended, so that the cursor
+    // keeps meaning "everything up to here is stored"; checked as batches
+    // arrive, ahead of their commit.
+    std::uint64_t backlogAfter = result.cursor;
+    auto storeGroup = [&] {
+        std::vector<BatchToStore> batches;
+        batches.reserve(group.size());
+        for (const auto& g : group)
+            batches.push_back({&g.records, g.head ? BatchLane::Head : BatchLane::Backlog});
+        // On pull, the cursor moves in the same transaction as the batches.
+        const std::vector<AckMessage> acks = store.storeBatches(hs.node, hs.epoch, batches, o.via);
+        if (o.afterCommit)
+            o.afterCommit();
+        for (std::size_t i = 0; i < group.size(); ++i) {
+            const auto& g = group[i];
+            if (g.head) {
+                result.headRecords += g.records.size();
+                headLast = std::max(headLast, g.records.back().seq);
+            } else
+                result.cursor = g.records.back().seq;
+            AckMessage reply = acks[i];
+            reply.storedUpTo = g.records.back().seq;
+            // Acknowledge only after the transaction committed (synchronous=FULL).
+            writeFrame(stream, MessageType::Ack, encode(reply), deadlineIn(o.ioTimeout));
+            ++result.batches;
+            result.records += g.records.size();
+            result.newlyStored += acks[i].newlyStored;
+            result.duplicates += acks[i].duplicates;
+        }
+        group.clear();
+        groupBytes = 0;
+    };
     for (;;) {
+        // Store what has arrived once no more is waiting to be read (or the
+        // group is full): never wait for a frame with batches unacked, the
+        // node may be waiting for their Acks.
+        if (!group.empty() &&
+            (group.size() >= kMaxGroupBatches || groupBytes >= kMaxGroupBytes || !stream.hasInput())) {
+            storeGroup();
+            continue;
+        }
         Frame f;
         try {
             f = readFrame(stream, deadlineIn(o.ioTimeout), kMaxBatchFrame);
         } catch (const ClosedError&) {
             // A node that vanishes between batches loses nothing: it
-            // resends whatever was not acked.
+            // resends whatever was not acked (a group not yet stored too).
             result.closedWithoutBye = true;
             return result;
         } catch (const ProtocolError& e) {
@@ -497,9 +553,13 @@ MasterSessionResult runMasterSession(ByteStream& stream, SessionStore& store, co
             throw ProtocolError(std::string(e.what()) + " (from " + who + ")");
         }
         if (f.type == MessageType::Bye) {
-            // A node says Bye only once its backlog lane reached its head
-            // lane: on pull, everything up to the head's last record is
-            // stored now, and the cursor may pass it.
+            // A node says Bye only once every batch was acked; whatever it
+            // sent is stored before the session ends all the same.
+            if (!group.empty())
+                storeGroup();
+            // The node's backlog lane reached its head lane: on pull,
+            // everything up to the head's last record is stored now, and
+            // the cursor may pass it.
             if (o.via == "pull" && headLast > result.cursor && !policy.held) {
                 store.setPullCursor(hs.node, hs.epoch, headLast);
                 result.cursor = headLast;
@@ -516,43 +576,32 @@ MasterSessionResult runMasterSession(ByteStream& stream, SessionStore& store, co
             throw ProtocolError(who + " sent an unexpected " + toString(f.type) +
                                 (policy.held ? " after being told its data is held" : ""));
         }
-        std::vector<Record> batch;
+        Arrived batch;
+        batch.head = head;
         try {
-            batch = decodeBatch(f.payload, who);
+            batch.records = decodeBatch(f.payload, who);
         } catch (const ProtocolError&) {
             sendError(stream, kSessionErrorProtocol, "bad batch");
             throw;
         }
-        if (batch.empty()) {
+        if (batch.records.empty()) {
             sendError(stream, kSessionErrorProtocol, "empty batch");
             throw ProtocolError(who + " sent an empty batch");
         }
-        // Backlog batches continue where the last one ended, so that the
-        // cursor keeps meaning "everything up to here is stored". The head
-        // batch jumps ahead and leaves the cursor alone.
-        if (!head && batch.front().seq <= result.cursor) {
+        // The head batch jumps ahead and leaves the cursor alone.
+        if (!head && batch.records.front().seq <= backlogAfter) {
             sendError(stream, kSessionErrorProtocol, "batch does not follow the previous one");
-            throw ProtocolError("Bad Batch from " + who + ": record " + std::to_string(batch.front().seq) +
-                                " is not after " + std::to_string(result.cursor));
+            throw ProtocolError("Bad Batch from " + who + ": record " + std::to_string(batch.records.front().seq) +
+                                " is not after " + std::to_string(backlogAfter));
         }
-        // On pull, the cursor moves in the same transaction as the batch.
-        const AckMessage ack =
-            store.storeBatch(hs.node, hs.epoch, batch, o.via, head ? BatchLane::Head : BatchLane::Backlog);
-        if (head) {
-            result.headRecords += batch.size();
-            headLast = std::max(headLast, batch.back().seq);
-        } else
-            result.cursor = batch.back().seq;
-        if (o.afterCommit)
-            o.afterCommit();
-        AckMessage reply = ack;
-        reply.storedUpTo = batch.back().seq;
-        // Acknowledge only after the transaction committed (synchronous=FULL).
-        writeFrame(stream, MessageType::Ack, encode(reply), deadlineIn(o.ioTimeout));
-        ++result.batches;
-        result.records += batch.size();
-        result.newlyStored += ack.newlyStored;
-        result.duplicates += ack.duplicates;
+        if (!head)
+            backlogAfter = batch.records.back().seq;
+        groupBytes += f.payload.size();
+        group.push_back(std::move(batch));
+        // The head lane is the node's present: stored at once, not behind
+        // backlog batches that arrive after it.
+        if (head)
+            storeGroup();
     }
 }
 

@@ -155,6 +155,11 @@ void Statement::reset()
     sqlite3_clear_bindings(m_stmt);
 }
 
+void Statement::rewind()
+{
+    sqlite3_reset(m_stmt);
+}
+
 std::int64_t Statement::int64(int column) const
 {
     return sqlite3_column_int64(m_stmt, column);
@@ -170,6 +175,21 @@ std::string Statement::text(int column) const
 bool Statement::isNull(int column) const
 {
     return sqlite3_column_type(m_stmt, column) == SQLITE_NULL;
+}
+
+UnsyncedCommits::UnsyncedCommits(Database& db) : m_db(db)
+{
+    Statement(m_db, "PRAGMA synchronous=NORMAL").run();
+}
+
+UnsyncedCommits::~UnsyncedCommits()
+{
+    try {
+        Statement(m_db, "PRAGMA synchronous=FULL").run();
+    } catch (const std::exception& e) {
+        spdlog::critical("Failed to restore synchronous=FULL on {}: {}", m_db.path(), e.what());
+        std::terminate();
+    }
 }
 
 Transaction::Transaction(Database& db) : m_db(db)

@@ -398,6 +398,16 @@ void SshChannel::writeAll(const void* buf, std::size_t size, Deadline deadline)
         throw TimeoutError("Timed out flushing data to " + m_peer);
 }
 
+bool SshChannel::hasInput()
+{
+    // The window adjusts that reading queued go out first (see readSome):
+    // the caller may now be busy for a while without reading. Then what the
+    // socket holds moves into the channel's buffer, not waiting.
+    if (ssh_blocking_flush(m_session.handle(), 0) == SSH_ERROR)
+        return false;
+    return ssh_channel_poll(m_channel, 0) > 0;
+}
+
 void SshChannel::closeWrite()
 {
     ssh_channel_send_eof(m_channel);

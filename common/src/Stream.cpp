@@ -85,6 +85,12 @@ std::size_t FdStream::readSome(void* buf, std::size_t size, Deadline deadline)
     }
 }
 
+bool FdStream::hasInput()
+{
+    pollfd pfd{m_readFd, POLLIN, 0};
+    return ::poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN) != 0;
+}
+
 void FdStream::writeAll(const void* buf, std::size_t size, Deadline deadline)
 {
     const auto* p = static_cast<const unsigned char*>(buf);

@@ -170,6 +170,37 @@ TEST_F(APostgresStore, AppliesTheEpochRulesAcrossMasters)
         EXPECT_EQ(e.state, "suspect") << e.epoch;
 }
 
+TEST_F(APostgresStore, StoresAGroupOfBatchesInOneTransactionWithAnAckPerBatch)
+{
+    PgStore store(m_conninfo);
+    store.addNode("web1", generateSecret());
+    EXPECT_EQ(store.storeBatch("web1", m_epoch, batch(11, 5), "pull").newlyStored, 5u);
+    const auto head = batch(91, 10);
+    const auto first = batch(1, 15); // 11–15 are stored already
+    const auto second = batch(16, 20);
+    const auto acks = store.storeBatches(
+        "web1", m_epoch, {{&head, BatchLane::Head}, {&first, BatchLane::Backlog}, {&second, BatchLane::Backlog}},
+        "pull");
+    ASSERT_EQ(acks.size(), 3u);
+    EXPECT_EQ(acks[0].newlyStored, 10u);
+    EXPECT_EQ(acks[0].storedUpTo, 100u);
+    EXPECT_EQ(acks[1].newlyStored, 10u);
+    EXPECT_EQ(acks[1].duplicates, 5u);
+    EXPECT_EQ(acks[1].storedUpTo, 15u);
+    EXPECT_EQ(acks[2].newlyStored, 20u);
+    EXPECT_EQ(acks[2].storedUpTo, 35u);
+    EXPECT_EQ(store.countRecords("web1"), 45u);
+    EXPECT_EQ(store.pullCursor("web1", m_epoch), 35u) << "the last backlog batch of the group moves the cursor";
+    // Store orders: the head lane's records, then the backlog's, each order once.
+    const auto orders =
+        PgConnection(m_conninfo)
+            .exec("SELECT seq FROM records WHERE node = 'web1' AND stored_order > 5 ORDER BY stored_order");
+    ASSERT_EQ(orders.rows(), 40);
+    EXPECT_EQ(orders.int64(0, 0), 91);
+    EXPECT_EQ(orders.int64(10, 0), 1);
+    EXPECT_EQ(orders.int64(39, 0), 35);
+}
+
 TEST_F(APostgresStore, KeepsAnAckedBatchAcrossAServerCrash)
 {
     {

@@ -205,6 +205,87 @@ TEST_F(AMasterStore, RefusesAFileNewerThanItKnows)
     EXPECT_THROW(MasterStore{path}, Error);
 }
 
+std::vector<Record> recordsFrom(std::uint64_t first, std::uint64_t count)
+{
+    std::vector<Record> out;
+    for (std::uint64_t seq = first; seq < first + count; ++seq)
+        out.push_back({seq, 1700000000000 + static_cast<std::int64_t>(seq), "k", "v" + std::to_string(seq)});
+    return out;
+}
+
+std::int64_t counterValue(MasterStore& store, const std::string& name, const std::string& labels)
+{
+    for (const auto& c : store.counters())
+        if (c.name == name && c.labels == labels)
+            return c.value;
+    return 0;
+}
+
+// Group commit (issue 16): several batches in one transaction, each
+// answered as storeBatch would answer it alone.
+TEST_F(AMasterStore, StoresAGroupOfBatchesInOneTransactionWithAnAckPerBatch)
+{
+    MasterStore store(path);
+    store.addNode("web1", generateSecret());
+    const Epoch epoch = Epoch::random();
+    EXPECT_EQ(store.storeBatch("web1", epoch, recordsFrom(11, 5), "pull").newlyStored, 5u);
+    const auto head = recordsFrom(91, 10);
+    const auto first = recordsFrom(1, 15); // 11–15 are stored already
+    const auto second = recordsFrom(16, 20);
+    const auto acks = store.storeBatches(
+        "web1", epoch, {{&head, BatchLane::Head}, {&first, BatchLane::Backlog}, {&second, BatchLane::Backlog}}, "pull");
+    ASSERT_EQ(acks.size(), 3u);
+    EXPECT_EQ(acks[0].newlyStored, 10u);
+    EXPECT_EQ(acks[0].storedUpTo, 100u);
+    EXPECT_EQ(acks[1].newlyStored, 10u);
+    EXPECT_EQ(acks[1].duplicates, 5u);
+    EXPECT_EQ(acks[1].storedUpTo, 15u);
+    EXPECT_EQ(acks[2].newlyStored, 20u);
+    EXPECT_EQ(acks[2].duplicates, 0u);
+    EXPECT_EQ(acks[2].storedUpTo, 35u);
+    EXPECT_EQ(store.countRecords("web1", epoch), 45u);
+    EXPECT_EQ(store.pullCursor("web1", epoch), 35u) << "the last backlog batch of the group moves the cursor";
+    EXPECT_EQ(store.node("web1")->recordsStored, 45u);
+    EXPECT_EQ(counterValue(store, "records_stored", "via=\"pull\""), 45);
+    EXPECT_EQ(counterValue(store, "duplicates_refused", "via=\"pull\""), 5);
+    // Store orders follow the order of storing within the group: the head
+    // lane's records first, then the backlog's.
+    Database db(path);
+    Statement order(db, "SELECT seq FROM records WHERE epoch = ?1 ORDER BY stored_order");
+    order.bind(1, epoch.hex());
+    std::vector<std::uint64_t> seqs;
+    while (order.step())
+        seqs.push_back(static_cast<std::uint64_t>(order.int64(0)));
+    ASSERT_EQ(seqs.size(), 45u);
+    EXPECT_EQ(seqs[5], 91u);
+    EXPECT_EQ(seqs[15], 1u);
+    EXPECT_EQ(seqs[44], 35u);
+}
+
+TEST_F(AMasterStore, StoresNothingOfAGroupWhoseTransactionFails)
+{
+    MasterStore store(path);
+    store.addNode("web1", generateSecret());
+    const Epoch epoch = Epoch::random();
+    const auto good = recordsFrom(1, 10);
+    const auto next = recordsFrom(11, 10);
+    // Another connection holds the write lock past the busy timeout's
+    // reach: the group's transaction cannot begin, and no batch of it is
+    // stored (none of them would be acked).
+    store.database().exec("PRAGMA busy_timeout = 0");
+    Database other(path);
+    other.exec("BEGIN IMMEDIATE");
+    EXPECT_THROW(store.storeBatches("web1", epoch, {{&good, BatchLane::Backlog}, {&next, BatchLane::Backlog}}, "push"),
+                 Error);
+    other.exec("ROLLBACK");
+    EXPECT_EQ(store.countRecords("web1", epoch), 0u);
+    EXPECT_EQ(store.storeBatches("web1", epoch, {{&good, BatchLane::Backlog}, {&next, BatchLane::Backlog}}, "push")
+                  .back()
+                  .newlyStored,
+              10u);
+    EXPECT_EQ(store.countRecords("web1", epoch), 20u);
+}
+
 // Issue 12, item 9: a key proven with one secret must not survive the
 // operator enrolling the node again with another.
 TEST_F(AMasterStore, DropsTheOldKeyWhenANodeIsEnrolledWithANewSecret)

@@ -202,6 +202,95 @@ TEST_F(APushSession, StoresOnceWhenTheCollectorDiesBetweenCommitAndAck)
     EXPECT_EQ(MasterStore(dir / "master.db").countRecords("web1"), 120u);
 }
 
+// The master's store, counting the batches of each transaction (group
+// commit); everything else is the real MasterStore's.
+class GroupCountingStore : public SessionStore {
+public:
+    explicit GroupCountingStore(const std::string& path) : m_store(path) {}
+    std::vector<std::size_t> groups;
+    std::function<void()> beforeFirstGroup;
+
+    std::optional<std::string> nodeSecret(const std::string& name) override { return m_store.nodeSecret(name); }
+    EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
+                              const HealthReport* report, const std::string& via) override
+    {
+        return m_store.admitEpoch(node, epoch, address, report, via);
+    }
+    void storeReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
+                     const HealthReport& report) override
+    {
+        m_store.storeReport(node, epoch, via, address, report);
+    }
+    AckMessage storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
+                          const std::string& via, BatchLane lane) override
+    {
+        groups.push_back(1);
+        return m_store.storeBatch(node, epoch, records, via, lane);
+    }
+    std::vector<AckMessage> storeBatches(const std::string& node, const Epoch& epoch,
+                                         const std::vector<BatchToStore>& batches, const std::string& via) override
+    {
+        if (groups.empty() && beforeFirstGroup)
+            beforeFirstGroup();
+        groups.push_back(batches.size());
+        return m_store.storeBatches(node, epoch, batches, via);
+    }
+    std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) override
+    {
+        return m_store.pullCursor(node, epoch);
+    }
+    void setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor) override
+    {
+        m_store.setPullCursor(node, epoch, cursor);
+    }
+    PushPacing pushPacing(const std::string& node) override { return m_store.pushPacing(node); }
+    void notePacedPush(const std::string& node, std::int64_t startMs) override { m_store.notePacedPush(node, startMs); }
+    void addCounters(const std::vector<CounterDelta>& deltas) override { m_store.addCounters(deltas); }
+    std::vector<CounterValue> counters() override { return m_store.counters(); }
+
+private:
+    MasterStore m_store;
+};
+
+TEST_F(APushSession, StoresTheBatchesThatArrivedTogetherInOneTransaction)
+{
+    // 400 records in batches of 50, newest first: the head lane alone, then
+    // the backlog. While the master stores the head, the node's window
+    // (4 batches) puts three backlog batches on the wire: the master stores
+    // them in one transaction and acks each.
+    {
+        Spool spool(dir / "spool.db", {});
+        for (int i = 120; i < 400; ++i)
+            spool.append("k", "v" + std::to_string(i), nowMs());
+    }
+    GroupCountingStore store(dir / "master.db");
+    store.beforeFirstGroup = [&] {
+        // The head's transaction begins once the window is on the wire.
+        test::waitUntil([&] { return master->hasInput(); });
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    };
+    std::thread server([&] { collectord::serveSession(*master, store, {}); });
+    Spool spool(dir / "spool.db", {});
+    const auto r = pushd::runPushCycle(*node, spool, options(secret));
+    server.join();
+    EXPECT_EQ(r.batches, 8u);
+    EXPECT_EQ(r.recordsSent, 400u);
+    EXPECT_EQ(r.recordsNew, 400u);
+    EXPECT_EQ(spool.stats().records, 0u);
+    EXPECT_EQ(MasterStore(dir / "master.db").countRecords("web1"), 400u);
+    ASSERT_FALSE(store.groups.empty());
+    EXPECT_EQ(store.groups.front(), 1u) << "the head lane is stored alone, at once";
+    std::size_t batches = 0;
+    for (const auto g : store.groups) {
+        batches += g;
+        EXPECT_LE(g, 4u) << "never more than the node's window";
+    }
+    EXPECT_EQ(batches, 8u);
+    ASSERT_GE(store.groups.size(), 2u);
+    EXPECT_GE(store.groups[1], 3u) << "the three backlog batches that arrived during the head's commit, together";
+    EXPECT_LT(store.groups.size(), 8u) << "fewer transactions than batches";
+}
+
 TEST_F(APushSession, RefusesACollectorThatCannotProveTheSecret)
 {
     std::thread server([&] {

@@ -37,6 +37,11 @@ namespace ferry {
 class MasterStore : public SessionStore {
 public:
     explicit MasterStore(const std::string& path);
+    // Checkpoints the WAL when it has grown past SQLite's usual threshold:
+    // the work this connection put off while it stored (see the constructor).
+    ~MasterStore() override;
+    MasterStore(const MasterStore&) = delete;
+    MasterStore& operator=(const MasterStore&) = delete;
 
     // Opens master.db and brings it to the current schema; what every other
     // user of the file calls (RegistryStore, pulld, ferryctl). node-keys.db
@@ -58,7 +63,8 @@ public:
 
     // Notes a session of (node, epoch) from address and decides whether its
     // data may be stored (see the state machine above). With a report, the
-    // node's health report is stored in the same transaction (one sync).
+    // node's health report is stored in the same transaction, committed
+    // without a sync (SessionStore.h says why that is safe).
     EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
                               const HealthReport* report = nullptr, const std::string& via = "push") override;
     std::vector<EpochInfo> epochs(const std::string& node);
@@ -73,6 +79,9 @@ public:
     // stored (or was dropped by the node's bounds, never sent).
     AckMessage storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
                           const std::string& via, BatchLane lane = BatchLane::Backlog) override;
+    // Several batches in one transaction, one sync (SessionStore.h).
+    std::vector<AckMessage> storeBatches(const std::string& node, const Epoch& epoch,
+                                         const std::vector<BatchToStore>& batches, const std::string& via) override;
     void addCounters(const std::vector<CounterDelta>& deltas) override;
     std::vector<CounterValue> counters() override;
     void storeReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
@@ -95,8 +104,13 @@ public:
     SqlConnection& connection() { return m_sql; }
 
 private:
+    static constexpr int kCheckpointAtClosePages = 1000;   // SQLite's default threshold
+    static constexpr int kCheckpointAtCommitPages = 16384; // 64 MB of 4 KiB pages
+    static int afterWalCommit(void* self, sqlite3* db, const char* name, int pages);
+
     Database m_db;
     SqliteConnection m_sql{m_db};
+    int m_walPages = 0; // the WAL's size after this connection's last commit
 };
 
 // "<state dir>/master.db"

@@ -57,6 +57,11 @@
 //   master → Ack {stored_up_to = last seq of that batch, newly, duplicates}
 //                   (one per Batch, in order, sent only after the commit)
 //   node   → Bye
+// Group commit: the master stores every batch that has already arrived when
+// it reads one (up to 8 batches or 16 MiB) in one transaction, with one
+// sync, and then sends their Acks in order; a HeadBatch is stored at once,
+// alone with whatever came before it. The wire is unchanged: one Ack per
+// batch, each after the commit that holds its batch.
 // The policy map of a push carries the node's period floor
 // (kPolicyMinPushPeriod, kPolicyMinPullInterval, seconds, when set) and, when
 // the push came too soon after the last one that kept to the floor,
@@ -224,8 +229,8 @@ struct MasterSessionOptions {
     // without their own (0: none).
     std::uint32_t minPushPeriodS = 0;
     std::uint32_t minPullIntervalS = 0;
-    // Test hook, documented in docs/durability.md: called after a batch was
-    // committed and before its Ack is sent.
+    // Test hook, documented in docs/durability.md: called after a group of
+    // batches was committed and before the first of their Acks is sent.
     std::function<void()> afterCommit;
     // Push: called once the node proved its secret, before AuthOk; false
     // refuses the session with "busy" (the node already runs as many

@@ -74,6 +74,12 @@ struct EpochDecision {
 // ahead and leaves the cursor where it is.
 enum class BatchLane { Backlog, Head };
 
+// One batch of a group stored in one transaction (storeBatches).
+struct BatchToStore {
+    const std::vector<Record>* records = nullptr; // not empty
+    BatchLane lane = BatchLane::Backlog;
+};
+
 // The epoch state machine (see MasterStore.h). known: every epoch the store
 // has for the node. Logs what an operator must hear about (first epoch,
 // reinstall, suspect), with untrusted text escaped.
@@ -114,7 +120,10 @@ public:
     virtual std::optional<std::string> nodeSecret(const std::string& name) = 0;
     // Notes a session of (node, epoch) from address; decides whether its
     // data may be stored. With a report, the node's health report is stored
-    // in the same transaction (one sync).
+    // in the same transaction. The commit does not wait for the disk: losing
+    // it to a power cut costs nothing (nothing was acknowledged on it; the
+    // next session decides the same again), and the first batch's durable
+    // commit makes it durable too (docs/durability.md).
     virtual EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
                                       const HealthReport* report = nullptr, const std::string& via = "push") = 0;
     virtual void storeReport(const std::string& node, const Epoch& epoch, const std::string& via,
@@ -129,6 +138,13 @@ public:
     // same transaction.
     virtual AckMessage storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
                                   const std::string& via, BatchLane lane = BatchLane::Backlog) = 0;
+    // Group commit: several batches of one session, each stored as
+    // storeBatch stores it and in the order given, all in ONE transaction
+    // with one sync. Returns one Ack per batch, in order; none of them may
+    // be sent before this returns (then all of them are durable). A failure
+    // stores none of them.
+    virtual std::vector<AckMessage> storeBatches(const std::string& node, const Epoch& epoch,
+                                                 const std::vector<BatchToStore>& batches, const std::string& via) = 0;
     // Pull cursors: every record of (node, epoch) ≤ cursor is stored.
     virtual std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) = 0;
     virtual void setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor) = 0;

@@ -80,6 +80,8 @@ public:
     // Steps to completion (for statements without rows).
     void run();
     void reset();
+    // To run again with the values bound so far kept (bind the others anew).
+    void rewind();
 
     std::int64_t int64(int column) const;
     std::string text(int column) const;
@@ -89,6 +91,23 @@ private:
     Database& m_db;
     sqlite3_stmt* m_stmt = nullptr;
     std::string m_sql; // its key in the database's cache
+};
+
+// For its lifetime, commits on db do not wait for the disk
+// (synchronous=NORMAL); FULL again afterwards (a failure to restore it ends
+// the process rather than leave a connection that would weaken every later
+// commit). For commits whose loss to a power cut costs nothing: in WAL mode
+// the next FULL commit on the file, by any connection, syncs the WAL up to
+// and including them, in order. Users say why their commit may be lost.
+class UnsyncedCommits {
+public:
+    explicit UnsyncedCommits(Database& db);
+    ~UnsyncedCommits();
+    UnsyncedCommits(const UnsyncedCommits&) = delete;
+    UnsyncedCommits& operator=(const UnsyncedCommits&) = delete;
+
+private:
+    Database& m_db;
 };
 
 // BEGIN IMMEDIATE on construction; ROLLBACK unless commit() was called.

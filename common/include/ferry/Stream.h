@@ -19,6 +19,10 @@ public:
     virtual std::size_t readSome(void* buf, std::size_t size, Deadline deadline) = 0;
     // Writes everything or throws (TimeoutError, ClosedError, Error).
     virtual void writeAll(const void* buf, std::size_t size, Deadline deadline) = 0;
+    // True when a read would return at once with data (without waiting):
+    // the master's session stores whatever batches have already arrived in
+    // one transaction. false where a stream cannot tell.
+    virtual bool hasInput() { return false; }
     // Tells the peer no more data will come (half-close where supported).
     virtual void closeWrite() {}
     // Who is at the other end, for error messages ("127.0.0.1:40112", "ssh master1").
@@ -38,6 +42,7 @@ public:
 
     std::size_t readSome(void* buf, std::size_t size, Deadline deadline) override;
     void writeAll(const void* buf, std::size_t size, Deadline deadline) override;
+    bool hasInput() override;
     void closeWrite() override;
     std::string peer() const override { return m_peer; }
 

@@ -184,10 +184,17 @@ std::optional<std::string> PgStore::nodeSecret(const std::string& name)
 AckMessage PgStore::storeBatch(const std::string& node, const Epoch& epochId, const std::vector<Record>& records,
                                const std::string& via, BatchLane lane)
 {
-    const std::string epoch = epochId.hex();
-    AckMessage ack;
     if (records.empty())
-        return ack;
+        return {};
+    return storeBatches(node, epochId, {{&records, lane}}, via).front();
+}
+
+std::vector<AckMessage> PgStore::storeBatches(const std::string& node, const Epoch& epochId,
+                                              const std::vector<BatchToStore>& batches, const std::string& via)
+{
+    const std::string epoch = epochId.hex();
+    std::vector<AckMessage> acks;
+    acks.reserve(batches.size());
     const std::int64_t now = nowMs();
     PgTransaction tx(m_db);
     // The upsert locks the (node, epoch) row until the commit: batches of
@@ -199,48 +206,59 @@ AckMessage PgStore::storeBatch(const std::string& node, const Epoch& epochId, co
                                 " RETURNING stored_order",
                                 {PgParam::text(node), PgParam::text(epoch), PgParam::integer(now)})
                           .int64(0, 0);
-    // One statement per batch: a multi-row VALUES list with every value a
-    // parameter (5 per record, far below PostgreSQL's 65,535).
-    std::string sql =
-        "INSERT INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via, stored_order) VALUES ";
-    std::vector<PgParam> params;
-    params.reserve(records.size() * 5 + 4);
-    params.push_back(PgParam::text(node));
-    params.push_back(PgParam::text(epoch));
-    params.push_back(PgParam::integer(now));
-    params.push_back(PgParam::text(via));
-    for (std::size_t i = 0; i < records.size(); ++i) {
-        const auto& r = records[i];
-        const std::size_t first = params.size() + 1;
-        sql += (i ? "," : "") + std::string("($1, $2, $") + std::to_string(first) + "::bigint, $" +
-               std::to_string(first + 1) + "::bigint, $" + std::to_string(first + 2) + ", $" +
-               std::to_string(first + 3) + ", $3::bigint, $4, $" + std::to_string(first + 4) + "::bigint)";
-        params.push_back(PgParam::integer(static_cast<std::int64_t>(r.seq)));
-        params.push_back(PgParam::integer(r.timeMs));
-        params.push_back(PgParam::text(r.kind));
-        params.push_back(PgParam::bytes(r.payload));
-        params.push_back(PgParam::integer(base + static_cast<std::int64_t>(i) + 1));
-        ack.storedUpTo = std::max(ack.storedUpTo, r.seq);
+    std::int64_t order = base;
+    AckMessage total;
+    for (const auto& batch : batches) {
+        const auto& records = *batch.records;
+        AckMessage ack;
+        // One statement per batch: a multi-row VALUES list with every value
+        // a parameter (5 per record, far below PostgreSQL's 65,535).
+        std::string sql =
+            "INSERT INTO records (node, epoch, seq, time_ms, kind, payload, received_ms, via, stored_order) VALUES ";
+        std::vector<PgParam> params;
+        params.reserve(records.size() * 5 + 4);
+        params.push_back(PgParam::text(node));
+        params.push_back(PgParam::text(epoch));
+        params.push_back(PgParam::integer(now));
+        params.push_back(PgParam::text(via));
+        for (std::size_t i = 0; i < records.size(); ++i) {
+            const auto& r = records[i];
+            const std::size_t first = params.size() + 1;
+            sql += (i ? "," : "") + std::string("($1, $2, $") + std::to_string(first) + "::bigint, $" +
+                   std::to_string(first + 1) + "::bigint, $" + std::to_string(first + 2) + ", $" +
+                   std::to_string(first + 3) + ", $3::bigint, $4, $" + std::to_string(first + 4) + "::bigint)";
+            params.push_back(PgParam::integer(static_cast<std::int64_t>(r.seq)));
+            params.push_back(PgParam::integer(r.timeMs));
+            params.push_back(PgParam::text(r.kind));
+            params.push_back(PgParam::bytes(r.payload));
+            params.push_back(PgParam::integer(order + static_cast<std::int64_t>(i) + 1));
+            ack.storedUpTo = std::max(ack.storedUpTo, r.seq);
+        }
+        sql += " ON CONFLICT DO NOTHING";
+        const auto result = m_db.exec(sql, params);
+        order += static_cast<std::int64_t>(records.size());
+        ack.newlyStored = static_cast<std::uint32_t>(result.affected());
+        ack.duplicates = static_cast<std::uint32_t>(records.size()) - ack.newlyStored;
+        // A pull's backlog batch follows the cursor: everything up to its
+        // last record is stored (or was dropped by the node's bounds, never
+        // sent).
+        if (via == "pull" && batch.lane == BatchLane::Backlog && !records.empty())
+            setPullCursor(node, epochId, records.back().seq);
+        total.newlyStored += ack.newlyStored;
+        total.duplicates += ack.duplicates;
+        total.storedUpTo = std::max(total.storedUpTo, ack.storedUpTo);
+        acks.push_back(ack);
     }
-    sql += " ON CONFLICT DO NOTHING";
-    const auto result = m_db.exec(sql, params);
-    ack.newlyStored = static_cast<std::uint32_t>(result.affected());
-    ack.duplicates = static_cast<std::uint32_t>(records.size()) - ack.newlyStored;
-    recordsStored(m_db, node, ack.newlyStored, via, now);
-    // A pull's backlog batch follows the cursor: everything up to its last
-    // record is stored (or was dropped by the node's bounds, never sent).
-    if (via == "pull" && lane == BatchLane::Backlog)
-        setPullCursor(node, epochId, records.back().seq);
+    recordsStored(m_db, node, total.newlyStored, via, now);
     m_db.exec("UPDATE node_epochs SET records_stored = records_stored + $3, last_seq = GREATEST(last_seq, $4),"
               " stored_order = $5 WHERE node = $1 AND epoch = $2",
-              {PgParam::text(node), PgParam::text(epoch), PgParam::integer(ack.newlyStored),
-               PgParam::integer(static_cast<std::int64_t>(ack.storedUpTo)),
-               PgParam::integer(base + static_cast<std::int64_t>(records.size()))});
-    addCounters(batchCounters(ack, via));
+              {PgParam::text(node), PgParam::text(epoch), PgParam::integer(total.newlyStored),
+               PgParam::integer(static_cast<std::int64_t>(total.storedUpTo)), PgParam::integer(order)});
+    addCounters(batchCounters(total, via));
     // synchronous_commit=on (PostgreSQL's default): the commit is flushed to
-    // the server's WAL when it returns, so the Ack that follows is safe.
+    // the server's WAL when it returns, so the Acks that follow are safe.
     tx.commit();
-    return ack;
+    return acks;
 }
 
 void PgStore::addCounters(const std::vector<CounterDelta>& deltas)
@@ -267,6 +285,11 @@ EpochAdmission PgStore::admitEpoch(const std::string& node, const Epoch& epoch, 
     const std::string hex = epoch.hex();
     const std::int64_t now = nowMs();
     PgTransaction tx(m_db);
+    // Not flushed at the commit (SessionStore::admitEpoch): PostgreSQL
+    // flushes its WAL up to a synchronous commit's record before that
+    // commit returns, this transaction's included, so the first batch
+    // stored makes it durable before anything is acked.
+    m_db.exec("SET LOCAL synchronous_commit TO OFF");
     // Two masters seeing two epochs of one node at once must decide one
     // after the other, or each would miss the other's epoch.
     m_db.exec("SELECT pg_advisory_xact_lock(hashtextextended('ferry-epoch:' || $1, 0))", {PgParam::text(node)});
