@@ -24,16 +24,25 @@ Database::Database(const std::string& path, bool readOnly) : m_path(path)
     }
     sqlite3_busy_timeout(m_db, 10000);
     sqlite3_extended_result_codes(m_db, 1);
-    if (!readOnly) {
-        exec("PRAGMA journal_mode=WAL");
-        // NORMAL would survive a process crash but not a power loss: the
-        // last commits could vanish after the master acknowledged them (and
-        // the node deleted its copy), or after the spool handed out their
-        // sequence numbers (which would then be reused). FULL syncs the WAL
-        // at every commit, so a commit that returned is on disk.
-        exec("PRAGMA synchronous=FULL");
+    // A file that is not a database fails here, not at the open: the
+    // destructor does not run for a constructor that throws, so close the
+    // connection (and its file descriptor) ourselves.
+    try {
+        if (!readOnly) {
+            exec("PRAGMA journal_mode=WAL");
+            // NORMAL would survive a process crash but not a power loss: the
+            // last commits could vanish after the master acknowledged them (and
+            // the node deleted its copy), or after the spool handed out their
+            // sequence numbers (which would then be reused). FULL syncs the WAL
+            // at every commit, so a commit that returned is on disk.
+            exec("PRAGMA synchronous=FULL");
+        }
+        exec("PRAGMA foreign_keys=ON");
+    } catch (...) {
+        sqlite3_close_v2(m_db);
+        m_db = nullptr;
+        throw;
     }
-    exec("PRAGMA foreign_keys=ON");
 }
 
 Database::~Database()

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "ferry/Sqlite.h"
 #include "support/TestSupport.h"
 
@@ -61,6 +63,27 @@ TEST_F(ADatabase, SeesTheNewSchemaThroughAStatementPreparedBeforeIt)
     Statement s(db, sql);
     ASSERT_TRUE(s.step());
     EXPECT_EQ(s.text(2), "x");
+}
+
+std::size_t openFiles()
+{
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd"))
+        ++n;
+    return n;
+}
+
+// SQLite opens a file that is not a database without complaint and fails at
+// the first statement, inside the constructor: the connection must be closed
+// there (the sanitizer build found it leaked, a file descriptor per attempt).
+TEST_F(ADatabase, ClosesTheFileOfADatabaseItCannotRead)
+{
+    const std::string junk = dir / "junk.db";
+    test::writeFile(junk, std::string(8192, 'x'), 0600);
+    const std::size_t before = openFiles();
+    for (int i = 0; i < 20; ++i)
+        EXPECT_THROW(Database{junk}, SqliteError);
+    EXPECT_EQ(openFiles(), before) << "each failed open left a file descriptor behind";
 }
 
 } // namespace
