@@ -117,8 +117,11 @@ int main(int argc, char* argv[])
     // systemd passes normal-dir, early-dir, late-dir; only normal-dir is used.
     std::string normalDir;
     try {
-        normalDir = ferry::parseGeneratorArgs(kName, "opens the master units' network for a remote PostgreSQL store and enables the KRL "
-                                "sync timer when a CA is configured (a systemd generator)", argc, argv);
+        normalDir = ferry::parseGeneratorArgs(
+            kName,
+            "opens the master units' network for a remote PostgreSQL store and enables the KRL "
+            "sync timer when a CA is configured (a systemd generator)",
+            argc, argv);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "%s: %s\n", kName, e.what());
         return EXIT_FAILURE;

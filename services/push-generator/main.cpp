@@ -57,7 +57,8 @@ int main(int argc, char* argv[])
     std::string normalDir;
     try {
         normalDir = ferry::parseGeneratorArgs("ferry-push-generator",
-                         "writes ferry-push.timer's period from plugins.yml (a systemd generator)", argc, argv);
+                                              "writes ferry-push.timer's period from plugins.yml (a systemd generator)",
+                                              argc, argv);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "ferry-push-generator: %s\n", e.what());
         return EXIT_FAILURE;
