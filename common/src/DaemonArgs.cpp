@@ -1,4 +1,5 @@
 #include "ferry/DaemonArgs.h"
+#include "ferry/GeneratorArgs.h"
 
 #include <charconv>
 #include <cstdio>

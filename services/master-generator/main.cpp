@@ -28,6 +28,7 @@
 
 #include "Options.h"
 #include "ferry/DaemonArgs.h"
+#include "ferry/GeneratorArgs.h"
 #include "ferry/Files.h"
 #include "ferry/Paths.h"
 #include "ferry/StoreConfig.h"

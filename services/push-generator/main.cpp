@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "ferry/DaemonArgs.h"
+#include "ferry/GeneratorArgs.h"
 #include "ferry/Files.h"
 #include "ferry/NodeConfig.h"
 #include "ferry/RegistryProtocol.h"

@@ -98,9 +98,4 @@ long long parseNumberArg(const std::string& flag, const std::string& value, long
 DaemonArgs parseDaemonArgs(int argc, char* argv[], std::chrono::milliseconds defaultIdle, const std::string& usage,
                            const std::function<bool(const std::string&)>& extra = {});
 
-// A systemd generator's arguments (normal-dir [early-dir late-dir], as
-// systemd passes them): the normal directory, the only one Ferry's
-// generators write. --help and --version as every tool; UsageError otherwise.
-std::string parseGeneratorArgs(const std::string& name, const std::string& summary, int argc, char* argv[]);
-
 } // namespace ferry
