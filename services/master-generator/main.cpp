@@ -28,8 +28,8 @@
 
 #include "Options.h"
 #include "ferry/DaemonArgs.h"
-#include "ferry/GeneratorArgs.h"
 #include "ferry/Files.h"
+#include "ferry/GeneratorArgs.h"
 #include "ferry/Paths.h"
 #include "ferry/StoreConfig.h"
 

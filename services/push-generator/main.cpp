@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "ferry/DaemonArgs.h"
-#include "ferry/GeneratorArgs.h"
 #include "ferry/Files.h"
+#include "ferry/GeneratorArgs.h"
 #include "ferry/NodeConfig.h"
 #include "ferry/RegistryProtocol.h"
 
