@@ -16,7 +16,7 @@ set(FERRY_LAYER_base_FILES Error Log Files FileLock FileWatch Clock Paths Limits
 
 # Strict YAML and the validated structs read from it; the command line.
 set(FERRY_LAYER_config_DEPENDS base)
-set(FERRY_LAYER_config_FILES YamlReader NodeConfig PeriodFloorConfig DaemonArgs)
+set(FERRY_LAYER_config_FILES YamlReader NodeConfig PeriodFloorConfig DaemonArgs GeneratorArgs)
 
 # Bytes on a wire: streams with deadlines, the frame codec, HMAC and
 # secrets, SSH (the session, and the key files apart from it), and the

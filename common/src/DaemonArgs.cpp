@@ -1,4 +1,5 @@
 #include "ferry/DaemonArgs.h"
+#include "ferry/GeneratorArgs.h"
 
 #include <charconv>
 #include <cstdio>
@@ -227,6 +228,20 @@ DaemonArgs parseDaemonArgs(int argc, char* argv[], std::chrono::milliseconds def
         parser.otherwise(extra);
     parser.parse(argc, argv);
     return a;
+}
+
+std::string parseGeneratorArgs(const std::string& name, const std::string& summary, int argc, char* argv[])
+{
+    std::string normalDir;
+    ArgParser(name, summary)
+        .operands("NORMAL-DIR [EARLY-DIR LATE-DIR]", 1, 3,
+                  [&](const std::vector<std::string>& dirs) {
+                      if (dirs.size() == 2)
+                          throw UsageError("expected 1 or 3 directory arguments, got 2");
+                      normalDir = dirs[0];
+                  })
+        .parse(argc, argv);
+    return normalDir;
 }
 
 } // namespace ferry

@@ -29,6 +29,7 @@
 #include "Options.h"
 #include "ferry/DaemonArgs.h"
 #include "ferry/Files.h"
+#include "ferry/GeneratorArgs.h"
 #include "ferry/Paths.h"
 #include "ferry/StoreConfig.h"
 
@@ -117,15 +118,11 @@ int main(int argc, char* argv[])
     // systemd passes normal-dir, early-dir, late-dir; only normal-dir is used.
     std::string normalDir;
     try {
-        ferry::ArgParser(kName, "opens the master units' network for a remote PostgreSQL store and enables the KRL "
-                                "sync timer when a CA is configured (a systemd generator)")
-            .operands("NORMAL-DIR [EARLY-DIR LATE-DIR]", 1, 3,
-                      [&](const std::vector<std::string>& dirs) {
-                          if (dirs.size() == 2)
-                              throw ferry::UsageError("expected 1 or 3 directory arguments, got 2");
-                          normalDir = dirs[0];
-                      })
-            .parse(argc, argv);
+        normalDir = ferry::parseGeneratorArgs(
+            kName,
+            "opens the master units' network for a remote PostgreSQL store and enables the KRL "
+            "sync timer when a CA is configured (a systemd generator)",
+            argc, argv);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "%s: %s\n", kName, e.what());
         return EXIT_FAILURE;

@@ -23,6 +23,7 @@
 
 #include "ferry/DaemonArgs.h"
 #include "ferry/Files.h"
+#include "ferry/GeneratorArgs.h"
 #include "ferry/NodeConfig.h"
 #include "ferry/RegistryProtocol.h"
 
@@ -56,15 +57,9 @@ int main(int argc, char* argv[])
     // systemd passes normal-dir, early-dir, late-dir; only normal-dir is used.
     std::string normalDir;
     try {
-        ferry::ArgParser("ferry-push-generator",
-                         "writes ferry-push.timer's period from plugins.yml (a systemd generator)")
-            .operands("NORMAL-DIR [EARLY-DIR LATE-DIR]", 1, 3,
-                      [&](const std::vector<std::string>& dirs) {
-                          if (dirs.size() == 2)
-                              throw ferry::UsageError("expected 1 or 3 directory arguments, got 2");
-                          normalDir = dirs[0];
-                      })
-            .parse(argc, argv);
+        normalDir = ferry::parseGeneratorArgs("ferry-push-generator",
+                                              "writes ferry-push.timer's period from plugins.yml (a systemd generator)",
+                                              argc, argv);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "ferry-push-generator: %s\n", e.what());
         return EXIT_FAILURE;
