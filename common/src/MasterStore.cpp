@@ -422,6 +422,8 @@ PushPacing MasterStore::pushPacing(const std::string& node)
 
 void MasterStore::notePacedPush(const std::string& node, std::int64_t startMs)
 {
+    // Not synced, like the admission it follows (SessionStore.h).
+    const UnsyncedCommits unsynced(m_db);
     Statement(m_db, "INSERT OR REPLACE INTO node_pacing (node, last_paced_push_ms) VALUES (?1, ?2)")
         .bind(1, node)
         .bind(2, startMs)

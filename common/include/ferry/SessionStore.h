@@ -150,7 +150,9 @@ public:
     virtual void setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor) = 0;
     // The period floor: what decidePushPacing needs to know of node.
     virtual PushPacing pushPacing(const std::string& node) = 0;
-    // Records that an on-time push of node began at startMs.
+    // Records that an on-time push of node began at startMs. Not synced
+    // either: a pacing time lost to a power cut only judges the next push
+    // against the one before.
     virtual void notePacedPush(const std::string& node, std::int64_t startMs) = 0;
 
     // The master's own counters, kept across restarts (master_counters):

@@ -360,9 +360,13 @@ PushPacing PgStore::pushPacing(const std::string& node)
 
 void PgStore::notePacedPush(const std::string& node, std::int64_t startMs)
 {
+    // Not flushed, like the admission it follows (SessionStore.h).
+    PgTransaction tx(m_db);
+    m_db.exec("SET LOCAL synchronous_commit TO OFF");
     m_db.exec("INSERT INTO node_pacing (node, last_paced_push_ms) VALUES ($1, $2) ON CONFLICT (node) DO UPDATE SET"
               " last_paced_push_ms = excluded.last_paced_push_ms",
               {PgParam::text(node), PgParam::integer(startMs)});
+    tx.commit();
 }
 
 void PgStore::setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor)
