@@ -26,6 +26,7 @@
 
 #include <gtest/gtest.h>
 
+#include "RegistrationSupport.h"
 #include "ferry/AuthorizedKeysView.h"
 #include "ferry/Clock.h"
 #include "ferry/Crypto.h"
@@ -35,7 +36,6 @@
 #include "ferry/Sqlite.h"
 #include "ferry/SshKeys.h"
 #include "ferry/SshSession.h"
-#include "RegistrationSupport.h"
 #include "support/TestSshd.h"
 #include "support/TestSupport.h"
 
@@ -299,9 +299,8 @@ TEST_F(AMasterWithNodeKeysApart, LetsNoOtherProcessOfUserFerryLookIntoADaemonHol
     ::chmod(std::filesystem::path(socket).parent_path().c_str(), 0755);
     ensureKeyPair(m_root / "host_key");
     ::chmod((m_root / "host_key.pub").c_str(), 0644);
-    Registryd registryd(m_state, m_root / "host_key.pub", freePort(), m_root / "registryd.log",
-                        {"--idle-timeout", "0"}, {"/usr/bin/setpriv", "--reuid=ferry", "--regid=ferry",
-                                                  "--groups=ferry-keys"});
+    Registryd registryd(m_state, m_root / "host_key.pub", freePort(), m_root / "registryd.log", {"--idle-timeout", "0"},
+                        {"/usr/bin/setpriv", "--reuid=ferry", "--regid=ferry", "--groups=ferry-keys"});
     ASSERT_TRUE(waitUntil([&] { return busNameOwned("org.ferry.Registry1"); })) << registryd.log();
     const std::string fdDir = "/proc/" + std::to_string(registryd.process().pid()) + "/fd";
     std::string keysFd;
@@ -312,8 +311,8 @@ TEST_F(AMasterWithNodeKeysApart, LetsNoOtherProcessOfUserFerryLookIntoADaemonHol
     }
     ASSERT_FALSE(keysFd.empty()) << "registryd does not hold node-keys.db open: the attack has no target";
     const auto r = catAs(kMetricsd, keysFd);
-    EXPECT_TRUE(refused(r)) << "metricsd's user read the keys through " << keysFd << " (exit " << r.exitCode
-                            << ", " << r.out.size() << " bytes)";
+    EXPECT_TRUE(refused(r)) << "metricsd's user read the keys through " << keysFd << " (exit " << r.exitCode << ", "
+                            << r.out.size() << " bytes)";
     EXPECT_TRUE(refused(catAs(kMetricsd, "/proc/" + std::to_string(registryd.process().pid()) + "/environ")));
 }
 
