@@ -1,10 +1,12 @@
 #include "ferry/Files.h"
 
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "ferry/Error.h"
 
@@ -89,6 +91,12 @@ void writeFileAtomic(const std::string& path, const std::string& content, mode_t
         ::fsync(dfd);
         ::close(dfd);
     }
+}
+
+void refuseSameUserInspection()
+{
+    if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        throw Error(std::string("Failed to make the process non-dumpable: ") + std::strerror(errno));
 }
 
 } // namespace ferry

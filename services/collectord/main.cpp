@@ -13,6 +13,7 @@
 #include "CollectorAdaptor.h"
 #include "ferry/Bus.h"
 #include "ferry/DaemonArgs.h"
+#include "ferry/Files.h"
 #include "ferry/Log.h"
 #include "ferry/NodeConfig.h"
 #include "ferry/PeriodFloorConfig.h"
@@ -55,6 +56,8 @@ int main(int argc, char* argv[]) try {
                 [&](const std::string& v) { tunnelUser = v; })
         .parse(argc, argv);
     ferry::initLogging("ferry-collectord", args.verbosity);
+    // It holds node keys: no other process of user ferry may look inside.
+    ferry::refuseSameUserInspection();
     const ferry::Paths paths = ferry::pathsFromEnvironment();
     const std::string storePath = ferry::masterStorePath(paths.stateDir);
     const ferry::StoreConfig storeConfig = ferry::loadStoreConfig(paths);

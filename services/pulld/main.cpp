@@ -16,6 +16,7 @@
 #include "ferry/BackgroundJobs.h"
 #include "ferry/Bus.h"
 #include "ferry/DaemonArgs.h"
+#include "ferry/Files.h"
 #include "ferry/Log.h"
 #include "ferry/MasterStore.h"
 #include "ferry/SshSession.h"
@@ -33,6 +34,8 @@ int main(int argc, char* argv[]) try {
         .flag("--no-round", "the old default's opposite; accepted and ignored (passive is the default)", [] {})
         .parse(argc, argv);
     ferry::initLogging("ferry-pulld", args.verbosity);
+    // It holds node keys: no other process of user ferry may look inside.
+    ferry::refuseSameUserInspection();
     const ferry::Paths paths = ferry::pathsFromEnvironment();
     const pulld::PulldConfig config = pulld::loadPulldConfig(paths);
     if (ferry::ensureKeyPair(config.keyFile))

@@ -13,6 +13,7 @@
 #include "RegistryServer.h"
 #include "ferry/AuthorizedKeysView.h"
 #include "ferry/Bus.h"
+#include "ferry/Files.h"
 #include "ferry/Log.h"
 #include "ferry/MasterStore.h"
 #include "ferry/Paths.h"
@@ -28,6 +29,8 @@ int main(int argc, char* argv[]) try {
         return EXIT_SUCCESS;
     }
     ferry::initLogging("ferry-registryd", options.verbosity);
+    // It holds node keys: no other process of user ferry may look inside.
+    ferry::refuseSameUserInspection();
     const std::string stateDir = options.stateDir.empty() ? ferry::pathsFromEnvironment().stateDir : options.stateDir;
     if (!options.syncKrl)
         options.manager.hostKeys = registryd::loadHostKeys(options.hostKeyFiles);

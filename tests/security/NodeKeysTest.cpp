@@ -26,6 +26,7 @@
 
 #include <gtest/gtest.h>
 
+#include "RegistrationSupport.h"
 #include "ferry/AuthorizedKeysView.h"
 #include "ferry/Clock.h"
 #include "ferry/Crypto.h"
@@ -284,6 +285,35 @@ TEST_F(AMasterWithNodeKeysApart, MovesTheKeysOfAVersion6MasterDbOutAndLeavesNoCo
                         return store.nodeSecret("node-a") == secret ? 0 : 1;
                     }),
               0);
+}
+
+TEST_F(AMasterWithNodeKeysApart, LetsNoOtherProcessOfUserFerryLookIntoADaemonHoldingTheKeys)
+{
+    // The group guards the path; a daemon that holds node-keys.db open
+    // would still hand it to any process of its user through
+    // /proc/PID/fd/N (and its memory through /proc/PID/mem) unless it is
+    // non-dumpable. registryd as its unit runs it: ferry + ferry-keys.
+    enrol("node-a", generateSecret());
+    TestBus bus;
+    const auto socket = bus.address().substr(std::string("unix:path=").size());
+    ::chmod(std::filesystem::path(socket).parent_path().c_str(), 0755);
+    ensureKeyPair(m_root / "host_key");
+    ::chmod((m_root / "host_key.pub").c_str(), 0644);
+    Registryd registryd(m_state, m_root / "host_key.pub", freePort(), m_root / "registryd.log", {"--idle-timeout", "0"},
+                        {"/usr/bin/setpriv", "--reuid=ferry", "--regid=ferry", "--groups=ferry-keys"});
+    ASSERT_TRUE(waitUntil([&] { return busNameOwned("org.ferry.Registry1"); })) << registryd.log();
+    const std::string fdDir = "/proc/" + std::to_string(registryd.process().pid()) + "/fd";
+    std::string keysFd;
+    for (const auto& e : std::filesystem::directory_iterator(fdDir)) {
+        std::error_code ec;
+        if (std::filesystem::read_symlink(e.path(), ec).string().find("node-keys.db") != std::string::npos)
+            keysFd = e.path();
+    }
+    ASSERT_FALSE(keysFd.empty()) << "registryd does not hold node-keys.db open: the attack has no target";
+    const auto r = catAs(kMetricsd, keysFd);
+    EXPECT_TRUE(refused(r)) << "metricsd's user read the keys through " << keysFd << " (exit " << r.exitCode << ", "
+                            << r.out.size() << " bytes)";
+    EXPECT_TRUE(refused(catAs(kMetricsd, "/proc/" + std::to_string(registryd.process().pid()) + "/environ")));
 }
 
 class TheAuthorizedKeysHelper : public AMasterWithNodeKeysApart {
