@@ -67,20 +67,21 @@ bool Registrar::admit(const char* member, const Failed& failed) const
 
 void Registrar::requestNow(std::function<void(const Status&)> done, Failed failed)
 {
-    if (!admit("Register", failed))
-        return;
-    m_roundWaiters.push_back({std::move(done), std::move(failed)});
-    m_due = true;
-    kick();
+    requestRound("Register", false, std::move(done), std::move(failed));
 }
 
 void Registrar::requestRotation(std::function<void(const Status&)> done, Failed failed)
 {
-    if (!admit("RotateKey", failed))
+    requestRound("RotateKey", true, std::move(done), std::move(failed));
+}
+
+void Registrar::requestRound(const char* member, bool rotate, std::function<void(const Status&)> done, Failed failed)
+{
+    if (!admit(member, failed))
         return;
     m_roundWaiters.push_back({std::move(done), std::move(failed)});
     m_due = true;
-    m_rotate = true;
+    m_rotate = m_rotate || rotate;
     kick();
 }
 

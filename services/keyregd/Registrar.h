@@ -61,6 +61,7 @@ private:
         std::function<void(const Renewal&)> done;
         Failed failed;
     };
+    void requestRound(const char* member, bool rotate, std::function<void(const Status&)> done, Failed failed);
     // False (failed already called with Error.Busy) when kMaxWaiters wait.
     bool admit(const char* member, const Failed& failed) const;
     // Starts the next job when none runs and one is due.

@@ -65,6 +65,24 @@ protected:
         ASSERT_TRUE(m_keyregd->running()) << keyregdLog();
     }
 
+    // A listening socket on the master's registry port in place of registryd
+    // (-1 on failure); flags as for socket(2), besides SOCK_STREAM.
+    int listenOnTheMastersPort(int flags) const
+    {
+        const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons(static_cast<std::uint16_t>(m_port));
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        const int one = 1;
+        ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listener, 16) != 0) {
+            ::close(listener);
+            return -1;
+        }
+        return listener;
+    }
+
     std::string property(const std::string& name)
     {
         return busProperty("org.ferry.KeyReg1", "/org/ferry/KeyReg1", "org.ferry.KeyReg1", name);
@@ -223,15 +241,8 @@ TEST_F(ARegisteringNode, RefusesToPinKeysFromAMasterThatCannotProveItKnowsTheSec
 {
     // An impostor on the registry port: answers "accepted" with its own host
     // key, signed with a secret that is not the node's.
-    const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(m_port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const int one = 1;
-    ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    ASSERT_EQ(::listen(listener, 4), 0);
+    const int listener = listenOnTheMastersPort(0);
+    ASSERT_GE(listener, 0);
     std::thread impostor([&] {
         const int fd = ::accept(listener, nullptr, nullptr);
         if (fd < 0)
@@ -273,15 +284,8 @@ TEST_F(ARegisteringNode, AnswersCallersWaitingForARoundTogetherAndRefusesThosePa
               "node:\n  name: n1\n  mode: auto\n  ssh_port: 2022\nmasters:\n  - host: 127.0.0.1\n    ssh_port: 2222\n"
               "    registry_port: " +
                   std::to_string(m_port) + "\npush:\n  connect_timeout: 2\n  io_timeout: 10\n");
-    const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(m_port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const int one = 1;
-    ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    ASSERT_EQ(::listen(listener, 16), 0);
+    const int listener = listenOnTheMastersPort(SOCK_NONBLOCK);
+    ASSERT_GE(listener, 0);
     std::atomic<int> accepted{0};
     std::atomic<bool> stop{false};
     std::thread silent([&] {
