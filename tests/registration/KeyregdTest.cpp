@@ -52,14 +52,14 @@ protected:
         m_registryd.emplace(m_master, m_root / "host_key.pub", m_port, m_root / "registryd.log", args);
     }
 
-    void startNode(int retryMaxMs = 800)
+    void startNode(int retryMaxMs = 800, int retryInitialMs = 100)
     {
-        m_keyregd.emplace(std::vector<std::string>{buildPath("services/keyregd/ferry-keyregd"), "-v", "--register",
-                                                   "--retry-initial", "100", "--retry-max", std::to_string(retryMaxMs),
-                                                   "--idle-timeout", "0"},
-                          std::map<std::string, std::string>{{"FERRY_CONFIG_DIR", m_nodeConfig},
-                                                             {"FERRY_STATE_DIR", m_nodeState}},
-                          m_root / "keyregd.log");
+        m_keyregd.emplace(
+            std::vector<std::string>{buildPath("services/keyregd/ferry-keyregd"), "-v", "--register", "--retry-initial",
+                                     std::to_string(retryInitialMs), "--retry-max", std::to_string(retryMaxMs),
+                                     "--idle-timeout", "0"},
+            std::map<std::string, std::string>{{"FERRY_CONFIG_DIR", m_nodeConfig}, {"FERRY_STATE_DIR", m_nodeState}},
+            m_root / "keyregd.log");
         ASSERT_TRUE(waitUntil([&] { return busNameOwned("org.ferry.KeyReg1") || !m_keyregd->running(); }))
             << keyregdLog();
         ASSERT_TRUE(m_keyregd->running()) << keyregdLog();
@@ -411,7 +411,9 @@ TEST_F(ARegisteringNode, KeepsItsKeyWhenNoMasterAcceptsTheNewOne)
 {
     startMaster();
     ASSERT_EQ(ferryctl({"master", "add-node", "n1"}, masterEnv(), m_secret).exitCode, 0);
-    startNode(60000);
+    // The retry after the failed rotation comes late enough (5 s) not to
+    // replace its LastError before the test reads it.
+    startNode(60000, 5000);
     ASSERT_TRUE(waitForState("accepted")) << keyregdLog();
     const auto key = publicKeyLine(m_nodeState + "/id_ed25519");
     m_registryd.reset();  // the master is away
