@@ -10,14 +10,21 @@ BackgroundJobs::BackgroundJobs(EventLoop& loop, std::string interface, std::size
 
 BackgroundJobs::~BackgroundJobs()
 {
+    stop();
+}
+
+void BackgroundJobs::stop()
+{
     // No job may outlive what it uses. Their completions stay queued on the
     // loop; m_alive tells them not to run.
+    m_stopped = true;
     m_alive.reset();
     for (auto& [id, job] : m_jobs) {
         if (job.thread.joinable())
             job.thread.join();
         m_loop.release();
     }
+    m_jobs.clear();
 }
 
 sdbus::Error BackgroundJobs::currentError(const char* member) const
@@ -49,6 +56,10 @@ void BackgroundJobs::launch(const char* member, std::function<void()> onWorker, 
                             const std::function<void(const sdbus::Error&)>& refused)
 {
     m_loop.touch();
+    if (m_stopped) {
+        refused(sdbus::Error(m_interface + ".Error.Busy", std::string(member) + " refused: the daemon is stopping"));
+        return;
+    }
     if (m_jobs.size() >= m_limit) {
         spdlog::info("Refusing {}: {} of {} jobs are running", member, m_jobs.size(), m_limit);
         refused(sdbus::Error(m_interface + ".Error.Busy", std::string(member) +

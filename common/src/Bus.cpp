@@ -123,6 +123,17 @@ void EventLoop::release()
     touch();
 }
 
+std::function<void(bool)> EventLoop::activity()
+{
+    return [this](bool busy) {
+        if (busy)
+            hold();
+        else
+            // On the loop thread, so that the loop wakes and sees it may be idle.
+            post([this] { release(); });
+    };
+}
+
 void EventLoop::stop()
 {
     m_stop = true;
@@ -133,6 +144,18 @@ void EventLoop::stop()
 void EventLoop::every(std::chrono::milliseconds period, std::function<void()> fn)
 {
     m_periodic.push_back({period, std::chrono::steady_clock::now() + period, std::move(fn)});
+}
+
+std::uint64_t EventLoop::after(std::chrono::milliseconds delay, std::function<void()> fn)
+{
+    const std::uint64_t id = ++m_nextTimer;
+    m_timers[id] = {std::chrono::steady_clock::now() + delay, std::move(fn)};
+    return id;
+}
+
+void EventLoop::cancel(std::uint64_t timer)
+{
+    m_timers.erase(timer);
 }
 
 void EventLoop::watch(int fd, std::function<void()> onReadable)
@@ -181,6 +204,25 @@ void EventLoop::run(const std::string& busName)
                 }
             }
         }
+        // A timer's fn may add or cancel timers: take the due ones out first.
+        std::vector<std::function<void()>> due;
+        for (auto it = m_timers.begin(); it != m_timers.end();) {
+            if (now >= it->second.at) {
+                due.push_back(std::move(it->second.fn));
+                it = m_timers.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        for (auto& fn : due) {
+            try {
+                fn();
+            } catch (const std::exception& e) {
+                spdlog::error("Ignoring a failure in scheduled work: {}", e.what());
+            }
+        }
+        if (!due.empty())
+            touch();
         if (m_stop)
             break;
 
@@ -191,7 +233,7 @@ void EventLoop::run(const std::string& busName)
         const std::int64_t nowMono = monotonicMs();
         if (m_idleTimeout.count() > 0) {
             const std::int64_t idleLeft = m_lastActivityMs + m_idleTimeout.count() - nowMono;
-            if (idleLeft <= 0 && m_holds == 0) {
+            if (idleLeft <= 0 && m_holds == 0 && m_timers.empty()) {
                 spdlog::debug("Idle for {} ms, exiting", m_idleTimeout.count());
                 m_exitedIdle = true;
                 break;
@@ -202,6 +244,14 @@ void EventLoop::run(const std::string& busName)
         for (auto& p : m_periodic) {
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(p.next - now).count();
             timeoutMs = timeoutMs < 0 ? std::max<std::int64_t>(left, 0) : std::min<std::int64_t>(timeoutMs, std::max<std::int64_t>(left, 0));
+        }
+
+        // Round up, so that a timer is due when poll returns.
+        const auto timerNow = std::chrono::steady_clock::now();
+        for (const auto& [id, t] : m_timers) {
+            const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.at - timerNow).count() + 1;
+            const auto left = std::max<std::int64_t>(0, ms);
+            timeoutMs = timeoutMs < 0 ? left : std::min(timeoutMs, left);
         }
 
         std::vector<pollfd> fds = {{pollData.fd, pollData.events, 0}, {m_eventFd, POLLIN, 0}, {m_signalFd, POLLIN, 0}};

@@ -93,12 +93,8 @@ int main(int argc, char* argv[]) try {
     sessionOptions.sshdHostKeys = ferry::sshdHostKeyFingerprints(sshdHostKeyDir);
     if (sessionOptions.sshdHostKeys.empty())
         spdlog::warn("No sshd host keys in {}: session bindings are not checked", sshdHostKeyDir);
-    collectord::Collector collector(storePath, sessionOptions, [&loop](int delta) {
-        if (delta > 0)
-            loop.hold();
-        else
-            loop.post([&loop] { loop.release(); });
-    });
+    collectord::Collector collector(storePath, sessionOptions,
+                                    [busy = loop.activity()](int delta) { busy(delta > 0); });
     collector.useStore(storeConfig);
     collector.trustRelayUid(relayUid);
     collector.start(std::move(sockets));

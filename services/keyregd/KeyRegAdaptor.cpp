@@ -42,18 +42,15 @@ void KeyRegAdaptor::statusChanged(const Status& before, const Status& after)
     });
 }
 
+// The methods hand their work to the Registrar, whose BackgroundJobs runs it
+// off the loop and answers on the loop thread (coalesced: callers that ask
+// while a round runs are answered by the next one).
 void KeyRegAdaptor::Register(sdbus::Result<std::string, std::string>&& result)
 {
     ferry::busCall(m_loop, kInterface, "Register", [&] {
-        // The round runs on the registrar's thread; the answer goes back on the loop thread.
         auto shared = std::make_shared<sdbus::Result<std::string, std::string>>(std::move(result));
-        m_loop.hold();
-        m_registrar.requestNow([this, shared](const Status& status) {
-            m_loop.post([this, shared, status] {
-                shared->returnResults(status.state, status.reason);
-                m_loop.release();
-            });
-        });
+        m_registrar.requestNow([shared](const Status& status) { shared->returnResults(status.state, status.reason); },
+                               [shared](const sdbus::Error& error) { shared->returnError(error); });
     });
 }
 
@@ -61,13 +58,9 @@ void KeyRegAdaptor::RotateKey(sdbus::Result<std::string, std::string>&& result)
 {
     ferry::busCall(m_loop, kInterface, "RotateKey", [&] {
         auto shared = std::make_shared<sdbus::Result<std::string, std::string>>(std::move(result));
-        m_loop.hold();
-        m_registrar.requestRotation([this, shared](const Status& status) {
-            m_loop.post([this, shared, status] {
-                shared->returnResults(status.state, status.reason);
-                m_loop.release();
-            });
-        });
+        m_registrar.requestRotation(
+            [shared](const Status& status) { shared->returnResults(status.state, status.reason); },
+            [shared](const sdbus::Error& error) { shared->returnError(error); });
     });
 }
 
@@ -75,16 +68,9 @@ void KeyRegAdaptor::RenewCertificate(sdbus::Result<bool, std::string>&& result)
 {
     ferry::busCall(m_loop, kInterface, "RenewCertificate", [&] {
         auto shared = std::make_shared<sdbus::Result<bool, std::string>>(std::move(result));
-        m_loop.hold();
-        m_registrar.requestRenewal([this, shared](const Renewal& renewal, const std::string& error) {
-            m_loop.post([this, shared, renewal, error] {
-                if (error.empty())
-                    shared->returnResults(renewal.renewed, renewal.summary);
-                else
-                    shared->returnError(sdbus::Error("org.ferry.KeyReg1.Error.Certificate", error));
-                m_loop.release();
-            });
-        });
+        m_registrar.requestRenewal(
+            [shared](const Renewal& renewal) { shared->returnResults(renewal.renewed, renewal.summary); },
+            [shared](const sdbus::Error& error) { shared->returnError(error); });
     });
 }
 

@@ -1,7 +1,8 @@
 #pragma once
-// org.ferry.KeyReg1 over keyregd's Manager and Registrar. Property getters
-// read the Manager's status; changes arrive from the registering thread and
-// are emitted on the loop thread.
+// org.ferry.KeyReg1 over keyregd's Manager and Registrar. The methods go to
+// the Registrar (background jobs); property getters read the Manager's
+// status; changes arrive from a round's worker thread and are posted to the
+// loop thread as signals, the progress path of ferry::BackgroundJobs.
 
 #include "org.ferry.KeyReg1-adaptor.h"
 

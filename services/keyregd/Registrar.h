@@ -1,56 +1,84 @@
 #pragma once
-// Drives the Manager from one worker thread: a round at start (when asked),
-// a round on request, and further rounds with backoff while a master is unreachable or
-// still pending. Tells its owner when it has work scheduled, so the daemon
-// stays up exactly as long as there is something to retry.
+// Runs the Manager's rounds as background jobs (ferry::BackgroundJobs) on
+// the event loop: a round at start (when asked), a round on request, and
+// further rounds with backoff (EventLoop::after) while a master is
+// unreachable or still pending. One job runs at a time; callers that ask
+// while one runs wait for the next round, which answers all of them. The
+// daemon stays up while a job runs or a retry is scheduled, and no longer.
+//
+// Loop thread only, like the EventLoop it is given.
 
-#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
 #include <functional>
-#include <mutex>
+#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include <sdbus-c++/sdbus-c++.h>
+
 #include "Manager.h"
+#include "ferry/BackgroundJobs.h"
+#include "ferry/Bus.h"
 
 namespace keyregd {
 
 class Registrar {
 public:
-    // busy(true) when rounds are due, busy(false) when nothing is scheduled.
-    Registrar(Manager& manager, std::function<void(bool busy)> busy);
+    static constexpr const char* kInterface = "org.ferry.KeyReg1";
+    // Callers waiting for the next round or renewal, all methods together;
+    // past it a request fails with org.ferry.KeyReg1.Error.Busy.
+    static constexpr std::size_t kMaxWaiters = 64;
+
+    using Failed = std::function<void(const sdbus::Error&)>;
+
+    Registrar(Manager& manager, ferry::EventLoop& loop);
     ~Registrar();
     Registrar(const Registrar&) = delete;
     Registrar& operator=(const Registrar&) = delete;
 
     // registerNow: a round at once (the boot's start); otherwise wait for a request.
     void start(bool registerNow);
+    // Waits for a running round and drops the scheduled retry; callers still
+    // waiting get no answer (the daemon is leaving).
     void stop();
-    // Runs a round as soon as possible; done(status) runs on the worker
-    // thread after it.
-    void requestNow(std::function<void(const Status&)> done);
-    // Runs a key rotation (Manager::rotateKey) as soon as possible.
-    void requestRotation(std::function<void(const Status&)> done);
-    // Runs Manager::renewCertificate as soon as possible; done(renewal, error)
-    // runs on the worker thread after it (error "" on success).
-    void requestRenewal(std::function<void(const Renewal&, const std::string& error)> done);
+
+    // A round (Manager::registerOnce) as soon as possible; done(status) on
+    // the loop thread after it, or failed(error).
+    void requestNow(std::function<void(const Status&)> done, Failed failed);
+    // A key rotation (Manager::rotateKey) as soon as possible; as requestNow.
+    void requestRotation(std::function<void(const Status&)> done, Failed failed);
+    // Manager::renewCertificate as soon as possible; done(renewal), or
+    // failed with org.ferry.KeyReg1.Error.Certificate.
+    void requestRenewal(std::function<void(const Renewal&)> done, Failed failed);
 
 private:
-    void run();
-    void setBusy(bool busy);
+    struct RoundWaiter {
+        std::function<void(const Status&)> done;
+        Failed failed;
+    };
+    struct RenewalWaiter {
+        std::function<void(const Renewal&)> done;
+        Failed failed;
+    };
+    void requestRound(const char* member, bool rotate, std::function<void(const Status&)> done, Failed failed);
+    // False (failed already called with Error.Busy) when kMaxWaiters wait.
+    bool admit(const char* member, const Failed& failed) const;
+    // Starts the next job when none runs and one is due.
+    void kick();
+    void startRound();
+    void startRenewal();
+    void scheduleRetry();
 
     Manager& m_manager;
-    std::function<void(bool)> m_busyHook;
-    std::mutex m_mutex;
-    std::condition_variable m_wake;
-    bool m_stop = false;
-    bool m_kicked = false;
-    bool m_rotate = false;
-    bool m_busy = false;
-    std::vector<std::function<void(const Status&)>> m_waiters;
-    std::vector<std::function<void(const Status&)>> m_rotationWaiters;
-    std::vector<std::function<void(const Renewal&, const std::string&)>> m_renewalWaiters;
-    std::thread m_thread;
+    ferry::EventLoop& m_loop;
+    bool m_due = false;    // a round is due (a request, the start, a retry)
+    bool m_rotate = false; // ... and it rotates the key
+    std::vector<RoundWaiter> m_roundWaiters;
+    std::vector<RenewalWaiter> m_renewalWaiters;
+    std::optional<std::uint64_t> m_retry; // the loop's timer for the next round
+    // Last: its destructor waits for the running job, which uses the above.
+    ferry::BackgroundJobs m_jobs;
 };
 
 } // namespace keyregd

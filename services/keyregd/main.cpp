@@ -32,7 +32,7 @@ int main(int argc, char* argv[]) try {
     manager.prepare();
     auto bus = ferry::openBus();
     ferry::EventLoop loop{*bus, options.idleTimeout};
-    keyregd::Registrar registrar{manager, [&loop](bool busy) { busy ? loop.hold() : loop.release(); }};
+    keyregd::Registrar registrar{manager, loop};
     keyregd::KeyRegAdaptor adaptor{*bus, loop, manager, registrar};
     manager.setOnChange([&adaptor](const keyregd::Status& before, const keyregd::Status& after) {
         adaptor.statusChanged(before, after);

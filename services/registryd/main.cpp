@@ -91,7 +91,7 @@ int main(int argc, char* argv[]) try {
     registryd::RegistryServer server{
         std::move(sockets), options.server,
         [&manager](const ferry::Frame& request, const std::string& peer) { return manager.handle(request, peer); },
-        [&loop] { loop.hold(); }, [&loop] { loop.release(); }};
+        [busy = loop.activity()] { busy(true); }, [busy = loop.activity()] { busy(false); }};
     server.start();
 
     ferry::notifyReady("Serving registrations");

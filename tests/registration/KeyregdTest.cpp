@@ -7,10 +7,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
+#include <future>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
+
+#include <sdbus-c++/sdbus-c++.h>
 
 #include "RegistrationSupport.h"
 #include "ferry/Bus.h"
@@ -47,17 +52,35 @@ protected:
         m_registryd.emplace(m_master, m_root / "host_key.pub", m_port, m_root / "registryd.log", args);
     }
 
-    void startNode(int retryMaxMs = 800)
+    void startNode(int retryMaxMs = 800, int retryInitialMs = 100)
     {
-        m_keyregd.emplace(std::vector<std::string>{buildPath("services/keyregd/ferry-keyregd"), "-v", "--register",
-                                                   "--retry-initial", "100", "--retry-max", std::to_string(retryMaxMs),
-                                                   "--idle-timeout", "0"},
-                          std::map<std::string, std::string>{{"FERRY_CONFIG_DIR", m_nodeConfig},
-                                                             {"FERRY_STATE_DIR", m_nodeState}},
-                          m_root / "keyregd.log");
+        m_keyregd.emplace(
+            std::vector<std::string>{buildPath("services/keyregd/ferry-keyregd"), "-v", "--register", "--retry-initial",
+                                     std::to_string(retryInitialMs), "--retry-max", std::to_string(retryMaxMs),
+                                     "--idle-timeout", "0"},
+            std::map<std::string, std::string>{{"FERRY_CONFIG_DIR", m_nodeConfig}, {"FERRY_STATE_DIR", m_nodeState}},
+            m_root / "keyregd.log");
         ASSERT_TRUE(waitUntil([&] { return busNameOwned("org.ferry.KeyReg1") || !m_keyregd->running(); }))
             << keyregdLog();
         ASSERT_TRUE(m_keyregd->running()) << keyregdLog();
+    }
+
+    // A listening socket on the master's registry port in place of registryd
+    // (-1 on failure); flags as for socket(2), besides SOCK_STREAM.
+    int listenOnTheMastersPort(int flags) const
+    {
+        const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons(static_cast<std::uint16_t>(m_port));
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        const int one = 1;
+        ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listener, 16) != 0) {
+            ::close(listener);
+            return -1;
+        }
+        return listener;
     }
 
     std::string property(const std::string& name)
@@ -218,15 +241,8 @@ TEST_F(ARegisteringNode, RefusesToPinKeysFromAMasterThatCannotProveItKnowsTheSec
 {
     // An impostor on the registry port: answers "accepted" with its own host
     // key, signed with a secret that is not the node's.
-    const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(m_port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const int one = 1;
-    ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    ASSERT_EQ(::listen(listener, 4), 0);
+    const int listener = listenOnTheMastersPort(0);
+    ASSERT_GE(listener, 0);
     std::thread impostor([&] {
         const int fd = ::accept(listener, nullptr, nullptr);
         if (fd < 0)
@@ -254,6 +270,91 @@ TEST_F(ARegisteringNode, RefusesToPinKeysFromAMasterThatCannotProveItKnowsTheSec
         << keyregdLog();
     EXPECT_EQ(knownHosts(), "");
     EXPECT_EQ(property("MasterHostKeyFingerprint"), "");
+}
+
+// Callers that ask while a round runs wait for the next round, which
+// answers all of them at once; past Registrar's limit of waiting callers
+// (64) a caller is refused at once with the documented Error.Busy, and
+// nobody is left without an answer.
+TEST_F(ARegisteringNode, AnswersCallersWaitingForARoundTogetherAndRefusesThosePastTheLimitAsBusy)
+{
+    // A master that takes connections and never answers: each round lasts
+    // the node's io_timeout (10 s here), long enough for every caller to queue.
+    writeFile(m_nodeConfig + "/ferry.yml",
+              "node:\n  name: n1\n  mode: auto\n  ssh_port: 2022\nmasters:\n  - host: 127.0.0.1\n    ssh_port: 2222\n"
+              "    registry_port: " +
+                  std::to_string(m_port) + "\npush:\n  connect_timeout: 2\n  io_timeout: 10\n");
+    const int listener = listenOnTheMastersPort(SOCK_NONBLOCK);
+    ASSERT_GE(listener, 0);
+    std::atomic<int> accepted{0};
+    std::atomic<bool> stop{false};
+    std::thread silent([&] {
+        std::vector<int> held;
+        while (!stop) {
+            const int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd >= 0) {
+                held.push_back(fd);
+                ++accepted;
+            } else {
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            }
+        }
+        for (int fd : held)
+            ::close(fd);
+    });
+    struct Stop {
+        std::atomic<bool>& flag;
+        std::thread& thread;
+        int fd;
+        ~Stop()
+        {
+            flag = true;
+            thread.join();
+            ::close(fd);
+        }
+    } stopSilent{stop, silent, listener};
+
+    startNode(60000); // --register: the first round starts at once
+    ASSERT_TRUE(waitUntil([&] { return accepted.load() >= 1; })) << keyregdLog();
+
+    constexpr int kCallers = 70;
+    struct Answer {
+        std::string error; // "" on success
+        std::string text;  // the state, or the error's message
+    };
+    std::vector<std::future<Answer>> calls;
+    for (int i = 0; i < kCallers; ++i)
+        calls.push_back(std::async(std::launch::async, [] {
+            try {
+                auto proxy = sdbus::createProxy("org.ferry.KeyReg1", "/org/ferry/KeyReg1");
+                std::string state, reason;
+                proxy->callMethod("Register")
+                    .onInterface("org.ferry.KeyReg1")
+                    .withTimeout(std::chrono::seconds(60))
+                    .storeResultsTo(state, reason);
+                return Answer{"", state};
+            } catch (const sdbus::Error& e) {
+                return Answer{e.getName(), e.getMessage()};
+            }
+        }));
+    int failing = 0, busy = 0;
+    for (auto& call : calls) {
+        const auto answer = call.get();
+        if (answer.error.empty() && answer.text == "failing") {
+            ++failing;
+        } else if (answer.error == "org.ferry.KeyReg1.Error.Busy") {
+            ++busy;
+            EXPECT_NE(answer.text.find("64 callers are already waiting"), std::string::npos) << answer.text;
+        } else {
+            ADD_FAILURE() << "unexpected answer: " << answer.error << " " << answer.text;
+        }
+    }
+    // All queued behind the first round: 64 wait for the second, the rest are refused.
+    EXPECT_EQ(failing, 64) << keyregdLog();
+    EXPECT_EQ(busy, kCallers - 64) << keyregdLog();
+    // Two rounds answered them all (a third may have just begun: the retry).
+    EXPECT_LE(accepted.load(), 3) << "the callers were not answered by one round together";
+    EXPECT_TRUE(m_keyregd->running()) << keyregdLog();
 }
 
 TEST_F(ARegisteringNode, AnswersFromItsPersistedStateAfterARestartWhileTheMasterIsAway)
@@ -310,7 +411,9 @@ TEST_F(ARegisteringNode, KeepsItsKeyWhenNoMasterAcceptsTheNewOne)
 {
     startMaster();
     ASSERT_EQ(ferryctl({"master", "add-node", "n1"}, masterEnv(), m_secret).exitCode, 0);
-    startNode(60000);
+    // The retry after the failed rotation comes late enough (5 s) not to
+    // replace its LastError before the test reads it.
+    startNode(60000, 5000);
     ASSERT_TRUE(waitForState("accepted")) << keyregdLog();
     const auto key = publicKeyLine(m_nodeState + "/id_ed25519");
     m_registryd.reset();  // the master is away

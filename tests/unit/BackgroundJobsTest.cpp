@@ -1,7 +1,8 @@
 // ferry::BackgroundJobs behind a real async D-Bus method on a private
 // dbus-daemon: the documented error past the limit and when no thread can
 // start, every kind of exception mapped to its documented name, and the
-// loop's idle exit held while a job runs.
+// loop's idle exit held while a job runs or a timer (EventLoop::after) is
+// pending.
 
 #include <gtest/gtest.h>
 
@@ -201,6 +202,46 @@ TEST_F(BackgroundJobsOnABus, HoldsIdleExitWhileAJobRuns)
     EXPECT_TRUE(waitUntil([&] { return m_loopEnded.load(); }, std::chrono::seconds(10)))
         << "the loop did not exit once idle";
     EXPECT_TRUE(m_loop->exitedIdle());
+}
+
+std::int64_t msSinceEpochOfSteadyClock()
+{
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+// EventLoop::after, the way a retry with backoff waits (keyregd's rounds):
+// it runs once, on the loop thread, after its delay; a pending timer holds
+// idle exit; a cancelled one neither runs nor holds.
+TEST_F(BackgroundJobsOnABus, RunsATimerOnceAfterItsDelayAndHoldsIdleExitUntilThen)
+{
+    const auto idle = std::chrono::milliseconds(200);
+    start(2, idle);
+    std::atomic<int> fired{0};
+    std::atomic<int> cancelledFired{0};
+    std::atomic<bool> onLoopThread{false};
+    std::atomic<std::int64_t> scheduledAt{0};
+    std::atomic<std::int64_t> firedAt{0};
+    const auto loopThread = m_loopThread.get_id();
+    m_loop->post([&] {
+        scheduledAt = msSinceEpochOfSteadyClock();
+        m_loop->after(idle * 8, [&] {
+            firedAt = msSinceEpochOfSteadyClock();
+            onLoopThread = std::this_thread::get_id() == loopThread;
+            ++fired;
+        });
+        const auto dropped = m_loop->after(idle * 30, [&] { ++cancelledFired; });
+        m_loop->after(idle, [this, dropped] { m_loop->cancel(dropped); });
+    });
+    // Many idle periods pass with nothing but the timer: the loop stays.
+    ASSERT_TRUE(waitUntil([&] { return fired.load() == 1 || m_loopEnded.load(); }, std::chrono::seconds(20)));
+    EXPECT_EQ(fired, 1) << "the loop exited for idleness while a timer was pending";
+    EXPECT_GE(firedAt - scheduledAt, (idle * 8).count()) << "the timer ran before its delay";
+    EXPECT_TRUE(onLoopThread) << "the timer ran off the loop thread";
+    // The cancelled timer holds nothing: idleness ends the loop long before it was due.
+    EXPECT_TRUE(waitUntil([&] { return m_loopEnded.load(); }, idle * 20)) << "a cancelled timer held the loop";
+    EXPECT_EQ(fired, 1) << "the timer ran twice";
+    EXPECT_EQ(cancelledFired, 0) << "a cancelled timer ran";
 }
 
 // Under a task limit the kernel refuses the thread (EAGAIN): the job is

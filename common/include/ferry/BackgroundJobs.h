@@ -65,6 +65,12 @@ public:
     template <typename... Results, typename Work>
     void reply(const char* member, sdbus::Result<Results...>&& result, Work work);
 
+    // Waits for the running jobs without running their completions, and
+    // refuses later ones with "<interface>.Error.Busy" (the daemon is
+    // leaving). For a main that must end the jobs before what they call
+    // back into goes; the destructor does the same.
+    void stop();
+
     std::size_t running() const { return m_jobs.size(); }
     std::size_t limit() const { return m_limit; }
     EventLoop& loop() { return m_loop; }
@@ -87,6 +93,7 @@ private:
     std::size_t m_limit;
     ErrorMap m_map;
     std::uint64_t m_nextId = 0;
+    bool m_stopped = false;
     std::map<std::uint64_t, Job> m_jobs; // loop thread only
     // Posted completions check it, so that none runs after the destructor.
     std::shared_ptr<int> m_alive = std::make_shared<int>(0);

@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -55,6 +57,11 @@ public:
     // While held (counted), the loop does not exit for idleness.
     void hold();
     void release();
+    // Thread-safe: the hook for a core whose connections run on threads of
+    // their own (a TCP server): busy(true) when one starts, busy(false) when
+    // it ends; idle exit is held in between. Mains pass it instead of
+    // holding and releasing by hand.
+    std::function<void(bool busy)> activity();
     // Thread-safe: leave run() soon.
     void stop();
 
@@ -65,6 +72,14 @@ public:
 
     // Runs fn on the loop thread every period (first time after one period).
     void every(std::chrono::milliseconds period, std::function<void()> fn);
+
+    // Loop thread only: runs fn once on the loop thread after delay (a retry
+    // with backoff). While a timer is pending the loop does not exit for
+    // idleness: the daemon stays up as long as something is scheduled.
+    // Returns an id for cancel.
+    std::uint64_t after(std::chrono::milliseconds delay, std::function<void()> fn);
+    // Loop thread only: drops a pending timer (nothing once it has run).
+    void cancel(std::uint64_t timer);
 
     // Calls onReadable on the loop thread whenever fd is readable (a
     // listening socket, for example). The fd stays the caller's.
@@ -91,6 +106,12 @@ private:
         std::function<void()> fn;
     };
     std::vector<Periodic> m_periodic;
+    struct Once {
+        std::chrono::steady_clock::time_point at;
+        std::function<void()> fn;
+    };
+    std::map<std::uint64_t, Once> m_timers;
+    std::uint64_t m_nextTimer = 0;
     struct Watch {
         int fd;
         std::function<void()> fn;
