@@ -158,6 +158,11 @@ public:
     {
         return call([&](PgStore& s) { return s.storeBatch(node, epoch, records, via, lane); });
     }
+    std::vector<AckMessage> storeBatches(const std::string& node, const Epoch& epoch,
+                                         const std::vector<BatchToStore>& batches, const std::string& via) override
+    {
+        return call([&](PgStore& s) { return s.storeBatches(node, epoch, batches, via); });
+    }
     std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) override
     {
         return call([&](PgStore& s) { return s.pullCursor(node, epoch); });
