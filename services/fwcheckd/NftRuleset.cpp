@@ -490,13 +490,27 @@ NftRuleset::NftRuleset(const std::string& jsonText, const std::set<std::string>&
         m_problems.push_back(std::string("the nft JSON cannot be parsed: ") + e.what());
         return;
     }
-    read(doc, skipTables, devices);
+    readChecked(doc, skipTables, devices);
 }
 
 NftRuleset::NftRuleset(const json& doc, const std::set<std::string>& skipTables,
                        const std::map<std::string, std::vector<std::string>>& devices)
 {
-    read(doc, skipTables, devices);
+    readChecked(doc, skipTables, devices);
+}
+
+// A member of an unexpected type (a number where nft writes a string) makes
+// nlohmann's value()/get() throw; that is a problem of the listing, reported
+// like a JSON that cannot be parsed, not an exception out of the reader
+// (fuzz-nft found one: an object whose "family" or "table" is no string).
+void NftRuleset::readChecked(const json& doc, const std::set<std::string>& skipTables,
+                             const std::map<std::string, std::vector<std::string>>& devices)
+{
+    try {
+        read(doc, skipTables, devices);
+    } catch (const json::exception& e) {
+        m_problems.push_back(std::string("the nft JSON has a member of an unexpected type: ") + e.what());
+    }
 }
 
 void NftRuleset::read(const json& doc, const std::set<std::string>& skipTables,
