@@ -47,8 +47,6 @@ private:
         bool firewalld = false;
     };
 
-    void readChecked(const nlohmann::json& doc, const std::set<std::string>& skipTables,
-                     const std::map<std::string, std::vector<std::string>>& devices);
     void read(const nlohmann::json& doc, const std::set<std::string>& skipTables,
               const std::map<std::string, std::vector<std::string>>& devices);
     void addRule(Table& t, const nlohmann::json& rule);
