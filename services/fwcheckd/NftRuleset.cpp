@@ -480,6 +480,20 @@ std::map<std::string, std::vector<std::string>> parseIngressDevices(const std::s
     return out;
 }
 
+namespace {
+
+// A member of an unexpected type (a number where nft writes a string) makes
+// nlohmann's value()/get() throw while reading; that is a problem of the
+// listing, reported like a JSON that cannot be parsed, not an exception out
+// of the constructor (fuzz-nft found one: an object whose "family" or
+// "table" is no string).
+std::string typeProblem(const json::exception& e)
+{
+    return std::string("the nft JSON has a member of an unexpected type: ") + e.what();
+}
+
+} // namespace
+
 NftRuleset::NftRuleset(const std::string& jsonText, const std::set<std::string>& skipTables,
                        const std::map<std::string, std::vector<std::string>>& devices)
 {
@@ -490,13 +504,21 @@ NftRuleset::NftRuleset(const std::string& jsonText, const std::set<std::string>&
         m_problems.push_back(std::string("the nft JSON cannot be parsed: ") + e.what());
         return;
     }
-    read(doc, skipTables, devices);
+    try {
+        read(doc, skipTables, devices);
+    } catch (const json::exception& e) {
+        m_problems.push_back(typeProblem(e));
+    }
 }
 
 NftRuleset::NftRuleset(const json& doc, const std::set<std::string>& skipTables,
                        const std::map<std::string, std::vector<std::string>>& devices)
 {
-    read(doc, skipTables, devices);
+    try {
+        read(doc, skipTables, devices);
+    } catch (const json::exception& e) {
+        m_problems.push_back(typeProblem(e));
+    }
 }
 
 void NftRuleset::read(const json& doc, const std::set<std::string>& skipTables,
