@@ -337,7 +337,7 @@ TEST_F(SharedMasters, NeverPullOneNodeAtOnceAndStoreEachRecordOnce)
     config.keyFile = node.restrictedKey();
     config.knownHostsFile = node.knownHosts();
     config.ioTimeout = std::chrono::seconds(20);
-    const MasterStoreOpener shared(StoreConfig{m_conninfo, {}}, m_root / "unused-master.db");
+    const MasterStoreOpener shared(StoreConfig{m_conninfo}, m_root / "unused-master.db");
     pulld::SshNodeConnector sshA(config, shared), sshB(config, shared);
     std::atomic<int> inFlight{0}, most{0};
     CountingConnector connectorA(sshA, inFlight, most), connectorB(sshB, inFlight, most);

@@ -48,11 +48,12 @@ protected:
         m_krl = m_master + "/revoked_keys.krl";
         // The master's sshd: the CA and the KRL (registryd writes it before
         // any node logs in), and no key lookup at all for the tunnel user,
-        // whose sessions run the relay (pointed at no collector).
+        // whose sessions run the relay (to the socket of the collector that
+        // a test starts, if any).
         SshdOptions so;
         so.globalLines = {"TrustedUserCAKeys " + m_ca + ".pub", "RevokedKeys " + m_krl};
         so.tail = "Match User ferry-tunnel\n\tAuthorizedKeysFile none\n\tDisableForwarding yes\n\tForceCommand " +
-                  tunnelRelayPath() + "\n\tSetEnv FERRY_RELAY_SOCKET=" + (m_root / "no-collector.sock") +
+                  tunnelRelayPath() + "\n\tSetEnv FERRY_RELAY_SOCKET=" + (m_root / "collector-relay.sock") +
                   "\n\tPermitTTY no\n\tX11Forwarding no\n";
         m_sshd.emplace(so);
         EXPECT_EQ(m_sshd->log().find("AuthorizedKeysCommand"), std::string::npos);
@@ -253,9 +254,10 @@ TEST_F(ACertifiedNode, RenewsItsCertificateNearItsExpiry)
 TEST_F(ACertifiedNode, PushesThroughARenewalOfItsCertificateAndThenWithTheNewOne)
 {
     // The master's collector, and the node's pushd: a full push through
-    // sshd (certificate, no key lookup) and the forward to collectord.
+    // sshd (certificate, no key lookup) and the relay to collectord.
     Process collectord({buildPath("services/collectord/ferry-collectord"), "-v", "--listen=127.0.0.1:50009",
-                        "--idle-timeout=0", "--sshd-host-keys", m_sshd->hostKeyDir()},
+                        "--relay-socket", m_root / "collector-relay.sock", "--idle-timeout=0", "--sshd-host-keys",
+                        m_sshd->hostKeyDir()},
                        {{"FERRY_STATE_DIR", m_master}}, m_root / "collectord.log");
     ASSERT_TRUE(waitUntil([&] {
         return readFile(m_root / "collectord.log").find("Accepting") != std::string::npos || !collectord.running();

@@ -212,10 +212,10 @@ protected:
         return sshd;
     }
 
-    // ferry-pushd run once as its timer runs it, with no bus.
+    // One push cycle as its timer runs it: ferry-push-once, with no bus.
     RunResult pushdCycle()
     {
-        return run({buildPath("services/pushd/ferry-pushd"), "--cycle"},
+        return run({buildPath("services/pushd/ferry-push-once")},
                    {{"FERRY_CONFIG_DIR", m_nodeConfig},
                     {"FERRY_STATE_DIR", m_nodeState},
                     {"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + m_root / "no-bus-here"}});
