@@ -83,13 +83,32 @@ double monoSeconds()
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// The text of a /proc file, empty when its process has gone: reading the
+// file of a process that exited between open and read fails with ESRCH,
+// which std::ifstream turns into an exception out of underflow().
+std::string readProcFile(const std::string& path)
+{
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return {};
+    std::string text;
+    char buf[4096];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        text.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return text;
+}
+
 // utime+stime+cutime+cstime of a process, in seconds: sshd's listener reaps
 // every connection's processes (and they reap the key helper), so its
 // children's time is the whole of sshd's work once they have exited.
 double processCpuSeconds(pid_t pid, bool withChildren)
 {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string text = readProcFile("/proc/" + std::to_string(pid) + "/stat");
     const auto close = text.rfind(')');
     if (close == std::string::npos)
         return 0;
@@ -110,7 +129,7 @@ double processCpuSeconds(pid_t pid, bool withChildren)
 // Proportional set size of a process in KiB (0 when it is gone).
 std::uint64_t pssKiB(pid_t pid)
 {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
+    std::istringstream in(readProcFile("/proc/" + std::to_string(pid) + "/smaps_rollup"));
     std::string line;
     while (std::getline(in, line)) {
         if (line.rfind("Pss:", 0) == 0)
@@ -126,8 +145,7 @@ std::vector<pid_t> descendants(pid_t root)
         const std::string name = e.path().filename();
         if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0])))
             continue;
-        std::ifstream in(e.path() / "stat");
-        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const std::string text = readProcFile(e.path() / "stat");
         const auto close = text.rfind(')');
         if (close == std::string::npos)
             continue;
