@@ -301,6 +301,7 @@ int usage()
            "       ferryctl master epochs NAME              (the node's spools, and where they came from)\n"
            "       ferryctl master resolve NAME --keep EPOCH  (a suspect node: keep one spool)\n"
            "       ferryctl master migrate [--to CONNINFO]  (master.db → the PostgreSQL store)\n"
+           "       ferryctl master grant-readers ROLE [--to CONNINFO]  (PostgreSQL: metricsd's role)\n"
 
            "       ferryctl master accept-hostkey NAME\n"
            "       ferryctl master pull NODE | --all        (pull now through ferry-pulld; root)\n"
@@ -320,6 +321,8 @@ int masterCommand(const Options& options)
         return options.args.size() == 1 ? nodes(options, paths) : usage();
     if (sub == "migrate")
         return migrateCommand(options);
+    if (sub == "grant-readers")
+        return grantReadersCommand(options);
     if (sub == "pull")
         return masterPullCommand(options);
     if (options.args.size() < 2)

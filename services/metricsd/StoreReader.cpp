@@ -74,7 +74,7 @@ StoreReader::StoreReader(std::unique_ptr<ferry::SqlConnection> connection)
 std::unique_ptr<StoreReader> StoreReader::open(const std::string& sqlitePath, const std::string& postgresql)
 {
     if (!postgresql.empty())
-        return std::make_unique<StoreReader>(std::make_unique<ferry::PgSqlConnection>(postgresql));
+        return std::make_unique<StoreReader>(ferry::PgSqlConnection::openReader(postgresql));
     return std::make_unique<StoreReader>(sqlitePath);
 }
 

@@ -68,7 +68,8 @@ public:
     // A store of the current schema on any backend.
     explicit StoreReader(std::unique_ptr<ferry::SqlConnection> connection);
     // PostgreSQL when postgresql (a libpq connection string) is set, else
-    // master.db at sqlitePath.
+    // master.db at sqlitePath. On PostgreSQL it never migrates (the readers'
+    // role may only read) and refuses a schema it does not know.
     static std::unique_ptr<StoreReader> open(const std::string& sqlitePath, const std::string& postgresql);
 
     std::vector<NodeRow> nodes();

@@ -43,11 +43,12 @@ int main(int argc, char* argv[]) try {
         });
     ferry::initLogging("ferry-metricsd", args.verbosity);
     // --store names a master.db; without it, the store store.yml names
-    // (PostgreSQL, shared by several masters) or the state directory's.
+    // (PostgreSQL, shared by several masters, through the readers' role of
+    // readers_postgresql:) or the state directory's.
     if (settings.storePath.empty()) {
         const ferry::Paths paths = ferry::pathsFromEnvironment();
         settings.storePath = ferry::masterStorePath(paths.stateDir);
-        settings.postgresql = ferry::loadStoreConfig(paths).postgresql;
+        settings.postgresql = ferry::readerConnection(ferry::loadStoreConfig(paths), "ferry-metricsd");
     }
     // ferry-remote-write keeps its state beside the store.
     settings.remoteWriteState =

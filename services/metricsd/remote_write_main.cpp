@@ -4,6 +4,7 @@
 // once) when that file names no url.
 
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -36,11 +37,12 @@ int main(int argc, char* argv[]) try {
     const ferry::Paths paths = ferry::pathsFromEnvironment();
     if (configFile.empty())
         configFile = paths.configDir + "/metrics.yml";
-    // --store names a master.db; without it, the store store.yml names.
-    std::string postgresql;
+    // --store names a master.db; without it, the store store.yml names
+    // (through the readers' role of readers_postgresql: on PostgreSQL).
+    std::optional<ferry::StoreConfig> storeConfig;
     if (storePath.empty()) {
         storePath = ferry::masterStorePath(paths.stateDir);
-        postgresql = ferry::loadStoreConfig(paths).postgresql;
+        storeConfig = ferry::loadStoreConfig(paths);
     }
     if (statePath.empty())
         statePath = paths.stateDir + "/remote-write.db";
@@ -49,7 +51,8 @@ int main(int argc, char* argv[]) try {
         spdlog::info("Remote-write is off: {} sets no remote_write: url:", configFile);
         return EXIT_SUCCESS;
     }
-    const auto reader = metricsd::StoreReader::open(storePath, postgresql);
+    const auto reader = metricsd::StoreReader::open(
+        storePath, storeConfig ? ferry::readerConnection(*storeConfig, "ferry-remote-write") : std::string());
     metricsd::StoreReader& store = *reader;
     metricsd::RemoteWriteState state(statePath, false);
     metricsd::CurlSender sender(config);

@@ -30,6 +30,12 @@ bool isPullable(const ferry::NodeInfo& node)
 Puller::Puller(ferry::MasterStoreOpener store, PulldConfig config, NodeConnector& connector)
     : m_store(std::move(store)), m_config(std::move(config)), m_connector(connector)
 {
+    // Each concurrent pull holds one connection for its length and, while it
+    // connects, briefly one more (the node's pinned host keys): with one to
+    // spare beyond the concurrency, no pull waits on another, and pullers
+    // sharing one pool add up.
+    m_store.reserveConnections(m_config.concurrency + 1,
+                               std::to_string(m_config.concurrency) + " concurrent pulls and one to spare");
     // Opening creates or migrates the schema, once, before any pull.
     m_store.tables();
 }

@@ -44,16 +44,8 @@ int main(int argc, char* argv[]) try {
     // master.db, or the PostgreSQL database store.yml names (shared with
     // other masters, which split the pulls by lease). Host keys come from
     // the registry's pins there (registration carries them).
-    auto storeConfig = ferry::loadStoreConfig(paths);
-    // Each concurrent pull holds one connection for its length and, while it
-    // connects, briefly one more (the node's pinned host keys): with one to
-    // spare beyond the concurrency, no pull waits on another.
-    if (storeConfig.postgresql.size() > 0 && storeConfig.connections < config.concurrency + 1) {
-        spdlog::info("Holding up to {} PostgreSQL connections, not the {} of store.yml: {} pulls run at once",
-                     config.concurrency + 1, storeConfig.connections, config.concurrency);
-        storeConfig.connections = config.concurrency + 1;
-    }
-    const ferry::MasterStoreOpener store(storeConfig, ferry::masterStorePath(paths.stateDir));
+    // The Puller sizes the pool to its concurrency (reserveConnections).
+    const ferry::MasterStoreOpener store(ferry::loadStoreConfig(paths), ferry::masterStorePath(paths.stateDir));
     pulld::SshNodeConnector connector(config, store);
     pulld::Puller puller(store, config, connector);
 

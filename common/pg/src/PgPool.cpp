@@ -16,6 +16,24 @@ PgPool::Handle::~Handle()
         m_pool->giveBack(std::move(m_connection));
 }
 
+std::optional<std::size_t> PgPool::reserve(std::size_t n)
+{
+    std::lock_guard lock(m_mutex);
+    m_reserved += n;
+    if (m_reserved <= m_max)
+        return std::nullopt;
+    m_max = m_reserved;
+    // Borrowers waiting for a connection may make one now.
+    m_returned.notify_all();
+    return m_max;
+}
+
+std::size_t PgPool::maxConnections() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_max;
+}
+
 std::size_t PgPool::connectionsMade() const
 {
     std::lock_guard lock(m_mutex);

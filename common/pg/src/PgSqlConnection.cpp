@@ -82,6 +82,17 @@ PgSqlConnection::PgSqlConnection(const std::string& conninfo)
 PgSqlConnection::PgSqlConnection(PgConnection& borrowed) : m_db(&borrowed)
 {}
 
+PgSqlConnection::PgSqlConnection(std::unique_ptr<PgConnection> owned)
+    : m_ownedConnection(std::move(owned)), m_db(m_ownedConnection.get())
+{}
+
+std::unique_ptr<PgSqlConnection> PgSqlConnection::openReader(const std::string& conninfo)
+{
+    auto connection = std::make_unique<PgConnection>(conninfo);
+    PgStore::requireCurrentSchema(*connection);
+    return std::unique_ptr<PgSqlConnection>(new PgSqlConnection(std::move(connection)));
+}
+
 PgSqlConnection::~PgSqlConnection() = default;
 
 std::unique_ptr<SqlStatementBackend> PgSqlConnection::prepare(std::string_view sql)

@@ -156,6 +156,62 @@ void PgStore::migrate(PgConnection& db)
     tx.commit();
 }
 
+void PgStore::requireCurrentSchema(PgConnection& db)
+{
+    int version = 0;
+    try {
+        const auto r = db.exec("SELECT version FROM ferry_schema");
+        version = r.rows() == 0 ? 0 : static_cast<int>(r.int64(0, 0));
+    } catch (const PgError& e) {
+        // 42P01 undefined_table: no master daemon has created the schema yet.
+        if (e.sqlState() != "42P01")
+            throw Error(std::string(e.what()) +
+                        (e.sqlState() == "42501" ? "; give this role the readers' grants (ferryctl master "
+                                                   "grant-readers ROLE, docs/postgresql.md)"
+                                                 : ""));
+    }
+    if (version < latestSchemaVersion())
+        throw Error("The PostgreSQL store at " + db.where() + " has schema version " + std::to_string(version) +
+                    ", not this master's " + std::to_string(latestSchemaVersion()) +
+                    ": readers never migrate it; a master daemon that writes (ferry-collectord, ferry-registryd, "
+                    "ferry-pulld) or `ferryctl master nodes` does");
+    if (version > latestSchemaVersion())
+        throw Error("The PostgreSQL store at " + db.where() + " has schema version " + std::to_string(version) +
+                    ", newer than this master knows (" + std::to_string(latestSchemaVersion()) +
+                    "): upgrade this master before pointing it there");
+}
+
+std::vector<std::string> PgStore::grantReaders(PgConnection& db, const std::string& role)
+{
+    const auto who = db.exec("SELECT quote_ident(r.rolname::text), r.rolsuper, pg_has_role(r.rolname, current_user,"
+                             " 'USAGE'), r.rolname = current_user FROM pg_roles r WHERE r.rolname::text = $1::text",
+                             {PgParam::text(role)});
+    if (who.rows() == 0)
+        throw Error("No role '" + role + "' in the PostgreSQL server at " + db.where() +
+                    ": create it first (CREATE ROLE \"" + role + "\" LOGIN, as the server's administrator)");
+    if (who.text(0, 3) == "t")
+        throw Error("Role '" + role + "' is the role this store is opened with (postgresql: in store.yml), which "
+                    "must read the node keys: give the readers a role of their own");
+    if (who.text(0, 1) == "t")
+        throw Error("Role '" + role + "' is a superuser: it reads every table whatever is granted");
+    if (who.text(0, 2) == "t")
+        throw Error("Role '" + role + "' has the privileges of the role this store is opened with (a member of "
+                    "it), so it reads the node keys whatever is granted: give the readers a role of their own");
+    const std::string quoted = who.text(0, 0);
+    // The columns metricsd's StoreReader selects from nodes; the others
+    // (secret, pending_request, pending_mac, reason, addresses) are not theirs.
+    const std::vector<std::string> statements = {
+        "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM " + quoted,
+        "GRANT SELECT ON ferry_schema, records, node_reports, master_counters TO " + quoted,
+        "GRANT SELECT (name, state, mode, last_seen, last_push, last_pull, records_stored) ON nodes TO " + quoted,
+    };
+    PgTransaction tx(db);
+    for (const auto& statement : statements)
+        db.exec(statement);
+    tx.commit();
+    return statements;
+}
+
 void PgStore::addNode(const std::string& name, const std::string& secret)
 {
     PgTransaction tx(m_db);

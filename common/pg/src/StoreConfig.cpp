@@ -7,6 +7,7 @@
 #include "ferry/YamlReader.h"
 
 #include <libpq-fe.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <type_traits>
@@ -33,15 +34,23 @@ std::string conninfo(YamlMap& map, const char* key)
     return *v;
 }
 
-StoreConfig fromYaml(std::optional<YamlMap> map)
+StoreConfig fromYaml(const std::string& file, std::optional<YamlMap> map)
 {
     StoreConfig c;
+    c.file = file;
     if (!map)
         return c;
     c.postgresql = conninfo(*map, "postgresql");
     c.authorizedKeysPostgresql = conninfo(*map, "authorized_keys_postgresql");
-    if (auto v = map->integer("connections", 1, 256))
+    c.readersPostgresql = conninfo(*map, "readers_postgresql");
+    // The readers' role only narrows what the daemons' store shows; alone
+    // it would leave the daemons on master.db and the readers elsewhere.
+    if (!c.readersPostgresql.empty() && c.postgresql.empty())
+        map->fail("readers_postgresql", "needs `postgresql:` too (the store the daemons write)");
+    if (auto v = map->integer("connections", 1, 256)) {
         c.connections = static_cast<std::size_t>(*v);
+        c.connectionsSet = true;
+    }
     map->finish();
     return c;
 }
@@ -50,12 +59,26 @@ StoreConfig fromYaml(std::optional<YamlMap> map)
 
 StoreConfig loadStoreConfig(const Paths& paths)
 {
-    return fromYaml(YamlMap::loadFile(paths.configDir + "/store.yml"));
+    const std::string file = paths.configDir + "/store.yml";
+    return fromYaml(file, YamlMap::loadFile(file));
 }
 
 StoreConfig parseStoreConfig(const std::string& name, const std::string& text)
 {
-    return fromYaml(YamlMap::loadString(name, text));
+    return fromYaml(name, YamlMap::loadString(name, text));
+}
+
+std::string readerConnection(const StoreConfig& config, const std::string& daemon)
+{
+    if (config.postgresql.empty() || !config.readersPostgresql.empty())
+        return config.readersPostgresql;
+    // Not a refusal: an upgraded master keeps serving its metrics until the
+    // operator has made the role (docs/postgresql.md), and is told so.
+    spdlog::warn("{} reads the PostgreSQL store with the daemons' connection (postgresql: in {}), whose role may "
+                 "read every node key: set readers_postgresql: to a role given `ferryctl master grant-readers` "
+                 "(docs/postgresql.md)",
+                 daemon, config.file);
+    return config.postgresql;
 }
 
 std::vector<std::string> storeNetworkHosts(const StoreConfig& config)
@@ -295,6 +318,22 @@ std::unique_ptr<PullLease> MasterStoreOpener::tryPullLease(const std::string& no
     if (!lease->held())
         return nullptr;
     return lease;
+}
+
+void MasterStoreOpener::reserveConnections(std::size_t n, const std::string& who) const
+{
+    if (!m_pool)
+        return;
+    const auto raised = m_pool->reserve(n);
+    if (!raised)
+        return;
+    if (m_config.connectionsSet)
+        spdlog::warn("{} sets connections: {}, fewer than this daemon holds at once ({}, of which {} for {}): "
+                     "holding up to {} PostgreSQL connections; set connections: {} or more",
+                     m_config.file, m_config.connections, *raised, n, who, *raised, *raised);
+    else
+        spdlog::info("Holding up to {} PostgreSQL connections, not the default {}: {} for {}", *raised,
+                     m_config.connections, n, who);
 }
 
 std::string MasterStoreOpener::describe() const

@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,7 +55,13 @@ public:
     // Throws Error when no connection can be made, or none is free within waitLimit.
     Handle acquire();
 
-    std::size_t maxConnections() const { return m_max; }
+    // Adds n to the connections that the pool's users may hold at once, and
+    // raises the bound to their sum when that is higher: the new bound then,
+    // else nullopt. Users who each hold one while borrowing another would
+    // otherwise wait on each other until waitLimit and fail.
+    std::optional<std::size_t> reserve(std::size_t n);
+
+    std::size_t maxConnections() const;
     // Connections made over the pool's life (a new one after each failure).
     std::size_t connectionsMade() const;
 
@@ -63,7 +70,8 @@ private:
     std::unique_ptr<PgConnection> connect();
 
     const std::string m_conninfo;
-    const std::size_t m_max;
+    std::size_t m_max;
+    std::size_t m_reserved = 0;
     const std::chrono::milliseconds m_waitLimit;
     mutable std::mutex m_mutex;
     std::condition_variable m_returned;

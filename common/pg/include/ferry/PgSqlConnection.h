@@ -20,6 +20,9 @@ public:
     explicit PgSqlConnection(const std::string& conninfo);
     // Borrows an open connection (its schema already migrated).
     explicit PgSqlConnection(PgConnection& borrowed);
+    // Connects as a reader: never migrates (a reader's role may not), and
+    // refuses a schema other than the current one (PgStore::requireCurrentSchema).
+    static std::unique_ptr<PgSqlConnection> openReader(const std::string& conninfo);
     ~PgSqlConnection() override;
 
     std::unique_ptr<SqlStatementBackend> prepare(std::string_view sql) override;
@@ -33,7 +36,10 @@ public:
     PgConnection& connection() { return *m_db; }
 
 private:
+    explicit PgSqlConnection(std::unique_ptr<PgConnection> owned);
+
     std::unique_ptr<PgStore> m_owned;
+    std::unique_ptr<PgConnection> m_ownedConnection;
     PgConnection* m_db;
 };
 

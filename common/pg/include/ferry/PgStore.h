@@ -47,6 +47,24 @@ public:
     // (masters started together migrate once).
     static void migrate(PgConnection& connection);
 
+    // For readers, which never migrate: throws Error unless the schema on
+    // connection is the one this code knows (an older one names the daemons
+    // that migrate it; a role without SELECT on ferry_schema names
+    // grantReaders).
+    static void requireCurrentSchema(PgConnection& connection);
+
+    // Gives role what the store's readers (ferry-metricsd, ferry-remote-write:
+    // store.yml `readers_postgresql:`) read and nothing else: SELECT on
+    // records, node_reports, master_counters and ferry_schema, and on the
+    // public columns of nodes; never node_keys, nodes.secret or a pending
+    // node's request. Whatever the role had on the store's tables before is
+    // revoked first, so a wider grant does not survive. Run as the tables'
+    // owner (the daemons' role); refuses the owner itself, a superuser and a
+    // member of the owner's role, which would read every key anyway.
+    // Returns the statements it ran. A migration that adds a table the
+    // readers need adds it here.
+    static std::vector<std::string> grantReaders(PgConnection& owner, const std::string& role);
+
     // The newest schema version this code knows.
     static int latestSchemaVersion();
     int schemaVersion();

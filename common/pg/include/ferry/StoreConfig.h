@@ -3,8 +3,10 @@
 //
 //   postgresql: "host=db.example port=5432 dbname=ferry user=ferry passfile=/etc/ferry/pgpass"
 //   authorized_keys_postgresql: "host=db.example dbname=ferry user=ferry-authkeys passfile=…"
+//   readers_postgresql: "host=db.example dbname=ferry user=ferry-readers passfile=…"
 //
-//   connections: 8     # at most this many per daemon (default 8)
+//   connections: 8     # at most this many per daemon (default 8; raised to
+//                      # what a daemon needs at once, with a warning)
 //
 // Absent file or key: master.db (SQLite) in the state directory, the
 // embedded default for one master. With `postgresql:` (a libpq connection
@@ -26,10 +28,19 @@ struct StoreConfig {
     std::string postgresql;  // libpq connection string; empty: SQLite
     // The most PostgreSQL connections one daemon holds (its PgPool).
     std::size_t connections = 8;
+    // store.yml set `connections:` (a raise above it is then a warning).
+    bool connectionsSet = false;
     // The AuthorizedKeysCommand helper's own connection (it runs as
     // ferry-authkeys, a role that may read nodes' name, state and public_key
     // only, docs/postgresql.md); empty: postgresql.
     std::string authorizedKeysPostgresql = {};
+    // The readers' connection (ferry-metricsd, ferry-remote-write): a role
+    // that may read records, reports, counters and nodes' public columns,
+    // and not node_keys (`ferryctl master grant-readers`,
+    // docs/postgresql.md); only with postgresql.
+    std::string readersPostgresql = {};
+    // Where it was read, for messages.
+    std::string file = "store.yml";
 };
 
 StoreConfig loadStoreConfig(const Paths& paths);
@@ -42,6 +53,12 @@ StoreConfig parseStoreConfig(const std::string& name, const std::string& text);
 // which the strict sandboxes of the master units allow. Throws ConfigError
 // when libpq cannot parse the string.
 std::vector<std::string> storeNetworkHosts(const StoreConfig& config);
+
+// The connection string of a reader of the store (ferry-metricsd,
+// ferry-remote-write; daemon names it in the message): readers_postgresql,
+// else postgresql after one warning that the reader runs with the daemons'
+// role, which may read every node key; "" for master.db.
+std::string readerConnection(const StoreConfig& config, const std::string& daemon);
 
 // The store a data session uses: PostgreSQL when configured, else
 // master.db at sqlitePath.
@@ -80,6 +97,15 @@ public:
 
     // Copies share one pool of at most config.connections PostgreSQL
     // connections (none is made before the first use).
+
+    // Declares that `who` may hold up to n connections of the pool at once
+    // (pulld: its concurrency + 1, since a pull borrows a second connection
+    // briefly while it holds its own). The pool's bound is raised to the sum
+    // of every declaration, so users sharing one pool never wait on each
+    // other until the 10 s limit and fail; a raise above store.yml's
+    // `connections:` is logged once, as a warning, naming the file, the key
+    // and the minimum. No-op on master.db.
+    void reserveConnections(std::size_t n, const std::string& who) const;
 
     // One connection for a whole piece of work (see StoreConnection).
     std::unique_ptr<StoreConnection> connect() const;
