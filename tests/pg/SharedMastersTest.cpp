@@ -337,12 +337,20 @@ TEST_F(SharedMasters, NeverPullOneNodeAtOnceAndStoreEachRecordOnce)
     config.keyFile = node.restrictedKey();
     config.knownHostsFile = node.knownHosts();
     config.ioTimeout = std::chrono::seconds(20);
-    const MasterStoreOpener shared(StoreConfig{m_conninfo}, m_root / "unused-master.db");
+    config.concurrency = 1;
+    // store.yml's smallest pool (connections: 1), shared by both pullers:
+    // each reserves what its pulls hold at once (its concurrency + 1), so
+    // neither waits on the other's connection and fails after 10 s.
+    StoreConfig smallest{m_conninfo};
+    smallest.connections = 1;
+    smallest.connectionsSet = true;
+    const MasterStoreOpener shared(smallest, m_root / "unused-master.db");
     pulld::SshNodeConnector sshA(config, shared), sshB(config, shared);
     std::atomic<int> inFlight{0}, most{0};
     CountingConnector connectorA(sshA, inFlight, most), connectorB(sshB, inFlight, most);
     pulld::Puller masterA(shared, config, connectorA);
     pulld::Puller masterB(shared, config, connectorB);
+    EXPECT_EQ(shared.pool()->maxConnections(), 4u);
 
     // A backlog on the node (appended as root before any pull; the shell
     // runs as the node's user, so no file of the spool is root's meanwhile).

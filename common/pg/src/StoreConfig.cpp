@@ -29,8 +29,8 @@ std::string conninfo(YamlMap& map, const char* key)
     if (v->find("password=") != std::string::npos || v->find(":@") != std::string::npos ||
         (v->rfind("postgres", 0) == 0 && v->find('@') != std::string::npos &&
          v->substr(0, v->find('@')).find(':', 13) != std::string::npos))
-        map.fail(key, "must not contain a password: put it in a passfile (passfile=/etc/ferry/pgpass, "
-                      "mode 0600) and name that file here");
+        map.fail(key, "must not contain a password: put it in a passfile (mode 0600; "
+                      "docs/postgresql.md says where) and name that file here (passfile=…)");
     return *v;
 }
 

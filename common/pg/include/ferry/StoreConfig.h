@@ -1,7 +1,7 @@
 #pragma once
 // Where the master keeps its registry and records: /etc/ferry/store.yml.
 //
-//   postgresql: "host=db.example port=5432 dbname=ferry user=ferry passfile=/etc/ferry/pgpass"
+//   postgresql: "host=db.example port=5432 dbname=ferry user=ferry passfile=/var/lib/ferry-keys/pgpass"
 //   authorized_keys_postgresql: "host=db.example dbname=ferry user=ferry-authkeys passfile=…"
 //   readers_postgresql: "host=db.example dbname=ferry user=ferry-readers passfile=…"
 //
