@@ -30,7 +30,7 @@ int nodeCommand(const Options& options);      // ferryctl node trust-master
 int masterShowCommand(const Options& options, const std::string& node);
 int migrateCommand(const Options& options);    // ferryctl master migrate [--to CONNINFO]
 int grantReadersCommand(const Options& options); // ferryctl master grant-readers ROLE [--to CONNINFO]
-int masterPullCommand(const Options& options); // ferryctl master pull NODE|--all (MasterPullCommand.cpp)
+int masterPullCommand(const Options& options);   // ferryctl master pull NODE|--all (MasterPullCommand.cpp)
 
 // The master's store for the master commands: the PostgreSQL database
 // /etc/ferry/store.yml names, else master.db in the state directory (root

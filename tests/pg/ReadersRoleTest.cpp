@@ -37,8 +37,8 @@ bool hasSample(const std::string& exposition, const std::string& series, const s
     const std::string head = series + " " + value;
     for (auto at = exposition.find(head); at != std::string::npos; at = exposition.find(head, at + 1)) {
         const auto next = at + head.size();
-        if ((at == 0 || exposition[at - 1] == '\n') && (next == exposition.size() || exposition[next] == ' ' ||
-                                                        exposition[next] == '\n'))
+        if ((at == 0 || exposition[at - 1] == '\n') &&
+            (next == exposition.size() || exposition[next] == ' ' || exposition[next] == '\n'))
             return true;
     }
     return false;
@@ -68,7 +68,7 @@ CREATE ROLE "ferry-readers" LOGIN;
     void writeStoreYml(bool withReaders)
     {
         writeFile(m_dir / "etc/store.yml", "postgresql: \"" + m_daemons + "\"\n" +
-                                                (withReaders ? "readers_postgresql: \"" + m_readers + "\"\n" : ""));
+                                               (withReaders ? "readers_postgresql: \"" + m_readers + "\"\n" : ""));
     }
 
     std::map<std::string, std::string> env() const
@@ -157,15 +157,17 @@ TEST_F(AReadersRole, ServesMetricsdAndRemoteWriteButReadsNoNodeKey)
                         "--web.enable-remote-write-receiver", "--log.level=warn"},
                        {}, m_dir / "prometheus.log");
     const std::string prom = "http://127.0.0.1:" + std::to_string(promPort);
-    ASSERT_TRUE(
-        waitUntil([&] { return run({"curl", "-sf", "-o", "/dev/null", prom + "/-/ready"}).exitCode == 0; },
-                  std::chrono::seconds(60), std::chrono::milliseconds(200)))
+    ASSERT_TRUE(waitUntil(
+        [&] {
+            return run({"curl", "-sf", "-o", "/dev/null", prom + "/-/ready"}).exitCode == 0;
+        },
+        std::chrono::seconds(60), std::chrono::milliseconds(200)))
         << readFile(m_dir / "prometheus.log");
     writeFile(m_dir / "etc/metrics.yml", "remote_write:\n  url: " + prom +
                                              "/api/v1/write\n  min_backoff: 0\n  max_backoff: 1s\n"
                                              "  retry_for: 5s\n  timeout: 10s\n");
-    const auto written = run({buildPath("services/metricsd/ferry-remote-write"), "-v"}, env(), {},
-                             std::chrono::seconds(120));
+    const auto written =
+        run({buildPath("services/metricsd/ferry-remote-write"), "-v"}, env(), {}, std::chrono::seconds(120));
     ASSERT_EQ(written.exitCode, 0) << written.out << written.err;
     EXPECT_NE(written.err.find("Remote-write: 6 samples sent"), std::string::npos) << written.err;
     nlohmann::json series;
@@ -195,8 +197,7 @@ TEST_F(AReadersRole, ServesMetricsdAndRemoteWriteButReadsNoNodeKey)
             reader.exec(attack);
             ADD_FAILURE() << "the readers' role ran: " << attack;
         } catch (const Error& e) {
-            EXPECT_NE(std::string(e.what()).find("permission denied"), std::string::npos)
-                << attack << ": " << e.what();
+            EXPECT_NE(std::string(e.what()).find("permission denied"), std::string::npos) << attack << ": " << e.what();
         }
     }
 

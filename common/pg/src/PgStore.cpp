@@ -165,10 +165,10 @@ void PgStore::requireCurrentSchema(PgConnection& db)
     } catch (const PgError& e) {
         // 42P01 undefined_table: no master daemon has created the schema yet.
         if (e.sqlState() != "42P01")
-            throw Error(std::string(e.what()) +
-                        (e.sqlState() == "42501" ? "; give this role the readers' grants (ferryctl master "
-                                                   "grant-readers ROLE, docs/postgresql.md)"
-                                                 : ""));
+            throw Error(std::string(e.what()) + (e.sqlState() == "42501"
+                                                     ? "; give this role the readers' grants (ferryctl master "
+                                                       "grant-readers ROLE, docs/postgresql.md)"
+                                                     : ""));
     }
     if (version < latestSchemaVersion())
         throw Error("The PostgreSQL store at " + db.where() + " has schema version " + std::to_string(version) +
@@ -190,12 +190,14 @@ std::vector<std::string> PgStore::grantReaders(PgConnection& db, const std::stri
         throw Error("No role '" + role + "' in the PostgreSQL server at " + db.where() +
                     ": create it first (CREATE ROLE \"" + role + "\" LOGIN, as the server's administrator)");
     if (who.text(0, 3) == "t")
-        throw Error("Role '" + role + "' is the role this store is opened with (postgresql: in store.yml), which "
+        throw Error("Role '" + role +
+                    "' is the role this store is opened with (postgresql: in store.yml), which "
                     "must read the node keys: give the readers a role of their own");
     if (who.text(0, 1) == "t")
         throw Error("Role '" + role + "' is a superuser: it reads every table whatever is granted");
     if (who.text(0, 2) == "t")
-        throw Error("Role '" + role + "' has the privileges of the role this store is opened with (a member of "
+        throw Error("Role '" + role +
+                    "' has the privileges of the role this store is opened with (a member of "
                     "it), so it reads the node keys whatever is granted: give the readers a role of their own");
     const std::string quoted = who.text(0, 0);
     // The columns metricsd's StoreReader selects from nodes; the others
