@@ -110,10 +110,11 @@ struct Lab {
         writeFile(paths.knownHostsFile(), sshd->knownHostsLine() + "\n");
         secret = generateSecret();
         MasterStore(dir / "master/master.db").addNode("bench", secret);
-        collector.emplace(
-            std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
-                                     "--listen=127.0.0.1:50009", "--relay-socket", relayDir / "collector.sock"},
-            std::map<std::string, std::string>{{"FERRY_STATE_DIR", dir / "master"}}, dir / "collectord.log");
+        collector.emplace(std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
+                                                   "--listen=127.0.0.1:" + std::to_string(freePort()), "--relay-socket",
+                                                   relayDir / "collector.sock"},
+                          std::map<std::string, std::string>{{"FERRY_STATE_DIR", dir / "master"}},
+                          dir / "collectord.log");
         if (!waitUntil([&] { return readFile(dir / "collectord.log").find("Accepting") != std::string::npos; }))
             throw std::runtime_error("collectord did not start: " + readFile(dir / "collectord.log"));
         config.nodeName = "bench";
