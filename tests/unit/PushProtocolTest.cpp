@@ -311,6 +311,37 @@ TEST_F(APushSession, StoresTheBatchesThatArrivedTogetherInOneTransaction)
     EXPECT_LT(store.groups.size(), 8u) << "fewer transactions than batches";
 }
 
+TEST_F(APushSession, DeletesTheRecordsOfTheAcksReadTogetherAndNoOthersWhenALaterOneIsBad)
+{
+    // 120 records in batches of 50, newest first: the head 71–120, then the
+    // backlog 1–50 and 51–70, all in one window. The master answers all
+    // three at once: two good Acks and a third that names the wrong record.
+    std::thread server([&] {
+        MasterStore store(dir / "master.db");
+        masterHandshake(*master, store, MasterSessionOptions{});
+        const auto deadline = [] { return deadlineIn(std::chrono::seconds(5)); };
+        readFrame(*master, deadline()); // Report
+        writeFrame(*master, MessageType::Policy, encode(PolicyMessage{}), deadline());
+        for (int i = 0; i < 3; ++i)
+            readFrame(*master, deadline(), kMaxBatchFrame);
+        const std::string acks = encodeFrame(MessageType::Ack, encode(AckMessage{120, 50, 0})) +
+                                 encodeFrame(MessageType::Ack, encode(AckMessage{50, 50, 0})) +
+                                 encodeFrame(MessageType::Ack, encode(AckMessage{99, 20, 0}));
+        master->writeAll(acks.data(), acks.size(), deadline());
+        try {
+            readFrame(*master, deadline()); // the node's Error
+        } catch (const std::exception&) {
+        }
+    });
+    Spool spool(dir / "spool.db", {});
+    EXPECT_THROW(pushd::runPushCycle(*node, spool, options(secret)), ProtocolError);
+    server.join();
+    const auto left = spool.readAfter(0, 1000, kMaxBatchBytes);
+    ASSERT_EQ(left.size(), 20u) << "the batch whose Ack was bad stays queued, and only it";
+    EXPECT_EQ(left.front().seq, 51u);
+    EXPECT_EQ(left.back().seq, 70u);
+}
+
 TEST_F(APushSession, RefusesACollectorThatCannotProveTheSecret)
 {
     std::thread server([&] {

@@ -265,5 +265,11 @@ MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const M
 // A whole session into store. Throws as runNodeSession; an AuthError's
 // message names the (escaped) node and the cause for the master's log.
 MasterSessionResult runMasterSession(ByteStream& stream, SessionStore& store, const MasterSessionOptions& options);
+// The same with a store that is opened once the session needs it: as the
+// responder (push) right after Hello is sent, so that opening it overlaps
+// the node's Auth instead of delaying the Hello the node waits for.
+// openStore is called at most once; what it returns must outlive the call.
+MasterSessionResult runMasterSession(ByteStream& stream, const std::function<SessionStore&()>& openStore,
+                                     const MasterSessionOptions& options);
 
 } // namespace ferry
