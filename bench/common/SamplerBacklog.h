@@ -38,6 +38,10 @@ struct StageTimes {
     // node's window per transaction: MasterStore::storeBatches).
     double masterGroupedMs = 0;
     unsigned groupedBy = 0;
+    // A batch to a transaction, MasterStore::kRowsPerInsert records to an
+    // INSERT (what storeBatches does) against one record to an INSERT.
+    double masterMultiRowMs = 0;
+    double masterSingleRowMs = 0;
     // The floor of any SQLite store of these records on this disk: the same
     // rows into a table with no index, in one transaction, synchronous=OFF
     // (the CPU alone) and FULL (durable: what an Ack needs).

@@ -313,29 +313,57 @@ std::vector<AckMessage> MasterStore::storeBatches(const std::string& node, const
     }
     AckMessage total;
     {
-        Statement ins(m_db, "INSERT OR IGNORE INTO records (node, epoch, seq, time_ms, kind, payload, received_ms,"
-                            " via, stored_order) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
-        // The same in every row: bound once, kept across rewind().
-        ins.bind(1, node).bind(2, hex).bind(7, now).bind(8, via);
+        // A multi-row INSERT of up to m_rowsPerInsert records (the rest of a
+        // batch one by one): SQLite parses and runs one statement per chunk,
+        // not per record. The values equal on every row (?1–?4) are bound
+        // once and kept across rewind(). A chunk's duplicates are the rows it
+        // did not add; like PostgreSQL's store, a duplicate in a chunk leaves
+        // its store order unused (orders only need to grow).
+        auto insertOf = [&](std::size_t rows) {
+            std::string sql = "INSERT OR IGNORE INTO records (node, epoch, seq, time_ms, kind, payload, received_ms,"
+                              " via, stored_order) VALUES ";
+            for (std::size_t i = 0; i < rows; ++i) {
+                sql += (i ? "," : "") + std::string("(?1, ?2, ?") + std::to_string(5 + 5 * i) + ", ?" +
+                       std::to_string(6 + 5 * i) + ", ?" + std::to_string(7 + 5 * i) + ", ?" +
+                       std::to_string(8 + 5 * i) + ", ?3, ?4, ?" + std::to_string(9 + 5 * i) + ")";
+            }
+            auto st = std::make_unique<Statement>(m_db, sql);
+            st->bind(1, node).bind(2, hex).bind(3, now).bind(4, via);
+            return st;
+        };
+        std::unique_ptr<Statement> many;
+        const std::unique_ptr<Statement> one = insertOf(1);
         for (const auto& batch : batches) {
+            const auto& records = *batch.records;
             AckMessage ack;
-            for (const auto& r : *batch.records) {
+            std::size_t i = 0;
+            while (i < records.size()) {
+                const bool chunk = m_rowsPerInsert > 1 && records.size() - i >= m_rowsPerInsert;
+                if (chunk && !many)
+                    many = insertOf(m_rowsPerInsert);
+                Statement& ins = chunk ? *many : *one;
+                const std::size_t rows = chunk ? m_rowsPerInsert : 1;
                 ins.rewind();
-                ins.bind(3, static_cast<std::int64_t>(r.seq)).bind(4, r.timeMs).bind(5, r.kind);
-                ins.bindBlob(6, r.payload).bind(9, order + 1);
-                ins.run();
-                if (m_db.changes() > 0) {
-                    ++ack.newlyStored;
-                    ++order;
-                } else {
-                    ++ack.duplicates;
+                for (std::size_t k = 0; k < rows; ++k) {
+                    const auto& r = records[i + k];
+                    const int at = static_cast<int>(5 + 5 * k);
+                    ins.bind(at, static_cast<std::int64_t>(r.seq)).bind(at + 1, r.timeMs).bind(at + 2, r.kind);
+                    ins.bindBlob(at + 3, r.payload).bind(at + 4, order + static_cast<std::int64_t>(k) + 1);
+                    ack.storedUpTo = std::max(ack.storedUpTo, r.seq);
                 }
-                ack.storedUpTo = std::max(ack.storedUpTo, r.seq);
+                ins.run();
+                const auto added = static_cast<std::uint32_t>(m_db.changes());
+                ack.newlyStored += added;
+                ack.duplicates += static_cast<std::uint32_t>(rows) - added;
+                // One record alone takes the next order only when stored, so
+                // orders stay dense where no chunk ran.
+                order += static_cast<std::int64_t>(chunk ? rows : added);
+                i += rows;
             }
             // A pull's backlog batch follows the cursor: everything up to its
             // last record is stored (or was dropped by the node's bounds).
-            if (via == "pull" && batch.lane == BatchLane::Backlog && !batch.records->empty())
-                setPullCursor(node, epoch, batch.records->back().seq);
+            if (via == "pull" && batch.lane == BatchLane::Backlog && !records.empty())
+                setPullCursor(node, epoch, records.back().seq);
             total.newlyStored += ack.newlyStored;
             total.duplicates += ack.duplicates;
             total.storedUpTo = std::max(total.storedUpTo, ack.storedUpTo);

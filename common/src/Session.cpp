@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <deque>
+#include <exception>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -311,42 +313,93 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
         }
         if (inFlight.empty())
             break;
-        AckMessage ack;
+        // Acks that have already arrived are taken together: the master
+        // sends a group's Acks back to back after its commit. Each still
+        // names exactly its batch, and their records leave the spool in one
+        // transaction instead of one per Ack.
+        std::vector<std::pair<std::uint64_t, std::uint64_t>> deletions;
+        std::uint64_t backlogAcked = 0;
+        std::vector<InFlight> acked;
+        auto readAck = [&] {
+            AckMessage ack;
+            try {
+                ack = decodeAck(expect(stream, MessageType::Ack, o.ioTimeout, kMaxControlFrame, who).payload, peer);
+            } catch (const TimeoutError& e) {
+                throw TimeoutError(std::string(e.what()) + " (waiting for the ack of records " +
+                                   std::to_string(inFlight.front().first) + "–" +
+                                   std::to_string(inFlight.front().last) + ")");
+            }
+            // Acks come in order, one per batch, naming the batch's last
+            // record: anything else would delete records the master may not
+            // have.
+            const InFlight done = inFlight.front();
+            if (ack.storedUpTo != done.last) {
+                sendError(stream, kSessionErrorProtocol, "Ack does not match the oldest batch");
+                throw ProtocolError("Bad Ack from " + who + ": stored up to " + std::to_string(ack.storedUpTo) +
+                                    ", expected " + std::to_string(done.last));
+            }
+            inFlight.pop_front();
+            // A head batch's Ack deletes exactly that batch; a backlog
+            // batch's everything up to it (below the head).
+            if (done.head)
+                deletions.emplace_back(done.first, done.last);
+            else
+                backlogAcked = done.last;
+            acked.push_back(done);
+            result.newlyStored += ack.newlyStored;
+            result.duplicates += ack.duplicates;
+        };
+        readAck();
+        // What was acknowledged before a failure is deleted all the same.
+        std::exception_ptr failure;
         try {
-            ack = decodeAck(expect(stream, MessageType::Ack, o.ioTimeout, kMaxControlFrame, who).payload, peer);
-        } catch (const TimeoutError& e) {
-            throw TimeoutError(std::string(e.what()) + " (waiting for the ack of records " +
-                               std::to_string(inFlight.front().first) + "–" + std::to_string(inFlight.front().last) +
-                               ")");
+            while (!inFlight.empty() && stream.hasInput())
+                readAck();
+        } catch (...) {
+            failure = std::current_exception();
         }
-        // Acks come in order, one per batch, naming the batch's last record:
-        // anything else would delete records the master may not have.
-        const InFlight done = inFlight.front();
-        if (ack.storedUpTo != done.last) {
-            sendError(stream, kSessionErrorProtocol, "Ack does not match the oldest batch");
-            throw ProtocolError("Bad Ack from " + who + ": stored up to " + std::to_string(ack.storedUpTo) +
-                                ", expected " + std::to_string(done.last));
+        if (backlogAcked > 0)
+            deletions.emplace_back(1, backlogAcked);
+        result.deleted += spool.acknowledgeRanges(deletions);
+        for (const auto& done : acked) {
+            result.acknowledgedUpTo = std::max(result.acknowledgedUpTo, done.last);
+            if (o.onProgress) {
+                // Records appended after the totals were taken are not sent
+                // in this session, but a total never reads below what is
+                // done.
+                progress.recordsDone += done.records;
+                progress.bytesDone += done.bytes;
+                progress.recordsTotal = std::max(progress.recordsTotal, progress.recordsDone);
+                progress.bytesTotal = std::max(progress.bytesTotal, progress.bytesDone);
+                o.onProgress(progress);
+            }
         }
-        inFlight.pop_front();
-        result.deleted += done.head ? spool.acknowledgeRange(done.first, done.last) : spool.acknowledge(done.last);
-        result.acknowledgedUpTo = std::max(result.acknowledgedUpTo, done.last);
-        result.newlyStored += ack.newlyStored;
-        result.duplicates += ack.duplicates;
-        if (o.onProgress) {
-            // Records appended after the totals were taken are not sent in
-            // this session, but a total never reads below what is done.
-            progress.recordsDone += done.records;
-            progress.bytesDone += done.bytes;
-            progress.recordsTotal = std::max(progress.recordsTotal, progress.recordsDone);
-            progress.bytesTotal = std::max(progress.bytesTotal, progress.bytesDone);
-            o.onProgress(progress);
-        }
+        if (failure)
+            std::rethrow_exception(failure);
     }
     writeFrame(stream, MessageType::Bye, {}, deadlineIn(o.ioTimeout));
     return result;
 }
 
-MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const MasterSessionOptions& o)
+namespace {
+
+// The master's store, opened at its first use.
+class StoreOnFirstUse {
+public:
+    explicit StoreOnFirstUse(const std::function<SessionStore&()>& open) : m_open(open) {}
+    SessionStore& operator()()
+    {
+        if (m_store == nullptr)
+            m_store = &m_open();
+        return *m_store;
+    }
+
+private:
+    const std::function<SessionStore&()>& m_open;
+    SessionStore* m_store = nullptr;
+};
+
+MasterHandshake masterHandshakeWith(ByteStream& stream, StoreOnFirstUse& store, const MasterSessionOptions& o)
 {
     const std::string peer = stream.peer();
     MasterHandshake out;
@@ -355,6 +408,8 @@ MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const M
         // derived its key for.
         const std::string challenge = randomBytes(kNonceSize);
         writeFrame(stream, MessageType::Hello, encode(HelloMessage{challenge, o.selfName}), deadlineIn(o.ioTimeout));
+        // Opened while the node answers (the Hello is on its way).
+        store();
         AuthMessage auth;
         try {
             auth = decodeAuth(expect(stream, MessageType::Auth, o.ioTimeout, kMaxControlFrame, "node " + peer).payload,
@@ -366,7 +421,7 @@ MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const M
         const std::string who = "node '" + escapeForLog(auth.node) + "' (" + peer + ")";
         if (auth.version < kSessionVersion)
             refuseOlder(stream, who + " (ferry-pushd)", auth.version, "ferry-node on it");
-        const auto stored = o.secret.empty() ? store.nodeSecret(auth.node) : std::optional<std::string>(o.secret);
+        const auto stored = o.secret.empty() ? store().nodeSecret(auth.node) : std::optional<std::string>(o.secret);
         std::optional<std::string> key;
         std::string cause = "not enrolled (or not accepted) on this master";
         if (stored) {
@@ -451,11 +506,29 @@ MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const M
     return out;
 }
 
+} // namespace
+
+MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const MasterSessionOptions& o)
+{
+    const std::function<SessionStore&()> open = [&store]() -> SessionStore& { return store; };
+    StoreOnFirstUse once(open);
+    return masterHandshakeWith(stream, once, o);
+}
+
 MasterSessionResult runMasterSession(ByteStream& stream, SessionStore& store, const MasterSessionOptions& o)
+{
+    return runMasterSession(
+        stream, [&store]() -> SessionStore& { return store; }, o);
+}
+
+MasterSessionResult runMasterSession(ByteStream& stream, const std::function<SessionStore&()>& openStore,
+                                     const MasterSessionOptions& o)
 {
     MasterSessionResult result;
     const std::string peer = stream.peer();
-    const MasterHandshake hs = masterHandshake(stream, store, o);
+    StoreOnFirstUse opened(openStore);
+    const MasterHandshake hs = masterHandshakeWith(stream, opened, o);
+    SessionStore& store = opened();
     result.node = hs.node;
     result.epoch = hs.epoch;
     const std::string who = "node " + escapeForLog(hs.node) + " (" + peer + ", epoch " + hs.epoch.shortHex() + ")";

@@ -560,19 +560,31 @@ int Spool::synchronousMode()
 
 std::uint64_t Spool::acknowledgeRange(std::uint64_t first, std::uint64_t last)
 {
+    return acknowledgeRanges({{first, last}});
+}
+
+std::uint64_t Spool::acknowledgeRanges(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges)
+{
+    if (ranges.empty())
+        return 0;
     commitUnsynced();
     Transaction tx(*m_db);
     Statement sum(*m_db, "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records WHERE seq BETWEEN ?1 AND ?2");
-    sum.bind(1, static_cast<std::int64_t>(first)).bind(2, static_cast<std::int64_t>(last));
+    Statement del(*m_db, "DELETE FROM records WHERE seq BETWEEN ?1 AND ?2");
     std::int64_t count = 0;
-    if (sum.step() && sum.int64(0) > 0) {
-        count = sum.int64(0);
-        Statement(*m_db, "DELETE FROM records WHERE seq BETWEEN ?1 AND ?2")
-            .bind(1, static_cast<std::int64_t>(first))
-            .bind(2, static_cast<std::int64_t>(last))
-            .run();
-        addMeta("bytes", -sum.int64(1));
+    std::int64_t bytes = 0;
+    for (const auto& [first, last] : ranges) {
+        sum.rewind();
+        sum.bind(1, static_cast<std::int64_t>(first)).bind(2, static_cast<std::int64_t>(last));
+        if (!sum.step() || sum.int64(0) == 0)
+            continue;
+        count += sum.int64(0);
+        bytes += sum.int64(1);
+        del.rewind();
+        del.bind(1, static_cast<std::int64_t>(first)).bind(2, static_cast<std::int64_t>(last)).run();
     }
+    if (count > 0)
+        addMeta("bytes", -bytes);
     tx.commit();
     return static_cast<std::uint64_t>(count);
 }

@@ -112,10 +112,14 @@ void Collector::serve(ferry::TcpConnection& conn)
     SessionOptions options = m_options;
     options.onAuthenticated = [&conn](const std::string& node) { return conn.authenticated(node); };
     std::unique_ptr<ferry::SessionStore> store;
+    auto openStore = [&]() -> ferry::SessionStore& {
+        if (!store)
+            store = m_store.sessionStore();
+        return *store;
+    };
     std::string outcome;
     try {
-        store = m_store.sessionStore();
-        const auto r = serveSession(stream, *store, options);
+        const auto r = serveSession(stream, openStore, options);
         outcome = r.held ? "held" : "ok";
         if (r.batches > 0)
             spdlog::info("Stored {} records from {} epoch {} ({} already stored)", r.stored,
@@ -140,9 +144,10 @@ void Collector::serve(ferry::TcpConnection& conn)
         }
     }
     // The master's sessions{transport, outcome} counter (metricsd exports it).
-    if (store && !outcome.empty()) {
+    if (!outcome.empty()) {
         try {
-            store->addCounters({{"sessions", ferry::counterLabels({{"transport", "push"}, {"outcome", outcome}}), 1}});
+            openStore().addCounters(
+                {{"sessions", ferry::counterLabels({{"transport", "push"}, {"outcome", outcome}}), 1}});
         } catch (const std::exception& e) {
             spdlog::warn("Failed to count a push session ({}), ignoring: {}", outcome, e.what());
         }

@@ -14,6 +14,13 @@ namespace collectord {
 
 SessionResult serveSession(ferry::ByteStream& stream, ferry::SessionStore& store, const SessionOptions& o)
 {
+    return serveSession(
+        stream, [&store]() -> ferry::SessionStore& { return store; }, o);
+}
+
+SessionResult serveSession(ferry::ByteStream& stream, const std::function<ferry::SessionStore&()>& openStore,
+                           const SessionOptions& o)
+{
     ferry::MasterSessionOptions so;
     so.protocol = "push";
     so.side = ferry::SessionSide::Responder;
@@ -38,7 +45,7 @@ SessionResult serveSession(ferry::ByteStream& stream, ferry::SessionStore& store
                 std::raise(SIGKILL);
             };
     }
-    const ferry::MasterSessionResult r = ferry::runMasterSession(stream, store, so);
+    const ferry::MasterSessionResult r = ferry::runMasterSession(stream, openStore, so);
     const std::string who = ferry::escapeForLog(r.node);
     if (r.admission.held)
         spdlog::warn("Holding the data of node {} (epoch {}): {}", who, r.epoch.shortHex(),

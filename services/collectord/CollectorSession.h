@@ -47,5 +47,9 @@ struct SessionOptions {
 // Serves one connection to its end; throws on protocol violations after
 // telling the peer (best effort).
 SessionResult serveSession(ferry::ByteStream& stream, ferry::SessionStore& store, const SessionOptions& options);
+// The same, opening the store only once the Hello is sent (collectord: the
+// open overlaps the node's answer); openStore is called at most once.
+SessionResult serveSession(ferry::ByteStream& stream, const std::function<ferry::SessionStore&()>& openStore,
+                           const SessionOptions& options);
 
 } // namespace collectord

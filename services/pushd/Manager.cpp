@@ -210,7 +210,8 @@ Outcome Manager::pushNow(const ProgressFn& onProgress)
 FallbackDecision Manager::evaluateWith(void (*change)(PushState&))
 {
     ferry::FileLock lock(m_paths.pushStateLockFile());
-    PushState st = loadPushState(m_paths.pushStateFile());
+    const PushState before = loadPushState(m_paths.pushStateFile());
+    PushState st = before;
     if (change != nullptr)
         change(st);
     const std::int64_t now = ferry::nowMs();
@@ -227,7 +228,11 @@ FallbackDecision Manager::evaluateWith(void (*change)(PushState&))
     st.reason = d.reason;
     if (d.active && m_config.mode == ferry::TransportMode::Auto)
         askForFwcheck(st, now);
-    savePushState(m_paths.pushStateFile(), st);
+    // Written only when something changed: every scheduled cycle evaluates
+    // first, and an unchanged state cost the push two syncs (the file and
+    // its directory) before it began.
+    if (!(st == before))
+        savePushState(m_paths.pushStateFile(), st);
     return d;
 }
 

@@ -27,6 +27,8 @@ struct PushState {
     // fwcheckd for a fresh check (see Manager::askForFwcheck).
     std::int64_t activeSinceMs = 0;
     std::int64_t fwcheckRequestMs = 0;
+
+    bool operator==(const PushState&) const = default;
 };
 
 // Missing file → defaults; a damaged file is logged and ignored (its worst

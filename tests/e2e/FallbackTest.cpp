@@ -2,6 +2,8 @@
 // ferry-push-fallback.timer and the pull login shell do, done by hand; and
 // the same through ferry-push-once, as the timers start it.
 
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -93,6 +95,29 @@ TEST_F(TheFallback, WorksTheSameWhenItsTimersRunPushdOnceWithoutTheBus)
     EXPECT_NE(r.err.find("Push skipped: last pull at"), std::string::npos) << r.err;
     EXPECT_NE(busProperty("LastPull"), "t 0\n");
     EXPECT_EQ(busProperty("Active"), "b false\n");
+}
+
+// Every scheduled cycle evaluates the fallback first: a state that did not
+// change is not written again (a write is two syncs before the push).
+TEST_F(TheFallback, WritesItsStateOnlyWhenItChanges)
+{
+    const std::string state = m_nodeState + "/push-state";
+    auto inode = [&] {
+        struct stat st {};
+        return ::stat(state.c_str(), &st) == 0 ? st.st_ino : 0;
+    };
+    auto r = pushdOnce("--evaluate");
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    const auto first = inode();
+    ASSERT_NE(first, 0u) << "the first evaluation starts the absence clock and writes it";
+    r = pushdOnce("--evaluate");
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_EQ(inode(), first) << "nothing changed: the file was not replaced";
+    // A change (the interval passes: push turns on) is written.
+    ASSERT_TRUE(
+        waitUntil([&] { return pushdOnce("--evaluate").err.find("Push on: no pull since") != std::string::npos; },
+                  std::chrono::seconds(10)));
+    EXPECT_NE(inode(), first);
 }
 
 // Started by systemd, stderr is the journal's stream: each line then leads

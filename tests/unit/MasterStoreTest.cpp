@@ -262,6 +262,46 @@ TEST_F(AMasterStore, StoresAGroupOfBatchesInOneTransactionWithAnAckPerBatch)
     EXPECT_EQ(seqs[44], 35u);
 }
 
+// storeBatches writes MasterStore::kRowsPerInsert records per INSERT and
+// the rest of a batch one by one: the counts, the rows and the store order
+// are those of one statement per record.
+TEST_F(AMasterStore, StoresABatchInMultiRowInsertsWithTheCountsOfOneRowAtATime)
+{
+    const std::size_t chunk = MasterStore::kRowsPerInsert;
+    MasterStore store(path);
+    store.addNode("web1", generateSecret());
+    const Epoch epoch = Epoch::random();
+    // Three chunks and 8 records alone.
+    const auto first = recordsFrom(1, 3 * chunk + 8);
+    const auto ack = store.storeBatch("web1", epoch, first, "push");
+    EXPECT_EQ(ack.newlyStored, 3 * chunk + 8);
+    EXPECT_EQ(ack.duplicates, 0u);
+    EXPECT_EQ(ack.storedUpTo, 3 * chunk + 8);
+    // Again, overlapping: duplicates inside chunks and new rows after them.
+    const auto again = recordsFrom(chunk / 2, 3 * chunk);
+    const auto ack2 = store.storeBatch("web1", epoch, again, "push");
+    const std::uint64_t old = 3 * chunk + 8 - chunk / 2 + 1;
+    EXPECT_EQ(ack2.duplicates, old);
+    EXPECT_EQ(ack2.newlyStored, 3 * chunk - old);
+    EXPECT_EQ(store.countRecords("web1", epoch), chunk / 2 - 1 + 3 * chunk);
+    EXPECT_EQ(store.node("web1")->recordsStored, chunk / 2 - 1 + 3 * chunk);
+    const auto rows = store.records("web1", epoch, 0, 10 * chunk);
+    ASSERT_EQ(rows.size(), chunk / 2 - 1 + 3 * chunk);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        EXPECT_EQ(rows[i].seq, i + 1);
+        EXPECT_EQ(rows[i].payload, "v" + std::to_string(i + 1));
+        EXPECT_EQ(rows[i].timeMs, 1700000000000 + static_cast<std::int64_t>(i + 1));
+    }
+    // The store order grows with the order of storing.
+    Database db(path);
+    Statement order(db, "SELECT seq FROM records WHERE epoch = ?1 ORDER BY stored_order");
+    order.bind(1, epoch.hex());
+    std::uint64_t expected = 1;
+    while (order.step())
+        EXPECT_EQ(static_cast<std::uint64_t>(order.int64(0)), expected++);
+    EXPECT_EQ(expected, rows.size() + 1);
+}
+
 TEST_F(AMasterStore, StoresNothingOfAGroupWhoseTransactionFails)
 {
     MasterStore store(path);

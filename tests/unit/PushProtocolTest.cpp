@@ -1,6 +1,7 @@
 // The push protocol between pushd's cycle and collectord's session, in one
 // process over a socketpair, with real SQLite files on both sides.
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <thread>
@@ -28,6 +29,7 @@ protected:
         ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
         node = std::make_unique<FdStream>(sv[0], sv[0], "collector", true);
         master = std::make_unique<FdStream>(sv[1], sv[1], "node", true);
+        masterFd = sv[1];
         secret = generateSecret();
         MasterStore(dir / "master.db").addNode("web1", secret);
         Spool spool(dir / "spool.db", {});
@@ -47,8 +49,16 @@ protected:
 
     test::TempDir dir;
     std::unique_ptr<FdStream> node, master;
+    int masterFd = -1; // master's end of the socketpair (owned by master)
     std::string secret;
 };
+
+// Bytes waiting to be read on a socket.
+int bytesQueued(int fd)
+{
+    int n = -1;
+    return ::ioctl(fd, FIONREAD, &n) == 0 ? n : -1;
+}
 
 TEST_F(APushSession, StoresEveryRecordAndEmptiesTheSpool)
 {
@@ -258,21 +268,31 @@ TEST_F(APushSession, StoresTheBatchesThatArrivedTogetherInOneTransaction)
     // the backlog. While the master stores the head, the node's window
     // (4 batches) puts three backlog batches on the wire: the master stores
     // them in one transaction and acks each.
+    // The three backlog Batch frames the node sends behind the head,
+    // encoded here as the node encodes them from the same spool rows.
+    std::size_t backlogFrames = 0;
     {
         Spool spool(dir / "spool.db", {});
         for (int i = 120; i < 400; ++i)
             spool.append("k", "v" + std::to_string(i), nowMs());
+        for (std::uint64_t after = 0; after < 150; after += 50)
+            backlogFrames += encodeFrame(MessageType::Batch, encode(spool.readAfter(after, 50, kMaxBatchBytes))).size();
     }
     GroupCountingStore store(dir / "master.db");
+    int queuedAtHead = -1;
     store.beforeFirstGroup = [&] {
-        // The head's transaction begins once the window is on the wire.
-        test::waitUntil([&] { return master->hasInput(); });
-        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        // The head's transaction begins once the node's window is on the
+        // wire: every byte of the three backlog frames waits to be read.
+        // The deadline only bounds a failure.
+        test::waitUntil([&] { return bytesQueued(masterFd) >= static_cast<int>(backlogFrames); },
+                        std::chrono::seconds(20), std::chrono::milliseconds(1));
+        queuedAtHead = bytesQueued(masterFd);
     };
     std::thread server([&] { collectord::serveSession(*master, store, {}); });
     Spool spool(dir / "spool.db", {});
     const auto r = pushd::runPushCycle(*node, spool, options(secret));
     server.join();
+    EXPECT_EQ(queuedAtHead, static_cast<int>(backlogFrames)) << "the window: the head and three backlog batches";
     EXPECT_EQ(r.batches, 8u);
     EXPECT_EQ(r.recordsSent, 400u);
     EXPECT_EQ(r.recordsNew, 400u);
@@ -289,6 +309,37 @@ TEST_F(APushSession, StoresTheBatchesThatArrivedTogetherInOneTransaction)
     ASSERT_GE(store.groups.size(), 2u);
     EXPECT_GE(store.groups[1], 3u) << "the three backlog batches that arrived during the head's commit, together";
     EXPECT_LT(store.groups.size(), 8u) << "fewer transactions than batches";
+}
+
+TEST_F(APushSession, DeletesTheRecordsOfTheAcksReadTogetherAndNoOthersWhenALaterOneIsBad)
+{
+    // 120 records in batches of 50, newest first: the head 71–120, then the
+    // backlog 1–50 and 51–70, all in one window. The master answers all
+    // three at once: two good Acks and a third that names the wrong record.
+    std::thread server([&] {
+        MasterStore store(dir / "master.db");
+        masterHandshake(*master, store, MasterSessionOptions{});
+        const auto deadline = [] { return deadlineIn(std::chrono::seconds(5)); };
+        readFrame(*master, deadline()); // Report
+        writeFrame(*master, MessageType::Policy, encode(PolicyMessage{}), deadline());
+        for (int i = 0; i < 3; ++i)
+            readFrame(*master, deadline(), kMaxBatchFrame);
+        const std::string acks = encodeFrame(MessageType::Ack, encode(AckMessage{120, 50, 0})) +
+                                 encodeFrame(MessageType::Ack, encode(AckMessage{50, 50, 0})) +
+                                 encodeFrame(MessageType::Ack, encode(AckMessage{99, 20, 0}));
+        master->writeAll(acks.data(), acks.size(), deadline());
+        try {
+            readFrame(*master, deadline()); // the node's Error
+        } catch (const std::exception&) {
+        }
+    });
+    Spool spool(dir / "spool.db", {});
+    EXPECT_THROW(pushd::runPushCycle(*node, spool, options(secret)), ProtocolError);
+    server.join();
+    const auto left = spool.readAfter(0, 1000, kMaxBatchBytes);
+    ASSERT_EQ(left.size(), 20u) << "the batch whose Ack was bad stays queued, and only it";
+    EXPECT_EQ(left.front().seq, 51u);
+    EXPECT_EQ(left.back().seq, 70u);
 }
 
 TEST_F(APushSession, RefusesACollectorThatCannotProveTheSecret)

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <vector>
 
 #include "ferry/Bus.h"
 #include "ferry/Spool.h"
@@ -38,6 +39,24 @@ TEST_F(ASpool, DeletesNothingBeforeTheAck)
     EXPECT_EQ(s.acknowledge(batch.back().seq), 4u);
     EXPECT_EQ(s.stats().records, 6u);
     EXPECT_EQ(s.readAfter(0, 100, 1 << 20).front().seq, 5u);
+}
+
+TEST_F(ASpool, DeletesExactlyTheRangesOfAcksTakenTogether)
+{
+    Spool s(path, {});
+    for (int i = 0; i < 10; ++i)
+        s.append("k", std::string(static_cast<std::size_t>(i + 1), 'x'), nowMs());
+    const std::uint64_t bytesBefore = s.stats().bytes;
+    // A head batch 8–9 and backlog batches up to 3: 10 and 4–7 stay.
+    EXPECT_EQ(s.acknowledgeRanges({{8, 9}, {1, 3}}), 5u);
+    std::vector<std::uint64_t> left;
+    for (const auto& r : s.readAfter(0, 100, 1 << 20))
+        left.push_back(r.seq);
+    EXPECT_EQ(left, (std::vector<std::uint64_t>{4, 5, 6, 7, 10}));
+    // Payload sizes 1–3 and 8–9, plus the kind's byte each.
+    EXPECT_EQ(s.stats().bytes, bytesBefore - (1 + 2 + 3 + 8 + 9) - 5);
+    EXPECT_EQ(s.acknowledgeRanges({}), 0u);
+    EXPECT_EQ(s.acknowledgeRanges({{1, 3}, {8, 9}}), 0u) << "deleted once";
 }
 
 // docs/durability.md: only an Ack's deletion may commit without an fsync.

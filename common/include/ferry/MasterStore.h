@@ -82,6 +82,10 @@ public:
     // Several batches in one transaction, one sync (SessionStore.h).
     std::vector<AckMessage> storeBatches(const std::string& node, const Epoch& epoch,
                                          const std::vector<BatchToStore>& batches, const std::string& via) override;
+    // Records per INSERT statement in storeBatches: kRowsPerInsert by
+    // default; 1 is one statement per record (bench/backlog compares them).
+    static constexpr std::size_t kRowsPerInsert = 64;
+    void setRowsPerInsert(std::size_t rows) { m_rowsPerInsert = rows == 0 ? 1 : rows; }
     void addCounters(const std::vector<CounterDelta>& deltas) override;
     std::vector<CounterValue> counters() override;
     void storeReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
@@ -111,6 +115,7 @@ private:
     Database m_db;
     SqliteConnection m_sql{m_db};
     int m_walPages = 0; // the WAL's size after this connection's last commit
+    std::size_t m_rowsPerInsert = kRowsPerInsert;
 };
 
 // "<state dir>/master.db"

@@ -61,7 +61,9 @@
 // it reads one (up to 8 batches or 16 MiB) in one transaction, with one
 // sync, and then sends their Acks in order; a HeadBatch is stored at once,
 // alone with whatever came before it. The wire is unchanged: one Ack per
-// batch, each after the commit that holds its batch.
+// batch, each after the commit that holds its batch. The node, in turn,
+// reads every Ack that has already arrived and deletes what they confirm in
+// one spool transaction (each Ack still checked against its own batch).
 // The policy map of a push carries the node's period floor
 // (kPolicyMinPushPeriod, kPolicyMinPullInterval, seconds, when set) and, when
 // the push came too soon after the last one that kept to the floor,
@@ -265,5 +267,11 @@ MasterHandshake masterHandshake(ByteStream& stream, SessionStore& store, const M
 // A whole session into store. Throws as runNodeSession; an AuthError's
 // message names the (escaped) node and the cause for the master's log.
 MasterSessionResult runMasterSession(ByteStream& stream, SessionStore& store, const MasterSessionOptions& options);
+// The same with a store that is opened once the session needs it: as the
+// responder (push) right after Hello is sent, so that opening it overlaps
+// the node's Auth instead of delaying the Hello the node waits for.
+// openStore is called at most once; what it returns must outlive the call.
+MasterSessionResult runMasterSession(ByteStream& stream, const std::function<SessionStore&()>& openStore,
+                                     const MasterSessionOptions& options);
 
 } // namespace ferry

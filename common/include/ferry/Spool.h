@@ -39,6 +39,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ferry/Epoch.h"
@@ -113,6 +114,10 @@ public:
     // Deletes the records with first ≤ seq ≤ last (a head batch the master
     // stored), leaving older ones queued.
     std::uint64_t acknowledgeRange(std::uint64_t first, std::uint64_t last);
+    // Deletes the records of every [first, last] range in one transaction:
+    // the Acks a session read together (a head batch's own range, a backlog
+    // batch's [1, stored_up_to]). Returns how many were deleted.
+    std::uint64_t acknowledgeRanges(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges);
     SpoolStats stats();
     // The current epoch (new records get it), as of this open.
     const Epoch& epoch() const { return m_epoch; }

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <mutex>
 #include <type_traits>
 
 namespace ferry {
@@ -277,11 +278,29 @@ private:
 
 } // namespace
 
+struct MasterStoreOpener::HeldOpen {
+    std::mutex lock;
+    std::unique_ptr<MasterStore> store; // never used: only held open
+};
+
 MasterStoreOpener::MasterStoreOpener(StoreConfig config, std::string sqlitePath)
     : m_config(std::move(config)), m_sqlitePath(std::move(sqlitePath))
 {
     if (isPostgres())
         m_pool = std::make_shared<PgPool>(m_config.postgresql, m_config.connections);
+    else
+        m_held = std::make_shared<HeldOpen>();
+}
+
+void MasterStoreOpener::holdOpen() const
+{
+    const std::lock_guard<std::mutex> guard(m_held->lock);
+    // A MasterStore, not a bare connection: it holds node-keys.db (attached)
+    // open as well, and its migration runs once here instead of racing the
+    // first sessions. It never writes, so its close checkpoints nothing of
+    // its own; the last close (this one, at exit) checkpoints the rest.
+    if (!m_held->store)
+        m_held->store = std::make_unique<MasterStore>(m_sqlitePath);
 }
 
 MasterStoreOpener MasterStoreOpener::fromPaths(const Paths& paths, const std::string& stateDir)
@@ -293,6 +312,7 @@ std::unique_ptr<StoreConnection> MasterStoreOpener::connect() const
 {
     if (isPostgres())
         return std::make_unique<PgStoreConnection>(m_pool);
+    holdOpen();
     return std::make_unique<SqliteStoreConnection>(m_sqlitePath);
 }
 
@@ -300,6 +320,7 @@ std::unique_ptr<SessionStore> MasterStoreOpener::sessionStore() const
 {
     if (isPostgres())
         return std::make_unique<PerCallSessionStore>(m_pool);
+    holdOpen();
     return std::make_unique<MasterStore>(m_sqlitePath);
 }
 

@@ -127,9 +127,22 @@ public:
     std::string describe() const;
 
 private:
+    // master.db: one connection held open from the first session or pull
+    // connection for as long as any copy of this opener lives, so that the
+    // close of a session's store is never the file's last close. SQLite
+    // checkpoints and deletes the WAL at the last close, and the next first
+    // write started a new WAL with two syncs of its own (its header and the
+    // directory), paid in the handshake of every push while the node
+    // waited; the held connection keeps the WAL, so a session's only sync
+    // is its FULL commit. The WAL stays bounded by MasterStore's own
+    // checkpoints (at a session's close past 1000 pages).
+    struct HeldOpen;
+    void holdOpen() const;
+
     StoreConfig m_config;
     std::string m_sqlitePath;
     std::shared_ptr<PgPool> m_pool;
+    std::shared_ptr<HeldOpen> m_held;
 };
 
 } // namespace ferry
