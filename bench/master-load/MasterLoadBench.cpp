@@ -10,6 +10,12 @@
 // master that falls behind shows it). The rate ramps by 1.5× per step until
 // p99 latency passes 1 s, an error appears, or the clients cannot keep up.
 //
+// With --auth cert (or both, the default) the same pushes run a second time
+// against an sshd that trusts the registry's CA instead (TrustedUserCAKeys,
+// RevokedKeys, no AuthorizedKeysCommand): each node's certificate is issued
+// by registryd's Manager answering the node's signed registration request,
+// as it does on TCP 50010.
+//
 // In the same run, the ceiling without Ferry's lookup and collector: the same
 // sshd binary with the same keys in a plain authorized_keys file, accepting
 // the same handshake (key auth as ferry-tunnel, one session channel whose
@@ -19,6 +25,7 @@
 //
 //   ferry-bench-master-load [--nodes N] [--procs P] [--threads T]
 //                           [--step-seconds S] [--start-rate R] [--max-rate M]
+//                           [--auth helper|cert|both]
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -47,6 +54,8 @@
 #include <vector>
 
 #include "CollectorConnector.h"
+// pushd-core has a Manager.h too: registryd's by its path.
+#include "../../services/registryd/Manager.h"
 #include "PushCycle.h"
 #include "ferry/AuthorizedKeysView.h"
 #include "ferry/Bus.h"
@@ -54,6 +63,7 @@
 #include "ferry/Error.h"
 #include "ferry/Log.h"
 #include "ferry/MasterStore.h"
+#include "ferry/RegistryProtocol.h"
 #include "ferry/RegistryStore.h"
 #include "ferry/Spool.h"
 #include "ferry/SshSession.h"
@@ -76,6 +86,8 @@ struct Settings {
     double startRate = 10;
     double maxRate = 2000;
     int recordsPerPush = 5;  // one sampler run of the built-in sampler
+    bool helperAuth = true;  // the AuthorizedKeysCommand helper (the default master)
+    bool certAuth = true;    // certificates from the registry's CA
 };
 
 double monoSeconds()
@@ -198,6 +210,7 @@ struct StepResult {
     std::vector<double> latencyMs;
     std::uint64_t records = 0;
     double masterCpuSeconds = 0;
+    double collectorCpuSeconds = 0;  // of masterCpuSeconds
     std::uint64_t masterPeakPssKiB = 0;
     std::uint64_t peakConcurrent = 0;
     double p50 = 0, p99 = 0;
@@ -347,7 +360,8 @@ StepResult runStep(const Settings& s, Target target, const std::vector<SimNode>&
 {
     StepResult r;
     r.offered = rate;
-    const double cpu0 = processCpuSeconds(sshdPid, true) + (collectorPid > 0 ? processCpuSeconds(collectorPid, false) : 0);
+    const double sshd0 = processCpuSeconds(sshdPid, true);
+    const double collector0 = collectorPid > 0 ? processCpuSeconds(collectorPid, false) : 0;
     const double startAt = monoSeconds() + 0.2;
     std::vector<std::pair<pid_t, int>> children;
     for (int p = 0; p < s.procs; ++p) {
@@ -418,7 +432,8 @@ StepResult runStep(const Settings& s, Target target, const std::vector<SimNode>&
     const double elapsed = monoSeconds() - startAt;
     // Let sshd reap what just closed before reading its children's time.
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    r.masterCpuSeconds = processCpuSeconds(sshdPid, true) + (collectorPid > 0 ? processCpuSeconds(collectorPid, false) : 0) - cpu0;
+    r.collectorCpuSeconds = collectorPid > 0 ? processCpuSeconds(collectorPid, false) - collector0 : 0;
+    r.masterCpuSeconds = processCpuSeconds(sshdPid, true) - sshd0 + r.collectorCpuSeconds;
     (void)elapsed;
     r.achieved = static_cast<double>(r.ok) / s.stepSeconds;
     r.p50 = percentile(r.latencyMs, 0.50);
@@ -450,10 +465,15 @@ StepResult ramp(const Settings& s, Target target, const std::vector<SimNode>& no
     StepResult best;
     for (double rate = s.startRate; rate <= s.maxRate; rate *= 1.5) {
         const StepResult r = runStep(s, target, nodes, rate, sshdPid, collectorPid);
+        // Per completed push: sshd's processes (with the key helper and the
+        // relay, which it reaps) and collectord.
+        const double perPushMs = r.ok > 0 ? 1e3 / static_cast<double>(r.ok) : 0;
         std::printf("  %-10s offered %7.1f/s  done %7.1f/s  p50 %7.1f ms  p99 %7.1f ms  peak concurrent %4" PRIu64
-                    "  master cpu %5.2f s (%4.0f%% of a core)  master PSS %6.1f MiB  errors: %s\n",
+                    "  master cpu %5.2f s (%4.0f%% of a core; per push sshd %5.1f ms, collectord %5.1f ms)  master "
+                    "PSS %6.1f MiB  errors: %s\n",
                     label, r.offered, r.achieved, r.p50, r.p99, r.peakConcurrent, r.masterCpuSeconds,
-                    100.0 * r.masterCpuSeconds / s.stepSeconds, static_cast<double>(r.masterPeakPssKiB) / 1024.0,
+                    100.0 * r.masterCpuSeconds / s.stepSeconds, (r.masterCpuSeconds - r.collectorCpuSeconds) * perPushMs,
+                    r.collectorCpuSeconds * perPushMs, static_cast<double>(r.masterPeakPssKiB) / 1024.0,
                     errorsText(r).c_str());
         std::fflush(stdout);
         if (!passes(r))
@@ -485,6 +505,13 @@ Settings parseArgs(int argc, char* argv[])
             s.startRate = std::max(1.0, std::stod(value("--start-rate")));
         else if (a == "--max-rate")
             s.maxRate = std::stod(value("--max-rate"));
+        else if (a == "--auth") {
+            const std::string v = value("--auth");
+            if (v != "helper" && v != "cert" && v != "both")
+                throw Error("--auth takes helper, cert or both, not '" + v + "'");
+            s.helperAuth = v != "cert";
+            s.certAuth = v != "helper";
+        }
         else
             throw Error("unknown argument '" + a + "' (see the comment at the top of MasterLoadBench.cpp)");
     }
@@ -568,6 +595,54 @@ std::vector<SimNode> makeNodes(const Settings& s, const TempDir& dir, const std:
     return nodes;
 }
 
+// The certificate path: each node registers once with registryd's Manager on
+// a master with a CA (the signed request keyregd sends to TCP 50010, with
+// the key derived for this master id), and the certificate in the answer
+// goes next to a copy of the node's key, where keyregd keeps it. Returns the
+// nodes as they log in to the CA-trusting sshd on sshPort.
+std::vector<SimNode> certifyNodes(const std::vector<SimNode>& nodes, const std::string& dbPath, const std::string& caKey,
+                                  const std::string& krl, const std::string& hostKey, int sshPort)
+{
+    RegistryStore registry(dbPath);
+    registryd::ManagerOptions options;
+    options.hostKeys = {hostKey};
+    options.acceptUnknown = false;
+    options.caKeyFile = caKey;
+    options.krlFile = krl;
+    registryd::Manager manager(registry, options, [] { return nowMs(); });
+    manager.prepare();
+    std::vector<SimNode> out;
+    for (const auto& n : nodes) {
+        SimNode c = n;
+        c.dir = n.dir + "-cert";
+        fs::create_directories(c.dir);
+        c.paths.stateDir = c.dir;
+        c.paths.configDir = c.dir;
+        fs::copy_file(n.paths.privateKeyFile(), c.paths.privateKeyFile());
+        writeFile(c.paths.knownHostsFile(), readFile(n.paths.knownHostsFile()), 0600);
+        c.config.masters[0].sshPort = static_cast<std::uint16_t>(sshPort);
+        RegistrationRequest request;
+        request.node = n.name;
+        request.publicKey = normalizeKeyLine(publicKeyLine(n.paths.privateKeyFile()));
+        request.mode = "push";
+        request.timeMs = nowMs();
+        request.nonce = randomBytes(kNonceSize);
+        request.masterId = masterIdOf(c.config.masters[0]);
+        const std::string key = deriveMasterKey(n.secret, request.masterId);
+        const Frame answer =
+            manager.handle({MessageType::Request, encodeRegistrationRequest(request, key)}, "127.0.0.1:40000");
+        if (answer.type != MessageType::Response)
+            throw Error("registryd refused the registration of " + n.name + ": " + decodeError(answer.payload, "").message);
+        const auto response = decodeRegistrationResponse(answer.payload, "registryd");
+        if (response.response.state != RegistrationState::Accepted || response.response.certificate.empty() ||
+            !verifyRegistrationResponse(response, key))
+            throw Error("registryd issued no certificate for " + n.name);
+        writeFile(c.paths.privateKeyFile() + "-cert.pub", response.response.certificate + "\n", 0644);
+        out.push_back(std::move(c));
+    }
+    return out;
+}
+
 std::uint64_t fileSize(const std::string& path)
 {
     std::error_code ec;
@@ -625,6 +700,32 @@ int benchMain(const Settings& s)
                   ferrySshd.knownHostsLine() + "\n" + aloneSshd.knownHostsLine() + "\n" + stockSshd.knownHostsLine() + "\n",
                   0600);
     }
+    // The certificate path: an sshd that trusts the registry's CA and reads
+    // its KRL, with no AuthorizedKeysCommand (services/registryd/README.md),
+    // relaying to the same collectord.
+    std::optional<TestSshd> certSshd;
+    std::vector<SimNode> certNodes;
+    double certifySeconds = 0;
+    if (s.certAuth) {
+        const std::string ca = dir / "ca";
+        const std::string krl = master + "/revoked_keys.krl";
+        run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ferry-ca", "-f", ca});
+        // An empty KRL until the registry writes it (sshd refuses every key
+        // while RevokedKeys is missing).
+        SshdOptions certOptions;
+        certOptions.globalLines = {"TrustedUserCAKeys " + ca + ".pub", "RevokedKeys " + krl};
+        certOptions.tail = shippedMasterDropIn(true, {}, dir / "collector.sock");
+        const std::string keysFileLine = "\tAuthorizedKeysFile @DIR@/authorized_keys.%u\n";
+        certOptions.tail.replace(certOptions.tail.find(keysFileLine), keysFileLine.size(), "\tAuthorizedKeysFile none\n");
+        const double c0 = monoSeconds();
+        writeFile(krl, "", 0644);
+        certSshd.emplace(certOptions);
+        certNodes = certifyNodes(nodes, dbPath, ca, krl, certSshd->hostKeyLine(), certSshd->port());
+        for (auto& n : certNodes)
+            writeFile(n.paths.knownHostsFile(), certSshd->knownHostsLine() + "\n", 0600);
+        run({"chown", "-R", "ferry:ferry", master, master + "-keys"});
+        certifySeconds = monoSeconds() - c0;
+    }
     const int burstSize = std::min(50, s.nodes);
     const auto stockBurst = burst(nodes, stockSshd.port(), burstSize);
     const auto shippedBurst = burst(nodes, aloneSshd.port(), burstSize);
@@ -643,9 +744,17 @@ int benchMain(const Settings& s)
     std::printf("ferry: shipped sshd drop-in (AuthorizedKeysCommand helper) + collectord; a push = connect, key auth, "
                 "the relay to collectord, HMAC handshake, %d records (~150 B each), ack, close\n",
                 s.recordsPerPush);
-    std::vector<SimNode> ferryNodes = nodes;
-    const StepResult ferry = ramp(s, Target::Ferry, ferryNodes, ferrySshd.pid(), collector.pid(), "ferry");
+    StepResult ferry;
+    if (s.helperAuth)
+        ferry = ramp(s, Target::Ferry, nodes, ferrySshd.pid(), collector.pid(), "ferry");
     const std::uint64_t collectorAfterKiB = pssKiB(collector.pid());
+    StepResult cert;
+    if (s.certAuth) {
+        std::printf("ferry with certificates: sshd trusts the registry's CA (TrustedUserCAKeys, RevokedKeys), no "
+                    "AuthorizedKeysCommand; %d certificates issued by registryd's Manager in %.1f s; the same push\n",
+                    s.nodes, certifySeconds);
+        cert = ramp(s, Target::Ferry, certNodes, certSshd->pid(), collector.pid(), "ferry-cert");
+    }
 
     std::printf("sshd alone: same sshd, keys in authorized_keys, a handshake = connect, key auth, the relay to a "
                 "sink that accepts and closes, close\n");
@@ -657,15 +766,29 @@ int benchMain(const Settings& s)
     ::waitpid(sink, nullptr, 0);
 
     std::printf("summary (%d nodes):\n", s.nodes);
-    std::printf("  ferry sustained      %7.1f pushes/s  %8.1f records/s  p50 %6.1f ms  p99 %6.1f ms  master cpu %4.0f%% "
-                "of a core  master PSS peak %6.1f MiB\n",
-                ferry.achieved, ferry.achieved * s.recordsPerPush, ferry.p50, ferry.p99,
-                100.0 * ferry.masterCpuSeconds / s.stepSeconds, static_cast<double>(ferry.masterPeakPssKiB) / 1024.0);
+    auto ferryRow = [&](const char* label, const StepResult& r) {
+        std::printf("  %-20s %7.1f pushes/s  %8.1f records/s  p50 %6.1f ms  p99 %6.1f ms  master cpu %4.0f%% "
+                    "of a core  master PSS peak %6.1f MiB\n",
+                    label, r.achieved, r.achieved * s.recordsPerPush, r.p50, r.p99,
+                    100.0 * r.masterCpuSeconds / s.stepSeconds, static_cast<double>(r.masterPeakPssKiB) / 1024.0);
+    };
+    if (s.helperAuth)
+        ferryRow("ferry sustained", ferry);
+    if (s.certAuth)
+        ferryRow("ferry-cert sustained", cert);
     std::printf("  sshd alone sustained %7.1f handshakes/s               p50 %6.1f ms  p99 %6.1f ms  master cpu %4.0f%% "
                 "of a core\n",
                 alone.achieved, alone.p50, alone.p99, 100.0 * alone.masterCpuSeconds / s.stepSeconds);
-    const double ratio = alone.achieved > 0 ? ferry.achieved / alone.achieved : 0;
-    std::printf("  ratio ferry/sshd-alone %6.3f   (target >= 0.9)\n", ratio);
+    if (s.helperAuth)
+        std::printf("  ratio ferry/sshd-alone %6.3f   (target >= 0.9; key helper, AuthorizedKeysCommand)\n",
+                    alone.achieved > 0 ? ferry.achieved / alone.achieved : 0);
+    if (s.certAuth)
+        std::printf("  ratio ferry-cert/sshd-alone %6.3f   (target >= 0.9; certificates, TrustedUserCAKeys)\n",
+                    alone.achieved > 0 ? cert.achieved / alone.achieved : 0);
+    // The figures below are the key helper's, or the certificates' when
+    // only they ran.
+    if (!s.helperAuth)
+        ferry = cert;
     std::printf("  burst of %d simultaneous handshakes: %s failed with Debian's MaxStartups 10:30:100, %s with the "
                 "shipped 100:30:300\n",
                 burstSize, kindsText(stockBurst).c_str(), kindsText(shippedBurst).c_str());
