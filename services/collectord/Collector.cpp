@@ -4,6 +4,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <sqlite3.h>
+
 #include <spdlog/spdlog.h>
 
 #include "ferry/Error.h"
@@ -123,6 +125,9 @@ void Collector::giveBack(std::unique_ptr<ferry::SessionStore> store)
         return;
     // What closing did after the last Ack (the destructor's checkpoint).
     master->checkpointIfDue();
+    // An idle connection keeps its schema, not its page cache (up to 16 MB
+    // each, MasterStore): the pages stay in the kernel's cache.
+    sqlite3_db_release_memory(master->database().handle());
     std::lock_guard lock(m_idleMutex);
     if (m_idle.size() >= kIdleStores)
         return;
