@@ -125,12 +125,14 @@ TEST_F(SharedMasters, RegistrydConnectsAgainAfterTheServerDroppedItsConnection)
     // The request that meets the dead connection may fail (libpq learns of
     // the termination only then); the one after it must not.
     const MessageType first = registerOnce();
-    if (first != MessageType::Response)
+    if (first != MessageType::Response) {
         EXPECT_NE(registryd.log().find("Failed to handle the registration"), std::string::npos) << registryd.log();
+    }
     EXPECT_EQ(registerOnce(), MessageType::Response) << registryd.log();
     EXPECT_EQ(registerOnce(), MessageType::Response) << registryd.log();
-    if (first != MessageType::Response)
+    if (first != MessageType::Response) {
         EXPECT_NE(registryd.log().find("Opened the registry's database again"), std::string::npos) << registryd.log();
+    }
     std::cout << "after pg_terminate_backend, the first registration "
               << (first == MessageType::Response ? "succeeded" : "failed as internal")
               << "; the next two succeeded\n";
