@@ -210,7 +210,7 @@ struct StepResult {
     std::vector<double> latencyMs;
     std::uint64_t records = 0;
     double masterCpuSeconds = 0;
-    double collectorCpuSeconds = 0;  // of masterCpuSeconds
+    double collectorCpuSeconds = 0; // of masterCpuSeconds
     std::uint64_t masterPeakPssKiB = 0;
     std::uint64_t peakConcurrent = 0;
     double p50 = 0, p99 = 0;
@@ -480,9 +480,9 @@ StepResult ramp(const Settings& s, Target target, const std::vector<SimNode>& no
                     "  master cpu %5.2f s (%4.0f%% of a core; per push sshd %5.1f ms, collectord %5.1f ms)  master "
                     "PSS %6.1f MiB  errors: %s\n",
                     label, r.offered, r.achieved, r.p50, r.p99, r.peakConcurrent, r.masterCpuSeconds,
-                    100.0 * r.masterCpuSeconds / s.stepSeconds, (r.masterCpuSeconds - r.collectorCpuSeconds) * perPushMs,
-                    r.collectorCpuSeconds * perPushMs, static_cast<double>(r.masterPeakPssKiB) / 1024.0,
-                    errorsText(r).c_str());
+                    100.0 * r.masterCpuSeconds / s.stepSeconds,
+                    (r.masterCpuSeconds - r.collectorCpuSeconds) * perPushMs, r.collectorCpuSeconds * perPushMs,
+                    static_cast<double>(r.masterPeakPssKiB) / 1024.0, errorsText(r).c_str());
         std::fflush(stdout);
         if (!passes(r))
             break;
@@ -519,8 +519,7 @@ Settings parseArgs(int argc, char* argv[])
                 throw Error("--auth takes helper, cert or both, not '" + v + "'");
             s.helperAuth = v != "cert";
             s.certAuth = v != "helper";
-        }
-        else
+        } else
             throw Error("unknown argument '" + a + "' (see the comment at the top of MasterLoadBench.cpp)");
     }
     return s;
@@ -608,8 +607,9 @@ std::vector<SimNode> makeNodes(const Settings& s, const TempDir& dir, const std:
 // the key derived for this master id), and the certificate in the answer
 // goes next to a copy of the node's key, where keyregd keeps it. Returns the
 // nodes as they log in to the CA-trusting sshd on sshPort.
-std::vector<SimNode> certifyNodes(const std::vector<SimNode>& nodes, const std::string& dbPath, const std::string& caKey,
-                                  const std::string& krl, const std::string& hostKey, int sshPort)
+std::vector<SimNode> certifyNodes(const std::vector<SimNode>& nodes, const std::string& dbPath,
+                                  const std::string& caKey, const std::string& krl, const std::string& hostKey,
+                                  int sshPort)
 {
     RegistryStore registry(dbPath);
     registryd::ManagerOptions options;
@@ -640,7 +640,8 @@ std::vector<SimNode> certifyNodes(const std::vector<SimNode>& nodes, const std::
         const Frame answer =
             manager.handle({MessageType::Request, encodeRegistrationRequest(request, key)}, "127.0.0.1:40000");
         if (answer.type != MessageType::Response)
-            throw Error("registryd refused the registration of " + n.name + ": " + decodeError(answer.payload, "").message);
+            throw Error("registryd refused the registration of " + n.name + ": " +
+                        decodeError(answer.payload, "").message);
         const auto response = decodeRegistrationResponse(answer.payload, "registryd");
         if (response.response.state != RegistrationState::Accepted || response.response.certificate.empty() ||
             !verifyRegistrationResponse(response, key))
@@ -725,7 +726,8 @@ int benchMain(const Settings& s)
         certOptions.globalLines = {"TrustedUserCAKeys " + ca + ".pub", "RevokedKeys " + krl};
         certOptions.tail = shippedMasterDropIn(true, {}, dir / "collector.sock");
         const std::string keysFileLine = "\tAuthorizedKeysFile @DIR@/authorized_keys.%u\n";
-        certOptions.tail.replace(certOptions.tail.find(keysFileLine), keysFileLine.size(), "\tAuthorizedKeysFile none\n");
+        certOptions.tail.replace(certOptions.tail.find(keysFileLine), keysFileLine.size(),
+                                 "\tAuthorizedKeysFile none\n");
         const double c0 = monoSeconds();
         writeFile(krl, "", 0644);
         certSshd.emplace(certOptions);

@@ -208,7 +208,7 @@ HostKeyCheck RegistryStore::checkHostKeys(const std::string& name, const std::ve
     }
     check.outcome = HostKeyCheck::Outcome::Changed;
     SqlStatement s(*m_db, "INSERT INTO node_host_key_changes (node, keys, seen_ms) VALUES (?1, ?2, ?3)"
-                         " ON CONFLICT(node) DO UPDATE SET keys = excluded.keys, seen_ms = excluded.seen_ms");
+                          " ON CONFLICT(node) DO UPDATE SET keys = excluded.keys, seen_ms = excluded.seen_ms");
     s.bind(1, name).bind(2, joinLines(keys)).bind(3, nowMs).run();
     return check;
 }
@@ -243,7 +243,7 @@ std::optional<RegistryStore::Certificate> RegistryStore::certificate(const std::
 std::uint64_t RegistryStore::nextCertificateSerial()
 {
     SqlStatement s(*m_db, "SELECT COALESCE(MAX(serial), 0) + 1 FROM (SELECT serial FROM node_certificates"
-                         " UNION ALL SELECT serial FROM revoked_certificates) s");
+                          " UNION ALL SELECT serial FROM revoked_certificates) s");
     s.step();
     return static_cast<std::uint64_t>(s.int64(0));
 }
@@ -255,7 +255,7 @@ bool RegistryStore::storeCertificate(const std::string& name, const Certificate&
     m_db->lockUntilCommit("ferry-certificate-serial");
     {
         SqlStatement taken(*m_db, "SELECT 1 FROM node_certificates WHERE serial = ?1 AND node <> ?2"
-                                 " UNION ALL SELECT 1 FROM revoked_certificates WHERE serial = ?1");
+                                  " UNION ALL SELECT 1 FROM revoked_certificates WHERE serial = ?1");
         taken.bind(1, static_cast<std::int64_t>(certificate.serial)).bind(2, name);
         if (taken.step())
             return false;
@@ -263,9 +263,9 @@ bool RegistryStore::storeCertificate(const std::string& name, const Certificate&
     if (const auto old = this->certificate(name); old && old->publicKey != certificate.publicKey)
         revokeCertificate(name, nowMs);
     SqlStatement s(*m_db, "INSERT INTO node_certificates (node, serial, public_key, certificate, valid_to_ms)"
-                         " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(node) DO UPDATE SET serial = excluded.serial,"
-                         " public_key = excluded.public_key, certificate = excluded.certificate,"
-                         " valid_to_ms = excluded.valid_to_ms");
+                          " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(node) DO UPDATE SET serial = excluded.serial,"
+                          " public_key = excluded.public_key, certificate = excluded.certificate,"
+                          " valid_to_ms = excluded.valid_to_ms");
     s.bind(1, name).bind(2, static_cast<std::int64_t>(certificate.serial)).bind(3, certificate.publicKey);
     s.bind(4, certificate.line).bind(5, certificate.validToMs).run();
     tx.commit();
@@ -278,7 +278,8 @@ bool RegistryStore::revokeCertificate(const std::string& name, std::int64_t nowM
     if (!current)
         return false;
     SqlStatement r(
-        *m_db, "INSERT INTO revoked_certificates (serial, node, revoked_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING");
+        *m_db,
+        "INSERT INTO revoked_certificates (serial, node, revoked_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING");
     r.bind(1, static_cast<std::int64_t>(current->serial)).bind(2, name).bind(3, nowMs).run();
     SqlStatement d(*m_db, "DELETE FROM node_certificates WHERE node = ?1");
     d.bind(1, name).run();
@@ -387,9 +388,9 @@ void RegistryStore::recordKey(const std::string& name, const std::string& public
     // The address a node registers from is where the master pulls it: it is
     // refreshed at every registration, as node addresses change.
     SqlStatement s(*m_db, "UPDATE nodes SET public_key = ?2, last_seen = ?3,"
-                         " first_seen = CASE WHEN first_seen = 0 THEN ?3 ELSE first_seen END,"
-                         " ssh_host = ?4, ssh_port = ?5, mode = ?6,"
-                         " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
+                          " first_seen = CASE WHEN first_seen = 0 THEN ?3 ELSE first_seen END,"
+                          " ssh_host = ?4, ssh_port = ?5, mode = ?6,"
+                          " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
     s.bind(1, name).bind(2, publicKey).bind(3, nowMs).bind(4, peerHost).bind(5, static_cast<std::int64_t>(sshPort));
     s.bind(6, mode).run();
     if (before && before->publicKey != publicKey) {
@@ -418,9 +419,9 @@ bool RegistryStore::addPending(const std::string& name, const std::string& publi
     // brings the real one.
     SqlStatement s(
         *m_db, "INSERT INTO nodes (name, secret, state, public_key, mode, ssh_host, ssh_port, first_seen, last_seen,"
-              " pending_request, pending_mac, reason)"
-              " VALUES (?1, '', 'pending', ?2, ?7, ?3, ?8, ?4, ?4, ?5, ?6, 'waiting for the master operator')"
-              " ON CONFLICT (name) DO NOTHING");
+               " pending_request, pending_mac, reason)"
+               " VALUES (?1, '', 'pending', ?2, ?7, ?3, ?8, ?4, ?4, ?5, ?6, 'waiting for the master operator')"
+               " ON CONFLICT (name) DO NOTHING");
     s.bind(1, name).bind(2, publicKey).bind(3, peerHost).bind(4, nowMs).bindBlob(5, signedRequest).bindBlob(6, mac);
     s.bind(7, mode).bind(8, static_cast<std::int64_t>(sshPort));
     return s.run() > 0;
@@ -429,7 +430,7 @@ bool RegistryStore::addPending(const std::string& name, const std::string& publi
 std::size_t RegistryStore::countUnsignedPending()
 {
     SqlStatement s(*m_db, "SELECT COUNT(*) FROM nodes WHERE state = 'pending'"
-                         " AND NOT EXISTS (SELECT 1 FROM node_keys k WHERE k.node = nodes.name AND k.secret <> '')");
+                          " AND NOT EXISTS (SELECT 1 FROM node_keys k WHERE k.node = nodes.name AND k.secret <> '')");
     s.step();
     return static_cast<std::size_t>(s.int64(0));
 }
@@ -463,8 +464,8 @@ void RegistryStore::applySecret(const std::string& name, const std::string& secr
     // the node's signed request verifies with the secret the operator gives
     // now; anyone could have sent it under this name.
     SqlStatement q(*m_db, "SELECT public_key, pending_request, pending_mac,"
-                         " COALESCE((SELECT k.secret FROM node_keys k WHERE k.node = nodes.name), '')"
-                         " FROM nodes WHERE name = ?1");
+                          " COALESCE((SELECT k.secret FROM node_keys k WHERE k.node = nodes.name), '')"
+                          " FROM nodes WHERE name = ?1");
     q.bind(1, name);
     std::string key;
     std::string stored = secret;
@@ -509,10 +510,10 @@ void RegistryStore::applySecret(const std::string& name, const std::string& secr
     // the old key cleared and the old secret, never the new secret with a
     // key from before it.
     SqlStatement u(*m_db, "UPDATE nodes SET public_key = CASE WHEN ?2 = 1 THEN public_key ELSE '' END,"
-                         " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
+                          " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
     u.bind(1, name).bind(2, static_cast<std::int64_t>(keep ? 1 : 0)).run();
     SqlStatement k(*m_db, "INSERT INTO node_keys (node, secret) VALUES (?1, ?2)"
-                         " ON CONFLICT (node) DO UPDATE SET secret = excluded.secret");
+                          " ON CONFLICT (node) DO UPDATE SET secret = excluded.secret");
     k.bind(1, name).bind(2, stored).run();
 }
 
@@ -542,7 +543,7 @@ void RegistryStore::addNode(const std::string& name, const std::string& secret)
     }
     SqlTransaction tx(*m_db);
     SqlStatement ins(*m_db, "INSERT INTO nodes (name, secret, state, first_seen) VALUES (?1, '', 'accepted', 0)"
-                           " ON CONFLICT (name) DO NOTHING");
+                            " ON CONFLICT (name) DO NOTHING");
     ins.bind(1, name).run();
     applySecret(name, secret);
     setState(name, "accepted", "");

@@ -42,7 +42,8 @@ int main(int argc, char* argv[]) try {
     // master's registryd shares the registry.
     const auto opener = ferry::MasterStoreOpener::fromPaths(ferry::pathsFromEnvironment(), stateDir);
     // Opened again after a failed request (Manager::reopenIfFailed).
-    ferry::RegistryStore registry{std::function<std::unique_ptr<ferry::SqlConnection>()>([&opener] { return opener.tables(); })};
+    ferry::RegistryStore registry{
+        std::function<std::unique_ptr<ferry::SqlConnection>()>([&opener] { return opener.tables(); })};
     spdlog::debug("The registry is in {}", opener.describe());
     if (!opener.isPostgres()) {
         // sshd's AuthorizedKeysCommand helper reads this view, never master.db.

@@ -134,8 +134,7 @@ TEST_F(SharedMasters, RegistrydConnectsAgainAfterTheServerDroppedItsConnection)
         EXPECT_NE(registryd.log().find("Opened the registry's database again"), std::string::npos) << registryd.log();
     }
     std::cout << "after pg_terminate_backend, the first registration "
-              << (first == MessageType::Response ? "succeeded" : "failed as internal")
-              << "; the next two succeeded\n";
+              << (first == MessageType::Response ? "succeeded" : "failed as internal") << "; the next two succeeded\n";
 }
 
 TEST_F(SharedMasters, ShareTheRegistryThroughTwoRegistryds)
