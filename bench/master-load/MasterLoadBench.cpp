@@ -25,7 +25,7 @@
 //
 //   ferry-bench-master-load [--nodes N] [--procs P] [--threads T]
 //                           [--step-seconds S] [--start-rate R] [--max-rate M]
-//                           [--auth helper|cert|both]
+//                           [--auth helper|cert|both] [--ca-type ed25519|ecdsa|rsa]
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -88,6 +88,10 @@ struct Settings {
     int recordsPerPush = 5;  // one sampler run of the built-in sampler
     bool helperAuth = true;  // the AuthorizedKeysCommand helper (the default master)
     bool certAuth = true;    // certificates from the registry's CA
+    // ssh-keygen -t of the CA key. ECDSA (P-256) by default: sshd checks the
+    // CA's signature whenever it parses the certificate, and with an Ed25519
+    // CA that cost about 3.5 ms more per login here (docs/master-sizing.md).
+    std::string caType = "ecdsa";
 };
 
 double monoSeconds()
@@ -513,6 +517,8 @@ Settings parseArgs(int argc, char* argv[])
             s.startRate = std::max(1.0, std::stod(value("--start-rate")));
         else if (a == "--max-rate")
             s.maxRate = std::stod(value("--max-rate"));
+        else if (a == "--ca-type")
+            s.caType = value("--ca-type");
         else if (a == "--auth") {
             const std::string v = value("--auth");
             if (v != "helper" && v != "cert" && v != "both")
@@ -719,7 +725,7 @@ int benchMain(const Settings& s)
     if (s.certAuth) {
         const std::string ca = dir / "ca";
         const std::string krl = master + "/revoked_keys.krl";
-        run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ferry-ca", "-f", ca});
+        run({"ssh-keygen", "-q", "-t", s.caType, "-N", "", "-C", "ferry-ca", "-f", ca});
         // An empty KRL until the registry writes it (sshd refuses every key
         // while RevokedKeys is missing).
         SshdOptions certOptions;
@@ -762,9 +768,9 @@ int benchMain(const Settings& s)
     const std::uint64_t collectorAfterKiB = pssKiB(collector.pid());
     StepResult cert;
     if (s.certAuth) {
-        std::printf("ferry with certificates: sshd trusts the registry's CA (TrustedUserCAKeys, RevokedKeys), no "
+        std::printf("ferry with certificates: sshd trusts the registry's CA (%s; TrustedUserCAKeys, RevokedKeys), no "
                     "AuthorizedKeysCommand; %d certificates issued by registryd's Manager in %.1f s; the same push\n",
-                    s.nodes, certifySeconds);
+                    s.caType.c_str(), s.nodes, certifySeconds);
         cert = ramp(s, Target::Ferry, certNodes, certSshd->pid(), collector.pid(), "ferry-cert");
     }
 
@@ -795,8 +801,8 @@ int benchMain(const Settings& s)
         std::printf("  ratio ferry/sshd-alone %6.3f   (target >= 0.9; key helper, AuthorizedKeysCommand)\n",
                     alone.achieved > 0 ? ferry.achieved / alone.achieved : 0);
     if (s.certAuth)
-        std::printf("  ratio ferry-cert/sshd-alone %6.3f   (target >= 0.9; certificates, TrustedUserCAKeys)\n",
-                    alone.achieved > 0 ? cert.achieved / alone.achieved : 0);
+        std::printf("  ratio ferry-cert/sshd-alone %6.3f   (target >= 0.9; certificates, TrustedUserCAKeys, %s CA)\n",
+                    alone.achieved > 0 ? cert.achieved / alone.achieved : 0, s.caType.c_str());
     // The figures below are the key helper's, or the certificates' when
     // only they ran.
     if (!s.helperAuth)
