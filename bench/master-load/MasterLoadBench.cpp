@@ -8,7 +8,9 @@
 // client processes, each with a pool of threads, offer pushes at a fixed
 // rate (open loop: latency counts from the moment a push was due, so a
 // master that falls behind shows it). The rate ramps by 1.5× per step until
-// p99 latency passes 1 s, an error appears, or the clients cannot keep up.
+// p99 latency passes 1 s, an error appears, or the clients cannot keep up,
+// then by 1.15× from the last step that passed; the ramps take their steps
+// in turn (rampTogether()).
 //
 // With --auth cert (or both, the default) the same pushes run a second time
 // against an sshd that trusts the registry's CA instead (TrustedUserCAKeys,
@@ -181,6 +183,10 @@ std::vector<pid_t> descendants(pid_t root)
 struct SimNode {
     std::string name;
     std::string dir;
+    // The node's one spool: a node logging in with its certificate pushes
+    // from it too (a second spool would be a second epoch, which the master
+    // takes for a clone and holds).
+    std::string spool;
     std::string secret;
     Paths paths;
     NodeConfig config;
@@ -273,7 +279,7 @@ void clientProcess(const Settings& s, Target target, const std::vector<SimNode>&
             }
             try {
                 if (target == Target::Ferry) {
-                    Spool spool(node.paths.spoolFile(), {});
+                    Spool spool(node.spool, {});
                     std::vector<Record> rs;
                     for (int i = 0; i < s.recordsPerPush; ++i)
                         rs.push_back({0, nowMs(), "load", std::string(150, static_cast<char>('a' + i))});
@@ -470,29 +476,80 @@ bool passes(const StepResult& r)
     return r.errors.empty() && r.p99 <= 1000.0;
 }
 
-// Ramps the offered rate; returns the last step that passed (offered 0 if none).
-StepResult ramp(const Settings& s, Target target, const std::vector<SimNode>& nodes, pid_t sshdPid, pid_t collectorPid,
-                const char* label)
+// One of the ramps that run together.
+struct Ramp {
+    const char* label;
+    Target target;
+    const std::vector<SimNode>* nodes;
+    pid_t sshdPid;
+    pid_t collectorPid;
+    StepResult best;      // the last step that passed (offered 0 if none)
+    double failedAt = 0;  // the first ×1.5 step that failed
+    bool stopped = false;
+};
+
+// Ramps the offered rate ×1.5 per step, then, between the last step that
+// passed and the first that failed, ×1.15 per step: a sustained rate (and
+// so a ratio) is known to about 15 %, not to the ramp's 50 %. The ramps
+// take their steps in turn, each rate for every ramp before the next rate:
+// on a shared machine, load that comes and goes falls on all of them alike,
+// not on whichever ramp happened to run then.
+void rampTogether(const Settings& s, std::vector<Ramp>& ramps)
 {
-    StepResult best;
-    for (double rate = s.startRate; rate <= s.maxRate; rate *= 1.5) {
-        const StepResult r = runStep(s, target, nodes, rate, sshdPid, collectorPid);
+    auto step = [&](Ramp& ramp, double rate) {
+        const StepResult r = runStep(s, ramp.target, *ramp.nodes, rate, ramp.sshdPid, ramp.collectorPid);
         // Per completed push: sshd's processes (with the key helper and the
         // relay, which it reaps) and collectord.
         const double perPushMs = r.ok > 0 ? 1e3 / static_cast<double>(r.ok) : 0;
         std::printf("  %-10s offered %7.1f/s  done %7.1f/s  p50 %7.1f ms  p99 %7.1f ms  peak concurrent %4" PRIu64
                     "  master cpu %5.2f s (%4.0f%% of a core; per push sshd %5.1f ms, collectord %5.1f ms)  master "
                     "PSS %6.1f MiB  errors: %s\n",
-                    label, r.offered, r.achieved, r.p50, r.p99, r.peakConcurrent, r.masterCpuSeconds,
+                    ramp.label, r.offered, r.achieved, r.p50, r.p99, r.peakConcurrent, r.masterCpuSeconds,
                     100.0 * r.masterCpuSeconds / s.stepSeconds,
                     (r.masterCpuSeconds - r.collectorCpuSeconds) * perPushMs, r.collectorCpuSeconds * perPushMs,
                     static_cast<double>(r.masterPeakPssKiB) / 1024.0, errorsText(r).c_str());
         std::fflush(stdout);
-        if (!passes(r))
+        return r;
+    };
+    for (double rate = s.startRate; rate <= s.maxRate; rate *= 1.5) {
+        bool any = false;
+        for (auto& ramp : ramps) {
+            if (ramp.stopped)
+                continue;
+            any = true;
+            const StepResult r = step(ramp, rate);
+            if (passes(r)) {
+                ramp.best = r;
+            } else {
+                ramp.failedAt = rate;
+                ramp.stopped = true;
+            }
+        }
+        if (!any)
             break;
-        best = r;
     }
-    return best;
+    for (auto& ramp : ramps)
+        ramp.stopped = ramp.best.offered <= 0 || ramp.failedAt <= 0;
+    for (;;) {
+        bool any = false;
+        for (auto& ramp : ramps) {
+            if (ramp.stopped)
+                continue;
+            const double rate = ramp.best.offered * 1.15;
+            if (rate >= ramp.failedAt * 0.99) {
+                ramp.stopped = true;
+                continue;
+            }
+            any = true;
+            const StepResult r = step(ramp, rate);
+            if (passes(r))
+                ramp.best = r;
+            else
+                ramp.stopped = true;
+        }
+        if (!any)
+            break;
+    }
 }
 
 Settings parseArgs(int argc, char* argv[])
@@ -593,6 +650,7 @@ std::vector<SimNode> makeNodes(const Settings& s, const TempDir& dir, const std:
         n.paths.stateDir = n.dir;
         n.paths.configDir = n.dir;
         ensureKeyPair(n.paths.privateKeyFile());
+        n.spool = n.paths.spoolFile();
         n.secret = generateSecret();
         // What registryd stores once a node proved its secret.
         registry.addNode(n.name, n.secret);
@@ -757,31 +815,36 @@ int benchMain(const Settings& s)
     const std::uint64_t collectorIdleKiB = pssKiB(collector.pid());
 
     std::printf("master-load: %d nodes registered (key pair, secret, registry rows) in %.1f s; %d client processes x "
-                "%d threads; %.0f s per step, rate x1.5 per step until p99 > 1 s, or an error\n",
+                "%d threads; %.0f s per step, rate x1.5 per step until p99 > 1 s, or an error, then x1.15 from the last "
+                "step that passed\n",
                 s.nodes, registerSeconds, s.procs, s.threads, s.stepSeconds);
-    std::printf("ferry: shipped sshd drop-in (AuthorizedKeysCommand helper) + collectord; a push = connect, key auth, "
-                "the relay to collectord, HMAC handshake, %d records (~150 B each), ack, close\n",
-                s.recordsPerPush);
-    StepResult ferry;
-    if (s.helperAuth)
-        ferry = ramp(s, Target::Ferry, nodes, ferrySshd.pid(), collector.pid(), "ferry");
-    const std::uint64_t collectorAfterKiB = pssKiB(collector.pid());
-    StepResult cert;
-    if (s.certAuth) {
-        std::printf("ferry with certificates: sshd trusts the registry's CA (%s; TrustedUserCAKeys, RevokedKeys), no "
-                    "AuthorizedKeysCommand; %d certificates issued by registryd's Manager in %.1f s; the same push\n",
-                    s.caType.c_str(), s.nodes, certifySeconds);
-        cert = ramp(s, Target::Ferry, certNodes, certSshd->pid(), collector.pid(), "ferry-cert");
-    }
-
-    std::printf("sshd alone: same sshd, keys in authorized_keys, a handshake = connect, key auth, the relay to a "
-                "sink that accepts and closes, close\n");
     std::vector<SimNode> aloneNodes = nodes;
     for (auto& n : aloneNodes)
         n.config.masters[0].sshPort = static_cast<std::uint16_t>(aloneSshd.port());
-    const StepResult alone = ramp(s, Target::SshdAlone, aloneNodes, aloneSshd.pid(), 0, "sshd-alone");
+    std::vector<Ramp> ramps;
+    if (s.helperAuth) {
+        std::printf("ferry: shipped sshd drop-in (AuthorizedKeysCommand helper) + collectord; a push = connect, key "
+                    "auth, the relay to collectord, HMAC handshake, %d records (~150 B each), ack, close\n",
+                    s.recordsPerPush);
+        ramps.push_back({"ferry", Target::Ferry, &nodes, ferrySshd.pid(), collector.pid(), {}});
+    }
+    if (s.certAuth) {
+        std::printf("ferry-cert: sshd trusts the registry's CA (%s; TrustedUserCAKeys, RevokedKeys), no "
+                    "AuthorizedKeysCommand; %d certificates issued by registryd's Manager in %.1f s; the same push\n",
+                    s.caType.c_str(), s.nodes, certifySeconds);
+        ramps.push_back({"ferry-cert", Target::Ferry, &certNodes, certSshd->pid(), collector.pid(), {}});
+    }
+    std::printf("sshd-alone: same sshd, keys in authorized_keys, a handshake = connect, key auth, the relay to a "
+                "sink that accepts and closes, close\n");
+    ramps.push_back({"sshd-alone", Target::SshdAlone, &aloneNodes, aloneSshd.pid(), 0, {}});
+    std::printf("the ramps take their steps in turn, each rate for every ramp before the next rate\n");
+    rampTogether(s, ramps);
+    const std::uint64_t collectorAfterKiB = pssKiB(collector.pid());
     ::kill(sink, SIGKILL);
     ::waitpid(sink, nullptr, 0);
+    StepResult ferry = s.helperAuth ? ramps.front().best : StepResult{};
+    const StepResult cert = s.certAuth ? ramps[s.helperAuth ? 1 : 0].best : StepResult{};
+    const StepResult alone = ramps.back().best;
 
     std::printf("summary (%d nodes):\n", s.nodes);
     auto ferryRow = [&](const char* label, const StepResult& r) {

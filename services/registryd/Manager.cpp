@@ -179,6 +179,7 @@ ferry::Frame Manager::handle(const ferry::Frame& request, const std::string& pee
     // the answer goes out whether or not counting works.
     try {
         std::lock_guard lock(m_mutex);
+        reopenIfFailed();
         m_registry.addCounters({{"registrations", ferry::counterLabels({{"outcome", outcome}}), 1}});
     } catch (const std::exception& e) {
         std::lock_guard lock(m_mutex);

@@ -86,8 +86,9 @@ nlohmann::json nodeIn(const nlohmann::json& nodes, const std::string& name)
 
 // registryd holds one registry connection for its life. When the server
 // drops it (a restart, a failover, an administrator's pg_terminate_backend),
-// the request that finds it dead fails as "internal" and the next one opens
-// it again: registration works without restarting registryd.
+// the request that finds it dead fails as "internal", and the store is
+// opened again before the next one (for the request's outcome counter, or
+// at the next request): registration works without restarting registryd.
 TEST_F(SharedMasters, RegistrydConnectsAgainAfterTheServerDroppedItsConnection)
 {
     const std::string a = masterDirs("a");
