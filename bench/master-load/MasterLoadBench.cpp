@@ -35,6 +35,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -223,6 +224,9 @@ struct StepResult {
     double collectorCpuSeconds = 0; // of masterCpuSeconds
     std::uint64_t masterPeakPssKiB = 0;
     std::uint64_t peakConcurrent = 0;
+    // The simulated nodes' CPU (the client processes): on a real fleet it is
+    // spent on other machines, here it shares the master's cores.
+    double clientCpuSeconds = 0;
     double p50 = 0, p99 = 0;
 };
 
@@ -424,7 +428,10 @@ StepResult runStep(const Settings& s, Target target, const std::vector<SimNode>&
             text.append(buf, static_cast<std::size_t>(n));
         ::close(fd);
         int status = 0;
-        ::waitpid(pid, &status, 0);
+        rusage usage{};
+        ::wait4(pid, &status, 0, &usage);
+        r.clientCpuSeconds += static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                              static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
         std::istringstream in(text);
         for (std::string word; in >> word;) {
             if (word == "ok") {
@@ -502,12 +509,13 @@ void rampTogether(const Settings& s, std::vector<Ramp>& ramps)
         // relay, which it reaps) and collectord.
         const double perPushMs = r.ok > 0 ? 1e3 / static_cast<double>(r.ok) : 0;
         std::printf("  %-10s offered %7.1f/s  done %7.1f/s  p50 %7.1f ms  p99 %7.1f ms  peak concurrent %4" PRIu64
-                    "  master cpu %5.2f s (%4.0f%% of a core; per push sshd %5.1f ms, collectord %5.1f ms)  master "
-                    "PSS %6.1f MiB  errors: %s\n",
+                    "  master cpu %5.2f s (%4.0f%% of a core; per push sshd %5.1f ms, collectord %5.1f ms; the clients "
+                    "%5.1f ms)  master PSS %6.1f MiB  errors: %s\n",
                     ramp.label, r.offered, r.achieved, r.p50, r.p99, r.peakConcurrent, r.masterCpuSeconds,
                     100.0 * r.masterCpuSeconds / s.stepSeconds,
                     (r.masterCpuSeconds - r.collectorCpuSeconds) * perPushMs, r.collectorCpuSeconds * perPushMs,
-                    static_cast<double>(r.masterPeakPssKiB) / 1024.0, errorsText(r).c_str());
+                    r.clientCpuSeconds * perPushMs, static_cast<double>(r.masterPeakPssKiB) / 1024.0,
+                    errorsText(r).c_str());
         std::fflush(stdout);
         return r;
     };
