@@ -490,8 +490,8 @@ struct Ramp {
     const std::vector<SimNode>* nodes;
     pid_t sshdPid;
     pid_t collectorPid;
-    StepResult best;      // the last step that passed (offered 0 if none)
-    double failedAt = 0;  // the first ×1.5 step that failed
+    StepResult best;     // the last step that passed (offered 0 if none)
+    double failedAt = 0; // the first ×1.5 step that failed
     bool stopped = false;
 };
 
@@ -822,10 +822,11 @@ int benchMain(const Settings& s)
         throw Error("collectord did not start: " + readFile(dir / "collectord.log"));
     const std::uint64_t collectorIdleKiB = pssKiB(collector.pid());
 
-    std::printf("master-load: %d nodes registered (key pair, secret, registry rows) in %.1f s; %d client processes x "
-                "%d threads; %.0f s per step, rate x1.5 per step until p99 > 1 s, or an error, then x1.15 from the last "
-                "step that passed\n",
-                s.nodes, registerSeconds, s.procs, s.threads, s.stepSeconds);
+    std::printf(
+        "master-load: %d nodes registered (key pair, secret, registry rows) in %.1f s; %d client processes x "
+        "%d threads; %.0f s per step, rate x1.5 per step until p99 > 1 s, or an error, then x1.15 from the last "
+        "step that passed\n",
+        s.nodes, registerSeconds, s.procs, s.threads, s.stepSeconds);
     std::vector<SimNode> aloneNodes = nodes;
     for (auto& n : aloneNodes)
         n.config.masters[0].sshPort = static_cast<std::uint16_t>(aloneSshd.port());
