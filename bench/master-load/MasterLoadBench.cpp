@@ -8,7 +8,15 @@
 // client processes, each with a pool of threads, offer pushes at a fixed
 // rate (open loop: latency counts from the moment a push was due, so a
 // master that falls behind shows it). The rate ramps by 1.5× per step until
-// p99 latency passes 1 s, an error appears, or the clients cannot keep up.
+// p99 latency passes 1 s, an error appears, or the clients cannot keep up,
+// then by 1.15× from the last step that passed; the ramps take their steps
+// in turn (rampTogether()).
+//
+// With --auth cert (or both, the default) the same pushes run a second time
+// against an sshd that trusts the registry's CA instead (TrustedUserCAKeys,
+// RevokedKeys, no AuthorizedKeysCommand): each node's certificate is issued
+// by registryd's Manager answering the node's signed registration request,
+// as it does on TCP 50010.
 //
 // In the same run, the ceiling without Ferry's lookup and collector: the same
 // sshd binary with the same keys in a plain authorized_keys file, accepting
@@ -19,6 +27,7 @@
 //
 //   ferry-bench-master-load [--nodes N] [--procs P] [--threads T]
 //                           [--step-seconds S] [--start-rate R] [--max-rate M]
+//                           [--auth helper|cert|both] [--ca-type ed25519|ecdsa|rsa]
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -26,6 +35,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -47,6 +57,8 @@
 #include <vector>
 
 #include "CollectorConnector.h"
+// pushd-core has a Manager.h too: registryd's by its path.
+#include "../../services/registryd/Manager.h"
 #include "PushCycle.h"
 #include "ferry/AuthorizedKeysView.h"
 #include "ferry/Bus.h"
@@ -54,6 +66,7 @@
 #include "ferry/Error.h"
 #include "ferry/Log.h"
 #include "ferry/MasterStore.h"
+#include "ferry/RegistryProtocol.h"
 #include "ferry/RegistryStore.h"
 #include "ferry/Spool.h"
 #include "ferry/SshSession.h"
@@ -76,6 +89,12 @@ struct Settings {
     double startRate = 10;
     double maxRate = 2000;
     int recordsPerPush = 5;  // one sampler run of the built-in sampler
+    bool helperAuth = true;  // the AuthorizedKeysCommand helper (the default master)
+    bool certAuth = true;    // certificates from the registry's CA
+    // ssh-keygen -t of the CA key. ECDSA (P-256) by default: sshd checks the
+    // CA's signature whenever it parses the certificate, and with an Ed25519
+    // CA that cost about 3.5 ms more per login here (docs/master-sizing.md).
+    std::string caType = "ecdsa";
 };
 
 double monoSeconds()
@@ -165,6 +184,10 @@ std::vector<pid_t> descendants(pid_t root)
 struct SimNode {
     std::string name;
     std::string dir;
+    // The node's one spool: a node logging in with its certificate pushes
+    // from it too (a second spool would be a second epoch, which the master
+    // takes for a clone and holds).
+    std::string spool;
     std::string secret;
     Paths paths;
     NodeConfig config;
@@ -198,8 +221,12 @@ struct StepResult {
     std::vector<double> latencyMs;
     std::uint64_t records = 0;
     double masterCpuSeconds = 0;
+    double collectorCpuSeconds = 0; // of masterCpuSeconds
     std::uint64_t masterPeakPssKiB = 0;
     std::uint64_t peakConcurrent = 0;
+    // The simulated nodes' CPU (the client processes): on a real fleet it is
+    // spent on other machines, here it shares the master's cores.
+    double clientCpuSeconds = 0;
     double p50 = 0, p99 = 0;
 };
 
@@ -256,7 +283,7 @@ void clientProcess(const Settings& s, Target target, const std::vector<SimNode>&
             }
             try {
                 if (target == Target::Ferry) {
-                    Spool spool(node.paths.spoolFile(), {});
+                    Spool spool(node.spool, {});
                     std::vector<Record> rs;
                     for (int i = 0; i < s.recordsPerPush; ++i)
                         rs.push_back({0, nowMs(), "load", std::string(150, static_cast<char>('a' + i))});
@@ -266,6 +293,12 @@ void clientProcess(const Settings& s, Target target, const std::vector<SimNode>&
                     pushd::PushCycleOptions o;
                     o.nodeName = node.name;
                     o.secret = node.secret;
+                    // As pushd does: the proof uses the key derived for this
+                    // master id (registryd keeps only that key once a node
+                    // registered). Unlike pushd it is not bound to the SSH
+                    // host key: two sshds with their own keys share this
+                    // collectord (a string compare's worth of work).
+                    o.masterId = masterIdOf(node.config.masters[0]);
                     o.ioTimeout = std::chrono::seconds(30);
                     const auto r = pushd::runPushCycle(link->stream(), spool, o);
                     line = "ok " + std::to_string((monoSeconds() - job.first) * 1e3) + " " +
@@ -283,6 +316,8 @@ void clientProcess(const Settings& s, Target target, const std::vector<SimNode>&
                 }
             } catch (const std::exception& e) {
                 line = "err " + errorKind(e) + "\n";
+                if (std::getenv("FERRY_BENCH_DEBUG") != nullptr)
+                    std::fprintf(stderr, "%s: %s\n", node.name.c_str(), e.what());
             }
             --inFlight;
             std::lock_guard lock(outMutex);
@@ -347,7 +382,8 @@ StepResult runStep(const Settings& s, Target target, const std::vector<SimNode>&
 {
     StepResult r;
     r.offered = rate;
-    const double cpu0 = processCpuSeconds(sshdPid, true) + (collectorPid > 0 ? processCpuSeconds(collectorPid, false) : 0);
+    const double sshd0 = processCpuSeconds(sshdPid, true);
+    const double collector0 = collectorPid > 0 ? processCpuSeconds(collectorPid, false) : 0;
     const double startAt = monoSeconds() + 0.2;
     std::vector<std::pair<pid_t, int>> children;
     for (int p = 0; p < s.procs; ++p) {
@@ -392,7 +428,10 @@ StepResult runStep(const Settings& s, Target target, const std::vector<SimNode>&
             text.append(buf, static_cast<std::size_t>(n));
         ::close(fd);
         int status = 0;
-        ::waitpid(pid, &status, 0);
+        rusage usage{};
+        ::wait4(pid, &status, 0, &usage);
+        r.clientCpuSeconds += static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                              static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
         std::istringstream in(text);
         for (std::string word; in >> word;) {
             if (word == "ok") {
@@ -418,7 +457,8 @@ StepResult runStep(const Settings& s, Target target, const std::vector<SimNode>&
     const double elapsed = monoSeconds() - startAt;
     // Let sshd reap what just closed before reading its children's time.
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    r.masterCpuSeconds = processCpuSeconds(sshdPid, true) + (collectorPid > 0 ? processCpuSeconds(collectorPid, false) : 0) - cpu0;
+    r.collectorCpuSeconds = collectorPid > 0 ? processCpuSeconds(collectorPid, false) - collector0 : 0;
+    r.masterCpuSeconds = processCpuSeconds(sshdPid, true) - sshd0 + r.collectorCpuSeconds;
     (void)elapsed;
     r.achieved = static_cast<double>(r.ok) / s.stepSeconds;
     r.p50 = percentile(r.latencyMs, 0.50);
@@ -443,24 +483,81 @@ bool passes(const StepResult& r)
     return r.errors.empty() && r.p99 <= 1000.0;
 }
 
-// Ramps the offered rate; returns the last step that passed (offered 0 if none).
-StepResult ramp(const Settings& s, Target target, const std::vector<SimNode>& nodes, pid_t sshdPid, pid_t collectorPid,
-                const char* label)
+// One of the ramps that run together.
+struct Ramp {
+    const char* label;
+    Target target;
+    const std::vector<SimNode>* nodes;
+    pid_t sshdPid;
+    pid_t collectorPid;
+    StepResult best;     // the last step that passed (offered 0 if none)
+    double failedAt = 0; // the first ×1.5 step that failed
+    bool stopped = false;
+};
+
+// Ramps the offered rate ×1.5 per step, then, between the last step that
+// passed and the first that failed, ×1.15 per step: a sustained rate (and
+// so a ratio) is known to about 15 %, not to the ramp's 50 %. The ramps
+// take their steps in turn, each rate for every ramp before the next rate:
+// on a shared machine, load that comes and goes falls on all of them alike,
+// not on whichever ramp happened to run then.
+void rampTogether(const Settings& s, std::vector<Ramp>& ramps)
 {
-    StepResult best;
-    for (double rate = s.startRate; rate <= s.maxRate; rate *= 1.5) {
-        const StepResult r = runStep(s, target, nodes, rate, sshdPid, collectorPid);
+    auto step = [&](Ramp& ramp, double rate) {
+        const StepResult r = runStep(s, ramp.target, *ramp.nodes, rate, ramp.sshdPid, ramp.collectorPid);
+        // Per completed push: sshd's processes (with the key helper and the
+        // relay, which it reaps) and collectord.
+        const double perPushMs = r.ok > 0 ? 1e3 / static_cast<double>(r.ok) : 0;
         std::printf("  %-10s offered %7.1f/s  done %7.1f/s  p50 %7.1f ms  p99 %7.1f ms  peak concurrent %4" PRIu64
-                    "  master cpu %5.2f s (%4.0f%% of a core)  master PSS %6.1f MiB  errors: %s\n",
-                    label, r.offered, r.achieved, r.p50, r.p99, r.peakConcurrent, r.masterCpuSeconds,
-                    100.0 * r.masterCpuSeconds / s.stepSeconds, static_cast<double>(r.masterPeakPssKiB) / 1024.0,
+                    "  master cpu %5.2f s (%4.0f%% of a core; per push sshd %5.1f ms, collectord %5.1f ms; the clients "
+                    "%5.1f ms)  master PSS %6.1f MiB  errors: %s\n",
+                    ramp.label, r.offered, r.achieved, r.p50, r.p99, r.peakConcurrent, r.masterCpuSeconds,
+                    100.0 * r.masterCpuSeconds / s.stepSeconds,
+                    (r.masterCpuSeconds - r.collectorCpuSeconds) * perPushMs, r.collectorCpuSeconds * perPushMs,
+                    r.clientCpuSeconds * perPushMs, static_cast<double>(r.masterPeakPssKiB) / 1024.0,
                     errorsText(r).c_str());
         std::fflush(stdout);
-        if (!passes(r))
+        return r;
+    };
+    for (double rate = s.startRate; rate <= s.maxRate; rate *= 1.5) {
+        bool any = false;
+        for (auto& ramp : ramps) {
+            if (ramp.stopped)
+                continue;
+            any = true;
+            const StepResult r = step(ramp, rate);
+            if (passes(r)) {
+                ramp.best = r;
+            } else {
+                ramp.failedAt = rate;
+                ramp.stopped = true;
+            }
+        }
+        if (!any)
             break;
-        best = r;
     }
-    return best;
+    for (auto& ramp : ramps)
+        ramp.stopped = ramp.best.offered <= 0 || ramp.failedAt <= 0;
+    for (;;) {
+        bool any = false;
+        for (auto& ramp : ramps) {
+            if (ramp.stopped)
+                continue;
+            const double rate = ramp.best.offered * 1.15;
+            if (rate >= ramp.failedAt * 0.99) {
+                ramp.stopped = true;
+                continue;
+            }
+            any = true;
+            const StepResult r = step(ramp, rate);
+            if (passes(r))
+                ramp.best = r;
+            else
+                ramp.stopped = true;
+        }
+        if (!any)
+            break;
+    }
 }
 
 Settings parseArgs(int argc, char* argv[])
@@ -485,7 +582,15 @@ Settings parseArgs(int argc, char* argv[])
             s.startRate = std::max(1.0, std::stod(value("--start-rate")));
         else if (a == "--max-rate")
             s.maxRate = std::stod(value("--max-rate"));
-        else
+        else if (a == "--ca-type")
+            s.caType = value("--ca-type");
+        else if (a == "--auth") {
+            const std::string v = value("--auth");
+            if (v != "helper" && v != "cert" && v != "both")
+                throw Error("--auth takes helper, cert or both, not '" + v + "'");
+            s.helperAuth = v != "cert";
+            s.certAuth = v != "helper";
+        } else
             throw Error("unknown argument '" + a + "' (see the comment at the top of MasterLoadBench.cpp)");
     }
     return s;
@@ -553,6 +658,7 @@ std::vector<SimNode> makeNodes(const Settings& s, const TempDir& dir, const std:
         n.paths.stateDir = n.dir;
         n.paths.configDir = n.dir;
         ensureKeyPair(n.paths.privateKeyFile());
+        n.spool = n.paths.spoolFile();
         n.secret = generateSecret();
         // What registryd stores once a node proved its secret.
         registry.addNode(n.name, n.secret);
@@ -566,6 +672,56 @@ std::vector<SimNode> makeNodes(const Settings& s, const TempDir& dir, const std:
     // The helper's view, written once (registryd writes it per change).
     writeAuthorizedKeysView(registry.connection(), authorizedKeysViewPath(dbPath));
     return nodes;
+}
+
+// The certificate path: each node registers once with registryd's Manager on
+// a master with a CA (the signed request keyregd sends to TCP 50010, with
+// the key derived for this master id), and the certificate in the answer
+// goes next to a copy of the node's key, where keyregd keeps it. Returns the
+// nodes as they log in to the CA-trusting sshd on sshPort.
+std::vector<SimNode> certifyNodes(const std::vector<SimNode>& nodes, const std::string& dbPath,
+                                  const std::string& caKey, const std::string& krl, const std::string& hostKey,
+                                  int sshPort)
+{
+    RegistryStore registry(dbPath);
+    registryd::ManagerOptions options;
+    options.hostKeys = {hostKey};
+    options.acceptUnknown = false;
+    options.caKeyFile = caKey;
+    options.krlFile = krl;
+    registryd::Manager manager(registry, options, [] { return nowMs(); });
+    manager.prepare();
+    std::vector<SimNode> out;
+    for (const auto& n : nodes) {
+        SimNode c = n;
+        c.dir = n.dir + "-cert";
+        fs::create_directories(c.dir);
+        c.paths.stateDir = c.dir;
+        c.paths.configDir = c.dir;
+        fs::copy_file(n.paths.privateKeyFile(), c.paths.privateKeyFile());
+        writeFile(c.paths.knownHostsFile(), readFile(n.paths.knownHostsFile()), 0600);
+        c.config.masters[0].sshPort = static_cast<std::uint16_t>(sshPort);
+        RegistrationRequest request;
+        request.node = n.name;
+        request.publicKey = normalizeKeyLine(publicKeyLine(n.paths.privateKeyFile()));
+        request.mode = "push";
+        request.timeMs = nowMs();
+        request.nonce = randomBytes(kNonceSize);
+        request.masterId = masterIdOf(c.config.masters[0]);
+        const std::string key = deriveMasterKey(n.secret, request.masterId);
+        const Frame answer =
+            manager.handle({MessageType::Request, encodeRegistrationRequest(request, key)}, "127.0.0.1:40000");
+        if (answer.type != MessageType::Response)
+            throw Error("registryd refused the registration of " + n.name + ": " +
+                        decodeError(answer.payload, "").message);
+        const auto response = decodeRegistrationResponse(answer.payload, "registryd");
+        if (response.response.state != RegistrationState::Accepted || response.response.certificate.empty() ||
+            !verifyRegistrationResponse(response, key))
+            throw Error("registryd issued no certificate for " + n.name);
+        writeFile(c.paths.privateKeyFile() + "-cert.pub", response.response.certificate + "\n", 0644);
+        out.push_back(std::move(c));
+    }
+    return out;
 }
 
 std::uint64_t fileSize(const std::string& path)
@@ -625,6 +781,35 @@ int benchMain(const Settings& s)
                   ferrySshd.knownHostsLine() + "\n" + aloneSshd.knownHostsLine() + "\n" + stockSshd.knownHostsLine() + "\n",
                   0600);
     }
+    // The certificate path: an sshd that trusts the registry's CA and reads
+    // its KRL, with no AuthorizedKeysCommand (services/registryd/README.md),
+    // relaying to the same collectord.
+    std::optional<TestSshd> certSshd;
+    std::vector<SimNode> certNodes;
+    double certifySeconds = 0;
+    double registryBytesWithCerts = 0;
+    if (s.certAuth) {
+        const std::string ca = dir / "ca";
+        const std::string krl = master + "/revoked_keys.krl";
+        run({"ssh-keygen", "-q", "-t", s.caType, "-N", "", "-C", "ferry-ca", "-f", ca});
+        // An empty KRL until the registry writes it (sshd refuses every key
+        // while RevokedKeys is missing).
+        SshdOptions certOptions;
+        certOptions.globalLines = {"TrustedUserCAKeys " + ca + ".pub", "RevokedKeys " + krl};
+        certOptions.tail = shippedMasterDropIn(true, {}, dir / "collector.sock");
+        const std::string keysFileLine = "\tAuthorizedKeysFile @DIR@/authorized_keys.%u\n";
+        certOptions.tail.replace(certOptions.tail.find(keysFileLine), keysFileLine.size(),
+                                 "\tAuthorizedKeysFile none\n");
+        const double c0 = monoSeconds();
+        writeFile(krl, "", 0644);
+        certSshd.emplace(certOptions);
+        certNodes = certifyNodes(nodes, dbPath, ca, krl, certSshd->hostKeyLine(), certSshd->port());
+        for (auto& n : certNodes)
+            writeFile(n.paths.knownHostsFile(), certSshd->knownHostsLine() + "\n", 0600);
+        run({"chown", "-R", "ferry:ferry", master, master + "-keys"});
+        certifySeconds = monoSeconds() - c0;
+        registryBytesWithCerts = static_cast<double>(fileSize(dbPath) + fileSize(dbPath + "-wal"));
+    }
     const int burstSize = std::min(50, s.nodes);
     const auto stockBurst = burst(nodes, stockSshd.port(), burstSize);
     const auto shippedBurst = burst(nodes, aloneSshd.port(), burstSize);
@@ -637,35 +822,63 @@ int benchMain(const Settings& s)
         throw Error("collectord did not start: " + readFile(dir / "collectord.log"));
     const std::uint64_t collectorIdleKiB = pssKiB(collector.pid());
 
-    std::printf("master-load: %d nodes registered (key pair, secret, registry rows) in %.1f s; %d client processes x "
-                "%d threads; %.0f s per step, rate x1.5 per step until p99 > 1 s, or an error\n",
-                s.nodes, registerSeconds, s.procs, s.threads, s.stepSeconds);
-    std::printf("ferry: shipped sshd drop-in (AuthorizedKeysCommand helper) + collectord; a push = connect, key auth, "
-                "the relay to collectord, HMAC handshake, %d records (~150 B each), ack, close\n",
-                s.recordsPerPush);
-    std::vector<SimNode> ferryNodes = nodes;
-    const StepResult ferry = ramp(s, Target::Ferry, ferryNodes, ferrySshd.pid(), collector.pid(), "ferry");
-    const std::uint64_t collectorAfterKiB = pssKiB(collector.pid());
-
-    std::printf("sshd alone: same sshd, keys in authorized_keys, a handshake = connect, key auth, the relay to a "
-                "sink that accepts and closes, close\n");
+    std::printf(
+        "master-load: %d nodes registered (key pair, secret, registry rows) in %.1f s; %d client processes x "
+        "%d threads; %.0f s per step, rate x1.5 per step until p99 > 1 s, or an error, then x1.15 from the last "
+        "step that passed\n",
+        s.nodes, registerSeconds, s.procs, s.threads, s.stepSeconds);
     std::vector<SimNode> aloneNodes = nodes;
     for (auto& n : aloneNodes)
         n.config.masters[0].sshPort = static_cast<std::uint16_t>(aloneSshd.port());
-    const StepResult alone = ramp(s, Target::SshdAlone, aloneNodes, aloneSshd.pid(), 0, "sshd-alone");
+    std::vector<Ramp> ramps;
+    if (s.helperAuth) {
+        std::printf("ferry: shipped sshd drop-in (AuthorizedKeysCommand helper) + collectord; a push = connect, key "
+                    "auth, the relay to collectord, HMAC handshake, %d records (~150 B each), ack, close\n",
+                    s.recordsPerPush);
+        ramps.push_back({"ferry", Target::Ferry, &nodes, ferrySshd.pid(), collector.pid(), {}});
+    }
+    if (s.certAuth) {
+        std::printf("ferry-cert: sshd trusts the registry's CA (%s; TrustedUserCAKeys, RevokedKeys), no "
+                    "AuthorizedKeysCommand; %d certificates issued by registryd's Manager in %.1f s; the same push\n",
+                    s.caType.c_str(), s.nodes, certifySeconds);
+        ramps.push_back({"ferry-cert", Target::Ferry, &certNodes, certSshd->pid(), collector.pid(), {}});
+    }
+    std::printf("sshd-alone: same sshd, keys in authorized_keys, a handshake = connect, key auth, the relay to a "
+                "sink that accepts and closes, close\n");
+    ramps.push_back({"sshd-alone", Target::SshdAlone, &aloneNodes, aloneSshd.pid(), 0, {}});
+    std::printf("the ramps take their steps in turn, each rate for every ramp before the next rate\n");
+    rampTogether(s, ramps);
+    const std::uint64_t collectorAfterKiB = pssKiB(collector.pid());
     ::kill(sink, SIGKILL);
     ::waitpid(sink, nullptr, 0);
+    StepResult ferry = s.helperAuth ? ramps.front().best : StepResult{};
+    const StepResult cert = s.certAuth ? ramps[s.helperAuth ? 1 : 0].best : StepResult{};
+    const StepResult alone = ramps.back().best;
 
     std::printf("summary (%d nodes):\n", s.nodes);
-    std::printf("  ferry sustained      %7.1f pushes/s  %8.1f records/s  p50 %6.1f ms  p99 %6.1f ms  master cpu %4.0f%% "
-                "of a core  master PSS peak %6.1f MiB\n",
-                ferry.achieved, ferry.achieved * s.recordsPerPush, ferry.p50, ferry.p99,
-                100.0 * ferry.masterCpuSeconds / s.stepSeconds, static_cast<double>(ferry.masterPeakPssKiB) / 1024.0);
+    auto ferryRow = [&](const char* label, const StepResult& r) {
+        std::printf("  %-20s %7.1f pushes/s  %8.1f records/s  p50 %6.1f ms  p99 %6.1f ms  master cpu %4.0f%% "
+                    "of a core  master PSS peak %6.1f MiB\n",
+                    label, r.achieved, r.achieved * s.recordsPerPush, r.p50, r.p99,
+                    100.0 * r.masterCpuSeconds / s.stepSeconds, static_cast<double>(r.masterPeakPssKiB) / 1024.0);
+    };
+    if (s.helperAuth)
+        ferryRow("ferry sustained", ferry);
+    if (s.certAuth)
+        ferryRow("ferry-cert sustained", cert);
     std::printf("  sshd alone sustained %7.1f handshakes/s               p50 %6.1f ms  p99 %6.1f ms  master cpu %4.0f%% "
                 "of a core\n",
                 alone.achieved, alone.p50, alone.p99, 100.0 * alone.masterCpuSeconds / s.stepSeconds);
-    const double ratio = alone.achieved > 0 ? ferry.achieved / alone.achieved : 0;
-    std::printf("  ratio ferry/sshd-alone %6.3f   (target >= 0.9)\n", ratio);
+    if (s.helperAuth)
+        std::printf("  ratio ferry/sshd-alone %6.3f   (target >= 0.9; key helper, AuthorizedKeysCommand)\n",
+                    alone.achieved > 0 ? ferry.achieved / alone.achieved : 0);
+    if (s.certAuth)
+        std::printf("  ratio ferry-cert/sshd-alone %6.3f   (target >= 0.9; certificates, TrustedUserCAKeys, %s CA)\n",
+                    alone.achieved > 0 ? cert.achieved / alone.achieved : 0, s.caType.c_str());
+    // The figures below are the key helper's, or the certificates' when
+    // only they ran.
+    if (!s.helperAuth)
+        ferry = cert;
     std::printf("  burst of %d simultaneous handshakes: %s failed with Debian's MaxStartups 10:30:100, %s with the "
                 "shipped 100:30:300\n",
                 burstSize, kindsText(stockBurst).c_str(), kindsText(shippedBurst).c_str());
@@ -679,6 +892,9 @@ int benchMain(const Settings& s)
                 "bounded page cache)   (target <= 4 KiB); collectord PSS %.1f MiB idle, %.1f MiB after the ramp\n",
                 registryBytes / 1024.0 / s.nodes, static_cast<double>(collectorIdleKiB) / 1024.0,
                 static_cast<double>(collectorAfterKiB) / 1024.0);
+    if (s.certAuth)
+        std::printf("  memory per registered node with its certificate: %.2f KiB of registry rows (target <= 4 KiB)\n",
+                    registryBytesWithCerts / 1024.0 / s.nodes);
     if (ferry.peakConcurrent > 0)
         std::printf("  memory per concurrent push: %.0f KiB (master PSS peak %.1f MiB over %" PRIu64
                     " pushes in flight at the sustained step)\n",

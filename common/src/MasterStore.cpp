@@ -184,6 +184,11 @@ int MasterStore::afterWalCommit(void* self, sqlite3* db, const char* name, int p
 
 MasterStore::~MasterStore()
 {
+    checkpointIfDue();
+}
+
+void MasterStore::checkpointIfDue()
+{
     if (m_walPages < kCheckpointAtClosePages)
         return;
     // PASSIVE: waits for no reader or writer. Whatever it cannot copy now
@@ -191,6 +196,8 @@ MasterStore::~MasterStore()
     const int rc = sqlite3_wal_checkpoint_v2(m_db.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     if (rc != SQLITE_OK)
         spdlog::debug("Left the checkpoint of {} to the next writer: {}", m_db.path(), sqlite3_errstr(rc));
+    else
+        m_walPages = 0;
 }
 
 void MasterStore::addNode(const std::string& name, const std::string& secret)
@@ -394,10 +401,17 @@ void MasterStore::addCounters(const std::vector<CounterDelta>& deltas)
     if (deltas.empty())
         return;
     // Inside the caller's transaction when there is one (storeBatch,
-    // admitEpoch), else in one of its own.
+    // admitEpoch), else in one of its own, committed without a sync: a
+    // counter is a metric, no Ack waits for it, and the next synced commit
+    // (the next batch) makes it durable. A power cut may lose the last
+    // increments, never a record. (collectord's sessions counter took a
+    // second fsync per push before.)
+    std::optional<UnsyncedCommits> unsynced;
     std::optional<Transaction> own;
-    if (sqlite3_get_autocommit(m_db.handle()) != 0)
+    if (sqlite3_get_autocommit(m_db.handle()) != 0) {
+        unsynced.emplace(m_db);
         own.emplace(m_db);
+    }
     MasterQueries(m_sql).addCounters(deltas);
     if (own)
         own->commit();

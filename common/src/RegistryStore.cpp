@@ -110,11 +110,26 @@ RegistryStore::RegistryStore(const std::string& databasePath)
 {}
 
 RegistryStore::RegistryStore(std::unique_ptr<SqlConnection> connection)
-    : m_connection(std::move(connection)), m_db(*m_connection)
+    : m_connection(std::move(connection)), m_db(m_connection.get())
 {
     // Every table and column registration uses was created or migrated
     // when the connection was opened (MasterSchema.h version 3 for master.db,
     // PgStore's schema version 2 for PostgreSQL).
+}
+
+RegistryStore::RegistryStore(std::function<std::unique_ptr<SqlConnection>()> connect)
+    : m_connect(std::move(connect)), m_connection(m_connect()), m_db(m_connection.get())
+{}
+
+void RegistryStore::reopen()
+{
+    if (!m_connect)
+        throw Error("Failed to reopen the registry: it was given one connection and no way to open another");
+    // The old one goes first: a pool of one must have it back to lend again.
+    m_connection.reset();
+    m_db = nullptr;
+    m_connection = m_connect();
+    m_db = m_connection.get();
 }
 
 std::string knownHostsText(const std::string& host, std::uint16_t port, const std::vector<std::string>& keys)
@@ -156,19 +171,19 @@ std::vector<std::string> RegistryStore::pinnedHostKeys(const std::string& databa
 
 std::vector<std::string> RegistryStore::hostKeys(const std::string& name)
 {
-    return queryHostKeys(m_db, name);
+    return queryHostKeys(*m_db, name);
 }
 
 void RegistryStore::pinHostKeys(const std::string& name, const std::vector<std::string>& keys)
 {
-    SqlStatement del(m_db, "DELETE FROM node_host_keys WHERE node = ?1");
+    SqlStatement del(*m_db, "DELETE FROM node_host_keys WHERE node = ?1");
     del.bind(1, name).run();
     for (std::size_t i = 0; i < keys.size(); ++i) {
-        SqlStatement ins(m_db,
+        SqlStatement ins(*m_db,
                          "INSERT INTO node_host_keys (node, key, position) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING");
         ins.bind(1, name).bind(2, keys[i]).bind(3, static_cast<std::int64_t>(i)).run();
     }
-    SqlStatement clear(m_db, "DELETE FROM node_host_key_changes WHERE node = ?1");
+    SqlStatement clear(*m_db, "DELETE FROM node_host_key_changes WHERE node = ?1");
     clear.bind(1, name).run();
 }
 
@@ -186,24 +201,24 @@ HostKeyCheck RegistryStore::checkHostKeys(const std::string& name, const std::ve
         return check;
     }
     if (sorted(check.pinned) == sorted(keys)) {
-        SqlStatement clear(m_db, "DELETE FROM node_host_key_changes WHERE node = ?1");
+        SqlStatement clear(*m_db, "DELETE FROM node_host_key_changes WHERE node = ?1");
         clear.bind(1, name).run();
         check.outcome = HostKeyCheck::Outcome::Unchanged;
         return check;
     }
     check.outcome = HostKeyCheck::Outcome::Changed;
-    SqlStatement s(m_db, "INSERT INTO node_host_key_changes (node, keys, seen_ms) VALUES (?1, ?2, ?3)"
-                         " ON CONFLICT(node) DO UPDATE SET keys = excluded.keys, seen_ms = excluded.seen_ms");
+    SqlStatement s(*m_db, "INSERT INTO node_host_key_changes (node, keys, seen_ms) VALUES (?1, ?2, ?3)"
+                          " ON CONFLICT(node) DO UPDATE SET keys = excluded.keys, seen_ms = excluded.seen_ms");
     s.bind(1, name).bind(2, joinLines(keys)).bind(3, nowMs).run();
     return check;
 }
 
 void RegistryStore::acceptHostKeys(const std::string& name)
 {
-    SqlTransaction tx(m_db);
+    SqlTransaction tx(*m_db);
     if (!node(name))
         throw NoSuchNode("Failed to accept the new host keys of node " + name + ": no such node");
-    SqlStatement q(m_db, "SELECT keys FROM node_host_key_changes WHERE node = ?1");
+    SqlStatement q(*m_db, "SELECT keys FROM node_host_key_changes WHERE node = ?1");
     q.bind(1, name);
     if (!q.step())
         throw NoHostKeyChange("Failed to accept the new host keys of node " + name +
@@ -218,7 +233,7 @@ void RegistryStore::acceptHostKeys(const std::string& name)
 
 std::optional<RegistryStore::Certificate> RegistryStore::certificate(const std::string& name)
 {
-    SqlStatement s(m_db, "SELECT serial, public_key, certificate, valid_to_ms FROM node_certificates WHERE node = ?1");
+    SqlStatement s(*m_db, "SELECT serial, public_key, certificate, valid_to_ms FROM node_certificates WHERE node = ?1");
     s.bind(1, name);
     if (!s.step())
         return std::nullopt;
@@ -227,30 +242,30 @@ std::optional<RegistryStore::Certificate> RegistryStore::certificate(const std::
 
 std::uint64_t RegistryStore::nextCertificateSerial()
 {
-    SqlStatement s(m_db, "SELECT COALESCE(MAX(serial), 0) + 1 FROM (SELECT serial FROM node_certificates"
-                         " UNION ALL SELECT serial FROM revoked_certificates) s");
+    SqlStatement s(*m_db, "SELECT COALESCE(MAX(serial), 0) + 1 FROM (SELECT serial FROM node_certificates"
+                          " UNION ALL SELECT serial FROM revoked_certificates) s");
     s.step();
     return static_cast<std::uint64_t>(s.int64(0));
 }
 
 bool RegistryStore::storeCertificate(const std::string& name, const Certificate& certificate, std::int64_t nowMs)
 {
-    SqlTransaction tx(m_db);
+    SqlTransaction tx(*m_db);
     // Masters sharing a database pick serials one at a time from here on.
-    m_db.lockUntilCommit("ferry-certificate-serial");
+    m_db->lockUntilCommit("ferry-certificate-serial");
     {
-        SqlStatement taken(m_db, "SELECT 1 FROM node_certificates WHERE serial = ?1 AND node <> ?2"
-                                 " UNION ALL SELECT 1 FROM revoked_certificates WHERE serial = ?1");
+        SqlStatement taken(*m_db, "SELECT 1 FROM node_certificates WHERE serial = ?1 AND node <> ?2"
+                                  " UNION ALL SELECT 1 FROM revoked_certificates WHERE serial = ?1");
         taken.bind(1, static_cast<std::int64_t>(certificate.serial)).bind(2, name);
         if (taken.step())
             return false;
     }
     if (const auto old = this->certificate(name); old && old->publicKey != certificate.publicKey)
         revokeCertificate(name, nowMs);
-    SqlStatement s(m_db, "INSERT INTO node_certificates (node, serial, public_key, certificate, valid_to_ms)"
-                         " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(node) DO UPDATE SET serial = excluded.serial,"
-                         " public_key = excluded.public_key, certificate = excluded.certificate,"
-                         " valid_to_ms = excluded.valid_to_ms");
+    SqlStatement s(*m_db, "INSERT INTO node_certificates (node, serial, public_key, certificate, valid_to_ms)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(node) DO UPDATE SET serial = excluded.serial,"
+                          " public_key = excluded.public_key, certificate = excluded.certificate,"
+                          " valid_to_ms = excluded.valid_to_ms");
     s.bind(1, name).bind(2, static_cast<std::int64_t>(certificate.serial)).bind(3, certificate.publicKey);
     s.bind(4, certificate.line).bind(5, certificate.validToMs).run();
     tx.commit();
@@ -263,16 +278,17 @@ bool RegistryStore::revokeCertificate(const std::string& name, std::int64_t nowM
     if (!current)
         return false;
     SqlStatement r(
-        m_db, "INSERT INTO revoked_certificates (serial, node, revoked_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING");
+        *m_db,
+        "INSERT INTO revoked_certificates (serial, node, revoked_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING");
     r.bind(1, static_cast<std::int64_t>(current->serial)).bind(2, name).bind(3, nowMs).run();
-    SqlStatement d(m_db, "DELETE FROM node_certificates WHERE node = ?1");
+    SqlStatement d(*m_db, "DELETE FROM node_certificates WHERE node = ?1");
     d.bind(1, name).run();
     return true;
 }
 
 std::vector<std::pair<std::uint64_t, std::string>> RegistryStore::revokedCertificates()
 {
-    SqlStatement s(m_db, "SELECT serial, node FROM revoked_certificates ORDER BY serial");
+    SqlStatement s(*m_db, "SELECT serial, node FROM revoked_certificates ORDER BY serial");
     std::vector<std::pair<std::uint64_t, std::string>> out;
     while (s.step())
         out.emplace_back(static_cast<std::uint64_t>(s.int64(0)), s.text(1));
@@ -281,7 +297,7 @@ std::vector<std::pair<std::uint64_t, std::string>> RegistryStore::revokedCertifi
 
 std::vector<std::uint64_t> RegistryStore::revokedSerials(std::int64_t revokedSinceMs)
 {
-    SqlStatement s(m_db, "SELECT serial FROM revoked_certificates WHERE revoked_ms >= ?1 ORDER BY serial");
+    SqlStatement s(*m_db, "SELECT serial FROM revoked_certificates WHERE revoked_ms >= ?1 ORDER BY serial");
     s.bind(1, revokedSinceMs);
     std::vector<std::uint64_t> out;
     while (s.step())
@@ -291,7 +307,7 @@ std::vector<std::uint64_t> RegistryStore::revokedSerials(std::int64_t revokedSin
 
 std::uint64_t RegistryStore::revocationCount()
 {
-    SqlStatement s(m_db, "SELECT COUNT(*) FROM revoked_certificates");
+    SqlStatement s(*m_db, "SELECT COUNT(*) FROM revoked_certificates");
     s.step();
     return static_cast<std::uint64_t>(s.int64(0));
 }
@@ -299,14 +315,14 @@ std::uint64_t RegistryStore::revocationCount()
 void RegistryStore::setPolicy(const std::string& name, std::optional<std::uint32_t> minPushPeriodS,
                               std::optional<std::uint32_t> minPullIntervalS)
 {
-    SqlTransaction tx(m_db);
+    SqlTransaction tx(*m_db);
     if (!node(name))
         throw NoSuchNode("Failed to set the period floor of node " + name + ": no such node");
     if (!minPushPeriodS && !minPullIntervalS) {
-        SqlStatement d(m_db, "DELETE FROM node_policy WHERE node = ?1");
+        SqlStatement d(*m_db, "DELETE FROM node_policy WHERE node = ?1");
         d.bind(1, name).run();
     } else {
-        SqlStatement s(m_db,
+        SqlStatement s(*m_db,
                        "INSERT INTO node_policy (node, min_push_period_s, min_pull_interval_s) VALUES (?1, ?2, ?3)"
                        " ON CONFLICT(node) DO UPDATE SET min_push_period_s = excluded.min_push_period_s,"
                        " min_pull_interval_s = excluded.min_pull_interval_s");
@@ -326,7 +342,7 @@ void RegistryStore::setPolicy(const std::string& name, std::optional<std::uint32
 
 std::optional<RegistryNode> RegistryStore::node(const std::string& name)
 {
-    SqlStatement s(m_db, std::string(kColumns) + " WHERE name = ?1");
+    SqlStatement s(*m_db, std::string(kColumns) + " WHERE name = ?1");
     s.bind(1, name);
     if (!s.step())
         return std::nullopt;
@@ -337,7 +353,7 @@ std::optional<RegistryNode> RegistryStore::node(const std::string& name)
 
 std::vector<RegistryNode> RegistryStore::nodes()
 {
-    SqlStatement s(m_db, std::string(kColumns) + " ORDER BY name");
+    SqlStatement s(*m_db, std::string(kColumns) + " ORDER BY name");
     std::vector<RegistryNode> out;
     while (s.step())
         out.push_back(rowToNode(s));
@@ -348,7 +364,7 @@ std::vector<RegistryNode> RegistryStore::nodes()
 
 std::optional<std::string> RegistryStore::secret(const std::string& name)
 {
-    SqlStatement s(m_db, "SELECT secret FROM node_keys WHERE node = ?1");
+    SqlStatement s(*m_db, "SELECT secret FROM node_keys WHERE node = ?1");
     s.bind(1, name);
     if (!s.step() || s.text(0).empty())
         return std::nullopt;
@@ -358,9 +374,9 @@ std::optional<std::string> RegistryStore::secret(const std::string& name)
 bool RegistryStore::rememberNonce(const std::string& name, const std::string& nonce, std::int64_t nowMs,
                              std::int64_t keepMs)
 {
-    SqlStatement prune(m_db, "DELETE FROM registry_nonces WHERE time_ms < ?1");
+    SqlStatement prune(*m_db, "DELETE FROM registry_nonces WHERE time_ms < ?1");
     prune.bind(1, nowMs - keepMs).run();
-    SqlStatement ins(m_db,
+    SqlStatement ins(*m_db,
                      "INSERT INTO registry_nonces (node, nonce, time_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING");
     return ins.bind(1, name).bindBlob(2, nonce).bind(3, nowMs).run() > 0;
 }
@@ -371,10 +387,10 @@ void RegistryStore::recordKey(const std::string& name, const std::string& public
     const auto before = node(name);
     // The address a node registers from is where the master pulls it: it is
     // refreshed at every registration, as node addresses change.
-    SqlStatement s(m_db, "UPDATE nodes SET public_key = ?2, last_seen = ?3,"
-                         " first_seen = CASE WHEN first_seen = 0 THEN ?3 ELSE first_seen END,"
-                         " ssh_host = ?4, ssh_port = ?5, mode = ?6,"
-                         " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
+    SqlStatement s(*m_db, "UPDATE nodes SET public_key = ?2, last_seen = ?3,"
+                          " first_seen = CASE WHEN first_seen = 0 THEN ?3 ELSE first_seen END,"
+                          " ssh_host = ?4, ssh_port = ?5, mode = ?6,"
+                          " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
     s.bind(1, name).bind(2, publicKey).bind(3, nowMs).bind(4, peerHost).bind(5, static_cast<std::int64_t>(sshPort));
     s.bind(6, mode).run();
     if (before && before->publicKey != publicKey) {
@@ -389,7 +405,7 @@ void RegistryStore::recordKey(const std::string& name, const std::string& public
 
 void RegistryStore::touch(const std::string& name, std::int64_t nowMs)
 {
-    SqlStatement s(m_db, "UPDATE nodes SET last_seen = ?2 WHERE name = ?1");
+    SqlStatement s(*m_db, "UPDATE nodes SET last_seen = ?2 WHERE name = ?1");
     s.bind(1, name).bind(2, nowMs).run();
 }
 
@@ -402,10 +418,10 @@ bool RegistryStore::addPending(const std::string& name, const std::string& publi
     // squatter's key is dropped then and the node's next registration
     // brings the real one.
     SqlStatement s(
-        m_db, "INSERT INTO nodes (name, secret, state, public_key, mode, ssh_host, ssh_port, first_seen, last_seen,"
-              " pending_request, pending_mac, reason)"
-              " VALUES (?1, '', 'pending', ?2, ?7, ?3, ?8, ?4, ?4, ?5, ?6, 'waiting for the master operator')"
-              " ON CONFLICT (name) DO NOTHING");
+        *m_db, "INSERT INTO nodes (name, secret, state, public_key, mode, ssh_host, ssh_port, first_seen, last_seen,"
+               " pending_request, pending_mac, reason)"
+               " VALUES (?1, '', 'pending', ?2, ?7, ?3, ?8, ?4, ?4, ?5, ?6, 'waiting for the master operator')"
+               " ON CONFLICT (name) DO NOTHING");
     s.bind(1, name).bind(2, publicKey).bind(3, peerHost).bind(4, nowMs).bindBlob(5, signedRequest).bindBlob(6, mac);
     s.bind(7, mode).bind(8, static_cast<std::int64_t>(sshPort));
     return s.run() > 0;
@@ -413,8 +429,8 @@ bool RegistryStore::addPending(const std::string& name, const std::string& publi
 
 std::size_t RegistryStore::countUnsignedPending()
 {
-    SqlStatement s(m_db, "SELECT COUNT(*) FROM nodes WHERE state = 'pending'"
-                         " AND NOT EXISTS (SELECT 1 FROM node_keys k WHERE k.node = nodes.name AND k.secret <> '')");
+    SqlStatement s(*m_db, "SELECT COUNT(*) FROM nodes WHERE state = 'pending'"
+                          " AND NOT EXISTS (SELECT 1 FROM node_keys k WHERE k.node = nodes.name AND k.secret <> '')");
     s.step();
     return static_cast<std::size_t>(s.int64(0));
 }
@@ -447,9 +463,9 @@ void RegistryStore::applySecret(const std::string& name, const std::string& secr
     // A key that arrived while the master had no secret is trusted only if
     // the node's signed request verifies with the secret the operator gives
     // now; anyone could have sent it under this name.
-    SqlStatement q(m_db, "SELECT public_key, pending_request, pending_mac,"
-                         " COALESCE((SELECT k.secret FROM node_keys k WHERE k.node = nodes.name), '')"
-                         " FROM nodes WHERE name = ?1");
+    SqlStatement q(*m_db, "SELECT public_key, pending_request, pending_mac,"
+                          " COALESCE((SELECT k.secret FROM node_keys k WHERE k.node = nodes.name), '')"
+                          " FROM nodes WHERE name = ?1");
     q.bind(1, name);
     std::string key;
     std::string stored = secret;
@@ -493,17 +509,17 @@ void RegistryStore::applySecret(const std::string& name, const std::string& secr
     // master.db commits before node-keys.db, so a crash in between leaves
     // the old key cleared and the old secret, never the new secret with a
     // key from before it.
-    SqlStatement u(m_db, "UPDATE nodes SET public_key = CASE WHEN ?2 = 1 THEN public_key ELSE '' END,"
-                         " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
+    SqlStatement u(*m_db, "UPDATE nodes SET public_key = CASE WHEN ?2 = 1 THEN public_key ELSE '' END,"
+                          " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
     u.bind(1, name).bind(2, static_cast<std::int64_t>(keep ? 1 : 0)).run();
-    SqlStatement k(m_db, "INSERT INTO node_keys (node, secret) VALUES (?1, ?2)"
-                         " ON CONFLICT (node) DO UPDATE SET secret = excluded.secret");
+    SqlStatement k(*m_db, "INSERT INTO node_keys (node, secret) VALUES (?1, ?2)"
+                          " ON CONFLICT (node) DO UPDATE SET secret = excluded.secret");
     k.bind(1, name).bind(2, stored).run();
 }
 
 void RegistryStore::replaceLegacySecret(const std::string& name, const std::string& credential)
 {
-    SqlStatement u(m_db, "UPDATE node_keys SET secret = ?2 WHERE node = ?1");
+    SqlStatement u(*m_db, "UPDATE node_keys SET secret = ?2 WHERE node = ?1");
     u.bind(1, name).bind(2, credential).run();
 }
 
@@ -511,8 +527,8 @@ void RegistryStore::addCounters(const std::vector<CounterDelta>& deltas)
 {
     if (deltas.empty())
         return;
-    SqlTransaction tx(m_db);
-    MasterQueries(m_db).addCounters(deltas);
+    SqlTransaction tx(*m_db);
+    MasterQueries(*m_db).addCounters(deltas);
     tx.commit();
 }
 
@@ -525,9 +541,9 @@ void RegistryStore::addNode(const std::string& name, const std::string& secret)
     } catch (const Error& e) {
         throw Error("Failed to add node " + name + ": " + e.what());
     }
-    SqlTransaction tx(m_db);
-    SqlStatement ins(m_db, "INSERT INTO nodes (name, secret, state, first_seen) VALUES (?1, '', 'accepted', 0)"
-                           " ON CONFLICT (name) DO NOTHING");
+    SqlTransaction tx(*m_db);
+    SqlStatement ins(*m_db, "INSERT INTO nodes (name, secret, state, first_seen) VALUES (?1, '', 'accepted', 0)"
+                            " ON CONFLICT (name) DO NOTHING");
     ins.bind(1, name).run();
     applySecret(name, secret);
     setState(name, "accepted", "");
@@ -537,7 +553,7 @@ void RegistryStore::addNode(const std::string& name, const std::string& secret)
 
 void RegistryStore::accept(const std::string& name, const std::string& secret)
 {
-    SqlTransaction tx(m_db);
+    SqlTransaction tx(*m_db);
     const auto n = node(name);
     if (!n)
         throw NoSuchNode("Failed to accept node " + name + ": no such node");
@@ -553,7 +569,7 @@ void RegistryStore::accept(const std::string& name, const std::string& secret)
 
 void RegistryStore::decline(const std::string& name, const std::string& reason)
 {
-    SqlTransaction tx(m_db);
+    SqlTransaction tx(*m_db);
     if (!node(name))
         throw NoSuchNode("Failed to decline node " + name + ": no such node");
     setState(name, "declined", reason.empty() ? "declined by the master operator" : reason);
@@ -563,7 +579,7 @@ void RegistryStore::decline(const std::string& name, const std::string& reason)
 
 void RegistryStore::revoke(const std::string& name, const std::string& reason)
 {
-    SqlTransaction tx(m_db);
+    SqlTransaction tx(*m_db);
     if (!node(name))
         throw NoSuchNode("Failed to revoke node " + name + ": no such node");
     setState(name, "revoked", reason.empty() ? "revoked by the master operator" : reason);
@@ -578,7 +594,7 @@ void RegistryStore::keepAuthorizedKeysView(std::string path)
 
 std::size_t RegistryStore::writeAuthorizedKeysView()
 {
-    return m_viewPath.empty() ? 0 : ferry::writeAuthorizedKeysView(m_db, m_viewPath);
+    return m_viewPath.empty() ? 0 : ferry::writeAuthorizedKeysView(*m_db, m_viewPath);
 }
 
 void RegistryStore::viewChanged()
@@ -591,7 +607,7 @@ void RegistryStore::viewChanged()
 
 void RegistryStore::setState(const std::string& name, const std::string& state, const std::string& reason)
 {
-    SqlStatement s(m_db, "UPDATE nodes SET state = ?2, reason = ?3 WHERE name = ?1");
+    SqlStatement s(*m_db, "UPDATE nodes SET state = ?2, reason = ?3 WHERE name = ?1");
     s.bind(1, name).bind(2, state).bind(3, reason.substr(0, kMaxReason)).run();
 }
 

@@ -19,7 +19,15 @@
 // logging framework, no D-Bus, one read-only SQLite lookup by the view's
 // primary key. Exit status 0 with no output means "no key"; anything
 // unexpected goes to stderr and exits 1, which sshd also treats as "no key".
+//
+// Its start is most of its cost, so it links only libc, libm and libsqlite3
+// (libstdc++ and yaml-cpp come from their archives). libpq is loaded with
+// dlopen, and only on a master whose store.yml names PostgreSQL: linked in,
+// libpq brought 24 more shared libraries (OpenLDAP, GnuTLS, Kerberos) whose
+// relocation and constructors took about 80 % of every run, also on masters
+// that never talk to PostgreSQL (bench/master-load, perf by library).
 
+#include <dlfcn.h>
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
@@ -28,6 +36,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "ferry/DaemonArgs.h"
@@ -72,32 +81,80 @@ std::string postgresFromStoreConfig()
     return map->string("postgresql").value_or("");
 }
 
+// The part of libpq the lookup uses, resolved from Debian's libpq5 (a
+// dependency of ferry-master) at run time.
+struct Libpq {
+    decltype(&PQconnectdbParams) connectdbParams = nullptr;
+    decltype(&PQstatus) status = nullptr;
+    decltype(&PQerrorMessage) errorMessage = nullptr;
+    decltype(&PQfinish) finish = nullptr;
+    decltype(&PQexecParams) execParams = nullptr;
+    decltype(&PQresultStatus) resultStatus = nullptr;
+    decltype(&PQresultErrorMessage) resultErrorMessage = nullptr;
+    decltype(&PQntuples) ntuples = nullptr;
+    decltype(&PQgetvalue) getvalue = nullptr;
+    decltype(&PQclear) clear = nullptr;
+};
+
+// Loads libpq.so.5; on failure prints why (naming the library) and returns false.
+bool loadLibpq(Libpq& pq)
+{
+    void* lib = ::dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+        std::fprintf(stderr, "ferry-authorized-keys: store.yml names PostgreSQL, but libpq.so.5 cannot be loaded: %s\n",
+                     ::dlerror());
+        return false;
+    }
+    bool ok = true;
+    auto resolve = [&](auto& fn, const char* name) {
+        fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(lib, name));
+        if (fn == nullptr) {
+            std::fprintf(stderr, "ferry-authorized-keys: libpq.so.5 has no %s\n", name);
+            ok = false;
+        }
+    };
+    resolve(pq.connectdbParams, "PQconnectdbParams");
+    resolve(pq.status, "PQstatus");
+    resolve(pq.errorMessage, "PQerrorMessage");
+    resolve(pq.finish, "PQfinish");
+    resolve(pq.execParams, "PQexecParams");
+    resolve(pq.resultStatus, "PQresultStatus");
+    resolve(pq.resultErrorMessage, "PQresultErrorMessage");
+    resolve(pq.ntuples, "PQntuples");
+    resolve(pq.getvalue, "PQgetvalue");
+    resolve(pq.clear, "PQclear");
+    return ok;
+}
+
 // The same lookup on PostgreSQL, with the connect bounded (sshd waits).
 int lookUpInPostgres(const std::string& conninfo, const std::string& line)
 {
+    Libpq pq;
+    if (!loadLibpq(pq))
+        return 1;
     const char* keywords[] = {"dbname", "connect_timeout", nullptr};
     const char* values[] = {conninfo.c_str(), "5", nullptr};
-    PGconn* conn = PQconnectdbParams(keywords, values, 1);
-    if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
+    PGconn* conn = pq.connectdbParams(keywords, values, 1);
+    if (conn == nullptr || pq.status(conn) != CONNECTION_OK) {
         std::fprintf(stderr, "ferry-authorized-keys: Failed to connect to the registry on PostgreSQL: %s",
-                     conn != nullptr ? PQerrorMessage(conn) : "out of memory\n");
-        PQfinish(conn);
+                     conn != nullptr ? pq.errorMessage(conn) : "out of memory\n");
+        pq.finish(conn);
         return 1;
     }
     std::string sql = ferry::schema::kAuthorizedKeyQuery;
     sql.replace(sql.find("?1"), 2, "$1");
     const char* params[] = {line.c_str()};
-    PGresult* result = PQexecParams(conn, sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0);
+    PGresult* result = pq.execParams(conn, sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0);
     int status = 0;
-    if (PQresultStatus(result) != PGRES_TUPLES_OK) {
+    if (pq.resultStatus(result) != PGRES_TUPLES_OK) {
         std::fprintf(stderr, "ferry-authorized-keys: Failed to look the key up on PostgreSQL: %s",
-                     PQresultErrorMessage(result));
+                     pq.resultErrorMessage(result));
         status = 1;
-    } else if (PQntuples(result) == 1) {
-        std::printf("%s %s\n", kKeyOptions, PQgetvalue(result, 0, 0));
+    } else if (pq.ntuples(result) == 1) {
+        std::printf("%s %s\n", kKeyOptions, pq.getvalue(result, 0, 0));
     }
-    PQclear(result);
-    PQfinish(conn);
+    pq.clear(result);
+    pq.finish(conn);
     return status;
 }
 

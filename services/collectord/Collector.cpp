@@ -4,6 +4,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <sqlite3.h>
+
 #include <spdlog/spdlog.h>
 
 #include "ferry/Error.h"
@@ -94,6 +96,45 @@ std::optional<std::string> Collector::relayedPeer(ferry::TcpConnection& conn)
     return address->peerText();
 }
 
+std::unique_ptr<ferry::SessionStore> Collector::takeStore()
+{
+    if (!m_store.isPostgres()) {
+        std::unique_ptr<ferry::MasterStore> idle;
+        {
+            const auto now = std::chrono::steady_clock::now();
+            std::lock_guard lock(m_idleMutex);
+            // The oldest are first: those past their life go.
+            while (!m_idle.empty() && now - m_idle.front().first >= kIdleStoreLife)
+                m_idle.erase(m_idle.begin());
+            if (!m_idle.empty()) {
+                idle = std::move(m_idle.back().second);
+                m_idle.pop_back();
+            }
+        }
+        if (idle)
+            return idle;
+        return std::make_unique<ferry::MasterStore>(m_storePath);
+    }
+    return m_store.sessionStore();
+}
+
+void Collector::giveBack(std::unique_ptr<ferry::SessionStore> store)
+{
+    auto* master = dynamic_cast<ferry::MasterStore*>(store.get());
+    if (master == nullptr)
+        return;
+    // What closing did after the last Ack (the destructor's checkpoint).
+    master->checkpointIfDue();
+    // An idle connection keeps its schema, not its page cache (up to 16 MB
+    // each, MasterStore): the pages stay in the kernel's cache.
+    sqlite3_db_release_memory(master->database().handle());
+    std::lock_guard lock(m_idleMutex);
+    if (m_idle.size() >= kIdleStores)
+        return;
+    store.release();
+    m_idle.emplace_back(std::chrono::steady_clock::now(), std::unique_ptr<ferry::MasterStore>(master));
+}
+
 void Collector::serve(ferry::TcpConnection& conn)
 {
     std::string peer = conn.peer();
@@ -114,13 +155,17 @@ void Collector::serve(ferry::TcpConnection& conn)
     std::unique_ptr<ferry::SessionStore> store;
     auto openStore = [&]() -> ferry::SessionStore& {
         if (!store)
-            store = m_store.sessionStore();
+            store = takeStore();
         return *store;
     };
     std::string outcome;
+    // Whether the store may serve another session: not after an error that
+    // may have come from it.
+    bool reusable = false;
     try {
         const auto r = serveSession(stream, openStore, options);
         outcome = r.held ? "held" : "ok";
+        reusable = true;
         if (r.batches > 0)
             spdlog::info("Stored {} records from {} epoch {} ({} already stored)", r.stored,
                          ferry::escapeForLog(r.node), r.epoch, r.duplicates);
@@ -149,9 +194,12 @@ void Collector::serve(ferry::TcpConnection& conn)
             openStore().addCounters(
                 {{"sessions", ferry::counterLabels({{"transport", "push"}, {"outcome", outcome}}), 1}});
         } catch (const std::exception& e) {
+            reusable = false;
             spdlog::warn("Failed to count a push session ({}), ignoring: {}", outcome, e.what());
         }
     }
+    if (store && reusable)
+        giveBack(std::move(store));
 }
 
 } // namespace collectord

@@ -15,9 +15,11 @@
 // peer's.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -55,6 +57,15 @@ public:
 
 private:
     void serve(ferry::TcpConnection& conn);
+    // A store for one session. On master.db, an idle connection from an
+    // earlier session when there is one: opening master.db (the schema
+    // read, the node keys attached, the WAL and its index made again after
+    // the last connection closed) cost more of collectord's CPU than the
+    // session's own writes. PostgreSQL has its pool already.
+    std::unique_ptr<ferry::SessionStore> takeStore();
+    // Back to the idle ones after a session that ended cleanly (at most
+    // kIdleStores are kept; a store a session failed on is closed instead).
+    void giveBack(std::unique_ptr<ferry::SessionStore> store);
     // The node's address from the relay's header, or nullopt after the one
     // journal line that says why the connection is refused.
     std::optional<std::string> relayedPeer(ferry::TcpConnection& conn);
@@ -66,6 +77,13 @@ private:
     std::function<void(int)> m_onBusy;
     std::optional<std::uint32_t> m_relayUid;
     std::atomic<std::uint64_t> m_sessions{0};
+    // Idle master.db connections, newest last, with when each went idle; one
+    // idle for kIdleStoreLife is closed (a master.db replaced on disk is
+    // opened anew by then).
+    static constexpr std::size_t kIdleStores = 8;
+    static constexpr std::chrono::seconds kIdleStoreLife{60};
+    std::mutex m_idleMutex;
+    std::vector<std::pair<std::chrono::steady_clock::time_point, std::unique_ptr<ferry::MasterStore>>> m_idle;
     std::unique_ptr<ferry::TcpServer> m_server;
 };
 

@@ -51,6 +51,28 @@ Manager::Manager(ferry::RegistryStore& registry, ManagerOptions options, std::fu
 {
 }
 
+void Manager::reopenIfFailed()
+{
+    if (!m_storeFailed)
+        return;
+    m_registry.reopen();
+    m_storeFailed = false;
+    spdlog::info("Opened the registry's database again after a failed request");
+}
+
+template <typename Fn>
+auto Manager::withStore(Fn&& fn) -> decltype(fn())
+{
+    std::lock_guard lock(m_mutex);
+    try {
+        reopenIfFailed();
+        return fn();
+    } catch (...) {
+        m_storeFailed = true;
+        throw;
+    }
+}
+
 void Manager::prepare()
 {
     if (!m_options.caKeyFile.empty()) {
@@ -63,11 +85,12 @@ bool Manager::refreshKrl()
 {
     if (m_options.caKeyFile.empty())
         return false;
-    std::lock_guard lock(m_mutex);
-    if (krlIsCurrent(m_registry.revocationCount()))
-        return false;
-    writeKrl();
-    return true;
+    return withStore([&] {
+        if (krlIsCurrent(m_registry.revocationCount()))
+            return false;
+        writeKrl();
+        return true;
+    });
 }
 
 bool Manager::krlIsCurrent(std::uint64_t revocations)
@@ -156,8 +179,11 @@ ferry::Frame Manager::handle(const ferry::Frame& request, const std::string& pee
     // the answer goes out whether or not counting works.
     try {
         std::lock_guard lock(m_mutex);
+        reopenIfFailed();
         m_registry.addCounters({{"registrations", ferry::counterLabels({{"outcome", outcome}}), 1}});
     } catch (const std::exception& e) {
+        std::lock_guard lock(m_mutex);
+        m_storeFailed = true;
         spdlog::warn("Failed to count a registration outcome ({}), ignoring: {}", outcome, e.what());
     }
     return frame;
@@ -182,6 +208,11 @@ ferry::Frame Manager::answer(const ferry::Frame& request, const std::string& pee
         return errorFrame("bad-request", e.what());
     } catch (const std::exception& e) {
         outcome = "internal";
+        // Most likely the database: the next request opens it again.
+        {
+            std::lock_guard lock(m_mutex);
+            m_storeFailed = true;
+        }
         spdlog::error("Failed to handle the registration from {}: {}", peer, e.what());
         return errorFrame("internal", "the master failed to process the registration; try again later");
     }
@@ -235,6 +266,7 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
     const std::int64_t nonceKeepMs = 2 * skew + 1000;
 
     std::lock_guard lock(m_mutex);
+    reopenIfFailed();
     const auto secret = m_registry.secret(r.node);
     // The key for the master id the node proved for: the one this master
     // holds, or derived from a legacy secret (Crypto.h).
@@ -341,15 +373,13 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
 
 void Manager::acceptHostKeys(const std::string& name)
 {
-    std::lock_guard lock(m_mutex);
-    m_registry.acceptHostKeys(name);
+    withStore([&] { m_registry.acceptHostKeys(name); });
 }
 
 void Manager::setPolicy(const std::string& name, std::optional<std::uint32_t> minPushPeriodS,
                         std::optional<std::uint32_t> minPullIntervalS)
 {
-    std::lock_guard lock(m_mutex);
-    m_registry.setPolicy(name, minPushPeriodS, minPullIntervalS);
+    withStore([&] { m_registry.setPolicy(name, minPushPeriodS, minPullIntervalS); });
     spdlog::info("Node {}: period floor set by the operator to push {} s, pull {} s", name,
                  minPushPeriodS ? std::to_string(*minPushPeriodS) : std::string("default"),
                  minPullIntervalS ? std::to_string(*minPullIntervalS) : std::string("default"));
@@ -371,39 +401,38 @@ std::string Manager::pullKey() const
 
 std::vector<ferry::RegistryNode> Manager::nodes()
 {
-    std::lock_guard lock(m_mutex);
-    return m_registry.nodes();
+    return withStore([&] { return m_registry.nodes(); });
 }
 
 void Manager::addNode(const std::string& name, const std::string& secret)
 {
-    std::lock_guard lock(m_mutex);
-    m_registry.addNode(name, secret);
+    withStore([&] { m_registry.addNode(name, secret); });
     spdlog::info("Node {} enrolled with its secret by the operator", name);
 }
 
 void Manager::accept(const std::string& name, const std::string& secret)
 {
-    std::lock_guard lock(m_mutex);
-    m_registry.accept(name, secret);
+    withStore([&] { m_registry.accept(name, secret); });
     spdlog::info("Node {} accepted by the operator", name);
 }
 
 void Manager::decline(const std::string& name, const std::string& reason)
 {
-    std::lock_guard lock(m_mutex);
-    m_registry.decline(name, reason);
-    if (!m_options.caKeyFile.empty() && m_registry.revokeCertificate(name, m_clock()))
-        writeKrl();
+    withStore([&] {
+        m_registry.decline(name, reason);
+        if (!m_options.caKeyFile.empty() && m_registry.revokeCertificate(name, m_clock()))
+            writeKrl();
+    });
     spdlog::info("Node {} declined by the operator: {}", name, reason);
 }
 
 void Manager::revoke(const std::string& name, const std::string& reason)
 {
-    std::lock_guard lock(m_mutex);
-    m_registry.revoke(name, reason);
-    if (!m_options.caKeyFile.empty() && m_registry.revokeCertificate(name, m_clock()))
-        writeKrl();
+    withStore([&] {
+        m_registry.revoke(name, reason);
+        if (!m_options.caKeyFile.empty() && m_registry.revokeCertificate(name, m_clock()))
+            writeKrl();
+    });
     spdlog::info("Node {} revoked by the operator: {}", name, reason);
 }
 

@@ -87,6 +87,15 @@ private:
     void writeKrl();
     bool krlIsCurrent(std::uint64_t revocations);
     std::string pullKey() const;
+    // With m_mutex held: opens the store again when a request failed since
+    // it was last opened (a PostgreSQL server that dropped the connection,
+    // a master.db replaced on disk). Throws like opening does, and then the
+    // next request tries again.
+    void reopenIfFailed();
+    // fn() on the store under m_mutex, after reopenIfFailed(); any exception
+    // marks the store for reopening and goes to the caller.
+    template <typename Fn>
+    auto withStore(Fn&& fn) -> decltype(fn());
 
     std::mutex m_mutex;
     ferry::RegistryStore& m_registry;
@@ -94,6 +103,7 @@ private:
     std::function<std::int64_t()> m_clock;
     std::int64_t m_refusalWindowStart = 0;
     std::size_t m_refusalsSuppressed = 0;
+    bool m_storeFailed = false;
 };
 
 // A KRL older than this is written again even without a new revocation.

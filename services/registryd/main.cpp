@@ -3,7 +3,9 @@
 // org.ferry.Registry1. Exits when idle; socket or bus activation brings it back.
 
 #include <cstdlib>
+#include <functional>
 #include <iostream>
+#include <memory>
 
 #include <spdlog/spdlog.h>
 
@@ -39,7 +41,9 @@ int main(int argc, char* argv[]) try {
     // master.db, or the PostgreSQL database store.yml names: there every
     // master's registryd shares the registry.
     const auto opener = ferry::MasterStoreOpener::fromPaths(ferry::pathsFromEnvironment(), stateDir);
-    ferry::RegistryStore registry{opener.tables()};
+    // Opened again after a failed request (Manager::reopenIfFailed).
+    ferry::RegistryStore registry{
+        std::function<std::unique_ptr<ferry::SqlConnection>()>([&opener] { return opener.tables(); })};
     spdlog::debug("The registry is in {}", opener.describe());
     if (!opener.isPostgres()) {
         // sshd's AuthorizedKeysCommand helper reads this view, never master.db.

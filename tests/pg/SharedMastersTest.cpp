@@ -84,6 +84,60 @@ nlohmann::json nodeIn(const nlohmann::json& nodes, const std::string& name)
     return nullptr;
 }
 
+// registryd holds one registry connection for its life. When the server
+// drops it (a restart, a failover, an administrator's pg_terminate_backend),
+// the request that finds it dead fails as "internal", and the store is
+// opened again before the next one (for the request's outcome counter, or
+// at the next request): registration works without restarting registryd.
+TEST_F(SharedMasters, RegistrydConnectsAgainAfterTheServerDroppedItsConnection)
+{
+    const std::string a = masterDirs("a");
+    ensureKeyPair(m_root / "host_key");
+    ensureKeyPair(m_root / "node_key");
+    const std::string nodeKey = publicKeyLine(m_root / "node_key");
+    const std::string secret = generateSecret();
+    const auto added = ferryctl({"master", "add-node", "web9"}, env(a), secret + "\n");
+    ASSERT_EQ(added.exitCode, 0) << added.err;
+    const int port = freePort();
+    TestBus bus;
+    Registryd registryd(a + "/state", m_root / "host_key.pub", port, a + "/registryd.log",
+                        {"--unknown-nodes", "refuse", "--deadline", "1500", "--idle-timeout", "0"},
+                        {"/usr/bin/env", "FERRY_CONFIG_DIR=" + a + "/etc", "DBUS_SYSTEM_BUS_ADDRESS=" + bus.address()});
+    auto registerOnce = [&] {
+        const Reply r = rawExchange(port, requestFrame("web9", nodeKey, secret));
+        EXPECT_TRUE(r.frame) << r.closedWhy << registryd.log();
+        return r.frame ? r.frame->type : MessageType::Error;
+    };
+    ASSERT_EQ(registerOnce(), MessageType::Response) << registryd.log();
+
+    {
+        PgConnection admin(m_conninfo);
+        const auto ended = admin.exec("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname ="
+                                      " current_database() AND backend_type = 'client backend'"
+                                      " AND pid <> pg_backend_pid()");
+        ASSERT_GT(ended.int64(0, 0), 0) << "registryd keeps its connection between requests";
+        ASSERT_TRUE(waitUntil([&] {
+            return admin
+                       .exec("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND"
+                             " backend_type = 'client backend' AND pid <> pg_backend_pid()")
+                       .int64(0, 0) == 0;
+        }));
+    }
+    // The request that meets the dead connection may fail (libpq learns of
+    // the termination only then); the one after it must not.
+    const MessageType first = registerOnce();
+    if (first != MessageType::Response) {
+        EXPECT_NE(registryd.log().find("Failed to handle the registration"), std::string::npos) << registryd.log();
+    }
+    EXPECT_EQ(registerOnce(), MessageType::Response) << registryd.log();
+    EXPECT_EQ(registerOnce(), MessageType::Response) << registryd.log();
+    if (first != MessageType::Response) {
+        EXPECT_NE(registryd.log().find("Opened the registry's database again"), std::string::npos) << registryd.log();
+    }
+    std::cout << "after pg_terminate_backend, the first registration "
+              << (first == MessageType::Response ? "succeeded" : "failed as internal") << "; the next two succeeded\n";
+}
+
 TEST_F(SharedMasters, ShareTheRegistryThroughTwoRegistryds)
 {
     const std::string a = masterDirs("a"), b = masterDirs("b");

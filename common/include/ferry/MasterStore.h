@@ -103,6 +103,11 @@ public:
     PushPacing pushPacing(const std::string& node) override;
     void notePacedPush(const std::string& node, std::int64_t startMs) override;
 
+    // After a session's last Ack: checkpoints the WAL (PASSIVE) once it
+    // passed SQLite's usual threshold. The destructor does the same; a
+    // store kept open across sessions (collectord's) calls this instead.
+    void checkpointIfDue();
+
     Database& database() { return m_db; }
     // The same file through the interface both backends implement.
     SqlConnection& connection() { return m_sql; }

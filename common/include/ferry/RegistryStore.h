@@ -8,6 +8,7 @@
 // known to all. Not thread-safe: the Manager serialises access.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +52,15 @@ public:
     explicit RegistryStore(const std::string& databasePath);
     // Any backend (MasterStoreOpener::tables()).
     explicit RegistryStore(std::unique_ptr<SqlConnection> connection);
+    // Any backend, with a way to open the connection again (reopen()).
+    explicit RegistryStore(std::function<std::unique_ptr<SqlConnection>()> connect);
+
+    // Drops the connection and opens a new one (registryd, after a request
+    // failed: a PostgreSQL server that dropped the connection, or a
+    // master.db replaced on disk, must not leave it answering "internal"
+    // until it restarts). Throws like opening does; without a way to
+    // connect again (the other constructors) it only throws Error.
+    void reopen();
 
     std::optional<RegistryNode> node(const std::string& name);
     std::vector<RegistryNode> nodes();
@@ -142,7 +152,7 @@ public:
     // The same on any backend (whose schema is current).
     static std::vector<std::string> pinnedHostKeys(SqlConnection& connection, const std::string& node);
 
-    SqlConnection& connection() { return m_db; }
+    SqlConnection& connection() { return *m_db; }
 
     // Keeps the AuthorizedKeysCommand helper's view (AuthorizedKeysView.h)
     // at path current: rewritten after every operation above that changes
@@ -160,8 +170,9 @@ private:
     void setState(const std::string& name, const std::string& state, const std::string& reason);
     void applySecret(const std::string& name, const std::string& secret);
 
+    std::function<std::unique_ptr<SqlConnection>()> m_connect;
     std::unique_ptr<SqlConnection> m_connection;
-    SqlConnection& m_db;
+    SqlConnection* m_db;
     std::string m_viewPath;
 };
 

@@ -156,7 +156,9 @@ public:
     virtual void notePacedPush(const std::string& node, std::int64_t startMs) = 0;
 
     // The master's own counters, kept across restarts (master_counters):
-    // collectord, pulld and registryd add, metricsd reads.
+    // collectord, pulld and registryd add, metricsd reads. Outside a
+    // transaction, master.db commits them without a sync (a metric: a power
+    // cut may lose the last increments).
     virtual void addCounters(const std::vector<CounterDelta>& deltas) = 0;
     virtual std::vector<CounterValue> counters() = 0;
 };
