@@ -340,9 +340,24 @@ void TcpServer::stop()
     const std::uint64_t one = 1;
     [[maybe_unused]] const auto w = ::write(m_stopFd, &one, sizeof one);
     m_acceptThread.join();
-    std::unique_lock lock(m_mutex);
-    m_allDone.wait(lock, [this] { return m_conns.empty(); });
-    summarise(Clock::now(), true);
+    {
+        std::unique_lock lock(m_mutex);
+        m_allDone.wait(lock, [this] { return m_conns.empty(); });
+        summarise(Clock::now(), true);
+    }
+    // Every connection has finished; its thread may still be exiting.
+    joinEnded();
+}
+
+void TcpServer::joinEnded()
+{
+    std::vector<std::thread> ended;
+    {
+        std::lock_guard lock(m_mutex);
+        ended.swap(m_ended);
+    }
+    for (auto& t : ended)
+        t.join();
 }
 
 TcpServer::Stats TcpServer::stats() const
@@ -362,6 +377,7 @@ void TcpServer::acceptLoop()
         pfds.push_back({fd, POLLIN, 0});
     pfds.push_back({m_stopFd, POLLIN, 0});
     for (;;) {
+        joinEnded();
         int timeoutMs;
         {
             std::lock_guard lock(m_mutex);
@@ -552,8 +568,15 @@ void TcpServer::admit(int fd)
             m_onOpen();
     }
     try {
-        std::thread([this, conn] { serve(conn); }).detach();
+        // Registered under the lock, before the thread can reach finished().
+        std::lock_guard lock(m_mutex);
+        auto& slot = m_threads[conn->m_id];
+        slot = std::thread([this, conn] { serve(conn); });
     } catch (const std::exception& e) {
+        {
+            std::lock_guard lock(m_mutex);
+            m_threads.erase(conn->m_id);
+        }
         spdlog::error("Failed to start serving {}: {}", peer, e.what());
         finished(conn);
     }
@@ -577,6 +600,10 @@ void TcpServer::finished(const Conn& conn)
     std::lock_guard lock(m_mutex);
     m_conns.remove(conn);
     ::close(conn->m_fd);
+    if (auto t = m_threads.find(conn->m_id); t != m_threads.end()) {
+        m_ended.push_back(std::move(t->second));
+        m_threads.erase(t);
+    }
     if (!conn->m_identity.empty()) {
         if (auto it = m_perIdentity.find(conn->m_identity); it != m_perIdentity.end() && --it->second == 0)
             m_perIdentity.erase(it);

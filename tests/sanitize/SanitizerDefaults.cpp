@@ -4,13 +4,14 @@
 // matter for the processes that never see the test's environment: sshd runs
 // ferry-login and the authorized-keys helper with a clean one. Those
 // processes must still stop at their first finding, check for leaks at exit,
-// and write the report where scripts/test-sanitize looks for it. To see a
-// report on the terminal instead, run a binary with ASAN_OPTIONS=log_path=stderr.
+// and write the report where scripts/test-sanitize looks for it, in a file
+// named after the program (log_exe_name). To see a report on the terminal
+// instead, run a binary with ASAN_OPTIONS=log_path=stderr.
 //
 // FERRY_SANITIZER_LOG_DIR and FERRY_SANITIZER_SUPPRESSIONS are set by
 // CMakeLists.txt for this file only.
 
-#define FERRY_SANITIZER_COMMON "halt_on_error=1:log_path=" FERRY_SANITIZER_LOG_DIR
+#define FERRY_SANITIZER_COMMON "halt_on_error=1:log_exe_name=1:log_path=" FERRY_SANITIZER_LOG_DIR
 
 extern "C" {
 

@@ -2,7 +2,11 @@
 // The one TCP server of the master's endpoints (registryd on 50010,
 // collectord on 127.0.0.1:50009): takes the sockets systemd passed or binds
 // its own (IPv4 and IPv6), accepts on one thread, serves each admitted
-// connection on its own detached thread, and decides who gets a slot.
+// connection on its own thread, and decides who gets a slot. Every serving
+// thread is joined: the accept loop joins those whose connection ended, and
+// stop() returns only once every one has exited (thread-local state such as
+// OpenSSL's per-thread random generators included), so nothing of a session
+// outlives the server or runs on while the process exits.
 // Unix stream sockets (collectord's relay socket) are served alike: their
 // source is the peer's uid from SO_PEERCRED.
 //
@@ -140,6 +144,8 @@ private:
     void admit(int fd);
     void serve(const Conn& conn);
     void finished(const Conn& conn);
+    // Joins the threads whose connection has finished (not under m_mutex).
+    void joinEnded();
     bool takeToken(const std::string& source, Clock::time_point now);
     void cutLocked(TcpConnection& c, const std::string& why);
     void refuse(int fd, const std::string& source, const std::string& reason);
@@ -159,6 +165,10 @@ private:
     mutable std::mutex m_mutex;
     std::condition_variable m_allDone;
     std::list<Conn> m_conns;  // in accept order: the front is the oldest
+    // The thread serving each open connection (by its id), and those whose
+    // connection has finished, to be joined.
+    std::map<std::uint64_t, std::thread> m_threads;
+    std::vector<std::thread> m_ended;
     std::map<std::string, std::size_t> m_perIdentity;
     struct Bucket {
         double tokens;
