@@ -47,9 +47,9 @@ TEST_F(APushCycle, StoresEveryRecordExactlyOnceWhenPushdIsKilledMidBatch)
     Process push({buildPath("services/ferryctl/ferryctl"), "push"}, {}, *m_root / "push.log");
     // Kill pushd once the master holds part of the backlog.
     ASSERT_TRUE(waitUntil([&] { return storedAtMaster() >= 200; }, std::chrono::seconds(30))) << collectorLog();
-    const auto pid = run({"pgrep", "-f", buildPath("services/pushd/ferry-pushd")}).out;
-    ASSERT_FALSE(pid.empty());
-    ::kill(std::stoi(pid), SIGKILL);
+    const auto pid = pushdPid();
+    ASSERT_TRUE(pid);
+    ::kill(*pid, SIGKILL);
     push.wait(std::chrono::seconds(10));
     const auto partial = storedAtMaster();
     EXPECT_LT(partial, 4000u) << "the kill came too late to interrupt the cycle";
@@ -192,7 +192,9 @@ TEST_F(APushCycle, ShippedSshSettingsRefuseEveryForwardAndRemoteListenersAndRunO
     o.privateKeyFile = m_nodeState + "/id_ed25519";
     o.knownHostsFile = m_nodeState + "/known_hosts";
     ferry::SshSession session({"127.0.0.1", static_cast<std::uint16_t>(m_sshd->port()), "ferry-tunnel"}, o);
-    // The collector's TCP port included: pushes go through the relay.
+    // The collector's TCP port included (where this test's collector
+    // listens, and the default one): pushes go through the relay.
+    EXPECT_THROW(session.openForward("127.0.0.1", static_cast<std::uint16_t>(m_collectorPort), 50011), ferry::Error);
     EXPECT_THROW(session.openForward("127.0.0.1", 50009, 50011), ferry::Error);
     EXPECT_THROW(session.openForward("127.0.0.1", 50008, 50011), ferry::Error);
     EXPECT_THROW(session.openForward("127.0.0.1", 22, 50011), ferry::Error);

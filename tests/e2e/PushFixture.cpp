@@ -59,9 +59,14 @@ void PushFixture::startCollector(const std::map<std::string, std::string>& extra
 {
     std::map<std::string, std::string> env{{"FERRY_STATE_DIR", m_masterState}};
     env.insert(extraEnv.begin(), extraEnv.end());
+    // Pushes come through the relay socket, but collectord listens on TCP
+    // too: a port of this run's own, so that another run's collector never
+    // holds it.
+    m_collectorPort = freePort();
     m_collector.emplace(std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
-                                                 "--listen=127.0.0.1:50009", "--relay-socket", m_relaySocket,
-                                                 "--sshd-host-keys", m_sshd->hostKeyDir()},
+                                                 "--listen=127.0.0.1:" + std::to_string(m_collectorPort),
+                                                 "--relay-socket", m_relaySocket, "--sshd-host-keys",
+                                                 m_sshd->hostKeyDir()},
                         env, *m_root / "collectord.log");
     ASSERT_TRUE(waitUntil([&] { return collectorLog().find("Accepting") != std::string::npos || !m_collector->running(); }))
         << collectorLog();
@@ -134,21 +139,32 @@ std::uint64_t PushFixture::storedAtMaster()
     return store.countRecords("test-node");
 }
 
+std::optional<pid_t> PushFixture::pushdPid()
+{
+    // By the bus name on this test's bus, not by the binary's path: another
+    // run of the suite on the same build has pushds of its own.
+    const auto r = run({"busctl", "--system", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                        "org.freedesktop.DBus", "GetConnectionUnixProcessID", "s", "org.ferry.Push1"},
+                       {{"DBUS_SYSTEM_BUS_ADDRESS", m_bus->address()}});
+    if (r.exitCode != 0 || r.out.rfind("u ", 0) != 0)
+        return std::nullopt;
+    return static_cast<pid_t>(std::stol(r.out.substr(2)));
+}
+
 void PushFixture::stopPushd()
 {
-    const auto pids = run({"pgrep", "-f", buildPath("services/pushd/ferry-pushd")}).out;
-    std::size_t pos = 0;
-    while (pos < pids.size()) {
-        const std::size_t end = pids.find('\n', pos);
-        const std::string pid = pids.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-        if (!pid.empty())
-            ::kill(std::stoi(pid), SIGTERM);
-        if (end == std::string::npos)
-            break;
-        pos = end + 1;
-    }
-    ASSERT_TRUE(waitUntil([&] { return run({"pgrep", "-f", buildPath("services/pushd/ferry-pushd")}).out.empty(); }))
-        << "pushd did not stop";
+    const auto pid = pushdPid();
+    if (!pid)
+        return;
+    ::kill(*pid, SIGTERM);
+    // Not our child (the bus started it, and reaps it): it has let go of the
+    // spool once it is gone or a zombie.
+    const auto exited = [&] {
+        const std::string stat = readFile("/proc/" + std::to_string(*pid) + "/stat");
+        const std::size_t end = stat.rfind(')');
+        return end == std::string::npos || stat.compare(end, 3, ") Z") == 0;
+    };
+    ASSERT_TRUE(waitUntil(exited)) << "pushd did not stop";
 }
 
 RunResult PushFixture::ferryctlMaster(const std::vector<std::string>& args)

@@ -1,8 +1,10 @@
 #pragma once
 // One node and one master on this machine: a real sshd with the shipped
 // master drop-in (pushes run the relay as ferry-tunnel), a real collectord
-// on 127.0.0.1:50009 and a relay socket, a private bus on
-// which pushd is started by D-Bus activation, and ferryctl as the client.
+// on 127.0.0.1:<a port chosen at run time> and a relay socket, a private bus
+// on which pushd is started by D-Bus activation, and ferryctl as the client.
+// Nothing here is fixed for the machine (ports, sockets, directories, the
+// pushd it stops), so two runs of the suite may share it.
 
 #include <gtest/gtest.h>
 
@@ -41,6 +43,9 @@ protected:
     // Stops an activated pushd (SIGTERM, then waits), so that the test may
     // replace the spool's files while nothing holds them open.
     void stopPushd();
+    // The pid of the pushd that owns org.ferry.Push1 on this test's bus, or
+    // nullopt when none does: never another run's pushd from the same build.
+    std::optional<pid_t> pushdPid();
     RunResult ferryctlMaster(const std::vector<std::string>& args);
 
     std::unique_ptr<TempDir> m_root;
@@ -50,6 +55,8 @@ protected:
     std::unique_ptr<TestSshd> m_sshd;
     std::unique_ptr<TestBus> m_bus;
     std::optional<Process> m_collector;
+    // Where the collector listens (TCP, 127.0.0.1), picked by startCollector.
+    int m_collectorPort = 0;
     std::string m_secret;
 };
 

@@ -1,9 +1,9 @@
 // Two masters — each its own OpenSSH sshd and ferry-collectord, on
-// 127.0.0.2 and 127.0.0.3 — share one PostgreSQL store (store.yml). A node
-// pushes with the real push cycle over SSH, failing over to the other master
-// when the one it pushes to is killed with SIGKILL in the middle of pushes;
-// afterwards every record it spooled is in the shared store exactly once,
-// byte for byte, and its spool is empty.
+// 127.0.0.2 and 127.0.0.3 (ports chosen at run time) — share one PostgreSQL
+// store (store.yml). A node pushes with the real push cycle over SSH,
+// failing over to the other master when the one it pushes to is killed with
+// SIGKILL in the middle of pushes; afterwards every record it spooled is in
+// the shared store exactly once, byte for byte, and its spool is empty.
 
 #include <gtest/gtest.h>
 
@@ -32,6 +32,7 @@ namespace {
 
 struct Master {
     std::string address; // where its collectord listens (TCP; pushes come through the relay socket)
+    int port = 0;        // on address, chosen afresh at each start
     std::string dir;
     std::unique_ptr<TestSshd> sshd;
     std::unique_ptr<TestBus> bus;  // each master its own system bus
@@ -42,8 +43,11 @@ struct Master {
     {
         const std::string log = dir + "/collectord.log";
         const std::size_t before = readFile(log).size();
+        // Nothing reaches the TCP port, but collectord binds it: one of this
+        // run's own, so that another run's collectors never hold it.
+        port = freePort(address);
         collector.emplace(std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
-                                                   "--listen=" + address + ":50009", "--relay-socket",
+                                                   "--listen=" + address + ":" + std::to_string(port), "--relay-socket",
                                                    dir + "/collector.sock", "--idle-timeout=0"},
                           std::map<std::string, std::string>{{"FERRY_STATE_DIR", dir + "/state"},
                                                              {"FERRY_CONFIG_DIR", dir + "/etc"},

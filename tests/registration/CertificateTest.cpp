@@ -255,9 +255,10 @@ TEST_F(ACertifiedNode, PushesThroughARenewalOfItsCertificateAndThenWithTheNewOne
 {
     // The master's collector, and the node's pushd: a full push through
     // sshd (certificate, no key lookup) and the relay to collectord.
-    Process collectord({buildPath("services/collectord/ferry-collectord"), "-v", "--listen=127.0.0.1:50009",
-                        "--relay-socket", m_root / "collector-relay.sock", "--idle-timeout=0", "--sshd-host-keys",
-                        m_sshd->hostKeyDir()},
+    // Its TCP port is one of this run's own (pushes take the relay socket).
+    Process collectord({buildPath("services/collectord/ferry-collectord"), "-v",
+                        "--listen=127.0.0.1:" + std::to_string(freePort()), "--relay-socket",
+                        m_root / "collector-relay.sock", "--idle-timeout=0", "--sshd-host-keys", m_sshd->hostKeyDir()},
                        {{"FERRY_STATE_DIR", m_master}}, m_root / "collectord.log");
     ASSERT_TRUE(waitUntil([&] {
         return readFile(m_root / "collectord.log").find("Accepting") != std::string::npos || !collectord.running();

@@ -92,10 +92,12 @@ protected:
                             std::vector<std::string>{"--idle-timeout", "0", "--unknown-nodes", "refuse"},
                             std::vector<std::string>{"/usr/bin/setpriv", "--reuid=ferry", "--regid=ferry",
                                                      "--clear-groups"});
+        // Pushes come through the relay socket; its TCP port is one of this
+        // run's own, so that two runs of the suite never contend for it.
         m_collector.emplace(
             std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
-                                     "--listen=127.0.0.1:50009", "--relay-socket", *m_root / "collector.sock",
-                                     "--sshd-host-keys", m_sshd->hostKeyDir()},
+                                     "--listen=127.0.0.1:" + std::to_string(freePort()), "--relay-socket",
+                                     *m_root / "collector.sock", "--sshd-host-keys", m_sshd->hostKeyDir()},
             std::map<std::string, std::string>{{"FERRY_STATE_DIR", m_master}}, *m_root / "collectord.log");
         ASSERT_TRUE(waitUntil([&] {
             return readFile(*m_root / "collectord.log").find("Accepting") != std::string::npos || !m_collector->running();

@@ -245,15 +245,19 @@ bool waitUntil(const std::function<bool()>& pred, std::chrono::milliseconds time
     }
 }
 
-int freePort()
+int freePort(const std::string& address)
 {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1)
+        throw std::runtime_error("Failed to pick a free port: " + address + " is not an IPv4 address");
     addr.sin_port = 0;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-        throw std::runtime_error("bind failed");
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        const int error = errno;
+        ::close(fd);
+        throw std::runtime_error("Failed to pick a free port on " + address + ": " + std::strerror(error));
+    }
     socklen_t len = sizeof addr;
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
     ::close(fd);

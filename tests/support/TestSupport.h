@@ -68,8 +68,9 @@ RunResult run(const std::vector<std::string>& argv, const std::map<std::string, 
 bool waitUntil(const std::function<bool()>& pred, std::chrono::milliseconds timeout = std::chrono::seconds(10),
                std::chrono::milliseconds interval = std::chrono::milliseconds(20));
 
-// A free TCP port on 127.0.0.1 (bound, read and closed).
-int freePort();
+// A free TCP port on address, a loopback IPv4 address such as 127.0.0.2
+// (bound with port 0, read and closed).
+int freePort(const std::string& address = "127.0.0.1");
 
 // True when we are root (tests needing it skip with a reason otherwise).
 bool isRoot();
