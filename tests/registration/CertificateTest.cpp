@@ -97,6 +97,9 @@ protected:
         if (registerNow)
             argv.emplace_back("--register");
         m_keyregd.emplace(argv, nodeEnv(), m_root / "keyregd.log");
+        // ferryctl finds keyregd by its bus name: a call before keyregd owns
+        // it gets ServiceUnknown (the test bus activates nothing).
+        ASSERT_TRUE(waitUntil([] { return busNameOwned("org.ferry.KeyReg1"); })) << readFile(m_root / "keyregd.log");
     }
 
     // What ferry-cert-renew.service runs.
