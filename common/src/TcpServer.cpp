@@ -279,6 +279,29 @@ bool TcpConnection::authenticated(const std::string& identity)
     return true;
 }
 
+bool TcpConnection::relayedSource(const std::string& address)
+{
+    sockaddr_storage ss{};
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    std::string source = address;
+    if (::inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        source = sourceKey(reinterpret_cast<const sockaddr*>(&ss));
+    } else if (::inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        source = sourceKey(reinterpret_cast<const sockaddr*>(&ss));
+    }
+    std::lock_guard lock(m_server->m_mutex);
+    m_source = source;
+    if (!m_server->takeToken(source, Clock::now())) {
+        m_server->countRefusal(source, "over the per-source rate");
+        return false;
+    }
+    m_server->makeRoomForSource(source, this);
+    return true;
+}
+
 bool TcpConnection::isAuthenticated() const
 {
     std::lock_guard lock(m_server->m_mutex);
@@ -467,13 +490,33 @@ void TcpServer::cutLocked(TcpConnection& c, const std::string& why)
         ++m_counts[why];
 }
 
-void TcpServer::refuse(int fd, const std::string& source, const std::string& reason)
+void TcpServer::countRefusal(const std::string& source, const std::string& reason)
 {
     ++m_stats.refused;
     ++m_counts["refused: " + reason];
     ++m_refusedSources[source];
     if (m_refusedSources.size() > 1024)
         m_refusedSources.erase(std::prev(m_refusedSources.end()));
+}
+
+void TcpServer::makeRoomForSource(const std::string& source, const TcpConnection* except)
+{
+    std::size_t mine = 0;
+    for (const auto& c : m_conns)
+        if (c.get() != except && c->m_identity.empty() && !c->m_cut && c->m_source == source)
+            ++mine;
+    if (mine < m_options.maxPerSource)
+        return;
+    for (const auto& c : m_conns)
+        if (c.get() != except && c->m_identity.empty() && !c->m_cut && c->m_source == source) {
+            cutLocked(*c, "cut to make room for a newer one from the same source");
+            return;
+        }
+}
+
+void TcpServer::refuse(int fd, const std::string& source, const std::string& reason)
+{
+    countRefusal(source, reason);
     if (m_options.refusalMessage) {
         // A fresh socket's send buffer takes this small answer without blocking.
         const auto bytes = m_options.refusalMessage(reason);
@@ -493,6 +536,7 @@ void TcpServer::admit(int fd)
     const auto* sa = reinterpret_cast<const sockaddr*>(&peerAddr);
     std::string peer, source;
     std::optional<std::uint32_t> unixUid;
+    bool relay = false;
     if (sa->sa_family == AF_UNIX) {
         // The uid the kernel recorded when the peer connected: a process
         // cannot choose it (unlike anything it sends).
@@ -505,6 +549,7 @@ void TcpServer::admit(int fd)
         unixUid = cred.uid;
         peer = "uid " + std::to_string(cred.uid) + " (pid " + std::to_string(cred.pid) + ") on a unix socket";
         source = "uid " + std::to_string(cred.uid) + " on a unix socket";
+        relay = m_options.relayUid && cred.uid == *m_options.relayUid;
     } else {
         peer = addressText(sa);
         const std::uint16_t port = sa->sa_family == AF_INET
@@ -520,29 +565,21 @@ void TcpServer::admit(int fd)
         std::lock_guard lock(m_mutex);
         if (m_stopping)
             return refuse(fd, source, "stopping");
-        if (!takeToken(source, now))
+        // A relay's connections are limited by the peer they relay, once
+        // the handler knows it (relayedSource()).
+        if (!relay && !takeToken(source, now))
             return refuse(fd, source, "over the per-source rate");
-        std::size_t live = 0, unauth = 0, mine = 0;
+        // Make room among the unauthenticated: first from this source's own
+        // connections, then from everyone's, the oldest first.
+        if (!relay)
+            makeRoomForSource(source, nullptr);
+        std::size_t live = 0, unauth = 0;
         for (const auto& c : m_conns) {
             if (c->m_cut)
                 continue;
             ++live;
-            if (!c->m_identity.empty())
-                continue;
-            ++unauth;
-            if (c->m_source == source)
-                ++mine;
-        }
-        // Make room among the unauthenticated: first from this source's own
-        // connections, then from everyone's, the oldest first.
-        if (mine >= m_options.maxPerSource) {
-            for (const auto& c : m_conns)
-                if (c->m_identity.empty() && !c->m_cut && c->m_source == source) {
-                    cutLocked(*c, "cut to make room for a newer one from the same source");
-                    --unauth;
-                    --live;
-                    break;
-                }
+            if (c->m_identity.empty())
+                ++unauth;
         }
         if (unauth >= m_options.maxUnauthenticated || live >= m_options.maxConnections) {
             if (unauth == 0)

@@ -23,6 +23,8 @@ ferry::TcpServerOptions defaultServerOptions()
     // Per source: per local uid on loopback. Every node's forward comes from
     // sshd as the tunnel user, so that one source gets a generous bucket;
     // the per-source cap only makes a flood evict its own connections.
+    // Pushes through the relay socket are limited per node address instead
+    // (start(): TcpServerOptions::relayUid).
     o.maxPerSource = 16;
     o.maxPerIdentity = Collector::kMaxSessionsPerNode;
     o.authDeadline = std::chrono::seconds(10);
@@ -44,6 +46,10 @@ Collector::~Collector()
 
 void Collector::start(std::vector<int> listenFds, ferry::TcpServerOptions serverOptions)
 {
+    // Every node's push comes through the tunnel user's relay: its
+    // connections are limited per node address, not as one uid.
+    if (m_relayUid)
+        serverOptions.relayUid = m_relayUid;
     m_server = std::make_unique<ferry::TcpServer>(
         "collector", std::move(listenFds), std::move(serverOptions), [this](ferry::TcpConnection& c) { serve(c); },
         [this] { m_onBusy(+1); }, [this] { m_onBusy(-1); });
@@ -93,6 +99,10 @@ std::optional<std::string> Collector::relayedPeer(ferry::TcpConnection& conn)
         conn.countFailure("refused on the relay socket: malformed header");
         return std::nullopt;
     }
+    // The per-source limits, for the node's address (counted in the
+    // server's summary line when refused).
+    if (!conn.relayedSource(address->address))
+        return std::nullopt;
     return address->peerText();
 }
 

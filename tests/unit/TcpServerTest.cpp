@@ -9,11 +9,15 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "ferry/TcpServer.h"
 #include "support/TestSupport.h"
@@ -86,6 +90,79 @@ TEST(ATcpServer, StopsOnlyAfterTheThreadsThatServedHaveExited)
     // Before: stop() returned when the connections were closed, while their
     // threads were still exiting (0 ended here).
     EXPECT_EQ(g_threadsEnded, 3);
+    for (int c : clients)
+        ::close(c);
+}
+
+int connectToUnix(const std::string& path)
+{
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    path.copy(a.sun_path, sizeof a.sun_path - 1);
+    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+        throw std::runtime_error("cannot connect to " + path);
+    return fd;
+}
+
+// Sessions through collectord's relay socket all come from one uid, the
+// tunnel user's. Limited as that uid, every node of a fleet shared one
+// bucket: past its rate the master refused pushes from nodes that had sent
+// nothing (bench/master-load's "closed" errors above 50 pushes/s). A
+// relay's connections are limited by the node address the relay names.
+TEST(ATcpServer, LimitsARelaysConnectionsByTheAddressTheyRelayNotByTheRelaysUid)
+{
+    const ferry::test::TempDir dir;
+    const std::string path = dir / "relay.sock";
+    const int listenFd = ferry::bindUnixSocket(path, 0600, -1);
+    ferry::TcpServerOptions options;
+    // A bucket that does not refill within the test: three connections per source.
+    options.sourceRate = 0.001;
+    options.sourceBurst = 3;
+    options.relayUid = ::getuid();
+    std::mutex mutex;
+    std::vector<std::string> admitted, refused;
+    ferry::TcpServer server("test", {listenFd}, options, [&](ferry::TcpConnection& c) {
+        char address[32] = {};
+        const auto n = ::recv(c.fd(), address, sizeof address - 1, 0);
+        const std::string a(address, n > 0 ? static_cast<std::size_t>(n) : 0);
+        const bool ok = c.relayedSource(a);
+        std::lock_guard lock(mutex);
+        (ok ? admitted : refused).push_back(a);
+    });
+    server.start();
+    // Twelve nodes, one push each, at once: more than the burst of one source.
+    std::vector<int> clients;
+    for (int i = 1; i <= 12; ++i) {
+        clients.push_back(connectToUnix(path));
+        const std::string a = "192.0.2." + std::to_string(i);
+        ASSERT_EQ(::send(clients.back(), a.data(), a.size(), MSG_NOSIGNAL), static_cast<ssize_t>(a.size()));
+    }
+    ASSERT_TRUE(ferry::test::waitUntil(
+        [&] {
+            std::lock_guard lock(mutex);
+            return admitted.size() + refused.size() == 12;
+        },
+        10s));
+    EXPECT_EQ(admitted.size(), 12u);
+    // One node pushing over and over still meets its own bucket.
+    for (int i = 0; i < 6; ++i) {
+        clients.push_back(connectToUnix(path));
+        const std::string a = "198.51.100.7";
+        ASSERT_EQ(::send(clients.back(), a.data(), a.size(), MSG_NOSIGNAL), static_cast<ssize_t>(a.size()));
+    }
+    ASSERT_TRUE(ferry::test::waitUntil(
+        [&] {
+            std::lock_guard lock(mutex);
+            return admitted.size() + refused.size() == 18;
+        },
+        10s));
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(admitted.size(), 12u + 3u);
+    EXPECT_EQ(refused.size(), 3u);
+    for (const auto& a : refused)
+        EXPECT_EQ(a, "198.51.100.7");
+    server.stop();
     for (int c : clients)
         ::close(c);
 }

@@ -8,7 +8,9 @@
 // OpenSSL's per-thread random generators included), so nothing of a session
 // outlives the server or runs on while the process exits.
 // Unix stream sockets (collectord's relay socket) are served alike: their
-// source is the peer's uid from SO_PEERCRED.
+// source is the peer's uid from SO_PEERCRED, except for relayUid's: a relay
+// speaks for many peers, so its connections skip steps 2 and 3 at accept and
+// are limited once the handler names the peer it relays (relayedSource()).
 //
 // Admission, in order (a refusal closes the connection at once):
 //   1. the server is stopping                                       → refused
@@ -65,6 +67,10 @@ struct TcpServerOptions {
     double sourceBurst = 20.0;
     std::size_t maxTrackedSources = 4096;
     bool loopbackByUid = false;
+    // A unix-socket peer with this uid relays for others (collectord: the
+    // tunnel user's relay, one for every node's push): its connections take
+    // their source from TcpConnection::relayedSource(), not from the uid.
+    std::optional<std::uint32_t> relayUid;
     std::chrono::milliseconds summaryInterval{60000};
     // Sent (best effort, non-blocking) to a refused peer before closing.
     std::function<std::string(const std::string& reason)> refusalMessage;
@@ -90,6 +96,11 @@ public:
     // already has maxPerIdentity connections: the caller must end the session.
     bool authenticated(const std::string& identity);
     bool isAuthenticated() const;
+    // For a connection of TcpServerOptions::relayUid: the peer it relays
+    // ("192.0.2.1", "2001:db8::1" literal) becomes its source, and steps 2
+    // and 3 of the admission run for that source now. False when the
+    // source's bucket is empty: the caller must end the connection.
+    bool relayedSource(const std::string& address);
     // True once the server cut the connection (deadline, eviction, stop):
     // the handler's failure is then expected and counted, not worth a line.
     bool wasCut() const;
@@ -149,6 +160,10 @@ private:
     bool takeToken(const std::string& source, Clock::time_point now);
     void cutLocked(TcpConnection& c, const std::string& why);
     void refuse(int fd, const std::string& source, const std::string& reason);
+    void countRefusal(const std::string& source, const std::string& reason);
+    // Step 3 of the admission for source: its oldest unauthenticated
+    // connection other than except is cut when it has maxPerSource.
+    void makeRoomForSource(const std::string& source, const TcpConnection* except);
     int enforceDeadlines(Clock::time_point now);
     void summarise(Clock::time_point now, bool force);
     std::string sourceOf(int fd, const sockaddr* peer);
