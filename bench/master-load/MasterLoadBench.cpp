@@ -309,6 +309,7 @@ void clientProcess(const Settings& s, Target target, const std::vector<SimNode>&
                     o.knownHostsFile = node.paths.knownHostsFile();
                     o.connectTimeout = std::chrono::seconds(30);
                     o.ioTimeout = std::chrono::seconds(30);
+                    o.bindAddress = node.config.sourceAddress;
                     SshSession session(SshTarget{"127.0.0.1", node.config.masters[0].sshPort, "ferry-tunnel"}, o);
                     auto channel = session.exec("ferry-tunnel-relay");
                     channel.reset();
@@ -667,6 +668,10 @@ std::vector<SimNode> makeNodes(const Settings& s, const TempDir& dir, const std:
         n.config.masters = {{"127.0.0.1", static_cast<std::uint16_t>(sshPort), 50010}};
         n.config.connectTimeout = std::chrono::seconds(30);
         n.config.ioTimeout = std::chrono::seconds(30);
+        // Each node from its own loopback address, as a fleet comes from
+        // many: collectord limits the rate per node address (the relay names
+        // it), so nodes all from 127.0.0.1 would share one source's bucket.
+        n.config.sourceAddress = "127.0." + std::to_string(1 + i / 250) + "." + std::to_string(2 + i % 250);
         nodes.push_back(std::move(n));
     }
     // The helper's view, written once (registryd writes it per change).
