@@ -123,8 +123,9 @@ std::unique_ptr<ferry::SessionStore> Collector::takeStore()
         }
         if (idle)
             return idle;
-        return std::make_unique<ferry::MasterStore>(m_storePath);
     }
+    // The opener opens a new one as pulld's do (master.db held open, its
+    // migration run once).
     return m_store.sessionStore();
 }
 

@@ -131,32 +131,31 @@ TEST(ATcpServer, LimitsARelaysConnectionsByTheAddressTheyRelayNotByTheRelaysUid)
         (ok ? admitted : refused).push_back(a);
     });
     server.start();
-    // Twelve nodes, one push each, at once: more than the burst of one source.
     std::vector<int> clients;
-    for (int i = 1; i <= 12; ++i) {
+    // A relayed connection that names address; decided(n): the server has
+    // admitted or refused n of them.
+    auto relay = [&](const std::string& address) {
         clients.push_back(connectToUnix(path));
-        const std::string a = "192.0.2." + std::to_string(i);
-        ASSERT_EQ(::send(clients.back(), a.data(), a.size(), MSG_NOSIGNAL), static_cast<ssize_t>(a.size()));
-    }
-    ASSERT_TRUE(ferry::test::waitUntil(
-        [&] {
-            std::lock_guard lock(mutex);
-            return admitted.size() + refused.size() == 12;
-        },
-        10s));
+        ASSERT_EQ(::send(clients.back(), address.data(), address.size(), MSG_NOSIGNAL),
+                  static_cast<ssize_t>(address.size()));
+    };
+    auto decided = [&](std::size_t n) {
+        return ferry::test::waitUntil(
+            [&] {
+                std::lock_guard lock(mutex);
+                return admitted.size() + refused.size() == n;
+            },
+            10s);
+    };
+    // Twelve nodes, one push each, at once: more than the burst of one source.
+    for (int i = 1; i <= 12; ++i)
+        relay("192.0.2." + std::to_string(i));
+    ASSERT_TRUE(decided(12));
     EXPECT_EQ(admitted.size(), 12u);
     // One node pushing over and over still meets its own bucket.
-    for (int i = 0; i < 6; ++i) {
-        clients.push_back(connectToUnix(path));
-        const std::string a = "198.51.100.7";
-        ASSERT_EQ(::send(clients.back(), a.data(), a.size(), MSG_NOSIGNAL), static_cast<ssize_t>(a.size()));
-    }
-    ASSERT_TRUE(ferry::test::waitUntil(
-        [&] {
-            std::lock_guard lock(mutex);
-            return admitted.size() + refused.size() == 18;
-        },
-        10s));
+    for (int i = 0; i < 6; ++i)
+        relay("198.51.100.7");
+    ASSERT_TRUE(decided(18));
     std::lock_guard lock(mutex);
     EXPECT_EQ(admitted.size(), 12u + 3u);
     EXPECT_EQ(refused.size(), 3u);
