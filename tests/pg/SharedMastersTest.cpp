@@ -397,7 +397,6 @@ TEST_F(SharedMasters, NeverPullOneNodeAtOnceAndStoreEachRecordOnce)
     // neither waits on the other's connection and fails after 10 s.
     StoreConfig smallest{m_conninfo};
     smallest.connections = 1;
-    smallest.connectionsSet = true;
     const MasterStoreOpener shared(smallest, m_root / "unused-master.db");
     pulld::SshNodeConnector sshA(config, shared), sshB(config, shared);
     std::atomic<int> inFlight{0}, most{0};
@@ -546,12 +545,15 @@ TEST_F(SharedMasters, PullRoundsOverManyNodesOnABoundedSetOfConnections)
     config.knownHostsFile = node.knownHosts();
     config.ioTimeout = std::chrono::seconds(20);
     config.concurrency = 4;
-    // pulld's own sizing: one connection per concurrent pull, one to spare.
+    // store.yml's smallest pool: the Puller sizes it as in pulld, one
+    // connection per concurrent pull and one to spare (reserveConnections).
     StoreConfig storeConfig{m_conninfo};
-    storeConfig.connections = config.concurrency + 1;
+    storeConfig.connections = 1;
     const MasterStoreOpener opener(storeConfig, m_root / "unused-master.db");
     pulld::SshNodeConnector ssh(config, opener);
     pulld::Puller puller(opener, config, ssh);
+    const std::size_t bound = opener.pool()->maxConnections();
+    EXPECT_EQ(bound, static_cast<std::size_t>(config.concurrency) + 1);
 
     BackendWatch watch(m_conninfo);
     unsigned pulls = 0;
@@ -588,7 +590,6 @@ TEST_F(SharedMasters, PullRoundsOverManyNodesOnABoundedSetOfConnections)
     EXPECT_EQ(after.failed, static_cast<unsigned>(kDeadNodes));
     watch.stop();
 
-    const std::size_t bound = storeConfig.connections;
     EXPECT_LE(seenBefore, bound) << "3 rounds over " << kDeadNodes + 1 << " nodes";
     EXPECT_LE(static_cast<std::size_t>(mostBefore), bound);
     EXPECT_LE(opener.pool()->connectionsMade() - madeBefore, bound) << "reconnected, within the bound";

@@ -86,7 +86,7 @@ TEST_F(AStoreConfig, SizesASharedPoolToWhatItsUsersHoldAtOnceAndSaysSo)
 {
     auto config = parseStoreConfig("/etc/ferry/store.yml", "postgresql: \"host=/nonexistent dbname=ferry\"\n"
                                                            "connections: 1\n");
-    ASSERT_TRUE(config.connectionsSet);
+    ASSERT_EQ(config.connections, 1u);
     const MasterStoreOpener opener(config, "/nonexistent/master.db");
     ASSERT_EQ(opener.pool()->maxConnections(), 1u);
     // One puller with two pulls at once holds up to three.
@@ -116,7 +116,7 @@ TEST_F(AStoreConfig, SizesASharedPoolToWhatItsUsersHoldAtOnceAndSaysSo)
 TEST_F(AStoreConfig, RaisesTheDefaultPoolWithoutAWarningAndLeavesMasterDbAlone)
 {
     const auto config = parseStoreConfig("/etc/ferry/store.yml", "postgresql: \"host=/nonexistent dbname=ferry\"\n");
-    EXPECT_FALSE(config.connectionsSet);
+    EXPECT_FALSE(config.connections.has_value());
     const MasterStoreOpener opener(config, "/nonexistent/master.db");
     opener.reserveConnections(9, "8 concurrent pulls and one to spare");
     EXPECT_EQ(opener.pool()->maxConnections(), 9u);

@@ -48,10 +48,8 @@ StoreConfig fromYaml(const std::string& file, std::optional<YamlMap> map)
     // it would leave the daemons on master.db and the readers elsewhere.
     if (!c.readersPostgresql.empty() && c.postgresql.empty())
         map->fail("readers_postgresql", "needs `postgresql:` too (the store the daemons write)");
-    if (auto v = map->integer("connections", 1, 256)) {
+    if (auto v = map->integer("connections", 1, 256))
         c.connections = static_cast<std::size_t>(*v);
-        c.connectionsSet = true;
-    }
     map->finish();
     return c;
 }
@@ -287,7 +285,7 @@ MasterStoreOpener::MasterStoreOpener(StoreConfig config, std::string sqlitePath)
     : m_config(std::move(config)), m_sqlitePath(std::move(sqlitePath))
 {
     if (isPostgres())
-        m_pool = std::make_shared<PgPool>(m_config.postgresql, m_config.connections);
+        m_pool = std::make_shared<PgPool>(m_config.postgresql, m_config.connections.value_or(kDefaultStoreConnections));
     else
         m_held = std::make_shared<HeldOpen>();
 }
@@ -348,13 +346,13 @@ void MasterStoreOpener::reserveConnections(std::size_t n, const std::string& who
     const auto raised = m_pool->reserve(n);
     if (!raised)
         return;
-    if (m_config.connectionsSet)
+    if (m_config.connections)
         spdlog::warn("{} sets connections: {}, fewer than this daemon holds at once ({}, of which {} for {}): "
                      "holding up to {} PostgreSQL connections; set connections: {} or more",
-                     m_config.file, m_config.connections, *raised, n, who, *raised, *raised);
+                     m_config.file, *m_config.connections, *raised, n, who, *raised, *raised);
     else
         spdlog::info("Holding up to {} PostgreSQL connections, not the default {}: {} for {}", *raised,
-                     m_config.connections, n, who);
+                     kDefaultStoreConnections, n, who);
 }
 
 std::string MasterStoreOpener::describe() const

@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,12 +25,14 @@
 
 namespace ferry {
 
+constexpr std::size_t kDefaultStoreConnections = 8;
+
 struct StoreConfig {
     std::string postgresql;  // libpq connection string; empty: SQLite
-    // The most PostgreSQL connections one daemon holds (its PgPool).
-    std::size_t connections = 8;
-    // store.yml set `connections:` (a raise above it is then a warning).
-    bool connectionsSet = false;
+    // The most PostgreSQL connections one daemon holds (its PgPool):
+    // store.yml's `connections:` (a raise above it is then a warning), or
+    // kDefaultStoreConnections when the key is absent.
+    std::optional<std::size_t> connections = {};
     // The AuthorizedKeysCommand helper's own connection (it runs as
     // ferry-authkeys, a role that may read nodes' name, state and public_key
     // only, docs/postgresql.md); empty: postgresql.
@@ -95,7 +98,7 @@ public:
     // store.yml of paths, and master.db in stateDir (paths.stateDir when empty).
     static MasterStoreOpener fromPaths(const Paths& paths, const std::string& stateDir = {});
 
-    // Copies share one pool of at most config.connections PostgreSQL
+    // Copies share one pool of at most config.connections (or the default) PostgreSQL
     // connections (none is made before the first use).
 
     // Declares that `who` may hold up to n connections of the pool at once
