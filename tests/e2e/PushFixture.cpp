@@ -61,15 +61,23 @@ void PushFixture::startCollector(const std::map<std::string, std::string>& extra
     env.insert(extraEnv.begin(), extraEnv.end());
     // Pushes come through the relay socket, but collectord listens on TCP
     // too: a port of this run's own, so that another run's collector never
-    // holds it.
-    m_collectorPort = freePort();
-    m_collector.emplace(std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
-                                                 "--listen=127.0.0.1:" + std::to_string(m_collectorPort),
-                                                 "--relay-socket", m_relaySocket, "--sshd-host-keys",
-                                                 m_sshd->hostKeyDir()},
-                        env, *m_root / "collectord.log");
-    ASSERT_TRUE(waitUntil([&] { return collectorLog().find("Accepting") != std::string::npos || !m_collector->running(); }))
-        << collectorLog();
+    // holds it. Should another process bind it first, collectord exits,
+    // and it starts again on the next port.
+    for (int attempt = 1;; ++attempt) {
+        m_collectorPort = freePort();
+        const std::size_t logBefore = collectorLog().size();
+        m_collector.emplace(std::vector<std::string>{buildPath("services/collectord/ferry-collectord"), "-v",
+                                                     "--listen=127.0.0.1:" + std::to_string(m_collectorPort),
+                                                     "--relay-socket", m_relaySocket, "--sshd-host-keys",
+                                                     m_sshd->hostKeyDir()},
+                            env, *m_root / "collectord.log");
+        ASSERT_TRUE(waitUntil([&] {
+            return collectorLog().find("Accepting", logBefore) != std::string::npos || !m_collector->running();
+        })) << collectorLog();
+        if (m_collector->running() || attempt == 3 ||
+            collectorLog().find("Address already in use", logBefore) == std::string::npos)
+            break;
+    }
     ASSERT_TRUE(m_collector->running()) << collectorLog();
 }
 

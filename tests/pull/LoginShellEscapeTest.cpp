@@ -130,16 +130,16 @@ class Target {
 public:
     Target()
     {
+        // Port 0: the kernel picks a port and it is ours from the bind on.
         m_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        port = static_cast<std::uint16_t>(freePort());
         sockaddr_in a{};
         a.sin_family = AF_INET;
-        a.sin_port = htons(port);
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        const int one = 1;
-        ::setsockopt(m_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (::bind(m_fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(m_fd, 8) != 0)
+        socklen_t len = sizeof a;
+        if (::bind(m_fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(m_fd, 8) != 0 ||
+            ::getsockname(m_fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
             throw std::runtime_error("target listen failed");
+        port = ntohs(a.sin_port);
     }
     ~Target() { ::close(m_fd); }
     bool wasReached()

@@ -1,7 +1,5 @@
 #include "NodeSshd.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -39,18 +37,6 @@ std::string trim(std::string s)
     while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
         s.pop_back();
     return s;
-}
-
-bool portOpen(std::uint16_t port)
-{
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    return ok;
 }
 
 } // namespace
@@ -245,44 +231,56 @@ void NodeSshd::start()
         fs::create_symlink(m_options.busAddress.substr(prefix.size()), m_dir / "run/dbus/system_bus_socket");
     }
 
-    m_port = static_cast<std::uint16_t>(freePort());
-    std::string config = "Port " + std::to_string(m_port) +
-                         "\n"
-                         "ListenAddress 127.0.0.1\n"
-                         "HostKey " + (m_dir / "etc/host_ed25519") +
-                         "\n"
-                         "PidFile none\n"
-                         "AuthorizedKeysFile .ssh/authorized_keys\n"
-                         "StrictModes no\n"
-                         "UsePAM no\n"
-                         "PasswordAuthentication no\n"
-                         "KbdInteractiveAuthentication no\n"
-                         "PubkeyAuthentication yes\n"
-                         "AllowUsers " + m_user + (m_options.shellUser ? " " + shellUser() : std::string()) +
-                         "\n"
-                         "Subsystem sftp /usr/lib/openssh/sftp-server\n"
-                         "LogLevel VERBOSE\n"
-                         "MaxStartups 200\n"
-                         "MaxSessions 64\n";
-    for (const auto& l : m_options.extraConfig)
-        config += l + "\n";
-    ferry::test::writeFile(m_dir / "etc/sshd_config", config, 0600);
+    for (int attempt = 1;; ++attempt) {
+        m_port = static_cast<std::uint16_t>(freePort());
+        std::string config = "Port " + std::to_string(m_port) +
+                             "\n"
+                             "ListenAddress 127.0.0.1\n"
+                             "HostKey " +
+                             (m_dir / "etc/host_ed25519") +
+                             "\n"
+                             "PidFile none\n"
+                             "AuthorizedKeysFile .ssh/authorized_keys\n"
+                             "StrictModes no\n"
+                             "UsePAM no\n"
+                             "PasswordAuthentication no\n"
+                             "KbdInteractiveAuthentication no\n"
+                             "PubkeyAuthentication yes\n"
+                             "AllowUsers " +
+                             m_user + (m_options.shellUser ? " " + shellUser() : std::string()) +
+                             "\n"
+                             "Subsystem sftp /usr/lib/openssh/sftp-server\n"
+                             "LogLevel VERBOSE\n"
+                             "MaxStartups 200\n"
+                             "MaxSessions 64\n";
+        for (const auto& l : m_options.extraConfig)
+            config += l + "\n";
+        ferry::test::writeFile(m_dir / "etc/sshd_config", config, 0600);
 
-    std::string sshd = "/usr/sbin/sshd -D -e -f " + (m_dir / "etc/sshd_config");
-    if (m_options.dataLimit > 0)
-        sshd = "/usr/bin/prlimit --data=" + std::to_string(m_options.dataLimit) + " -- " + sshd;
-    const std::string setHost = m_options.hostName.empty() ? std::string() : "hostname " + m_options.hostName + " && ";
-    const std::string script = setHost + "mount --bind " + (m_dir / "run") +
-                               " /run && mkdir -p /run/sshd && chmod 0755 /run/sshd && exec " + sshd;
-    std::vector<std::string> argv{"/usr/bin/unshare", "--mount", "--propagation", "private"};
-    if (!m_options.hostName.empty())
-        argv.push_back("--uts");
-    argv.insert(argv.end(), {"/bin/sh", "-c", script});
-    m_sshd.emplace(argv,
-                   std::map<std::string, std::string>{}, m_dir / "sshd.log");
-    if (!waitUntil([this] { return portOpen(m_port) || !m_sshd->running(); }, std::chrono::seconds(10)) ||
-        !m_sshd->running())
-        throw std::runtime_error("sshd did not start: " + sshdLog());
+        std::string sshd = "/usr/sbin/sshd -D -e -f " + (m_dir / "etc/sshd_config");
+        if (m_options.dataLimit > 0)
+            sshd = "/usr/bin/prlimit --data=" + std::to_string(m_options.dataLimit) + " -- " + sshd;
+        const std::string setHost =
+            m_options.hostName.empty() ? std::string() : "hostname " + m_options.hostName + " && ";
+        const std::string script = setHost + "mount --bind " + (m_dir / "run") +
+                                   " /run && mkdir -p /run/sshd && chmod 0755 /run/sshd && exec " + sshd;
+        std::vector<std::string> argv{"/usr/bin/unshare", "--mount", "--propagation", "private"};
+        if (!m_options.hostName.empty())
+            argv.push_back("--uts");
+        argv.insert(argv.end(), {"/bin/sh", "-c", script});
+        const std::size_t logBefore = sshdLog().size();
+        m_sshd.emplace(argv, std::map<std::string, std::string>{}, m_dir / "sshd.log");
+        // Up once it says so: the port may be another process's, which
+        // binds freePort's port before sshd does; then sshd exits, and it
+        // tries again on the next port of this process.
+        const bool up = waitUntil(
+            [&] { return !m_sshd->running() || sshdLog().find("Server listening", logBefore) != std::string::npos; },
+            std::chrono::seconds(10));
+        if (up && m_sshd->running())
+            break;
+        if (attempt == 3 || sshdLog().find("Address already in use", logBefore) == std::string::npos)
+            throw std::runtime_error("sshd did not start: " + sshdLog());
+    }
 
     std::string hostKey = trim(readFile(m_dir / "etc/host_ed25519.pub"));
     hostKey = hostKey.substr(0, hostKey.rfind(' '));

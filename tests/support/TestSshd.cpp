@@ -23,8 +23,20 @@ TestSshd::TestSshd(SshdOptions options) : m_options(std::move(options))
     // Laid out as /etc/ssh is, for collectord's --sshd-host-keys.
     std::filesystem::create_directories(m_dir / "hostkeys");
     std::filesystem::copy_file(m_dir / "host_ed25519.pub", m_dir / "hostkeys/ssh_host_ed25519_key.pub");
-    writeConfig();
-    start();
+    // Another process may bind freePort's port before sshd does: then sshd
+    // exits, and it tries again on the next port of this process.
+    for (int attempt = 1;; ++attempt) {
+        writeConfig();
+        const std::size_t logBefore = log().size();
+        try {
+            start();
+            return;
+        } catch (const std::runtime_error&) {
+            if (attempt == 3 || log().find("Address already in use", logBefore) == std::string::npos)
+                throw;
+        }
+        m_port = freePort();
+    }
 }
 
 TestSshd::~TestSshd()

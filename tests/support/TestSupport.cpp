@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -245,23 +246,47 @@ bool waitUntil(const std::function<bool()>& pred, std::chrono::milliseconds time
     }
 }
 
+namespace {
+// freePort's ports lie below the kernel's ephemeral range (32768-60999 by
+// default), so no port-0 bind or outgoing connection is ever given one of
+// them, and each test process draws from its own block, chosen by its pid:
+// two tests running at once never pick the same port unless their pids
+// fall on the same block. A process takes the ports of its block in turn.
+constexpr int kFirstTestPort = 20000;
+constexpr int kTestPortBlock = 64;
+constexpr int kTestPortBlocks = (32768 - kFirstTestPort) / kTestPortBlock;
+
+// True when nothing holds port on addr now.
+bool canBind(sockaddr_in addr, int port)
+{
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        throw std::runtime_error(std::string("Failed to pick a free port: socket: ") + std::strerror(errno));
+    const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    return free;
+}
+} // namespace
+
 int freePort(const std::string& address)
 {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     if (::inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1)
         throw std::runtime_error("Failed to pick a free port: " + address + " is not an IPv4 address");
-    addr.sin_port = 0;
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        const int error = errno;
-        ::close(fd);
-        throw std::runtime_error("Failed to pick a free port on " + address + ": " + std::strerror(error));
+    static std::mutex lock;
+    static int next = 0;
+    const std::lock_guard<std::mutex> guard(lock);
+    const int first = kFirstTestPort + static_cast<int>(::getpid() % kTestPortBlocks) * kTestPortBlock;
+    for (int tried = 0; tried < kTestPortBlock; ++tried) {
+        const int port = first + next;
+        next = (next + 1) % kTestPortBlock;
+        if (canBind(addr, port))
+            return port;
     }
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    ::close(fd);
-    return ntohs(addr.sin_port);
+    throw std::runtime_error("Failed to pick a free port on " + address + ": every port of this process's block " +
+                             std::to_string(first) + "-" + std::to_string(first + kTestPortBlock - 1) + " is taken");
 }
 
 bool isRoot()

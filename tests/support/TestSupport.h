@@ -68,8 +68,12 @@ RunResult run(const std::vector<std::string>& argv, const std::map<std::string, 
 bool waitUntil(const std::function<bool()>& pred, std::chrono::milliseconds timeout = std::chrono::seconds(10),
                std::chrono::milliseconds interval = std::chrono::milliseconds(20));
 
-// A free TCP port on address, a loopback IPv4 address such as 127.0.0.2
-// (bound with port 0, read and closed).
+// A TCP port that nothing holds on address, a loopback IPv4 address such as
+// 127.0.0.2: from a block of ports of this process's own (derived from its
+// pid, below the kernel's ephemeral range), taken in turn and checked
+// by a bind that is closed again. Another process may still take it before
+// the caller binds it, so a fixture that starts a server on it retries
+// with the next port when the server finds it in use.
 int freePort(const std::string& address = "127.0.0.1");
 
 // True when we are root (tests needing it skip with a reason otherwise).
