@@ -5,9 +5,10 @@
 //     `cat` of the same bytes (the Batch frames the shell sends) over an
 //     already open SSH connection to the same node (OpenSSH ControlMaster)
 //     and through an already open libssh channel (the transport's limit).
-//     Ratio = libssh channel time / pull time (target >= 0.8); the open
-//     OpenSSH connection, the cold `ssh node cat`, where the time goes and
-//     the SQLite floor are printed too.
+//     Ratio = open OpenSSH connection's time / pull time (target >= 0.8:
+//     the reference issue 16 measured its figures against); the libssh
+//     channel, the cold `ssh node cat`, where the time goes and the SQLite
+//     floor are printed for context.
 //  2. 50 nodes simulated on loopback (own sshd, user, spool, secret, host
 //     name each), 5 minutes of backlog each, pulled in one round with the
 //     default concurrency; wall time per round versus single-node time x 50.
@@ -207,16 +208,17 @@ void singleNodeVersusCat(int days)
     std::printf("  same bytes, an open libssh channel (cat)         %8.1f ms  %7.2f MB/s  (the transport's limit)\n",
                 libsshMs, mb / (libsshMs / 1000));
     benchsupport::printStages(stages, warmMs);
-    std::printf("  context: throughput pull / the open OpenSSH connection %.2fx; connect included %.2fx; against the "
-                "cold cat %.2fx\n",
-                warmMs / pullMs, warmMs / (pullMs + median(connects)), catMs / (pullMs + median(connects)));
-    std::printf("  bound: storing these records durably in SQLite, with nothing else, takes %.2fx the open libssh "
-                "channel's time: a session that stores them before its Acks reaches at most %.2fx of its throughput "
-                "here\n",
+    std::printf("  context: throughput pull / an open libssh channel %.2fx (the transport's limit); connect "
+                "included, against the open OpenSSH connection %.2fx; against the cold cat %.2fx\n",
+                libsshMs / pullMs, warmMs / (pullMs + median(connects)), catMs / (pullMs + median(connects)));
+    std::printf("  context: bound: storing these records durably in SQLite, with nothing else, takes %.2fx the open "
+                "libssh channel's time: a session that stores them before its Acks reaches at most %.2fx of its "
+                "throughput here\n",
                 stages.durableFloorMs / libsshMs, libsshMs / stages.durableFloorMs);
-    const double ratio = libsshMs / pullMs;
-    std::printf("  target: throughput pull / an open libssh channel %.2fx (>= 0.8: %s)\n", ratio,
-                ratio >= 0.8 ? "met" : "NOT met");
+    const double ratio = warmMs / pullMs;
+    std::printf("  target: throughput pull / the same bytes over an already open OpenSSH connection (cat, "
+                "ControlMaster) %.2fx (>= 0.8: %s)\n",
+                ratio, ratio >= 0.8 ? "met" : "NOT met");
 }
 
 void fiftyNodes()
