@@ -184,7 +184,8 @@ int MasterStore::afterWalCommit(void* self, sqlite3* db, const char* name, int p
 
 MasterStore::~MasterStore()
 {
-    checkpointIfDue();
+    if (m_checkpointAtClose)
+        checkpointIfDue();
 }
 
 void MasterStore::checkpointIfDue()
