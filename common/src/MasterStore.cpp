@@ -371,7 +371,7 @@ std::vector<AckMessage> MasterStore::storeBatches(const std::string& node, const
             // A pull's backlog batch follows the cursor: everything up to its
             // last record is stored (or was dropped by the node's bounds).
             if (via == "pull" && batch.lane == BatchLane::Backlog && !records.empty())
-                setPullCursor(node, epoch, records.back().seq);
+                setPullCursor(node, epoch, std::max(records.back().seq, batch.cursorAfter));
             total.newlyStored += ack.newlyStored;
             total.duplicates += ack.duplicates;
             total.storedUpTo = std::max(total.storedUpTo, ack.storedUpTo);

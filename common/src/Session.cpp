@@ -639,11 +639,10 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
     writeFrame(stream, MessageType::Policy, encode(policy), deadlineIn(o.ioTimeout));
 
     std::uint64_t headLast = 0; // last record of this session's head lane
-    // Group commit, pipelined: the batches that have arrived when no more
-    // is waiting are stored in one transaction (one sync) on a thread of
-    // its own, while this thread reads the batches that follow; once the
-    // commit is done their Acks go out in order and whatever arrived
-    // meanwhile is the next group. Bounded: a group never holds more than
+    // Group commit, pipelined: the batches that have arrived are stored in
+    // one transaction (one sync) on a thread of its own, while this thread
+    // reads the batches that follow; once the commit is done their Acks go
+    // out in order and whatever arrived meanwhile is the next group. Bounded: a group never holds more than
     // kMaxGroupBatches frames or kMaxGroupBytes of them, and while one group
     // commits and the next is full (or ends with a head batch) nothing more
     // is read, so the master holds at most two groups. afterCommit runs once
@@ -651,7 +650,10 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
     struct Arrived {
         std::vector<Record> records;
         bool head = false;
+        std::uint64_t cursorAfter = 0; // BatchToStore::cursorAfter
     };
+    std::uint64_t headFirst = 0; // the head lane as it arrived (it commits before any later batch)
+    std::uint64_t headLastArrived = 0;
     std::vector<Arrived> group; // arriving
     std::size_t groupBytes = 0;
     bool groupClosed = false;        // it ends with a head batch
@@ -669,7 +671,7 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
         std::vector<BatchToStore> batches;
         batches.reserve(committing.size());
         for (const auto& g : committing)
-            batches.push_back({&g.records, g.head ? BatchLane::Head : BatchLane::Backlog});
+            batches.push_back({&g.records, g.head ? BatchLane::Head : BatchLane::Backlog, g.cursorAfter});
         // On pull, the cursor moves in the same transaction as the batches.
         commit.start([&store, &hs, &o, batches = std::move(batches)] {
             auto acks = store.storeBatches(hs.node, hs.epoch, batches, o.via);
@@ -691,7 +693,7 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
                 result.headRecords += g.records.size();
                 headLast = std::max(headLast, g.records.back().seq);
             } else
-                result.cursor = g.records.back().seq;
+                result.cursor = std::max(g.records.back().seq, g.cursorAfter);
             if (sendAcks) {
                 AckMessage reply = acks[i];
                 reply.storedUpTo = g.records.back().seq;
@@ -706,7 +708,7 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
         committing.clear();
         if (!sendAcks)
             return;
-        if (!group.empty() && (groupFull() || !stream.hasInput()))
+        if (!group.empty())
             startCommit();
         stream.writeAll(ackFrames.data(), ackFrames.size(), deadlineIn(o.ioTimeout));
     };
@@ -722,10 +724,11 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
             // Read on while the commit runs; wake when it is done.
             if (!stream.hasInput() && !stream.waitForInput(commit.doneFd(), deadlineIn(o.ioTimeout)))
                 continue;
-        } else if (!group.empty() && (groupFull() || !stream.hasInput())) {
-            // Store what has arrived once no more is waiting to be read (or
-            // the group is full): never wait for a frame with batches
-            // unacked, the node may be waiting for their Acks.
+        } else if (!group.empty()) {
+            // What has arrived commits at once: whatever arrives meanwhile
+            // is read during the commit and forms the next group. (Never
+            // wait for a frame with batches unacked: the node may be
+            // waiting for their Acks.)
             startCommit();
             continue;
         }
@@ -754,7 +757,8 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
             }
             // The node's backlog lane reached its head lane: on pull,
             // everything up to the head's last record is stored now, and
-            // the cursor may pass it.
+            // the cursor may pass it (the last backlog batch moved it
+            // already when it ended right below the head).
             if (o.via == "pull" && headLast > result.cursor && !policy.held) {
                 store.setPullCursor(hs.node, hs.epoch, headLast);
                 result.cursor = headLast;
@@ -791,6 +795,13 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
         }
         if (!head)
             backlogAfter = batch.records.back().seq;
+        // The backlog lane reached the head lane: on pull, the cursor moves
+        // past the head in this batch's transaction.
+        if (head) {
+            headFirst = batch.records.front().seq;
+            headLastArrived = batch.records.back().seq;
+        } else if (headFirst > 0 && batch.records.back().seq + 1 == headFirst)
+            batch.cursorAfter = headLastArrived;
         groupBytes += f.payload.size();
         group.push_back(std::move(batch));
         // The head lane is the node's present: stored as soon as it can be,

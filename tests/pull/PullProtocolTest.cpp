@@ -114,6 +114,27 @@ TEST_F(APullSession, MovesEveryRecordAndEmptiesTheSpool)
     EXPECT_EQ(store->report("node1")->transportMode, "") << "the shell's report arrived (mode filled by ferry-login)";
 }
 
+TEST_F(APullSession, MovesTheCursorPastTheHeadInTheTransactionOfTheBacklogBatchThatReachesIt)
+{
+    // Newest first: the head lane 1135–1234, then the backlog 1–1134. The
+    // batch that ends at 1134 moves the cursor to 1234 as it commits, so
+    // that Bye needs no transaction of its own.
+    fill(1234);
+    auto node = startNode(PullCommand{PullVerb::Fetch, 0});
+    auto o = sessionOptions();
+    std::vector<std::uint64_t> cursors; // after each group's commit, before its Acks
+    o.afterCommit = [&] { cursors.push_back(store->pullCursor("node1", spool->epoch())); };
+    const auto result = runMasterSession(*master, *store, o);
+    node.get();
+    EXPECT_EQ(result.headRecords, 100u);
+    EXPECT_EQ(result.cursor, 1234u);
+    ASSERT_FALSE(cursors.empty());
+    EXPECT_EQ(cursors.front(), 0u) << "the head lane alone does not move the cursor";
+    EXPECT_EQ(cursors.back(), 1234u) << "moved past the head with the last backlog batch";
+    EXPECT_EQ(store->countRecords("node1", spool->epoch()), 1234u);
+    EXPECT_EQ(spool->stats().records, 0u);
+}
+
 TEST_F(APullSession, RefusesAMasterWithTheWrongSecretAndKeepsTheSpool)
 {
     fill(10);

@@ -57,13 +57,12 @@
 //   master → Ack {stored_up_to = last seq of that batch, newly, duplicates}
 //                   (one per Batch, in order, sent only after the commit)
 //   node   → Bye
-// Group commit: the master stores every batch that has already arrived when
-// it reads one (up to 8 batches or 8 MiB) in one transaction, with one
-// sync, and then sends their Acks in order; a HeadBatch is stored as soon
-// as it can be, alone with whatever came before it. The commit runs on a
-// thread of its own while the session reads the batches that follow (up to
-// one more group; then it stops reading until the commit is done), and
-// those form the next group. The wire is unchanged: one Ack per batch, each
+// Group commit: the master stores the batches that have arrived (up to 8
+// batches or 8 MiB) in one transaction, with one sync, and then sends their
+// Acks in order; a HeadBatch is stored as soon as it can be, alone with
+// whatever came before it. The commit runs on a thread of its own while the
+// session reads the batches that follow (up to one more group; then it
+// stops reading until the commit is done): those form the next group. The wire is unchanged: one Ack per batch, each
 // after the commit that holds its batch. The node keeps up to
 // kSessionWindow (8) batches in flight, so that a week's backlog at 1 MiB
 // batches goes out without waiting for an Ack; it reads every Ack that has
