@@ -642,17 +642,19 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
     // Group commit, pipelined: the batches that have arrived are stored in
     // one transaction (one sync) on a thread of its own, while this thread
     // reads the batches that follow; once the commit is done their Acks go
-    // out in order and whatever arrived meanwhile is the next group. Bounded: a group never holds more than
-    // kMaxGroupBatches frames or kMaxGroupBytes of them, and while one group
-    // commits and the next is full (or ends with a head batch) nothing more
-    // is read, so the master holds at most two groups. afterCommit runs once
-    // per group, after its commit and before its first Ack.
+    // out in order and whatever arrived meanwhile is the next group.
+    // Bounded: a group never holds more than kMaxGroupBatches frames or
+    // kMaxGroupBytes of them, and while one group commits and the next is
+    // full (or ends with a head batch) nothing more is read, so the master
+    // holds at most two groups. afterCommit runs once per group, after its
+    // commit and before its first Ack.
     struct Arrived {
         std::vector<Record> records;
         bool head = false;
         std::uint64_t cursorAfter = 0; // BatchToStore::cursorAfter
     };
-    std::uint64_t headFirst = 0; // the head lane as it arrived (it commits before any later batch)
+    // The head lane as it arrived: it commits before any batch after it.
+    std::uint64_t headFirst = 0;
     std::uint64_t headLastArrived = 0;
     std::vector<Arrived> group; // arriving
     std::size_t groupBytes = 0;
@@ -674,14 +676,14 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
             batches.push_back({&g.records, g.head ? BatchLane::Head : BatchLane::Backlog, g.cursorAfter});
         // On pull, the cursor moves in the same transaction as the batches.
         commit.start([&store, &hs, &o, batches = std::move(batches)] {
-            auto acks = store.storeBatches(hs.node, hs.epoch, batches, o.via);
-            return acks;
+            return store.storeBatches(hs.node, hs.epoch, batches, o.via);
         });
     };
     auto groupFull = [&] { return groupClosed || group.size() >= kMaxGroupBatches || groupBytes >= kMaxGroupBytes; };
     // Waits for the commit and counts what it stored; sends its Acks unless
-    // the node is gone. The next group, when it is ready, starts to commit
-    // before those Acks go out, so that they travel while it syncs.
+    // the node is gone. The next group, if anything arrived meanwhile,
+    // starts to commit before those Acks go out, so that they travel while
+    // it syncs.
     auto finishCommit = [&](bool sendAcks) {
         const std::vector<AckMessage> acks = commit.finish();
         if (sendAcks && o.afterCommit)
