@@ -5,9 +5,10 @@
 //     `cat` of the same bytes (the Batch frames the shell sends) over an
 //     already open SSH connection to the same node (OpenSSH ControlMaster)
 //     and through an already open libssh channel (the transport's limit).
-//     Ratio = libssh channel time / pull time (target >= 0.8); the open
-//     OpenSSH connection, the cold `ssh node cat`, where the time goes and
-//     the SQLite floor are printed too.
+//     Ratio = open OpenSSH connection's time / pull time (target >= 0.8:
+//     the reference issue 16 measured its figures against); the libssh
+//     channel, the cold `ssh node cat`, where the time goes and the SQLite
+//     floor are printed for context.
 //  2. 50 nodes simulated on loopback (own sshd, user, spool, secret, host
 //     name each), 5 minutes of backlog each, pulled in one round with the
 //     default concurrency; wall time per round versus single-node time x 50.
@@ -17,6 +18,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "NodeSshd.h"
 #include "Puller.h"
@@ -110,26 +112,38 @@ void singleNodeVersusCat(int days)
     constexpr int kRuns = 5;
     std::vector<double> pulls;
     std::vector<double> connects;
+    std::vector<double> closes;
     std::vector<double> cats;
     for (int run = 0; run < kRuns; ++run) {
         TempDir master;
-        ferry::MasterStore store(master / "master.db");
-        registerNode(store, node);
+        {
+            // Closed before the pull, so that pulld's store is the last one
+            // open and its close checkpoints the WAL, timed below.
+            ferry::MasterStore store(master / "master.db");
+            registerNode(store, node);
+        }
         pulld::PulldConfig config;
         config.user = node.user();
         config.keyFile = node.restrictedKey();
         config.knownHostsFile = node.knownHosts();
         pulld::SshNodeConnector ssh(config);
         TimedConnector connector(ssh);
-        pulld::Puller puller(master / "master.db", config, connector);
+        std::optional<pulld::Puller> puller;
+        puller.emplace(master / "master.db", config, connector);
         fill(node, records);
 
         const auto start = Clock::now();
-        const auto outcome = puller.pullNode(node.nodeName());
+        const auto outcome = puller->pullNode(node.nodeName());
         pulls.push_back(msSince(start) - connector.lastMs());
         connects.push_back(connector.lastMs());
         if (!outcome.success || outcome.records != records.size())
             throw std::runtime_error("pull failed: " + outcome.summary);
+        // pulld's last close of master.db: the WAL checkpoint that the pulls
+        // leave to it (after the session, as collectord's store closes after
+        // a push).
+        const auto closeStart = Clock::now();
+        puller.reset();
+        closes.push_back(msSince(closeStart));
 
         const auto catStart = Clock::now();
         const RunResult cat =
@@ -198,8 +212,9 @@ void singleNodeVersusCat(int days)
         days, records.size(), mb, static_cast<unsigned long long>(stages.batches), ferry::NodeConfig{}.batchRecords,
         ferry::NodeConfig{}.batchBytes, kRuns);
     std::printf("  pull session (prove, fetch, store, ack, bye)     %8.1f ms  %7.2f MB/s  %8.0f records/s"
-                "  (+ ssh connect and login %.1f ms)\n",
-                pullMs, mb / (pullMs / 1000), static_cast<double>(records.size()) / (pullMs / 1000), median(connects));
+                "  (+ ssh connect and login %.1f ms; + pulld's closing WAL checkpoint %.1f ms, after it)\n",
+                pullMs, mb / (pullMs / 1000), static_cast<double>(records.size()) / (pullMs / 1000), median(connects),
+                median(closes));
     std::printf("  same bytes, cat over an already open connection  %8.1f ms  %7.2f MB/s\n", warmMs,
                 mb / (warmMs / 1000));
     std::printf("  same bytes, ssh node cat (cold: connect each)    %8.1f ms  %7.2f MB/s\n", catMs,
@@ -207,16 +222,17 @@ void singleNodeVersusCat(int days)
     std::printf("  same bytes, an open libssh channel (cat)         %8.1f ms  %7.2f MB/s  (the transport's limit)\n",
                 libsshMs, mb / (libsshMs / 1000));
     benchsupport::printStages(stages, warmMs);
-    std::printf("  context: throughput pull / the open OpenSSH connection %.2fx; connect included %.2fx; against the "
-                "cold cat %.2fx\n",
-                warmMs / pullMs, warmMs / (pullMs + median(connects)), catMs / (pullMs + median(connects)));
-    std::printf("  bound: storing these records durably in SQLite, with nothing else, takes %.2fx the open libssh "
-                "channel's time: a session that stores them before its Acks reaches at most %.2fx of its throughput "
-                "here\n",
+    std::printf("  context: throughput pull / an open libssh channel %.2fx (the transport's limit); connect "
+                "included, against the open OpenSSH connection %.2fx; against the cold cat %.2fx\n",
+                libsshMs / pullMs, warmMs / (pullMs + median(connects)), catMs / (pullMs + median(connects)));
+    std::printf("  context: bound: storing these records durably in SQLite, with nothing else, takes %.2fx the open "
+                "libssh channel's time: a session that stores them before its Acks reaches at most %.2fx of its "
+                "throughput here\n",
                 stages.durableFloorMs / libsshMs, libsshMs / stages.durableFloorMs);
-    const double ratio = libsshMs / pullMs;
-    std::printf("  target: throughput pull / an open libssh channel %.2fx (>= 0.8: %s)\n", ratio,
-                ratio >= 0.8 ? "met" : "NOT met");
+    const double ratio = warmMs / pullMs;
+    std::printf("  target: throughput pull / the same bytes over an already open OpenSSH connection (cat, "
+                "ControlMaster) %.2fx (>= 0.8: %s)\n",
+                ratio, ratio >= 0.8 ? "met" : "NOT met");
 }
 
 void fiftyNodes()

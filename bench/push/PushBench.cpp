@@ -13,11 +13,13 @@
 //       out and 1 KB echoed back, close) to the same sshd; Ferry's CPU per
 //       cycle against it (target ≤ 2×).
 //   ferry-bench-push backlog [DAYS]   DAYS (7) of the sampler's records at a
-//       60 s period drained in one session vs the same bytes through an
-//       already open libssh channel to the same sshd (target ≥ 0.8× its
-//       throughput) and, for context, `cat > /dev/null` on an OpenSSH
-//       ControlMaster; with where the time goes and the floor of any
-//       durable SQLite store of the records.
+//       60 s period drained in one session vs `cat > /dev/null` of the same
+//       bytes over an already open OpenSSH connection to the same sshd
+//       (ControlMaster; target ≥ 0.8× its throughput: the reference issue
+//       16 measured its figures against), and, for context, an already open
+//       libssh channel (the transport's limit), a libssh session channel into
+//       a command, where the time goes and the floor of any durable SQLite
+//       store of the records.
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -599,16 +601,18 @@ int benchBacklog(int days, std::uint32_t batchRecords, std::uint32_t batchBytes)
                 median(execs) * 1e3, mb / median(execs));
     benchsupport::printStages(stages, cat * 1e3);
     const double limit = median(raw);
-    std::printf("  context: throughput ferry / the open OpenSSH connection %.2fx\n", cat / session);
-    std::printf("  bound: storing these records durably in SQLite, with nothing else, takes %.2fx the open libssh "
-                "channel's time: a session that stores them before its Acks reaches at most %.2fx of its throughput "
-                "here\n",
-                stages.durableFloorMs / (limit * 1e3), limit * 1e3 / stages.durableFloorMs);
+    std::printf("  context: throughput ferry / an open libssh channel %.2fx (the transport's limit)\n",
+                limit / session);
     std::printf("  context: throughput ferry / an open libssh session channel into a command %.2fx\n",
                 median(execs) / session);
-    const double ratio = limit / session;
-    std::printf("  target: throughput ferry / an open libssh channel %.2fx (>= 0.8: %s)\n", ratio,
-                ratio >= 0.8 ? "met" : "NOT met");
+    std::printf("  context: bound: storing these records durably in SQLite, with nothing else, takes %.2fx the open "
+                "libssh channel's time: a session that stores them before its Acks reaches at most %.2fx of its "
+                "throughput here\n",
+                stages.durableFloorMs / (limit * 1e3), limit * 1e3 / stages.durableFloorMs);
+    const double ratio = cat / session;
+    std::printf("  target: throughput ferry / the same bytes over an already open OpenSSH connection (cat, "
+                "ControlMaster) %.2fx (>= 0.8: %s)\n",
+                ratio, ratio >= 0.8 ? "met" : "NOT met");
     return stored == static_cast<std::uint64_t>(kRuns) * records.size() ? 0 : 1;
 }
 

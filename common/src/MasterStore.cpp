@@ -184,7 +184,8 @@ int MasterStore::afterWalCommit(void* self, sqlite3* db, const char* name, int p
 
 MasterStore::~MasterStore()
 {
-    checkpointIfDue();
+    if (m_checkpointAtClose)
+        checkpointIfDue();
 }
 
 void MasterStore::checkpointIfDue()
@@ -370,7 +371,7 @@ std::vector<AckMessage> MasterStore::storeBatches(const std::string& node, const
             // A pull's backlog batch follows the cursor: everything up to its
             // last record is stored (or was dropped by the node's bounds).
             if (via == "pull" && batch.lane == BatchLane::Backlog && !records.empty())
-                setPullCursor(node, epoch, records.back().seq);
+                setPullCursor(node, epoch, std::max(records.back().seq, batch.cursorAfter));
             total.newlyStored += ack.newlyStored;
             total.duplicates += ack.duplicates;
             total.storedUpTo = std::max(total.storedUpTo, ack.storedUpTo);

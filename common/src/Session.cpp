@@ -1,8 +1,14 @@
 #include "ferry/Session.h"
 
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <deque>
 #include <exception>
+#include <system_error>
+#include <thread>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -16,10 +22,12 @@ namespace ferry {
 namespace {
 
 constexpr const char* kNodeLabel = "node";
-// The most batches (and bytes of their frames) the master stores in one
-// transaction; the node's window keeps fewer than this in flight.
+// The most batches (and bytes of their frames, passed by one frame at most)
+// the master stores in one transaction. It holds at most two such groups:
+// one committing, the next arriving. The node's window (kSessionWindow)
+// keeps no more than one group in flight.
 constexpr std::size_t kMaxGroupBatches = 8;
-constexpr std::size_t kMaxGroupBytes = 16 * 1024 * 1024;
+constexpr std::size_t kMaxGroupBytes = 8 * 1024 * 1024;
 constexpr const char* kMasterLabel = "master";
 
 void sendError(ByteStream& stream, const std::string& code, const std::string& message)
@@ -84,6 +92,77 @@ void refuseOlder(ByteStream& stream, const std::string& who, std::uint8_t versio
     sendError(stream, kSessionErrorVersion, text);
     throw VersionError("Refused " + text);
 }
+
+// One group of batches committed on a thread of its own, so that the
+// master's session reads the batches that follow while the disk syncs. Its
+// eventfd becomes readable when the commit is done. The store is used by
+// one thread at a time: the session touches it again only after finish().
+class BackgroundCommit {
+public:
+    BackgroundCommit() : m_done(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
+    {
+        if (m_done < 0)
+            throwErrno("create the group commit's eventfd");
+    }
+    ~BackgroundCommit()
+    {
+        // A session that fails while a commit runs waits for it: the store
+        // and the batches must outlive the thread.
+        if (m_thread.joinable())
+            m_thread.join();
+        ::close(m_done);
+    }
+    BackgroundCommit(const BackgroundCommit&) = delete;
+    BackgroundCommit& operator=(const BackgroundCommit&) = delete;
+
+    bool busy() const { return m_busy; }
+    int doneFd() const { return m_done; }
+    bool done() const
+    {
+        pollfd pfd{m_done, POLLIN, 0};
+        return ::poll(&pfd, 1, 0) == 1;
+    }
+    void start(std::function<std::vector<AckMessage>()> work)
+    {
+        m_busy = true;
+        auto run = [this, work = std::move(work)] {
+            try {
+                m_acks = work();
+            } catch (...) {
+                m_failure = std::current_exception();
+            }
+            const std::uint64_t one = 1;
+            (void)!::write(m_done, &one, sizeof one);
+        };
+        try {
+            m_thread = std::thread(run);
+        } catch (const std::system_error& e) {
+            // No thread to be had (a unit's task limit): commit here, as
+            // before there was a thread for it.
+            spdlog::debug("Committing on the session's thread: no thread for it ({})", e.what());
+            run();
+        }
+    }
+    // Waits for the commit; returns its Acks or throws what it threw.
+    std::vector<AckMessage> finish()
+    {
+        if (m_thread.joinable())
+            m_thread.join();
+        std::uint64_t count = 0;
+        (void)!::read(m_done, &count, sizeof count);
+        m_busy = false;
+        if (m_failure)
+            std::rethrow_exception(std::exchange(m_failure, nullptr));
+        return std::move(m_acks);
+    }
+
+private:
+    int m_done;
+    bool m_busy = false;
+    std::thread m_thread;
+    std::vector<AckMessage> m_acks;
+    std::exception_ptr m_failure;
+};
 
 HealthReport spoolReport(Spool& spool, const HealthReport& base)
 {
@@ -560,57 +639,99 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
     writeFrame(stream, MessageType::Policy, encode(policy), deadlineIn(o.ioTimeout));
 
     std::uint64_t headLast = 0; // last record of this session's head lane
-    // Group commit: the batches that have arrived by the time the last one
-    // is read are stored in one transaction (one sync), then acked one by
-    // one in order. The node keeps a window of batches in flight, so while
-    // one group is stored the next arrives. Bounded: a group never holds
-    // more than kMaxGroupBatches frames or kMaxGroupBytes of them. afterCommit
-    // runs once per group, after its commit and before its first Ack.
+    // Group commit, pipelined: the batches that have arrived are stored in
+    // one transaction (one sync) on a thread of its own, while this thread
+    // reads the batches that follow; once the commit is done their Acks go
+    // out in order and whatever arrived meanwhile is the next group.
+    // Bounded: a group never holds more than kMaxGroupBatches frames or
+    // kMaxGroupBytes of them, and while one group commits and the next is
+    // full (or ends with a head batch) nothing more is read, so the master
+    // holds at most two groups. afterCommit runs once per group, after its
+    // commit and before its first Ack.
     struct Arrived {
         std::vector<Record> records;
         bool head = false;
+        std::uint64_t cursorAfter = 0; // BatchToStore::cursorAfter
     };
-    std::vector<Arrived> group;
+    // The head lane as it arrived: it commits before any batch after it.
+    std::uint64_t headFirst = 0;
+    std::uint64_t headLastArrived = 0;
+    std::vector<Arrived> group; // arriving
     std::size_t groupBytes = 0;
+    bool groupClosed = false;        // it ends with a head batch
+    std::vector<Arrived> committing; // being stored (declared before commit: outlives its thread)
+    BackgroundCommit commit;
     // Backlog batches continue where the last one ended, so that the cursor
     // keeps meaning "everything up to here is stored"; checked as batches
     // arrive, ahead of their commit.
     std::uint64_t backlogAfter = result.cursor;
-    auto storeGroup = [&] {
+    auto startCommit = [&] {
+        committing = std::move(group);
+        group.clear();
+        groupBytes = 0;
+        groupClosed = false;
         std::vector<BatchToStore> batches;
-        batches.reserve(group.size());
-        for (const auto& g : group)
-            batches.push_back({&g.records, g.head ? BatchLane::Head : BatchLane::Backlog});
+        batches.reserve(committing.size());
+        for (const auto& g : committing)
+            batches.push_back({&g.records, g.head ? BatchLane::Head : BatchLane::Backlog, g.cursorAfter});
         // On pull, the cursor moves in the same transaction as the batches.
-        const std::vector<AckMessage> acks = store.storeBatches(hs.node, hs.epoch, batches, o.via);
-        if (o.afterCommit)
+        commit.start([&store, &hs, &o, batches = std::move(batches)] {
+            return store.storeBatches(hs.node, hs.epoch, batches, o.via);
+        });
+    };
+    auto groupFull = [&] { return groupClosed || group.size() >= kMaxGroupBatches || groupBytes >= kMaxGroupBytes; };
+    // Waits for the commit and counts what it stored; sends its Acks unless
+    // the node is gone. The next group, if anything arrived meanwhile,
+    // starts to commit before those Acks go out, so that they travel while
+    // it syncs.
+    auto finishCommit = [&](bool sendAcks) {
+        const std::vector<AckMessage> acks = commit.finish();
+        if (sendAcks && o.afterCommit)
             o.afterCommit();
-        for (std::size_t i = 0; i < group.size(); ++i) {
-            const auto& g = group[i];
+        std::string ackFrames; // the group's Acks, one per batch, in order, in one write
+        for (std::size_t i = 0; i < committing.size(); ++i) {
+            const auto& g = committing[i];
             if (g.head) {
                 result.headRecords += g.records.size();
                 headLast = std::max(headLast, g.records.back().seq);
             } else
-                result.cursor = g.records.back().seq;
-            AckMessage reply = acks[i];
-            reply.storedUpTo = g.records.back().seq;
-            // Acknowledge only after the transaction committed (synchronous=FULL).
-            writeFrame(stream, MessageType::Ack, encode(reply), deadlineIn(o.ioTimeout));
+                result.cursor = std::max(g.records.back().seq, g.cursorAfter);
+            if (sendAcks) {
+                AckMessage reply = acks[i];
+                reply.storedUpTo = g.records.back().seq;
+                // Acknowledge only after the transaction committed (synchronous=FULL).
+                ackFrames += encodeFrame(MessageType::Ack, encode(reply));
+            }
             ++result.batches;
             result.records += g.records.size();
             result.newlyStored += acks[i].newlyStored;
             result.duplicates += acks[i].duplicates;
         }
-        group.clear();
-        groupBytes = 0;
+        committing.clear();
+        if (!sendAcks)
+            return;
+        if (!group.empty())
+            startCommit();
+        stream.writeAll(ackFrames.data(), ackFrames.size(), deadlineIn(o.ioTimeout));
     };
     for (;;) {
-        // Store what has arrived once no more is waiting to be read (or the
-        // group is full): never wait for a frame with batches unacked, the
-        // node may be waiting for their Acks.
-        if (!group.empty() &&
-            (group.size() >= kMaxGroupBatches || groupBytes >= kMaxGroupBytes || !stream.hasInput())) {
-            storeGroup();
+        if (commit.busy() && commit.done())
+            finishCommit(true);
+        if (commit.busy()) {
+            // The next group is full: read nothing more until there is room.
+            if (groupFull()) {
+                finishCommit(true);
+                continue;
+            }
+            // Read on while the commit runs; wake when it is done.
+            if (!stream.hasInput() && !stream.waitForInput(commit.doneFd(), deadlineIn(o.ioTimeout)))
+                continue;
+        } else if (!group.empty()) {
+            // What has arrived commits at once: whatever arrives meanwhile
+            // is read during the commit and forms the next group. (Never
+            // wait for a frame with batches unacked: the node may be
+            // waiting for their Acks.)
+            startCommit();
             continue;
         }
         Frame f;
@@ -619,6 +740,9 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
         } catch (const ClosedError&) {
             // A node that vanishes between batches loses nothing: it
             // resends whatever was not acked (a group not yet stored too).
+            // A commit under way completes; its records count as stored.
+            if (commit.busy())
+                finishCommit(false);
             result.closedWithoutBye = true;
             return result;
         } catch (const ProtocolError& e) {
@@ -628,11 +752,15 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
         if (f.type == MessageType::Bye) {
             // A node says Bye only once every batch was acked; whatever it
             // sent is stored before the session ends all the same.
-            if (!group.empty())
-                storeGroup();
+            while (commit.busy() || !group.empty()) {
+                if (!commit.busy())
+                    startCommit();
+                finishCommit(true);
+            }
             // The node's backlog lane reached its head lane: on pull,
             // everything up to the head's last record is stored now, and
-            // the cursor may pass it.
+            // the cursor may pass it (the last backlog batch moved it
+            // already when it ended right below the head).
             if (o.via == "pull" && headLast > result.cursor && !policy.held) {
                 store.setPullCursor(hs.node, hs.epoch, headLast);
                 result.cursor = headLast;
@@ -669,12 +797,19 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
         }
         if (!head)
             backlogAfter = batch.records.back().seq;
+        // The backlog lane reached the head lane: on pull, the cursor moves
+        // past the head in this batch's transaction.
+        if (head) {
+            headFirst = batch.records.front().seq;
+            headLastArrived = batch.records.back().seq;
+        } else if (headFirst > 0 && batch.records.back().seq + 1 == headFirst)
+            batch.cursorAfter = headLastArrived;
         groupBytes += f.payload.size();
         group.push_back(std::move(batch));
-        // The head lane is the node's present: stored at once, not behind
-        // backlog batches that arrive after it.
+        // The head lane is the node's present: stored as soon as it can be,
+        // not behind backlog batches that arrive after it.
         if (head)
-            storeGroup();
+            groupClosed = true;
     }
 }
 

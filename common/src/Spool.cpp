@@ -381,7 +381,10 @@ SpoolEpochRange Spool::sendingRange()
     // One read transaction: ranges, the sequence and the queue agree.
     Transaction tx(*m_db);
     auto ranges = epochRanges();
-    Statement q(*m_db, "SELECT MIN(seq), MAX(seq) FROM records");
+    // One subquery each: SQLite answers a lone MIN or MAX of the key from
+    // the b-tree's edge, but both in one SELECT read every record (5–7 ms
+    // for a week's backlog at the start of each session).
+    Statement q(*m_db, "SELECT (SELECT MIN(seq) FROM records), (SELECT MAX(seq) FROM records)");
     std::uint64_t oldest = 0;
     std::uint64_t newest = 0;
     if (q.step() && !q.isNull(0)) {

@@ -408,6 +408,25 @@ bool SshChannel::hasInput()
     return ssh_channel_poll(m_channel, 0) > 0;
 }
 
+bool SshChannel::waitForInput(int wakeFd, Deadline deadline)
+{
+    for (;;) {
+        // What the socket holds moves into the channel's buffer here, and
+        // the window adjusts of earlier reads go out.
+        if (hasInput() || ssh_channel_is_eof(m_channel) || ssh_channel_is_closed(m_channel))
+            return true;
+        pollfd pfd[2] = {{m_session.fd(), POLLIN, 0}, {wakeFd, POLLIN, 0}};
+        const int r = ::poll(pfd, 2, msLeft(deadline));
+        if (r < 0 && errno != EINTR)
+            throwErrno("poll while waiting for " + m_peer);
+        m_session.rearmQuickAck();
+        if (r == 0 || (pfd[1].revents & POLLIN) != 0)
+            return false;
+        // The socket had something; it may have been for another channel
+        // or the transport alone: look again.
+    }
+}
+
 void SshChannel::closeWrite()
 {
     ssh_channel_send_eof(m_channel);

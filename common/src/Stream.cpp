@@ -91,6 +91,24 @@ bool FdStream::hasInput()
     return ::poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN) != 0;
 }
 
+bool ByteStream::waitForInput(int wakeFd, Deadline deadline)
+{
+    pollfd pfd{wakeFd, POLLIN, 0};
+    if (::poll(&pfd, 1, msLeft(deadline)) < 0 && errno != EINTR)
+        throwErrno("poll while waiting for " + peer());
+    return false;
+}
+
+bool FdStream::waitForInput(int wakeFd, Deadline deadline)
+{
+    pollfd pfd[2] = {{m_readFd, POLLIN, 0}, {wakeFd, POLLIN, 0}};
+    const int r = ::poll(pfd, 2, msLeft(deadline));
+    if (r < 0 && errno != EINTR)
+        throwErrno("poll " + m_peer);
+    // A hang-up counts as input: the read that follows reports it.
+    return r > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+}
+
 void FdStream::writeAll(const void* buf, std::size_t size, Deadline deadline)
 {
     const auto* p = static_cast<const unsigned char*>(buf);

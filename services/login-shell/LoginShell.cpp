@@ -1,7 +1,9 @@
 #include "LoginShell.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -15,6 +17,12 @@
 namespace pullshell {
 
 namespace {
+
+// sshd reads what the shell sends from a pipe of 64 KiB: the shell would
+// wait for it sixteen times per 1 MiB batch instead of reading and encoding
+// the next one. 1 MiB is what an unprivileged process may ask for
+// (/proc/sys/fs/pipe-max-size).
+constexpr int kOutputPipeSize = 1024 * 1024;
 
 void writeMessage(int fd, const char* message)
 {
@@ -65,6 +73,8 @@ int LoginShell::run(int inFd, int outFd, int errFd)
         const ferry::NodeConfig config = ferry::loadNodeConfig(m_context.paths);
         const std::string secret = ferry::loadSecret(m_context.paths.secretFile());
         ferry::Spool spool{m_context.paths.spoolFile(), ferry::SpoolLimits{config.spoolMaxBytes, config.spoolMaxAge}};
+        if (::fcntl(outFd, F_SETPIPE_SZ, kOutputPipeSize) < 0 && errno != EBADF)
+            spdlog::debug("Could not enlarge the pipe to sshd, ignoring: {}", ferry::errnoMessage(errno));
         ferry::FdStream stream{inFd, outFd, "master " + m_context.client, false};
         ferry::PullServerOptions options;
         options.nodeName = config.nodeName;

@@ -131,9 +131,13 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
             spdlog::info("Pulling node {} works again: {}", node.name, outcome.summary);
         else
             spdlog::info("Node {}: {}", node.name, outcome.summary);
+        // The pull's state, its counter and the node's last pull in one
+        // transaction: one sync (on SQLite the store shares the connection).
+        ferry::SqlTransaction tx(tables);
         state.recordAttempt(node.name, start, true, "success: " + outcome.summary, outcome.records);
         store.addCounters({{"sessions", ferry::counterLabels({{"transport", "pull"}, {"outcome", "ok"}}), 1}});
         ferry::MasterQueries(tables).notePull(node.name, ferry::nowMs());
+        tx.commit();
     } catch (const std::exception& e) {
         outcome.success = false;
         outcome.durationMs = ferry::nowMs() - start;

@@ -39,6 +39,13 @@ public:
     {
         m_channel.writeAll(buf, size, deadline);
     }
+    // The master's session stores the batches that have arrived together
+    // and reads on while it commits (Session.h): both ask the channel.
+    bool hasInput() override { return m_channel.hasInput(); }
+    bool waitForInput(int wakeFd, ferry::Deadline deadline) override
+    {
+        return m_channel.waitForInput(wakeFd, deadline);
+    }
     void closeWrite() override { m_channel.closeWrite(); }
     std::string peer() const override { return m_channel.peer(); }
 

@@ -29,7 +29,7 @@ struct PushCycleOptions {
     std::string binding; // the master sshd's host key fingerprint, empty without SSH
     std::uint32_t batchRecords = 2000;
     std::uint32_t batchBytes = 1024 * 1024;
-    unsigned window = 4;
+    unsigned window = ferry::kSessionWindow; // batches ahead of their Ack (Session.h)
     std::chrono::milliseconds ioTimeout{30000};
     // Transport mode and reason, fwcheck verdict for the health report.
     ferry::HealthReport report;

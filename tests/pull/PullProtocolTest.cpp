@@ -114,6 +114,27 @@ TEST_F(APullSession, MovesEveryRecordAndEmptiesTheSpool)
     EXPECT_EQ(store->report("node1")->transportMode, "") << "the shell's report arrived (mode filled by ferry-login)";
 }
 
+TEST_F(APullSession, MovesTheCursorPastTheHeadInTheTransactionOfTheBacklogBatchThatReachesIt)
+{
+    // Newest first: the head lane 1135–1234, then the backlog 1–1134. The
+    // batch that ends at 1134 moves the cursor to 1234 as it commits, so
+    // that Bye needs no transaction of its own.
+    fill(1234);
+    auto node = startNode(PullCommand{PullVerb::Fetch, 0});
+    auto o = sessionOptions();
+    std::vector<std::uint64_t> cursors; // after each group's commit, before its Acks
+    o.afterCommit = [&] { cursors.push_back(store->pullCursor("node1", spool->epoch())); };
+    const auto result = runMasterSession(*master, *store, o);
+    node.get();
+    EXPECT_EQ(result.headRecords, 100u);
+    EXPECT_EQ(result.cursor, 1234u);
+    ASSERT_FALSE(cursors.empty());
+    EXPECT_EQ(cursors.front(), 0u) << "the head lane alone does not move the cursor";
+    EXPECT_EQ(cursors.back(), 1234u) << "moved past the head with the last backlog batch";
+    EXPECT_EQ(store->countRecords("node1", spool->epoch()), 1234u);
+    EXPECT_EQ(spool->stats().records, 0u);
+}
+
 TEST_F(APullSession, RefusesAMasterWithTheWrongSecretAndKeepsTheSpool)
 {
     fill(10);
@@ -176,7 +197,8 @@ TEST_F(APullSession, LosesNothingAndStoresNothingTwiceWhenTheMasterDiesBetweenCo
     }
     const std::uint64_t cursor = store->pullCursor("node1", spool->epoch());
     EXPECT_GE(cursor, 100u) << "the cursor commits with the backlog batches; the head lane does not move it";
-    EXPECT_LE(cursor, 400u) << "at most the node's window of batches was in that group";
+    EXPECT_LE(cursor, (kSessionWindow - 1) * 100u)
+        << "at most the node's window of batches, less the head's, was in that group";
     EXPECT_EQ(cursor % 100, 0u) << "whole batches";
     EXPECT_EQ(store->countRecords("node1"), 100u + cursor);
     EXPECT_EQ(store->records("node1", spool->epoch(), 900, 1).at(0).seq, 901u) << "the head lane went first";

@@ -1,5 +1,8 @@
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <cstdint>
 
 #include <gtest/gtest.h>
 
@@ -74,6 +77,23 @@ TEST_F(AFramedStream, TimesOutOnASilentPeer)
     const auto start = Clock::now();
     EXPECT_THROW(readFrame(*b, deadlineIn(std::chrono::milliseconds(200))), TimeoutError);
     EXPECT_LT(Clock::now() - start, std::chrono::seconds(2));
+}
+
+TEST_F(AFramedStream, WaitsForInputOrForTheDescriptorItIsWokenBy)
+{
+    // The master's session waits on its stream and on the eventfd of the
+    // commit that runs meanwhile (Session.cpp): whichever comes first.
+    const int wake = ::eventfd(0, EFD_CLOEXEC);
+    ASSERT_GE(wake, 0);
+    EXPECT_FALSE(b->waitForInput(wake, deadlineIn(std::chrono::milliseconds(50)))) << "nothing came: the deadline";
+    const std::uint64_t one = 1;
+    ASSERT_EQ(::write(wake, &one, sizeof one), static_cast<ssize_t>(sizeof one));
+    EXPECT_FALSE(b->waitForInput(wake, deadlineIn(std::chrono::seconds(5)))) << "woken";
+    std::uint64_t count = 0;
+    ASSERT_EQ(::read(wake, &count, sizeof count), static_cast<ssize_t>(sizeof count));
+    sendRaw("x");
+    EXPECT_TRUE(b->waitForInput(wake, deadlineIn(std::chrono::seconds(5)))) << "input";
+    ::close(wake);
 }
 
 TEST_F(AFramedStream, RejectsGarbage)

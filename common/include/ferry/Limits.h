@@ -17,6 +17,14 @@ constexpr std::uint32_t kMaxBatchFrame = kDefaultMaxFrame;
 // per-record framing, so that a full batch still encodes within the frame.
 constexpr std::uint32_t kMaxBatchBytes = kMaxBatchFrame - 64 * 1024;
 
+// Batches a node sends ahead of their Acks (Session.h). A week of one
+// node's samples at the default 1 MiB batches is 7 frames: with 8 in flight
+// the node sends them all without waiting for an Ack, and deletes what the
+// Acks confirm while the master stores the rest. The master reads no more
+// than two groups of 8 ahead of its commits, so a larger window would only
+// wait in the transport.
+constexpr unsigned kSessionWindow = 8;
+
 // The longest period floor a master may impose (one day): the registration
 // answer, registry.yml and the push session's Policy answer are all bounded
 // by it, so a master cannot silence a node for longer.

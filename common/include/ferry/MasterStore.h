@@ -107,6 +107,11 @@ public:
     // passed SQLite's usual threshold. The destructor does the same; a
     // store kept open across sessions (collectord's) calls this instead.
     void checkpointIfDue();
+    // Leaves the checkpoint at close to whoever closes master.db last (a
+    // daemon's held-open store, at its exit) and to the 64 MB rule at
+    // commit: pulld's pulls, so that a round syncs master.db once rather
+    // than once per node and no pull waits for it.
+    void leaveCheckpointToLastClose() { m_checkpointAtClose = false; }
 
     Database& database() { return m_db; }
     // The same file through the interface both backends implement.
@@ -120,6 +125,7 @@ private:
     Database m_db;
     SqliteConnection m_sql{m_db};
     int m_walPages = 0; // the WAL's size after this connection's last commit
+    bool m_checkpointAtClose = true;
     std::size_t m_rowsPerInsert = kRowsPerInsert;
 };
 

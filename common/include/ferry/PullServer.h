@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "ferry/Limits.h"
 #include "ferry/PullProtocol.h"
 #include "ferry/Spool.h"
 #include "ferry/Stream.h"
@@ -29,8 +30,8 @@ struct PullServerOptions {
     std::size_t batchRecords = 2000;
     std::size_t batchBytes = 1024 * 1024;
     std::chrono::milliseconds ioTimeout{30000};
-    // Batches sent ahead of their Ack; hides the round trip per batch.
-    unsigned window = 4;
+    // Batches sent ahead of their Ack (Session.h).
+    unsigned window = kSessionWindow;
     // Transport mode and reason, fwcheck verdict for the health report.
     HealthReport report;
 };

@@ -57,13 +57,17 @@
 //   master → Ack {stored_up_to = last seq of that batch, newly, duplicates}
 //                   (one per Batch, in order, sent only after the commit)
 //   node   → Bye
-// Group commit: the master stores every batch that has already arrived when
-// it reads one (up to 8 batches or 16 MiB) in one transaction, with one
-// sync, and then sends their Acks in order; a HeadBatch is stored at once,
-// alone with whatever came before it. The wire is unchanged: one Ack per
-// batch, each after the commit that holds its batch. The node, in turn,
-// reads every Ack that has already arrived and deletes what they confirm in
-// one spool transaction (each Ack still checked against its own batch).
+// Group commit: the master stores the batches that have arrived (up to 8
+// batches or 8 MiB) in one transaction, with one sync, and then sends their
+// Acks in order; a HeadBatch is stored as soon as it can be, alone with
+// whatever came before it. The commit runs on a thread of its own while the
+// session reads the batches that follow (up to one more group; then it
+// stops reading until the commit is done): those form the next group. The wire is unchanged: one Ack per batch, each
+// after the commit that holds its batch. The node keeps up to
+// kSessionWindow (8) batches in flight, so that a week's backlog at 1 MiB
+// batches goes out without waiting for an Ack; it reads every Ack that has
+// already arrived and deletes what they confirm in one spool transaction
+// (each Ack still checked against its own batch).
 // The policy map of a push carries the node's period floor
 // (kPolicyMinPushPeriod, kPolicyMinPullInterval, seconds, when set) and, when
 // the push came too soon after the last one that kept to the floor,
@@ -158,8 +162,9 @@ struct NodeSessionOptions {
     std::vector<std::string> ownHostKeys;
     std::size_t batchRecords = 2000;
     std::size_t batchBytes = 1024 * 1024; // ≤ kMaxBatchBytes
-    // Batches sent ahead of their Ack; hides the round trip per batch.
-    unsigned window = 4;
+    // Batches sent ahead of their Ack; hides the round trip per batch and the
+    // master's commits.
+    unsigned window = kSessionWindow;
     std::chrono::milliseconds ioTimeout{30000};
     // Transport mode and reason, fwcheck verdict: the caller's part of the
     // report. The spool's figures are filled in by the session.

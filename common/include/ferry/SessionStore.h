@@ -78,6 +78,11 @@ enum class BatchLane { Backlog, Head };
 struct BatchToStore {
     const std::vector<Record>* records = nullptr; // not empty
     BatchLane lane = BatchLane::Backlog;
+    // Pull, a backlog batch that ends right below the session's head lane,
+    // which is stored already: the last record of the head. The cursor
+    // moves past the head in the batch's transaction instead of in one of
+    // its own at Bye. 0: the batch's last record.
+    std::uint64_t cursorAfter = 0;
 };
 
 // The epoch state machine (see MasterStore.h). known: every epoch the store

@@ -44,6 +44,7 @@ public:
     std::size_t readSome(void* buf, std::size_t size, Deadline deadline) override;
     void writeAll(const void* buf, std::size_t size, Deadline deadline) override;
     bool hasInput() override;
+    bool waitForInput(int wakeFd, Deadline deadline) override;
     void closeWrite() override;
     // What the channel runs, and where; once the remote side wrote to
     // stderr, its last line too (escaped), so that an error naming this

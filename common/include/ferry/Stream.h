@@ -23,6 +23,12 @@ public:
     // the master's session stores whatever batches have already arrived in
     // one transaction. false where a stream cannot tell.
     virtual bool hasInput() { return false; }
+    // Waits until input has arrived (true), or wakeFd became readable or the
+    // deadline passed (false): the master's session keeps reading batches
+    // while a thread commits the ones before, and wakes when that commit is
+    // done. A stream that cannot wait on its input this way waits for wakeFd
+    // alone (the default), so that its caller reads only between commits.
+    virtual bool waitForInput(int wakeFd, Deadline deadline);
     // Tells the peer no more data will come (half-close where supported).
     virtual void closeWrite() {}
     // Who is at the other end, for error messages ("127.0.0.1:40112", "ssh master1").
@@ -43,6 +49,7 @@ public:
     std::size_t readSome(void* buf, std::size_t size, Deadline deadline) override;
     void writeAll(const void* buf, std::size_t size, Deadline deadline) override;
     bool hasInput() override;
+    bool waitForInput(int wakeFd, Deadline deadline) override;
     void closeWrite() override;
     std::string peer() const override { return m_peer; }
 

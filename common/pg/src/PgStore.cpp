@@ -301,7 +301,7 @@ std::vector<AckMessage> PgStore::storeBatches(const std::string& node, const Epo
         // last record is stored (or was dropped by the node's bounds, never
         // sent).
         if (via == "pull" && batch.lane == BatchLane::Backlog && !records.empty())
-            setPullCursor(node, epochId, records.back().seq);
+            setPullCursor(node, epochId, std::max(records.back().seq, batch.cursorAfter));
         total.newlyStored += ack.newlyStored;
         total.duplicates += ack.duplicates;
         total.storedUpTo = std::max(total.storedUpTo, ack.storedUpTo);

@@ -251,26 +251,31 @@ private:
 class SqliteStoreConnection : public StoreConnection {
 public:
     explicit SqliteStoreConnection(std::string path) : m_path(std::move(path)) {}
-    SqlConnection& tables() override
-    {
-        if (!m_tables)
-            m_tables = std::make_unique<SqliteConnection>(m_path);
-        return *m_tables;
-    }
-    SessionStore& sessionStore() override
-    {
-        if (!m_store)
-            m_store = std::make_unique<MasterStore>(m_path);
-        return *m_store;
-    }
+    // One SQLite connection for the pull's tables and its session: the
+    // pull's state is written through the store's WAL hook, so that it does
+    // not take SQLite's checkpoint at 1000 pages (the session's pages) into
+    // its commit; and the state, its counters and the node's last pull go
+    // in one transaction.
+    SqlConnection& tables() override { return store().connection(); }
+    SessionStore& sessionStore() override { return store(); }
     std::unique_ptr<PullLease> tryPullLease(const std::string&) override
     {
         return std::make_unique<SingleMasterLease>();
     }
 
 private:
+    MasterStore& store()
+    {
+        if (!m_store) {
+            m_store = std::make_unique<MasterStore>(m_path);
+            // The opener holds master.db open (holdOpen) and checkpoints at
+            // the daemon's exit what the pulls leave.
+            m_store->leaveCheckpointToLastClose();
+        }
+        return *m_store;
+    }
+
     std::string m_path;
-    std::unique_ptr<SqliteConnection> m_tables;
     std::unique_ptr<MasterStore> m_store;
 };
 
