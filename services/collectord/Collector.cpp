@@ -4,6 +4,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <cstring>
+
 #include <sqlite3.h>
 
 #include <spdlog/spdlog.h>
@@ -60,27 +62,88 @@ void Collector::stop()
 {
     if (m_server)
         m_server->stop();
+    std::lock_guard lock(m_totalsMutex);
+    summariseLocked(std::chrono::steady_clock::now(), true);
 }
+
+void Collector::countSession(const SessionResult& r)
+{
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(m_totalsMutex);
+    ++m_totals.sessions;
+    m_totals.stored += r.stored;
+    m_totals.duplicates += r.duplicates;
+    if (r.held)
+        ++m_totals.held;
+    if (r.comeBackAtMs > 0)
+        ++m_totals.early;
+    summariseLocked(now, false);
+}
+
+void Collector::summariseLocked(std::chrono::steady_clock::time_point now, bool force)
+{
+    if (m_totals.sessions == 0) {
+        m_totalsSince = now;
+        return;
+    }
+    if (!force && now - m_totalsSince < kSummaryInterval)
+        return;
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - m_totalsSince).count();
+    spdlog::info("In the last {} s: {} push sessions, {} records stored ({} already stored), {} sessions held, {} "
+                 "early",
+                 secs, m_totals.sessions, m_totals.stored, m_totals.duplicates, m_totals.held, m_totals.early);
+    m_totals = {};
+    m_totalsSince = now;
+}
+
+namespace {
+
+// Reads the relay's header line (without its newline) into `line`; returns
+// whether it ended in a newline. Nothing of the session after the line is
+// taken. The relay sends the line in one write before anything else, so it
+// is nearly always there whole: looked at in place (MSG_PEEK) and taken in
+// one read. Otherwise (not there yet, or arriving in pieces) byte by byte.
+// Bounded in length and by the deadline.
+bool readRelayHeader(int fd, const std::string& peer, ferry::Deadline deadline, std::string& line)
+{
+    ferry::FdStream raw(fd, fd, peer, false);
+    char buf[ferry::kRelayHeaderMax];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {
+        const auto* newline = static_cast<const char*>(std::memchr(buf, '\n', static_cast<std::size_t>(n)));
+        if (newline != nullptr) {
+            const auto take = static_cast<std::size_t>(newline - buf) + 1;
+            std::size_t done = 0;
+            while (done < take) {
+                const std::size_t got = raw.readSome(buf + done, take - done, deadline);
+                if (got == 0)
+                    throw ferry::ClosedError(peer + " closed the connection in its relay header");
+                done += got;
+            }
+            line.assign(buf, take - 1);
+            return true;
+        }
+    }
+    while (line.size() < ferry::kRelayHeaderMax) {
+        char c = 0;
+        if (raw.readSome(&c, 1, deadline) == 0)
+            return false;
+        if (c == '\n')
+            return true;
+        line += c;
+    }
+    return false;
+}
+
+} // namespace
 
 std::optional<std::string> Collector::relayedPeer(ferry::TcpConnection& conn)
 {
     const std::uint32_t uid = *conn.unixPeerUid();
-    // Read up to the newline, byte by byte so that nothing of the session
-    // after it is taken; bounded in length and by the authentication deadline.
-    ferry::FdStream raw(conn.fd(), conn.fd(), conn.peer(), false);
     std::string line;
     bool complete = false;
     try {
-        while (line.size() < ferry::kRelayHeaderMax) {
-            char c = 0;
-            if (raw.readSome(&c, 1, conn.authDeadline()) == 0)
-                break;
-            if (c == '\n') {
-                complete = true;
-                break;
-            }
-            line += c;
-        }
+        complete = readRelayHeader(conn.fd(), conn.peer(), conn.authDeadline(), line);
     } catch (const std::exception& e) {
         conn.countFailure("relay connections that sent no header");
         spdlog::debug("Relay connection from {} sent no header: {}", conn.peer(), e.what());
@@ -177,11 +240,14 @@ void Collector::serve(ferry::TcpConnection& conn)
         const auto r = serveSession(stream, openStore, options);
         outcome = r.held ? "held" : "ok";
         reusable = true;
+        // One line per push is a journal line per push, 80 a second on a
+        // busy master: the detail is at debug, the periodic summary at info.
         if (r.batches > 0)
-            spdlog::info("Stored {} records from {} epoch {} ({} already stored)", r.stored,
-                         ferry::escapeForLog(r.node), r.epoch, r.duplicates);
+            spdlog::debug("Stored {} records from {} epoch {} ({} already stored)", r.stored,
+                          ferry::escapeForLog(r.node), r.epoch, r.duplicates);
         else
             spdlog::debug("Session with {} ended with nothing to store", ferry::escapeForLog(r.node));
+        countSession(r);
     } catch (const ferry::AuthError& e) {
         // Like sshd, every failed authentication gets its line.
         outcome = "refused";

@@ -69,6 +69,11 @@ private:
     // The node's address from the relay's header, or nullopt after the one
     // journal line that says why the connection is refused.
     std::optional<std::string> relayedPeer(ferry::TcpConnection& conn);
+    // A session that ended cleanly, for the summary line: every
+    // kSummaryInterval (when a session ends; stop() writes the rest) one
+    // journal line at info, instead of one per push.
+    void countSession(const SessionResult& r);
+    void summariseLocked(std::chrono::steady_clock::time_point now, bool force);
 
     std::string m_storePath;
     // One pool of PostgreSQL connections for every session and bus call.
@@ -85,6 +90,13 @@ private:
     std::mutex m_idleMutex;
     std::vector<std::pair<std::chrono::steady_clock::time_point, std::unique_ptr<ferry::MasterStore>>> m_idle;
     std::unique_ptr<ferry::TcpServer> m_server;
+    struct Totals {
+        std::uint64_t sessions = 0, stored = 0, duplicates = 0, held = 0, early = 0;
+    };
+    static constexpr std::chrono::seconds kSummaryInterval{60};
+    std::mutex m_totalsMutex;
+    Totals m_totals;
+    std::chrono::steady_clock::time_point m_totalsSince = std::chrono::steady_clock::now();
 };
 
 } // namespace collectord
