@@ -18,6 +18,20 @@
 // by registryd's Manager answering the node's signed registration request,
 // as it does on TCP 50010.
 //
+// Placement: the master's processes (each sshd and everything it forks —
+// the per-connection sshd, the key helper, the relay — collectord, and the
+// sink of sshd alone) run on CPU 0, the simulated nodes' client processes
+// and this driver on CPU 1, identically for every ramp (sched_setaffinity
+// before they start; children inherit it, and every step checks that they
+// did). A server's capacity is measured with the load generator off the
+// server's CPU: on a fleet the nodes' own work (a synced spool, the HMAC
+// proof, libssh) is spent on the nodes, so on shared cores it lowered
+// Ferry's measured rate by the nodes' cost, which is not the master's
+// (3-5 ms of CPU per Ferry push against 1-2 ms per bare handshake). The
+// sustained rates are then one core's, and the implied node counts those of
+// a one-core master. --no-pin keeps the old placement (everything on every
+// CPU).
+//
 // In the same run, the ceiling without Ferry's lookup and collector: the same
 // sshd binary with the same keys in a plain authorized_keys file, accepting
 // the same handshake (key auth as ferry-tunnel, one session channel whose
@@ -27,7 +41,7 @@
 //
 //   ferry-bench-master-load [--nodes N] [--procs P] [--threads T]
 //                           [--step-seconds S] [--start-rate R] [--max-rate M]
-//                           [--auth helper|cert|both] [--ca-type ed25519|ecdsa|rsa]
+//                           [--auth helper|cert|both] [--ca-type ed25519|ecdsa|rsa] [--no-pin]
 
 #include <arpa/inet.h>
 #include <fcntl.h>

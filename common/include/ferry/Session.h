@@ -56,7 +56,11 @@
 //   node   → Batch … (up to `window` ahead of their Acks, each ≤ kMaxBatchFrame)
 //   master → Ack {stored_up_to = last seq of that batch, newly, duplicates}
 //                   (one per Batch, in order, sent only after the commit)
-//   node   → Bye
+//   node   → Bye   (in the same write as its last Batch, before the Acks;
+//                   the master stores and acks every batch it read before
+//                   the Bye, then ends the session. Nodes before this
+//                   change sent it after the last Ack; masters of every
+//                   version take either.)
 // Group commit: the master stores every batch that has already arrived when
 // it reads one (up to 8 batches or 16 MiB) in one transaction, with one
 // sync, and then sends their Acks in order; a HeadBatch is stored at once,
