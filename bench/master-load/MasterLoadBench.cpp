@@ -902,9 +902,8 @@ int benchMain(const Settings& s)
         certifySeconds = monoSeconds() - c0;
         registryBytesWithCerts = static_cast<double>(fileSize(dbPath) + fileSize(dbPath + "-wal"));
     }
-    Process collector({buildPath("services/collectord/ferry-collectord"), "--listen=127.0.0.1:" + std::to_string(freePort()),
-                       "--relay-socket",
-                       dir / "collector.sock"},
+    Process collector({buildPath("services/collectord/ferry-collectord"),
+                       "--listen=127.0.0.1:" + std::to_string(freePort()), "--relay-socket", dir / "collector.sock"},
                       {{"FERRY_STATE_DIR", master}}, dir / "collectord.log");
     if (!waitUntil([&] { return readFile(dir / "collectord.log").find("Accepting") != std::string::npos; }))
         throw Error("collectord did not start: " + readFile(dir / "collectord.log"));
@@ -988,8 +987,7 @@ int benchMain(const Settings& s)
     // Pinned, the master had one core: the sustained rate is one core's.
     const char* cores = s.pin ? "a one-core master" : "a master sharing its cores with the clients";
     std::printf("  implied nodes per master: %.0f at a 60 s period, %.0f at a 240 s period (%s, %s)\n",
-                ferry.achieved * 60, ferry.achieved * 240, cores,
-                s.helperAuth ? "key helper" : "certificates");
+                ferry.achieved * 60, ferry.achieved * 240, cores, s.helperAuth ? "key helper" : "certificates");
     if (s.helperAuth && s.certAuth)
         std::printf("  implied nodes per master with certificates: %.0f at a 60 s period, %.0f at a 240 s period "
                     "(%s)\n",

@@ -362,7 +362,8 @@ TEST_F(APushSession, SaysByeInTheWriteOfItsLastBatchAndEndsOnceItIsAcked)
         if (queuedAfterBatch > 0)
             beforeAck.push_back(readFrame(*master, deadline()).type);
         const auto records = decodeBatch(batch.payload, "node");
-        writeFrame(*master, MessageType::Ack, encode(AckMessage{records.back().seq, static_cast<std::uint32_t>(records.size()), 0}), deadline());
+        writeFrame(*master, MessageType::Ack,
+                   encode(AckMessage{records.back().seq, static_cast<std::uint32_t>(records.size()), 0}), deadline());
         if (queuedAfterBatch == 0)
             readFrame(*master, deadline()); // a Bye after the Ack
     });
