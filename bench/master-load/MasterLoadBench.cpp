@@ -591,18 +591,22 @@ void rampTogether(const Settings& s, std::vector<Ramp>& ramps)
         ramp.misplaced += r.misplaced;
         return r;
     };
+    // One step of a ramp: the last that passed, or the first that failed.
+    auto tryRate = [&](Ramp& ramp, double rate) {
+        const StepResult r = step(ramp, rate);
+        if (passes(r)) {
+            ramp.best = r;
+        } else {
+            ramp.failedAt = rate;
+            ramp.stopped = true;
+        }
+    };
     for (double rate = s.startRate; rate <= s.maxRate; rate *= 1.5) {
         bool any = false;
         for (auto& ramp : ramps) {
-            if (ramp.stopped)
-                continue;
-            any = true;
-            const StepResult r = step(ramp, rate);
-            if (passes(r)) {
-                ramp.best = r;
-            } else {
-                ramp.failedAt = rate;
-                ramp.stopped = true;
+            if (!ramp.stopped) {
+                any = true;
+                tryRate(ramp, rate);
             }
         }
         if (!any)
@@ -611,27 +615,17 @@ void rampTogether(const Settings& s, std::vector<Ramp>& ramps)
     for (const double factor : {1.15, 1.05}) {
         for (auto& ramp : ramps)
             ramp.stopped = ramp.best.offered <= 0 || ramp.failedAt <= 0;
-        for (;;) {
-            bool any = false;
+        for (bool any = true; any;) {
+            any = false;
             for (auto& ramp : ramps) {
-                if (ramp.stopped)
-                    continue;
                 const double rate = ramp.best.offered * factor;
-                if (rate >= ramp.failedAt * 0.99) {
+                if (ramp.stopped || rate >= ramp.failedAt * 0.99) {
                     ramp.stopped = true;
                     continue;
                 }
                 any = true;
-                const StepResult r = step(ramp, rate);
-                if (passes(r)) {
-                    ramp.best = r;
-                } else {
-                    ramp.failedAt = rate;
-                    ramp.stopped = true;
-                }
+                tryRate(ramp, rate);
             }
-            if (!any)
-                break;
         }
     }
 }

@@ -47,6 +47,17 @@ protected:
         return o;
     }
 
+    // A master played by hand: the handshake, the node's Report, an empty
+    // Policy; the test goes on from the node's first batch.
+    void openAsMaster()
+    {
+        MasterStore store(dir / "master.db");
+        masterHandshake(*master, store, MasterSessionOptions{});
+        readFrame(*master, deadline()); // Report
+        writeFrame(*master, MessageType::Policy, encode(PolicyMessage{}), deadline());
+    }
+    static Deadline deadline() { return deadlineIn(std::chrono::seconds(5)); }
+
     test::TempDir dir;
     std::unique_ptr<FdStream> node, master;
     int masterFd = -1; // master's end of the socketpair (owned by master)
@@ -317,11 +328,7 @@ TEST_F(APushSession, DeletesTheRecordsOfTheAcksReadTogetherAndNoOthersWhenALater
     // backlog 1–50 and 51–70, all in one window. The master answers all
     // three at once: two good Acks and a third that names the wrong record.
     std::thread server([&] {
-        MasterStore store(dir / "master.db");
-        masterHandshake(*master, store, MasterSessionOptions{});
-        const auto deadline = [] { return deadlineIn(std::chrono::seconds(5)); };
-        readFrame(*master, deadline()); // Report
-        writeFrame(*master, MessageType::Policy, encode(PolicyMessage{}), deadline());
+        openAsMaster();
         for (int i = 0; i < 3; ++i)
             readFrame(*master, deadline(), kMaxBatchFrame);
         const std::string acks = encodeFrame(MessageType::Ack, encode(AckMessage{120, 50, 0})) +
@@ -350,11 +357,7 @@ TEST_F(APushSession, SaysByeInTheWriteOfItsLastBatchAndEndsOnceItIsAcked)
     std::vector<MessageType> beforeAck;
     int queuedAfterBatch = -1;
     std::thread server([&] {
-        MasterStore store(dir / "master.db");
-        masterHandshake(*master, store, MasterSessionOptions{});
-        const auto deadline = [] { return deadlineIn(std::chrono::seconds(5)); };
-        readFrame(*master, deadline()); // Report
-        writeFrame(*master, MessageType::Policy, encode(PolicyMessage{}), deadline());
+        openAsMaster();
         const Frame batch = readFrame(*master, deadline(), kMaxBatchFrame);
         beforeAck.push_back(batch.type);
         // Bye arrived in the same write as the batch.
