@@ -370,6 +370,11 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
         }
     }
     bool exhausted = cursor >= backlogLimit;
+    // Bye goes as soon as the last batch has gone, in the same write, before
+    // its Acks: the master stores and acknowledges what it read before the
+    // Bye and then ends the session, instead of waiting one more round trip
+    // (through sshd and the relay) for a Bye after the last Ack.
+    bool byeSent = false;
     while (true) {
         while (!exhausted && inFlight.size() < window) {
             auto batch = spool.readAfter(cursor, o.batchRecords, batchBytes);
@@ -386,9 +391,17 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
             inFlight.push_back({batch.front().seq, cursor, batch.size(), bytesOf(batch), false});
             batch.clear();
             batch.shrink_to_fit();
-            writeFrame(stream, MessageType::Batch, payload, deadlineIn(o.ioTimeout));
-            if (cursor >= backlogLimit)
+            std::string frames = encodeFrame(MessageType::Batch, payload);
+            if (cursor >= backlogLimit) {
                 exhausted = true;
+                frames += encodeFrame(MessageType::Bye, {});
+                byeSent = true;
+            }
+            stream.writeAll(frames.data(), frames.size(), deadlineIn(o.ioTimeout));
+        }
+        if (exhausted && !byeSent && !inFlight.empty()) {
+            writeFrame(stream, MessageType::Bye, {}, deadlineIn(o.ioTimeout));
+            byeSent = true;
         }
         if (inFlight.empty())
             break;
@@ -456,7 +469,8 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
         if (failure)
             std::rethrow_exception(failure);
     }
-    writeFrame(stream, MessageType::Bye, {}, deadlineIn(o.ioTimeout));
+    if (!byeSent)
+        writeFrame(stream, MessageType::Bye, {}, deadlineIn(o.ioTimeout));
     return result;
 }
 
@@ -750,8 +764,9 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
             throw ProtocolError(std::string(e.what()) + " (from " + who + ")");
         }
         if (f.type == MessageType::Bye) {
-            // A node says Bye only once every batch was acked; whatever it
-            // sent is stored before the session ends all the same.
+            // A node says Bye with its last batch, before their Acks (an
+            // older node only once every batch was acked): whatever it sent
+            // is stored and acknowledged before the session ends.
             while (commit.busy() || !group.empty()) {
                 if (!commit.busy())
                     startCommit();

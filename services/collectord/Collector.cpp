@@ -4,7 +4,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include <sqlite3.h>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -60,27 +60,88 @@ void Collector::stop()
 {
     if (m_server)
         m_server->stop();
+    std::lock_guard lock(m_totalsMutex);
+    summariseLocked(std::chrono::steady_clock::now(), true);
 }
+
+void Collector::countSession(const SessionResult& r)
+{
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(m_totalsMutex);
+    ++m_totals.sessions;
+    m_totals.stored += r.stored;
+    m_totals.duplicates += r.duplicates;
+    if (r.held)
+        ++m_totals.held;
+    if (r.comeBackAtMs > 0)
+        ++m_totals.early;
+    summariseLocked(now, false);
+}
+
+void Collector::summariseLocked(std::chrono::steady_clock::time_point now, bool force)
+{
+    if (m_totals.sessions == 0) {
+        m_totalsSince = now;
+        return;
+    }
+    if (!force && now - m_totalsSince < kSummaryInterval)
+        return;
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - m_totalsSince).count();
+    spdlog::info("In the last {} s: {} push sessions, {} records stored ({} already stored), {} sessions held, {} "
+                 "early",
+                 secs, m_totals.sessions, m_totals.stored, m_totals.duplicates, m_totals.held, m_totals.early);
+    m_totals = {};
+    m_totalsSince = now;
+}
+
+namespace {
+
+// Reads the relay's header line (without its newline) into `line`; returns
+// whether it ended in a newline. Nothing of the session after the line is
+// taken. The relay sends the line in one write before anything else, so it
+// is nearly always there whole: looked at in place (MSG_PEEK) and taken in
+// one read. Otherwise (not there yet, or arriving in pieces) byte by byte.
+// Bounded in length and by the deadline.
+bool readRelayHeader(int fd, const std::string& peer, ferry::Deadline deadline, std::string& line)
+{
+    ferry::FdStream raw(fd, fd, peer, false);
+    char buf[ferry::kRelayHeaderMax];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {
+        const auto* newline = static_cast<const char*>(std::memchr(buf, '\n', static_cast<std::size_t>(n)));
+        if (newline != nullptr) {
+            const auto take = static_cast<std::size_t>(newline - buf) + 1;
+            std::size_t done = 0;
+            while (done < take) {
+                const std::size_t got = raw.readSome(buf + done, take - done, deadline);
+                if (got == 0)
+                    throw ferry::ClosedError(peer + " closed the connection in its relay header");
+                done += got;
+            }
+            line.assign(buf, take - 1);
+            return true;
+        }
+    }
+    while (line.size() < ferry::kRelayHeaderMax) {
+        char c = 0;
+        if (raw.readSome(&c, 1, deadline) == 0)
+            return false;
+        if (c == '\n')
+            return true;
+        line += c;
+    }
+    return false;
+}
+
+} // namespace
 
 std::optional<std::string> Collector::relayedPeer(ferry::TcpConnection& conn)
 {
     const std::uint32_t uid = *conn.unixPeerUid();
-    // Read up to the newline, byte by byte so that nothing of the session
-    // after it is taken; bounded in length and by the authentication deadline.
-    ferry::FdStream raw(conn.fd(), conn.fd(), conn.peer(), false);
     std::string line;
     bool complete = false;
     try {
-        while (line.size() < ferry::kRelayHeaderMax) {
-            char c = 0;
-            if (raw.readSome(&c, 1, conn.authDeadline()) == 0)
-                break;
-            if (c == '\n') {
-                complete = true;
-                break;
-            }
-            line += c;
-        }
+        complete = readRelayHeader(conn.fd(), conn.peer(), conn.authDeadline(), line);
     } catch (const std::exception& e) {
         conn.countFailure("relay connections that sent no header");
         spdlog::debug("Relay connection from {} sent no header: {}", conn.peer(), e.what());
@@ -106,44 +167,138 @@ std::optional<std::string> Collector::relayedPeer(ferry::TcpConnection& conn)
     return address->peerText();
 }
 
+// master.db's one connection, shared by the sessions (Collector::takeStore).
+struct Collector::SharedMaster {
+    std::mutex mutex;
+    std::unique_ptr<ferry::MasterStore> store;
+    std::chrono::steady_clock::time_point opened;
+    bool broken = false; // a call failed: later sessions open a new one
+};
+
+namespace {
+
+// A session's view of the shared connection: each call of the interface is
+// a transaction of its own (or a single read), so sessions take turns call
+// by call, each under the connection's lock.
+class SharedStoreView : public ferry::SessionStore {
+public:
+    explicit SharedStoreView(std::shared_ptr<Collector::SharedMaster> shared) : m_shared(std::move(shared)) {}
+
+    template <typename F>
+    auto call(F&& f)
+    {
+        std::lock_guard lock(m_shared->mutex);
+        try {
+            return f(*m_shared->store);
+        } catch (...) {
+            // Whatever state the failure left the connection in, no later
+            // session gets it.
+            m_shared->broken = true;
+            throw;
+        }
+    }
+
+    std::optional<std::string> nodeSecret(const std::string& name) override
+    {
+        return call([&](ferry::MasterStore& s) { return s.nodeSecret(name); });
+    }
+    ferry::EpochAdmission admitEpoch(const std::string& node, const ferry::Epoch& epoch, const std::string& address,
+                                     const ferry::HealthReport* report, const std::string& via) override
+    {
+        return call([&](ferry::MasterStore& s) { return s.admitEpoch(node, epoch, address, report, via); });
+    }
+    void storeReport(const std::string& node, const ferry::Epoch& epoch, const std::string& via,
+                     const std::string& address, const ferry::HealthReport& report) override
+    {
+        call([&](ferry::MasterStore& s) { s.storeReport(node, epoch, via, address, report); });
+    }
+    ferry::AckMessage storeBatch(const std::string& node, const ferry::Epoch& epoch,
+                                 const std::vector<ferry::Record>& records, const std::string& via,
+                                 ferry::BatchLane lane) override
+    {
+        return call([&](ferry::MasterStore& s) { return s.storeBatch(node, epoch, records, via, lane); });
+    }
+    std::vector<ferry::AckMessage> storeBatches(const std::string& node, const ferry::Epoch& epoch,
+                                                const std::vector<ferry::BatchToStore>& batches,
+                                                const std::string& via) override
+    {
+        return call([&](ferry::MasterStore& s) { return s.storeBatches(node, epoch, batches, via); });
+    }
+    std::uint64_t pullCursor(const std::string& node, const ferry::Epoch& epoch) override
+    {
+        return call([&](ferry::MasterStore& s) { return s.pullCursor(node, epoch); });
+    }
+    void setPullCursor(const std::string& node, const ferry::Epoch& epoch, std::uint64_t cursor) override
+    {
+        call([&](ferry::MasterStore& s) { s.setPullCursor(node, epoch, cursor); });
+    }
+    ferry::PushPacing pushPacing(const std::string& node) override
+    {
+        return call([&](ferry::MasterStore& s) { return s.pushPacing(node); });
+    }
+    void notePacedPush(const std::string& node, std::int64_t startMs) override
+    {
+        call([&](ferry::MasterStore& s) { s.notePacedPush(node, startMs); });
+    }
+    void addCounters(const std::vector<ferry::CounterDelta>& deltas) override
+    {
+        call([&](ferry::MasterStore& s) { s.addCounters(deltas); });
+    }
+    std::vector<ferry::CounterValue> counters() override
+    {
+        return call([&](ferry::MasterStore& s) { return s.counters(); });
+    }
+    // What closing a connection did after the last Ack (its checkpoint).
+    void checkpointIfDue()
+    {
+        call([](ferry::MasterStore& s) { s.checkpointIfDue(); });
+    }
+
+private:
+    std::shared_ptr<Collector::SharedMaster> m_shared;
+};
+
+} // namespace
+
 std::unique_ptr<ferry::SessionStore> Collector::takeStore()
 {
-    if (!m_store.isPostgres()) {
-        std::unique_ptr<ferry::MasterStore> idle;
-        {
-            const auto now = std::chrono::steady_clock::now();
-            std::lock_guard lock(m_idleMutex);
-            // The oldest are first: those past their life go.
-            while (!m_idle.empty() && now - m_idle.front().first >= kIdleStoreLife)
-                m_idle.erase(m_idle.begin());
-            if (!m_idle.empty()) {
-                idle = std::move(m_idle.back().second);
-                m_idle.pop_back();
-            }
-        }
-        if (idle)
-            return idle;
+    // PostgreSQL has its pool already.
+    if (m_store.isPostgres())
+        return m_store.sessionStore();
+    std::shared_ptr<SharedMaster> shared;
+    {
+        std::lock_guard lock(m_sharedMutex);
+        shared = m_shared;
     }
-    // The opener opens a new one as pulld's do (master.db held open, its
-    // migration run once).
-    return m_store.sessionStore();
+    const auto now = std::chrono::steady_clock::now();
+    bool fresh = false;
+    if (shared) {
+        std::lock_guard lock(shared->mutex);
+        fresh = !shared->broken && now - shared->opened < kSharedStoreLife;
+    }
+    if (fresh)
+        return std::make_unique<SharedStoreView>(std::move(shared));
+    // The first session, one after a failure, or the connection has served
+    // kSharedStoreLife (a master.db replaced on disk is opened anew by
+    // then): a new connection, opened as pulld's are (master.db held open,
+    // its migration run once); sessions still on the old one finish there.
+    auto opened = m_store.sessionStore();
+    auto* master = dynamic_cast<ferry::MasterStore*>(opened.get());
+    if (master == nullptr)
+        return opened;
+    auto next = std::make_shared<SharedMaster>();
+    opened.release();
+    next->store.reset(master);
+    next->opened = now;
+    std::lock_guard lock(m_sharedMutex);
+    m_shared = next;
+    return std::make_unique<SharedStoreView>(std::move(next));
 }
 
 void Collector::giveBack(std::unique_ptr<ferry::SessionStore> store)
 {
-    auto* master = dynamic_cast<ferry::MasterStore*>(store.get());
-    if (master == nullptr)
-        return;
-    // What closing did after the last Ack (the destructor's checkpoint).
-    master->checkpointIfDue();
-    // An idle connection keeps its schema, not its page cache (up to 16 MB
-    // each, MasterStore): the pages stay in the kernel's cache.
-    sqlite3_db_release_memory(master->database().handle());
-    std::lock_guard lock(m_idleMutex);
-    if (m_idle.size() >= kIdleStores)
-        return;
-    store.release();
-    m_idle.emplace_back(std::chrono::steady_clock::now(), std::unique_ptr<ferry::MasterStore>(master));
+    if (auto* view = dynamic_cast<SharedStoreView*>(store.get()))
+        view->checkpointIfDue();
 }
 
 void Collector::serve(ferry::TcpConnection& conn)
@@ -177,11 +332,14 @@ void Collector::serve(ferry::TcpConnection& conn)
         const auto r = serveSession(stream, openStore, options);
         outcome = r.held ? "held" : "ok";
         reusable = true;
+        // One line per push is a journal line per push, 80 a second on a
+        // busy master: the detail is at debug, the periodic summary at info.
         if (r.batches > 0)
-            spdlog::info("Stored {} records from {} epoch {} ({} already stored)", r.stored,
-                         ferry::escapeForLog(r.node), r.epoch, r.duplicates);
+            spdlog::debug("Stored {} records from {} epoch {} ({} already stored)", r.stored,
+                          ferry::escapeForLog(r.node), r.epoch, r.duplicates);
         else
             spdlog::debug("Session with {} ended with nothing to store", ferry::escapeForLog(r.node));
+        countSession(r);
     } catch (const ferry::AuthError& e) {
         // Like sshd, every failed authentication gets its line.
         outcome = "refused";

@@ -37,6 +37,7 @@ ferry::TcpServerOptions defaultServerOptions();
 class Collector {
 public:
     static constexpr std::size_t kMaxSessionsPerNode = 2;
+    struct SharedMaster;
 
     // onBusy(+1/-1) brackets each connection (the event loop holds idle exit).
     Collector(std::string storePath, SessionOptions options, std::function<void(int)> onBusy);
@@ -57,18 +58,29 @@ public:
 
 private:
     void serve(ferry::TcpConnection& conn);
-    // A store for one session. On master.db, an idle connection from an
-    // earlier session when there is one: opening master.db (the schema
-    // read, the node keys attached, the WAL and its index made again after
-    // the last connection closed) cost more of collectord's CPU than the
-    // session's own writes. PostgreSQL has its pool already.
+    // A store for one session. On master.db, a view of ONE connection that
+    // every session shares, call by call under its lock (each call is a
+    // transaction of its own or a single read). master.db takes one writer
+    // at a time anyway; with one connection no session's commit throws away
+    // the page cache of another (SQLite resets a connection's cache when
+    // another connection wrote, and collectord then read master.db's pages
+    // again on every session: a third of its system time), and no session
+    // waits in SQLite's busy handler, which sleeps rather than queues.
+    // Opening master.db per session cost more than the session's writes.
+    // PostgreSQL has its pool already.
     std::unique_ptr<ferry::SessionStore> takeStore();
-    // Back to the idle ones after a session that ended cleanly (at most
-    // kIdleStores are kept; a store a session failed on is closed instead).
+    // After a session that ended cleanly: the checkpoint that closing a
+    // connection would do. (After a failure in the store, the connection is
+    // not used for new sessions.)
     void giveBack(std::unique_ptr<ferry::SessionStore> store);
     // The node's address from the relay's header, or nullopt after the one
     // journal line that says why the connection is refused.
     std::optional<std::string> relayedPeer(ferry::TcpConnection& conn);
+    // A session that ended cleanly, for the summary line: every
+    // kSummaryInterval (when a session ends; stop() writes the rest) one
+    // journal line at info, instead of one per push.
+    void countSession(const SessionResult& r);
+    void summariseLocked(std::chrono::steady_clock::time_point now, bool force);
 
     std::string m_storePath;
     // One pool of PostgreSQL connections for every session and bus call.
@@ -77,14 +89,19 @@ private:
     std::function<void(int)> m_onBusy;
     std::optional<std::uint32_t> m_relayUid;
     std::atomic<std::uint64_t> m_sessions{0};
-    // Idle master.db connections, newest last, with when each went idle; one
-    // idle for kIdleStoreLife is closed (a master.db replaced on disk is
-    // opened anew by then).
-    static constexpr std::size_t kIdleStores = 8;
-    static constexpr std::chrono::seconds kIdleStoreLife{60};
-    std::mutex m_idleMutex;
-    std::vector<std::pair<std::chrono::steady_clock::time_point, std::unique_ptr<ferry::MasterStore>>> m_idle;
+    // The shared master.db connection (takeStore); one that has served
+    // kSharedStoreLife is replaced for new sessions.
+    static constexpr std::chrono::seconds kSharedStoreLife{60};
+    std::mutex m_sharedMutex;
+    std::shared_ptr<SharedMaster> m_shared;
     std::unique_ptr<ferry::TcpServer> m_server;
+    struct Totals {
+        std::uint64_t sessions = 0, stored = 0, duplicates = 0, held = 0, early = 0;
+    };
+    static constexpr std::chrono::seconds kSummaryInterval{60};
+    std::mutex m_totalsMutex;
+    Totals m_totals;
+    std::chrono::steady_clock::time_point m_totalsSince = std::chrono::steady_clock::now();
 };
 
 } // namespace collectord

@@ -40,6 +40,33 @@ TEST_F(APushCycle, DeliversSampledRecordsToTheMasterOnce)
     EXPECT_NE(status.out.find("success: pushed 0 records"), std::string::npos) << status.out;
 }
 
+TEST_F(APushCycle, IsSummarisedByTheCollectorInOneInfoLineNotOnePerPush)
+{
+    ASSERT_EQ(sample().exitCode, 0);
+    const auto queued = ferry::Spool(m_nodeState + "/spool.db", {}).stats();
+    ASSERT_GE(queued.records, 1u);
+    ASSERT_EQ(ferryctl({"push"}).exitCode, 0) << collectorLog();
+    ASSERT_EQ(ferryctl({"push"}).exitCode, 0) << collectorLog();
+    ASSERT_EQ(storedAtMaster(), queued.records);
+    // The per-push detail is at debug (this collectord runs with -v).
+    const std::string perPush = "Stored " + std::to_string(queued.records) + " records from ";
+    const std::string before = collectorLog();
+    const auto detail = before.find(perPush);
+    ASSERT_NE(detail, std::string::npos) << before;
+    const std::string level = "debug: ";
+    ASSERT_GE(detail, level.size());
+    EXPECT_EQ(before.substr(detail - level.size(), level.size()), level) << before;
+    EXPECT_EQ(before.find("In the last "), std::string::npos) << "no summary before a minute has passed:\n" << before;
+    // Stopping writes what the current minute has not summarised yet.
+    m_collector->signal(SIGTERM);
+    ASSERT_TRUE(m_collector->wait(std::chrono::seconds(20)).has_value()) << collectorLog();
+    const std::string log = collectorLog();
+    const std::string summary = "2 push sessions, " + std::to_string(queued.records) +
+                                " records stored (0 already stored), 0 sessions held, 0 early";
+    EXPECT_NE(log.find(summary), std::string::npos) << log;
+    EXPECT_EQ(log.find(summary, log.find(summary) + 1), std::string::npos) << "one summary line:\n" << log;
+}
+
 TEST_F(APushCycle, StoresEveryRecordExactlyOnceWhenPushdIsKilledMidBatch)
 {
     writeNodeConfig({m_sshd->port()}, "  batch_records: 20\n");

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -520,6 +521,75 @@ TEST_F(TheRelaySocket, BelievesANodeAddressOnlyFromTheTunnelUser)
     ASSERT_EQ(epochs.size(), 1u) << collectorLog();
     EXPECT_EQ(epochs[0].fromAddress.rfind("127.0.0.9:", 0), 0u) << epochs[0].fromAddress;
     EXPECT_EQ(collectorLog().find("192.0.2.6", collectorLog().find("Stored")), std::string::npos);
+}
+
+TEST_F(TheRelaySocket, TakesAHeaderThatArrivesInPiecesAsOneThatArrivesWhole)
+{
+    // Connected as the tunnel user, the uid collectord believes (the peer's
+    // credentials are taken at connect), as its relay is.
+    const passwd* tunnel = ::getpwnam("ferry-tunnel");
+    ASSERT_NE(tunnel, nullptr);
+    auto connectAsTunnelUser = [&] {
+        const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, m_relaySocket.c_str(), sizeof addr.sun_path - 1);
+        EXPECT_EQ(::setegid(tunnel->pw_gid), 0) << std::strerror(errno);
+        EXPECT_EQ(::seteuid(tunnel->pw_uid), 0) << std::strerror(errno);
+        const int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+        const int err = errno;
+        EXPECT_EQ(::seteuid(0), 0);
+        EXPECT_EQ(::setegid(0), 0);
+        EXPECT_EQ(rc, 0) << std::strerror(err);
+        return fd;
+    };
+    // The header in the pieces given, the second 300 ms after the first;
+    // then a push with `records` new records.
+    auto pushWithHeader = [&](const std::vector<std::string>& pieces, int records) {
+        spoolRecords(records);
+        const int fd = connectAsTunnelUser();
+        for (std::size_t i = 0; i < pieces.size(); ++i) {
+            if (i > 0)
+                std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            ASSERT_EQ(::send(fd, pieces[i].data(), pieces[i].size(), MSG_NOSIGNAL),
+                      static_cast<ssize_t>(pieces[i].size()));
+        }
+        Spool spool(m_nodeState + "/spool.db", {});
+        pushd::PushCycleOptions o;
+        o.nodeName = "tunnel-node";
+        o.secret = m_secret;
+        o.masterId = "127.0.0.1";
+        FdStream stream(fd, fd, "the relay socket", true);
+        pushd::PushCycleResult r;
+        ASSERT_NO_THROW(r = pushd::runPushCycle(stream, spool, o)) << collectorLog();
+        EXPECT_EQ(r.recordsNew, static_cast<std::uint64_t>(records));
+    };
+    auto fromAddress = [&] {
+        MasterStore store(m_state + "/master.db");
+        const auto epochs = store.epochs("tunnel-node");
+        return epochs.size() == 1 ? epochs[0].fromAddress : std::string("epochs: ") + std::to_string(epochs.size());
+    };
+
+    pushWithHeader({"ferry-relay 1 192.0.2.45 6000\n"}, 2);
+    EXPECT_EQ(fromAddress(), "192.0.2.45:6000");
+    pushWithHeader({"ferry-relay 1 192.0.2.4", "6 6001\n"}, 3);
+    EXPECT_EQ(fromAddress(), "192.0.2.46:6001");
+    // Cut before its newline: refused, and nothing stored.
+    {
+        const int fd = connectAsTunnelUser();
+        const std::string part = "ferry-relay 1 192.0.2.47 6002";
+        ASSERT_EQ(::send(fd, part.data(), part.size(), MSG_NOSIGNAL), static_cast<ssize_t>(part.size()));
+        ::shutdown(fd, SHUT_WR);
+        char byte;
+        timeval tv{10, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        EXPECT_EQ(::recv(fd, &byte, 1, 0), 0) << "the collector closes the connection";
+        ::close(fd);
+    }
+    EXPECT_TRUE(waitUntil([&] { return collectorLog().find("192.0.2.47") != std::string::npos; })) << collectorLog();
+    EXPECT_EQ(fromAddress(), "192.0.2.46:6001");
+    MasterStore store(m_state + "/master.db");
+    EXPECT_EQ(store.countRecords("tunnel-node"), 5u) << collectorLog();
 }
 
 } // namespace

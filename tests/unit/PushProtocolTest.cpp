@@ -48,6 +48,17 @@ protected:
         return o;
     }
 
+    // A master played by hand: the handshake, the node's Report, an empty
+    // Policy; the test goes on from the node's first batch.
+    void openAsMaster()
+    {
+        MasterStore store(dir / "master.db");
+        masterHandshake(*master, store, MasterSessionOptions{});
+        readFrame(*master, deadline()); // Report
+        writeFrame(*master, MessageType::Policy, encode(PolicyMessage{}), deadline());
+    }
+    static Deadline deadline() { return deadlineIn(std::chrono::seconds(5)); }
+
     test::TempDir dir;
     std::unique_ptr<FdStream> node, master;
     int masterFd = -1; // master's end of the socketpair (owned by master)
@@ -386,11 +397,7 @@ TEST_F(APushSession, DeletesTheRecordsOfTheAcksReadTogetherAndNoOthersWhenALater
     // backlog 1–50 and 51–70, all in one window. The master answers all
     // three at once: two good Acks and a third that names the wrong record.
     std::thread server([&] {
-        MasterStore store(dir / "master.db");
-        masterHandshake(*master, store, MasterSessionOptions{});
-        const auto deadline = [] { return deadlineIn(std::chrono::seconds(5)); };
-        readFrame(*master, deadline()); // Report
-        writeFrame(*master, MessageType::Policy, encode(PolicyMessage{}), deadline());
+        openAsMaster();
         for (int i = 0; i < 3; ++i)
             readFrame(*master, deadline(), kMaxBatchFrame);
         const std::string acks = encodeFrame(MessageType::Ack, encode(AckMessage{120, 50, 0})) +
@@ -409,6 +416,41 @@ TEST_F(APushSession, DeletesTheRecordsOfTheAcksReadTogetherAndNoOthersWhenALater
     ASSERT_EQ(left.size(), 20u) << "the batch whose Ack was bad stays queued, and only it";
     EXPECT_EQ(left.front().seq, 51u);
     EXPECT_EQ(left.back().seq, 70u);
+}
+
+TEST_F(APushSession, SaysByeInTheWriteOfItsLastBatchAndEndsOnceItIsAcked)
+{
+    // 120 records in one batch: the master finds the Bye queued behind the
+    // batch before it sends the Ack, so it can end the session right after
+    // the Ack instead of waiting a round trip for the Bye.
+    std::vector<MessageType> beforeAck;
+    int queuedAfterBatch = -1;
+    std::thread server([&] {
+        openAsMaster();
+        const Frame batch = readFrame(*master, deadline(), kMaxBatchFrame);
+        beforeAck.push_back(batch.type);
+        // Bye arrived in the same write as the batch.
+        queuedAfterBatch = bytesQueued(masterFd);
+        if (queuedAfterBatch > 0)
+            beforeAck.push_back(readFrame(*master, deadline()).type);
+        const auto records = decodeBatch(batch.payload, "node");
+        writeFrame(*master, MessageType::Ack,
+                   encode(AckMessage{records.back().seq, static_cast<std::uint32_t>(records.size()), 0}), deadline());
+        if (queuedAfterBatch == 0)
+            readFrame(*master, deadline()); // a Bye after the Ack
+    });
+    Spool spool(dir / "spool.db", {});
+    auto o = options(secret);
+    o.batchRecords = 500;
+    const auto r = pushd::runPushCycle(*node, spool, o);
+    server.join();
+    ASSERT_EQ(beforeAck.size(), 2u);
+    EXPECT_EQ(beforeAck[0], MessageType::Batch);
+    EXPECT_EQ(beforeAck[1], MessageType::Bye);
+    EXPECT_EQ(queuedAfterBatch, static_cast<int>(encodeFrame(MessageType::Bye, {}).size()));
+    EXPECT_EQ(r.batches, 1u);
+    EXPECT_EQ(spool.stats().records, 0u) << "the Ack after the Bye still deletes the batch";
+    EXPECT_EQ(bytesQueued(masterFd), 0) << "nothing after the Bye";
 }
 
 TEST_F(APushSession, RefusesACollectorThatCannotProveTheSecret)

@@ -56,18 +56,22 @@
 //   node   → Batch … (up to `window` ahead of their Acks, each ≤ kMaxBatchFrame)
 //   master → Ack {stored_up_to = last seq of that batch, newly, duplicates}
 //                   (one per Batch, in order, sent only after the commit)
-//   node   → Bye
+//   node   → Bye   (in the same write as its last Batch, before the Acks;
+//                   the master stores and acks every batch it read before
+//                   the Bye, then ends the session. Nodes before this
+//                   change sent it after the last Ack; masters of every
+//                   version take either.)
 // Group commit: the master stores the batches that have arrived (up to 8
 // batches or 8 MiB) in one transaction, with one sync, and then sends their
 // Acks in order; a HeadBatch is stored as soon as it can be, alone with
 // whatever came before it. The commit runs on a thread of its own while the
 // session reads the batches that follow (up to one more group; then it
-// stops reading until the commit is done): those form the next group. The wire is unchanged: one Ack per batch, each
-// after the commit that holds its batch. The node keeps up to
-// kSessionWindow (8) batches in flight, so that a week's backlog at 1 MiB
-// batches goes out without waiting for an Ack; it reads every Ack that has
-// already arrived and deletes what they confirm in one spool transaction
-// (each Ack still checked against its own batch).
+// stops reading until the commit is done): those form the next group. The
+// wire is unchanged: one Ack per batch, each after the commit that holds its
+// batch. The node keeps up to kSessionWindow (8) batches in flight, so that
+// a week's backlog at 1 MiB batches goes out without waiting for an Ack; it
+// reads every Ack that has already arrived and deletes what they confirm in
+// one spool transaction (each Ack still checked against its own batch).
 // The policy map of a push carries the node's period floor
 // (kPolicyMinPushPeriod, kPolicyMinPullInterval, seconds, when set) and, when
 // the push came too soon after the last one that kept to the floor,
