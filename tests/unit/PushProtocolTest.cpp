@@ -354,8 +354,7 @@ TEST_F(APushSession, ReadsNoMoreThanTheNextGroupWhileACommitRuns)
     // 11 frames of records 401–950 stay in the socket until the commit is
     // done (with the Bye that went in the write of the last one). Then
     // every record is stored, each group at most 8 batches.
-    const std::size_t left =
-        spoolUpTo(dir / "spool.db", 1000, 400, 950) + encodeFrame(MessageType::Bye, {}).size();
+    const std::size_t left = spoolUpTo(dir / "spool.db", 1000, 400, 950) + encodeFrame(MessageType::Bye, {}).size();
     GroupCountingStore store(dir / "master.db");
     BatchCountingStream counted(*node);
     bool stoppedAtTheGroup = false;
