@@ -216,8 +216,9 @@ std::uint32_t nodeHandshake(ByteStream& stream, const Epoch& sessionEpoch, const
         if (ok.version < kSessionVersion)
             refuseOlder(stream, who, ok.version, "ferry-master");
         const std::uint32_t caps = ok.capabilities & offered;
-        if (!constantTimeEqual(ok.mac, sessionProofV3(key, kMasterLabel, o.protocol, ok.version, caps, hello.challenge,
-                                                      auth.nonce, o.nodeName, epoch, auth.masterId, auth.binding)))
+        if (!constantTimeEqual(ok.mac, sessionProofV3(key, kMasterLabel, o.protocol, ok.version, ok.capabilities,
+                                                      hello.challenge, auth.nonce, o.nodeName, epoch, auth.masterId,
+                                                      auth.binding)))
             throw AuthError("Master " + peer + " failed to prove it holds this node's key for master id '" +
                             escapeForLog(o.masterId) + "'; nothing was sent");
         return caps;
@@ -244,8 +245,8 @@ std::uint32_t nodeHandshake(ByteStream& stream, const Epoch& sessionEpoch, const
     // fails too; every failure looks the same to the peer.
     const bool proven =
         validId && auth.node == o.nodeName && auth.epoch.empty() &&
-        constantTimeEqual(auth.mac, sessionProofV3(key, kMasterLabel, o.protocol, auth.version, caps, challenge,
-                                                   auth.nonce, o.nodeName, "", auth.masterId, auth.binding));
+        constantTimeEqual(auth.mac, sessionProofV3(key, kMasterLabel, o.protocol, auth.version, auth.capabilities,
+                                                   challenge, auth.nonce, o.nodeName, "", auth.masterId, auth.binding));
     if (!proven || !bound) {
         sendError(stream, kSessionErrorAuth, "authentication failed");
         throw AuthError(
@@ -531,8 +532,9 @@ MasterHandshake masterHandshakeWith(ByteStream& stream, StoreOnFirstUse& store, 
         out.capabilities = caps;
         const bool proven =
             key && auth.epoch.size() == Epoch::kSize &&
-            constantTimeEqual(auth.mac, sessionProofV3(*key, kNodeLabel, o.protocol, auth.version, caps, challenge,
-                                                       auth.nonce, auth.node, auth.epoch, auth.masterId, auth.binding));
+            constantTimeEqual(auth.mac,
+                              sessionProofV3(*key, kNodeLabel, o.protocol, auth.version, auth.capabilities, challenge,
+                                             auth.nonce, auth.node, auth.epoch, auth.masterId, auth.binding));
         if (key && !proven)
             cause = "wrong proof of its key";
         const bool bound = auth.binding.empty() || o.ownHostKeys.empty() ||
@@ -589,8 +591,9 @@ MasterHandshake masterHandshakeWith(ByteStream& stream, StoreOnFirstUse& store, 
     const std::uint32_t caps = ok.capabilities & kSessionCapabilities;
     out.capabilities = caps;
     if (ok.epoch.size() != Epoch::kSize ||
-        !constantTimeEqual(ok.mac, sessionProofV3(*key, kNodeLabel, o.protocol, ok.version, caps, hello.challenge,
-                                                  auth.nonce, o.expectedNode, ok.epoch, auth.masterId, auth.binding)))
+        !constantTimeEqual(ok.mac,
+                           sessionProofV3(*key, kNodeLabel, o.protocol, ok.version, ok.capabilities, hello.challenge,
+                                          auth.nonce, o.expectedNode, ok.epoch, auth.masterId, auth.binding)))
         throw AuthError("Failed to authenticate " + who + ": its proof of its key for master id '" +
                         escapeForLog(masterId) + "' is wrong; refusing its data");
     out.node = o.expectedNode;

@@ -353,6 +353,33 @@ TEST_F(APullSession, RefusesAVersionOneMasterWithAClearMessage)
     EXPECT_EQ(spool->stats().records, 3u);
 }
 
+TEST_F(APullSession, AuthenticatesAMasterThatOffersACapabilityThisNodeDoesNotKnow)
+{
+    // A later master offers a bit this node does not know and proves over
+    // everything it offers: the node checks the proof over the bits as sent
+    // and answers with the ones both know.
+    fill(3);
+    auto node = startNode(PullCommand{PullVerb::Fetch, 0});
+    const auto hello = decodeHello(readFrame(*master, deadlineIn(std::chrono::seconds(5))).payload, "n");
+    AuthMessage auth;
+    auth.node = "node1";
+    auth.nonce = randomBytes(kNonceSize);
+    auth.version = kSessionVersion;
+    auth.capabilities = kSessionCapabilities | (1u << 30);
+    auth.masterId = "m";
+    const std::string key = deriveMasterKey(secret, "m");
+    auth.mac = sessionProofV3(key, "master", kPullProtocol, kSessionVersion, auth.capabilities, hello.challenge,
+                              auth.nonce, "node1", "", "m", "");
+    writeFrame(*master, MessageType::Auth, encode(auth), deadlineIn(std::chrono::seconds(5)));
+    const Frame reply = readFrame(*master, deadlineIn(std::chrono::seconds(5)));
+    master.reset(); // the node, on with its Report, sees the end
+    EXPECT_ANY_THROW(node.get());
+    ASSERT_EQ(reply.type, MessageType::AuthOk) << "a proof over a capability the node does not know is refused";
+    const AuthOkMessage ok = decodeAuthOk(reply.payload, "n");
+    EXPECT_EQ(ok.capabilities, kSessionCapabilities);
+    EXPECT_EQ(spool->stats().records, 3u);
+}
+
 TEST_F(APullSession, AnswersStatusWithTheSpoolFigures)
 {
     fill(7);

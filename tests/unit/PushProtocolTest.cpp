@@ -525,6 +525,41 @@ TEST_F(APushSession, RefusesAnEpochSwappedUnderAValidProof)
     EXPECT_EQ(decodeError(reply.payload, "collector").code, "auth-failed");
 }
 
+TEST_F(APushSession, AuthenticatesANodeThatOffersACapabilityThisMasterDoesNotKnow)
+{
+    // A later node offers a bit this master does not know and proves over
+    // everything it offers: the master checks the proof over the bits as
+    // sent and runs the session with the ones both know.
+    std::thread server([&] {
+        MasterStore store(dir / "master.db");
+        try {
+            collectord::serveSession(*master, store, {});
+        } catch (const std::exception&) {
+        }
+    });
+    constexpr std::uint32_t kLater = 1u << 30;
+    const auto hello = decodeHello(readFrame(*node, deadlineIn(std::chrono::seconds(5))).payload, "collector");
+    AuthMessage auth;
+    auth.node = "web1";
+    auth.nonce = randomBytes(kNonceSize);
+    auth.version = kSessionVersion;
+    auth.capabilities = kSessionCapabilities | kLater;
+    auth.masterId = "m";
+    auth.epoch = Epoch::random().bytes();
+    const std::string key = deriveMasterKey(secret, "m");
+    auth.mac = sessionProofV3(key, "node", "push", kSessionVersion, auth.capabilities, hello.challenge, auth.nonce,
+                              "web1", auth.epoch, "m", "");
+    writeFrame(*node, MessageType::Auth, encode(auth), deadlineIn(std::chrono::seconds(5)));
+    const Frame reply = readFrame(*node, deadlineIn(std::chrono::seconds(5)));
+    node.reset(); // the master, waiting for the Report, sees the end
+    server.join();
+    ASSERT_EQ(reply.type, MessageType::AuthOk) << "a proof over a capability the master does not know is refused";
+    const AuthOkMessage ok = decodeAuthOk(reply.payload, "collector");
+    EXPECT_EQ(ok.capabilities, kSessionCapabilities);
+    EXPECT_EQ(ok.mac, sessionProofV3(key, "master", "push", ok.version, kSessionCapabilities, hello.challenge,
+                                     auth.nonce, "web1", auth.epoch, "m", ""));
+}
+
 TEST_F(APushSession, StoresTheNodesHealthReport)
 {
     std::thread server([&] {

@@ -42,7 +42,11 @@
 // that answer. (An older node or master fails on our Auth itself;
 // this side then reports "closed during the handshake, an older peer?".)
 // Capabilities are a bit set: the session runs with the intersection, so a
-// later capability needs no version bump. Defined:
+// later capability needs no version bump. Each proof covers the bits its
+// message carries (Auth: what its sender offers; AuthOk: the intersection)
+// and is checked over those bits as sent, not over what this side knows, so
+// a peer that offers a bit this side does not know still authenticates.
+// Defined:
 //   1  newest-first (kCapNewestFirst), below.
 //
 // A session carries ONE epoch, the oldest of the node's spool that has
