@@ -140,6 +140,11 @@ Result registerOnce(const Node& node, int port, int source, Clock::time_point du
         r.timeMs = nowMs();
         r.nonce = randomBytes(kNonceSize);
         r.hostKeys = {node.hostKey};
+        // As keyregd does: the node names the master by its address (the
+        // master id) and signs with the key derived for it, never with the
+        // secret itself.
+        r.masterId = "127.0.0.1";
+        const std::string key = deriveMasterKey(node.secret, r.masterId);
         const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
             throwErrno("create a socket");
@@ -167,7 +172,7 @@ Result registerOnce(const Node& node, int port, int source, Clock::time_point du
         closer.fd = -1;
         FdStream stream(fd, fd, node.name, true);
         const auto deadline = deadlineIn(std::chrono::seconds(15));
-        writeFrame(stream, MessageType::Request, encodeRegistrationRequest(r, node.secret), deadline);
+        writeFrame(stream, MessageType::Request, encodeRegistrationRequest(r, key), deadline);
         const auto frame = readFrame(stream, deadline, kMaxRegistryFrame);
         result.latencyMs = Ms(Clock::now() - due).count();
         if (frame.type == MessageType::Error) {
@@ -177,7 +182,7 @@ Result registerOnce(const Node& node, int port, int source, Clock::time_point du
             return result;
         }
         const auto response = decodeRegistrationResponse(frame.payload, "registryd");
-        const bool ok = verifyRegistrationResponse(response, node.secret) &&
+        const bool ok = verifyRegistrationResponse(response, key) &&
                         constantTimeEqual(response.response.requestNonce, r.nonce) &&
                         response.response.state == RegistrationState::Accepted;
         result.outcome = ok ? Outcome::Accepted : Outcome::Other;
