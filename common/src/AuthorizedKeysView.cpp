@@ -73,15 +73,25 @@ std::string authorizedKeysViewPath(const std::string& masterDbPath)
     return besideStateDirectory(masterDbPath, "FERRY_AUTHKEYS_DIR", "-authkeys", "authorized-keys.db");
 }
 
+AuthorizedKeysRows readAuthorizedKeysRows(SqlConnection& registry)
+{
+    AuthorizedKeysRows rows;
+    SqlStatement s(registry, "SELECT public_key, name FROM nodes WHERE state = 'accepted' AND public_key <> ''"
+                             " ORDER BY public_key");
+    while (s.step())
+        rows.emplace_back(s.text(0), s.text(1));
+    return rows;
+}
+
 std::size_t writeAuthorizedKeysView(SqlConnection& registry, const std::string& path)
 {
-    std::vector<std::pair<std::string, std::string>> rows;
-    {
-        SqlStatement s(registry, "SELECT public_key, name FROM nodes WHERE state = 'accepted' AND public_key <> ''"
-                                 " ORDER BY public_key");
-        while (s.step())
-            rows.emplace_back(s.text(0), s.text(1));
-    }
+    const auto rows = readAuthorizedKeysRows(registry);
+    writeAuthorizedKeysFile(rows, path);
+    return rows.size();
+}
+
+void writeAuthorizedKeysFile(const AuthorizedKeysRows& rows, const std::string& path)
+{
     const std::string dir = path.substr(0, path.rfind('/'));
     if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST)
         throw Error("Failed to create the authorized keys view's directory " + dir + ": " + std::strerror(errno));
@@ -117,7 +127,6 @@ std::size_t writeAuthorizedKeysView(SqlConnection& registry, const std::string& 
         ::fsync(d);
         ::close(d);
     }
-    return rows.size();
 }
 
 } // namespace ferry

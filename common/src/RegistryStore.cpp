@@ -597,12 +597,27 @@ std::size_t RegistryStore::writeAuthorizedKeysView()
     return m_viewPath.empty() ? 0 : ferry::writeAuthorizedKeysView(*m_db, m_viewPath);
 }
 
+void RegistryStore::deferAuthorizedKeysView()
+{
+    m_viewDeferred = true;
+}
+
+AuthorizedKeysRows RegistryStore::authorizedKeysViewRows()
+{
+    return readAuthorizedKeysRows(*m_db);
+}
+
 void RegistryStore::viewChanged()
 {
     // After the commit (the operations that call this commit their own
     // transaction; registryd runs recordKey outside one), so the view never
     // shows what could still roll back.
-    writeAuthorizedKeysView();
+    if (m_viewPath.empty())
+        return;
+    if (m_viewDeferred)
+        ++m_viewWanted;
+    else
+        writeAuthorizedKeysView();
 }
 
 void RegistryStore::setState(const std::string& name, const std::string& state, const std::string& reason)

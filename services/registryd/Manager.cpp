@@ -1,5 +1,6 @@
 #include "Manager.h"
 
+#include <algorithm>
 #include <array>
 #include <fstream>
 
@@ -71,6 +72,49 @@ auto Manager::withStore(Fn&& fn) -> decltype(fn())
         m_storeFailed = true;
         throw;
     }
+}
+
+void Manager::flushView()
+{
+    const std::uint64_t wanted = withStore([&] { return m_registry.authorizedKeysViewWanted(); });
+    std::unique_lock view(m_viewMutex);
+    while (m_viewWritten < wanted) {
+        if (m_viewWriting) {
+            m_viewDone.wait(view);
+            continue;
+        }
+        m_viewWriting = true;
+        view.unlock();
+        std::uint64_t generation = 0;
+        std::exception_ptr failure;
+        try {
+            ferry::AuthorizedKeysRows rows;
+            std::string path;
+            withStore([&] {
+                generation = m_registry.authorizedKeysViewWanted();
+                rows = m_registry.authorizedKeysViewRows();
+                path = m_registry.authorizedKeysViewFile();
+            });
+            ferry::writeAuthorizedKeysFile(rows, path);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        view.lock();
+        m_viewWriting = false;
+        if (!failure) {
+            m_viewWritten = std::max(m_viewWritten, generation);
+            ++m_viewWrites;
+        }
+        m_viewDone.notify_all();
+        if (failure)
+            std::rethrow_exception(failure);
+    }
+}
+
+std::size_t Manager::viewWrites()
+{
+    std::lock_guard view(m_viewMutex);
+    return m_viewWrites;
 }
 
 void Manager::prepare()
@@ -175,6 +219,15 @@ ferry::Frame Manager::handle(const ferry::Frame& request, const std::string& pee
 {
     std::string outcome;
     ferry::Frame frame = answer(request, peer, outcome);
+    // A node told "accepted" logs in next: its key must be in the view sshd's
+    // helper reads before the answer goes.
+    try {
+        flushView();
+    } catch (const std::exception& e) {
+        spdlog::error("Failed to write the authorized keys view after the registration from {}: {}", peer, e.what());
+        outcome = "internal";
+        frame = errorFrame("internal", "the master failed to process the registration; try again later");
+    }
     // The master's counter of registration outcomes (metricsd exports it);
     // the answer goes out whether or not counting works.
     try {
@@ -374,6 +427,7 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
 void Manager::acceptHostKeys(const std::string& name)
 {
     withStore([&] { m_registry.acceptHostKeys(name); });
+    flushView();
 }
 
 void Manager::setPolicy(const std::string& name, std::optional<std::uint32_t> minPushPeriodS,
@@ -407,12 +461,14 @@ std::vector<ferry::RegistryNode> Manager::nodes()
 void Manager::addNode(const std::string& name, const std::string& secret)
 {
     withStore([&] { m_registry.addNode(name, secret); });
+    flushView();
     spdlog::info("Node {} enrolled with its secret by the operator", name);
 }
 
 void Manager::accept(const std::string& name, const std::string& secret)
 {
     withStore([&] { m_registry.accept(name, secret); });
+    flushView();
     spdlog::info("Node {} accepted by the operator", name);
 }
 
@@ -423,6 +479,7 @@ void Manager::decline(const std::string& name, const std::string& reason)
         if (!m_options.caKeyFile.empty() && m_registry.revokeCertificate(name, m_clock()))
             writeKrl();
     });
+    flushView();
     spdlog::info("Node {} declined by the operator: {}", name, reason);
 }
 
@@ -433,6 +490,7 @@ void Manager::revoke(const std::string& name, const std::string& reason)
         if (!m_options.caKeyFile.empty() && m_registry.revokeCertificate(name, m_clock()))
             writeKrl();
     });
+    flushView();
     spdlog::info("Node {} revoked by the operator: {}", name, reason);
 }
 

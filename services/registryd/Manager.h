@@ -5,6 +5,7 @@
 // registry, whose operations are short).
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -72,6 +73,10 @@ public:
     void setPolicy(const std::string& name, std::optional<std::uint32_t> minPushPeriodS,
                    std::optional<std::uint32_t> minPullIntervalS);
 
+    // How many times this Manager rewrote the authorized keys view (a
+    // deferred view only: RegistryStore::deferAuthorizedKeysView).
+    std::size_t viewWrites();
+
 private:
     ferry::Frame answer(const ferry::Frame& request, const std::string& peer, std::string& outcome);
     // outcome: accepted | pending | declined | unsigned (no valid proof of a
@@ -96,6 +101,15 @@ private:
     // marks the store for reopening and goes to the caller.
     template <typename Fn>
     auto withStore(Fn&& fn) -> decltype(fn());
+    // Returns once the authorized keys view shows every change made to the
+    // store before the call (a deferred view; otherwise at once). One
+    // caller rewrites it, outside m_mutex, for all changes made so far;
+    // callers that arrive meanwhile wait for the next rewrite, which covers
+    // theirs. So a registration is answered only once its key can log in,
+    // and N registrations at once cost a few rewrites, not N. Throws when
+    // the rewrite failed (the change itself stays; the next rewrite shows
+    // it).
+    void flushView();
 
     std::mutex m_mutex;
     ferry::RegistryStore& m_registry;
@@ -104,6 +118,12 @@ private:
     std::int64_t m_refusalWindowStart = 0;
     std::size_t m_refusalsSuppressed = 0;
     bool m_storeFailed = false;
+
+    std::mutex m_viewMutex; // after m_mutex, never the other way round
+    std::condition_variable m_viewDone;
+    bool m_viewWriting = false;
+    std::uint64_t m_viewWritten = 0; // the generation the file on disk shows
+    std::size_t m_viewWrites = 0;
 };
 
 // A KRL older than this is written again even without a new revocation.

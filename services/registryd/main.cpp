@@ -51,6 +51,9 @@ int main(int argc, char* argv[]) try {
         const auto keys = registry.writeAuthorizedKeysView();
         spdlog::debug("The authorized keys view {} holds {} keys", ferry::authorizedKeysViewPath(opener.sqlitePath()),
                       keys);
+        // From now on the Manager writes it, once for all the changes made
+        // meanwhile, before it answers about any of them.
+        registry.deferAuthorizedKeysView();
     }
     if (options.manager.krlFile.empty())
         options.manager.krlFile = stateDir + "/revoked_keys.krl";

@@ -21,6 +21,8 @@
 // file's group is the helper's.
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "ferry/SqlConnection.h"
 
@@ -28,8 +30,15 @@ namespace ferry {
 
 std::string authorizedKeysViewPath(const std::string& masterDbPath);
 
-// Rewrites the view at path from the registry on registry; returns the
-// number of keys in it. Throws Error naming the file.
+// The view's rows (public key, node) as the registry holds them now.
+using AuthorizedKeysRows = std::vector<std::pair<std::string, std::string>>;
+AuthorizedKeysRows readAuthorizedKeysRows(SqlConnection& registry);
+
+// Replaces the view at path with rows. Throws Error naming the file.
+void writeAuthorizedKeysFile(const AuthorizedKeysRows& rows, const std::string& path);
+
+// Both: rewrites the view at path from the registry on registry; returns
+// the number of keys in it.
 std::size_t writeAuthorizedKeysView(SqlConnection& registry, const std::string& path);
 
 } // namespace ferry

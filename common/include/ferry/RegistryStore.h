@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "ferry/AuthorizedKeysView.h"
 #include "ferry/Error.h"
 #include "ferry/SessionStore.h"
 #include "ferry/SqlConnection.h"
@@ -163,6 +164,18 @@ public:
     // Rewrites the view now (at start: after an upgrade or a crash between
     // a change and its view); the number of keys in it, 0 without a view.
     std::size_t writeAuthorizedKeysView();
+    // registryd: a change no longer rewrites the view itself; it only
+    // counts a generation (authorizedKeysViewWanted), and the caller writes
+    // the view from authorizedKeysViewRows() before it answers anyone about
+    // that change (registryd::Manager::flushView groups the rewrites of
+    // changes made at once: a storm of first registrations would otherwise
+    // rewrite the whole view once per node).
+    void deferAuthorizedKeysView();
+    // Changes made so far that the view must show (0 when none, or no
+    // deferred view).
+    std::uint64_t authorizedKeysViewWanted() const { return m_viewWanted; }
+    const std::string& authorizedKeysViewFile() const { return m_viewPath; }
+    AuthorizedKeysRows authorizedKeysViewRows();
 
 private:
     void viewChanged();
@@ -174,6 +187,8 @@ private:
     std::unique_ptr<SqlConnection> m_connection;
     SqlConnection* m_db;
     std::string m_viewPath;
+    bool m_viewDeferred = false;
+    std::uint64_t m_viewWanted = 0;
 };
 
 // known_hosts text pinning keys for an sshd at host:port, in OpenSSH's
