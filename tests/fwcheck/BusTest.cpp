@@ -119,7 +119,8 @@ TEST_F(TheFwCheckDaemon, ChecksAtStartReportsChangesAndKeepsItsResultAcrossARest
     ASSERT_EQ(client.Masters().size(), 2u);
 
     // Block one master; a check says so, with the command that fixes it.
-    m_lab->inNode({"iptables-legacy", "-A", "INPUT", "-s", "198.51.100.130", "-p", "tcp", "--dport", "22", "-j", "DROP"});
+    m_lab->inNode(
+        {"iptables-legacy", "-A", "INPUT", "-s", "198.51.100.130", "-p", "tcp", "--dport", "22", "-j", "DROP"});
     const auto findings = client.Check();
     ASSERT_FALSE(findings.empty());
     EXPECT_EQ(findings[0].get<0>(), "firewall.blocked");
@@ -138,7 +139,8 @@ TEST_F(TheFwCheckDaemon, ChecksAtStartReportsChangesAndKeepsItsResultAcrossARest
     const auto human = run({buildPath("services/ferryctl/ferryctl"), "doctor"}, m_bus->env());
     EXPECT_EQ(human.exitCode, 1);
     EXPECT_NE(human.out.find("Blocking:"), std::string::npos) << human.out;
-    EXPECT_NE(human.out.find("      iptables-legacy -I INPUT -p tcp -s 198.51.100.130 --dport 22 -j ACCEPT"), std::string::npos)
+    EXPECT_NE(human.out.find("      iptables-legacy -I INPUT -p tcp -s 198.51.100.130 --dport 22 -j ACCEPT"),
+              std::string::npos)
         << human.out;
     const auto json = run({buildPath("services/ferryctl/ferryctl"), "--json", "doctor", "--cached"}, m_bus->env());
     const auto j = nlohmann::json::parse(json.out);
@@ -232,11 +234,13 @@ TEST_F(TheFwCheckDaemon, ReadsEveryBackendAsUserFerryWithOnlyTheUnitsCapabilitie
     // NET_RAW, DAC_READ_SEARCH), iptables-nft-save for an xt rule
     // (NET_ADMIN) and libnftables in the daemon (NET_ADMIN).
     m_lab->resetFirewall();
-    m_lab->inNode({"iptables-legacy", "-A", "INPUT", "-s", "198.51.100.130", "-p", "tcp", "--dport", "22", "-j", "DROP"});
-    m_lab->inNode({"iptables-nft", "-A", "INPUT", "-s", "198.51.100.2", "-p", "tcp", "-m", "multiport", "--dports", "22", "-j",
-                   "DROP"});
-    m_lab->inNode({"nft", "-f", "-"}, "table inet t {\n chain input {\n  type filter hook input priority 0; policy accept;\n"
-                                      "  ip6 saddr 2001:db8:1::2 tcp dport 22 reject\n }\n}\n");
+    m_lab->inNode(
+        {"iptables-legacy", "-A", "INPUT", "-s", "198.51.100.130", "-p", "tcp", "--dport", "22", "-j", "DROP"});
+    m_lab->inNode({"iptables-nft", "-A", "INPUT", "-s", "198.51.100.2", "-p", "tcp", "-m", "multiport", "--dports",
+                   "22", "-j", "DROP"});
+    m_lab->inNode({"nft", "-f", "-"},
+                  "table inet t {\n chain input {\n  type filter hook input priority 0; policy accept;\n"
+                  "  ip6 saddr 2001:db8:1::2 tcp dport 22 reject\n }\n}\n");
     writeFile(m_config / "ferry.yml", "masters:\n  - 198.51.100.2\n  - 2001:db8:1::2\n  - 198.51.100.130\n");
     ASSERT_EQ(::chmod(m_config.path().c_str(), 0755), 0);
     ASSERT_EQ(::chmod(m_state.path().c_str(), 0777), 0);

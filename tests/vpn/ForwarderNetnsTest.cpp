@@ -80,7 +80,7 @@ private:
 // kContainer.
 constexpr const char* kVpnAddress = "198.51.100.2";
 constexpr const char* kContainer = "192.0.2.2";
-constexpr const char* kLanAddress = "198.51.100.129";  // the appliance on the LAN
+constexpr const char* kLanAddress = "198.51.100.129"; // the appliance on the LAN
 
 std::vector<int> containerPorts()
 {
