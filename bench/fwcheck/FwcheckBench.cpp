@@ -90,9 +90,9 @@ std::string ruleSet(int count)
         ++i;
         ++n;
     }
-    s << "-A INPUT -s 10.203.1.2/32 -p tcp -m tcp --dport 22 -j ACCEPT\n";
-    s << "-A INPUT -s 10.203.1.3/32 -p tcp -m tcp --dport 22 -j REJECT --reject-with tcp-reset\n";
-    s << "-A INPUT -s 10.203.1.0/24 -p tcp -m multiport --dports 20:23 -j ACCEPT\n";
+    s << "-A INPUT -s 198.51.100.2/32 -p tcp -m tcp --dport 22 -j ACCEPT\n";
+    s << "-A INPUT -s 198.51.100.3/32 -p tcp -m tcp --dport 22 -j REJECT --reject-with tcp-reset\n";
+    s << "-A INPUT -s 198.51.100.0/24 -p tcp -m multiport --dports 20:23 -j ACCEPT\n";
     s << "COMMIT\n";
     return s.str();
 }
@@ -121,12 +121,12 @@ int main(int argc, char* argv[])
         full.insert(full.end(), cmd.begin(), cmd.end());
         return full;
     };
-    const std::vector<std::string> masters = {"10.203.1.2", "10.203.1.3", "10.203.1.4"};
+    const std::vector<std::string> masters = {"198.51.100.2", "198.51.100.3", "198.51.100.4"};
     int rc = 0;
     must({"ip", "netns", "add", ns});
     try {
         must(inNs({"ip", "link", "add", "bench0", "type", "veth", "peer", "name", "bench1"}));
-        must(inNs({"ip", "addr", "add", "10.203.1.1/24", "dev", "bench0"}));
+        must(inNs({"ip", "addr", "add", "198.51.100.1/24", "dev", "bench0"}));
         must(inNs({"ip", "link", "set", "bench0", "up"}));
         must(inNs({"ip", "link", "set", "bench1", "up"}));
         std::map<std::string, double> fwcheckMs;

@@ -57,9 +57,9 @@ protected:
         if (!isRoot())
             GTEST_SKIP() << "needs root to create network namespaces";
         m_lab = std::make_unique<fwtest::NetnsLab>();
-        writeFile(m_config / "ferry.yml", "masters:\n  - 10.203.1.2\n  - 10.203.2.2\nnode:\n  ssh_port: 22\n");
+        writeFile(m_config / "ferry.yml", "masters:\n  - 198.51.100.2\n  - 198.51.100.130\nnode:\n  ssh_port: 22\n");
         writeFile(m_config / "hosts.allow", "# nothing\n");
-        writeFile(m_config / "hosts.deny", "sshd: 10.203.9.\n");
+        writeFile(m_config / "hosts.deny", "sshd: 192.0.2.\n");
         m_bus = std::make_unique<TestBus>();
     }
 
@@ -119,13 +119,14 @@ TEST_F(TheFwCheckDaemon, ChecksAtStartReportsChangesAndKeepsItsResultAcrossARest
     ASSERT_EQ(client.Masters().size(), 2u);
 
     // Block one master; a check says so, with the command that fixes it.
-    m_lab->inNode({"iptables-legacy", "-A", "INPUT", "-s", "10.203.2.2", "-p", "tcp", "--dport", "22", "-j", "DROP"});
+    m_lab->inNode(
+        {"iptables-legacy", "-A", "INPUT", "-s", "198.51.100.130", "-p", "tcp", "--dport", "22", "-j", "DROP"});
     const auto findings = client.Check();
     ASSERT_FALSE(findings.empty());
     EXPECT_EQ(findings[0].get<0>(), "firewall.blocked");
     EXPECT_EQ(findings[0].get<1>(), "error");
-    EXPECT_NE(findings[0].get<2>().find("10.203.2.2"), std::string::npos) << findings[0].get<2>();
-    EXPECT_NE(findings[0].get<3>().find("iptables-legacy -I INPUT -p tcp -s 10.203.2.2 --dport 22 -j ACCEPT"),
+    EXPECT_NE(findings[0].get<2>().find("198.51.100.130"), std::string::npos) << findings[0].get<2>();
+    EXPECT_NE(findings[0].get<3>().find("iptables-legacy -I INPUT -p tcp -s 198.51.100.130 --dport 22 -j ACCEPT"),
               std::string::npos)
         << findings[0].get<3>();
     EXPECT_EQ(client.Verdict(), "blocked");
@@ -138,7 +139,8 @@ TEST_F(TheFwCheckDaemon, ChecksAtStartReportsChangesAndKeepsItsResultAcrossARest
     const auto human = run({buildPath("services/ferryctl/ferryctl"), "doctor"}, m_bus->env());
     EXPECT_EQ(human.exitCode, 1);
     EXPECT_NE(human.out.find("Blocking:"), std::string::npos) << human.out;
-    EXPECT_NE(human.out.find("      iptables-legacy -I INPUT -p tcp -s 10.203.2.2 --dport 22 -j ACCEPT"), std::string::npos)
+    EXPECT_NE(human.out.find("      iptables-legacy -I INPUT -p tcp -s 198.51.100.130 --dport 22 -j ACCEPT"),
+              std::string::npos)
         << human.out;
     const auto json = run({buildPath("services/ferryctl/ferryctl"), "--json", "doctor", "--cached"}, m_bus->env());
     const auto j = nlohmann::json::parse(json.out);
@@ -180,14 +182,14 @@ TEST_F(TheFwCheckDaemon, ChecksAgainOnItsOwnWhenHostsDenyChanges)
     ASSERT_EQ(client.Verdict(), "reachable") << readFile(m_config / "daemon.log");
 
     // An editor's way of saving: write a new file and rename it over the old one.
-    writeFile(m_config / "hosts.deny.new", "sshd: 10.203.1.0/255.255.255.0\n");
+    writeFile(m_config / "hosts.deny.new", "sshd: 198.51.100.0/255.255.255.128\n");
     ASSERT_EQ(::rename((m_config / "hosts.deny.new").c_str(), (m_config / "hosts.deny").c_str()), 0);
     ASSERT_TRUE(waitUntil([&] { return client.Verdict() == "blocked"; }, std::chrono::seconds(10)))
         << readFile(m_config / "daemon.log");
     const auto findings = client.Findings();
     ASSERT_FALSE(findings.empty());
     EXPECT_EQ(findings[0].get<0>(), "hosts.denied");
-    EXPECT_NE(findings[0].get<3>().find("sshd: 10.203.1.2"), std::string::npos) << findings[0].get<3>();
+    EXPECT_NE(findings[0].get<3>().find("sshd: 198.51.100.2"), std::string::npos) << findings[0].get<3>();
 }
 
 TEST_F(TheFwCheckDaemon, StartsPassiveWhenActivatedByTheBusAndChecksOnlyWhenRootOrPushdAsks)
@@ -232,12 +234,14 @@ TEST_F(TheFwCheckDaemon, ReadsEveryBackendAsUserFerryWithOnlyTheUnitsCapabilitie
     // NET_RAW, DAC_READ_SEARCH), iptables-nft-save for an xt rule
     // (NET_ADMIN) and libnftables in the daemon (NET_ADMIN).
     m_lab->resetFirewall();
-    m_lab->inNode({"iptables-legacy", "-A", "INPUT", "-s", "10.203.2.2", "-p", "tcp", "--dport", "22", "-j", "DROP"});
-    m_lab->inNode({"iptables-nft", "-A", "INPUT", "-s", "10.203.1.2", "-p", "tcp", "-m", "multiport", "--dports", "22", "-j",
-                   "DROP"});
-    m_lab->inNode({"nft", "-f", "-"}, "table inet t {\n chain input {\n  type filter hook input priority 0; policy accept;\n"
-                                      "  ip6 saddr fd00:203:1::2 tcp dport 22 reject\n }\n}\n");
-    writeFile(m_config / "ferry.yml", "masters:\n  - 10.203.1.2\n  - fd00:203:1::2\n  - 10.203.2.2\n");
+    m_lab->inNode(
+        {"iptables-legacy", "-A", "INPUT", "-s", "198.51.100.130", "-p", "tcp", "--dport", "22", "-j", "DROP"});
+    m_lab->inNode({"iptables-nft", "-A", "INPUT", "-s", "198.51.100.2", "-p", "tcp", "-m", "multiport", "--dports",
+                   "22", "-j", "DROP"});
+    m_lab->inNode({"nft", "-f", "-"},
+                  "table inet t {\n chain input {\n  type filter hook input priority 0; policy accept;\n"
+                  "  ip6 saddr 2001:db8:1::2 tcp dport 22 reject\n }\n}\n");
+    writeFile(m_config / "ferry.yml", "masters:\n  - 198.51.100.2\n  - 2001:db8:1::2\n  - 198.51.100.130\n");
     ASSERT_EQ(::chmod(m_config.path().c_str(), 0755), 0);
     ASSERT_EQ(::chmod(m_state.path().c_str(), 0777), 0);
     const std::string caps = "-all,+net_admin,+net_raw,+dac_read_search";
@@ -386,7 +390,7 @@ TEST(TheFwCheckPolicy, RefusesANonRootCheckInTheDaemonWhenALoosenedPolicyLetsItT
 
 TEST_F(TheFwCheckDaemon, RefusesABadConfigurationWithAMessageNamingIt)
 {
-    writeFile(m_config / "ferry.yml", "masters:\n  - host: 10.203.1.2\n    colour: blue\n");
+    writeFile(m_config / "ferry.yml", "masters:\n  - host: 198.51.100.2\n    colour: blue\n");
     auto daemon = startDaemon();
     const auto status = daemon.wait(std::chrono::seconds(10));
     ASSERT_TRUE(status);

@@ -19,9 +19,9 @@ namespace {
 
 using fwtest::NetnsLab;
 
-constexpr const char* kA = "10.203.1.2";
-constexpr const char* kA6 = "fd00:203:1::2";
-constexpr const char* kB = "10.203.2.2";
+constexpr const char* kA = "198.51.100.2";
+constexpr const char* kA6 = "2001:db8:1::2";
+constexpr const char* kB = "198.51.100.130";
 
 struct RuleSet {
     std::string name;
@@ -99,7 +99,7 @@ std::vector<RuleSet> ruleSets()
     reject with icmpx type admin-prohibited
   }
   chain filter_INPUT_ZONES {
-    ip saddr 10.203.1.2 goto filter_IN_trusted
+    ip saddr 198.51.100.2 goto filter_IN_trusted
     iifname "fwn1" goto filter_IN_public
     goto filter_IN_public
   }
@@ -128,13 +128,14 @@ std::vector<RuleSet> ruleSets()
         return s;
     };
 
-    const std::string dockerNat =
-        table("nat", ":PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:DOCKER - [0:0]\n",
-              "-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER\n"
-              "-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER\n"
-              "-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\n"
-              "-A DOCKER -i docker0 -j RETURN\n"
-              "-A DOCKER ! -i docker0 -p tcp -m tcp --dport PUBLISHED -j DNAT --to-destination 172.17.0.2:80\n");
+    const std::string dockerNat = table(
+        "nat",
+        ":PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:DOCKER - [0:0]\n",
+        "-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER\n"
+        "-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER\n"
+        "-A POSTROUTING -s 192.0.2.0/24 ! -o docker0 -j MASQUERADE\n"
+        "-A DOCKER -i docker0 -j RETURN\n"
+        "-A DOCKER ! -i docker0 -p tcp -m tcp --dport PUBLISHED -j DNAT --to-destination 192.0.2.2:80\n");
     const std::string dockerFilter = table(
         "filter",
         ":INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOCKER - [0:0]\n:DOCKER-ISOLATION-STAGE-1 - [0:0]\n"
@@ -142,7 +143,7 @@ std::vector<RuleSet> ruleSets()
         "-A FORWARD -j DOCKER-USER\n-A FORWARD -j DOCKER-ISOLATION-STAGE-1\n"
         "-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A FORWARD -o docker0 -j DOCKER\n"
         "-A FORWARD -i docker0 ! -o docker0 -j ACCEPT\n-A FORWARD -i docker0 -o docker0 -j ACCEPT\n"
-        "-A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT\n"
+        "-A DOCKER -d 192.0.2.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT\n"
         "-A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2\n"
         "-A DOCKER-ISOLATION-STAGE-1 -j RETURN\n-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP\n"
         "-A DOCKER-ISOLATION-STAGE-2 -j RETURN\n-A DOCKER-USER -j RETURN\n");
@@ -158,67 +159,326 @@ std::vector<RuleSet> ruleSets()
     add({"empty rule set", "", "", "", "", "", {}});
     add({"default accept with unrelated drops", filter("ACCEPT", "-A INPUT -p udp -m udp --dport 53 -j DROP\n-A INPUT -p tcp -m tcp --dport 80 -j DROP\n"), "", "", "", "", {}});
     add({"default drop without rules", filter("DROP", ""), "", "", "", "", {}});
-    add({"default drop allowing one master", filter("DROP", "-A INPUT -s 10.203.1.2/32 -p tcp -m tcp --dport 22 -j ACCEPT\n"), "", "", "", "", {}});
-    add({"default drop allowing the masters' network", filter("DROP", "-A INPUT -s 10.203.0.0/16 -p tcp -m tcp --dport 22 -j ACCEPT\n"), "", "", "", "", {}});
+    add({"default drop allowing one master",
+         filter("DROP", "-A INPUT -s 198.51.100.2/32 -p tcp -m tcp --dport 22 -j ACCEPT\n"),
+         "",
+         "",
+         "",
+         "",
+         {}});
+    add({"default drop allowing the masters' network",
+         filter("DROP", "-A INPUT -s 198.51.100.0/24 -p tcp -m tcp --dport 22 -j ACCEPT\n"),
+         "",
+         "",
+         "",
+         "",
+         {}});
     add({"reject with tcp-reset", filter("ACCEPT", "-A INPUT -p tcp -m tcp --dport 22 -j REJECT --reject-with tcp-reset\n"), "", "", "", "", {}});
-    add({"reject one master with icmp-host-prohibited", filter("ACCEPT", "-A INPUT -s 10.203.2.2/32 -j REJECT --reject-with icmp-host-prohibited\n"), "", "", "", "", {}});
-    add({"drop one master", filter("ACCEPT", "-A INPUT -s 10.203.2.2/32 -j DROP\n"), "", "", "", "", {}});
-    add({"user chain with RETURN", filter("ACCEPT", "-A INPUT -p tcp -m tcp --dport 22 -j ssh-guard\n-A ssh-guard -s 10.203.1.0/24 -j RETURN\n-A ssh-guard -j DROP\n", ":ssh-guard - [0:0]\n"), "", "", "", "", {}});
-    add({"goto skips the rest of INPUT", filter("ACCEPT", "-A INPUT -g guard\n-A INPUT -j DROP\n-A guard -s 10.203.2.2/32 -j DROP\n", ":guard - [0:0]\n"), "", "", "", "", {}});
-    add({"jump returns into INPUT", filter("ACCEPT", "-A INPUT -j guard\n-A INPUT -s 10.203.1.2/32 -j DROP\n-A guard -s 10.203.2.2/32 -j REJECT\n", ":guard - [0:0]\n"), "", "", "", "", {}});
-    add({"nested user chains", filter("DROP", "-A INPUT -j l1\n-A l1 -j l2\n-A l2 -s 10.203.2.0/24 -j RETURN\n-A l2 -p tcp --dport 22 -j ACCEPT\n-A l1 -s 10.203.2.2 -p tcp -j ACCEPT\n", ":l1 - [0:0]\n:l2 - [0:0]\n"), "", "", "", "", {}});
+    add({"reject one master with icmp-host-prohibited",
+         filter("ACCEPT", "-A INPUT -s 198.51.100.130/32 -j REJECT --reject-with icmp-host-prohibited\n"),
+         "",
+         "",
+         "",
+         "",
+         {}});
+    add({"drop one master", filter("ACCEPT", "-A INPUT -s 198.51.100.130/32 -j DROP\n"), "", "", "", "", {}});
+    add({"user chain with RETURN",
+         filter(
+             "ACCEPT",
+             "-A INPUT -p tcp -m tcp --dport 22 -j ssh-guard\n-A ssh-guard -s 198.51.100.0/25 -j RETURN\n-A ssh-guard -j DROP\n",
+             ":ssh-guard - [0:0]\n"),
+         "",
+         "",
+         "",
+         "",
+         {}});
+    add({"goto skips the rest of INPUT",
+         filter("ACCEPT", "-A INPUT -g guard\n-A INPUT -j DROP\n-A guard -s 198.51.100.130/32 -j DROP\n",
+                ":guard - [0:0]\n"),
+         "",
+         "",
+         "",
+         "",
+         {}});
+    add({"jump returns into INPUT",
+         filter("ACCEPT",
+                "-A INPUT -j guard\n-A INPUT -s 198.51.100.2/32 -j DROP\n-A guard -s 198.51.100.130/32 -j REJECT\n",
+                ":guard - [0:0]\n"),
+         "",
+         "",
+         "",
+         "",
+         {}});
+    add({"nested user chains",
+         filter(
+             "DROP",
+             "-A INPUT -j l1\n-A l1 -j l2\n-A l2 -s 198.51.100.128/25 -j RETURN\n-A l2 -p tcp --dport 22 -j ACCEPT\n-A l1 -s 198.51.100.130 -p tcp -j ACCEPT\n",
+             ":l1 - [0:0]\n:l2 - [0:0]\n"),
+         "",
+         "",
+         "",
+         "",
+         {}});
     add({"multiport range covering 22", filter("DROP", "-A INPUT -p tcp -m multiport --dports 20:23,80 -j ACCEPT\n"), "", "", "", "", {}});
     add({"multiport list without 22", filter("DROP", "-A INPUT -p tcp -m multiport --dports 80,443,2000:2009 -j ACCEPT\n"), "", "", "", "", {}});
-    add({"negated multiport", filter("ACCEPT", "-A INPUT -p tcp -m multiport ! --dports 22 -j DROP\n-A INPUT -s 10.203.2.2 -p tcp -m multiport ! --dports 80:90 -j DROP\n"), "", "", "", "", {}});
+    add({"negated multiport",
+         filter(
+             "ACCEPT",
+             "-A INPUT -p tcp -m multiport ! --dports 22 -j DROP\n-A INPUT -s 198.51.100.130 -p tcp -m multiport ! --dports 80:90 -j DROP\n"),
+         "",
+         "",
+         "",
+         "",
+         {}});
     add({"interface-bound allow", filter("DROP", "-A INPUT -i fwn1 -j ACCEPT\n"), "", "", "", "", {}});
     add({"interface wildcard allow", filter("DROP", "-A INPUT -i fwn+ -p tcp --dport 22 -j ACCEPT\n"), "", "", "", "", {}});
     add({"state rules without NEW", filter("DROP", "-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT\n"), "", "", "", "", {}});
     add({"conntrack NEW allowed on 22", filter("DROP", "-A INPUT -m conntrack --ctstate INVALID -j DROP\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -p tcp -m conntrack --ctstate NEW -m tcp --dport 22 -j ACCEPT\n"), "", "", "", "", {}});
-    add({"syn and tcp-flags", filter("ACCEPT", "-A INPUT -s 10.203.2.2 -p tcp -m tcp --dport 22 --syn -j DROP\n-A INPUT -s 10.203.1.2 -p tcp -m tcp --tcp-flags SYN,ACK ACK -j DROP\n-A INPUT -s 10.203.1.2 -p tcp -m tcp --tcp-flags SYN,RST,ACK SYN -j REJECT --reject-with tcp-reset\n"), "", "", "", "", {}});
-    add({"iprange of one master", filter("ACCEPT", "-A INPUT -m iprange --src-range 10.203.2.1-10.203.2.10 -j DROP\n"), "", "", "", "", {}});
-    add({"dotted netmask and negated source", filter("DROP", "-A INPUT -s 10.203.1.0/255.255.255.0 -j ACCEPT\n-A INPUT ! -s 10.203.2.2 -j ACCEPT\n"), "", "", "", "", {}});
-    add({"destination-bound allow", filter("DROP", "-A INPUT -d 10.203.1.1/32 -p tcp -m tcp --dport 22 -j ACCEPT\n"), "", "", "", "", {}});
-    add({"raw and mangle tables drop", table("raw", ":PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n", "-A PREROUTING -s 10.203.2.2 -j DROP\n") + table("mangle", ":PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n", "-A INPUT -s 10.203.1.2 -p tcp --dport 22 -j DROP\n"), "", "", "", "", {}});
-    add({"protocol and source-port matches", filter("DROP", "-A INPUT -p udp -m udp --dport 22 -j ACCEPT\n-A INPUT -s 10.203.1.2 -p tcp -m tcp --sport 1024:65535 --dport 22 -j ACCEPT\n"), "", "", "", "", {}});
-    add({"log then drop", filter("ACCEPT", "-A INPUT -s 10.203.2.2 -j LOG --log-prefix \"dropped \"\n-A INPUT -s 10.203.2.2 -j DROP\n"), "", "", "", "", {}});
+    add({"syn and tcp-flags",
+         filter(
+             "ACCEPT",
+             "-A INPUT -s 198.51.100.130 -p tcp -m tcp --dport 22 --syn -j DROP\n-A INPUT -s 198.51.100.2 -p tcp -m tcp --tcp-flags SYN,ACK ACK -j DROP\n-A INPUT -s 198.51.100.2 -p tcp -m tcp --tcp-flags SYN,RST,ACK SYN -j REJECT --reject-with tcp-reset\n"),
+         "",
+         "",
+         "",
+         "",
+         {}});
+    add({"iprange of one master",
+         filter("ACCEPT", "-A INPUT -m iprange --src-range 198.51.100.129-198.51.100.138 -j DROP\n"),
+         "",
+         "",
+         "",
+         "",
+         {}});
+    add({"dotted netmask and negated source",
+         filter("DROP", "-A INPUT -s 198.51.100.0/255.255.255.128 -j ACCEPT\n-A INPUT ! -s 198.51.100.130 -j ACCEPT\n"),
+         "",
+         "",
+         "",
+         "",
+         {}});
+    add({"destination-bound allow",
+         filter("DROP", "-A INPUT -d 198.51.100.1/32 -p tcp -m tcp --dport 22 -j ACCEPT\n"),
+         "",
+         "",
+         "",
+         "",
+         {}});
+    add({"raw and mangle tables drop",
+         table("raw", ":PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n", "-A PREROUTING -s 198.51.100.130 -j DROP\n") +
+             table(
+                 "mangle",
+                 ":PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n",
+                 "-A INPUT -s 198.51.100.2 -p tcp --dport 22 -j DROP\n"),
+         "",
+         "",
+         "",
+         "",
+         {}});
+    add({"protocol and source-port matches",
+         filter(
+             "DROP",
+             "-A INPUT -p udp -m udp --dport 22 -j ACCEPT\n-A INPUT -s 198.51.100.2 -p tcp -m tcp --sport 1024:65535 --dport 22 -j ACCEPT\n"),
+         "",
+         "",
+         "",
+         "",
+         {}});
+    add({"log then drop",
+         filter("ACCEPT",
+                "-A INPUT -s 198.51.100.130 -j LOG --log-prefix \"dropped \"\n-A INPUT -s 198.51.100.130 -j DROP\n"),
+         "",
+         "",
+         "",
+         "",
+         {}});
     add({"unknown match with the same outcome both ways", filter("ACCEPT", "-A INPUT -p tcp -m limit --limit 1/sec -j ACCEPT\n"), "", "", "", "", {}});
     add({"unknown match that decides", filter("ACCEPT", "-A INPUT -p tcp -m tcp --dport 22 -m recent --rcheck --seconds 60 --name ssh -j DROP\n"), "", "", "", "", {kA, kB}});
     // IPv6.
     add({"IPv6 default drop", "", table("filter", ":INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n", ""), "", "", "", {}});
-    add({"IPv6 allow-list by prefix", "", table("filter", ":INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n", "-A INPUT -s fd00:203:1::/64 -p tcp -m tcp --dport 22 -j ACCEPT\n"), "", "", "", {}});
+    add({"IPv6 allow-list by prefix",
+         "",
+         table("filter", ":INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n",
+               "-A INPUT -s 2001:db8:1::/64 -p tcp -m tcp --dport 22 -j ACCEPT\n"),
+         "",
+         "",
+         "",
+         {}});
     add({"IPv6 reject while IPv4 allows", filter("ACCEPT", ""), table("filter", ":INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n", "-A INPUT -p tcp -m tcp --dport 22 -j REJECT --reject-with tcp-reset\n"), "", "", "", {}});
-    add({"IPv6 allow-list with neighbour discovery allowed", "", table("filter", ":INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n", "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-solicitation -j ACCEPT\n-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-advertisement -j ACCEPT\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -s fd00:203:1::/64 -p tcp -m tcp --dport 22 -j ACCEPT\n"), "", "", "", {}});
-    add({"IPv6 allow-list letting all ICMPv6 in", "", table("filter", ":INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n", "-A INPUT -p ipv6-icmp -j ACCEPT\n-A INPUT -s fd00:203:1::2/128 -p tcp -m multiport --dports 22,80 -j ACCEPT\n"), "", "", "", {}});
+    add({"IPv6 allow-list with neighbour discovery allowed",
+         "",
+         table(
+             "filter", ":INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n",
+             "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-solicitation -j ACCEPT\n-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-advertisement -j ACCEPT\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -s 2001:db8:1::/64 -p tcp -m tcp --dport 22 -j ACCEPT\n"),
+         "",
+         "",
+         "",
+         {}});
+    add({"IPv6 allow-list letting all ICMPv6 in",
+         "",
+         table(
+             "filter", ":INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n",
+             "-A INPUT -p ipv6-icmp -j ACCEPT\n-A INPUT -s 2001:db8:1::2/128 -p tcp -m multiport --dports 22,80 -j ACCEPT\n"),
+         "",
+         "",
+         "",
+         {}});
     add({"IPv6 neighbour solicitations dropped in the raw table", "", table("raw", ":PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n", "-A PREROUTING -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-solicitation -j DROP\n"), "", "", "", {}});
     // ufw, firewalld and Docker layouts.
-    add({"ufw layout allowing one master", filter("DROP", ufwRules + "-A ufw-user-input -s 10.203.1.2/32 -p tcp -m tcp --dport 22 -j ACCEPT\n", ufwChains + ufwExtra), "", "", "", "", {}});
-    add({"ufw layout denying one master", filter("DROP", ufwRules + "-A ufw-user-input -s 10.203.2.2/32 -p tcp -m tcp --dport 22 -j DROP\n-A ufw-user-input -p tcp -m tcp --dport 22 -j ACCEPT\n", ufwChains + ufwExtra), "", "", "", "", {}});
+    add({"ufw layout allowing one master",
+         filter("DROP", ufwRules + "-A ufw-user-input -s 198.51.100.2/32 -p tcp -m tcp --dport 22 -j ACCEPT\n",
+                ufwChains + ufwExtra),
+         "",
+         "",
+         "",
+         "",
+         {}});
+    add({"ufw layout denying one master",
+         filter(
+             "DROP",
+             ufwRules +
+                 "-A ufw-user-input -s 198.51.100.130/32 -p tcp -m tcp --dport 22 -j DROP\n-A ufw-user-input -p tcp -m tcp --dport 22 -j ACCEPT\n",
+             ufwChains + ufwExtra),
+         "",
+         "",
+         "",
+         "",
+         {}});
     add({"firewalld iptables layout with ssh", filter("ACCEPT", fwdIptRules + "-A IN_public_allow -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW,UNTRACKED -j ACCEPT\n", fwdIpt), "", "", "", "", {}});
     add({"firewalld iptables layout without ssh", filter("ACCEPT", fwdIptRules + "-A IN_public_allow -p tcp -m tcp --dport 80 -m conntrack --ctstate NEW,UNTRACKED -j ACCEPT\n", fwdIpt), "", "", "", "", {}});
     add({"Docker chains publishing another port", docker("8080"), "", "", "", "", {}});
     add({"Docker publishing port 22", docker("22"), "", "", "", "", {kA, kB}});
     // iptables-nft backend.
-    add({"iptables-nft default drop allowing one master", "", "", filter("DROP", "-A INPUT -s 10.203.1.2/32 -p tcp -m tcp --dport 22 -j ACCEPT\n"), "", "", {}});
-    add({"iptables-nft multiport and conntrack", "", "", filter("DROP", "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -s 10.203.2.0/24 -p tcp -m conntrack --ctstate NEW -m multiport --dports 2000:2009,22 -j ACCEPT\n"), "", "", {}});
-    add({"iptables-nft IPv6 reject", "", "", "", table("filter", ":INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n", "-A INPUT -s fd00:203:1::2/128 -p tcp -j REJECT --reject-with icmp6-adm-prohibited\n"), "", {}});
-    add({"legacy accepts but iptables-nft drops one master", filter("ACCEPT", "-A INPUT -p tcp --dport 22 -j ACCEPT\n"), "", filter("ACCEPT", "-A INPUT -s 10.203.2.2 -j DROP\n"), "", "", {}});
+    add({"iptables-nft default drop allowing one master",
+         "",
+         "",
+         filter("DROP", "-A INPUT -s 198.51.100.2/32 -p tcp -m tcp --dport 22 -j ACCEPT\n"),
+         "",
+         "",
+         {}});
+    add({"iptables-nft multiport and conntrack",
+         "",
+         "",
+         filter(
+             "DROP",
+             "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -s 198.51.100.128/25 -p tcp -m conntrack --ctstate NEW -m multiport --dports 2000:2009,22 -j ACCEPT\n"),
+         "",
+         "",
+         {}});
+    add({"iptables-nft IPv6 reject",
+         "",
+         "",
+         "",
+         table("filter", ":INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n",
+               "-A INPUT -s 2001:db8:1::2/128 -p tcp -j REJECT --reject-with icmp6-adm-prohibited\n"),
+         "",
+         {}});
+    add({"legacy accepts but iptables-nft drops one master",
+         filter("ACCEPT", "-A INPUT -p tcp --dport 22 -j ACCEPT\n"),
+         "",
+         filter("ACCEPT", "-A INPUT -s 198.51.100.130 -j DROP\n"),
+         "",
+         "",
+         {}});
     add({"iptables-nft ufw layout", "", "", filter("DROP", ufwRules + "-A ufw-user-input -p tcp -m tcp --dport 22 -j ACCEPT\n", ufwChains + ufwExtra), "", "", {}});
-    add({"another configured port allowed by a range", "", "", filter("DROP", "-A INPUT -p tcp -m tcp --dport 2200:2299 -s 10.203.1.0/24 -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n"), "", "", {}, 2222});
-    add({"another configured port blocked for one master", "", "", "", "", "table inet f { chain input { type filter hook input priority 0; policy accept; ip saddr 10.203.2.2 tcp dport 2222 drop; ip6 saddr fd00:203:1::/64 tcp dport != 22 reject with tcp reset; } }", {}, 2222});
-    add({"iptables-nft next to a native nft table", "", "", filter("DROP", "-A INPUT -p tcp -m multiport --dports 22,80 -j ACCEPT\n"), "", "table inet extra { chain input { type filter hook input priority 5; policy accept; ip saddr 10.203.2.2 reject; } }", {}});
+    add({"another configured port allowed by a range",
+         "",
+         "",
+         filter(
+             "DROP",
+             "-A INPUT -p tcp -m tcp --dport 2200:2299 -s 198.51.100.0/25 -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n"),
+         "",
+         "",
+         {},
+         2222});
+    add({"another configured port blocked for one master",
+         "",
+         "",
+         "",
+         "",
+         "table inet f { chain input { type filter hook input priority 0; policy accept; ip saddr 198.51.100.130 tcp dport 2222 drop; ip6 saddr 2001:db8:1::/64 tcp dport != 22 reject with tcp reset; } }",
+         {},
+         2222});
+    add({"iptables-nft next to a native nft table",
+         "",
+         "",
+         filter("DROP", "-A INPUT -p tcp -m multiport --dports 22,80 -j ACCEPT\n"),
+         "",
+         "table inet extra { chain input { type filter hook input priority 5; policy accept; ip saddr 198.51.100.130 reject; } }",
+         {}});
     // Native nftables.
-    add({"native nft table named like iptables' with an address set", "", "", "", "", "table ip filter { chain INPUT { type filter hook input priority 0; policy accept; tcp dport 22 ip saddr { 10.203.2.2, 10.203.2.9 } drop; } }", {}});
-    add({"nft policy drop allowing one master", "", "", "", "", "table inet f { chain input { type filter hook input priority 0; policy drop; ip saddr 10.203.1.2 tcp dport 22 accept; } }", {}});
-    add({"nft named interval set", "", "", "", "", "table inet f { set masters { type ipv4_addr; flags interval; elements = { 10.203.1.0/24, 192.0.2.7 } }\n chain input { type filter hook input priority 0; policy drop; ip saddr @masters tcp dport 22 accept; } }", {}});
+    add({"native nft table named like iptables' with an address set",
+         "",
+         "",
+         "",
+         "",
+         "table ip filter { chain INPUT { type filter hook input priority 0; policy accept; tcp dport 22 ip saddr { 198.51.100.130, 198.51.100.137 } drop; } }",
+         {}});
+    add({"nft policy drop allowing one master",
+         "",
+         "",
+         "",
+         "",
+         "table inet f { chain input { type filter hook input priority 0; policy drop; ip saddr 198.51.100.2 tcp dport 22 accept; } }",
+         {}});
+    add({"nft named interval set",
+         "",
+         "",
+         "",
+         "",
+         "table inet f { set masters { type ipv4_addr; flags interval; elements = { 198.51.100.0/25, 192.0.2.7 } }\n chain input { type filter hook input priority 0; policy drop; ip saddr @masters tcp dport 22 accept; } }",
+         {}});
     add({"nft ct state vmap and port set", "", "", "", "", "table inet f { chain input { type filter hook input priority 0; policy drop;\n ct state vmap { established : accept, related : accept, invalid : drop }\n ct state new tcp dport { 22, 2000-2009 } accept\n } }", {}});
-    add({"nft reject with tcp reset for one master", "", "", "", "", "table ip f { chain input { type filter hook input priority 0; policy accept; ip saddr 10.203.2.2 tcp dport 22 reject with tcp reset; } }", {}});
-    add({"nft user chain with return", "", "", "", "", "table inet f { chain guard { ip saddr 10.203.1.0/24 return; drop; }\n chain input { type filter hook input priority 0; policy accept; tcp dport 22 jump guard; } }", {}});
+    add({"nft reject with tcp reset for one master",
+         "",
+         "",
+         "",
+         "",
+         "table ip f { chain input { type filter hook input priority 0; policy accept; ip saddr 198.51.100.130 tcp dport 22 reject with tcp reset; } }",
+         {}});
+    add({"nft user chain with return",
+         "",
+         "",
+         "",
+         "",
+         "table inet f { chain guard { ip saddr 198.51.100.0/25 return; drop; }\n chain input { type filter hook input priority 0; policy accept; tcp dport 22 jump guard; } }",
+         {}});
     add({"nft interface vmap with goto", "", "", "", "", "table inet f { chain lan { accept; }\n chain wan { tcp dport 22 drop; }\n chain input { type filter hook input priority 0; policy accept; iifname vmap { \"fwn1\" : goto lan, \"fwn2\" : goto wan }; drop; } }", {}});
-    add({"nft two base chains", "", "", "", "", "table inet a { chain input { type filter hook input priority 0; policy accept; tcp dport 22 accept; } }\ntable inet b { chain input { type filter hook input priority 10; policy accept; ip saddr 10.203.2.2 drop; } }", {}});
-    add({"nft IPv6 prefix allow", "", "", "", "", "table inet f { chain input { type filter hook input priority 0; policy drop; ip6 saddr fd00:203::/32 tcp dport 22 accept; } }", {}});
-    add({"nft IPv6 allow with neighbour discovery", "", "", "", "", "table inet f { chain input { type filter hook input priority 0; policy drop; ct state established,related accept; icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept; ip6 saddr fd00:203::/32 tcp dport 22 accept; } }", {}});
-    add({"nft prerouting drop", "", "", "", "", "table ip f { chain pre { type filter hook prerouting priority -150; policy accept; ip saddr 10.203.2.0/24 drop; } }", {}});
-    add({"nft nfproto and tcp flags", "", "", "", "", "table inet f { chain syns { ip saddr 10.203.2.2 drop; }\n chain input { type filter hook input priority 0; policy accept; meta nfproto ipv6 tcp dport 22 drop; tcp flags & (syn | ack) == syn jump syns; } }", {}});
+    add({"nft two base chains",
+         "",
+         "",
+         "",
+         "",
+         "table inet a { chain input { type filter hook input priority 0; policy accept; tcp dport 22 accept; } }\ntable inet b { chain input { type filter hook input priority 10; policy accept; ip saddr 198.51.100.130 drop; } }",
+         {}});
+    add({"nft IPv6 prefix allow",
+         "",
+         "",
+         "",
+         "",
+         "table inet f { chain input { type filter hook input priority 0; policy drop; ip6 saddr 2001:db8::/32 tcp dport 22 accept; } }",
+         {}});
+    add({"nft IPv6 allow with neighbour discovery",
+         "",
+         "",
+         "",
+         "",
+         "table inet f { chain input { type filter hook input priority 0; policy drop; ct state established,related accept; icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept; ip6 saddr 2001:db8::/32 tcp dport 22 accept; } }",
+         {}});
+    add({"nft prerouting drop",
+         "",
+         "",
+         "",
+         "",
+         "table ip f { chain pre { type filter hook prerouting priority -150; policy accept; ip saddr 198.51.100.128/25 drop; } }",
+         {}});
+    add({"nft nfproto and tcp flags",
+         "",
+         "",
+         "",
+         "",
+         "table inet f { chain syns { ip saddr 198.51.100.130 drop; }\n chain input { type filter hook input priority 0; policy accept; meta nfproto ipv6 tcp dport 22 drop; tcp flags & (syn | ack) == syn jump syns; } }",
+         {}});
     add({"nft netdev ingress on one device", "", "", "", "", "table netdev f { chain ing { type filter hook ingress device \"fwn2\" priority 0; policy accept; ip protocol tcp drop; } }", {}});
     add({"nft limit statement", "", "", "", "", "table inet f { chain input { type filter hook input priority 0; policy drop; tcp dport 22 limit rate 100/second accept; } }", {kA, kA6, kB}});
     add({"nft firewalld layout with ssh", "", "", "", "", firewalld("tcp dport 22 ct state { new, untracked } accept"), {}});

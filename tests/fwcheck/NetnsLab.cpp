@@ -65,9 +65,11 @@ NetnsLab::NetnsLab()
             const char* v6node;
             const char* v6master;
         };
+        // Documentation addresses (RFC 5737, RFC 3849): the two IPv4 links are
+        // the halves of 198.51.100.0/24, so that one prefix covers both masters.
         const Link links[] = {
-            {"fwn1", "10.203.1.1", "10.203.1.2", "fd00:203:1::1", "fd00:203:1::2"},
-            {"fwn2", "10.203.2.1", "10.203.2.2", nullptr, nullptr},
+            {"fwn1", "198.51.100.1", "198.51.100.2", "2001:db8:1::1", "2001:db8:1::2"},
+            {"fwn2", "198.51.100.129", "198.51.100.130", nullptr, nullptr},
         };
         int index = 1;
         for (const auto& l : links) {
@@ -76,8 +78,8 @@ NetnsLab::NetnsLab()
             m_created.push_back(ns);
             sh({"ip", "-n", ns, "link", "set", "lo", "up"});
             sh({"ip", "-n", m_node, "link", "add", l.nodeIf, "type", "veth", "peer", "name", "eth0", "netns", ns});
-            sh({"ip", "-n", m_node, "addr", "add", std::string(l.v4node) + "/24", "dev", l.nodeIf});
-            sh({"ip", "-n", ns, "addr", "add", std::string(l.v4master) + "/24", "dev", "eth0"});
+            sh({"ip", "-n", m_node, "addr", "add", std::string(l.v4node) + "/25", "dev", l.nodeIf});
+            sh({"ip", "-n", ns, "addr", "add", std::string(l.v4master) + "/25", "dev", "eth0"});
             if (l.v6node) {
                 sh({"ip", "-n", m_node, "addr", "add", std::string(l.v6node) + "/64", "dev", l.nodeIf, "nodad"});
                 sh({"ip", "-n", ns, "addr", "add", std::string(l.v6master) + "/64", "dev", "eth0", "nodad"});

@@ -1,7 +1,8 @@
 #pragma once
 // The network namespaces the differential tests use: a "node" with a real
 // sshd (on ports 22 and 2222), and two "master" namespaces joined to it by veth pairs. Addresses
-// are private and never leave these namespaces. Everything is removed on
+// are from the documentation ranges (198.51.100.0/25 and .128/25,
+// 2001:db8:1::/64) and never leave these namespaces. Everything is removed on
 // destruction, also when a test fails.
 
 #include <memory>

@@ -137,8 +137,8 @@ TEST_F(AToolFix, UfwLimitRuleLetsAPullThroughOverIPv4AndIPv6)
     // REJECT of its ufw6-user-limit chains (seen here with iptables-nft):
     // until a reload, IPv6 masters are dropped, and fwcheck must say so.
     auto v = verdicts(check());
-    EXPECT_EQ(v.at("10.203.1.2"), "accept");
-    EXPECT_EQ(v.at("10.203.2.2"), "accept");
+    EXPECT_EQ(v.at("198.51.100.2"), "accept");
+    EXPECT_EQ(v.at("198.51.100.130"), "accept");
     ufw("ufw reload");
     s_lab->flushNeighbours();
     v = verdicts(check());
@@ -154,13 +154,13 @@ TEST_F(AToolFix, UfwPrependMakesEveryBlockedMasterReachable)
     // Default deny, a limit rule for everyone and one master denied ahead of
     // it: `ufw allow` would land behind both.
     ufw("ufw --force enable");
-    ufw("ufw deny from 10.203.2.2 to any port 22 proto tcp");
-    ufw("ufw deny from fd00:203:1::2 to any port 22 proto tcp");
+    ufw("ufw deny from 198.51.100.130 to any port 22 proto tcp");
+    ufw("ufw deny from 2001:db8:1::2 to any port 22 proto tcp");
     ufw("ufw limit 22/tcp");
     auto report = check();
     auto v = verdicts(report);
-    EXPECT_EQ(v.at("10.203.1.2"), "accept");
-    for (const std::string m : {"10.203.2.2", "fd00:203:1::2"}) {
+    EXPECT_EQ(v.at("198.51.100.2"), "accept");
+    for (const std::string m : {"198.51.100.130", "2001:db8:1::2"}) {
         ASSERT_EQ(v.at(m), "drop") << m;
         const auto* f = blockedFinding(report, m);
         ASSERT_NE(f, nullptr) << m;
@@ -198,7 +198,7 @@ TEST_F(AToolFix, UfwWithoutAnSshRuleIsFixedByPrependForBothFamilies)
 }
 
 // firewalld 1.3's nftables layout (public zone, ssh service removed;
-// 10.203.1.2 bound to the trusted zone by source).
+// 198.51.100.2 bound to the trusted zone by source).
 const char* kFirewalld = R"(table inet firewalld {
   chain filter_INPUT {
     type filter hook input priority filter + 10; policy accept;
@@ -210,7 +210,7 @@ const char* kFirewalld = R"(table inet firewalld {
     reject with icmpx admin-prohibited
   }
   chain filter_INPUT_ZONES {
-    ip saddr 10.203.1.2 goto filter_IN_trusted
+    ip saddr 198.51.100.2 goto filter_IN_trusted
     iifname "fwn1" goto filter_IN_public
     iifname "fwn2" goto filter_IN_public
     goto filter_IN_public
@@ -245,9 +245,9 @@ TEST_F(AToolFix, FirewallCmdRichRuleMakesTheMasterReachable)
     s_lab->inNode({"nft", "-f", "-"}, kFirewalld);
     auto report = check();
     auto v = verdicts(report);
-    EXPECT_EQ(v.at("10.203.1.2"), "accept");
+    EXPECT_EQ(v.at("198.51.100.2"), "accept");
     const std::regex richRule(R"re(^firewall-cmd --permanent --zone=(\w+) --add-rich-rule='rule priority="-32768" family="(ipv4|ipv6)" source address="([0-9a-f:.]+)" port port="(\d+)" protocol="tcp" accept'\nfirewall-cmd --reload$)re");
-    for (const std::string m : {"10.203.2.2", "fd00:203:1::2"}) {
+    for (const std::string m : {"198.51.100.130", "2001:db8:1::2"}) {
         ASSERT_EQ(v.at(m), "reject") << m;
         const auto* f = blockedFinding(report, m);
         ASSERT_NE(f, nullptr) << m;
@@ -273,17 +273,17 @@ TEST_F(AToolFix, Fail2banUnbanMakesABannedMasterReachableWithEitherAction)
     s_lab->inNode({"sh", "-c",
                    "iptables -N f2b-sshd && iptables -A f2b-sshd -j RETURN && "
                    "iptables -I INPUT -p tcp -m multiport --dports 22 -j f2b-sshd && "
-                   "iptables -I f2b-sshd 1 -s 10.203.2.2 -j REJECT --reject-with icmp-port-unreachable"});
+                   "iptables -I f2b-sshd 1 -s 198.51.100.130 -j REJECT --reject-with icmp-port-unreachable"});
     // Its nftables action for IPv6 (fail2ban 1.0's nftables.conf layout).
     s_lab->inNode({"nft", "-f", "-"},
                   "table inet f2b-table {\n"
-                  "  set addr6-set-sshd { type ipv6_addr; elements = { fd00:203:1::2 } }\n"
+                  "  set addr6-set-sshd { type ipv6_addr; elements = { 2001:db8:1::2 } }\n"
                   "  chain f2b-chain { type filter hook input priority filter - 1; policy accept;\n"
                   "    meta l4proto { tcp } th dport { 22 } ip6 saddr @addr6-set-sshd reject\n  }\n}\n");
     auto report = check();
     auto v = verdicts(report);
-    EXPECT_EQ(v.at("10.203.1.2"), "accept");
-    for (const std::string m : {"10.203.2.2", "fd00:203:1::2"}) {
+    EXPECT_EQ(v.at("198.51.100.2"), "accept");
+    for (const std::string m : {"198.51.100.130", "2001:db8:1::2"}) {
         ASSERT_EQ(v.at(m), "reject") << m;
         const auto* f = blockedFinding(report, m);
         ASSERT_NE(f, nullptr) << m;
@@ -291,9 +291,9 @@ TEST_F(AToolFix, Fail2banUnbanMakesABannedMasterReachableWithEitherAction)
         EXPECT_NE(f->fix.find("jail sshd"), std::string::npos) << f->fix;
     }
     // What fail2ban's unban runs for each action.
-    s_lab->inNode({"iptables", "-D", "f2b-sshd", "-s", "10.203.2.2", "-j", "REJECT", "--reject-with",
+    s_lab->inNode({"iptables", "-D", "f2b-sshd", "-s", "198.51.100.130", "-j", "REJECT", "--reject-with",
                    "icmp-port-unreachable"});
-    s_lab->inNode({"nft", "delete", "element", "inet", "f2b-table", "addr6-set-sshd", "{", "fd00:203:1::2", "}"});
+    s_lab->inNode({"nft", "delete", "element", "inet", "f2b-table", "addr6-set-sshd", "{", "2001:db8:1::2", "}"});
     s_lab->flushNeighbours();
     v = verdicts(check());
     for (const auto& m : s_lab->masters())

@@ -73,10 +73,14 @@ private:
     std::vector<std::string> m_seen;
 };
 
-// Seed addresses, used only inside the namespaces this test creates.
-constexpr const char* kVpnAddress = "10.1.0.2";
-constexpr const char* kContainer = "10.0.3.2";
-constexpr const char* kLanAddress = "192.168.77.1";  // the appliance on the LAN
+// Documentation addresses (RFC 5737), used only inside the namespaces this
+// test creates: the container link is 192.0.2.0/24, the VPN link
+// 198.51.100.0/25 and the LAN 198.51.100.128/25. Instead of the product's
+// default container address (the appliance's layout), every test configures
+// kContainer.
+constexpr const char* kVpnAddress = "198.51.100.2";
+constexpr const char* kContainer = "192.0.2.2";
+constexpr const char* kLanAddress = "198.51.100.129"; // the appliance on the LAN
 
 std::vector<int> containerPorts()
 {
@@ -116,23 +120,23 @@ protected:
         // VPN link: tap0 in the appliance (left down, no address, until a
         // test brings it up), vpn0 in the peer.
         m_appliance->ip({"link", "add", "tap0", "type", "veth", "peer", "name", "vpn0", "netns", m_peer->name()});
-        m_peer->ip({"addr", "add", "10.1.0.1/16", "dev", "vpn0"});
+        m_peer->ip({"addr", "add", "198.51.100.1/25", "dev", "vpn0"});
         m_peer->ip({"link", "set", "vpn0", "up"});
         // Container link.
         m_appliance->ip({"link", "add", "ve-container", "type", "veth", "peer", "name", "eth0", "netns",
                          m_container->name()});
-        m_appliance->ip({"addr", "add", "10.0.3.1/24", "dev", "ve-container"});
+        m_appliance->ip({"addr", "add", "192.0.2.1/24", "dev", "ve-container"});
         m_appliance->ip({"link", "set", "ve-container", "up"});
-        m_container->ip({"addr", "add", "10.0.3.2/24", "dev", "eth0"});
+        m_container->ip({"addr", "add", std::string(kContainer) + "/24", "dev", "eth0"});
         m_container->ip({"link", "set", "eth0", "up"});
-        m_container->ip({"route", "add", "default", "via", "10.0.3.1"});
+        m_container->ip({"route", "add", "default", "via", "192.0.2.1"});
         // LAN link.
         m_appliance->ip({"link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", m_lan->name()});
-        m_appliance->ip({"addr", "add", "192.168.77.1/24", "dev", "eth0"});
+        m_appliance->ip({"addr", "add", std::string(kLanAddress) + "/25", "dev", "eth0"});
         m_appliance->ip({"link", "set", "eth0", "up"});
-        m_lan->ip({"addr", "add", "192.168.77.2/24", "dev", "eth0"});
+        m_lan->ip({"addr", "add", "198.51.100.130/25", "dev", "eth0"});
         m_lan->ip({"link", "set", "eth0", "up"});
-        m_lan->ip({"route", "add", "default", "via", "192.168.77.1"});
+        m_lan->ip({"route", "add", "default", "via", kLanAddress});
 
         // Tables that are not Ferry's: they must stay exactly as they are.
         ferry::test::writeFile(m_dir / "bystander.nft",
@@ -146,6 +150,9 @@ protected:
         const auto r = m_appliance->exec({"nft", "-f", m_dir / "bystander.nft"});
         ASSERT_EQ(r.exitCode, 0) << r.err;
         m_othersBefore = otherTables();
+        // Every test starts with the container at kContainer; a test that
+        // configures more writes the whole file itself.
+        ferry::test::writeFile(configFile(), "container-address: " + std::string(kContainer) + "\n");
 
         m_containerServer.emplace(m_container->name(), containerPorts(), "container");
         m_bus.emplace();
@@ -210,7 +217,7 @@ protected:
         m_daemon.reset();
     }
 
-    void bringVpnUp(const std::string& cidr = "10.1.0.2/24")
+    void bringVpnUp(const std::string& cidr = "198.51.100.2/25")
     {
         m_appliance->ip({"addr", "add", cidr, "dev", "tap0"});
         m_appliance->ip({"link", "set", "tap0", "up"});
@@ -276,8 +283,8 @@ TEST_F(AVpnForwarder, ForwardsVpnPortsToTheContainerOnlyWhileTheLinkIsUp)
     bringVpnUp();
     ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));
     EXPECT_TRUE(m_proxy->LinkUp());
-    EXPECT_EQ(m_proxy->VpnAddress(), "10.1.0.2/24");
-    EXPECT_EQ(m_proxy->ContainerAddress(), "10.0.3.2");
+    EXPECT_EQ(m_proxy->VpnAddress(), "198.51.100.2/25");
+    EXPECT_EQ(m_proxy->ContainerAddress(), kContainer);
     EXPECT_EQ(m_proxy->LastError(), "");
     EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 22, "container:22"));
     EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 2005, "container:2005"));
@@ -286,17 +293,17 @@ TEST_F(AVpnForwarder, ForwardsVpnPortsToTheContainerOnlyWhileTheLinkIsUp)
     // 2010 listens in the container but is not forwarded; the VPN peer reaches
     // nothing else, not even the container directly.
     EXPECT_EQ(connectFrom(m_peer->name(), kVpnAddress, 2010), "refused");
-    m_peer->ip({"route", "add", "10.0.3.0/24", "via", kVpnAddress});
+    m_peer->ip({"route", "add", "192.0.2.0/24", "via", kVpnAddress});
     EXPECT_EQ(connectFrom(m_peer->name(), kContainer, 2010), "refused");
     expectOtherTablesUntouched();
 
     // The address changes (as a VPN client does it: the old one goes, the new
     // one comes): the forwards move with it.
-    m_appliance->ip({"addr", "del", "10.1.0.2/24", "dev", "tap0"});
-    m_appliance->ip({"addr", "add", "10.1.0.3/24", "dev", "tap0"});
-    ASSERT_TRUE(waitUntil([&] { return m_proxy->VpnAddress() == "10.1.0.3/24"; }, 5s));
-    EXPECT_TRUE(reaches(*m_peer, "10.1.0.3", 22, "container:22"));
-    EXPECT_EQ(ferryTable().find("10.1.0.2"), std::string::npos) << ferryTable();
+    m_appliance->ip({"addr", "del", "198.51.100.2/25", "dev", "tap0"});
+    m_appliance->ip({"addr", "add", "198.51.100.3/25", "dev", "tap0"});
+    ASSERT_TRUE(waitUntil([&] { return m_proxy->VpnAddress() == "198.51.100.3/25"; }, 5s));
+    EXPECT_TRUE(reaches(*m_peer, "198.51.100.3", 22, "container:22"));
+    EXPECT_EQ(ferryTable().find(kVpnAddress), std::string::npos) << ferryTable();
 
     // The address goes away: so do the forwards.
     m_appliance->ip({"addr", "flush", "dev", "tap0"});
@@ -305,7 +312,7 @@ TEST_F(AVpnForwarder, ForwardsVpnPortsToTheContainerOnlyWhileTheLinkIsUp)
     EXPECT_EQ(countOf(ferryTable(), "dnat ip to"), 0) << ferryTable();
 
     // Up again, then the link goes down: forwards removed.
-    m_appliance->ip({"addr", "add", "10.1.0.2/24", "dev", "tap0"});
+    m_appliance->ip({"addr", "add", "198.51.100.2/25", "dev", "tap0"});
     ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));
     EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 2005, "container:2005"));
     m_appliance->ip({"link", "set", "tap0", "down"});
@@ -493,20 +500,20 @@ TEST_F(AVpnForwarder, RefusesTheVpnPeerAndTheLanOverIpv6LinkLocalEvenAfterAStop)
 
 TEST_F(AVpnForwarder, RefusesToForwardWhenTheVpnSubnetOverlapsALocalSubnet)
 {
-    // The VPN server hands out a /16 that swallows the LAN's 192.168.77.0/24.
-    m_peer->ip({"addr", "add", "192.168.200.1/16", "dev", "vpn0"});
-    bringVpnUp("192.168.200.2/16");
+    // The VPN server hands out a /24 that swallows the LAN's 198.51.100.128/25
+    // (the peer's own 198.51.100.1/25 still reaches the address).
+    bringVpnUp("198.51.100.2/24");
     startDaemon();
     ASSERT_TRUE(waitUntil([&] { return !m_proxy->LastError().empty(); }, 5s));
     EXPECT_TRUE(m_proxy->LinkUp());
     EXPECT_FALSE(m_proxy->Forwarding());
     const std::string error = m_proxy->LastError();
     EXPECT_NE(error.find("Refusing to forward"), std::string::npos) << error;
-    EXPECT_NE(error.find("192.168.0.0/16 on tap0 overlaps the local subnet 192.168.77.0/24 on eth0"),
+    EXPECT_NE(error.find("198.51.100.0/24 on tap0 overlaps the local subnet 198.51.100.128/25 on eth0"),
               std::string::npos)
         << error;
     EXPECT_EQ(countOf(ferryTable(), "dnat ip to"), 0);
-    EXPECT_EQ(connectFrom(m_peer->name(), "192.168.200.2", 22), "refused");
+    EXPECT_EQ(connectFrom(m_peer->name(), kVpnAddress, 22), "refused");
     try {
         m_proxy->Reapply();
         ADD_FAILURE() << "Reapply succeeded while forwarding is refused";
@@ -520,7 +527,7 @@ TEST_F(AVpnForwarder, RefusesToForwardWhenTheVpnSubnetOverlapsALocalSubnet)
 
     // Once the VPN uses its own subnet again, forwarding resumes by itself.
     m_appliance->ip({"addr", "flush", "dev", "tap0"});
-    m_appliance->ip({"addr", "add", "10.1.0.2/24", "dev", "tap0"});
+    m_appliance->ip({"addr", "add", "198.51.100.2/25", "dev", "tap0"});
     ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));
     EXPECT_EQ(m_proxy->LastError(), "");
     EXPECT_TRUE(reaches(*m_peer, kVpnAddress, 22, "container:22"));
@@ -537,8 +544,8 @@ TEST_F(AVpnForwarder, IsDrivenByFerryctl)
 
     auto human = ferry::test::run({ferryctl, "vpn", "status"}, env);
     EXPECT_EQ(human.exitCode, 0) << human.err;
-    EXPECT_NE(human.out.find("tap0 up, 10.1.0.2/24"), std::string::npos) << human.out;
-    EXPECT_NE(human.out.find("TCP 22, 2000-2009 -> 10.0.3.2"), std::string::npos) << human.out;
+    EXPECT_NE(human.out.find("tap0 up, 198.51.100.2/25"), std::string::npos) << human.out;
+    EXPECT_NE(human.out.find("TCP 22, 2000-2009 -> 192.0.2.2"), std::string::npos) << human.out;
     EXPECT_NE(human.out.find("LAN access:    off"), std::string::npos) << human.out;
 
     auto on = ferry::test::run({ferryctl, "vpn", "lan", "on"}, env);
@@ -555,8 +562,8 @@ TEST_F(AVpnForwarder, IsDrivenByFerryctl)
     EXPECT_EQ(j.at("vpnInterface"), "tap0");
     EXPECT_EQ(j.at("linkUp"), true);
     EXPECT_EQ(j.at("forwarding"), true);
-    EXPECT_EQ(j.at("vpnAddress"), "10.1.0.2/24");
-    EXPECT_EQ(j.at("containerAddress"), "10.0.3.2");
+    EXPECT_EQ(j.at("vpnAddress"), "198.51.100.2/25");
+    EXPECT_EQ(j.at("containerAddress"), kContainer);
     EXPECT_EQ(j.at("lanAccess"), true);
     EXPECT_EQ(j.at("hostControl"), true);
     EXPECT_EQ(j.at("hostControlPort"), 2222);
@@ -584,11 +591,11 @@ TEST_F(AVpnForwarder, UsesTheConfiguredInterfacePortsAndContainer)
     // A differently named VPN interface and a narrower port list.
     m_appliance->ip({"link", "set", "tap0", "name", "tun7"});
     ferry::test::writeFile(configFile(), "vpn-interface: tun7\n"
-                                         "container-address: 10.0.3.2\n"
+                                         "container-address: 192.0.2.2\n"
                                          "forwarded-ports: [2005, 2001-2002]\n"
                                          "lan-interfaces: [eth0]\n"
                                          "host-control-port: 2200\n");
-    m_appliance->ip({"addr", "add", "10.1.0.2/24", "dev", "tun7"});
+    m_appliance->ip({"addr", "add", "198.51.100.2/25", "dev", "tun7"});
     m_appliance->ip({"link", "set", "tun7", "up"});
     startDaemon();
     ASSERT_TRUE(waitUntil([&] { return m_proxy->Forwarding(); }, 5s));

@@ -53,6 +53,10 @@ mkdir -p "$R/etc/systemd/system/ferry-vpn-forwarderd.service.d"
 printf '[Service]\nExecStart=\nExecStart=/opt/ferry/ferry-vpn-forwarderd\n' \
     >"$R/etc/systemd/system/ferry-vpn-forwarderd.service.d/path.conf"
 cp "$SRC/dbus/org.ferry.VpnForwarder1.conf" "$R/etc/dbus-1/system.d/"
+# Documentation addresses only (RFC 5737): the container at 192.0.2.2
+# instead of the appliance's default, the VPN link in 198.51.100.0/25.
+mkdir -p "$R/etc/ferry"
+printf 'container-address: 192.0.2.2\n' >"$R/etc/ferry/vpn-forwarder.yml"
 
 setsid sh -c '
   for c in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified; do mkdir -p $c/'"$CG"'; echo $$ > $c/'"$CG"'/cgroup.procs; done
@@ -91,16 +95,16 @@ check "STATUS= waits for tap0" waitfor sh_ "status | grep -q 'Waiting for tap0'"
 # itself (over rtnetlink, with /proc/sys read-only for it).
 ct sysctl -q -w net.ipv4.conf.all.forwarding=0
 ct ip link add ve-container type veth peer name ctr0
-ct ip addr add 10.0.3.1/24 dev ve-container
+ct ip addr add 192.0.2.1/24 dev ve-container
 ct ip link set ve-container up
 ct ip link set ctr0 up
 ct ip link add tap0 type veth peer name vpn0
 ct ip link set vpn0 up
-ct ip addr add 10.1.0.2/24 dev tap0
+ct ip addr add 198.51.100.2/25 dev tap0
 ct ip link set tap0 up
 check "forwards once tap0 is up" waitfor sh_ "prop Forwarding | grep -q true"
-check "STATUS= says so" sh_ "status | grep -q 'Forwarding TCP 22, 2000-2009 from 10.1.0.2'"
-check "DNAT rule installed" sh_ "ct nft list table ip ferry_vpn | grep -q 'dnat to 10.0.3.2'"
+check "STATUS= says so" sh_ "status | grep -q 'Forwarding TCP 22, 2000-2009 from 198.51.100.2'"
+check "DNAT rule installed" sh_ "ct nft list table inet ferry_forwarder | grep -q 'dnat ip to 192.0.2.2'"
 check "forwarding switched on for tap0 (over rtnetlink)" \
     sh_ "ct sysctl -n net.ipv4.conf.tap0.forwarding | grep -q 1"
 check "forwarding switched on for ve-container" \
@@ -112,10 +116,11 @@ check "another user may read the status" ct setpriv --reuid=65534 --regid=65534 
 check "another user may not change a toggle" \
     sh_ "! ct setpriv --reuid=65534 --regid=65534 --clear-groups /opt/ferry/ferryctl vpn lan off"
 ct systemctl stop ferry-vpn-forwarderd
-check "stop removes Ferry's table" sh_ "! ct nft list table ip ferry_vpn >/dev/null 2>&1"
+check "stop removes Ferry's forwards (the guards stay)" \
+    sh_ "ct nft list table inet ferry_forwarder | grep -q guard && ! ct nft list table inet ferry_forwarder | grep -q 'dnat ip to'"
 ct systemctl start ferry-vpn-forwarderd
 check "restart re-applies the saved toggle" \
-    waitfor sh_ "ct nft list table ip ferry_vpn 2>/dev/null | grep -q 'lan access'"
+    waitfor sh_ "ct nft list table inet ferry_forwarder 2>/dev/null | grep -q 'lan access'"
 check "no warnings or errors in the journal" \
     sh_ "! ct journalctl -u ferry-vpn-forwarderd -p warning --no-pager -q | grep ."
 ct journalctl -u ferry-vpn-forwarderd --no-pager -q | tail -12
