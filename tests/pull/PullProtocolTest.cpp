@@ -82,6 +82,22 @@ protected:
         return o;
     }
 
+    // Plays the master's opening by hand: reads the node's Hello and proves
+    // as master id "m", offering capabilities (and proving over them).
+    void proveAsMaster(std::uint32_t capabilities = 0)
+    {
+        const auto hello = decodeHello(readFrame(*master, deadlineIn(std::chrono::seconds(5))).payload, "n");
+        AuthMessage auth;
+        auth.node = "node1";
+        auth.nonce = randomBytes(kNonceSize);
+        auth.version = kSessionVersion;
+        auth.capabilities = capabilities;
+        auth.masterId = "m";
+        auth.mac = sessionProofV3(deriveMasterKey(secret, "m"), "master", kPullProtocol, kSessionVersion, capabilities,
+                                  hello.challenge, auth.nonce, "node1", "", "m", "");
+        writeFrame(*master, MessageType::Auth, encode(auth), deadlineIn(std::chrono::seconds(5)));
+    }
+
     TempDir dir;
     std::string secret = generateSecret();
     std::optional<Spool> spool;
@@ -316,15 +332,7 @@ TEST_F(APullSession, KeepsRecordsWhenAnAckClaimsMoreThanWasSent)
     fill(300);
     auto node = startNode(PullCommand{PullVerb::Fetch, 0});
     // A master that acknowledges everything at once after the first batch.
-    const auto hello = decodeHello(readFrame(*master, deadlineIn(std::chrono::seconds(5))).payload, "n");
-    AuthMessage auth;
-    auth.node = "node1";
-    auth.nonce = randomBytes(kNonceSize);
-    auth.version = kSessionVersion;
-    auth.masterId = "m";
-    auth.mac = sessionProofV3(deriveMasterKey(secret, "m"), "master", kPullProtocol, kSessionVersion, 0,
-                              hello.challenge, auth.nonce, "node1", "", "m", "");
-    writeFrame(*master, MessageType::Auth, encode(auth), deadlineIn(std::chrono::seconds(5)));
+    proveAsMaster();
     EXPECT_EQ(readFrame(*master, deadlineIn(std::chrono::seconds(5))).type, MessageType::AuthOk);
     EXPECT_EQ(readFrame(*master, deadlineIn(std::chrono::seconds(5))).type, MessageType::Report);
     writeFrame(*master, MessageType::Policy, encode(PolicyMessage{}), deadlineIn(std::chrono::seconds(5)));
@@ -360,17 +368,7 @@ TEST_F(APullSession, AuthenticatesAMasterThatOffersACapabilityThisNodeDoesNotKno
     // and answers with the ones both know.
     fill(3);
     auto node = startNode(PullCommand{PullVerb::Fetch, 0});
-    const auto hello = decodeHello(readFrame(*master, deadlineIn(std::chrono::seconds(5))).payload, "n");
-    AuthMessage auth;
-    auth.node = "node1";
-    auth.nonce = randomBytes(kNonceSize);
-    auth.version = kSessionVersion;
-    auth.capabilities = kSessionCapabilities | (1u << 30);
-    auth.masterId = "m";
-    const std::string key = deriveMasterKey(secret, "m");
-    auth.mac = sessionProofV3(key, "master", kPullProtocol, kSessionVersion, auth.capabilities, hello.challenge,
-                              auth.nonce, "node1", "", "m", "");
-    writeFrame(*master, MessageType::Auth, encode(auth), deadlineIn(std::chrono::seconds(5)));
+    proveAsMaster(kSessionCapabilities | (1u << 30));
     const Frame reply = readFrame(*master, deadlineIn(std::chrono::seconds(5)));
     master.reset(); // the node, on with its Report, sees the end
     EXPECT_ANY_THROW(node.get());
