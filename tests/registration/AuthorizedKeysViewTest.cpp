@@ -126,9 +126,10 @@ TEST_F(ADeferredAuthorizedKeysView, AnswersEachOfManyRegistrationsAtOnceOnlyWhen
         EXPECT_TRUE(answeredAccepted[i]) << nodes[i].name;
         EXPECT_TRUE(keyInViewAtAnswer[i]) << nodes[i].name << " was answered before its key was in the view";
     }
+    // How many rewrites served them depends on the scheduling, so it is
+    // printed, not asserted; WritesEveryChangeMadeBeforeItInOneRewrite pins
+    // down that one rewrite covers every change made before it.
     std::printf("%zu registrations at once: %zu rewrites of the view\n", nodes.size(), manager.viewWrites());
-    EXPECT_GE(manager.viewWrites(), 1u);
-    EXPECT_LE(manager.viewWrites(), nodes.size());
 }
 
 TEST_F(ADeferredAuthorizedKeysView, WritesEveryChangeMadeBeforeItInOneRewrite)
