@@ -265,18 +265,25 @@ std::unique_ptr<ferry::SessionStore> Collector::takeStore()
     // PostgreSQL has its pool already.
     if (m_store.isPostgres())
         return m_store.sessionStore();
-    std::shared_ptr<SharedMaster> shared;
-    {
-        std::lock_guard lock(m_sharedMutex);
-        shared = m_shared;
-    }
-    const auto now = std::chrono::steady_clock::now();
-    bool fresh = false;
-    if (shared) {
+    const auto current = [this](std::chrono::steady_clock::time_point now) -> std::shared_ptr<SharedMaster> {
+        std::shared_ptr<SharedMaster> shared;
+        {
+            std::lock_guard lock(m_sharedMutex);
+            shared = m_shared;
+        }
+        if (!shared)
+            return nullptr;
         std::lock_guard lock(shared->mutex);
-        fresh = !shared->broken && now - shared->opened < kSharedStoreLife;
-    }
-    if (fresh)
+        return !shared->broken && now - shared->opened < kSharedStoreLife ? shared : nullptr;
+    };
+    if (auto shared = current(std::chrono::steady_clock::now()))
+        return std::make_unique<SharedStoreView>(std::move(shared));
+    // One session opens; sessions that found no usable connection at the
+    // same moment wait for it and use the one it opened, instead of each
+    // opening a connection of its own.
+    std::lock_guard opening(m_openingMutex);
+    const auto now = std::chrono::steady_clock::now();
+    if (auto shared = current(now))
         return std::make_unique<SharedStoreView>(std::move(shared));
     // The first session, one after a failure, or the connection has served
     // kSharedStoreLife (a master.db replaced on disk is opened anew by

@@ -93,6 +93,7 @@ private:
     // kSharedStoreLife is replaced for new sessions.
     static constexpr std::chrono::seconds kSharedStoreLife{60};
     std::mutex m_sharedMutex;
+    std::mutex m_openingMutex; // held while a new shared connection opens
     std::shared_ptr<SharedMaster> m_shared;
     std::unique_ptr<ferry::TcpServer> m_server;
     struct Totals {

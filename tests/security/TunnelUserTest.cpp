@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -81,6 +82,31 @@ std::vector<std::string> processesStartingWith(const std::string& prefix, const 
             pids.push_back(pid);
     }
     return pids;
+}
+
+// Whether process pid is ancestor or one of its descendants (through
+// /proc/PID/stat's parent field): tests of other worktrees and other test
+// binaries run sshd sessions of their own on this machine at the same time.
+bool descendsFrom(std::string pid, int ancestor)
+{
+    for (int hops = 0; hops < 64 && !pid.empty() && pid != "0"; ++hops) {
+        if (pid == std::to_string(ancestor))
+            return true;
+        std::string stat;
+        try {
+            stat = readFile("/proc/" + pid + "/stat");
+        } catch (const std::exception&) {
+            return false;
+        }
+        // "PID (comm) STATE PPID ...": comm may hold spaces and parentheses.
+        const auto close = stat.rfind(')');
+        if (close == std::string::npos)
+            return false;
+        std::istringstream rest(stat.substr(close + 1));
+        std::string state;
+        rest >> state >> pid;
+    }
+    return false;
 }
 
 // setpriv's arguments to run as user, with that user's groups or the given ones.
@@ -357,6 +383,8 @@ TEST_F(ATunnelLogin, BeforeTheTunnelUserTheSameLoginRanAsFerryWhichReadsMasterDb
     ASSERT_TRUE(waitUntil(
         [&] {
             for (const auto& pid : processesStartingWith("sshd: ferry")) {
+                if (!descendsFrom(pid, before.pid()))
+                    continue;
                 const std::string title = readFile("/proc/" + pid + "/cmdline");
                 if (title.find('[') != std::string::npos || title.rfind("sshd: ferry-tunnel", 0) == 0)
                     continue;
