@@ -46,6 +46,10 @@ for l in bin lib lib64 sbin; do ln -s "usr/$l" "$R/$l"; done
 rm -f "$R/etc/machine-id"
 # Only what this check needs starts at boot.
 find "$R/etc/systemd/system" -path '*.wants/*' -delete
+# systemd-networkd would still start (socket-activated) and manage the link
+# named ve-* below (80-container-ve.network masquerades, which switches
+# forwarding on everywhere): the daemon's own switching would go unseen.
+for u in systemd-networkd.service systemd-networkd.socket; do ln -sf /dev/null "$R/etc/systemd/system/$u"; done
 cp "$BUILD/services/vpn-forwarderd/ferry-vpn-forwarderd" "$BUILD/services/ferryctl/ferryctl" "$W/stage/"
 cp "$SRC/units/ferry-vpn-forwarderd.service" "$R/etc/systemd/system/"
 mkdir -p "$R/etc/systemd/system/ferry-vpn-forwarderd.service.d"
@@ -92,8 +96,10 @@ check "runs under a seccomp filter" ct grep -q "^Seccomp:.*2" /proc/"$PID"/statu
 check "STATUS= waits for tap0" waitfor sh_ "status | grep -q 'Waiting for tap0'"
 
 # Start with forwarding off everywhere, so that the daemon must switch it on
-# itself (over rtnetlink, with /proc/sys read-only for it).
-ct sysctl -q -w net.ipv4.conf.all.forwarding=0
+# itself (over rtnetlink, with /proc/sys read-only for it). /proc/sys is
+# read-only inside the container too (nspawn), so this is written from the
+# host's mount namespace, in the container's network namespace.
+nsenter -t "$LEADER" -n sysctl -w net.ipv4.conf.all.forwarding=0 net.ipv4.conf.default.forwarding=0 >/dev/null
 ct ip link add ve-container type veth peer name ctr0
 ct ip addr add 192.0.2.1/24 dev ve-container
 ct ip link set ve-container up
@@ -109,7 +115,7 @@ check "forwarding switched on for tap0 (over rtnetlink)" \
     sh_ "ct sysctl -n net.ipv4.conf.tap0.forwarding | grep -q 1"
 check "forwarding switched on for ve-container" \
     sh_ "ct sysctl -n net.ipv4.conf.ve-container.forwarding | grep -q 1"
-check "by the daemon" sh_ "ct journalctl -u ferry-vpn-forwarderd -q | grep -q 'Enabled IPv4 forwarding on tap0'"
+check "by the daemon" waitfor sh_ "ct journalctl -u ferry-vpn-forwarderd -q | grep -q 'Enabled IPv4 forwarding on tap0'"
 check "root may turn LAN access on" ct /opt/ferry/ferryctl vpn lan on
 check "toggle saved in StateDirectory" ct grep -q "lan-access=on" /var/lib/ferry/vpn-forwarder.state
 check "another user may read the status" ct setpriv --reuid=65534 --regid=65534 --clear-groups /opt/ferry/ferryctl vpn status
