@@ -31,6 +31,7 @@ protected:
         node = std::make_unique<FdStream>(sv[0], sv[0], "collector", true);
         master = std::make_unique<FdStream>(sv[1], sv[1], "node", true);
         masterFd = sv[1];
+        nodeFd = sv[0];
         secret = generateSecret();
         MasterStore(dir / "master.db").addNode("web1", secret);
         Spool spool(dir / "spool.db", {});
@@ -49,19 +50,41 @@ protected:
     }
 
     // A master played by hand: the handshake, the node's Report, an empty
-    // Policy; the test goes on from the node's first batch.
+    // Policy (with the Policy first, Session.h: the Policy, then the
+    // Report); the test goes on from the node's first batch.
     void openAsMaster()
     {
         MasterStore store(dir / "master.db");
-        masterHandshake(*master, store, MasterSessionOptions{});
-        readFrame(*master, deadline()); // Report
+        const auto hs = masterHandshake(*master, store, MasterSessionOptions{});
+        if ((hs.capabilities & kCapEarlyPolicy) == 0)
+            readFrame(*master, deadline()); // Report
         writeFrame(*master, MessageType::Policy, encode(PolicyMessage{}), deadline());
+        if ((hs.capabilities & kCapEarlyPolicy) != 0) {
+            ASSERT_EQ(readFrame(*master, deadline()).type, MessageType::Report);
+        }
+    }
+    // The node's Auth, played by hand for web1 as master id "m", offering
+    // capabilities; returns the Hello it answered.
+    HelloMessage proveAsNode(std::uint32_t capabilities, AuthMessage& auth)
+    {
+        const auto hello = decodeHello(readFrame(*node, deadline()).payload, "collector");
+        auth.node = "web1";
+        auth.nonce = randomBytes(kNonceSize);
+        auth.version = kSessionVersion;
+        auth.capabilities = capabilities;
+        auth.masterId = "m";
+        auth.epoch = Epoch::random().bytes();
+        auth.mac = sessionProofV3(deriveMasterKey(secret, "m"), "node", "push", kSessionVersion, capabilities,
+                                  hello.challenge, auth.nonce, "web1", auth.epoch, "m", "");
+        writeFrame(*node, MessageType::Auth, encode(auth), deadline());
+        return hello;
     }
     static Deadline deadline() { return deadlineIn(std::chrono::seconds(5)); }
 
     test::TempDir dir;
     std::unique_ptr<FdStream> node, master;
     int masterFd = -1; // master's end of the socketpair (owned by master)
+    int nodeFd = -1;   // the node's end (owned by node)
     std::string secret;
 };
 
@@ -275,7 +298,8 @@ private:
 };
 
 // The node's end of the socketpair, counting the batch frames it has put on
-// the wire (the session writes each frame with one writeAll).
+// the wire (the session writes whole frames, one or more per writeAll: the
+// first batch travels behind the Report when the Policy came first).
 class BatchCountingStream : public ByteStream {
 public:
     explicit BatchCountingStream(ByteStream& inner) : m_inner(inner) {}
@@ -286,10 +310,16 @@ public:
     void writeAll(const void* buf, std::size_t size, Deadline deadline) override
     {
         m_inner.writeAll(buf, size, deadline);
-        const auto* header = static_cast<const unsigned char*>(buf);
-        if (size >= kFrameHeaderSize && (header[3] == static_cast<unsigned char>(MessageType::Batch) ||
-                                         header[3] == static_cast<unsigned char>(MessageType::HeadBatch)))
-            ++batchFrames;
+        const auto* bytes = static_cast<const unsigned char*>(buf);
+        for (std::size_t at = 0; at + kFrameHeaderSize <= size;) {
+            const unsigned char* header = bytes + at;
+            if (header[3] == static_cast<unsigned char>(MessageType::Batch) ||
+                header[3] == static_cast<unsigned char>(MessageType::HeadBatch))
+                ++batchFrames;
+            const std::size_t length = (std::size_t{header[4]} << 24) | (std::size_t{header[5]} << 16) |
+                                       (std::size_t{header[6]} << 8) | std::size_t{header[7]};
+            at += kFrameHeaderSize + length;
+        }
     }
     bool hasInput() override { return m_inner.hasInput(); }
     std::string peer() const override { return m_inner.peer(); }
@@ -558,6 +588,139 @@ TEST_F(APushSession, AuthenticatesANodeThatOffersACapabilityThisMasterDoesNotKno
     EXPECT_EQ(ok.capabilities, kSessionCapabilities);
     EXPECT_EQ(ok.mac, sessionProofV3(key, "master", "push", ok.version, kSessionCapabilities, hello.challenge,
                                      auth.nonce, "web1", auth.epoch, "m", ""));
+}
+
+// Policy first (capability 2): the master's AuthOk and Policy arrive in one
+// write, and a node's Report, batch and Bye in one write get their Ack: one
+// round trip fewer than Report, Policy, batch.
+TEST_F(APushSession, SendsItsPolicyInTheWriteOfItsAuthOkAndTakesTheReportWithTheBatch)
+{
+    std::thread server([&] {
+        MasterStore store(dir / "master.db");
+        collectord::serveSession(*master, store, {});
+    });
+    AuthMessage auth;
+    proveAsNode(kSessionCapabilities, auth);
+    const Frame ok = readFrame(*node, deadline());
+    ASSERT_EQ(ok.type, MessageType::AuthOk);
+    EXPECT_EQ(decodeAuthOk(ok.payload, "collector").capabilities & kCapEarlyPolicy, kCapEarlyPolicy);
+    // Already here, without a Report: it came in the same write.
+    const int queued = bytesQueued(nodeFd);
+    const Frame policy = readFrame(*node, deadline());
+    ASSERT_EQ(policy.type, MessageType::Policy);
+    EXPECT_EQ(queued, static_cast<int>(encodeFrame(MessageType::Policy, policy.payload).size()));
+    HealthReport report;
+    report.transportMode = "push";
+    report.spoolRecords = 2;
+    const std::vector<Record> records{{1, nowMs(), "k", "a"}, {2, nowMs(), "k", "b"}};
+    const std::string frames = encodeFrame(MessageType::Report, encode(report)) +
+                               encodeFrame(MessageType::Batch, encode(records)) + encodeFrame(MessageType::Bye, {});
+    node->writeAll(frames.data(), frames.size(), deadline());
+    const AckMessage ack = decodeAck(readFrame(*node, deadline()).payload, "collector");
+    server.join();
+    EXPECT_EQ(ack.storedUpTo, 2u);
+    EXPECT_EQ(ack.newlyStored, 2u);
+    MasterStore store(dir / "master.db");
+    EXPECT_EQ(store.countRecords("web1"), 2u);
+    const auto stored = store.report("web1");
+    ASSERT_TRUE(stored.has_value()) << "the Report that came after the Policy is stored";
+    EXPECT_EQ(stored->spoolRecords, 2u);
+    EXPECT_EQ(stored->transportMode, "push");
+}
+
+TEST_F(APushSession, SendsItsReportInTheWriteOfItsFirstBatchAfterAnEarlyPolicy)
+{
+    std::vector<MessageType> frames;
+    int queuedAfterReport = -1;
+    std::thread server([&] {
+        MasterStore store(dir / "master.db");
+        const auto hs = masterHandshake(*master, store, MasterSessionOptions{});
+        ASSERT_NE(hs.capabilities & kCapEarlyPolicy, 0u);
+        writeFrame(*master, MessageType::Policy, encode(PolicyMessage{}), deadline());
+        frames.push_back(readFrame(*master, deadline()).type);
+        queuedAfterReport = bytesQueued(masterFd);
+        const Frame batch = readFrame(*master, deadline(), kMaxBatchFrame);
+        frames.push_back(batch.type);
+        frames.push_back(readFrame(*master, deadline()).type);
+        const auto records = decodeBatch(batch.payload, "node");
+        writeFrame(*master, MessageType::Ack,
+                   encode(AckMessage{records.back().seq, static_cast<std::uint32_t>(records.size()), 0}), deadline());
+    });
+    Spool spool(dir / "spool.db", {});
+    auto o = options(secret);
+    o.batchRecords = 500;
+    const auto r = pushd::runPushCycle(*node, spool, o);
+    server.join();
+    ASSERT_EQ(frames.size(), 3u);
+    EXPECT_EQ(frames[0], MessageType::Report);
+    EXPECT_EQ(frames[1], MessageType::Batch);
+    EXPECT_EQ(frames[2], MessageType::Bye);
+    EXPECT_GT(queuedAfterReport, static_cast<int>(encodeFrame(MessageType::Bye, {}).size()))
+        << "the batch and the Bye came in the write of the Report";
+    EXPECT_EQ(r.batches, 1u);
+    EXPECT_EQ(spool.stats().records, 0u);
+}
+
+// Both pairings with a side that does not know capability 2, played by
+// turning it off: the session runs the order before it and stores alike.
+TEST_F(APushSession, RunsTheOlderOrderWithAMasterWithoutTheEarlyPolicy)
+{
+    std::thread server([&] {
+        MasterStore store(dir / "master.db");
+        MasterSessionOptions o;
+        o.capabilities = kSessionCapabilities & ~kCapEarlyPolicy;
+        const auto r = runMasterSession(*master, store, o);
+        EXPECT_EQ(r.records, 120u);
+    });
+    Spool spool(dir / "spool.db", {});
+    auto o = options(secret);
+    o.report.transportMode = "push";
+    const auto r = pushd::runPushCycle(*node, spool, o);
+    server.join();
+    EXPECT_EQ(r.recordsNew, 120u);
+    EXPECT_EQ(spool.stats().records, 0u);
+    MasterStore store(dir / "master.db");
+    EXPECT_EQ(store.countRecords("web1"), 120u);
+    ASSERT_TRUE(store.report("web1").has_value());
+    EXPECT_EQ(store.report("web1")->spoolRecords, 120u);
+}
+
+TEST_F(APushSession, RunsTheOlderOrderWithANodeWithoutTheEarlyPolicy)
+{
+    std::thread server([&] {
+        MasterStore store(dir / "master.db");
+        collectord::serveSession(*master, store, {});
+    });
+    Spool spool(dir / "spool.db", {});
+    auto o = options(secret);
+    o.report.transportMode = "push";
+    o.capabilities = kSessionCapabilities & ~kCapEarlyPolicy;
+    const auto r = pushd::runPushCycle(*node, spool, o);
+    server.join();
+    EXPECT_EQ(r.recordsNew, 120u);
+    EXPECT_EQ(spool.stats().records, 0u);
+    MasterStore store(dir / "master.db");
+    EXPECT_EQ(store.countRecords("web1"), 120u);
+    ASSERT_TRUE(store.report("web1").has_value());
+    EXPECT_EQ(store.report("web1")->spoolRecords, 120u);
+}
+
+TEST_F(APushSession, SendsTheReportWithItsByeWhenNothingIsQueued)
+{
+    std::thread server([&] {
+        MasterStore store(dir / "master.db");
+        collectord::serveSession(*master, store, {});
+    });
+    Spool spool(dir / "empty.db", {});
+    auto o = options(secret);
+    o.report.transportMode = "push";
+    const auto r = pushd::runPushCycle(*node, spool, o);
+    server.join();
+    EXPECT_EQ(r.batches, 0u);
+    const auto stored = MasterStore(dir / "master.db").report("web1");
+    ASSERT_TRUE(stored.has_value());
+    EXPECT_EQ(stored->spoolRecords, 0u);
+    EXPECT_EQ(stored->transportMode, "push");
 }
 
 TEST_F(APushSession, StoresTheNodesHealthReport)
