@@ -737,9 +737,8 @@ void rampTogether(const Settings& s, std::vector<Ramp>& ramps)
                     "  peak concurrent %4" PRIu64
                     "  master cpu %5.2f s over %4.1f s (%4.0f%% of a core; per push sshd %5.1f ms, %s %4.1f ms; "
                     "the clients %5.1f ms)  master PSS %6.1f MiB  errors: %s%s\n",
-                    ramp.label, r.offered, r.achieved, r.p50, r.p99, r.leftAtEnd, r.peakConcurrent,
-                    r.masterCpuSeconds, r.cpuWallSeconds,
-                    r.cpuWallSeconds > 0 ? 100.0 * r.masterCpuSeconds / r.cpuWallSeconds : 0,
+                    ramp.label, r.offered, r.achieved, r.p50, r.p99, r.leftAtEnd, r.peakConcurrent, r.masterCpuSeconds,
+                    r.cpuWallSeconds, r.cpuWallSeconds > 0 ? 100.0 * r.masterCpuSeconds / r.cpuWallSeconds : 0,
                     (r.masterCpuSeconds - r.collectorCpuSeconds) * perPushMs, ramp.collectorLabel,
                     r.collectorCpuSeconds * perPushMs, r.clientCpuSeconds * perPushMs,
                     static_cast<double>(r.masterPeakPssKiB) / 1024.0, errorsText(r).c_str(),
@@ -1089,8 +1088,8 @@ int benchMain(const Settings& s)
 
     std::printf(
         "master-load: %d nodes registered (key pair, secret, registry rows) in %.1f s; %d client processes x "
-        "%d threads; %.0f s per step, rate x1.5 per step until p99 > 1 s, or an error, then x1.15 and x1.05 from the last "
-        "step that passed\n",
+        "%d threads; %.0f s per step, rate x1.5 per step until a step is not sustained, then x1.15 and x1.05 from the "
+        "last step that was\n",
         s.nodes, registerSeconds, s.procs, s.threads, s.stepSeconds);
     std::vector<SimNode> aloneNodes = nodes;
     for (auto& n : aloneNodes)
@@ -1100,15 +1099,29 @@ int benchMain(const Settings& s)
         std::printf("ferry: shipped sshd drop-in (AuthorizedKeysCommand helper) + collectord; a push = connect, key "
                     "auth, the relay to collectord, HMAC handshake, %d records (~150 B each), ack, close\n",
                     s.recordsPerPush);
-        ramps.push_back({"ferry", Target::Ferry, &nodes, ferrySshd.pid(), collector.pid(), &ferryGroup,
-                         &collectorGroup, "collectord", {}});
+        ramps.push_back({"ferry",
+                         Target::Ferry,
+                         &nodes,
+                         ferrySshd.pid(),
+                         collector.pid(),
+                         &ferryGroup,
+                         &collectorGroup,
+                         "collectord",
+                         {}});
     }
     if (s.certAuth) {
         std::printf("ferry-cert: sshd trusts the registry's CA (%s; TrustedUserCAKeys, RevokedKeys), no "
                     "AuthorizedKeysCommand; %d certificates issued by registryd's Manager in %.1f s; the same push\n",
                     s.caType.c_str(), s.nodes, certifySeconds);
-        ramps.push_back({"ferry-cert", Target::Ferry, &certNodes, certSshd->pid(), collector.pid(), &certGroup,
-                         &collectorGroup, "collectord", {}});
+        ramps.push_back({"ferry-cert",
+                         Target::Ferry,
+                         &certNodes,
+                         certSshd->pid(),
+                         collector.pid(),
+                         &certGroup,
+                         &collectorGroup,
+                         "collectord",
+                         {}});
     }
     std::printf("sshd-alone: same sshd, keys in authorized_keys, a handshake = connect, key auth, the relay to a "
                 "sink that accepts and closes, close\n");
@@ -1153,10 +1166,11 @@ int benchMain(const Settings& s)
         ferryRow("ferry sustained", ferry);
     if (s.certAuth)
         ferryRow("ferry-cert sustained", cert);
-    std::printf("  sshd alone sustained %7.1f handshakes/s               p50 %6.1f ms  p99 %6.1f ms  master cpu %4.0f%% "
-                "of a core\n",
-                alone.achieved, alone.p50, alone.p99,
-                alone.cpuWallSeconds > 0 ? 100.0 * alone.masterCpuSeconds / alone.cpuWallSeconds : 0);
+    std::printf(
+        "  sshd alone sustained %7.1f handshakes/s               p50 %6.1f ms  p99 %6.1f ms  master cpu %4.0f%% "
+        "of a core\n",
+        alone.achieved, alone.p50, alone.p99,
+        alone.cpuWallSeconds > 0 ? 100.0 * alone.masterCpuSeconds / alone.cpuWallSeconds : 0);
     if (s.helperAuth)
         std::printf("  ratio ferry/sshd-alone %6.3f   (target >= 0.9; key helper, AuthorizedKeysCommand)\n",
                     alone.achieved > 0 ? ferry.achieved / alone.achieved : 0);

@@ -694,8 +694,7 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
         authOk.clear();
         readReport();
     }
-    result.admission =
-        store.admitEpoch(hs.node, hs.epoch, address, earlyPolicy ? nullptr : &result.report, o.via);
+    result.admission = store.admitEpoch(hs.node, hs.epoch, address, earlyPolicy ? nullptr : &result.report, o.via);
 
     PolicyMessage policy;
     policy.held = result.admission.held;
