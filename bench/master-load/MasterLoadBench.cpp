@@ -8,9 +8,30 @@
 // client processes, each with a pool of threads, offer pushes at a fixed
 // rate (open loop: latency counts from the moment a push was due, so a
 // master that falls behind shows it). The rate ramps by 1.5× per step until
-// p99 latency passes 1 s, an error appears, or the clients cannot keep up,
-// then by 1.15× and by 1.05× from the last step that passed; the ramps take
-// their steps in turn (rampTogether()).
+// a step is not sustained, then by 1.15× and by 1.05× from the last step
+// that was; the ramps take their steps in turn (rampTogether()).
+//
+// Sustained, defined once for every ramp (ferry, ferry-cert, sshd alone;
+// passes()): no errors (the clients not keeping up is one), p99 latency at
+// most 1 s, and when the step's offering ends, at most half a second's worth
+// of the offered rate (0.5 s × rate) still unfinished, queued or under way
+// ("left" on each step's line). A master that keeps up holds about rate ×
+// latency pushes; one that falls behind leaves a queue that grew through the
+// step, which p99 alone passed as long as it was under a second old.
+//
+// The master's CPU per step: each ramp's sshd (and everything it forks),
+// collectord and sshd alone's sink run in cgroups (v2) of the benchmark's
+// own, and a step's CPU is the difference of their cpu.stat usage_usec at
+// its edges (before its first push, 0.3 s after its last), so it falls in
+// the step it was spent in, and "% of a core" is over that wall time.
+// Without a writable cgroup v2 hierarchy the step reads /proc instead
+// (sshd's listener with the children it reaped, collectord; a child's time
+// counts when it is reaped, possibly in a later step), and says so.
+//
+// --no-early-policy: the simulated nodes do not offer session capability 2
+// (the master's Policy in the write of its AuthOk, the node's Report with
+// its first batch; Session.h), so they run the session's order before it,
+// one round trip longer, against the same master.
 //
 // With --auth cert (or both, the default) the same pushes run a second time
 // against an sshd that trusts the registry's CA instead (TrustedUserCAKeys,
@@ -42,6 +63,7 @@
 //   ferry-bench-master-load [--nodes N] [--procs P] [--threads T]
 //                           [--step-seconds S] [--start-rate R] [--max-rate M]
 //                           [--auth helper|cert|both] [--ca-type ed25519|ecdsa|rsa] [--no-pin]
+//                           [--no-early-policy]
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -114,6 +136,10 @@ struct Settings {
     // The master's processes on one CPU, the simulated nodes on the other
     // (--no-pin: wherever the scheduler puts them).
     bool pin = true;
+    // The simulated nodes offer session capability 2, the Policy in the
+    // write of the AuthOk (Session.h); --no-early-policy plays nodes
+    // without it, the session's order before it.
+    bool earlyPolicy = true;
 };
 
 // Where the master and the load generator run when pinned.
@@ -225,6 +251,83 @@ std::vector<pid_t> descendants(pid_t root)
     return out;
 }
 
+// A cgroup v2 of the benchmark's own, holding some of the master's
+// processes (and, by inheritance, whatever they fork): its cpu.stat
+// usage_usec counts every CPU second of the processes in it while they run,
+// so a step's CPU is the difference at its edges, whenever a process exits
+// and whoever reaps it. Without a writable cgroup v2 hierarchy it is not
+// usable, and the steps count /proc's times instead (a process's children
+// counted when reaped, so a connection's CPU can fall into a later step).
+class CpuGroup {
+public:
+    explicit CpuGroup(const std::string& name)
+    {
+        const std::string root = cgroup2Root();
+        if (root.empty())
+            return;
+        const std::string path = root + "/ferry-bench-master-load-" + std::to_string(::getpid()) + "-" + name;
+        if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
+            return;
+        m_path = path;
+    }
+    ~CpuGroup()
+    {
+        if (m_path.empty())
+            return;
+        // Whatever is left (the processes stop before this) goes, then the
+        // group.
+        for (int i = 0; i < 50 && ::rmdir(m_path.c_str()) != 0; ++i) {
+            (void)writeControl("cgroup.kill", "1");
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }
+    CpuGroup(const CpuGroup&) = delete;
+    CpuGroup& operator=(const CpuGroup&) = delete;
+
+    bool usable() const { return !m_path.empty(); }
+    // Moves pid and its descendants into the group.
+    void add(pid_t pid) const
+    {
+        if (m_path.empty())
+            return;
+        for (pid_t p : descendants(pid))
+            if (!writeControl("cgroup.procs", std::to_string(p)) && ::kill(p, 0) == 0)
+                throwErrno("move process " + std::to_string(p) + " into " + m_path);
+    }
+    double cpuSeconds() const
+    {
+        std::istringstream in(readProcFile(m_path + "/cpu.stat"));
+        for (std::string key, value; in >> key >> value;)
+            if (key == "usage_usec")
+                return std::stod(value) / 1e6;
+        return 0;
+    }
+
+private:
+    bool writeControl(const char* file, const std::string& text) const
+    {
+        const int fd = ::open((m_path + "/" + file).c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            return false;
+        const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+        ::close(fd);
+        return ok;
+    }
+    static std::string cgroup2Root()
+    {
+        std::istringstream mounts(readProcFile("/proc/self/mounts"));
+        for (std::string line; std::getline(mounts, line);) {
+            std::istringstream f(line);
+            std::string device, dir, type;
+            f >> device >> dir >> type;
+            if (type == "cgroup2" && ::access(dir.c_str(), W_OK) == 0)
+                return dir;
+        }
+        return {};
+    }
+    std::string m_path;
+};
+
 struct SimNode {
     std::string name;
     std::string dir;
@@ -266,6 +369,12 @@ struct StepResult {
     std::uint64_t records = 0;
     double masterCpuSeconds = 0;
     double collectorCpuSeconds = 0; // of masterCpuSeconds
+    // The wall time the master's CPU was read over: from before the first
+    // push to after the last one's end (the step's offering and its drain).
+    double cpuWallSeconds = 0;
+    // Pushes due before the offering ended that had not finished then
+    // (queued or under way): the queue the step left.
+    std::uint64_t leftAtEnd = 0;
     std::uint64_t masterPeakPssKiB = 0;
     std::uint64_t peakConcurrent = 0;
     // The simulated nodes' CPU (the client processes): on a real fleet it is
@@ -348,6 +457,8 @@ void clientProcess(const Settings& s, Target target, const std::vector<SimNode>&
                     // collectord (a string compare's worth of work).
                     o.masterId = masterIdOf(node.config.masters[0]);
                     o.ioTimeout = std::chrono::seconds(30);
+                    if (!s.earlyPolicy)
+                        o.capabilities = kSessionCapabilities & ~kCapEarlyPolicy;
                     const auto r = pushd::runPushCycle(link->stream(), spool, o);
                     line = "ok " + std::to_string((monoSeconds() - job.first) * 1e3) + " " +
                            std::to_string(r.recordsSent) + "\n";
@@ -398,6 +509,15 @@ void clientProcess(const Settings& s, Target target, const std::vector<SimNode>&
         next = (next + 1) % nodes.size();
         cv.notify_one();
     }
+    // The queue when the offering ends: what is still waiting or under way.
+    const double end = startAt + s.stepSeconds - monoSeconds();
+    if (end > 0)
+        std::this_thread::sleep_for(std::chrono::duration<double>(end));
+    std::size_t left = 0;
+    {
+        std::lock_guard lock(mutex);
+        left = queue.size() + static_cast<std::size_t>(std::max(0, inFlight.load()));
+    }
     {
         std::lock_guard lock(mutex);
         done = true;
@@ -408,6 +528,7 @@ void clientProcess(const Settings& s, Target target, const std::vector<SimNode>&
     for (std::uint64_t i = 0; i < overload; ++i)
         lines += "err client-overload\n";
     lines += "peak " + std::to_string(peak.load()) + "\n";
+    lines += "left " + std::to_string(left) + "\n";
     std::size_t off = 0;
     while (off < lines.size()) {
         const ssize_t n = ::write(out, lines.data() + off, lines.size() - off);
@@ -426,13 +547,31 @@ double percentile(std::vector<double> v, double p)
     return v[std::min(idx, v.size() - 1)];
 }
 
+// The master's CPU so far: sshd's processes and the collector (collectord,
+// or sshd alone's sink), from their cgroups when there are, else from /proc
+// (sshd's listener with the children it reaped; the sink is not counted).
+struct MasterCpu {
+    double sshd = 0;
+    double collector = 0;
+};
+MasterCpu masterCpu(pid_t sshdPid, pid_t collectorPid, const CpuGroup& sshdGroup, const CpuGroup& collectorGroup)
+{
+    MasterCpu c;
+    c.sshd = sshdGroup.usable() ? sshdGroup.cpuSeconds() : processCpuSeconds(sshdPid, true);
+    if (collectorGroup.usable())
+        c.collector = collectorGroup.cpuSeconds();
+    else if (collectorPid > 0)
+        c.collector = processCpuSeconds(collectorPid, false);
+    return c;
+}
+
 StepResult runStep(const Settings& s, Target target, const std::vector<SimNode>& nodes, double rate, pid_t sshdPid,
-                   pid_t collectorPid)
+                   pid_t collectorPid, const CpuGroup& sshdGroup, const CpuGroup& collectorGroup)
 {
     StepResult r;
     r.offered = rate;
-    const double sshd0 = processCpuSeconds(sshdPid, true);
-    const double collector0 = collectorPid > 0 ? processCpuSeconds(collectorPid, false) : 0;
+    const double cpuFrom = monoSeconds();
+    const MasterCpu cpu0 = masterCpu(sshdPid, collectorPid, sshdGroup, collectorGroup);
     const double startAt = monoSeconds() + 0.2;
     std::vector<std::pair<pid_t, int>> children;
     for (int p = 0; p < s.procs; ++p) {
@@ -510,6 +649,10 @@ StepResult runStep(const Settings& s, Target target, const std::vector<SimNode>&
                 std::uint64_t p = 0;
                 in >> p;
                 r.peakConcurrent += p;
+            } else if (word == "left") {
+                std::uint64_t n = 0;
+                in >> n;
+                r.leftAtEnd += n;
             }
         }
     }
@@ -517,12 +660,13 @@ StepResult runStep(const Settings& s, Target target, const std::vector<SimNode>&
     sampler.join();
     r.masterProcsSeen = seen.size();
     r.misplaced = misplaced.size();
-    const double elapsed = monoSeconds() - startAt;
-    // Let sshd reap what just closed before reading its children's time.
+    // Let sshd's processes finish what just closed (and, without cgroups,
+    // the listener reap them) before reading the CPU.
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    r.collectorCpuSeconds = collectorPid > 0 ? processCpuSeconds(collectorPid, false) - collector0 : 0;
-    r.masterCpuSeconds = processCpuSeconds(sshdPid, true) - sshd0 + r.collectorCpuSeconds;
-    (void)elapsed;
+    const MasterCpu cpu1 = masterCpu(sshdPid, collectorPid, sshdGroup, collectorGroup);
+    r.cpuWallSeconds = monoSeconds() - cpuFrom;
+    r.collectorCpuSeconds = cpu1.collector - cpu0.collector;
+    r.masterCpuSeconds = cpu1.sshd - cpu0.sshd + r.collectorCpuSeconds;
     r.achieved = static_cast<double>(r.ok) / s.stepSeconds;
     r.p50 = percentile(r.latencyMs, 0.50);
     r.p99 = percentile(r.latencyMs, 0.99);
@@ -539,11 +683,21 @@ std::string errorsText(const StepResult& r)
     return t;
 }
 
+// The queue a sustained step may leave, in seconds of the offered rate.
+constexpr double kMaxLeftSeconds = 0.5;
+
+// Sustained, the same for every ramp (ferry, ferry-cert, sshd alone): no
+// errors, p99 latency at most 1 s, and when the offering ended no more than
+// half a second's worth of the offered pushes (0.5 s x the rate) were still
+// unfinished (queued or under way). Open loop: every scheduled push
+// completes (its latency counts from when it was due) or is an error. A
+// master that keeps up holds about rate x latency pushes at any moment; one
+// that falls behind builds a queue that grows through the step, and p99
+// alone would still pass it while the queue is under a second old at the
+// end of the step (the last pushes, the slowest, are a few of the step's).
 bool passes(const StepResult& r)
 {
-    // Open loop: every scheduled push either completed (its latency counts
-    // from when it was due) or is an error, so the two conditions suffice.
-    return r.errors.empty() && r.p99 <= 1000.0;
+    return r.errors.empty() && r.p99 <= 1000.0 && static_cast<double>(r.leftAtEnd) <= kMaxLeftSeconds * r.offered;
 }
 
 // One of the ramps that run together.
@@ -553,6 +707,9 @@ struct Ramp {
     const std::vector<SimNode>* nodes;
     pid_t sshdPid;
     pid_t collectorPid;
+    const CpuGroup* sshdGroup;      // sshd's processes
+    const CpuGroup* collectorGroup; // collectord, or sshd alone's sink
+    const char* collectorLabel;
     StepResult best;     // the last step that passed (offered 0 if none)
     double failedAt = 0; // the first ×1.5 step that failed
     bool stopped = false;
@@ -571,18 +728,21 @@ struct Ramp {
 void rampTogether(const Settings& s, std::vector<Ramp>& ramps)
 {
     auto step = [&](Ramp& ramp, double rate) {
-        const StepResult r = runStep(s, ramp.target, *ramp.nodes, rate, ramp.sshdPid, ramp.collectorPid);
+        const StepResult r = runStep(s, ramp.target, *ramp.nodes, rate, ramp.sshdPid, ramp.collectorPid,
+                                     *ramp.sshdGroup, *ramp.collectorGroup);
         // Per completed push: sshd's processes (with the key helper and the
-        // relay, which it reaps) and collectord.
+        // relay) and collectord (sshd alone: its sink).
         const double perPushMs = r.ok > 0 ? 1e3 / static_cast<double>(r.ok) : 0;
-        std::printf("  %-10s offered %7.1f/s  done %7.1f/s  p50 %7.1f ms  p99 %7.1f ms  peak concurrent %4" PRIu64
-                    "  master cpu %5.2f s (%4.0f%% of a core; per push sshd %5.1f ms, collectord %5.1f ms; the clients "
-                    "%5.1f ms)  master PSS %6.1f MiB  errors: %s\n",
-                    ramp.label, r.offered, r.achieved, r.p50, r.p99, r.peakConcurrent, r.masterCpuSeconds,
-                    100.0 * r.masterCpuSeconds / s.stepSeconds,
-                    (r.masterCpuSeconds - r.collectorCpuSeconds) * perPushMs, r.collectorCpuSeconds * perPushMs,
-                    r.clientCpuSeconds * perPushMs, static_cast<double>(r.masterPeakPssKiB) / 1024.0,
-                    errorsText(r).c_str());
+        std::printf("  %-10s offered %7.1f/s  done %7.1f/s  p50 %7.1f ms  p99 %7.1f ms  left %4" PRIu64
+                    "  peak concurrent %4" PRIu64
+                    "  master cpu %5.2f s over %4.1f s (%4.0f%% of a core; per push sshd %5.1f ms, %s %4.1f ms; "
+                    "the clients %5.1f ms)  master PSS %6.1f MiB  errors: %s%s\n",
+                    ramp.label, r.offered, r.achieved, r.p50, r.p99, r.leftAtEnd, r.peakConcurrent, r.masterCpuSeconds,
+                    r.cpuWallSeconds, r.cpuWallSeconds > 0 ? 100.0 * r.masterCpuSeconds / r.cpuWallSeconds : 0,
+                    (r.masterCpuSeconds - r.collectorCpuSeconds) * perPushMs, ramp.collectorLabel,
+                    r.collectorCpuSeconds * perPushMs, r.clientCpuSeconds * perPushMs,
+                    static_cast<double>(r.masterPeakPssKiB) / 1024.0, errorsText(r).c_str(),
+                    passes(r) ? "" : "  (not sustained)");
         if (r.misplaced > 0)
             std::printf("  %-10s %zu processes of the master or the clients were not on their CPU\n", ramp.label,
                         r.misplaced);
@@ -654,6 +814,8 @@ Settings parseArgs(int argc, char* argv[])
             s.maxRate = std::stod(value("--max-rate"));
         else if (a == "--no-pin")
             s.pin = false;
+        else if (a == "--no-early-policy")
+            s.earlyPolicy = false;
         else if (a == "--ca-type")
             s.caType = value("--ca-type");
         else if (a == "--auth") {
@@ -819,6 +981,13 @@ int benchMain(const Settings& s)
                         "with --no-pin");
         pinTo(kMasterCpu);
     }
+    // Declared first, so that they are removed after every process in them
+    // has stopped.
+    const CpuGroup ferryGroup("ferry-sshd");
+    const CpuGroup certGroup("cert-sshd");
+    const CpuGroup aloneGroup("alone-sshd");
+    const CpuGroup collectorGroup("collectord");
+    const CpuGroup sinkGroup("sink");
     TempDir dir;
     // collectord registers org.ferry.Collector1 on a (private) system bus.
     TestBus bus;
@@ -835,6 +1004,7 @@ int benchMain(const Settings& s)
     SshdOptions ferryOptions;
     ferryOptions.tail = shippedMasterDropIn(false, helper.path() + " --state-dir " + master, dir / "collector.sock");
     TestSshd ferrySshd(ferryOptions);
+    ferryGroup.add(ferrySshd.pid());
 
     const double t0 = monoSeconds();
     prepareMasterSideDirs(master);
@@ -848,9 +1018,11 @@ int benchMain(const Settings& s)
     // collector.
     const std::string sinkPath = dir / "sink.sock";
     const pid_t sink = startSink(sinkPath, static_cast<long>(::getpwnam("ferry-tunnel")->pw_gid));
+    sinkGroup.add(sink);
     SshdOptions aloneOptions;
     aloneOptions.tail = shippedMasterDropIn(true, {}, sinkPath);
     TestSshd aloneSshd(aloneOptions);
+    aloneGroup.add(aloneSshd.pid());
     {
         std::string keys;
         for (const auto& n : nodes)
@@ -889,6 +1061,7 @@ int benchMain(const Settings& s)
         const double c0 = monoSeconds();
         writeFile(krl, "", 0644);
         certSshd.emplace(certOptions);
+        certGroup.add(certSshd->pid());
         certNodes = certifyNodes(nodes, dbPath, ca, krl, certSshd->hostKeyLine(), certSshd->port());
         for (auto& n : certNodes)
             writeFile(n.paths.knownHostsFile(), certSshd->knownHostsLine() + "\n", 0600);
@@ -901,6 +1074,7 @@ int benchMain(const Settings& s)
                       {{"FERRY_STATE_DIR", master}}, dir / "collectord.log");
     if (!waitUntil([&] { return readFile(dir / "collectord.log").find("Accepting") != std::string::npos; }))
         throw Error("collectord did not start: " + readFile(dir / "collectord.log"));
+    collectorGroup.add(collector.pid());
     const std::uint64_t collectorIdleKiB = pssKiB(collector.pid());
     // The master is complete: from here on this process and the clients it
     // forks are the load generator.
@@ -914,8 +1088,8 @@ int benchMain(const Settings& s)
 
     std::printf(
         "master-load: %d nodes registered (key pair, secret, registry rows) in %.1f s; %d client processes x "
-        "%d threads; %.0f s per step, rate x1.5 per step until p99 > 1 s, or an error, then x1.15 and x1.05 from the last "
-        "step that passed\n",
+        "%d threads; %.0f s per step, rate x1.5 per step until a step is not sustained, then x1.15 and x1.05 from the "
+        "last step that was\n",
         s.nodes, registerSeconds, s.procs, s.threads, s.stepSeconds);
     std::vector<SimNode> aloneNodes = nodes;
     for (auto& n : aloneNodes)
@@ -925,17 +1099,34 @@ int benchMain(const Settings& s)
         std::printf("ferry: shipped sshd drop-in (AuthorizedKeysCommand helper) + collectord; a push = connect, key "
                     "auth, the relay to collectord, HMAC handshake, %d records (~150 B each), ack, close\n",
                     s.recordsPerPush);
-        ramps.push_back({"ferry", Target::Ferry, &nodes, ferrySshd.pid(), collector.pid(), {}});
+        ramps.push_back({"ferry",
+                         Target::Ferry,
+                         &nodes,
+                         ferrySshd.pid(),
+                         collector.pid(),
+                         &ferryGroup,
+                         &collectorGroup,
+                         "collectord",
+                         {}});
     }
     if (s.certAuth) {
         std::printf("ferry-cert: sshd trusts the registry's CA (%s; TrustedUserCAKeys, RevokedKeys), no "
                     "AuthorizedKeysCommand; %d certificates issued by registryd's Manager in %.1f s; the same push\n",
                     s.caType.c_str(), s.nodes, certifySeconds);
-        ramps.push_back({"ferry-cert", Target::Ferry, &certNodes, certSshd->pid(), collector.pid(), {}});
+        ramps.push_back({"ferry-cert",
+                         Target::Ferry,
+                         &certNodes,
+                         certSshd->pid(),
+                         collector.pid(),
+                         &certGroup,
+                         &collectorGroup,
+                         "collectord",
+                         {}});
     }
     std::printf("sshd-alone: same sshd, keys in authorized_keys, a handshake = connect, key auth, the relay to a "
                 "sink that accepts and closes, close\n");
-    ramps.push_back({"sshd-alone", Target::SshdAlone, &aloneNodes, aloneSshd.pid(), 0, {}});
+    ramps.push_back(
+        {"sshd-alone", Target::SshdAlone, &aloneNodes, aloneSshd.pid(), sink, &aloneGroup, &sinkGroup, "sink", {}});
     if (s.pin)
         std::printf("placement: the master (each sshd and everything it forks, collectord, the sink) on CPU %d, the "
                     "simulated nodes' client processes and this driver on CPU %d; the sustained rates are one core's\n",
@@ -943,6 +1134,18 @@ int benchMain(const Settings& s)
     else
         std::printf("placement: none (--no-pin): the master and the simulated nodes share every CPU\n");
     std::printf("the ramps take their steps in turn, each rate for every ramp before the next rate\n");
+    std::printf("sustained (every ramp alike): no errors, p99 <= 1 s, and at most %.1f s x the offered rate of pushes "
+                "left unfinished when the offering ends ('left')\n",
+                kMaxLeftSeconds);
+    std::printf("the simulated nodes %s session capability 2 (the Policy in the write of the AuthOk)\n",
+                s.earlyPolicy ? "offer" : "do not offer (--no-early-policy)");
+    if (ferryGroup.usable() && collectorGroup.usable() && aloneGroup.usable() && sinkGroup.usable() &&
+        (!s.certAuth || certGroup.usable()))
+        std::printf("master cpu: from cgroups of the bench's own (cpu.stat usage_usec), read at each step's edges: "
+                    "sshd's processes of each ramp, collectord, the sink\n");
+    else
+        std::printf("master cpu: from /proc (no writable cgroup v2): sshd's listener with the children it reaped, "
+                    "collectord; a child's CPU counts when it is reaped, which may be in a later step\n");
     rampTogether(s, ramps);
     const std::uint64_t collectorAfterKiB = pssKiB(collector.pid());
     ::kill(sink, SIGKILL);
@@ -956,15 +1159,18 @@ int benchMain(const Settings& s)
         std::printf("  %-20s %7.1f pushes/s  %8.1f records/s  p50 %6.1f ms  p99 %6.1f ms  master cpu %4.0f%% "
                     "of a core  master PSS peak %6.1f MiB\n",
                     label, r.achieved, r.achieved * s.recordsPerPush, r.p50, r.p99,
-                    100.0 * r.masterCpuSeconds / s.stepSeconds, static_cast<double>(r.masterPeakPssKiB) / 1024.0);
+                    r.cpuWallSeconds > 0 ? 100.0 * r.masterCpuSeconds / r.cpuWallSeconds : 0,
+                    static_cast<double>(r.masterPeakPssKiB) / 1024.0);
     };
     if (s.helperAuth)
         ferryRow("ferry sustained", ferry);
     if (s.certAuth)
         ferryRow("ferry-cert sustained", cert);
-    std::printf("  sshd alone sustained %7.1f handshakes/s               p50 %6.1f ms  p99 %6.1f ms  master cpu %4.0f%% "
-                "of a core\n",
-                alone.achieved, alone.p50, alone.p99, 100.0 * alone.masterCpuSeconds / s.stepSeconds);
+    std::printf(
+        "  sshd alone sustained %7.1f handshakes/s               p50 %6.1f ms  p99 %6.1f ms  master cpu %4.0f%% "
+        "of a core\n",
+        alone.achieved, alone.p50, alone.p99,
+        alone.cpuWallSeconds > 0 ? 100.0 * alone.masterCpuSeconds / alone.cpuWallSeconds : 0);
     if (s.helperAuth)
         std::printf("  ratio ferry/sshd-alone %6.3f   (target >= 0.9; key helper, AuthorizedKeysCommand)\n",
                     alone.achieved > 0 ? ferry.achieved / alone.achieved : 0);

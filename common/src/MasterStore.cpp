@@ -426,6 +426,14 @@ std::vector<CounterValue> MasterStore::counters()
 void MasterStore::storeReport(const std::string& node, const Epoch& epoch, const std::string& via,
                               const std::string& address, const HealthReport& r)
 {
+    // Inside admitEpoch's transaction, or in one of its own committed
+    // without a sync (SessionStore::storeReport).
+    std::optional<UnsyncedCommits> unsynced;
+    std::optional<Transaction> own;
+    if (sqlite3_get_autocommit(m_db.handle()) != 0) {
+        unsynced.emplace(m_db);
+        own.emplace(m_db);
+    }
     Statement s(m_db,
                 "INSERT OR REPLACE INTO node_reports (node, epoch, received_ms, via, from_address, spool_records,"
                 " spool_bytes, oldest_unsent_ms, last_seq, dropped_age, dropped_size, dropped_bytes, transport_mode,"
@@ -438,6 +446,8 @@ void MasterStore::storeReport(const std::string& node, const Epoch& epoch, const
     s.bind(12, static_cast<std::int64_t>(r.droppedBytes)).bind(13, r.transportMode).bind(14, r.transportReason);
     s.bind(15, static_cast<std::int64_t>(r.spoolResets)).bind(16, r.lastReset).bind(17, r.lastResetMs);
     s.bind(18, r.fwcheckVerdict).run();
+    if (own)
+        own->commit();
 }
 
 std::optional<HealthReport> MasterStore::report(const std::string& node)

@@ -183,8 +183,12 @@ HealthReport spoolReport(Spool& spool, const HealthReport& base)
 
 } // namespace
 
-std::uint32_t nodeHandshake(ByteStream& stream, const Epoch& sessionEpoch, const NodeSessionOptions& o,
-                            std::string& peerName)
+namespace {
+
+// The node's handshake. As the responder (pull), its AuthOk is left in
+// *authOk when given, for the caller to send in the write of its Report.
+std::uint32_t nodeHandshakeWith(ByteStream& stream, const Epoch& sessionEpoch, const NodeSessionOptions& o,
+                                std::string& peerName, std::string* authOk)
 {
     const std::uint32_t offered = o.capabilities & kSessionCapabilities;
     const std::string peer = stream.peer();
@@ -264,8 +268,19 @@ std::uint32_t nodeHandshake(ByteStream& stream, const Epoch& sessionEpoch, const
     ok.epoch = epoch;
     ok.mac = sessionProofV3(key, kNodeLabel, o.protocol, ok.version, caps, challenge, auth.nonce, o.nodeName, epoch,
                             auth.masterId, auth.binding);
-    writeFrame(stream, MessageType::AuthOk, encode(ok), deadlineIn(o.ioTimeout));
+    if (authOk != nullptr)
+        *authOk = encodeFrame(MessageType::AuthOk, encode(ok));
+    else
+        writeFrame(stream, MessageType::AuthOk, encode(ok), deadlineIn(o.ioTimeout));
     return caps;
+}
+
+} // namespace
+
+std::uint32_t nodeHandshake(ByteStream& stream, const Epoch& sessionEpoch, const NodeSessionOptions& o,
+                            std::string& peerName)
+{
+    return nodeHandshakeWith(stream, sessionEpoch, o, peerName, nullptr);
 }
 
 NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSessionOptions& o)
@@ -277,18 +292,39 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
     const SpoolEpochRange range = spool.sendingRange();
     result.epoch = range.epoch;
     result.laterEpochQueued = range.laterQueued;
-    result.capabilities = nodeHandshake(stream, range.epoch, o, result.peerName);
+    // Frames not yet written: they go in the write of what follows them
+    // (send), so that the peer gets them in one piece instead of one write,
+    // and one SSH packet, each.
+    std::string pending;
+    auto send = [&](const std::string& frames) {
+        pending += frames;
+        stream.writeAll(pending.data(), pending.size(), deadlineIn(o.ioTimeout));
+        pending.clear();
+    };
+    result.capabilities = nodeHandshakeWith(stream, range.epoch, o, result.peerName, &pending);
 
     const HealthReport report = spoolReport(spool, o.report);
-    writeFrame(stream, MessageType::Report, encode(report), deadlineIn(o.ioTimeout));
+    // Policy first (kCapEarlyPolicy): the master's Policy came in the write
+    // of its AuthOk, and the Report goes in the write of the first batch
+    // (or of the Bye).
+    const bool earlyPolicy = o.side == SessionSide::Initiator && (result.capabilities & kCapEarlyPolicy) != 0;
+    bool resetToMark = !report.lastReset.empty();
+    if (earlyPolicy) {
+        pending += encodeFrame(MessageType::Report, encode(report));
+    } else {
+        send(encodeFrame(MessageType::Report, encode(report)));
+    }
     result.policy = decodePolicy(expect(stream, MessageType::Policy, o.ioTimeout, kMaxControlFrame, who).payload, peer);
-    // The master has the report: a reset it carried has been told.
-    if (!report.lastReset.empty())
+    // The master has the report: a reset it carried has been told. (With
+    // the Policy first, the master has it once it acknowledged a batch.)
+    if (resetToMark && !earlyPolicy) {
         spool.markResetReported();
+        resetToMark = false;
+    }
     if (result.policy.held) {
         result.held = true;
         result.heldReason = escapeForLog(result.policy.reason, kMaxReportText);
-        writeFrame(stream, MessageType::Bye, {}, deadlineIn(o.ioTimeout));
+        send(encodeFrame(MessageType::Bye, {}));
         return result;
     }
 
@@ -367,7 +403,7 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
             result.recordsSent += head.size();
             ++result.batches;
             inFlight.push_back({head.front().seq, head.back().seq, head.size(), bytesOf(head), true});
-            writeFrame(stream, MessageType::HeadBatch, payload, deadlineIn(o.ioTimeout));
+            send(encodeFrame(MessageType::HeadBatch, payload));
         }
     }
     bool exhausted = cursor >= backlogLimit;
@@ -398,10 +434,10 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
                 frames += encodeFrame(MessageType::Bye, {});
                 byeSent = true;
             }
-            stream.writeAll(frames.data(), frames.size(), deadlineIn(o.ioTimeout));
+            send(frames);
         }
         if (exhausted && !byeSent && !inFlight.empty()) {
-            writeFrame(stream, MessageType::Bye, {}, deadlineIn(o.ioTimeout));
+            send(encodeFrame(MessageType::Bye, {}));
             byeSent = true;
         }
         if (inFlight.empty())
@@ -454,6 +490,11 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
         if (backlogAcked > 0)
             deletions.emplace_back(1, backlogAcked);
         result.deleted += spool.acknowledgeRanges(deletions);
+        // The master stores the Report before it commits the first batch.
+        if (resetToMark && !acked.empty()) {
+            spool.markResetReported();
+            resetToMark = false;
+        }
         for (const auto& done : acked) {
             result.acknowledgedUpTo = std::max(result.acknowledgedUpTo, done.last);
             if (o.onProgress) {
@@ -471,7 +512,7 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
             std::rethrow_exception(failure);
     }
     if (!byeSent)
-        writeFrame(stream, MessageType::Bye, {}, deadlineIn(o.ioTimeout));
+        send(encodeFrame(MessageType::Bye, {}));
     return result;
 }
 
@@ -493,7 +534,10 @@ private:
     SessionStore* m_store = nullptr;
 };
 
-MasterHandshake masterHandshakeWith(ByteStream& stream, StoreOnFirstUse& store, const MasterSessionOptions& o)
+// The master's handshake. As the responder (push), its AuthOk is left in
+// *authOk when given, for the caller to send in the write of its Policy.
+MasterHandshake masterHandshakeWith(ByteStream& stream, StoreOnFirstUse& store, const MasterSessionOptions& o,
+                                    std::string* authOk = nullptr)
 {
     const std::string peer = stream.peer();
     MasterHandshake out;
@@ -528,7 +572,7 @@ MasterHandshake masterHandshakeWith(ByteStream& stream, StoreOnFirstUse& store, 
                 cause = std::string("its stored key is unusable: ") + e.what();
             }
         }
-        const std::uint32_t caps = auth.capabilities & kSessionCapabilities;
+        const std::uint32_t caps = auth.capabilities & o.capabilities & kSessionCapabilities;
         out.capabilities = caps;
         const bool proven =
             key && auth.epoch.size() == Epoch::kSize &&
@@ -560,7 +604,10 @@ MasterHandshake masterHandshakeWith(ByteStream& stream, StoreOnFirstUse& store, 
         ok.capabilities = caps;
         ok.mac = sessionProofV3(*key, kMasterLabel, o.protocol, ok.version, caps, challenge, auth.nonce, auth.node,
                                 auth.epoch, auth.masterId, auth.binding);
-        writeFrame(stream, MessageType::AuthOk, encode(ok), deadlineIn(o.ioTimeout));
+        if (authOk != nullptr)
+            *authOk = encodeFrame(MessageType::AuthOk, encode(ok));
+        else
+            writeFrame(stream, MessageType::AuthOk, encode(ok), deadlineIn(o.ioTimeout));
         return out;
     }
     // Pull: the master proves first, for the node it connected to, as the
@@ -577,7 +624,7 @@ MasterHandshake masterHandshakeWith(ByteStream& stream, StoreOnFirstUse& store, 
     auth.node = o.expectedNode;
     auth.nonce = randomBytes(kNonceSize);
     auth.version = kSessionVersion;
-    auth.capabilities = kSessionCapabilities;
+    auth.capabilities = o.capabilities & kSessionCapabilities;
     auth.masterId = masterId;
     auth.binding = o.binding;
     auth.mac = sessionProofV3(*key, kMasterLabel, o.protocol, auth.version, auth.capabilities, hello.challenge,
@@ -588,7 +635,7 @@ MasterHandshake masterHandshakeWith(ByteStream& stream, StoreOnFirstUse& store, 
     });
     if (ok.version < kSessionVersion)
         refuseOlder(stream, who, ok.version, "ferry-node on it");
-    const std::uint32_t caps = ok.capabilities & kSessionCapabilities;
+    const std::uint32_t caps = ok.capabilities & auth.capabilities;
     out.capabilities = caps;
     if (ok.epoch.size() != Epoch::kSize ||
         !constantTimeEqual(ok.mac,
@@ -623,16 +670,31 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
     MasterSessionResult result;
     const std::string peer = stream.peer();
     StoreOnFirstUse opened(openStore);
-    const MasterHandshake hs = masterHandshakeWith(stream, opened, o);
+    std::string authOk; // the responder's, not yet sent
+    const MasterHandshake hs = masterHandshakeWith(stream, opened, o, &authOk);
     SessionStore& store = opened();
     result.node = hs.node;
     result.epoch = hs.epoch;
     const std::string who = "node " + escapeForLog(hs.node) + " (" + peer + ", epoch " + hs.epoch.shortHex() + ")";
+    const std::string address = o.address.empty() ? peer : o.address;
+    auto readReport = [&] {
+        result.report =
+            decodeReport(expect(stream, MessageType::Report, o.ioTimeout, kMaxControlFrame, who).payload, peer);
+        if (!result.report.lastReset.empty() && result.report.lastResetMs > 0)
+            spdlog::debug("{} reports its spool reset: {}", who, escapeForLog(result.report.lastReset));
+    };
 
-    result.report = decodeReport(expect(stream, MessageType::Report, o.ioTimeout, kMaxControlFrame, who).payload, peer);
-    result.admission = store.admitEpoch(hs.node, hs.epoch, o.address.empty() ? peer : o.address, &result.report, o.via);
-    if (!result.report.lastReset.empty() && result.report.lastResetMs > 0)
-        spdlog::debug("{} reports its spool reset: {}", who, escapeForLog(result.report.lastReset));
+    // Policy first (kCapEarlyPolicy, push): the Policy goes in the write of
+    // the AuthOk, decided without the Report, which the node sends in the
+    // write of its first batch; it is stored before that batch.
+    const bool earlyPolicy = o.side == SessionSide::Responder && (hs.capabilities & kCapEarlyPolicy) != 0;
+    if (!earlyPolicy) {
+        if (!authOk.empty())
+            stream.writeAll(authOk.data(), authOk.size(), deadlineIn(o.ioTimeout));
+        authOk.clear();
+        readReport();
+    }
+    result.admission = store.admitEpoch(hs.node, hs.epoch, address, earlyPolicy ? nullptr : &result.report, o.via);
 
     PolicyMessage policy;
     policy.held = result.admission.held;
@@ -653,7 +715,14 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
     if (o.via == "pull")
         policy.storedUpTo = store.pullCursor(hs.node, hs.epoch);
     result.cursor = policy.storedUpTo;
-    writeFrame(stream, MessageType::Policy, encode(policy), deadlineIn(o.ioTimeout));
+    {
+        const std::string frames = authOk + encodeFrame(MessageType::Policy, encode(policy));
+        stream.writeAll(frames.data(), frames.size(), deadlineIn(o.ioTimeout));
+    }
+    if (earlyPolicy) {
+        readReport();
+        store.storeReport(hs.node, hs.epoch, o.via, address, result.report);
+    }
 
     std::uint64_t headLast = 0; // last record of this session's head lane
     // Group commit, pipelined: the batches that have arrived are stored in

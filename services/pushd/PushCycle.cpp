@@ -60,6 +60,7 @@ PushCycleResult runPushCycle(ferry::ByteStream& stream, ferry::Spool& spool, con
     so.ioTimeout = o.ioTimeout;
     so.report = o.report;
     so.onProgress = o.onProgress;
+    so.capabilities = o.capabilities;
     const ferry::NodeSessionResult r = ferry::runNodeSession(stream, spool, so);
     if (r.held)
         spdlog::warn("Collector {} holds the data of this spool (epoch {}): {}; the records stay here", stream.peer(),

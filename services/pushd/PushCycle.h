@@ -35,6 +35,9 @@ struct PushCycleOptions {
     ferry::HealthReport report;
     // Before the first batch and after each Ack (see ferry::NodeSessionOptions).
     std::function<void(const ferry::SessionProgress&)> onProgress;
+    // Session capabilities offered (Session.h); the benchmarks turn one off
+    // to compare.
+    std::uint32_t capabilities = ferry::kSessionCapabilities;
 };
 
 struct PushCycleResult {

@@ -71,6 +71,26 @@ TEST_F(APostgresStore, AddsCountersThroughTheOneUpsertEveryStoreShares)
     EXPECT_EQ(counts["sessions{}"], 1) << "the rolled-back delta stayed out";
 }
 
+// A session whose Report came after its Policy (Session.h, policy first)
+// stores it apart from the admission; the newer report replaces the row.
+TEST_F(APostgresStore, StoresAReportApartFromTheAdmission)
+{
+    PgStore store(m_conninfo);
+    store.addNode("web1", generateSecret());
+    EXPECT_FALSE(store.admitEpoch("web1", m_epoch, "192.0.2.10").held);
+    HealthReport report;
+    report.spoolRecords = 7;
+    report.transportMode = "push";
+    store.storeReport("web1", m_epoch, "push", "192.0.2.10", report);
+    report.spoolRecords = 9;
+    store.storeReport("web1", m_epoch, "push", "192.0.2.10", report);
+    PgSqlConnection sql(m_conninfo);
+    const auto stored = MasterQueries(sql).report("web1");
+    ASSERT_TRUE(stored.has_value());
+    EXPECT_EQ(stored->spoolRecords, 9u);
+    EXPECT_EQ(stored->transportMode, "push");
+}
+
 TEST_F(APostgresStore, StoresABatchSentToTwoMastersOnce)
 {
     PgStore masterA(m_conninfo);

@@ -22,6 +22,13 @@
 namespace ferry {
 namespace {
 
+// Bytes waiting to be read on a socket.
+int bytesQueued(int fd)
+{
+    int n = -1;
+    return ::ioctl(fd, FIONREAD, &n) == 0 ? n : -1;
+}
+
 class APushSession : public ::testing::Test {
 protected:
     void SetUp() override
@@ -31,6 +38,7 @@ protected:
         node = std::make_unique<FdStream>(sv[0], sv[0], "collector", true);
         master = std::make_unique<FdStream>(sv[1], sv[1], "node", true);
         masterFd = sv[1];
+        nodeFd = sv[0];
         secret = generateSecret();
         MasterStore(dir / "master.db").addNode("web1", secret);
         Spool spool(dir / "spool.db", {});
@@ -49,28 +57,95 @@ protected:
     }
 
     // A master played by hand: the handshake, the node's Report, an empty
-    // Policy; the test goes on from the node's first batch.
+    // Policy (with the Policy first, Session.h: the Policy, then the
+    // Report); the test goes on from the node's first batch.
     void openAsMaster()
     {
         MasterStore store(dir / "master.db");
-        masterHandshake(*master, store, MasterSessionOptions{});
-        readFrame(*master, deadline()); // Report
+        const auto hs = masterHandshake(*master, store, MasterSessionOptions{});
+        if ((hs.capabilities & kCapEarlyPolicy) == 0)
+            readFrame(*master, deadline()); // Report
         writeFrame(*master, MessageType::Policy, encode(PolicyMessage{}), deadline());
+        if ((hs.capabilities & kCapEarlyPolicy) != 0) {
+            ASSERT_EQ(readFrame(*master, deadline()).type, MessageType::Report);
+            queuedBehindReport = bytesQueued(masterFd);
+        }
+    }
+    // openAsMaster with the Policy first: the bytes that came in the write
+    // of the node's Report (its first batch, and its Bye when that is its
+    // last).
+    int queuedBehindReport = -1;
+    // The node's Auth, played by hand for web1 as master id "m", offering
+    // capabilities; returns the Hello it answered.
+    HelloMessage proveAsNode(std::uint32_t capabilities, AuthMessage& auth)
+    {
+        const auto hello = decodeHello(readFrame(*node, deadline()).payload, "collector");
+        auth.node = "web1";
+        auth.nonce = randomBytes(kNonceSize);
+        auth.version = kSessionVersion;
+        auth.capabilities = capabilities;
+        auth.masterId = "m";
+        auth.epoch = Epoch::random().bytes();
+        auth.mac = sessionProofV3(deriveMasterKey(secret, "m"), "node", "push", kSessionVersion, capabilities,
+                                  hello.challenge, auth.nonce, "web1", auth.epoch, "m", "");
+        writeFrame(*node, MessageType::Auth, encode(auth), deadline());
+        return hello;
     }
     static Deadline deadline() { return deadlineIn(std::chrono::seconds(5)); }
+    // One push cycle from the spool at path to collectord's session.
+    pushd::PushCycleResult pushToCollector(const std::string& path, const pushd::PushCycleOptions& o)
+    {
+        std::thread server([&] {
+            MasterStore store(dir / "master.db");
+            collectord::serveSession(*master, store, {});
+        });
+        Spool spool(path, {});
+        const auto r = pushd::runPushCycle(*node, spool, o);
+        server.join();
+        return r;
+    }
+    // The fixture's 120 records pushed by a node offering nodeCapabilities
+    // to a master taking masterCapabilities: every record and the report
+    // arrive.
+    void pushWithCapabilities(std::uint32_t nodeCapabilities, std::uint32_t masterCapabilities)
+    {
+        std::thread server([&] {
+            MasterStore store(dir / "master.db");
+            MasterSessionOptions o;
+            o.capabilities = masterCapabilities;
+            o.ioTimeout = std::chrono::seconds(5);
+            try {
+                EXPECT_EQ(runMasterSession(*master, store, o).records, 120u);
+            } catch (const std::exception& e) {
+                ADD_FAILURE() << "the master's session failed: " << e.what();
+            }
+        });
+        Spool spool(dir / "spool.db", {});
+        auto o = options(secret);
+        o.report.transportMode = "push";
+        o.capabilities = nodeCapabilities;
+        pushd::PushCycleResult r;
+        try {
+            r = pushd::runPushCycle(*node, spool, o);
+        } catch (const std::exception& e) {
+            ADD_FAILURE() << "the node's session failed: " << e.what();
+        }
+        node.reset(); // a master still waiting sees the end
+        server.join();
+        EXPECT_EQ(r.recordsNew, 120u);
+        EXPECT_EQ(spool.stats().records, 0u);
+        MasterStore store(dir / "master.db");
+        EXPECT_EQ(store.countRecords("web1"), 120u);
+        ASSERT_TRUE(store.report("web1").has_value());
+        EXPECT_EQ(store.report("web1")->spoolRecords, 120u);
+    }
 
     test::TempDir dir;
     std::unique_ptr<FdStream> node, master;
     int masterFd = -1; // master's end of the socketpair (owned by master)
+    int nodeFd = -1;   // the node's end (owned by node)
     std::string secret;
 };
-
-// Bytes waiting to be read on a socket.
-int bytesQueued(int fd)
-{
-    int n = -1;
-    return ::ioctl(fd, FIONREAD, &n) == 0 ? n : -1;
-}
 
 TEST_F(APushSession, StoresEveryRecordAndEmptiesTheSpool)
 {
@@ -275,7 +350,8 @@ private:
 };
 
 // The node's end of the socketpair, counting the batch frames it has put on
-// the wire (the session writes each frame with one writeAll).
+// the wire (the session writes whole frames, one or more per writeAll: the
+// first batch travels behind the Report when the Policy came first).
 class BatchCountingStream : public ByteStream {
 public:
     explicit BatchCountingStream(ByteStream& inner) : m_inner(inner) {}
@@ -286,10 +362,16 @@ public:
     void writeAll(const void* buf, std::size_t size, Deadline deadline) override
     {
         m_inner.writeAll(buf, size, deadline);
-        const auto* header = static_cast<const unsigned char*>(buf);
-        if (size >= kFrameHeaderSize && (header[3] == static_cast<unsigned char>(MessageType::Batch) ||
-                                         header[3] == static_cast<unsigned char>(MessageType::HeadBatch)))
-            ++batchFrames;
+        const auto* bytes = static_cast<const unsigned char*>(buf);
+        for (std::size_t at = 0; at + kFrameHeaderSize <= size;) {
+            const unsigned char* header = bytes + at;
+            if (header[3] == static_cast<unsigned char>(MessageType::Batch) ||
+                header[3] == static_cast<unsigned char>(MessageType::HeadBatch))
+                ++batchFrames;
+            const std::size_t length = (std::size_t{header[4]} << 24) | (std::size_t{header[5]} << 16) |
+                                       (std::size_t{header[6]} << 8) | std::size_t{header[7]};
+            at += kFrameHeaderSize + length;
+        }
     }
     bool hasInput() override { return m_inner.hasInput(); }
     std::string peer() const override { return m_inner.peer(); }
@@ -423,12 +505,16 @@ TEST_F(APushSession, SaysByeInTheWriteOfItsLastBatchAndEndsOnceItIsAcked)
 {
     // 120 records in one batch: the master finds the Bye queued behind the
     // batch before it sends the Ack, so it can end the session right after
-    // the Ack instead of waiting a round trip for the Bye.
+    // the Ack instead of waiting a round trip for the Bye. With the Policy
+    // first, the batch and the Bye come in the write of the Report.
     std::vector<MessageType> beforeAck;
     int queuedAfterBatch = -1;
+    int batchAndBye = -1; // bytes of the two frames
     std::thread server([&] {
         openAsMaster();
         const Frame batch = readFrame(*master, deadline(), kMaxBatchFrame);
+        batchAndBye =
+            static_cast<int>(encodeFrame(batch.type, batch.payload).size() + encodeFrame(MessageType::Bye, {}).size());
         beforeAck.push_back(batch.type);
         // Bye arrived in the same write as the batch.
         queuedAfterBatch = bytesQueued(masterFd);
@@ -449,6 +535,7 @@ TEST_F(APushSession, SaysByeInTheWriteOfItsLastBatchAndEndsOnceItIsAcked)
     EXPECT_EQ(beforeAck[0], MessageType::Batch);
     EXPECT_EQ(beforeAck[1], MessageType::Bye);
     EXPECT_EQ(queuedAfterBatch, static_cast<int>(encodeFrame(MessageType::Bye, {}).size()));
+    EXPECT_EQ(queuedBehindReport, batchAndBye) << "with the Policy first, the Report went in the same write";
     EXPECT_EQ(r.batches, 1u);
     EXPECT_EQ(spool.stats().records, 0u) << "the Ack after the Bye still deletes the batch";
     EXPECT_EQ(bytesQueued(masterFd), 0) << "nothing after the Bye";
@@ -560,19 +647,76 @@ TEST_F(APushSession, AuthenticatesANodeThatOffersACapabilityThisMasterDoesNotKno
                                      auth.nonce, "web1", auth.epoch, "m", ""));
 }
 
-TEST_F(APushSession, StoresTheNodesHealthReport)
+// Policy first (capability 2): the master's AuthOk and Policy arrive in one
+// write, and a node's Report, batch and Bye in one write get their Ack: one
+// round trip fewer than Report, Policy, batch.
+TEST_F(APushSession, SendsItsPolicyInTheWriteOfItsAuthOkAndTakesTheReportWithTheBatch)
 {
     std::thread server([&] {
         MasterStore store(dir / "master.db");
         collectord::serveSession(*master, store, {});
     });
-    Spool spool(dir / "spool.db", {});
+    AuthMessage auth;
+    proveAsNode(kSessionCapabilities, auth);
+    const Frame ok = readFrame(*node, deadline());
+    ASSERT_EQ(ok.type, MessageType::AuthOk);
+    EXPECT_EQ(decodeAuthOk(ok.payload, "collector").capabilities & kCapEarlyPolicy, kCapEarlyPolicy);
+    // Already here, without a Report: it came in the same write.
+    const int queued = bytesQueued(nodeFd);
+    const Frame policy = readFrame(*node, deadline());
+    ASSERT_EQ(policy.type, MessageType::Policy);
+    EXPECT_EQ(queued, static_cast<int>(encodeFrame(MessageType::Policy, policy.payload).size()));
+    HealthReport report;
+    report.transportMode = "push";
+    report.spoolRecords = 2;
+    const std::vector<Record> records{{1, nowMs(), "k", "a"}, {2, nowMs(), "k", "b"}};
+    const std::string frames = encodeFrame(MessageType::Report, encode(report)) +
+                               encodeFrame(MessageType::Batch, encode(records)) + encodeFrame(MessageType::Bye, {});
+    node->writeAll(frames.data(), frames.size(), deadline());
+    const AckMessage ack = decodeAck(readFrame(*node, deadline()).payload, "collector");
+    server.join();
+    EXPECT_EQ(ack.storedUpTo, 2u);
+    EXPECT_EQ(ack.newlyStored, 2u);
+    MasterStore store(dir / "master.db");
+    EXPECT_EQ(store.countRecords("web1"), 2u);
+    const auto stored = store.report("web1");
+    ASSERT_TRUE(stored.has_value()) << "the Report that came after the Policy is stored";
+    EXPECT_EQ(stored->spoolRecords, 2u);
+    EXPECT_EQ(stored->transportMode, "push");
+}
+
+// Both pairings with a side that does not know capability 2, played by
+// turning it off there: the session runs the order before it and stores
+// alike (a mismatch would leave each side waiting for the other).
+TEST_F(APushSession, RunsTheOlderOrderWithAMasterWithoutTheEarlyPolicy)
+{
+    pushWithCapabilities(kSessionCapabilities, kSessionCapabilities & ~kCapEarlyPolicy);
+}
+
+TEST_F(APushSession, RunsTheOlderOrderWithANodeWithoutTheEarlyPolicy)
+{
+    pushWithCapabilities(kSessionCapabilities & ~kCapEarlyPolicy, kSessionCapabilities);
+}
+
+TEST_F(APushSession, SendsTheReportWithItsByeWhenNothingIsQueued)
+{
+    auto o = options(secret);
+    o.report.transportMode = "push";
+    const auto r = pushToCollector(dir / "empty.db", o);
+    EXPECT_EQ(r.batches, 0u);
+    const auto stored = MasterStore(dir / "master.db").report("web1");
+    ASSERT_TRUE(stored.has_value());
+    EXPECT_EQ(stored->spoolRecords, 0u);
+    EXPECT_EQ(stored->transportMode, "push");
+}
+
+TEST_F(APushSession, StoresTheNodesHealthReport)
+{
     auto o = options(secret);
     o.report.transportMode = "push";
     o.report.transportReason = "configured";
     o.report.fwcheckVerdict = "sshd unreachable: port 22 dropped by INPUT";
-    pushd::runPushCycle(*node, spool, o);
-    server.join();
+    pushToCollector(dir / "spool.db", o);
     const auto r = MasterStore(dir / "master.db").report("web1");
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->spoolRecords, 120u) << "the figures from before the session";

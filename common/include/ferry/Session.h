@@ -48,6 +48,7 @@
 // a peer that offers a bit this side does not know still authenticates.
 // Defined:
 //   1  newest-first (kCapNewestFirst), below.
+//   2  policy first (kCapEarlyPolicy), below.
 //
 // A session carries ONE epoch, the oldest of the node's spool that has
 // records queued (Spool::sendingRange): a spool that was copied holds the
@@ -65,6 +66,25 @@
 //                   the Bye, then ends the session. Nodes before this
 //                   change sent it after the last Ack; masters of every
 //                   version take either.)
+// Policy first (capability 2, both sides have it; push only, where the
+// master is the responder). One round trip fewer:
+//   master → Hello
+//   node   → Auth
+//   master → AuthOk + Policy          (one write)
+//   node   → Report + Batch … + Bye   (one write when it fits the window)
+//   master → Ack …
+// instead of Hello, Auth, AuthOk, Report, Policy, Batch … + Bye, Ack …. The
+// master decides the Policy (the epoch's admission, the pacing) without the
+// Report, which it reads as the first frame after the Policy and stores
+// before anything else (in a commit of its own, not synced: the first
+// batch's synced commit makes it durable). A held node sends Report + Bye.
+// The node counts a spool reset as told once a batch was acknowledged (the
+// Report was stored before it), not at the Policy. Either side without the
+// bit runs the order above; an older peer never sees the new one. On pull
+// the bit changes nothing: the node's Report already follows its AuthOk
+// without a wait (both in one write), and the master needs the node's epoch
+// from that AuthOk before it can answer with the cursor in its Policy.
+//
 // Group commit: the master stores the batches that have arrived (up to 8
 // batches or 8 MiB) in one transaction, with one sync, and then sends their
 // Acks in order; a HeadBatch is stored as soon as it can be, alone with
@@ -125,7 +145,8 @@ namespace ferry {
 constexpr std::uint8_t kSessionVersion = 3;
 // Capability bits this code knows.
 constexpr std::uint32_t kCapNewestFirst = 1u << 0;
-constexpr std::uint32_t kSessionCapabilities = kCapNewestFirst;
+constexpr std::uint32_t kCapEarlyPolicy = 1u << 1;
+constexpr std::uint32_t kSessionCapabilities = kCapNewestFirst | kCapEarlyPolicy;
 constexpr const char* kSessionErrorAuth = "auth-failed";
 constexpr const char* kSessionErrorVersion = "unsupported-version";
 constexpr const char* kSessionErrorProtocol = "bad-message";
@@ -180,7 +201,8 @@ struct NodeSessionOptions {
     // Called on the session's thread before the first batch and after each
     // Ack; it must not throw. Unset: the session does not count bytes.
     std::function<void(const SessionProgress&)> onProgress;
-    // Capabilities offered (tests turn newest-first off to compare).
+    // Capabilities offered (tests turn one off to compare, or to play an
+    // older node).
     std::uint32_t capabilities = kSessionCapabilities;
 };
 
@@ -251,6 +273,9 @@ struct MasterSessionOptions {
     // refuses the session with "busy" (the node already runs as many
     // sessions as the collector allows one node).
     std::function<bool(const std::string& node)> onAuthenticated;
+    // Capabilities this side takes or offers (tests turn one off to play an
+    // older master).
+    std::uint32_t capabilities = kSessionCapabilities;
 };
 
 struct MasterSessionResult {

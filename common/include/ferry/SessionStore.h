@@ -131,6 +131,9 @@ public:
     // commit makes it durable too (docs/durability.md).
     virtual EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
                                       const HealthReport* report = nullptr, const std::string& via = "push") = 0;
+    // The node's health report alone (a session whose Report came after its
+    // Policy, Session.h), committed without waiting for the disk, as
+    // admitEpoch: the first batch's durable commit makes it durable.
     virtual void storeReport(const std::string& node, const Epoch& epoch, const std::string& via,
                              const std::string& address, const HealthReport& report) = 0;
     // Stores a batch durably before returning; duplicates are counted, not

@@ -363,14 +363,24 @@ EpochAdmission PgStore::admitEpoch(const std::string& node, const Epoch& epoch, 
     m_db.exec("UPDATE node_epochs SET last_seen = $3, from_address = $4 WHERE node = $1 AND epoch = $2",
               {PgParam::text(node), PgParam::text(hex), PgParam::integer(now), PgParam::text(address)});
     if (report != nullptr)
-        storeReport(node, epoch, via, address, *report);
+        insertReport(node, epoch, via, address, *report);
     addCounters(d.counters);
     tx.commit();
     return d.admission;
 }
 
 void PgStore::storeReport(const std::string& node, const Epoch& epoch, const std::string& via,
-                          const std::string& address, const HealthReport& r)
+                          const std::string& address, const HealthReport& report)
+{
+    // Not flushed at the commit (SessionStore::storeReport), as admitEpoch.
+    PgTransaction tx(m_db);
+    m_db.exec("SET LOCAL synchronous_commit TO OFF");
+    insertReport(node, epoch, via, address, report);
+    tx.commit();
+}
+
+void PgStore::insertReport(const std::string& node, const Epoch& epoch, const std::string& via,
+                           const std::string& address, const HealthReport& r)
 {
     auto n = [](std::uint64_t v) { return PgParam::integer(static_cast<std::int64_t>(v)); };
     m_db.exec("INSERT INTO node_reports (node, epoch, received_ms, via, from_address, spool_records, spool_bytes,"

@@ -123,6 +123,9 @@ public:
     PgConnection& connection() { return m_db; }
 
 private:
+    // The node_reports row, in the caller's transaction.
+    void insertReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
+                      const HealthReport& report);
     std::unique_ptr<PgConnection> m_owned;
     PgConnection& m_db;
 };
