@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <fstream>
+#include <map>
 
 #include <spdlog/spdlog.h>
 
@@ -217,55 +218,147 @@ std::string Manager::certificateFor(const std::string& name, const std::string& 
 
 ferry::Frame Manager::handle(const ferry::Frame& request, const std::string& peer)
 {
-    std::string outcome;
-    ferry::Frame frame = answer(request, peer, outcome);
+    Waiting mine{request, peer, {}, {}};
+    std::unique_lock lock(m_groupMutex);
+    if (m_waiting.size() >= kMaxWaiting) {
+        lock.unlock();
+        std::lock_guard store(m_mutex);
+        logRefusal("Refused registration from " + peer + ": " + std::to_string(kMaxWaiting) +
+                   " registrations already wait for the database");
+        return errorFrame("busy", "the master is busy with other registrations; retry later");
+    }
+    m_waiting.push_back(&mine);
+    // Whoever finds no group running runs the next one, for every request
+    // queued by then (its own included, unless kMaxGroup came first).
+    while (!mine.done) {
+        if (m_grouping) {
+            m_groupChanged.wait(lock);
+            continue;
+        }
+        m_grouping = true;
+        lock.unlock();
+        std::vector<Waiting*> group;
+        runGroup(group);
+        lock.lock();
+        // The next group may execute and commit while this one's view is written.
+        m_grouping = false;
+        m_groupChanged.notify_all();
+        lock.unlock();
+        finishGroup(group);
+        lock.lock();
+        for (Waiting* w : group)
+            w->done = true;
+        m_groupChanged.notify_all();
+    }
+    return std::move(mine.answer);
+}
+
+void Manager::runGroup(std::vector<Waiting*>& group)
+{
+    const auto started = std::chrono::steady_clock::now();
+    std::lock_guard lock(m_mutex);
+    try {
+        reopenIfFailed();
+        ferry::SqlTransaction transaction(m_registry.connection());
+        bool failed = false;
+        while (!failed) {
+            Waiting* next = nullptr;
+            {
+                std::lock_guard queue(m_groupMutex);
+                if (m_waiting.empty() || group.size() >= kMaxGroup ||
+                    std::chrono::steady_clock::now() - started >= kMaxGroupTime)
+                    break;
+                next = m_waiting.front();
+                m_waiting.pop_front();
+            }
+            group.push_back(next);
+            next->answer = answer(next->request, next->peer, next->outcome, failed);
+            // After a failure of the store the transaction may be gone: the
+            // group commits what it has (or fails whole), and the requests
+            // still queued go to the next group, which opens the store again.
+        }
+        // The master's counter of registration outcomes (metricsd exports
+        // it), in the same commit; the answers go out whether or not
+        // counting works (addCounters' own nested transaction undoes it).
+        std::map<std::string, std::int64_t> outcomes;
+        for (const Waiting* w : group)
+            ++outcomes[w->outcome];
+        std::vector<ferry::CounterDelta> deltas;
+        for (const auto& [outcome, n] : outcomes)
+            deltas.push_back({"registrations", ferry::counterLabels({{"outcome", outcome}}), n});
+        try {
+            m_registry.addCounters(deltas);
+        } catch (const std::exception& e) {
+            spdlog::warn("Failed to count {} registration outcomes, ignoring: {}", group.size(), e.what());
+        }
+        transaction.commit();
+        ++m_groupCommits;
+        m_groupedRegistrations += group.size();
+    } catch (const std::exception& e) {
+        m_storeFailed = true;
+        spdlog::error("Failed to commit a group of {} registrations (each is answered that the master failed): {}",
+                      group.size(), e.what());
+        for (Waiting* w : group) {
+            w->outcome = "internal";
+            w->answer = errorFrame("internal", "the master failed to process the registration; try again later");
+        }
+    }
+}
+
+void Manager::finishGroup(const std::vector<Waiting*>& group)
+{
     // A node told "accepted" logs in next: its key must be in the view sshd's
     // helper reads before the answer goes.
     try {
         flushView();
     } catch (const std::exception& e) {
-        spdlog::error("Failed to write the authorized keys view after the registration from {}: {}", peer, e.what());
-        outcome = "internal";
-        frame = errorFrame("internal", "the master failed to process the registration; try again later");
+        spdlog::error("Failed to write the authorized keys view after a group of {} registrations: {}", group.size(),
+                      e.what());
+        for (Waiting* w : group) {
+            w->outcome = "internal";
+            w->answer = errorFrame("internal", "the master failed to process the registration; try again later");
+        }
     }
-    // The master's counter of registration outcomes (metricsd exports it);
-    // the answer goes out whether or not counting works.
-    try {
-        std::lock_guard lock(m_mutex);
-        reopenIfFailed();
-        m_registry.addCounters({{"registrations", ferry::counterLabels({{"outcome", outcome}}), 1}});
-    } catch (const std::exception& e) {
-        std::lock_guard lock(m_mutex);
-        m_storeFailed = true;
-        spdlog::warn("Failed to count a registration outcome ({}), ignoring: {}", outcome, e.what());
-    }
-    return frame;
 }
 
-ferry::Frame Manager::answer(const ferry::Frame& request, const std::string& peer, std::string& outcome)
+std::uint64_t Manager::groupCommits()
+{
+    std::lock_guard lock(m_mutex);
+    return m_groupCommits;
+}
+
+std::uint64_t Manager::groupedRegistrations()
+{
+    std::lock_guard lock(m_mutex);
+    return m_groupedRegistrations;
+}
+
+ferry::Frame Manager::answer(const ferry::Frame& request, const std::string& peer, std::string& outcome,
+                             bool& internalFailure)
 {
     try {
         if (request.type != ferry::MessageType::Request)
             throw Refusal{"bad-request", std::string("expected a registration Request, got ") +
                                              ferry::toString(request.type)};
-        return registerNode(request, peer, outcome);
+        // Nested in the group's transaction: a request that throws leaves
+        // nothing behind (its nonce, a replaced secret, a host-key pin).
+        ferry::SqlTransaction one(m_registry.connection());
+        ferry::Frame frame = registerNode(request, peer, outcome);
+        one.commit();
+        return frame;
     } catch (const Refusal& r) {
         outcome = r.code;
-        std::lock_guard lock(m_mutex);
         logRefusal("Refused registration from " + peer + ": " + ferry::escapeForLog(r.message, 300));
         return errorFrame(r.code, r.message);
     } catch (const ferry::ProtocolError& e) {
         outcome = "bad-request";
-        std::lock_guard lock(m_mutex);
         logRefusal("Refused registration from " + peer + ": " + ferry::escapeForLog(e.what(), 300));
         return errorFrame("bad-request", e.what());
     } catch (const std::exception& e) {
         outcome = "internal";
-        // Most likely the database: the next request opens it again.
-        {
-            std::lock_guard lock(m_mutex);
-            m_storeFailed = true;
-        }
+        // Most likely the database: the next group opens it again.
+        m_storeFailed = true;
+        internalFailure = true;
         spdlog::error("Failed to handle the registration from {}: {}", peer, e.what());
         return errorFrame("internal", "the master failed to process the registration; try again later");
     }
@@ -318,8 +411,7 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
     // Twice the skew: a nonce must be remembered as long as its timestamp could pass.
     const std::int64_t nonceKeepMs = 2 * skew + 1000;
 
-    std::lock_guard lock(m_mutex);
-    reopenIfFailed();
+    // m_mutex is held, in the group's transaction (runGroup).
     const auto secret = m_registry.secret(r.node);
     // The key for the master id the node proved for: the one this master
     // holds, or derived from a legacy secret (Crypto.h).

@@ -3,10 +3,22 @@
 // out the operator's list/add/accept/decline/revoke, all over one Registry.
 // Knows nothing of sockets or D-Bus; thread-safe (one lock around the
 // registry, whose operations are short).
+//
+// Registrations are committed in groups (handle()): RegistryServer serves
+// each connection on its own thread, and each thread queues its request.
+// One of them at a time executes the queued requests into one transaction,
+// each request in a nested one (a savepoint: a request that fails is undone
+// alone, never half-stored), then commits the group with one synced COMMIT.
+// Requests that arrive while a group executes or commits wait for the next
+// group. Every request of a group is answered only after its group's COMMIT
+// returned and the authorized keys view covers it, so an answer still means
+// "durable, and its key logs in". The bounds: kMaxGroup requests and
+// kMaxGroupTime of execution per group, kMaxWaiting queued requests.
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -76,9 +88,32 @@ public:
     // How many times this Manager rewrote the authorized keys view (a
     // deferred view only: RegistryStore::deferAuthorizedKeysView).
     std::size_t viewWrites();
+    // How many groups of registrations this Manager committed, and how many
+    // registrations they held.
+    std::uint64_t groupCommits();
+    std::uint64_t groupedRegistrations();
 
 private:
-    ferry::Frame answer(const ferry::Frame& request, const std::string& peer, std::string& outcome);
+    // A registration waiting for its group (handle()).
+    struct Waiting {
+        const ferry::Frame& request;
+        const std::string& peer;
+        ferry::Frame answer;
+        std::string outcome;
+        bool done = false; // committed and in the view (or failed): answer it
+    };
+    // Executes requests queued in m_waiting into one transaction and commits
+    // it; with m_grouping set by the caller. Never throws: a failure becomes
+    // the answers. The requests taken are appended to group.
+    void runGroup(std::vector<Waiting*>& group);
+    // After runGroup: waits until the view covers the group's changes.
+    void finishGroup(const std::vector<Waiting*>& group);
+
+    // With m_mutex held and a transaction open: one request in a nested
+    // transaction, undone when it fails. internalFailure: the failure was
+    // not a refusal (the store, most likely).
+    ferry::Frame answer(const ferry::Frame& request, const std::string& peer, std::string& outcome,
+                        bool& internalFailure);
     // outcome: accepted | pending | declined | unsigned (no valid proof of a
     // secret) | an Error frame's code; counted as registrations{outcome}.
     ferry::Frame registerNode(const ferry::Frame& request, const std::string& peer, std::string& outcome);
@@ -119,12 +154,29 @@ private:
     std::size_t m_refusalsSuppressed = 0;
     bool m_storeFailed = false;
 
+    std::mutex m_groupMutex; // after m_mutex, never the other way round
+    std::condition_variable m_groupChanged;
+    std::deque<Waiting*> m_waiting; // queued, not yet taken into a group
+    bool m_grouping = false;        // a thread runs runGroup
+    std::uint64_t m_groupCommits = 0;
+    std::uint64_t m_groupedRegistrations = 0;
+
     std::mutex m_viewMutex; // after m_mutex, never the other way round
     std::condition_variable m_viewDone;
     bool m_viewWriting = false;
     std::uint64_t m_viewWritten = 0; // the generation the file on disk shows
     std::size_t m_viewWrites = 0;
 };
+
+// Group commit bounds (Manager::handle). A group takes queued requests
+// until it holds kMaxGroup or has executed for kMaxGroupTime (the SQLite
+// write lock, which collectord and pulld wait for, is held that long plus
+// the COMMIT); it is never held open waiting for more. Beyond kMaxWaiting
+// queued requests (RegistryServer's connection limit keeps it far lower) a
+// request is answered busy.
+inline constexpr std::size_t kMaxGroup = 256;
+inline constexpr std::chrono::milliseconds kMaxGroupTime{50};
+inline constexpr std::size_t kMaxWaiting = 4096;
 
 // A KRL older than this is written again even without a new revocation.
 inline constexpr std::chrono::hours kKrlMaxAge{1};
