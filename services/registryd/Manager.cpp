@@ -231,7 +231,8 @@ ferry::Frame Manager::handle(const ferry::Frame& request, const std::string& pee
     // Whoever finds no group running runs the next one, for every request
     // queued by then (its own included, unless kMaxGroup came first).
     while (!mine.done) {
-        if (m_grouping) {
+        // Nothing queued: this request is in a group that is not done yet.
+        if (m_grouping || m_waiting.empty()) {
             m_groupChanged.wait(lock);
             continue;
         }
@@ -331,6 +332,12 @@ std::uint64_t Manager::groupedRegistrations()
 {
     std::lock_guard lock(m_mutex);
     return m_groupedRegistrations;
+}
+
+std::size_t Manager::waiting()
+{
+    std::lock_guard lock(m_groupMutex);
+    return m_waiting.size();
 }
 
 ferry::Frame Manager::answer(const ferry::Frame& request, const std::string& peer, std::string& outcome,

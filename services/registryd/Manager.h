@@ -92,6 +92,8 @@ public:
     // registrations they held.
     std::uint64_t groupCommits();
     std::uint64_t groupedRegistrations();
+    // Requests queued and not yet taken into a group.
+    std::size_t waiting();
 
 private:
     // A registration waiting for its group (handle()).
