@@ -4,6 +4,7 @@
 #include <array>
 #include <fstream>
 #include <map>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -85,7 +86,12 @@ void Manager::flushView()
             continue;
         }
         m_viewWriting = true;
+        const auto notBefore = m_viewNextStart;
         view.unlock();
+        // Callers that come meanwhile wait for this rewrite, which reads the
+        // store only after the pause and so covers their changes too.
+        std::this_thread::sleep_until(notBefore);
+        const auto started = std::chrono::steady_clock::now();
         std::uint64_t generation = 0;
         std::exception_ptr failure;
         try {
@@ -100,7 +106,10 @@ void Manager::flushView()
         } catch (...) {
             failure = std::current_exception();
         }
+        const auto ended = std::chrono::steady_clock::now();
         view.lock();
+        m_viewNextStart = ended + std::min<std::chrono::steady_clock::duration>(kViewSpacing * (ended - started),
+                                                                                 kMaxViewGap);
         m_viewWriting = false;
         if (!failure) {
             m_viewWritten = std::max(m_viewWritten, generation);
@@ -503,8 +512,10 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
                 }
             }
             response.pullKey = pullKey();
-            spdlog::debug("Node {} registered from {} with key {}", r.node, peer,
-                          ferry::keyFingerprintOrNote(r.publicKey));
+            // The fingerprint (a hash) only when the line is logged.
+            if (spdlog::should_log(spdlog::level::debug))
+                spdlog::debug("Node {} registered from {} with key {}", r.node, peer,
+                              ferry::keyFingerprintOrNote(r.publicKey));
         } else {
             response.state = ferry::RegistrationState::Pending;
             response.reason = node->reason.empty() ? "waiting for the master operator" : node->reason;

@@ -145,7 +145,11 @@ private:
     // theirs. So a registration is answered only once its key can log in,
     // and N registrations at once cost a few rewrites, not N. Throws when
     // the rewrite failed (the change itself stays; the next rewrite shows
-    // it).
+    // it). A rewrite reads and writes every key (O(keys)); so that a storm
+    // of changes does not rewrite it back to back, the next rewrite starts
+    // no sooner than kViewSpacing times the last one's duration after it
+    // ended (at most kMaxViewGap later): rewriting takes at most about a
+    // quarter of the time, and it covers every change made meanwhile.
     void flushView();
 
     std::mutex m_mutex;
@@ -168,6 +172,7 @@ private:
     bool m_viewWriting = false;
     std::uint64_t m_viewWritten = 0; // the generation the file on disk shows
     std::size_t m_viewWrites = 0;
+    std::chrono::steady_clock::time_point m_viewNextStart{}; // the next rewrite starts no sooner
 };
 
 // Group commit bounds (Manager::handle). A group takes queued requests
@@ -179,6 +184,10 @@ private:
 inline constexpr std::size_t kMaxGroup = 256;
 inline constexpr std::chrono::milliseconds kMaxGroupTime{50};
 inline constexpr std::size_t kMaxWaiting = 4096;
+
+// The spacing of the authorized keys view's rewrites (Manager::flushView).
+inline constexpr int kViewSpacing = 3;
+inline constexpr std::chrono::milliseconds kMaxViewGap{250};
 
 // A KRL older than this is written again even without a new revocation.
 inline constexpr std::chrono::hours kKrlMaxAge{1};
