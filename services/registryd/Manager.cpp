@@ -227,7 +227,7 @@ std::string Manager::certificateFor(const std::string& name, const std::string& 
 
 ferry::Frame Manager::handle(const ferry::Frame& request, const std::string& peer)
 {
-    Waiting mine{request, peer, {}, {}};
+    Waiting mine(request, peer);
     std::unique_lock lock(m_groupMutex);
     if (m_waiting.size() >= kMaxWaiting) {
         lock.unlock();
@@ -238,11 +238,13 @@ ferry::Frame Manager::handle(const ferry::Frame& request, const std::string& pee
     }
     m_waiting.push_back(&mine);
     // Whoever finds no group running runs the next one, for every request
-    // queued by then (its own included, unless kMaxGroup came first).
+    // queued by then (its own included, unless kMaxGroup came first). Each
+    // thread waits on its own condition: a group wakes its own requests'
+    // threads and the one that leads next, not every waiting thread.
     while (!mine.done) {
         // Nothing queued: this request is in a group that is not done yet.
         if (m_grouping || m_waiting.empty()) {
-            m_groupChanged.wait(lock);
+            mine.wake.wait(lock);
             continue;
         }
         m_grouping = true;
@@ -252,13 +254,15 @@ ferry::Frame Manager::handle(const ferry::Frame& request, const std::string& pee
         lock.lock();
         // The next group may execute and commit while this one's view is written.
         m_grouping = false;
-        m_groupChanged.notify_all();
+        if (!m_waiting.empty())
+            m_waiting.front()->wake.notify_one();
         lock.unlock();
         finishGroup(group);
         lock.lock();
-        for (Waiting* w : group)
+        for (Waiting* w : group) {
             w->done = true;
-        m_groupChanged.notify_all();
+            w->wake.notify_one();
+        }
     }
     return std::move(mine.answer);
 }

@@ -98,11 +98,13 @@ public:
 private:
     // A registration waiting for its group (handle()).
     struct Waiting {
+        Waiting(const ferry::Frame& r, const std::string& p) : request(r), peer(p) {}
         const ferry::Frame& request;
         const std::string& peer;
         ferry::Frame answer;
         std::string outcome;
         bool done = false; // committed and in the view (or failed): answer it
+        std::condition_variable wake; // with m_groupMutex: done, or lead the next group
     };
     // Executes requests queued in m_waiting into one transaction and commits
     // it; with m_grouping set by the caller. Never throws: a failure becomes
@@ -161,7 +163,6 @@ private:
     bool m_storeFailed = false;
 
     std::mutex m_groupMutex; // after m_mutex, never the other way round
-    std::condition_variable m_groupChanged;
     std::deque<Waiting*> m_waiting; // queued, not yet taken into a group
     bool m_grouping = false;        // a thread runs runGroup
     std::uint64_t m_groupCommits = 0;

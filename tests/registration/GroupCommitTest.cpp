@@ -77,19 +77,6 @@ std::string describe(const Reply& reply)
     return std::string("answer ") + toString(decodeRegistrationResponse(reply.frame->payload, "test").response.state);
 }
 
-// Sends each frame on a connection of its own, all at once; the replies in order.
-std::vector<Reply> sendAll(int port, const std::vector<std::string>& frames)
-{
-    std::vector<Reply> replies(frames.size());
-    std::vector<std::thread> clients;
-    for (std::size_t i = 0; i < frames.size(); ++i)
-        clients.emplace_back(
-            [&, i] { replies[i] = rawExchange(port, frames[i], false, std::chrono::seconds(20)); });
-    for (auto& c : clients)
-        c.join();
-    return replies;
-}
-
 class AGroupCommit : public ::testing::Test {
 protected:
     void SetUp() override
@@ -139,18 +126,25 @@ protected:
             &m_commits);
     }
 
-    // Sends the frames all at once while another connection holds the write
-    // lock, and lets it go once every request waits for a group.
+    // Sends the frames while another connection holds the write lock, each
+    // once the one before waits for a group (so they queue in this order),
+    // and lets the lock go once every one waits.
     std::vector<Reply> sendAsOneGroup(const std::vector<std::string>& frames)
     {
         Database blocker(m_db);
         blocker.exec("BEGIN IMMEDIATE");
-        std::vector<Reply> replies;
-        std::thread sender([&] { replies = sendAll(m_port, frames); });
-        const bool queued = waitUntil([&] { return m_manager->waiting() == frames.size(); }, std::chrono::seconds(10));
+        std::vector<Reply> replies(frames.size());
+        std::vector<std::thread> clients;
+        bool queued = true;
+        for (std::size_t i = 0; i < frames.size(); ++i) {
+            clients.emplace_back(
+                [&, i] { replies[i] = rawExchange(m_port, frames[i], false, std::chrono::seconds(20)); });
+            queued = queued && waitUntil([&] { return m_manager->waiting() == i + 1; }, std::chrono::seconds(10), std::chrono::milliseconds(2));
+        }
         blocker.exec("ROLLBACK");
-        sender.join();
-        EXPECT_TRUE(queued) << m_manager->waiting() << " of " << frames.size() << " requests were queued";
+        for (auto& c : clients)
+            c.join();
+        EXPECT_TRUE(queued) << "the requests did not queue one by one";
         return replies;
     }
 
@@ -221,31 +215,34 @@ TEST_F(AGroupCommit, AnswersAFailureInsideAGroupAloneAndStoresTheOthers)
                    " WHEN NEW.name = 'broken' BEGIN SELECT RAISE(ABORT, 'the test refuses node broken'); END");
     }
 
+    // In this order: good0, twice, moved (refused), twice again (a replay
+    // inside the group), good1, broken (fails), good2, good3.
     const std::string twiceFrame = registrationFrame(twice, {twice.hostKey});
-    std::vector<std::string> frames;
-    for (const auto& n : good)
-        frames.push_back(registrationFrame(n, {n.hostKey}));
-    frames.push_back(registrationFrame(moved, {otherHostKey}));
-    frames.push_back(twiceFrame);
-    frames.push_back(twiceFrame);
-    frames.push_back(registrationFrame(broken, {broken.hostKey}));
+    const std::vector<std::string> frames = {registrationFrame(good[0], {good[0].hostKey}),
+                                             twiceFrame,
+                                             registrationFrame(moved, {otherHostKey}),
+                                             twiceFrame,
+                                             registrationFrame(good[1], {good[1].hostKey}),
+                                             registrationFrame(broken, {broken.hostKey}),
+                                             registrationFrame(good[2], {good[2].hostKey}),
+                                             registrationFrame(good[3], {good[3].hostKey})};
     const auto groupsBefore = m_manager->groupCommits();
     const auto replies = sendAsOneGroup(frames);
-    // The failure ends its group (the store is opened again for the next):
-    // the requests after it go to the next group.
-    std::printf("%zu registrations at once, one refused, one replayed, one failing: %llu groups\n", frames.size(),
-                static_cast<unsigned long long>(m_manager->groupCommits() - groupsBefore));
-    EXPECT_LT(m_manager->groupCommits() - groupsBefore, frames.size());
+    // The failure ends its group (the store is opened again for the next
+    // one): the requests after it are the second group.
+    const auto groups = m_manager->groupCommits() - groupsBefore;
+    std::printf("%zu registrations queued at once, one refused, one replayed, one failing: %llu groups\n",
+                frames.size(), static_cast<unsigned long long>(groups));
+    EXPECT_EQ(groups, 2u);
 
-    for (std::size_t i = 0; i < good.size(); ++i)
-        EXPECT_TRUE(acceptedFor(replies[i], good[i])) << good[i].name << ": " << describe(replies[i]);
-    EXPECT_TRUE(replies[4].isError("hostkey-changed")) << describe(replies[4]);
-    // The same request twice in one group: the first stored, the second a replay.
-    const bool firstAccepted = acceptedFor(replies[5], twice);
-    const bool secondAccepted = acceptedFor(replies[6], twice);
-    EXPECT_NE(firstAccepted, secondAccepted) << describe(replies[5]) << " / " << describe(replies[6]);
-    EXPECT_TRUE(replies[firstAccepted ? 6 : 5].isError("replay")) << describe(replies[firstAccepted ? 6 : 5]);
-    EXPECT_TRUE(replies[7].isError("internal")) << describe(replies[7]);
+    EXPECT_TRUE(acceptedFor(replies[0], good[0])) << describe(replies[0]);
+    EXPECT_TRUE(acceptedFor(replies[1], twice)) << describe(replies[1]);
+    EXPECT_TRUE(replies[2].isError("hostkey-changed")) << describe(replies[2]);
+    EXPECT_TRUE(replies[3].isError("replay")) << describe(replies[3]);
+    EXPECT_TRUE(acceptedFor(replies[4], good[1])) << describe(replies[4]);
+    EXPECT_TRUE(replies[5].isError("internal")) << describe(replies[5]);
+    EXPECT_TRUE(acceptedFor(replies[6], good[2])) << describe(replies[6]);
+    EXPECT_TRUE(acceptedFor(replies[7], good[3])) << describe(replies[7]);
 
     RegistryStore check(m_db);
     for (const auto& n : good)
