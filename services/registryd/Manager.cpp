@@ -30,6 +30,15 @@ ferry::Frame errorFrame(const std::string& code, const std::string& message)
     return {ferry::MessageType::Error, ferry::encode(ferry::ErrorMessage{code, message})};
 }
 
+// "SHA256:…, SHA256:…" for keys "type base64".
+std::string fingerprints(const std::vector<std::string>& keys)
+{
+    std::string out;
+    for (const auto& k : keys)
+        out += (out.empty() ? "" : ", ") + ferry::keyFingerprintOrNote(k);
+    return out;
+}
+
 } // namespace
 
 std::string certificateKeyId(const std::string& node, std::uint64_t serial)
@@ -102,7 +111,7 @@ void Manager::flushView()
                 rows = m_registry.authorizedKeysViewRows();
                 path = m_registry.authorizedKeysViewFile();
             });
-            ferry::writeAuthorizedKeysFile(rows, path);
+            m_viewWriter.write(rows, path);
         } catch (...) {
             failure = std::current_exception();
         }
@@ -286,7 +295,7 @@ void Manager::runGroup(std::vector<Waiting*>& group)
                 m_waiting.pop_front();
             }
             group.push_back(next);
-            next->answer = answer(next->request, next->peer, next->outcome, failed);
+            next->answer = answer(next->request, next->peer, next->outcome, next->note, failed);
             // After a failure of the store the transaction may be gone: the
             // group commits what it has (or fails whole), and the requests
             // still queued go to the next group, which opens the store again.
@@ -308,6 +317,9 @@ void Manager::runGroup(std::vector<Waiting*>& group)
         transaction.commit();
         ++m_groupCommits;
         m_groupedRegistrations += group.size();
+        for (const Waiting* w : group)
+            if (!w->note.empty())
+                spdlog::info("{}", w->note);
     } catch (const std::exception& e) {
         m_storeFailed = true;
         spdlog::error("Failed to commit a group of {} registrations (each is answered that the master failed): {}",
@@ -354,7 +366,7 @@ std::size_t Manager::waiting()
 }
 
 ferry::Frame Manager::answer(const ferry::Frame& request, const std::string& peer, std::string& outcome,
-                             bool& internalFailure)
+                             std::string& note, bool& internalFailure)
 {
     try {
         if (request.type != ferry::MessageType::Request)
@@ -363,18 +375,21 @@ ferry::Frame Manager::answer(const ferry::Frame& request, const std::string& pee
         // Nested in the group's transaction: a request that throws leaves
         // nothing behind (its nonce, a replaced secret, a host-key pin).
         ferry::SqlTransaction one(m_registry.connection());
-        ferry::Frame frame = registerNode(request, peer, outcome);
+        ferry::Frame frame = registerNode(request, peer, outcome, note);
         one.commit();
         return frame;
     } catch (const Refusal& r) {
+        note.clear();
         outcome = r.code;
         logRefusal("Refused registration from " + peer + ": " + ferry::escapeForLog(r.message, 300));
         return errorFrame(r.code, r.message);
     } catch (const ferry::ProtocolError& e) {
+        note.clear();
         outcome = "bad-request";
         logRefusal("Refused registration from " + peer + ": " + ferry::escapeForLog(e.what(), 300));
         return errorFrame("bad-request", e.what());
     } catch (const std::exception& e) {
+        note.clear();
         outcome = "internal";
         // Most likely the database: the next group opens it again.
         m_storeFailed = true;
@@ -417,7 +432,8 @@ ferry::Frame Manager::unauthenticatedAnswer(const std::string& nonce, std::int64
     return {ferry::MessageType::Response, ferry::encodeRegistrationResponse(response, {})};
 }
 
-ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::string& peer, std::string& outcome)
+ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::string& peer, std::string& outcome,
+                                   std::string& note)
 {
     const auto signedRequest = ferry::decodeRegistrationRequest(request.payload, peer);
     const auto& r = signedRequest.request;
@@ -468,13 +484,24 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
 
     if (!m_registry.rememberNonce(r.node, r.nonce, now, nonceKeepMs))
         throw Refusal{"replay", "registration of node " + r.node + " reuses a nonce already seen: replay refused"};
+    // What this registration changed, for one line logged once it is
+    // committed (runGroup): a storm of first registrations logs one line per
+    // node, not one per change.
+    std::vector<std::string> changes;
     if (r.version3 && ferry::parseNodeCredential(*secret).legacy) {
         // From now on this master holds only what it needs: the key for the
         // id the node knows it by. The node secret leaves the database.
         m_registry.replaceLegacySecret(r.node, ferry::formatNodeCredential(r.masterId, *key));
-        spdlog::info("Node {}: replaced its node secret with the key derived for master id '{}'", r.node,
-                     ferry::escapeForLog(r.masterId));
+        changes.push_back("replaced its node secret with the key derived for master id '" +
+                          ferry::escapeForLog(r.masterId) + "'");
     }
+    auto noteChanges = [&] {
+        if (changes.empty())
+            return;
+        note = "Node " + r.node + " from " + peer + ": ";
+        for (std::size_t i = 0; i < changes.size(); ++i)
+            note += (i == 0 ? "" : "; ") + changes[i];
+    };
 
     const auto node = m_registry.node(r.node);
     ferry::RegistrationResponse response;
@@ -487,13 +514,10 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
     if (node->state == "accepted" || node->state == "pending") {
         const auto check = m_registry.checkHostKeys(r.node, r.hostKeys, now);
         if (check.outcome == ferry::HostKeyCheck::Outcome::Changed) {
-            std::string was, offered;
-            for (const auto& k : check.pinned)
-                was += (was.empty() ? "" : ", ") + ferry::keyFingerprintOrNote(k);
-            for (const auto& k : r.hostKeys)
-                offered += (offered.empty() ? "" : ", ") + ferry::keyFingerprintOrNote(k);
+            noteChanges();
             const std::string message =
-                "the sshd host key of node " + r.node + " changed: pinned " + was + ", now offered " + offered +
+                "the sshd host key of node " + r.node + " changed: pinned " + fingerprints(check.pinned) +
+                ", now offered " + fingerprints(r.hostKeys) +
                 "; the master keeps the pinned key (pulls of this node are refused) until the master operator "
                 "checks the change and runs `ferryctl master accept-hostkey " + r.node + "`";
             spdlog::warn("Refused registration of node {} from {}: {}", r.node, peer, message);
@@ -502,7 +526,17 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
             outcome = "hostkey-changed";
             return errorFrame("hostkey-changed", message);
         }
-        m_registry.recordKey(r.node, r.publicKey, r.mode, hostOfPeer(peer), r.sshPort, now);
+        const std::string previousKey =
+            m_registry.recordKey(r.node, r.publicKey, r.mode, hostOfPeer(peer), r.sshPort, now);
+        if (previousKey != r.publicKey)
+            changes.insert(changes.begin(),
+                           previousKey.empty()
+                               ? "registered key " + ferry::keyFingerprintOrNote(r.publicKey)
+                               : "rotated its key from " + ferry::keyFingerprintOrNote(previousKey) + " to " +
+                                     ferry::keyFingerprintOrNote(r.publicKey) + "; the old key no longer logs in");
+        if (check.outcome == ferry::HostKeyCheck::Outcome::Pinned)
+            changes.push_back("pinned its sshd host keys for pulls: " + fingerprints(r.hostKeys));
+        noteChanges();
         if (node->state == "accepted") {
             response.state = ferry::RegistrationState::Accepted;
             response.hostKeys = m_options.hostKeys;
@@ -528,6 +562,7 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
         // Declined and revoked nodes keep their recorded key: a restart of
         // keyregd must not undo the operator's decision.
         m_registry.touch(r.node, now);
+        noteChanges();
         response.state = ferry::RegistrationState::Declined;
         response.reason = node->state == "revoked" ? "revoked: " + node->reason : node->reason;
         spdlog::info("Node {} from {} is {}: {}", r.node, peer, node->state, node->reason);

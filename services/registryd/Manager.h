@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "ferry/AuthorizedKeysView.h"
 #include "ferry/RegistryStore.h"
 #include "ferry/Wire.h"
 
@@ -103,6 +104,7 @@ private:
         const std::string& peer;
         ferry::Frame answer;
         std::string outcome;
+        std::string note; // logged once its group committed
         bool done = false; // committed and in the view (or failed): answer it
         std::condition_variable wake; // with m_groupMutex: done, or lead the next group
     };
@@ -116,11 +118,13 @@ private:
     // With m_mutex held and a transaction open: one request in a nested
     // transaction, undone when it fails. internalFailure: the failure was
     // not a refusal (the store, most likely).
-    ferry::Frame answer(const ferry::Frame& request, const std::string& peer, std::string& outcome,
+    // note: a line to log once the group committed ("" for none).
+    ferry::Frame answer(const ferry::Frame& request, const std::string& peer, std::string& outcome, std::string& note,
                         bool& internalFailure);
     // outcome: accepted | pending | declined | unsigned (no valid proof of a
     // secret) | an Error frame's code; counted as registrations{outcome}.
-    ferry::Frame registerNode(const ferry::Frame& request, const std::string& peer, std::string& outcome);
+    ferry::Frame registerNode(const ferry::Frame& request, const std::string& peer, std::string& outcome,
+                              std::string& note);
     // The one answer to every registration the master cannot authenticate.
     ferry::Frame unauthenticatedAnswer(const std::string& nonce, std::int64_t now);
     // Logs a refusal of an unauthenticated peer: the first in each
@@ -173,6 +177,7 @@ private:
     bool m_viewWriting = false;
     std::uint64_t m_viewWritten = 0; // the generation the file on disk shows
     std::size_t m_viewWrites = 0;
+    ferry::AuthorizedKeysViewWriter m_viewWriter; // used by the one writer (m_viewWriting)
     std::chrono::steady_clock::time_point m_viewNextStart{}; // the next rewrite starts no sooner
 };
 
