@@ -117,8 +117,8 @@ void Manager::flushView()
         }
         const auto ended = std::chrono::steady_clock::now();
         view.lock();
-        m_viewNextStart = ended + std::min<std::chrono::steady_clock::duration>(kViewSpacing * (ended - started),
-                                                                                 kMaxViewGap);
+        m_viewNextStart = ended + std::clamp<std::chrono::steady_clock::duration>(kViewSpacing * (ended - started),
+                                                                                   kMinViewGap, kMaxViewGap);
         m_viewWriting = false;
         if (!failure) {
             m_viewWritten = std::max(m_viewWritten, generation);

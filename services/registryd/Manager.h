@@ -151,11 +151,13 @@ private:
     // theirs. So a registration is answered only once its key can log in,
     // and N registrations at once cost a few rewrites, not N. Throws when
     // the rewrite failed (the change itself stays; the next rewrite shows
-    // it). A rewrite reads and writes every key (O(keys)); so that a storm
-    // of changes does not rewrite it back to back, the next rewrite starts
-    // no sooner than kViewSpacing times the last one's duration after it
-    // ended (at most kMaxViewGap later): rewriting takes at most about a
-    // quarter of the time, and it covers every change made meanwhile.
+    // it). A rewrite reads every key (O(keys)); so that a storm of changes
+    // does not rewrite it back to back, the next rewrite starts no sooner
+    // than kViewSpacing times the last one's duration after it ended, and
+    // no sooner than kMinViewGap, but at most kMaxViewGap later: rewriting
+    // takes at most about a quarter of the time (and of a core), at most
+    // 1 / kMinViewGap rewrites a second, and each covers every change made
+    // meanwhile. A change after a quiet spell is written at once.
     void flushView();
 
     std::mutex m_mutex;
@@ -193,6 +195,7 @@ inline constexpr std::size_t kMaxWaiting = 4096;
 
 // The spacing of the authorized keys view's rewrites (Manager::flushView).
 inline constexpr int kViewSpacing = 3;
+inline constexpr std::chrono::milliseconds kMinViewGap{50};
 inline constexpr std::chrono::milliseconds kMaxViewGap{250};
 
 // A KRL older than this is written again even without a new revocation.
