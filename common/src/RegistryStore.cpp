@@ -607,8 +607,9 @@ AuthorizedKeysRows RegistryStore::authorizedKeysViewRows()
 void RegistryStore::viewChanged()
 {
     // After the commit (the operations that call this commit their own
-    // transaction; registryd runs recordKey outside one), so the view never
-    // shows what could still roll back.
+    // transaction), so the view never shows what could still roll back. In
+    // registryd, recordKey runs inside a group's transaction; the deferred
+    // view is read only once that committed (registryd::Manager).
     if (m_viewPath.empty())
         return;
     if (m_viewDeferred)

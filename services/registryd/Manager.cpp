@@ -322,6 +322,15 @@ void Manager::runGroup(std::vector<Waiting*>& group)
                 spdlog::info("{}", w->note);
     } catch (const std::exception& e) {
         m_storeFailed = true;
+        if (group.empty()) {
+            // The store could not be opened or the transaction begun: the
+            // requests queued now get that answer, not an endless retry.
+            std::lock_guard queue(m_groupMutex);
+            while (!m_waiting.empty() && group.size() < kMaxGroup) {
+                group.push_back(m_waiting.front());
+                m_waiting.pop_front();
+            }
+        }
         spdlog::error("Failed to commit a group of {} registrations (each is answered that the master failed): {}",
                       group.size(), e.what());
         for (Waiting* w : group) {
