@@ -128,10 +128,22 @@ void replaceViewFile(const std::string& path, Fill&& fill)
         if (!modeSet)
             throw Error("Failed to write the authorized keys view " + temp + ": " + std::strerror(modeErrno));
         {
+            // No journal and no syncs of SQLite's own: the file is new and no
+            // one reads it before the rename, so a crash while it is written
+            // leaves only a stray temporary file; it is synced once, whole,
+            // before the rename (a journal cost two more syncs per rewrite).
             ViewFile view(temp);
-            view.exec("PRAGMA journal_mode=DELETE");
-            view.exec("PRAGMA synchronous=FULL");
+            view.exec("PRAGMA journal_mode=OFF");
+            view.exec("PRAGMA synchronous=OFF");
             fill(view);
+        }
+        if (const int written = ::open(temp.c_str(), O_RDONLY | O_CLOEXEC); written < 0 || ::fsync(written) != 0) {
+            const int error = errno;
+            if (written >= 0)
+                ::close(written);
+            throw Error("Failed to write the authorized keys view " + temp + ": " + std::strerror(error));
+        } else {
+            ::close(written);
         }
         if (::rename(temp.c_str(), path.c_str()) != 0)
             throw Error("Failed to replace the authorized keys view " + path + ": " + std::strerror(errno));
@@ -166,15 +178,12 @@ AuthorizedKeysViewWriter::~AuthorizedKeysViewWriter()
     sqlite3_close_v2(m_db);
 }
 
-void AuthorizedKeysViewWriter::apply(const AuthorizedKeysRows& wanted)
+void AuthorizedKeysViewWriter::apply(AuthorizedKeysRows rows)
 {
     // One row per key, the first of its node names (as INSERT OR IGNORE of
     // the sorted rows keeps into a new file).
-    AuthorizedKeysRows rows;
-    rows.reserve(wanted.size());
-    for (const auto& row : wanted)
-        if (rows.empty() || rows.back().first != row.first)
-            rows.push_back(row);
+    rows.erase(std::unique(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first == b.first; }),
+               rows.end());
     if (m_db == nullptr) {
         if (sqlite3_open_v2(":memory:", &m_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK ||
             sqlite3_exec(m_db, schema::kAuthorizedKeysViewSchema, nullptr, nullptr, nullptr) != SQLITE_OK) {
@@ -186,22 +195,24 @@ void AuthorizedKeysViewWriter::apply(const AuthorizedKeysRows& wanted)
         m_rows.clear();
     }
     // Both sorted: one merge walk finds the rows to delete and to insert.
-    AuthorizedKeysRows gone, added;
+    std::vector<const std::pair<std::string, std::string>*> gone, added;
     auto a = m_rows.begin();
     auto b = rows.begin();
     while (a != m_rows.end() || b != rows.end()) {
         if (b == rows.end() || (a != m_rows.end() && *a < *b))
-            gone.push_back(*a++);
+            gone.push_back(&*a++);
         else if (a == m_rows.end() || *b < *a)
-            added.push_back(*b++);
+            added.push_back(&*b++);
         else
             ++a, ++b;
     }
-    auto run = [&](const char* sql, const AuthorizedKeysRows& which, bool withNode) {
+    auto run = [&](const char* sql, const std::vector<const std::pair<std::string, std::string>*>& which,
+                   bool withNode) {
         sqlite3_stmt* stmt = nullptr;
         if (sqlite3_prepare_v2(m_db, sql, -1, &stmt, nullptr) != SQLITE_OK)
             throw Error(std::string("Failed to change the authorized keys view in memory: ") + sqlite3_errmsg(m_db));
-        for (const auto& [key, node] : which) {
+        for (const auto* row : which) {
+            const auto& [key, node] = *row;
             sqlite3_bind_text(stmt, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
             if (withNode)
                 sqlite3_bind_text(stmt, 2, node.data(), static_cast<int>(node.size()), SQLITE_STATIC);
@@ -224,10 +235,10 @@ void AuthorizedKeysViewWriter::apply(const AuthorizedKeysRows& wanted)
     m_lastChanges = gone.size() + added.size();
 }
 
-void AuthorizedKeysViewWriter::write(const AuthorizedKeysRows& rows, const std::string& path)
+void AuthorizedKeysViewWriter::write(AuthorizedKeysRows rows, const std::string& path)
 {
     try {
-        apply(rows);
+        apply(std::move(rows));
         replaceViewFile(path, [&](ViewFile& view) { view.copyFrom(m_db); });
     } catch (...) {
         // The copy may be half changed: the next write makes it anew.

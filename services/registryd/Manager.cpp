@@ -111,7 +111,7 @@ void Manager::flushView()
                 rows = m_registry.authorizedKeysViewRows();
                 path = m_registry.authorizedKeysViewFile();
             });
-            m_viewWriter.write(rows, path);
+            m_viewWriter.write(std::move(rows), path);
         } catch (...) {
             failure = std::current_exception();
         }

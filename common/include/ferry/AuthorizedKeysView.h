@@ -60,12 +60,12 @@ public:
 
     // Replaces the view at path with rows (as readAuthorizedKeysRows gives
     // them). Throws Error naming the file; the next write then starts over.
-    void write(const AuthorizedKeysRows& rows, const std::string& path);
+    void write(AuthorizedKeysRows rows, const std::string& path);
     // Rows changed in the copy by the last write (for tests and the log).
     std::size_t lastChanges() const { return m_lastChanges; }
 
 private:
-    void apply(const AuthorizedKeysRows& rows);
+    void apply(AuthorizedKeysRows rows);
 
     sqlite3* m_db = nullptr;
     AuthorizedKeysRows m_rows; // what the copy holds: sorted, one row per key
