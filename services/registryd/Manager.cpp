@@ -331,8 +331,12 @@ void Manager::runGroup(std::vector<Waiting*>& group)
                 m_waiting.pop_front();
             }
         }
-        spdlog::error("Failed to commit a group of {} registrations (each is answered that the master failed): {}",
-                      group.size(), e.what());
+        // One line for the group, naming the first peer; each request is
+        // answered that the master failed (and retries).
+        spdlog::error("Failed to handle the registration from {}{}: {}",
+                      group.empty() ? std::string("(none queued)") : group.front()->peer,
+                      group.size() > 1 ? " and " + std::to_string(group.size() - 1) + " more in its group" : "",
+                      e.what());
         for (Waiting* w : group) {
             w->outcome = "internal";
             w->answer = errorFrame("internal", "the master failed to process the registration; try again later");
