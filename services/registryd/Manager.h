@@ -195,7 +195,7 @@ inline constexpr std::size_t kMaxWaiting = 4096;
 
 // The spacing of the authorized keys view's rewrites (Manager::flushView).
 inline constexpr int kViewSpacing = 3;
-inline constexpr std::chrono::milliseconds kMinViewGap{100};
+inline constexpr std::chrono::milliseconds kMinViewGap{20};
 inline constexpr std::chrono::milliseconds kMaxViewGap{250};
 
 // A KRL older than this is written again even without a new revocation.
