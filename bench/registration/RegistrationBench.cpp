@@ -411,8 +411,7 @@ int main(int argc, char* argv[]) try {
                 settings.seconds, storm.wallSeconds, p99,
                 storm.wallSeconds <= settings.seconds + 1.0 && stormCounts.accepted == n ? "PASS" : "FAIL");
     std::printf("target: capacity (accepted/s) >= offered rate: %.0f/s vs %.0f/s offered = %.2fx  %s\n", capacity,
-                offered,
-                capacity / offered, capacity >= offered ? "PASS" : "FAIL");
+                offered, capacity / offered, capacity >= offered ? "PASS" : "FAIL");
     registryd.signal(SIGTERM);
     registryd.wait(std::chrono::seconds(5));
     return 0;

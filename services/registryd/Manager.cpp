@@ -118,7 +118,7 @@ void Manager::flushView()
         const auto ended = std::chrono::steady_clock::now();
         view.lock();
         m_viewNextStart = ended + std::clamp<std::chrono::steady_clock::duration>(kViewSpacing * (ended - started),
-                                                                                   kMinViewGap, kMaxViewGap);
+                                                                                  kMinViewGap, kMaxViewGap);
         m_viewWriting = false;
         if (!failure) {
             m_viewWritten = std::max(m_viewWritten, generation);
@@ -532,7 +532,8 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
                 "the sshd host key of node " + r.node + " changed: pinned " + fingerprints(check.pinned) +
                 ", now offered " + fingerprints(r.hostKeys) +
                 "; the master keeps the pinned key (pulls of this node are refused) until the master operator "
-                "checks the change and runs `ferryctl master accept-hostkey " + r.node + "`";
+                "checks the change and runs `ferryctl master accept-hostkey " +
+                r.node + "`";
             spdlog::warn("Refused registration of node {} from {}: {}", r.node, peer, message);
             // The node proved its secret: it may hear why, and the refusal is
             // an Error frame, so it pins nothing and keeps retrying.
@@ -542,11 +543,11 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
         const std::string previousKey =
             m_registry.recordKey(r.node, r.publicKey, r.mode, hostOfPeer(peer), r.sshPort, now);
         if (previousKey != r.publicKey)
-            changes.insert(changes.begin(),
-                           previousKey.empty()
-                               ? "registered key " + ferry::keyFingerprintOrNote(r.publicKey)
-                               : "rotated its key from " + ferry::keyFingerprintOrNote(previousKey) + " to " +
-                                     ferry::keyFingerprintOrNote(r.publicKey) + "; the old key no longer logs in");
+            changes.insert(changes.begin(), previousKey.empty()
+                                                ? "registered key " + ferry::keyFingerprintOrNote(r.publicKey)
+                                                : "rotated its key from " + ferry::keyFingerprintOrNote(previousKey) +
+                                                      " to " + ferry::keyFingerprintOrNote(r.publicKey) +
+                                                      "; the old key no longer logs in");
         if (check.outcome == ferry::HostKeyCheck::Outcome::Pinned)
             changes.push_back("pinned its sshd host keys for pulls: " + fingerprints(r.hostKeys));
         noteChanges();

@@ -104,8 +104,8 @@ private:
         const std::string& peer;
         ferry::Frame answer;
         std::string outcome;
-        std::string note; // logged once its group committed
-        bool done = false; // committed and in the view (or failed): answer it
+        std::string note;             // logged once its group committed
+        bool done = false;            // committed and in the view (or failed): answer it
         std::condition_variable wake; // with m_groupMutex: done, or lead the next group
     };
     // Executes requests queued in m_waiting into one transaction and commits
@@ -168,7 +168,7 @@ private:
     std::size_t m_refusalsSuppressed = 0;
     bool m_storeFailed = false;
 
-    std::mutex m_groupMutex; // after m_mutex, never the other way round
+    std::mutex m_groupMutex;        // after m_mutex, never the other way round
     std::deque<Waiting*> m_waiting; // queued, not yet taken into a group
     bool m_grouping = false;        // a thread runs runGroup
     std::uint64_t m_groupCommits = 0;
@@ -179,7 +179,7 @@ private:
     bool m_viewWriting = false;
     std::uint64_t m_viewWritten = 0; // the generation the file on disk shows
     std::size_t m_viewWrites = 0;
-    ferry::AuthorizedKeysViewWriter m_viewWriter; // used by the one writer (m_viewWriting)
+    ferry::AuthorizedKeysViewWriter m_viewWriter;            // used by the one writer (m_viewWriting)
     std::chrono::steady_clock::time_point m_viewNextStart{}; // the next rewrite starts no sooner
 };
 

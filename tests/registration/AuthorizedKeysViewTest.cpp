@@ -193,11 +193,19 @@ TEST(AnAuthorizedKeysViewWriter, WritesTheSameFileAsAWholeRewriteAfterEveryKindO
         {},
         {{"ssh-ed25519 AAA1", "n1"}, {"ssh-ed25519 AAA2", "n2"}, {"ssh-ed25519 AAA3", "n3"}},
         // n2 rotates its key; n4 registers.
-        {{"ssh-ed25519 AAA1", "n1"}, {"ssh-ed25519 AAA3", "n3"}, {"ssh-ed25519 AAA4", "n4"}, {"ssh-ed25519 BBB2", "n2"}},
+        {{"ssh-ed25519 AAA1", "n1"},
+         {"ssh-ed25519 AAA3", "n3"},
+         {"ssh-ed25519 AAA4", "n4"},
+         {"ssh-ed25519 BBB2", "n2"}},
         // n5 registers n1's key (both hold it), then n1 is revoked: the key stays, now n5's.
-        {{"ssh-ed25519 AAA1", "n1"}, {"ssh-ed25519 AAA1", "n5"}, {"ssh-ed25519 AAA3", "n3"},
-         {"ssh-ed25519 AAA4", "n4"}, {"ssh-ed25519 BBB2", "n2"}},
-        {{"ssh-ed25519 AAA1", "n5"}, {"ssh-ed25519 AAA3", "n3"}, {"ssh-ed25519 AAA4", "n4"},
+        {{"ssh-ed25519 AAA1", "n1"},
+         {"ssh-ed25519 AAA1", "n5"},
+         {"ssh-ed25519 AAA3", "n3"},
+         {"ssh-ed25519 AAA4", "n4"},
+         {"ssh-ed25519 BBB2", "n2"}},
+        {{"ssh-ed25519 AAA1", "n5"},
+         {"ssh-ed25519 AAA3", "n3"},
+         {"ssh-ed25519 AAA4", "n4"},
          {"ssh-ed25519 BBB2", "n2"}},
         // n4's key moves to n3 (n3 gives up its own).
         {{"ssh-ed25519 AAA1", "n5"}, {"ssh-ed25519 AAA4", "n3"}, {"ssh-ed25519 BBB2", "n2"}},

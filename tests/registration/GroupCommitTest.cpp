@@ -108,8 +108,8 @@ protected:
         options.maxPerSource = 128;
         m_server.emplace(
             std::move(fds), options,
-            [this](const Frame& request, const std::string& peer) { return m_manager->handle(request, peer); },
-            [] {}, [] {});
+            [this](const Frame& request, const std::string& peer) { return m_manager->handle(request, peer); }, [] {},
+            [] {});
         m_server->start();
     }
 
@@ -139,7 +139,8 @@ protected:
         for (std::size_t i = 0; i < frames.size(); ++i) {
             clients.emplace_back(
                 [&, i] { replies[i] = rawExchange(m_port, frames[i], false, std::chrono::seconds(20)); });
-            queued = queued && waitUntil([&] { return m_manager->waiting() == i + 1; }, std::chrono::seconds(10), std::chrono::milliseconds(2));
+            queued = queued && waitUntil([&] { return m_manager->waiting() == i + 1; }, std::chrono::seconds(10),
+                                         std::chrono::milliseconds(2));
         }
         blocker.exec("ROLLBACK");
         for (auto& c : clients)
@@ -197,9 +198,9 @@ TEST_F(AGroupCommit, AnswersAFailureInsideAGroupAloneAndStoresTheOthers)
     std::vector<TestNode> good;
     for (int i = 0; i < 4; ++i)
         good.push_back(makeNode(m_root.path(), "good" + std::to_string(i)));
-    const TestNode moved = makeNode(m_root.path(), "moved");    // offers another sshd host key than it pinned
-    const TestNode twice = makeNode(m_root.path(), "twice");    // its one request arrives twice
-    const TestNode broken = makeNode(m_root.path(), "broken");  // the database refuses its key
+    const TestNode moved = makeNode(m_root.path(), "moved");   // offers another sshd host key than it pinned
+    const TestNode twice = makeNode(m_root.path(), "twice");   // its one request arrives twice
+    const TestNode broken = makeNode(m_root.path(), "broken"); // the database refuses its key
     for (const auto& n : good)
         m_store->addNode(n.name, n.secret);
     for (const TestNode* n : {&moved, &twice, &broken})
@@ -218,14 +219,11 @@ TEST_F(AGroupCommit, AnswersAFailureInsideAGroupAloneAndStoresTheOthers)
     // In this order: good0, twice, moved (refused), twice again (a replay
     // inside the group), good1, broken (fails), good2, good3.
     const std::string twiceFrame = registrationFrame(twice, {twice.hostKey});
-    const std::vector<std::string> frames = {registrationFrame(good[0], {good[0].hostKey}),
-                                             twiceFrame,
-                                             registrationFrame(moved, {otherHostKey}),
-                                             twiceFrame,
-                                             registrationFrame(good[1], {good[1].hostKey}),
-                                             registrationFrame(broken, {broken.hostKey}),
-                                             registrationFrame(good[2], {good[2].hostKey}),
-                                             registrationFrame(good[3], {good[3].hostKey})};
+    const std::vector<std::string> frames = {
+        registrationFrame(good[0], {good[0].hostKey}), twiceFrame,
+        registrationFrame(moved, {otherHostKey}),      twiceFrame,
+        registrationFrame(good[1], {good[1].hostKey}), registrationFrame(broken, {broken.hostKey}),
+        registrationFrame(good[2], {good[2].hostKey}), registrationFrame(good[3], {good[3].hostKey})};
     const auto groupsBefore = m_manager->groupCommits();
     const auto replies = sendAsOneGroup(frames);
     // The failure ends its group (the store is opened again for the next
@@ -280,9 +278,9 @@ TEST(ARegistrydKilledInAStorm, HasEveryAnsweredRegistrationInItsDatabase)
     }
     ensureKeyPair(root / "host_key");
     const int port = freePort();
-    Registryd registryd(state, root / "host_key.pub", port, root / "registryd.log",
-                        {"--unknown-nodes", "refuse", "--idle-timeout", "0", "--rate-per-source", "0",
-                         "--max-per-source", "128"});
+    Registryd registryd(
+        state, root / "host_key.pub", port, root / "registryd.log",
+        {"--unknown-nodes", "refuse", "--idle-timeout", "0", "--rate-per-source", "0", "--max-per-source", "128"});
     std::vector<std::atomic<bool>> answered(kNodes);
     std::atomic<std::size_t> next{0}, answeredCount{0};
     std::vector<std::thread> clients;
@@ -313,15 +311,17 @@ TEST(ARegistrydKilledInAStorm, HasEveryAnsweredRegistrationInItsDatabase)
     std::size_t stored = 0, answeredButMissing = 0;
     for (std::size_t i = 0; i < kNodes; ++i) {
         const auto node = check.node(nodes[i].name);
-        const bool isStored = node && node->publicKey == nodes[i].key && node->hostKeys == std::vector{nodes[i].hostKey};
+        const bool isStored =
+            node && node->publicKey == nodes[i].key && node->hostKeys == std::vector{nodes[i].hostKey};
         stored += isStored ? 1 : 0;
         if (answered[i] && !isStored) {
             ++answeredButMissing;
             ADD_FAILURE() << nodes[i].name << " was answered accepted but is not in master.db after the kill";
         }
     }
-    std::printf("registryd killed after %zu of %zu answers: %zu registrations in master.db, %zu answered ones missing\n",
-                answeredCount.load(), kNodes, stored, answeredButMissing);
+    std::printf(
+        "registryd killed after %zu of %zu answers: %zu registrations in master.db, %zu answered ones missing\n",
+        answeredCount.load(), kNodes, stored, answeredButMissing);
     EXPECT_GT(answeredCount.load(), 0u);
     EXPECT_GE(stored, answeredCount.load());
 }
