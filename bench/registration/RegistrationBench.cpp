@@ -414,6 +414,10 @@ int main(int argc, char* argv[]) try {
                 offered, capacity / offered, capacity >= offered ? "PASS" : "FAIL");
     registryd.signal(SIGTERM);
     registryd.wait(std::chrono::seconds(5));
+    // registryd's own count of its commits and view rewrites (both rounds).
+    const std::string log = readFile(dir / "registryd.log");
+    if (const auto at = log.rfind("Committed "); at != std::string::npos)
+        std::printf("registryd: %s\n", log.substr(at, log.find('\n', at) - at).c_str());
     return 0;
 } catch (const std::exception& e) {
     std::fprintf(stderr, "bench/registration: %s\n", e.what());
