@@ -197,7 +197,6 @@ HostKeyCheck RegistryStore::checkHostKeys(const std::string& name, const std::ve
     if (check.pinned.empty()) {
         pinHostKeys(name, keys);
         check.outcome = HostKeyCheck::Outcome::Pinned;
-        spdlog::info("Node {} pinned its sshd host keys for pulls: {}", name, joinFingerprints(keys));
         return check;
     }
     if (sorted(check.pinned) == sorted(keys)) {
@@ -381,10 +380,13 @@ bool RegistryStore::rememberNonce(const std::string& name, const std::string& no
     return ins.bind(1, name).bindBlob(2, nonce).bind(3, nowMs).run() > 0;
 }
 
-void RegistryStore::recordKey(const std::string& name, const std::string& publicKey, const std::string& mode,
-                              const std::string& peerHost, std::uint16_t sshPort, std::int64_t nowMs)
+std::string RegistryStore::recordKey(const std::string& name, const std::string& publicKey, const std::string& mode,
+                                     const std::string& peerHost, std::uint16_t sshPort, std::int64_t nowMs)
 {
-    const auto before = node(name);
+    SqlStatement q(*m_db, "SELECT public_key FROM nodes WHERE name = ?1");
+    q.bind(1, name);
+    const bool exists = q.step();
+    std::string before = exists ? q.text(0) : std::string();
     // The address a node registers from is where the master pulls it: it is
     // refreshed at every registration, as node addresses change.
     SqlStatement s(*m_db, "UPDATE nodes SET public_key = ?2, last_seen = ?3,"
@@ -393,14 +395,9 @@ void RegistryStore::recordKey(const std::string& name, const std::string& public
                           " pending_request = NULL, pending_mac = NULL WHERE name = ?1");
     s.bind(1, name).bind(2, publicKey).bind(3, nowMs).bind(4, peerHost).bind(5, static_cast<std::int64_t>(sshPort));
     s.bind(6, mode).run();
-    if (before && before->publicKey != publicKey) {
+    if (exists && before != publicKey)
         viewChanged();
-        if (before->publicKey.empty())
-            spdlog::info("Node {} registered key {}", name, fingerprintOrNone(publicKey));
-        else
-            spdlog::info("Node {} rotated its key from {} to {}; the old key no longer logs in", name,
-                         fingerprintOrNone(before->publicKey), fingerprintOrNone(publicKey));
-    }
+    return before;
 }
 
 void RegistryStore::touch(const std::string& name, std::int64_t nowMs)
@@ -610,8 +607,9 @@ AuthorizedKeysRows RegistryStore::authorizedKeysViewRows()
 void RegistryStore::viewChanged()
 {
     // After the commit (the operations that call this commit their own
-    // transaction; registryd runs recordKey outside one), so the view never
-    // shows what could still roll back.
+    // transaction), so the view never shows what could still roll back. In
+    // registryd, recordKey runs inside a group's transaction; the deferred
+    // view is read only once that committed (registryd::Manager).
     if (m_viewPath.empty())
         return;
     if (m_viewDeferred)

@@ -6,17 +6,29 @@
 
 namespace ferry {
 
-SqlTransaction::SqlTransaction(SqlConnection& connection) : m_connection(connection)
+SqlTransaction::SqlTransaction(SqlConnection& connection)
+    : m_connection(connection), m_depth(connection.m_transactionDepth)
 {
-    m_connection.begin();
+    if (m_depth == 0)
+        m_connection.begin();
+    else
+        SqlStatement(m_connection, "SAVEPOINT " + savepointName()).run();
+    ++m_connection.m_transactionDepth;
 }
 
 SqlTransaction::~SqlTransaction()
 {
     if (m_done)
         return;
+    --m_connection.m_transactionDepth;
     try {
-        m_connection.rollback();
+        if (m_depth == 0) {
+            m_connection.rollback();
+        } else {
+            // ROLLBACK TO keeps the savepoint open; RELEASE closes it.
+            SqlStatement(m_connection, "ROLLBACK TO SAVEPOINT " + savepointName()).run();
+            SqlStatement(m_connection, "RELEASE SAVEPOINT " + savepointName()).run();
+        }
     } catch (const std::exception& e) {
         spdlog::warn("Failed to roll back a transaction on {}, ignoring: {}", m_connection.where(), e.what());
     }
@@ -24,8 +36,17 @@ SqlTransaction::~SqlTransaction()
 
 void SqlTransaction::commit()
 {
-    m_connection.commit();
+    if (m_depth == 0)
+        m_connection.commit();
+    else
+        SqlStatement(m_connection, "RELEASE SAVEPOINT " + savepointName()).run();
+    --m_connection.m_transactionDepth;
     m_done = true;
+}
+
+std::string SqlTransaction::savepointName() const
+{
+    return "ferry_nested_" + std::to_string(m_depth);
 }
 
 namespace {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <fstream>
+#include <map>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -26,6 +28,15 @@ struct Refusal {
 ferry::Frame errorFrame(const std::string& code, const std::string& message)
 {
     return {ferry::MessageType::Error, ferry::encode(ferry::ErrorMessage{code, message})};
+}
+
+// "SHA256:…, SHA256:…" for keys "type base64".
+std::string fingerprints(const std::vector<std::string>& keys)
+{
+    std::string out;
+    for (const auto& k : keys)
+        out += (out.empty() ? "" : ", ") + ferry::keyFingerprintOrNote(k);
+    return out;
 }
 
 } // namespace
@@ -84,7 +95,12 @@ void Manager::flushView()
             continue;
         }
         m_viewWriting = true;
+        const auto notBefore = m_viewNextStart;
         view.unlock();
+        // Callers that come meanwhile wait for this rewrite, which reads the
+        // store only after the pause and so covers their changes too.
+        std::this_thread::sleep_until(notBefore);
+        const auto started = std::chrono::steady_clock::now();
         std::uint64_t generation = 0;
         std::exception_ptr failure;
         try {
@@ -95,11 +111,14 @@ void Manager::flushView()
                 rows = m_registry.authorizedKeysViewRows();
                 path = m_registry.authorizedKeysViewFile();
             });
-            ferry::writeAuthorizedKeysFile(rows, path);
+            m_viewWriter.write(std::move(rows), path);
         } catch (...) {
             failure = std::current_exception();
         }
+        const auto ended = std::chrono::steady_clock::now();
         view.lock();
+        m_viewNextStart = ended + std::clamp<std::chrono::steady_clock::duration>(kViewSpacing * (ended - started),
+                                                                                  kMinViewGap, kMaxViewGap);
         m_viewWriting = false;
         if (!failure) {
             m_viewWritten = std::max(m_viewWritten, generation);
@@ -217,55 +236,177 @@ std::string Manager::certificateFor(const std::string& name, const std::string& 
 
 ferry::Frame Manager::handle(const ferry::Frame& request, const std::string& peer)
 {
-    std::string outcome;
-    ferry::Frame frame = answer(request, peer, outcome);
+    Waiting mine(request, peer);
+    std::unique_lock lock(m_groupMutex);
+    if (m_waiting.size() >= kMaxWaiting) {
+        lock.unlock();
+        std::lock_guard store(m_mutex);
+        logRefusal("Refused registration from " + peer + ": " + std::to_string(kMaxWaiting) +
+                   " registrations already wait for the database");
+        return errorFrame("busy", "the master is busy with other registrations; retry later");
+    }
+    m_waiting.push_back(&mine);
+    // Whoever finds no group running runs the next one, for every request
+    // queued by then (its own included, unless kMaxGroup came first). Each
+    // thread waits on its own condition: a group wakes its own requests'
+    // threads and the one that leads next, not every waiting thread.
+    while (!mine.done) {
+        // Nothing queued: this request is in a group that is not done yet.
+        if (m_grouping || m_waiting.empty()) {
+            mine.wake.wait(lock);
+            continue;
+        }
+        m_grouping = true;
+        lock.unlock();
+        std::vector<Waiting*> group;
+        runGroup(group);
+        lock.lock();
+        // The next group may execute and commit while this one's view is written.
+        m_grouping = false;
+        if (!m_waiting.empty())
+            m_waiting.front()->wake.notify_one();
+        lock.unlock();
+        finishGroup(group);
+        lock.lock();
+        for (Waiting* w : group) {
+            w->done = true;
+            w->wake.notify_one();
+        }
+    }
+    return std::move(mine.answer);
+}
+
+void Manager::runGroup(std::vector<Waiting*>& group)
+{
+    const auto started = std::chrono::steady_clock::now();
+    std::lock_guard lock(m_mutex);
+    try {
+        reopenIfFailed();
+        ferry::SqlTransaction transaction(m_registry.connection());
+        bool failed = false;
+        while (!failed) {
+            Waiting* next = nullptr;
+            {
+                std::lock_guard queue(m_groupMutex);
+                if (m_waiting.empty() || group.size() >= kMaxGroup ||
+                    std::chrono::steady_clock::now() - started >= kMaxGroupTime)
+                    break;
+                next = m_waiting.front();
+                m_waiting.pop_front();
+            }
+            group.push_back(next);
+            next->answer = answer(next->request, next->peer, next->outcome, next->note, failed);
+            // After a failure of the store the transaction may be gone: the
+            // group commits what it has (or fails whole), and the requests
+            // still queued go to the next group, which opens the store again.
+        }
+        // The master's counter of registration outcomes (metricsd exports
+        // it), in the same commit; the answers go out whether or not
+        // counting works (addCounters' own nested transaction undoes it).
+        std::map<std::string, std::int64_t> outcomes;
+        for (const Waiting* w : group)
+            ++outcomes[w->outcome];
+        std::vector<ferry::CounterDelta> deltas;
+        for (const auto& [outcome, n] : outcomes)
+            deltas.push_back({"registrations", ferry::counterLabels({{"outcome", outcome}}), n});
+        try {
+            m_registry.addCounters(deltas);
+        } catch (const std::exception& e) {
+            spdlog::warn("Failed to count {} registration outcomes, ignoring: {}", group.size(), e.what());
+        }
+        transaction.commit();
+        ++m_groupCommits;
+        m_groupedRegistrations += group.size();
+        for (const Waiting* w : group)
+            if (!w->note.empty())
+                spdlog::info("{}", w->note);
+    } catch (const std::exception& e) {
+        m_storeFailed = true;
+        if (group.empty()) {
+            // The store could not be opened or the transaction begun: the
+            // requests queued now get that answer, not an endless retry.
+            std::lock_guard queue(m_groupMutex);
+            while (!m_waiting.empty() && group.size() < kMaxGroup) {
+                group.push_back(m_waiting.front());
+                m_waiting.pop_front();
+            }
+        }
+        // One line for the group, naming the first peer; each request is
+        // answered that the master failed (and retries).
+        spdlog::error("Failed to handle the registration from {}{}: {}",
+                      group.empty() ? std::string("(none queued)") : group.front()->peer,
+                      group.size() > 1 ? " and " + std::to_string(group.size() - 1) + " more in its group" : "",
+                      e.what());
+        for (Waiting* w : group) {
+            w->outcome = "internal";
+            w->answer = errorFrame("internal", "the master failed to process the registration; try again later");
+        }
+    }
+}
+
+void Manager::finishGroup(const std::vector<Waiting*>& group)
+{
     // A node told "accepted" logs in next: its key must be in the view sshd's
     // helper reads before the answer goes.
     try {
         flushView();
     } catch (const std::exception& e) {
-        spdlog::error("Failed to write the authorized keys view after the registration from {}: {}", peer, e.what());
-        outcome = "internal";
-        frame = errorFrame("internal", "the master failed to process the registration; try again later");
+        spdlog::error("Failed to write the authorized keys view after a group of {} registrations: {}", group.size(),
+                      e.what());
+        for (Waiting* w : group) {
+            w->outcome = "internal";
+            w->answer = errorFrame("internal", "the master failed to process the registration; try again later");
+        }
     }
-    // The master's counter of registration outcomes (metricsd exports it);
-    // the answer goes out whether or not counting works.
-    try {
-        std::lock_guard lock(m_mutex);
-        reopenIfFailed();
-        m_registry.addCounters({{"registrations", ferry::counterLabels({{"outcome", outcome}}), 1}});
-    } catch (const std::exception& e) {
-        std::lock_guard lock(m_mutex);
-        m_storeFailed = true;
-        spdlog::warn("Failed to count a registration outcome ({}), ignoring: {}", outcome, e.what());
-    }
-    return frame;
 }
 
-ferry::Frame Manager::answer(const ferry::Frame& request, const std::string& peer, std::string& outcome)
+std::uint64_t Manager::groupCommits()
+{
+    std::lock_guard lock(m_mutex);
+    return m_groupCommits;
+}
+
+std::uint64_t Manager::groupedRegistrations()
+{
+    std::lock_guard lock(m_mutex);
+    return m_groupedRegistrations;
+}
+
+std::size_t Manager::waiting()
+{
+    std::lock_guard lock(m_groupMutex);
+    return m_waiting.size();
+}
+
+ferry::Frame Manager::answer(const ferry::Frame& request, const std::string& peer, std::string& outcome,
+                             std::string& note, bool& internalFailure)
 {
     try {
         if (request.type != ferry::MessageType::Request)
             throw Refusal{"bad-request", std::string("expected a registration Request, got ") +
                                              ferry::toString(request.type)};
-        return registerNode(request, peer, outcome);
+        // Nested in the group's transaction: a request that throws leaves
+        // nothing behind (its nonce, a replaced secret, a host-key pin).
+        ferry::SqlTransaction one(m_registry.connection());
+        ferry::Frame frame = registerNode(request, peer, outcome, note);
+        one.commit();
+        return frame;
     } catch (const Refusal& r) {
+        note.clear();
         outcome = r.code;
-        std::lock_guard lock(m_mutex);
         logRefusal("Refused registration from " + peer + ": " + ferry::escapeForLog(r.message, 300));
         return errorFrame(r.code, r.message);
     } catch (const ferry::ProtocolError& e) {
+        note.clear();
         outcome = "bad-request";
-        std::lock_guard lock(m_mutex);
         logRefusal("Refused registration from " + peer + ": " + ferry::escapeForLog(e.what(), 300));
         return errorFrame("bad-request", e.what());
     } catch (const std::exception& e) {
+        note.clear();
         outcome = "internal";
-        // Most likely the database: the next request opens it again.
-        {
-            std::lock_guard lock(m_mutex);
-            m_storeFailed = true;
-        }
+        // Most likely the database: the next group opens it again.
+        m_storeFailed = true;
+        internalFailure = true;
         spdlog::error("Failed to handle the registration from {}: {}", peer, e.what());
         return errorFrame("internal", "the master failed to process the registration; try again later");
     }
@@ -304,7 +445,8 @@ ferry::Frame Manager::unauthenticatedAnswer(const std::string& nonce, std::int64
     return {ferry::MessageType::Response, ferry::encodeRegistrationResponse(response, {})};
 }
 
-ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::string& peer, std::string& outcome)
+ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::string& peer, std::string& outcome,
+                                   std::string& note)
 {
     const auto signedRequest = ferry::decodeRegistrationRequest(request.payload, peer);
     const auto& r = signedRequest.request;
@@ -318,8 +460,7 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
     // Twice the skew: a nonce must be remembered as long as its timestamp could pass.
     const std::int64_t nonceKeepMs = 2 * skew + 1000;
 
-    std::lock_guard lock(m_mutex);
-    reopenIfFailed();
+    // m_mutex is held, in the group's transaction (runGroup).
     const auto secret = m_registry.secret(r.node);
     // The key for the master id the node proved for: the one this master
     // holds, or derived from a legacy secret (Crypto.h).
@@ -356,13 +497,24 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
 
     if (!m_registry.rememberNonce(r.node, r.nonce, now, nonceKeepMs))
         throw Refusal{"replay", "registration of node " + r.node + " reuses a nonce already seen: replay refused"};
+    // What this registration changed, for one line logged once it is
+    // committed (runGroup): a storm of first registrations logs one line per
+    // node, not one per change.
+    std::vector<std::string> changes;
     if (r.version3 && ferry::parseNodeCredential(*secret).legacy) {
         // From now on this master holds only what it needs: the key for the
         // id the node knows it by. The node secret leaves the database.
         m_registry.replaceLegacySecret(r.node, ferry::formatNodeCredential(r.masterId, *key));
-        spdlog::info("Node {}: replaced its node secret with the key derived for master id '{}'", r.node,
-                     ferry::escapeForLog(r.masterId));
+        changes.push_back("replaced its node secret with the key derived for master id '" +
+                          ferry::escapeForLog(r.masterId) + "'");
     }
+    auto noteChanges = [&] {
+        if (changes.empty())
+            return;
+        note = "Node " + r.node + " from " + peer + ": ";
+        for (std::size_t i = 0; i < changes.size(); ++i)
+            note += (i == 0 ? "" : "; ") + changes[i];
+    };
 
     const auto node = m_registry.node(r.node);
     ferry::RegistrationResponse response;
@@ -375,22 +527,30 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
     if (node->state == "accepted" || node->state == "pending") {
         const auto check = m_registry.checkHostKeys(r.node, r.hostKeys, now);
         if (check.outcome == ferry::HostKeyCheck::Outcome::Changed) {
-            std::string was, offered;
-            for (const auto& k : check.pinned)
-                was += (was.empty() ? "" : ", ") + ferry::keyFingerprintOrNote(k);
-            for (const auto& k : r.hostKeys)
-                offered += (offered.empty() ? "" : ", ") + ferry::keyFingerprintOrNote(k);
+            noteChanges();
             const std::string message =
-                "the sshd host key of node " + r.node + " changed: pinned " + was + ", now offered " + offered +
+                "the sshd host key of node " + r.node + " changed: pinned " + fingerprints(check.pinned) +
+                ", now offered " + fingerprints(r.hostKeys) +
                 "; the master keeps the pinned key (pulls of this node are refused) until the master operator "
-                "checks the change and runs `ferryctl master accept-hostkey " + r.node + "`";
+                "checks the change and runs `ferryctl master accept-hostkey " +
+                r.node + "`";
             spdlog::warn("Refused registration of node {} from {}: {}", r.node, peer, message);
             // The node proved its secret: it may hear why, and the refusal is
             // an Error frame, so it pins nothing and keeps retrying.
             outcome = "hostkey-changed";
             return errorFrame("hostkey-changed", message);
         }
-        m_registry.recordKey(r.node, r.publicKey, r.mode, hostOfPeer(peer), r.sshPort, now);
+        const std::string previousKey =
+            m_registry.recordKey(r.node, r.publicKey, r.mode, hostOfPeer(peer), r.sshPort, now);
+        if (previousKey != r.publicKey)
+            changes.insert(changes.begin(), previousKey.empty()
+                                                ? "registered key " + ferry::keyFingerprintOrNote(r.publicKey)
+                                                : "rotated its key from " + ferry::keyFingerprintOrNote(previousKey) +
+                                                      " to " + ferry::keyFingerprintOrNote(r.publicKey) +
+                                                      "; the old key no longer logs in");
+        if (check.outcome == ferry::HostKeyCheck::Outcome::Pinned)
+            changes.push_back("pinned its sshd host keys for pulls: " + fingerprints(r.hostKeys));
+        noteChanges();
         if (node->state == "accepted") {
             response.state = ferry::RegistrationState::Accepted;
             response.hostKeys = m_options.hostKeys;
@@ -404,8 +564,10 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
                 }
             }
             response.pullKey = pullKey();
-            spdlog::debug("Node {} registered from {} with key {}", r.node, peer,
-                          ferry::keyFingerprintOrNote(r.publicKey));
+            // The fingerprint (a hash) only when the line is logged.
+            if (spdlog::should_log(spdlog::level::debug))
+                spdlog::debug("Node {} registered from {} with key {}", r.node, peer,
+                              ferry::keyFingerprintOrNote(r.publicKey));
         } else {
             response.state = ferry::RegistrationState::Pending;
             response.reason = node->reason.empty() ? "waiting for the master operator" : node->reason;
@@ -414,6 +576,7 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
         // Declined and revoked nodes keep their recorded key: a restart of
         // keyregd must not undo the operator's decision.
         m_registry.touch(r.node, now);
+        noteChanges();
         response.state = ferry::RegistrationState::Declined;
         response.reason = node->state == "revoked" ? "revoked: " + node->reason : node->reason;
         spdlog::info("Node {} from {} is {}: {}", r.node, peer, node->state, node->reason);

@@ -3,16 +3,29 @@
 // out the operator's list/add/accept/decline/revoke, all over one Registry.
 // Knows nothing of sockets or D-Bus; thread-safe (one lock around the
 // registry, whose operations are short).
+//
+// Registrations are committed in groups (handle()): RegistryServer serves
+// each connection on its own thread, and each thread queues its request.
+// One of them at a time executes the queued requests into one transaction,
+// each request in a nested one (a savepoint: a request that fails is undone
+// alone, never half-stored), then commits the group with one synced COMMIT.
+// Requests that arrive while a group executes or commits wait for the next
+// group. Every request of a group is answered only after its group's COMMIT
+// returned and the authorized keys view covers it, so an answer still means
+// "durable, and its key logs in". The bounds: kMaxGroup requests and
+// kMaxGroupTime of execution per group, kMaxWaiting queued requests.
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "ferry/AuthorizedKeysView.h"
 #include "ferry/RegistryStore.h"
 #include "ferry/Wire.h"
 
@@ -76,12 +89,42 @@ public:
     // How many times this Manager rewrote the authorized keys view (a
     // deferred view only: RegistryStore::deferAuthorizedKeysView).
     std::size_t viewWrites();
+    // How many groups of registrations this Manager committed, and how many
+    // registrations they held.
+    std::uint64_t groupCommits();
+    std::uint64_t groupedRegistrations();
+    // Requests queued and not yet taken into a group.
+    std::size_t waiting();
 
 private:
-    ferry::Frame answer(const ferry::Frame& request, const std::string& peer, std::string& outcome);
+    // A registration waiting for its group (handle()).
+    struct Waiting {
+        Waiting(const ferry::Frame& r, const std::string& p) : request(r), peer(p) {}
+        const ferry::Frame& request;
+        const std::string& peer;
+        ferry::Frame answer;
+        std::string outcome;
+        std::string note;             // logged once its group committed
+        bool done = false;            // committed and in the view (or failed): answer it
+        std::condition_variable wake; // with m_groupMutex: done, or lead the next group
+    };
+    // Executes requests queued in m_waiting into one transaction and commits
+    // it; with m_grouping set by the caller. Never throws: a failure becomes
+    // the answers. The requests taken are appended to group.
+    void runGroup(std::vector<Waiting*>& group);
+    // After runGroup: waits until the view covers the group's changes.
+    void finishGroup(const std::vector<Waiting*>& group);
+
+    // With m_mutex held and a transaction open: one request in a nested
+    // transaction, undone when it fails. internalFailure: the failure was
+    // not a refusal (the store, most likely).
+    // note: a line to log once the group committed ("" for none).
+    ferry::Frame answer(const ferry::Frame& request, const std::string& peer, std::string& outcome, std::string& note,
+                        bool& internalFailure);
     // outcome: accepted | pending | declined | unsigned (no valid proof of a
     // secret) | an Error frame's code; counted as registrations{outcome}.
-    ferry::Frame registerNode(const ferry::Frame& request, const std::string& peer, std::string& outcome);
+    ferry::Frame registerNode(const ferry::Frame& request, const std::string& peer, std::string& outcome,
+                              std::string& note);
     // The one answer to every registration the master cannot authenticate.
     ferry::Frame unauthenticatedAnswer(const std::string& nonce, std::int64_t now);
     // Logs a refusal of an unauthenticated peer: the first in each
@@ -108,7 +151,13 @@ private:
     // theirs. So a registration is answered only once its key can log in,
     // and N registrations at once cost a few rewrites, not N. Throws when
     // the rewrite failed (the change itself stays; the next rewrite shows
-    // it).
+    // it). A rewrite reads every key (O(keys)); so that a storm of changes
+    // does not rewrite it back to back, the next rewrite starts no sooner
+    // than kViewSpacing times the last one's duration after it ended, and
+    // no sooner than kMinViewGap, but at most kMaxViewGap later: rewriting
+    // takes at most about a quarter of the time (and of a core), at most
+    // 1 / kMinViewGap rewrites a second, and each covers every change made
+    // meanwhile. A change after a quiet spell is written at once.
     void flushView();
 
     std::mutex m_mutex;
@@ -119,12 +168,35 @@ private:
     std::size_t m_refusalsSuppressed = 0;
     bool m_storeFailed = false;
 
+    std::mutex m_groupMutex;        // after m_mutex, never the other way round
+    std::deque<Waiting*> m_waiting; // queued, not yet taken into a group
+    bool m_grouping = false;        // a thread runs runGroup
+    std::uint64_t m_groupCommits = 0;
+    std::uint64_t m_groupedRegistrations = 0;
+
     std::mutex m_viewMutex; // after m_mutex, never the other way round
     std::condition_variable m_viewDone;
     bool m_viewWriting = false;
     std::uint64_t m_viewWritten = 0; // the generation the file on disk shows
     std::size_t m_viewWrites = 0;
+    ferry::AuthorizedKeysViewWriter m_viewWriter;            // used by the one writer (m_viewWriting)
+    std::chrono::steady_clock::time_point m_viewNextStart{}; // the next rewrite starts no sooner
 };
+
+// Group commit bounds (Manager::handle). A group takes queued requests
+// until it holds kMaxGroup or has executed for kMaxGroupTime (the SQLite
+// write lock, which collectord and pulld wait for, is held that long plus
+// the COMMIT); it is never held open waiting for more. Beyond kMaxWaiting
+// queued requests (RegistryServer's connection limit keeps it far lower) a
+// request is answered busy.
+inline constexpr std::size_t kMaxGroup = 256;
+inline constexpr std::chrono::milliseconds kMaxGroupTime{50};
+inline constexpr std::size_t kMaxWaiting = 4096;
+
+// The spacing of the authorized keys view's rewrites (Manager::flushView).
+inline constexpr int kViewSpacing = 3;
+inline constexpr std::chrono::milliseconds kMinViewGap{20};
+inline constexpr std::chrono::milliseconds kMaxViewGap{250};
 
 // A KRL older than this is written again even without a new revocation.
 inline constexpr std::chrono::hours kKrlMaxAge{1};

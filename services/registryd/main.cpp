@@ -105,6 +105,9 @@ int main(int argc, char* argv[]) try {
     loop.run("org.ferry.Registry1");
     ferry::notifyStopping();
     server.stop();
+    if (manager.groupCommits() > 0)
+        spdlog::info("Committed {} registrations in {} groups; rewrote the authorized keys view {} times",
+                     manager.groupedRegistrations(), manager.groupCommits(), manager.viewWrites());
     return EXIT_SUCCESS;
 } catch (const std::exception& e) {
     ferry::logFatal(e);

@@ -50,6 +50,26 @@ std::string nodeInView(const std::string& viewPath, const std::string& publicKey
     return node;
 }
 
+// Every row of the view file, as the helper would open it.
+std::vector<std::string> viewRows(const std::string& viewPath)
+{
+    sqlite3* db = nullptr;
+    const std::string uri = "file:" + viewPath + "?immutable=1";
+    std::vector<std::string> rows;
+    if (sqlite3_open_v2(uri.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr) == SQLITE_OK) {
+        sqlite3_stmt* s = nullptr;
+        if (sqlite3_prepare_v2(db, "SELECT public_key, node FROM authorized_keys ORDER BY public_key", -1, &s,
+                               nullptr) == SQLITE_OK) {
+            while (sqlite3_step(s) == SQLITE_ROW)
+                rows.push_back(std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, 0))) + " " +
+                               reinterpret_cast<const char*>(sqlite3_column_text(s, 1)));
+            sqlite3_finalize(s);
+        }
+    }
+    sqlite3_close(db);
+    return rows;
+}
+
 class ADeferredAuthorizedKeysView : public ::testing::Test {
 protected:
     void SetUp() override
@@ -160,4 +180,44 @@ TEST_F(ADeferredAuthorizedKeysView, ShowsARevocationBeforeTheOperatorIsAnswered)
     ASSERT_EQ(nodeInView(m_view, nodes[0].key), "n0");
     manager.revoke("n0", "lost laptop");
     EXPECT_EQ(nodeInView(m_view, nodes[0].key), "") << "a revoked key still logs in after revoke() returned";
+}
+
+TEST(AnAuthorizedKeysViewWriter, WritesTheSameFileAsAWholeRewriteAfterEveryKindOfChange)
+{
+    TempDir dir;
+    const std::string incremental = dir / "a/authorized-keys.db";
+    const std::string whole = dir / "b/authorized-keys.db";
+    AuthorizedKeysViewWriter writer;
+    // Each step: the rows readAuthorizedKeysRows would give (sorted by key, then node).
+    const std::vector<AuthorizedKeysRows> steps = {
+        {},
+        {{"ssh-ed25519 AAA1", "n1"}, {"ssh-ed25519 AAA2", "n2"}, {"ssh-ed25519 AAA3", "n3"}},
+        // n2 rotates its key; n4 registers.
+        {{"ssh-ed25519 AAA1", "n1"},
+         {"ssh-ed25519 AAA3", "n3"},
+         {"ssh-ed25519 AAA4", "n4"},
+         {"ssh-ed25519 BBB2", "n2"}},
+        // n5 registers n1's key (both hold it), then n1 is revoked: the key stays, now n5's.
+        {{"ssh-ed25519 AAA1", "n1"},
+         {"ssh-ed25519 AAA1", "n5"},
+         {"ssh-ed25519 AAA3", "n3"},
+         {"ssh-ed25519 AAA4", "n4"},
+         {"ssh-ed25519 BBB2", "n2"}},
+        {{"ssh-ed25519 AAA1", "n5"},
+         {"ssh-ed25519 AAA3", "n3"},
+         {"ssh-ed25519 AAA4", "n4"},
+         {"ssh-ed25519 BBB2", "n2"}},
+        // n4's key moves to n3 (n3 gives up its own).
+        {{"ssh-ed25519 AAA1", "n5"}, {"ssh-ed25519 AAA4", "n3"}, {"ssh-ed25519 BBB2", "n2"}},
+        {},
+        {{"ssh-ed25519 CCC1", "n1"}},
+    };
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        writer.write(steps[i], incremental);
+        writeAuthorizedKeysFile(steps[i], whole);
+        EXPECT_EQ(viewRows(incremental), viewRows(whole)) << "step " << i;
+    }
+    // The last step changed one row (CCC1 in; the view was empty before).
+    EXPECT_EQ(writer.lastChanges(), 1u);
+    EXPECT_EQ(viewRows(incremental), std::vector<std::string>{"ssh-ed25519 CCC1 n1"});
 }

@@ -26,6 +26,8 @@
 
 #include "ferry/SqlConnection.h"
 
+struct sqlite3;
+
 namespace ferry {
 
 std::string authorizedKeysViewPath(const std::string& masterDbPath);
@@ -40,5 +42,34 @@ void writeAuthorizedKeysFile(const AuthorizedKeysRows& rows, const std::string& 
 // Both: rewrites the view at path from the registry on registry; returns
 // the number of keys in it.
 std::size_t writeAuthorizedKeysView(SqlConnection& registry, const std::string& path);
+
+// registryd's writer of the view: the same file as writeAuthorizedKeysFile
+// (rows in, every key once, renamed over the old file), made from a copy of
+// the view in memory that only the rows that changed since its last write
+// are applied to, and written out with SQLite's backup (a copy of its
+// pages). Inserting every key into a new file cost most of a rewrite
+// (about 7 ms of CPU for 10,000 keys, against under 1 ms for the page
+// copy); a storm of registrations rewrites the view many times. Not
+// thread-safe: one writer at a time (registryd::Manager::flushView).
+class AuthorizedKeysViewWriter {
+public:
+    AuthorizedKeysViewWriter();
+    ~AuthorizedKeysViewWriter();
+    AuthorizedKeysViewWriter(const AuthorizedKeysViewWriter&) = delete;
+    AuthorizedKeysViewWriter& operator=(const AuthorizedKeysViewWriter&) = delete;
+
+    // Replaces the view at path with rows (as readAuthorizedKeysRows gives
+    // them). Throws Error naming the file; the next write then starts over.
+    void write(AuthorizedKeysRows rows, const std::string& path);
+    // Rows changed in the copy by the last write (for tests and the log).
+    std::size_t lastChanges() const { return m_lastChanges; }
+
+private:
+    void apply(AuthorizedKeysRows rows);
+
+    sqlite3* m_db = nullptr;
+    AuthorizedKeysRows m_rows; // what the copy holds: sorted, one row per key
+    std::size_t m_lastChanges = 0;
+};
 
 } // namespace ferry

@@ -74,9 +74,10 @@ public:
     bool rememberNonce(const std::string& name, const std::string& nonce, std::int64_t nowMs, std::int64_t keepMs);
     // Stores what a node proved with its secret (key, mode, where its sshd
     // is: the address it registered from and the port it gave) and updates
-    // last_seen.
-    void recordKey(const std::string& name, const std::string& publicKey, const std::string& mode,
-                   const std::string& peerHost, std::uint16_t sshPort, std::int64_t nowMs);
+    // last_seen. Returns the key it had before ("" for none): the caller
+    // logs a new or rotated key (once its transaction committed).
+    std::string recordKey(const std::string& name, const std::string& publicKey, const std::string& mode,
+                          const std::string& peerHost, std::uint16_t sshPort, std::int64_t nowMs);
     void touch(const std::string& name, std::int64_t nowMs);
     // A registration from a node without a secret here: kept as pending with
     // the signed request, so that accepting it later with the node's secret
@@ -91,7 +92,8 @@ public:
     std::size_t countUnsignedPending();
 
     // Host keys (issue 13): the keys a node proved with its secret are
-    // pinned at its first registration that carries any; a later signed
+    // pinned at its first registration that carries any (outcome Pinned:
+    // the caller logs it); a later signed
     // registration with a different set is not pinned but kept as a pending
     // change for the operator (acceptHostKeys). Keys are "type base64".
     HostKeyCheck checkHostKeys(const std::string& name, const std::vector<std::string>& keys, std::int64_t nowMs);

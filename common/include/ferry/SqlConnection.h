@@ -58,6 +58,13 @@ public:
     // "master.db at PATH" or "PostgreSQL at HOST:PORT/DB", for messages.
     virtual std::string where() const = 0;
     virtual bool isPostgres() const = 0;
+
+    // Whether a SqlTransaction is open on this connection.
+    bool inTransaction() const { return m_transactionDepth > 0; }
+
+private:
+    friend class SqlTransaction;
+    int m_transactionDepth = 0; // open SqlTransactions, the outermost included
 };
 
 // A statement with the interface of ferry::Statement, on either backend.
@@ -104,6 +111,12 @@ private:
 };
 
 // begin() on construction; rollback() unless commit() was called.
+// Transactions nest: one begun while another is open on the connection is a
+// SAVEPOINT of it (both backends), so a store call that makes its own
+// transaction joins the caller's (registryd runs a group of registrations
+// in one transaction, each in its own nested one). An inner commit() only
+// releases the savepoint: nothing is durable before the outermost commits.
+// An inner rollback undoes that inner transaction's changes alone.
 class SqlTransaction {
 public:
     explicit SqlTransaction(SqlConnection& connection);
@@ -113,7 +126,10 @@ public:
     void commit();
 
 private:
+    std::string savepointName() const;
+
     SqlConnection& m_connection;
+    int m_depth; // 0: the outermost
     bool m_done = false;
 };
 
