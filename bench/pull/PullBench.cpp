@@ -8,17 +8,25 @@
 //     Ratio = open OpenSSH connection's time / pull time (target >= 0.8:
 //     the reference issue 16 measured its figures against); the libssh
 //     channel, the cold `ssh node cat`, where the time goes and the SQLite
-//     floor are printed for context.
+//     floor are printed for context. `backlog [DAYS] --timeline` adds one
+//     more pull, not counted, with the master's view of it (each frame,
+//     commit and Ack, in ms since the pull began) and ferry-login's start
+//     (fork and exec to the first byte of its Hello).
 //  2. 50 nodes simulated on loopback (own sshd, user, spool, secret, host
 //     name each), 5 minutes of backlog each, pulled in one round with the
 //     default concurrency; wall time per round versus single-node time x 50.
+#include <pwd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
+
+#include <spdlog/sinks/base_sink.h>
 
 #include "NodeSshd.h"
 #include "Puller.h"
@@ -73,6 +81,75 @@ void registerNode(ferry::MasterStore& store, const NodeSshd& node)
         .run();
 }
 
+// --timeline: the master's debug lines of one pull (the session's frames,
+// commits and Acks, pulld's bookkeeping), each with its time since the pull
+// began.
+class TimelineSink : public spdlog::sinks::base_sink<std::mutex> {
+public:
+    void begin()
+    {
+        std::lock_guard lock(mutex_);
+        m_start = Clock::now();
+        m_lines.clear();
+    }
+    std::vector<std::pair<double, std::string>> lines()
+    {
+        std::lock_guard lock(mutex_);
+        return m_lines;
+    }
+
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override
+    {
+        m_lines.emplace_back(msSince(m_start), std::string(msg.payload.data(), msg.payload.size()));
+    }
+    void flush_() override {}
+
+private:
+    Clock::time_point m_start = Clock::now();
+    std::vector<std::pair<double, std::string>> m_lines;
+};
+
+// ferry-login's start: from fork and exec (as the node's user, as sshd
+// starts it, with the command of a pull) to the first byte of its Hello.
+double loginStartMs(const NodeSshd& node)
+{
+    const passwd* pw = ::getpwnam(node.user().c_str());
+    if (pw == nullptr)
+        throw std::runtime_error("no user " + node.user());
+    const std::string shell = pw->pw_shell;
+    int toShell[2];
+    int fromShell[2];
+    if (::pipe(toShell) != 0 || ::pipe(fromShell) != 0)
+        throw std::runtime_error("pipe failed");
+    const auto start = Clock::now();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(toShell[0], 0);
+        ::dup2(fromShell[1], 1);
+        ::close(toShell[1]);
+        ::close(fromShell[0]);
+        if (::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0)
+            ::_exit(127);
+        char client[] = "SSH_CLIENT=127.0.0.1 1 2";
+        char* const env[] = {client, nullptr};
+        ::execle(shell.c_str(), shell.c_str(), "-c", "fetch 0", nullptr, env);
+        ::_exit(127);
+    }
+    ::close(toShell[0]);
+    ::close(fromShell[1]);
+    char byte = 0;
+    const ssize_t n = ::read(fromShell[0], &byte, 1);
+    const double ms = msSince(start);
+    ::close(toShell[1]); // the shell sees the master gone and ends
+    ::close(fromShell[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (n != 1)
+        throw std::runtime_error("ferry-login sent nothing");
+    return ms;
+}
+
 // The real connector, timed: how long the SSH connect, authentication and
 // the start of the login shell took, to tell them from the session.
 class TimedConnector : public pulld::NodeConnector {
@@ -92,7 +169,7 @@ private:
     double m_lastMs = 0;
 };
 
-void singleNodeVersusCat(int days)
+void singleNodeVersusCat(int days, bool timeline)
 {
     NodeSshd::Options options;
     options.shellUser = true;
@@ -152,6 +229,41 @@ void singleNodeVersusCat(int days)
         cats.push_back(msSince(catStart));
         if (cat.exitCode != 0 || cat.out.size() != frames.size())
             throw std::runtime_error("ssh cat failed: " + cat.err);
+    }
+    if (timeline) {
+        // One more pull, not counted: where its time goes, as the master
+        // saw it.
+        auto sink = std::make_shared<TimelineSink>();
+        const auto previous = spdlog::default_logger();
+        spdlog::set_default_logger(std::make_shared<spdlog::logger>("timeline", sink));
+        spdlog::set_level(spdlog::level::debug);
+        TempDir master;
+        {
+            ferry::MasterStore store(master / "master.db");
+            registerNode(store, node);
+        }
+        pulld::PulldConfig config;
+        config.user = node.user();
+        config.keyFile = node.restrictedKey();
+        config.knownHostsFile = node.knownHosts();
+        pulld::SshNodeConnector connector(config);
+        pulld::Puller puller(master / "master.db", config, connector);
+        fill(node, records);
+        sink->begin();
+        const auto outcome = puller.pullNode(node.nodeName());
+        spdlog::set_default_logger(previous);
+        std::printf("timeline of one more pull (ms since it began; the master's view):\n");
+        for (const auto& [ms, line] : sink->lines())
+            std::printf("  %8.2f  %s\n", ms, line.c_str());
+        if (!outcome.success)
+            throw std::runtime_error("pull failed: " + outcome.summary);
+        std::vector<double> starts;
+        for (int run = 0; run < kRuns; ++run)
+            starts.push_back(loginStartMs(node));
+        std::printf("ferry-login, fork and exec to the first byte of its Hello (%d runs):", kRuns);
+        for (double ms : starts)
+            std::printf(" %.1f", ms);
+        std::printf(" ms\n");
     }
     // For context: the same cat over an SSH connection that is already open
     // (no client start, no key exchange): the transfer alone.
@@ -334,8 +446,11 @@ int main(int argc, char* argv[])
     try {
         spdlog::set_level(std::getenv("FERRY_BENCH_DEBUG") ? spdlog::level::debug : spdlog::level::warn);
         spdlog::set_pattern("%H:%M:%S.%e %v");
+        // backlog [DAYS] [--timeline]
+        const bool timeline = argc > 2 && std::string(argv[argc - 1]) == "--timeline";
+        const int days = argc > 2 && std::string(argv[2]) != "--timeline" ? std::max(1, std::atoi(argv[2])) : 7;
         if (only.empty() || only == "backlog")
-            singleNodeVersusCat(argc > 2 ? std::max(1, std::atoi(argv[2])) : 7);
+            singleNodeVersusCat(days, timeline);
         if (only.empty() || only == "nodes")
             fiftyNodes();
     } catch (const std::exception& e) {

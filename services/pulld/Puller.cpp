@@ -138,6 +138,7 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         store.addCounters({{"sessions", ferry::counterLabels({{"transport", "pull"}, {"outcome", "ok"}}), 1}});
         ferry::MasterQueries(tables).notePull(node.name, ferry::nowMs());
         tx.commit();
+        spdlog::debug("Node {}: pull recorded", node.name);
     } catch (const std::exception& e) {
         outcome.success = false;
         outcome.durationMs = ferry::nowMs() - start;
@@ -172,6 +173,7 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
             spdlog::error("Failed to record the pull result of node {}, ignoring: {}", node.name, inner.what());
         }
     }
+    spdlog::debug("Node {}: channel closed", node.name);
     return outcome;
 }
 

@@ -3,6 +3,7 @@
 
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <thread>
@@ -230,6 +231,7 @@ class GroupCountingStore : public SessionStore {
 public:
     explicit GroupCountingStore(const std::string& path) : m_store(path) {}
     std::vector<std::size_t> groups;
+    std::vector<pid_t> threads; // the thread of each group's commit (kernel ids: never reused at once)
     std::function<void()> beforeFirstGroup;
 
     std::optional<std::string> nodeSecret(const std::string& name) override { return m_store.nodeSecret(name); }
@@ -255,6 +257,7 @@ public:
         if (groups.empty() && beforeFirstGroup)
             beforeFirstGroup();
         groups.push_back(batches.size());
+        threads.push_back(::gettid());
         return m_store.storeBatches(node, epoch, batches, via);
     }
     std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) override
@@ -343,6 +346,32 @@ TEST_F(APushSession, StoresTheBatchesThatArriveWhileItCommitsInTheNextTransactio
     EXPECT_EQ(MasterStore(dir / "master.db").countRecords("web1"), 400u);
     EXPECT_EQ(store.groups, (std::vector<std::size_t>{1, 7}))
         << "the head alone, at once; then the seven that arrived during its commit, in one transaction";
+}
+
+TEST_F(APushSession, CommitsEveryGroupOnOneThreadOfItsOwn)
+{
+    // The groups {1, 7} of the test above: both commits run on the same
+    // thread, and not on the thread that reads the session.
+    spoolUpTo(dir / "spool.db", 400, 0, 0);
+    GroupCountingStore store(dir / "master.db");
+    BatchCountingStream counted(*node);
+    store.beforeFirstGroup = [&] {
+        test::waitUntil([&] { return counted.batchFrames == 8 && bytesQueued(masterFd) == 0; },
+                        std::chrono::seconds(20), std::chrono::milliseconds(1));
+    };
+    pid_t sessionThread = 0;
+    std::thread server([&] {
+        sessionThread = ::gettid();
+        collectord::serveSession(*master, store, {});
+    });
+    Spool spool(dir / "spool.db", {});
+    const auto r = pushd::runPushCycle(counted, spool, options(secret));
+    server.join();
+    EXPECT_EQ(r.recordsNew, 400u);
+    ASSERT_EQ(store.groups, (std::vector<std::size_t>{1, 7}));
+    ASSERT_EQ(store.threads.size(), 2u);
+    EXPECT_EQ(store.threads[0], store.threads[1]) << "one commit thread serves the whole session";
+    EXPECT_NE(store.threads[0], sessionThread) << "the session reads on while a group commits";
 }
 
 TEST_F(APushSession, ReadsNoMoreThanTheNextGroupWhileACommitRuns)
