@@ -28,6 +28,12 @@ void SqlTransaction::commit()
     m_done = true;
 }
 
+SqlUnsyncedCommits::SqlUnsyncedCommits(SqlConnection& connection)
+{
+    if (Database* db = connection.sqliteDatabase())
+        m_sqlite = std::make_unique<UnsyncedCommits>(*db);
+}
+
 namespace {
 
 class SqliteStatementBackend : public SqlStatementBackend {
