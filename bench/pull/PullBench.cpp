@@ -22,6 +22,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -150,6 +152,20 @@ double loginStartMs(const NodeSshd& node)
     return ms;
 }
 
+// Whether any process of user is still running (zombies, which wait for
+// sshd to reap them, have finished).
+bool anyRunning(const std::string& user)
+{
+    for (pid_t pid : pulltest::pidsOfUser(user)) {
+        std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+        const std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const auto close = stat.rfind(')');
+        if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z')
+            return true;
+    }
+    return false;
+}
+
 // The real connector, timed: how long the SSH connect, authentication and
 // the start of the login shell took, to tell them from the session.
 class TimedConnector : public pulld::NodeConnector {
@@ -213,6 +229,7 @@ void singleNodeVersusCat(int days, bool timeline)
     std::vector<double> pulls;
     std::vector<double> connects;
     std::vector<double> closes;
+    std::vector<double> nodeDone;
     std::vector<double> cats;
     for (int run = 0; run < kRuns; ++run) {
         TempDir master;
@@ -238,6 +255,13 @@ void singleNodeVersusCat(int days, bool timeline)
         connects.push_back(connector.lastMs());
         if (!outcome.success || outcome.records != records.size())
             throw std::runtime_error("pull failed: " + outcome.summary);
+        // The node's shell deletes what was acknowledged once the session
+        // is over: wait for it to exit, so that nothing timed below shares
+        // the machine with it, and say when it did.
+        if (!waitUntil([&] { return !anyRunning(node.user()); }, std::chrono::seconds(10),
+                       std::chrono::milliseconds(1)))
+            throw std::runtime_error("the node's shell did not exit after the pull");
+        nodeDone.push_back(msSince(start) - connector.lastMs());
         // pulld's last close of master.db: the WAL checkpoint that the pulls
         // leave to it (after the session, as collectord's store closes after
         // a push).
@@ -330,6 +354,8 @@ void singleNodeVersusCat(int days, bool timeline)
                 "  (+ ssh connect and login %.1f ms; + pulld's closing WAL checkpoint %.1f ms, after it)\n",
                 pullMs, mb / (pullMs / 1000), static_cast<double>(records.size()) / (pullMs / 1000), median(connects),
                 median(closes));
+    std::printf("  the node's shell done (acknowledged records deleted, exited) %.1f ms after the session began\n",
+                median(nodeDone));
     std::printf("  same bytes, cat over an already open connection  %8.1f ms  %7.2f MB/s\n", warmMs,
                 mb / (warmMs / 1000));
     std::printf("  same bytes, ssh node cat (cold: connect each)    %8.1f ms  %7.2f MB/s\n", catMs,
