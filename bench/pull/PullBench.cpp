@@ -216,8 +216,8 @@ void singleNodeVersusCat(int days, bool timeline)
     auto warmCat = [&] {
         const auto start = Clock::now();
         const RunResult cat = ferry::test::run(
-            node.sshArgvAs(node.shellUser(), node.plainKey(), {"-o", "ControlPath=" + control}, {"cat", file}), {},
-            "", std::chrono::seconds(60));
+            node.sshArgvAs(node.shellUser(), node.plainKey(), {"-o", "ControlPath=" + control}, {"cat", file}), {}, "",
+            std::chrono::seconds(60));
         const double ms = msSince(start);
         if (cat.exitCode != 0 || cat.out.size() != frames.size())
             throw std::runtime_error("ssh cat over the open connection failed: " + cat.err);

@@ -909,8 +909,8 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
             headLastArrived = batch.records.back().seq;
         } else if (headFirst > 0 && batch.records.back().seq + 1 == headFirst)
             batch.cursorAfter = headLastArrived;
-        spdlog::debug("{}: {} of records {}-{} received ({} bytes)", who, toString(f.type),
-                      batch.records.front().seq, batch.records.back().seq, f.payload.size());
+        spdlog::debug("{}: {} of records {}-{} received ({} bytes)", who, toString(f.type), batch.records.front().seq,
+                      batch.records.back().seq, f.payload.size());
         groupBytes += f.payload.size();
         group.push_back(std::move(batch));
         // The head lane is the node's present: stored as soon as it can be,
