@@ -83,6 +83,23 @@ void registerNode(ferry::MasterStore& store, const NodeSshd& node)
         .run();
 }
 
+// A master.db with the node in it, closed before the pull, so that pulld's
+// store is the last one open and its close checkpoints the WAL (timed).
+void registerInFreshMaster(const std::string& path, const NodeSshd& node)
+{
+    ferry::MasterStore store(path);
+    registerNode(store, node);
+}
+
+pulld::PulldConfig pullConfigFor(const NodeSshd& node)
+{
+    pulld::PulldConfig config;
+    config.user = node.user();
+    config.keyFile = node.restrictedKey();
+    config.knownHostsFile = node.knownHosts();
+    return config;
+}
+
 // --timeline: the master's debug lines of one pull (the session's frames,
 // commits and Acks, pulld's bookkeeping), each with its time since the pull
 // began.
@@ -233,16 +250,8 @@ void singleNodeVersusCat(int days, bool timeline)
     std::vector<double> cats;
     for (int run = 0; run < kRuns; ++run) {
         TempDir master;
-        {
-            // Closed before the pull, so that pulld's store is the last one
-            // open and its close checkpoints the WAL, timed below.
-            ferry::MasterStore store(master / "master.db");
-            registerNode(store, node);
-        }
-        pulld::PulldConfig config;
-        config.user = node.user();
-        config.keyFile = node.restrictedKey();
-        config.knownHostsFile = node.knownHosts();
+        registerInFreshMaster(master / "master.db", node);
+        const pulld::PulldConfig config = pullConfigFor(node);
         pulld::SshNodeConnector ssh(config);
         TimedConnector connector(ssh);
         std::optional<pulld::Puller> puller;
@@ -286,14 +295,8 @@ void singleNodeVersusCat(int days, bool timeline)
         spdlog::set_default_logger(std::make_shared<spdlog::logger>("timeline", sink));
         spdlog::set_level(spdlog::level::debug);
         TempDir master;
-        {
-            ferry::MasterStore store(master / "master.db");
-            registerNode(store, node);
-        }
-        pulld::PulldConfig config;
-        config.user = node.user();
-        config.keyFile = node.restrictedKey();
-        config.knownHostsFile = node.knownHosts();
+        registerInFreshMaster(master / "master.db", node);
+        const pulld::PulldConfig config = pullConfigFor(node);
         pulld::SshNodeConnector connector(config);
         pulld::Puller puller(master / "master.db", config, connector);
         fill(node, records);

@@ -317,32 +317,49 @@ std::size_t spoolUpTo(const std::string& path, int count, std::uint64_t after, s
     return bytes;
 }
 
-TEST_F(APushSession, StoresTheBatchesThatArriveWhileItCommitsInTheNextTransaction)
-{
-    // 400 records in batches of 50, newest first: the head lane, then seven
-    // backlog batches, all within the node's window (8), so all on the wire
-    // at once. The master commits the head at once, alone; the test holds
-    // that commit until the node has written all eight frames and the
-    // session has read every byte of them. The seven backlog batches arrived
-    // while the head committed: they go in the next transaction, together.
-    spoolUpTo(dir / "spool.db", 400, 0, 0);
-    GroupCountingStore store(dir / "master.db");
-    BatchCountingStream counted(*node);
+// 400 records in batches of 50, newest first: the head lane, then seven
+// backlog batches, all within the node's window (8), so all on the wire at
+// once. The master commits the head at once, alone; the store holds that
+// commit until the node has written all eight frames and the session has
+// read every byte of them. The seven backlog batches arrived while the head
+// committed: they go in the next transaction, together.
+struct GroupedPush {
+    pushd::PushCycleResult result;
     bool readDuringCommit = false;
+    pid_t sessionThread = 0;
+};
+
+GroupedPush pushInGroupsOfOneAndSeven(const std::string& spoolPath, GroupCountingStore& store, ByteStream& node,
+                                      FdStream& master, int masterFd, const pushd::PushCycleOptions& o)
+{
+    spoolUpTo(spoolPath, 400, 0, 0);
+    BatchCountingStream counted(node);
+    GroupedPush out;
     store.beforeFirstGroup = [&] {
         // The deadline only bounds a failure.
-        readDuringCommit = test::waitUntil([&] { return counted.batchFrames == 8 && bytesQueued(masterFd) == 0; },
-                                           std::chrono::seconds(20), std::chrono::milliseconds(1));
+        out.readDuringCommit = test::waitUntil([&] { return counted.batchFrames == 8 && bytesQueued(masterFd) == 0; },
+                                               std::chrono::seconds(20), std::chrono::milliseconds(1));
     };
-    std::thread server([&] { collectord::serveSession(*master, store, {}); });
-    Spool spool(dir / "spool.db", {});
-    const auto r = pushd::runPushCycle(counted, spool, options(secret));
+    std::thread server([&] {
+        out.sessionThread = ::gettid();
+        collectord::serveSession(master, store, {});
+    });
+    Spool spool(spoolPath, {});
+    out.result = pushd::runPushCycle(counted, spool, o);
     server.join();
-    EXPECT_TRUE(readDuringCommit) << "the session reads the batches that follow while the head commits";
+    return out;
+}
+
+TEST_F(APushSession, StoresTheBatchesThatArriveWhileItCommitsInTheNextTransaction)
+{
+    GroupCountingStore store(dir / "master.db");
+    const auto pushed = pushInGroupsOfOneAndSeven(dir / "spool.db", store, *node, *master, masterFd, options(secret));
+    const auto& r = pushed.result;
+    EXPECT_TRUE(pushed.readDuringCommit) << "the session reads the batches that follow while the head commits";
     EXPECT_EQ(r.batches, 8u);
     EXPECT_EQ(r.recordsSent, 400u);
     EXPECT_EQ(r.recordsNew, 400u);
-    EXPECT_EQ(spool.stats().records, 0u);
+    EXPECT_EQ(Spool(dir / "spool.db", {}).stats().records, 0u);
     EXPECT_EQ(MasterStore(dir / "master.db").countRecords("web1"), 400u);
     EXPECT_EQ(store.groups, (std::vector<std::size_t>{1, 7}))
         << "the head alone, at once; then the seven that arrived during its commit, in one transaction";
@@ -350,28 +367,15 @@ TEST_F(APushSession, StoresTheBatchesThatArriveWhileItCommitsInTheNextTransactio
 
 TEST_F(APushSession, CommitsEveryGroupOnOneThreadOfItsOwn)
 {
-    // The groups {1, 7} of the test above: both commits run on the same
-    // thread, and not on the thread that reads the session.
-    spoolUpTo(dir / "spool.db", 400, 0, 0);
+    // Both commits of the groups {1, 7} run on the same thread, and not on
+    // the thread that reads the session.
     GroupCountingStore store(dir / "master.db");
-    BatchCountingStream counted(*node);
-    store.beforeFirstGroup = [&] {
-        test::waitUntil([&] { return counted.batchFrames == 8 && bytesQueued(masterFd) == 0; },
-                        std::chrono::seconds(20), std::chrono::milliseconds(1));
-    };
-    pid_t sessionThread = 0;
-    std::thread server([&] {
-        sessionThread = ::gettid();
-        collectord::serveSession(*master, store, {});
-    });
-    Spool spool(dir / "spool.db", {});
-    const auto r = pushd::runPushCycle(counted, spool, options(secret));
-    server.join();
-    EXPECT_EQ(r.recordsNew, 400u);
+    const auto pushed = pushInGroupsOfOneAndSeven(dir / "spool.db", store, *node, *master, masterFd, options(secret));
+    EXPECT_EQ(pushed.result.recordsNew, 400u);
     ASSERT_EQ(store.groups, (std::vector<std::size_t>{1, 7}));
     ASSERT_EQ(store.threads.size(), 2u);
     EXPECT_EQ(store.threads[0], store.threads[1]) << "one commit thread serves the whole session";
-    EXPECT_NE(store.threads[0], sessionThread) << "the session reads on while a group commits";
+    EXPECT_NE(store.threads[0], pushed.sessionThread) << "the session reads on while a group commits";
 }
 
 TEST_F(APushSession, KeepsAcknowledgedRecordsUntilItIsOverAndThenDeletesThemAll)
@@ -379,13 +383,7 @@ TEST_F(APushSession, KeepsAcknowledgedRecordsUntilItIsOverAndThenDeletesThemAll)
     // The groups {1, 7} again. The head's Ack comes first; the node counts
     // it done (its progress) but deletes nothing until the last Ack is in,
     // so that it takes no CPU from the master's next commit.
-    spoolUpTo(dir / "spool.db", 400, 0, 0);
     GroupCountingStore store(dir / "master.db");
-    BatchCountingStream counted(*node);
-    store.beforeFirstGroup = [&] {
-        test::waitUntil([&] { return counted.batchFrames == 8 && bytesQueued(masterFd) == 0; },
-                        std::chrono::seconds(20), std::chrono::milliseconds(1));
-    };
     std::vector<std::int64_t> queuedAtEachAck;
     auto o = options(secret);
     o.onProgress = [&](const SessionProgress& p) {
@@ -395,16 +393,13 @@ TEST_F(APushSession, KeepsAcknowledgedRecordsUntilItIsOverAndThenDeletesThemAll)
         Statement count(look, "SELECT COUNT(*) FROM records");
         queuedAtEachAck.push_back(count.step() ? count.int64(0) : -1);
     };
-    std::thread server([&] { collectord::serveSession(*master, store, {}); });
-    Spool spool(dir / "spool.db", {});
-    const auto r = pushd::runPushCycle(counted, spool, o);
-    server.join();
+    const auto pushed = pushInGroupsOfOneAndSeven(dir / "spool.db", store, *node, *master, masterFd, o);
     ASSERT_EQ(store.groups, (std::vector<std::size_t>{1, 7}));
     ASSERT_EQ(queuedAtEachAck.size(), 8u);
     for (const auto queued : queuedAtEachAck)
         EXPECT_EQ(queued, 400) << "nothing is deleted while the session runs";
-    EXPECT_EQ(r.recordsNew, 400u);
-    EXPECT_EQ(spool.stats().records, 0u) << "every acknowledged record is gone once it is over";
+    EXPECT_EQ(pushed.result.recordsNew, 400u);
+    EXPECT_EQ(Spool(dir / "spool.db", {}).stats().records, 0u) << "every acknowledged record is gone once it is over";
 }
 
 TEST_F(APushSession, ReadsNoMoreThanTheNextGroupWhileACommitRuns)
