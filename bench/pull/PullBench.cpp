@@ -15,6 +15,7 @@
 //  2. 50 nodes simulated on loopback (own sshd, user, spool, secret, host
 //     name each), 5 minutes of backlog each, pulled in one round with the
 //     default concurrency; wall time per round versus single-node time x 50.
+#include <fcntl.h>
 #include <pwd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,8 +23,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -174,8 +173,14 @@ double loginStartMs(const NodeSshd& node)
 bool anyRunning(const std::string& user)
 {
     for (pid_t pid : pulltest::pidsOfUser(user)) {
-        std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-        const std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        // Read with read(2): a process that ends meanwhile fails the read.
+        char buf[512];
+        const int fd = ::open(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        ::close(fd);
+        const std::string stat(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
         const auto close = stat.rfind(')');
         if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z')
             return true;
