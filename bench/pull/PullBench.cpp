@@ -269,9 +269,9 @@ void singleNodeVersusCat(int days, bool timeline)
         connects.push_back(connector.lastMs());
         if (!outcome.success || outcome.records != records.size())
             throw std::runtime_error("pull failed: " + outcome.summary);
-        // The node's shell deletes what was acknowledged once the session
-        // is over: wait for it to exit, so that nothing timed below shares
-        // the machine with it, and say when it did.
+        // The node's shell ends after the session (its last deletions, the
+        // spool's close): wait for it to exit, so that nothing timed below
+        // shares the machine with it, and say when it did.
         if (!waitUntil([&] { return !anyRunning(node.user()); }, std::chrono::seconds(10),
                        std::chrono::milliseconds(1)))
             throw std::runtime_error("the node's shell did not exit after the pull");
@@ -362,8 +362,7 @@ void singleNodeVersusCat(int days, bool timeline)
                 "  (+ ssh connect and login %.1f ms; + pulld's closing WAL checkpoint %.1f ms, after it)\n",
                 pullMs, mb / (pullMs / 1000), static_cast<double>(records.size()) / (pullMs / 1000), median(connects),
                 median(closes));
-    std::printf("  the node's shell done (acknowledged records deleted, exited) %.1f ms after the session began\n",
-                median(nodeDone));
+    std::printf("  the node's shell done (exited) %.1f ms after the session began\n", median(nodeDone));
     std::printf("  same bytes, cat over an already open connection  %8.1f ms  %7.2f MB/s\n", warmMs,
                 mb / (warmMs / 1000));
     std::printf("  same bytes, ssh node cat (cold: connect each)    %8.1f ms  %7.2f MB/s\n", catMs,

@@ -432,123 +432,102 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
     // Bye and then ends the session, instead of waiting one more round trip
     // (through sshd and the relay) for a Bye after the last Ack.
     bool byeSent = false;
-    // Acknowledged records leave the spool once the session is over (or has
-    // failed), in one transaction. Deleted as their Acks came, they took
-    // the node's CPU while the master still stored the batches after them:
-    // on two cores the master's commits set a backlog session's pace. An
-    // Ack's deletion may be lost without harm (Spool::acknowledgeRanges):
-    // the master stores each record once, so nothing waits for it.
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> ackedHeads;
-    std::uint64_t ackedBacklog = 0;
-    auto deleteAcked = [&] {
-        auto ranges = std::exchange(ackedHeads, {});
-        if (ackedBacklog > 0)
-            ranges.emplace_back(1, std::exchange(ackedBacklog, 0));
-        result.deleted += spool.acknowledgeRanges(ranges);
-    };
-    try {
-        while (true) {
-            while (!exhausted && inFlight.size() < window) {
-                auto batch = spool.readAfter(cursor, o.batchRecords, batchBytes);
-                while (!batch.empty() && batch.back().seq > backlogLimit)
-                    batch.pop_back();
-                if (batch.empty()) {
-                    exhausted = true;
-                    break;
-                }
-                const std::string payload = fitFrame(batch, false);
-                cursor = batch.back().seq;
-                result.recordsSent += batch.size();
-                ++result.batches;
-                inFlight.push_back({batch.front().seq, cursor, batch.size(), bytesOf(batch), false});
-                batch.clear();
-                batch.shrink_to_fit();
-                std::string frames = encodeFrame(MessageType::Batch, payload);
-                if (cursor >= backlogLimit) {
-                    exhausted = true;
-                    frames += encodeFrame(MessageType::Bye, {});
-                    byeSent = true;
-                }
-                stream.writeAll(frames.data(), frames.size(), deadlineIn(o.ioTimeout));
+    while (true) {
+        while (!exhausted && inFlight.size() < window) {
+            auto batch = spool.readAfter(cursor, o.batchRecords, batchBytes);
+            while (!batch.empty() && batch.back().seq > backlogLimit)
+                batch.pop_back();
+            if (batch.empty()) {
+                exhausted = true;
+                break;
             }
-            if (exhausted && !byeSent && !inFlight.empty()) {
-                writeFrame(stream, MessageType::Bye, {}, deadlineIn(o.ioTimeout));
+            const std::string payload = fitFrame(batch, false);
+            cursor = batch.back().seq;
+            result.recordsSent += batch.size();
+            ++result.batches;
+            inFlight.push_back({batch.front().seq, cursor, batch.size(), bytesOf(batch), false});
+            batch.clear();
+            batch.shrink_to_fit();
+            std::string frames = encodeFrame(MessageType::Batch, payload);
+            if (cursor >= backlogLimit) {
+                exhausted = true;
+                frames += encodeFrame(MessageType::Bye, {});
                 byeSent = true;
             }
-            if (inFlight.empty())
-                break;
-            // Acks that have already arrived are taken together: the master
-            // sends a group's Acks back to back after its commit. Each still
-            // names exactly its batch.
-            std::vector<InFlight> acked;
-            auto readAck = [&] {
-                AckMessage ack;
-                try {
-                    ack = decodeAck(expect(stream, MessageType::Ack, o.ioTimeout, kMaxControlFrame, who).payload, peer);
-                } catch (const TimeoutError& e) {
-                    throw TimeoutError(std::string(e.what()) + " (waiting for the ack of records " +
-                                       std::to_string(inFlight.front().first) + "–" +
-                                       std::to_string(inFlight.front().last) + ")");
-                }
-                // Acks come in order, one per batch, naming the batch's last
-                // record: anything else would delete records the master may not
-                // have.
-                const InFlight done = inFlight.front();
-                if (ack.storedUpTo != done.last) {
-                    sendError(stream, kSessionErrorProtocol, "Ack does not match the oldest batch");
-                    throw ProtocolError("Bad Ack from " + who + ": stored up to " + std::to_string(ack.storedUpTo) +
-                                        ", expected " + std::to_string(done.last));
-                }
-                inFlight.pop_front();
-                // A head batch's Ack deletes exactly that batch; a backlog
-                // batch's everything up to it (below the head).
-                if (done.head)
-                    ackedHeads.emplace_back(done.first, done.last);
-                else
-                    ackedBacklog = done.last;
-                acked.push_back(done);
-                result.newlyStored += ack.newlyStored;
-                result.duplicates += ack.duplicates;
-            };
-            readAck();
-            // What was acknowledged before a failure counts all the same.
-            std::exception_ptr failure;
-            try {
-                while (!inFlight.empty() && stream.hasInput())
-                    readAck();
-            } catch (...) {
-                failure = std::current_exception();
-            }
-            for (const auto& done : acked) {
-                result.acknowledgedUpTo = std::max(result.acknowledgedUpTo, done.last);
-                if (o.onProgress) {
-                    // Records appended after the totals were taken are not sent
-                    // in this session, but a total never reads below what is
-                    // done.
-                    progress.recordsDone += done.records;
-                    progress.bytesDone += done.bytes;
-                    progress.recordsTotal = std::max(progress.recordsTotal, progress.recordsDone);
-                    progress.bytesTotal = std::max(progress.bytesTotal, progress.bytesDone);
-                    o.onProgress(progress);
-                }
-            }
-            if (failure)
-                std::rethrow_exception(failure);
+            stream.writeAll(frames.data(), frames.size(), deadlineIn(o.ioTimeout));
         }
-        if (!byeSent)
+        if (exhausted && !byeSent && !inFlight.empty()) {
             writeFrame(stream, MessageType::Bye, {}, deadlineIn(o.ioTimeout));
-    } catch (...) {
-        // What was acknowledged before a failure is deleted all the same.
-        try {
-            deleteAcked();
-        } catch (const std::exception& e) {
-            spdlog::warn("Failed to delete the records {} acknowledged, ignoring: they go again and count as "
-                         "duplicates there: {}",
-                         who, e.what());
+            byeSent = true;
         }
-        throw;
+        if (inFlight.empty())
+            break;
+        // Acks that have already arrived are taken together: the master
+        // sends a group's Acks back to back after its commit. Each still
+        // names exactly its batch, and their records leave the spool in one
+        // transaction instead of one per Ack.
+        std::vector<std::pair<std::uint64_t, std::uint64_t>> deletions;
+        std::uint64_t backlogAcked = 0;
+        std::vector<InFlight> acked;
+        auto readAck = [&] {
+            AckMessage ack;
+            try {
+                ack = decodeAck(expect(stream, MessageType::Ack, o.ioTimeout, kMaxControlFrame, who).payload, peer);
+            } catch (const TimeoutError& e) {
+                throw TimeoutError(std::string(e.what()) + " (waiting for the ack of records " +
+                                   std::to_string(inFlight.front().first) + "–" +
+                                   std::to_string(inFlight.front().last) + ")");
+            }
+            // Acks come in order, one per batch, naming the batch's last
+            // record: anything else would delete records the master may not
+            // have.
+            const InFlight done = inFlight.front();
+            if (ack.storedUpTo != done.last) {
+                sendError(stream, kSessionErrorProtocol, "Ack does not match the oldest batch");
+                throw ProtocolError("Bad Ack from " + who + ": stored up to " + std::to_string(ack.storedUpTo) +
+                                    ", expected " + std::to_string(done.last));
+            }
+            inFlight.pop_front();
+            // A head batch's Ack deletes exactly that batch; a backlog
+            // batch's everything up to it (below the head).
+            if (done.head)
+                deletions.emplace_back(done.first, done.last);
+            else
+                backlogAcked = done.last;
+            acked.push_back(done);
+            result.newlyStored += ack.newlyStored;
+            result.duplicates += ack.duplicates;
+        };
+        readAck();
+        // What was acknowledged before a failure is deleted all the same.
+        std::exception_ptr failure;
+        try {
+            while (!inFlight.empty() && stream.hasInput())
+                readAck();
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (backlogAcked > 0)
+            deletions.emplace_back(1, backlogAcked);
+        result.deleted += spool.acknowledgeRanges(deletions);
+        for (const auto& done : acked) {
+            result.acknowledgedUpTo = std::max(result.acknowledgedUpTo, done.last);
+            if (o.onProgress) {
+                // Records appended after the totals were taken are not sent
+                // in this session, but a total never reads below what is
+                // done.
+                progress.recordsDone += done.records;
+                progress.bytesDone += done.bytes;
+                progress.recordsTotal = std::max(progress.recordsTotal, progress.recordsDone);
+                progress.bytesTotal = std::max(progress.bytesTotal, progress.bytesDone);
+                o.onProgress(progress);
+            }
+        }
+        if (failure)
+            std::rethrow_exception(failure);
     }
-    deleteAcked();
+    if (!byeSent)
+        writeFrame(stream, MessageType::Bye, {}, deadlineIn(o.ioTimeout));
     return result;
 }
 

@@ -378,30 +378,6 @@ TEST_F(APushSession, CommitsEveryGroupOnOneThreadOfItsOwn)
     EXPECT_NE(store.threads[0], pushed.sessionThread) << "the session reads on while a group commits";
 }
 
-TEST_F(APushSession, KeepsAcknowledgedRecordsUntilItIsOverAndThenDeletesThemAll)
-{
-    // The groups {1, 7} again. The head's Ack comes first; the node counts
-    // it done (its progress) but deletes nothing until the last Ack is in,
-    // so that it takes no CPU from the master's next commit.
-    GroupCountingStore store(dir / "master.db");
-    std::vector<std::int64_t> queuedAtEachAck;
-    auto o = options(secret);
-    o.onProgress = [&](const SessionProgress& p) {
-        if (p.recordsDone == 0)
-            return;
-        Database look(dir / "spool.db", true);
-        Statement count(look, "SELECT COUNT(*) FROM records");
-        queuedAtEachAck.push_back(count.step() ? count.int64(0) : -1);
-    };
-    const auto pushed = pushInGroupsOfOneAndSeven(dir / "spool.db", store, *node, *master, masterFd, o);
-    ASSERT_EQ(store.groups, (std::vector<std::size_t>{1, 7}));
-    ASSERT_EQ(queuedAtEachAck.size(), 8u);
-    for (const auto queued : queuedAtEachAck)
-        EXPECT_EQ(queued, 400) << "nothing is deleted while the session runs";
-    EXPECT_EQ(pushed.result.recordsNew, 400u);
-    EXPECT_EQ(Spool(dir / "spool.db", {}).stats().records, 0u) << "every acknowledged record is gone once it is over";
-}
-
 TEST_F(APushSession, ReadsNoMoreThanTheNextGroupWhileACommitRuns)
 {
     // A node that keeps 20 batches in flight (more than kSessionWindow)

@@ -75,9 +75,8 @@
 // after the commit that holds its batch. The node keeps up to
 // kSessionWindow (8) batches in flight, so that a week's backlog at 1 MiB
 // batches goes out without waiting for an Ack; it reads every Ack that has
-// already arrived (each checked against its own batch) and deletes what
-// they confirm once the session is over (or has failed), in one spool
-// transaction, so that the deletions take no CPU from the master's commits.
+// already arrived and deletes what they confirm in one spool transaction
+// (each Ack still checked against its own batch).
 // The policy map of a push carries the node's period floor
 // (kPolicyMinPushPeriod, kPolicyMinPullInterval, seconds, when set) and, when
 // the push came too soon after the last one that kept to the floor,
