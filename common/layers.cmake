@@ -22,7 +22,7 @@ set(FERRY_LAYER_config_FILES YamlReader NodeConfig PeriodFloorConfig DaemonArgs 
 # secrets, SSH (the session, and the key files apart from it), and the
 # message layouts of the pull and registry protocols.
 set(FERRY_LAYER_net_DEPENDS base)
-set(FERRY_LAYER_net_FILES Stream Wire Epoch Crypto SshSession SshKeys NodeCertificates PullProtocol RegistryProtocol
+set(FERRY_LAYER_net_FILES Stream Wire Epoch Crypto SshSession SshKeys SshdHostKeys NodeCertificates PullProtocol RegistryProtocol
     Metrics SampleCodec
     TcpServer RelayHeader)
 

@@ -8,17 +8,26 @@
 //     Ratio = open OpenSSH connection's time / pull time (target >= 0.8:
 //     the reference issue 16 measured its figures against); the libssh
 //     channel, the cold `ssh node cat`, where the time goes and the SQLite
-//     floor are printed for context.
+//     floor are printed for context. `backlog [DAYS] --timeline` adds one
+//     more pull, not counted, with the master's view of it (each frame,
+//     commit and Ack, in ms since the pull began) and ferry-login's start
+//     (fork and exec to the first byte of its Hello).
 //  2. 50 nodes simulated on loopback (own sshd, user, spool, secret, host
 //     name each), 5 minutes of backlog each, pulled in one round with the
 //     default concurrency; wall time per round versus single-node time x 50.
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
+
+#include <spdlog/sinks/base_sink.h>
 
 #include "NodeSshd.h"
 #include "Puller.h"
@@ -73,6 +82,112 @@ void registerNode(ferry::MasterStore& store, const NodeSshd& node)
         .run();
 }
 
+// A master.db with the node in it, closed before the pull, so that pulld's
+// store is the last one open and its close checkpoints the WAL (timed).
+void registerInFreshMaster(const std::string& path, const NodeSshd& node)
+{
+    ferry::MasterStore store(path);
+    registerNode(store, node);
+}
+
+pulld::PulldConfig pullConfigFor(const NodeSshd& node)
+{
+    pulld::PulldConfig config;
+    config.user = node.user();
+    config.keyFile = node.restrictedKey();
+    config.knownHostsFile = node.knownHosts();
+    return config;
+}
+
+// --timeline: the master's debug lines of one pull (the session's frames,
+// commits and Acks, pulld's bookkeeping), each with its time since the pull
+// began.
+class TimelineSink : public spdlog::sinks::base_sink<std::mutex> {
+public:
+    void begin()
+    {
+        std::lock_guard lock(mutex_);
+        m_start = Clock::now();
+        m_lines.clear();
+    }
+    std::vector<std::pair<double, std::string>> lines()
+    {
+        std::lock_guard lock(mutex_);
+        return m_lines;
+    }
+
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override
+    {
+        m_lines.emplace_back(msSince(m_start), std::string(msg.payload.data(), msg.payload.size()));
+    }
+    void flush_() override {}
+
+private:
+    Clock::time_point m_start = Clock::now();
+    std::vector<std::pair<double, std::string>> m_lines;
+};
+
+// ferry-login's start: from fork and exec (as the node's user, as sshd
+// starts it, with the command of a pull) to the first byte of its Hello.
+double loginStartMs(const NodeSshd& node)
+{
+    const passwd* pw = ::getpwnam(node.user().c_str());
+    if (pw == nullptr)
+        throw std::runtime_error("no user " + node.user());
+    const std::string shell = pw->pw_shell;
+    int toShell[2];
+    int fromShell[2];
+    if (::pipe(toShell) != 0 || ::pipe(fromShell) != 0)
+        throw std::runtime_error("pipe failed");
+    const auto start = Clock::now();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(toShell[0], 0);
+        ::dup2(fromShell[1], 1);
+        ::close(toShell[1]);
+        ::close(fromShell[0]);
+        if (::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0)
+            ::_exit(127);
+        char client[] = "SSH_CLIENT=127.0.0.1 1 2";
+        char* const env[] = {client, nullptr};
+        ::execle(shell.c_str(), shell.c_str(), "-c", "fetch 0", nullptr, env);
+        ::_exit(127);
+    }
+    ::close(toShell[0]);
+    ::close(fromShell[1]);
+    char byte = 0;
+    const ssize_t n = ::read(fromShell[0], &byte, 1);
+    const double ms = msSince(start);
+    ::close(toShell[1]); // the shell sees the master gone and ends
+    ::close(fromShell[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (n != 1)
+        throw std::runtime_error("ferry-login sent nothing");
+    return ms;
+}
+
+// Whether any process of user is still running (zombies, which wait for
+// sshd to reap them, have finished).
+bool anyRunning(const std::string& user)
+{
+    for (pid_t pid : pulltest::pidsOfUser(user)) {
+        // Read with read(2): a process that ends meanwhile fails the read.
+        char buf[512];
+        const int fd = ::open(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        ::close(fd);
+        const std::string stat(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+        const auto close = stat.rfind(')');
+        if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z')
+            return true;
+    }
+    return false;
+}
+
 // The real connector, timed: how long the SSH connect, authentication and
 // the start of the login shell took, to tell them from the session.
 class TimedConnector : public pulld::NodeConnector {
@@ -92,7 +207,7 @@ private:
     double m_lastMs = 0;
 };
 
-void singleNodeVersusCat(int days)
+void singleNodeVersusCat(int days, bool timeline)
 {
     NodeSshd::Options options;
     options.shellUser = true;
@@ -109,23 +224,39 @@ void singleNodeVersusCat(int days)
     const std::string file = node.shellHome() + "/backlog.bin";
     writeFile(file, frames, 0644);
 
+    // The reference: the same cat over an SSH connection that is already
+    // open (no client start, no key exchange): the transfer alone. Timed in
+    // each run right after its pull, so that both see the same moments of a
+    // shared machine.
+    const std::string control = node.shellHome() + "/control";
+    Process controlMaster(node.sshArgvAs(node.shellUser(), node.plainKey(),
+                                         {"-N", "-o", "ControlMaster=yes", "-o", "ControlPath=" + control}, {}));
+    const auto check =
+        node.sshArgvAs(node.shellUser(), node.plainKey(), {"-o", "ControlPath=" + control, "-O", "check"}, {});
+    if (!waitUntil([&] { return ferry::test::run(check).exitCode == 0; }, std::chrono::seconds(10)))
+        throw std::runtime_error("ssh control master did not start");
+    auto warmCat = [&] {
+        const auto start = Clock::now();
+        const RunResult cat = ferry::test::run(
+            node.sshArgvAs(node.shellUser(), node.plainKey(), {"-o", "ControlPath=" + control}, {"cat", file}), {}, "",
+            std::chrono::seconds(60));
+        const double ms = msSince(start);
+        if (cat.exitCode != 0 || cat.out.size() != frames.size())
+            throw std::runtime_error("ssh cat over the open connection failed: " + cat.err);
+        return ms;
+    };
+
     constexpr int kRuns = 5;
+    std::vector<double> warmCats;
     std::vector<double> pulls;
     std::vector<double> connects;
     std::vector<double> closes;
+    std::vector<double> nodeDone;
     std::vector<double> cats;
     for (int run = 0; run < kRuns; ++run) {
         TempDir master;
-        {
-            // Closed before the pull, so that pulld's store is the last one
-            // open and its close checkpoints the WAL, timed below.
-            ferry::MasterStore store(master / "master.db");
-            registerNode(store, node);
-        }
-        pulld::PulldConfig config;
-        config.user = node.user();
-        config.keyFile = node.restrictedKey();
-        config.knownHostsFile = node.knownHosts();
+        registerInFreshMaster(master / "master.db", node);
+        const pulld::PulldConfig config = pullConfigFor(node);
         pulld::SshNodeConnector ssh(config);
         TimedConnector connector(ssh);
         std::optional<pulld::Puller> puller;
@@ -138,12 +269,20 @@ void singleNodeVersusCat(int days)
         connects.push_back(connector.lastMs());
         if (!outcome.success || outcome.records != records.size())
             throw std::runtime_error("pull failed: " + outcome.summary);
+        // The node's shell ends after the session (its last deletions, the
+        // spool's close): wait for it to exit, so that nothing timed below
+        // shares the machine with it, and say when it did.
+        if (!waitUntil([&] { return !anyRunning(node.user()); }, std::chrono::seconds(10),
+                       std::chrono::milliseconds(1)))
+            throw std::runtime_error("the node's shell did not exit after the pull");
+        nodeDone.push_back(msSince(start) - connector.lastMs());
         // pulld's last close of master.db: the WAL checkpoint that the pulls
         // leave to it (after the session, as collectord's store closes after
         // a push).
         const auto closeStart = Clock::now();
         puller.reset();
         closes.push_back(msSince(closeStart));
+        warmCats.push_back(warmCat());
 
         const auto catStart = Clock::now();
         const RunResult cat =
@@ -153,26 +292,34 @@ void singleNodeVersusCat(int days)
         if (cat.exitCode != 0 || cat.out.size() != frames.size())
             throw std::runtime_error("ssh cat failed: " + cat.err);
     }
-    // For context: the same cat over an SSH connection that is already open
-    // (no client start, no key exchange): the transfer alone.
-    std::vector<double> warmCats;
-    {
-        const std::string control = node.shellHome() + "/control";
-        Process master(node.sshArgvAs(node.shellUser(), node.plainKey(),
-                                      {"-N", "-o", "ControlMaster=yes", "-o", "ControlPath=" + control}, {}));
-        const auto check = node.sshArgvAs(node.shellUser(), node.plainKey(),
-                                          {"-o", "ControlPath=" + control, "-O", "check"}, {});
-        if (!waitUntil([&] { return ferry::test::run(check).exitCode == 0; }, std::chrono::seconds(10)))
-            throw std::runtime_error("ssh control master did not start");
-        for (int run = 0; run < kRuns; ++run) {
-            const auto start = Clock::now();
-            const RunResult cat = ferry::test::run(
-                node.sshArgvAs(node.shellUser(), node.plainKey(), {"-o", "ControlPath=" + control}, {"cat", file}), {},
-                "", std::chrono::seconds(60));
-            warmCats.push_back(msSince(start));
-            if (cat.exitCode != 0 || cat.out.size() != frames.size())
-                throw std::runtime_error("ssh cat over the open connection failed: " + cat.err);
-        }
+    if (timeline) {
+        // One more pull, not counted: where its time goes, as the master
+        // saw it.
+        auto sink = std::make_shared<TimelineSink>();
+        const auto previous = spdlog::default_logger();
+        spdlog::set_default_logger(std::make_shared<spdlog::logger>("timeline", sink));
+        spdlog::set_level(spdlog::level::debug);
+        TempDir master;
+        registerInFreshMaster(master / "master.db", node);
+        const pulld::PulldConfig config = pullConfigFor(node);
+        pulld::SshNodeConnector connector(config);
+        pulld::Puller puller(master / "master.db", config, connector);
+        fill(node, records);
+        sink->begin();
+        const auto outcome = puller.pullNode(node.nodeName());
+        spdlog::set_default_logger(previous);
+        std::printf("timeline of one more pull (ms since it began; the master's view):\n");
+        for (const auto& [ms, line] : sink->lines())
+            std::printf("  %8.2f  %s\n", ms, line.c_str());
+        if (!outcome.success)
+            throw std::runtime_error("pull failed: " + outcome.summary);
+        std::vector<double> starts;
+        for (int run = 0; run < kRuns; ++run)
+            starts.push_back(loginStartMs(node));
+        std::printf("ferry-login, fork and exec to the first byte of its Hello (%d runs):", kRuns);
+        for (double ms : starts)
+            std::printf(" %.1f", ms);
+        std::printf(" ms\n");
     }
     // The transport's limit: the same bytes read through a libssh channel
     // (the library pulld uses) that is already open: connected,
@@ -215,12 +362,20 @@ void singleNodeVersusCat(int days)
                 "  (+ ssh connect and login %.1f ms; + pulld's closing WAL checkpoint %.1f ms, after it)\n",
                 pullMs, mb / (pullMs / 1000), static_cast<double>(records.size()) / (pullMs / 1000), median(connects),
                 median(closes));
+    std::printf("  the node's shell done (exited) %.1f ms after the session began\n", median(nodeDone));
     std::printf("  same bytes, cat over an already open connection  %8.1f ms  %7.2f MB/s\n", warmMs,
                 mb / (warmMs / 1000));
     std::printf("  same bytes, ssh node cat (cold: connect each)    %8.1f ms  %7.2f MB/s\n", catMs,
                 mb / (catMs / 1000));
     std::printf("  same bytes, an open libssh channel (cat)         %8.1f ms  %7.2f MB/s  (the transport's limit)\n",
                 libsshMs, mb / (libsshMs / 1000));
+    std::printf("  each run, pull session / cat over the open connection:");
+    for (int run = 0; run < kRuns; ++run)
+        std::printf(" %.1f/%.1f", pulls[static_cast<std::size_t>(run)], warmCats[static_cast<std::size_t>(run)]);
+    std::printf(" ms (ratios");
+    for (int run = 0; run < kRuns; ++run)
+        std::printf(" %.2f", warmCats[static_cast<std::size_t>(run)] / pulls[static_cast<std::size_t>(run)]);
+    std::printf(")\n");
     benchsupport::printStages(stages, warmMs);
     std::printf("  context: throughput pull / an open libssh channel %.2fx (the transport's limit); connect "
                 "included, against the open OpenSSH connection %.2fx; against the cold cat %.2fx\n",
@@ -334,8 +489,11 @@ int main(int argc, char* argv[])
     try {
         spdlog::set_level(std::getenv("FERRY_BENCH_DEBUG") ? spdlog::level::debug : spdlog::level::warn);
         spdlog::set_pattern("%H:%M:%S.%e %v");
+        // backlog [DAYS] [--timeline]
+        const bool timeline = argc > 2 && std::string(argv[argc - 1]) == "--timeline";
+        const int days = argc > 2 && std::string(argv[2]) != "--timeline" ? std::max(1, std::atoi(argv[2])) : 7;
         if (only.empty() || only == "backlog")
-            singleNodeVersusCat(argc > 2 ? std::max(1, std::atoi(argv[2])) : 7);
+            singleNodeVersusCat(days, timeline);
         if (only.empty() || only == "nodes")
             fiftyNodes();
     } catch (const std::exception& e) {

@@ -49,6 +49,12 @@ std::string SqlTransaction::savepointName() const
     return "ferry_nested_" + std::to_string(m_depth);
 }
 
+SqlUnsyncedCommits::SqlUnsyncedCommits(SqlConnection& connection)
+{
+    if (Database* db = connection.sqliteDatabase())
+        m_sqlite = std::make_unique<UnsyncedCommits>(*db);
+}
+
 namespace {
 
 class SqliteStatementBackend : public SqlStatementBackend {

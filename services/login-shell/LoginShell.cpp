@@ -12,7 +12,7 @@
 #include "ferry/Error.h"
 #include "ferry/PullServer.h"
 #include "ferry/Spool.h"
-#include "ferry/SshKeys.h"
+#include "ferry/SshdHostKeys.h"
 
 namespace pullshell {
 

@@ -132,12 +132,19 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
         else
             spdlog::info("Node {}: {}", node.name, outcome.summary);
         // The pull's state, its counter and the node's last pull in one
-        // transaction: one sync (on SQLite the store shares the connection).
+        // transaction, not synced: the records and the cursor are on disk
+        // already (each group's FULL commit before its Acks), and a power
+        // cut that takes this transaction only leaves the previous pull's
+        // state and counts, which the next FULL commit on master.db would
+        // have synced (on PostgreSQL it commits as always; on SQLite the
+        // store shares the connection).
+        const ferry::SqlUnsyncedCommits unsynced(tables);
         ferry::SqlTransaction tx(tables);
         state.recordAttempt(node.name, start, true, "success: " + outcome.summary, outcome.records);
         store.addCounters({{"sessions", ferry::counterLabels({{"transport", "pull"}, {"outcome", "ok"}}), 1}});
         ferry::MasterQueries(tables).notePull(node.name, ferry::nowMs());
         tx.commit();
+        spdlog::debug("Node {}: pull recorded", node.name);
     } catch (const std::exception& e) {
         outcome.success = false;
         outcome.durationMs = ferry::nowMs() - start;
@@ -172,6 +179,7 @@ PullOutcome Puller::pullOne(const ferry::NodeInfo& node)
             spdlog::error("Failed to record the pull result of node {}, ignoring: {}", node.name, inner.what());
         }
     }
+    spdlog::debug("Node {}: channel closed", node.name);
     return outcome;
 }
 

@@ -3,6 +3,7 @@
 
 #include "Invocation.h"
 #include "ferry/PullProtocol.h"
+#include "support/TestSupport.h"
 
 using namespace ferry;
 using pullshell::Invocation;
@@ -86,4 +87,16 @@ TEST(AShellInvocation, RefusesInteractiveLoginsAndOtherArguments)
     const auto r = resolveRequest(Invocation{{"-c", "status"}, std::string("fetch 1"), "/x"});
     ASSERT_TRUE(r.command);
     EXPECT_EQ(*r.command, "status");
+}
+
+TEST(TheLoginShellBinary, LoadsNeitherLibsshNorTheKerberosLibraries)
+{
+    // sshd starts ferry-login at every pull: each shared library it names is
+    // loaded and relocated first. It calls nothing of libssh (its host key
+    // fingerprints are read without it), which brings GSSAPI and Kerberos.
+    const auto r = ferry::test::run({"readelf", "-d", ferry::test::buildPath("services/login-shell/ferry-login")});
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_NE(r.out.find("libsqlite3"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("libssh"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("krb5"), std::string::npos) << r.out;
 }

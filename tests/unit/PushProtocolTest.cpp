@@ -3,6 +3,7 @@
 
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <thread>
@@ -305,6 +306,7 @@ class GroupCountingStore : public SessionStore {
 public:
     explicit GroupCountingStore(const std::string& path) : m_store(path) {}
     std::vector<std::size_t> groups;
+    std::vector<pid_t> threads; // the thread of each group's commit (kernel ids: never reused at once)
     std::function<void()> beforeFirstGroup;
 
     std::optional<std::string> nodeSecret(const std::string& name) override { return m_store.nodeSecret(name); }
@@ -330,6 +332,7 @@ public:
         if (groups.empty() && beforeFirstGroup)
             beforeFirstGroup();
         groups.push_back(batches.size());
+        threads.push_back(::gettid());
         return m_store.storeBatches(node, epoch, batches, via);
     }
     std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) override
@@ -396,35 +399,65 @@ std::size_t spoolUpTo(const std::string& path, int count, std::uint64_t after, s
     return bytes;
 }
 
-TEST_F(APushSession, StoresTheBatchesThatArriveWhileItCommitsInTheNextTransaction)
-{
-    // 400 records in batches of 50, newest first: the head lane, then seven
-    // backlog batches, all within the node's window (8), so all on the wire
-    // at once. The master commits the head at once, alone; the test holds
-    // that commit until the node has written all eight frames and the
-    // session has read every byte of them. The seven backlog batches arrived
-    // while the head committed: they go in the next transaction, together.
-    spoolUpTo(dir / "spool.db", 400, 0, 0);
-    GroupCountingStore store(dir / "master.db");
-    BatchCountingStream counted(*node);
+// 400 records in batches of 50, newest first: the head lane, then seven
+// backlog batches, all within the node's window (8), so all on the wire at
+// once. The master commits the head at once, alone; the store holds that
+// commit until the node has written all eight frames and the session has
+// read every byte of them. The seven backlog batches arrived while the head
+// committed: they go in the next transaction, together.
+struct GroupedPush {
+    pushd::PushCycleResult result;
     bool readDuringCommit = false;
+    pid_t sessionThread = 0;
+};
+
+GroupedPush pushInGroupsOfOneAndSeven(const std::string& spoolPath, GroupCountingStore& store, ByteStream& node,
+                                      FdStream& master, int masterFd, const pushd::PushCycleOptions& o)
+{
+    spoolUpTo(spoolPath, 400, 0, 0);
+    BatchCountingStream counted(node);
+    GroupedPush out;
     store.beforeFirstGroup = [&] {
         // The deadline only bounds a failure.
-        readDuringCommit = test::waitUntil([&] { return counted.batchFrames == 8 && bytesQueued(masterFd) == 0; },
-                                           std::chrono::seconds(20), std::chrono::milliseconds(1));
+        out.readDuringCommit = test::waitUntil([&] { return counted.batchFrames == 8 && bytesQueued(masterFd) == 0; },
+                                               std::chrono::seconds(20), std::chrono::milliseconds(1));
     };
-    std::thread server([&] { collectord::serveSession(*master, store, {}); });
-    Spool spool(dir / "spool.db", {});
-    const auto r = pushd::runPushCycle(counted, spool, options(secret));
+    std::thread server([&] {
+        out.sessionThread = ::gettid();
+        collectord::serveSession(master, store, {});
+    });
+    Spool spool(spoolPath, {});
+    out.result = pushd::runPushCycle(counted, spool, o);
     server.join();
-    EXPECT_TRUE(readDuringCommit) << "the session reads the batches that follow while the head commits";
+    return out;
+}
+
+TEST_F(APushSession, StoresTheBatchesThatArriveWhileItCommitsInTheNextTransaction)
+{
+    GroupCountingStore store(dir / "master.db");
+    const auto pushed = pushInGroupsOfOneAndSeven(dir / "spool.db", store, *node, *master, masterFd, options(secret));
+    const auto& r = pushed.result;
+    EXPECT_TRUE(pushed.readDuringCommit) << "the session reads the batches that follow while the head commits";
     EXPECT_EQ(r.batches, 8u);
     EXPECT_EQ(r.recordsSent, 400u);
     EXPECT_EQ(r.recordsNew, 400u);
-    EXPECT_EQ(spool.stats().records, 0u);
+    EXPECT_EQ(Spool(dir / "spool.db", {}).stats().records, 0u);
     EXPECT_EQ(MasterStore(dir / "master.db").countRecords("web1"), 400u);
     EXPECT_EQ(store.groups, (std::vector<std::size_t>{1, 7}))
         << "the head alone, at once; then the seven that arrived during its commit, in one transaction";
+}
+
+TEST_F(APushSession, CommitsEveryGroupOnOneThreadOfItsOwn)
+{
+    // Both commits of the groups {1, 7} run on the same thread, and not on
+    // the thread that reads the session.
+    GroupCountingStore store(dir / "master.db");
+    const auto pushed = pushInGroupsOfOneAndSeven(dir / "spool.db", store, *node, *master, masterFd, options(secret));
+    EXPECT_EQ(pushed.result.recordsNew, 400u);
+    ASSERT_EQ(store.groups, (std::vector<std::size_t>{1, 7}));
+    ASSERT_EQ(store.threads.size(), 2u);
+    EXPECT_EQ(store.threads[0], store.threads[1]) << "one commit thread serves the whole session";
+    EXPECT_NE(store.threads[0], pushed.sessionThread) << "the session reads on while a group commits";
 }
 
 TEST_F(APushSession, ReadsNoMoreThanTheNextGroupWhileACommitRuns)

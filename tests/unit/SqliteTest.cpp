@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "ferry/SqlConnection.h"
 #include "ferry/Sqlite.h"
 #include "support/TestSupport.h"
 
@@ -76,6 +77,27 @@ std::size_t openFiles()
 // SQLite opens a file that is not a database without complaint and fails at
 // the first statement, inside the constructor: the connection must be closed
 // there (the sanitizer build found it leaked, a file descriptor per attempt).
+TEST_F(ADatabase, CommitsUnsyncedThroughSqlConnectionOnlyWithinTheScope)
+{
+    // pulld's bookkeeping after a pull: NORMAL for the scope, FULL after it
+    // (1 and 2 in PRAGMA synchronous).
+    Database master(dir / "master.db");
+    SqliteConnection connection(master);
+    auto synchronous = [&] {
+        Statement s(master, "PRAGMA synchronous");
+        return s.step() ? s.int64(0) : -1;
+    };
+    ASSERT_EQ(synchronous(), 2);
+    {
+        const SqlUnsyncedCommits unsynced(connection);
+        EXPECT_EQ(synchronous(), 1);
+        SqlTransaction tx(connection);
+        SqlStatement(connection, "CREATE TABLE u (x INTEGER)").run();
+        tx.commit();
+    }
+    EXPECT_EQ(synchronous(), 2) << "every later commit syncs again";
+}
+
 TEST_F(ADatabase, ClosesTheFileOfADatabaseItCannotRead)
 {
     const std::string junk = dir / "junk.db";

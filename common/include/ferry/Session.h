@@ -88,14 +88,15 @@
 // Group commit: the master stores the batches that have arrived (up to 8
 // batches or 8 MiB) in one transaction, with one sync, and then sends their
 // Acks in order; a HeadBatch is stored as soon as it can be, alone with
-// whatever came before it. The commit runs on a thread of its own while the
-// session reads the batches that follow (up to one more group; then it
-// stops reading until the commit is done): those form the next group. The
-// wire is unchanged: one Ack per batch, each after the commit that holds its
-// batch. The node keeps up to kSessionWindow (8) batches in flight, so that
-// a week's backlog at 1 MiB batches goes out without waiting for an Ack; it
-// reads every Ack that has already arrived and deletes what they confirm in
-// one spool transaction (each Ack still checked against its own batch).
+// whatever came before it. The commits run on a thread of the session's own
+// (one for all its groups) while the session reads the batches that follow
+// (up to one more group; then it stops reading until the commit is done):
+// those form the next group. The wire is unchanged: one Ack per batch, each
+// after the commit that holds its batch. The node keeps up to
+// kSessionWindow (8) batches in flight, so that a week's backlog at 1 MiB
+// batches goes out without waiting for an Ack; it reads every Ack that has
+// already arrived and deletes what they confirm in one spool transaction
+// (each Ack still checked against its own batch).
 // The policy map of a push carries the node's period floor
 // (kPolicyMinPushPeriod, kPolicyMinPullInterval, seconds, when set) and, when
 // the push came too soon after the last one that kept to the floor,

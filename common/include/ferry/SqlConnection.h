@@ -57,6 +57,8 @@ public:
     virtual void lockUntilCommit(std::string_view key) = 0;
     // "master.db at PATH" or "PostgreSQL at HOST:PORT/DB", for messages.
     virtual std::string where() const = 0;
+    // master.db's connection (SqlUnsyncedCommits); nullptr on PostgreSQL.
+    virtual Database* sqliteDatabase() { return nullptr; }
     virtual bool isPostgres() const = 0;
 
     // Whether a SqlTransaction is open on this connection.
@@ -133,6 +135,19 @@ private:
     bool m_done = false;
 };
 
+// For its lifetime, commits on connection do not wait for the disk where
+// the backend lets them (master.db: UnsyncedCommits, whose comment says
+// when that is safe); PostgreSQL commits as it always does.
+class SqlUnsyncedCommits {
+public:
+    explicit SqlUnsyncedCommits(SqlConnection& connection);
+    SqlUnsyncedCommits(const SqlUnsyncedCommits&) = delete;
+    SqlUnsyncedCommits& operator=(const SqlUnsyncedCommits&) = delete;
+
+private:
+    std::unique_ptr<UnsyncedCommits> m_sqlite;
+};
+
 // master.db through SqlConnection. Opening it by path applies MasterSchema.h
 // (MasterStore::migrate); the other constructor borrows an open Database.
 class SqliteConnection : public SqlConnection {
@@ -147,6 +162,7 @@ public:
     void lockUntilCommit(std::string_view) override {}
     std::string where() const override;
     bool isPostgres() const override { return false; }
+    Database* sqliteDatabase() override { return m_db; }
 
     Database& database() { return *m_db; }
 

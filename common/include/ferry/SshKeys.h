@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "ferry/SshdHostKeys.h"
+
 struct ssh_key_struct;
 
 namespace ferry {
@@ -21,12 +23,5 @@ std::string fingerprintOf(const std::string& publicKeyLine);
 // "SHA256:…" fingerprint of a libssh key (a server's host key, say);
 // "unknown" when libssh cannot hash it.
 std::string fingerprintOf(ssh_key_struct* key);
-// The sshd host keys in dir (ssh_host_*_key.pub, sorted, at most
-// kMaxHostKeys, normalized "type base64"); unreadable ones are logged and
-// skipped.
-std::vector<std::string> readSshdHostKeys(const std::string& dir);
-// Their fingerprints, as SshSession::hostKeyFingerprint prints them: what a
-// session binding must name on this host (Session.h).
-std::vector<std::string> sshdHostKeyFingerprints(const std::string& dir);
 
 } // namespace ferry
