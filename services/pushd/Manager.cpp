@@ -122,7 +122,11 @@ Outcome Manager::pushToFirstReachable(ferry::Spool& spool, const std::string& se
             if (r.held) {
                 // Not a success: nothing moves until an operator decides on
                 // the master, and the records stay here meanwhile.
-                const std::string summary = "push to " + where + " held by the master: " + r.heldReason;
+                std::string summary = "push to " + where + " held by the master: " + r.heldReason;
+                // A push goes epoch by epoch, oldest first, and ends at a
+                // held one: what a later epoch queued waits behind it.
+                if (r.laterEpochQueued)
+                    summary += "; the records of a later epoch are queued behind it and stay here too";
                 recordOutcome({false, summary}, where);
                 return {false, summary};
             }

@@ -189,6 +189,27 @@ TEST_F(ANodesLife, GivesACopiedStateDirectoryANewEpochAndStoresEveryRecordOnce)
     }
     EXPECT_NE(run({ctl, "push"}, onClone).exitCode, 0) << "the clone's epoch is retired: held";
     EXPECT_EQ(ferry::Spool(cloneSpool, {}).stats().records, 1u);
+    // The clone's spool moved to another machine (two machine ids of the
+    // test's own, so that the move is seen with or without /etc/machine-id):
+    // its next record gets a later epoch, queued behind the held one, and
+    // the node says that it waits there too.
+    const std::string firstId = *m_root / "first-machine-id";
+    const std::string movedId = *m_root / "moved-machine-id";
+    writeFile(firstId, "00112233445566778899aabbccddeeff\n");
+    writeFile(movedId, "0123456789abcdef0123456789abcdef\n");
+    {
+        ferry::Spool first(cloneSpool, {}, firstId);
+    }
+    {
+        ferry::Spool spool(cloneSpool, {}, movedId);
+        EXPECT_NE(spool.epoch(), b);
+        spool.append("test", "clone after a move", ferry::nowMs());
+    }
+    const auto behind = run({ctl, "push"}, onClone);
+    EXPECT_NE(behind.exitCode, 0);
+    EXPECT_NE(behind.err.find("the records of a later epoch are queued behind it and stay here too"), std::string::npos)
+        << behind.out << behind.err;
+    EXPECT_EQ(ferry::Spool(cloneSpool, {}).stats().records, 2u);
 
     ferry::MasterStore store(m_masterState + "/master.db");
     const auto ofA = store.records("test-node", a, 0, 100);
