@@ -99,14 +99,7 @@ protected:
 
     static Frame request(const Node& node)
     {
-        RegistrationRequest r;
-        r.node = node.name;
-        r.publicKey = node.key;
-        r.mode = "auto";
-        r.timeMs = nowMs();
-        r.nonce = randomBytes(kNonceSize);
-        r.masterId = kTestMasterId;
-        return {MessageType::Request, encodeRegistrationRequest(r, testMasterKey(node.secret))};
+        return {MessageType::Request, requestPayload(newRequest(node.name, node.key), node.secret)};
     }
 
     static bool accepted(const Frame& answer)

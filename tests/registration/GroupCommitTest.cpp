@@ -49,11 +49,7 @@ TestNode makeNode(const std::string& dir, const std::string& name)
 
 std::string registrationFrame(const TestNode& node, const std::vector<std::string>& hostKeys)
 {
-    RegistrationRequest r;
-    r.node = node.name;
-    r.publicKey = node.key;
-    r.timeMs = nowMs();
-    r.nonce = randomBytes(kNonceSize);
+    RegistrationRequest r = newRequest(node.name, node.key);
     r.hostKeys = hostKeys;
     return requestFrame(r, node.secret);
 }

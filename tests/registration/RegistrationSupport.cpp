@@ -43,27 +43,38 @@ Reply rawExchange(int port, const std::string& bytes, bool closeWrite, std::chro
     return reply;
 }
 
-std::string requestFrame(const RegistrationRequest& request, const std::string& secret)
-{
-    // Kind 3 is made with the key for the master id, as keyregd does.
-    if (request.version3 && request.masterId.empty()) {
-        RegistrationRequest r = request;
-        r.masterId = kTestMasterId;
-        return encodeFrame(MessageType::Request, encodeRegistrationRequest(r, deriveMasterKey(secret, kTestMasterId)));
-    }
-    const std::string key = request.version3 ? deriveMasterKey(secret, request.masterId) : secret;
-    return encodeFrame(MessageType::Request, encodeRegistrationRequest(request, key));
-}
-
-std::string requestFrame(const std::string& node, const std::string& publicKey, const std::string& secret,
-                         std::int64_t timeMs, std::string nonce)
+RegistrationRequest newRequest(const std::string& node, const std::string& publicKey, std::int64_t timeMs,
+                               std::string nonce)
 {
     RegistrationRequest r;
     r.node = node;
     r.publicKey = normalizeKeyLine(publicKey);
     r.timeMs = timeMs != 0 ? timeMs : nowMs();
     r.nonce = nonce.empty() ? randomBytes(kNonceSize) : std::move(nonce);
-    return requestFrame(r, secret);
+    return r;
+}
+
+std::string requestPayload(const RegistrationRequest& request, const std::string& secret)
+{
+    // Kind 3 is made with the key for the master id, as keyregd does.
+    if (request.version3 && request.masterId.empty()) {
+        RegistrationRequest r = request;
+        r.masterId = kTestMasterId;
+        return encodeRegistrationRequest(r, deriveMasterKey(secret, kTestMasterId));
+    }
+    const std::string key = request.version3 ? deriveMasterKey(secret, request.masterId) : secret;
+    return encodeRegistrationRequest(request, key);
+}
+
+std::string requestFrame(const RegistrationRequest& request, const std::string& secret)
+{
+    return encodeFrame(MessageType::Request, requestPayload(request, secret));
+}
+
+std::string requestFrame(const std::string& node, const std::string& publicKey, const std::string& secret,
+                         std::int64_t timeMs, std::string nonce)
+{
+    return requestFrame(newRequest(node, publicKey, timeMs, std::move(nonce)), secret);
 }
 
 Registryd::Registryd(const std::string& stateDir, const std::string& hostKeyFile, int port, const std::string& logFile,

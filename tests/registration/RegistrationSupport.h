@@ -36,9 +36,15 @@ inline std::string testMasterKey(const std::string& secret)
     return deriveMasterKey(secret, kTestMasterId);
 }
 
-// A signed registration request frame from a whole request (host keys
-// included), made with the key derived from secret for its master id (kind
-// 3), or with secret itself (older kinds).
+// A request of node for publicKey, timestamped timeMs (0: now) with nonce
+// (empty: a random one).
+RegistrationRequest newRequest(const std::string& node, const std::string& publicKey, std::int64_t timeMs = 0,
+                               std::string nonce = {});
+// A whole request (host keys included) signed with the key derived from
+// secret for its master id (kind 3; kTestMasterId when it names none), or
+// with secret itself (older kinds): the frame's payload.
+std::string requestPayload(const RegistrationRequest& request, const std::string& secret);
+// The same, as a frame ready to send.
 std::string requestFrame(const RegistrationRequest& request, const std::string& secret);
 // A signed registration request frame, ready to send.
 std::string requestFrame(const std::string& node, const std::string& publicKey, const std::string& secret,
