@@ -380,13 +380,14 @@ bool RegistryStore::rememberNonce(const std::string& name, const std::string& no
     return ins.bind(1, name).bindBlob(2, nonce).bind(3, nowMs).run() > 0;
 }
 
-std::string RegistryStore::recordKey(const std::string& name, const std::string& publicKey, const std::string& mode,
-                                     const std::string& peerHost, std::uint16_t sshPort, std::int64_t nowMs)
+void RegistryStore::recordKey(const std::string& name, const std::string& publicKey, const std::string& mode,
+                              const std::string& peerHost, std::uint16_t sshPort, std::int64_t nowMs)
 {
+    // Only the key: node() would read the pinned host keys as well.
     SqlStatement q(*m_db, "SELECT public_key FROM nodes WHERE name = ?1");
     q.bind(1, name);
     const bool exists = q.step();
-    std::string before = exists ? q.text(0) : std::string();
+    const std::string before = exists ? q.text(0) : std::string();
     // The address a node registers from is where the master pulls it: it is
     // refreshed at every registration, as node addresses change.
     SqlStatement s(*m_db, "UPDATE nodes SET public_key = ?2, last_seen = ?3,"
@@ -397,7 +398,6 @@ std::string RegistryStore::recordKey(const std::string& name, const std::string&
     s.bind(6, mode).run();
     if (exists && before != publicKey)
         viewChanged();
-    return before;
 }
 
 void RegistryStore::touch(const std::string& name, std::int64_t nowMs)

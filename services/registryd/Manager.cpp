@@ -540,8 +540,8 @@ ferry::Frame Manager::registerNode(const ferry::Frame& request, const std::strin
             outcome = "hostkey-changed";
             return errorFrame("hostkey-changed", message);
         }
-        const std::string previousKey =
-            m_registry.recordKey(r.node, r.publicKey, r.mode, hostOfPeer(peer), r.sshPort, now);
+        const std::string previousKey = node->publicKey;
+        m_registry.recordKey(r.node, r.publicKey, r.mode, hostOfPeer(peer), r.sshPort, now);
         if (previousKey != r.publicKey)
             changes.insert(changes.begin(), previousKey.empty()
                                                 ? "registered key " + ferry::keyFingerprintOrNote(r.publicKey)

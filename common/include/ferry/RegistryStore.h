@@ -74,10 +74,10 @@ public:
     bool rememberNonce(const std::string& name, const std::string& nonce, std::int64_t nowMs, std::int64_t keepMs);
     // Stores what a node proved with its secret (key, mode, where its sshd
     // is: the address it registered from and the port it gave) and updates
-    // last_seen. Returns the key it had before ("" for none): the caller
-    // logs a new or rotated key (once its transaction committed).
-    std::string recordKey(const std::string& name, const std::string& publicKey, const std::string& mode,
-                          const std::string& peerHost, std::uint16_t sshPort, std::int64_t nowMs);
+    // last_seen. The caller logs a new or rotated key (once its transaction
+    // committed), from the node it read before.
+    void recordKey(const std::string& name, const std::string& publicKey, const std::string& mode,
+                   const std::string& peerHost, std::uint16_t sshPort, std::int64_t nowMs);
     void touch(const std::string& name, std::int64_t nowMs);
     // A registration from a node without a secret here: kept as pending with
     // the signed request, so that accepting it later with the node's secret
