@@ -246,9 +246,11 @@ int main(int argc, char* argv[]) try {
     TestSshd helperSshd(viaHelper);
     TestSshd fileSshd(viaFile);
 
-    // The certificate path: a CA, the node's certificate, a KRL of 100,000 serials.
+    // The certificate path: a CA, the node's certificate, a KRL of 100,000
+    // serials. The CA is RSA (3072 bits), the type services/registryd/README.md
+    // advises: it costs sshd the least per login (docs/master-sizing.md).
     const std::string ca = root / "ca";
-    run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", ca});
+    run({"ssh-keygen", "-q", "-t", "rsa", "-b", "3072", "-N", "", "-f", ca});
     // 100,000 revoked of 125,000 issued (every fifth still valid), written
     // as the registry writes its KRLs (see NodeCertificates.h): runs of four,
     // so 25,000 serial ranges. sshd loads the KRL at every login; what that

@@ -44,7 +44,13 @@ protected:
         for (const auto& d : {m_master, m_nodeState, m_nodeConfig})
             std::filesystem::create_directories(d);
         m_ca = m_root / "ca";
-        ASSERT_EQ(run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ferry-ca", "-f", m_ca}).exitCode, 0);
+        std::vector<std::string> keygen = {"ssh-keygen", "-q"};
+        for (const auto& a : caKeyType())
+            keygen.push_back(a);
+        for (const auto& a : {"-N", "", "-C", "ferry-ca", "-f"})
+            keygen.emplace_back(a);
+        keygen.push_back(m_ca);
+        ASSERT_EQ(run(keygen).exitCode, 0);
         m_krl = m_master + "/revoked_keys.krl";
         // The master's sshd: the CA and the KRL (registryd writes it before
         // any node logs in), and no key lookup at all for the tunnel user,
@@ -76,6 +82,9 @@ protected:
         ASSERT_TRUE(waitUntil([&] { return ::access(certFile().c_str(), F_OK) == 0; }))
             << readFile(m_root / "keyregd.log") << m_registryd->log();
     }
+
+    // ssh-keygen's arguments for the CA's key.
+    virtual std::vector<std::string> caKeyType() const { return {"-t", "ed25519"}; }
 
     std::map<std::string, std::string> nodeEnv() const
     {
@@ -221,6 +230,25 @@ TEST_F(ACertifiedNode, IsRefusedOnceTheOperatorRevokesIt)
     ASSERT_EQ(r.exitCode, 0) << r.err;
     EXPECT_NE(readFile(m_krl), krlBefore);
     // sshd reads RevokedKeys at every authentication: no restart.
+    EXPECT_THROW(login(keyFile()), AuthError);
+    EXPECT_TRUE(waitUntil([&] { return m_sshd->log().find("revoked") != std::string::npos; })) << m_sshd->log();
+}
+
+// The CA that services/registryd/README.md advises for a large fleet: RSA,
+// the cheapest for sshd to check at every login (docs/master-sizing.md).
+class ACertifiedNodeOfAnRsaCa : public ACertifiedNode {
+protected:
+    std::vector<std::string> caKeyType() const override { return {"-t", "rsa", "-b", "3072"}; }
+};
+
+TEST_F(ACertifiedNodeOfAnRsaCa, LogsInWithItsCertificateUntilTheOperatorRevokesIt)
+{
+    const auto ca = readFile(m_ca + ".pub");
+    ASSERT_EQ(ca.rfind("ssh-rsa ", 0), 0u) << ca;
+    ASSERT_NO_THROW(login(keyFile())) << m_sshd->log();
+    EXPECT_NE(m_sshd->log().find("ID ferry-node:cert-node#1 (serial 1) CA RSA"), std::string::npos) << m_sshd->log();
+    const auto r = ferryctl({"master", "revoke", "cert-node", "stolen"}, {{"FERRY_STATE_DIR", m_master}});
+    ASSERT_EQ(r.exitCode, 0) << r.err;
     EXPECT_THROW(login(keyFile()), AuthError);
     EXPECT_TRUE(waitUntil([&] { return m_sshd->log().find("revoked") != std::string::npos; })) << m_sshd->log();
 }

@@ -31,6 +31,7 @@
 #include "ferry/Clock.h"
 #include "ferry/Crypto.h"
 #include "ferry/Error.h"
+#include "ferry/MasterSchema.h"
 #include "ferry/MasterStore.h"
 #include "ferry/RegistryStore.h"
 #include "ferry/Sqlite.h"
@@ -271,7 +272,7 @@ TEST_F(AMasterWithNodeKeysApart, MovesTheKeysOfAVersion6MasterDbOutAndLeavesNoCo
         Database file(masterDb, true);
         Statement v(file, "PRAGMA user_version");
         ASSERT_TRUE(v.step());
-        EXPECT_EQ(v.int64(0), 7);
+        EXPECT_EQ(v.int64(0), schema::kMasterSchemaVersion);
     }
     expectNoKeyReadableIn(masterDb, secret);
     EXPECT_TRUE(refused(catAs(kMetricsd, m_keys + "/node-keys.db")));

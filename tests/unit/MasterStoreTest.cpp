@@ -196,6 +196,40 @@ TEST_F(AMasterStore, MigratesAReleaseFileThatRegistrationNeverTouched)
     EXPECT_TRUE(s.step()) << "the registry's columns were added by the migration";
 }
 
+TEST_F(AMasterStore, MovesAVersion7FilesCertificatesIntoARowidTable)
+{
+    // A version 7 file: node_certificates WITHOUT ROWID, one certificate row
+    // as large as one an RSA CA signs (1.6 KB), which spilled to an overflow
+    // page of its own.
+    {
+        MasterStore fresh(path);
+    }
+    const std::string certificate = "ssh-ed25519-cert-v01@openssh.com " + std::string(1500, 'A') + " node-a";
+    {
+        Database db(path);
+        db.exec("DROP TABLE node_certificates;"
+                "CREATE TABLE node_certificates (node TEXT PRIMARY KEY, serial INTEGER NOT NULL UNIQUE,"
+                " public_key TEXT NOT NULL, certificate TEXT NOT NULL, valid_to_ms INTEGER NOT NULL) WITHOUT ROWID;"
+                "INSERT INTO node_certificates VALUES ('node-a', 7, 'ssh-ed25519 AAAA', '" +
+                certificate +
+                "', 1234);"
+                "PRAGMA user_version = 7;");
+    }
+    RegistryStore registry(path);
+    EXPECT_EQ(userVersion(path), 8);
+    const auto kept = registry.certificate("node-a");
+    ASSERT_TRUE(kept.has_value());
+    EXPECT_EQ(kept->serial, 7u);
+    EXPECT_EQ(kept->line, certificate);
+    EXPECT_EQ(kept->validToMs, 1234);
+    Database db(path);
+    Statement t(db, "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'node_certificates'");
+    ASSERT_TRUE(t.step());
+    EXPECT_EQ(t.text(0).find("WITHOUT ROWID"), std::string::npos) << t.text(0);
+    // The serial stays unique across nodes (the UNIQUE of the column).
+    EXPECT_THROW(db.exec("INSERT INTO node_certificates VALUES ('node-b', 7, 'k', 'c', 1)"), SqliteError);
+}
+
 TEST_F(AMasterStore, RefusesAFileNewerThanItKnows)
 {
     {
