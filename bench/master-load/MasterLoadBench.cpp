@@ -1030,9 +1030,9 @@ int benchMain(const Settings& s)
     const double t0 = monoSeconds();
     prepareMasterSideDirs(master);
     std::vector<SimNode> nodes = makeNodes(s, dir, dbPath, ferrySshd.port());
+    const double registryBytesPlain = registryBytes(dbPath);
     run({"chown", "-R", "ferry:ferry", master, master + "-keys"});
     const double registerSeconds = monoSeconds() - t0;
-    const double registryBytesPlain = registryBytes(dbPath);
 
     // sshd alone: the same binary and global settings, the same keys in a
     // plain authorized_keys file, the same relay, no helper, a sink for the
@@ -1086,9 +1086,9 @@ int benchMain(const Settings& s)
         certNodes = certifyNodes(nodes, dbPath, ca, krl, certSshd->hostKeyLine(), certSshd->port());
         for (auto& n : certNodes)
             writeFile(n.paths.knownHostsFile(), certSshd->knownHostsLine() + "\n", 0600);
+        registryBytesWithCerts = registryBytes(dbPath);
         run({"chown", "-R", "ferry:ferry", master, master + "-keys"});
         certifySeconds = monoSeconds() - c0;
-        registryBytesWithCerts = registryBytes(dbPath);
     }
     Process collector({buildPath("services/collectord/ferry-collectord"),
                        "--listen=127.0.0.1:" + std::to_string(freePort()), "--relay-socket", dir / "collector.sock"},
