@@ -303,7 +303,8 @@ AckMessage MasterStore::storeBatch(const std::string& node, const Epoch& epoch, 
 }
 
 std::vector<AckMessage> MasterStore::storeBatches(const std::string& node, const Epoch& epoch,
-                                                  const std::vector<BatchToStore>& batches, const std::string& via)
+                                                  const std::vector<BatchToStore>& batches, const std::string& via,
+                                                  const WithBatches& with)
 {
     std::vector<AckMessage> acks;
     acks.reserve(batches.size());
@@ -390,6 +391,8 @@ std::vector<AckMessage> MasterStore::storeBatches(const std::string& node, const
     ep.bind(1, node).bind(2, hex).bind(3, now).bind(4, static_cast<std::int64_t>(total.newlyStored));
     ep.bind(5, static_cast<std::int64_t>(total.storedUpTo)).bind(6, order).run();
     addCounters(batchCounters(total, via));
+    if (with.report != nullptr)
+        storeReport(node, epoch, via, with.address, *with.report);
     // With synchronous=FULL the commit is on disk when it returns (the WAL
     // synced once for the whole group): only then may the caller send the
     // Acks that let the node delete its copies.
@@ -426,8 +429,8 @@ std::vector<CounterValue> MasterStore::counters()
 void MasterStore::storeReport(const std::string& node, const Epoch& epoch, const std::string& via,
                               const std::string& address, const HealthReport& r)
 {
-    // Inside admitEpoch's transaction, or in one of its own committed
-    // without a sync (SessionStore::storeReport).
+    // Inside admitEpoch's or storeBatches' transaction, or in one of its own
+    // committed without a sync (SessionStore::storeReport).
     std::optional<UnsyncedCommits> unsynced;
     std::optional<Transaction> own;
     if (sqlite3_get_autocommit(m_db.handle()) != 0) {

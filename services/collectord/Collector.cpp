@@ -220,9 +220,9 @@ public:
     }
     std::vector<ferry::AckMessage> storeBatches(const std::string& node, const ferry::Epoch& epoch,
                                                 const std::vector<ferry::BatchToStore>& batches,
-                                                const std::string& via) override
+                                                const std::string& via, const ferry::WithBatches& with) override
     {
-        return call([&](ferry::MasterStore& s) { return s.storeBatches(node, epoch, batches, via); });
+        return call([&](ferry::MasterStore& s) { return s.storeBatches(node, epoch, batches, via, with); });
     }
     std::uint64_t pullCursor(const std::string& node, const ferry::Epoch& epoch) override
     {

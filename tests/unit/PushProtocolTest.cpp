@@ -307,6 +307,7 @@ public:
     explicit GroupCountingStore(const std::string& path) : m_store(path) {}
     std::vector<std::size_t> groups;
     std::vector<pid_t> threads; // the thread of each group's commit (kernel ids: never reused at once)
+    std::vector<bool> withReport; // whether each group's transaction stored the node's report
     std::function<void()> beforeFirstGroup;
 
     std::optional<std::string> nodeSecret(const std::string& name) override { return m_store.nodeSecret(name); }
@@ -327,13 +328,15 @@ public:
         return m_store.storeBatch(node, epoch, records, via, lane);
     }
     std::vector<AckMessage> storeBatches(const std::string& node, const Epoch& epoch,
-                                         const std::vector<BatchToStore>& batches, const std::string& via) override
+                                         const std::vector<BatchToStore>& batches, const std::string& via,
+                                         const WithBatches& with) override
     {
         if (groups.empty() && beforeFirstGroup)
             beforeFirstGroup();
         groups.push_back(batches.size());
         threads.push_back(::gettid());
-        return m_store.storeBatches(node, epoch, batches, via);
+        withReport.push_back(with.report != nullptr);
+        return m_store.storeBatches(node, epoch, batches, via, with);
     }
     std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) override
     {

@@ -81,7 +81,9 @@ public:
                           const std::string& via, BatchLane lane = BatchLane::Backlog) override;
     // Several batches in one transaction, one sync (SessionStore.h).
     std::vector<AckMessage> storeBatches(const std::string& node, const Epoch& epoch,
-                                         const std::vector<BatchToStore>& batches, const std::string& via) override;
+                                         const std::vector<BatchToStore>& batches, const std::string& via,
+                                         const WithBatches& with) override;
+    using SessionStore::storeBatches;
     // Records per INSERT statement in storeBatches: kRowsPerInsert by
     // default; 1 is one statement per record (bench/backlog compares them).
     static constexpr std::size_t kRowsPerInsert = 64;

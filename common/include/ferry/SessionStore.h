@@ -85,6 +85,16 @@ struct BatchToStore {
     std::uint64_t cursorAfter = 0;
 };
 
+// What a session stores in the transaction of a group of batches
+// (storeBatches) instead of in a transaction of its own.
+struct WithBatches {
+    // Policy first (Session.h): the node's health report, which came in the
+    // write of its first batch, and where the session came from. Stored as
+    // storeReport stores it.
+    const HealthReport* report = nullptr;
+    std::string address;
+};
+
 // The epoch state machine (see MasterStore.h). known: every epoch the store
 // has for the node. Logs what an operator must hear about (first epoch,
 // reinstall, suspect), with untrusted text escaped.
@@ -148,11 +158,17 @@ public:
                                   const std::string& via, BatchLane lane = BatchLane::Backlog) = 0;
     // Group commit: several batches of one session, each stored as
     // storeBatch stores it and in the order given, all in ONE transaction
-    // with one sync. Returns one Ack per batch, in order; none of them may
-    // be sent before this returns (then all of them are durable). A failure
-    // stores none of them.
+    // with one sync, together with what `with` names. Returns one Ack per
+    // batch, in order; none of them may be sent before this returns (then
+    // all of them are durable). A failure stores none of them.
     virtual std::vector<AckMessage> storeBatches(const std::string& node, const Epoch& epoch,
-                                                 const std::vector<BatchToStore>& batches, const std::string& via) = 0;
+                                                 const std::vector<BatchToStore>& batches, const std::string& via,
+                                                 const WithBatches& with) = 0;
+    std::vector<AckMessage> storeBatches(const std::string& node, const Epoch& epoch,
+                                         const std::vector<BatchToStore>& batches, const std::string& via)
+    {
+        return storeBatches(node, epoch, batches, via, WithBatches{});
+    }
     // Pull cursors: every record of (node, epoch) ≤ cursor is stored.
     virtual std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) = 0;
     virtual void setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor) = 0;

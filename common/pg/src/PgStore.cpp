@@ -248,7 +248,8 @@ AckMessage PgStore::storeBatch(const std::string& node, const Epoch& epochId, co
 }
 
 std::vector<AckMessage> PgStore::storeBatches(const std::string& node, const Epoch& epochId,
-                                              const std::vector<BatchToStore>& batches, const std::string& via)
+                                              const std::vector<BatchToStore>& batches, const std::string& via,
+                                              const WithBatches& with)
 {
     const std::string epoch = epochId.hex();
     std::vector<AckMessage> acks;
@@ -313,6 +314,8 @@ std::vector<AckMessage> PgStore::storeBatches(const std::string& node, const Epo
               {PgParam::text(node), PgParam::text(epoch), PgParam::integer(total.newlyStored),
                PgParam::integer(static_cast<std::int64_t>(total.storedUpTo)), PgParam::integer(order)});
     addCounters(batchCounters(total, via));
+    if (with.report != nullptr)
+        insertReport(node, epochId, via, with.address, *with.report);
     // synchronous_commit=on (PostgreSQL's default): the commit is flushed to
     // the server's WAL when it returns, so the Acks that follow are safe.
     tx.commit();

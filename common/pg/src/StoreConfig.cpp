@@ -181,9 +181,10 @@ public:
         return call([&](PgStore& s) { return s.storeBatch(node, epoch, records, via, lane); });
     }
     std::vector<AckMessage> storeBatches(const std::string& node, const Epoch& epoch,
-                                         const std::vector<BatchToStore>& batches, const std::string& via) override
+                                         const std::vector<BatchToStore>& batches, const std::string& via,
+                                         const WithBatches& with) override
     {
-        return call([&](PgStore& s) { return s.storeBatches(node, epoch, batches, via); });
+        return call([&](PgStore& s) { return s.storeBatches(node, epoch, batches, via, with); });
     }
     std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) override
     {

@@ -90,7 +90,9 @@ public:
     AckMessage storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
                           const std::string& via, BatchLane lane = BatchLane::Backlog) override;
     std::vector<AckMessage> storeBatches(const std::string& node, const Epoch& epoch,
-                                         const std::vector<BatchToStore>& batches, const std::string& via) override;
+                                         const std::vector<BatchToStore>& batches, const std::string& via,
+                                         const WithBatches& with) override;
+    using SessionStore::storeBatches;
     // One statement per counter; inside the caller's transaction when
     // there is one.
     void addCounters(const std::vector<CounterDelta>& deltas) override;
