@@ -254,6 +254,20 @@ std::vector<EpochInfo> MasterStore::epochs(const std::string& node)
 EpochAdmission MasterStore::admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
                                        const HealthReport* report, const std::string& via)
 {
+    SessionStart start;
+    start.node = node;
+    start.epoch = epoch;
+    start.address = address;
+    start.via = via;
+    start.report = report;
+    return admitSession(start).epoch;
+}
+
+SessionAdmission MasterStore::admitSession(const SessionStart& start)
+{
+    const std::string& node = start.node;
+    const Epoch& epoch = start.epoch;
+    const std::string& address = start.address;
     const std::string hex = epoch.hex();
     const std::int64_t now = nowMs();
     // Not synced (SessionStore::admitEpoch): the first batch's FULL commit
@@ -284,11 +298,21 @@ EpochAdmission MasterStore::admitEpoch(const std::string& node, const Epoch& epo
         .bind(3, now)
         .bind(4, address)
         .run();
-    if (report != nullptr)
-        storeReport(node, epoch, via, address, *report);
+    if (start.report != nullptr)
+        storeReport(node, epoch, start.via, address, *start.report);
     addCounters(d.counters);
+    SessionAdmission out;
+    out.epoch = d.admission;
+    if (start.pacing) {
+        out.pacing = decidePushPacing(pushPacing(node), start.defaultMinPushPeriodS, start.defaultMinPullIntervalS,
+                                      start.nowMs);
+        if (!out.pacing.early && out.pacing.minPushPeriodS > 0 && !out.epoch.held)
+            writePacedPush(node, start.nowMs);
+    }
+    if (start.cursor)
+        out.cursor = pullCursor(node, epoch);
     tx.commit();
-    return d.admission;
+    return out;
 }
 
 void MasterStore::resolveEpochs(const std::string& node, const std::string& keepEpochHex)
@@ -480,6 +504,11 @@ void MasterStore::notePacedPush(const std::string& node, std::int64_t startMs)
 {
     // Not synced, like the admission it follows (SessionStore.h).
     const UnsyncedCommits unsynced(m_db);
+    writePacedPush(node, startMs);
+}
+
+void MasterStore::writePacedPush(const std::string& node, std::int64_t startMs)
+{
     Statement(m_db, "INSERT OR REPLACE INTO node_pacing (node, last_paced_push_ms) VALUES (?1, ?2)")
         .bind(1, node)
         .bind(2, startMs)

@@ -766,26 +766,37 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
         readReport();
         spdlog::debug("{}: Report received", who);
     }
-    result.admission = store.admitEpoch(hs.node, hs.epoch, address, earlyPolicy ? nullptr : &result.report, o.via);
+    // The epoch, the period floor (push) or the cursor (pull): one
+    // transaction.
+    SessionStart start;
+    start.node = hs.node;
+    start.epoch = hs.epoch;
+    start.address = address;
+    start.via = o.via;
+    start.report = earlyPolicy ? nullptr : &result.report;
+    start.pacing = o.via == "push";
+    start.defaultMinPushPeriodS = o.minPushPeriodS;
+    start.defaultMinPullIntervalS = o.minPullIntervalS;
+    start.nowMs = nowMs();
+    start.cursor = o.via == "pull";
+    const SessionAdmission admitted = store.admitSession(start);
+    result.admission = admitted.epoch;
 
     PolicyMessage policy;
     policy.held = result.admission.held;
     policy.reason = result.admission.reason;
     policy.policy = o.policy;
-    if (o.via == "push") {
-        const std::int64_t now = nowMs();
-        result.pacing = decidePushPacing(store.pushPacing(hs.node), o.minPushPeriodS, o.minPullIntervalS, now);
+    if (start.pacing) {
+        result.pacing = admitted.pacing;
         if (result.pacing.minPushPeriodS > 0)
             policy.policy.emplace_back(kPolicyMinPushPeriod, std::to_string(result.pacing.minPushPeriodS));
         if (result.pacing.minPullIntervalS > 0)
             policy.policy.emplace_back(kPolicyMinPullInterval, std::to_string(result.pacing.minPullIntervalS));
         if (result.pacing.early)
             policy.policy.emplace_back(kPolicyNextPushAt, std::to_string(result.pacing.comeBackAtMs));
-        else if (result.pacing.minPushPeriodS > 0 && !policy.held)
-            store.notePacedPush(hs.node, now);
     }
-    if (o.via == "pull")
-        policy.storedUpTo = store.pullCursor(hs.node, hs.epoch);
+    if (start.cursor)
+        policy.storedUpTo = admitted.cursor;
     result.cursor = policy.storedUpTo;
     {
         const std::string frames = authOk + encodeFrame(MessageType::Policy, encode(policy));

@@ -207,6 +207,10 @@ public:
     {
         return call([&](ferry::MasterStore& s) { return s.admitEpoch(node, epoch, address, report, via); });
     }
+    ferry::SessionAdmission admitSession(const ferry::SessionStart& start) override
+    {
+        return call([&](ferry::MasterStore& s) { return s.admitSession(start); });
+    }
     void storeReport(const std::string& node, const ferry::Epoch& epoch, const std::string& via,
                      const std::string& address, const ferry::HealthReport& report) override
     {

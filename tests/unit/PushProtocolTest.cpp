@@ -316,6 +316,7 @@ public:
     {
         return m_store.admitEpoch(node, epoch, address, report, via);
     }
+    SessionAdmission admitSession(const SessionStart& start) override { return m_store.admitSession(start); }
     void storeReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
                      const HealthReport& report) override
     {

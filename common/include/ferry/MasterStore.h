@@ -65,6 +65,9 @@ public:
     // data may be stored (see the state machine above). With a report, the
     // node's health report is stored in the same transaction, committed
     // without a sync (SessionStore.h says why that is safe).
+    // admitEpoch with the period floor or the pull cursor, in one
+    // transaction (SessionStore.h).
+    SessionAdmission admitSession(const SessionStart& start) override;
     EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
                               const HealthReport* report = nullptr, const std::string& via = "push") override;
     std::vector<EpochInfo> epochs(const std::string& node);
@@ -123,6 +126,8 @@ private:
     static constexpr int kCheckpointAtClosePages = 1000;   // SQLite's default threshold
     static constexpr int kCheckpointAtCommitPages = 16384; // 64 MB of 4 KiB pages
     static int afterWalCommit(void* self, sqlite3* db, const char* name, int pages);
+    // node_pacing's row, in the caller's transaction.
+    void writePacedPush(const std::string& node, std::int64_t startMs);
 
     Database m_db;
     SqliteConnection m_sql{m_db};

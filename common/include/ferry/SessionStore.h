@@ -127,6 +127,32 @@ struct PacingDecision {
 PacingDecision decidePushPacing(const PushPacing& known, std::uint32_t defaultMinPushPeriodS,
                                 std::uint32_t defaultMinPullIntervalS, std::int64_t nowMs);
 
+// What a session asks of the store when it starts (admitSession), all
+// decided in one transaction.
+struct SessionStart {
+    std::string node;
+    Epoch epoch;
+    std::string address;
+    std::string via = "push";
+    // The node's health report, when it came before the Policy.
+    const HealthReport* report = nullptr;
+    // Push: the period floor (decidePushPacing) with the master's defaults,
+    // for a session that began at nowMs; an on-time push is noted
+    // (notePacedPush) unless its epoch is held.
+    bool pacing = false;
+    std::uint32_t defaultMinPushPeriodS = 0;
+    std::uint32_t defaultMinPullIntervalS = 0;
+    std::int64_t nowMs = 0;
+    // Pull: the (node, epoch) cursor.
+    bool cursor = false;
+};
+
+struct SessionAdmission {
+    EpochAdmission epoch;
+    PacingDecision pacing;  // pacing only
+    std::uint64_t cursor = 0; // cursor only
+};
+
 class SessionStore {
 public:
     virtual ~SessionStore() = default;
@@ -141,6 +167,10 @@ public:
     // commit makes it durable too (docs/durability.md).
     virtual EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
                                       const HealthReport* report = nullptr, const std::string& via = "push") = 0;
+    // A session's start: admitEpoch, and the period floor (pushPacing,
+    // decidePushPacing, notePacedPush) or the pull cursor, in ONE
+    // transaction, committed without waiting for the disk as admitEpoch.
+    virtual SessionAdmission admitSession(const SessionStart& start) = 0;
     // The node's health report alone (a session whose Report came after its
     // Policy, Session.h), committed without waiting for the disk, as
     // admitEpoch: the first batch's durable commit makes it durable.

@@ -170,6 +170,10 @@ public:
     {
         return call([&](PgStore& s) { return s.admitEpoch(node, epoch, address, report, via); });
     }
+    SessionAdmission admitSession(const SessionStart& start) override
+    {
+        return call([&](PgStore& s) { return s.admitSession(start); });
+    }
     void storeReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
                      const HealthReport& report) override
     {

@@ -74,6 +74,9 @@ public:
 
     // The same epoch rules as master.db (decideEpoch), serialised per node
     // across masters by a transaction-scoped advisory lock.
+    // admitEpoch with the period floor or the pull cursor, in one
+    // transaction (SessionStore.h).
+    SessionAdmission admitSession(const SessionStart& start) override;
     EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
                               const HealthReport* report = nullptr, const std::string& via = "push") override;
     std::vector<EpochInfo> epochs(const std::string& node);
@@ -128,6 +131,8 @@ private:
     // The node_reports row, in the caller's transaction.
     void insertReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
                       const HealthReport& report);
+    // node_pacing's row, in the caller's transaction.
+    void writePacedPush(const std::string& node, std::int64_t startMs);
     std::unique_ptr<PgConnection> m_owned;
     PgConnection& m_db;
 };
