@@ -304,8 +304,8 @@ SessionAdmission MasterStore::admitSession(const SessionStart& start)
     SessionAdmission out;
     out.epoch = d.admission;
     if (start.pacing) {
-        out.pacing = decidePushPacing(pushPacing(node), start.defaultMinPushPeriodS, start.defaultMinPullIntervalS,
-                                      start.nowMs);
+        out.pacing =
+            decidePushPacing(pushPacing(node), start.defaultMinPushPeriodS, start.defaultMinPullIntervalS, start.nowMs);
         if (!out.pacing.early && out.pacing.minPushPeriodS > 0 && !out.epoch.held)
             writePacedPush(node, start.nowMs);
     }

@@ -231,8 +231,8 @@ public:
         return call([&](ferry::MasterStore& s) { return s.storeBatch(node, epoch, records, via, lane); });
     }
     std::vector<ferry::AckMessage> storeBatches(const std::string& node, const ferry::Epoch& epoch,
-                                                const std::vector<ferry::BatchToStore>& batches,
-                                                const std::string& via, const ferry::WithBatches& with) override
+                                                const std::vector<ferry::BatchToStore>& batches, const std::string& via,
+                                                const ferry::WithBatches& with) override
     {
         return call([&](ferry::MasterStore& s) { return s.storeBatches(node, epoch, batches, via, with); });
     }

@@ -306,7 +306,7 @@ class GroupCountingStore : public SessionStore {
 public:
     explicit GroupCountingStore(const std::string& path) : m_store(path) {}
     std::vector<std::size_t> groups;
-    std::vector<pid_t> threads; // the thread of each group's commit (kernel ids: never reused at once)
+    std::vector<pid_t> threads;   // the thread of each group's commit (kernel ids: never reused at once)
     std::vector<bool> withReport; // whether each group's transaction stored the node's report
     // Calls that start a session: admitSession, and the ones it replaced.
     int admissions = 0;

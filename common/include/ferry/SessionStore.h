@@ -149,7 +149,7 @@ struct SessionStart {
 
 struct SessionAdmission {
     EpochAdmission epoch;
-    PacingDecision pacing;  // pacing only
+    PacingDecision pacing;    // pacing only
     std::uint64_t cursor = 0; // cursor only
 };
 
