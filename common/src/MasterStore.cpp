@@ -251,18 +251,6 @@ std::vector<EpochInfo> MasterStore::epochs(const std::string& node)
     return MasterQueries(m_sql).epochs(node);
 }
 
-EpochAdmission MasterStore::admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
-                                       const HealthReport* report, const std::string& via)
-{
-    SessionStart start;
-    start.node = node;
-    start.epoch = epoch;
-    start.address = address;
-    start.via = via;
-    start.report = report;
-    return admitSession(start).epoch;
-}
-
 SessionAdmission MasterStore::admitSession(const SessionStart& start)
 {
     const std::string& node = start.node;

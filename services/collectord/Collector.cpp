@@ -210,11 +210,6 @@ public:
     {
         return call([&](ferry::MasterStore& s) { return s.nodeSecret(name); });
     }
-    ferry::EpochAdmission admitEpoch(const std::string& node, const ferry::Epoch& epoch, const std::string& address,
-                                     const ferry::HealthReport* report, const std::string& via) override
-    {
-        return call([&](ferry::MasterStore& s) { return s.admitEpoch(node, epoch, address, report, via); });
-    }
     ferry::SessionAdmission admitSession(const ferry::SessionStart& start) override
     {
         return call([&](ferry::MasterStore& s) { return s.admitSession(start); });

@@ -310,16 +310,10 @@ public:
     std::vector<bool> withReport; // whether each group's transaction stored the node's report
     // Calls that start a session: admitSession, and the ones it replaced.
     int admissions = 0;
-    int separateStartCalls = 0; // admitEpoch, pushPacing, notePacedPush, pullCursor, storeReport
+    int separateStartCalls = 0; // pushPacing, notePacedPush, pullCursor, storeReport
     std::function<void()> beforeFirstGroup;
 
     std::optional<std::string> nodeSecret(const std::string& name) override { return m_store.nodeSecret(name); }
-    EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
-                              const HealthReport* report, const std::string& via) override
-    {
-        ++separateStartCalls;
-        return m_store.admitEpoch(node, epoch, address, report, via);
-    }
     SessionAdmission admitSession(const SessionStart& start) override
     {
         ++admissions;

@@ -68,8 +68,7 @@ public:
     // admitEpoch with the period floor or the pull cursor, in one
     // transaction (SessionStore.h).
     SessionAdmission admitSession(const SessionStart& start) override;
-    EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
-                              const HealthReport* report = nullptr, const std::string& via = "push") override;
+    using SessionStore::admitEpoch;
     std::vector<EpochInfo> epochs(const std::string& node);
     // The operator's decision for a suspect node. Throws Error naming the
     // node and epoch when the node has no such epoch.

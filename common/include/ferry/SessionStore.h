@@ -165,8 +165,18 @@ public:
     // it to a power cut costs nothing (nothing was acknowledged on it; the
     // next session decides the same again), and the first batch's durable
     // commit makes it durable too (docs/durability.md).
-    virtual EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
-                                      const HealthReport* report = nullptr, const std::string& via = "push") = 0;
+    // (admitSession without the floor and the cursor.)
+    EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
+                              const HealthReport* report = nullptr, const std::string& via = "push")
+    {
+        SessionStart start;
+        start.node = node;
+        start.epoch = epoch;
+        start.address = address;
+        start.via = via;
+        start.report = report;
+        return admitSession(start).epoch;
+    }
     // A session's start: admitEpoch, and the period floor (pushPacing,
     // decidePushPacing, notePacedPush) or the pull cursor, in ONE
     // transaction, committed without waiting for the disk as admitEpoch.

@@ -340,18 +340,6 @@ std::vector<EpochInfo> PgStore::epochs(const std::string& node)
     return MasterQueries(tables).epochs(node);
 }
 
-EpochAdmission PgStore::admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
-                                   const HealthReport* report, const std::string& via)
-{
-    SessionStart start;
-    start.node = node;
-    start.epoch = epoch;
-    start.address = address;
-    start.via = via;
-    start.report = report;
-    return admitSession(start).epoch;
-}
-
 SessionAdmission PgStore::admitSession(const SessionStart& start)
 {
     const std::string& node = start.node;

@@ -165,11 +165,6 @@ public:
     {
         return call([&](PgStore& s) { return s.nodeSecret(name); });
     }
-    EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
-                              const HealthReport* report, const std::string& via) override
-    {
-        return call([&](PgStore& s) { return s.admitEpoch(node, epoch, address, report, via); });
-    }
     SessionAdmission admitSession(const SessionStart& start) override
     {
         return call([&](PgStore& s) { return s.admitSession(start); });
