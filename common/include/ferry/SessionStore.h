@@ -9,6 +9,7 @@
 // transaction.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -152,6 +153,13 @@ struct SessionAdmission {
     PacingDecision pacing;    // pacing only
     std::uint64_t cursor = 0; // cursor only
 };
+
+// The period floor of a session's start (admitSession), on every backend:
+// decided from what the store knows of the node (known); an on-time push
+// whose epoch is not held is noted by note (notePacedPush's write, in the
+// caller's transaction).
+PacingDecision admitPushPacing(const SessionStart& start, const PushPacing& known, bool held,
+                               const std::function<void()>& note);
 
 class SessionStore {
 public:

@@ -372,12 +372,9 @@ SessionAdmission PgStore::admitSession(const SessionStart& start)
     addCounters(d.counters);
     SessionAdmission out;
     out.epoch = d.admission;
-    if (start.pacing) {
+    if (start.pacing)
         out.pacing =
-            decidePushPacing(pushPacing(node), start.defaultMinPushPeriodS, start.defaultMinPullIntervalS, start.nowMs);
-        if (!out.pacing.early && out.pacing.minPushPeriodS > 0 && !out.epoch.held)
-            writePacedPush(node, start.nowMs);
-    }
+            admitPushPacing(start, pushPacing(node), out.epoch.held, [&] { writePacedPush(node, start.nowMs); });
     if (start.cursor)
         out.cursor = pullCursor(node, epoch);
     tx.commit();
