@@ -446,18 +446,34 @@ void MasterStore::storeReport(const std::string& node, const Epoch& epoch, const
         unsynced.emplace(m_db);
         own.emplace(m_db);
     }
-    Statement s(m_db,
-                "INSERT OR REPLACE INTO node_reports (node, epoch, received_ms, via, from_address, spool_records,"
-                " spool_bytes, oldest_unsent_ms, last_seq, dropped_age, dropped_size, dropped_bytes, transport_mode,"
-                " transport_reason, spool_resets, last_reset, last_reset_ms, fwcheck_verdict)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)");
-    s.bind(1, node).bind(2, epoch.hex()).bind(3, nowMs()).bind(4, via).bind(5, address);
-    s.bind(6, static_cast<std::int64_t>(r.spoolRecords)).bind(7, static_cast<std::int64_t>(r.spoolBytes));
-    s.bind(8, r.oldestUnsentMs).bind(9, static_cast<std::int64_t>(r.lastSeq));
-    s.bind(10, static_cast<std::int64_t>(r.droppedByAge)).bind(11, static_cast<std::int64_t>(r.droppedBySize));
-    s.bind(12, static_cast<std::int64_t>(r.droppedBytes)).bind(13, r.transportMode).bind(14, r.transportReason);
-    s.bind(15, static_cast<std::int64_t>(r.spoolResets)).bind(16, r.lastReset).bind(17, r.lastResetMs);
-    s.bind(18, r.fwcheckVerdict).run();
+    // Updated in place (one page), not replaced: REPLACE deleted the row and
+    // inserted it at the end of the table, writing two leaves and the
+    // index's, three WAL frames a push instead of one.
+    const std::int64_t now = nowMs();
+    const std::string hex = epoch.hex();
+    auto bindAll = [&](Statement& st) {
+        st.bind(1, node).bind(2, hex).bind(3, now).bind(4, via).bind(5, address);
+        st.bind(6, static_cast<std::int64_t>(r.spoolRecords)).bind(7, static_cast<std::int64_t>(r.spoolBytes));
+        st.bind(8, r.oldestUnsentMs).bind(9, static_cast<std::int64_t>(r.lastSeq));
+        st.bind(10, static_cast<std::int64_t>(r.droppedByAge)).bind(11, static_cast<std::int64_t>(r.droppedBySize));
+        st.bind(12, static_cast<std::int64_t>(r.droppedBytes)).bind(13, r.transportMode).bind(14, r.transportReason);
+        st.bind(15, static_cast<std::int64_t>(r.spoolResets)).bind(16, r.lastReset).bind(17, r.lastResetMs);
+        st.bind(18, r.fwcheckVerdict).run();
+    };
+    Statement update(m_db, "UPDATE node_reports SET epoch = ?2, received_ms = ?3, via = ?4, from_address = ?5,"
+                           " spool_records = ?6, spool_bytes = ?7, oldest_unsent_ms = ?8, last_seq = ?9,"
+                           " dropped_age = ?10, dropped_size = ?11, dropped_bytes = ?12, transport_mode = ?13,"
+                           " transport_reason = ?14, spool_resets = ?15, last_reset = ?16, last_reset_ms = ?17,"
+                           " fwcheck_verdict = ?18 WHERE node = ?1");
+    bindAll(update);
+    if (m_db.changes() == 0) {
+        Statement insert(m_db,
+                         "INSERT INTO node_reports (node, epoch, received_ms, via, from_address, spool_records,"
+                         " spool_bytes, oldest_unsent_ms, last_seq, dropped_age, dropped_size, dropped_bytes,"
+                         " transport_mode, transport_reason, spool_resets, last_reset, last_reset_ms, fwcheck_verdict)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)");
+        bindAll(insert);
+    }
     if (own)
         own->commit();
 }
