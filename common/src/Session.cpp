@@ -815,6 +815,23 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
         if (std::exchange(reportPending, false))
             store.storeReport(hs.node, hs.epoch, o.via, address, result.report);
     };
+    // A session that fails after its Report came (a bad frame, a node that
+    // gives up) still stores it, as when the Report had a transaction of
+    // its own right away.
+    struct ReportOnFailure {
+        std::function<void()> store;
+        int exceptions = std::uncaught_exceptions();
+        ~ReportOnFailure()
+        {
+            if (std::uncaught_exceptions() <= exceptions)
+                return;
+            try {
+                store();
+            } catch (const std::exception& e) {
+                spdlog::debug("Ignoring a failure to store the Report of a failed session: {}", e.what());
+            }
+        }
+    } reportOnFailure{storePendingReport};
 
     std::uint64_t headLast = 0; // last record of this session's head lane
     // Group commit, pipelined: the batches that have arrived are stored in

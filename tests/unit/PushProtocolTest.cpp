@@ -508,6 +508,35 @@ TEST_F(APushSession, CommitsABatchThatCameWithTheByeOnItsOwnThreadTogetherWithTh
     EXPECT_EQ(MasterStore(dir / "master.db").countRecords("web1"), 120u);
 }
 
+TEST_F(APushSession, StoresTheReportOfASessionThatFailsAfterIt)
+{
+    // Policy first, the Report waits for the first batch's transaction. A
+    // node that follows its Report with a frame the master does not take
+    // fails the session, and its Report is stored all the same.
+    std::thread server([&] {
+        MasterStore store(dir / "master.db");
+        EXPECT_THROW(collectord::serveSession(*master, store, {}), ProtocolError);
+    });
+    NodeSessionOptions n;
+    n.nodeName = "web1";
+    n.secret = secret;
+    n.masterId = "ferry-master";
+    std::string peerName;
+    EXPECT_NE(nodeHandshake(*node, Epoch::random(), n, peerName) & kCapEarlyPolicy, 0u);
+    EXPECT_EQ(readFrame(*node, deadline()).type, MessageType::Policy);
+    HealthReport report;
+    report.spoolRecords = 7;
+    report.transportMode = "push";
+    const std::string frames = encodeFrame(MessageType::Report, encode(report)) +
+                               encodeFrame(MessageType::Hello, encode(HelloMessage{"x", "y"}));
+    node->writeAll(frames.data(), frames.size(), deadline());
+    server.join();
+    const auto stored = MasterStore(dir / "master.db").report("web1");
+    ASSERT_TRUE(stored.has_value()) << "the Report of a failed session";
+    EXPECT_EQ(stored->spoolRecords, 7u);
+    EXPECT_EQ(stored->transportMode, "push");
+}
+
 TEST_F(APushSession, DecidesAndNotesThePeriodFloorInTheTransactionOfItsAdmission)
 {
     // Under a 240 s floor, the first push is on time (noted), the second,
