@@ -743,7 +743,7 @@ void rampTogether(const Settings& s, std::vector<Ramp>& ramps)
         const double perPushMs = r.ok > 0 ? 1e3 / static_cast<double>(r.ok) : 0;
         std::printf("  %-10s offered %7.1f/s  done %7.1f/s  p50 %7.1f ms  p99 %7.1f ms  left %4" PRIu64
                     "  peak concurrent %4" PRIu64
-                    "  master cpu %5.2f s over %4.1f s (%4.0f%% of a core; per push sshd %5.1f ms, %s %4.1f ms; "
+                    "  master cpu %5.2f s over %4.1f s (%4.0f%% of a core; per push sshd %5.1f ms, %s %4.2f ms; "
                     "the clients %5.1f ms)  master PSS %6.1f MiB  errors: %s%s\n",
                     ramp.label, r.offered, r.achieved, r.p50, r.p99, r.leftAtEnd, r.peakConcurrent, r.masterCpuSeconds,
                     r.cpuWallSeconds, r.cpuWallSeconds > 0 ? 100.0 * r.masterCpuSeconds / r.cpuWallSeconds : 0,

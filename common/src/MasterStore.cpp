@@ -251,9 +251,11 @@ std::vector<EpochInfo> MasterStore::epochs(const std::string& node)
     return MasterQueries(m_sql).epochs(node);
 }
 
-EpochAdmission MasterStore::admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
-                                       const HealthReport* report, const std::string& via)
+SessionAdmission MasterStore::admitSession(const SessionStart& start)
 {
+    const std::string& node = start.node;
+    const Epoch& epoch = start.epoch;
+    const std::string& address = start.address;
     const std::string hex = epoch.hex();
     const std::int64_t now = nowMs();
     // Not synced (SessionStore::admitEpoch): the first batch's FULL commit
@@ -284,11 +286,18 @@ EpochAdmission MasterStore::admitEpoch(const std::string& node, const Epoch& epo
         .bind(3, now)
         .bind(4, address)
         .run();
-    if (report != nullptr)
-        storeReport(node, epoch, via, address, *report);
+    if (start.report != nullptr)
+        storeReport(node, epoch, start.via, address, *start.report);
     addCounters(d.counters);
+    SessionAdmission out;
+    out.epoch = d.admission;
+    if (start.pacing)
+        out.pacing =
+            admitPushPacing(start, pushPacing(node), out.epoch.held, [&] { writePacedPush(node, start.nowMs); });
+    if (start.cursor)
+        out.cursor = pullCursor(node, epoch);
     tx.commit();
-    return d.admission;
+    return out;
 }
 
 void MasterStore::resolveEpochs(const std::string& node, const std::string& keepEpochHex)
@@ -303,7 +312,8 @@ AckMessage MasterStore::storeBatch(const std::string& node, const Epoch& epoch, 
 }
 
 std::vector<AckMessage> MasterStore::storeBatches(const std::string& node, const Epoch& epoch,
-                                                  const std::vector<BatchToStore>& batches, const std::string& via)
+                                                  const std::vector<BatchToStore>& batches, const std::string& via,
+                                                  const WithBatches& with)
 {
     std::vector<AckMessage> acks;
     acks.reserve(batches.size());
@@ -390,6 +400,8 @@ std::vector<AckMessage> MasterStore::storeBatches(const std::string& node, const
     ep.bind(1, node).bind(2, hex).bind(3, now).bind(4, static_cast<std::int64_t>(total.newlyStored));
     ep.bind(5, static_cast<std::int64_t>(total.storedUpTo)).bind(6, order).run();
     addCounters(batchCounters(total, via));
+    if (with.report != nullptr)
+        storeReport(node, epoch, via, with.address, *with.report);
     // With synchronous=FULL the commit is on disk when it returns (the WAL
     // synced once for the whole group): only then may the caller send the
     // Acks that let the node delete its copies.
@@ -426,26 +438,42 @@ std::vector<CounterValue> MasterStore::counters()
 void MasterStore::storeReport(const std::string& node, const Epoch& epoch, const std::string& via,
                               const std::string& address, const HealthReport& r)
 {
-    // Inside admitEpoch's transaction, or in one of its own committed
-    // without a sync (SessionStore::storeReport).
+    // Inside admitEpoch's or storeBatches' transaction, or in one of its own
+    // committed without a sync (SessionStore::storeReport).
     std::optional<UnsyncedCommits> unsynced;
     std::optional<Transaction> own;
     if (sqlite3_get_autocommit(m_db.handle()) != 0) {
         unsynced.emplace(m_db);
         own.emplace(m_db);
     }
-    Statement s(m_db,
-                "INSERT OR REPLACE INTO node_reports (node, epoch, received_ms, via, from_address, spool_records,"
-                " spool_bytes, oldest_unsent_ms, last_seq, dropped_age, dropped_size, dropped_bytes, transport_mode,"
-                " transport_reason, spool_resets, last_reset, last_reset_ms, fwcheck_verdict)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)");
-    s.bind(1, node).bind(2, epoch.hex()).bind(3, nowMs()).bind(4, via).bind(5, address);
-    s.bind(6, static_cast<std::int64_t>(r.spoolRecords)).bind(7, static_cast<std::int64_t>(r.spoolBytes));
-    s.bind(8, r.oldestUnsentMs).bind(9, static_cast<std::int64_t>(r.lastSeq));
-    s.bind(10, static_cast<std::int64_t>(r.droppedByAge)).bind(11, static_cast<std::int64_t>(r.droppedBySize));
-    s.bind(12, static_cast<std::int64_t>(r.droppedBytes)).bind(13, r.transportMode).bind(14, r.transportReason);
-    s.bind(15, static_cast<std::int64_t>(r.spoolResets)).bind(16, r.lastReset).bind(17, r.lastResetMs);
-    s.bind(18, r.fwcheckVerdict).run();
+    // Updated in place (one page), not replaced: REPLACE deleted the row and
+    // inserted it at the end of the table, writing two leaves and the
+    // index's, three WAL frames a push instead of one.
+    const std::int64_t now = nowMs();
+    const std::string hex = epoch.hex();
+    auto bindAll = [&](Statement& st) {
+        st.bind(1, node).bind(2, hex).bind(3, now).bind(4, via).bind(5, address);
+        st.bind(6, static_cast<std::int64_t>(r.spoolRecords)).bind(7, static_cast<std::int64_t>(r.spoolBytes));
+        st.bind(8, r.oldestUnsentMs).bind(9, static_cast<std::int64_t>(r.lastSeq));
+        st.bind(10, static_cast<std::int64_t>(r.droppedByAge)).bind(11, static_cast<std::int64_t>(r.droppedBySize));
+        st.bind(12, static_cast<std::int64_t>(r.droppedBytes)).bind(13, r.transportMode).bind(14, r.transportReason);
+        st.bind(15, static_cast<std::int64_t>(r.spoolResets)).bind(16, r.lastReset).bind(17, r.lastResetMs);
+        st.bind(18, r.fwcheckVerdict).run();
+    };
+    Statement update(m_db, "UPDATE node_reports SET epoch = ?2, received_ms = ?3, via = ?4, from_address = ?5,"
+                           " spool_records = ?6, spool_bytes = ?7, oldest_unsent_ms = ?8, last_seq = ?9,"
+                           " dropped_age = ?10, dropped_size = ?11, dropped_bytes = ?12, transport_mode = ?13,"
+                           " transport_reason = ?14, spool_resets = ?15, last_reset = ?16, last_reset_ms = ?17,"
+                           " fwcheck_verdict = ?18 WHERE node = ?1");
+    bindAll(update);
+    if (m_db.changes() == 0) {
+        Statement insert(m_db,
+                         "INSERT INTO node_reports (node, epoch, received_ms, via, from_address, spool_records,"
+                         " spool_bytes, oldest_unsent_ms, last_seq, dropped_age, dropped_size, dropped_bytes,"
+                         " transport_mode, transport_reason, spool_resets, last_reset, last_reset_ms, fwcheck_verdict)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)");
+        bindAll(insert);
+    }
     if (own)
         own->commit();
 }
@@ -477,6 +505,11 @@ void MasterStore::notePacedPush(const std::string& node, std::int64_t startMs)
 {
     // Not synced, like the admission it follows (SessionStore.h).
     const UnsyncedCommits unsynced(m_db);
+    writePacedPush(node, startMs);
+}
+
+void MasterStore::writePacedPush(const std::string& node, std::int64_t startMs)
+{
     Statement(m_db, "INSERT OR REPLACE INTO node_pacing (node, last_paced_push_ms) VALUES (?1, ?2)")
         .bind(1, node)
         .bind(2, startMs)

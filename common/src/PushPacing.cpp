@@ -23,4 +23,14 @@ PacingDecision decidePushPacing(const PushPacing& known, std::uint32_t defaultMi
     return d;
 }
 
+PacingDecision admitPushPacing(const SessionStart& start, const PushPacing& known, bool held,
+                               const std::function<void()>& note)
+{
+    const PacingDecision d =
+        decidePushPacing(known, start.defaultMinPushPeriodS, start.defaultMinPullIntervalS, start.nowMs);
+    if (!d.early && d.minPushPeriodS > 0 && !held)
+        note();
+    return d;
+}
+
 } // namespace ferry

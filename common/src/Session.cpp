@@ -104,14 +104,13 @@ void refuseOlder(ByteStream& stream, const std::string& who, std::uint8_t versio
 // finish(). One thread serves every group of the session: a thread per
 // group cost its start and a fresh malloc arena each time (pages faulted
 // in again for every group; bench/pull measured 35 ms against 30 ms for
-// the week's three commits alone).
+// the week's three commits alone). A commit with nothing to read while it
+// runs (the node's Bye is in) runs on the session's thread instead: a push
+// of one batch, whose Bye comes in the batch's write, starts no thread, nor
+// the eventfd.
 class BackgroundCommit {
 public:
-    BackgroundCommit() : m_done(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
-    {
-        if (m_done < 0)
-            throwErrno("create the group commit's eventfd");
-    }
+    BackgroundCommit() = default;
     ~BackgroundCommit()
     {
         // A session that fails while a commit runs waits for it: the store
@@ -124,32 +123,40 @@ public:
             m_wake.notify_one();
             m_thread.join();
         }
-        ::close(m_done);
+        if (m_done >= 0)
+            ::close(m_done);
     }
     BackgroundCommit(const BackgroundCommit&) = delete;
     BackgroundCommit& operator=(const BackgroundCommit&) = delete;
 
     bool busy() const { return m_busy; }
+    // Readable once a commit on the thread is done (busy() and not done()).
     int doneFd() const { return m_done; }
     bool done() const
     {
+        if (m_here)
+            return true;
         pollfd pfd{m_done, POLLIN, 0};
         return ::poll(&pfd, 1, 0) == 1;
     }
-    void start(std::function<std::vector<AckMessage>()> work)
+    // here: on the calling thread, before this returns.
+    void start(std::function<std::vector<AckMessage>()> work, bool here)
     {
         m_busy = true;
-        if (!m_thread.joinable() && !m_inline) {
+        if (!here && !m_thread.joinable() && !m_inline) {
             try {
+                if (m_done < 0 && (m_done = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+                    throwErrno("create the group commit's eventfd");
                 m_thread = std::thread([this] { serve(); });
-            } catch (const std::system_error& e) {
+            } catch (const std::exception& e) {
                 // No thread to be had (a unit's task limit): commit here, as
                 // before there was a thread for it.
                 spdlog::debug("Committing on the session's thread: no thread for it ({})", e.what());
                 m_inline = true;
             }
         }
-        if (m_inline) {
+        if (here || m_inline) {
+            m_here = true;
             run(work);
             return;
         }
@@ -162,11 +169,13 @@ public:
     // Waits for the commit; returns its Acks or throws what it threw.
     std::vector<AckMessage> finish()
     {
-        pollfd pfd{m_done, POLLIN, 0};
-        while (::poll(&pfd, 1, -1) < 0 && errno == EINTR) {
+        if (!std::exchange(m_here, false)) {
+            pollfd pfd{m_done, POLLIN, 0};
+            while (::poll(&pfd, 1, -1) < 0 && errno == EINTR) {
+            }
+            std::uint64_t count = 0;
+            (void)!::read(m_done, &count, sizeof count);
         }
-        std::uint64_t count = 0;
-        (void)!::read(m_done, &count, sizeof count);
         m_busy = false;
         // The eventfd's write follows the worker's last touch of these
         // (under m_mutex), so reading them here is ordered after it.
@@ -191,6 +200,8 @@ private:
             m_acks = std::move(acks);
             m_failure = failure;
         }
+        if (m_here)
+            return;
         const std::uint64_t one = 1;
         (void)!::write(m_done, &one, sizeof one);
     }
@@ -208,9 +219,10 @@ private:
         }
     }
 
-    int m_done;
+    int m_done = -1;
     bool m_busy = false;
-    bool m_inline = false;
+    bool m_inline = false; // no thread to be had: every commit here
+    bool m_here = false;   // the commit under way ran here
     std::thread m_thread;
     std::mutex m_mutex;
     std::condition_variable m_wake;
@@ -546,7 +558,8 @@ NodeSessionResult runNodeSession(ByteStream& stream, Spool& spool, const NodeSes
         if (backlogAcked > 0)
             deletions.emplace_back(1, backlogAcked);
         result.deleted += spool.acknowledgeRanges(deletions);
-        // The master stores the Report before it commits the first batch.
+        // The master stores the Report in the transaction of the first
+        // batch (or before it).
         if (resetToMark && !acked.empty()) {
             spool.markResetReported();
             resetToMark = false;
@@ -753,36 +766,72 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
         readReport();
         spdlog::debug("{}: Report received", who);
     }
-    result.admission = store.admitEpoch(hs.node, hs.epoch, address, earlyPolicy ? nullptr : &result.report, o.via);
+    // The epoch, the period floor (push) or the cursor (pull): one
+    // transaction.
+    SessionStart start;
+    start.node = hs.node;
+    start.epoch = hs.epoch;
+    start.address = address;
+    start.via = o.via;
+    start.report = earlyPolicy ? nullptr : &result.report;
+    start.pacing = o.via == "push";
+    start.defaultMinPushPeriodS = o.minPushPeriodS;
+    start.defaultMinPullIntervalS = o.minPullIntervalS;
+    start.nowMs = nowMs();
+    start.cursor = o.via == "pull";
+    const SessionAdmission admitted = store.admitSession(start);
+    result.admission = admitted.epoch;
 
     PolicyMessage policy;
     policy.held = result.admission.held;
     policy.reason = result.admission.reason;
     policy.policy = o.policy;
-    if (o.via == "push") {
-        const std::int64_t now = nowMs();
-        result.pacing = decidePushPacing(store.pushPacing(hs.node), o.minPushPeriodS, o.minPullIntervalS, now);
+    if (start.pacing) {
+        result.pacing = admitted.pacing;
         if (result.pacing.minPushPeriodS > 0)
             policy.policy.emplace_back(kPolicyMinPushPeriod, std::to_string(result.pacing.minPushPeriodS));
         if (result.pacing.minPullIntervalS > 0)
             policy.policy.emplace_back(kPolicyMinPullInterval, std::to_string(result.pacing.minPullIntervalS));
         if (result.pacing.early)
             policy.policy.emplace_back(kPolicyNextPushAt, std::to_string(result.pacing.comeBackAtMs));
-        else if (result.pacing.minPushPeriodS > 0 && !policy.held)
-            store.notePacedPush(hs.node, now);
     }
-    if (o.via == "pull")
-        policy.storedUpTo = store.pullCursor(hs.node, hs.epoch);
+    if (start.cursor)
+        policy.storedUpTo = admitted.cursor;
     result.cursor = policy.storedUpTo;
     {
         const std::string frames = authOk + encodeFrame(MessageType::Policy, encode(policy));
         stream.writeAll(frames.data(), frames.size(), deadlineIn(o.ioTimeout));
     }
     spdlog::debug("{}: Policy sent (stored up to {})", who, policy.storedUpTo);
+    // Policy first: the Report came in the write of the first batch (or of
+    // the Bye), and is stored in that batch's transaction; on its own only
+    // when no batch takes it along.
+    bool reportPending = false;
     if (earlyPolicy) {
         readReport();
-        store.storeReport(hs.node, hs.epoch, o.via, address, result.report);
+        reportPending = true;
     }
+    auto storePendingReport = [&] {
+        if (std::exchange(reportPending, false))
+            store.storeReport(hs.node, hs.epoch, o.via, address, result.report);
+    };
+    // A session that fails after its Report came (a bad frame, a node that
+    // gives up) still stores it, as when the Report had a transaction of
+    // its own right away.
+    struct ReportOnFailure {
+        std::function<void()> store;
+        int exceptions = std::uncaught_exceptions();
+        ~ReportOnFailure()
+        {
+            if (std::uncaught_exceptions() <= exceptions)
+                return;
+            try {
+                store();
+            } catch (const std::exception& e) {
+                spdlog::debug("Ignoring a failure to store the Report of a failed session: {}", e.what());
+            }
+        }
+    } reportOnFailure{storePendingReport};
 
     std::uint64_t headLast = 0; // last record of this session's head lane
     // Group commit, pipelined: the batches that have arrived are stored in
@@ -811,7 +860,8 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
     // keeps meaning "everything up to here is stored"; checked as batches
     // arrive, ahead of their commit.
     std::uint64_t backlogAfter = result.cursor;
-    auto startCommit = [&] {
+    // here: on this thread (the Bye is in: nothing to read meanwhile).
+    auto startCommit = [&](bool here) {
         committing = std::move(group);
         group.clear();
         groupBytes = 0;
@@ -821,12 +871,27 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
         for (const auto& g : committing)
             batches.push_back({&g.records, g.head ? BatchLane::Head : BatchLane::Backlog, g.cursorAfter});
         // On pull, the cursor moves in the same transaction as the batches.
+        WithBatches with;
+        if (std::exchange(reportPending, false)) {
+            with.report = &result.report;
+            with.address = address;
+        }
         spdlog::debug("{}: commit of {} batches started", who, batches.size());
-        commit.start([&store, &hs, &o, &who, batches = std::move(batches)] {
-            auto acks = store.storeBatches(hs.node, hs.epoch, batches, o.via);
-            spdlog::debug("{}: commit of {} batches done", who, batches.size());
-            return acks;
-        });
+        commit.start(
+            [&store, &hs, &o, &who, batches = std::move(batches), with = std::move(with)] {
+                auto acks = store.storeBatches(hs.node, hs.epoch, batches, o.via, with);
+                spdlog::debug("{}: commit of {} batches done", who, batches.size());
+                return acks;
+            },
+            here);
+    };
+    // Whether the next frame waiting in the stream is the node's Bye (a
+    // node writes it with its last batch).
+    const std::string bye = encodeFrame(MessageType::Bye, {});
+    auto byeIsHere = [&] {
+        char next[kFrameHeaderSize];
+        return bye.size() == sizeof next && stream.peek(next, sizeof next) == sizeof next &&
+               bye.compare(0, sizeof next, next, sizeof next) == 0;
     };
     auto groupFull = [&] { return groupClosed || group.size() >= kMaxGroupBatches || groupBytes >= kMaxGroupBytes; };
     // Waits for the commit and counts what it stored; sends its Acks unless
@@ -860,7 +925,7 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
         if (!sendAcks)
             return;
         if (!group.empty())
-            startCommit();
+            startCommit(false);
         stream.writeAll(ackFrames.data(), ackFrames.size(), deadlineIn(o.ioTimeout));
         spdlog::debug("{}: Acks sent up to record {}", who, std::max(result.cursor, headLast));
     };
@@ -876,12 +941,13 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
             // Read on while the commit runs; wake when it is done.
             if (!stream.hasInput() && !stream.waitForInput(commit.doneFd(), deadlineIn(o.ioTimeout)))
                 continue;
-        } else if (!group.empty()) {
+        } else if (!group.empty() && !byeIsHere()) {
             // What has arrived commits at once: whatever arrives meanwhile
             // is read during the commit and forms the next group. (Never
             // wait for a frame with batches unacked: the node may be
-            // waiting for their Acks.)
-            startCommit();
+            // waiting for their Acks.) A Bye that is already here is read
+            // first: the commit is then the session's last.
+            startCommit(false);
             continue;
         }
         Frame f;
@@ -893,6 +959,7 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
             // A commit under way completes; its records count as stored.
             if (commit.busy())
                 finishCommit(false);
+            storePendingReport();
             result.closedWithoutBye = true;
             return result;
         } catch (const ProtocolError& e) {
@@ -906,9 +973,10 @@ MasterSessionResult runMasterSession(ByteStream& stream, const std::function<Ses
             // is stored and acknowledged before the session ends.
             while (commit.busy() || !group.empty()) {
                 if (!commit.busy())
-                    startCommit();
+                    startCommit(true);
                 finishCommit(true);
             }
+            storePendingReport();
             // The node's backlog lane reached its head lane: on pull,
             // everything up to the head's last record is stored now, and
             // the cursor may pass it (the last backlog batch moved it

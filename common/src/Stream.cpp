@@ -91,6 +91,12 @@ bool FdStream::hasInput()
     return ::poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN) != 0;
 }
 
+std::size_t FdStream::peek(void* buf, std::size_t size)
+{
+    const ssize_t n = ::recv(m_readFd, buf, size, MSG_PEEK | MSG_DONTWAIT);
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+}
+
 bool ByteStream::waitForInput(int wakeFd, Deadline deadline)
 {
     pollfd pfd{wakeFd, POLLIN, 0};

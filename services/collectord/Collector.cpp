@@ -4,6 +4,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -99,14 +100,21 @@ namespace {
 // Reads the relay's header line (without its newline) into `line`; returns
 // whether it ended in a newline. Nothing of the session after the line is
 // taken. The relay sends the line in one write before anything else, so it
-// is nearly always there whole: looked at in place (MSG_PEEK) and taken in
-// one read. Otherwise (not there yet, or arriving in pieces) byte by byte.
-// Bounded in length and by the deadline.
+// is nearly always there whole once anything is: waited for, looked at in
+// place (MSG_PEEK) and taken in one read. (A session's thread often starts
+// before the relay's write arrives: byte by byte, that was 30-odd reads per
+// push.) Otherwise (arriving in pieces) byte by byte. Bounded in length and
+// by the deadline.
 bool readRelayHeader(int fd, const std::string& peer, ferry::Deadline deadline, std::string& line)
 {
     ferry::FdStream raw(fd, fd, peer, false);
     char buf[ferry::kRelayHeaderMax];
-    const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+    while (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (!raw.waitForInput(-1, deadline) && ferry::Clock::now() >= deadline)
+            throw ferry::TimeoutError("Timed out reading the relay header from " + peer);
+        n = ::recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+    }
     if (n > 0) {
         const auto* newline = static_cast<const char*>(std::memchr(buf, '\n', static_cast<std::size_t>(n)));
         if (newline != nullptr) {
@@ -202,10 +210,9 @@ public:
     {
         return call([&](ferry::MasterStore& s) { return s.nodeSecret(name); });
     }
-    ferry::EpochAdmission admitEpoch(const std::string& node, const ferry::Epoch& epoch, const std::string& address,
-                                     const ferry::HealthReport* report, const std::string& via) override
+    ferry::SessionAdmission admitSession(const ferry::SessionStart& start) override
     {
-        return call([&](ferry::MasterStore& s) { return s.admitEpoch(node, epoch, address, report, via); });
+        return call([&](ferry::MasterStore& s) { return s.admitSession(start); });
     }
     void storeReport(const std::string& node, const ferry::Epoch& epoch, const std::string& via,
                      const std::string& address, const ferry::HealthReport& report) override
@@ -219,10 +226,10 @@ public:
         return call([&](ferry::MasterStore& s) { return s.storeBatch(node, epoch, records, via, lane); });
     }
     std::vector<ferry::AckMessage> storeBatches(const std::string& node, const ferry::Epoch& epoch,
-                                                const std::vector<ferry::BatchToStore>& batches,
-                                                const std::string& via) override
+                                                const std::vector<ferry::BatchToStore>& batches, const std::string& via,
+                                                const ferry::WithBatches& with) override
     {
-        return call([&](ferry::MasterStore& s) { return s.storeBatches(node, epoch, batches, via); });
+        return call([&](ferry::MasterStore& s) { return s.storeBatches(node, epoch, batches, via, with); });
     }
     std::uint64_t pullCursor(const std::string& node, const ferry::Epoch& epoch) override
     {

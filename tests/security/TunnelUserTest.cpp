@@ -602,6 +602,10 @@ TEST_F(TheRelaySocket, TakesAHeaderThatArrivesInPiecesAsOneThatArrivesWhole)
     EXPECT_EQ(fromAddress(), "192.0.2.45:6000");
     pushWithHeader({"ferry-relay 1 192.0.2.4", "6 6001\n"}, 3);
     EXPECT_EQ(fromAddress(), "192.0.2.46:6001");
+    // Nothing at first, then the whole header: waited for, not read byte by
+    // byte.
+    pushWithHeader({"", "ferry-relay 1 192.0.2.48 6003\n"}, 1);
+    EXPECT_EQ(fromAddress(), "192.0.2.48:6003");
     // Cut before its newline: refused, and nothing stored.
     {
         const int fd = connectAsTunnelUser();
@@ -615,9 +619,9 @@ TEST_F(TheRelaySocket, TakesAHeaderThatArrivesInPiecesAsOneThatArrivesWhole)
         ::close(fd);
     }
     EXPECT_TRUE(waitUntil([&] { return collectorLog().find("192.0.2.47") != std::string::npos; })) << collectorLog();
-    EXPECT_EQ(fromAddress(), "192.0.2.46:6001");
+    EXPECT_EQ(fromAddress(), "192.0.2.48:6003");
     MasterStore store(m_state + "/master.db");
-    EXPECT_EQ(store.countRecords("tunnel-node"), 5u) << collectorLog();
+    EXPECT_EQ(store.countRecords("tunnel-node"), 6u) << collectorLog();
 }
 
 } // namespace

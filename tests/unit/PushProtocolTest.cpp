@@ -306,18 +306,23 @@ class GroupCountingStore : public SessionStore {
 public:
     explicit GroupCountingStore(const std::string& path) : m_store(path) {}
     std::vector<std::size_t> groups;
-    std::vector<pid_t> threads; // the thread of each group's commit (kernel ids: never reused at once)
+    std::vector<pid_t> threads;   // the thread of each group's commit (kernel ids: never reused at once)
+    std::vector<bool> withReport; // whether each group's transaction stored the node's report
+    // Calls that start a session: admitSession, and the ones it replaced.
+    int admissions = 0;
+    int separateStartCalls = 0; // pushPacing, notePacedPush, pullCursor, storeReport
     std::function<void()> beforeFirstGroup;
 
     std::optional<std::string> nodeSecret(const std::string& name) override { return m_store.nodeSecret(name); }
-    EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
-                              const HealthReport* report, const std::string& via) override
+    SessionAdmission admitSession(const SessionStart& start) override
     {
-        return m_store.admitEpoch(node, epoch, address, report, via);
+        ++admissions;
+        return m_store.admitSession(start);
     }
     void storeReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
                      const HealthReport& report) override
     {
+        ++separateStartCalls;
         m_store.storeReport(node, epoch, via, address, report);
     }
     AckMessage storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
@@ -327,24 +332,35 @@ public:
         return m_store.storeBatch(node, epoch, records, via, lane);
     }
     std::vector<AckMessage> storeBatches(const std::string& node, const Epoch& epoch,
-                                         const std::vector<BatchToStore>& batches, const std::string& via) override
+                                         const std::vector<BatchToStore>& batches, const std::string& via,
+                                         const WithBatches& with) override
     {
         if (groups.empty() && beforeFirstGroup)
             beforeFirstGroup();
         groups.push_back(batches.size());
         threads.push_back(::gettid());
-        return m_store.storeBatches(node, epoch, batches, via);
+        withReport.push_back(with.report != nullptr);
+        return m_store.storeBatches(node, epoch, batches, via, with);
     }
     std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) override
     {
+        ++separateStartCalls;
         return m_store.pullCursor(node, epoch);
     }
     void setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor) override
     {
         m_store.setPullCursor(node, epoch, cursor);
     }
-    PushPacing pushPacing(const std::string& node) override { return m_store.pushPacing(node); }
-    void notePacedPush(const std::string& node, std::int64_t startMs) override { m_store.notePacedPush(node, startMs); }
+    PushPacing pushPacing(const std::string& node) override
+    {
+        ++separateStartCalls;
+        return m_store.pushPacing(node);
+    }
+    void notePacedPush(const std::string& node, std::int64_t startMs) override
+    {
+        ++separateStartCalls;
+        m_store.notePacedPush(node, startMs);
+    }
     void addCounters(const std::vector<CounterDelta>& deltas) override { m_store.addCounters(deltas); }
     std::vector<CounterValue> counters() override { return m_store.counters(); }
 
@@ -458,6 +474,105 @@ TEST_F(APushSession, CommitsEveryGroupOnOneThreadOfItsOwn)
     ASSERT_EQ(store.threads.size(), 2u);
     EXPECT_EQ(store.threads[0], store.threads[1]) << "one commit thread serves the whole session";
     EXPECT_NE(store.threads[0], pushed.sessionThread) << "the session reads on while a group commits";
+}
+
+TEST_F(APushSession, CommitsABatchThatCameWithTheByeOnItsOwnThreadTogetherWithTheReport)
+{
+    // The fixture's 120 records in one batch: the node writes its Report,
+    // the batch and its Bye at once (policy first). The session reads the
+    // Bye before it commits, so the commit is its last and runs on the
+    // session's thread (no thread started for it), and the Report is
+    // stored in the batch's transaction, not in one of its own.
+    GroupCountingStore store(dir / "master.db");
+    pid_t sessionThread = 0;
+    std::thread server([&] {
+        sessionThread = ::gettid();
+        collectord::serveSession(*master, store, {});
+    });
+    Spool spool(dir / "spool.db", {});
+    auto o = options(secret);
+    o.batchRecords = 200;
+    o.report.transportMode = "push";
+    const auto r = pushd::runPushCycle(*node, spool, o);
+    server.join();
+    EXPECT_EQ(r.recordsNew, 120u);
+    ASSERT_EQ(store.groups, (std::vector<std::size_t>{1}));
+    EXPECT_EQ(store.threads[0], sessionThread) << "a session's last commit needs no thread of its own";
+    EXPECT_EQ(store.withReport, (std::vector<bool>{true})) << "the Report goes in the batch's transaction";
+    EXPECT_EQ(store.separateStartCalls, 0) << "no transaction of its own for the Report, the floor or the epoch";
+    EXPECT_EQ(store.admissions, 1);
+    const auto stored = MasterStore(dir / "master.db").report("web1");
+    ASSERT_TRUE(stored.has_value());
+    EXPECT_EQ(stored->spoolRecords, 120u);
+    EXPECT_EQ(stored->transportMode, "push");
+    EXPECT_EQ(MasterStore(dir / "master.db").countRecords("web1"), 120u);
+}
+
+TEST_F(APushSession, StoresTheReportOfASessionThatFailsAfterIt)
+{
+    // Policy first, the Report waits for the first batch's transaction. A
+    // node that follows its Report with a frame the master does not take
+    // fails the session, and its Report is stored all the same.
+    std::thread server([&] {
+        MasterStore store(dir / "master.db");
+        EXPECT_THROW(collectord::serveSession(*master, store, {}), ProtocolError);
+    });
+    NodeSessionOptions n;
+    n.nodeName = "web1";
+    n.secret = secret;
+    n.masterId = "ferry-master";
+    std::string peerName;
+    EXPECT_NE(nodeHandshake(*node, Epoch::random(), n, peerName) & kCapEarlyPolicy, 0u);
+    EXPECT_EQ(readFrame(*node, deadline()).type, MessageType::Policy);
+    HealthReport report;
+    report.spoolRecords = 7;
+    report.transportMode = "push";
+    const std::string frames = encodeFrame(MessageType::Report, encode(report)) +
+                               encodeFrame(MessageType::Hello, encode(HelloMessage{"x", "y"}));
+    node->writeAll(frames.data(), frames.size(), deadline());
+    server.join();
+    const auto stored = MasterStore(dir / "master.db").report("web1");
+    ASSERT_TRUE(stored.has_value()) << "the Report of a failed session";
+    EXPECT_EQ(stored->spoolRecords, 7u);
+    EXPECT_EQ(stored->transportMode, "push");
+}
+
+TEST_F(APushSession, DecidesAndNotesThePeriodFloorInTheTransactionOfItsAdmission)
+{
+    // Under a 240 s floor, the first push is on time (noted), the second,
+    // at once after it, early: told when to come back, its records stored
+    // all the same. Each session starts with one call of the store.
+    GroupCountingStore store(dir / "master.db");
+    collectord::SessionOptions floor;
+    floor.minPushPeriodS = 240;
+    auto push = [&](const std::string& spoolPath) {
+        std::thread server([&] { collectord::serveSession(*master, store, floor); });
+        Spool spool(spoolPath, {});
+        const auto r = pushd::runPushCycle(*node, spool, options(secret));
+        server.join();
+        return r;
+    };
+    const std::int64_t before = nowMs();
+    const auto first = push(dir / "spool.db");
+    EXPECT_EQ(first.recordsNew, 120u);
+    EXPECT_GE(MasterStore(dir / "master.db").pushPacing("web1").lastPacedPushMs, before) << "the on-time push noted";
+    const std::int64_t noted = MasterStore(dir / "master.db").pushPacing("web1").lastPacedPushMs;
+
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    node = std::make_unique<FdStream>(sv[0], sv[0], "collector", true);
+    master = std::make_unique<FdStream>(sv[1], sv[1], "node", true);
+    {
+        Spool other(dir / "other.db", {});
+        other.append("k", "v", nowMs());
+    }
+    const auto second = push(dir / "other.db");
+    EXPECT_EQ(second.recordsNew, 1u) << "an early push's records are stored";
+    EXPECT_EQ(second.nextPushAtMs, noted + 240'000) << "told to come back when the floor is up";
+    EXPECT_EQ(MasterStore(dir / "master.db").pushPacing("web1").lastPacedPushMs, noted)
+        << "an early push does not move the floor's clock";
+    EXPECT_EQ(store.admissions, 2);
+    EXPECT_EQ(store.separateStartCalls, 0);
 }
 
 TEST_F(APushSession, ReadsNoMoreThanTheNextGroupWhileACommitRuns)

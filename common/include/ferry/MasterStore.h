@@ -65,8 +65,10 @@ public:
     // data may be stored (see the state machine above). With a report, the
     // node's health report is stored in the same transaction, committed
     // without a sync (SessionStore.h says why that is safe).
-    EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
-                              const HealthReport* report = nullptr, const std::string& via = "push") override;
+    // admitEpoch with the period floor or the pull cursor, in one
+    // transaction (SessionStore.h).
+    SessionAdmission admitSession(const SessionStart& start) override;
+    using SessionStore::admitEpoch;
     std::vector<EpochInfo> epochs(const std::string& node);
     // The operator's decision for a suspect node. Throws Error naming the
     // node and epoch when the node has no such epoch.
@@ -81,7 +83,9 @@ public:
                           const std::string& via, BatchLane lane = BatchLane::Backlog) override;
     // Several batches in one transaction, one sync (SessionStore.h).
     std::vector<AckMessage> storeBatches(const std::string& node, const Epoch& epoch,
-                                         const std::vector<BatchToStore>& batches, const std::string& via) override;
+                                         const std::vector<BatchToStore>& batches, const std::string& via,
+                                         const WithBatches& with) override;
+    using SessionStore::storeBatches;
     // Records per INSERT statement in storeBatches: kRowsPerInsert by
     // default; 1 is one statement per record (bench/backlog compares them).
     static constexpr std::size_t kRowsPerInsert = 64;
@@ -121,6 +125,8 @@ private:
     static constexpr int kCheckpointAtClosePages = 1000;   // SQLite's default threshold
     static constexpr int kCheckpointAtCommitPages = 16384; // 64 MB of 4 KiB pages
     static int afterWalCommit(void* self, sqlite3* db, const char* name, int pages);
+    // node_pacing's row, in the caller's transaction.
+    void writePacedPush(const std::string& node, std::int64_t startMs);
 
     Database m_db;
     SqliteConnection m_sql{m_db};

@@ -9,6 +9,7 @@
 // transaction.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -85,6 +86,16 @@ struct BatchToStore {
     std::uint64_t cursorAfter = 0;
 };
 
+// What a session stores in the transaction of a group of batches
+// (storeBatches) instead of in a transaction of its own.
+struct WithBatches {
+    // Policy first (Session.h): the node's health report, which came in the
+    // write of its first batch, and where the session came from. Stored as
+    // storeReport stores it.
+    const HealthReport* report = nullptr;
+    std::string address;
+};
+
 // The epoch state machine (see MasterStore.h). known: every epoch the store
 // has for the node. Logs what an operator must hear about (first epoch,
 // reinstall, suspect), with untrusted text escaped.
@@ -117,6 +128,39 @@ struct PacingDecision {
 PacingDecision decidePushPacing(const PushPacing& known, std::uint32_t defaultMinPushPeriodS,
                                 std::uint32_t defaultMinPullIntervalS, std::int64_t nowMs);
 
+// What a session asks of the store when it starts (admitSession), all
+// decided in one transaction.
+struct SessionStart {
+    std::string node;
+    Epoch epoch;
+    std::string address;
+    std::string via = "push";
+    // The node's health report, when it came before the Policy.
+    const HealthReport* report = nullptr;
+    // Push: the period floor (decidePushPacing) with the master's defaults,
+    // for a session that began at nowMs; an on-time push is noted
+    // (notePacedPush) unless its epoch is held.
+    bool pacing = false;
+    std::uint32_t defaultMinPushPeriodS = 0;
+    std::uint32_t defaultMinPullIntervalS = 0;
+    std::int64_t nowMs = 0;
+    // Pull: the (node, epoch) cursor.
+    bool cursor = false;
+};
+
+struct SessionAdmission {
+    EpochAdmission epoch;
+    PacingDecision pacing;    // pacing only
+    std::uint64_t cursor = 0; // cursor only
+};
+
+// The period floor of a session's start (admitSession), on every backend:
+// decided from what the store knows of the node (known); an on-time push
+// whose epoch is not held is noted by note (notePacedPush's write, in the
+// caller's transaction).
+PacingDecision admitPushPacing(const SessionStart& start, const PushPacing& known, bool held,
+                               const std::function<void()>& note);
+
 class SessionStore {
 public:
     virtual ~SessionStore() = default;
@@ -129,8 +173,22 @@ public:
     // it to a power cut costs nothing (nothing was acknowledged on it; the
     // next session decides the same again), and the first batch's durable
     // commit makes it durable too (docs/durability.md).
-    virtual EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
-                                      const HealthReport* report = nullptr, const std::string& via = "push") = 0;
+    // (admitSession without the floor and the cursor.)
+    EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
+                              const HealthReport* report = nullptr, const std::string& via = "push")
+    {
+        SessionStart start;
+        start.node = node;
+        start.epoch = epoch;
+        start.address = address;
+        start.via = via;
+        start.report = report;
+        return admitSession(start).epoch;
+    }
+    // A session's start: admitEpoch, and the period floor (pushPacing,
+    // decidePushPacing, notePacedPush) or the pull cursor, in ONE
+    // transaction, committed without waiting for the disk as admitEpoch.
+    virtual SessionAdmission admitSession(const SessionStart& start) = 0;
     // The node's health report alone (a session whose Report came after its
     // Policy, Session.h), committed without waiting for the disk, as
     // admitEpoch: the first batch's durable commit makes it durable.
@@ -148,11 +206,17 @@ public:
                                   const std::string& via, BatchLane lane = BatchLane::Backlog) = 0;
     // Group commit: several batches of one session, each stored as
     // storeBatch stores it and in the order given, all in ONE transaction
-    // with one sync. Returns one Ack per batch, in order; none of them may
-    // be sent before this returns (then all of them are durable). A failure
-    // stores none of them.
+    // with one sync, together with what `with` names. Returns one Ack per
+    // batch, in order; none of them may be sent before this returns (then
+    // all of them are durable). A failure stores none of them.
     virtual std::vector<AckMessage> storeBatches(const std::string& node, const Epoch& epoch,
-                                                 const std::vector<BatchToStore>& batches, const std::string& via) = 0;
+                                                 const std::vector<BatchToStore>& batches, const std::string& via,
+                                                 const WithBatches& with) = 0;
+    std::vector<AckMessage> storeBatches(const std::string& node, const Epoch& epoch,
+                                         const std::vector<BatchToStore>& batches, const std::string& via)
+    {
+        return storeBatches(node, epoch, batches, via, WithBatches{});
+    }
     // Pull cursors: every record of (node, epoch) ≤ cursor is stored.
     virtual std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) = 0;
     virtual void setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor) = 0;

@@ -29,6 +29,12 @@ public:
     // done. A stream that cannot wait on its input this way waits for wakeFd
     // alone (the default), so that its caller reads only between commits.
     virtual bool waitForInput(int wakeFd, Deadline deadline);
+    // Copies up to size bytes that have already arrived into buf without
+    // taking them (readSome returns them again); returns how many. The
+    // master's session looks whether the node's Bye is already there, so
+    // that its last commit needs no thread. 0 where a stream cannot tell
+    // (the default) or nothing has arrived.
+    virtual std::size_t peek(void* /*buf*/, std::size_t /*size*/) { return 0; }
     // Tells the peer no more data will come (half-close where supported).
     virtual void closeWrite() {}
     // Who is at the other end, for error messages ("127.0.0.1:40112", "ssh master1").
@@ -50,6 +56,8 @@ public:
     void writeAll(const void* buf, std::size_t size, Deadline deadline) override;
     bool hasInput() override;
     bool waitForInput(int wakeFd, Deadline deadline) override;
+    // A socket's (MSG_PEEK); 0 for other descriptors.
+    std::size_t peek(void* buf, std::size_t size) override;
     void closeWrite() override;
     std::string peer() const override { return m_peer; }
 

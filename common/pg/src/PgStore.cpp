@@ -248,7 +248,8 @@ AckMessage PgStore::storeBatch(const std::string& node, const Epoch& epochId, co
 }
 
 std::vector<AckMessage> PgStore::storeBatches(const std::string& node, const Epoch& epochId,
-                                              const std::vector<BatchToStore>& batches, const std::string& via)
+                                              const std::vector<BatchToStore>& batches, const std::string& via,
+                                              const WithBatches& with)
 {
     const std::string epoch = epochId.hex();
     std::vector<AckMessage> acks;
@@ -313,6 +314,8 @@ std::vector<AckMessage> PgStore::storeBatches(const std::string& node, const Epo
               {PgParam::text(node), PgParam::text(epoch), PgParam::integer(total.newlyStored),
                PgParam::integer(static_cast<std::int64_t>(total.storedUpTo)), PgParam::integer(order)});
     addCounters(batchCounters(total, via));
+    if (with.report != nullptr)
+        insertReport(node, epochId, via, with.address, *with.report);
     // synchronous_commit=on (PostgreSQL's default): the commit is flushed to
     // the server's WAL when it returns, so the Acks that follow are safe.
     tx.commit();
@@ -337,9 +340,11 @@ std::vector<EpochInfo> PgStore::epochs(const std::string& node)
     return MasterQueries(tables).epochs(node);
 }
 
-EpochAdmission PgStore::admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
-                                   const HealthReport* report, const std::string& via)
+SessionAdmission PgStore::admitSession(const SessionStart& start)
 {
+    const std::string& node = start.node;
+    const Epoch& epoch = start.epoch;
+    const std::string& address = start.address;
     const std::string hex = epoch.hex();
     const std::int64_t now = nowMs();
     PgTransaction tx(m_db);
@@ -362,11 +367,18 @@ EpochAdmission PgStore::admitEpoch(const std::string& node, const Epoch& epoch, 
                   {PgParam::text(node), PgParam::text(which), PgParam::text(state)});
     m_db.exec("UPDATE node_epochs SET last_seen = $3, from_address = $4 WHERE node = $1 AND epoch = $2",
               {PgParam::text(node), PgParam::text(hex), PgParam::integer(now), PgParam::text(address)});
-    if (report != nullptr)
-        insertReport(node, epoch, via, address, *report);
+    if (start.report != nullptr)
+        insertReport(node, epoch, start.via, address, *start.report);
     addCounters(d.counters);
+    SessionAdmission out;
+    out.epoch = d.admission;
+    if (start.pacing)
+        out.pacing =
+            admitPushPacing(start, pushPacing(node), out.epoch.held, [&] { writePacedPush(node, start.nowMs); });
+    if (start.cursor)
+        out.cursor = pullCursor(node, epoch);
     tx.commit();
-    return d.admission;
+    return out;
 }
 
 void PgStore::storeReport(const std::string& node, const Epoch& epoch, const std::string& via,
@@ -431,10 +443,15 @@ void PgStore::notePacedPush(const std::string& node, std::int64_t startMs)
     // Not flushed, like the admission it follows (SessionStore.h).
     PgTransaction tx(m_db);
     m_db.exec("SET LOCAL synchronous_commit TO OFF");
+    writePacedPush(node, startMs);
+    tx.commit();
+}
+
+void PgStore::writePacedPush(const std::string& node, std::int64_t startMs)
+{
     m_db.exec("INSERT INTO node_pacing (node, last_paced_push_ms) VALUES ($1, $2) ON CONFLICT (node) DO UPDATE SET"
               " last_paced_push_ms = excluded.last_paced_push_ms",
               {PgParam::text(node), PgParam::integer(startMs)});
-    tx.commit();
 }
 
 void PgStore::setPullCursor(const std::string& node, const Epoch& epoch, std::uint64_t cursor)

@@ -165,10 +165,9 @@ public:
     {
         return call([&](PgStore& s) { return s.nodeSecret(name); });
     }
-    EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
-                              const HealthReport* report, const std::string& via) override
+    SessionAdmission admitSession(const SessionStart& start) override
     {
-        return call([&](PgStore& s) { return s.admitEpoch(node, epoch, address, report, via); });
+        return call([&](PgStore& s) { return s.admitSession(start); });
     }
     void storeReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
                      const HealthReport& report) override
@@ -181,9 +180,10 @@ public:
         return call([&](PgStore& s) { return s.storeBatch(node, epoch, records, via, lane); });
     }
     std::vector<AckMessage> storeBatches(const std::string& node, const Epoch& epoch,
-                                         const std::vector<BatchToStore>& batches, const std::string& via) override
+                                         const std::vector<BatchToStore>& batches, const std::string& via,
+                                         const WithBatches& with) override
     {
-        return call([&](PgStore& s) { return s.storeBatches(node, epoch, batches, via); });
+        return call([&](PgStore& s) { return s.storeBatches(node, epoch, batches, via, with); });
     }
     std::uint64_t pullCursor(const std::string& node, const Epoch& epoch) override
     {

@@ -74,8 +74,10 @@ public:
 
     // The same epoch rules as master.db (decideEpoch), serialised per node
     // across masters by a transaction-scoped advisory lock.
-    EpochAdmission admitEpoch(const std::string& node, const Epoch& epoch, const std::string& address,
-                              const HealthReport* report = nullptr, const std::string& via = "push") override;
+    // admitEpoch with the period floor or the pull cursor, in one
+    // transaction (SessionStore.h).
+    SessionAdmission admitSession(const SessionStart& start) override;
+    using SessionStore::admitEpoch;
     std::vector<EpochInfo> epochs(const std::string& node);
     void storeReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
                      const HealthReport& report) override;
@@ -90,7 +92,9 @@ public:
     AckMessage storeBatch(const std::string& node, const Epoch& epoch, const std::vector<Record>& records,
                           const std::string& via, BatchLane lane = BatchLane::Backlog) override;
     std::vector<AckMessage> storeBatches(const std::string& node, const Epoch& epoch,
-                                         const std::vector<BatchToStore>& batches, const std::string& via) override;
+                                         const std::vector<BatchToStore>& batches, const std::string& via,
+                                         const WithBatches& with) override;
+    using SessionStore::storeBatches;
     // One statement per counter; inside the caller's transaction when
     // there is one.
     void addCounters(const std::vector<CounterDelta>& deltas) override;
@@ -126,6 +130,8 @@ private:
     // The node_reports row, in the caller's transaction.
     void insertReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
                       const HealthReport& report);
+    // node_pacing's row, in the caller's transaction.
+    void writePacedPush(const std::string& node, std::int64_t startMs);
     std::unique_ptr<PgConnection> m_owned;
     PgConnection& m_db;
 };
