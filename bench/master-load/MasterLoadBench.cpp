@@ -1227,10 +1227,11 @@ int benchMain(const Settings& s)
     // no per-node state between sessions, and SQLite's page cache is
     // bounded. What a registered node costs is its registry rows, which the
     // page cache holds when they are hot.
-    std::printf("  memory per registered node: %.2f KiB of registry rows (master.db checkpointed, before any push; resident "
-                "only as bounded page cache)   (target <= 4 KiB); collectord PSS %.1f MiB idle, %.1f MiB after the ramp\n",
-                registryBytesPlain / 1024.0 / s.nodes, static_cast<double>(collectorIdleKiB) / 1024.0,
-                static_cast<double>(collectorAfterKiB) / 1024.0);
+    std::printf(
+        "  memory per registered node: %.2f KiB of registry rows (master.db checkpointed, before any push; resident "
+        "only as bounded page cache)   (target <= 4 KiB); collectord PSS %.1f MiB idle, %.1f MiB after the ramp\n",
+        registryBytesPlain / 1024.0 / s.nodes, static_cast<double>(collectorIdleKiB) / 1024.0,
+        static_cast<double>(collectorAfterKiB) / 1024.0);
     if (s.certAuth)
         std::printf("  memory per registered node with its certificate: %.2f KiB of registry rows (target <= 4 KiB)\n",
                     registryBytesWithCerts / 1024.0 / s.nodes);
