@@ -289,13 +289,7 @@ SessionAdmission MasterStore::admitSession(const SessionStart& start)
     if (start.report != nullptr)
         storeReport(node, epoch, start.via, address, *start.report);
     addCounters(d.counters);
-    SessionAdmission out;
-    out.epoch = d.admission;
-    if (start.pacing)
-        out.pacing =
-            admitPushPacing(start, pushPacing(node), out.epoch.held, [&] { writePacedPush(node, start.nowMs); });
-    if (start.cursor)
-        out.cursor = pullCursor(node, epoch);
+    const SessionAdmission out = completeAdmission(start, d.admission, [&] { writePacedPush(node, start.nowMs); });
     tx.commit();
     return out;
 }

@@ -23,14 +23,20 @@ PacingDecision decidePushPacing(const PushPacing& known, std::uint32_t defaultMi
     return d;
 }
 
-PacingDecision admitPushPacing(const SessionStart& start, const PushPacing& known, bool held,
-                               const std::function<void()>& note)
+SessionAdmission SessionStore::completeAdmission(const SessionStart& start, const EpochAdmission& epoch,
+                                                 const std::function<void()>& notePacedPush)
 {
-    const PacingDecision d =
-        decidePushPacing(known, start.defaultMinPushPeriodS, start.defaultMinPullIntervalS, start.nowMs);
-    if (!d.early && d.minPushPeriodS > 0 && !held)
-        note();
-    return d;
+    SessionAdmission out;
+    out.epoch = epoch;
+    if (start.pacing) {
+        out.pacing = decidePushPacing(pushPacing(start.node), start.defaultMinPushPeriodS,
+                                      start.defaultMinPullIntervalS, start.nowMs);
+        if (!out.pacing.early && out.pacing.minPushPeriodS > 0 && !epoch.held)
+            notePacedPush();
+    }
+    if (start.cursor)
+        out.cursor = pullCursor(start.node, start.epoch);
+    return out;
 }
 
 } // namespace ferry

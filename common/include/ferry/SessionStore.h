@@ -154,13 +154,6 @@ struct SessionAdmission {
     std::uint64_t cursor = 0; // cursor only
 };
 
-// The period floor of a session's start (admitSession), on every backend:
-// decided from what the store knows of the node (known); an on-time push
-// whose epoch is not held is noted by note (notePacedPush's write, in the
-// caller's transaction).
-PacingDecision admitPushPacing(const SessionStart& start, const PushPacing& known, bool held,
-                               const std::function<void()>& note);
-
 class SessionStore {
 public:
     virtual ~SessionStore() = default;
@@ -233,6 +226,15 @@ public:
     // cut may lose the last increments).
     virtual void addCounters(const std::vector<CounterDelta>& deltas) = 0;
     virtual std::vector<CounterValue> counters() = 0;
+
+protected:
+    // The rest of admitSession on every backend, in the caller's
+    // transaction once the epoch is admitted: the period floor (push),
+    // decided from what the store knows of the node, an on-time push whose
+    // epoch is not held noted by notePacedPush (notePacedPush's write); or
+    // the cursor (pull).
+    SessionAdmission completeAdmission(const SessionStart& start, const EpochAdmission& epoch,
+                                       const std::function<void()>& notePacedPush);
 };
 
 } // namespace ferry

@@ -370,13 +370,7 @@ SessionAdmission PgStore::admitSession(const SessionStart& start)
     if (start.report != nullptr)
         insertReport(node, epoch, start.via, address, *start.report);
     addCounters(d.counters);
-    SessionAdmission out;
-    out.epoch = d.admission;
-    if (start.pacing)
-        out.pacing =
-            admitPushPacing(start, pushPacing(node), out.epoch.held, [&] { writePacedPush(node, start.nowMs); });
-    if (start.cursor)
-        out.cursor = pullCursor(node, epoch);
+    const SessionAdmission out = completeAdmission(start, d.admission, [&] { writePacedPush(node, start.nowMs); });
     tx.commit();
     return out;
 }
