@@ -9,8 +9,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 
 #include "ferry/Error.h"
 
@@ -64,8 +66,20 @@ FdStream::~FdStream()
         ::close(m_writeFd);
 }
 
+void FdStream::checkWatched(short revents) const
+{
+    if ((revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0)
+        throw ClosedError(m_peer + " ended: its relay's connection closed");
+}
+
 std::size_t FdStream::readSome(void* buf, std::size_t size, Deadline deadline)
 {
+    if (!m_ahead.empty()) {
+        const std::size_t n = std::min(size, m_ahead.size());
+        std::memcpy(buf, m_ahead.data(), n);
+        m_ahead.erase(0, n);
+        return n;
+    }
     for (;;) {
         const ssize_t n = ::read(m_readFd, buf, size);
         if (n >= 0)
@@ -76,25 +90,50 @@ std::size_t FdStream::readSome(void* buf, std::size_t size, Deadline deadline)
             return 0;
         if (errno != EAGAIN)
             throwErrno("read from " + m_peer);
-        pollfd pfd{m_readFd, POLLIN, 0};
-        const int r = ::poll(&pfd, 1, msLeft(deadline));
+        pollfd pfd[2] = {{m_readFd, POLLIN, 0}, {m_watchFd, POLLIN, 0}};
+        const int r = ::poll(pfd, m_watchFd >= 0 ? 2 : 1, msLeft(deadline));
         if (r == 0)
             throw TimeoutError("Timed out reading from " + m_peer);
         if (r < 0 && errno != EINTR)
             throwErrno("poll " + m_peer);
+        if (r > 0 && m_watchFd >= 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0)
+            checkWatched(pfd[1].revents);
     }
 }
 
 bool FdStream::hasInput()
 {
+    if (!m_ahead.empty())
+        return true;
     pollfd pfd{m_readFd, POLLIN, 0};
     return ::poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN) != 0;
 }
 
 std::size_t FdStream::peek(void* buf, std::size_t size)
 {
-    const ssize_t n = ::recv(m_readFd, buf, size, MSG_PEEK | MSG_DONTWAIT);
-    return n > 0 ? static_cast<std::size_t>(n) : 0;
+    if (m_readIsSocket) {
+        const ssize_t n = ::recv(m_readFd, buf, size, MSG_PEEK | MSG_DONTWAIT);
+        if (n >= 0 || errno != ENOTSOCK)
+            return n > 0 ? static_cast<std::size_t>(n) : 0;
+        m_readIsSocket = false;
+    }
+    // A pipe cannot be peeked at: what has arrived is read (the fd is
+    // non-blocking) and kept for readSome. An end of stream or an error is
+    // left for the next read to report.
+    while (m_ahead.size() < size) {
+        char chunk[256];
+        const ssize_t n = ::read(m_readFd, chunk, std::min(sizeof chunk, size - m_ahead.size()));
+        if (n > 0) {
+            m_ahead.append(chunk, static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        break;
+    }
+    const std::size_t n = std::min(size, m_ahead.size());
+    std::memcpy(buf, m_ahead.data(), n);
+    return n;
 }
 
 bool ByteStream::waitForInput(int wakeFd, Deadline deadline)
@@ -107,12 +146,17 @@ bool ByteStream::waitForInput(int wakeFd, Deadline deadline)
 
 bool FdStream::waitForInput(int wakeFd, Deadline deadline)
 {
-    pollfd pfd[2] = {{m_readFd, POLLIN, 0}, {wakeFd, POLLIN, 0}};
-    const int r = ::poll(pfd, 2, msLeft(deadline));
+    if (!m_ahead.empty())
+        return true;
+    pollfd pfd[3] = {{m_readFd, POLLIN, 0}, {wakeFd, POLLIN, 0}, {m_watchFd, POLLIN, 0}};
+    const int r = ::poll(pfd, m_watchFd >= 0 ? 3 : 2, msLeft(deadline));
     if (r < 0 && errno != EINTR)
         throwErrno("poll " + m_peer);
     // A hang-up counts as input: the read that follows reports it.
-    return r > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+    const bool input = r > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+    if (r > 0 && !input && m_watchFd >= 0)
+        checkWatched(pfd[2].revents);
+    return input;
 }
 
 void FdStream::writeAll(const void* buf, std::size_t size, Deadline deadline)
@@ -120,14 +164,17 @@ void FdStream::writeAll(const void* buf, std::size_t size, Deadline deadline)
     const auto* p = static_cast<const unsigned char*>(buf);
     std::size_t done = 0;
     while (done < size) {
-        const ssize_t n = ::send(m_writeFd, p + done, size - done, MSG_NOSIGNAL);
-        if (n < 0 && errno == ENOTSOCK) {
-            const ssize_t w = ::write(m_writeFd, p + done, size - done);
-            if (w >= 0) {
-                done += static_cast<std::size_t>(w);
-                continue;
-            }
+        ssize_t n = -1;
+        if (m_writeIsSocket) {
+            n = ::send(m_writeFd, p + done, size - done, MSG_NOSIGNAL);
+            if (n < 0 && errno == ENOTSOCK)
+                m_writeIsSocket = false;
         }
+        // A pipe or another descriptor. Its reader gone is EPIPE only
+        // where SIGPIPE is ignored (collectord, the login shell, systemd's
+        // IgnoreSIGPIPE=yes for every service); that is the caller's to set.
+        if (!m_writeIsSocket)
+            n = ::write(m_writeFd, p + done, size - done);
         if (n >= 0) {
             done += static_cast<std::size_t>(n);
             continue;
@@ -138,10 +185,12 @@ void FdStream::writeAll(const void* buf, std::size_t size, Deadline deadline)
             throw ClosedError(m_peer + " closed the connection while we were writing");
         if (errno != EAGAIN)
             throwErrno("write to " + m_peer);
-        pollfd pfd{m_writeFd, POLLOUT, 0};
-        const int r = ::poll(&pfd, 1, msLeft(deadline));
+        pollfd pfd[2] = {{m_writeFd, POLLOUT, 0}, {m_watchFd, POLLIN, 0}};
+        const int r = ::poll(pfd, m_watchFd >= 0 ? 2 : 1, msLeft(deadline));
         if (r == 0)
             throw TimeoutError("Timed out writing to " + m_peer);
+        if (r > 0 && m_watchFd >= 0 && (pfd[0].revents & (POLLOUT | POLLHUP | POLLERR)) == 0)
+            checkWatched(pfd[1].revents);
     }
 }
 

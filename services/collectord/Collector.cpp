@@ -1,11 +1,17 @@
 #include "Collector.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -97,15 +103,75 @@ void Collector::summariseLocked(std::chrono::steady_clock::time_point now, bool 
 
 namespace {
 
-// Reads the relay's header line (without its newline) into `line`; returns
-// whether it ended in a newline. Nothing of the session after the line is
-// taken. The relay sends the line in one write before anything else, so it
-// is nearly always there whole once anything is: waited for, looked at in
-// place (MSG_PEEK) and taken in one read. (A session's thread often starts
-// before the relay's write arrives: byte by byte, that was 30-odd reads per
-// push.) Otherwise (arriving in pieces) byte by byte. Bounded in length and
-// by the deadline.
-bool readRelayHeader(int fd, const std::string& peer, ferry::Deadline deadline, std::string& line)
+// Descriptors that came with the relay's header (SCM_RIGHTS); closed unless
+// taken.
+struct PassedFds {
+    PassedFds() = default;
+    PassedFds(const PassedFds&) = delete;
+    PassedFds& operator=(const PassedFds&) = delete;
+    ~PassedFds()
+    {
+        for (int fd : fds)
+            ::close(fd);
+    }
+    std::vector<int> fds;
+    bool truncated = false; // more came than there was room for
+};
+
+// Takes 1..size bytes of the relay socket, with the descriptors that came
+// with them; 0 at its end. Waits until the deadline.
+std::size_t takeSome(int fd, char* buf, std::size_t size, const std::string& peer, ferry::Deadline deadline,
+                     PassedFds& passed)
+{
+    for (;;) {
+        iovec iov{buf, size};
+        // Room for more than the two a relay sends: a peer that sends more
+        // is refused, and the extra ones are closed with the rest.
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        const ssize_t n = ::recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n >= 0) {
+            if ((msg.msg_flags & MSG_CTRUNC) != 0)
+                passed.truncated = true;
+            for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                    continue;
+                const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (std::size_t i = 0; i < count; ++i) {
+                    int passedFd = -1;
+                    std::memcpy(&passedFd, CMSG_DATA(c) + i * sizeof(int), sizeof passedFd);
+                    passed.fds.push_back(passedFd);
+                }
+            }
+            return static_cast<std::size_t>(n);
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == ECONNRESET)
+            return 0;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            throw ferry::Error("Failed to read the relay header from " + peer + ": " + std::strerror(errno));
+        pollfd pfd{fd, POLLIN, 0};
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - ferry::Clock::now());
+        const int r = ::poll(&pfd, 1, static_cast<int>(std::clamp<long long>(left.count(), 0, 1 << 30)));
+        if (r == 0)
+            throw ferry::TimeoutError("Timed out reading the relay header from " + peer);
+    }
+}
+
+// Reads the relay's header line (without its newline) into `line`, and the
+// descriptors sent with it into `passed`; returns whether it ended in a
+// newline. Nothing of the session after the line is taken. The relay sends
+// the line in one write before anything else, so it is nearly always there
+// whole once anything is: waited for, looked at in place (MSG_PEEK) and
+// taken in one read. (A session's thread often starts before the relay's
+// write arrives: byte by byte, that was 30-odd reads per push.) Otherwise
+// (arriving in pieces) byte by byte. Bounded in length and by the deadline.
+bool readRelayHeader(int fd, const std::string& peer, ferry::Deadline deadline, std::string& line, PassedFds& passed)
 {
     ferry::FdStream raw(fd, fd, peer, false);
     char buf[ferry::kRelayHeaderMax];
@@ -121,7 +187,7 @@ bool readRelayHeader(int fd, const std::string& peer, ferry::Deadline deadline, 
             const auto take = static_cast<std::size_t>(newline - buf) + 1;
             std::size_t done = 0;
             while (done < take) {
-                const std::size_t got = raw.readSome(buf + done, take - done, deadline);
+                const std::size_t got = takeSome(fd, buf + done, take - done, peer, deadline, passed);
                 if (got == 0)
                     throw ferry::ClosedError(peer + " closed the connection in its relay header");
                 done += got;
@@ -132,7 +198,7 @@ bool readRelayHeader(int fd, const std::string& peer, ferry::Deadline deadline, 
     }
     while (line.size() < ferry::kRelayHeaderMax) {
         char c = 0;
-        if (raw.readSome(&c, 1, deadline) == 0)
+        if (takeSome(fd, &c, 1, peer, deadline, passed) == 0)
             return false;
         if (c == '\n')
             return true;
@@ -141,15 +207,44 @@ bool readRelayHeader(int fd, const std::string& peer, ferry::Deadline deadline, 
     return false;
 }
 
+// Why a descriptor passed as the channel's `end` ("input", "output") cannot
+// be one; empty when it can: a pipe or a socket, open for that direction.
+std::string unusableChannelEnd(int fd, bool input)
+{
+    struct stat st {};
+    if (::fstat(fd, &st) != 0)
+        return std::string("cannot be examined: ") + std::strerror(errno);
+    if (!S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode))
+        return "is neither a pipe nor a socket";
+    const int mode = ::fcntl(fd, F_GETFL) & O_ACCMODE;
+    if (mode != O_RDWR && mode != (input ? O_RDONLY : O_WRONLY))
+        return input ? "is not open for reading" : "is not open for writing";
+    return {};
+}
+
 } // namespace
 
-std::optional<std::string> Collector::relayedPeer(ferry::TcpConnection& conn)
+Collector::Relayed::Relayed(Relayed&& o) noexcept : peer(std::move(o.peer)), in(o.in), out(o.out)
+{
+    o.in = o.out = -1;
+}
+
+Collector::Relayed::~Relayed()
+{
+    if (in >= 0)
+        ::close(in);
+    if (out >= 0)
+        ::close(out);
+}
+
+std::optional<Collector::Relayed> Collector::relayedPeer(ferry::TcpConnection& conn)
 {
     const std::uint32_t uid = *conn.unixPeerUid();
     std::string line;
     bool complete = false;
+    PassedFds passed;
     try {
-        complete = readRelayHeader(conn.fd(), conn.peer(), conn.authDeadline(), line);
+        complete = readRelayHeader(conn.fd(), conn.peer(), conn.authDeadline(), line, passed);
     } catch (const std::exception& e) {
         conn.countFailure("relay connections that sent no header");
         spdlog::debug("Relay connection from {} sent no header: {}", conn.peer(), e.what());
@@ -168,11 +263,36 @@ std::optional<std::string> Collector::relayedPeer(ferry::TcpConnection& conn)
         conn.countFailure("refused on the relay socket: malformed header");
         return std::nullopt;
     }
+    // Version 2 comes with exactly the channel's two ends; version 1 with none.
+    std::string wrong;
+    const std::size_t expected = address->withFds ? 2 : 0;
+    if (passed.truncated || passed.fds.size() != expected)
+        wrong = "came with " + std::string(passed.truncated ? "more than 8" : std::to_string(passed.fds.size())) +
+                " descriptors, not " + std::to_string(expected);
+    else if (address->withFds) {
+        if (const auto why = unusableChannelEnd(passed.fds[0], true); !why.empty())
+            wrong = "its channel's input " + why;
+        else if (const auto why2 = unusableChannelEnd(passed.fds[1], false); !why2.empty())
+            wrong = "its channel's output " + why2;
+    }
+    if (!wrong.empty()) {
+        spdlog::warn("Refusing a relay connection for {}: its header \"{}\" {}", address->peerText(),
+                     ferry::escapeForLog(line), wrong);
+        conn.countFailure("refused on the relay socket: wrong descriptors");
+        return std::nullopt;
+    }
     // The per-source limits, for the node's address (counted in the
     // server's summary line when refused).
     if (!conn.relayedSource(address->address))
         return std::nullopt;
-    return address->peerText();
+    Relayed r;
+    r.peer = address->peerText();
+    if (address->withFds) {
+        r.in = passed.fds[0];
+        r.out = passed.fds[1];
+        passed.fds.clear();
+    }
+    return r;
 }
 
 // master.db's one connection, shared by the sessions (Collector::takeStore).
@@ -318,18 +438,26 @@ void Collector::giveBack(std::unique_ptr<ferry::SessionStore> store)
 void Collector::serve(ferry::TcpConnection& conn)
 {
     std::string peer = conn.peer();
+    std::optional<Relayed> relayed = conn.unixPeerUid() ? relayedPeer(conn) : std::nullopt;
     if (conn.unixPeerUid()) {
-        auto relayed = relayedPeer(conn);
         if (!relayed)
             return;
-        peer = std::move(*relayed);
+        peer = relayed->peer;
     } else {
         const int one = 1;
         ::setsockopt(conn.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     ++m_sessions;
-    // Not owned: the server closes the fd when this returns.
-    ferry::FdStream stream(conn.fd(), conn.fd(), peer, false);
+    // On the socket (not owned: the server closes it when this returns), or
+    // on the channel's pipes the relay passed, which this stream closes when
+    // the session is over; the relay's socket is then watched, so that the
+    // relay's end or the server's cut ends the session.
+    const bool onPipes = relayed && relayed->in >= 0;
+    ferry::FdStream stream(onPipes ? relayed->in : conn.fd(), onPipes ? relayed->out : conn.fd(), peer, onPipes);
+    if (onPipes) {
+        relayed->in = relayed->out = -1;
+        stream.watch(conn.fd());
+    }
     SessionOptions options = m_options;
     options.onAuthenticated = [&conn](const std::string& node) { return conn.authenticated(node); };
     std::unique_ptr<ferry::SessionStore> store;

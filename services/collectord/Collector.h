@@ -73,9 +73,20 @@ private:
     // connection would do. (After a failure in the store, the connection is
     // not used for new sessions.)
     void giveBack(std::unique_ptr<ferry::SessionStore> store);
-    // The node's address from the relay's header, or nullopt after the one
-    // journal line that says why the connection is refused.
-    std::optional<std::string> relayedPeer(ferry::TcpConnection& conn);
+    // What the relay's header said: the node's address, and with a version 2
+    // header the SSH channel's descriptors (owned: closed unless taken).
+    struct Relayed {
+        Relayed() = default;
+        Relayed(Relayed&& o) noexcept;
+        Relayed& operator=(Relayed&&) = delete;
+        ~Relayed();
+        std::string peer;
+        int in = -1;  // the node's bytes (sshd's pipe to the relay's stdin)
+        int out = -1; // toward the node (the relay's stdout)
+    };
+    // The relay's header, or nullopt after the one journal line that says
+    // why the connection is refused.
+    std::optional<Relayed> relayedPeer(ferry::TcpConnection& conn);
     // A session that ended cleanly, for the summary line: every
     // kSummaryInterval (when a session ends; stop() writes the rest) one
     // journal line at info, instead of one per push.

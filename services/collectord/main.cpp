@@ -5,6 +5,8 @@
 
 #include <pwd.h>
 
+#include <csignal>
+
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -56,6 +58,10 @@ int main(int argc, char* argv[]) try {
                 [&](const std::string& v) { tunnelUser = v; })
         .parse(argc, argv);
     ferry::initLogging("ferry-collectord", args.verbosity);
+    // A relayed session is served on sshd's pipes: a node gone mid-write is
+    // an error return there, not a signal (as systemd's IgnoreSIGPIPE=yes
+    // would have it, also when started by hand or by a test).
+    ::signal(SIGPIPE, SIG_IGN);
     // It holds node keys: no other process of user ferry may look inside.
     ferry::refuseSameUserInspection();
     const ferry::Paths paths = ferry::pathsFromEnvironment();

@@ -6,6 +6,8 @@
 // the attacker. The master's state directory is laid out as the packages
 // lay out /var/lib/ferry (0750 ferry:ferry, master.db and the pull key 0600).
 
+#include <fcntl.h>
+#include <poll.h>
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -345,9 +347,14 @@ TEST_F(ATunnelLogin, CanNeitherRunACommandNorForwardNorReadTheMastersSecrets)
     std::vector<std::string> shArgv{"/bin/sh", "-c", "sleep 8 | exec \"$@\"", "sh"};
     shArgv.insert(shArgv.end(), argv.begin(), argv.end());
     Process session(shArgv, {}, m_root / "session.log");
+    // This test's relays: other tests may run relays of their own meanwhile.
+    auto ours = [&] {
+        auto all = processesStartingWith(tunnelRelayPath(), "exe");
+        std::erase_if(all, [&](const std::string& pid) { return !descendsFrom(pid, m_sshd->pid()); });
+        return all;
+    };
     std::vector<std::string> relays;
-    ASSERT_TRUE(waitUntil([&] { return !(relays = processesStartingWith(tunnelRelayPath(), "exe")).empty(); },
-                          std::chrono::seconds(15)))
+    ASSERT_TRUE(waitUntil([&] { return !(relays = ours()).empty(); }, std::chrono::seconds(15)))
         << readFile(m_root / "session.log") << m_sshd->log();
     for (const auto& pid : relays) {
         if (const auto uid = realUidOf(pid)) {
@@ -494,6 +501,60 @@ TEST_F(ATunnelLogin, TakesTheRelaySocketFromSystemdAndStoresTheAddressTheRelayNa
 
 class TheRelaySocket : public ATunnelLogin {
 protected:
+    // A connection to the relay socket as the tunnel user, the uid
+    // collectord believes (the peer's credentials are taken at connect), as
+    // its relay is.
+    int connectAsTunnelUser()
+    {
+        const passwd* tunnel = ::getpwnam("ferry-tunnel");
+        EXPECT_NE(tunnel, nullptr);
+        const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, m_relaySocket.c_str(), sizeof addr.sun_path - 1);
+        EXPECT_EQ(::setegid(tunnel->pw_gid), 0) << std::strerror(errno);
+        EXPECT_EQ(::seteuid(tunnel->pw_uid), 0) << std::strerror(errno);
+        const int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+        const int err = errno;
+        EXPECT_EQ(::seteuid(0), 0);
+        EXPECT_EQ(::setegid(0), 0);
+        EXPECT_EQ(rc, 0) << std::strerror(err);
+        return fd;
+    }
+    // The header in one message, with fds attached as the relay attaches
+    // the channel's ends.
+    static void sendWithFds(int sock, const std::string& header, const std::vector<int>& fds)
+    {
+        iovec iov{const_cast<char*>(header.data()), header.size()};
+        std::vector<char> control(CMSG_SPACE(sizeof(int) * std::max<std::size_t>(fds.size(), 1)));
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        if (!fds.empty()) {
+            msg.msg_control = control.data();
+            msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+            cmsghdr* c = CMSG_FIRSTHDR(&msg);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+            std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+        }
+        ASSERT_EQ(::sendmsg(sock, &msg, MSG_NOSIGNAL), static_cast<ssize_t>(header.size())) << std::strerror(errno);
+    }
+    // Whether the collector closes sock within timeout, having sent nothing.
+    static bool closedSilently(int sock, int timeoutSeconds = 10)
+    {
+        timeval tv{timeoutSeconds, 0};
+        ::setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        char byte;
+        return ::recv(sock, &byte, 1, 0) == 0;
+    }
+    std::uint64_t storedRecords()
+    {
+        MasterStore store(m_state + "/master.db");
+        return store.countRecords("tunnel-node");
+    }
+
     // The relay itself, run by hand as user with a claimed address.
     RunResult relayAs(const std::string& user, const std::vector<std::string>& groups, const std::string& claimed)
     {
@@ -553,24 +614,6 @@ TEST_F(TheRelaySocket, BelievesANodeAddressOnlyFromTheTunnelUser)
 
 TEST_F(TheRelaySocket, TakesAHeaderThatArrivesInPiecesAsOneThatArrivesWhole)
 {
-    // Connected as the tunnel user, the uid collectord believes (the peer's
-    // credentials are taken at connect), as its relay is.
-    const passwd* tunnel = ::getpwnam("ferry-tunnel");
-    ASSERT_NE(tunnel, nullptr);
-    auto connectAsTunnelUser = [&] {
-        const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_un addr{};
-        addr.sun_family = AF_UNIX;
-        std::strncpy(addr.sun_path, m_relaySocket.c_str(), sizeof addr.sun_path - 1);
-        EXPECT_EQ(::setegid(tunnel->pw_gid), 0) << std::strerror(errno);
-        EXPECT_EQ(::seteuid(tunnel->pw_uid), 0) << std::strerror(errno);
-        const int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-        const int err = errno;
-        EXPECT_EQ(::seteuid(0), 0);
-        EXPECT_EQ(::setegid(0), 0);
-        EXPECT_EQ(rc, 0) << std::strerror(err);
-        return fd;
-    };
     // The header in the pieces given, the second 300 ms after the first;
     // then a push with `records` new records.
     auto pushWithHeader = [&](const std::vector<std::string>& pieces, int records) {
@@ -622,6 +665,118 @@ TEST_F(TheRelaySocket, TakesAHeaderThatArrivesInPiecesAsOneThatArrivesWhole)
     EXPECT_EQ(fromAddress(), "192.0.2.48:6003");
     MasterStore store(m_state + "/master.db");
     EXPECT_EQ(store.countRecords("tunnel-node"), 6u) << collectorLog();
+}
+
+TEST_F(TheRelaySocket, ServesTheSessionOnTheChannelsEndsTheRelayHandsOver)
+{
+    // What sshd gives the relay: a pipe from the node (the relay's stdin) and
+    // one toward it (its stdout). The relay hands both over with its header
+    // and carries no byte of the session.
+    int up[2], down[2];
+    ASSERT_EQ(::pipe2(up, O_CLOEXEC), 0);
+    ASSERT_EQ(::pipe2(down, O_CLOEXEC), 0);
+    spoolRecords(4);
+    const int sock = connectAsTunnelUser();
+    sendWithFds(sock, "ferry-relay 2 192.0.2.51 7000\n", {up[0], down[1]});
+    ::close(up[0]);
+    ::close(down[1]);
+
+    Spool spool(m_nodeState + "/spool.db", {});
+    pushd::PushCycleOptions o;
+    o.nodeName = "tunnel-node";
+    o.secret = m_secret;
+    o.masterId = "127.0.0.1";
+    {
+        FdStream channel(down[0], up[1], "the channel's pipes", true);
+        pushd::PushCycleResult r;
+        ASSERT_NO_THROW(r = pushd::runPushCycle(channel, spool, o)) << collectorLog();
+        EXPECT_EQ(r.recordsNew, 4u);
+    }
+    EXPECT_EQ(storedRecords(), 4u) << collectorLog();
+    MasterStore store(m_state + "/master.db");
+    const auto epochs = store.epochs("tunnel-node");
+    ASSERT_EQ(epochs.size(), 1u);
+    EXPECT_EQ(epochs[0].fromAddress, "192.0.2.51:7000");
+    // Nothing of the session crossed the relay's socket, and the collector
+    // closed it once the session was over: the relay's cue to exit.
+    EXPECT_TRUE(closedSilently(sock)) << collectorLog();
+    ::close(sock);
+}
+
+TEST_F(TheRelaySocket, EndsASessionOnTheChannelsEndsWhenTheRelayIsGone)
+{
+    int up[2], down[2];
+    ASSERT_EQ(::pipe2(up, O_CLOEXEC), 0);
+    ASSERT_EQ(::pipe2(down, O_CLOEXEC), 0);
+    const int sock = connectAsTunnelUser();
+    sendWithFds(sock, "ferry-relay 2 192.0.2.52 7001\n", {up[0], down[1]});
+    ::close(up[0]);
+    ::close(down[1]);
+    // The collector greets the node on the pipe toward it.
+    pollfd p{down[0], POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 10000), 1) << collectorLog();
+    // The relay goes (sshd's session, or the relay, killed): the node's pipe
+    // stays open (sshd still holds it), and the collector ends the session
+    // at once, not after its I/O timeout (30 s).
+    ::close(sock);
+    const auto start = std::chrono::steady_clock::now();
+    char buf[4096];
+    ssize_t n = 1;
+    while (n > 0 && std::chrono::steady_clock::now() - start < std::chrono::seconds(20)) {
+        ASSERT_GE(::poll(&p, 1, 20000), 0);
+        n = ::read(down[0], buf, sizeof buf);
+    }
+    EXPECT_EQ(n, 0) << "the collector closed the pipe toward the node";
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5)) << collectorLog();
+    ::close(up[1]);
+    ::close(down[0]);
+    EXPECT_EQ(storedRecords(), 0u);
+}
+
+TEST_F(TheRelaySocket, RefusesAHeaderWhoseDescriptorsAreNotTheChannelsTwoEnds)
+{
+    int up[2], down[2];
+    ASSERT_EQ(::pipe2(up, O_CLOEXEC), 0);
+    ASSERT_EQ(::pipe2(down, O_CLOEXEC), 0);
+    const std::string file = m_root / "a-regular-file";
+    writeFile(file, "not a channel");
+    const int fileFd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fileFd, 0);
+    struct Case {
+        std::string header;
+        std::vector<int> fds;
+        std::string why;
+    };
+    const std::vector<Case> cases = {
+        {"ferry-relay 2 192.0.2.61 7000\n", {}, "came with 0 descriptors, not 2"},
+        {"ferry-relay 2 192.0.2.62 7000\n", {up[0]}, "came with 1 descriptors, not 2"},
+        {"ferry-relay 1 192.0.2.63 7000\n", {up[0], down[1]}, "came with 2 descriptors, not 0"},
+        {"ferry-relay 2 192.0.2.64 7000\n", {fileFd, down[1]}, "its channel's input is neither a pipe nor a socket"},
+        {"ferry-relay 2 192.0.2.65 7000\n", {up[1], down[1]}, "its channel's input is not open for reading"},
+        {"ferry-relay 2 192.0.2.66 7000\n", {up[0], down[0]}, "its channel's output is not open for writing"},
+    };
+    for (const auto& c : cases) {
+        const int sock = connectAsTunnelUser();
+        sendWithFds(sock, c.header, c.fds);
+        EXPECT_TRUE(closedSilently(sock)) << c.header;
+        ::close(sock);
+        const std::string address = c.header.substr(14, 10);
+        EXPECT_TRUE(waitUntil([&] {
+            const std::string log = collectorLog();
+            const auto at = log.find("Refusing a relay connection for " + address);
+            return at != std::string::npos && log.find(c.why, at) != std::string::npos;
+        })) << c.header
+            << collectorLog();
+    }
+    // Nothing came of them, and the collector still serves a genuine push.
+    EXPECT_EQ(storedRecords(), 0u);
+    writeNodeConfig(m_sshd->port(), "transport:\n  connect_timeout: 5\n  io_timeout: 10\n");
+    spoolRecords(2);
+    const auto r = pushdCycle();
+    EXPECT_EQ(r.exitCode, 0) << r.err << collectorLog();
+    EXPECT_EQ(storedRecords(), 2u);
+    for (int fd : {up[0], up[1], down[0], down[1], fileFd})
+        ::close(fd);
 }
 
 } // namespace

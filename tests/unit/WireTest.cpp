@@ -1,12 +1,15 @@
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <string>
 
 #include <gtest/gtest.h>
 
 #include "ferry/Error.h"
+#include "ferry/Stream.h"
 #include "ferry/Wire.h"
 
 namespace ferry {
@@ -94,6 +97,60 @@ TEST_F(AFramedStream, WaitsForInputOrForTheDescriptorItIsWokenBy)
     sendRaw("x");
     EXPECT_TRUE(b->waitForInput(wake, deadlineIn(std::chrono::seconds(5)))) << "input";
     ::close(wake);
+}
+
+TEST(AFdStreamOnPipes, PeeksWithoutTakingAndHandsThePeekedBytesOutFirst)
+{
+    // collectord serves a relayed session on sshd's pipes, and looks
+    // whether the node's Bye is already there (MSG_PEEK works on sockets
+    // only).
+    int up[2], down[2];
+    ASSERT_EQ(::pipe2(up, O_CLOEXEC), 0);
+    ASSERT_EQ(::pipe2(down, O_CLOEXEC), 0);
+    FdStream s(up[0], down[1], "pipes", true);
+    char buf[16] = {};
+    EXPECT_EQ(s.peek(buf, 8), 0u) << "nothing has arrived";
+    EXPECT_FALSE(s.hasInput());
+    ASSERT_EQ(::write(up[1], "abcdef", 6), 6);
+    EXPECT_EQ(s.peek(buf, 4), 4u);
+    EXPECT_EQ(std::string(buf, 4), "abcd");
+    EXPECT_EQ(s.peek(buf, 8), 6u) << "as much as has arrived";
+    EXPECT_TRUE(s.hasInput());
+    EXPECT_TRUE(s.waitForInput(-1, deadlineIn(std::chrono::milliseconds(10))));
+    EXPECT_EQ(s.readSome(buf, 3, deadlineIn(std::chrono::seconds(1))), 3u);
+    EXPECT_EQ(std::string(buf, 3), "abc");
+    ASSERT_EQ(::write(up[1], "gh", 2), 2);
+    std::string rest;
+    while (rest.size() < 5)
+        rest.append(buf, s.readSome(buf, sizeof buf, deadlineIn(std::chrono::seconds(1))));
+    EXPECT_EQ(rest, "defgh");
+    s.writeAll("out", 3, deadlineIn(std::chrono::seconds(1)));
+    ASSERT_EQ(::read(down[0], buf, sizeof buf), 3);
+    ::close(up[1]);
+    EXPECT_EQ(s.readSome(buf, sizeof buf, deadlineIn(std::chrono::seconds(1))), 0u) << "then the end";
+    ::close(down[0]);
+}
+
+TEST(AFdStreamOnPipes, EndsWhenTheDescriptorItWatchesHangsUp)
+{
+    int up[2], down[2], watched[2];
+    ASSERT_EQ(::pipe2(up, O_CLOEXEC), 0);
+    ASSERT_EQ(::pipe2(down, O_CLOEXEC), 0);
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, watched), 0);
+    FdStream s(up[0], down[1], "pipes", true);
+    s.watch(watched[0]);
+    char buf[8];
+    EXPECT_THROW(s.readSome(buf, sizeof buf, deadlineIn(std::chrono::milliseconds(50))), TimeoutError);
+    ::close(watched[1]);
+    const auto start = Clock::now();
+    EXPECT_THROW(s.readSome(buf, sizeof buf, deadlineIn(std::chrono::seconds(20))), ClosedError);
+    EXPECT_THROW(s.waitForInput(-1, deadlineIn(std::chrono::seconds(20))), ClosedError);
+    EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+    // What had arrived is still read first.
+    ASSERT_EQ(::write(up[1], "x", 1), 1);
+    EXPECT_EQ(s.readSome(buf, sizeof buf, deadlineIn(std::chrono::seconds(1))), 1u);
+    for (int fd : {up[1], down[0], watched[0]})
+        ::close(fd);
 }
 
 TEST_F(AFramedStream, RejectsGarbage)

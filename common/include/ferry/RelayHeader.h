@@ -3,8 +3,19 @@
 // collectord's relay socket: the address sshd saw the node connect from
 // (SSH_CONNECTION), which collectord cannot see itself behind sshd.
 //
-//   "ferry-relay 1 <address> <port>\n"
+//   "ferry-relay 1 <address> <port>\n"   the session's bytes follow on the
+//                                        socket (the relay copies them)
+//   "ferry-relay 2 <address> <port>\n"   sent with two descriptors
+//                                        (SCM_RIGHTS): the SSH channel's
+//                                        input and output, which sshd gave
+//                                        the relay; collectord serves the
+//                                        session on them, and closes the
+//                                        socket when it is over
 //
+// Version 2 is what ferry-tunnel-relay sends: the node's bytes then cross
+// the master from sshd to collectord without a third process waking for
+// each message. Version 1 stays accepted (a relay of an earlier release
+// during an upgrade, a test that speaks on the socket).
 // <address> is an IPv4 or IPv6 literal as inet_ntop writes it, <port> a
 // decimal 1-65535. The line is at most kRelayHeaderMax bytes, newline
 // included; anything else is a malformed header and the connection is
@@ -26,11 +37,14 @@ namespace ferry {
 
 constexpr std::size_t kRelayHeaderMax = 128;
 constexpr std::string_view kRelayHeaderPrefix = "ferry-relay 1 ";
+constexpr std::string_view kRelayHeaderPrefixWithFds = "ferry-relay 2 ";
 
 struct RelayAddress {
     std::string address; // canonical literal
     unsigned port = 0;
     bool v6 = false;
+    // Version 2: the channel's descriptors came with the header.
+    bool withFds = false;
     // "192.0.2.1:22" or "[2001:db8::1]:22", as the TCP peers of the collector read.
     std::string peerText() const { return (v6 ? "[" + address + "]" : address) + ":" + std::to_string(port); }
 };
@@ -80,19 +94,28 @@ inline std::optional<RelayAddress> relayAddressFromSshConnection(std::string_vie
 
 inline std::string formatRelayHeader(const RelayAddress& a)
 {
-    return std::string(kRelayHeaderPrefix) + a.address + " " + std::to_string(a.port) + "\n";
+    return std::string(a.withFds ? kRelayHeaderPrefixWithFds : kRelayHeaderPrefix) + a.address + " " +
+           std::to_string(a.port) + "\n";
 }
 
 // line without its newline.
 inline std::optional<RelayAddress> parseRelayHeader(std::string_view line)
 {
-    if (line.size() >= kRelayHeaderMax || line.substr(0, kRelayHeaderPrefix.size()) != kRelayHeaderPrefix)
+    if (line.size() >= kRelayHeaderMax)
+        return std::nullopt;
+    bool withFds = false;
+    if (line.substr(0, kRelayHeaderPrefixWithFds.size()) == kRelayHeaderPrefixWithFds)
+        withFds = true;
+    else if (line.substr(0, kRelayHeaderPrefix.size()) != kRelayHeaderPrefix)
         return std::nullopt;
     line.remove_prefix(kRelayHeaderPrefix.size());
     const auto sp = line.find(' ');
     if (sp == std::string_view::npos)
         return std::nullopt;
-    return parseRelayAddress(line.substr(0, sp), line.substr(sp + 1));
+    auto a = parseRelayAddress(line.substr(0, sp), line.substr(sp + 1));
+    if (a)
+        a->withFds = withFds;
+    return a;
 }
 
 } // namespace ferry

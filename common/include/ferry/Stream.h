@@ -52,20 +52,37 @@ public:
     FdStream(const FdStream&) = delete;
     FdStream& operator=(const FdStream&) = delete;
 
+    // A descriptor that ends the stream when it becomes readable or hangs
+    // up: every wait of this stream watches it too, and a read or write
+    // then throws ClosedError. collectord serves a relayed session on the
+    // pipes sshd gave the relay and watches the relay's socket, so that
+    // the relay's end, or the server cutting the connection (shutdown of
+    // that socket), ends the session as it would end one on the socket.
+    // Not owned.
+    void watch(int fd) { m_watchFd = fd; }
+
     std::size_t readSome(void* buf, std::size_t size, Deadline deadline) override;
     void writeAll(const void* buf, std::size_t size, Deadline deadline) override;
     bool hasInput() override;
     bool waitForInput(int wakeFd, Deadline deadline) override;
-    // A socket's (MSG_PEEK); 0 for other descriptors.
+    // A socket's with MSG_PEEK; a pipe's by reading what has arrived into
+    // a buffer of this stream that readSome hands out first.
     std::size_t peek(void* buf, std::size_t size) override;
     void closeWrite() override;
     std::string peer() const override { return m_peer; }
 
 private:
+    // Throws ClosedError when the watched descriptor has fired.
+    void checkWatched(short revents) const;
+
     int m_readFd;
     int m_writeFd;
     std::string m_peer;
     bool m_owns;
+    int m_watchFd = -1;
+    bool m_readIsSocket = true;  // until a recv says ENOTSOCK
+    bool m_writeIsSocket = true; // until a send says ENOTSOCK
+    std::string m_ahead;         // peeked from a pipe, not yet read
 };
 
 // Connects a TCP socket with a deadline; returns the connected fd.
