@@ -14,7 +14,10 @@
 // Each node pushes first once before the measurement (its epoch's admission
 // is not what a push costs on a master that runs). The measured pushes
 // spread over the nodes in turn, each client its own share, so that no node
-// runs two sessions at once.
+// runs two sessions at once. Each client pushes again as soon as its last
+// push ended, or, with --rate R, the clients together start R pushes a
+// second (a master's load between a fleet's periods: collectord idles
+// between pushes, and each one wakes it).
 //
 // collectord's CPU: the usage_usec of a cgroup (v2) of the bench's own
 // holding collectord, read before the first measured push and 0.3 s after
@@ -32,11 +35,13 @@
 // run script starts everything at nice 5. --perf FILE records collectord
 // (`perf record -g -p <its pid>`, the pid this bench started) over the
 // measured seconds. --collectord PATH runs another build's collectord (to
-// compare two builds on one machine, interleaved).
+// compare two builds on one machine, interleaved). --attach 'CMD {pid}'
+// runs CMD (sh -c) over the measured seconds, {pid} replaced by
+// collectord's, and stops it with SIGINT (strace -f -c -p {pid} -o FILE).
 //
 //   ferry-bench-collector-push [--nodes N] [--clients C] [--seconds S]
-//                              [--records R] [--collectord PATH]
-//                              [--perf FILE] [--no-pin]
+//                              [--records R] [--rate R] [--collectord PATH]
+//                              [--perf FILE] [--attach CMD] [--no-pin]
 
 #include <fcntl.h>
 #include <grp.h>
@@ -88,8 +93,12 @@ struct Settings {
     int clients = 4;
     double seconds = 10;
     int records = 5;
+    // Pushes per second over all clients (0: each client pushes again as
+    // soon as its last push ended).
+    double rate = 0;
     std::string collectord;
     std::string perfFile;
+    std::string attach;
     bool pin = true;
     int floorTransactions = 400;
 };
@@ -331,7 +340,17 @@ std::string errorKind(const std::exception& e)
             pool.emplace_back([&, t] {
                 const auto mine = share(t);
                 std::string out;
+                const double interval = s.rate > 0 ? s.clients / s.rate : 0;
+                const double start = monoSeconds() + interval * t / s.clients;
+                std::uint64_t k = 0;
                 for (std::size_t i = 0; !mine.empty() && monoSeconds() < end; i = (i + 1) % mine.size()) {
+                    if (interval > 0) {
+                        const double due = start + interval * static_cast<double>(k++);
+                        if (due >= end)
+                            break;
+                        if (due > monoSeconds())
+                            std::this_thread::sleep_for(std::chrono::duration<double>(due - monoSeconds()));
+                    }
                     const double t0 = monoSeconds();
                     try {
                         const auto r = push(s, *mine[i], socketPath);
@@ -418,8 +437,12 @@ Settings parseArgs(int argc, char* argv[])
             s.seconds = std::max(1.0, std::stod(value("--seconds")));
         else if (a == "--records")
             s.records = std::max(1, std::stoi(value("--records")));
+        else if (a == "--rate")
+            s.rate = std::max(0.0, std::stod(value("--rate")));
         else if (a == "--collectord")
             s.collectord = value("--collectord");
+        else if (a == "--attach")
+            s.attach = value("--attach");
         else if (a == "--perf")
             s.perfFile = value("--perf");
         else if (a == "--no-pin")
@@ -514,11 +537,18 @@ int benchMain(const Settings& s)
 
     std::optional<Process> perf;
     if (!s.perfFile.empty()) {
-        perf.emplace(std::vector<std::string>{"perf", "record", "-q", "-g", "-p", std::to_string(collector.pid()),
+        perf.emplace(std::vector<std::string>{"/usr/bin/perf", "record", "-q", "-g", "-p", std::to_string(collector.pid()),
                                               "-o", s.perfFile},
                      std::map<std::string, std::string>{}, dir / "perf.log");
-        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    } else if (!s.attach.empty()) {
+        std::string command = s.attach;
+        for (auto at = command.find("{pid}"); at != std::string::npos; at = command.find("{pid}"))
+            command.replace(at, 5, std::to_string(collector.pid()));
+        perf.emplace(std::vector<std::string>{"/bin/sh", "-c", "exec " + command},
+                     std::map<std::string, std::string>{}, dir / "perf.log");
     }
+    if (perf)
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
     const auto cpu0 = collectorCpu();
     const double t0 = monoSeconds();
     writeAll(down[1], "g");
@@ -567,9 +597,11 @@ int benchMain(const Settings& s)
     const double user = cpu1.first - cpu0.first, system = cpu1.second - cpu0.second;
     const double perPushMs = ok > 0 ? (user + system) * 1e3 / static_cast<double>(ok) : 0;
 
-    std::printf("collector-push: %d nodes, %d clients, %.0f s, %d records (~150 B) per push; collectord %s; "
+    const std::string pace = s.rate > 0 ? "at " + std::to_string(static_cast<int>(s.rate)) + " pushes/s"
+                                        : "each pushing again at once";
+    std::printf("collector-push: %d nodes, %d clients %s, %.0f s, %d records (~150 B) per push; collectord %s; "
                 "warm-up (one push per node, its epoch's admission) %.1f s, %" PRIu64 " failed\n",
-                s.nodes, s.clients, s.seconds, s.records,
+                s.nodes, s.clients, pace.c_str(), s.seconds, s.records,
                 s.pin ? "on CPU 0, the clients on CPU 1" : "and the clients unpinned", warmupSeconds, warmupErrors);
     std::printf("  pushes: %" PRIu64 " in %.2f s = %.1f pushes/s, %.0f records/s; errors: %s; latency p50 %.2f ms, "
                 "p99 %.2f ms\n",

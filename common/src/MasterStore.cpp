@@ -184,6 +184,12 @@ int MasterStore::afterWalCommit(void* self, sqlite3* db, const char* name, int p
 
 MasterStore::~MasterStore()
 {
+    try {
+        flushCounters();
+    } catch (const std::exception& e) {
+        spdlog::warn("Failed to write {} counter increments to {} at its close: {}", m_laterCounters.size(),
+                     m_db.path(), e.what());
+    }
     if (m_checkpointAtClose)
         checkpointIfDue();
 }
@@ -290,7 +296,9 @@ SessionAdmission MasterStore::admitSession(const SessionStart& start)
         storeReport(node, epoch, start.via, address, *start.report);
     addCounters(d.counters);
     const SessionAdmission out = completeAdmission(start, d.admission, [&] { writePacedPush(node, start.nowMs); });
+    writeLaterCounters();
     tx.commit();
+    m_laterCounters.clear();
     return out;
 }
 
@@ -396,10 +404,12 @@ std::vector<AckMessage> MasterStore::storeBatches(const std::string& node, const
     addCounters(batchCounters(total, via));
     if (with.report != nullptr)
         storeReport(node, epoch, via, with.address, *with.report);
+    writeLaterCounters();
     // With synchronous=FULL the commit is on disk when it returns (the WAL
     // synced once for the whole group): only then may the caller send the
     // Acks that let the node delete its copies.
     tx.commit();
+    m_laterCounters.clear();
     return acks;
 }
 
@@ -422,6 +432,37 @@ void MasterStore::addCounters(const std::vector<CounterDelta>& deltas)
     MasterQueries(m_sql).addCounters(deltas);
     if (own)
         own->commit();
+}
+
+void MasterStore::addCountersLater(const std::vector<CounterDelta>& deltas)
+{
+    for (const auto& d : deltas) {
+        const auto same = std::find_if(m_laterCounters.begin(), m_laterCounters.end(), [&](const CounterDelta& k) {
+            return k.name == d.name && k.labels == d.labels;
+        });
+        if (same != m_laterCounters.end())
+            same->delta += d.delta;
+        else
+            m_laterCounters.push_back(d);
+    }
+}
+
+void MasterStore::writeLaterCounters()
+{
+    if (!m_laterCounters.empty())
+        MasterQueries(m_sql).addCounters(m_laterCounters);
+}
+
+void MasterStore::flushCounters()
+{
+    if (m_laterCounters.empty())
+        return;
+    // Not synced, like addCounters outside a transaction.
+    const UnsyncedCommits unsynced(m_db);
+    Transaction tx(m_db);
+    writeLaterCounters();
+    tx.commit();
+    m_laterCounters.clear();
 }
 
 std::vector<CounterValue> MasterStore::counters()

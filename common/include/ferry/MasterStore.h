@@ -91,6 +91,16 @@ public:
     static constexpr std::size_t kRowsPerInsert = 64;
     void setRowsPerInsert(std::size_t rows) { m_rowsPerInsert = rows == 0 ? 1 : rows; }
     void addCounters(const std::vector<CounterDelta>& deltas) override;
+    // Kept in memory, summed per counter, and written inside this
+    // connection's next admitSession or storeBatches transaction (after it
+    // committed they are gone from memory; a rollback keeps them), by
+    // flushCounters(), or at the destructor: a push's sessions counter was a
+    // write transaction of its own after the last Ack. A crash loses what is
+    // kept (metrics, never a record); counters() does not see it yet.
+    void addCountersLater(const std::vector<CounterDelta>& deltas) override;
+    // Writes what addCountersLater kept, in one transaction of its own
+    // committed without a sync (nothing when nothing is kept).
+    void flushCounters();
     std::vector<CounterValue> counters() override;
     void storeReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
                      const HealthReport& report) override;
@@ -132,6 +142,11 @@ private:
     SqliteConnection m_sql{m_db};
     int m_walPages = 0; // the WAL's size after this connection's last commit
     bool m_checkpointAtClose = true;
+    // addCountersLater's increments not yet written.
+    std::vector<CounterDelta> m_laterCounters;
+    // Inside the caller's transaction: m_laterCounters, which the caller
+    // clears once its commit returned.
+    void writeLaterCounters();
     std::size_t m_rowsPerInsert = kRowsPerInsert;
 };
 
