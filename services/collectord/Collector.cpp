@@ -61,7 +61,7 @@ void Collector::stop()
 {
     if (m_server)
         m_server->stop();
-    flushCounters();
+    flushPending();
     std::lock_guard lock(m_totalsMutex);
     summariseLocked(std::chrono::steady_clock::now(), true);
 }
@@ -309,13 +309,15 @@ std::unique_ptr<ferry::SessionStore> Collector::takeStore()
     auto next = std::make_shared<SharedMaster>();
     opened.release();
     next->store.reset(master);
+    // Every session uses it, and flushPending() runs every kPendingFlush.
+    master->keepSessionNotes();
     next->opened = now;
     std::lock_guard lock(m_sharedMutex);
     m_shared = next;
     return std::make_unique<SharedStoreView>(std::move(next));
 }
 
-void Collector::flushCounters()
+void Collector::flushPending()
 {
     std::shared_ptr<SharedMaster> shared;
     {
@@ -326,7 +328,7 @@ void Collector::flushCounters()
         return;
     std::lock_guard lock(shared->mutex);
     try {
-        shared->store->flushCounters();
+        shared->store->flushPending();
     } catch (const std::exception& e) {
         shared->broken = true;
         spdlog::warn("Failed to write the push session counters to {}, ignoring: {}", m_storePath, e.what());
@@ -397,7 +399,7 @@ void Collector::serve(ferry::TcpConnection& conn)
     }
     // The master's sessions{transport, outcome} counter (metricsd exports
     // it). On master.db it is written with the next session's admission or
-    // batch, or by flushCounters() (every kCounterFlush, and at stop): a
+    // batch, or by flushPending() (every kPendingFlush, and at stop): a
     // transaction of its own per push was 5 % of collectord's CPU
     // (bench/collector-push). A crash loses those increments, no record.
     if (!outcome.empty()) {

@@ -48,9 +48,9 @@ public:
     void stop();
     // Writes the session counters that the shared master.db connection
     // keeps for its next write (addCountersLater); main calls it every
-    // kCounterFlush, stop() once more.
-    void flushCounters();
-    static constexpr std::chrono::seconds kCounterFlush{5};
+    // kPendingFlush, stop() once more.
+    void flushPending();
+    static constexpr std::chrono::seconds kPendingFlush{5};
     std::uint64_t sessions() const { return m_sessions; }
     const std::string& storePath() const { return m_storePath; }
     // The tunnel user's uid, whose relay header names the node's address

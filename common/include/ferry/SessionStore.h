@@ -228,7 +228,7 @@ public:
     // The same, for increments no one waits for (a session's outcome once it
     // ended): a store may keep them in memory and write them with its next
     // transaction that writes anyway (MasterStore: the next session's
-    // admission or batch, at the latest its flushCounters() or its close).
+    // admission or batch, at the latest its flushPending() or its close).
     // By default written at once.
     virtual void addCountersLater(const std::vector<CounterDelta>& deltas) { addCounters(deltas); }
     virtual std::vector<CounterValue> counters() = 0;
