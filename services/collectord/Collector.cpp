@@ -374,7 +374,10 @@ void Collector::serve(ferry::TcpConnection& conn)
         reusable = true;
         // One line per push is a journal line per push, 80 a second on a
         // busy master: the detail is at debug, the periodic summary at info.
-        if (r.batches > 0)
+        // (The escaped name is made only when the line is written.)
+        if (!spdlog::should_log(spdlog::level::debug))
+            ;
+        else if (r.batches > 0)
             spdlog::debug("Stored {} records from {} epoch {} ({} already stored)", r.stored,
                           ferry::escapeForLog(r.node), r.epoch, r.duplicates);
         else
