@@ -312,7 +312,8 @@ std::string errorKind(const std::exception& e)
         std::atomic<int> warmupErrors{0};
         auto share = [&](int t) {
             std::vector<const Node*> mine;
-            for (std::size_t i = static_cast<std::size_t>(t); i < nodes.size(); i += static_cast<std::size_t>(s.clients))
+            for (std::size_t i = static_cast<std::size_t>(t); i < nodes.size();
+                 i += static_cast<std::size_t>(s.clients))
                 mine.push_back(&nodes[i]);
             return mine;
         };
@@ -511,8 +512,7 @@ int benchMain(const Settings& s)
     run({"chown", "-R", "ferry:ferry", master, master + "-keys"});
 
     const std::string socketPath = dir / "collector.sock";
-    const std::string binary =
-        s.collectord.empty() ? buildPath("services/collectord/ferry-collectord") : s.collectord;
+    const std::string binary = s.collectord.empty() ? buildPath("services/collectord/ferry-collectord") : s.collectord;
     Process collector({binary, "--listen=127.0.0.1:" + std::to_string(freePort()), "--relay-socket", socketPath},
                       {{"FERRY_STATE_DIR", master}}, dir / "collectord.log");
     if (!waitUntil([&] { return readFile(dir / "collectord.log").find("Accepting") != std::string::npos; }))
@@ -537,15 +537,15 @@ int benchMain(const Settings& s)
 
     std::optional<Process> perf;
     if (!s.perfFile.empty()) {
-        perf.emplace(std::vector<std::string>{"/usr/bin/perf", "record", "-q", "-g", "-p", std::to_string(collector.pid()),
-                                              "-o", s.perfFile},
+        perf.emplace(std::vector<std::string>{"/usr/bin/perf", "record", "-q", "-g", "-p",
+                                              std::to_string(collector.pid()), "-o", s.perfFile},
                      std::map<std::string, std::string>{}, dir / "perf.log");
     } else if (!s.attach.empty()) {
         std::string command = s.attach;
         for (auto at = command.find("{pid}"); at != std::string::npos; at = command.find("{pid}"))
             command.replace(at, 5, std::to_string(collector.pid()));
-        perf.emplace(std::vector<std::string>{"/bin/sh", "-c", "exec " + command},
-                     std::map<std::string, std::string>{}, dir / "perf.log");
+        perf.emplace(std::vector<std::string>{"/bin/sh", "-c", "exec " + command}, std::map<std::string, std::string>{},
+                     dir / "perf.log");
     }
     if (perf)
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -597,8 +597,8 @@ int benchMain(const Settings& s)
     const double user = cpu1.first - cpu0.first, system = cpu1.second - cpu0.second;
     const double perPushMs = ok > 0 ? (user + system) * 1e3 / static_cast<double>(ok) : 0;
 
-    const std::string pace = s.rate > 0 ? "at " + std::to_string(static_cast<int>(s.rate)) + " pushes/s"
-                                        : "each pushing again at once";
+    const std::string pace =
+        s.rate > 0 ? "at " + std::to_string(static_cast<int>(s.rate)) + " pushes/s" : "each pushing again at once";
     std::printf("collector-push: %d nodes, %d clients %s, %.0f s, %d records (~150 B) per push; collectord %s; "
                 "warm-up (one push per node, its epoch's admission) %.1f s, %" PRIu64 " failed\n",
                 s.nodes, s.clients, pace.c_str(), s.seconds, s.records,
@@ -623,7 +623,8 @@ int benchMain(const Settings& s)
 
 } // namespace
 
-int main(int argc, char* argv[]) try {
+int main(int argc, char* argv[])
+try {
     initLogging("ferry-bench-collector-push", std::getenv("FERRY_BENCH_DEBUG") ? 1 : -1);
     if (!isRoot()) {
         std::fprintf(stderr, "ferry-bench-collector-push: needs root (the clients become the tunnel user)\n");

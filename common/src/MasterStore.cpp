@@ -470,9 +470,8 @@ void MasterStore::addCountersLater(const std::vector<CounterDelta>& deltas)
 {
     auto& kept = m_pending.counters;
     for (const auto& d : deltas) {
-        const auto same = std::find_if(kept.begin(), kept.end(), [&](const CounterDelta& k) {
-            return k.name == d.name && k.labels == d.labels;
-        });
+        const auto same = std::find_if(kept.begin(), kept.end(),
+                                       [&](const CounterDelta& k) { return k.name == d.name && k.labels == d.labels; });
         if (same != kept.end())
             same->delta += d.delta;
         else

@@ -375,13 +375,13 @@ void Collector::serve(ferry::TcpConnection& conn)
         // One line per push is a journal line per push, 80 a second on a
         // busy master: the detail is at debug, the periodic summary at info.
         // (The escaped name is made only when the line is written.)
-        if (!spdlog::should_log(spdlog::level::debug))
-            ;
-        else if (r.batches > 0)
-            spdlog::debug("Stored {} records from {} epoch {} ({} already stored)", r.stored,
-                          ferry::escapeForLog(r.node), r.epoch, r.duplicates);
-        else
-            spdlog::debug("Session with {} ended with nothing to store", ferry::escapeForLog(r.node));
+        if (spdlog::should_log(spdlog::level::debug)) {
+            if (r.batches > 0)
+                spdlog::debug("Stored {} records from {} epoch {} ({} already stored)", r.stored,
+                              ferry::escapeForLog(r.node), r.epoch, r.duplicates);
+            else
+                spdlog::debug("Session with {} ended with nothing to store", ferry::escapeForLog(r.node));
+        }
         countSession(r);
     } catch (const ferry::AuthError& e) {
         // Like sshd, every failed authentication gets its line.

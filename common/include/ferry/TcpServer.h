@@ -141,8 +141,8 @@ public:
         std::uint64_t accepted = 0;
         std::uint64_t refused = 0;
         std::uint64_t cut = 0;
-        std::size_t workers = 0;      // threads serving or waiting
-        std::size_t idleWorkers = 0;  // of them, waiting
+        std::size_t workers = 0;     // threads serving or waiting
+        std::size_t idleWorkers = 0; // of them, waiting
         std::uint64_t workersStarted = 0;
     };
 
