@@ -125,12 +125,16 @@ void EventLoop::release()
 
 std::function<void(bool)> EventLoop::activity()
 {
+    // Both on the caller's thread: the loop need not wake for a release. With
+    // an idle timeout it never sleeps past the idle deadline (run()), and
+    // sees there whether anything still holds it; a post per connection woke
+    // the loop thread once per push (4 % of collectord's CPU at 50 pushes/s,
+    // bench/collector-push).
     return [this](bool busy) {
         if (busy)
             hold();
         else
-            // On the loop thread, so that the loop wakes and sees it may be idle.
-            post([this] { release(); });
+            release();
     };
 }
 

@@ -184,6 +184,12 @@ int MasterStore::afterWalCommit(void* self, sqlite3* db, const char* name, int p
 
 MasterStore::~MasterStore()
 {
+    try {
+        flushPending();
+    } catch (const std::exception& e) {
+        spdlog::warn("Failed to write the counters and session notes kept for {} at its close: {}", m_db.path(),
+                     e.what());
+    }
     if (m_checkpointAtClose)
         checkpointIfDue();
 }
@@ -251,8 +257,40 @@ std::vector<EpochInfo> MasterStore::epochs(const std::string& node)
     return MasterQueries(m_sql).epochs(node);
 }
 
+std::optional<SessionAdmission> MasterStore::admitWithoutWriting(const SessionStart& start)
+{
+    // A read transaction (deferred: no write lock, nothing of node-keys.db):
+    // the epochs and the floor read together.
+    Statement(m_db, "BEGIN").run();
+    std::optional<SessionAdmission> out;
+    std::optional<std::int64_t> paced;
+    try {
+        const EpochDecision d = decideEpoch(start.node, start.epoch, start.address, epochs(start.node));
+        if (!d.insertState && d.setStates.empty() && d.counters.empty())
+            out = completeAdmission(start, d.admission, [&] { paced = start.nowMs; });
+        Statement(m_db, "COMMIT").run();
+    } catch (...) {
+        try {
+            Statement(m_db, "ROLLBACK").run();
+        } catch (const std::exception& e) {
+            spdlog::warn("Ignoring failed rollback on {}: {}", m_db.path(), e.what());
+        }
+        throw;
+    }
+    if (out) {
+        m_pending.seen[{start.node, start.epoch.hex()}] = {nowMs(), start.address};
+        if (paced)
+            m_pending.paced[start.node] = *paced;
+    }
+    return out;
+}
+
 SessionAdmission MasterStore::admitSession(const SessionStart& start)
 {
+    // Nothing but the session's notes to write: kept for its batch.
+    if (m_keepSessionNotes && start.report == nullptr)
+        if (auto out = admitWithoutWriting(start))
+            return *out;
     const std::string& node = start.node;
     const Epoch& epoch = start.epoch;
     const std::string& address = start.address;
@@ -290,7 +328,9 @@ SessionAdmission MasterStore::admitSession(const SessionStart& start)
         storeReport(node, epoch, start.via, address, *start.report);
     addCounters(d.counters);
     const SessionAdmission out = completeAdmission(start, d.admission, [&] { writePacedPush(node, start.nowMs); });
+    writePending();
     tx.commit();
+    m_pending = {};
     return out;
 }
 
@@ -396,10 +436,12 @@ std::vector<AckMessage> MasterStore::storeBatches(const std::string& node, const
     addCounters(batchCounters(total, via));
     if (with.report != nullptr)
         storeReport(node, epoch, via, with.address, *with.report);
+    writePending();
     // With synchronous=FULL the commit is on disk when it returns (the WAL
     // synced once for the whole group): only then may the caller send the
     // Acks that let the node delete its copies.
     tx.commit();
+    m_pending = {};
     return acks;
 }
 
@@ -422,6 +464,48 @@ void MasterStore::addCounters(const std::vector<CounterDelta>& deltas)
     MasterQueries(m_sql).addCounters(deltas);
     if (own)
         own->commit();
+}
+
+void MasterStore::addCountersLater(const std::vector<CounterDelta>& deltas)
+{
+    auto& kept = m_pending.counters;
+    for (const auto& d : deltas) {
+        const auto same = std::find_if(kept.begin(), kept.end(),
+                                       [&](const CounterDelta& k) { return k.name == d.name && k.labels == d.labels; });
+        if (same != kept.end())
+            same->delta += d.delta;
+        else
+            kept.push_back(d);
+    }
+}
+
+void MasterStore::writePending()
+{
+    if (!m_pending.counters.empty())
+        MasterQueries(m_sql).addCounters(m_pending.counters);
+    for (const auto& [key, note] : m_pending.seen)
+        Statement(m_db, "UPDATE node_epochs SET last_seen = MAX(last_seen, ?3), from_address = ?4"
+                        " WHERE node = ?1 AND epoch = ?2")
+            .bind(1, key.first)
+            .bind(2, key.second)
+            .bind(3, note.first)
+            .bind(4, note.second)
+            .run();
+    for (const auto& [node, startMs] : m_pending.paced)
+        writePacedPush(node, startMs);
+}
+
+void MasterStore::flushPending()
+{
+    if (m_pending.empty())
+        return;
+    // Not synced, like addCounters outside a transaction and the admission
+    // the notes come from.
+    const UnsyncedCommits unsynced(m_db);
+    Transaction tx(m_db);
+    writePending();
+    tx.commit();
+    m_pending = {};
 }
 
 std::vector<CounterValue> MasterStore::counters()
@@ -468,8 +552,11 @@ void MasterStore::storeReport(const std::string& node, const Epoch& epoch, const
                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)");
         bindAll(insert);
     }
-    if (own)
+    if (own) {
+        writePending();
         own->commit();
+        m_pending = {};
+    }
 }
 
 std::optional<HealthReport> MasterStore::report(const std::string& node)
@@ -492,6 +579,9 @@ PushPacing MasterStore::pushPacing(const std::string& node)
     pacing.bind(1, node);
     if (pacing.step())
         p.lastPacedPushMs = pacing.int64(0);
+    // An on-time push noted by an admission and not yet written.
+    if (const auto kept = m_pending.paced.find(node); kept != m_pending.paced.end())
+        p.lastPacedPushMs = std::max(p.lastPacedPushMs, kept->second);
     return p;
 }
 

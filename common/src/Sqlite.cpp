@@ -56,33 +56,47 @@ Database::~Database()
 
 // At most this many idle statements are kept; beyond it they are finalized.
 constexpr std::size_t kMaxCachedStatements = 64;
+// At most this many texts have a slot; statements of others are finalized
+// when they are checked in (a program runs a bounded set of texts; this
+// bounds one that builds them from data).
+constexpr std::size_t kMaxCachedTexts = 256;
 
-sqlite3_stmt* Database::checkOut(std::string_view sql)
+sqlite3_stmt* Database::checkOut(std::string_view sql, Cache::value_type*& slot)
 {
-    const auto it = m_cache.find(std::string(sql));
-    if (it != m_cache.end() && !it->second.empty()) {
-        sqlite3_stmt* stmt = it->second.back();
-        it->second.pop_back();
+    auto it = m_cache.find(sql);
+    bool added = false;
+    if (it == m_cache.end() && m_cache.size() < kMaxCachedTexts) {
+        it = m_cache.emplace(std::string(sql), std::vector<sqlite3_stmt*>{}).first;
+        added = true;
+    }
+    slot = it == m_cache.end() ? nullptr : &*it;
+    if (slot != nullptr && !slot->second.empty()) {
+        sqlite3_stmt* stmt = slot->second.back();
+        slot->second.pop_back();
         --m_cached;
         return stmt;
     }
     sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(m_db, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr) != SQLITE_OK)
+    if (sqlite3_prepare_v2(m_db, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr) != SQLITE_OK) {
+        // No Statement holds a slot added for a text that does not compile.
+        if (added)
+            m_cache.erase(it);
         throw SqliteError("Failed to prepare SQL on " + m_path + ": " + sqlite3_errmsg(m_db),
                           sqlite3_errcode(m_db) & 0xff);
+    }
     return stmt;
 }
 
-void Database::checkIn(std::string sql, sqlite3_stmt* stmt)
+void Database::checkIn(Cache::value_type* slot, sqlite3_stmt* stmt)
 {
     // A reset statement holds no read transaction and no bound copies.
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
-    if (m_cached >= kMaxCachedStatements) {
+    if (slot == nullptr || m_cached >= kMaxCachedStatements) {
         sqlite3_finalize(stmt);
         return;
     }
-    m_cache[std::move(sql)].push_back(stmt);
+    slot->second.push_back(stmt);
     ++m_cached;
 }
 
@@ -108,13 +122,13 @@ int Database::changes() const
     return sqlite3_changes(m_db);
 }
 
-Statement::Statement(Database& db, std::string_view sql) : m_db(db), m_stmt(db.checkOut(sql)), m_sql(sql)
+Statement::Statement(Database& db, std::string_view sql) : m_db(db), m_stmt(db.checkOut(sql, m_slot))
 {}
 
 Statement::~Statement()
 {
     if (m_stmt != nullptr)
-        m_db.checkIn(std::move(m_sql), m_stmt);
+        m_db.checkIn(m_slot, m_stmt);
 }
 
 Statement& Statement::bind(int index, std::int64_t value)

@@ -367,8 +367,12 @@ void TcpServer::stop()
         std::unique_lock lock(m_mutex);
         m_allDone.wait(lock, [this] { return m_conns.empty(); });
         summarise(Clock::now(), true);
+        // The idle workers retire (m_stopping); the busy ones as soon as
+        // their connection has finished, which it now has.
+        m_workReady.notify_all();
+        m_allDone.wait(lock, [this] { return m_workers.empty(); });
     }
-    // Every connection has finished; its thread may still be exiting.
+    // Every worker has retired; its thread may still be exiting.
     joinEnded();
 }
 
@@ -388,6 +392,8 @@ TcpServer::Stats TcpServer::stats() const
     std::lock_guard lock(m_mutex);
     Stats s = m_stats;
     s.open = m_conns.size();
+    s.workers = m_workers.size();
+    s.idleWorkers = m_idleWorkers;
     s.unauthenticated = static_cast<std::size_t>(
         std::count_if(m_conns.begin(), m_conns.end(), [](const Conn& c) { return c->m_identity.empty(); }));
     return s;
@@ -605,18 +611,65 @@ void TcpServer::admit(int fd)
             m_onOpen();
     }
     try {
-        // Registered under the lock, before the thread can reach finished().
         std::lock_guard lock(m_mutex);
-        auto& slot = m_threads[conn->m_id];
-        slot = std::thread([this, conn] { serve(conn); });
+        dispatchLocked(conn);
     } catch (const std::exception& e) {
-        {
-            std::lock_guard lock(m_mutex);
-            m_threads.erase(conn->m_id);
-        }
         spdlog::error("Failed to start serving {}: {}", peer, e.what());
         finished(conn);
     }
+}
+
+void TcpServer::dispatchLocked(const Conn& conn)
+{
+    // Each connection handed over has an idle worker of its own: one that
+    // is woken and finds another's taken waits on.
+    if (m_idleWorkers > m_handed.size()) {
+        m_handed.push_back(conn);
+        m_workReady.notify_one();
+        return;
+    }
+    // Registered under the lock, before the worker can retire.
+    const std::uint64_t id = m_nextWorker++;
+    auto& slot = m_workers[id];
+    try {
+        slot = std::thread([this, id, conn] { work(id, conn); });
+    } catch (...) {
+        m_workers.erase(id);
+        throw;
+    }
+    ++m_stats.workersStarted;
+}
+
+void TcpServer::work(std::uint64_t worker, Conn first)
+{
+    Conn conn = std::move(first);
+    for (;;) {
+        serve(conn);
+        conn.reset();
+        std::unique_lock lock(m_mutex);
+        // A handed connection is served even while stopping: its handler
+        // sees the cut and ends at once, and finished() closes it.
+        const auto next = [&] { return !m_handed.empty() || m_stopping; };
+        if (m_handed.empty()) {
+            if (m_stopping || m_idleWorkers >= m_options.maxIdleWorkers)
+                break;
+            ++m_idleWorkers;
+            m_workReady.wait_for(lock, m_options.idleWorkerLife, next);
+            --m_idleWorkers;
+            if (m_handed.empty())
+                break; // stopping, or idle for idleWorkerLife
+        }
+        conn = std::move(m_handed.front());
+        m_handed.pop_front();
+    }
+    // Retire: the accept loop or stop() joins the thread.
+    std::lock_guard lock(m_mutex);
+    if (auto t = m_workers.find(worker); t != m_workers.end()) {
+        m_ended.push_back(std::move(t->second));
+        m_workers.erase(t);
+    }
+    if (m_workers.empty())
+        m_allDone.notify_all();
 }
 
 void TcpServer::serve(const Conn& conn)
@@ -637,10 +690,6 @@ void TcpServer::finished(const Conn& conn)
     std::lock_guard lock(m_mutex);
     m_conns.remove(conn);
     ::close(conn->m_fd);
-    if (auto t = m_threads.find(conn->m_id); t != m_threads.end()) {
-        m_ended.push_back(std::move(t->second));
-        m_threads.erase(t);
-    }
     if (!conn->m_identity.empty()) {
         if (auto it = m_perIdentity.find(conn->m_identity); it != m_perIdentity.end() && --it->second == 0)
             m_perIdentity.erase(it);

@@ -46,6 +46,11 @@ public:
     // Starts serving on listenFds (taken over).
     void start(std::vector<int> listenFds, ferry::TcpServerOptions serverOptions = defaultServerOptions());
     void stop();
+    // Writes the session counters that the shared master.db connection
+    // keeps for its next write (addCountersLater); main calls it every
+    // kPendingFlush, stop() once more.
+    void flushPending();
+    static constexpr std::chrono::seconds kPendingFlush{5};
     std::uint64_t sessions() const { return m_sessions; }
     const std::string& storePath() const { return m_storePath; }
     // The tunnel user's uid, whose relay header names the node's address

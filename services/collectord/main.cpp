@@ -104,6 +104,9 @@ int main(int argc, char* argv[]) try {
     collector.useStore(storeConfig);
     collector.trustRelayUid(relayUid);
     collector.start(std::move(sockets));
+    // The session counters a push leaves for the next one's transaction are
+    // written within kPendingFlush when no push follows.
+    loop.every(collectord::Collector::kPendingFlush, [&collector] { collector.flushPending(); });
     collectord::CollectorAdaptor api(*bus, loop, collector);
     ferry::LogControl logControl(*bus, loop, "ferry-collectord");
     const std::string where = fromSystemd ? std::string("the sockets from systemd")

@@ -257,6 +257,84 @@ std::int64_t counterValue(MasterStore& store, const std::string& name, const std
 
 // Group commit (issue 16): several batches in one transaction, each
 // answered as storeBatch would answer it alone.
+// collectord's sessions counter after the last Ack: kept in memory, written
+// with the next write transaction (a batch's, an admission's), by
+// flushPending, or at the close; a transaction that rolls back keeps it.
+// Before, each was a write transaction of its own.
+TEST_F(AMasterStore, WritesCountersAddedLaterWithItsNextWriteTransactionOrAtItsClose)
+{
+    const std::string ok = counterLabels({{"transport", "push"}, {"outcome", "ok"}});
+    const Epoch epoch = Epoch::random();
+    auto written = [&] {
+        SqliteConnection sql(path);
+        return byName(MasterQueries(sql).counters())["sessions{" + ok + "}"];
+    };
+    {
+        MasterStore store(path);
+        store.addNode("web1", generateSecret());
+        store.addCountersLater({{"sessions", ok, 1}});
+        store.addCountersLater({{"sessions", ok, 1}});
+        EXPECT_EQ(written(), 0) << "kept, not written";
+        // A batch whose transaction cannot begin (another connection holds
+        // the write lock past the busy timeout) keeps them.
+        store.database().exec("PRAGMA busy_timeout = 0");
+        {
+            Database other(path);
+            other.exec("BEGIN IMMEDIATE");
+            EXPECT_THROW(store.storeBatch("web1", epoch, recordsFrom(1, 3), "push"), Error);
+            other.exec("ROLLBACK");
+        }
+        EXPECT_EQ(written(), 0);
+        store.storeBatch("web1", epoch, recordsFrom(1, 3), "push");
+        EXPECT_EQ(written(), 2) << "written with the batch, after the rollback kept them";
+        store.addCountersLater({{"sessions", ok, 1}});
+        store.flushPending();
+        EXPECT_EQ(written(), 3);
+        store.addCountersLater({{"sessions", ok, 4}});
+    }
+    EXPECT_EQ(written(), 7) << "written at the close";
+}
+
+// With keepSessionNotes (collectord's shared connection), an admission that
+// changes no state writes nothing; its notes (the epoch's last_seen and
+// address, the on-time push under a floor) are read back by the same
+// connection at once and written with the session's batch.
+TEST_F(AMasterStore, KeepsTheNotesOfAnAdmissionThatChangesNothingForTheBatchsTransaction)
+{
+    MasterStore store(path);
+    store.addNode("web1", generateSecret());
+    store.keepSessionNotes();
+    const Epoch epoch = Epoch::random();
+    SessionStart start;
+    start.node = "web1";
+    start.epoch = epoch;
+    start.address = "192.0.2.1:22";
+    start.pacing = true;
+    start.defaultMinPushPeriodS = 240;
+    start.nowMs = 1'000'000;
+    // The first session of an epoch changes its state: written at once.
+    const auto first = store.admitSession(start);
+    EXPECT_FALSE(first.pacing.early);
+    auto fromFile = [&] {
+        MasterStore other(path);
+        return std::make_pair(other.pushPacing("web1").lastPacedPushMs, other.epochs("web1").at(0).fromAddress);
+    };
+    EXPECT_EQ(fromFile(), std::make_pair(std::int64_t{1'000'000}, std::string("192.0.2.1:22")));
+    // Later ones change nothing: kept.
+    start.address = "192.0.2.2:22";
+    start.nowMs += 300'000;
+    EXPECT_FALSE(store.admitSession(start).pacing.early);
+    EXPECT_EQ(fromFile(), std::make_pair(std::int64_t{1'000'000}, std::string("192.0.2.1:22"))) << "nothing written";
+    // The same connection judges the next push by the kept note: early.
+    start.nowMs += 1'000;
+    const auto early = store.admitSession(start);
+    EXPECT_TRUE(early.pacing.early);
+    EXPECT_EQ(early.pacing.comeBackAtMs, 1'300'000 + 240'000);
+    store.storeBatch("web1", epoch, recordsFrom(1, 2), "push");
+    EXPECT_EQ(fromFile(), std::make_pair(std::int64_t{1'300'000}, std::string("192.0.2.2:22")))
+        << "written with the batch";
+}
+
 TEST_F(AMasterStore, StoresAGroupOfBatchesInOneTransactionWithAnAckPerBatch)
 {
     MasterStore store(path);

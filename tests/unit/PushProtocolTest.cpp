@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "Collector.h"
 #include "CollectorSession.h"
 #include "Fallback.h"
 #include "PushCycle.h"
@@ -18,6 +19,7 @@
 #include "ferry/Error.h"
 #include "ferry/MasterStore.h"
 #include "ferry/Session.h"
+#include "ferry/TcpServer.h"
 #include "support/TestSupport.h"
 
 namespace ferry {
@@ -887,6 +889,41 @@ TEST_F(APushSession, StoresARetriedBatchOnlyOnce)
     EXPECT_EQ(store.countRecords("web1"), 2u);
     EXPECT_EQ(store.storeBatch("web1", Epoch::random(), batch, "push").newlyStored, 2u)
         << "the same sequences of another spool are other records";
+}
+
+// collectord's sessions counter is kept by its shared master.db connection
+// for the next write (MasterStore::addCountersLater): stop() writes what is
+// kept, so the counts are right once the collector stopped, not only once
+// its store was closed.
+TEST(ACollector, HasWrittenItsSessionCountersWhenItStops)
+{
+    test::TempDir dir;
+    const std::string db = dir / "master.db";
+    const std::string secret = generateSecret();
+    MasterStore(db).addNode("web1", secret);
+    bool fromSystemd = false;
+    const int port = test::freePort();
+    auto fds = listeningSockets("127.0.0.1:" + std::to_string(port), fromSystemd);
+    collectord::Collector collector(db, {}, [](int) {});
+    collector.start(std::move(fds));
+    Spool spool(dir / "spool.db", {});
+    for (int push = 0; push < 3; ++push) {
+        spool.append("k", "v", nowMs());
+        const int fd = connectTcp("127.0.0.1", static_cast<std::uint16_t>(port), std::chrono::seconds(5));
+        FdStream stream(fd, fd, "collector", true);
+        pushd::PushCycleOptions o;
+        o.nodeName = "web1";
+        o.secret = secret;
+        o.ioTimeout = std::chrono::seconds(5);
+        EXPECT_EQ(pushd::runPushCycle(stream, spool, o).recordsNew, 1u);
+    }
+    collector.stop();
+    const std::string ok = counterLabels({{"transport", "push"}, {"outcome", "ok"}});
+    std::int64_t sessions = 0;
+    for (const auto& c : MasterStore(db).counters())
+        if (c.name == "sessions" && c.labels == ok)
+            sessions = c.value;
+    EXPECT_EQ(sessions, 3);
 }
 
 TEST(TheFallback, TurnsPushOnOnlyAfterTheAbsenceInterval)

@@ -66,6 +66,37 @@ TEST_F(ADatabase, SeesTheNewSchemaThroughAStatementPreparedBeforeIt)
     EXPECT_EQ(s.text(2), "x");
 }
 
+// The cache looks texts up as given and keeps a slot per text: a text that
+// does not compile leaves nothing behind, texts built from data beyond the
+// cache's bound still run (uncached), and the slots stay valid while the
+// cache grows (its table rehashes) under statements that hold them.
+TEST_F(ADatabase, RunsEveryTextWhateverTheCacheHoldsAndForgetsOneThatDoesNotCompile)
+{
+    EXPECT_THROW(Statement(db, "SELECT nope FROM t"), SqliteError);
+    EXPECT_THROW(Statement(db, "SELECT nope FROM t"), SqliteError) << "the same text fails again";
+    Statement held(db, "SELECT v FROM t WHERE n = ?1");
+    held.bind(1, 2);
+    for (int i = 0; i < 600; ++i) {
+        Statement s(db, "SELECT " + std::to_string(i) + " + n FROM t WHERE n = 1");
+        ASSERT_TRUE(s.step());
+        EXPECT_EQ(s.int64(0), i + 1);
+    }
+    ASSERT_TRUE(held.step());
+    EXPECT_EQ(held.text(0), "v2");
+    held.reset();
+    {
+        Statement again(db, "SELECT v FROM t WHERE n = ?1");
+        again.bind(1, 3);
+        ASSERT_TRUE(again.step());
+        EXPECT_EQ(again.text(0), "v3");
+    }
+    for (int i = 0; i < 600; ++i) {
+        Statement s(db, "SELECT " + std::to_string(i) + " + n FROM t WHERE n = 1");
+        ASSERT_TRUE(s.step());
+        EXPECT_EQ(s.int64(0), i + 1);
+    }
+}
+
 std::size_t openFiles()
 {
     std::size_t n = 0;

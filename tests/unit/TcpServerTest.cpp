@@ -2,7 +2,8 @@
 // threads that served the connections have exited. Found by the sanitizer
 // suite: serving threads were detached, so a daemon could exit while one of
 // them was still ending, and LeakSanitizer reported that thread's OpenSSL
-// random generator (a per-thread object) as leaked.
+// random generator (a per-thread object) as leaked. Its workers serve one
+// connection after another, and no more than maxIdleWorkers wait.
 
 #include <gtest/gtest.h>
 
@@ -14,8 +15,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -74,11 +77,17 @@ TEST(ATcpServer, StopsOnlyAfterTheThreadsThatServedHaveExited)
     std::uint16_t port = 0;
     const int listenFd = listenOnLoopback(port);
     std::atomic<int> served{0};
+    std::mutex mutex;
+    std::set<std::thread::id> servers;
     ferry::TcpServerOptions options;
     options.sourceRate = 0;
     ferry::TcpServer server("test", {listenFd}, options, [&](ferry::TcpConnection&) {
         thread_local SlowThreadExit state;
         state.armed = true;
+        {
+            std::lock_guard lock(mutex);
+            servers.insert(std::this_thread::get_id());
+        }
         ++served;
     });
     server.start();
@@ -88,8 +97,96 @@ TEST(ATcpServer, StopsOnlyAfterTheThreadsThatServedHaveExited)
     ASSERT_TRUE(ferry::test::waitUntil([&] { return served == 3; }, 10s));
     server.stop();
     // Before: stop() returned when the connections were closed, while their
-    // threads were still exiting (0 ended here).
-    EXPECT_EQ(g_threadsEnded, 3);
+    // threads were still exiting (0 ended here). The workers that served
+    // (one to three: a worker serves the next connection once its own
+    // ended) wait for more until stop() ends them.
+    EXPECT_EQ(g_threadsEnded, static_cast<int>(servers.size()));
+    EXPECT_GE(servers.size(), 1u);
+    for (int c : clients)
+        ::close(c);
+}
+
+// A connection starts no thread when a worker waits: before, every
+// connection had a thread of its own, created and torn down (clone3, a
+// stack, thread-local state) for each push.
+TEST(ATcpServer, ServesConnectionsOneAfterAnotherOnOneWaitingWorker)
+{
+    std::uint16_t port = 0;
+    const int listenFd = listenOnLoopback(port);
+    std::mutex mutex;
+    std::vector<std::thread::id> servers;
+    ferry::TcpServerOptions options;
+    options.sourceRate = 0;
+    ferry::TcpServer server("test", {listenFd}, options, [&](ferry::TcpConnection&) {
+        std::lock_guard lock(mutex);
+        servers.push_back(std::this_thread::get_id());
+    });
+    server.start();
+    for (int i = 0; i < 5; ++i) {
+        const int c = connectTo(port);
+        // The worker has served it and waits for the next.
+        ASSERT_TRUE(ferry::test::waitUntil(
+            [&] {
+                const auto st = server.stats();
+                return st.accepted == static_cast<std::uint64_t>(i + 1) && st.open == 0 && st.idleWorkers == 1;
+            },
+            10s));
+        ::close(c);
+    }
+    const auto st = server.stats();
+    EXPECT_EQ(st.workersStarted, 1u);
+    EXPECT_EQ(st.workers, 1u);
+    std::lock_guard lock(mutex);
+    ASSERT_EQ(servers.size(), 5u);
+    for (const auto& id : servers)
+        EXPECT_EQ(id, servers.front());
+    server.stop();
+}
+
+// Busy, every connection has a worker (the limits are maxConnections');
+// once they end, maxIdleWorkers of them wait and the rest retire, and a
+// waiting one retires after idleWorkerLife.
+TEST(ATcpServer, KeepsNoMoreThanMaxIdleWorkersWaitingAndRetiresThemWhenIdle)
+{
+    std::uint16_t port = 0;
+    const int listenFd = listenOnLoopback(port);
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool release = false;
+    std::atomic<int> inside{0};
+    ferry::TcpServerOptions options;
+    options.sourceRate = 0;
+    options.maxIdleWorkers = 2;
+    options.idleWorkerLife = 1500ms;
+    ferry::TcpServer server("test", {listenFd}, options, [&](ferry::TcpConnection&) {
+        ++inside;
+        std::unique_lock lock(mutex);
+        cv.wait(lock, [&] { return release; });
+    });
+    server.start();
+    std::vector<int> clients;
+    for (int i = 0; i < 5; ++i)
+        clients.push_back(connectTo(port));
+    ASSERT_TRUE(ferry::test::waitUntil([&] { return inside == 5; }, 10s));
+    EXPECT_EQ(server.stats().workers, 5u);
+    {
+        std::lock_guard lock(mutex);
+        release = true;
+    }
+    cv.notify_all();
+    ASSERT_TRUE(ferry::test::waitUntil(
+        [&] {
+            const auto st = server.stats();
+            return st.open == 0 && st.workers == 2 && st.idleWorkers == 2;
+        },
+        10s));
+    EXPECT_EQ(server.stats().workersStarted, 5u);
+    ASSERT_TRUE(ferry::test::waitUntil([&] { return server.stats().workers == 0; }, 10s));
+    // A connection after that starts a worker again.
+    clients.push_back(connectTo(port));
+    ASSERT_TRUE(ferry::test::waitUntil([&] { return inside == 6; }, 10s));
+    EXPECT_EQ(server.stats().workersStarted, 6u);
+    server.stop();
     for (int c : clients)
         ::close(c);
 }

@@ -21,6 +21,7 @@
 //                                 operator (held from then on)
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -91,6 +92,31 @@ public:
     static constexpr std::size_t kRowsPerInsert = 64;
     void setRowsPerInsert(std::size_t rows) { m_rowsPerInsert = rows == 0 ? 1 : rows; }
     void addCounters(const std::vector<CounterDelta>& deltas) override;
+    // Kept in memory, summed per counter, and written inside this
+    // connection's next write transaction (admitSession's, storeBatches',
+    // storeReport's own; after it committed they are gone from memory, a
+    // rollback keeps them), by flushPending(), or at the destructor: a push's
+    // sessions counter was a write transaction of its own after the last
+    // Ack. A crash loses what is kept (metrics, never a record); counters()
+    // does not see it yet.
+    void addCountersLater(const std::vector<CounterDelta>& deltas) override;
+    // For a connection that every session shares and that is flushed
+    // (flushPending) every few seconds (collectord's): an admission that
+    // changes no epoch's state and stores no report is decided in a read
+    // transaction, and what it notes (the epoch's last_seen and
+    // from_address, the on-time push of the period floor) is kept like
+    // addCountersLater's increments, for the session's first batch's
+    // transaction. pushPacing() sees a kept note. A session that fails
+    // before its batch, or a crash, loses the note: the next push is judged
+    // against the on-time push before it (leniently), the epoch's last_seen
+    // is older. Its write transaction (a lock on master.db and node-keys.db,
+    // two changes of synchronous, a commit) was 10 % of collectord's CPU per
+    // push (bench/collector-push).
+    void keepSessionNotes() { m_keepSessionNotes = true; }
+    // Writes what is kept (addCountersLater, keepSessionNotes), in one
+    // transaction of its own committed without a sync (nothing when nothing
+    // is kept).
+    void flushPending();
     std::vector<CounterValue> counters() override;
     void storeReport(const std::string& node, const Epoch& epoch, const std::string& via, const std::string& address,
                      const HealthReport& report) override;
@@ -132,6 +158,23 @@ private:
     SqliteConnection m_sql{m_db};
     int m_walPages = 0; // the WAL's size after this connection's last commit
     bool m_checkpointAtClose = true;
+    // What addCountersLater and the admissions of keepSessionNotes keep for
+    // the next write transaction.
+    struct Pending {
+        std::vector<CounterDelta> counters;
+        // (node, epoch hex) → (when its session began, from where)
+        std::map<std::pair<std::string, std::string>, std::pair<std::int64_t, std::string>> seen;
+        std::map<std::string, std::int64_t> paced; // node → its on-time push's start
+        bool empty() const { return counters.empty() && seen.empty() && paced.empty(); }
+    };
+    Pending m_pending;
+    bool m_keepSessionNotes = false;
+    // Inside the caller's transaction: m_pending, which the caller clears
+    // once its commit returned.
+    void writePending();
+    // An admission that changes nothing but its notes, decided in a read
+    // transaction (keepSessionNotes); nullopt when it must write.
+    std::optional<SessionAdmission> admitWithoutWriting(const SessionStart& start);
     std::size_t m_rowsPerInsert = kRowsPerInsert;
 };
 

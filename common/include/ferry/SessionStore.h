@@ -225,6 +225,12 @@ public:
     // transaction, master.db commits them without a sync (a metric: a power
     // cut may lose the last increments).
     virtual void addCounters(const std::vector<CounterDelta>& deltas) = 0;
+    // The same, for increments no one waits for (a session's outcome once it
+    // ended): a store may keep them in memory and write them with its next
+    // transaction that writes anyway (MasterStore: the next session's
+    // admission or batch, at the latest its flushPending() or its close).
+    // By default written at once.
+    virtual void addCountersLater(const std::vector<CounterDelta>& deltas) { addCounters(deltas); }
     virtual std::vector<CounterValue> counters() = 0;
 
 protected:
