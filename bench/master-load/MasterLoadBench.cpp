@@ -71,7 +71,7 @@
 //   ferry-bench-master-load [--nodes N] [--procs P] [--threads T]
 //                           [--step-seconds S] [--start-rate R] [--max-rate M]
 //                           [--auth helper|cert|both] [--ca-type ed25519|ecdsa|rsa] [--no-pin]
-//                           [--no-early-policy] [--rounds N]
+//                           [--no-early-policy] [--rounds N] [--collector-nice N]
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -128,6 +128,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Nice= of units/ferry-collectord.service (sshd.service has none: 0), 0
+// when it sets none.
+int shippedCollectorNice()
+{
+    std::istringstream unit(readFile(sourcePath("units/ferry-collectord.service")));
+    for (std::string line; std::getline(unit, line);)
+        if (line.rfind("Nice=", 0) == 0)
+            return std::stoi(line.substr(5));
+    return 0;
+}
+
 struct Settings {
     int nodes = 1000;
     int procs = 2;
@@ -156,6 +167,9 @@ struct Settings {
     bool earlyPolicy = true;
     // Times the ramps run; each sustained rate is the median of its rounds.
     int rounds = 3;
+    // collectord's nice relative to sshd's: units/ferry-collectord.service's
+    // Nice= unless --collector-nice says otherwise.
+    int collectorNice = shippedCollectorNice();
 };
 
 // Where the master and the load generator run when pinned.
@@ -836,6 +850,8 @@ Settings parseArgs(int argc, char* argv[])
             s.earlyPolicy = false;
         else if (a == "--ca-type")
             s.caType = value("--ca-type");
+        else if (a == "--collector-nice")
+            s.collectorNice = std::stoi(value("--collector-nice"));
         else if (a == "--rounds")
             s.rounds = std::max(1, std::stoi(value("--rounds")));
         else if (a == "--auth") {
@@ -1102,9 +1118,14 @@ int benchMain(const Settings& s)
         run({"chown", "-R", "ferry:ferry", master, master + "-keys"});
         certifySeconds = monoSeconds() - c0;
     }
-    Process collector({buildPath("services/collectord/ferry-collectord"),
-                       "--listen=127.0.0.1:" + std::to_string(freePort()), "--relay-socket", dir / "collector.sock"},
-                      {{"FERRY_STATE_DIR", master}}, dir / "collectord.log");
+    // collectord at the unit's Nice= relative to sshd (which runs at the
+    // bench's own), as systemd starts them on a master.
+    std::vector<std::string> collectorArgv = {buildPath("services/collectord/ferry-collectord"),
+                                              "--listen=127.0.0.1:" + std::to_string(freePort()), "--relay-socket",
+                                              dir / "collector.sock"};
+    if (s.collectorNice != 0)
+        collectorArgv.insert(collectorArgv.begin(), {"nice", "-n", std::to_string(s.collectorNice)});
+    Process collector(collectorArgv, {{"FERRY_STATE_DIR", master}}, dir / "collectord.log");
     if (!waitUntil([&] { return readFile(dir / "collectord.log").find("Accepting") != std::string::npos; }))
         throw Error("collectord did not start: " + readFile(dir / "collectord.log"));
     collectorGroup.add(collector.pid());
@@ -1170,6 +1191,9 @@ int benchMain(const Settings& s)
     std::printf("sustained (every ramp alike): no errors, p99 <= 1 s, and at most %.1f s x the offered rate of pushes "
                 "left unfinished when the offering ends ('left')\n",
                 kMaxLeftSeconds);
+    std::printf("collectord at nice %+d from the master's sshd (%s)\n", s.collectorNice,
+                s.collectorNice == shippedCollectorNice() ? "units/ferry-collectord.service's Nice="
+                                                          : "--collector-nice");
     std::printf("the simulated nodes %s session capability 2 (the Policy in the write of the AuthOk)\n",
                 s.earlyPolicy ? "offer" : "do not offer (--no-early-policy)");
     if (ferryGroup.usable() && collectorGroup.usable() && aloneGroup.usable() && sinkGroup.usable() &&
