@@ -1124,7 +1124,7 @@ int benchMain(const Settings& s)
                                               "--listen=127.0.0.1:" + std::to_string(freePort()), "--relay-socket",
                                               dir / "collector.sock"};
     if (s.collectorNice != 0)
-        collectorArgv.insert(collectorArgv.begin(), {"nice", "-n", std::to_string(s.collectorNice)});
+        collectorArgv.insert(collectorArgv.begin(), {"/usr/bin/nice", "-n", std::to_string(s.collectorNice)});
     Process collector(collectorArgv, {{"FERRY_STATE_DIR", master}}, dir / "collectord.log");
     if (!waitUntil([&] { return readFile(dir / "collectord.log").find("Accepting") != std::string::npos; }))
         throw Error("collectord did not start: " + readFile(dir / "collectord.log"));
