@@ -14,7 +14,8 @@
 // The ramps run --rounds times (3 by default), each round from scratch but
 // the first (the second and later start their ×1.5 steps at 0.75× the
 // lowest rate the first round sustained, to spend their steps near the
-// edge), and each sustained rate is the median of its rounds: one step that
+// edge), each sustained rate is the median of its rounds, and each ratio
+// the median of the rounds' ratios (taken within a round): one step that
 // a burst of other load on the machine fails, or that passes by luck right
 // at the edge, then decides no figure alone. Every round's rates and ratios
 // are printed too.
@@ -1242,6 +1243,10 @@ int benchMain(const Settings& s)
         if (s.rounds > 1)
             std::printf("round %d of %d sustained: %s\n", round, s.rounds, line.c_str());
     }
+    std::vector<std::vector<double>> roundRates(ramps.size()); // in round order
+    for (std::size_t i = 0; i < ramps.size(); ++i)
+        for (const auto& r : rounds[i])
+            roundRates[i].push_back(r.achieved);
     for (std::size_t i = 0; i < ramps.size(); ++i) {
         auto& r = rounds[i];
         std::sort(r.begin(), r.end(), [](const StepResult& a, const StepResult& b) { return a.achieved < b.achieved; });
@@ -1276,12 +1281,37 @@ int benchMain(const Settings& s)
         "of a core\n",
         alone.achieved, alone.p50, alone.p99,
         alone.cpuWallSeconds > 0 ? 100.0 * alone.masterCpuSeconds / alone.cpuWallSeconds : 0);
+    // A ratio is taken within each round, whose ramps took their steps in
+    // turn under the same conditions, and the median of the rounds' ratios
+    // printed: the medians of the rates may come from different rounds, and
+    // sshd alone's rate moved by up to 12 % between rounds of one run here.
+    auto ratioText = [&](std::size_t ramp) {
+        std::vector<double> ratios;
+        std::string list;
+        for (std::size_t k = 0; k < rounds[ramp].size(); ++k) {
+            const double a = roundRates.back()[k];
+            ratios.push_back(a > 0 ? roundRates[ramp][k] / a : 0);
+            char part[32];
+            std::snprintf(part, sizeof part, "%s%.3f", k == 0 ? "" : ", ", ratios.back());
+            list += part;
+        }
+        std::sort(ratios.begin(), ratios.end());
+        char text[256];
+        if (ratios.size() > 1)
+            std::snprintf(text, sizeof text, "%6.3f   (median of the rounds' %s; of the median rates %.3f)",
+                          ratios[(ratios.size() - 1) / 2], list.c_str(),
+                          alone.achieved > 0 ? rounds[ramp][(rounds[ramp].size() - 1) / 2].achieved / alone.achieved
+                                             : 0);
+        else
+            std::snprintf(text, sizeof text, "%6.3f  ", ratios.empty() ? 0 : ratios[0]);
+        return std::string(text);
+    };
     if (s.helperAuth)
-        std::printf("  ratio ferry/sshd-alone %6.3f   (target >= 0.9; key helper, AuthorizedKeysCommand)\n",
-                    alone.achieved > 0 ? ferry.achieved / alone.achieved : 0);
+        std::printf("  ratio ferry/sshd-alone %s (target >= 0.9; key helper, AuthorizedKeysCommand)\n",
+                    ratioText(0).c_str());
     if (s.certAuth)
-        std::printf("  ratio ferry-cert/sshd-alone %6.3f   (target >= 0.9; certificates, TrustedUserCAKeys, %s CA)\n",
-                    alone.achieved > 0 ? cert.achieved / alone.achieved : 0, s.caType.c_str());
+        std::printf("  ratio ferry-cert/sshd-alone %s (target >= 0.9; certificates, TrustedUserCAKeys, %s CA)\n",
+                    ratioText(s.helperAuth ? 1 : 0).c_str(), s.caType.c_str());
     // The figures below are the key helper's, or the certificates' when
     // only they ran.
     if (!s.helperAuth)
