@@ -69,6 +69,7 @@
 #include <thread>
 #include <vector>
 
+#include "BenchHost.h"
 #include "PushCycle.h"
 #include "ferry/Clock.h"
 #include "ferry/Crypto.h"
@@ -84,6 +85,7 @@
 
 using namespace ferry;
 using namespace ferry::test;
+using namespace ferry::bench;
 namespace fs = std::filesystem;
 
 namespace {
@@ -101,112 +103,6 @@ struct Settings {
     std::string attach;
     bool pin = true;
     int floorTransactions = 400;
-};
-
-constexpr int kMasterCpu = 0;
-constexpr int kClientCpu = 1;
-
-void pinTo(int cpu)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (::sched_setaffinity(0, sizeof set, &set) != 0)
-        throwErrno("pin to CPU " + std::to_string(cpu));
-}
-
-double monoSeconds()
-{
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double threadCpuSeconds()
-{
-    timespec ts{};
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
-std::string readText(const std::string& path)
-{
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-// A process's user and system CPU (its ended threads included), in seconds.
-std::pair<double, double> procCpu(pid_t pid)
-{
-    const std::string stat = readText("/proc/" + std::to_string(pid) + "/stat");
-    const auto close = stat.rfind(')');
-    if (close == std::string::npos)
-        return {0, 0};
-    std::istringstream in(stat.substr(close + 2));
-    std::string field;
-    double utime = 0, stime = 0;
-    // Fields from the state (3rd) on: utime is the 14th, stime the 15th.
-    for (int i = 3; i <= 15 && in >> field; ++i) {
-        if (i == 14)
-            utime = std::stod(field);
-        if (i == 15)
-            stime = std::stod(field);
-    }
-    const double hz = static_cast<double>(::sysconf(_SC_CLK_TCK));
-    return {utime / hz, stime / hz};
-}
-
-// A cgroup v2 of the bench's own holding collectord: cpu.stat counts every
-// CPU microsecond of its threads, when they ran.
-class CpuGroup {
-public:
-    CpuGroup()
-    {
-        std::istringstream mounts(readText("/proc/self/mounts"));
-        for (std::string line; std::getline(mounts, line);) {
-            std::istringstream f(line);
-            std::string device, dir, type;
-            f >> device >> dir >> type;
-            if (type == "cgroup2" && ::access(dir.c_str(), W_OK) == 0) {
-                const std::string path = dir + "/ferry-bench-collector-push-" + std::to_string(::getpid());
-                if (::mkdir(path.c_str(), 0755) == 0)
-                    m_path = path;
-                return;
-            }
-        }
-    }
-    ~CpuGroup()
-    {
-        if (!m_path.empty())
-            for (int i = 0; i < 50 && ::rmdir(m_path.c_str()) != 0; ++i)
-                std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    CpuGroup(const CpuGroup&) = delete;
-    CpuGroup& operator=(const CpuGroup&) = delete;
-    bool add(pid_t pid) const
-    {
-        if (m_path.empty())
-            return false;
-        std::ofstream out(m_path + "/cgroup.procs");
-        out << pid << std::flush;
-        return static_cast<bool>(out);
-    }
-    // user and system seconds.
-    std::pair<double, double> cpu() const
-    {
-        std::istringstream in(readText(m_path + "/cpu.stat"));
-        double user = 0, system = 0;
-        for (std::string key, value; in >> key >> value;) {
-            if (key == "user_usec")
-                user = std::stod(value) / 1e6;
-            if (key == "system_usec")
-                system = std::stod(value) / 1e6;
-        }
-        return {user, system};
-    }
-
-private:
-    std::string m_path;
 };
 
 struct Node {
@@ -279,19 +175,6 @@ pushd::PushCycleResult push(const Settings& s, const Node& node, const std::stri
     o.secret = node.secret;
     o.ioTimeout = std::chrono::seconds(30);
     return pushd::runPushCycle(stream, spool, o);
-}
-
-std::string errorKind(const std::exception& e)
-{
-    if (dynamic_cast<const TimeoutError*>(&e) != nullptr)
-        return "timeout";
-    if (dynamic_cast<const AuthError*>(&e) != nullptr)
-        return "auth";
-    if (dynamic_cast<const ClosedError*>(&e) != nullptr)
-        return "closed";
-    if (dynamic_cast<const ProtocolError*>(&e) != nullptr)
-        return "protocol";
-    return "other";
 }
 
 // The clients' process: as the tunnel user, C threads; each node pushes
@@ -412,14 +295,6 @@ Floor measureFloor(const std::string& path, int records, int transactions)
     return {(threadCpuSeconds() - c0) * 1e3 / transactions, (monoSeconds() - w0) * 1e3 / transactions};
 }
 
-double percentile(std::vector<double> v, double p)
-{
-    if (v.empty())
-        return 0;
-    std::sort(v.begin(), v.end());
-    return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
-}
-
 Settings parseArgs(int argc, char* argv[])
 {
     Settings s;
@@ -463,7 +338,7 @@ int benchMain(const Settings& s)
             throw Error("pinning collectord and the clients apart needs two CPUs: run with --no-pin");
         pinTo(kMasterCpu);
     }
-    const CpuGroup group;
+    const CpuGroup group("collector-push", "collectord");
     TempDir dir;
     TestBus bus;
     ensureUser("ferry", "/usr/sbin/nologin");
@@ -517,8 +392,9 @@ int benchMain(const Settings& s)
                       {{"FERRY_STATE_DIR", master}}, dir / "collectord.log");
     if (!waitUntil([&] { return readFile(dir / "collectord.log").find("Accepting") != std::string::npos; }))
         throw Error("collectord did not start: " + readFile(dir / "collectord.log"));
-    const bool cgroup = group.add(collector.pid());
-    auto collectorCpu = [&] { return cgroup ? group.cpu() : procCpu(collector.pid()); };
+    group.add(collector.pid());
+    const bool cgroup = group.usable();
+    auto collectorCpu = [&] { return cgroup ? group.userSystemSeconds() : processUserSystemSeconds(collector.pid()); };
 
     int up[2], down[2];
     if (::pipe2(up, O_CLOEXEC) != 0 || ::pipe2(down, O_CLOEXEC) != 0)

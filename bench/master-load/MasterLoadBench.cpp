@@ -106,6 +106,7 @@
 #include "CollectorConnector.h"
 // pushd-core has a Manager.h too: registryd's by its path.
 #include "../../services/registryd/Manager.h"
+#include "BenchHost.h"
 #include "PushCycle.h"
 #include "ferry/AuthorizedKeysView.h"
 #include "ferry/Bus.h"
@@ -125,6 +126,7 @@
 
 using namespace ferry;
 using namespace ferry::test;
+using namespace ferry::bench;
 namespace fs = std::filesystem;
 
 namespace {
@@ -171,192 +173,6 @@ struct Settings {
     // collectord's nice relative to sshd's: units/ferry-collectord.service's
     // Nice= unless --collector-nice says otherwise.
     int collectorNice = shippedCollectorNice();
-};
-
-// Where the master and the load generator run when pinned.
-constexpr int kMasterCpu = 0;
-constexpr int kClientCpu = 1;
-
-// Pins the calling thread, and so every process it forks or execs after,
-// to one CPU.
-void pinTo(int cpu)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (::sched_setaffinity(0, sizeof set, &set) != 0)
-        throwErrno("pin the benchmark to CPU " + std::to_string(cpu));
-}
-
-// Whether a process may run on `cpu` only (false when it is gone).
-bool pinnedTo(pid_t pid, int cpu)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (::sched_getaffinity(pid, sizeof set, &set) != 0)
-        return true;
-    return CPU_COUNT(&set) == 1 && CPU_ISSET(cpu, &set);
-}
-
-double monoSeconds()
-{
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// The text of a /proc file, empty when its process has gone: reading the
-// file of a process that exited between open and read fails with ESRCH,
-// which std::ifstream turns into an exception out of underflow().
-std::string readProcFile(const std::string& path)
-{
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return {};
-    std::string text;
-    char buf[4096];
-    for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n <= 0)
-            break;
-        text.append(buf, static_cast<std::size_t>(n));
-    }
-    ::close(fd);
-    return text;
-}
-
-// utime+stime+cutime+cstime of a process, in seconds: sshd's listener reaps
-// every connection's processes (and they reap the key helper), so its
-// children's time is the whole of sshd's work once they have exited.
-double processCpuSeconds(pid_t pid, bool withChildren)
-{
-    const std::string text = readProcFile("/proc/" + std::to_string(pid) + "/stat");
-    const auto close = text.rfind(')');
-    if (close == std::string::npos)
-        return 0;
-    std::istringstream fields(text.substr(close + 2));
-    std::vector<std::string> f;
-    for (std::string s; fields >> s;)
-        f.push_back(s);
-    // Fields after the name start at 3 (state); utime is field 14.
-    if (f.size() < 15)
-        return 0;
-    const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
-    double t = std::stod(f[11]) + std::stod(f[12]);
-    if (withChildren)
-        t += std::stod(f[13]) + std::stod(f[14]);
-    return t / tick;
-}
-
-// Proportional set size of a process in KiB (0 when it is gone).
-std::uint64_t pssKiB(pid_t pid)
-{
-    std::istringstream in(readProcFile("/proc/" + std::to_string(pid) + "/smaps_rollup"));
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind("Pss:", 0) == 0)
-            return std::stoull(line.substr(4));
-    }
-    return 0;
-}
-
-std::vector<pid_t> descendants(pid_t root)
-{
-    std::map<pid_t, std::vector<pid_t>> children;
-    for (const auto& e : fs::directory_iterator("/proc")) {
-        const std::string name = e.path().filename();
-        if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0])))
-            continue;
-        const std::string text = readProcFile(e.path() / "stat");
-        const auto close = text.rfind(')');
-        if (close == std::string::npos)
-            continue;
-        std::istringstream fields(text.substr(close + 2));
-        std::string state;
-        pid_t ppid = 0;
-        fields >> state >> ppid;
-        children[ppid].push_back(static_cast<pid_t>(std::stol(name)));
-    }
-    std::vector<pid_t> out{root};
-    for (std::size_t i = 0; i < out.size(); ++i)
-        for (pid_t c : children[out[i]])
-            out.push_back(c);
-    return out;
-}
-
-// A cgroup v2 of the benchmark's own, holding some of the master's
-// processes (and, by inheritance, whatever they fork): its cpu.stat
-// usage_usec counts every CPU second of the processes in it while they run,
-// so a step's CPU is the difference at its edges, whenever a process exits
-// and whoever reaps it. Without a writable cgroup v2 hierarchy it is not
-// usable, and the steps count /proc's times instead (a process's children
-// counted when reaped, so a connection's CPU can fall into a later step).
-class CpuGroup {
-public:
-    explicit CpuGroup(const std::string& name)
-    {
-        const std::string root = cgroup2Root();
-        if (root.empty())
-            return;
-        const std::string path = root + "/ferry-bench-master-load-" + std::to_string(::getpid()) + "-" + name;
-        if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
-            return;
-        m_path = path;
-    }
-    ~CpuGroup()
-    {
-        if (m_path.empty())
-            return;
-        // Whatever is left (the processes stop before this) goes, then the
-        // group.
-        for (int i = 0; i < 50 && ::rmdir(m_path.c_str()) != 0; ++i) {
-            (void)writeControl("cgroup.kill", "1");
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
-    }
-    CpuGroup(const CpuGroup&) = delete;
-    CpuGroup& operator=(const CpuGroup&) = delete;
-
-    bool usable() const { return !m_path.empty(); }
-    // Moves pid and its descendants into the group.
-    void add(pid_t pid) const
-    {
-        if (m_path.empty())
-            return;
-        for (pid_t p : descendants(pid))
-            if (!writeControl("cgroup.procs", std::to_string(p)) && ::kill(p, 0) == 0)
-                throwErrno("move process " + std::to_string(p) + " into " + m_path);
-    }
-    double cpuSeconds() const
-    {
-        std::istringstream in(readProcFile(m_path + "/cpu.stat"));
-        for (std::string key, value; in >> key >> value;)
-            if (key == "usage_usec")
-                return std::stod(value) / 1e6;
-        return 0;
-    }
-
-private:
-    bool writeControl(const char* file, const std::string& text) const
-    {
-        const int fd = ::open((m_path + "/" + file).c_str(), O_WRONLY | O_CLOEXEC);
-        if (fd < 0)
-            return false;
-        const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-        ::close(fd);
-        return ok;
-    }
-    static std::string cgroup2Root()
-    {
-        std::istringstream mounts(readProcFile("/proc/self/mounts"));
-        for (std::string line; std::getline(mounts, line);) {
-            std::istringstream f(line);
-            std::string device, dir, type;
-            f >> device >> dir >> type;
-            if (type == "cgroup2" && ::access(dir.c_str(), W_OK) == 0)
-                return dir;
-        }
-        return {};
-    }
-    std::string m_path;
 };
 
 struct SimNode {
@@ -417,23 +233,6 @@ struct StepResult {
     std::size_t masterProcsSeen = 0;
     std::size_t misplaced = 0;
 };
-
-std::string errorKind(const std::exception& e)
-{
-    const std::string what = e.what();
-    if (dynamic_cast<const TimeoutError*>(&e) != nullptr)
-        return "timeout";
-    if (dynamic_cast<const AuthError*>(&e) != nullptr)
-        return "auth";
-    if (dynamic_cast<const ClosedError*>(&e) != nullptr)
-        return "closed";
-    if (dynamic_cast<const ProtocolError*>(&e) != nullptr)
-        return "protocol";
-    if (what.find("banner") != std::string::npos || what.find("reset") != std::string::npos ||
-        what.find("refused") != std::string::npos)
-        return "connect";
-    return "other";
-}
 
 // One client process: offers `rate` pushes/s for `seconds`, over its share
 // of the nodes, and writes one line per attempt to `out`.
@@ -567,15 +366,6 @@ void clientProcess(const Settings& s, Target target, const std::vector<SimNode>&
             break;
         off += static_cast<std::size_t>(n);
     }
-}
-
-double percentile(std::vector<double> v, double p)
-{
-    if (v.empty())
-        return 0;
-    std::sort(v.begin(), v.end());
-    const auto idx = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-    return v[std::min(idx, v.size() - 1)];
 }
 
 // The master's CPU so far: sshd's processes and the collector (collectord,
@@ -1033,11 +823,11 @@ int benchMain(const Settings& s)
     }
     // Declared first, so that they are removed after every process in them
     // has stopped.
-    const CpuGroup ferryGroup("ferry-sshd");
-    const CpuGroup certGroup("cert-sshd");
-    const CpuGroup aloneGroup("alone-sshd");
-    const CpuGroup collectorGroup("collectord");
-    const CpuGroup sinkGroup("sink");
+    const CpuGroup ferryGroup("master-load", "ferry-sshd");
+    const CpuGroup certGroup("master-load", "cert-sshd");
+    const CpuGroup aloneGroup("master-load", "alone-sshd");
+    const CpuGroup collectorGroup("master-load", "collectord");
+    const CpuGroup sinkGroup("master-load", "sink");
     TempDir dir;
     // collectord registers org.ferry.Collector1 on a (private) system bus.
     TestBus bus;
