@@ -116,7 +116,7 @@ struct PassedFds {
             ::close(fd);
     }
     std::vector<int> fds;
-    bool truncated = false; // more came than there was room for
+    bool truncated = false; // more than two came (the rest were closed)
 };
 
 // Takes 1..size bytes of the relay socket, with the descriptors that came
@@ -145,7 +145,14 @@ std::size_t takeSome(int fd, char* buf, std::size_t size, const std::string& pee
                 for (std::size_t i = 0; i < count; ++i) {
                     int passedFd = -1;
                     std::memcpy(&passedFd, CMSG_DATA(c) + i * sizeof(int), sizeof passedFd);
-                    passed.fds.push_back(passedFd);
+                    // Never more than the channel's two held per connection,
+                    // however many a peer sends over its header's bytes.
+                    if (passed.fds.size() >= 2) {
+                        ::close(passedFd);
+                        passed.truncated = true;
+                    } else {
+                        passed.fds.push_back(passedFd);
+                    }
                 }
             }
             return static_cast<std::size_t>(n);
@@ -268,7 +275,7 @@ std::optional<Collector::Relayed> Collector::relayedPeer(ferry::TcpConnection& c
     std::string wrong;
     const std::size_t expected = address->withFds ? 2 : 0;
     if (passed.truncated || passed.fds.size() != expected)
-        wrong = "came with " + std::string(passed.truncated ? "more than 8" : std::to_string(passed.fds.size())) +
+        wrong = "came with " + std::string(passed.truncated ? "more than 2" : std::to_string(passed.fds.size())) +
                 " descriptors, not " + std::to_string(expected);
     else if (address->withFds) {
         if (const auto why = unusableChannelEnd(passed.fds[0], true); !why.empty())

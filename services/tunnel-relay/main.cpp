@@ -17,9 +17,9 @@
 // the socket (the session is over), and exits: sshd stops passing the
 // node's bytes once this process has exited, and collectord watches the
 // socket, so neither outlives the other. Bounds: the wait ends after
-// kSessionLimit whatever happens (collectord's own I/O timeouts end a
-// silent session long before). Errors go to syslog and, as one line, to the
-// client's stderr.
+// kSessionLimitMs (an hour) whatever happens (collectord's own I/O timeouts
+// end a silent session long before). Errors go to syslog and, as one line,
+// to the client's stderr.
 
 #include <fcntl.h>
 #include <poll.h>

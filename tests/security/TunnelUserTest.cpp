@@ -751,6 +751,7 @@ TEST_F(TheRelaySocket, RefusesAHeaderWhoseDescriptorsAreNotTheChannelsTwoEnds)
         {"ferry-relay 2 192.0.2.61 7000\n", {}, "came with 0 descriptors, not 2"},
         {"ferry-relay 2 192.0.2.62 7000\n", {up[0]}, "came with 1 descriptors, not 2"},
         {"ferry-relay 1 192.0.2.63 7000\n", {up[0], down[1]}, "came with 2 descriptors, not 0"},
+        {"ferry-relay 2 192.0.2.67 7000\n", {up[0], down[1], up[0]}, "came with more than 2 descriptors, not 2"},
         {"ferry-relay 2 192.0.2.64 7000\n", {fileFd, down[1]}, "its channel's input is neither a pipe nor a socket"},
         {"ferry-relay 2 192.0.2.65 7000\n", {up[1], down[1]}, "its channel's input is not open for reading"},
         {"ferry-relay 2 192.0.2.66 7000\n", {up[0], down[0]}, "its channel's output is not open for writing"},
