@@ -119,6 +119,23 @@ struct PassedFds {
     bool truncated = false; // more than two came (the rest were closed)
 };
 
+// Until the relay socket has something to read (or has ended), or throws
+// TimeoutError at the deadline.
+void waitForHeader(int fd, const std::string& peer, ferry::Deadline deadline)
+{
+    for (;;) {
+        pollfd pfd{fd, POLLIN, 0};
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - ferry::Clock::now());
+        const int r = ::poll(&pfd, 1, static_cast<int>(std::clamp<long long>(left.count(), 0, 1 << 30)));
+        if (r > 0)
+            return;
+        if (r == 0)
+            throw ferry::TimeoutError("Timed out reading the relay header from " + peer);
+        if (errno != EINTR)
+            throw ferry::Error("Failed to wait for the relay header from " + peer + ": " + std::strerror(errno));
+    }
+}
+
 // Takes 1..size bytes of the relay socket, with the descriptors that came
 // with them; 0 at its end. Waits until the deadline.
 std::size_t takeSome(int fd, char* buf, std::size_t size, const std::string& peer, ferry::Deadline deadline,
@@ -163,11 +180,7 @@ std::size_t takeSome(int fd, char* buf, std::size_t size, const std::string& pee
             return 0;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             throw ferry::Error("Failed to read the relay header from " + peer + ": " + std::strerror(errno));
-        pollfd pfd{fd, POLLIN, 0};
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - ferry::Clock::now());
-        const int r = ::poll(&pfd, 1, static_cast<int>(std::clamp<long long>(left.count(), 0, 1 << 30)));
-        if (r == 0)
-            throw ferry::TimeoutError("Timed out reading the relay header from " + peer);
+        waitForHeader(fd, peer, deadline);
     }
 }
 
@@ -181,12 +194,10 @@ std::size_t takeSome(int fd, char* buf, std::size_t size, const std::string& pee
 // (arriving in pieces) byte by byte. Bounded in length and by the deadline.
 bool readRelayHeader(int fd, const std::string& peer, ferry::Deadline deadline, std::string& line, PassedFds& passed)
 {
-    ferry::FdStream raw(fd, fd, peer, false);
     char buf[ferry::kRelayHeaderMax];
     ssize_t n = ::recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
-    while (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        if (!raw.waitForInput(-1, deadline) && ferry::Clock::now() >= deadline)
-            throw ferry::TimeoutError("Timed out reading the relay header from " + peer);
+    while (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        waitForHeader(fd, peer, deadline);
         n = ::recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
     }
     if (n > 0) {

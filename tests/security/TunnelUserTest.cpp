@@ -194,6 +194,17 @@ protected:
     }
 
     std::string collectorLog() const { return readFile(m_root / "collectord.log"); }
+    // One push cycle of the spooled records over a stream that reaches
+    // collectord some way other than pushd's SSH connection.
+    pushd::PushCycleResult pushOver(ByteStream& stream)
+    {
+        Spool spool(m_nodeState + "/spool.db", {});
+        pushd::PushCycleOptions o;
+        o.nodeName = "tunnel-node";
+        o.secret = m_secret;
+        o.masterId = "127.0.0.1";
+        return pushd::runPushCycle(stream, spool, o);
+    }
 
     // OpenSSH's client with the node's key: what an attacker holding it runs.
     std::vector<std::string> sshArgs(const TestSshd& sshd, const std::string& user,
@@ -478,13 +489,8 @@ TEST_F(ATunnelLogin, TakesTheRelaySocketFromSystemdAndStoresTheAddressTheRelayNa
     ::close(fds[1]);
     ASSERT_GT(pid, 0);
     {
-        Spool spool(m_nodeState + "/spool.db", {});
-        pushd::PushCycleOptions o;
-        o.nodeName = "tunnel-node";
-        o.secret = m_secret;
-        o.masterId = "127.0.0.1";
         FdStream stream(fds[0], fds[0], "the relay", true);
-        EXPECT_NO_THROW(pushd::runPushCycle(stream, spool, o)) << readFile(m_root / "activated.log");
+        EXPECT_NO_THROW(pushOver(stream)) << readFile(m_root / "activated.log");
     }
     int status = -1;
     ::waitpid(pid, &status, 0);
@@ -625,14 +631,9 @@ TEST_F(TheRelaySocket, TakesAHeaderThatArrivesInPiecesAsOneThatArrivesWhole)
             ASSERT_EQ(::send(fd, pieces[i].data(), pieces[i].size(), MSG_NOSIGNAL),
                       static_cast<ssize_t>(pieces[i].size()));
         }
-        Spool spool(m_nodeState + "/spool.db", {});
-        pushd::PushCycleOptions o;
-        o.nodeName = "tunnel-node";
-        o.secret = m_secret;
-        o.masterId = "127.0.0.1";
         FdStream stream(fd, fd, "the relay socket", true);
         pushd::PushCycleResult r;
-        ASSERT_NO_THROW(r = pushd::runPushCycle(stream, spool, o)) << collectorLog();
+        ASSERT_NO_THROW(r = pushOver(stream)) << collectorLog();
         EXPECT_EQ(r.recordsNew, static_cast<std::uint64_t>(records));
     };
     auto fromAddress = [&] {
@@ -681,15 +682,10 @@ TEST_F(TheRelaySocket, ServesTheSessionOnTheChannelsEndsTheRelayHandsOver)
     ::close(up[0]);
     ::close(down[1]);
 
-    Spool spool(m_nodeState + "/spool.db", {});
-    pushd::PushCycleOptions o;
-    o.nodeName = "tunnel-node";
-    o.secret = m_secret;
-    o.masterId = "127.0.0.1";
     {
         FdStream channel(down[0], up[1], "the channel's pipes", true);
         pushd::PushCycleResult r;
-        ASSERT_NO_THROW(r = pushd::runPushCycle(channel, spool, o)) << collectorLog();
+        ASSERT_NO_THROW(r = pushOver(channel)) << collectorLog();
         EXPECT_EQ(r.recordsNew, 4u);
     }
     EXPECT_EQ(storedRecords(), 4u) << collectorLog();
